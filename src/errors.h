@@ -1,0 +1,40 @@
+/* errors.h: parley's error codes, shared by the core, the server and the
+ * gateway. The numbers are those of parley.v1.ErrorCode (proto/parley/v1/
+ * message.proto); errors.c checks the two agree at compile time and maps each
+ * code to a gRPC status, an HTTP status and a readable name. */
+#ifndef PARLEY_ERRORS_H
+#define PARLEY_ERRORS_H
+
+typedef enum parley_err {
+    PARLEY_OK = 0,
+    PARLEY_ERR_INTERNAL = 1,
+    PARLEY_ERR_MALFORMED = 2,
+    PARLEY_ERR_ROOM_INVALID = 3,
+    PARLEY_ERR_ROOM_NOT_FOUND = 4,
+    PARLEY_ERR_BODY_EMPTY = 5,
+    PARLEY_ERR_BODY_TOO_LONG = 6,
+    PARLEY_ERR_INVALID_UTF8 = 7,
+    PARLEY_ERR_CLIENT_MSG_ID_INVALID = 8,
+    PARLEY_ERR_MESSAGE_NOT_FOUND = 9,
+    PARLEY_ERR_MESSAGE_DELETED = 10,
+    PARLEY_ERR_PERMISSION_DENIED = 11,
+    PARLEY_ERR_UNAUTHENTICATED = 12,
+    PARLEY_ERR_RESOURCE_EXHAUSTED = 13,
+    PARLEY_ERR_BAD_CURSOR = 14,
+    PARLEY_ERR_SUBSCRIPTION_STATE = 15,
+    PARLEY_ERR_AUTHOR_INVALID = 16,
+    /* Not in the wire enum: store-level conditions. */
+    PARLEY_ERR_SCHEMA_TOO_NEW = 100,
+    PARLEY_ERR_IO = 101
+} parley_err;
+
+/* "ROOM_NOT_FOUND" and so on; never NULL. */
+const char *parley_err_name(parley_err e);
+/* A short English sentence for humans; never NULL. */
+const char *parley_err_text(parley_err e);
+/* The grpc_status_code number (INVALID_ARGUMENT = 3, ...). */
+int parley_err_grpc_status(parley_err e);
+/* The HTTP status a REST answer carries (400, 404, ...). */
+int parley_err_http_status(parley_err e);
+
+#endif

@@ -1,0 +1,115 @@
+/* store.h: the SQLite history store. Owns the database file, its schema and
+ * migrations, and every SQL statement parley runs (all prepared once at open).
+ *
+ * A store handle belongs to one thread at a time. Two handles (in two threads
+ * or processes) may write the same file: sequence numbers are assigned inside
+ * an IMMEDIATE transaction, so they stay dense and unique.
+ *
+ * Strings handed out in store_msg / store_room point into SQLite's row memory
+ * and are valid only until the callback returns (for list) or until the next
+ * call on the same handle (for the single-row calls). Copy what you keep. */
+#ifndef PARLEY_STORE_H
+#define PARLEY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "errors.h"
+
+typedef struct store store;
+
+/* Roles use the numbers of parley.v1.Role. */
+enum { STORE_ROLE_PARTICIPANT = 1, STORE_ROLE_ORGANIZER = 2 };
+
+typedef struct store_author {
+    const char *id;
+    const char *display_name;
+    int role; /* STORE_ROLE_* */
+} store_author;
+
+typedef struct store_msg {
+    const char *room;
+    uint64_t seq;
+    uint64_t rev;
+    const char *client_msg_id;
+    store_author author;
+    const char *body;
+    size_t body_len;
+    int64_t created_at_ms;
+    int64_t edited_at_ms;
+    int deleted;
+} store_msg;
+
+typedef struct store_room {
+    const char *name;
+    uint64_t head_seq;
+    uint64_t head_rev;
+} store_room;
+
+/* Limits enforced by the core (rules.c); 0 in store_opts means the default. */
+typedef struct store_opts {
+    size_t max_body_bytes; /* default 4096 */
+    int synchronous_full;  /* 1 (default when opts is NULL): fsync every commit */
+} store_opts;
+
+/* Opens (creating if needed) and migrates the database at path.
+ * PARLEY_ERR_SCHEMA_TOO_NEW if the file was written by a newer parley.
+ * On error *out is NULL and errmsg (if given, size errlen) says why. */
+parley_err store_open(const char *path, const store_opts *opts, store **out,
+                      char *errmsg, size_t errlen);
+void store_close(store *s);
+
+/* The last SQLite error text of this handle, for logs. */
+const char *store_last_error(const store *s);
+
+/* Group commit: everything between begin and commit is one transaction.
+ * Without an explicit transaction each write call commits by itself. */
+parley_err store_begin(store *s);
+parley_err store_commit(store *s);
+void store_rollback(store *s);
+
+/* Rooms. create: *created = 1 if new. get: ROOM_NOT_FOUND if absent. */
+parley_err store_room_create(store *s, const char *name, int64_t now_ms,
+                             store_room *out, int *created);
+parley_err store_room_get(store *s, const char *name, store_room *out);
+
+/* Appends a message, assigning seq and rev. If (room, author id,
+ * client_msg_id) was stored before, nothing is written, *duplicate = 1 and
+ * out is the original. Validates room, author, id and body (rules.h). */
+parley_err store_append(store *s, const char *room, const store_author *author,
+                        const char *client_msg_id, const char *body,
+                        size_t body_len, int64_t now_ms, store_msg *out,
+                        int *duplicate);
+
+parley_err store_get(store *s, const char *room, uint64_t seq, store_msg *out);
+
+/* Replaces the body and takes a new rev. PERMISSION_DENIED unless the actor
+ * is the author or an organizer; MESSAGE_DELETED for a tombstone. */
+parley_err store_edit(store *s, const char *room, uint64_t seq,
+                      const store_author *actor, const char *body,
+                      size_t body_len, int64_t now_ms, store_msg *out);
+
+/* Turns the message into a tombstone (empty body, deleted = 1) that keeps
+ * its seq and takes a new rev. Deleting a tombstone again is a no-op that
+ * returns it unchanged. */
+parley_err store_delete(store *s, const char *room, uint64_t seq,
+                        const store_author *actor, int64_t now_ms,
+                        store_msg *out);
+
+typedef enum store_dir {
+    STORE_LATEST = 0,  /* the newest `limit` messages, by seq */
+    STORE_AFTER_REV,   /* rev > cursor, ascending by rev (catch-up) */
+    STORE_BEFORE_SEQ   /* seq < cursor, the newest `limit` of them */
+} store_dir;
+
+/* Called once per message, in ascending order (by rev for AFTER_REV, by seq
+ * otherwise). Return nonzero to stop early. */
+typedef int (*store_msg_fn)(const store_msg *m, void *ud);
+
+/* Lists up to limit (1..1000) messages. *has_more tells whether more exist in
+ * the cursor's direction; room (if given) receives the head counters read in
+ * the same transaction as the page. */
+parley_err store_list(store *s, const char *room, store_dir dir,
+                      uint64_t cursor, unsigned limit, store_msg_fn fn,
+                      void *ud, store_room *room_out, int *has_more);
+
+#endif
