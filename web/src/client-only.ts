@@ -1,0 +1,19 @@
+// The headless entry (`@parley/chat/client`): the client and its building
+// blocks, with no DOM and no custom element registration.
+export { Backoff, type BackoffOptions } from "./backoff.js";
+export { type Clock, systemClock } from "./clock.js";
+export {
+  type ConnectOptions,
+  type ConnectionState,
+  type ParleyEvents,
+  type StateEvent,
+  ParleyClient,
+  connect,
+  gatewayEndpoints,
+} from "./client.js";
+export { Heartbeat, type HeartbeatOptions } from "./heartbeat.js";
+export { HistoryClient, HttpError, type FetchLike, type CatchUpResult, type ListOptions } from "./history.js";
+export { Outbox, type Pending, newClientMsgId } from "./outbox.js";
+export { RoomState, type Change, type ChangeKind } from "./room-state.js";
+export { Transport, type WebSocketConstructor, type WebSocketLike } from "./transport.js";
+export * as proto from "./protocol.js";

@@ -1,0 +1,150 @@
+// history: the gateway's REST view of stored messages. Loads the newest page
+// of a room, scrolls back by seq, and catches up on every change after a rev
+// (paging until the server has nothing more), all with the bearer token.
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import type { Message } from "./gen/parley/v1/message_pb.js";
+import {
+  type ListMessagesResponse,
+  ListMessagesResponseSchema,
+} from "./gen/parley/v1/history_pb.js";
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface HistoryOptions {
+  /** The gateway's HTTP base URL, e.g. "http://127.0.0.1:7480". */
+  baseUrl: string;
+  getToken: () => string | Promise<string>;
+  fetch?: FetchLike;
+  /** Abort a request that got no answer in this time. Default 10 000 ms. */
+  timeoutMs?: number;
+}
+
+export interface ListOptions {
+  afterRev?: bigint;
+  beforeSeq?: bigint;
+  limit?: number;
+}
+
+/** A refused or failed REST call. `code` is the parley ErrorCode name. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, detail: string) {
+    super(`HTTP ${status} ${code}${detail ? `: ${detail}` : ""}`);
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+  }
+  /** Worth retrying later: network trouble, rate limit or server side. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export interface CatchUpResult {
+  messages: Message[];
+  /** Every change up to this rev is in `messages` (or older than asked). */
+  headRev: bigint;
+}
+
+export class HistoryClient {
+  private readonly opts: HistoryOptions;
+  private readonly timeoutMs: number;
+
+  constructor(options: HistoryOptions) {
+    this.opts = options;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** GET /v1/rooms/{room}/messages with at most one cursor. */
+  async list(room: string, options: ListOptions = {}): Promise<ListMessagesResponse> {
+    const q = new URLSearchParams();
+    if (options.afterRev !== undefined) q.set("after", options.afterRev.toString());
+    if (options.beforeSeq !== undefined) q.set("before", options.beforeSeq.toString());
+    if (options.limit !== undefined) q.set("limit", String(options.limit));
+    const qs = q.toString();
+    const path = `/v1/rooms/${encodeURIComponent(room)}/messages${qs ? `?${qs}` : ""}`;
+    const json = await this.request(path);
+    return fromJson(ListMessagesResponseSchema, json, { ignoreUnknownFields: true });
+  }
+
+  /** The newest `limit` messages with the room's counters. */
+  latest(room: string, limit = 50): Promise<ListMessagesResponse> {
+    return this.list(room, { limit });
+  }
+
+  /** One page of older messages, before `beforeSeq`. */
+  older(room: string, beforeSeq: bigint, limit = 50): Promise<ListMessagesResponse> {
+    return this.list(room, { beforeSeq, limit });
+  }
+
+  /**
+   * Every message changed after `afterRev`, in rev order, following pages
+   * until the server reports no more.
+   */
+  async catchUp(room: string, afterRev: bigint, pageSize = 500): Promise<CatchUpResult> {
+    const messages: Message[] = [];
+    let cursor = afterRev;
+    for (;;) {
+      const page = await this.list(room, { afterRev: cursor, limit: pageSize });
+      messages.push(...page.messages);
+      let last = cursor;
+      for (const m of page.messages) if (m.rev > last) last = m.rev;
+      if (!page.hasMore) {
+        // The last page was read in one go: every change up to the room's
+        // head at that moment is in hand.
+        const head = page.room?.headRev ?? last;
+        return { messages, headRev: head > last ? head : last };
+      }
+      // A page claiming more but making no progress: stop, claiming only
+      // what was seen (the subscription replays the rest).
+      if (last === cursor) return { messages, headRev: last };
+      cursor = last;
+    }
+  }
+
+  private async request(path: string): Promise<JsonValue> {
+    const f = this.opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
+    if (!f) throw new Error("parley: no fetch implementation available");
+    const token = await this.opts.getToken();
+    const url = new URL(path, this.opts.baseUrl).toString();
+    const ctl = typeof AbortController === "function" ? new AbortController() : undefined;
+    const timer = ctl ? setTimeout(() => ctl.abort(), this.timeoutMs) : undefined;
+    let res: Response;
+    let text: string;
+    try {
+      res = await f(url, {
+        method: "GET",
+        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+        cache: "no-store",
+        ...(ctl ? { signal: ctl.signal } : {}),
+      });
+      // The body can stall on a dead link as well as the headers.
+      text = await res.text();
+    } catch (e) {
+      throw new HttpError(0, "NETWORK", e instanceof Error ? e.message : String(e));
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+    let body: unknown = null;
+    if (text) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = null;
+      }
+    }
+    if (!res.ok) {
+      const b = (body ?? {}) as { code?: unknown; detail?: unknown };
+      throw new HttpError(
+        res.status,
+        typeof b.code === "string" ? b.code : "HTTP_ERROR",
+        typeof b.detail === "string" ? b.detail : text.slice(0, 200),
+      );
+    }
+    if (body === null || typeof body !== "object") {
+      throw new HttpError(res.status, "MALFORMED", "response is not a JSON object");
+    }
+    return body as JsonValue;
+  }
+}

@@ -1,0 +1,122 @@
+// transport: one WebSocket to the gateway's /v1/stream speaking ClientFrame /
+// ServerFrame in the parley.v1.proto (binary) or parley.v1.json subprotocol.
+// It reports exactly one close per connection, also when the caller abandons a
+// link that is silently dead (a close handshake on such a link would never
+// complete, so the transport detaches from the socket at once).
+import type { ClientFrame, ServerFrame } from "./gen/parley/v1/stream_pb.js";
+import { SUBPROTOCOL, type WireFormat, decodeServerFrame, encodeClientFrame } from "./protocol.js";
+
+/** The subset of the WebSocket constructor the transport uses. */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly protocol: string;
+  send(data: string | ArrayBufferLike | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => unknown) | null;
+  onmessage: ((ev: { data: unknown }) => unknown) | null;
+  onclose: ((ev: { code: number; reason: string; wasClean?: boolean }) => unknown) | null;
+  onerror: ((ev: unknown) => unknown) | null;
+}
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface TransportHandlers {
+  onOpen(): void;
+  onFrame(frame: ServerFrame): void;
+  /** Called once, with the close code (the caller's own code when abandoned). */
+  onClose(code: number, reason: string): void;
+}
+
+export interface TransportOptions {
+  url: string;
+  format?: WireFormat;
+  WebSocket?: WebSocketConstructor;
+}
+
+const OPEN = 1;
+
+export class Transport {
+  readonly format: WireFormat;
+  private ws: WebSocketLike | null;
+  private readonly handlers: TransportHandlers;
+  private done = false;
+
+  constructor(options: TransportOptions, handlers: TransportHandlers) {
+    this.format = options.format ?? "proto";
+    this.handlers = handlers;
+    const Ctor =
+      options.WebSocket ?? (globalThis.WebSocket as unknown as WebSocketConstructor | undefined);
+    if (!Ctor) throw new Error("parley: no WebSocket implementation available");
+    const ws = new Ctor(options.url, SUBPROTOCOL[this.format]);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.done) return;
+      if (ws.protocol && ws.protocol !== SUBPROTOCOL[this.format]) {
+        this.abandon(1002, `server chose subprotocol ${ws.protocol}`);
+        return;
+      }
+      this.handlers.onOpen();
+    };
+    ws.onmessage = (ev) => {
+      if (this.done) return;
+      let frame: ServerFrame;
+      try {
+        frame = decodeServerFrame(ev.data);
+      } catch {
+        this.abandon(1007, "malformed server frame");
+        return;
+      }
+      this.handlers.onFrame(frame);
+    };
+    ws.onclose = (ev) => this.finish(ev.code, ev.reason);
+    // An error is always followed by a close event; nothing to do here.
+    ws.onerror = () => {};
+  }
+
+  get isOpen(): boolean {
+    return !this.done && this.ws !== null && this.ws.readyState === OPEN;
+  }
+
+  /** Sends one frame; returns false when the socket is not open. */
+  send(frame: ClientFrame): boolean {
+    if (!this.isOpen || !this.ws) return false;
+    try {
+      this.ws.send(encodeClientFrame(frame, this.format));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Closes the socket and reports the close now, without waiting for the
+   * server's half of the handshake (which a dead link never delivers).
+   */
+  abandon(code = 1000, reason = ""): void {
+    const ws = this.ws;
+    if (ws) {
+      try {
+        // Browsers only accept 1000 or 3000-4999 from scripts.
+        ws.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason);
+      } catch {
+        /* already closing */
+      }
+    }
+    this.finish(code, reason);
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    const ws = this.ws;
+    if (ws) {
+      ws.onopen = null;
+      ws.onmessage = null;
+      ws.onclose = null;
+      ws.onerror = null;
+    }
+    this.ws = null;
+    this.handlers.onClose(code, reason);
+  }
+}
