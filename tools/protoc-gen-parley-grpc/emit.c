@@ -140,7 +140,12 @@ static const char *c_package(ctx *c, const file_proto *f)
         const ProtobufCMessageUnknownField *u = &o->base.unknown_fields[i];
         if (u->tag != 1019 || u->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
             continue;
-        if (parse_pb_c_file(c, u->data, u->len, &pkg) < 0) {
+        /* protobuf-c keeps a length-delimited unknown field with its length
+         * prefix. */
+        const uint8_t *p = u->data, *end = u->data + u->len;
+        uint64_t n;
+        if (read_varint(&p, end, &n) < 0 || n != (uint64_t)(end - p) ||
+            parse_pb_c_file(c, p, (size_t)n, &pkg) < 0) {
             fail(c, text_pool_printf(c->pool,
                      "%s: cannot parse option (pb_c_file)", str_or_empty(f->name)));
             return NULL;
