@@ -1,0 +1,76 @@
+/* lg.h: the load generator's shared types: a client connection (one
+ * WebSocket plus what a protocol adapter keeps for it), the run context
+ * with its counters and latency histogram, and the adapter interface that
+ * each server protocol implements (lg_proto_parley.c, lg_proto_mqtt.c,
+ * lg_proto_nats.c, lg_proto_ws.c). The adapters report back through the
+ * lg_on_* calls that loadgen.c implements. */
+#ifndef PARLEY_BENCH_LG_H
+#define PARLEY_BENCH_LG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hist.h"
+#include "lg_ws.h"
+
+typedef struct lg_ctx lg_ctx;
+
+typedef struct lg_conn {
+    lg_ws ws;
+    lg_ctx *ctx;
+    uint32_t id;
+    uint32_t room;        /* room index */
+    uint8_t subscriber;   /* subscribes and receives */
+    uint8_t publisher;    /* publishes */
+    uint8_t ready;        /* authenticated (+ subscribed if subscriber) */
+    uint8_t pstate;       /* adapter's state machine */
+    uint64_t next_req;    /* adapter's request ids */
+    uint64_t last_rev;    /* parley: highest rev applied in its room */
+    lg_buf app;           /* adapter's byte stream (MQTT, NATS) */
+    uint64_t next_pub_at; /* rate mode: monotonic ns of the next publish */
+    uint64_t pub_seq;     /* messages this connection published */
+    uint64_t recv_count;  /* deliveries (all) */
+    uint8_t *seen;        /* reconnect mode: one bit per expected seq */
+    uint32_t seen_distinct;
+    uint32_t epoch;       /* bumps on every (re)connect */
+} lg_conn;
+
+typedef struct lg_proto {
+    const char *name;
+    const char *subprotocol; /* NULL: none offered */
+    /* URL path for a connection to room `room` (e.g. "/v1/stream"). */
+    void (*path)(const lg_ctx *x, const lg_conn *c, char *out, size_t n);
+    /* The upgrade succeeded: authenticate / CONNECT, then subscribe if the
+     * connection is a subscriber. lg_on_ready once usable. 0 or -1. */
+    int (*on_open)(lg_ctx *x, lg_conn *c);
+    /* One complete WebSocket data message. 0 or -1 (close). */
+    int (*on_message)(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
+                      size_t n);
+    /* Queue a publish of body to the connection's room. 0 or -1. */
+    int (*publish)(lg_ctx *x, lg_conn *c, const char *body, size_t n);
+    /* Whether a publish is acknowledged (lg_on_ack) by the server. */
+    int has_ack;
+    /* Whether a subscriber can resume after a drop without loss. */
+    int has_resume;
+} lg_proto;
+
+extern const lg_proto lg_proto_parley;
+extern const lg_proto lg_proto_mqtt;
+extern const lg_proto lg_proto_nats;
+extern const lg_proto lg_proto_ws;
+
+/* Room name for an index, e.g. "bench-17" (stable across adapters). */
+void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n);
+/* The bearer token a connection presents (parley); NULL if none. */
+const char *lg_token(const lg_ctx *x, const lg_conn *c);
+
+/* Adapter callbacks into the core. */
+void lg_on_ready(lg_ctx *x, lg_conn *c);
+/* A delivered message body (rev: parley's rev, 0 if the protocol has none). */
+void lg_on_deliver(lg_ctx *x, lg_conn *c, const char *body, size_t n,
+                   uint64_t rev);
+void lg_on_ack(lg_ctx *x, lg_conn *c);
+/* A non-fatal error answer (counted, reported). */
+void lg_on_error(lg_ctx *x, lg_conn *c, int code, const char *detail);
+
+#endif

@@ -1,0 +1,19 @@
+/* lg_proc.h: resource readings for the benchmark report: CPU time of other
+ * processes (/proc/PID/stat utime+stime), their memory (VmHWM, VmRSS from
+ * /proc/PID/status), and the load generator's own CPU (getrusage). */
+#ifndef PARLEY_BENCH_LG_PROC_H
+#define PARLEY_BENCH_LG_PROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* user+system CPU of pid in nanoseconds; -1 if unreadable. */
+int64_t lg_proc_cpu_ns(pid_t pid);
+/* Peak and current resident set of pid in KiB; -1 if unreadable. */
+int lg_proc_mem_kb(pid_t pid, int64_t *hwm_kb, int64_t *rss_kb);
+/* This process's own user+system CPU in nanoseconds. */
+int64_t lg_self_cpu_ns(void);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t lg_now_ns(void);
+
+#endif

@@ -1,0 +1,116 @@
+/* lg_proto_nats.c: the load generator's adapter for NATS over WebSocket, as
+ * nats-server serves it: the server greets with INFO; the client sends
+ * CONNECT, SUB <room> <sid> and PING, and is subscribed once PONG comes back
+ * (the server handles a connection's commands in order). Deliveries are
+ * MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n; publishes are
+ * PUB <room> <size>\r\n<payload>\r\n. The server's PINGs are answered. */
+#include "lg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { LGN_INFO_WAIT = 0, LGN_PONG_WAIT = 1, LGN_LIVE = 2 };
+
+static void lgn_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n) {
+    (void)x;
+    (void)c;
+    snprintf(out, n, "/");
+}
+
+static int lgn_send(lg_conn *c, const char *s, size_t n) {
+    return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
+}
+
+static int lgn_on_open(lg_ctx *x, lg_conn *c) {
+    (void)x;
+    c->pstate = LGN_INFO_WAIT;
+    c->app.len = c->app.off = 0;
+    return 0;
+}
+
+static int lgn_after_info(lg_ctx *x, lg_conn *c) {
+    char b[256], room[64];
+    lg_room_name(x, c->room, room, sizeof room);
+    int n = snprintf(b, sizeof b,
+                     "CONNECT {\"verbose\":false,\"pedantic\":false,"
+                     "\"lang\":\"c\",\"version\":\"0\",\"protocol\":1}\r\n");
+    if (c->subscriber)
+        n += snprintf(b + n, sizeof b - (size_t)n, "SUB %s 1\r\n", room);
+    n += snprintf(b + n, sizeof b - (size_t)n, "PING\r\n");
+    c->pstate = LGN_PONG_WAIT;
+    return lgn_send(c, b, (size_t)n);
+}
+
+/* Handles complete commands at p; returns bytes used or -1. */
+static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len) {
+    size_t used = 0;
+    while (used < len) {
+        const char *s = (const char *)p + used;
+        const char *eol = memmem(s, len - used, "\r\n", 2);
+        if (!eol) break;
+        size_t ll = (size_t)(eol - s);
+        if (ll >= 4 && memcmp(s, "MSG ", 4) == 0) {
+            /* size is the last token of the line */
+            const char *q = eol;
+            while (q > s && q[-1] != ' ') q--;
+            size_t sz = strtoul(q, NULL, 10);
+            size_t need = ll + 2 + sz + 2;
+            if (len - used < need) break;
+            lg_on_deliver(x, c, eol + 2, sz, 0);
+            used += need;
+            continue;
+        }
+        if (ll >= 4 && memcmp(s, "PING", 4) == 0) {
+            if (lgn_send(c, "PONG\r\n", 6)) return -1;
+        } else if (ll >= 4 && memcmp(s, "PONG", 4) == 0) {
+            if (c->pstate == LGN_PONG_WAIT) {
+                c->pstate = LGN_LIVE;
+                lg_on_ready(x, c);
+            }
+        } else if (ll >= 4 && memcmp(s, "INFO", 4) == 0) {
+            if (c->pstate == LGN_INFO_WAIT && lgn_after_info(x, c)) return -1;
+        } else if (ll >= 4 && memcmp(s, "-ERR", 4) == 0) {
+            lg_on_error(x, c, -1, "NATS -ERR");
+        }
+        used += ll + 2;
+    }
+    return (long)used;
+}
+
+static int lgn_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
+                          size_t n) {
+    (void)opcode;
+    if (c->app.len > c->app.off) {
+        if (lg_buf_append(&c->app, d, n)) return -1;
+        long u = lgn_parse(x, c, c->app.p + c->app.off, c->app.len - c->app.off);
+        if (u < 0) return -1;
+        lg_buf_consume(&c->app, (size_t)u);
+        return 0;
+    }
+    long u = lgn_parse(x, c, d, n);
+    if (u < 0) return -1;
+    if ((size_t)u < n && lg_buf_append(&c->app, d + u, n - (size_t)u)) return -1;
+    return 0;
+}
+
+static int lgn_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n) {
+    char b[4300], room[64];
+    lg_room_name(x, c->room, room, sizeof room);
+    int h = snprintf(b, sizeof b, "PUB %s %zu\r\n", room, n);
+    if ((size_t)h + n + 2 > sizeof b) return -1;
+    memcpy(b + h, body, n);
+    memcpy(b + h + n, "\r\n", 2);
+    return lgn_send(c, b, (size_t)h + n + 2);
+}
+
+const lg_proto lg_proto_nats = {
+    .name = "nats",
+    .subprotocol = NULL,
+    .path = lgn_path,
+    .on_open = lgn_on_open,
+    .on_message = lgn_on_message,
+    .publish = lgn_publish,
+    .has_ack = 0,
+    .has_resume = 0,
+};

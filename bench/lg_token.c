@@ -1,0 +1,58 @@
+/* lg_token.c: mints the parley adapter's tokens with src/auth.h. */
+#include "lg_token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef LG_NO_AUTH
+char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
+    (void)secret;
+    (void)n;
+    snprintf(errmsg, errlen, "built without the parley core (src/auth.c)");
+    return NULL;
+}
+#else
+#include "auth.h"
+#include "store.h"
+
+char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
+    auth *a = NULL;
+    parley_err e = auth_new(secret, strlen(secret), &a);
+    if (e != PARLEY_OK) {
+        snprintf(errmsg, errlen, "auth_new: %s", parley_err_name(e));
+        return NULL;
+    }
+    char **t = calloc(n, sizeof *t);
+    if (!t) {
+        auth_free(a);
+        snprintf(errmsg, errlen, "out of memory");
+        return NULL;
+    }
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        auth_identity id;
+        memset(&id, 0, sizeof id);
+        snprintf(id.id, sizeof id.id, "lg-%zu", i);
+        snprintf(id.display_name, sizeof id.display_name, "Load %zu", i);
+        id.role = STORE_ROLE_PARTICIPANT;
+        t[i] = auth_mint(a, &id, now, 3600);
+        if (!t[i]) {
+            lg_token_free(t, n);
+            auth_free(a);
+            snprintf(errmsg, errlen, "auth_mint failed");
+            return NULL;
+        }
+    }
+    auth_free(a);
+    return t;
+}
+
+#endif
+
+void lg_token_free(char **t, size_t n) {
+    if (!t) return;
+    for (size_t i = 0; i < n; i++) free(t[i]);
+    free(t);
+}
