@@ -1,0 +1,963 @@
+/* store.c: the SQLite history store. Owns the database file (WAL), its
+ * schema and migrations (PRAGMA user_version), and every SQL statement parley
+ * runs; all statements are prepared once at open and reset after each use.
+ *
+ * Writes (append, edit, delete, room create) run in one transaction: the
+ * caller's (store_begin ... store_commit, group commit), inside a SAVEPOINT so
+ * a refused write leaves the rest of the group intact, or else their own
+ * BEGIN IMMEDIATE ... COMMIT. seq and rev are read and incremented in the
+ * rooms row inside that transaction, so they stay dense across handles.
+ *
+ * Returned strings: store_list hands out pointers into SQLite's row memory,
+ * valid while the callback runs. The single-row calls (room create/get,
+ * append, get, edit, delete, and room_out of list) copy the row into one of
+ * two per-handle buffers used in turn, so it stays valid until the next call
+ * on the handle, and the caller may pass strings of the previous result back
+ * in (for example store_edit with the author of a store_get). */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "rules.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_BODY_MAX_CAP ((size_t)1 << 30)
+
+/* ---- schema ------------------------------------------------------------ */
+
+/* migrations[i] brings a database from user_version i to i + 1. Never edit
+ * a published step; add a new one. */
+static const char *const store_migrations[] = {
+    /* 0 -> 1: rooms and messages. */
+    "CREATE TABLE rooms("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  head_seq INTEGER NOT NULL DEFAULT 0,"
+    "  head_rev INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE messages("
+    "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    "  seq INTEGER NOT NULL,"
+    "  rev INTEGER NOT NULL,"
+    "  client_msg_id TEXT NOT NULL,"
+    "  author_id TEXT NOT NULL,"
+    "  author_name TEXT NOT NULL,"
+    "  author_role INTEGER NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  edited_ms INTEGER NOT NULL DEFAULT 0,"
+    "  deleted INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(room_id, seq)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX messages_rev ON messages(room_id, rev);"
+    "CREATE UNIQUE INDEX messages_client_id"
+    "  ON messages(room_id, author_id, client_msg_id);"
+    "PRAGMA user_version = 1;",
+};
+#define STORE_SCHEMA_VERSION \
+    ((int)(sizeof store_migrations / sizeof store_migrations[0]))
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Message columns, in this order, in every statement that yields a message. */
+#define MSG_COLS                                                          \
+    "seq, rev, client_msg_id, author_id, author_name, author_role, body, " \
+    "created_ms, edited_ms, deleted"
+enum {
+    COL_SEQ, COL_REV, COL_CLIENT_ID, COL_AUTHOR_ID, COL_AUTHOR_NAME,
+    COL_AUTHOR_ROLE, COL_BODY, COL_CREATED, COL_EDITED, COL_DELETED
+};
+
+enum {
+    ST_BEGIN_READ,
+    ST_BEGIN_WRITE,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_ROOM_INSERT,
+    ST_ROOM_GET,
+    ST_ROOM_BUMP_SEQ,
+    ST_ROOM_BUMP_REV,
+    ST_MSG_INSERT,
+    ST_MSG_BY_CLIENT_ID,
+    ST_MSG_GET,
+    ST_MSG_EDIT,
+    ST_MSG_DELETE,
+    ST_LIST_SEQ_RANGE,
+    ST_LIST_AFTER_REV,
+    ST__COUNT
+};
+
+static const char *const store_sql[ST__COUNT] = {
+    [ST_BEGIN_READ] = "BEGIN DEFERRED",
+    [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT store_write",
+    [ST_RELEASE] = "RELEASE store_write",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO store_write",
+    [ST_ROOM_INSERT] =
+        "INSERT INTO rooms(name, created_ms) VALUES(?1, ?2)"
+        " ON CONFLICT(name) DO NOTHING",
+    [ST_ROOM_GET] =
+        "SELECT id, name, head_seq, head_rev FROM rooms WHERE name = ?1",
+    [ST_ROOM_BUMP_SEQ] =
+        "UPDATE rooms SET head_seq = head_seq + 1, head_rev = head_rev + 1"
+        " WHERE id = ?1 RETURNING head_seq, head_rev",
+    [ST_ROOM_BUMP_REV] =
+        "UPDATE rooms SET head_rev = head_rev + 1 WHERE id = ?1"
+        " RETURNING head_rev",
+    [ST_MSG_INSERT] =
+        "INSERT INTO messages(room_id, seq, rev, client_msg_id, author_id,"
+        " author_name, author_role, body, created_ms)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING " MSG_COLS,
+    [ST_MSG_BY_CLIENT_ID] =
+        "SELECT " MSG_COLS " FROM messages"
+        " WHERE room_id = ?1 AND author_id = ?2 AND client_msg_id = ?3",
+    [ST_MSG_GET] =
+        "SELECT " MSG_COLS " FROM messages WHERE room_id = ?1 AND seq = ?2",
+    [ST_MSG_EDIT] =
+        "UPDATE messages SET body = ?3, rev = ?4, edited_ms = ?5"
+        " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
+    [ST_MSG_DELETE] =
+        "UPDATE messages SET body = '', deleted = 1, rev = ?3, edited_ms = ?4"
+        " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
+    /* seq is dense from 1, so a page by seq is a range of the primary key,
+     * read in ascending order without a sort. */
+    [ST_LIST_SEQ_RANGE] =
+        "SELECT " MSG_COLS " FROM messages"
+        " WHERE room_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
+    [ST_LIST_AFTER_REV] =
+        "SELECT " MSG_COLS " FROM messages INDEXED BY messages_rev"
+        " WHERE room_id = ?1 AND rev > ?2 ORDER BY rev LIMIT ?3",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+    size_t max_body;
+    int in_txn; /* inside store_begin ... store_commit */
+    /* Two row buffers used in turn by the single-row calls. */
+    char *buf[2];
+    size_t cap[2];
+    int cur;
+    char err[512];
+};
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static parley_err store_map_rc(int rc)
+{
+    switch (rc & 0xFF) {
+    case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE:
+        return PARLEY_OK;
+    case SQLITE_IOERR: case SQLITE_FULL: case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_BUSY:
+    case SQLITE_LOCKED: case SQLITE_READONLY: case SQLITE_PERM:
+    case SQLITE_PROTOCOL:
+        return PARLEY_ERR_IO;
+    default:
+        return PARLEY_ERR_INTERNAL;
+    }
+}
+
+/* Records SQLite's error for store_last_error and maps it. */
+static parley_err store_fail(store *s, int rc, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "%s: %s (sqlite %d)", what,
+             sqlite3_errmsg(s->db), rc);
+    parley_err e = store_map_rc(rc);
+    return e == PARLEY_OK ? PARLEY_ERR_INTERNAL : e;
+}
+
+static parley_err store_fail_msg(store *s, parley_err e, const char *msg)
+{
+    snprintf(s->err, sizeof s->err, "%s", msg);
+    return e;
+}
+
+/* Steps a statement that yields no row (or whose rows are ignored), then
+ * resets it. */
+static parley_err store_exec(store *s, int id)
+{
+    sqlite3_stmt *st = s->st[id];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_fail(s, rc, store_sql[id]);
+    return PARLEY_OK;
+}
+
+/* After the last wanted row: the statement must be finished. Resets it. */
+static parley_err store_finish(store *s, int id)
+{
+    sqlite3_stmt *st = s->st[id];
+    int rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW) rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return store_fail(s, rc, store_sql[id]);
+    return PARLEY_OK;
+}
+
+static int64_t store_u64_to_i64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static const char *store_col_text(sqlite3_stmt *st, int col, size_t *len)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    if (t == NULL) {
+        *len = 0;
+        return "";
+    }
+    return (const char *)t;
+}
+
+/* Points m into the current row of st (valid until st moves or resets). */
+static void store_row_view(sqlite3_stmt *st, const char *room, store_msg *m)
+{
+    size_t n;
+    m->room = room;
+    m->seq = (uint64_t)sqlite3_column_int64(st, COL_SEQ);
+    m->rev = (uint64_t)sqlite3_column_int64(st, COL_REV);
+    m->client_msg_id = store_col_text(st, COL_CLIENT_ID, &n);
+    m->author.id = store_col_text(st, COL_AUTHOR_ID, &n);
+    m->author.display_name = store_col_text(st, COL_AUTHOR_NAME, &n);
+    m->author.role = sqlite3_column_int(st, COL_AUTHOR_ROLE);
+    m->body = store_col_text(st, COL_BODY, &m->body_len);
+    m->created_at_ms = sqlite3_column_int64(st, COL_CREATED);
+    m->edited_at_ms = sqlite3_column_int64(st, COL_EDITED);
+    m->deleted = sqlite3_column_int(st, COL_DELETED) != 0;
+}
+
+/* Switches to the other row buffer, with room for need bytes. The buffer of
+ * the previous result is left alone, so its strings may be this call's
+ * arguments. Grows only when a row is larger than any before. */
+static char *store_buf_take(store *s, size_t need)
+{
+    int i = s->cur ^ 1;
+    if (s->cap[i] < need) {
+        size_t cap = s->cap[i] ? s->cap[i] : 1024;
+        while (cap < need) cap *= 2;
+        char *p = realloc(s->buf[i], cap);
+        if (p == NULL) return NULL;
+        s->buf[i] = p;
+        s->cap[i] = cap;
+    }
+    s->cur = i;
+    return s->buf[i];
+}
+
+static char *store_put(char **at, const char *src, size_t len)
+{
+    char *dst = *at;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    *at += len + 1;
+    return dst;
+}
+
+/* Copies the current row of st, and the room name, into a row buffer. */
+static parley_err store_row_copy(store *s, sqlite3_stmt *st, const char *room,
+                                 store_msg *m)
+{
+    store_msg v;
+    size_t lr = strlen(room), lc, la, ln;
+    store_row_view(st, room, &v);
+    lc = strlen(v.client_msg_id);
+    la = strlen(v.author.id);
+    ln = strlen(v.author.display_name);
+    char *p = store_buf_take(s, lr + lc + la + ln + v.body_len + 5);
+    if (p == NULL) return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    *m = v;
+    m->room = store_put(&p, room, lr);
+    m->client_msg_id = store_put(&p, v.client_msg_id, lc);
+    m->author.id = store_put(&p, v.author.id, la);
+    m->author.display_name = store_put(&p, v.author.display_name, ln);
+    m->body = store_put(&p, v.body, v.body_len);
+    return PARLEY_OK;
+}
+
+static parley_err store_room_copy(store *s, const char *name, uint64_t seq,
+                                  uint64_t rev, store_room *out)
+{
+    size_t len = strlen(name);
+    char *p = store_buf_take(s, len + 1);
+    if (p == NULL) return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    out->name = store_put(&p, name, len);
+    out->head_seq = seq;
+    out->head_rev = rev;
+    return PARLEY_OK;
+}
+
+/* Looks a room up by name (already validated). */
+static parley_err store_room_find(store *s, const char *name, int64_t *id,
+                                  uint64_t *head_seq, uint64_t *head_rev)
+{
+    sqlite3_stmt *st = s->st[ST_ROOM_GET];
+    int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind room");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return PARLEY_ERR_ROOM_NOT_FOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return store_fail(s, rc, "read room");
+    }
+    *id = sqlite3_column_int64(st, 0);
+    if (head_seq) *head_seq = (uint64_t)sqlite3_column_int64(st, 2);
+    if (head_rev) *head_rev = (uint64_t)sqlite3_column_int64(st, 3);
+    return store_finish(s, ST_ROOM_GET);
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+/* Starts a write: joins the caller's transaction under a savepoint, or
+ * begins an IMMEDIATE one (which takes the write lock at once, so the
+ * head counters read next cannot be stale). */
+static parley_err store_write_begin(store *s)
+{
+    return store_exec(s, s->in_txn ? ST_SAVEPOINT : ST_BEGIN_WRITE);
+}
+
+static parley_err store_write_end(store *s, parley_err e)
+{
+    if (e == PARLEY_OK) {
+        e = store_exec(s, s->in_txn ? ST_RELEASE : ST_COMMIT);
+        if (e == PARLEY_OK) return PARLEY_OK;
+    }
+    /* Undo. A failed COMMIT or an I/O error may have ended the transaction
+     * already; then there is nothing left to undo. */
+    if (sqlite3_get_autocommit(s->db)) return e;
+    char keep[sizeof s->err];
+    memcpy(keep, s->err, sizeof keep);
+    if (s->in_txn) {
+        if (store_exec(s, ST_ROLLBACK_TO) == PARLEY_OK)
+            (void)store_exec(s, ST_RELEASE);
+    } else {
+        (void)store_exec(s, ST_ROLLBACK);
+    }
+    /* The first error is the one worth reporting. */
+    memcpy(s->err, keep, sizeof keep);
+    return e;
+}
+
+parley_err store_begin(store *s)
+{
+    if (s->in_txn)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL,
+                              "store_begin: a transaction is already open");
+    parley_err e = store_exec(s, ST_BEGIN_WRITE);
+    if (e == PARLEY_OK) s->in_txn = 1;
+    return e;
+}
+
+parley_err store_commit(store *s)
+{
+    if (!s->in_txn)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL,
+                              "store_commit: no transaction is open");
+    s->in_txn = 0;
+    parley_err e = store_exec(s, ST_COMMIT);
+    if (e != PARLEY_OK && !sqlite3_get_autocommit(s->db)) {
+        char keep[sizeof s->err];
+        memcpy(keep, s->err, sizeof keep);
+        (void)store_exec(s, ST_ROLLBACK);
+        memcpy(s->err, keep, sizeof keep);
+    }
+    return e;
+}
+
+void store_rollback(store *s)
+{
+    if (!s->in_txn) return;
+    s->in_txn = 0;
+    /* An I/O error may have rolled the transaction back already. */
+    if (!sqlite3_get_autocommit(s->db)) (void)store_exec(s, ST_ROLLBACK);
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static int store_pragma_int(sqlite3 *db, const char *sql, int *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs the migrations the file lacks, in one IMMEDIATE transaction so two
+ * processes opening a new file at once do not both create the tables. */
+static parley_err store_migrate(store *s, char *errmsg, size_t errlen)
+{
+    int version = 0, rc;
+    char *msg = NULL;
+
+    rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "begin migration");
+    rc = store_pragma_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        parley_err e = store_fail(s, rc, "read user_version");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return e;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        snprintf(errmsg, errlen,
+                 "database schema version %d is newer than this parley "
+                 "supports (%d); upgrade parley",
+                 version, STORE_SCHEMA_VERSION);
+        return PARLEY_ERR_SCHEMA_TOO_NEW;
+    }
+    for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+        rc = sqlite3_exec(s->db, store_migrations[v], NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+            snprintf(errmsg, errlen, "migration %d -> %d failed: %s", v, v + 1,
+                     msg ? msg : sqlite3_errstr(rc));
+            sqlite3_free(msg);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return store_map_rc(rc) == PARLEY_ERR_IO ? PARLEY_ERR_IO
+                                                     : PARLEY_ERR_INTERNAL;
+        }
+    }
+    rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        parley_err e = store_fail(s, rc, "commit migration");
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return e;
+    }
+    return PARLEY_OK;
+}
+
+static parley_err store_setup(store *s, const char *path, const store_opts *opts,
+                              char *errmsg, size_t errlen)
+{
+    int rc, on = 0;
+    parley_err e;
+
+    rc = sqlite3_open_v2(path, &s->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                             SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(errmsg, errlen, "open %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return PARLEY_ERR_IO;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    rc = sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "busy_timeout");
+
+    /* Refuse a newer schema before changing anything in the file. */
+    int version = 0;
+    rc = store_pragma_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "read user_version");
+    if (version > STORE_SCHEMA_VERSION) {
+        snprintf(errmsg, errlen,
+                 "database schema version %d is newer than this parley "
+                 "supports (%d); upgrade parley",
+                 version, STORE_SCHEMA_VERSION);
+        return PARLEY_ERR_SCHEMA_TOO_NEW;
+    }
+
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        /* An in-memory database (tests) has no WAL; files must. */
+        if (mode == NULL ||
+            (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)) {
+            snprintf(s->err, sizeof s->err, "journal_mode is %s, not wal",
+                     mode ? mode : "?");
+            sqlite3_finalize(st);
+            return PARLEY_ERR_IO;
+        }
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
+
+    int full = opts == NULL || opts->synchronous_full != 0;
+    rc = sqlite3_exec(s->db,
+                      full ? "PRAGMA synchronous = FULL"
+                           : "PRAGMA synchronous = NORMAL",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "synchronous");
+    rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
+    rc = store_pragma_int(s->db, "PRAGMA foreign_keys", &on);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
+    if (!on) return store_fail_msg(s, PARLEY_ERR_INTERNAL,
+                                   "foreign keys are not supported");
+
+    e = store_migrate(s, errmsg, errlen);
+    if (e != PARLEY_OK) return e;
+
+    for (int i = 0; i < ST__COUNT; i++) {
+        rc = sqlite3_prepare_v3(s->db, store_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[i]);
+    }
+    s->max_body = opts && opts->max_body_bytes ? opts->max_body_bytes
+                                               : RULES_BODY_MAX_DEFAULT;
+    /* SQLite binds lengths as int; far above any sane chat message. */
+    if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
+    return PARLEY_OK;
+}
+
+parley_err store_open(const char *path, const store_opts *opts, store **out,
+                      char *errmsg, size_t errlen)
+{
+    char scratch[1];
+    if (errmsg == NULL || errlen == 0) {
+        errmsg = scratch;
+        errlen = sizeof scratch;
+    }
+    errmsg[0] = '\0';
+    *out = NULL;
+    if (path == NULL) {
+        snprintf(errmsg, errlen, "no database path");
+        return PARLEY_ERR_INTERNAL;
+    }
+    store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return PARLEY_ERR_INTERNAL;
+    }
+    parley_err e = store_setup(s, path, opts, errmsg, errlen);
+    if (e != PARLEY_OK) {
+        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
+        store_close(s);
+        return e;
+    }
+    *out = s;
+    return PARLEY_OK;
+}
+
+void store_close(store *s)
+{
+    if (s == NULL) return;
+    if (s->db) {
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
+        int rc = sqlite3_close(s->db);
+        if (rc != SQLITE_OK) {
+            /* Only a statement we failed to finalize could cause this. */
+            fprintf(stderr, "store_close: %s\n", sqlite3_errmsg(s->db));
+            sqlite3_close_v2(s->db);
+        }
+    }
+    free(s->buf[0]);
+    free(s->buf[1]);
+    free(s);
+}
+
+const char *store_last_error(const store *s)
+{
+    if (s == NULL) return "no store";
+    return s->err[0] ? s->err : "no error";
+}
+
+/* ---- rooms ------------------------------------------------------------- */
+
+parley_err store_room_create(store *s, const char *name, int64_t now_ms,
+                             store_room *out, int *created)
+{
+    parley_err e = rules_room(name);
+    int64_t id;
+    uint64_t seq = 0, rev = 0;
+    int fresh = 0;
+
+    if (e != PARLEY_OK) return e;
+    e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+
+    sqlite3_stmt *st = s->st[ST_ROOM_INSERT];
+    int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, now_ms);
+    if (rc != SQLITE_OK) e = store_fail(s, rc, "bind room insert");
+    if (e == PARLEY_OK) e = store_exec(s, ST_ROOM_INSERT);
+    if (e == PARLEY_OK) {
+        fresh = sqlite3_changes(s->db) > 0;
+        e = store_room_find(s, name, &id, &seq, &rev);
+    }
+    e = store_write_end(s, e);
+    if (e != PARLEY_OK) return e;
+    if (created) *created = fresh;
+    return out ? store_room_copy(s, name, seq, rev, out) : PARLEY_OK;
+}
+
+parley_err store_room_get(store *s, const char *name, store_room *out)
+{
+    parley_err e = rules_room(name);
+    int64_t id;
+    uint64_t seq, rev;
+
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, name, &id, &seq, &rev);
+    if (e != PARLEY_OK) return e;
+    return out ? store_room_copy(s, name, seq, rev, out) : PARLEY_OK;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+/* Reads message (room_id, seq) into the row buffer. */
+static parley_err store_msg_read(store *s, int64_t room_id, uint64_t seq,
+                                 const char *room, store_msg *out)
+{
+    sqlite3_stmt *st = s->st[ST_MSG_GET];
+    int rc = sqlite3_bind_int64(st, 1, room_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, store_u64_to_i64(seq));
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind message get");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return PARLEY_ERR_MESSAGE_NOT_FOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return store_fail(s, rc, "read message");
+    }
+    parley_err e = store_row_copy(s, st, room, out);
+    parley_err f = store_finish(s, ST_MSG_GET);
+    return e != PARLEY_OK ? e : f;
+}
+
+/* Runs a write statement with RETURNING MSG_COLS (bound already) and copies
+ * the returned row. */
+static parley_err store_msg_write(store *s, int id, const char *room,
+                                  store_msg *out)
+{
+    sqlite3_stmt *st = s->st[id];
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE)
+            return store_fail_msg(s, PARLEY_ERR_INTERNAL,
+                                  "write returned no row");
+        return store_fail(s, rc, store_sql[id]);
+    }
+    parley_err e = store_row_copy(s, st, room, out);
+    parley_err f = store_finish(s, id);
+    return e != PARLEY_OK ? e : f;
+}
+
+/* Takes the room's next rev (and next seq if seq_out is given). */
+static parley_err store_room_bump(store *s, int64_t room_id, uint64_t *seq_out,
+                                  uint64_t *rev_out)
+{
+    int id = seq_out ? ST_ROOM_BUMP_SEQ : ST_ROOM_BUMP_REV;
+    sqlite3_stmt *st = s->st[id];
+    int rc = sqlite3_bind_int64(st, 1, room_id);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind room bump");
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE)
+            return store_fail_msg(s, PARLEY_ERR_INTERNAL, "room vanished");
+        return store_fail(s, rc, store_sql[id]);
+    }
+    if (seq_out) {
+        *seq_out = (uint64_t)sqlite3_column_int64(st, 0);
+        *rev_out = (uint64_t)sqlite3_column_int64(st, 1);
+    } else {
+        *rev_out = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    return store_finish(s, id);
+}
+
+/* Looks for (room, author, client id); PARLEY_OK with a copy in out if it
+ * exists, MESSAGE_NOT_FOUND if not. */
+static parley_err store_find_client_id(store *s, int64_t room_id,
+                                       const char *room,
+                                       const store_author *author,
+                                       const char *client_msg_id,
+                                       store_msg *out)
+{
+    sqlite3_stmt *st = s->st[ST_MSG_BY_CLIENT_ID];
+    int rc = sqlite3_bind_int64(st, 1, room_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, author->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 3, client_msg_id, -1, SQLITE_STATIC);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind client id");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return PARLEY_ERR_MESSAGE_NOT_FOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return store_fail(s, rc, "read client id");
+    }
+    parley_err e = store_row_copy(s, st, room, out);
+    parley_err f = store_finish(s, ST_MSG_BY_CLIENT_ID);
+    return e != PARLEY_OK ? e : f;
+}
+
+parley_err store_append(store *s, const char *room, const store_author *author,
+                        const char *client_msg_id, const char *body,
+                        size_t body_len, int64_t now_ms, store_msg *out,
+                        int *duplicate)
+{
+    parley_err e;
+    int64_t room_id;
+    uint64_t seq, rev;
+    store_msg scratch;
+
+    if (out == NULL) out = &scratch;
+    if (duplicate) *duplicate = 0;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_author(author)) != PARLEY_OK) return e;
+    if ((e = rules_client_msg_id(client_msg_id)) != PARLEY_OK) return e;
+    if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
+
+    if ((e = store_write_begin(s)) != PARLEY_OK) return e;
+    e = store_room_find(s, room, &room_id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        e = store_find_client_id(s, room_id, room, author, client_msg_id, out);
+        if (e == PARLEY_OK) {
+            if (duplicate) *duplicate = 1;
+            return store_write_end(s, PARLEY_OK);
+        }
+        if (e == PARLEY_ERR_MESSAGE_NOT_FOUND) e = PARLEY_OK;
+    }
+    if (e == PARLEY_OK) e = store_room_bump(s, room_id, &seq, &rev);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *st = s->st[ST_MSG_INSERT];
+        int rc = sqlite3_bind_int64(st, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)rev);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 4, client_msg_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 5, author->id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 6, author->display_name, -1,
+                                   SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 7, author->role);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 8, body, (int)body_len, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 9, now_ms);
+        if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message insert");
+        else e = store_msg_write(s, ST_MSG_INSERT, room, out);
+    }
+    return store_write_end(s, e);
+}
+
+parley_err store_get(store *s, const char *room, uint64_t seq, store_msg *out)
+{
+    parley_err e = rules_room(room);
+    int64_t room_id;
+
+    if (e != PARLEY_OK) return e;
+    /* Rooms are never removed, so the two reads need no common snapshot. */
+    e = store_room_find(s, room, &room_id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    return store_msg_read(s, room_id, seq, room, out);
+}
+
+/* Shared start of edit and delete: the room, the message, the permission.
+ * The message is left in out. */
+static parley_err store_modify_check(store *s, const char *room, uint64_t seq,
+                                     const store_author *actor,
+                                     int64_t *room_id, store_msg *out)
+{
+    parley_err e = store_room_find(s, room, room_id, NULL, NULL);
+    if (e == PARLEY_OK) e = store_msg_read(s, *room_id, seq, room, out);
+    if (e == PARLEY_OK) e = rules_may_modify(actor, out->author.id);
+    return e;
+}
+
+parley_err store_edit(store *s, const char *room, uint64_t seq,
+                      const store_author *actor, const char *body,
+                      size_t body_len, int64_t now_ms, store_msg *out)
+{
+    parley_err e;
+    int64_t room_id;
+    uint64_t rev;
+    store_msg scratch, cur;
+
+    if (out == NULL) out = &scratch;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_author(actor)) != PARLEY_OK) return e;
+    if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
+    /* The arguments may point into the previous result's buffer; the reads
+     * below fill the other one, so they stay valid until the write. */
+    if ((e = store_write_begin(s)) != PARLEY_OK) return e;
+    e = store_modify_check(s, room, seq, actor, &room_id, &cur);
+    if (e == PARLEY_OK && cur.deleted) e = PARLEY_ERR_MESSAGE_DELETED;
+    if (e == PARLEY_OK) e = store_room_bump(s, room_id, NULL, &rev);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *st = s->st[ST_MSG_EDIT];
+        int rc = sqlite3_bind_int64(st, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)cur.seq);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 3, body, (int)body_len, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 4, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 5, now_ms);
+        if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message edit");
+        /* cur (the read) is in one buffer; the write's copy goes to the
+         * other, which the caller's arguments may live in: they have been
+         * consumed by the first step before the copy is made. */
+        else e = store_msg_write(s, ST_MSG_EDIT, cur.room, out);
+    }
+    return store_write_end(s, e);
+}
+
+parley_err store_delete(store *s, const char *room, uint64_t seq,
+                        const store_author *actor, int64_t now_ms,
+                        store_msg *out)
+{
+    parley_err e;
+    int64_t room_id;
+    uint64_t rev;
+    store_msg scratch;
+
+    if (out == NULL) out = &scratch;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_author(actor)) != PARLEY_OK) return e;
+    if ((e = store_write_begin(s)) != PARLEY_OK) return e;
+    e = store_modify_check(s, room, seq, actor, &room_id, out);
+    if (e == PARLEY_OK && out->deleted) {
+        /* Already a tombstone: unchanged, no new rev. */
+        return store_write_end(s, PARLEY_OK);
+    }
+    if (e == PARLEY_OK) e = store_room_bump(s, room_id, NULL, &rev);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *st = s->st[ST_MSG_DELETE];
+        int rc = sqlite3_bind_int64(st, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)out->seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 4, now_ms);
+        if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message delete");
+        else e = store_msg_write(s, ST_MSG_DELETE, out->room, out);
+    }
+    return store_write_end(s, e);
+}
+
+/* ---- list -------------------------------------------------------------- */
+
+/* Runs the bound page statement, calling fn per row. For AFTER_REV it was
+ * bound with limit + 1 rows so the extra one tells has_more. */
+static parley_err store_list_rows(store *s, int id, const char *room,
+                                  unsigned limit, store_msg_fn fn, void *ud,
+                                  int *more_rows)
+{
+    sqlite3_stmt *st = s->st[id];
+    unsigned n = 0;
+    int rc;
+    store_msg m;
+
+    *more_rows = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *more_rows = 1;
+            break;
+        }
+        n++;
+        store_row_view(st, room, &m);
+        if (fn && fn(&m, ud) != 0) {
+            /* Stopped early: is there anything after this row? */
+            rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) *more_rows = 1;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, rc, store_sql[id]);
+    return PARLEY_OK;
+}
+
+parley_err store_list(store *s, const char *room, store_dir dir,
+                      uint64_t cursor, unsigned limit, store_msg_fn fn,
+                      void *ud, store_room *room_out, int *has_more)
+{
+    parley_err e = rules_room(room);
+    int64_t room_id;
+    uint64_t head_seq = 0, head_rev = 0;
+    int own, more = 0, rc, id;
+    sqlite3_stmt *st;
+
+    if (has_more) *has_more = 0;
+    if (e != PARLEY_OK) return e;
+    if (limit == 0) limit = RULES_LIST_LIMIT_DEFAULT;
+    if (limit > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
+    if (dir != STORE_LATEST && dir != STORE_AFTER_REV && dir != STORE_BEFORE_SEQ)
+        return PARLEY_ERR_BAD_CURSOR;
+
+    /* One read transaction for the heads and the page (unless the caller's
+     * write transaction is open, which is just as consistent). */
+    own = sqlite3_get_autocommit(s->db);
+    if (own && (e = store_exec(s, ST_BEGIN_READ)) != PARLEY_OK) return e;
+
+    e = store_room_find(s, room, &room_id, &head_seq, &head_rev);
+    if (e != PARLEY_OK) goto done;
+
+    if (dir == STORE_AFTER_REV) {
+        id = ST_LIST_AFTER_REV;
+        st = s->st[id];
+        rc = sqlite3_bind_int64(st, 1, room_id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 2, store_u64_to_i64(cursor));
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
+        if (rc != SQLITE_OK) {
+            e = store_fail(s, rc, "bind list");
+            goto done;
+        }
+        e = store_list_rows(s, id, room, limit, fn, ud, &more);
+    } else {
+        /* seq is dense 1..head_seq: the page is [lo, hi]. */
+        uint64_t hi = head_seq, lo;
+        if (dir == STORE_BEFORE_SEQ) {
+            if (cursor == 0) hi = 0;
+            else if (cursor - 1 < hi) hi = cursor - 1;
+        }
+        lo = hi > limit ? hi - limit + 1 : 1;
+        more = hi > 0 && lo > 1;
+        if (hi > 0) {
+            int more_rows;
+            id = ST_LIST_SEQ_RANGE;
+            st = s->st[id];
+            rc = sqlite3_bind_int64(st, 1, room_id);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)lo);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)hi);
+            if (rc != SQLITE_OK) {
+                e = store_fail(s, rc, "bind list");
+                goto done;
+            }
+            e = store_list_rows(s, id, room, limit, fn, ud, &more_rows);
+        }
+    }
+
+done:
+    if (own) {
+        /* Ends the read transaction; on success COMMIT, else ROLLBACK. */
+        parley_err f = store_exec(s, e == PARLEY_OK ? ST_COMMIT : ST_ROLLBACK);
+        if (e == PARLEY_OK) e = f;
+    }
+    if (e != PARLEY_OK) return e;
+    if (has_more) *has_more = more;
+    if (room_out) return store_room_copy(s, room, head_seq, head_rev, room_out);
+    return PARLEY_OK;
+}
