@@ -1,0 +1,143 @@
+import { create } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { type Message, MessageSchema } from "../src/protocol.js";
+import { RoomState } from "../src/room-state.js";
+
+function msg(seq: number, rev: number, body = `m${seq}`, deleted = false): Message {
+  return create(MessageSchema, {
+    room: "lobby",
+    seq: BigInt(seq),
+    rev: BigInt(rev),
+    body: deleted ? "" : body,
+    deleted,
+    clientMsgId: `c${seq}`,
+    author: { id: "u1", displayName: "U1" },
+  });
+}
+
+const view = (s: RoomState) => s.messages().map((m) => `${m.seq}:${m.rev}:${m.deleted ? "x" : m.body}`);
+
+describe("room state", () => {
+  it("orders messages by seq whatever order they arrive in", () => {
+    const s = new RoomState("lobby");
+    for (const seq of [5, 1, 3, 2, 4]) s.apply(msg(seq, seq));
+    expect(s.messages().map((m) => Number(m.seq))).toEqual([1, 2, 3, 4, 5]);
+    expect(s.successor(3n)).toBe(4n);
+    expect(s.successor(5n)).toBeNull();
+  });
+
+  it("ignores a rev it already applied: no duplicates", () => {
+    const s = new RoomState("lobby");
+    expect(s.apply(msg(1, 1))?.kind).toBe("created");
+    expect(s.apply(msg(1, 1))).toBeNull();
+    expect(s.apply(msg(2, 2))?.kind).toBe("created");
+    expect(s.apply(msg(2, 2))).toBeNull();
+    expect(s.size).toBe(2);
+  });
+
+  it("applies edits and deletes by rev, never rolling back", () => {
+    const s = new RoomState("lobby");
+    s.apply(msg(1, 1, "hello"));
+    const e = s.apply(msg(1, 3, "hello, edited"));
+    expect(e?.kind).toBe("edited");
+    expect(e?.previous?.body).toBe("hello");
+    // A stale copy (the original creation replayed late) changes nothing.
+    expect(s.apply(msg(1, 1, "hello"))).toBeNull();
+    expect(s.get(1n)?.body).toBe("hello, edited");
+    const d = s.apply(msg(1, 4, "", true));
+    expect(d?.kind).toBe("deleted");
+    expect(s.get(1n)?.deleted).toBe(true);
+    expect(s.apply(msg(1, 3, "hello, edited"))).toBeNull();
+    expect(s.get(1n)?.deleted).toBe(true);
+    expect(s.highestRev).toBe(4n);
+  });
+
+  it("converges: any order, with repeats, gives the same room as watching live", () => {
+    // A change log: creations, edits and deletions, each with its rev.
+    const log: Message[] = [];
+    let rev = 0;
+    const bodies = new Map<number, Message>();
+    let rnd = 12345;
+    const rand = (n: number) => {
+      rnd = (rnd * 1103515245 + 12345) & 0x7fffffff;
+      return rnd % n;
+    };
+    for (let seq = 1; seq <= 40; seq++) {
+      const m = msg(seq, ++rev);
+      log.push(m);
+      bodies.set(seq, m);
+      if (seq > 3 && rand(3) === 0) {
+        const target = 1 + rand(seq);
+        const old = bodies.get(target) as Message;
+        const changed = rand(2) === 0 ? msg(target, ++rev, `${old.body}!`) : msg(target, ++rev, "", true);
+        if (!old.deleted) {
+          log.push(changed);
+          bodies.set(target, changed);
+        } else rev--;
+      }
+    }
+    const live = new RoomState("lobby");
+    for (const m of log) live.applyStream(m);
+    expect(live.syncedRev).toBe(BigInt(rev));
+
+    for (let trial = 0; trial < 50; trial++) {
+      const shuffled = [...log, ...log.slice(0, rand(log.length))];
+      for (let i = shuffled.length - 1; i > 0; i--) {
+        const j = rand(i + 1);
+        [shuffled[i], shuffled[j]] = [shuffled[j] as Message, shuffled[i] as Message];
+      }
+      const s = new RoomState("lobby");
+      for (const m of shuffled) s.apply(m);
+      expect(view(s)).toEqual(view(live));
+    }
+  });
+
+  it("catch-up after a rev (current states only) converges to the live view", () => {
+    const live = new RoomState("lobby");
+    const cut = new RoomState("lobby");
+    const changes = [msg(1, 1), msg(2, 2), msg(3, 3), msg(2, 4, "two!"), msg(4, 5), msg(1, 6, "", true)];
+    for (const m of changes) live.applyStream(m);
+    for (const m of changes.slice(0, 3)) cut.applyStream(m);
+    expect(cut.syncedRev).toBe(3n);
+    // The store answers "rev > 3" with each changed message in its current state.
+    const current = new Map<bigint, Message>();
+    for (const m of changes) current.set(m.seq, m);
+    const after = [...current.values()].filter((m) => m.rev > cut.syncedRev).sort((a, b) => Number(a.rev - b.rev));
+    cut.applyAll(after);
+    cut.markSynced(6n);
+    expect(view(cut)).toEqual(view(live));
+  });
+
+  it("advances syncedRev only through complete sources, not through an ack", () => {
+    const s = new RoomState("lobby");
+    s.loadLatest([msg(1, 1), msg(2, 2)], 2n, false);
+    expect(s.syncedRev).toBe(2n);
+    // Our own message acked with rev 5: revs 3 and 4 are still unseen.
+    s.apply(msg(5, 5));
+    expect(s.syncedRev).toBe(2n);
+    expect(s.highestRev).toBe(5n);
+    s.applyStream(msg(3, 3));
+    expect(s.syncedRev).toBe(3n);
+  });
+
+  it("loads the newest page, then older pages, and ignores edits of messages before the window", () => {
+    const s = new RoomState("lobby");
+    expect(s.loaded).toBe(false);
+    s.loadLatest([msg(8, 8), msg(9, 9), msg(10, 10)], 12n, true);
+    expect(s.loaded).toBe(true);
+    expect(s.hasOlder).toBe(true);
+    expect(s.oldestSeq()).toBe(8n);
+    expect(s.apply(msg(2, 13, "old, edited"))).toBeNull();
+    expect(s.size).toBe(3);
+    s.loadOlder([msg(1, 1), msg(2, 13, "old, edited"), msg(3, 3), msg(4, 4), msg(5, 5), msg(6, 6), msg(7, 7)], false);
+    expect(s.hasOlder).toBe(false);
+    expect(s.messages().map((m) => Number(m.seq))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(s.get(2n)?.body).toBe("old, edited");
+  });
+
+  it("an empty room's first page covers everything from seq 1", () => {
+    const s = new RoomState("lobby");
+    s.loadLatest([], 0n, false);
+    expect(s.apply(msg(1, 1))?.kind).toBe("created");
+  });
+});
