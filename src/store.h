@@ -5,9 +5,12 @@
  * or processes) may write the same file: sequence numbers are assigned inside
  * an IMMEDIATE transaction, so they stay dense and unique.
  *
- * Strings handed out in store_msg / store_room point into SQLite's row memory
- * and are valid only until the callback returns (for list) or until the next
- * call on the same handle (for the single-row calls). Copy what you keep. */
+ * Strings handed out in store_msg / store_room are valid only until the
+ * callback returns (for list: they point into SQLite's row memory) or until
+ * the next call on the same handle (for the single-row calls and list's room:
+ * a copy in a per-handle buffer, so they may be passed back as arguments of
+ * that next call). Copy what you keep. A list callback must not call into
+ * the same handle. */
 #ifndef PARLEY_STORE_H
 #define PARLEY_STORE_H
 
@@ -102,7 +105,8 @@ typedef enum store_dir {
 } store_dir;
 
 /* Called once per message, in ascending order (by rev for AFTER_REV, by seq
- * otherwise). Return nonzero to stop early. */
+ * otherwise). Return nonzero to stop early; for AFTER_REV, has_more then
+ * tells whether messages after the last one delivered exist. */
 typedef int (*store_msg_fn)(const store_msg *m, void *ud);
 
 /* Lists up to limit (1..1000) messages. *has_more tells whether more exist in

@@ -480,6 +480,128 @@ static void test_list_cursors(void)
     store_close(s);
 }
 
+/* ---- one snapshot per page --------------------------------------------- */
+
+typedef struct intruder {
+    store *other; /* a second handle on the same file */
+    unsigned n;
+    parley_err e;
+} intruder;
+
+/* While handle A pages, handle B commits a new message and an edit. */
+static int intrude(const store_msg *m, void *ud)
+{
+    intruder *x = ud;
+    (void)m;
+    if (x->n++ == 0) {
+        x->e = post(x->other, "r", &BOB, "late", "written mid-page", NULL, NULL);
+        if (x->e == PARLEY_OK)
+            x->e = store_edit(x->other, "r", 5, &ORG, "edited mid-page", 15, 9,
+                              NULL);
+    }
+    return 0;
+}
+
+typedef struct pacer {
+    const char *path;
+    volatile int done;
+    parley_err e;
+} pacer;
+
+static void *pacer_main(void *arg)
+{
+    pacer *p = arg;
+    char id[32];
+    store *s = open_at(p->path, NULL);
+    if (s == NULL) {
+        p->e = PARLEY_ERR_IO;
+        p->done = 1;
+        return NULL;
+    }
+    for (int i = 0; i < 200 && p->e == PARLEY_OK; i++) {
+        snprintf(id, sizeof id, "w%d", i);
+        p->e = post(s, "r", &BOB, id, id, NULL, NULL);
+        if (p->e == PARLEY_OK && i % 3 == 0)
+            p->e = store_edit(s, "r", (uint64_t)i / 2 + 1, &ORG, "re", 2, i, NULL);
+    }
+    store_close(s);
+    __atomic_store_n(&p->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+typedef struct revcheck {
+    uint64_t max_rev;
+    unsigned n;
+} revcheck;
+
+static int revcheck_fn(const store_msg *m, void *ud)
+{
+    revcheck *c = ud;
+    if (m->rev > c->max_rev) c->max_rev = m->rev;
+    c->n++;
+    return 0;
+}
+
+static void test_list_snapshot(void)
+{
+    char path[4200];
+    store_room r;
+    int more = -1;
+    intruder x = {0};
+    store *s = fresh(path, sizeof path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL_FATAL(post_n(s, "r", "s", 6), 0);
+    x.other = open_at(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x.other);
+
+    /* The page and the heads come from the snapshot the list started in. */
+    CU_ASSERT_EQUAL(store_list(s, "r", STORE_AFTER_REV, 0, 3, intrude, &x, &r,
+                               &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(x.e, PARLEY_OK);
+    CU_ASSERT_EQUAL(x.n, 3);
+    CU_ASSERT_EQUAL(r.head_seq, 6);
+    CU_ASSERT_EQUAL(r.head_rev, 6);
+    CU_ASSERT_EQUAL(more, 1);
+
+    x.n = 1; /* no more intrusions */
+    CU_ASSERT_EQUAL(store_list(s, "r", STORE_AFTER_REV, 3, 10, intrude, &x, &r,
+                               &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(x.n, 1 + 4); /* 4, 6, 7 (new), 5 (edited) */
+    CU_ASSERT_EQUAL(r.head_seq, 7);
+    CU_ASSERT_EQUAL(r.head_rev, 8);
+    CU_ASSERT_EQUAL(more, 0);
+    store_close(x.other);
+
+    /* While another handle writes, every catch-up page agrees with the heads
+     * it comes with: nothing newer than head_rev, and a final page ends
+     * exactly at head_rev. */
+    pacer p = {.path = path};
+    pthread_t t;
+    unsigned checks = 0, bad = 0;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, pacer_main, &p), 0);
+    while (!__atomic_load_n(&p.done, __ATOMIC_SEQ_CST) && checks < 100000) {
+        store_room h;
+        revcheck c = {0, 0};
+        uint64_t from = r.head_rev > 4 ? r.head_rev - 4 : 0;
+        if (store_list(s, "r", STORE_AFTER_REV, from, 1000, revcheck_fn, &c, &h,
+                       &more) != PARLEY_OK) {
+            bad++;
+            break;
+        }
+        if (c.max_rev > h.head_rev || (!more && c.n && c.max_rev != h.head_rev))
+            bad++;
+        r = h;
+        checks++;
+    }
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(p.e, PARLEY_OK);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(checks > 0);
+    store_close(s);
+}
+
 /* ---- catch-up convergence ---------------------------------------------- */
 
 #define MAXSEQ 64
@@ -1167,6 +1289,7 @@ int main(void)
         !CU_add_test(s, "idempotent append", test_idempotency) ||
         !CU_add_test(s, "list: LATEST, BEFORE_SEQ, AFTER_REV, has_more",
                      test_list_cursors) ||
+        !CU_add_test(s, "list reads one snapshot", test_list_snapshot) ||
         !CU_add_test(s, "catch-up converges with the live view",
                      test_catch_up_converges) ||
         !CU_add_test(s, "edit/delete permissions and tombstones",
