@@ -1,0 +1,411 @@
+/* loadgen_grpc.c (loadgen-grpc): the gRPC side of the benchmark, on the grpc
+ * C core (one channel, one completion queue, C calls kept in flight):
+ *   list     History.ListMessages of `limit` messages before a random seq of
+ *            the history room: requests/s and latency percentiles;
+ *   publish  Stream.Publish from C concurrent publishers (one author each),
+ *            every answer an ack after commit: acked publishes/s;
+ *   sqlite   the same page read straight from the database file through the
+ *            store API (src/store.h store_list), one thread: the limit.
+ * Method paths come from the generated tables (gen/parley/v1/history.grpc.h, stream.grpc.h).
+ * Prints one JSON object on stdout. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "hist.h"
+#include "lg_proc.h"
+#include "lg_token.h"
+#include "parley/v1/history.grpc.h"
+#include "parley/v1/history.pb-c.h"
+#include "parley/v1/stream.grpc.h"
+#include "parley/v1/stream.pb-c.h"
+#include "store.h"
+
+enum { LGG_LIST, LGG_PUBLISH, LGG_SQLITE };
+
+typedef struct lgg_slot {
+    int idx;
+    grpc_call *call;
+    grpc_metadata md;
+    grpc_metadata_array initial_md, trailing_md;
+    grpc_byte_buffer *req, *resp;
+    grpc_status_code status;
+    grpc_slice details;
+    uint64_t t0;
+    uint64_t n;
+} lgg_slot;
+
+typedef struct lgg {
+    int mode;
+    const char *target, *room, *db;
+    unsigned limit, conc;
+    double duration;
+    size_t body_size;
+    uint64_t head_seq;
+    grpc_channel *ch;
+    grpc_completion_queue *cq;
+    grpc_slice method;
+    char **tokens;
+    size_t n_tokens;
+    hist *lat;
+    uint64_t ok, failed, dup, bad, rows;
+    int last_status;
+    char last_detail[160];
+    pid_t pids[8];
+    int n_pids;
+    uint64_t rng;
+} lgg;
+
+static uint64_t lgg_rand(lgg *g) {
+    g->rng ^= g->rng << 13;
+    g->rng ^= g->rng >> 7;
+    g->rng ^= g->rng << 17;
+    return g->rng;
+}
+
+static uint64_t lgg_cursor(lgg *g) {
+    /* before_seq in [limit+1, head_seq+1]: a full page anywhere in the room */
+    uint64_t lo = g->limit + 1, hi = g->head_seq + 1;
+    if (hi <= lo) return hi;
+    return lo + lgg_rand(g) % (hi - lo + 1);
+}
+
+static grpc_byte_buffer *lgg_pack_list(lgg *g) {
+    Parley__V1__ListMessagesRequest r = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    r.room = (char *)g->room;
+    r.limit = g->limit;
+    r.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_BEFORE_SEQ;
+    r.before_seq = lgg_cursor(g);
+    uint8_t buf[512];
+    size_t n = parley__v1__list_messages_request__pack(&r, buf);
+    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, n);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+static grpc_byte_buffer *lgg_pack_publish(lgg *g, lgg_slot *s) {
+    char cid[64], body[4096];
+    snprintf(cid, sizeof cid, "g%d-%" PRIu64, s->idx, s->n);
+    size_t n = (size_t)snprintf(body, sizeof body, "lg %" PRIu64 " %d %" PRIu64 " ",
+                                lg_now_ns(), s->idx, s->n);
+    while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
+    body[n] = 0;
+    Parley__V1__PublishRequest r = PARLEY__V1__PUBLISH_REQUEST__INIT;
+    r.room = (char *)g->room;
+    r.client_msg_id = cid;
+    r.body = body;
+    uint8_t buf[4400];
+    size_t len = parley__v1__publish_request__pack(&r, buf);
+    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)buf, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    return bb;
+}
+
+static int lgg_start(lgg *g, lgg_slot *s) {
+    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                   gpr_time_from_seconds(30, GPR_TIMESPAN));
+    s->call = grpc_channel_create_call(g->ch, NULL, GRPC_PROPAGATE_DEFAULTS, g->cq,
+                                       g->method, NULL, dl, NULL);
+    if (!s->call) return -1;
+    s->req = g->mode == LGG_LIST ? lgg_pack_list(g) : lgg_pack_publish(g, s);
+    s->resp = NULL;
+    grpc_metadata_array_init(&s->initial_md);
+    grpc_metadata_array_init(&s->trailing_md);
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &s->md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = s->req;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &s->resp;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &s->trailing_md;
+    ops[5].data.recv_status_on_client.status = &s->status;
+    ops[5].data.recv_status_on_client.status_details = &s->details;
+    s->t0 = lg_now_ns();
+    if (grpc_call_start_batch(s->call, ops, 6, s, NULL) != GRPC_CALL_OK) {
+        grpc_call_unref(s->call);
+        grpc_byte_buffer_destroy(s->req);
+        return -1;
+    }
+    return 0;
+}
+
+static void lgg_finish(lgg *g, lgg_slot *s, int success) {
+    uint64_t now = lg_now_ns();
+    if (success && s->status == GRPC_STATUS_OK && s->resp) {
+        grpc_byte_buffer_reader r;
+        grpc_byte_buffer_reader_init(&r, s->resp);
+        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
+        grpc_byte_buffer_reader_destroy(&r);
+        const uint8_t *p = GRPC_SLICE_START_PTR(all);
+        size_t n = GRPC_SLICE_LENGTH(all);
+        int good = 0;
+        if (g->mode == LGG_LIST) {
+            Parley__V1__ListMessagesResponse *m =
+                parley__v1__list_messages_response__unpack(NULL, n, p);
+            if (m) {
+                good = m->n_messages == g->limit || g->head_seq < g->limit;
+                g->rows += m->n_messages;
+                parley__v1__list_messages_response__free_unpacked(m, NULL);
+            }
+        } else {
+            Parley__V1__PublishResponse *m =
+                parley__v1__publish_response__unpack(NULL, n, p);
+            if (m) {
+                good = m->message && m->message->seq > 0;
+                if (m->duplicate) g->dup++;
+                parley__v1__publish_response__free_unpacked(m, NULL);
+            }
+        }
+        grpc_slice_unref(all);
+        if (good) {
+            g->ok++;
+            hist_record(g->lat, now - s->t0);
+        } else {
+            g->bad++;
+        }
+    } else {
+        g->failed++;
+        g->last_status = success ? (int)s->status : -1;
+        char *d = grpc_slice_to_c_string(s->details);
+        snprintf(g->last_detail, sizeof g->last_detail, "%s", d ? d : "");
+        gpr_free(d);
+    }
+    s->n++;
+    if (s->resp) grpc_byte_buffer_destroy(s->resp);
+    grpc_byte_buffer_destroy(s->req);
+    grpc_metadata_array_destroy(&s->initial_md);
+    grpc_metadata_array_destroy(&s->trailing_md);
+    grpc_slice_unref(s->details);
+    grpc_call_unref(s->call);
+    s->call = NULL;
+}
+
+static int lgg_room_head(lgg *g) {
+    store *st = NULL;
+    char err[200];
+    parley_err e = store_open(g->db, NULL, &st, err, sizeof err);
+    if (e != PARLEY_OK) {
+        fprintf(stderr, "loadgen-grpc: open %s: %s\n", g->db, err);
+        return -1;
+    }
+    store_room r;
+    e = store_room_get(st, g->room, &r);
+    if (e == PARLEY_OK) g->head_seq = r.head_seq;
+    store_close(st);
+    return e == PARLEY_OK ? 0 : -1;
+}
+
+static int lgg_count_row(const store_msg *m, void *ud) {
+    (void)m;
+    (*(uint64_t *)ud)++;
+    return 0;
+}
+
+static int lgg_run_sqlite(lgg *g) {
+    store *st = NULL;
+    char err[200];
+    if (store_open(g->db, NULL, &st, err, sizeof err) != PARLEY_OK) {
+        fprintf(stderr, "loadgen-grpc: open %s: %s\n", g->db, err);
+        return -1;
+    }
+    uint64_t end = lg_now_ns() + (uint64_t)(g->duration * 1e9);
+    while (lg_now_ns() < end) {
+        uint64_t rows = 0, t0 = lg_now_ns();
+        int more = 0;
+        parley_err e = store_list(st, g->room, STORE_BEFORE_SEQ, lgg_cursor(g),
+                                  g->limit, lgg_count_row, &rows, NULL, &more);
+        if (e != PARLEY_OK || rows != g->limit) {
+            g->bad++;
+            continue;
+        }
+        hist_record(g->lat, lg_now_ns() - t0);
+        g->ok++;
+        g->rows += rows;
+    }
+    store_close(st);
+    return 0;
+}
+
+static int lgg_run_grpc(lgg *g) {
+    const rpc_method_desc *m =
+        g->mode == LGG_LIST
+            ? &parley_v1_History_service.methods[PARLEY_V1_HISTORY_LIST_MESSAGES]
+            : &parley_v1_Stream_service.methods[PARLEY_V1_STREAM_PUBLISH];
+    g->method = grpc_slice_from_static_string(m->path);
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    g->ch = grpc_channel_create(g->target, cr, NULL);
+    grpc_channel_credentials_release(cr);
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    lgg_slot *slots = calloc(g->conc, sizeof *slots);
+    char **bearer = calloc(g->conc, sizeof *bearer);
+    if (!slots || !bearer) return -1;
+    unsigned inflight = 0;
+    for (unsigned i = 0; i < g->conc; i++) {
+        slots[i].idx = (int)i;
+        const char *tok = g->tokens[i % g->n_tokens];
+        bearer[i] = malloc(strlen(tok) + 8);
+        if (!bearer[i]) return -1;
+        sprintf(bearer[i], "Bearer %s", tok);
+        slots[i].md.key = grpc_slice_from_static_string("authorization");
+        slots[i].md.value = grpc_slice_from_static_string(bearer[i]);
+    }
+    uint64_t end = lg_now_ns() + (uint64_t)(g->duration * 1e9);
+    for (unsigned i = 0; i < g->conc; i++)
+        if (lgg_start(g, &slots[i]) == 0) inflight++;
+    while (inflight) {
+        grpc_event ev = grpc_completion_queue_next(
+            g->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                gpr_time_from_seconds(35, GPR_TIMESPAN)),
+            NULL);
+        if (ev.type != GRPC_OP_COMPLETE) {
+            fprintf(stderr, "loadgen-grpc: completion queue timed out\n");
+            break;
+        }
+        lgg_slot *s = ev.tag;
+        lgg_finish(g, s, ev.success);
+        inflight--;
+        if (lg_now_ns() < end && lgg_start(g, s) == 0) inflight++;
+    }
+    grpc_channel_destroy(g->ch);
+    grpc_completion_queue_shutdown(g->cq);
+    while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(g->cq);
+    for (unsigned i = 0; i < g->conc; i++) free(bearer[i]);
+    free(bearer);
+    free(slots);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    lgg g;
+    memset(&g, 0, sizeof g);
+    g.limit = 50;
+    g.conc = 16;
+    g.duration = 10;
+    g.body_size = 64;
+    g.room = "history";
+    g.rng = 0x2545F4914F6CDD1DULL;
+    const char *mode = NULL, *secret_file = NULL;
+    static const struct option opts[] = {
+        {"mode", 1, 0, 'm'},   {"target", 1, 0, 't'}, {"room", 1, 0, 'r'},
+        {"db", 1, 0, 'D'},     {"limit", 1, 0, 'l'},  {"concurrency", 1, 0, 'c'},
+        {"duration", 1, 0, 'd'}, {"size", 1, 0, 'b'}, {"pid", 1, 0, 'i'},
+        {"secret-file", 1, 0, 'f'}, {0, 0, 0, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'm': mode = optarg; break;
+        case 't': g.target = optarg; break;
+        case 'r': g.room = optarg; break;
+        case 'D': g.db = optarg; break;
+        case 'l': g.limit = (unsigned)atoi(optarg); break;
+        case 'c': g.conc = (unsigned)atoi(optarg); break;
+        case 'd': g.duration = atof(optarg); break;
+        case 'b': g.body_size = strtoul(optarg, NULL, 10); break;
+        case 'i': if (g.n_pids < 8) g.pids[g.n_pids++] = atoi(optarg); break;
+        case 'f': secret_file = optarg; break;
+        default: goto usage;
+        }
+    }
+    if (!mode) goto usage;
+    if (!strcmp(mode, "list")) g.mode = LGG_LIST;
+    else if (!strcmp(mode, "publish")) g.mode = LGG_PUBLISH;
+    else if (!strcmp(mode, "sqlite")) g.mode = LGG_SQLITE;
+    else goto usage;
+    if (g.conc == 0 || g.limit == 0 || g.limit > 1000) goto usage;
+    if ((g.mode != LGG_PUBLISH || g.db) && !g.db) goto usage;
+    if (g.mode != LGG_SQLITE && !g.target) goto usage;
+    if (g.db && g.mode != LGG_PUBLISH && lgg_room_head(&g) != 0) {
+        fprintf(stderr, "loadgen-grpc: room %s not found in %s\n", g.room, g.db);
+        return 1;
+    }
+    g.lat = hist_new();
+    if (!g.lat) return 1;
+    if (g.mode != LGG_SQLITE) {
+        char buf[512];
+        const char *sec = getenv("PARLEY_JWT_SECRET");
+        if (secret_file) {
+            FILE *f = fopen(secret_file, "r");
+            if (!f) {
+                perror(secret_file);
+                return 2;
+            }
+            size_t k = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r')) k--;
+            buf[k] = 0;
+            sec = buf;
+        }
+        if (!sec) {
+            fprintf(stderr, "loadgen-grpc: needs --secret-file or PARLEY_JWT_SECRET\n");
+            return 2;
+        }
+        char err[128];
+        g.n_tokens = g.conc;
+        g.tokens = lg_token_mint(sec, g.n_tokens, err, sizeof err);
+        if (!g.tokens) {
+            fprintf(stderr, "loadgen-grpc: %s\n", err);
+            return 2;
+        }
+        grpc_init();
+    }
+    int64_t srv0 = 0, srv1 = 0;
+    for (int i = 0; i < g.n_pids; i++) srv0 += lg_proc_cpu_ns(g.pids[i]);
+    int64_t self0 = lg_self_cpu_ns();
+    uint64_t t0 = lg_now_ns();
+    int rc = g.mode == LGG_SQLITE ? lgg_run_sqlite(&g) : lgg_run_grpc(&g);
+    uint64_t wall = lg_now_ns() - t0;
+    int64_t self1 = lg_self_cpu_ns();
+    int64_t hwm = 0, rss = 0;
+    for (int i = 0; i < g.n_pids; i++) {
+        srv1 += lg_proc_cpu_ns(g.pids[i]);
+        int64_t h, r;
+        if (lg_proc_mem_kb(g.pids[i], &h, &r) == 0) {
+            hwm += h;
+            rss += r;
+        }
+    }
+    printf("{\"mode\":\"%s\",\"concurrency\":%u,\"limit\":%u,\"head_seq\":%" PRIu64
+           ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bad\":%" PRIu64
+           ",\"dup\":%" PRIu64 ",\"last_status\":%d,\"last_detail\":\"%s\","
+           "\"wall_s\":%.3f,\"per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+           "\"p999_us\":%.1f,\"max_us\":%.1f,\"lg_cpu_pct\":%.1f,"
+           "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64 "}\n",
+           mode, g.conc, g.limit, g.head_seq, g.ok, g.failed, g.bad, g.dup,
+           g.last_status, g.last_detail, (double)wall / 1e9,
+           (double)g.ok / ((double)wall / 1e9), hist_percentile(g.lat, 50) / 1e3,
+           hist_percentile(g.lat, 99) / 1e3, hist_percentile(g.lat, 99.9) / 1e3,
+           hist_max(g.lat) / 1e3, 100.0 * (double)(self1 - self0) / (double)wall,
+           g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm);
+    hist_free(g.lat);
+    lg_token_free(g.tokens, g.n_tokens);
+    if (g.mode != LGG_SQLITE) grpc_shutdown();
+    return rc ? 1 : (g.failed || g.bad ? 1 : 0);
+usage:
+    fprintf(stderr,
+            "usage: loadgen-grpc --mode list|publish|sqlite [--target HOST:PORT]\n"
+            "  [--db PATH (list, sqlite)] [--room R] [--limit 50] [--concurrency 16]\n"
+            "  [--duration 10] [--size 64] [--pid P] [--secret-file F]\n");
+    return 2;
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""bench/report.py: turns bench/run's result rows (JSON lines) into the
+report: <out>.json (rows, machine, conditions), <out>.md (one table per
+scenario) and <out>.plot.dat (gnuplot input for bench/plot.gp). With
+--check-smoke it only checks a smoke run: a parley row per scenario, and
+zero lost / duplicated for parley in the reconnect scenario. Stdlib only."""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+SERVERS = {"parley": "parley (gateway+parleyd)", "mqtt": "mosquitto (MQTT/WS)",
+           "nats": "nats-server (NATS/WS)", "ws": "Node ws broadcast",
+           "sqlite": "SQLite direct (store_list)"}
+
+
+def machine():
+    info = {"nproc": os.cpu_count(), "kernel": platform.release()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    info["mem_gib"] = round(int(line.split()[1]) / 1048576, 1)
+        with open("/proc/loadavg") as f:
+            info["loadavg_at_end"] = f.read().split()[:3]
+    except OSError:
+        pass
+    return info
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def ms(us):
+    return "-" if us is None else f"{us / 1000:.2f}"
+
+
+def num(v, fmt="{:,.0f}"):
+    return "-" if v is None else fmt.format(v)
+
+
+def mb(kb):
+    return "-" if kb is None else f"{kb / 1024:.0f}"
+
+
+def table(head, body):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
+    return "\n".join(out)
+
+
+def name(r):
+    return SERVERS.get(r["server"], r["server"])
+
+
+def err_row(r, width):
+    return [name(r), "error: " + r["error"][:80]] + ["-"] * (width - 2)
+
+
+def render(rows, args):
+    by = {}
+    for r in rows:
+        by.setdefault(r["scenario"], []).append(r)
+    md = []
+    if "fanout" in by:
+        h = ["server", "delivered msgs/s", "p50 ms", "p99 ms", "p99.9 ms", "server CPU %",
+             "server peak RSS MB", "loadgen CPU %", "missing"]
+        b = []
+        for r in by["fanout"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            b.append([name(r), num(r["delivered_per_s"]), ms(r["p50_us"]), ms(r["p99_us"]),
+                      ms(r["p999_us"]), num(r["srv_cpu_pct"]), mb(r["srv_rss_peak_kb"]),
+                      num(r["lg_cpu_pct"]), num(r["missing"])])
+        s = by["fanout"][0]
+        md += ["## 1. Fan-out: one room, %s subscribers, one publisher flat out" % s.get("subs", "?"),
+               "", table(h, b), ""]
+    if "rooms" in by:
+        h = ["server", "connections", "published/s", "delivered/s", "p50 ms", "p99 ms",
+             "p99.9 ms", "server CPU %", "loadgen CPU %", "missing"]
+        b = []
+        for r in by["rooms"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            b.append([name(r), num(r["ready"]), num(r["published_per_s"]), num(r["delivered_per_s"]),
+                      ms(r["p50_us"]), ms(r["p99_us"]), ms(r["p999_us"]), num(r["srv_cpu_pct"]),
+                      num(r["lg_cpu_pct"]), num(r["missing"])])
+        md += ["## 2. Many rooms: connections in rooms of %s, each publishing at a fixed rate"
+               % by["rooms"][0].get("room_size", "?"), "", table(h, b), ""]
+    if "idle" in by:
+        h = ["server", "idle connections held", "server RSS before MB", "after MB",
+             "bytes per connection", "connect time s", "server CPU % while idle"]
+        b = []
+        for r in by["idle"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            b.append([name(r), num(r["ready"]), mb(r["srv_rss_before_kb"]), mb(r["srv_rss_after_kb"]),
+                      num(r["bytes_per_conn"]), num(r["connect_s"], "{:.1f}"),
+                      num(r["srv_cpu_pct"], "{:.1f}")])
+        md += ["## 3. Idle connections (asked for %s; RLIMIT_NOFILE %s)" % (args.idle_n, args.nofile),
+               "", table(h, b), ""]
+    if "history" in by:
+        h = ["path", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "server CPU %", "failed"]
+        b = []
+        for r in by["history"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            b.append([name(r), num(r["per_s"]), ms(r["p50_us"]), ms(r["p99_us"]),
+                      ms(r["p999_us"]), num(r["srv_cpu_pct"]) if r["server"] != "sqlite" else "-",
+                      num(r["failed"] + r["bad"])])
+        s = [r for r in by["history"] if "error" not in r]
+        head = s[0]["head_seq"] if s else "?"
+        md += ["## 4. History: ListMessages of 50 from a room of %s messages" % (
+            f"{head:,}" if isinstance(head, int) else head), "", table(h, b), ""]
+    if "durable" in by:
+        h = ["server", "concurrent publishers", "acked publishes/s", "p50 ms", "p99 ms",
+             "p99.9 ms", "server CPU %", "failed"]
+        b = []
+        for r in by["durable"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            b.append([name(r), r["concurrency"], num(r["per_s"]), ms(r["p50_us"]), ms(r["p99_us"]),
+                      ms(r["p999_us"]), num(r["srv_cpu_pct"]), num(r["failed"] + r["bad"])])
+        md += ["## 5. Durable publish over gRPC (ack after commit)", "", table(h, b), ""]
+    if "reconnect" in by:
+        h = ["server", "subscribers", "messages", "resume", "reconnect ms", "caught up ms",
+             "all caught up", "lost", "duplicated"]
+        b = []
+        for r in by["reconnect"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            b.append([name(r), num(r["subs"]), "%d+%d" % (r["pre"], r["msgs"]),
+                      "yes" if r["resume"] else "no", num(r["reconnect_ms"]),
+                      num(r["catchup_ms"]) if r["all_caught_up"] else "never",
+                      "yes" if r["all_caught_up"] else "no (%s of %s)" % (r["complete"], r["subs"]),
+                      num(r["lost"]), num(r["dup"])])
+        md += ["## 6. Mass reconnect: subscribers drop at once, messages published meanwhile",
+               "", table(h, b), ""]
+    return md
+
+
+def plot_data(rows, path):
+    fan = {r["server"]: r for r in rows if r["scenario"] == "fanout" and "error" not in r}
+    rooms = {r["server"]: r for r in rows if r["scenario"] == "rooms" and "error" not in r}
+    servers = [s for s in ("parley", "mqtt", "nats", "ws") if s in fan or s in rooms]
+    if not servers:
+        return False
+    with open(path, "w") as f:
+        f.write("# server fanout_delivered_per_s fanout_p99_ms rooms_p99_ms\n")
+        for s in servers:
+            fr, rr = fan.get(s, {}), rooms.get(s, {})
+            f.write('"%s" %s %s %s\n' % (
+                {"mqtt": "mosquitto", "nats": "nats-server", "ws": "node-ws"}.get(s, s),
+                fr.get("delivered_per_s", 0), fr.get("p99_us", 0) / 1000,
+                rr.get("p99_us", 0) / 1000))
+    return True
+
+
+def check_smoke(rows, scenarios):
+    ok = True
+    for sc in scenarios.split():
+        pr = [r for r in rows if r["scenario"] == sc and r["server"] == "parley"]
+        if not pr or any("error" in r for r in pr):
+            print("smoke: no parley result for %s: %s" % (sc, pr[0].get("error") if pr else "missing"))
+            ok = False
+            continue
+        r = pr[0]
+        if sc == "reconnect":
+            if r["lost"] != 0 or r["dup"] != 0 or not r["all_caught_up"]:
+                print("smoke: parley reconnect lost %s duplicated %s caught up %s" % (
+                    r["lost"], r["dup"], r["all_caught_up"]))
+                ok = False
+        if sc in ("fanout", "rooms") and r.get("delivered", 0) == 0:
+            print("smoke: parley %s delivered nothing" % sc)
+            ok = False
+        if sc in ("history", "durable") and r.get("ok", 0) == 0:
+            print("smoke: parley %s answered nothing" % sc)
+            ok = False
+        if sc == "idle" and r.get("ready", 0) < r.get("conns", 1):
+            print("smoke: parley idle held %s of %s" % (r.get("ready"), r.get("conns")))
+            ok = False
+    print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--smoke", default="0")
+    ap.add_argument("--idle-n", default="?")
+    ap.add_argument("--nofile", default="?")
+    ap.add_argument("--check-smoke")
+    args = ap.parse_args()
+    rows = load(args.rows)
+    if args.check_smoke is not None:
+        return 0 if check_smoke(rows, args.check_smoke) else 1
+    m = machine()
+    doc = {"generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "smoke": args.smoke == "1", "elapsed_s": args.elapsed, "machine": m,
+           "rlimit_nofile": args.nofile, "rows": rows}
+    with open(args.out + ".json", "w") as f:
+        json.dump(doc, f, indent=1)
+    md = ["# parley benchmark %s" % doc["generated_utc"], "",
+          "Machine: %s cores, %s GiB, kernel %s, CPU %s. Run took %ss; load average at the end %s." % (
+              m.get("nproc"), m.get("mem_gib"), m.get("kernel"), m.get("cpu"), args.elapsed,
+              " ".join(m.get("loadavg_at_end", []))),
+          "Latencies are end-to-end (publish to delivery, one clock); CPU is percent of one core "
+          "over the measured window; RSS is resident memory of the server processes (parley: "
+          "gateway + parleyd).", ""]
+    md += render(rows, args)
+    with open(args.out + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    plot_data(rows, args.out + ".plot.dat")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
