@@ -1081,9 +1081,9 @@ static void test_open_errors(void)
     for (int i = 0; i < 4096; i++) fputc("not a database "[i % 15], f);
     fclose(f);
     err[0] = '\0';
-    CU_ASSERT_NOT_EQUAL(store_open(path, NULL, &s, err, sizeof err), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_open(path, NULL, &s, err, sizeof err), PARLEY_ERR_IO);
     CU_ASSERT_PTR_NULL(s);
-    CU_ASSERT_TRUE(strlen(err) > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a database")); /* SQLite's words */
 
     /* NULL errmsg is allowed. */
     CU_ASSERT_NOT_EQUAL(store_open(path, NULL, &s, NULL, 0), PARLEY_OK);
@@ -1091,7 +1091,8 @@ static void test_open_errors(void)
     /* synchronous NORMAL opens as well. */
     store_opts o = {.max_body_bytes = 0, .synchronous_full = 0};
     s = fresh(NULL, 0, &o);
-    CU_ASSERT_PTR_NOT_NULL(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(store_last_error(s), "no error");
     store_close(s);
     store_close(NULL);
 }
