@@ -270,8 +270,9 @@ static void on_close_op(rpc_op *op, int ok) {
     rpc_call *c = op->self;
     c->inflight--;
     c->closed = 1;
+    c->refs++; /* on_close may drop the handler's reference */
     call_closed(c);
-    call_maybe_free(c);
+    rpc_call_unref(c);
 }
 
 static void on_simple_op(rpc_op *op, int ok) {
@@ -384,6 +385,7 @@ static void on_send_op(rpc_op *op, int ok) {
     c->send_busy = 0;
     grpc_byte_buffer_destroy(c->send_buf);
     c->send_buf = NULL;
+    c->refs++; /* callbacks may drop references */
     if (ok && !c->closed) {
         kick_send(c);
         if (!c->send_busy && c->finish_pending) send_status_now(c);
@@ -391,7 +393,7 @@ static void on_send_op(rpc_op *op, int ok) {
             c->qlen <= rpc_stream_low_water(c))
             c->cbs.on_drain(c, c->cb_ud);
     }
-    call_maybe_free(c);
+    rpc_call_unref(c);
 }
 
 static void kick_send(rpc_call *c) {
@@ -476,12 +478,13 @@ static void on_recv_op(rpc_op *op, int ok) {
     c->recv_buf = NULL;
     if (!ok || !bb) {
         if (bb) grpc_byte_buffer_destroy(bb);
+        c->refs++;
         if (!c->half_closed && !c->closed) {
             c->half_closed = 1;
             if (c->cbs.on_half_close) c->cbs.on_half_close(c, c->cb_ud);
             else rpc_stream_finish(c, PARLEY_OK, NULL);
         }
-        call_maybe_free(c);
+        rpc_call_unref(c);
         return;
     }
     ProtobufCMessage *m = decode(c->reg->m->input, bb);

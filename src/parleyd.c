@@ -1,0 +1,280 @@
+/* parleyd.c: the parley daemon. Reads its settings, opens the store, serves
+ * parley.v1 History and Stream over gRPC (TCP and a unix socket) from one
+ * event-loop thread, and shuts down cleanly on SIGTERM / SIGINT: stop
+ * accepting, commit and ack what is in flight, cancel streams, drain the
+ * completion queue, close the store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <grpc/grpc.h>
+
+#include "auth.h"
+#include "config.h"
+#include "rpc.h"
+#include "srv.h"
+#include "store.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* mkdir -p of the directory holding path. */
+static int make_parent(const char *path) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *d = dirname(buf);
+    if (!strcmp(d, ".") || !strcmp(d, "/")) return 0;
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int disabled(const char *v) { return !*v || !strcmp(v, "none"); }
+
+/* The secret: --jwt-secret, else --jwt-secret-file, else (dev) the dev
+ * secret file next to the database, created if missing. */
+static int load_secret(const cfg *c, char *out, size_t outlen, int *generated) {
+    *generated = 0;
+    if (*c->jwt_secret) {
+        snprintf(out, outlen, "%s", c->jwt_secret);
+        return 0;
+    }
+    char path[600];
+    if (*c->jwt_secret_file) {
+        snprintf(path, sizeof path, "%s", c->jwt_secret_file);
+    } else if (c->dev) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%s", c->db);
+        snprintf(path, sizeof path, "%s/dev-secret", dirname(buf));
+    } else {
+        fprintf(stderr,
+                "parleyd: no JWT secret configured: set PARLEY_JWT_SECRET (or "
+                "--jwt-secret / --jwt-secret-file / jwt-secret in the config "
+                "file), or run with --dev for a development secret\n");
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    if (f) {
+        size_t n = fread(out, 1, outlen - 1, f);
+        fclose(f);
+        out[n] = 0;
+        while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = 0;
+        return 0;
+    }
+    if (!c->dev || errno != ENOENT) {
+        fprintf(stderr, "parleyd: cannot read secret file %s: %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    unsigned char raw[32];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        fprintf(stderr, "parleyd: getrandom: %s\n", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof raw && 2 * i + 2 < outlen; i++)
+        sprintf(out + 2 * i, "%02x", raw[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, out, strlen(out)) != (ssize_t)strlen(out) ||
+        write(fd, "\n", 1) != 1) {
+        fprintf(stderr, "parleyd: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    *generated = 1;
+    fprintf(stderr, "parleyd: dev mode: new secret written to %s\n", path);
+    return 0;
+}
+
+static void print_dev_tokens(const auth *au) {
+    static const struct {
+        const char *id, *name;
+        int role;
+    } users[] = {{"olga", "Olga (organizer)", STORE_ROLE_ORGANIZER},
+                 {"pat", "Pat", STORE_ROLE_PARTICIPANT},
+                 {"quinn", "Quinn", STORE_ROLE_PARTICIPANT}};
+    int64_t now = time(NULL);
+    printf("parleyd dev tokens (valid 24 h; send as `authorization: Bearer "
+           "<token>`):\n");
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+        auth_identity id;
+        memset(&id, 0, sizeof id);
+        snprintf(id.id, sizeof id.id, "%s", users[i].id);
+        snprintf(id.display_name, sizeof id.display_name, "%s", users[i].name);
+        id.role = users[i].role;
+        char *t = auth_mint(au, &id, now, 24 * 3600);
+        if (t) {
+            printf("  %-6s %-11s %s\n", users[i].id,
+                   users[i].role == STORE_ROLE_ORGANIZER ? "organizer"
+                                                         : "participant",
+                   t);
+            free(t);
+        }
+    }
+}
+
+static int create_rooms(store *st, const char *list) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", list);
+    char *save = NULL;
+    for (char *r = strtok_r(buf, ", ", &save); r; r = strtok_r(NULL, ", ", &save)) {
+        store_room room;
+        int created;
+        parley_err e = store_room_create(st, r, srv_now_ms(), &room, &created);
+        if (e) {
+            fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", r,
+                    parley_err_text(e));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cfg c;
+    char err[600];
+    int r = cfg_load(&c, argc, argv, err, sizeof err);
+    if (r == CFG_HELP) return 0;
+    if (r != CFG_OK) {
+        fprintf(stderr, "parleyd: %s\n", err);
+        return 2;
+    }
+    if (disabled(c.listen) && disabled(c.unix_path)) {
+        fprintf(stderr, "parleyd: nothing to listen on (--listen and --unix "
+                        "both disabled)\n");
+        return 2;
+    }
+    if (make_parent(c.db) != 0 ||
+        (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
+        fprintf(stderr, "parleyd: cannot create directory for %s: %s\n", c.db,
+                strerror(errno));
+        return 1;
+    }
+    char secret[512];
+    int generated;
+    if (load_secret(&c, secret, sizeof secret, &generated) != 0) return 2;
+    auth *au = NULL;
+    if (auth_new(secret, strlen(secret), &au) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: the JWT secret must be at least 32 bytes\n");
+        return 2;
+    }
+    memset(secret, 0, sizeof secret);
+
+    store_opts so = {c.max_body, 1};
+    store *st = NULL;
+    if (store_open(c.db, &so, &st, err, sizeof err) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: cannot open %s: %s\n", c.db, err);
+        auth_free(au);
+        return 1;
+    }
+    if (create_rooms(st, c.rooms) != 0) {
+        store_close(st);
+        auth_free(au);
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    grpc_init();
+    int code = 1;
+    srv_opts sopt = {c.max_body};
+    srv *sv = srv_new(st, au, &sopt);
+    size_t max_recv = c.max_body * 2 + 4096;
+    if (max_recv < 64 * 1024) max_recv = 64 * 1024;
+    rpc_server_opts ro = {c.max_queue, max_recv};
+    rpc_server *rs = sv ? rpc_server_new(&ro) : NULL;
+    if (!rs || srv_register(sv, rs, err, sizeof err) != 0) {
+        fprintf(stderr, "parleyd: %s\n", rs ? err : "out of memory");
+        goto out;
+    }
+    char where[700] = "";
+    if (!disabled(c.listen)) {
+        int port = rpc_server_listen(rs, c.listen);
+        if (port <= 0) {
+            fprintf(stderr, "parleyd: cannot listen on %s (in use or bad "
+                            "address)\n", c.listen);
+            goto out;
+        }
+        char host[256];
+        snprintf(host, sizeof host, "%s", c.listen);
+        char *colon = strrchr(host, ':');
+        if (colon) *colon = 0;
+        snprintf(where, sizeof where, "%s:%d", host, port);
+    }
+    if (!disabled(c.unix_path)) {
+        char addr[300];
+        struct stat sb;
+        if (stat(c.unix_path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+            unlink(c.unix_path); /* stale socket of a previous run */
+        snprintf(addr, sizeof addr, "unix:%s", c.unix_path);
+        if (rpc_server_listen(rs, addr) <= 0) {
+            fprintf(stderr, "parleyd: cannot listen on %s\n", addr);
+            goto out;
+        }
+        size_t n = strlen(where);
+        snprintf(where + n, sizeof where - n, "%s%s", n ? " and " : "", addr);
+    }
+    rpc_server_start(rs, err, sizeof err);
+    if (c.dev) print_dev_tokens(au);
+    printf("parleyd listening on %s (db %s)\n", where, c.db);
+    fflush(stdout);
+
+    while (!stop_flag) {
+        if (rpc_server_poll(rs, 150) < 0) break;
+        srv_flush(sv);
+    }
+
+    /* Shutdown: no new calls; commit and ack what already arrived. */
+    fprintf(stderr, "parleyd: shutting down\n");
+    rpc_server_shutdown_begin(rs);
+    int64_t t0 = mono_ms();
+    do {
+        rpc_server_poll(rs, 20);
+        srv_flush(sv);
+    } while (mono_ms() - t0 < 200 && !rpc_server_done(rs));
+    srv_flush(sv);
+    rpc_server_cancel_all(rs);
+    t0 = mono_ms();
+    while (!rpc_server_done(rs) && mono_ms() - t0 < 5000) {
+        if (rpc_server_poll(rs, 50) < 0) break;
+        srv_flush(sv);
+    }
+    code = rpc_server_done(rs) ? 0 : 1;
+    if (code) fprintf(stderr, "parleyd: calls still open after 5 s\n");
+out:
+    rpc_server_free(rs);
+    srv_free(sv);
+    store_close(st);
+    auth_free(au);
+    if (!disabled(c.unix_path)) unlink(c.unix_path);
+    grpc_shutdown();
+    return code;
+}

@@ -1,0 +1,425 @@
+/* tclient.c: see tclient.h. The client uses one pluck completion queue per
+ * call, so each helper waits for exactly the operation it started. */
+#include "tclient.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jwt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+
+/* ---------- server process ---------- */
+
+int tc_server_start(tc_server *s, const char *binary, const char *dir,
+                    const char *const *extra) {
+    memset(s, 0, sizeof *s);
+    s->pid = -1;
+    if (dir) {
+        snprintf(s->dir, sizeof s->dir, "%s", dir);
+    } else {
+        snprintf(s->dir, sizeof s->dir, "/tmp/parley-srvtest-XXXXXX");
+        if (!mkdtemp(s->dir)) return -1;
+    }
+    char db[300], sock[300], log[300];
+    snprintf(db, sizeof db, "%s/parley.db", s->dir);
+    snprintf(sock, sizeof sock, "%s/p.sock", s->dir);
+    snprintf(log, sizeof log, "%s/parleyd.log", s->dir);
+    snprintf(s->unix_addr, sizeof s->unix_addr, "unix:%s", sock);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = binary;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--unix";
+    argv[n++] = sock;
+    argv[n++] = "--db";
+    argv[n++] = db;
+    for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    int pfd[2];
+    if (pipe(pfd) != 0) return -1;
+    pid_t ppid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        /* Die with the test, whatever happens to it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != ppid) _exit(127);
+        dup2(pfd[1], 1);
+        int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (lf >= 0) dup2(lf, 2);
+        close(pfd[0]);
+        setenv("PARLEY_JWT_SECRET", TC_SECRET, 1);
+        execv(binary, (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    s->pid = pid;
+    char buf[4096];
+    size_t len = 0;
+    int64_t deadline = time(NULL) + 30;
+    while (time(NULL) < deadline) {
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (poll(&p, 1, 500) <= 0) continue;
+        ssize_t r = read(pfd[0], buf + len, sizeof buf - 1 - len);
+        if (r <= 0) break;
+        len += (size_t)r;
+        buf[len] = 0;
+        char *l = strstr(buf, "parleyd listening on ");
+        if (l && strchr(l, '\n')) {
+            sscanf(l, "parleyd listening on %127s", s->addr);
+            close(pfd[0]);
+            return 0;
+        }
+        if (len >= sizeof buf - 1) len = 0;
+    }
+    close(pfd[0]);
+    fprintf(stderr, "tclient: parleyd did not get ready; log in %s\n", log);
+    tc_server_stop(s, 1);
+    return -1;
+}
+
+int tc_server_stop(tc_server *s, int kill9) {
+    if (s->pid <= 0) return -1;
+    kill(s->pid, kill9 ? SIGKILL : SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 200; i++) { /* 20 s */
+        pid_t r = waitpid(s->pid, &st, WNOHANG);
+        if (r == s->pid) break;
+        if (i == 199) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+        }
+        usleep(100 * 1000);
+    }
+    s->pid = -1;
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (!kill9 && rc != 0) { /* show why */
+        char log[300], line[1024];
+        snprintf(log, sizeof log, "%s/parleyd.log", s->dir);
+        FILE *f = fopen(log, "r");
+        fprintf(stderr, "tclient: parleyd exited with %d; its log:\n", rc);
+        while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
+        if (f) fclose(f);
+    }
+    return rc;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag,
+                  struct FTW *f) {
+    (void)sb;
+    (void)flag;
+    (void)f;
+    return remove(p);
+}
+
+void tc_server_cleanup(tc_server *s) {
+    if (s->pid > 0) tc_server_stop(s, 1);
+    if (s->dir[0]) nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    s->dir[0] = 0;
+}
+
+char *tc_token(const char *sub, const char *role, long ttl,
+               const char *secret) {
+    if (!secret) secret = TC_SECRET;
+    jwt_t *j = NULL;
+    if (jwt_new(&j)) return NULL;
+    char name[64];
+    snprintf(name, sizeof name, "User %s", sub);
+    jwt_add_grant(j, "sub", sub);
+    jwt_add_grant(j, "name", name);
+    jwt_add_grant(j, "role", role);
+    jwt_add_grant_int(j, "exp", (long)time(NULL) + ttl);
+    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)secret,
+                (int)strlen(secret));
+    char *t = jwt_encode_str(j);
+    jwt_free(j);
+    return t;
+}
+
+/* ---------- client ---------- */
+
+grpc_channel *tc_channel(const char *addr) {
+    grpc_channel_credentials *c = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(addr, c, NULL);
+    grpc_channel_credentials_release(c);
+    return ch;
+}
+
+static gpr_timespec in_ms(int ms) {
+    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
+                        gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+static grpc_byte_buffer *bb_of(const ProtobufCMessage *m, const void *raw,
+                               size_t raw_len) {
+    grpc_slice s;
+    if (m) {
+        s = grpc_slice_malloc(protobuf_c_message_get_packed_size(m));
+        protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+    } else {
+        s = grpc_slice_from_copied_buffer(raw, raw_len);
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+static ProtobufCMessage *bb_decode(grpc_byte_buffer *bb,
+                                   const ProtobufCMessageDescriptor *d) {
+    grpc_byte_buffer_reader r;
+    grpc_byte_buffer_reader_init(&r, bb);
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    ProtobufCMessage *m = protobuf_c_message_unpack(
+        d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    return m;
+}
+
+static void copy_slice(char *dst, size_t n, grpc_slice s) {
+    size_t l = GRPC_SLICE_LENGTH(s);
+    if (l >= n) l = n - 1;
+    memcpy(dst, GRPC_SLICE_START_PTR(s), l);
+    dst[l] = 0;
+}
+
+static void find_md(const grpc_metadata_array *a, const char *key, char *dst,
+                    size_t n) {
+    dst[0] = 0;
+    for (size_t i = 0; i < a->count; i++)
+        if (GRPC_SLICE_LENGTH(a->metadata[i].key) == strlen(key) &&
+            !memcmp(GRPC_SLICE_START_PTR(a->metadata[i].key), key, strlen(key)))
+            copy_slice(dst, n, a->metadata[i].value);
+}
+
+static void auth_md(grpc_metadata *m, const char *token, char *buf,
+                    size_t n) {
+    snprintf(buf, n, "Bearer %s", token);
+    m->key = grpc_slice_from_static_string("authorization");
+    m->value = grpc_slice_from_copied_string(buf);
+}
+
+int tc_unary(grpc_channel *ch, const char *path, const char *token,
+             const ProtobufCMessage *req, const void *raw, size_t raw_len,
+             const ProtobufCMessageDescriptor *resp_desc, tc_result *out) {
+    memset(out, 0, sizeof *out);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    grpc_slice method = grpc_slice_from_static_string(path);
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS,
+                                               cq, method, NULL, in_ms(15000),
+                                               NULL);
+    grpc_metadata md;
+    char tb[2048];
+    if (token) auth_md(&md, token, tb, sizeof tb);
+    grpc_byte_buffer *send = bb_of(req, raw, raw_len), *recv = NULL;
+    grpc_metadata_array init_md, trail_md;
+    grpc_metadata_array_init(&init_md);
+    grpc_metadata_array_init(&trail_md);
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = token ? 1 : 0;
+    ops[0].data.send_initial_metadata.metadata = token ? &md : NULL;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+    ops[5].data.recv_status_on_client.status = &out->status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    int rc = -1;
+    if (grpc_call_start_batch(call, ops, 6, (void *)1, NULL) == GRPC_CALL_OK) {
+        grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1,
+                                                    in_ms(20000), NULL);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            rc = 0;
+            copy_slice(out->details, sizeof out->details, details);
+            find_md(&trail_md, "parley-error-code", out->parley_code,
+                    sizeof out->parley_code);
+            if (recv && resp_desc) out->resp = bb_decode(recv, resp_desc);
+        }
+    }
+    if (rc != 0) grpc_call_cancel(call, NULL);
+    if (recv) grpc_byte_buffer_destroy(recv);
+    grpc_byte_buffer_destroy(send);
+    grpc_slice_unref(details);
+    if (token) grpc_slice_unref(md.value);
+    grpc_metadata_array_destroy(&init_md);
+    grpc_metadata_array_destroy(&trail_md);
+    grpc_call_unref(call);
+    grpc_completion_queue_shutdown(cq);
+    grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                NULL);
+    grpc_completion_queue_destroy(cq);
+    return rc;
+}
+
+void tc_result_free(tc_result *r) {
+    if (r->resp) protobuf_c_message_free_unpacked(r->resp, NULL);
+    r->resp = NULL;
+}
+
+struct tc_stream {
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    grpc_metadata md;
+    int has_md;
+    char tb[2048];
+    grpc_metadata_array init_md, trail_md;
+    grpc_status_code status;
+    grpc_slice details;
+    grpc_byte_buffer *recv;
+    int tag_start, tag_status, tag_recv, tag_send;
+    int start_pending, status_pending, recv_pending, status_done;
+};
+
+tc_stream *tc_stream_open(grpc_channel *ch, const char *path,
+                          const char *token) {
+    tc_stream *st = calloc(1, sizeof *st);
+    st->cq = grpc_completion_queue_create_for_pluck(NULL);
+    st->call = grpc_channel_create_call(
+        ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq,
+        grpc_slice_from_static_string(path), NULL,
+        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_metadata_array_init(&st->init_md);
+    grpc_metadata_array_init(&st->trail_md);
+    st->details = grpc_empty_slice();
+    if (token) {
+        auth_md(&st->md, token, st->tb, sizeof st->tb);
+        st->has_md = 1;
+    }
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = st->has_md;
+    ops[0].data.send_initial_metadata.metadata = st->has_md ? &st->md : NULL;
+    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[1].data.recv_initial_metadata.recv_initial_metadata = &st->init_md;
+    if (grpc_call_start_batch(st->call, ops, 2, &st->tag_start, NULL) ==
+        GRPC_CALL_OK)
+        st->start_pending = 1;
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &st->trail_md;
+    ops[0].data.recv_status_on_client.status = &st->status;
+    ops[0].data.recv_status_on_client.status_details = &st->details;
+    if (grpc_call_start_batch(st->call, ops, 1, &st->tag_status, NULL) ==
+        GRPC_CALL_OK)
+        st->status_pending = 1;
+    return st;
+}
+
+static int pluck(tc_stream *st, void *tag, int timeout_ms) {
+    grpc_event ev = grpc_completion_queue_pluck(
+        st->cq, tag,
+        timeout_ms < 0 ? gpr_inf_future(GPR_CLOCK_REALTIME) : in_ms(timeout_ms),
+        NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) return -1;
+    return ev.success ? 1 : 0;
+}
+
+int tc_stream_send_raw(tc_stream *st, const void *p, size_t n) {
+    grpc_byte_buffer *bb = bb_of(NULL, p, n);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    int rc = -1;
+    if (grpc_call_start_batch(st->call, &op, 1, &st->tag_send, NULL) ==
+        GRPC_CALL_OK)
+        rc = pluck(st, &st->tag_send, -1) == 1 ? 0 : -1;
+    grpc_byte_buffer_destroy(bb);
+    return rc;
+}
+
+int tc_stream_send(tc_stream *st, const ProtobufCMessage *msg) {
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *b = malloc(n ? n : 1);
+    protobuf_c_message_pack(msg, b);
+    int rc = tc_stream_send_raw(st, b, n);
+    free(b);
+    return rc;
+}
+
+int tc_stream_recv(tc_stream *st, const ProtobufCMessageDescriptor *desc,
+                   int timeout_ms, ProtobufCMessage **out) {
+    *out = NULL;
+    if (!st->recv_pending) {
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_RECV_MESSAGE;
+        op.data.recv_message.recv_message = &st->recv;
+        if (grpc_call_start_batch(st->call, &op, 1, &st->tag_recv, NULL) !=
+            GRPC_CALL_OK)
+            return 0;
+        st->recv_pending = 1;
+    }
+    int r = pluck(st, &st->tag_recv, timeout_ms);
+    if (r < 0) return -1;
+    st->recv_pending = 0;
+    if (!st->recv) return 0;
+    *out = bb_decode(st->recv, desc);
+    grpc_byte_buffer_destroy(st->recv);
+    st->recv = NULL;
+    return *out ? 1 : 0;
+}
+
+int tc_stream_close_send(tc_stream *st) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    if (grpc_call_start_batch(st->call, &op, 1, &st->tag_send, NULL) !=
+        GRPC_CALL_OK)
+        return -1;
+    return pluck(st, &st->tag_send, -1) == 1 ? 0 : -1;
+}
+
+int tc_stream_status(tc_stream *st, int timeout_ms, grpc_status_code *status,
+                     char *details, size_t dlen) {
+    if (st->status_pending) {
+        if (pluck(st, &st->tag_status, timeout_ms) < 0) return -1;
+        st->status_pending = 0;
+        st->status_done = 1;
+    }
+    if (!st->status_done) return -1;
+    *status = st->status;
+    if (details) copy_slice(details, dlen, st->details);
+    return 0;
+}
+
+void tc_stream_free(tc_stream *st) {
+    if (!st) return;
+    grpc_call_cancel(st->call, NULL);
+    if (st->start_pending) pluck(st, &st->tag_start, -1);
+    if (st->recv_pending) pluck(st, &st->tag_recv, -1);
+    if (st->status_pending) pluck(st, &st->tag_status, -1);
+    if (st->recv) grpc_byte_buffer_destroy(st->recv);
+    grpc_call_unref(st->call);
+    grpc_completion_queue_shutdown(st->cq);
+    grpc_completion_queue_pluck(st->cq, NULL,
+                                gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_completion_queue_destroy(st->cq);
+    if (st->has_md) grpc_slice_unref(st->md.value);
+    grpc_slice_unref(st->details);
+    grpc_metadata_array_destroy(&st->init_md);
+    grpc_metadata_array_destroy(&st->trail_md);
+    free(st);
+}

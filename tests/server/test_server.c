@@ -1,0 +1,777 @@
+/* test_server.c: CUnit tests of parleyd over real gRPC on loopback, with a
+ * client written on the grpc C core (tclient.c): every History RPC,
+ * Stream.Publish and Connect, idempotency, tokens, malformed requests,
+ * replay-then-live racing concurrent publishes, a slow consumer, and
+ * durability across a SIGKILL.
+ *
+ * usage: test_server PARLEYD_BINARY */
+#include <CUnit/Basic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tclient.h"
+#include "parley/v1/history.pb-c.h"
+#include "parley/v1/stream.pb-c.h"
+
+#define H(m) "/parley.v1.History/" m
+#define S(m) "/parley.v1.Stream/" m
+
+static const char *g_bin;
+static tc_server g_srv;
+static grpc_channel *g_ch;
+static char *t_org, *t_pat, *t_quinn;
+
+/* ---------- helpers ---------- */
+
+static tc_result call(grpc_channel *ch, const char *path, const char *tok,
+                      const void *req, const ProtobufCMessageDescriptor *d) {
+    tc_result r;
+    int rc = tc_unary(ch, path, tok, req, NULL, 0, d, &r);
+    CU_ASSERT_EQUAL(rc, 0);
+    return r;
+}
+
+static void expect_fail(tc_result *r, grpc_status_code st, const char *code) {
+    CU_ASSERT_EQUAL(r->status, st);
+    CU_ASSERT_STRING_EQUAL(r->parley_code, code);
+    if (r->status != st || strcmp(r->parley_code, code))
+        fprintf(stderr, "  want %d/%s got %d/%s (%s)\n", st, code, r->status,
+                r->parley_code, r->details);
+    tc_result_free(r);
+}
+
+static void create_room(const char *name) {
+    Parley__V1__CreateRoomRequest q = PARLEY__V1__CREATE_ROOM_REQUEST__INIT;
+    q.name = (char *)name;
+    tc_result r = call(g_ch, H("CreateRoom"), t_org, &q,
+                       &parley__v1__create_room_response__descriptor);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    tc_result_free(&r);
+}
+
+static Parley__V1__PublishResponse *publish(grpc_channel *ch, const char *tok,
+                                            const char *room, const char *id,
+                                            const char *body, tc_result *r) {
+    Parley__V1__PublishRequest q = PARLEY__V1__PUBLISH_REQUEST__INIT;
+    q.room = (char *)room;
+    q.client_msg_id = (char *)id;
+    q.body = (char *)body;
+    *r = call(ch, S("Publish"), tok, &q,
+              &parley__v1__publish_response__descriptor);
+    return (Parley__V1__PublishResponse *)r->resp;
+}
+
+static Parley__V1__ServerFrame *recv_frame(tc_stream *st, int ms) {
+    ProtobufCMessage *m = NULL;
+    if (tc_stream_recv(st, &parley__v1__server_frame__descriptor, ms, &m) != 1)
+        return NULL;
+    return (Parley__V1__ServerFrame *)m;
+}
+
+static void free_frame(Parley__V1__ServerFrame *f) {
+    if (f) protobuf_c_message_free_unpacked(&f->base, NULL);
+}
+
+static int send_subscribe(tc_stream *st, uint64_t rid, const char *room,
+                          uint64_t after) {
+    Parley__V1__Subscribe sb = PARLEY__V1__SUBSCRIBE__INIT;
+    sb.room = (char *)room;
+    sb.resume_after_rev = after;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE;
+    f.subscribe = &sb;
+    return tc_stream_send(st, &f.base);
+}
+
+static int send_publish(tc_stream *st, uint64_t rid, const char *room,
+                        const char *id, const char *body) {
+    Parley__V1__PublishRequest p = PARLEY__V1__PUBLISH_REQUEST__INIT;
+    p.room = (char *)room;
+    p.client_msg_id = (char *)id;
+    p.body = (char *)body;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    return tc_stream_send(st, &f.base);
+}
+
+/* Publishes n messages on a Connect stream, `window` in flight at a time;
+ * returns how many were acked (not duplicates). */
+static int stream_publish_many(grpc_channel *ch, const char *tok,
+                               const char *room, const char *prefix, int n,
+                               int window, const char *body) {
+    tc_stream *st = tc_stream_open(ch, S("Connect"), tok);
+    int acked = 0, sent = 0;
+    char id[64];
+    while (acked < n) {
+        while (sent < n && sent - acked < window) {
+            snprintf(id, sizeof id, "%s-%d", prefix, sent);
+            if (send_publish(st, (uint64_t)sent + 1, room, id, body)) goto out;
+            sent++;
+        }
+        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+        if (!f) goto out;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+            !f->ack->duplicate)
+            acked++;
+        else if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_ACK) {
+            fprintf(stderr, "  publisher got frame kind %d\n", f->kind_case);
+            free_frame(f);
+            goto out;
+        }
+        free_frame(f);
+    }
+out:
+    tc_stream_free(st);
+    return acked;
+}
+
+/* ---------- History ---------- */
+
+static void test_rooms(void) {
+    Parley__V1__CreateRoomRequest q = PARLEY__V1__CREATE_ROOM_REQUEST__INIT;
+    q.name = "c-rooms";
+    tc_result r = call(g_ch, H("CreateRoom"), t_org, &q,
+                       &parley__v1__create_room_response__descriptor);
+    Parley__V1__CreateRoomResponse *cr = (void *)r.resp;
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cr);
+    CU_ASSERT_TRUE(cr->created);
+    CU_ASSERT_STRING_EQUAL(cr->room->name, "c-rooms");
+    tc_result_free(&r);
+    r = call(g_ch, H("CreateRoom"), t_org, &q,
+             &parley__v1__create_room_response__descriptor);
+    cr = (void *)r.resp;
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_FALSE(cr->created);
+    tc_result_free(&r);
+    q.name = "c-not-allowed";
+    r = call(g_ch, H("CreateRoom"), t_pat, &q, NULL);
+    expect_fail(&r, GRPC_STATUS_PERMISSION_DENIED, "PERMISSION_DENIED");
+    q.name = "bad name";
+    r = call(g_ch, H("CreateRoom"), t_org, &q, NULL);
+    expect_fail(&r, GRPC_STATUS_INVALID_ARGUMENT, "ROOM_INVALID");
+
+    Parley__V1__GetRoomRequest g = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    g.name = "c-rooms";
+    r = call(g_ch, H("GetRoom"), t_pat, &g,
+             &parley__v1__get_room_response__descriptor);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.resp);
+    CU_ASSERT_EQUAL(((Parley__V1__GetRoomResponse *)r.resp)->room->head_rev, 0);
+    tc_result_free(&r);
+    g.name = "c-missing";
+    r = call(g_ch, H("GetRoom"), t_pat, &g, NULL);
+    expect_fail(&r, GRPC_STATUS_NOT_FOUND, "ROOM_NOT_FOUND");
+}
+
+static void test_publish_and_history(void) {
+    create_room("c-hist");
+    tc_result r;
+    Parley__V1__PublishResponse *p =
+        publish(g_ch, t_pat, "c-hist", "id-1", "first", &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(p->message->seq, 1);
+    CU_ASSERT_EQUAL(p->message->rev, 1);
+    CU_ASSERT_FALSE(p->duplicate);
+    CU_ASSERT_STRING_EQUAL(p->message->author->id, "pat");
+    CU_ASSERT_EQUAL(p->message->author->role, PARLEY__V1__ROLE__ROLE_PARTICIPANT);
+    CU_ASSERT_TRUE(p->message->created_at_ms > 0);
+    tc_result_free(&r);
+    /* idempotent: same id, same author -> the original, duplicate=true */
+    p = publish(g_ch, t_pat, "c-hist", "id-1", "first, retried", &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_TRUE(p->duplicate);
+    CU_ASSERT_EQUAL(p->message->seq, 1);
+    CU_ASSERT_STRING_EQUAL(p->message->body, "first");
+    tc_result_free(&r);
+    /* same id by another author is another message */
+    p = publish(g_ch, t_quinn, "c-hist", "id-1", "quinn's", &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_FALSE(p->duplicate);
+    CU_ASSERT_EQUAL(p->message->seq, 2);
+    tc_result_free(&r);
+    publish(g_ch, t_pat, "c-missing", "x", "body", &r);
+    expect_fail(&r, GRPC_STATUS_NOT_FOUND, "ROOM_NOT_FOUND");
+    publish(g_ch, t_pat, "c-hist", "", "body", &r);
+    expect_fail(&r, GRPC_STATUS_INVALID_ARGUMENT, "CLIENT_MSG_ID_INVALID");
+    publish(g_ch, t_pat, "c-hist", "e", " \t\n", &r);
+    expect_fail(&r, GRPC_STATUS_INVALID_ARGUMENT, "BODY_EMPTY");
+    for (int i = 3; i <= 6; i++) {
+        char id[16], body[16];
+        snprintf(id, sizeof id, "id-%d", i);
+        snprintf(body, sizeof body, "body %d", i);
+        p = publish(g_ch, t_pat, "c-hist", id, body, &r);
+        CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+        if (p) CU_ASSERT_EQUAL(p->message->seq, (uint64_t)i);
+        tc_result_free(&r);
+    }
+
+    Parley__V1__GetMessageRequest gq = PARLEY__V1__GET_MESSAGE_REQUEST__INIT;
+    gq.room = "c-hist";
+    gq.seq = 2;
+    r = call(g_ch, H("GetMessage"), t_pat, &gq,
+             &parley__v1__get_message_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_STRING_EQUAL(((Parley__V1__GetMessageResponse *)r.resp)->message->body,
+                           "quinn's");
+    tc_result_free(&r);
+    gq.seq = 77;
+    r = call(g_ch, H("GetMessage"), t_pat, &gq, NULL);
+    expect_fail(&r, GRPC_STATUS_NOT_FOUND, "MESSAGE_NOT_FOUND");
+
+    Parley__V1__EditMessageRequest eq = PARLEY__V1__EDIT_MESSAGE_REQUEST__INIT;
+    eq.room = "c-hist";
+    eq.seq = 1;
+    eq.body = "first (edited)";
+    r = call(g_ch, H("EditMessage"), t_pat, &eq,
+             &parley__v1__edit_message_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__Message *m = ((Parley__V1__EditMessageResponse *)r.resp)->message;
+    CU_ASSERT_EQUAL(m->rev, 7);
+    CU_ASSERT_EQUAL(m->seq, 1);
+    CU_ASSERT_TRUE(m->edited_at_ms > 0);
+    tc_result_free(&r);
+    eq.seq = 2; /* quinn's message */
+    r = call(g_ch, H("EditMessage"), t_pat, &eq, NULL);
+    expect_fail(&r, GRPC_STATUS_PERMISSION_DENIED, "PERMISSION_DENIED");
+    r = call(g_ch, H("EditMessage"), t_org, &eq,
+             &parley__v1__edit_message_response__descriptor);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK); /* organizers may */
+    tc_result_free(&r);
+
+    Parley__V1__DeleteMessageRequest dq = PARLEY__V1__DELETE_MESSAGE_REQUEST__INIT;
+    dq.room = "c-hist";
+    dq.seq = 3;
+    r = call(g_ch, H("DeleteMessage"), t_quinn, &dq, NULL);
+    expect_fail(&r, GRPC_STATUS_PERMISSION_DENIED, "PERMISSION_DENIED");
+    r = call(g_ch, H("DeleteMessage"), t_pat, &dq,
+             &parley__v1__delete_message_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    m = ((Parley__V1__DeleteMessageResponse *)r.resp)->message;
+    CU_ASSERT_TRUE(m->deleted);
+    CU_ASSERT_STRING_EQUAL(m->body, "");
+    CU_ASSERT_EQUAL(m->rev, 9);
+    tc_result_free(&r);
+
+    /* revs: 1..6 creates, 7 edit seq1, 8 edit seq2, 9 delete seq3 */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "c-hist";
+    lq.limit = 2;
+    r = call(g_ch, H("ListMessages"), t_pat, &lq,
+             &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *l = (void *)r.resp;
+    CU_ASSERT_EQUAL_FATAL(l->n_messages, 2);
+    CU_ASSERT_EQUAL(l->messages[0]->seq, 5);
+    CU_ASSERT_EQUAL(l->messages[1]->seq, 6);
+    CU_ASSERT_TRUE(l->has_more);
+    CU_ASSERT_EQUAL(l->room->head_seq, 6);
+    CU_ASSERT_EQUAL(l->room->head_rev, 9);
+    tc_result_free(&r);
+    lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_BEFORE_SEQ;
+    lq.before_seq = 5;
+    lq.limit = 10;
+    r = call(g_ch, H("ListMessages"), t_pat, &lq,
+             &parley__v1__list_messages_response__descriptor);
+    l = (void *)r.resp;
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(l->n_messages, 4);
+    CU_ASSERT_EQUAL(l->messages[0]->seq, 1);
+    CU_ASSERT_EQUAL(l->messages[3]->seq, 4);
+    CU_ASSERT_TRUE(l->messages[2]->deleted);
+    CU_ASSERT_FALSE(l->has_more);
+    tc_result_free(&r);
+    lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+    lq.after_rev = 6;
+    r = call(g_ch, H("ListMessages"), t_pat, &lq,
+             &parley__v1__list_messages_response__descriptor);
+    l = (void *)r.resp;
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(l->n_messages, 3);
+    CU_ASSERT_EQUAL(l->messages[0]->rev, 7);
+    CU_ASSERT_EQUAL(l->messages[0]->seq, 1);
+    CU_ASSERT_EQUAL(l->messages[2]->rev, 9);
+    CU_ASSERT_EQUAL(l->messages[2]->seq, 3);
+    tc_result_free(&r);
+    lq.limit = 1001;
+    r = call(g_ch, H("ListMessages"), t_pat, &lq, NULL);
+    expect_fail(&r, GRPC_STATUS_INVALID_ARGUMENT, "BAD_CURSOR");
+    lq.limit = 0;
+    lq.room = "c-missing";
+    r = call(g_ch, H("ListMessages"), t_pat, &lq, NULL);
+    expect_fail(&r, GRPC_STATUS_NOT_FOUND, "ROOM_NOT_FOUND");
+}
+
+static void test_tokens(void) {
+    Parley__V1__GetRoomRequest g = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    g.name = "lobby";
+    tc_result r = call(g_ch, H("GetRoom"), NULL, &g, NULL);
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    char *bad = tc_token("pat", "participant", 600,
+                         "some-other-secret-some-other-secret!");
+    r = call(g_ch, H("GetRoom"), bad, &g, NULL);
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    free(bad);
+    char *expired = tc_token("pat", "participant", -60, NULL);
+    r = call(g_ch, H("GetRoom"), expired, &g, NULL);
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    free(expired);
+    r = call(g_ch, H("GetRoom"), "not.a.jwt", &g, NULL);
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    publish(g_ch, NULL, "lobby", "x", "y", &r);
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    /* The same token works. */
+    r = call(g_ch, H("GetRoom"), t_pat, &g, NULL);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    tc_result_free(&r);
+
+    tc_stream *st = tc_stream_open(g_ch, S("Connect"), NULL);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NULL(f);
+    free_frame(f);
+    grpc_status_code code;
+    CU_ASSERT_EQUAL(tc_stream_status(st, 10000, &code, NULL, 0), 0);
+    CU_ASSERT_EQUAL(code, GRPC_STATUS_UNAUTHENTICATED);
+    tc_stream_free(st);
+}
+
+static void test_malformed(void) {
+    static const unsigned char junk[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    tc_result r;
+    CU_ASSERT_EQUAL(tc_unary(g_ch, H("ListMessages"), t_pat, NULL, junk,
+                             sizeof junk, NULL, &r), 0);
+    expect_fail(&r, GRPC_STATUS_INVALID_ARGUMENT, "MALFORMED");
+    CU_ASSERT_EQUAL(tc_unary(g_ch, S("Publish"), t_pat, NULL, junk, 2, NULL, &r), 0);
+    expect_fail(&r, GRPC_STATUS_INVALID_ARGUMENT, "MALFORMED");
+    /* the server goes on */
+    Parley__V1__GetRoomRequest g = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    g.name = "lobby";
+    r = call(g_ch, H("GetRoom"), t_pat, &g,
+             &parley__v1__get_room_response__descriptor);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    CU_ASSERT_PTR_NOT_NULL(r.resp);
+    tc_result_free(&r);
+    CU_ASSERT_EQUAL(tc_unary(g_ch, "/parley.v1.History/Nope", t_pat, NULL, "", 0,
+                             NULL, &r), 0);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_UNIMPLEMENTED);
+    tc_result_free(&r);
+
+    /* on a stream: an error frame, and the stream goes on */
+    tc_stream *st = tc_stream_open(g_ch, S("Connect"), t_pat);
+    CU_ASSERT_EQUAL(tc_stream_send_raw(st, junk, sizeof junk), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+    CU_ASSERT_EQUAL(f->error->code, PARLEY__V1__ERROR_CODE__ERROR_CODE_MALFORMED);
+    CU_ASSERT_FALSE(f->error->fatal);
+    free_frame(f);
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 99;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 5;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    cf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &cf.base), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_PONG);
+    CU_ASSERT_EQUAL(f->request_id, 5);
+    CU_ASSERT_EQUAL(f->pong->nonce, 99);
+    free_frame(f);
+    tc_stream_free(st);
+}
+
+/* ---------- Connect ---------- */
+
+static void test_connect(void) {
+    create_room("c-conn");
+    tc_result r;
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "pre-%d", i);
+        publish(g_ch, t_quinn, "c-conn", id, "before", &r);
+        CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+        tc_result_free(&r);
+    }
+    tc_stream *st = tc_stream_open(g_ch, S("Connect"), t_pat);
+    CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-conn", 1), 0);
+    Parley__V1__ServerFrame *f;
+    uint64_t want = 2;
+    while ((f = recv_frame(st, 10000)) &&
+           f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+        CU_ASSERT_TRUE(f->event->replay);
+        CU_ASSERT_EQUAL(f->event->message->rev, want);
+        CU_ASSERT_EQUAL(f->event->type, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED);
+        want++;
+        free_frame(f);
+    }
+    CU_ASSERT_EQUAL(want, 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    CU_ASSERT_EQUAL(f->request_id, 1);
+    CU_ASSERT_EQUAL(f->subscribed->room->head_rev, 3);
+    free_frame(f);
+
+    /* live: a publish by someone else */
+    publish(g_ch, t_quinn, "c-conn", "live-1", "live", &r);
+    tc_result_free(&r);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_EVENT);
+    CU_ASSERT_FALSE(f->event->replay);
+    CU_ASSERT_EQUAL(f->event->message->rev, 4);
+    free_frame(f);
+
+    /* publish on the stream: ack (request id echoed), then the event */
+    CU_ASSERT_EQUAL(send_publish(st, 7, "c-conn", "s-1", "from the stream"), 0);
+    int got_ack = 0, got_ev = 0;
+    for (int i = 0; i < 2; i++) {
+        f = recv_frame(st, 10000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
+            got_ack = 1;
+            CU_ASSERT_EQUAL(f->request_id, 7);
+            CU_ASSERT_STRING_EQUAL(f->ack->client_msg_id, "s-1");
+            CU_ASSERT_EQUAL(f->ack->message->seq, 5);
+            CU_ASSERT_FALSE(f->ack->duplicate);
+        } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            got_ev = 1;
+            CU_ASSERT_EQUAL(f->event->message->rev, 5);
+        }
+        free_frame(f);
+    }
+    CU_ASSERT_TRUE(got_ack && got_ev);
+    CU_ASSERT_EQUAL(send_publish(st, 8, "c-conn", "s-1", "again"), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ACK);
+    CU_ASSERT_TRUE(f->ack->duplicate);
+    CU_ASSERT_EQUAL(f->ack->message->seq, 5);
+    CU_ASSERT_EQUAL(f->request_id, 8);
+    free_frame(f);
+
+    /* errors on the stream do not end it */
+    CU_ASSERT_EQUAL(send_subscribe(st, 9, "c-nowhere", 0), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+    CU_ASSERT_EQUAL(f->request_id, 9);
+    CU_ASSERT_EQUAL(f->error->code, PARLEY__V1__ERROR_CODE__ERROR_CODE_ROOM_NOT_FOUND);
+    free_frame(f);
+    CU_ASSERT_EQUAL(send_publish(st, 10, "c-nowhere", "z", "b"), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+    CU_ASSERT_EQUAL(f->request_id, 10);
+    CU_ASSERT_EQUAL(f->error->code, PARLEY__V1__ERROR_CODE__ERROR_CODE_ROOM_NOT_FOUND);
+    free_frame(f);
+
+    /* edits and deletes fan out */
+    Parley__V1__EditMessageRequest eq = PARLEY__V1__EDIT_MESSAGE_REQUEST__INIT;
+    eq.room = "c-conn";
+    eq.seq = 5;
+    eq.body = "edited";
+    r = call(g_ch, H("EditMessage"), t_pat, &eq, NULL);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    tc_result_free(&r);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->event->type, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED);
+    CU_ASSERT_EQUAL(f->event->message->rev, 6);
+    CU_ASSERT_STRING_EQUAL(f->event->message->body, "edited");
+    free_frame(f);
+    Parley__V1__DeleteMessageRequest dq = PARLEY__V1__DELETE_MESSAGE_REQUEST__INIT;
+    dq.room = "c-conn";
+    dq.seq = 1;
+    r = call(g_ch, H("DeleteMessage"), t_org, &dq, NULL);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    tc_result_free(&r);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->event->type, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED);
+    CU_ASSERT_EQUAL(f->event->message->seq, 1);
+    CU_ASSERT_TRUE(f->event->message->deleted);
+    free_frame(f);
+
+    /* unsubscribe: no more events */
+    Parley__V1__Unsubscribe us = PARLEY__V1__UNSUBSCRIBE__INIT;
+    us.room = "c-conn";
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 11;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_UNSUBSCRIBE;
+    cf.unsubscribe = &us;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &cf.base), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED);
+    free_frame(f);
+    publish(g_ch, t_quinn, "c-conn", "after-unsub", "quiet", &r);
+    tc_result_free(&r);
+    f = recv_frame(st, 500);
+    CU_ASSERT_PTR_NULL(f);
+    free_frame(f);
+    /* half-close with no subscriptions: the server ends the stream OK */
+    CU_ASSERT_EQUAL(tc_stream_close_send(st), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NULL(f);
+    grpc_status_code code;
+    CU_ASSERT_EQUAL(tc_stream_status(st, 10000, &code, NULL, 0), 0);
+    CU_ASSERT_EQUAL(code, GRPC_STATUS_OK);
+    tc_stream_free(st);
+}
+
+/* Replay of a big backlog while another client keeps publishing: the
+ * subscriber must see every rev exactly once, in order. */
+typedef struct race_pub {
+    const char *addr;
+    int n, acked;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int started; /* the first live publishes were acked */
+} race_pub;
+
+static void *race_publisher(void *arg) {
+    race_pub *rp = arg;
+    grpc_channel *ch = tc_channel(rp->addr);
+    int first = stream_publish_many(ch, t_quinn, "c-race", "live", 20, 8,
+                                    "published before the subscribe");
+    pthread_mutex_lock(&rp->mu);
+    rp->started = 1;
+    pthread_cond_signal(&rp->cv);
+    pthread_mutex_unlock(&rp->mu);
+    rp->acked = first + stream_publish_many(ch, t_quinn, "c-race", "live2",
+                                            rp->n - 20, 4,
+                                            "published during the replay");
+    grpc_channel_destroy(ch);
+    return NULL;
+}
+
+static void test_replay_races_publishes(void) {
+    enum { BACKLOG = 5000, LIVE = 1500 };
+    create_room("c-race");
+    CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-race", "old",
+                                              BACKLOG, 256, "backlog"),
+                          BACKLOG);
+    race_pub rp = {g_srv.addr, LIVE, 0, PTHREAD_MUTEX_INITIALIZER,
+                   PTHREAD_COND_INITIALIZER, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, race_publisher, &rp);
+    /* Subscribe only once the publisher is running, so publishes land
+     * while the backlog is being replayed. */
+    pthread_mutex_lock(&rp.mu);
+    while (!rp.started) pthread_cond_wait(&rp.cv, &rp.mu);
+    pthread_mutex_unlock(&rp.mu);
+    grpc_channel *ch = tc_channel(g_srv.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-race", 0), 0);
+    uint64_t next = 1, head = 0;
+    int subscribed = 0, bad_order = 0, bad_flag = 0;
+    while (next <= BACKLOG + LIVE) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+        if (!f) break;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
+            subscribed++;
+            head = f->subscribed->room->head_rev;
+            if (head != next - 1) bad_order++;
+        } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            if (f->event->message->rev != next) bad_order++;
+            if ((int)f->event->replay != !subscribed) bad_flag++;
+            next = f->event->message->rev + 1;
+        }
+        free_frame(f);
+    }
+    pthread_join(th, NULL);
+    fprintf(stderr, "  replay/live boundary at rev %llu of %d\n",
+            (unsigned long long)head, BACKLOG + LIVE);
+    CU_ASSERT_EQUAL(rp.acked, LIVE);
+    CU_ASSERT_EQUAL(subscribed, 1);
+    CU_ASSERT_EQUAL(bad_order, 0);
+    CU_ASSERT_EQUAL(bad_flag, 0);
+    CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
+    CU_ASSERT_TRUE(head >= BACKLOG + 20);
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+}
+
+/* ---------- slow consumer ---------- */
+
+typedef struct fast_reader {
+    tc_stream *st;
+    int want, got, in_order;
+} fast_reader;
+
+static void *fast_read(void *arg) {
+    fast_reader *fr = arg;
+    uint64_t last = 0;
+    fr->in_order = 1;
+    while (fr->got < fr->want) {
+        Parley__V1__ServerFrame *f = recv_frame(fr->st, 20000);
+        if (!f) break;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            if (f->event->message->rev != last + 1) fr->in_order = 0;
+            last = f->event->message->rev;
+            fr->got++;
+        }
+        free_frame(f);
+    }
+    return NULL;
+}
+
+static void test_slow_consumer(void) {
+    enum { N = 2000 };
+    tc_server s;
+    const char *extra[] = {"--max-queue", "256", "--rooms", "slow", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    grpc_channel *ch_slow = tc_channel(s.addr), *ch_fast = tc_channel(s.addr),
+                 *ch_pub = tc_channel(s.addr);
+    tc_stream *slow = tc_stream_open(ch_slow, S("Connect"), t_pat);
+    tc_stream *fast = tc_stream_open(ch_fast, S("Connect"), t_quinn);
+    send_subscribe(slow, 1, "slow", 0);
+    send_subscribe(fast, 1, "slow", 0);
+    Parley__V1__ServerFrame *f = recv_frame(slow, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+    f = recv_frame(fast, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+
+    fast_reader fr = {fast, N, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, fast_read, &fr);
+    char body[4001];
+    memset(body, 'x', 4000);
+    body[4000] = 0;
+    /* 2000 x 4 KB: far more than the slow stream's windows and queue. */
+    int acked = stream_publish_many(ch_pub, t_org, "slow", "flood", N, 16, body);
+    pthread_join(th, NULL);
+    if (fr.got != N) {
+        grpc_status_code fc = GRPC_STATUS_OK;
+        char fd[256] = "";
+        tc_stream_status(fast, 1000, &fc, fd, sizeof fd);
+        fprintf(stderr, "  fast subscriber got %d of %d, status %d (%s)\n",
+                fr.got, N, fc, fd);
+    }
+    CU_ASSERT_EQUAL(acked, N);
+    CU_ASSERT_EQUAL(fr.got, N);
+    CU_ASSERT_TRUE(fr.in_order);
+
+    /* The slow stream was cut: drain what reached it, then the status. */
+    int slow_got = 0;
+    while ((f = recv_frame(slow, 10000)) != NULL) {
+        slow_got++;
+        free_frame(f);
+    }
+    grpc_status_code code = GRPC_STATUS_OK;
+    char details[256] = "";
+    CU_ASSERT_EQUAL(tc_stream_status(slow, 10000, &code, details, sizeof details), 0);
+    fprintf(stderr, "  slow consumer got %d of %d events, then %d (%s)\n",
+            slow_got, N, code, details);
+    CU_ASSERT_EQUAL(code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(details, "too slow"));
+    CU_ASSERT_TRUE(slow_got < N);
+    tc_stream_free(slow);
+    tc_stream_free(fast);
+    grpc_channel_destroy(ch_slow);
+    grpc_channel_destroy(ch_fast);
+    grpc_channel_destroy(ch_pub);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    tc_server_cleanup(&s);
+}
+
+/* ---------- durability ---------- */
+
+static void test_restart_after_sigkill(void) {
+    tc_server s;
+    const char *extra[] = {"--rooms", "durable", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    tc_result r;
+    Parley__V1__PublishResponse *p =
+        publish(ch, t_pat, "durable", "keep-me", "survives kill -9", &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    uint64_t seq = p->message->seq;
+    tc_result_free(&r);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 1), 128 + 9);
+
+    tc_server s2;
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s2, g_bin, s.dir, extra), 0);
+    ch = tc_channel(s2.addr);
+    Parley__V1__GetMessageRequest gq = PARLEY__V1__GET_MESSAGE_REQUEST__INIT;
+    gq.room = "durable";
+    gq.seq = seq;
+    r = call(ch, H("GetMessage"), t_quinn, &gq,
+             &parley__v1__get_message_response__descriptor);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    if (r.resp) {
+        Parley__V1__Message *m = ((Parley__V1__GetMessageResponse *)r.resp)->message;
+        CU_ASSERT_STRING_EQUAL(m->body, "survives kill -9");
+        CU_ASSERT_STRING_EQUAL(m->client_msg_id, "keep-me");
+    }
+    tc_result_free(&r);
+    /* and the idempotency key survived too */
+    p = publish(ch, t_pat, "durable", "keep-me", "again", &r);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    if (p) CU_ASSERT_TRUE(p->duplicate);
+    tc_result_free(&r);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
+    tc_server_cleanup(&s2);
+}
+
+/* ---------- main ---------- */
+
+static int suite_init(void) {
+    const char *extra[] = {"--rooms", "lobby", NULL};
+    if (tc_server_start(&g_srv, g_bin, NULL, extra) != 0) return -1;
+    g_ch = tc_channel(g_srv.addr);
+    return 0;
+}
+
+static int suite_clean(void) {
+    grpc_channel_destroy(g_ch);
+    int rc = tc_server_stop(&g_srv, 0);
+    if (rc != 0) fprintf(stderr, "parleyd exited with %d on SIGTERM\n", rc);
+    tc_server_cleanup(&g_srv);
+    return rc == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s PARLEYD_BINARY\n", argv[0]);
+        return 2;
+    }
+    g_bin = argv[1];
+    grpc_init();
+    t_org = tc_token("olga", "organizer", 3600, NULL);
+    t_pat = tc_token("pat", "participant", 3600, NULL);
+    t_quinn = tc_token("quinn", "participant", 3600, NULL);
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("parleyd", suite_init, suite_clean);
+    CU_add_test(s, "rooms", test_rooms);
+    CU_add_test(s, "publish and history", test_publish_and_history);
+    CU_add_test(s, "tokens", test_tokens);
+    CU_add_test(s, "malformed requests", test_malformed);
+    CU_add_test(s, "connect", test_connect);
+    CU_add_test(s, "replay races publishes", test_replay_races_publishes);
+    CU_pSuite s2 = CU_add_suite("own servers", NULL, NULL);
+    CU_add_test(s2, "slow consumer", test_slow_consumer);
+    CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures() +
+                     CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    free(t_org);
+    free(t_pat);
+    free(t_quinn);
+    grpc_shutdown();
+    return fails ? 1 : 0;
+}
