@@ -23,6 +23,7 @@ const STYLE = `
   overflow: hidden;
 }
 :host([hidden]) { display: none; }
+[hidden] { display: none !important; }
 .chat { display: flex; flex-direction: column; height: 100%; }
 header {
   display: flex; align-items: center; justify-content: space-between; gap: 0.5rem;
@@ -35,7 +36,7 @@ header {
   background: var(--parley-status-color, #98a2b3);
 }
 .status[data-state="live"] { --parley-status-color: var(--parley-online, #12b76a); }
-.status[data-state="offline"] { --parley-status-color: var(--parley-offline, #f04438); color: var(--parley-offline, #f04438); }
+.status[data-state="offline"], .status[data-state="reconnecting"] { --parley-status-color: var(--parley-offline, #f04438); color: var(--parley-offline, #f04438); }
 .status[data-state="catching-up"], .status[data-state="connecting"] { --parley-status-color: var(--parley-warning, #f79009); }
 .log { flex: 1; overflow-y: auto; padding: 0.5rem 0.75rem; }
 ol { list-style: none; margin: 0; padding: 0; }
@@ -63,8 +64,9 @@ button.send {
 textarea:disabled, button:disabled { opacity: 0.5; cursor: not-allowed; }
 `;
 
-const STATUS_TEXT: Record<ConnectionState | "idle", string> = {
+const STATUS_TEXT: Record<ConnectionState | "idle" | "reconnecting", string> = {
   idle: "Not connected",
+  reconnecting: "Offline — reconnecting…",
   connecting: "Connecting…",
   "catching-up": "Catching up…",
   live: "Connected",
@@ -88,6 +90,8 @@ export class ParleyChatElement extends Base {
   private client_: ParleyClient | null = null;
   private unsubscribers: Array<() => void> = [];
   private historyShown = false;
+  /** Set once live; a later 'connecting' is shown as a reconnect. */
+  private wasLive = false;
   private readonly root: ShadowRoot;
   private readonly els: {
     status: HTMLElement;
@@ -309,9 +313,12 @@ export class ParleyChatElement extends Base {
       if (ready) this.dataset.ready = "";
       else delete this.dataset.ready;
     }
+    if (state === "live") this.wasLive = true;
+    else if (state === "idle" || state === "closed") this.wasLive = false;
     const s = this.els.status;
-    s.dataset.state = state;
-    let text = STATUS_TEXT[state];
+    const shown = state === "connecting" && this.wasLive ? "reconnecting" : state;
+    s.dataset.state = shown;
+    let text = STATUS_TEXT[shown];
     if (state === "offline" && retryInMs !== undefined && retryInMs >= 1000) {
       text += ` — retrying in ${Math.round(retryInMs / 1000)} s`;
     } else if (state === "offline") {

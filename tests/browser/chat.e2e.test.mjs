@@ -1,0 +1,367 @@
+// Browser end-to-end tests of <parley-chat>: Debian's Chromium (driven by
+// playwright-core) on the demo page, against the real parleyd and
+// parley-gateway. Alice reaches the gateway through a proxy the test can
+// black-hole or reset; Bob connects directly and keeps sending.
+//
+//   PARLEYD=path/to/parleyd PARLEY_GATEWAY=path/to/parley-gateway \
+//     node --test tests/browser/chat.e2e.test.mjs
+import assert from "node:assert/strict";
+import { mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { chromium } from "playwright-core";
+import { CutProxy } from "./cut-proxy.mjs";
+import {
+  Core,
+  Gateway,
+  buildWeb,
+  mintToken,
+  newSecret,
+  removeDir,
+  repoRoot,
+  sleep,
+  tempDir,
+  waitFor,
+} from "./harness.mjs";
+
+const PARLEYD = process.env.PARLEYD;
+const GATEWAY = process.env.PARLEY_GATEWAY;
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const ARTIFACTS = join(repoRoot, "tests/artifacts");
+// Heartbeat: a ping every 5 s, 5 s to answer: a dead link is noticed at most
+// 10 s after it died. One more second for timer slack on a busy machine.
+const DETECT_MS = 11_000;
+const ROOM = "lobby";
+
+if (!PARLEYD || !GATEWAY) {
+  console.error("set PARLEYD and PARLEY_GATEWAY to the built binaries");
+  process.exit(2);
+}
+
+let dir, www, logDir, secret, core, gw, proxy, ctx, alice, bob, checker;
+let sent = []; // every body Bob's loop typed, in order
+
+describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 600_000 }, () => {
+  before(async () => {
+    dir = tempDir();
+    logDir = join(dir, "logs");
+    mkdirSync(logDir);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    secret = newSecret();
+    checker = mintToken(secret, "checker", "Checker");
+    www = join(dir, "www");
+    buildWeb(www);
+    core = new Core({ bin: PARLEYD, dir, secret, logDir });
+    await core.start();
+    gw = new Gateway({ bin: GATEWAY, dir, secret, logDir, upstream: core.sock, www });
+    await gw.start();
+    proxy = new CutProxy(gw.port);
+    await proxy.listen();
+    ctx = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 60_000,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+      ],
+    });
+    ctx.setDefaultTimeout(30_000);
+    // Record every state change of the element with the time it happened.
+    await ctx.addInitScript(() => {
+      window.__states = [];
+      document.addEventListener("parley-state", (e) => {
+        window.__states.push({ state: e.detail.state, reason: e.detail.reason ?? "", at: Date.now() });
+      });
+    });
+    alice = await ctx.newPage();
+    bob = await ctx.newPage();
+  });
+
+  after(async () => {
+    await ctx?.close().catch(() => {});
+    await proxy?.close().catch(() => {});
+    await gw?.stop().catch(() => {});
+    await core?.stop().catch(() => {});
+    if (process.env.KEEP_E2E_DIR) console.log(`kept ${dir}`);
+    else if (dir) removeDir(dir);
+  });
+
+  test("two users chat; history first, then live", async () => {
+    // History written before anyone opens the page.
+    await postAs("carol", "Carol", ["welcome 1", "welcome 2"]);
+    await open(alice, `http://127.0.0.1:${proxy.port}`, "Alice", "alice");
+    await open(bob, gw.url, "Bob", "bob");
+    assert.deepEqual(
+      (await items(alice)).map((m) => m.body),
+      ["welcome 1", "welcome 2"],
+      "history shown before going live",
+    );
+    await say(bob, "hi alice");
+    await waitFor(async () => (await items(alice)).some((m) => m.body === "hi alice"), 10_000, "alice to see bob");
+    await say(alice, "hi bob");
+    await waitFor(async () => (await items(bob)).some((m) => m.body === "hi bob"), 10_000, "bob to see alice");
+    await converged([alice, bob]);
+    await shot(alice, "chat-connected.png");
+  });
+
+  test("network black hole: disabled within the detection time, catch-up, nothing lost or doubled", async (t) => {
+    const loop = keepSending(bob, "cut");
+    await sleep(1000);
+    proxy.cut("drop");
+    const cutAt = Date.now();
+    // Sent after the cut but before the client can know: it must survive.
+    await say(alice, "sent into the void");
+    const [voidMsg] = await pendingItems(alice);
+    assert.ok(voidMsg?.clientMsgId, "the message shows as pending");
+
+    await alice.waitForFunction(() => !document.querySelector("parley-chat").hasAttribute("data-ready"), null, {
+      timeout: DETECT_MS + 5000,
+    });
+    const off = await firstStateAfter(alice, cutAt, (s) => s.state !== "live");
+    assert.ok(off, "a state change was recorded");
+    assert.ok(off.at - cutAt <= DETECT_MS, `noticed after ${off.at - cutAt} ms (limit ${DETECT_MS})`);
+    assert.match(off.reason, /heartbeat/, "noticed by the heartbeat, not by TCP");
+    t.diagnostic(`black hole noticed after ${off.at - cutAt} ms`);
+    assert.equal(await composerDisabled(alice), true, "composer disabled while offline");
+    await shot(alice, "chat-disconnected.png");
+
+    // The server never got it while the link was dead.
+    assert.equal((await gw.messages(ROOM, checker)).filter((m) => m.clientMsgId === voidMsg.clientMsgId).length, 0);
+    await sleep(3000); // Bob keeps talking meanwhile
+    proxy.heal();
+    await alice.waitForSelector("parley-chat[data-ready]", { timeout: 45_000 });
+    assert.equal(await composerDisabled(alice), false, "composer enabled after catch-up");
+    const states = (await alice.evaluate(() => window.__states)).filter((s) => s.at >= cutAt).map((s) => s.state);
+    assert.ok(states.includes("catching-up"), `caught up before going live: ${states.join(" → ")}`);
+    assert.equal(states[states.length - 1], "live");
+    await sleep(1500);
+    await loop.stop();
+
+    const server = await converged([alice, bob]);
+    const stored = server.filter((m) => m.clientMsgId === voidMsg.clientMsgId);
+    assert.equal(stored.length, 1, "stored exactly once");
+    assert.equal(stored[0].body, "sent into the void");
+    assert.equal(stored[0].author, "alice");
+    assert.ok(loop.bodies.length >= 5, `bob kept sending (${loop.bodies.length})`);
+  });
+
+  test("parleyd killed and restarted on the same database while Bob keeps sending", async (t) => {
+    const loop = keepSending(bob, "core");
+    await sleep(1200);
+    await core.kill();
+    const killedAt = Date.now();
+    await alice.waitForFunction(() => !document.querySelector("parley-chat").hasAttribute("data-ready"), null, {
+      timeout: DETECT_MS + 5000,
+    });
+    const off = await firstStateAfter(alice, killedAt, (s) => s.state !== "live");
+    assert.ok(off && off.at - killedAt <= DETECT_MS, `noticed after ${off && off.at - killedAt} ms`);
+    t.diagnostic(`core loss noticed after ${off.at - killedAt} ms (${off.reason})`);
+    assert.equal(await composerDisabled(alice), true);
+    await shot(alice, "chat-core-down.png");
+    await sleep(3000);
+    await core.start();
+    const restartedAt = Date.now();
+    await alice.waitForSelector("parley-chat[data-ready]", { timeout: 60_000 });
+    await bob.waitForSelector("parley-chat[data-ready]", { timeout: 60_000 });
+    t.diagnostic(`live again ${Date.now() - restartedAt} ms after parleyd was back`);
+    await sleep(2000); // Bob sends a few more after the restart
+    await loop.stop();
+    const server = await converged([alice, bob]);
+    assert.ok(server.some((m) => m.body.startsWith("core ")), "Bob's messages were stored");
+  });
+
+  test("one-way loss (acks lost, publish arrives): stored once, shown once, no longer pending", async () => {
+    proxy.cut("deaf");
+    const cutAt = Date.now();
+    await say(alice, "does this arrive?");
+    const [p] = await pendingItems(alice);
+    assert.ok(p?.clientMsgId);
+    await waitFor(
+      async () => (await gw.messages(ROOM, checker)).some((m) => m.clientMsgId === p.clientMsgId),
+      10_000,
+      "the publish to be stored",
+    );
+    assert.equal((await pendingItems(alice)).length, 1, "no ack came back: still pending");
+    await alice.waitForFunction(() => !document.querySelector("parley-chat").hasAttribute("data-ready"), null, {
+      timeout: DETECT_MS + 5000,
+    });
+    const off = await firstStateAfter(alice, cutAt, (s) => s.state !== "live");
+    assert.ok(off.at - cutAt <= DETECT_MS);
+    proxy.heal();
+    await alice.waitForSelector("parley-chat[data-ready]", { timeout: 45_000 });
+    const server = await converged([alice, bob]);
+    assert.equal(server.filter((m) => m.clientMsgId === p.clientMsgId).length, 1);
+  });
+
+  test("connections reset: the first retry is immediate", async () => {
+    const t0 = Date.now();
+    proxy.reset();
+    await alice.waitForFunction(() => !document.querySelector("parley-chat").hasAttribute("data-ready"), null, {
+      timeout: 5000,
+    });
+    await alice.waitForSelector("parley-chat[data-ready]", { timeout: 10_000 });
+    assert.ok(Date.now() - t0 < 10_000, `back after ${Date.now() - t0} ms`);
+    await say(bob, "after the reset");
+    await converged([alice, bob]);
+  });
+
+  test("closing the chat closes its WebSocket", async () => {
+    await waitFor(() => proxy.openWebSockets === 1, 5000, "alice's one WebSocket through the proxy");
+    await alice.evaluate(() => document.querySelector("parley-chat").remove());
+    await waitFor(() => proxy.openWebSockets === 0, 5000, "the WebSocket to close");
+  });
+
+  test("screenshots of the connected and disconnected states were written", () => {
+    for (const f of ["chat-connected.png", "chat-disconnected.png"]) {
+      const st = statSync(join(ARTIFACTS, f));
+      assert.ok(st.size > 1000, `${f} is ${st.size} bytes`);
+    }
+  });
+});
+
+// ---- helpers ---------------------------------------------------------------
+
+async function open(page, base, name, user) {
+  await page.goto(`${base}/?name=${encodeURIComponent(name)}&user=${user}&room=${ROOM}`);
+  await page.waitForSelector("parley-chat[data-ready]", { timeout: 30_000 });
+}
+
+async function say(page, text) {
+  const input = page.locator("parley-chat [part=input]");
+  await input.fill(text);
+  await input.press("Enter");
+}
+
+function items(page) {
+  return page.evaluate(() =>
+    [...document.querySelector("parley-chat").shadowRoot.querySelectorAll("li[data-seq]")].map((li) => ({
+      seq: Number(li.dataset.seq),
+      body: li.querySelector("[part=body]").textContent,
+      clientMsgId: li.dataset.clientMsgId,
+      pending: li.dataset.pending,
+    })),
+  );
+}
+
+function pendingItems(page) {
+  return page.evaluate(() =>
+    [...document.querySelector("parley-chat").shadowRoot.querySelectorAll("li[data-pending=true]")].map((li) => ({
+      body: li.querySelector("[part=body]").textContent,
+      clientMsgId: li.dataset.clientMsgId,
+    })),
+  );
+}
+
+function composerDisabled(page) {
+  return page.evaluate(() => {
+    const r = document.querySelector("parley-chat").shadowRoot;
+    return r.querySelector("[part=input]").disabled && r.querySelector("[part=send]").disabled;
+  });
+}
+
+async function firstStateAfter(page, t, pred) {
+  const states = await page.evaluate(() => window.__states);
+  return states.find((s) => s.at >= t && pred(s));
+}
+
+async function shot(page, name) {
+  await page.locator("parley-chat").screenshot({ path: join(ARTIFACTS, name) });
+}
+
+/** Bob types a numbered message every 300 ms whenever his composer is enabled. */
+function keepSending(page, prefix) {
+  let running = true;
+  const bodies = [];
+  const done = (async () => {
+    let n = 0;
+    while (running) {
+      const ready = await page.evaluate(() => document.querySelector("parley-chat").hasAttribute("data-ready"));
+      if (ready) {
+        const body = `${prefix} ${++n}`;
+        await say(page, body);
+        bodies.push(body);
+        sent.push(body);
+      }
+      await sleep(300);
+    }
+  })();
+  return {
+    bodies,
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+/**
+ * Waits until every page shows exactly what the server stored: same seqs,
+ * same bodies, in seq order, nothing pending, nothing twice. Returns the
+ * server's list.
+ */
+async function converged(pages) {
+  let server = [];
+  let lastDiff = "";
+  await waitFor(
+    async () => {
+      server = await gw.messages(ROOM, checker);
+      for (const page of pages) {
+        const shown = await items(page);
+        const pending = await pendingItems(page);
+        const a = JSON.stringify(shown.map((m) => [m.seq, m.body]));
+        const b = JSON.stringify(server.map((m) => [m.seq, m.body]));
+        if (a !== b || pending.length > 0) {
+          lastDiff = `page ${a.slice(-300)} vs server ${b.slice(-300)}, pending ${pending.length}`;
+          return false;
+        }
+      }
+      return true;
+    },
+    30_000,
+    "pages to match the server",
+    250,
+  ).catch((e) => {
+    throw new Error(`${e.message}\n${lastDiff}`);
+  });
+  // The server's own view: dense seqs, and each typed body stored once.
+  server.forEach((m, i) => assert.equal(m.seq, server[0].seq + i, "seqs are dense and ordered"));
+  const bodies = server.map((m) => m.body);
+  assert.equal(new Set(bodies).size, bodies.length, "no message stored twice");
+  for (const b of sent) assert.equal(bodies.filter((x) => x === b).length, 1, `"${b}" stored once`);
+  return server;
+}
+
+/**
+ * Messages written before the pages open, by another user through the
+ * package's headless client running in Node (with `ws` as its WebSocket).
+ */
+async function postAs(user, name, bodies) {
+  const { default: WebSocket } = await import("ws");
+  const lib = await import(pathToFileURL(join(www, "parley-chat.js")).href);
+  class OriginWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols, { origin: gw.url });
+    }
+  }
+  const client = lib.connect({ url: gw.url, token: mintToken(secret, user, name), WebSocket: OriginWebSocket, network: null });
+  try {
+    client.subscribe(ROOM);
+    await waitFor(() => client.state === "live", 15_000, `${user}'s headless client to go live`);
+    for (const body of bodies) {
+      client.send(ROOM, body);
+      await waitFor(() => client.pending().length === 0, 10_000, `"${body}" to be acked`);
+    }
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,219 @@
+// harness: starts the real parleyd and parley-gateway for the browser tests
+// (temp dir, temp database, free port, shared JWT secret), builds the web
+// bundle and demo page, and provides bounded waits. Every child process is
+// killed when the test process ends, however it ends.
+import { spawn, execFileSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { createWriteStream, existsSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+
+const children = new Set();
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+export function tempDir(prefix = "parley-e2e-") {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function removeDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function freePort() {
+  const s = net.createServer();
+  await new Promise((r, j) => {
+    s.once("error", j);
+    s.listen(0, "127.0.0.1", r);
+  });
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value; throws after `timeoutMs`. */
+export async function waitFor(fn, timeoutMs, what = "condition", everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+    await sleep(everyMs);
+  }
+}
+
+/** A started child process whose output goes to a log file. */
+export function startProcess(name, bin, args, { cwd, env, logDir }) {
+  const log = createWriteStream(join(logDir, `${name}.log`), { flags: "a" });
+  const child = spawn(bin, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.pipe(log, { end: false });
+  child.stderr.pipe(log, { end: false });
+  children.add(child);
+  child.exited = new Promise((r) =>
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      r({ code, signal });
+    }),
+  );
+  child.once("error", (e) => log.write(`spawn error: ${e.message}\n`));
+  return child;
+}
+
+export async function stopProcess(child, signal = "SIGTERM", timeoutMs = 10_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  const t = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  await child.exited;
+  clearTimeout(t);
+}
+
+function canConnect(opts) {
+  return new Promise((r) => {
+    const s = net.connect(opts);
+    const done = (ok) => {
+      s.destroy();
+      r(ok);
+    };
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+    setTimeout(() => done(false), 1000);
+  });
+}
+
+/** HS256 JWT with the team's claims (sub, name, role, exp). */
+export function mintToken(secret, sub, name = sub, role = "participant", ttlS = 3600) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const head = b64({ alg: "HS256", typ: "JWT" });
+  const body = b64({ sub, name, role, exp: Math.floor(Date.now() / 1000) + ttlS });
+  const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+
+/** parleyd on a unix socket in `dir`, with its database in `dir`. */
+export class Core {
+  constructor({ bin, dir, secret, logDir }) {
+    Object.assign(this, { bin, dir, secret, logDir });
+    this.sock = join(dir, "parleyd.sock");
+    this.db = join(dir, "parley.db");
+  }
+
+  async start() {
+    rmSync(this.sock, { force: true });
+    this.proc = startProcess(
+      "parleyd",
+      this.bin,
+      ["--listen", "none", "--unix", this.sock, "--db", this.db, "--rooms", "lobby"],
+      { cwd: this.dir, env: { PARLEY_JWT_SECRET: this.secret }, logDir: this.logDir },
+    );
+    await waitFor(
+      async () => {
+        if (this.proc.exitCode !== null) throw new Error(`parleyd exited with ${this.proc.exitCode}`);
+        return existsSync(this.sock) && (await canConnect({ path: this.sock }));
+      },
+      20_000,
+      "parleyd to listen",
+    );
+  }
+
+  async kill() {
+    this.proc.kill("SIGKILL");
+    await this.proc.exited;
+  }
+
+  async stop() {
+    await stopProcess(this.proc);
+  }
+}
+
+/** parley-gateway in dev mode on a free port, serving `www`. */
+export class Gateway {
+  constructor({ bin, dir, secret, logDir, upstream, www }) {
+    Object.assign(this, { bin, dir, secret, logDir, upstream, www });
+  }
+
+  async start() {
+    this.port = await freePort();
+    this.url = `http://127.0.0.1:${this.port}`;
+    this.proc = startProcess(
+      "parley-gateway",
+      this.bin,
+      ["--listen", `127.0.0.1:${this.port}`, "--upstream", `unix:${this.upstream}`, "--static", this.www, "--dev"],
+      { cwd: this.dir, env: { PARLEY_JWT_SECRET: this.secret }, logDir: this.logDir },
+    );
+    await this.healthy(20_000);
+  }
+
+  async healthy(timeoutMs) {
+    await waitFor(
+      async () => {
+        if (this.proc.exitCode !== null) throw new Error(`gateway exited with ${this.proc.exitCode}`);
+        const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        return r.status === 200;
+      },
+      timeoutMs,
+      "gateway /healthz to answer 200",
+    );
+  }
+
+  /** Every stored message of a room, straight from the gateway's REST API. */
+  async messages(room, token) {
+    const r = await fetch(`${this.url}/v1/rooms/${room}/messages?limit=1000`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    if (r.status !== 200) throw new Error(`GET messages: HTTP ${r.status} ${await r.text()}`);
+    const body = await r.json();
+    if (body.hasMore) throw new Error("more than 1000 messages: the test expects fewer");
+    return (body.messages ?? []).map((m) => ({
+      seq: Number(m.seq),
+      body: m.body ?? "",
+      clientMsgId: m.clientMsgId ?? "",
+      author: m.author?.id ?? "",
+    }));
+  }
+
+  async stop() {
+    await stopProcess(this.proc);
+  }
+}
+
+/** Builds the script-tag bundle and the demo page into `outDir` (like web/dist). */
+export function buildWeb(outDir) {
+  execFileSync("npx", ["--no-install", "vite", "build", "--outDir", outDir, "--emptyOutDir", "--logLevel", "warn"], {
+    cwd: join(repoRoot, "web"),
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 120_000,
+  });
+  for (const f of ["index.html", "demo.js", "parley-chat.js"]) {
+    if (!existsSync(join(outDir, f))) throw new Error(`web build did not produce ${f}`);
+  }
+}
+
+export function newSecret() {
+  return randomBytes(32).toString("hex");
+}
