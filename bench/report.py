@@ -64,6 +64,8 @@ def table(head, body):
 
 
 def name(r):
+    if r["server"] == "parley" and r["scenario"] in ("history", "durable"):
+        return "parleyd over gRPC"
     return SERVERS.get(r["server"], r["server"])
 
 
