@@ -457,6 +457,10 @@ int rpc_stream_send_msg(rpc_call *c, const ProtobufCMessage *msg) {
 
 size_t rpc_stream_queued(const rpc_call *c) { return c->qlen + c->send_busy; }
 
+size_t rpc_stream_room(const rpc_call *c) {
+    return c->qlen >= c->rs->opts.max_queue ? 0 : c->rs->opts.max_queue - c->qlen;
+}
+
 size_t rpc_stream_low_water(const rpc_call *c) {
     size_t lw = c->rs->opts.max_queue / 4;
     return lw ? lw : 1;

@@ -108,6 +108,8 @@ int rpc_stream_send(rpc_call *c, grpc_slice bytes);
 /* Encodes msg into a fresh slice and queues it. */
 int rpc_stream_send_msg(rpc_call *c, const ProtobufCMessage *msg);
 size_t rpc_stream_queued(const rpc_call *c);
+/* How many more frames the queue takes before the call is cut. */
+size_t rpc_stream_room(const rpc_call *c);
 size_t rpc_stream_low_water(const rpc_call *c);
 /* Ends the stream with a status once what is queued has been sent.
  * e = PARLEY_OK finishes with OK. */

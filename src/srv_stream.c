@@ -87,11 +87,18 @@ static void replay_step(srv_conn *cn, srv_sub *sub) {
     srv *s = cn->s;
     while (!sub->hs.live && !rpc_call_is_done(cn->call) &&
            rpc_stream_queued(cn->call) <= rpc_stream_low_water(cn->call)) {
+        /* A page never fills more than half of what the queue has left, so
+         * replay alone cannot cut a subscriber however small --max-queue. */
+        size_t room_left = rpc_stream_room(cn->call);
+        if (room_left < 2) return; /* wait for on_drain */
+        size_t page = room_left / 2;
+        if (page > REPLAY_PAGE) page = REPLAY_PAGE;
         replay_ctx rc = {sub, cn->call, 0};
         store_room room;
         int has_more = 0;
         parley_err e = store_list(s->st, sub->room, STORE_AFTER_REV, sub->cursor,
-                                  REPLAY_PAGE, replay_row, &rc, &room, &has_more);
+                                  (unsigned)page, replay_row, &rc, &room,
+                                  &has_more);
         if (e) {
             fprintf(stderr, "parleyd: replay of %s failed: %s\n", sub->room,
                     store_last_error(s->st));

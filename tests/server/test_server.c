@@ -685,6 +685,35 @@ static void test_slow_consumer(void) {
     tc_server_cleanup(&s);
 }
 
+/* A replay far bigger than the send queue is paced by the queue, never cut. */
+static void test_replay_small_queue(void) {
+    enum { N = 700 };
+    tc_server s;
+    const char *extra[] = {"--max-queue", "16", "--rooms", "big", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    CU_ASSERT_EQUAL(stream_publish_many(ch, t_pat, "big", "b", N, 8, "backlog"), N);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_quinn);
+    CU_ASSERT_EQUAL(send_subscribe(st, 1, "big", 0), 0);
+    uint64_t next = 1;
+    int subscribed = 0;
+    Parley__V1__ServerFrame *f;
+    while (!subscribed && (f = recv_frame(st, 10000)) != NULL) {
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT &&
+            f->event->message->rev == next)
+            next++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED)
+            subscribed = 1;
+        free_frame(f);
+    }
+    CU_ASSERT_TRUE(subscribed);
+    CU_ASSERT_EQUAL(next, N + 1);
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    tc_server_cleanup(&s);
+}
+
 /* ---------- durability ---------- */
 
 static void test_restart_after_sigkill(void) {
@@ -763,6 +792,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "replay races publishes", test_replay_races_publishes);
     CU_pSuite s2 = CU_add_suite("own servers", NULL, NULL);
     CU_add_test(s2, "slow consumer", test_slow_consumer);
+    CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
