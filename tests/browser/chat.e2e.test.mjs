@@ -40,7 +40,8 @@ if (!PARLEYD || !GATEWAY) {
 }
 
 let dir, www, logDir, secret, core, gw, proxy, ctx, alice, bob, checker;
-let sent = []; // every body Bob's loop typed, in order
+const sent = []; // every body Bob's loop typed, in order
+const loops = new Set(); // running send loops, stopped in after() even on failure
 
 describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 600_000 }, () => {
   before(async () => {
@@ -88,6 +89,7 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
   });
 
   after(async () => {
+    for (const l of loops) await l.stop().catch(() => {});
     await ctx?.close().catch(() => {});
     await proxy?.close().catch(() => {});
     await gw?.stop().catch(() => {});
@@ -286,7 +288,7 @@ function keepSending(page, prefix) {
     let n = 0;
     while (running) {
       const ready = await page.evaluate(() => document.querySelector("parley-chat").hasAttribute("data-ready"));
-      if (ready) {
+      if (ready && running) {
         const body = `${prefix} ${++n}`;
         await say(page, body);
         bodies.push(body);
@@ -295,13 +297,20 @@ function keepSending(page, prefix) {
       await sleep(300);
     }
   })();
-  return {
+  const loop = {
     bodies,
     async stop() {
       running = false;
+      loops.delete(loop);
       await done;
     },
   };
+  // A failing page ends the loop; stop() reports the error to the test.
+  done.catch(() => {
+    running = false;
+  });
+  loops.add(loop);
+  return loop;
 }
 
 /**
