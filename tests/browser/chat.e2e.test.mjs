@@ -102,7 +102,8 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     // History written before anyone opens the page.
     await postAs("carol", "Carol", ["welcome 1", "welcome 2"]);
     await open(alice, `http://127.0.0.1:${proxy.port}`, "Alice", "alice");
-    await open(bob, gw.url, "Bob", "bob");
+    // Bob speaks the JSON subprotocol, Alice binary protobuf.
+    await open(bob, gw.url, "Bob", "bob", "json");
     assert.deepEqual(
       (await items(alice)).map((m) => m.body),
       ["welcome 1", "welcome 2"],
@@ -219,6 +220,7 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
 
   test("closing the chat closes its WebSocket", async () => {
     await waitFor(() => proxy.openWebSockets === 1, 5000, "alice's one WebSocket through the proxy");
+    assert.equal(await bob.evaluate(() => document.querySelector("parley-chat").getAttribute("format")), "json");
     await alice.evaluate(() => document.querySelector("parley-chat").remove());
     await waitFor(() => proxy.openWebSockets === 0, 5000, "the WebSocket to close");
   });
@@ -233,8 +235,8 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
 
 // ---- helpers ---------------------------------------------------------------
 
-async function open(page, base, name, user) {
-  await page.goto(`${base}/?name=${encodeURIComponent(name)}&user=${user}&room=${ROOM}`);
+async function open(page, base, name, user, format = "proto") {
+  await page.goto(`${base}/?name=${encodeURIComponent(name)}&user=${user}&room=${ROOM}&format=${format}`);
   await page.waitForSelector("parley-chat[data-ready]", { timeout: 30_000 });
 }
 

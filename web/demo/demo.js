@@ -1,7 +1,8 @@
 // @ts-check
 // The demo page's sign-in: asks for a name, picks a random user id, gets a
 // token from the gateway's dev endpoint and shows <parley-chat>. Query
-// parameters name, user and room skip the form.
+// parameters name, user and room skip the form; format=json picks the JSON
+// WebSocket subprotocol instead of binary protobuf.
 const params = new URLSearchParams(location.search);
 const room = params.get("room") || "lobby";
 const form = /** @type {HTMLFormElement} */ (document.getElementById("join"));
@@ -27,6 +28,7 @@ async function join(name, user) {
     let fetchedAt = Date.now();
     const chat = document.createElement("parley-chat");
     chat.setAttribute("room", room);
+    if (params.get("format") === "json") chat.setAttribute("format", "json");
     // Renew the dev token (they expire) at most every five minutes.
     chat.getToken = async () => {
       if (Date.now() - fetchedAt > 5 * 60_000) {
