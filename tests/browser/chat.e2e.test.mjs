@@ -80,8 +80,12 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     // Record every state change of the element with the time it happened.
     await ctx.addInitScript(() => {
       window.__states = [];
+      window.__history = [];
       document.addEventListener("parley-state", (e) => {
         window.__states.push({ state: e.detail.state, reason: e.detail.reason ?? "", at: Date.now() });
+      });
+      document.addEventListener("parley-history", (e) => {
+        window.__history.push({ count: e.detail.messages.length, at: Date.now() });
       });
     });
     alice = await ctx.newPage();
@@ -107,8 +111,12 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     assert.deepEqual(
       (await items(alice)).map((m) => m.body),
       ["welcome 1", "welcome 2"],
-      "history shown before going live",
+      "history shown",
     );
+    const { states, history } = await alice.evaluate(() => ({ states: window.__states, history: window.__history }));
+    const live = states.find((x) => x.state === "live");
+    assert.ok(history.length >= 1 && history[0].count === 2, "one history page with the two messages");
+    assert.ok(live && history[0].at <= live.at, "history rendered before the chat went live");
     await say(bob, "hi alice");
     await waitFor(async () => (await items(alice)).some((m) => m.body === "hi alice"), 10_000, "alice to see bob");
     await say(alice, "hi bob");

@@ -557,8 +557,16 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         this.outbox.settle(p.clientMsgId);
         this.emit("send-error", { room: p.room, pending: p, code, detail: err.detail });
       } else {
-        // Kept: it goes out again (same clientMsgId) on the next connection.
+        // Kept, and tried again (same clientMsgId) after a pause, or on the
+        // next connection if this one ends first.
         this.emit("error", { room: p.room, code, detail: err.detail, fatal: err.fatal });
+        p.requestId = 0n;
+        const delay = Math.max(1000, this.backoff.ceiling(Math.min(p.attempts, 6)));
+        this.clock.setTimeout(() => {
+          if (this.outbox.get(p.clientMsgId) === p && p.requestId === 0n && this.canPublish(p.room)) {
+            this.publish(p);
+          }
+        }, delay);
       }
     } else {
       let room: string | undefined;

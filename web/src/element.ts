@@ -74,6 +74,9 @@ const STATUS_TEXT: Record<ConnectionState | "idle" | "reconnecting", string> = {
   closed: "Disconnected",
 };
 
+/** Errors after which the room will not be shown, whatever the connection does. */
+const ROOM_ERRORS = new Set(["ROOM_NOT_FOUND", "ROOM_INVALID", "PERMISSION_DENIED"]);
+
 const Base: typeof HTMLElement =
   typeof HTMLElement !== "undefined" ? HTMLElement : (class {} as unknown as typeof HTMLElement);
 
@@ -90,6 +93,8 @@ export class ParleyChatElement extends Base {
   private client_: ParleyClient | null = null;
   private unsubscribers: Array<() => void> = [];
   private historyShown = false;
+  /** Why the room cannot be shown (an ErrorCode name), if it cannot. */
+  private roomError: string | null = null;
   /** Set once live; a later 'connecting' is shown as a reconnect. */
   private wasLive = false;
   private readonly root: ShadowRoot;
@@ -277,7 +282,14 @@ export class ParleyChatElement extends Base {
         this.removePending(e.pending.clientMsgId);
         this.fire("parley-send-error", e);
       }),
-      on("error", (e) => this.fire("parley-error", e)),
+      on("error", (e) => {
+        // A room that cannot be shown (it does not exist, no permission).
+        if (e.room === room && ROOM_ERRORS.has(e.code)) {
+          this.roomError = e.code;
+          this.render(client.state);
+        }
+        this.fire("parley-error", e);
+      }),
     ];
     client.subscribe(room);
     client.start();
@@ -285,6 +297,7 @@ export class ParleyChatElement extends Base {
   }
 
   private stop(): void {
+    this.roomError = null;
     for (const u of this.unsubscribers) u();
     this.unsubscribers = [];
     if (this.client_) this.client_.close();
@@ -324,7 +337,12 @@ export class ParleyChatElement extends Base {
     } else if (state === "offline") {
       text += " — reconnecting…";
     }
+    if (this.roomError) text = this.roomError === "ROOM_NOT_FOUND" ? "Room not found" : `Error: ${this.roomError}`;
     s.textContent = text;
+    if (host) {
+      if (this.roomError) this.dataset.error = this.roomError;
+      else delete this.dataset.error;
+    }
     this.els.input.disabled = !ready;
     this.els.send.disabled = !ready;
     this.els.form.dataset.disabled = ready ? "false" : "true";

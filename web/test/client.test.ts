@@ -218,6 +218,25 @@ describe("client", () => {
     expect(() => client.send("lobby", "x")).toThrow();
   });
 
+  it("retries a send refused for a transient reason, same clientMsgId, on the same connection", async () => {
+    const gw = new FakeGateway();
+    const { client } = start(gw);
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    gw.busyPublishes = 2;
+    const p = client.send("lobby", "patience");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(client.pending()).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(client.pending()).toEqual([]);
+    const ids = gw.received.filter((f) => f.kind.case === "publish").map((f) => f.kind.case === "publish" && f.kind.value.clientMsgId);
+    expect(ids).toEqual([p.clientMsgId, p.clientMsgId, p.clientMsgId]);
+    expect(gw.sockets).toHaveLength(1);
+    expect(gw.storedCount(p.clientMsgId)).toBe(1);
+    client.close();
+  });
+
   it("reports a refused send and drops it from the pending list", async () => {
     const gw = new FakeGateway();
     const { client } = start(gw);

@@ -173,6 +173,20 @@ describe("<parley-chat>", () => {
     expect(gw.sockets).toHaveLength(1);
   });
 
+  it("says so when the room does not exist, and never enables the composer", async () => {
+    const gw = new FakeGateway();
+    const { el, input, status } = mount(gw);
+    el.setAttribute("room", "nowhere");
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(el.dataset.error).toBe("ROOM_NOT_FOUND");
+    expect(status().textContent).toBe("Room not found");
+    expect(input().disabled).toBe(true);
+    el.setAttribute("room", "lobby");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(el.dataset.error).toBeUndefined();
+    expect(input().disabled).toBe(false);
+  });
+
   it("goes offline at once on the browser's offline event", async () => {
     const gw = new FakeGateway();
     const { el, net, input } = mount(gw);

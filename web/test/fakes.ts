@@ -109,6 +109,8 @@ export class FakeGateway {
   blackhole = false;
   deafClient = false;
   losePublishes = 0;
+  /** The next N publishes are refused with a transient error. */
+  busyPublishes = 0;
   refuse = false;
   /** Every frame any client sent, in order. */
   readonly received: ClientFrame[] = [];
@@ -226,6 +228,11 @@ export class FakeSocket implements WebSocketLike {
       case "publish": {
         if (!k.value.body.trim()) {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.BODY_EMPTY, detail: "empty" } } });
+          break;
+        }
+        if (this.gw.busyPublishes > 0) {
+          this.gw.busyPublishes--;
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.RESOURCE_EXHAUSTED, detail: "busy" } } });
           break;
         }
         if (this.gw.losePublishes > 0) {
