@@ -6,7 +6,7 @@
 //   PARLEYD=path/to/parleyd PARLEY_GATEWAY=path/to/parley-gateway \
 //     node --test tests/browser/chat.e2e.test.mjs
 import assert from "node:assert/strict";
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -231,6 +231,19 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     assert.equal(await bob.evaluate(() => document.querySelector("parley-chat").getAttribute("format")), "json");
     await alice.evaluate(() => document.querySelector("parley-chat").remove());
     await waitFor(() => proxy.openWebSockets === 0, 5000, "the WebSocket to close");
+  });
+
+  test("the servers shut down cleanly, with no sanitizer report", async () => {
+    await ctx.close();
+    ctx = null;
+    const g = await gw.stopped();
+    const c = await core.stopped();
+    assert.deepEqual(g, { code: 0, signal: null }, "parley-gateway exit");
+    assert.deepEqual(c, { code: 0, signal: null }, "parleyd exit");
+    for (const f of ["parley-gateway.log", "parleyd.log"]) {
+      const log = readFileSync(join(logDir, f), "utf8");
+      assert.doesNotMatch(log, /AddressSanitizer|LeakSanitizer|runtime error:/, `${f} has a sanitizer report`);
+    }
   });
 
   test("screenshots of the connected and disconnected states were written", () => {

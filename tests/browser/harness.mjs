@@ -148,6 +148,12 @@ export class Core {
   async stop() {
     await stopProcess(this.proc);
   }
+
+  /** SIGTERM, then how it exited. */
+  async stopped() {
+    await stopProcess(this.proc);
+    return this.proc.exited;
+  }
 }
 
 /** parley-gateway in dev mode on a free port, serving `www`. */
@@ -199,6 +205,12 @@ export class Gateway {
 
   async stop() {
     await stopProcess(this.proc);
+  }
+
+  /** SIGTERM, then how it exited. */
+  async stopped() {
+    await stopProcess(this.proc);
+    return this.proc.exited;
   }
 }
 
