@@ -117,9 +117,9 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     const live = states.find((x) => x.state === "live");
     assert.ok(history.length >= 1 && history[0].count === 2, "one history page with the two messages");
     assert.ok(live && history[0].at <= live.at, "history rendered before the chat went live");
-    await say(bob, "hi alice");
+    assert.ok(await say(bob, "hi alice"));
     await waitFor(async () => (await items(alice)).some((m) => m.body === "hi alice"), 10_000, "alice to see bob");
-    await say(alice, "hi bob");
+    assert.ok(await say(alice, "hi bob"));
     await waitFor(async () => (await items(bob)).some((m) => m.body === "hi bob"), 10_000, "bob to see alice");
     await converged([alice, bob]);
     await shot(alice, "chat-connected.png");
@@ -131,7 +131,7 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     proxy.cut("drop");
     const cutAt = Date.now();
     // Sent after the cut but before the client can know: it must survive.
-    await say(alice, "sent into the void");
+    assert.ok(await say(alice, "sent into the void"), "composer still enabled right after the cut");
     const [voidMsg] = await pendingItems(alice);
     assert.ok(voidMsg?.clientMsgId, "the message shows as pending");
 
@@ -194,7 +194,7 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
   test("one-way loss (acks lost, publish arrives): stored once, shown once, no longer pending", async () => {
     proxy.cut("deaf");
     const cutAt = Date.now();
-    await say(alice, "does this arrive?");
+    assert.ok(await say(alice, "does this arrive?"));
     const [p] = await pendingItems(alice);
     assert.ok(p?.clientMsgId);
     await waitFor(
@@ -222,7 +222,7 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     });
     await alice.waitForSelector("parley-chat[data-ready]", { timeout: 10_000 });
     assert.ok(Date.now() - t0 < 10_000, `back after ${Date.now() - t0} ms`);
-    await say(bob, "after the reset");
+    assert.ok(await say(bob, "after the reset"));
     await converged([alice, bob]);
   });
 
@@ -261,10 +261,15 @@ async function open(page, base, name, user, format = "proto") {
   await page.waitForSelector("parley-chat[data-ready]", { timeout: 30_000 });
 }
 
+/** Types a message and presses Enter; true when the element took it (it
+ * clears the input), false when the composer was disabled meanwhile. */
 async function say(page, text) {
   const input = page.locator("parley-chat [part=input]");
   await input.fill(text);
   await input.press("Enter");
+  const taken = (await input.inputValue()) === "";
+  if (!taken) await input.evaluate((el) => (el.value = ""));
+  return taken;
 }
 
 function items(page) {
@@ -313,9 +318,10 @@ function keepSending(page, prefix) {
       const ready = await page.evaluate(() => document.querySelector("parley-chat").hasAttribute("data-ready"));
       if (ready && running) {
         const body = `${prefix} ${++n}`;
-        await say(page, body);
-        bodies.push(body);
-        sent.push(body);
+        if (await say(page, body)) {
+          bodies.push(body);
+          sent.push(body);
+        }
       }
       await sleep(300);
     }
