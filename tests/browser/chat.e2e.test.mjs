@@ -43,7 +43,7 @@ let dir, www, logDir, secret, core, gw, proxy, ctx, alice, bob, checker;
 const sent = []; // every body Bob's loop typed, in order
 const loops = new Set(); // running send loops, stopped in after() even on failure
 
-describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 600_000 }, () => {
+describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 420_000 }, () => {
   before(async () => {
     dir = tempDir();
     logDir = join(dir, "logs");

@@ -29,6 +29,13 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
     process.exit(130);
   });
 }
+// A hard bound below ctest's TIMEOUT (600 s): a SIGKILL from ctest would
+// leave the servers running, this exit does not.
+const WATCHDOG_S = Number(process.env.PARLEY_E2E_WATCHDOG_S ?? 480);
+setTimeout(() => {
+  console.error(`e2e watchdog: still running after ${WATCHDOG_S} s, killing everything`);
+  process.exit(1);
+}, WATCHDOG_S * 1000).unref();
 
 export function tempDir(prefix = "parley-e2e-") {
   return mkdtempSync(join(tmpdir(), prefix));
