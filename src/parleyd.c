@@ -53,6 +53,16 @@ static int make_parent(const char *path) {
 
 static int disabled(const char *v) { return !*v || !strcmp(v, "none"); }
 
+static int read_secret_file(const char *path, char *out, size_t outlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(out, 1, outlen - 1, f);
+    fclose(f);
+    out[n] = 0;
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = 0;
+    return 0;
+}
+
 /* The secret: --jwt-secret, else --jwt-secret-file, else (dev) the dev
  * secret file next to the database, created if missing. */
 static int load_secret(const cfg *c, char *out, size_t outlen, int *generated) {
@@ -75,14 +85,7 @@ static int load_secret(const cfg *c, char *out, size_t outlen, int *generated) {
                 "file), or run with --dev for a development secret\n");
         return -1;
     }
-    FILE *f = fopen(path, "r");
-    if (f) {
-        size_t n = fread(out, 1, outlen - 1, f);
-        fclose(f);
-        out[n] = 0;
-        while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = 0;
-        return 0;
-    }
+    if (read_secret_file(path, out, outlen) == 0) return 0;
     if (!c->dev || errno != ENOENT) {
         fprintf(stderr, "parleyd: cannot read secret file %s: %s\n", path,
                 strerror(errno));
@@ -96,6 +99,8 @@ static int load_secret(const cfg *c, char *out, size_t outlen, int *generated) {
     for (size_t i = 0; i < sizeof raw && 2 * i + 2 < outlen; i++)
         sprintf(out + 2 * i, "%02x", raw[i]);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 && errno == EEXIST) /* the gateway (--dev) made it meanwhile */
+        return read_secret_file(path, out, outlen);
     if (fd < 0 || write(fd, out, strlen(out)) != (ssize_t)strlen(out) ||
         write(fd, "\n", 1) != 1) {
         fprintf(stderr, "parleyd: cannot write %s: %s\n", path, strerror(errno));

@@ -14,7 +14,7 @@
 #include <grpc/support/time.h>
 
 #define RPC_SLOTS_PER_METHOD 4   /* requested calls kept posted per method */
-#define RPC_POLL_BUDGET 2048      /* events handled per rpc_server_poll */
+#define RPC_POLL_BUDGET 256 /* events per rpc_server_poll: bounds the wait of a publish for its group commit */
 
 typedef struct rpc_op rpc_op;
 typedef void (*rpc_op_fn)(rpc_op *op, int ok);
@@ -59,6 +59,10 @@ struct rpc_server {
     size_t n_slots_posted;
     rpc_call *calls; /* every live call, for cancel_all */
     size_t n_calls;
+    /* Calls whose last send completed with more queued: their next send
+     * starts after the completion queue was drained (and its sockets
+     * polled), so one fast stream cannot monopolize the loop. */
+    rpc_call *ready;
 };
 
 struct rpc_call {
@@ -70,7 +74,9 @@ struct rpc_call {
     int refs;     /* handler references */
     int inflight; /* batches started and not completed */
     unsigned closed : 1, finished : 1, finish_pending : 1, send_busy : 1,
-        recv_busy : 1, half_closed : 1, meta_sent : 1, close_cb_done : 1;
+        recv_busy : 1, half_closed : 1, meta_sent : 1, close_cb_done : 1,
+        in_ready : 1;
+    rpc_call *ready_next;
     int cancelled;
     rpc_op op_close, op_recv, op_send, op_status, op_meta;
     grpc_byte_buffer *recv_buf;
@@ -387,11 +393,21 @@ static void on_send_op(rpc_op *op, int ok) {
     c->send_buf = NULL;
     c->refs++; /* callbacks may drop references */
     if (ok && !c->closed) {
-        kick_send(c);
-        if (!c->send_busy && c->finish_pending) send_status_now(c);
+        /* No send starts from inside this completion (in_ready holds off
+         * kick_send): the next one waits for the end of the poll. */
+        c->in_ready = 1;
         if (!c->finished && c->cbs.on_drain &&
             c->qlen <= rpc_stream_low_water(c))
             c->cbs.on_drain(c, c->cb_ud);
+        c->in_ready = 0;
+        if (c->qlen && !c->closed) {
+            c->in_ready = 1;
+            c->refs++; /* held by rs->ready */
+            c->ready_next = c->rs->ready;
+            c->rs->ready = c;
+        } else if (!c->qlen && c->finish_pending && !c->closed) {
+            send_status_now(c);
+        }
     }
     rpc_call_unref(c);
 }
@@ -443,7 +459,7 @@ int rpc_stream_send(rpc_call *c, grpc_slice bytes) {
     }
     c->q[(c->qhead + c->qlen) % c->qcap] = grpc_slice_ref(bytes);
     c->qlen++;
-    kick_send(c);
+    if (!c->in_ready) kick_send(c); /* else at the end of this poll */
     return 0;
 }
 
@@ -656,6 +672,17 @@ int rpc_server_poll(rpc_server *rs, int timeout_ms) {
         op->fn(op, ev.success);
         handled++;
         dl = gpr_inf_past(GPR_CLOCK_MONOTONIC);
+    }
+    /* One more send for each stream that has frames queued. */
+    rpc_call *c = rs->ready;
+    rs->ready = NULL;
+    while (c) {
+        rpc_call *next = c->ready_next;
+        c->in_ready = 0;
+        kick_send(c);
+        if (!c->send_busy && !c->qlen && c->finish_pending) send_status_now(c);
+        rpc_call_unref(c);
+        c = next;
     }
     return handled;
 }

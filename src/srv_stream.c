@@ -81,12 +81,13 @@ static int replay_row(const store_msg *m, void *ud) {
     return r != 0;
 }
 
-/* Sends replay pages while the send queue has room; turns live at the
- * head. */
+/* Sends one replay page if the send queue is low (the next page follows
+ * from on_drain, so a big replay never holds the loop for long); turns live
+ * at the head. */
 static void replay_step(srv_conn *cn, srv_sub *sub) {
     srv *s = cn->s;
-    while (!sub->hs.live && !rpc_call_is_done(cn->call) &&
-           rpc_stream_queued(cn->call) <= rpc_stream_low_water(cn->call)) {
+    if (!sub->hs.live && !rpc_call_is_done(cn->call) &&
+        rpc_stream_queued(cn->call) <= rpc_stream_low_water(cn->call)) {
         /* A page never fills more than half of what the queue has left, so
          * replay alone cannot cut a subscriber however small --max-queue. */
         size_t room_left = rpc_stream_room(cn->call);

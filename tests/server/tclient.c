@@ -61,7 +61,10 @@ int tc_server_start(tc_server *s, const char *binary, const char *dir,
         int lf = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (lf >= 0) dup2(lf, 2);
         close(pfd[0]);
-        setenv("PARLEY_JWT_SECRET", TC_SECRET, 1);
+        if (extra && extra[0] && !strcmp(extra[0], "--dev"))
+            unsetenv("PARLEY_JWT_SECRET");
+        else
+            setenv("PARLEY_JWT_SECRET", TC_SECRET, 1);
         execv(binary, (char *const *)argv);
         _exit(127);
     }
@@ -80,6 +83,7 @@ int tc_server_start(tc_server *s, const char *binary, const char *dir,
         char *l = strstr(buf, "parleyd listening on ");
         if (l && strchr(l, '\n')) {
             sscanf(l, "parleyd listening on %127s", s->addr);
+            snprintf(s->banner, sizeof s->banner, "%s", buf);
             close(pfd[0]);
             return 0;
         }
@@ -127,6 +131,10 @@ static int rm_one(const char *p, const struct stat *sb, int flag,
 
 void tc_server_cleanup(tc_server *s) {
     if (s->pid > 0) tc_server_stop(s, 1);
+    if (getenv("PARLEY_TEST_KEEP")) { /* keep db and log for a post-mortem */
+        fprintf(stderr, "tclient: kept %s\n", s->dir);
+        return;
+    }
     if (s->dir[0]) nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     s->dir[0] = 0;
 }
@@ -153,7 +161,14 @@ char *tc_token(const char *sub, const char *role, long ttl,
 
 grpc_channel *tc_channel(const char *addr) {
     grpc_channel_credentials *c = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(addr, c, NULL);
+    /* Each channel its own connection, like separate clients (grpc shares
+     * connections between equal channels of a process otherwise). */
+    grpc_arg a;
+    a.type = GRPC_ARG_INTEGER;
+    a.key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+    a.value.integer = 1;
+    grpc_channel_args args = {1, &a};
+    grpc_channel *ch = grpc_channel_create(addr, c, &args);
     grpc_channel_credentials_release(c);
     return ch;
 }

@@ -17,10 +17,12 @@ typedef struct tc_server {
     char dir[256];   /* temp dir holding db, socket and log */
     char addr[128];  /* "127.0.0.1:PORT" */
     char unix_addr[320];
+    char banner[4096]; /* what parleyd printed up to its ready line */
 } tc_server;
 
 /* Starts parleyd with its db in a new temp dir (or in dir if given) and
- * extra args (NULL-terminated), and waits for its ready line. 0 on success. */
+ * extra args (NULL-terminated), and waits for its ready line. 0 on success.
+ * PARLEY_JWT_SECRET is TC_SECRET unless extra[0] is "--dev" (then unset). */
 int tc_server_start(tc_server *s, const char *binary, const char *dir,
                     const char *const *extra);
 /* SIGTERM (or SIGKILL if kill9) and wait; returns the exit status, or

@@ -10,6 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tclient.h"
 #include "parley/v1/history.pb-c.h"
@@ -116,8 +121,9 @@ static int stream_publish_many(grpc_channel *ch, const char *tok,
         Parley__V1__ServerFrame *f = recv_frame(st, 20000);
         if (!f) goto out;
         if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
-            !f->ack->duplicate)
+            !f->ack->duplicate) {
             acked++;
+        }
         else if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_ACK) {
             fprintf(stderr, "  publisher got frame kind %d\n", f->kind_case);
             free_frame(f);
@@ -526,51 +532,73 @@ static void test_connect(void) {
 }
 
 /* Replay of a big backlog while another client keeps publishing: the
- * subscriber must see every rev exactly once, in order. */
-typedef struct race_pub {
-    const char *addr;
-    int n, acked;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int started; /* the first live publishes were acked */
-} race_pub;
+ * subscriber must see every rev exactly once, in order. The publisher is a
+ * separate process (this binary with --publisher), as a real other client
+ * would be: in one process, grpc's client threads would also serve the
+ * subscriber's socket and slow the publisher down. */
+static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
+    int pfd[2];
+    if (pipe(pfd) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        char nb[16];
+        snprintf(nb, sizeof nb, "%d", n);
+        execl("/proc/self/exe", "test_server", "--publisher", addr, "c-race",
+              nb, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    *ready_fd = pfd[0];
+    return pid;
+}
 
-static void *race_publisher(void *arg) {
-    race_pub *rp = arg;
-    grpc_channel *ch = tc_channel(rp->addr);
-    int first = stream_publish_many(ch, t_quinn, "c-race", "live", 20, 8,
-                                    "published before the subscribe");
-    pthread_mutex_lock(&rp->mu);
-    rp->started = 1;
-    pthread_cond_signal(&rp->cv);
-    pthread_mutex_unlock(&rp->mu);
-    rp->acked = first + stream_publish_many(ch, t_quinn, "c-race", "live2",
-                                            rp->n - 20, 4,
-                                            "published during the replay");
+/* test_server --publisher ADDR ROOM N: publishes N messages, printing
+ * "started" after the first 20 acks; exit 0 when all were acked. */
+static int publisher_main(const char *addr, const char *room, int n) {
+    grpc_init();
+    char *tok = tc_token("quinn", "participant", 3600, NULL);
+    grpc_channel *ch = tc_channel(addr);
+    int acked = stream_publish_many(ch, tok, room, "live", 20, 8, "before");
+    printf("started\n");
+    fflush(stdout);
+    acked += stream_publish_many(ch, tok, room, "live2", n - 20, 4,
+                                 "published during the replay");
     grpc_channel_destroy(ch);
-    return NULL;
+    free(tok);
+    grpc_shutdown();
+    return acked == n ? 0 : 1;
 }
 
 static void test_replay_races_publishes(void) {
     enum { BACKLOG = 5000, LIVE = 1500 };
     create_room("c-race");
+    /* 2 KB bodies: a 10 MB backlog. */
+    static char big[2001];
+    memset(big, 'r', 2000);
     CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-race", "old",
-                                              BACKLOG, 256, "backlog"),
+                                              BACKLOG, 256, big),
                           BACKLOG);
-    race_pub rp = {g_srv.addr, LIVE, 0, PTHREAD_MUTEX_INITIALIZER,
-                   PTHREAD_COND_INITIALIZER, 0};
-    pthread_t th;
-    pthread_create(&th, NULL, race_publisher, &rp);
-    /* Subscribe only once the publisher is running, so publishes land
-     * while the backlog is being replayed. */
-    pthread_mutex_lock(&rp.mu);
-    while (!rp.started) pthread_cond_wait(&rp.cv, &rp.mu);
-    pthread_mutex_unlock(&rp.mu);
+    int ready_fd = -1;
+    pid_t pub = spawn_publisher(g_srv.addr, LIVE, &ready_fd);
+    CU_ASSERT_FATAL(pub > 0);
+    /* Subscribe only once the publisher is running. */
+    char line[32] = "";
+    FILE *rf = fdopen(ready_fd, "r");
+    CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, rf));
+    fclose(rf);
+    CU_ASSERT_STRING_EQUAL(line, "started\n");
     grpc_channel *ch = tc_channel(g_srv.addr);
     tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
     CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-race", 0), 0);
     uint64_t next = 1, head = 0;
     int subscribed = 0, bad_order = 0, bad_flag = 0;
+    /* Do not read for a while: the backlog (10 MB) is far more than the
+     * HTTP/2 windows and the send queue hold, so the server is stuck in the
+     * middle of the replay while the publisher goes on committing. */
+    usleep(300 * 1000);
     while (next <= BACKLOG + LIVE) {
         Parley__V1__ServerFrame *f = recv_frame(st, 20000);
         if (!f) break;
@@ -585,15 +613,17 @@ static void test_replay_races_publishes(void) {
         }
         free_frame(f);
     }
-    pthread_join(th, NULL);
-    fprintf(stderr, "  replay/live boundary at rev %llu of %d\n",
-            (unsigned long long)head, BACKLOG + LIVE);
-    CU_ASSERT_EQUAL(rp.acked, LIVE);
+    int pst = -1;
+    waitpid(pub, &pst, 0);
+    fprintf(stderr, "  replay/live boundary at rev %llu of %d (%d published during the replay)\n",
+            (unsigned long long)head, BACKLOG + LIVE, (int)head - BACKLOG - 20);
+    CU_ASSERT_TRUE(WIFEXITED(pst) && WEXITSTATUS(pst) == 0); /* all acked */
     CU_ASSERT_EQUAL(subscribed, 1);
     CU_ASSERT_EQUAL(bad_order, 0);
     CU_ASSERT_EQUAL(bad_flag, 0);
     CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
-    CU_ASSERT_TRUE(head >= BACKLOG + 20);
+    /* publishes were committed while the replay was under way */
+    CU_ASSERT_TRUE(head > BACKLOG + 20 + 8);
     tc_stream_free(st);
     grpc_channel_destroy(ch);
 }
@@ -755,6 +785,39 @@ static void test_restart_after_sigkill(void) {
     tc_server_cleanup(&s2);
 }
 
+/* --dev: a 0600 secret file next to the db, and working printed tokens. */
+static void test_dev_mode(void) {
+    tc_server s;
+    const char *extra[] = {"--dev", "--rooms", "lobby", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/dev-secret", s.dir);
+    struct stat sb;
+    CU_ASSERT_EQUAL(stat(path, &sb), 0);
+    CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+    char org[1024] = "", part[1024] = "";
+    const char *o = strstr(s.banner, " organizer ");
+    const char *p = strstr(s.banner, " participant ");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    sscanf(o, " organizer %1023s", org);
+    sscanf(p, " participant %1023s", part);
+    grpc_channel *ch = tc_channel(s.addr);
+    Parley__V1__CreateRoomRequest q = PARLEY__V1__CREATE_ROOM_REQUEST__INIT;
+    q.name = "dev-room";
+    tc_result r = call(ch, H("CreateRoom"), org, &q, NULL);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    tc_result_free(&r);
+    r = call(ch, H("CreateRoom"), part, &q, NULL);
+    expect_fail(&r, GRPC_STATUS_PERMISSION_DENIED, "PERMISSION_DENIED");
+    /* not our test secret */
+    r = call(ch, H("CreateRoom"), t_org, &q, NULL);
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    tc_server_cleanup(&s);
+}
+
 /* ---------- main ---------- */
 
 static int suite_init(void) {
@@ -777,6 +840,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s PARLEYD_BINARY\n", argv[0]);
         return 2;
     }
+    if (argc == 5 && !strcmp(argv[1], "--publisher"))
+        return publisher_main(argv[2], argv[3], atoi(argv[4]));
     g_bin = argv[1];
     grpc_init();
     t_org = tc_token("olga", "organizer", 3600, NULL);
@@ -794,6 +859,7 @@ int main(int argc, char **argv) {
     CU_add_test(s2, "slow consumer", test_slow_consumer);
     CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
+    CU_add_test(s2, "dev mode", test_dev_mode);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures() +
