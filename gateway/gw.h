@@ -1,0 +1,249 @@
+/* gw.h: the shared types of parley-gateway. One lws context runs everything
+ * on one thread (the "lws thread"): HTTP, WebSockets, rooms and the state of
+ * upstream calls. The only other thread pumps the grpc completion queue and
+ * hands completions over through a mutex-protected queue (gw_upstream.c).
+ *
+ * Modules:
+ *   gw_main.c      flags, secret, lws context, signals, shutdown
+ *   gw_http.c      HTTP routing, static files, /healthz, /metrics, dev token,
+ *                  the upgrade checks (origin, subprotocol, max connections)
+ *   gw_rest.c      REST routes to History calls
+ *   gw_ws.c        WebSocket sessions: frames, auth, limits, send queues
+ *   gw_rooms.c     rooms: one upstream subscription each, ring, replay,
+ *                  fan-out of shared encoded frames
+ *   gw_upstream.c  gRPC client of parleyd on the grpc C core
+ *   gw_buf.c       refcounted frame buffers and small handles
+ *   gw_json.c      the generic proto3-JSON codec
+ *   gw_metrics.c   counters and their Prometheus text */
+#ifndef GW_H
+#define GW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libwebsockets.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "auth.h"
+#include "errors.h"
+#include "rpc_desc.h"
+#include "parley/v1/history.pb-c.h"
+#include "parley/v1/stream.pb-c.h"
+
+#define GW_PROTO_BIN "parley.v1.proto"
+#define GW_PROTO_JSON "parley.v1.json"
+
+/* Close codes of the wire contract (docs/gateway.md). */
+enum {
+    GW_CLOSE_GOING_AWAY = 1001,
+    GW_CLOSE_BAD_UTF8 = 1007,
+    GW_CLOSE_TOO_BIG = 1009,
+    GW_CLOSE_UNAUTH = 4401,
+    GW_CLOSE_RATE = 4429,
+    GW_CLOSE_UPSTREAM = 4503,
+    GW_CLOSE_SLOW = 4508
+};
+
+typedef struct gw_config {
+    char listen_host[128];
+    int listen_port;
+    char **upstreams;
+    int n_upstreams;
+    const char *static_dir;
+    int dev;
+    char **origins;
+    int n_origins;
+    size_t max_frame;      /* bytes of one WS message */
+    double rate;           /* messages per second per connection */
+    double burst;
+    int max_conns;
+    size_t sendq_bytes;    /* per-connection send queue bound */
+    size_t sendq_frames;
+    int auth_timeout_s;
+    int ping_s;            /* idle seconds before a WS ping */
+    int hangup_s;          /* idle seconds before hanging up */
+    size_t ring_size;      /* recent events kept per room */
+} gw_config;
+
+/* ---- gw_buf.c ---- */
+
+/* One encoded frame, shared by every socket it is queued on. data has
+ * LWS_PRE bytes of headroom; the payload is at data + LWS_PRE. Only the lws
+ * thread touches refs. */
+typedef struct gw_buf {
+    int refs;
+    int binary;
+    size_t len;
+    unsigned char data[];
+} gw_buf;
+
+gw_buf *gw_buf_new(size_t len, int binary);
+gw_buf *gw_buf_ref(gw_buf *b);
+void gw_buf_unref(gw_buf *b);
+/* m encoded as protobuf (json == 0) or proto3 JSON; NULL if out of memory. */
+gw_buf *gw_buf_encode(const ProtobufCMessage *m, int json);
+
+/* A weak handle: whoever owns p clears it when p dies; pending upstream
+ * calls hold a reference and check p before using it. */
+typedef struct gw_handle {
+    int refs;
+    void *p;
+} gw_handle;
+
+gw_handle *gw_handle_new(void *p);
+gw_handle *gw_handle_ref(gw_handle *h);
+void gw_handle_unref(gw_handle *h);
+
+/* ---- the server ---- */
+
+typedef struct gw_conn gw_conn;
+typedef struct gw_room gw_room;
+typedef struct gw_sub gw_sub;
+typedef struct gw_upstream gw_upstream;
+
+typedef struct gw_metrics {
+    uint64_t ws_accepted, ws_closed;
+    uint64_t msgs_in, msgs_out, bytes_out;
+    uint64_t drops_slow, drops_rate, drops_big, drops_utf8, drops_unauth;
+    uint64_t refused_origin, refused_full;
+    uint64_t upstream_events, upstream_errors;
+    uint64_t http_requests;
+    uint64_t replay_ring, replay_history;
+} gw_metrics;
+
+typedef struct gw_server {
+    gw_config cfg;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    auth *auth;
+    char *service_token;   /* minted from the shared secret; never logged */
+    gw_upstream *up;
+    gw_room *rooms;        /* list */
+    size_t n_rooms;
+    gw_conn *conns;        /* list of WebSocket sessions */
+    size_t n_conns;
+    gw_metrics m;
+    int shutting_down;
+} gw_server;
+
+/* ---- gw_ws.c ---- */
+
+struct gw_conn {
+    struct lws *wsi;
+    gw_server *srv;
+    gw_handle *h;
+    int json;
+    int authed;
+    auth_identity who;
+    char *token;
+    /* message assembly */
+    unsigned char *rx;
+    size_t rx_len, rx_cap;
+    int rx_oversize;
+    /* send queue: a ring of buffer references */
+    gw_buf **q;
+    size_t q_head, q_n, q_cap, q_bytes;
+    int close_code;        /* nonzero: close once the queue is written */
+    int close_now;         /* drop the queue and close at once */
+    int close_sent;        /* the close frame is on its way */
+    double tokens;
+    lws_usec_t last_us;
+    lws_sorted_usec_list_t sul_auth;
+    gw_sub *subs;
+    gw_conn *next, *prev;
+};
+
+extern const struct lws_protocols gw_ws_protocol_bin;
+extern const struct lws_protocols gw_ws_protocol_json;
+
+/* Queue a reference to b. With enforce, a queue over its bound closes the
+ * connection 4508 (slow consumer) and returns -1. */
+int gw_conn_send(gw_conn *c, gw_buf *b, int enforce);
+/* Encode m in the connection's format and queue it (no bound). */
+int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m);
+/* Send Error{code, detail, fatal} answering request_id. */
+void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
+                        const char *detail, int fatal);
+/* Close with code after what is queued (flush) or at once. */
+void gw_conn_close(gw_conn *c, int code, int flush);
+/* Every session closes 1001 (shutdown). */
+void gw_ws_close_all(gw_server *s, int code);
+
+/* ---- gw_rooms.c ---- */
+
+void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
+                        const Parley__V1__Subscribe *sub);
+void gw_rooms_unsubscribe(gw_server *s, gw_conn *c, uint64_t request_id,
+                          const char *room);
+/* Drops every subscription of c (it is closing). */
+void gw_rooms_conn_gone(gw_server *s, gw_conn *c);
+void gw_rooms_free_all(gw_server *s);
+/* The event type a stored message stands for (created, edited, deleted). */
+Parley__V1__EventType gw_event_type_of(const Parley__V1__Message *m);
+
+/* ---- gw_upstream.c ---- */
+
+/* The answer of a unary call: resp is owned by the callback (free with
+ * protobuf_c_message_free_unpacked). unavailable is set when the core could
+ * not be reached. */
+typedef void (*gw_unary_cb)(gw_server *s, void *ud, parley_err e,
+                            const char *detail, int unavailable,
+                            ProtobufCMessage *resp);
+
+typedef struct gw_ustream gw_ustream;
+typedef void (*gw_ustream_frame_cb)(gw_server *s, void *ud,
+                                    Parley__V1__ServerFrame *f);
+typedef void (*gw_ustream_end_cb)(gw_server *s, void *ud, parley_err e,
+                                  const char *detail, int unavailable);
+
+parley_err gw_up_new(gw_server *s, gw_upstream **out);
+/* Stops the completion queue thread and frees everything. */
+void gw_up_free(gw_upstream *u);
+/* Runs completions handed over by the grpc thread (lws thread only). */
+void gw_up_drain(gw_server *s);
+/* 1 if some upstream channel is connected (or idle without failures). */
+int gw_up_healthy(gw_server *s);
+const char *gw_up_state_name(gw_server *s);
+
+/* Start a unary call of method m with token as `authorization` metadata. */
+parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
+                       const ProtobufCMessage *req, const char *token,
+                       gw_unary_cb cb, void *ud);
+
+/* Open Stream.Connect with the service token, send first, then deliver each
+ * ServerFrame to on_frame until the stream ends (on_end, once). */
+gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
+                          gw_ustream_frame_cb on_frame,
+                          gw_ustream_end_cb on_end, void *ud);
+/* Cancel; no callback runs after this returns. */
+void gw_ustream_cancel(gw_ustream *st);
+
+/* ---- gw_http.c / gw_rest.c ---- */
+
+extern const struct lws_protocols gw_http_protocol;
+
+typedef struct gw_http gw_http;
+/* Answer an HTTP request (body copied). */
+void gw_http_respond(gw_http *h, int status, const char *ctype,
+                     const char *body, size_t len);
+void gw_http_respond_error(gw_http *h, parley_err e, int status,
+                           const char *detail);
+gw_server *gw_http_server(gw_http *h);
+gw_handle *gw_http_handle(gw_http *h);
+struct lws *gw_http_wsi(gw_http *h);
+
+/* Route a /v1/rooms... request; 0 if handled (answered now or later). */
+int gw_rest_route(gw_http *h, const char *method, const char *path,
+                  const char *body, size_t body_len, const char *bearer);
+
+/* ---- gw_metrics.c ---- */
+
+char *gw_metrics_render(gw_server *s, size_t *len);
+
+/* ---- helpers ---- */
+gw_server *gw_server_of(struct lws *wsi);
+int64_t gw_now_s(void);
+/* Parse a "PARLEY_NAME" (or "NAME") error name; PARLEY_ERR_INTERNAL if
+ * unknown. */
+parley_err gw_err_from_name(const char *name);
+
+#endif

@@ -1,0 +1,455 @@
+/* gw_http.c: the HTTP side of the one lws context. Routes each request:
+ * /healthz, /metrics, the dev token endpoint (--dev only), REST under
+ * /v1/rooms (gw_rest.c), and static files from --static (the demo page).
+ * Answers are written from the writable callback, so REST answers can come
+ * later from upstream. Also checks every WebSocket upgrade before lws
+ * accepts it: path /v1/stream, a parley subprotocol offered (else 400), the
+ * Origin allow-list (else 403) and the connection limit (else 503). And it
+ * runs upstream completions when the grpc thread wakes the lws thread. */
+#include "gw.h"
+
+#include <ctype.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define GW_HTTP_BODY_MAX (64 * 1024)
+
+struct gw_http {
+    struct lws *wsi;
+    gw_server *srv;
+    gw_handle *h;
+    char method[8];
+    char path[512];
+    char *body;
+    size_t body_len;
+    int body_too_big;
+    char *bearer;
+    /* the answer */
+    int have_resp;
+    int headers_sent;
+    int status;
+    const char *ctype;
+    unsigned char *resp; /* LWS_PRE + len */
+    size_t resp_len;
+};
+
+gw_server *gw_http_server(gw_http *h) { return h->srv; }
+gw_handle *gw_http_handle(gw_http *h) { return h->h; }
+struct lws *gw_http_wsi(gw_http *h) { return h->wsi; }
+
+static void http_reset(gw_http *h)
+{
+    free(h->body);
+    free(h->resp);
+    if (h->bearer) {
+        memset(h->bearer, 0, strlen(h->bearer));
+        free(h->bearer);
+    }
+    h->body = NULL;
+    h->resp = NULL;
+    h->bearer = NULL;
+    h->body_len = 0;
+    h->body_too_big = 0;
+    h->have_resp = 0;
+    h->headers_sent = 0;
+    h->resp_len = 0;
+}
+
+void gw_http_respond(gw_http *h, int status, const char *ctype,
+                     const char *body, size_t len)
+{
+    free(h->resp);
+    h->resp = malloc(LWS_PRE + len + 1);
+    if (!h->resp) {
+        len = 0;
+        status = 500;
+        h->resp = malloc(LWS_PRE + 1);
+        if (!h->resp)
+            return;
+    } else if (len) {
+        memcpy(h->resp + LWS_PRE, body, len);
+    }
+    h->resp_len = len;
+    h->status = status;
+    h->ctype = ctype;
+    h->have_resp = 1;
+    h->headers_sent = 0;
+    lws_callback_on_writable(h->wsi);
+}
+
+void gw_http_respond_error(gw_http *h, parley_err e, int status,
+                           const char *detail)
+{
+    json_t *j = json_pack("{s:s,s:s}", "code", parley_err_name(e), "detail",
+                          detail && *detail ? detail : parley_err_text(e));
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!status)
+        status = parley_err_http_status(e);
+    gw_http_respond(h, status, "application/json", s ? s : "{}",
+                    s ? strlen(s) : 2);
+    free(s);
+}
+
+static void respond_text(gw_http *h, int status, const char *text)
+{
+    gw_http_respond(h, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+static void respond_json_error_name(gw_http *h, int status, const char *code,
+                                    const char *detail)
+{
+    json_t *j = json_pack("{s:s,s:s}", "code", code, "detail", detail);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    gw_http_respond(h, status, "application/json", s ? s : "{}",
+                    s ? strlen(s) : 2);
+    free(s);
+}
+
+/* ---- static files ---- */
+
+static const char *mime_of(const char *path)
+{
+    static const struct { const char *ext, *mime; } t[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".map", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".wasm", "application/wasm"},
+        {".txt", "text/plain; charset=utf-8"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(dot, t[i].ext) == 0)
+            return t[i].mime;
+    return "application/octet-stream";
+}
+
+/* <0: close, 0: serving or answered. */
+static int serve_static(gw_http *h, const char *path)
+{
+    char file[1024];
+    struct stat st;
+    if (strstr(path, "..") || strchr(path, '\\')) {
+        respond_text(h, 404, "not found\n");
+        return 0;
+    }
+    snprintf(file, sizeof file, "%s%s%s", h->srv->cfg.static_dir, path,
+             path[strlen(path) - 1] == '/' ? "index.html" : "");
+    if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
+        size_t n = strlen(file);
+        snprintf(file + n, sizeof file - n, "/index.html");
+    }
+    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
+        respond_text(h, 404, "not found\n");
+        return 0;
+    }
+    int n = lws_serve_http_file(h->wsi, file, mime_of(file), NULL, 0);
+    if (n < 0 || (n > 0 && lws_http_transaction_completed(h->wsi)))
+        return -1;
+    return 0;
+}
+
+/* ---- small endpoints ---- */
+
+static void dev_token(gw_http *h)
+{
+    char ub[160], nb[160], rb[64];
+    const char *user = lws_get_urlarg_by_name(h->wsi, "user=", ub, sizeof ub);
+    const char *name = lws_get_urlarg_by_name(h->wsi, "name=", nb, sizeof nb);
+    const char *role = lws_get_urlarg_by_name(h->wsi, "role=", rb, sizeof rb);
+    auth_identity id;
+    memset(&id, 0, sizeof id);
+    if (!user || !*user) {
+        respond_json_error_name(h, 400, "AUTHOR_INVALID", "user is required");
+        return;
+    }
+    snprintf(id.id, sizeof id.id, "%s", user);
+    snprintf(id.display_name, sizeof id.display_name, "%s",
+             name && *name ? name : user);
+    if (!role || !*role || strcmp(role, "participant") == 0)
+        id.role = STORE_ROLE_PARTICIPANT;
+    else if (strcmp(role, "organizer") == 0)
+        id.role = STORE_ROLE_ORGANIZER;
+    else {
+        respond_json_error_name(h, 400, "AUTHOR_INVALID",
+                                "role is participant or organizer");
+        return;
+    }
+    store_author a = auth_author(&id);
+    parley_err e = rules_author(&a);
+    if (e != PARLEY_OK) {
+        gw_http_respond_error(h, e, 400, NULL);
+        return;
+    }
+    char *tok = auth_mint(h->srv->auth, &id, gw_now_s(), 24 * 3600);
+    if (!tok) {
+        gw_http_respond_error(h, PARLEY_ERR_INTERNAL, 500, NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:s}", "token", tok);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    memset(tok, 0, strlen(tok));
+    free(tok);
+    gw_http_respond(h, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    free(s);
+}
+
+static int dispatch(gw_http *h)
+{
+    gw_server *s = h->srv;
+    const char *p = h->path;
+    s->m.http_requests++;
+    if (h->body_too_big) {
+        respond_json_error_name(h, 413, "RESOURCE_EXHAUSTED", "body too large");
+        return 0;
+    }
+    if (strcmp(p, "/healthz") == 0) {
+        if (gw_up_healthy(s))
+            respond_text(h, 200, "ok\n");
+        else
+            respond_text(h, 503, "upstream unavailable\n");
+        return 0;
+    }
+    if (strcmp(p, "/metrics") == 0) {
+        size_t len;
+        char *txt = gw_metrics_render(s, &len);
+        if (!txt) {
+            respond_text(h, 500, "out of memory\n");
+            return 0;
+        }
+        gw_http_respond(h, 200, "text/plain; version=0.0.4", txt, len);
+        free(txt);
+        return 0;
+    }
+    if (strcmp(p, "/v1/dev/token") == 0) {
+        if (!s->cfg.dev)
+            respond_text(h, 404, "not found\n");
+        else if (strcmp(h->method, "GET") != 0)
+            respond_text(h, 405, "method not allowed\n");
+        else
+            dev_token(h);
+        return 0;
+    }
+    if (strncmp(p, "/v1/", 4) == 0 || strcmp(p, "/v1") == 0) {
+        if (gw_rest_route(h, h->method, p, h->body ? h->body : "",
+                          h->body_len, h->bearer) != 0)
+            respond_json_error_name(h, 404, "NOT_FOUND", "no such route");
+        return 0;
+    }
+    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0) {
+        respond_text(h, 405, "method not allowed\n");
+        return 0;
+    }
+    return serve_static(h, p);
+}
+
+/* ---- upgrade checks ---- */
+
+static int origin_allowed(gw_server *s, struct lws *wsi, const char *origin)
+{
+    char host[256], own[300];
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
+        snprintf(own, sizeof own, "http://%s", host);
+        if (strcasecmp(origin, own) == 0)
+            return 1;
+    }
+    snprintf(own, sizeof own, "http://%s:%d", s->cfg.listen_host,
+             s->cfg.listen_port);
+    if (strcasecmp(origin, own) == 0)
+        return 1;
+    for (int i = 0; i < s->cfg.n_origins; i++)
+        if (fnmatch(s->cfg.origins[i], origin, FNM_CASEFOLD) == 0)
+            return 1;
+    return 0;
+}
+
+static int offers_parley_protocol(struct lws *wsi)
+{
+    char list[256];
+    if (lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) <= 0)
+        return 0;
+    for (char *save = NULL, *t = strtok_r(list, ", ", &save); t;
+         t = strtok_r(NULL, ", ", &save))
+        if (strcmp(t, GW_PROTO_BIN) == 0 || strcmp(t, GW_PROTO_JSON) == 0)
+            return 1;
+    return 0;
+}
+
+/* Refuses an upgrade with a plain HTTP/1.1 answer (lws's own helper says
+ * HTTP/1.0 at this stage, which WebSocket clients reject). */
+static int refuse(struct lws *wsi, int status, const char *why)
+{
+    unsigned char buf[LWS_PRE + 512];
+    const char *text = status == 400 ? "Bad Request"
+                       : status == 403 ? "Forbidden"
+                       : status == 404 ? "Not Found"
+                                       : "Service Unavailable";
+    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
+                     "content-length: %zu\r\nconnection: close\r\n\r\n%s\n",
+                     status, text, strlen(why) + 1, why);
+    if (n <= 0 || n >= (int)(sizeof buf - LWS_PRE))
+        return -1;
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) < n)
+        return -1;
+    return 1;
+}
+
+static int confirm_upgrade(gw_server *s, struct lws *wsi)
+{
+    char uri[256], origin[256];
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(uri, "/v1/stream") != 0)
+        return refuse(wsi, 404, "no WebSocket here; use /v1/stream");
+    if (!offers_parley_protocol(wsi))
+        return refuse(wsi, 400, "offer subprotocol " GW_PROTO_BIN " or "
+                                GW_PROTO_JSON);
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 &&
+        !origin_allowed(s, wsi, origin)) {
+        s->m.refused_origin++;
+        return refuse(wsi, 403, "origin not allowed");
+    }
+    if (s->shutting_down || (int)s->n_conns >= s->cfg.max_conns) {
+        s->m.refused_full++;
+        return refuse(wsi, 503, "too many connections");
+    }
+    return 0;
+}
+
+/* ---- the protocol callback ---- */
+
+static const struct { enum lws_token_indexes tok; const char *name; } methods[] = {
+    {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PATCH_URI, "PATCH"},   {WSI_TOKEN_DELETE_URI, "DELETE"},
+    {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_HEAD_URI, "HEAD"},
+};
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                         void *user, void *in, size_t len)
+{
+    gw_http *h = user;
+    gw_server *s = gw_server_of(wsi);
+
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        gw_up_drain(s);
+        return 0;
+
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(s, wsi);
+
+    case LWS_CALLBACK_HTTP: {
+        if (!h)
+            return -1;
+        if (!h->h) {
+            h->wsi = wsi;
+            h->srv = s;
+            if (!(h->h = gw_handle_new(h)))
+                return -1;
+        }
+        http_reset(h);
+        snprintf(h->path, sizeof h->path, "%s", (const char *)in);
+        h->method[0] = '\0';
+        for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+            if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
+                snprintf(h->method, sizeof h->method, "%s", methods[i].name);
+                break;
+            }
+        }
+        int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+        if (alen > 0) {
+            h->bearer = malloc((size_t)alen + 1);
+            if (!h->bearer ||
+                lws_hdr_copy(wsi, h->bearer, alen + 1,
+                             WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+                return -1;
+        }
+        char cl[32];
+        long long clen = 0;
+        if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+            clen = atoll(cl);
+        if (clen > 0)
+            return 0; /* wait for the body */
+        return dispatch(h);
+    }
+
+    case LWS_CALLBACK_HTTP_BODY:
+        if (h->body_too_big || h->body_len + len > GW_HTTP_BODY_MAX) {
+            h->body_too_big = 1;
+            return 0;
+        }
+        {
+            char *nb = realloc(h->body, h->body_len + len + 1);
+            if (!nb)
+                return -1;
+            h->body = nb;
+            memcpy(h->body + h->body_len, in, len);
+            h->body_len += len;
+            h->body[h->body_len] = '\0';
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return dispatch(h);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        if (!h || !h->have_resp)
+            return 0;
+        if (!h->headers_sent) {
+            unsigned char hb[LWS_PRE + 1024];
+            unsigned char *start = hb + LWS_PRE, *p = start,
+                          *end = hb + sizeof hb - 1;
+            if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype,
+                                            h->resp_len, &p, end) ||
+                lws_add_http_header_by_token(
+                    wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                    (const unsigned char *)"no-store", 8, &p, end) ||
+                lws_finalize_write_http_header(wsi, start, &p, end))
+                return -1;
+            h->headers_sent = 1;
+            if (h->resp_len > 0) {
+                lws_callback_on_writable(wsi);
+                return 0;
+            }
+        } else if (lws_write(wsi, h->resp + LWS_PRE, h->resp_len,
+                             LWS_WRITE_HTTP_FINAL) < (int)h->resp_len) {
+            return -1;
+        }
+        http_reset(h);
+        if (lws_http_transaction_completed(wsi))
+            return -1;
+        return 0;
+    }
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (h && h->h) {
+            http_reset(h);
+            h->h->p = NULL;
+            gw_handle_unref(h->h);
+            h->h = NULL;
+        }
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols gw_http_protocol = {
+    "http", http_callback, sizeof(gw_http), 0, 0, NULL, 0
+};

@@ -1,0 +1,53 @@
+/* gw_metrics.c: the gateway's counters as Prometheus text (GET /metrics):
+ * connections, rooms, messages in and out, drops by reason, upstream state. */
+#include "gw.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+char *gw_metrics_render(gw_server *s, size_t *len)
+{
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    if (!f)
+        return NULL;
+    const gw_metrics *m = &s->m;
+#define G(name, help, v) \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %" PRIu64 "\n", (uint64_t)(v))
+#define C(name, help, v) \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %" PRIu64 "\n", (uint64_t)(v))
+    G("parley_gateway_connections", "Open WebSocket sessions.", s->n_conns);
+    C("parley_gateway_connections_total", "WebSocket sessions accepted.", m->ws_accepted);
+    G("parley_gateway_rooms", "Rooms with an upstream subscription.", s->n_rooms);
+    C("parley_gateway_messages_in_total", "WebSocket messages received.", m->msgs_in);
+    C("parley_gateway_messages_out_total", "WebSocket messages sent.", m->msgs_out);
+    C("parley_gateway_bytes_out_total", "WebSocket payload bytes sent.", m->bytes_out);
+    C("parley_gateway_upstream_events_total", "Events received from the core.", m->upstream_events);
+    C("parley_gateway_upstream_errors_total", "Upstream calls that failed.", m->upstream_errors);
+    C("parley_gateway_replay_ring_total", "Subscriptions replayed from the ring.", m->replay_ring);
+    C("parley_gateway_replay_history_total", "Subscriptions replayed through History.", m->replay_history);
+    C("parley_gateway_http_requests_total", "HTTP requests.", m->http_requests);
+    fprintf(f, "# HELP parley_gateway_drops_total Sessions closed or refused by a limit.\n"
+               "# TYPE parley_gateway_drops_total counter\n");
+    fprintf(f, "parley_gateway_drops_total{reason=\"slow_consumer\"} %" PRIu64 "\n", m->drops_slow);
+    fprintf(f, "parley_gateway_drops_total{reason=\"rate\"} %" PRIu64 "\n", m->drops_rate);
+    fprintf(f, "parley_gateway_drops_total{reason=\"too_big\"} %" PRIu64 "\n", m->drops_big);
+    fprintf(f, "parley_gateway_drops_total{reason=\"invalid_utf8\"} %" PRIu64 "\n", m->drops_utf8);
+    fprintf(f, "parley_gateway_drops_total{reason=\"unauthenticated\"} %" PRIu64 "\n", m->drops_unauth);
+    fprintf(f, "parley_gateway_drops_total{reason=\"origin\"} %" PRIu64 "\n", m->refused_origin);
+    fprintf(f, "parley_gateway_drops_total{reason=\"max_connections\"} %" PRIu64 "\n", m->refused_full);
+    fprintf(f, "# HELP parley_gateway_upstream_up 1 if the core is reachable.\n"
+               "# TYPE parley_gateway_upstream_up gauge\n"
+               "parley_gateway_upstream_up{state=\"%s\"} %d\n",
+            gw_up_state_name(s), gw_up_healthy(s));
+#undef G
+#undef C
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    *len = n;
+    return out;
+}

@@ -1,0 +1,468 @@
+/* gw_ws.c: WebSocket sessions at /v1/stream, subprotocols parley.v1.proto
+ * (binary ClientFrame/ServerFrame) and parley.v1.json (proto3 JSON text).
+ * Owns per-session state: message assembly with the frame-size limit, the
+ * authenticate handshake and its timeout, the per-connection token bucket,
+ * the send queue of shared buffer references with its slow-consumer bound,
+ * and close codes. Frames are dispatched to rooms (subscribe/unsubscribe)
+ * and upstream (publish). */
+#include "gw.h"
+#include "gw_json.h"
+#include "parley/v1/stream.grpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- send queue ---- */
+
+static void q_clear(gw_conn *c)
+{
+    while (c->q_n > 0) {
+        gw_buf_unref(c->q[c->q_head]);
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_n--;
+    }
+    c->q_bytes = 0;
+}
+
+int gw_conn_send(gw_conn *c, gw_buf *b, int enforce)
+{
+    if (c->close_code)
+        return -1;
+    if (enforce && (c->q_n >= c->srv->cfg.sendq_frames ||
+                    c->q_bytes + b->len > c->srv->cfg.sendq_bytes)) {
+        c->srv->m.drops_slow++;
+        gw_conn_close(c, GW_CLOSE_SLOW, 0);
+        return -1;
+    }
+    if (c->q_n == c->q_cap) {
+        size_t ncap = c->q_cap ? c->q_cap * 2 : 16;
+        gw_buf **nq = malloc(ncap * sizeof *nq);
+        if (!nq) {
+            gw_conn_close(c, GW_CLOSE_SLOW, 0);
+            return -1;
+        }
+        for (size_t i = 0; i < c->q_n; i++)
+            nq[i] = c->q[(c->q_head + i) % c->q_cap];
+        free(c->q);
+        c->q = nq;
+        c->q_head = 0;
+        c->q_cap = ncap;
+    }
+    c->q[(c->q_head + c->q_n) % c->q_cap] = gw_buf_ref(b);
+    c->q_n++;
+    c->q_bytes += b->len;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m)
+{
+    gw_buf *b = gw_buf_encode(m, c->json);
+    if (!b) {
+        gw_conn_close(c, GW_CLOSE_SLOW, 0);
+        return -1;
+    }
+    int r = gw_conn_send(c, b, 0);
+    gw_buf_unref(b);
+    return r;
+}
+
+void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
+                        const char *detail, int fatal)
+{
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
+    f.request_id = request_id;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_ERROR;
+    f.error = &er;
+    er.code = (Parley__V1__ErrorCode)code;
+    er.detail = (char *)(detail && *detail ? detail : parley_err_text(code));
+    er.fatal = fatal;
+    gw_conn_send_msg(c, &f.base);
+}
+
+void gw_conn_close(gw_conn *c, int code, int flush)
+{
+    if (!c->close_code)
+        c->close_code = code; /* the first reason wins */
+    if (!flush && !c->close_now) {
+        c->close_now = 1;
+        q_clear(c);
+    }
+    lws_callback_on_writable(c->wsi);
+}
+
+void gw_ws_close_all(gw_server *s, int code)
+{
+    for (gw_conn *c = s->conns; c; c = c->next)
+        gw_conn_close(c, code, 0);
+}
+
+/* ---- frames ---- */
+
+static void auth_timeout(lws_sorted_usec_list_t *sul)
+{
+    gw_conn *c = lws_container_of(sul, gw_conn, sul_auth);
+    if (!c->authed && !c->close_code) {
+        c->srv->m.drops_unauth++;
+        gw_conn_send_error(c, 0, PARLEY_ERR_UNAUTHENTICATED,
+                           "no authenticate frame in time", 1);
+        gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+    }
+}
+
+typedef struct pub_ctx {
+    gw_handle *conn;
+    uint64_t request_id;
+    char *client_msg_id;
+} pub_ctx;
+
+static void publish_done(gw_server *s, void *ud, parley_err e,
+                         const char *detail, int unavailable,
+                         ProtobufCMessage *resp)
+{
+    pub_ctx *p = ud;
+    gw_conn *c = p->conn->p;
+    (void)s;
+    if (c) {
+        if (e == PARLEY_OK) {
+            Parley__V1__PublishResponse *r =
+                (Parley__V1__PublishResponse *)resp;
+            Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+            Parley__V1__Ack ack = PARLEY__V1__ACK__INIT;
+            f.request_id = p->request_id;
+            f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_ACK;
+            f.ack = &ack;
+            ack.client_msg_id = p->client_msg_id;
+            ack.message = r->message;
+            ack.duplicate = r->duplicate;
+            gw_conn_send_msg(c, &f.base);
+        } else if (unavailable) {
+            gw_conn_send_error(c, p->request_id, PARLEY_ERR_INTERNAL,
+                               "upstream core unavailable", 0);
+        } else {
+            gw_conn_send_error(c, p->request_id, e, detail, 0);
+        }
+    }
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    gw_handle_unref(p->conn);
+    free(p->client_msg_id);
+    free(p);
+}
+
+static void on_publish(gw_conn *c, uint64_t rid,
+                       const Parley__V1__PublishRequest *pr)
+{
+    pub_ctx *p = calloc(1, sizeof *p);
+    if (!p || !(p->client_msg_id = strdup(pr->client_msg_id))) {
+        free(p);
+        gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL, NULL, 0);
+        return;
+    }
+    p->conn = gw_handle_ref(c->h);
+    p->request_id = rid;
+    parley_err e = gw_up_unary(
+        c->srv, &parley_v1_Stream_service.methods[PARLEY_V1_STREAM_PUBLISH],
+        &pr->base, c->token, publish_done, p);
+    if (e != PARLEY_OK) {
+        gw_handle_unref(p->conn);
+        free(p->client_msg_id);
+        free(p);
+        gw_conn_send_error(c, rid, e, "upstream core unavailable", 0);
+    }
+}
+
+static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
+{
+    auth_identity id;
+    parley_err e = auth_verify(c->srv->auth, token, gw_now_s(), &id);
+    if (e != PARLEY_OK) {
+        c->srv->m.drops_unauth++;
+        gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
+                           "token missing, invalid or expired", 1);
+        gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+        return;
+    }
+    if (c->authed && strcmp(id.id, c->who.id) != 0) {
+        gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
+                           "a session keeps its user", 1);
+        gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+        return;
+    }
+    char *t = strdup(token);
+    if (!t) {
+        gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL, NULL, 0);
+        return;
+    }
+    free(c->token);
+    c->token = t;
+    c->who = id;
+    c->authed = 1;
+    lws_sul_cancel(&c->sul_auth);
+
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    Parley__V1__Authenticated a = PARLEY__V1__AUTHENTICATED__INIT;
+    Parley__V1__Author user = PARLEY__V1__AUTHOR__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED;
+    f.authenticated = &a;
+    a.user = &user;
+    user.id = c->who.id;
+    user.display_name = c->who.display_name;
+    user.role = (Parley__V1__Role)c->who.role;
+    gw_conn_send_msg(c, &f.base);
+}
+
+static void on_frame(gw_conn *c, const unsigned char *data, size_t len,
+                     int binary)
+{
+    ProtobufCMessage *m = NULL;
+    char detail[200] = "";
+    parley_err e;
+
+    if (binary != !c->json) {
+        e = PARLEY_ERR_MALFORMED;
+        snprintf(detail, sizeof detail, "%s frames expected on %s",
+                 c->json ? "text" : "binary",
+                 c->json ? GW_PROTO_JSON : GW_PROTO_BIN);
+    } else if (c->json) {
+        e = gw_json_decode(&parley__v1__client_frame__descriptor,
+                           (const char *)data, len, &m, detail, sizeof detail);
+        if (e != PARLEY_OK)
+            e = PARLEY_ERR_MALFORMED;
+    } else {
+        m = protobuf_c_message_unpack(&parley__v1__client_frame__descriptor,
+                                      NULL, len, data);
+        e = m ? PARLEY_OK : PARLEY_ERR_MALFORMED;
+        if (!m)
+            snprintf(detail, sizeof detail, "not a parley.v1.ClientFrame");
+    }
+    if (e != PARLEY_OK) {
+        if (!c->authed) {
+            c->srv->m.drops_unauth++;
+            gw_conn_send_error(c, 0, PARLEY_ERR_UNAUTHENTICATED,
+                               "the first frame must be authenticate", 1);
+            gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+            return;
+        }
+        gw_conn_send_error(c, 0, e, detail, 0);
+        return;
+    }
+    Parley__V1__ClientFrame *f = (Parley__V1__ClientFrame *)m;
+    uint64_t rid = f->request_id;
+    if (f->kind_case == PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE) {
+        on_authenticate(c, rid, f->authenticate->token);
+    } else if (!c->authed) {
+        c->srv->m.drops_unauth++;
+        gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
+                           "the first frame must be authenticate", 1);
+        gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+    } else {
+        switch (f->kind_case) {
+        case PARLEY__V1__CLIENT_FRAME__KIND_PING: {
+            Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
+            Parley__V1__Pong pong = PARLEY__V1__PONG__INIT;
+            sf.request_id = rid;
+            sf.kind_case = PARLEY__V1__SERVER_FRAME__KIND_PONG;
+            sf.pong = &pong;
+            pong.nonce = f->ping->nonce;
+            gw_conn_send_msg(c, &sf.base);
+            break;
+        }
+        case PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE:
+            gw_rooms_subscribe(c->srv, c, rid, f->subscribe);
+            break;
+        case PARLEY__V1__CLIENT_FRAME__KIND_UNSUBSCRIBE:
+            gw_rooms_unsubscribe(c->srv, c, rid, f->unsubscribe->room);
+            break;
+        case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH:
+            on_publish(c, rid, f->publish);
+            break;
+        default:
+            gw_conn_send_error(c, rid, PARLEY_ERR_MALFORMED,
+                               "frame has no known kind", 0);
+            break;
+        }
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+}
+
+/* Token bucket: 1 if one more message may pass. */
+static int rate_ok(gw_conn *c)
+{
+    lws_usec_t now = lws_now_usecs();
+    double dt = (double)(now - c->last_us) / 1e6;
+    c->last_us = now;
+    c->tokens += dt * c->srv->cfg.rate;
+    if (c->tokens > c->srv->cfg.burst)
+        c->tokens = c->srv->cfg.burst;
+    if (c->tokens < 1.0)
+        return 0;
+    c->tokens -= 1.0;
+    return 1;
+}
+
+static int on_receive(gw_conn *c, const void *in, size_t len)
+{
+    gw_server *s = c->srv;
+    int first = lws_is_first_fragment(c->wsi);
+    int final = lws_is_final_fragment(c->wsi) &&
+                !lws_remaining_packet_payload(c->wsi);
+
+    if (c->close_code)
+        return 0; /* closing: ignore what still arrives */
+    if (first && c->rx_len == 0 && !c->rx_oversize) {
+        s->m.msgs_in++;
+        if (!rate_ok(c)) {
+            s->m.drops_rate++;
+            gw_conn_close(c, GW_CLOSE_RATE, 0);
+            return 0;
+        }
+    }
+    if (!c->rx_oversize && c->rx_len + len > s->cfg.max_frame) {
+        /* Keep reading to the end of the message so the close frame is
+         * not lost to a reset, then close 1009. */
+        c->rx_oversize = 1;
+        c->rx_len = 0;
+    }
+    if (c->rx_oversize) {
+        if (final) {
+            s->m.drops_big++;
+            gw_conn_close(c, GW_CLOSE_TOO_BIG, 0);
+        }
+        return 0;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t ncap = c->rx_cap ? c->rx_cap : 1024;
+        while (ncap < c->rx_len + len)
+            ncap *= 2;
+        unsigned char *n = realloc(c->rx, ncap);
+        if (!n)
+            return -1;
+        c->rx = n;
+        c->rx_cap = ncap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (final) {
+        size_t n = c->rx_len;
+        c->rx_len = 0;
+        on_frame(c, c->rx, n, lws_frame_is_binary(c->wsi));
+        if (c->rx_cap > 64 * 1024) { /* do not keep a big buffer around */
+            free(c->rx);
+            c->rx = NULL;
+            c->rx_cap = 0;
+        }
+    }
+    return 0;
+}
+
+static int on_writeable(gw_conn *c)
+{
+    gw_server *s = c->srv;
+    if (c->close_sent)
+        return 0; /* lws is waiting for the peer's close; stay quiet */
+    if (c->close_now || (c->close_code && c->q_n == 0)) {
+        c->close_sent = 1;
+        char reason[32];
+        snprintf(reason, sizeof reason, "%d", c->close_code);
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)reason, strlen(reason));
+        return -1;
+    }
+    while (c->q_n > 0) {
+        gw_buf *b = c->q[c->q_head];
+        int n = lws_write(c->wsi, b->data + LWS_PRE, b->len,
+                          b->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        if (n < (int)b->len)
+            return -1;
+        s->m.msgs_out++;
+        s->m.bytes_out += b->len;
+        c->q_bytes -= b->len;
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_n--;
+        gw_buf_unref(b);
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (c->q_n > 0 || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                       void *user, void *in, size_t len)
+{
+    gw_conn *c = user;
+    gw_server *s = gw_server_of(wsi);
+
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        memset(c, 0, sizeof *c);
+        c->wsi = wsi;
+        c->srv = s;
+        c->json = strcmp(lws_get_protocol(wsi)->name, GW_PROTO_JSON) == 0;
+        c->h = gw_handle_new(c);
+        if (!c->h)
+            return -1;
+        c->tokens = s->cfg.burst;
+        c->last_us = lws_now_usecs();
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        s->n_conns++;
+        s->m.ws_accepted++;
+        lws_sul_schedule(lws_get_context(wsi), 0, &c->sul_auth, auth_timeout,
+                         (lws_usec_t)s->cfg.auth_timeout_s * LWS_US_PER_SEC);
+        if (s->shutting_down)
+            gw_conn_close(c, GW_CLOSE_GOING_AWAY, 0);
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(c, in, len);
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(c);
+
+    case LWS_CALLBACK_CLOSED:
+        if (!c->h)
+            return 0;
+        lws_sul_cancel(&c->sul_auth);
+        gw_rooms_conn_gone(s, c);
+        q_clear(c);
+        free(c->q);
+        free(c->rx);
+        if (c->token) {
+            memset(c->token, 0, strlen(c->token));
+            free(c->token);
+        }
+        c->h->p = NULL;
+        gw_handle_unref(c->h);
+        c->h = NULL;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            s->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        s->n_conns--;
+        s->m.ws_closed++;
+        return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        return 0; /* handled once, by the http protocol */
+
+    default:
+        return 0;
+    }
+}
+
+const struct lws_protocols gw_ws_protocol_bin = {
+    GW_PROTO_BIN, ws_callback, sizeof(gw_conn), 16384, 0, NULL, 0
+};
+const struct lws_protocols gw_ws_protocol_json = {
+    GW_PROTO_JSON, ws_callback, sizeof(gw_conn), 16384, 0, NULL, 0
+};

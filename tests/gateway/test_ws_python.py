@@ -1,0 +1,474 @@
+"""End-to-end WebSocket tests of parley-gateway with the Python `websockets`
+client (Debian python3-websockets), against a real parleyd. Each case starts
+its own stack (gwharness.Stack). Run: /usr/bin/python3 test_ws_python.py
+[case ...]; exits non-zero on the first failure."""
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+
+import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gwharness  # noqa: E402
+
+JSON = "parley.v1.json"
+BIN = "parley.v1.proto"
+T = 10  # seconds any single wait may take
+
+
+class Client:
+    """A JSON-subprotocol session with small helpers."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.rid = 0
+        self.backlog = []  # frames read by call() that answer nothing
+
+    @classmethod
+    async def open(cls, stack, token=None, **kw):
+        kw.setdefault("subprotocols", [JSON])
+        ws = await websockets.connect(stack.ws, open_timeout=T, **kw)
+        c = cls(ws)
+        if token:
+            f = await c.call({"authenticate": {"token": token}})
+            assert "authenticated" in f, f
+        return c
+
+    async def send(self, frame):
+        self.rid += 1
+        frame = dict(frame)
+        frame.setdefault("requestId", str(self.rid))
+        await self.ws.send(json.dumps(frame))
+        return self.rid
+
+    async def recv(self, timeout=T):
+        if self.backlog:
+            return self.backlog.pop(0)
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        return json.loads(raw)
+
+    async def call(self, frame):
+        rid = await self.send(frame)
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), T)
+            f = json.loads(raw)
+            if f.get("requestId") == str(rid):
+                return f
+            self.backlog.append(f)
+
+    async def subscribe(self, room, after=0):
+        """Returns (replayed events, subscribed frame)."""
+        rid = await self.send({"subscribe": {"room": room, "resumeAfterRev": str(after)}})
+        events = []
+        while True:
+            f = await self.recv()
+            if "event" in f:
+                events.append(f["event"])
+            elif f.get("requestId") == str(rid):
+                return events, f
+
+    async def publish(self, room, cid, body):
+        return await self.call({"publish": {"room": room, "clientMsgId": cid, "body": body}})
+
+    async def closed_code(self, timeout=T):
+        """Waits for the server to close; returns the close code."""
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout)
+        except websockets.ConnectionClosed:
+            pass
+        return self.ws.close_code
+
+    async def close(self):
+        await self.ws.close()
+
+
+def rev(ev):
+    return int(ev["message"]["rev"])
+
+
+async def case_basic_flow(s):
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    # authenticated carries the user from the token
+    c = await Client.open(s)
+    f = await c.call({"authenticate": {"token": s.token("cy", "Cy", "organizer")}})
+    assert f["authenticated"]["user"] == {"id": "cy", "displayName": "Cy", "role": "ROLE_ORGANIZER"}, f
+    await c.close()
+    ev, sub = await bob.subscribe("lobby")
+    assert ev == [] and sub["subscribed"]["room"]["name"] == "lobby", (ev, sub)
+    ack = await ann.publish("lobby", "m1", "hello")
+    assert ack["ack"]["clientMsgId"] == "m1", ack
+    msg = ack["ack"]["message"]
+    assert msg["author"]["id"] == "ann" and msg["body"] == "hello" and msg["seq"] == "1", msg
+    f = await bob.recv()
+    assert f["event"]["type"] == "EVENT_TYPE_CREATED" and f["event"]["message"]["body"] == "hello", f
+    assert "replay" not in f["event"] or f["event"]["replay"] is False
+    # duplicate publish is acked with the original
+    ack2 = await ann.publish("lobby", "m1", "hello again")
+    assert ack2["ack"]["duplicate"] is True and ack2["ack"]["message"]["seq"] == "1", ack2
+    # ping/pong
+    f = await ann.call({"ping": {"nonce": "77"}})
+    assert f["pong"]["nonce"] == "77", f
+    # unknown room
+    f = await ann.call({"subscribe": {"room": "nope"}})
+    assert f["error"]["code"] == "ERROR_CODE_ROOM_NOT_FOUND", f
+    f = await ann.publish("nope", "x1", "hi")
+    assert f["error"]["code"] == "ERROR_CODE_ROOM_NOT_FOUND", f
+    # bad body
+    f = await ann.publish("lobby", "x2", "   ")
+    assert f["error"]["code"] == "ERROR_CODE_BODY_EMPTY", f
+    # the session continues after errors
+    f = await ann.call({"ping": {"nonce": "1"}})
+    assert "pong" in f
+    # unsubscribe, twice
+    f = await bob.call({"unsubscribe": {"room": "lobby"}})
+    assert f["unsubscribed"]["room"] == "lobby", f
+    f = await bob.call({"unsubscribe": {"room": "lobby"}})
+    assert f["error"]["code"] == "ERROR_CODE_SUBSCRIPTION_STATE", f
+    for x in (ann, bob):
+        await x.close()
+
+
+async def case_resume_after_cut(s):
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    await bob.subscribe("lobby")
+    for i in range(3):
+        await ann.publish("lobby", "a%d" % i, "before %d" % i)
+    seen = [rev((await bob.recv())["event"]) for _ in range(3)]
+    last = seen[-1]
+    await bob.close()  # the cut
+    missed = []
+    for i in range(5):
+        ack = await ann.publish("lobby", "b%d" % i, "missed %d" % i)
+        missed.append(int(ack["ack"]["message"]["rev"]))
+    # an edit while away is a change too
+    st, m = s.jrequest("PATCH", "/v1/rooms/lobby/messages/1", {"body": "edited"}, s.token("ann", "Ann"))
+    assert st == 200, (st, m)
+    missed.append(int(m["rev"]))
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    ev, sub = await bob.subscribe("lobby", after=last)
+    got = [rev(e) for e in ev]
+    assert got == missed, (got, missed)
+    assert all(e["replay"] is True for e in ev)
+    assert ev[-1]["type"] == "EVENT_TYPE_EDITED" and ev[-1]["message"]["body"] == "edited", ev[-1]
+    assert int(sub["subscribed"]["room"]["headRev"]) == missed[-1], sub
+    # live continues with no duplicate
+    ack = await ann.publish("lobby", "c0", "live")
+    f = await bob.recv()
+    assert rev(f["event"]) == int(ack["ack"]["message"]["rev"]) and not f["event"].get("replay"), f
+    await ann.close()
+    await bob.close()
+
+
+async def case_resume_from_history(s):
+    """Ring of 4: a resume further back pages History, then the ring."""
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    watch = await Client.open(s, s.token("w", "W"))
+    await watch.subscribe("lobby")  # keeps the upstream subscription
+    revs = []
+    for i in range(12):
+        ack = await ann.publish("lobby", "h%d" % i, "m%d" % i)
+        revs.append(int(ack["ack"]["message"]["rev"]))
+    for _ in range(12):
+        await watch.recv()
+    for after in (0, 3, 7, 9, 12):
+        bob = await Client.open(s, s.token("bob", "Bob"))
+        ev, sub = await bob.subscribe("lobby", after=after)
+        got = [rev(e) for e in ev]
+        want = [r for r in revs if r > after]
+        assert got == want, (after, got, want)
+        await bob.close()
+    m = s.metrics()
+    assert m["parley_gateway_replay_history_total"] >= 1, m
+    assert m["parley_gateway_replay_ring_total"] >= 1, m
+    await ann.close()
+    await watch.close()
+
+
+async def case_binary(s):
+    pb = gwharness.proto_classes(s.dir)
+    ws = await websockets.connect(s.ws, subprotocols=[BIN], open_timeout=T)
+    assert ws.subprotocol == BIN
+
+    async def call(cf):
+        await ws.send(cf.SerializeToString())
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), T)
+            assert isinstance(raw, bytes)
+            sf = pb.ServerFrame()
+            sf.ParseFromString(raw)
+            if sf.request_id == cf.request_id:
+                return sf
+
+    cf = pb.ClientFrame(request_id=1)
+    cf.authenticate.token = s.token("ann", "Ann")
+    sf = await call(cf)
+    assert sf.WhichOneof("kind") == "authenticated" and sf.authenticated.user.id == "ann"
+    cf = pb.ClientFrame(request_id=2)
+    cf.subscribe.room = "lobby"
+    sf = await call(cf)
+    assert sf.WhichOneof("kind") == "subscribed", sf
+    # truncated protobuf: MALFORMED, the connection stays
+    cf = pb.ClientFrame(request_id=3)
+    cf.publish.room = "lobby"
+    cf.publish.client_msg_id = "p1"
+    cf.publish.body = "x" * 50
+    raw = cf.SerializeToString()
+    await ws.send(raw[:-10])
+    sf = pb.ServerFrame()
+    sf.ParseFromString(await asyncio.wait_for(ws.recv(), T))
+    assert sf.WhichOneof("kind") == "error" and sf.error.code == pb.M.ERROR_CODE_MALFORMED, sf
+    assert not sf.error.fatal
+    # a text frame on the binary subprotocol is malformed too
+    await ws.send("hello")
+    sf = pb.ServerFrame()
+    sf.ParseFromString(await asyncio.wait_for(ws.recv(), T))
+    assert sf.error.code == pb.M.ERROR_CODE_MALFORMED, sf
+    sf = await call(cf)
+    assert sf.WhichOneof("kind") == "ack" and sf.ack.message.author.id == "ann", sf
+    # the event arrives on the same (subscribed) connection, as protobuf
+    sf = pb.ServerFrame()
+    sf.ParseFromString(await asyncio.wait_for(ws.recv(), T))
+    assert sf.event.message.client_msg_id == "p1" and sf.event.type == pb.EVENT_TYPE_CREATED, sf
+    await ws.close()
+
+
+async def case_mixed_formats(s):
+    """A JSON and a binary watcher of one room get the same events."""
+    pb = gwharness.proto_classes(s.dir)
+    j = await Client.open(s, s.token("j", "J"))
+    await j.subscribe("lobby")
+    b = await websockets.connect(s.ws, subprotocols=[BIN], open_timeout=T)
+    cf = pb.ClientFrame(request_id=1)
+    cf.authenticate.token = s.token("b", "B")
+    await b.send(cf.SerializeToString())
+    await asyncio.wait_for(b.recv(), T)
+    cf = pb.ClientFrame(request_id=2)
+    cf.subscribe.room = "lobby"
+    await b.send(cf.SerializeToString())
+    await asyncio.wait_for(b.recv(), T)
+    for i in range(3):
+        await j.publish("lobby", "x%d" % i, "body %d" % i)
+    jrevs, brevs = [], []
+    while len(jrevs) < 3:
+        f = await j.recv()
+        if "event" in f:
+            jrevs.append(rev(f["event"]))
+    for _ in range(3):
+        sf = pb.ServerFrame()
+        sf.ParseFromString(await asyncio.wait_for(b.recv(), T))
+        brevs.append(sf.event.message.rev)
+    assert jrevs == brevs == [1, 2, 3], (jrevs, brevs)
+    await j.close()
+    await b.close()
+
+
+async def case_auth(s):
+    # no token: any other first frame
+    c = await Client.open(s)
+    await c.send({"subscribe": {"room": "lobby"}})
+    f = await c.recv()
+    assert f["error"]["code"] == "ERROR_CODE_UNAUTHENTICATED" and f["error"]["fatal"], f
+    assert await c.closed_code() == 4401
+    # bad signature
+    c = await Client.open(s)
+    await c.send({"authenticate": {"token": s.token(secret="x" * 40)}})
+    f = await c.recv()
+    assert f["error"]["code"] == "ERROR_CODE_UNAUTHENTICATED", f
+    assert await c.closed_code() == 4401
+    # expired
+    c = await Client.open(s)
+    await c.send({"authenticate": {"token": s.token(exp_in=-60)}})
+    assert await c.closed_code() == 4401
+    # garbage
+    c = await Client.open(s)
+    await c.send({"authenticate": {"token": "not.a.jwt"}})
+    assert await c.closed_code() == 4401
+
+
+async def case_auth_timeout(s):
+    c = await Client.open(s)
+    t0 = time.time()
+    code = await c.closed_code(timeout=10)
+    assert code == 4401 and 1.5 < time.time() - t0 < 6, (code, time.time() - t0)
+
+
+async def case_bad_frames(s):
+    c = await Client.open(s, s.token())
+    # malformed JSON and wrong types: MALFORMED, the session continues
+    await c.ws.send("{not json")
+    f = await c.recv()
+    assert f["error"]["code"] == "ERROR_CODE_MALFORMED" and not f["error"].get("fatal"), f
+    await c.ws.send(json.dumps({"requestId": "9", "publish": {"room": 5}}))
+    f = await c.recv()
+    assert f["error"]["code"] == "ERROR_CODE_MALFORMED", f
+    f = await c.call({"ping": {"nonce": "3"}})
+    assert f["pong"]["nonce"] == "3"
+    # unknown fields are ignored
+    f = await c.call({"ping": {"nonce": "4", "future": 1}, "alsoFuture": [1]})
+    assert f["pong"]["nonce"] == "4"
+    # oversized: 1009
+    await c.ws.send("x" * (70 * 1024))
+    assert await c.closed_code() == 1009
+    # invalid UTF-8 in a text frame: 1007 (raw frame, the library would
+    # refuse to send it as str)
+    c = await Client.open(s, s.token())
+    await c.ws.write_frame(True, websockets.frames.Opcode.TEXT, b'{"ping":{"nonce":"\xff\xfe"}}')
+    assert await c.closed_code() == 1007
+
+
+async def case_rate_limit(s):
+    c = await Client.open(s, s.token())
+    for i in range(200):
+        try:
+            await c.ws.send(json.dumps({"requestId": str(i + 10), "ping": {"nonce": "1"}}))
+        except websockets.ConnectionClosed:
+            break
+    code = await c.closed_code()
+    assert code == 4429, code
+    assert s.metrics()['parley_gateway_drops_total{reason="rate"}'] >= 1
+
+
+async def case_slow_consumer(s):
+    """A client that stops reading is closed 4508; another receives all."""
+    pub = await Client.open(s, s.token("p", "P"))
+    fast = await Client.open(s, s.token("f", "F"))
+    await fast.subscribe("lobby")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", s.port))
+    slow_ws = await websockets.connect(s.ws, subprotocols=[JSON], sock=sock,
+                                       max_queue=1, read_limit=4096, open_timeout=T)
+    slow = Client(slow_ws)
+    f = await slow.call({"authenticate": {"token": s.token("s", "S")}})
+    assert "authenticated" in f
+    await slow.subscribe("lobby")
+    # slow now reads nothing more
+    n = 160
+    body = "y" * 40000
+    got = acks = 0
+    for i in range(n):
+        await pub.send({"publish": {"room": "lobby", "clientMsgId": "s%d" % i, "body": body}})
+        if i % 8 == 7:  # at most 8 in flight, so the reading client keeps up
+            while acks <= i:
+                f = await pub.recv()
+                acks += "ack" in f
+            while got <= i:
+                f = await fast.recv()
+                got += "event" in f
+    while acks < n:
+        f = await pub.recv()
+        acks += "ack" in f
+    while got < n:
+        f = await fast.recv()
+        got += "event" in f
+    m = s.metrics()
+    assert m['parley_gateway_drops_total{reason="slow_consumer"}'] == 1, m
+    # now the slow client drains: it got a prefix, then the close 4508
+    code = await slow.closed_code()
+    assert code == 4508, code
+    await pub.close()
+    await fast.close()
+
+
+async def case_origin(s):
+    try:
+        await websockets.connect(s.ws, subprotocols=[JSON], origin="http://evil.example",
+                                 open_timeout=T)
+        raise AssertionError("evil origin accepted")
+    except websockets.InvalidStatusCode as e:
+        assert e.status_code == 403, e.status_code
+    c = await Client.open(s, origin="http://localhost:5173")
+    await c.close()
+    c = await Client.open(s, origin="http://127.0.0.1:%d" % s.port)
+    await c.close()
+    # no subprotocol: 400
+    try:
+        await websockets.connect(s.ws, open_timeout=T)
+        raise AssertionError("no subprotocol accepted")
+    except websockets.InvalidStatusCode as e:
+        assert e.status_code == 400, e.status_code
+
+
+async def case_max_conns(s):
+    a = await Client.open(s)
+    b = await Client.open(s)
+    try:
+        await websockets.connect(s.ws, subprotocols=[JSON], open_timeout=T)
+        raise AssertionError("third connection accepted")
+    except websockets.InvalidStatusCode as e:
+        assert e.status_code == 503, e.status_code
+    await a.close()
+    await b.close()
+
+
+async def case_dead_peer(s):
+    """A peer that stops answering WS pings is hung up on."""
+    c = await Client.open(s, s.token())
+    f = await c.call({"ping": {"nonce": "1"}})
+    assert "pong" in f
+    # pause reading at the transport: pings stay unanswered
+    c.ws.transport.pause_reading()
+    t0 = time.time()
+    deadline = t0 + 15
+    while time.time() < deadline and s.metrics()["parley_gateway_connections"] > 0:
+        await asyncio.sleep(0.2)
+    took = time.time() - t0
+    assert s.metrics()["parley_gateway_connections"] == 0, "dead peer not dropped"
+    assert took < 8, took
+    c.ws.transport.abort()
+
+
+async def case_shutdown(s):
+    c = await Client.open(s, s.token())
+    s.gw.send_signal(15)
+    assert await c.closed_code() == 1001
+    assert s.gw.wait(timeout=10) == 0
+
+
+CASES = {
+    "basic_flow": (case_basic_flow, []),
+    "resume_after_cut": (case_resume_after_cut, []),
+    "resume_from_history": (case_resume_from_history, ["--ring", "4"]),
+    "binary": (case_binary, []),
+    "mixed_formats": (case_mixed_formats, []),
+    "auth": (case_auth, []),
+    "auth_timeout": (case_auth_timeout, ["--auth-timeout", "2"]),
+    "bad_frames": (case_bad_frames, []),
+    "rate_limit": (case_rate_limit, ["--rate", "5", "--burst", "10"]),
+    "slow_consumer": (case_slow_consumer, ["--rate", "10000", "--burst", "10000",
+                                           "--sendq-frames", "64"], ["--max-body", "50000"]),
+    "origin": (case_origin, []),
+    "max_conns": (case_max_conns, ["--max-conns", "2"]),
+    "dead_peer": (case_dead_peer, ["--ping-secs", "1", "--hangup-secs", "3"]),
+    "shutdown": (case_shutdown, []),
+}
+
+
+def main():
+    names = sys.argv[1:] or list(CASES)
+    failed = []
+    for name in names:
+        fn, args, *pd_args = CASES[name]
+        t0 = time.time()
+        try:
+            with gwharness.Stack(gw_args=args, pd_args=pd_args[0] if pd_args else ()) as s:
+                asyncio.run(asyncio.wait_for(fn(s), 90))
+            print("ok   %-22s %.1fs" % (name, time.time() - t0), flush=True)
+        except Exception:
+            traceback.print_exc()
+            print("FAIL %s" % name, flush=True)
+            failed.append(name)
+    if failed:
+        print("failed:", " ".join(failed))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
