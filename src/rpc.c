@@ -142,15 +142,30 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts) {
     if (opts) rs->opts = *opts;
     if (!rs->opts.max_queue) rs->opts.max_queue = 4096;
     if (!rs->opts.max_recv_bytes) rs->opts.max_recv_bytes = 64 * 1024;
-    grpc_arg args[2];
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    /* Largest request; no silent port sharing between two servers;
+     * keepalive pings find dead peers (a vanished subscriber would otherwise
+     * hold its queue until TCP gives up), and clients may ping us every
+     * 10 s without being told off. */
+    static const struct {
+        const char *key;
+        int value;
+    } iargs[] = {
+        {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 0},
+        {GRPC_ARG_ALLOW_REUSEPORT, 0},
+        {GRPC_ARG_KEEPALIVE_TIME_MS, 30000},
+        {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000},
+        {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
+        {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000},
+    };
+    enum { N_ARGS = sizeof iargs / sizeof iargs[0] };
+    grpc_arg args[N_ARGS];
+    for (size_t i = 0; i < N_ARGS; i++) {
+        args[i].type = GRPC_ARG_INTEGER;
+        args[i].key = (char *)iargs[i].key;
+        args[i].value.integer = iargs[i].value;
+    }
     args[0].value.integer = (int)rs->opts.max_recv_bytes;
-    /* Two servers must not share a port silently. */
-    args[1].type = GRPC_ARG_INTEGER;
-    args[1].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-    args[1].value.integer = 0;
-    grpc_channel_args ca = {2, args};
+    grpc_channel_args ca = {N_ARGS, args};
     rs->server = grpc_server_create(&ca, NULL);
     rs->cq = grpc_completion_queue_create_for_next(NULL);
     if (!rs->server || !rs->cq) {
