@@ -226,6 +226,31 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     await converged([alice, bob]);
   });
 
+  test("the browser's offline event disables at once; online retries at once", async (t) => {
+    const cdp = await ctx.newCDPSession(alice); // network emulation for Alice's page only
+    const conditions = (offline) => ({ offline, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.send("Network.enable");
+    const offAt = Date.now();
+    await cdp.send("Network.emulateNetworkConditions", conditions(true));
+    await alice.waitForFunction(() => !document.querySelector("parley-chat").hasAttribute("data-ready"), null, {
+      timeout: 3000,
+    });
+    const off = await firstStateAfter(alice, offAt, (s) => s.state === "offline");
+    assert.ok(off, "went offline");
+    assert.match(off.reason, /browser offline/);
+    assert.ok(off.at - offAt < 2000, `offline after ${off.at - offAt} ms`);
+    assert.ok(await say(bob, "while alice is offline 1"));
+    assert.ok(await say(bob, "while alice is offline 2"));
+    await sleep(6000); // several failed attempts: the backoff has grown
+    const onAt = Date.now();
+    await cdp.send("Network.emulateNetworkConditions", conditions(false));
+    await alice.waitForSelector("parley-chat[data-ready]", { timeout: 10_000 });
+    t.diagnostic(`live again ${Date.now() - onAt} ms after the online event`);
+    assert.ok(Date.now() - onAt < 5000, "the online event retried without waiting for the backoff");
+    await converged([alice, bob]);
+    await cdp.detach();
+  });
+
   test("closing the chat closes its WebSocket", async () => {
     await waitFor(() => proxy.openWebSockets === 1, 5000, "alice's one WebSocket through the proxy");
     assert.equal(await bob.evaluate(() => document.querySelector("parley-chat").getAttribute("format")), "json");
