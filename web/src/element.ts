@@ -373,10 +373,13 @@ export class ParleyChatElement extends Base {
       body.setAttribute("part", "body");
       li.append(author, time, body);
       this.items.set(m.seq, li);
-      // Keep DOM order equal to seq order.
-      const after = this.client_?.room(this.room)?.successor(m.seq) ?? null;
+      // Keep DOM order equal to seq order: insert before the first later
+      // message already rendered (a page of older ones is rendered in a batch).
+      const state = this.client_?.room(this.room);
+      let after = state?.successor(m.seq) ?? null;
+      while (after !== null && !this.items.has(after)) after = state?.successor(after) ?? null;
       const next = after !== null ? (this.items.get(after) ?? null) : null;
-      this.els.list.insertBefore(li, next && next.parentNode === this.els.list ? next : null);
+      this.els.list.insertBefore(li, next);
     }
     this.fill(li, m);
     this.els.empty.hidden = this.items.size > 0 || this.pendingItems.size > 0;

@@ -146,6 +146,25 @@ describe("<parley-chat>", () => {
     expect(gw.store.stored).toHaveLength(2);
   });
 
+  it("pages back with 'Load earlier messages', keeping seq order", async () => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 7; i++) gw.store.publish("bob", `b${i}`, `m${i}`);
+    const { el, items } = mount(gw);
+    el.setAttribute("history-limit", "3");
+    await vi.advanceTimersByTimeAsync(50);
+    const older = el.shadowRoot?.querySelector("[part=load-older]") as HTMLButtonElement;
+    expect(items().map((li) => li.dataset.seq)).toEqual(["5", "6", "7"]);
+    expect(older.hidden).toBe(false);
+    older.click();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(items().map((li) => li.dataset.seq)).toEqual(["2", "3", "4", "5", "6", "7"]);
+    expect(older.hidden).toBe(false);
+    older.click();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(items().map((li) => li.dataset.seq)).toEqual(["1", "2", "3", "4", "5", "6", "7"]);
+    expect(older.hidden).toBe(true);
+  });
+
   it("renders edits and deletions in place", async () => {
     const gw = new FakeGateway();
     gw.store.publish("bob", "b1", "typo");
