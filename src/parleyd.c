@@ -261,10 +261,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "parleyd: shutting down\n");
     rpc_server_shutdown_begin(rs);
     int64_t t0 = mono_ms();
-    do {
+    do { /* commit what arrived, let the acks and events leave (<= 2 s) */
         rpc_server_poll(rs, 20);
         srv_flush(sv);
-    } while (mono_ms() - t0 < 200 && !rpc_server_done(rs));
+    } while (mono_ms() - t0 < 2000 && !rpc_server_done(rs) &&
+             (srv_pending(sv) || rpc_server_unsent(rs) || mono_ms() - t0 < 50));
     srv_flush(sv);
     rpc_server_cancel_all(rs);
     t0 = mono_ms();

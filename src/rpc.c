@@ -527,7 +527,8 @@ static void on_recv_op(rpc_op *op, int ok) {
     rpc_call_ref(c);
     if (c->cbs.on_message && !c->closed) c->cbs.on_message(c, m, c->cb_ud);
     if (m) protobuf_c_message_free_unpacked(m, NULL);
-    if (!c->closed && !c->finished) post_recv(c);
+    /* Shutting down: read no more, so the last batch can be acked. */
+    if (!c->closed && !c->finished && !c->rs->shutting_down) post_recv(c);
     rpc_call_unref(c);
 }
 
@@ -713,6 +714,13 @@ void rpc_server_cancel_all(rpc_server *rs) {
     for (rpc_call *c = rs->calls; c; c = c->next)
         call_cancel(c, GRPC_STATUS_UNAVAILABLE, "server shutting down");
     grpc_server_cancel_all_calls(rs->server);
+}
+
+size_t rpc_server_unsent(const rpc_server *rs) {
+    size_t n = 0;
+    for (const rpc_call *c = rs->calls; c; c = c->next)
+        if (!c->closed) n += c->qlen + c->send_busy;
+    return n;
 }
 
 int rpc_server_done(const rpc_server *rs) {

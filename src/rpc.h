@@ -53,9 +53,12 @@ int rpc_server_start(rpc_server *rs, char *err, size_t errlen);
 int rpc_server_poll(rpc_server *rs, int timeout_ms);
 
 /* Shutdown, in steps the caller interleaves with rpc_server_poll:
- * begin stops accepting new calls; cancel_all ends every call still open;
- * done is 1 once grpc reported the shutdown and every call is freed. */
+ * begin stops accepting new calls and reading stream messages; unsent counts
+ * the frames still queued on open streams (wait for the acks to leave);
+ * cancel_all ends every call still open; done is 1 once grpc reported the
+ * shutdown and every call is freed. */
 void rpc_server_shutdown_begin(rpc_server *rs);
+size_t rpc_server_unsent(const rpc_server *rs);
 void rpc_server_cancel_all(rpc_server *rs);
 int rpc_server_done(const rpc_server *rs);
 /* Destroys the grpc server and its queue (after done, or before start). */

@@ -785,6 +785,66 @@ static void test_restart_after_sigkill(void) {
     tc_server_cleanup(&s2);
 }
 
+/* SIGTERM while publishes stream in: parleyd stops reading, commits and acks
+ * what it read, exits 0; after a restart the database holds exactly the
+ * acked publishes. */
+static void test_sigterm_keeps_acked(void) {
+    tc_server s;
+    const char *extra[] = {"--rooms", "term", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_pat);
+    int sent = 0, acked = 0, termed = 0, errors = 0;
+    uint64_t max_seq = 0;
+    char id[32];
+    for (;;) {
+        while (sent < 100000 && sent - acked - errors < 32) {
+            snprintf(id, sizeof id, "t-%d", sent);
+            if (send_publish(st, (uint64_t)sent + 1, "term", id, "body")) break;
+            sent++;
+        }
+        Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+        if (!f) break; /* the stream ended: server going down */
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
+            acked++;
+            if (f->ack->message->seq > max_seq) max_seq = f->ack->message->seq;
+        } else {
+            errors++;
+        }
+        free_frame(f);
+        if (acked == 200 && !termed) {
+            kill(s.pid, SIGTERM);
+            termed = 1;
+        }
+    }
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_TRUE(termed);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+
+    tc_server s2;
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s2, g_bin, s.dir, extra), 0);
+    ch = tc_channel(s2.addr);
+    Parley__V1__GetRoomRequest g = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    g.name = "term";
+    tc_result r = call(ch, H("GetRoom"), t_pat, &g,
+                       &parley__v1__get_room_response__descriptor);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+    if (r.resp) {
+        uint64_t head = ((Parley__V1__GetRoomResponse *)r.resp)->room->head_seq;
+        fprintf(stderr, "  %d acked before the stream ended, %llu stored\n",
+                acked, (unsigned long long)head);
+        CU_ASSERT_TRUE(head >= max_seq); /* every ack is durable */
+        /* and every stored publish was acked before the stream ended */
+        CU_ASSERT_EQUAL(head, (uint64_t)acked);
+    }
+    tc_result_free(&r);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
+    tc_server_cleanup(&s2);
+}
+
 /* --dev: a 0600 secret file next to the db, and working printed tokens. */
 static void test_dev_mode(void) {
     tc_server s;
@@ -859,6 +919,7 @@ int main(int argc, char **argv) {
     CU_add_test(s2, "slow consumer", test_slow_consumer);
     CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
+    CU_add_test(s2, "SIGTERM keeps what was acked", test_sigterm_keeps_acked);
     CU_add_test(s2, "dev mode", test_dev_mode);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
