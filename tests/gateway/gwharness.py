@@ -140,21 +140,25 @@ class Stack:
         return out
 
     def close(self):
-        t0 = time.time()
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
+        bad = []
         for p in reversed(self.procs):
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+                bad.append("%s did not stop on SIGTERM" % p.args[0])
             if p.stdout:
                 p.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-        if time.time() - t0 > 3:
-            print("slow stop: %.1fs" % (time.time() - t0), file=sys.stderr)
+        # The gateway must exit 0 on SIGTERM (under ASan: no leak, no error).
+        if self.gw is not None and self.gw.returncode != 0 and not bad:
+            bad.append("parley-gateway exited %s" % self.gw.returncode)
+        if bad and sys.exc_info()[0] is None:
+            raise RuntimeError("; ".join(bad))
 
     def __enter__(self):
         return self
