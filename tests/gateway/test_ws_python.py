@@ -439,6 +439,48 @@ async def case_shutdown(s):
     assert s.gw.wait(timeout=10) == 0
 
 
+async def case_upstream_lost(s):
+    """The core goes away: subscribed sockets close 4503; a publish gets an
+    Error and the session stays; once the core is back, resume works."""
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    await bob.subscribe("lobby")
+    ack = await ann.publish("lobby", "u1", "before")
+    last = int(ack["ack"]["message"]["rev"])
+    await bob.recv()
+    s.pd.terminate()
+    s.pd.wait(timeout=10)
+    assert await bob.closed_code() == 4503
+    f = await ann.publish("lobby", "u2", "while down")
+    assert "error" in f and not f["error"].get("fatal"), f
+    f = await ann.call({"ping": {"nonce": "9"}})
+    assert f["pong"]["nonce"] == "9"
+    s._start_parleyd()  # same database and socket
+    deadline = time.time() + 20
+    while s.get("/healthz")[0] != 200:
+        assert time.time() < deadline, "gateway did not reconnect"
+        await asyncio.sleep(0.1)
+    ack = await ann.publish("lobby", "u2", "while down")  # the retry is stored once
+    assert not ack["ack"].get("duplicate"), ack
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    ev, sub = await bob.subscribe("lobby", after=last)
+    assert [e["message"]["clientMsgId"] for e in ev] == ["u2"], ev
+    await ann.close()
+    await bob.close()
+
+
+async def case_multi_upstream(s):
+    """--upstream with a dead first address uses the healthy second one."""
+    s.start_gateway(upstream="unix:%s/absent.sock,unix:%s" % (s.dir, s.sock))
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    await ann.subscribe("lobby")
+    ack = await ann.publish("lobby", "x", "via the second upstream")
+    assert "ack" in ack, ack
+    f = await ann.recv()
+    assert f["event"]["message"]["body"] == "via the second upstream", f
+    await ann.close()
+
+
 CASES = {
     "basic_flow": (case_basic_flow, []),
     "resume_after_cut": (case_resume_after_cut, []),
@@ -455,6 +497,8 @@ CASES = {
     "max_conns": (case_max_conns, ["--max-conns", "2"]),
     "dead_peer": (case_dead_peer, ["--ping-secs", "1", "--hangup-secs", "3"]),
     "shutdown": (case_shutdown, []),
+    "upstream_lost": (case_upstream_lost, []),
+    "multi_upstream": (case_multi_upstream, [], (), False),
 }
 
 
@@ -462,10 +506,13 @@ def main():
     names = sys.argv[1:] or list(CASES)
     failed = []
     for name in names:
-        fn, args, *pd_args = CASES[name]
+        fn, args, *rest = CASES[name]
+        pd_args = rest[:1]
+        start_gw = rest[1] if len(rest) > 1 else True
         t0 = time.time()
         try:
-            with gwharness.Stack(gw_args=args, pd_args=pd_args[0] if pd_args else ()) as s:
+            with gwharness.Stack(gw_args=args, pd_args=pd_args[0] if pd_args else (),
+                                 start_gateway=start_gw) as s:
                 asyncio.run(asyncio.wait_for(fn(s), 90))
             print("ok   %-22s %.1fs" % (name, time.time() - t0), flush=True)
         except Exception:
