@@ -103,7 +103,7 @@ typedef struct gw_upstream gw_upstream;
 typedef struct gw_metrics {
     uint64_t ws_accepted, ws_closed;
     uint64_t msgs_in, msgs_out, bytes_out;
-    uint64_t drops_slow, drops_rate, drops_big, drops_utf8, drops_unauth;
+    uint64_t drops_slow, drops_rate, drops_big, drops_unauth;
     uint64_t refused_origin, refused_full;
     uint64_t upstream_events, upstream_errors;
     uint64_t http_requests;

@@ -34,7 +34,6 @@ char *gw_metrics_render(gw_server *s, size_t *len)
     fprintf(f, "parley_gateway_drops_total{reason=\"slow_consumer\"} %" PRIu64 "\n", m->drops_slow);
     fprintf(f, "parley_gateway_drops_total{reason=\"rate\"} %" PRIu64 "\n", m->drops_rate);
     fprintf(f, "parley_gateway_drops_total{reason=\"too_big\"} %" PRIu64 "\n", m->drops_big);
-    fprintf(f, "parley_gateway_drops_total{reason=\"invalid_utf8\"} %" PRIu64 "\n", m->drops_utf8);
     fprintf(f, "parley_gateway_drops_total{reason=\"unauthenticated\"} %" PRIu64 "\n", m->drops_unauth);
     fprintf(f, "parley_gateway_drops_total{reason=\"origin\"} %" PRIu64 "\n", m->refused_origin);
     fprintf(f, "parley_gateway_drops_total{reason=\"max_connections\"} %" PRIu64 "\n", m->refused_full);
