@@ -62,6 +62,7 @@ typedef struct gw_config {
     int ping_s;            /* idle seconds before a WS ping */
     int hangup_s;          /* idle seconds before hanging up */
     size_t ring_size;      /* recent events kept per room */
+    size_t replay_page;    /* History page size when replaying */
 } gw_config;
 
 /* ---- gw_buf.c ---- */
@@ -174,6 +175,9 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
                         const Parley__V1__Subscribe *sub);
 void gw_rooms_unsubscribe(gw_server *s, gw_conn *c, uint64_t request_id,
                           const char *room);
+/* c's send queue drained below half its bound: replays waiting for room
+ * go on. */
+void gw_rooms_conn_drained(gw_server *s, gw_conn *c);
 /* Drops every subscription of c (it is closing). */
 void gw_rooms_conn_gone(gw_server *s, gw_conn *c);
 void gw_rooms_free_all(gw_server *s);

@@ -65,6 +65,8 @@ static void usage(FILE *f)
 "  --ping-secs SECS        idle seconds before a WebSocket ping (default 5)\n"
 "  --hangup-secs SECS      idle seconds before hanging up (default 10)\n"
 "  --ring N                recent events kept per room (default 4096)\n"
+"  --replay-page N         History page size when a resume misses the ring\n"
+"                          (default 1000, the most the core gives)\n"
 "  --help\n");
 }
 
@@ -148,7 +150,7 @@ static int dev_secret(char *out, size_t cap)
 enum {
     O_LISTEN = 1, O_UPSTREAM, O_STATIC, O_SECRET_FILE, O_DEV, O_ORIGIN,
     O_MAX_FRAME, O_RATE, O_BURST, O_MAX_CONNS, O_SENDQ_BYTES, O_SENDQ_FRAMES,
-    O_AUTH_TIMEOUT, O_PING, O_HANGUP, O_RING, O_HELP
+    O_AUTH_TIMEOUT, O_PING, O_HANGUP, O_RING, O_REPLAY_PAGE, O_HELP
 };
 
 static int parse_flags(gw_config *c, int argc, char **argv)
@@ -170,6 +172,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
         {"ping-secs", required_argument, NULL, O_PING},
         {"hangup-secs", required_argument, NULL, O_HANGUP},
         {"ring", required_argument, NULL, O_RING},
+        {"replay-page", required_argument, NULL, O_REPLAY_PAGE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -190,6 +193,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
     c->ping_s = 5;
     c->hangup_s = 10;
     c->ring_size = 4096;
+    c->replay_page = 1000;
     (void)secret_file;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -212,6 +216,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
         case O_PING: bad = num(v, 1, 3600, &d); c->ping_s = (int)d; break;
         case O_HANGUP: bad = num(v, 1, 3600, &d); c->hangup_s = (int)d; break;
         case O_RING: bad = num(v, 1, 1e7, &d); c->ring_size = (size_t)d; break;
+        case O_REPLAY_PAGE: bad = num(v, 1, 1000, &d); c->replay_page = (size_t)d; break;
         case O_HELP: case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

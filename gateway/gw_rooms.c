@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GW_PAGE_LIMIT 1000
-
 typedef struct ring_ent {
     uint64_t rev;
     Parley__V1__ServerFrame *f; /* owns the event */
@@ -50,6 +48,7 @@ struct gw_sub {
     uint64_t last_sent;
     int live;
     int paging;
+    int page_wait; /* next page waits for the send queue to drain */
     int pages;
     gw_sub *rnext, *rprev;
     gw_sub *cnext;
@@ -245,10 +244,28 @@ static void page_done(gw_server *s, void *ud, parley_err e,
     protobuf_c_message_free_unpacked(resp, NULL);
     if (c->close_code)
         return;
-    if (more && sub->last_sent > before)
-        sub_page(s, sub);
-    else
+    if (more && sub->last_sent > before) {
+        /* Replay at the pace the client reads: the next page waits while
+         * the send queue holds more than half its bound. */
+        if (c->q_bytes > s->cfg.sendq_bytes / 2 ||
+            c->q_n > s->cfg.sendq_frames / 2)
+            sub->page_wait = 1;
+        else
+            sub_page(s, sub);
+    } else {
         sub_finish_from_ring(sub);
+    }
+}
+
+void gw_rooms_conn_drained(gw_server *s, gw_conn *c)
+{
+    for (gw_sub *sub = c->subs, *next; sub; sub = next) {
+        next = sub->cnext;
+        if (sub->page_wait) {
+            sub->page_wait = 0;
+            sub_page(s, sub);
+        }
+    }
 }
 
 static void sub_page(gw_server *s, gw_sub *sub)
@@ -257,7 +274,7 @@ static void sub_page(gw_server *s, gw_sub *sub)
     req.room = sub->room->name;
     req.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
     req.after_rev = sub->last_sent;
-    req.limit = GW_PAGE_LIMIT;
+    req.limit = (uint32_t)s->cfg.replay_page;
     gw_handle *h = gw_handle_ref(sub->h);
     parley_err e = gw_up_unary(
         s, &parley_v1_History_service.methods[PARLEY_V1_HISTORY_LIST_MESSAGES],

@@ -387,6 +387,8 @@ static int on_writeable(gw_conn *c)
         if (lws_send_pipe_choked(c->wsi))
             break;
     }
+    if (c->q_bytes <= s->cfg.sendq_bytes / 4 && c->q_n <= s->cfg.sendq_frames / 4)
+        gw_rooms_conn_drained(s, c);
     if (c->q_n > 0 || c->close_code)
         lws_callback_on_writable(c->wsi);
     return 0;

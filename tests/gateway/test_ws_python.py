@@ -481,10 +481,41 @@ async def case_multi_upstream(s):
     await ann.close()
 
 
+async def case_replay_paged(s):
+    """Ring of 4, History pages of 10, a send queue of 16 frames: a resume
+    from 0 over 120 changes pages History at the client's pace and still
+    delivers every change once, in order, then goes live."""
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    watch = await Client.open(s, s.token("w", "W"))
+    await watch.subscribe("lobby")
+    revs = []
+    for i in range(120):
+        ack = await ann.publish("lobby", "p%d" % i, "m%d" % i)
+        revs.append(int(ack["ack"]["message"]["rev"]))
+    st, m = s.jrequest("DELETE", "/v1/rooms/lobby/messages/5", token=s.token("olga", "O", "organizer"))
+    assert st == 200, (st, m)
+    revs = [r for r in revs if r != 5] + [int(m["rev"])]
+    for _ in range(121):  # the watcher reads what it was sent
+        await watch.recv()
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    ev, sub = await bob.subscribe("lobby", after=0)
+    assert [rev(e) for e in ev] == revs, [rev(e) for e in ev]
+    assert ev[-1]["type"] == "EVENT_TYPE_DELETED", ev[-1]
+    assert int(sub["subscribed"]["room"]["headRev"]) == revs[-1]
+    ack = await ann.publish("lobby", "live", "live")
+    f = await bob.recv()
+    assert f["event"]["message"]["clientMsgId"] == "live", f
+    assert s.metrics()["parley_gateway_replay_history_total"] >= 1
+    for c in (ann, watch, bob):
+        await c.close()
+
+
 CASES = {
     "basic_flow": (case_basic_flow, []),
     "resume_after_cut": (case_resume_after_cut, []),
     "resume_from_history": (case_resume_from_history, ["--ring", "4"]),
+    "replay_paged": (case_replay_paged, ["--ring", "4", "--replay-page", "10", "--sendq-frames", "16",
+                                         "--rate", "1000", "--burst", "1000"]),
     "binary": (case_binary, []),
     "mixed_formats": (case_mixed_formats, []),
     "auth": (case_auth, []),
