@@ -26,7 +26,7 @@ import {
 import { Heartbeat } from "./heartbeat.js";
 import { type FetchLike, HistoryClient, HttpError } from "./history.js";
 import { Outbox, type Pending } from "./outbox.js";
-import type { WireFormat } from "./protocol.js";
+import { type WireFormat, encodeClientFrame } from "./protocol.js";
 import { type Change, RoomState } from "./room-state.js";
 import { Transport, type WebSocketConstructor } from "./transport.js";
 
@@ -50,6 +50,12 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** REST calls are aborted after this time. Default 10 000 ms. */
   requestTimeoutMs?: number;
+  /**
+   * The gateway's WebSocket message limit (it closes with 1009 above it).
+   * A send whose frame would be larger is refused at once instead of
+   * breaking the connection on every retry. Default 65 536 bytes.
+   */
+  maxFrameBytes?: number;
   backoff?: BackoffOptions;
   clock?: Clock;
   WebSocket?: WebSocketConstructor;
@@ -243,6 +249,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (this.stopped) throw new Error("parley: client is closed");
     const p = this.outbox.add(room, body, clientMsgId, this.clock.now());
     this.emit("pending", { room, pending: p });
+    if (this.frameSize(p) > (this.opts.maxFrameBytes ?? 65_536)) {
+      this.outbox.settle(p.clientMsgId);
+      this.emit("send-error", { room, pending: p, code: "BODY_TOO_LONG", detail: "larger than the gateway's frame limit" });
+      return p;
+    }
     if (this.canPublish(room)) this.publish(p);
     return p;
   }
@@ -515,6 +526,15 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (!c?.authenticated) return false;
     const e = this.rooms.get(room);
     return e === undefined || e.phase === "live";
+  }
+
+  private frameSize(p: Pending): number {
+    const frame = create(ClientFrameSchema, {
+      requestId: this.nextRequest,
+      kind: { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
+    });
+    const encoded = encodeClientFrame(frame, this.opts.format ?? "proto");
+    return typeof encoded === "string" ? new TextEncoder().encode(encoded).length : encoded.length;
   }
 
   private publish(p: Pending): void {

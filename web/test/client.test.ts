@@ -237,6 +237,23 @@ describe("client", () => {
     client.close();
   });
 
+  it("refuses at once a message larger than the gateway's frame limit (it would break every retry)", async () => {
+    const gw = new FakeGateway();
+    const { client } = start(gw);
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    const errors: string[] = [];
+    client.on("send-error", (e) => errors.push(e.code));
+    client.send("lobby", "x".repeat(70_000));
+    client.send("lobby", "é".repeat(30_000)); // 60 000 bytes of UTF-8: fits
+    await vi.advanceTimersByTimeAsync(10);
+    expect(errors).toEqual(["BODY_TOO_LONG"]);
+    expect(gw.received.filter((f) => f.kind.case === "publish")).toHaveLength(1);
+    expect(client.pending()).toEqual([]);
+    client.close();
+  });
+
   it("reports a refused send and drops it from the pending list", async () => {
     const gw = new FakeGateway();
     const { client } = start(gw);
