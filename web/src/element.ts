@@ -113,6 +113,8 @@ export class ParleyChatElement extends Base {
   private readonly items = new Map<bigint, HTMLLIElement>();
   private readonly pendingItems = new Map<string, HTMLLIElement>();
   private restartQueued = false;
+  /** Whether to scroll to the end after the current batch; null: no batch. */
+  private follow: boolean | null = null;
 
   constructor() {
     super();
@@ -355,7 +357,7 @@ export class ParleyChatElement extends Base {
   }
 
   private upsert(m: Message, scroll = true): void {
-    const near = this.nearEnd();
+    if (scroll) this.followEnd(false);
     let li = this.items.get(m.seq);
     if (!li) {
       li = this.ownerDocument.createElement("li");
@@ -383,7 +385,6 @@ export class ParleyChatElement extends Base {
     }
     this.fill(li, m);
     this.els.empty.hidden = this.items.size > 0 || this.pendingItems.size > 0;
-    if (scroll) this.scrollToEnd(near);
   }
 
   private fill(li: HTMLLIElement, m: Message): void {
@@ -418,7 +419,7 @@ export class ParleyChatElement extends Base {
 
   private addPending(p: Pending): void {
     if (p.room !== this.room || this.pendingItems.has(p.clientMsgId)) return;
-    const near = this.nearEnd();
+    this.followEnd(true); // one's own message always scrolls into view
     const li = this.ownerDocument.createElement("li");
     li.setAttribute("part", "message pending");
     li.dataset.pending = "true";
@@ -439,7 +440,6 @@ export class ParleyChatElement extends Base {
     this.pendingItems.set(p.clientMsgId, li);
     this.els.pendingList.append(li);
     this.els.empty.hidden = true;
-    this.scrollToEnd(near || true);
   }
 
   private removePending(clientMsgId: string): void {
@@ -468,6 +468,24 @@ export class ParleyChatElement extends Base {
       /* shown again below; the user can retry */
     } finally {
       this.els.older.disabled = false;
+    }
+  }
+
+  /**
+   * Keeps the log scrolled to the end if it was there before this batch of
+   * changes (or `force`). Layout is read once per batch, before the first
+   * change, and the scroll happens once after the last: a catch-up of
+   * hundreds of messages does not force a layout per message.
+   */
+  private followEnd(force: boolean): void {
+    if (this.follow === null) {
+      this.follow = force || this.nearEnd();
+      queueMicrotask(() => {
+        if (this.follow) this.scrollToEnd(true);
+        this.follow = null;
+      });
+    } else if (force) {
+      this.follow = true;
     }
   }
 
