@@ -63,6 +63,7 @@ typedef struct gw_config {
     int hangup_s;          /* idle seconds before hanging up */
     size_t ring_size;      /* recent events kept per room */
     size_t replay_page;    /* History page size when replaying */
+    int room_linger_s;     /* an unwatched room keeps its upstream this long */
 } gw_config;
 
 /* ---- gw_buf.c ---- */

@@ -67,6 +67,8 @@ static void usage(FILE *f)
 "  --ring N                recent events kept per room (default 4096)\n"
 "  --replay-page N         History page size when a resume misses the ring\n"
 "                          (default 1000, the most the core gives)\n"
+"  --room-linger SECS      an unwatched room keeps its upstream subscription\n"
+"                          and ring this long (default 60)\n"
 "  --help\n");
 }
 
@@ -150,7 +152,7 @@ static int dev_secret(char *out, size_t cap)
 enum {
     O_LISTEN = 1, O_UPSTREAM, O_STATIC, O_SECRET_FILE, O_DEV, O_ORIGIN,
     O_MAX_FRAME, O_RATE, O_BURST, O_MAX_CONNS, O_SENDQ_BYTES, O_SENDQ_FRAMES,
-    O_AUTH_TIMEOUT, O_PING, O_HANGUP, O_RING, O_REPLAY_PAGE, O_HELP
+    O_AUTH_TIMEOUT, O_PING, O_HANGUP, O_RING, O_REPLAY_PAGE, O_LINGER, O_HELP
 };
 
 static int parse_flags(gw_config *c, int argc, char **argv)
@@ -173,6 +175,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
         {"hangup-secs", required_argument, NULL, O_HANGUP},
         {"ring", required_argument, NULL, O_RING},
         {"replay-page", required_argument, NULL, O_REPLAY_PAGE},
+        {"room-linger", required_argument, NULL, O_LINGER},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -194,6 +197,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
     c->hangup_s = 10;
     c->ring_size = 4096;
     c->replay_page = 1000;
+    c->room_linger_s = 60;
     (void)secret_file;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -217,6 +221,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
         case O_HANGUP: bad = num(v, 1, 3600, &d); c->hangup_s = (int)d; break;
         case O_RING: bad = num(v, 1, 1e7, &d); c->ring_size = (size_t)d; break;
         case O_REPLAY_PAGE: bad = num(v, 1, 1000, &d); c->replay_page = (size_t)d; break;
+        case O_LINGER: bad = num(v, 0, 86400, &d); c->room_linger_s = (int)d; break;
         case O_HELP: case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

@@ -29,6 +29,7 @@ typedef struct ring_ent {
 } ring_ent;
 
 struct gw_room {
+    gw_server *srv;
     char name[RULES_ROOM_MAX + 1];
     int live; /* the upstream sent Subscribed */
     gw_ustream *up;
@@ -37,6 +38,9 @@ struct gw_room {
     uint64_t ring_lo, head_rev, head_seq;
     gw_sub *subs;
     size_t n_subs, n_json;
+    lws_sorted_usec_list_t sul_idle; /* ends the upstream of an unwatched room
+                                      * after --room-linger seconds, so a
+                                      * quick reconnect still finds the ring */
     gw_room *next, *prev;
 };
 
@@ -63,6 +67,15 @@ Parley__V1__EventType gw_event_type_of(const Parley__V1__Message *m)
     return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED;
 }
 
+static void room_destroy(gw_server *s, gw_room *r);
+
+static void room_idle(lws_sorted_usec_list_t *sul)
+{
+    gw_room *r = lws_container_of(sul, gw_room, sul_idle);
+    if (r->n_subs == 0)
+        room_destroy(r->srv, r);
+}
+
 /* ---- subscriptions ---- */
 
 static void sub_remove(gw_sub *sub)
@@ -78,6 +91,9 @@ static void sub_remove(gw_sub *sub)
     r->n_subs--;
     if (c->json)
         r->n_json--;
+    if (r->n_subs == 0 && r->srv->ctx)
+        lws_sul_schedule(r->srv->ctx, 0, &r->sul_idle, room_idle,
+                         (lws_usec_t)r->srv->cfg.room_linger_s * LWS_US_PER_SEC);
     for (gw_sub **pp = &c->subs; *pp; pp = &(*pp)->cnext) {
         if (*pp == sub) {
             *pp = sub->cnext;
@@ -103,6 +119,7 @@ static void room_destroy(gw_server *s, gw_room *r)
 {
     while (r->subs)
         sub_remove(r->subs);
+    lws_sul_cancel(&r->sul_idle);
     gw_ustream_cancel(r->up);
     for (size_t i = 0; i < r->n; i++)
         ring_ent_free(&r->ring[(r->start + i) % r->cap]);
@@ -407,6 +424,7 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
         free(r);
         return NULL;
     }
+    r->srv = s;
     r->ring_lo = r->head_rev = resume;
     Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
     Parley__V1__Subscribe sub = PARLEY__V1__SUBSCRIBE__INIT;
@@ -468,6 +486,7 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
         r->n_json++;
     sub->cnext = c->subs;
     c->subs = sub;
+    lws_sul_cancel(&r->sul_idle);
     if (r->live)
         sub_start(s, sub);
 }

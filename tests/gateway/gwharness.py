@@ -157,6 +157,10 @@ class Stack:
         # The gateway must exit 0 on SIGTERM (under ASan: no leak, no error).
         if self.gw is not None and self.gw.returncode != 0 and not bad:
             bad.append("parley-gateway exited %s" % self.gw.returncode)
+        for p in self.procs:
+            if p is not self.gw and p.returncode is not None and p.returncode < 0 \
+                    and p.returncode != -signal.SIGTERM:
+                bad.append("parleyd died of signal %d" % -p.returncode)
         if bad and sys.exc_info()[0] is None:
             raise RuntimeError("; ".join(bad))
 

@@ -510,12 +510,34 @@ async def case_replay_paged(s):
         await c.close()
 
 
+async def case_room_linger(s):
+    """One upstream subscription per room however many watch it; a room
+    nobody watches drops it after --room-linger."""
+    cs = [await Client.open(s, s.token("u%d" % i, "U")) for i in range(5)]
+    for c in cs:
+        await c.subscribe("lobby")
+    await cs[0].subscribe("other")
+    m = s.metrics()
+    assert m["parley_gateway_rooms"] == 2, m
+    for c in cs:
+        await c.call({"unsubscribe": {"room": "lobby"}})
+    await asyncio.sleep(2.5)
+    m = s.metrics()
+    assert m["parley_gateway_rooms"] == 1, m  # "other" is still watched
+    ev, sub = await cs[1].subscribe("lobby")  # and comes back on demand
+    assert sub["subscribed"]["room"]["name"] == "lobby"
+    assert s.metrics()["parley_gateway_rooms"] == 2
+    for c in cs:
+        await c.close()
+
+
 CASES = {
     "basic_flow": (case_basic_flow, []),
     "resume_after_cut": (case_resume_after_cut, []),
     "resume_from_history": (case_resume_from_history, ["--ring", "4"]),
     "replay_paged": (case_replay_paged, ["--ring", "4", "--replay-page", "10", "--sendq-frames", "16",
                                          "--rate", "1000", "--burst", "1000"]),
+    "room_linger": (case_room_linger, ["--room-linger", "1"]),
     "binary": (case_binary, []),
     "mixed_formats": (case_mixed_formats, []),
     "auth": (case_auth, []),
