@@ -110,6 +110,7 @@ typedef struct gw_metrics {
     uint64_t upstream_events, upstream_errors;
     uint64_t http_requests;
     uint64_t replay_ring, replay_history;
+    uint64_t encodes[2];   /* live events encoded: [0] protobuf, [1] JSON */
 } gw_metrics;
 
 typedef struct gw_server {

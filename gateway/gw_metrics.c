@@ -37,6 +37,11 @@ char *gw_metrics_render(gw_server *s, size_t *len)
     fprintf(f, "parley_gateway_drops_total{reason=\"unauthenticated\"} %" PRIu64 "\n", m->drops_unauth);
     fprintf(f, "parley_gateway_drops_total{reason=\"origin\"} %" PRIu64 "\n", m->refused_origin);
     fprintf(f, "parley_gateway_drops_total{reason=\"max_connections\"} %" PRIu64 "\n", m->refused_full);
+    fprintf(f, "# HELP parley_gateway_event_encodes_total Live events encoded, per wire format (once per event, whatever the number of sockets).\n"
+               "# TYPE parley_gateway_event_encodes_total counter\n"
+               "parley_gateway_event_encodes_total{format=\"proto\"} %" PRIu64 "\n"
+               "parley_gateway_event_encodes_total{format=\"json\"} %" PRIu64 "\n",
+            m->encodes[0], m->encodes[1]);
     fprintf(f, "# HELP parley_gateway_upstream_up 1 if the core is reachable.\n"
                "# TYPE parley_gateway_upstream_up gauge\n"
                "parley_gateway_upstream_up{state=\"%s\"} %d\n",

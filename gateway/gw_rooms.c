@@ -328,8 +328,11 @@ static void fan_out(gw_room *r, ring_ent *e)
         if (!sub->live || e->rev <= sub->last_sent)
             continue;
         int j = sub->conn->json;
-        if (!b[j] && !(b[j] = gw_buf_encode(&out.base, j)))
-            break;
+        if (!b[j]) {
+            if (!(b[j] = gw_buf_encode(&out.base, j)))
+                break;
+            r->srv->m.encodes[j]++;
+        }
         gw_conn_send(sub->conn, b[j], 1);
         sub->last_sent = e->rev;
     }

@@ -243,6 +243,10 @@ async def case_binary(s):
         sf = pb.ServerFrame()
         sf.ParseFromString(await asyncio.wait_for(ws.recv(), T))
     assert sf.event.message.client_msg_id == "p1" and sf.event.type == pb.EVENT_TYPE_CREATED, sf
+    # no JSON session watches: the event was never encoded as JSON
+    m = s.metrics()
+    assert m['parley_gateway_event_encodes_total{format="json"}'] == 0, m
+    assert m['parley_gateway_event_encodes_total{format="proto"}'] == 1, m
     await ws.close()
 
 
@@ -272,6 +276,19 @@ async def case_mixed_formats(s):
         sf.ParseFromString(await asyncio.wait_for(b.recv(), T))
         brevs.append(sf.event.message.rev)
     assert jrevs == brevs == [1, 2, 3], (jrevs, brevs)
+    # more JSON watchers: still one encoding per event and format
+    more = [await Client.open(s, s.token("m%d" % i, "M")) for i in range(4)]
+    for c in more:
+        await c.subscribe("lobby")
+    await j.publish("lobby", "x3", "body 3")
+    for c in more:
+        f = await c.recv()
+        assert f["event"]["message"]["clientMsgId"] == "x3", f
+    m = s.metrics()
+    assert m['parley_gateway_event_encodes_total{format="json"}'] == 4, m
+    assert m['parley_gateway_event_encodes_total{format="proto"}'] == 4, m
+    for c in more:
+        await c.close()
     await j.close()
     await b.close()
 
