@@ -121,6 +121,7 @@ typedef struct gw_server {
     char *service_token;   /* minted from the shared secret; never logged */
     gw_upstream *up;
     gw_room *rooms;        /* list */
+    gw_room **room_tab;    /* hash by name, GW_ROOM_BUCKETS chains */
     size_t n_rooms;
     gw_conn *conns;        /* list of WebSocket sessions */
     size_t n_conns;

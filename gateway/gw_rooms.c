@@ -42,7 +42,18 @@ struct gw_room {
                                       * after --room-linger seconds, so a
                                       * quick reconnect still finds the ring */
     gw_room *next, *prev;
+    gw_room *hnext; /* hash chain */
 };
+
+#define GW_ROOM_BUCKETS 4096
+
+static size_t room_hash(const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % GW_ROOM_BUCKETS;
+}
 
 struct gw_sub {
     gw_room *room;
@@ -124,6 +135,12 @@ static void room_destroy(gw_server *s, gw_room *r)
     for (size_t i = 0; i < r->n; i++)
         ring_ent_free(&r->ring[(r->start + i) % r->cap]);
     free(r->ring);
+    for (gw_room **pp = &s->room_tab[room_hash(r->name)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == r) {
+            *pp = r->hnext;
+            break;
+        }
+    }
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -136,7 +153,9 @@ static void room_destroy(gw_server *s, gw_room *r)
 
 static gw_room *room_find(gw_server *s, const char *name)
 {
-    for (gw_room *r = s->rooms; r; r = r->next)
+    if (!s->room_tab)
+        return NULL;
+    for (gw_room *r = s->room_tab[room_hash(name)]; r; r = r->hnext)
         if (strcmp(r->name, name) == 0)
             return r;
     return NULL;
@@ -427,6 +446,11 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
         free(r);
         return NULL;
     }
+    if (!s->room_tab && !(s->room_tab = calloc(GW_ROOM_BUCKETS, sizeof *s->room_tab))) {
+        free(r->ring);
+        free(r);
+        return NULL;
+    }
     r->srv = s;
     r->ring_lo = r->head_rev = resume;
     Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
@@ -442,6 +466,9 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
         free(r);
         return NULL;
     }
+    size_t hb = room_hash(r->name);
+    r->hnext = s->room_tab[hb];
+    s->room_tab[hb] = r;
     r->next = s->rooms;
     if (s->rooms)
         s->rooms->prev = r;
@@ -526,4 +553,6 @@ void gw_rooms_free_all(gw_server *s)
 {
     while (s->rooms)
         room_destroy(s, s->rooms);
+    free(s->room_tab);
+    s->room_tab = NULL;
 }
