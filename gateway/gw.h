@@ -49,6 +49,7 @@ typedef struct gw_config {
     char **upstreams;
     int n_upstreams;
     const char *static_dir;
+    const char *jwt_secret_file;
     int dev;
     char **origins;
     int n_origins;

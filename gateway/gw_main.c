@@ -182,7 +182,6 @@ static int parse_flags(gw_config *c, int argc, char **argv)
     int ch;
     double d;
     const char *upstream = "unix:var/parleyd.sock";
-    static const char *secret_file;
     snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
     c->listen_port = 7480;
     c->static_dir = "web/dist";
@@ -198,7 +197,6 @@ static int parse_flags(gw_config *c, int argc, char **argv)
     c->ring_size = 4096;
     c->replay_page = 1000;
     c->room_linger_s = 60;
-    (void)secret_file;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         const char *v = optarg;
@@ -207,7 +205,7 @@ static int parse_flags(gw_config *c, int argc, char **argv)
         case O_LISTEN: bad = parse_listen(c, v); break;
         case O_UPSTREAM: upstream = v; break;
         case O_STATIC: c->static_dir = v; break;
-        case O_SECRET_FILE: setenv("PARLEY_GW_SECRET_FILE", v, 1); break;
+        case O_SECRET_FILE: c->jwt_secret_file = v; break;
         case O_DEV: c->dev = 1; break;
         case O_ORIGIN: bad = push_str(&c->origins, &c->n_origins, v); break;
         case O_MAX_FRAME: bad = num(v, 16, 64 << 20, &d); c->max_frame = (size_t)d; break;
@@ -266,7 +264,7 @@ static void free_strs(char **a, int n)
 static int load_auth(gw_server *s)
 {
     char secret[1024];
-    const char *file = getenv("PARLEY_GW_SECRET_FILE");
+    const char *file = s->cfg.jwt_secret_file;
     const char *env = getenv("PARLEY_JWT_SECRET");
     if (file) {
         if (read_secret(file, secret, sizeof secret) < 0) {
@@ -287,7 +285,6 @@ static int load_auth(gw_server *s)
                         "--jwt-secret-file, or run with --dev\n");
         return -1;
     }
-    unsetenv("PARLEY_GW_SECRET_FILE");
     parley_err e = auth_new(secret, strlen(secret), &s->auth);
     memset(secret, 0, sizeof secret);
     if (e != PARLEY_OK) {
@@ -351,9 +348,7 @@ int main(int argc, char **argv)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = s->cfg.listen_port ? s->cfg.listen_port : CONTEXT_PORT_NO_LISTEN_SERVER;
-    if (!s->cfg.listen_port)
-        info.port = 0;
+    info.port = s->cfg.listen_port; /* 0: the OS picks, printed below */
     info.iface = s->cfg.listen_host;
     info.protocols = protos;
     info.user = s;
