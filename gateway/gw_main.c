@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -316,6 +317,13 @@ int main(int argc, char **argv)
     if (load_auth(s) < 0)
         goto out;
 
+    /* lws sizes its fd tables from the soft limit: lift it to the hard one
+     * so --max-conns, not the shell's default 1024, is the bound. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -356,7 +364,6 @@ int main(int argc, char **argv)
                    LWS_SERVER_OPTION_DISABLE_IPV6;
     info.retry_and_idle_policy = &retry;
     info.timeout_secs = 20;
-    info.fd_limit_per_thread = (unsigned)s->cfg.max_conns + 256;
     info.vhost_name = "parley-gateway";
     info.server_string = "parley-gateway";
 
