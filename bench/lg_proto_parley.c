@@ -7,11 +7,39 @@
 #include "lg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "parley/v1/stream.pb-c.h"
 
 enum { LGP_AUTH_WAIT = 0, LGP_SUB_WAIT = 1, LGP_LIVE = 2 };
+
+/* ServerFrames are decoded into a bump arena reset before each frame, so a
+ * delivery costs no malloc/free; a frame larger than the arena falls back to
+ * the heap. One thread, one frame at a time. */
+#define LGP_ARENA_BYTES (256u << 10)
+static unsigned char lgp_arena[LGP_ARENA_BYTES] __attribute__((aligned(16)));
+static size_t lgp_arena_used;
+
+static void *lgp_alloc(void *ud, size_t n) {
+    (void)ud;
+    size_t need = (n + 15) & ~(size_t)15;
+    if (need <= LGP_ARENA_BYTES - lgp_arena_used) {
+        void *p = lgp_arena + lgp_arena_used;
+        lgp_arena_used += need;
+        return p;
+    }
+    return malloc(n);
+}
+
+static void lgp_free(void *ud, void *p) {
+    (void)ud;
+    unsigned char *c = p;
+    if (c >= lgp_arena && c < lgp_arena + LGP_ARENA_BYTES) return;
+    free(p);
+}
+
+static ProtobufCAllocator lgp_allocator = {lgp_alloc, lgp_free, NULL};
 
 static void lgp_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n) {
     (void)x;
@@ -57,7 +85,9 @@ static int lgp_subscribe(lg_ctx *x, lg_conn *c) {
 static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
                           size_t n) {
     if (opcode != LG_WS_BINARY) return -1;
-    Parley__V1__ServerFrame *f = parley__v1__server_frame__unpack(NULL, n, d);
+    lgp_arena_used = 0;
+    Parley__V1__ServerFrame *f =
+        parley__v1__server_frame__unpack(&lgp_allocator, n, d);
     if (!f) {
         lg_on_error(x, c, -1, "undecodable ServerFrame");
         return -1;
@@ -96,7 +126,7 @@ static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
     default:
         break;
     }
-    parley__v1__server_frame__free_unpacked(f, NULL);
+    parley__v1__server_frame__free_unpacked(f, &lgp_allocator);
     return rc;
 }
 
