@@ -113,9 +113,12 @@ def render(rows, args):
             if "error" in r:
                 b.append(err_row(r, len(h)))
                 continue
-            b.append([name(r), num(r["ready"]), mb(r["srv_rss_before_kb"]), mb(r["srv_rss_after_kb"]),
-                      num(r["bytes_per_conn"]), num(r["connect_s"], "{:.1f}"),
-                      num(r["srv_cpu_pct"], "{:.1f}")])
+            short = r["ready"] < r["conns"]
+            b.append([name(r), num(r["ready"]) + (" of %s" % num(r["conns"]) if short else ""),
+                      mb(r["srv_rss_before_kb"]), mb(r["srv_rss_after_kb"]),
+                      num(r["bytes_per_conn"]),
+                      num(r["connect_s"], "{:.1f}") + (" (gave up waiting)" if short else ""),
+                      num(r["srv_cpu_pct"], "{:.1f}") + (" (still connecting)" if short else "")])
         md += ["## 3. Idle connections (asked for %s; RLIMIT_NOFILE %s)" % (args.idle_n, args.nofile),
                "", table(h, b), ""]
     if "history" in by:
