@@ -250,8 +250,5 @@ char *gw_metrics_render(gw_server *s, size_t *len);
 /* ---- helpers ---- */
 gw_server *gw_server_of(struct lws *wsi);
 int64_t gw_now_s(void);
-/* Parse a "PARLEY_NAME" (or "NAME") error name; PARLEY_ERR_INTERNAL if
- * unknown. */
-parley_err gw_err_from_name(const char *name);
 
 #endif

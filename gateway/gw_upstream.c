@@ -11,8 +11,9 @@
  * first channel that is connected, else the first that is not failing. */
 #include "gw.h"
 #include "parley/v1/stream.grpc.h"
+#include "rpc.h"
+#include "rpc_client.h"
 
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
@@ -46,11 +47,7 @@ typedef struct up_call {
 typedef struct up_unary {
     up_call lc;
     up_op op;
-    grpc_metadata md;
-    grpc_byte_buffer *send_bb, *recv_bb;
-    grpc_metadata_array init_md, trail_md;
-    grpc_status_code status;
-    grpc_slice details;
+    rpc_client_unary rc;
     const rpc_method_desc *m;
     gw_unary_cb cb;
     void *ud;
@@ -269,93 +266,6 @@ const char *gw_up_state_name(gw_server *s)
     return best >= 0 && best <= 4 ? names[best] : "none";
 }
 
-static grpc_byte_buffer *pack_bb(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    grpc_slice sl = grpc_slice_malloc(len);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
-}
-
-static ProtobufCMessage *unpack_bb(grpc_byte_buffer *bb,
-                                   const ProtobufCMessageDescriptor *d)
-{
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb))
-        return NULL;
-    grpc_slice sl = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m = protobuf_c_message_unpack(
-        d, NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-    grpc_slice_unref(sl);
-    return m;
-}
-
-static void set_auth_md(grpc_metadata *md, const char *token)
-{
-    char *v = malloc(strlen(token) + 8);
-    if (v) {
-        strcpy(v, "Bearer ");
-        strcat(v, token);
-    }
-    md->key = grpc_slice_from_static_string("authorization");
-    md->value = grpc_slice_from_copied_string(v ? v : "");
-    free(v);
-}
-
-parley_err gw_err_from_name(const char *name)
-{
-    if (strncmp(name, "ERROR_CODE_", 11) == 0)
-        name += 11;
-    for (int e = 1; e <= PARLEY_ERR_AUTHOR_INVALID; e++)
-        if (strcmp(parley_err_name((parley_err)e), name) == 0)
-            return (parley_err)e;
-    return PARLEY_ERR_INTERNAL;
-}
-
-/* The parley error of a finished call: the core's parley-error-code
- * trailer, else the nearest code for the gRPC status. */
-static parley_err call_error(grpc_status_code st, grpc_metadata_array *trail,
-                             int *unavailable)
-{
-    *unavailable = 0;
-    for (size_t i = 0; i < trail->count; i++) {
-        if (grpc_slice_str_cmp(trail->metadata[i].key, "parley-error-code") == 0) {
-            char name[64];
-            size_t n = GRPC_SLICE_LENGTH(trail->metadata[i].value);
-            if (n >= sizeof name)
-                n = sizeof name - 1;
-            memcpy(name, GRPC_SLICE_START_PTR(trail->metadata[i].value), n);
-            name[n] = '\0';
-            return gw_err_from_name(name);
-        }
-    }
-    switch (st) {
-    case GRPC_STATUS_OK: return PARLEY_OK;
-    case GRPC_STATUS_UNAUTHENTICATED: return PARLEY_ERR_UNAUTHENTICATED;
-    case GRPC_STATUS_PERMISSION_DENIED: return PARLEY_ERR_PERMISSION_DENIED;
-    case GRPC_STATUS_INVALID_ARGUMENT: return PARLEY_ERR_MALFORMED;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED: return PARLEY_ERR_RESOURCE_EXHAUSTED;
-    case GRPC_STATUS_UNAVAILABLE:
-    case GRPC_STATUS_DEADLINE_EXCEEDED:
-    case GRPC_STATUS_CANCELLED:
-        *unavailable = 1;
-        return PARLEY_ERR_INTERNAL;
-    default: return PARLEY_ERR_INTERNAL;
-    }
-}
-
-static void details_str(grpc_slice sl, char *out, size_t cap)
-{
-    size_t n = GRPC_SLICE_LENGTH(sl);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(out, GRPC_SLICE_START_PTR(sl), n);
-    out[n] = '\0';
-}
-
 parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
                        const ProtobufCMessage *req, const char *token,
                        gw_unary_cb cb, void *ud)
@@ -369,42 +279,15 @@ parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
     c->m = m;
     c->cb = cb;
     c->ud = ud;
-    grpc_metadata_array_init(&c->init_md);
-    grpc_metadata_array_init(&c->trail_md);
     gpr_timespec deadline = gpr_time_add(
         gpr_now(GPR_CLOCK_REALTIME),
         gpr_time_from_seconds(GW_UNARY_DEADLINE_S, GPR_TIMESPAN));
-    c->lc.call = grpc_channel_create_call(
-        pick_channel(u), NULL, GRPC_PROPAGATE_DEFAULTS, u->cq,
-        grpc_slice_from_static_string(m->path), NULL, deadline, NULL);
-    set_auth_md(&c->md, token);
-    c->send_bb = pack_bb(req);
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &c->md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = c->send_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &c->init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &c->recv_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &c->trail_md;
-    ops[5].data.recv_status_on_client.status = &c->status;
-    ops[5].data.recv_status_on_client.status_details = &c->details;
-    if (grpc_call_start_batch(c->lc.call, ops, 6, &c->op, NULL) !=
-        GRPC_CALL_OK) {
-        grpc_call_unref(c->lc.call);
-        grpc_byte_buffer_destroy(c->send_bb);
-        grpc_slice_unref(c->md.value);
-        grpc_metadata_array_destroy(&c->init_md);
-        grpc_metadata_array_destroy(&c->trail_md);
+    if (rpc_client_unary_start(&c->rc, pick_channel(u), u->cq, m->path, token,
+                               req, deadline, &c->op) != PARLEY_OK) {
         free(c);
         return PARLEY_ERR_INTERNAL;
     }
+    c->lc.call = c->rc.call;
     call_link(u, &c->lc);
     return PARLEY_OK;
 }
@@ -413,36 +296,14 @@ static void unary_done(gw_server *s, up_unary *c, int ok)
 {
     char detail[256] = "";
     int unavailable = 0;
-    parley_err e;
     ProtobufCMessage *resp = NULL;
-    if (!ok) {
-        e = PARLEY_ERR_INTERNAL;
-        unavailable = 1;
-        snprintf(detail, sizeof detail, "upstream call failed");
-    } else {
-        e = call_error(c->status, &c->trail_md, &unavailable);
-        details_str(c->details, detail, sizeof detail);
-        if (e == PARLEY_OK) {
-            if (c->recv_bb)
-                resp = unpack_bb(c->recv_bb, c->m->output);
-            if (!resp) {
-                e = PARLEY_ERR_INTERNAL;
-                snprintf(detail, sizeof detail, "bad answer from the core");
-            }
-        }
-    }
+    parley_err e = rpc_client_unary_finish(&c->rc, ok, c->m->output, &resp,
+                                           detail, sizeof detail, &unavailable);
     if (e != PARLEY_OK)
         s->m.upstream_errors++;
     call_unlink(s->up, &c->lc);
     c->cb(s, c->ud, e, detail, unavailable, resp);
-    grpc_call_unref(c->lc.call);
-    grpc_byte_buffer_destroy(c->send_bb);
-    if (c->recv_bb)
-        grpc_byte_buffer_destroy(c->recv_bb);
-    grpc_slice_unref(c->md.value);
-    grpc_slice_unref(c->details);
-    grpc_metadata_array_destroy(&c->init_md);
-    grpc_metadata_array_destroy(&c->trail_md);
+    rpc_client_unary_free(&c->rc);
     free(c);
 }
 
@@ -499,8 +360,8 @@ gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
         grpc_slice_from_static_string(
             parley_v1_Stream_service.methods[PARLEY_V1_STREAM_CONNECT].path),
         NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    set_auth_md(&st->md, s->service_token);
-    st->send_bb = pack_bb(first);
+    rpc_client_auth_md(&st->md, s->service_token);
+    st->send_bb = rpc_client_pack(first);
     call_link(u, &st->lc);
 
     grpc_op ops[3];
@@ -555,7 +416,7 @@ static void st_done(gw_server *s, up_op *op, int ok)
     case OP_ST_READ:
         if (ok && st->recv_bb) {
             ProtobufCMessage *m =
-                unpack_bb(st->recv_bb, &parley__v1__server_frame__descriptor);
+                rpc_decode(&parley__v1__server_frame__descriptor, st->recv_bb);
             grpc_byte_buffer_destroy(st->recv_bb);
             st->recv_bb = NULL;
             if (!st->cancelled && m)
@@ -570,8 +431,9 @@ static void st_done(gw_server *s, up_op *op, int ok)
         if (!st->cancelled) {
             char detail[256];
             int unavailable;
-            parley_err e = call_error(st->status, &st->trail_md, &unavailable);
-            details_str(st->details, detail, sizeof detail);
+            parley_err e =
+                rpc_client_status_error(st->status, &st->trail_md, &unavailable);
+            rpc_client_slice_str(st->details, detail, sizeof detail);
             if (e == PARLEY_OK) { /* the core ended a live stream */
                 e = PARLEY_ERR_INTERNAL;
                 unavailable = 1;

@@ -4,6 +4,8 @@
  * never drift apart silently. */
 #include "errors.h"
 
+#include <string.h>
+
 #include "parley/v1/message.pb-c.h"
 
 #define PARLEY_WIRE_EQ(name)                                                 \
@@ -126,3 +128,13 @@ const char *parley_err_name(parley_err e) { return err_lookup(e)->name; }
 const char *parley_err_text(parley_err e) { return err_lookup(e)->text; }
 int parley_err_grpc_status(parley_err e) { return err_lookup(e)->grpc; }
 int parley_err_http_status(parley_err e) { return err_lookup(e)->http; }
+
+parley_err parley_err_from_name(const char *name)
+{
+    if (strncmp(name, "ERROR_CODE_", 11) == 0)
+        name += 11;
+    for (int e = 1; e <= PARLEY_ERR_AUTHOR_INVALID; e++)
+        if (strcmp(parley_err_name((parley_err)e), name) == 0)
+            return (parley_err)e;
+    return PARLEY_ERR_INTERNAL;
+}

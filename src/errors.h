@@ -30,6 +30,10 @@ typedef enum parley_err {
 
 /* "ROOM_NOT_FOUND" and so on; never NULL. */
 const char *parley_err_name(parley_err e);
+/* The wire error of a name, "ROOM_NOT_FOUND" or "ERROR_CODE_ROOM_NOT_FOUND"
+ * (as a `parley-error-code` trailer carries it); PARLEY_ERR_INTERNAL for
+ * a name it does not know. */
+parley_err parley_err_from_name(const char *name);
 /* A short English sentence for humans; never NULL. */
 const char *parley_err_text(parley_err e);
 /* The grpc_status_code number (INVALID_ARGUMENT = 3, ...). */

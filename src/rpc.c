@@ -109,8 +109,8 @@ static grpc_byte_buffer *bb_from_slice(grpc_slice s) {
     return grpc_raw_byte_buffer_create(&s, 1);
 }
 
-static void *decode(const ProtobufCMessageDescriptor *d,
-                    grpc_byte_buffer *bb) {
+ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
+                             grpc_byte_buffer *bb) {
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
     grpc_slice s = grpc_byte_buffer_reader_readall(&r);
@@ -522,7 +522,7 @@ static void on_recv_op(rpc_op *op, int ok) {
         rpc_call_unref(c);
         return;
     }
-    ProtobufCMessage *m = decode(c->reg->m->input, bb);
+    ProtobufCMessage *m = rpc_decode(c->reg->m->input, bb);
     grpc_byte_buffer_destroy(bb);
     rpc_call_ref(c);
     if (c->cbs.on_message && !c->closed) c->cbs.on_message(c, m, c->cb_ud);
@@ -641,7 +641,7 @@ static void on_slot_op(rpc_op *op, int ok) {
         if (!payload) {
             rpc_fail(c, PARLEY_ERR_MALFORMED, "request message missing");
         } else {
-            c->req = decode(r->m->input, payload);
+            c->req = rpc_decode(r->m->input, payload);
             if (!c->req) {
                 char d[160];
                 snprintf(d, sizeof d, "request is not a valid %s",
@@ -758,11 +758,11 @@ const rpc_method_desc *rpc_call_method(const rpc_call *c) {
     return c->reg ? c->reg->m : NULL;
 }
 
-int rpc_call_metadata(const rpc_call *c, const char *key, char *buf,
-                      size_t buflen) {
+int rpc_metadata_get(const grpc_metadata_array *a, const char *key, char *buf,
+                     size_t buflen) {
     size_t klen = strlen(key);
-    for (size_t i = 0; i < c->md.count; i++) {
-        const grpc_metadata *m = &c->md.metadata[i];
+    for (size_t i = 0; i < a->count; i++) {
+        const grpc_metadata *m = &a->metadata[i];
         if (GRPC_SLICE_LENGTH(m->key) != klen ||
             memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0)
             continue;
@@ -773,6 +773,11 @@ int rpc_call_metadata(const rpc_call *c, const char *key, char *buf,
         return (int)vlen;
     }
     return -1;
+}
+
+int rpc_call_metadata(const rpc_call *c, const char *key, char *buf,
+                      size_t buflen) {
+    return rpc_metadata_get(&c->md, key, buf, buflen);
 }
 
 void rpc_call_ref(rpc_call *c) { c->refs++; }

@@ -118,7 +118,17 @@ size_t rpc_stream_low_water(const rpc_call *c);
  * e = PARLEY_OK finishes with OK. */
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail);
 
+/* ---- shared with the client side (rpc_client.c) ---- */
+
 /* Encodes any message into a new refcounted slice (caller unrefs). */
 grpc_slice rpc_encode(const ProtobufCMessage *msg);
+/* Decodes a received byte buffer as d; NULL if it does not decode. The
+ * caller frees with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
+                             grpc_byte_buffer *bb);
+/* Copies the first value of metadata `key` (lower case) in a into buf as a
+ * C string. Returns its length, or -1 if absent or longer than buflen-1. */
+int rpc_metadata_get(const grpc_metadata_array *a, const char *key, char *buf,
+                     size_t buflen);
 
 #endif

@@ -1,6 +1,10 @@
 /* tclient.c: see tclient.h. The client uses one pluck completion queue per
- * call, so each helper waits for exactly the operation it started. */
+ * call, so each helper waits for exactly the operation it started. The call
+ * batches, metadata and byte buffers are the core library's rpc_client, the
+ * same code the gateway runs. */
 #include "tclient.h"
+#include "rpc.h"
+#include "rpc_client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
@@ -178,108 +181,40 @@ static gpr_timespec in_ms(int ms) {
                         gpr_time_from_millis(ms, GPR_TIMESPAN));
 }
 
-static grpc_byte_buffer *bb_of(const ProtobufCMessage *m, const void *raw,
-                               size_t raw_len) {
-    grpc_slice s;
-    if (m) {
-        s = grpc_slice_malloc(protobuf_c_message_get_packed_size(m));
-        protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    } else {
-        s = grpc_slice_from_copied_buffer(raw, raw_len);
-    }
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-static ProtobufCMessage *bb_decode(grpc_byte_buffer *bb,
-                                   const ProtobufCMessageDescriptor *d) {
-    grpc_byte_buffer_reader r;
-    grpc_byte_buffer_reader_init(&r, bb);
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m = protobuf_c_message_unpack(
-        d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
-
-static void copy_slice(char *dst, size_t n, grpc_slice s) {
-    size_t l = GRPC_SLICE_LENGTH(s);
-    if (l >= n) l = n - 1;
-    memcpy(dst, GRPC_SLICE_START_PTR(s), l);
-    dst[l] = 0;
-}
-
-static void find_md(const grpc_metadata_array *a, const char *key, char *dst,
-                    size_t n) {
-    dst[0] = 0;
-    for (size_t i = 0; i < a->count; i++)
-        if (GRPC_SLICE_LENGTH(a->metadata[i].key) == strlen(key) &&
-            !memcmp(GRPC_SLICE_START_PTR(a->metadata[i].key), key, strlen(key)))
-            copy_slice(dst, n, a->metadata[i].value);
-}
-
-static void auth_md(grpc_metadata *m, const char *token, char *buf,
-                    size_t n) {
-    snprintf(buf, n, "Bearer %s", token);
-    m->key = grpc_slice_from_static_string("authorization");
-    m->value = grpc_slice_from_copied_string(buf);
-}
-
 int tc_unary(grpc_channel *ch, const char *path, const char *token,
              const ProtobufCMessage *req, const void *raw, size_t raw_len,
              const ProtobufCMessageDescriptor *resp_desc, tc_result *out) {
     memset(out, 0, sizeof *out);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_slice method = grpc_slice_from_static_string(path);
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS,
-                                               cq, method, NULL, in_ms(15000),
-                                               NULL);
-    grpc_metadata md;
-    char tb[2048];
-    if (token) auth_md(&md, token, tb, sizeof tb);
-    grpc_byte_buffer *send = bb_of(req, raw, raw_len), *recv = NULL;
-    grpc_metadata_array init_md, trail_md;
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    grpc_slice details = grpc_empty_slice();
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = token ? 1 : 0;
-    ops[0].data.send_initial_metadata.metadata = token ? &md : NULL;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[5].data.recv_status_on_client.status = &out->status;
-    ops[5].data.recv_status_on_client.status_details = &details;
+    rpc_client_unary u;
+    parley_err e =
+        req ? rpc_client_unary_start(&u, ch, cq, path, token, req,
+                                     in_ms(15000), (void *)1)
+            : rpc_client_unary_start_bytes(&u, ch, cq, path, token, raw,
+                                           raw_len, in_ms(15000), (void *)1);
     int rc = -1;
-    if (grpc_call_start_batch(call, ops, 6, (void *)1, NULL) == GRPC_CALL_OK) {
+    if (e == PARLEY_OK) {
         grpc_event ev = grpc_completion_queue_pluck(cq, (void *)1,
                                                     in_ms(20000), NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             rc = 0;
-            copy_slice(out->details, sizeof out->details, details);
-            find_md(&trail_md, "parley-error-code", out->parley_code,
-                    sizeof out->parley_code);
-            if (recv && resp_desc) out->resp = bb_decode(recv, resp_desc);
+            /* The raw status and trailer are the result; the parley error
+             * the gateway would see is not needed here. */
+            int unavailable;
+            (void)rpc_client_unary_finish(&u, ev.success, resp_desc,
+                                          &out->resp, out->details,
+                                          sizeof out->details, &unavailable);
+            out->status = u.status;
+            rpc_metadata_get(&u.trail_md, "parley-error-code",
+                             out->parley_code, sizeof out->parley_code);
+        } else {
+            grpc_call_cancel(u.call, NULL);
+            grpc_completion_queue_pluck(cq, (void *)1,
+                                        gpr_inf_future(GPR_CLOCK_REALTIME),
+                                        NULL);
         }
+        rpc_client_unary_free(&u);
     }
-    if (rc != 0) grpc_call_cancel(call, NULL);
-    if (recv) grpc_byte_buffer_destroy(recv);
-    grpc_byte_buffer_destroy(send);
-    grpc_slice_unref(details);
-    if (token) grpc_slice_unref(md.value);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    grpc_call_unref(call);
     grpc_completion_queue_shutdown(cq);
     grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
                                 NULL);
@@ -297,7 +232,6 @@ struct tc_stream {
     grpc_call *call;
     grpc_metadata md;
     int has_md;
-    char tb[2048];
     grpc_metadata_array init_md, trail_md;
     grpc_status_code status;
     grpc_slice details;
@@ -318,7 +252,7 @@ tc_stream *tc_stream_open(grpc_channel *ch, const char *path,
     grpc_metadata_array_init(&st->trail_md);
     st->details = grpc_empty_slice();
     if (token) {
-        auth_md(&st->md, token, st->tb, sizeof st->tb);
+        rpc_client_auth_md(&st->md, token);
         st->has_md = 1;
     }
     grpc_op ops[2];
@@ -351,8 +285,8 @@ static int pluck(tc_stream *st, void *tag, int timeout_ms) {
     return ev.success ? 1 : 0;
 }
 
-int tc_stream_send_raw(tc_stream *st, const void *p, size_t n) {
-    grpc_byte_buffer *bb = bb_of(NULL, p, n);
+/* Sends bb (and destroys it). */
+static int send_bb(tc_stream *st, grpc_byte_buffer *bb) {
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_SEND_MESSAGE;
@@ -365,13 +299,12 @@ int tc_stream_send_raw(tc_stream *st, const void *p, size_t n) {
     return rc;
 }
 
+int tc_stream_send_raw(tc_stream *st, const void *p, size_t n) {
+    return send_bb(st, rpc_client_pack_bytes(p, n));
+}
+
 int tc_stream_send(tc_stream *st, const ProtobufCMessage *msg) {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *b = malloc(n ? n : 1);
-    protobuf_c_message_pack(msg, b);
-    int rc = tc_stream_send_raw(st, b, n);
-    free(b);
-    return rc;
+    return send_bb(st, rpc_client_pack(msg));
 }
 
 int tc_stream_recv(tc_stream *st, const ProtobufCMessageDescriptor *desc,
@@ -391,7 +324,7 @@ int tc_stream_recv(tc_stream *st, const ProtobufCMessageDescriptor *desc,
     if (r < 0) return -1;
     st->recv_pending = 0;
     if (!st->recv) return 0;
-    *out = bb_decode(st->recv, desc);
+    *out = rpc_decode(desc, st->recv);
     grpc_byte_buffer_destroy(st->recv);
     st->recv = NULL;
     return *out ? 1 : 0;
@@ -416,7 +349,7 @@ int tc_stream_status(tc_stream *st, int timeout_ms, grpc_status_code *status,
     }
     if (!st->status_done) return -1;
     *status = st->status;
-    if (details) copy_slice(details, dlen, st->details);
+    if (details) rpc_client_slice_str(st->details, details, dlen);
     return 0;
 }
 

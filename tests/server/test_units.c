@@ -1,6 +1,7 @@
 /* test_units.c: CUnit tests of the server's parts that need no client:
  * settings precedence (flags > env > file > defaults), refusal of a service
- * with a missing handler, the hub's room index, and parleyd refusing to
+ * with a missing handler, the hub's room index, the client's mapping of a
+ * call's status and parley-error-code trailer, and parleyd refusing to
  * start without a secret.
  *
  * usage: test_units PARLEYD_BINARY */
@@ -14,6 +15,7 @@
 #include "config.h"
 #include "hub.h"
 #include "rpc.h"
+#include "rpc_client.h"
 #include "parley/v1/history.grpc.h"
 
 static const char *g_bin;
@@ -155,6 +157,41 @@ static void test_hub_rooms(void) {
 }
 
 /* Without --dev and without a secret parleyd refuses to start. */
+/* The trailer names the error; without it the gRPC status decides. */
+static void test_client_status_error(void) {
+    grpc_metadata_array none = {0, 0, NULL};
+    grpc_metadata md;
+    grpc_metadata_array trail = {1, 1, &md};
+    int unavail = -1;
+    md.key = grpc_slice_from_static_string("parley-error-code");
+    md.value = grpc_slice_from_static_string("ROOM_NOT_FOUND");
+    CU_ASSERT_EQUAL(rpc_client_status_error(GRPC_STATUS_NOT_FOUND, &trail,
+                                            &unavail),
+                    PARLEY_ERR_ROOM_NOT_FOUND);
+    CU_ASSERT_EQUAL(unavail, 0);
+    md.value = grpc_slice_from_static_string("ERROR_CODE_BODY_EMPTY");
+    CU_ASSERT_EQUAL(rpc_client_status_error(GRPC_STATUS_INVALID_ARGUMENT,
+                                            &trail, &unavail),
+                    PARLEY_ERR_BODY_EMPTY);
+    md.value = grpc_slice_from_static_string("NO_SUCH_CODE");
+    CU_ASSERT_EQUAL(rpc_client_status_error(GRPC_STATUS_INVALID_ARGUMENT,
+                                            &trail, &unavail),
+                    PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(rpc_client_status_error(GRPC_STATUS_OK, &none, &unavail),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(rpc_client_status_error(GRPC_STATUS_INVALID_ARGUMENT,
+                                            &none, &unavail),
+                    PARLEY_ERR_MALFORMED);
+    CU_ASSERT_EQUAL(unavail, 0);
+    CU_ASSERT_EQUAL(rpc_client_status_error(GRPC_STATUS_UNAVAILABLE, &none,
+                                            &unavail),
+                    PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(unavail, 1);
+    CU_ASSERT_EQUAL(parley_err_from_name("AUTHOR_INVALID"),
+                    PARLEY_ERR_AUTHOR_INVALID);
+    CU_ASSERT_EQUAL(parley_err_from_name("OK"), PARLEY_ERR_INTERNAL);
+}
+
 static void test_no_secret_refuses(void) {
     clear_env();
     char dir[] = "/tmp/parley-nosecret-XXXXXX";
@@ -201,6 +238,8 @@ int main(int argc, char **argv) {
     CU_add_test(s, "config errors", test_cfg_errors);
     CU_add_test(s, "missing handler refused", test_missing_handler);
     CU_add_test(s, "hub room index", test_hub_rooms);
+    CU_add_test(s, "client status and trailer mapping",
+                test_client_status_error);
     CU_add_test(s, "no secret refuses to start", test_no_secret_refuses);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
