@@ -29,18 +29,15 @@
 #include "parley/v1/history.pb-c.h"
 #include "parley/v1/stream.grpc.h"
 #include "parley/v1/stream.pb-c.h"
+#include "rpc_client.h"
 #include "store.h"
 
 enum { LGG_LIST, LGG_PUBLISH, LGG_SQLITE };
 
 typedef struct lgg_slot {
     int idx;
-    grpc_call *call;
-    grpc_metadata md;
-    grpc_metadata_array initial_md, trailing_md;
-    grpc_byte_buffer *req, *resp;
-    grpc_status_code status;
-    grpc_slice details;
+    const char *token;
+    rpc_client_unary u; /* the call in flight (src/rpc_client.h) */
     uint64_t t0;
     uint64_t n;
 } lgg_slot;
@@ -54,7 +51,7 @@ typedef struct lgg {
     uint64_t head_seq;
     grpc_channel *ch;
     grpc_completion_queue *cq;
-    grpc_slice method;
+    const rpc_method_desc *method;
     char **tokens;
     size_t n_tokens;
     hist *lat;
@@ -80,102 +77,59 @@ static uint64_t lgg_cursor(lgg *g) {
     return lo + lgg_rand(g) % (hi - lo + 1);
 }
 
-static grpc_byte_buffer *lgg_pack_list(lgg *g) {
-    Parley__V1__ListMessagesRequest r = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
-    r.room = (char *)g->room;
-    r.limit = g->limit;
-    r.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_BEFORE_SEQ;
-    r.before_seq = lgg_cursor(g);
-    uint8_t buf[512];
-    size_t n = parley__v1__list_messages_request__pack(&r, buf);
-    grpc_slice s = grpc_slice_from_copied_buffer((const char *)buf, n);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-static grpc_byte_buffer *lgg_pack_publish(lgg *g, lgg_slot *s) {
-    char cid[64], body[4096];
-    snprintf(cid, sizeof cid, "g%d-%" PRIu64, s->idx, s->n);
-    size_t n = (size_t)snprintf(body, sizeof body, "lg %" PRIu64 " %d %" PRIu64 " ",
-                                lg_now_ns(), s->idx, s->n);
-    while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
-    body[n] = 0;
-    Parley__V1__PublishRequest r = PARLEY__V1__PUBLISH_REQUEST__INIT;
-    r.room = (char *)g->room;
-    r.client_msg_id = cid;
-    r.body = body;
-    uint8_t buf[4400];
-    size_t len = parley__v1__publish_request__pack(&r, buf);
-    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)buf, len);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
-}
-
+/* Starts one call on slot s: a ListMessages page before a random seq, or a
+ * publish with a fresh client_msg_id and a timestamped body. */
 static int lgg_start(lgg *g, lgg_slot *s) {
     gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                    gpr_time_from_seconds(30, GPR_TIMESPAN));
-    s->call = grpc_channel_create_call(g->ch, NULL, GRPC_PROPAGATE_DEFAULTS, g->cq,
-                                       g->method, NULL, dl, NULL);
-    if (!s->call) return -1;
-    s->req = g->mode == LGG_LIST ? lgg_pack_list(g) : lgg_pack_publish(g, s);
-    s->resp = NULL;
-    grpc_metadata_array_init(&s->initial_md);
-    grpc_metadata_array_init(&s->trailing_md);
-    grpc_op ops[6];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &s->md;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = s->req;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->initial_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &s->resp;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &s->trailing_md;
-    ops[5].data.recv_status_on_client.status = &s->status;
-    ops[5].data.recv_status_on_client.status_details = &s->details;
-    s->t0 = lg_now_ns();
-    if (grpc_call_start_batch(s->call, ops, 6, s, NULL) != GRPC_CALL_OK) {
-        grpc_call_unref(s->call);
-        grpc_byte_buffer_destroy(s->req);
-        return -1;
+    Parley__V1__ListMessagesRequest list = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    Parley__V1__PublishRequest pub = PARLEY__V1__PUBLISH_REQUEST__INIT;
+    char cid[64], body[4096];
+    const ProtobufCMessage *req;
+    if (g->mode == LGG_LIST) {
+        list.room = (char *)g->room;
+        list.limit = g->limit;
+        list.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_BEFORE_SEQ;
+        list.before_seq = lgg_cursor(g);
+        req = &list.base;
+    } else {
+        snprintf(cid, sizeof cid, "g%d-%" PRIu64, s->idx, s->n);
+        size_t n = (size_t)snprintf(body, sizeof body, "lg %" PRIu64 " %d %" PRIu64 " ",
+                                    lg_now_ns(), s->idx, s->n);
+        while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
+        body[n] = 0;
+        pub.room = (char *)g->room;
+        pub.client_msg_id = cid;
+        pub.body = body;
+        req = &pub.base;
     }
+    s->t0 = lg_now_ns();
+    if (rpc_client_unary_start(&s->u, g->ch, g->cq, g->method->path, s->token,
+                               req, dl, s) != PARLEY_OK)
+        return -1;
     return 0;
 }
 
+/* Counts the answer of slot s's call, which completed with `success`. */
 static void lgg_finish(lgg *g, lgg_slot *s, int success) {
     uint64_t now = lg_now_ns();
-    if (success && s->status == GRPC_STATUS_OK && s->resp) {
-        grpc_byte_buffer_reader r;
-        grpc_byte_buffer_reader_init(&r, s->resp);
-        grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-        grpc_byte_buffer_reader_destroy(&r);
-        const uint8_t *p = GRPC_SLICE_START_PTR(all);
-        size_t n = GRPC_SLICE_LENGTH(all);
+    ProtobufCMessage *resp = NULL;
+    int unavailable = 0;
+    parley_err e = rpc_client_unary_finish(&s->u, success, g->method->output, &resp,
+                                           g->last_detail, sizeof g->last_detail,
+                                           &unavailable);
+    if (e == PARLEY_OK && resp) {
         int good = 0;
         if (g->mode == LGG_LIST) {
-            Parley__V1__ListMessagesResponse *m =
-                parley__v1__list_messages_response__unpack(NULL, n, p);
-            if (m) {
-                good = m->n_messages == g->limit || g->head_seq < g->limit;
-                g->rows += m->n_messages;
-                parley__v1__list_messages_response__free_unpacked(m, NULL);
-            }
+            const Parley__V1__ListMessagesResponse *m = (const void *)resp;
+            good = m->n_messages == g->limit || g->head_seq < g->limit;
+            g->rows += m->n_messages;
         } else {
-            Parley__V1__PublishResponse *m =
-                parley__v1__publish_response__unpack(NULL, n, p);
-            if (m) {
-                good = m->message && m->message->seq > 0;
-                if (m->duplicate) g->dup++;
-                parley__v1__publish_response__free_unpacked(m, NULL);
-            }
+            const Parley__V1__PublishResponse *m = (const void *)resp;
+            good = m->message && m->message->seq > 0;
+            if (m->duplicate) g->dup++;
         }
-        grpc_slice_unref(all);
+        protobuf_c_message_free_unpacked(resp, NULL);
         if (good) {
             g->ok++;
             hist_record(g->lat, now - s->t0);
@@ -184,19 +138,10 @@ static void lgg_finish(lgg *g, lgg_slot *s, int success) {
         }
     } else {
         g->failed++;
-        g->last_status = success ? (int)s->status : -1;
-        char *d = grpc_slice_to_c_string(s->details);
-        snprintf(g->last_detail, sizeof g->last_detail, "%s", d ? d : "");
-        gpr_free(d);
+        g->last_status = success ? (int)s->u.status : -1;
     }
     s->n++;
-    if (s->resp) grpc_byte_buffer_destroy(s->resp);
-    grpc_byte_buffer_destroy(s->req);
-    grpc_metadata_array_destroy(&s->initial_md);
-    grpc_metadata_array_destroy(&s->trailing_md);
-    grpc_slice_unref(s->details);
-    grpc_call_unref(s->call);
-    s->call = NULL;
+    rpc_client_unary_free(&s->u);
 }
 
 static int lgg_room_head(lgg *g) {
@@ -250,23 +195,17 @@ static int lgg_run_grpc(lgg *g) {
         g->mode == LGG_LIST
             ? &parley_v1_History_service.methods[PARLEY_V1_HISTORY_LIST_MESSAGES]
             : &parley_v1_Stream_service.methods[PARLEY_V1_STREAM_PUBLISH];
-    g->method = grpc_slice_from_static_string(m->path);
+    g->method = m;
     grpc_channel_credentials *cr = grpc_insecure_credentials_create();
     g->ch = grpc_channel_create(g->target, cr, NULL);
     grpc_channel_credentials_release(cr);
     g->cq = grpc_completion_queue_create_for_next(NULL);
     lgg_slot *slots = calloc(g->conc, sizeof *slots);
-    char **bearer = calloc(g->conc, sizeof *bearer);
-    if (!slots || !bearer) return -1;
+    if (!slots) return -1;
     unsigned inflight = 0;
     for (unsigned i = 0; i < g->conc; i++) {
         slots[i].idx = (int)i;
-        const char *tok = g->tokens[i % g->n_tokens];
-        bearer[i] = malloc(strlen(tok) + 8);
-        if (!bearer[i]) return -1;
-        sprintf(bearer[i], "Bearer %s", tok);
-        slots[i].md.key = grpc_slice_from_static_string("authorization");
-        slots[i].md.value = grpc_slice_from_static_string(bearer[i]);
+        slots[i].token = g->tokens[i % g->n_tokens];
     }
     uint64_t end = lg_now_ns() + (uint64_t)(g->duration * 1e9);
     for (unsigned i = 0; i < g->conc; i++)
@@ -291,8 +230,6 @@ static int lgg_run_grpc(lgg *g) {
                .type != GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(g->cq);
-    for (unsigned i = 0; i < g->conc; i++) free(bearer[i]);
-    free(bearer);
     free(slots);
     return 0;
 }
