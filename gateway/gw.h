@@ -128,6 +128,7 @@ typedef struct gw_server {
     size_t n_conns;
     gw_metrics m;
     int shutting_down;
+    lws_sorted_usec_list_t sul_sweep; /* the one periodic session sweep */
 } gw_server;
 
 /* ---- gw_ws.c ---- */
@@ -152,7 +153,12 @@ struct gw_conn {
     int close_sent;        /* the close frame is on its way */
     double tokens;
     lws_usec_t last_us;
-    lws_sorted_usec_list_t sul_auth;
+    /* timers, checked by the periodic sweep (gw_ws_sweep) */
+    lws_usec_t opened_us;  /* when the session was established */
+    lws_usec_t last_rx_us; /* last frame (or pong) from the peer */
+    int ping_due;          /* a WS ping waits for the next writeable */
+    int ping_sent;         /* pinged since last_rx_us */
+    int hung_up;           /* dropped without a close handshake */
     gw_sub *subs;
     gw_conn *next, *prev;
 };
@@ -172,6 +178,10 @@ void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
 void gw_conn_close(gw_conn *c, int code, int flush);
 /* Every session closes 1001 (shutdown). */
 void gw_ws_close_all(gw_server *s, int code);
+/* Start / stop the periodic sweep of every session: authenticate timeout,
+ * WS pings to idle peers, hang-up of dead ones. */
+void gw_ws_sweep_start(gw_server *s);
+void gw_ws_sweep_stop(gw_server *s);
 
 /* ---- gw_rooms.c ---- */
 

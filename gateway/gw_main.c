@@ -349,10 +349,13 @@ int main(int argc, char **argv)
             protos[i].rx_buffer_size = s->cfg.max_frame < 16384
                                            ? s->cfg.max_frame : 16384;
     }
+    /* lws's validity policy (a ping / hang-up sul per connection, re-armed
+     * on every pong) is off: secs_since_valid_hangup 0 disables it, where
+     * no policy at all would mean lws's default of 300 / 310 s. Pings,
+     * hang-ups and the authenticate timeout are the gateway's own sweep
+     * (gw_ws.c), one timer for all sessions. */
     lws_retry_bo_t retry;
     memset(&retry, 0, sizeof retry);
-    retry.secs_since_valid_ping = (uint16_t)s->cfg.ping_s;
-    retry.secs_since_valid_hangup = (uint16_t)s->cfg.hangup_s;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -377,6 +380,7 @@ int main(int argc, char **argv)
     s->vh = lws_get_vhost_by_name(s->ctx, "parley-gateway");
     if (s->vh)
         s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
+    gw_ws_sweep_start(s);
     printf("parley-gateway listening on http://%s:%d/\n", s->cfg.listen_host,
            s->cfg.listen_port);
     fflush(stdout);
@@ -391,6 +395,7 @@ int main(int argc, char **argv)
     lws_usec_t until = lws_now_usecs() + 2 * LWS_US_PER_SEC;
     while (s->n_conns > 0 && lws_now_usecs() < until)
         lws_service(s->ctx, 0);
+    gw_ws_sweep_stop(s);
     gw_rooms_free_all(s);
     gw_up_free(s->up);
     s->up = NULL;

@@ -3,7 +3,8 @@
  * Owns per-session state: message assembly with the frame-size limit, the
  * authenticate handshake and its timeout, the per-connection token bucket,
  * the send queue of shared buffer references with its slow-consumer bound,
- * and close codes. Frames are dispatched to rooms (subscribe/unsubscribe)
+ * the periodic sweep (auth timeout, WS pings, hang-up of dead peers), and
+ * close codes. Frames are dispatched to rooms (subscribe/unsubscribe)
  * and upstream (publish). */
 #include "gw.h"
 #include "gw_json.h"
@@ -99,18 +100,70 @@ void gw_ws_close_all(gw_server *s, int code)
         gw_conn_close(c, code, 0);
 }
 
-/* ---- frames ---- */
+/* ---- the sweep ----
+ *
+ * Per-session deadlines (authenticate in time, ping when idle, hang up when
+ * dead) are NOT lws timers: lws keeps every scheduled sul of a thread in one
+ * sorted list and inserts by walking it, and each new session's deadline is
+ * the latest, so one timer per session made accepting N sessions O(N^2)
+ * (and lws's validity policy re-armed one on every pong). Instead one
+ * gateway-wide sul fires every GW_SWEEP_US and walks s->conns once: O(N) per
+ * tick, no allocation; 20,000 sessions a second is a few milliseconds of
+ * pointer chasing. Deadlines are therefore checked with a granularity of
+ * one tick (a 10 s timeout fires between 10 and 11 s). */
 
-static void auth_timeout(lws_sorted_usec_list_t *sul)
+#define GW_SWEEP_US LWS_US_PER_SEC
+
+/* The payload of our WS pings. lws hands a pong to LWS_CALLBACK_RECEIVE_PONG
+ * only when it carries a payload, so it must not be empty. */
+static const char gw_ping_payload[] = "parley";
+
+static void sweep_conn(gw_server *s, gw_conn *c, lws_usec_t now)
 {
-    gw_conn *c = lws_container_of(sul, gw_conn, sul_auth);
-    if (!c->authed && !c->close_code) {
-        c->srv->m.drops_unauth++;
+    if (c->close_sent || c->hung_up)
+        return; /* lws is ending it (close-ack timeout or the kill below) */
+    if (!c->authed && !c->close_code &&
+        now - c->opened_us >= (lws_usec_t)s->cfg.auth_timeout_s * LWS_US_PER_SEC) {
+        s->m.drops_unauth++;
         gw_conn_send_error(c, 0, PARLEY_ERR_UNAUTHENTICATED,
                            "no authenticate frame in time", 1);
         gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
     }
+    lws_usec_t idle = now - c->last_rx_us;
+    if (idle >= (lws_usec_t)s->cfg.hangup_s * LWS_US_PER_SEC) {
+        /* Nothing from the peer, not even the pong: drop it without a
+         * close handshake (a dead peer would never answer one), as lws's
+         * validity hang-up did. The kill runs after this sweep returns. */
+        c->hung_up = 1;
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    } else if (idle >= (lws_usec_t)s->cfg.ping_s * LWS_US_PER_SEC &&
+               !c->ping_sent && !c->close_code) {
+        c->ping_sent = 1;
+        c->ping_due = 1;
+        lws_callback_on_writable(c->wsi);
+    }
 }
+
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+    gw_server *s = lws_container_of(sul, gw_server, sul_sweep);
+    lws_usec_t now = lws_now_usecs();
+    for (gw_conn *c = s->conns; c; c = c->next)
+        sweep_conn(s, c, now);
+    lws_sul_schedule(s->ctx, 0, &s->sul_sweep, sweep, GW_SWEEP_US);
+}
+
+void gw_ws_sweep_start(gw_server *s)
+{
+    lws_sul_schedule(s->ctx, 0, &s->sul_sweep, sweep, GW_SWEEP_US);
+}
+
+void gw_ws_sweep_stop(gw_server *s)
+{
+    lws_sul_cancel(&s->sul_sweep);
+}
+
+/* ---- frames ---- */
 
 typedef struct pub_ctx {
     gw_handle *conn;
@@ -200,7 +253,6 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
     c->token = t;
     c->who = id;
     c->authed = 1;
-    lws_sul_cancel(&c->sul_auth);
 
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
     Parley__V1__Authenticated a = PARLEY__V1__AUTHENTICATED__INIT;
@@ -311,6 +363,8 @@ static int on_receive(gw_conn *c, const void *in, size_t len)
     int final = lws_is_final_fragment(c->wsi) &&
                 !lws_remaining_packet_payload(c->wsi);
 
+    c->last_rx_us = lws_now_usecs();
+    c->ping_sent = 0;
     if (c->close_code)
         return 0; /* closing: ignore what still arrives */
     if (first && c->rx_len == 0 && !c->rx_oversize) {
@@ -372,6 +426,19 @@ static int on_writeable(gw_conn *c)
                          (unsigned char *)reason, strlen(reason));
         return -1;
     }
+    if (c->ping_due) {
+        unsigned char ping[LWS_PRE + sizeof gw_ping_payload];
+        size_t n = sizeof gw_ping_payload - 1;
+        c->ping_due = 0;
+        memcpy(ping + LWS_PRE, gw_ping_payload, n);
+        if (lws_write(c->wsi, ping + LWS_PRE, n, LWS_WRITE_PING) < (int)n)
+            return -1;
+        if (lws_send_pipe_choked(c->wsi)) {
+            if (c->q_n > 0)
+                lws_callback_on_writable(c->wsi);
+            return 0;
+        }
+    }
     while (c->q_n > 0) {
         gw_buf *b = c->q[c->q_head];
         int n = lws_write(c->wsi, b->data + LWS_PRE, b->len,
@@ -411,14 +478,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         c->tokens = s->cfg.burst;
         c->last_us = lws_now_usecs();
+        c->opened_us = c->last_rx_us = c->last_us;
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
         s->conns = c;
         s->n_conns++;
         s->m.ws_accepted++;
-        lws_sul_schedule(lws_get_context(wsi), 0, &c->sul_auth, auth_timeout,
-                         (lws_usec_t)s->cfg.auth_timeout_s * LWS_US_PER_SEC);
         if (s->shutting_down)
             gw_conn_close(c, GW_CLOSE_GOING_AWAY, 0);
         return 0;
@@ -426,13 +492,17 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_RECEIVE:
         return on_receive(c, in, len);
 
+    case LWS_CALLBACK_RECEIVE_PONG:
+        c->last_rx_us = lws_now_usecs();
+        c->ping_sent = 0;
+        return 0;
+
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(c);
 
     case LWS_CALLBACK_CLOSED:
         if (!c->h)
             return 0;
-        lws_sul_cancel(&c->sul_auth);
         gw_rooms_conn_gone(s, c);
         q_clear(c);
         free(c->q);

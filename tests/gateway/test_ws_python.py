@@ -449,6 +449,17 @@ async def case_dead_peer(s):
     c.ws.transport.abort()
 
 
+async def case_idle_alive(s):
+    """An idle peer that answers the gateway's WS pings (the library does)
+    and sends nothing else outlives --hangup-secs several times over."""
+    c = await Client.open(s, s.token(), ping_interval=None)  # no client pings
+    await asyncio.sleep(7)  # hang-up after 3 s without the pongs
+    assert s.metrics()["parley_gateway_connections"] == 1, "live idle peer dropped"
+    f = await c.call({"ping": {"nonce": "2"}})
+    assert f["pong"]["nonce"] == "2", f
+    await c.ws.close()
+
+
 async def case_shutdown(s):
     c = await Client.open(s, s.token())
     s.gw.send_signal(15)
@@ -566,6 +577,7 @@ CASES = {
     "origin": (case_origin, []),
     "max_conns": (case_max_conns, ["--max-conns", "2"]),
     "dead_peer": (case_dead_peer, ["--ping-secs", "1", "--hangup-secs", "3"]),
+    "idle_alive": (case_idle_alive, ["--ping-secs", "1", "--hangup-secs", "3"]),
     "shutdown": (case_shutdown, []),
     "upstream_lost": (case_upstream_lost, []),
     "multi_upstream": (case_multi_upstream, [], (), False),
