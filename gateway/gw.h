@@ -102,6 +102,7 @@ typedef struct gw_conn gw_conn;
 typedef struct gw_room gw_room;
 typedef struct gw_sub gw_sub;
 typedef struct gw_upstream gw_upstream;
+typedef struct gw_ustream gw_ustream;
 
 typedef struct gw_metrics {
     uint64_t ws_accepted, ws_closed;
@@ -109,6 +110,9 @@ typedef struct gw_metrics {
     uint64_t drops_slow, drops_rate, drops_big, drops_unauth;
     uint64_t refused_origin, refused_full;
     uint64_t upstream_events, upstream_errors;
+    uint64_t upstream_unary;       /* unary calls finished */
+    uint64_t pub_streams_opened;   /* publish streams (one per session at a time) */
+    uint64_t pub_stream_frames;    /* publishes sent on them */
     uint64_t http_requests;
     uint64_t replay_ring, replay_history;
     uint64_t encodes[2];   /* live events encoded: [0] protobuf, [1] JSON */
@@ -160,6 +164,12 @@ struct gw_conn {
     int ping_sent;         /* pinged since last_rx_us */
     int hung_up;           /* dropped without a close handshake */
     gw_sub *subs;
+    /* publishes ride one upstream Stream.Connect (user's token), opened on
+     * the first publish; pubs maps its request ids to the browser's */
+    gw_ustream *pub_st;
+    struct gw_pub { uint64_t up_rid, rid; } *pubs;
+    size_t n_pubs, cap_pubs;
+    uint64_t pub_next_rid;
     gw_conn *next, *prev;
 };
 
@@ -178,6 +188,8 @@ void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
 void gw_conn_close(gw_conn *c, int code, int flush);
 /* Every session closes 1001 (shutdown). */
 void gw_ws_close_all(gw_server *s, int code);
+/* Cancels every session's publish stream (before the upstream goes). */
+void gw_ws_pub_streams_cancel(gw_server *s);
 /* Start / stop the periodic sweep of every session: authenticate timeout,
  * WS pings to idle peers, hang-up of dead ones. */
 void gw_ws_sweep_start(gw_server *s);
@@ -207,7 +219,6 @@ typedef void (*gw_unary_cb)(gw_server *s, void *ud, parley_err e,
                             const char *detail, int unavailable,
                             ProtobufCMessage *resp);
 
-typedef struct gw_ustream gw_ustream;
 typedef void (*gw_ustream_frame_cb)(gw_server *s, void *ud,
                                     Parley__V1__ServerFrame *f);
 typedef void (*gw_ustream_end_cb)(gw_server *s, void *ud, parley_err e,
@@ -227,11 +238,17 @@ parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
                        const ProtobufCMessage *req, const char *token,
                        gw_unary_cb cb, void *ud);
 
-/* Open Stream.Connect with the service token, send first, then deliver each
- * ServerFrame to on_frame until the stream ends (on_end, once). */
-gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
+/* Open Stream.Connect with token as `authorization` (NULL: the service
+ * token), send first, then deliver each ServerFrame to on_frame until the
+ * stream ends (on_end, once). */
+gw_ustream *gw_up_connect(gw_server *s, const char *token,
+                          const ProtobufCMessage *first,
                           gw_ustream_frame_cb on_frame,
                           gw_ustream_end_cb on_end, void *ud);
+/* Queue one more ClientFrame on the stream (sent in order, one in flight at
+ * a time). PARLEY_ERR_INTERNAL if the stream cannot take it (it is failing:
+ * on_end follows unless cancelled). */
+parley_err gw_ustream_send(gw_ustream *st, const ProtobufCMessage *msg);
 /* Cancel; no callback runs after this returns. */
 void gw_ustream_cancel(gw_ustream *st);
 

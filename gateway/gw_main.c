@@ -396,6 +396,7 @@ int main(int argc, char **argv)
     while (s->n_conns > 0 && lws_now_usecs() < until)
         lws_service(s->ctx, 0);
     gw_ws_sweep_stop(s);
+    gw_ws_pub_streams_cancel(s);
     gw_rooms_free_all(s);
     gw_up_free(s->up);
     s->up = NULL;

@@ -26,6 +26,9 @@ char *gw_metrics_render(gw_server *s, size_t *len)
     C("parley_gateway_bytes_out_total", "WebSocket payload bytes sent.", m->bytes_out);
     C("parley_gateway_upstream_events_total", "Events received from the core.", m->upstream_events);
     C("parley_gateway_upstream_errors_total", "Upstream calls that failed.", m->upstream_errors);
+    C("parley_gateway_upstream_unary_calls_total", "Unary calls to the core finished.", m->upstream_unary);
+    C("parley_gateway_upstream_publish_streams_total", "Stream.Connect calls opened to carry a session's publishes.", m->pub_streams_opened);
+    C("parley_gateway_upstream_publish_frames_total", "Publishes sent on those streams.", m->pub_stream_frames);
     C("parley_gateway_replay_ring_total", "Subscriptions replayed from the ring.", m->replay_ring);
     C("parley_gateway_replay_history_total", "Subscriptions replayed through History.", m->replay_history);
     C("parley_gateway_http_requests_total", "HTTP requests.", m->http_requests);

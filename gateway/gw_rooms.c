@@ -460,7 +460,7 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
     cf.subscribe = &sub;
     sub.room = r->name;
     sub.resume_after_rev = resume;
-    r->up = gw_up_connect(s, &cf.base, up_frame, up_end, r);
+    r->up = gw_up_connect(s, NULL, &cf.base, up_frame, up_end, r);
     if (!r->up) {
         free(r->ring);
         free(r);

@@ -8,7 +8,12 @@
  * the lws thread never blocks on grpc.
  *
  * Upstream addresses come from --upstream (comma-separated); a call uses the
- * first channel that is connected, else the first that is not failing. */
+ * first channel that is connected, else the first that is not failing.
+ *
+ * Stream.Connect streams serve rooms (service token, one Subscribe) and the
+ * publishes of a WebSocket session (the user's token, one Publish frame per
+ * browser publish). grpc allows one send in flight per call, so a stream
+ * keeps a queue of encoded frames and sends the next when the last went. */
 #include "gw.h"
 #include "parley/v1/stream.grpc.h"
 #include "rpc.h"
@@ -25,7 +30,7 @@
 
 #define GW_UNARY_DEADLINE_S 15
 
-enum { OP_UNARY, OP_ST_START, OP_ST_READ, OP_ST_STATUS };
+enum { OP_UNARY, OP_ST_START, OP_ST_READ, OP_ST_STATUS, OP_ST_SEND };
 
 typedef struct up_op {
     int kind;
@@ -55,9 +60,13 @@ typedef struct up_unary {
 
 struct gw_ustream {
     up_call lc;
-    up_op op_start, op_read, op_status;
+    up_op op_start, op_read, op_status, op_send;
     grpc_metadata md;
     grpc_byte_buffer *send_bb, *recv_bb;
+    grpc_byte_buffer **sq; /* frames waiting for the send in flight */
+    size_t sq_head, sq_n, sq_cap;
+    int sending;           /* send_bb is in flight */
+    int send_failed;
     grpc_metadata_array init_md, trail_md;
     grpc_status_code status;
     grpc_slice details;
@@ -299,6 +308,7 @@ static void unary_done(gw_server *s, up_unary *c, int ok)
     ProtobufCMessage *resp = NULL;
     parley_err e = rpc_client_unary_finish(&c->rc, ok, c->m->output, &resp,
                                            detail, sizeof detail, &unavailable);
+    s->m.upstream_unary++;
     if (e != PARLEY_OK)
         s->m.upstream_errors++;
     call_unlink(s->up, &c->lc);
@@ -319,6 +329,9 @@ static void st_free_if_done(gw_upstream *u, gw_ustream *st)
         grpc_byte_buffer_destroy(st->send_bb);
     if (st->recv_bb)
         grpc_byte_buffer_destroy(st->recv_bb);
+    for (size_t i = 0; i < st->sq_n; i++)
+        grpc_byte_buffer_destroy(st->sq[(st->sq_head + i) % st->sq_cap]);
+    free(st->sq);
     grpc_slice_unref(st->md.value);
     grpc_slice_unref(st->details);
     grpc_metadata_array_destroy(&st->init_md);
@@ -339,7 +352,61 @@ static int st_read(gw_ustream *st)
     return 0;
 }
 
-gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
+/* Start sending the next queued frame if none is in flight. */
+static int st_pump(gw_ustream *st)
+{
+    if (st->sending || st->sq_n == 0 || st->cancelled || st->send_failed)
+        return 0;
+    st->send_bb = st->sq[st->sq_head];
+    st->sq_head = (st->sq_head + 1) % st->sq_cap;
+    st->sq_n--;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = st->send_bb;
+    if (grpc_call_start_batch(st->lc.call, &op, 1, &st->op_send, NULL) !=
+        GRPC_CALL_OK) {
+        grpc_byte_buffer_destroy(st->send_bb);
+        st->send_bb = NULL;
+        st->send_failed = 1;
+        return -1;
+    }
+    st->sending = 1;
+    st->pending++;
+    return 0;
+}
+
+parley_err gw_ustream_send(gw_ustream *st, const ProtobufCMessage *msg)
+{
+    if (!st || st->cancelled || st->send_failed)
+        return PARLEY_ERR_INTERNAL;
+    if (st->sq_n == st->sq_cap) {
+        size_t ncap = st->sq_cap ? st->sq_cap * 2 : 8;
+        grpc_byte_buffer **nq = malloc(ncap * sizeof *nq);
+        if (!nq)
+            return PARLEY_ERR_INTERNAL;
+        for (size_t i = 0; i < st->sq_n; i++)
+            nq[i] = st->sq[(st->sq_head + i) % st->sq_cap];
+        free(st->sq);
+        st->sq = nq;
+        st->sq_head = 0;
+        st->sq_cap = ncap;
+    }
+    grpc_byte_buffer *bb = rpc_client_pack(msg);
+    if (!bb)
+        return PARLEY_ERR_INTERNAL;
+    st->sq[(st->sq_head + st->sq_n) % st->sq_cap] = bb;
+    st->sq_n++;
+    if (st_pump(st) < 0) {
+        /* Not gw_ustream_cancel: on_end must still answer the rest. */
+        grpc_call_cancel(st->lc.call, NULL);
+        return PARLEY_ERR_INTERNAL;
+    }
+    return PARLEY_OK;
+}
+
+gw_ustream *gw_up_connect(gw_server *s, const char *token,
+                          const ProtobufCMessage *first,
                           gw_ustream_frame_cb on_frame,
                           gw_ustream_end_cb on_end, void *ud)
 {
@@ -350,6 +417,7 @@ gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
     st->op_start = (up_op){OP_ST_START, st};
     st->op_read = (up_op){OP_ST_READ, st};
     st->op_status = (up_op){OP_ST_STATUS, st};
+    st->op_send = (up_op){OP_ST_SEND, st};
     st->on_frame = on_frame;
     st->on_end = on_end;
     st->ud = ud;
@@ -360,7 +428,7 @@ gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
         grpc_slice_from_static_string(
             parley_v1_Stream_service.methods[PARLEY_V1_STREAM_CONNECT].path),
         NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    rpc_client_auth_md(&st->md, s->service_token);
+    rpc_client_auth_md(&st->md, token ? token : s->service_token);
     st->send_bb = rpc_client_pack(first);
     call_link(u, &st->lc);
 
@@ -374,8 +442,10 @@ gw_ustream *gw_up_connect(gw_server *s, const ProtobufCMessage *first,
     ops[2].op = GRPC_OP_RECV_INITIAL_METADATA;
     ops[2].data.recv_initial_metadata.recv_initial_metadata = &st->init_md;
     if (grpc_call_start_batch(st->lc.call, ops, 3, &st->op_start, NULL) ==
-        GRPC_CALL_OK)
+        GRPC_CALL_OK) {
         st->pending++;
+        st->sending = 1; /* the first frame is in flight */
+    }
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
     ops[0].data.recv_status_on_client.trailing_metadata = &st->trail_md;
@@ -410,8 +480,14 @@ static void st_done(gw_server *s, up_op *op, int ok)
     st->pending--;
     switch (op->kind) {
     case OP_ST_START:
+    case OP_ST_SEND:
         grpc_byte_buffer_destroy(st->send_bb);
         st->send_bb = NULL;
+        st->sending = 0;
+        if (!ok)
+            st->send_failed = 1; /* the status completion tells why */
+        else if (st_pump(st) < 0)
+            grpc_call_cancel(st->lc.call, NULL); /* on_end follows */
         break;
     case OP_ST_READ:
         if (ok && st->recv_bb) {

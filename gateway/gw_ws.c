@@ -165,66 +165,125 @@ void gw_ws_sweep_stop(gw_server *s)
 
 /* ---- frames ---- */
 
-typedef struct pub_ctx {
-    gw_handle *conn;
-    uint64_t request_id;
-    char *client_msg_id;
-} pub_ctx;
+/* ---- publishes ----
+ *
+ * A session's publishes ride ONE upstream Stream.Connect opened with the
+ * user's token on its first publish (the core verifies the token once per
+ * stream and batches what arrives into its group commit), instead of one
+ * unary Stream.Publish each. Each publish goes up as ClientFrame{up_rid,
+ * publish} with up_rid from the session's own counter; c->pubs maps it back
+ * to the browser's requestId. If the stream ends (core down, cancelled),
+ * every outstanding publish gets the error the unary path gave, and the next
+ * publish opens a fresh stream. gw_ustream_cancel stops all callbacks, so
+ * the stream's callbacks may use c directly: the session cancels its stream
+ * before it goes, and the stream frees itself when its completions come. */
 
-static void publish_done(gw_server *s, void *ud, parley_err e,
-                         const char *detail, int unavailable,
-                         ProtobufCMessage *resp)
+static void pub_answer_error(gw_conn *c, uint64_t rid, parley_err e,
+                             const char *detail, int unavailable)
 {
-    pub_ctx *p = ud;
-    gw_conn *c = p->conn->p;
-    (void)s;
-    if (c) {
-        if (e == PARLEY_OK) {
-            Parley__V1__PublishResponse *r =
-                (Parley__V1__PublishResponse *)resp;
-            Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
-            Parley__V1__Ack ack = PARLEY__V1__ACK__INIT;
-            f.request_id = p->request_id;
-            f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_ACK;
-            f.ack = &ack;
-            ack.client_msg_id = p->client_msg_id;
-            ack.message = r->message;
-            ack.duplicate = r->duplicate;
-            gw_conn_send_msg(c, &f.base);
-        } else if (unavailable) {
-            gw_conn_send_error(c, p->request_id, PARLEY_ERR_INTERNAL,
-                               "upstream core unavailable", 0);
-        } else {
-            gw_conn_send_error(c, p->request_id, e, detail, 0);
+    if (unavailable)
+        gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL,
+                           "upstream core unavailable", 0);
+    else
+        gw_conn_send_error(c, rid, e, detail, 0);
+}
+
+/* Removes the entry of up_rid; its browser requestId in *rid. */
+static int pub_take(gw_conn *c, uint64_t up_rid, uint64_t *rid)
+{
+    for (size_t i = 0; i < c->n_pubs; i++) {
+        if (c->pubs[i].up_rid == up_rid) {
+            *rid = c->pubs[i].rid;
+            /* keep the order: answers mostly come oldest first */
+            memmove(&c->pubs[i], &c->pubs[i + 1],
+                    (c->n_pubs - i - 1) * sizeof *c->pubs);
+            c->n_pubs--;
+            return 1;
         }
     }
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
-    gw_handle_unref(p->conn);
-    free(p->client_msg_id);
-    free(p);
+    return 0;
+}
+
+static void pub_stream_frame(gw_server *s, void *ud,
+                             Parley__V1__ServerFrame *f)
+{
+    gw_conn *c = ud;
+    uint64_t rid;
+    (void)s;
+    if ((f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK ||
+         f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR) &&
+        pub_take(c, f->request_id, &rid)) {
+        f->request_id = rid;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR) {
+            gw_conn_send_error(c, rid, (parley_err)f->error->code,
+                               f->error->detail, 0);
+        } else {
+            gw_conn_send_msg(c, &f->base);
+        }
+    }
+    protobuf_c_message_free_unpacked(&f->base, NULL);
+}
+
+static void pub_stream_end(gw_server *s, void *ud, parley_err e,
+                           const char *detail, int unavailable)
+{
+    gw_conn *c = ud;
+    (void)s;
+    c->pub_st = NULL; /* it frees itself */
+    for (size_t i = 0; i < c->n_pubs; i++)
+        pub_answer_error(c, c->pubs[i].rid, e, detail, unavailable);
+    c->n_pubs = 0;
+}
+
+static void pub_streams_drop(gw_conn *c)
+{
+    gw_ustream_cancel(c->pub_st);
+    c->pub_st = NULL;
+    c->n_pubs = 0;
+}
+
+void gw_ws_pub_streams_cancel(gw_server *s)
+{
+    for (gw_conn *c = s->conns; c; c = c->next)
+        pub_streams_drop(c);
 }
 
 static void on_publish(gw_conn *c, uint64_t rid,
-                       const Parley__V1__PublishRequest *pr)
+                       Parley__V1__PublishRequest *pr)
 {
-    pub_ctx *p = calloc(1, sizeof *p);
-    if (!p || !(p->client_msg_id = strdup(pr->client_msg_id))) {
-        free(p);
-        gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL, NULL, 0);
+    if (c->n_pubs == c->cap_pubs) {
+        size_t ncap = c->cap_pubs ? c->cap_pubs * 2 : 8;
+        struct gw_pub *n = realloc(c->pubs, ncap * sizeof *n);
+        if (!n) {
+            gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL, NULL, 0);
+            return;
+        }
+        c->pubs = n;
+        c->cap_pubs = ncap;
+    }
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = ++c->pub_next_rid;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+    cf.publish = pr;
+    parley_err e = PARLEY_OK;
+    if (!c->pub_st) {
+        c->pub_st = gw_up_connect(c->srv, c->token, &cf.base, pub_stream_frame,
+                                  pub_stream_end, c);
+        if (!c->pub_st)
+            e = PARLEY_ERR_INTERNAL;
+        else
+            c->srv->m.pub_streams_opened++;
+    } else {
+        e = gw_ustream_send(c->pub_st, &cf.base);
+    }
+    if (e != PARLEY_OK) {
+        gw_conn_send_error(c, rid, e, "upstream core unavailable", 0);
         return;
     }
-    p->conn = gw_handle_ref(c->h);
-    p->request_id = rid;
-    parley_err e = gw_up_unary(
-        c->srv, &parley_v1_Stream_service.methods[PARLEY_V1_STREAM_PUBLISH],
-        &pr->base, c->token, publish_done, p);
-    if (e != PARLEY_OK) {
-        gw_handle_unref(p->conn);
-        free(p->client_msg_id);
-        free(p);
-        gw_conn_send_error(c, rid, e, "upstream core unavailable", 0);
-    }
+    c->srv->m.pub_stream_frames++;
+    c->pubs[c->n_pubs].up_rid = cf.request_id;
+    c->pubs[c->n_pubs].rid = rid;
+    c->n_pubs++;
 }
 
 static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
@@ -504,6 +563,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (!c->h)
             return 0;
         gw_rooms_conn_gone(s, c);
+        pub_streams_drop(c);
+        free(c->pubs);
         q_clear(c);
         free(c->q);
         free(c->rx);

@@ -559,6 +559,100 @@ async def case_room_linger(s):
         await c.close()
 
 
+async def case_publish_stream(s):
+    """A session's publishes ride ONE upstream Stream.Connect (no unary call
+    per publish), answers map back to each requestId, per-publish errors keep
+    the stream; a core killed mid-stream fails the outstanding publishes with
+    INTERNAL "upstream core unavailable", and after the restart the retries
+    (same clientMsgIds) are stored once on a fresh stream."""
+    import signal
+
+    def mc():
+        m = s.metrics()
+        return (m["parley_gateway_upstream_publish_streams_total"],
+                m["parley_gateway_upstream_publish_frames_total"],
+                m["parley_gateway_upstream_unary_calls_total"])
+
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    st0, fr0, un0 = mc()
+    assert st0 == 0, st0
+    for i in range(20):
+        f = await ann.publish("lobby", "s%d" % i, "one by one %d" % i)
+        assert f["ack"]["clientMsgId"] == "s%d" % i, f
+        assert f["ack"]["message"]["author"]["id"] == "ann", f
+    # a burst without waiting: every requestId gets its own ack
+    rids = {}
+    for i in range(30):
+        rid = await ann.send({"publish": {"room": "lobby", "clientMsgId": "b%d" % i,
+                                          "body": "burst %d" % i}})
+        rids[str(rid)] = "b%d" % i
+    bad_room = await ann.send({"publish": {"room": "nope", "clientMsgId": "x1", "body": "x"}})
+    empty = await ann.send({"publish": {"room": "lobby", "clientMsgId": "x2", "body": ""}})
+    got = {}
+    while len(got) < 32:
+        f = await ann.recv()
+        got[f["requestId"]] = f
+    for rid, cid in rids.items():
+        assert got[rid]["ack"]["clientMsgId"] == cid, got[rid]
+        assert not got[rid]["ack"].get("duplicate"), got[rid]
+    assert got[str(bad_room)]["error"]["code"] == "ERROR_CODE_ROOM_NOT_FOUND", got[str(bad_room)]
+    assert not got[str(bad_room)]["error"].get("fatal"), got[str(bad_room)]
+    assert got[str(empty)]["error"]["code"] == "ERROR_CODE_BODY_EMPTY", got[str(empty)]
+    again = await ann.publish("lobby", "s3", "one by one 3")  # idempotent retry
+    assert again["ack"].get("duplicate") is True, again
+    st1, fr1, un1 = mc()
+    assert (st1 - st0, fr1 - fr0, un1 - un0) == (1, 53, 0), (st1 - st0, fr1 - fr0, un1 - un0)
+
+    bob = await Client.open(s, s.token("bob", "Bob"))
+    f = await bob.publish("lobby", "bob1", "hi")
+    assert f["ack"]["message"]["author"]["id"] == "bob", f
+    assert mc()[0] == st1 + 1
+
+    # The core stops reading, publishes go up and stay outstanding, the core
+    # dies: each is answered INTERNAL, the session stays.
+    old = s.pd
+    old.send_signal(signal.SIGSTOP)
+    try:
+        pend = {}
+        for i in range(5):
+            rid = await ann.send({"publish": {"room": "lobby", "clientMsgId": "k%d" % i,
+                                              "body": "killed %d" % i}})
+            pend[str(rid)] = "k%d" % i
+        deadline = time.time() + T
+        while mc()[1] < fr1 + 5:  # all five are on the upstream stream
+            assert time.time() < deadline, mc()
+            await asyncio.sleep(0.05)
+    finally:
+        old.kill()
+    old.wait(timeout=10)
+    s.procs.remove(old)
+    got = {}
+    while len(got) < 5:
+        f = await ann.recv()
+        got[f["requestId"]] = f
+    for rid in pend:
+        e = got[rid].get("error")
+        assert e and e["code"] == "ERROR_CODE_INTERNAL" and not e.get("fatal"), got[rid]
+        assert e["detail"] == "upstream core unavailable", got[rid]
+    f = await ann.call({"ping": {"nonce": "7"}})
+    assert f["pong"]["nonce"] == "7", f
+    st2 = mc()[0]
+    s._start_parleyd()  # same database and socket
+    deadline = time.time() + 20
+    while s.get("/healthz")[0] != 200:
+        assert time.time() < deadline, "gateway did not reconnect"
+        await asyncio.sleep(0.1)
+    for rid, cid in pend.items():
+        f = await ann.publish("lobby", cid, "killed %s" % cid[1:])
+        assert "ack" in f and not f["ack"].get("duplicate"), f
+    f = await ann.publish("lobby", "after", "after the restart")
+    assert "ack" in f, f
+    assert mc()[0] == st2 + 1, (mc(), st2)  # one fresh stream for ann
+    assert mc()[2] == un0, mc()  # still no unary publish
+    await ann.close()
+    await bob.close()
+
+
 CASES = {
     "basic_flow": (case_basic_flow, []),
     "resume_after_cut": (case_resume_after_cut, []),
@@ -580,6 +674,7 @@ CASES = {
     "idle_alive": (case_idle_alive, ["--ping-secs", "1", "--hangup-secs", "3"]),
     "shutdown": (case_shutdown, []),
     "upstream_lost": (case_upstream_lost, []),
+    "publish_stream": (case_publish_stream, ["--rate", "1000", "--burst", "1000"]),
     "multi_upstream": (case_multi_upstream, [], (), False),
 }
 
