@@ -380,12 +380,8 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded) {
 }
 
 void rpc_fail(rpc_call *c, parley_err e, const char *detail) {
-    if (c->finished || c->closed) return;
     if (e == PARLEY_OK) e = PARLEY_ERR_INTERNAL;
-    c->finished = 1;
-    set_status(c, e, detail ? detail : parley_err_text(e));
-    if (c->send_busy || c->qlen) c->finish_pending = 1;
-    else send_status_now(c);
+    rpc_stream_finish(c, e, detail ? detail : parley_err_text(e));
 }
 
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail) {

@@ -119,8 +119,8 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
         rpc_fail(c, PARLEY_ERR_INTERNAL, "out of memory");
         return;
     }
-    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)b.p, b.len);
-    free(b.p);
+    /* The slice takes the buffer: the page is not copied again. */
+    grpc_slice sl = grpc_slice_new(b.p, b.len, free);
     rpc_reply_slice(c, sl);
     grpc_slice_unref(sl);
 }

@@ -620,6 +620,26 @@ parley_err store_room_get(store *s, const char *name, store_room *out)
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* Steps statement id (bound already) for at most one message row and copies
+ * it into out: MESSAGE_NOT_FOUND when there is none. */
+static parley_err store_msg_one(store *s, int id, const char *room,
+                                store_msg *out, const char *what)
+{
+    sqlite3_stmt *st = s->st[id];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return PARLEY_ERR_MESSAGE_NOT_FOUND;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return store_fail(s, rc, what);
+    }
+    parley_err e = store_row_copy(s, st, room, out);
+    parley_err f = store_finish(s, id);
+    return e != PARLEY_OK ? e : f;
+}
+
 /* Reads message (room_id, seq) into the row buffer. */
 static parley_err store_msg_read(store *s, int64_t room_id, uint64_t seq,
                                  const char *room, store_msg *out)
@@ -628,18 +648,7 @@ static parley_err store_msg_read(store *s, int64_t room_id, uint64_t seq,
     int rc = sqlite3_bind_int64(st, 1, room_id);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, store_u64_to_i64(seq));
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind message get");
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return PARLEY_ERR_MESSAGE_NOT_FOUND;
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return store_fail(s, rc, "read message");
-    }
-    parley_err e = store_row_copy(s, st, room, out);
-    parley_err f = store_finish(s, ST_MSG_GET);
-    return e != PARLEY_OK ? e : f;
+    return store_msg_one(s, ST_MSG_GET, room, out, "read message");
 }
 
 /* Runs a write statement with RETURNING MSG_COLS (bound already) and copies
@@ -700,18 +709,7 @@ static parley_err store_find_client_id(store *s, int64_t room_id,
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 3, client_msg_id, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind client id");
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return PARLEY_ERR_MESSAGE_NOT_FOUND;
-    }
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return store_fail(s, rc, "read client id");
-    }
-    parley_err e = store_row_copy(s, st, room, out);
-    parley_err f = store_finish(s, ST_MSG_BY_CLIENT_ID);
-    return e != PARLEY_OK ? e : f;
+    return store_msg_one(s, ST_MSG_BY_CLIENT_ID, room, out, "read client id");
 }
 
 parley_err store_append(store *s, const char *room, const store_author *author,
