@@ -1,4 +1,4 @@
-/* lg_token.c: mints the parley adapter's tokens with src/auth.h. */
+/* lg_token.c: mints the parley adapter's tokens with src/core/auth.h. */
 #include "lg_token.h"
 
 #include <stdio.h>
@@ -6,16 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef LG_NO_AUTH
-char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
-    (void)secret;
-    (void)n;
-    snprintf(errmsg, errlen, "built without the parley core (src/auth.c)");
-    return NULL;
-}
-#else
 #include "auth.h"
-#include "store.h"
+#include "model.h"
 
 char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
     auth *a = NULL;
@@ -48,8 +40,6 @@ char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) 
     auth_free(a);
     return t;
 }
-
-#endif
 
 void lg_token_free(char **t, size_t n) {
     if (!t) return;

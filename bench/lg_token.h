@@ -1,5 +1,5 @@
 /* lg_token.h: bearer tokens for the parley adapter, minted with the core's
- * auth_mint (src/auth.h) from the secret the bench gave parleyd. */
+ * auth_mint (src/core/auth.h) from the secret the bench gave parleyd. */
 #ifndef PARLEY_BENCH_LG_TOKEN_H
 #define PARLEY_BENCH_LG_TOKEN_H
 

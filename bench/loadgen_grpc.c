@@ -5,7 +5,7 @@
  *   publish  Stream.Publish from C concurrent publishers (one author each),
  *            every answer an ack after commit: acked publishes/s;
  *   sqlite   the same page read straight from the database file through the
- *            store API (src/store.h store_list), one thread: the limit.
+ *            store API (src/store/store.h store_list), one thread: the limit.
  * Method paths come from the generated tables (gen/parley/v1/history.grpc.h, stream.grpc.h).
  * Prints one JSON object on stdout. */
 #include <getopt.h>

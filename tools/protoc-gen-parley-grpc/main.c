@@ -1,5 +1,5 @@
 /* main.c: protoc-gen-parley-grpc, a protoc plugin that generates parley's
- * gRPC method tables (see emit.h and src/rpc_desc.h). It reads a
+ * gRPC method tables (see emit.h and gen-runtime/rpc_desc.h). It reads a
  * CodeGeneratorRequest from stdin and writes a CodeGeneratorResponse to
  * stdout; problems with the input go in the response's error field, which
  * protoc reports. The exit status is non-zero only when no response could be

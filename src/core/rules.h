@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 #include "errors.h"
-#include "store.h"
+#include "model.h"
 
 #define RULES_ROOM_MAX 64
 #define RULES_CLIENT_MSG_ID_MAX 64

@@ -17,36 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "errors.h"
+#include "model.h"
 
 typedef struct store store;
-
-/* Roles use the numbers of parley.v1.Role. */
-enum { STORE_ROLE_PARTICIPANT = 1, STORE_ROLE_ORGANIZER = 2 };
-
-typedef struct store_author {
-    const char *id;
-    const char *display_name;
-    int role; /* STORE_ROLE_* */
-} store_author;
-
-typedef struct store_msg {
-    const char *room;
-    uint64_t seq;
-    uint64_t rev;
-    const char *client_msg_id;
-    store_author author;
-    const char *body;
-    size_t body_len;
-    int64_t created_at_ms;
-    int64_t edited_at_ms;
-    int deleted;
-} store_msg;
-
-typedef struct store_room {
-    const char *name;
-    uint64_t head_seq;
-    uint64_t head_rev;
-} store_room;
 
 /* Limits enforced by the core (rules.c); 0 in store_opts means the default. */
 typedef struct store_opts {
