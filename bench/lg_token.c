@@ -28,7 +28,7 @@ char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) 
         memset(&id, 0, sizeof id);
         snprintf(id.id, sizeof id.id, "lg-%zu", i);
         snprintf(id.display_name, sizeof id.display_name, "Load %zu", i);
-        id.role = STORE_ROLE_PARTICIPANT;
+        id.role = PARLEY_ROLE_PARTICIPANT;
         t[i] = auth_mint(a, &id, now, 3600);
         if (!t[i]) {
             lg_token_free(t, n);

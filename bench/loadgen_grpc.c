@@ -152,14 +152,14 @@ static int lgg_room_head(lgg *g) {
         fprintf(stderr, "loadgen-grpc: open %s: %s\n", g->db, err);
         return -1;
     }
-    store_room r;
+    parley_room r;
     e = store_room_get(st, g->room, &r);
     if (e == PARLEY_OK) g->head_seq = r.head_seq;
     store_close(st);
     return e == PARLEY_OK ? 0 : -1;
 }
 
-static int lgg_count_row(const store_msg *m, void *ud) {
+static int lgg_count_row(const parley_msg *m, void *ud) {
     (void)m;
     (*(uint64_t *)ud)++;
     return 0;

@@ -49,23 +49,23 @@ int main(int argc, char **argv) {
     if ((e = store_begin(s)) != PARLEY_OK) goto fail;
     for (unsigned long i = 0; i < rooms; i++) {
         char name[64];
-        store_room r;
+        parley_room r;
         int created;
         snprintf(name, sizeof name, "%s-%lu", prefix, i);
         if ((e = store_room_create(s, name, now, &r, &created)) != PARLEY_OK) goto fail;
     }
     if (big) {
-        store_room r;
+        parley_room r;
         int created;
         if ((e = store_room_create(s, big, now, &r, &created)) != PARLEY_OK) goto fail;
-        store_author a = {.id = "seed", .display_name = "Seeder",
-                          .role = STORE_ROLE_PARTICIPANT};
+        parley_author a = {.id = "seed", .display_name = "Seeder",
+                          .role = PARLEY_ROLE_PARTICIPANT};
         for (unsigned long i = 0; i < msgs; i++) {
             char cid[32], body[128];
             snprintf(cid, sizeof cid, "seed-%lu", i);
             int n = snprintf(body, sizeof body,
                              "history message %lu: the quick brown fox jumps over the lazy dog", i);
-            store_msg m;
+            parley_msg m;
             int dup;
             e = store_append(s, big, &a, cid, body, (size_t)n, now, &m, &dup);
             if (e != PARLEY_OK) goto fail;

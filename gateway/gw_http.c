@@ -178,15 +178,15 @@ static void dev_token(gw_http *h)
     snprintf(id.display_name, sizeof id.display_name, "%s",
              name && *name ? name : user);
     if (!role || !*role || strcmp(role, "participant") == 0)
-        id.role = STORE_ROLE_PARTICIPANT;
+        id.role = PARLEY_ROLE_PARTICIPANT;
     else if (strcmp(role, "organizer") == 0)
-        id.role = STORE_ROLE_ORGANIZER;
+        id.role = PARLEY_ROLE_ORGANIZER;
     else {
         respond_json_error_name(h, 400, "AUTHOR_INVALID",
                                 "role is participant or organizer");
         return;
     }
-    store_author a = auth_author(&id);
+    parley_author a = auth_author(&id);
     parley_err e = rules_author(&a);
     if (e != PARLEY_OK) {
         gw_http_respond_error(h, e, 400, NULL);

@@ -297,7 +297,7 @@ static int load_auth(gw_server *s)
     memset(&svc, 0, sizeof svc);
     snprintf(svc.id, sizeof svc.id, "gateway");
     snprintf(svc.display_name, sizeof svc.display_name, "parley-gateway");
-    svc.role = STORE_ROLE_ORGANIZER;
+    svc.role = PARLEY_ROLE_ORGANIZER;
     s->service_token = auth_mint(s->auth, &svc, gw_now_s(), 365LL * 24 * 3600);
     if (!s->service_token) {
         fprintf(stderr, "parley-gateway: cannot mint the service token\n");

@@ -46,8 +46,8 @@ void auth_free(auth *a)
 static const char *auth_role_name(int role)
 {
     switch (role) {
-    case STORE_ROLE_ORGANIZER: return "organizer";
-    case STORE_ROLE_PARTICIPANT: return "participant";
+    case PARLEY_ROLE_ORGANIZER: return "organizer";
+    case PARLEY_ROLE_PARTICIPANT: return "participant";
     default: return NULL;
     }
 }
@@ -55,9 +55,9 @@ static const char *auth_role_name(int role)
 static int auth_role_parse(const char *s)
 {
     if (strcmp(s, "organizer") == 0)
-        return STORE_ROLE_ORGANIZER;
+        return PARLEY_ROLE_ORGANIZER;
     if (strcmp(s, "participant") == 0)
-        return STORE_ROLE_PARTICIPANT;
+        return PARLEY_ROLE_PARTICIPANT;
     return 0;
 }
 
@@ -108,7 +108,7 @@ static parley_err auth_claims(json_t *claims, int64_t now_s, auth_identity *out)
     memcpy(id.id, sub, strlen(sub) + 1);
     memcpy(id.display_name, name, strlen(name) + 1);
     id.role = auth_role_parse(role);
-    store_author a = auth_author(&id);
+    parley_author a = auth_author(&id);
     if (rules_author(&a) != PARLEY_OK)
         return PARLEY_ERR_UNAUTHENTICATED;
     *out = id;
@@ -157,7 +157,7 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
     if (a == NULL || id == NULL || ttl_s <= 0 || now_s < 0 ||
         now_s > LONG_MAX - ttl_s)
         return NULL;
-    store_author author = auth_author(id);
+    parley_author author = auth_author(id);
     if (rules_author(&author) != PARLEY_OK)
         return NULL;
     const char *role = auth_role_name(id->role);
@@ -177,8 +177,8 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
     return token;
 }
 
-store_author auth_author(const auth_identity *id)
+parley_author auth_author(const auth_identity *id)
 {
-    store_author a = { id->id, id->display_name, id->role };
+    parley_author a = { id->id, id->display_name, id->role };
     return a;
 }

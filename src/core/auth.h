@@ -16,7 +16,7 @@ typedef struct auth auth;
 typedef struct auth_identity {
     char id[RULES_AUTHOR_ID_MAX + 1];
     char display_name[RULES_DISPLAY_NAME_MAX + 1];
-    int role; /* STORE_ROLE_* */
+    int role; /* PARLEY_ROLE_* */
 } auth_identity;
 
 /* The secret must be at least 32 bytes. */
@@ -35,6 +35,6 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
                 int64_t ttl_s);
 
 /* The identity as a store author (pointers into id). */
-store_author auth_author(const auth_identity *id);
+parley_author auth_author(const auth_identity *id);
 
 #endif

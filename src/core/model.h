@@ -11,31 +11,31 @@
 #include <stdint.h>
 
 /* Roles use the numbers of parley.v1.Role. */
-enum { STORE_ROLE_PARTICIPANT = 1, STORE_ROLE_ORGANIZER = 2 };
+enum { PARLEY_ROLE_PARTICIPANT = 1, PARLEY_ROLE_ORGANIZER = 2 };
 
-typedef struct store_author {
+typedef struct parley_author {
     const char *id;
     const char *display_name;
-    int role; /* STORE_ROLE_* */
-} store_author;
+    int role; /* PARLEY_ROLE_* */
+} parley_author;
 
-typedef struct store_msg {
+typedef struct parley_msg {
     const char *room;
     uint64_t seq;
     uint64_t rev;
     const char *client_msg_id;
-    store_author author;
+    parley_author author;
     const char *body;
     size_t body_len;
     int64_t created_at_ms;
     int64_t edited_at_ms;
     int deleted;
-} store_msg;
+} parley_msg;
 
-typedef struct store_room {
+typedef struct parley_room {
     const char *name;
     uint64_t head_seq;
     uint64_t head_rev;
-} store_room;
+} parley_room;
 
 #endif

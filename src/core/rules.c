@@ -143,14 +143,14 @@ static int rules_name_ok(const char *s, size_t max)
     return 1;
 }
 
-parley_err rules_author(const store_author *a)
+parley_err rules_author(const parley_author *a)
 {
     if (a == NULL) return PARLEY_ERR_AUTHOR_INVALID;
     if (!rules_name_ok(a->id, RULES_AUTHOR_ID_MAX))
         return PARLEY_ERR_AUTHOR_INVALID;
     if (!rules_name_ok(a->display_name, RULES_DISPLAY_NAME_MAX))
         return PARLEY_ERR_AUTHOR_INVALID;
-    if (a->role != STORE_ROLE_PARTICIPANT && a->role != STORE_ROLE_ORGANIZER)
+    if (a->role != PARLEY_ROLE_PARTICIPANT && a->role != PARLEY_ROLE_ORGANIZER)
         return PARLEY_ERR_AUTHOR_INVALID;
     return PARLEY_OK;
 }
@@ -174,12 +174,12 @@ parley_err rules_body(const char *body, size_t len, size_t max_bytes)
     return blank ? PARLEY_ERR_BODY_EMPTY : PARLEY_OK;
 }
 
-parley_err rules_may_modify(const store_author *actor, const char *author_id)
+parley_err rules_may_modify(const parley_author *actor, const char *author_id)
 {
     parley_err e = rules_author(actor);
 
     if (e != PARLEY_OK) return e;
-    if (actor->role == STORE_ROLE_ORGANIZER) return PARLEY_OK;
+    if (actor->role == PARLEY_ROLE_ORGANIZER) return PARLEY_OK;
     if (author_id != NULL && strcmp(actor->id, author_id) == 0)
         return PARLEY_OK;
     return PARLEY_ERR_PERMISSION_DENIED;

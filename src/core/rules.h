@@ -23,10 +23,10 @@ int rules_utf8_valid(const char *s, size_t len);
 /* [A-Za-z0-9._-], 1..RULES_ROOM_MAX bytes. */
 parley_err rules_room(const char *room);
 parley_err rules_client_msg_id(const char *id);
-parley_err rules_author(const store_author *a);
+parley_err rules_author(const parley_author *a);
 /* UTF-8, not only white space, at most max_bytes bytes. */
 parley_err rules_body(const char *body, size_t len, size_t max_bytes);
 /* May actor change a message written by author_id? */
-parley_err rules_may_modify(const store_author *actor, const char *author_id);
+parley_err rules_may_modify(const parley_author *actor, const char *author_id);
 
 #endif

@@ -117,9 +117,9 @@ static void print_dev_tokens(const auth *au) {
     static const struct {
         const char *id, *name;
         int role;
-    } users[] = {{"olga", "Olga (organizer)", STORE_ROLE_ORGANIZER},
-                 {"pat", "Pat", STORE_ROLE_PARTICIPANT},
-                 {"quinn", "Quinn", STORE_ROLE_PARTICIPANT}};
+    } users[] = {{"olga", "Olga (organizer)", PARLEY_ROLE_ORGANIZER},
+                 {"pat", "Pat", PARLEY_ROLE_PARTICIPANT},
+                 {"quinn", "Quinn", PARLEY_ROLE_PARTICIPANT}};
     int64_t now = time(NULL);
     printf("parleyd dev tokens (valid 24 h; send as `authorization: Bearer "
            "<token>`):\n");
@@ -132,7 +132,7 @@ static void print_dev_tokens(const auth *au) {
         char *t = auth_mint(au, &id, now, 24 * 3600);
         if (t) {
             printf("  %-6s %-11s %s\n", users[i].id,
-                   users[i].role == STORE_ROLE_ORGANIZER ? "organizer"
+                   users[i].role == PARLEY_ROLE_ORGANIZER ? "organizer"
                                                          : "participant",
                    t);
             free(t);
@@ -145,7 +145,7 @@ static int create_rooms(store *st, const char *list) {
     snprintf(buf, sizeof buf, "%s", list);
     char *save = NULL;
     for (char *r = strtok_r(buf, ", ", &save); r; r = strtok_r(NULL, ", ", &save)) {
-        store_room room;
+        parley_room room;
         int created;
         parley_err e = store_room_create(st, r, srv_now_ms(), &room, &created);
         if (e) {

@@ -68,14 +68,14 @@ typedef struct srv_pbmsg {
     Parley__V1__Message msg;
     Parley__V1__Author author;
 } srv_pbmsg;
-void srv_pb_message(srv_pbmsg *out, const store_msg *m);
-void srv_pb_room(Parley__V1__Room *out, const store_room *r);
-int srv_event_type(const store_msg *m); /* CREATED, EDITED or DELETED */
+void srv_pb_message(srv_pbmsg *out, const parley_msg *m);
+void srv_pb_room(Parley__V1__Room *out, const parley_room *r);
+int srv_event_type(const parley_msg *m); /* CREATED, EDITED or DELETED */
 
 /* An encoded ServerFrame{event{type, m, replay}}. */
-grpc_slice srv_event_frame(int type, const store_msg *m, int replay);
+grpc_slice srv_event_frame(int type, const parley_msg *m, int replay);
 /* Encodes the event once and queues it to the room's live subscribers. */
-void srv_fanout(srv *s, int type, const store_msg *m);
+void srv_fanout(srv *s, int type, const parley_msg *m);
 /* ServerFrame{request_id, error{code, detail, fatal}} on a stream. */
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal);

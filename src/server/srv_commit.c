@@ -68,8 +68,8 @@ size_t srv_flush(srv *s) {
     int failed = be != PARLEY_OK;
     for (size_t i = 0; i < n && !failed; i++) {
         srv_pub *p = &s->batch[i];
-        store_author a = auth_author(&p->who);
-        store_msg m;
+        parley_author a = auth_author(&p->who);
+        parley_msg m;
         int dup = 0;
         parley_err e = store_append(s->st, p->room, &a, p->client_msg_id,
                                     p->body, p->body_len, now, &m, &dup);

@@ -60,7 +60,7 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who) {
     return 0;
 }
 
-void srv_pb_message(srv_pbmsg *out, const store_msg *m) {
+void srv_pb_message(srv_pbmsg *out, const parley_msg *m) {
     parley__v1__message__init(&out->msg);
     parley__v1__author__init(&out->author);
     out->author.id = (char *)m->author.id;
@@ -77,20 +77,20 @@ void srv_pb_message(srv_pbmsg *out, const store_msg *m) {
     out->msg.deleted = m->deleted ? 1 : 0;
 }
 
-void srv_pb_room(Parley__V1__Room *out, const store_room *r) {
+void srv_pb_room(Parley__V1__Room *out, const parley_room *r) {
     parley__v1__room__init(out);
     out->name = (char *)r->name;
     out->head_seq = r->head_seq;
     out->head_rev = r->head_rev;
 }
 
-int srv_event_type(const store_msg *m) {
+int srv_event_type(const parley_msg *m) {
     if (m->deleted) return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED;
     if (m->edited_at_ms) return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED;
     return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED;
 }
 
-grpc_slice srv_event_frame(int type, const store_msg *m, int replay) {
+grpc_slice srv_event_frame(int type, const parley_msg *m, int replay) {
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     Parley__V1__Event ev = PARLEY__V1__EVENT__INIT;
@@ -103,7 +103,7 @@ grpc_slice srv_event_frame(int type, const store_msg *m, int replay) {
     return rpc_encode(&f.base);
 }
 
-void srv_fanout(srv *s, int type, const store_msg *m) {
+void srv_fanout(srv *s, int type, const parley_msg *m) {
     if (!hub_has_live(s->hub, m->room)) return;
     grpc_slice f = srv_event_frame(type, m, 0);
     hub_publish(s->hub, m->room, f);

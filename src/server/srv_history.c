@@ -65,7 +65,7 @@ static void wb_submsg(wbuf *b, unsigned num, const ProtobufCMessage *msg) {
     b->len += n;
 }
 
-static int list_row(const store_msg *m, void *ud) {
+static int list_row(const parley_msg *m, void *ud) {
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     wb_submsg(ud, 1, &pm.msg.base);
@@ -98,7 +98,7 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
         cursor = req->before_seq;
     }
     wbuf b = {0};
-    store_room room;
+    parley_room room;
     int has_more = 0;
     e = store_list(s->st, req->room, dir, cursor, limit, list_row, &b, &room,
                    &has_more);
@@ -130,7 +130,7 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    store_msg m;
+    parley_msg m;
     parley_err e = store_get(s->st, req->room, req->seq, &m);
     if (e) {
         fail_store(c, s, e);
@@ -148,8 +148,8 @@ static void h_edit_message(rpc_call *c, const Parley__V1__EditMessageRequest *re
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    store_author actor = auth_author(&who);
-    store_msg m;
+    parley_author actor = auth_author(&who);
+    parley_msg m;
     parley_err e = store_edit(s->st, req->room, req->seq, &actor, req->body,
                               strlen(req->body), srv_now_ms(), &m);
     if (e) {
@@ -170,9 +170,9 @@ static void h_delete_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    store_author actor = auth_author(&who);
-    store_msg m;
-    store_room before;
+    parley_author actor = auth_author(&who);
+    parley_msg m;
+    parley_room before;
     /* Deleting a tombstone again changes nothing and fans nothing out. */
     parley_err e = store_room_get(s->st, req->room, &before);
     uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
@@ -196,12 +196,12 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    if (who.role != STORE_ROLE_ORGANIZER) {
+    if (who.role != PARLEY_ROLE_ORGANIZER) {
         rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
                  "only organizers may create rooms");
         return;
     }
-    store_room room;
+    parley_room room;
     int created = 0;
     parley_err e =
         store_room_create(s->st, req->name, srv_now_ms(), &room, &created);
@@ -222,7 +222,7 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    store_room room;
+    parley_room room;
     parley_err e = store_room_get(s->st, req->name, &room);
     if (e) {
         fail_store(c, s, e);

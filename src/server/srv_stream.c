@@ -71,7 +71,7 @@ typedef struct replay_ctx {
     int stop;
 } replay_ctx;
 
-static int replay_row(const store_msg *m, void *ud) {
+static int replay_row(const parley_msg *m, void *ud) {
     replay_ctx *rc = ud;
     grpc_slice f = srv_event_frame(srv_event_type(m), m, 1);
     int r = rpc_stream_send(rc->call, f);
@@ -95,7 +95,7 @@ static void replay_step(srv_conn *cn, srv_sub *sub) {
         size_t page = room_left / 2;
         if (page > REPLAY_PAGE) page = REPLAY_PAGE;
         replay_ctx rc = {sub, cn->call, 0};
-        store_room room;
+        parley_room room;
         int has_more = 0;
         parley_err e = store_list(s->st, sub->room, STORE_AFTER_REV, sub->cursor,
                                   (unsigned)page, replay_row, &rc, &room,
@@ -136,7 +136,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
                        "already subscribed to this room on this stream", 0);
         return;
     }
-    store_room room;
+    parley_room room;
     e = store_room_get(s->st, sb->room, &room);
     if (e) {
         srv_send_error(cn->call, rid, e,

@@ -5,7 +5,7 @@
  * or processes) may write the same file: sequence numbers are assigned inside
  * an IMMEDIATE transaction, so they stay dense and unique.
  *
- * Strings handed out in store_msg / store_room are valid only until the
+ * Strings handed out in parley_msg / parley_room are valid only until the
  * callback returns (for list: they point into SQLite's row memory) or until
  * the next call on the same handle (for the single-row calls and list's room:
  * a copy in a per-handle buffer, so they may be passed back as arguments of
@@ -45,31 +45,31 @@ void store_rollback(store *s);
 
 /* Rooms. create: *created = 1 if new. get: ROOM_NOT_FOUND if absent. */
 parley_err store_room_create(store *s, const char *name, int64_t now_ms,
-                             store_room *out, int *created);
-parley_err store_room_get(store *s, const char *name, store_room *out);
+                             parley_room *out, int *created);
+parley_err store_room_get(store *s, const char *name, parley_room *out);
 
 /* Appends a message, assigning seq and rev. If (room, author id,
  * client_msg_id) was stored before, nothing is written, *duplicate = 1 and
  * out is the original. Validates room, author, id and body (rules.h). */
-parley_err store_append(store *s, const char *room, const store_author *author,
+parley_err store_append(store *s, const char *room, const parley_author *author,
                         const char *client_msg_id, const char *body,
-                        size_t body_len, int64_t now_ms, store_msg *out,
+                        size_t body_len, int64_t now_ms, parley_msg *out,
                         int *duplicate);
 
-parley_err store_get(store *s, const char *room, uint64_t seq, store_msg *out);
+parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out);
 
 /* Replaces the body and takes a new rev. PERMISSION_DENIED unless the actor
  * is the author or an organizer; MESSAGE_DELETED for a tombstone. */
 parley_err store_edit(store *s, const char *room, uint64_t seq,
-                      const store_author *actor, const char *body,
-                      size_t body_len, int64_t now_ms, store_msg *out);
+                      const parley_author *actor, const char *body,
+                      size_t body_len, int64_t now_ms, parley_msg *out);
 
 /* Turns the message into a tombstone (empty body, deleted = 1) that keeps
  * its seq and takes a new rev. Deleting a tombstone again is a no-op that
  * returns it unchanged. */
 parley_err store_delete(store *s, const char *room, uint64_t seq,
-                        const store_author *actor, int64_t now_ms,
-                        store_msg *out);
+                        const parley_author *actor, int64_t now_ms,
+                        parley_msg *out);
 
 typedef enum store_dir {
     STORE_LATEST = 0,  /* the newest `limit` messages, by seq */
@@ -80,13 +80,13 @@ typedef enum store_dir {
 /* Called once per message, in ascending order (by rev for AFTER_REV, by seq
  * otherwise). Return nonzero to stop early; for AFTER_REV, has_more then
  * tells whether messages after the last one delivered exist. */
-typedef int (*store_msg_fn)(const store_msg *m, void *ud);
+typedef int (*store_msg_fn)(const parley_msg *m, void *ud);
 
 /* Lists up to limit (1..1000) messages. *has_more tells whether more exist in
  * the cursor's direction; room (if given) receives the head counters read in
  * the same transaction as the page. */
 parley_err store_list(store *s, const char *room, store_dir dir,
                       uint64_t cursor, unsigned limit, store_msg_fn fn,
-                      void *ud, store_room *room_out, int *has_more);
+                      void *ud, parley_room *room_out, int *has_more);
 
 #endif

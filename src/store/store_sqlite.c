@@ -220,7 +220,7 @@ static const char *store_col_text(sqlite3_stmt *st, int col, size_t *len)
 }
 
 /* Points m into the current row of st (valid until st moves or resets). */
-static void store_row_view(sqlite3_stmt *st, const char *room, store_msg *m)
+static void store_row_view(sqlite3_stmt *st, const char *room, parley_msg *m)
 {
     size_t n;
     m->room = room;
@@ -265,9 +265,9 @@ static char *store_put(char **at, const char *src, size_t len)
 
 /* Copies the current row of st, and the room name, into a row buffer. */
 static parley_err store_row_copy(store *s, sqlite3_stmt *st, const char *room,
-                                 store_msg *m)
+                                 parley_msg *m)
 {
-    store_msg v;
+    parley_msg v;
     size_t lr = strlen(room), lc, la, ln;
     store_row_view(st, room, &v);
     lc = strlen(v.client_msg_id);
@@ -285,7 +285,7 @@ static parley_err store_row_copy(store *s, sqlite3_stmt *st, const char *room,
 }
 
 static parley_err store_room_copy(store *s, const char *name, uint64_t seq,
-                                  uint64_t rev, store_room *out)
+                                  uint64_t rev, parley_room *out)
 {
     size_t len = strlen(name);
     char *p = store_buf_take(s, len + 1);
@@ -580,7 +580,7 @@ const char *store_last_error(const store *s)
 /* ---- rooms ------------------------------------------------------------- */
 
 parley_err store_room_create(store *s, const char *name, int64_t now_ms,
-                             store_room *out, int *created)
+                             parley_room *out, int *created)
 {
     parley_err e = rules_room(name);
     int64_t id;
@@ -606,7 +606,7 @@ parley_err store_room_create(store *s, const char *name, int64_t now_ms,
     return out ? store_room_copy(s, name, seq, rev, out) : PARLEY_OK;
 }
 
-parley_err store_room_get(store *s, const char *name, store_room *out)
+parley_err store_room_get(store *s, const char *name, parley_room *out)
 {
     parley_err e = rules_room(name);
     int64_t id;
@@ -623,7 +623,7 @@ parley_err store_room_get(store *s, const char *name, store_room *out)
 /* Steps statement id (bound already) for at most one message row and copies
  * it into out: MESSAGE_NOT_FOUND when there is none. */
 static parley_err store_msg_one(store *s, int id, const char *room,
-                                store_msg *out, const char *what)
+                                parley_msg *out, const char *what)
 {
     sqlite3_stmt *st = s->st[id];
     int rc = sqlite3_step(st);
@@ -642,7 +642,7 @@ static parley_err store_msg_one(store *s, int id, const char *room,
 
 /* Reads message (room_id, seq) into the row buffer. */
 static parley_err store_msg_read(store *s, int64_t room_id, uint64_t seq,
-                                 const char *room, store_msg *out)
+                                 const char *room, parley_msg *out)
 {
     sqlite3_stmt *st = s->st[ST_MSG_GET];
     int rc = sqlite3_bind_int64(st, 1, room_id);
@@ -654,7 +654,7 @@ static parley_err store_msg_read(store *s, int64_t room_id, uint64_t seq,
 /* Runs a write statement with RETURNING MSG_COLS (bound already) and copies
  * the returned row. */
 static parley_err store_msg_write(store *s, int id, const char *room,
-                                  store_msg *out)
+                                  parley_msg *out)
 {
     sqlite3_stmt *st = s->st[id];
     int rc = sqlite3_step(st);
@@ -698,9 +698,9 @@ static parley_err store_room_bump(store *s, int64_t room_id, uint64_t *seq_out,
  * exists, MESSAGE_NOT_FOUND if not. */
 static parley_err store_find_client_id(store *s, int64_t room_id,
                                        const char *room,
-                                       const store_author *author,
+                                       const parley_author *author,
                                        const char *client_msg_id,
-                                       store_msg *out)
+                                       parley_msg *out)
 {
     sqlite3_stmt *st = s->st[ST_MSG_BY_CLIENT_ID];
     int rc = sqlite3_bind_int64(st, 1, room_id);
@@ -712,15 +712,15 @@ static parley_err store_find_client_id(store *s, int64_t room_id,
     return store_msg_one(s, ST_MSG_BY_CLIENT_ID, room, out, "read client id");
 }
 
-parley_err store_append(store *s, const char *room, const store_author *author,
+parley_err store_append(store *s, const char *room, const parley_author *author,
                         const char *client_msg_id, const char *body,
-                        size_t body_len, int64_t now_ms, store_msg *out,
+                        size_t body_len, int64_t now_ms, parley_msg *out,
                         int *duplicate)
 {
     parley_err e;
     int64_t room_id;
     uint64_t seq, rev;
-    store_msg scratch;
+    parley_msg scratch;
 
     if (out == NULL) out = &scratch;
     if (duplicate) *duplicate = 0;
@@ -762,7 +762,7 @@ parley_err store_append(store *s, const char *room, const store_author *author,
     return store_write_end(s, e);
 }
 
-parley_err store_get(store *s, const char *room, uint64_t seq, store_msg *out)
+parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out)
 {
     parley_err e = rules_room(room);
     int64_t room_id;
@@ -777,8 +777,8 @@ parley_err store_get(store *s, const char *room, uint64_t seq, store_msg *out)
 /* Shared start of edit and delete: the room, the message, the permission.
  * The message is left in out. */
 static parley_err store_modify_check(store *s, const char *room, uint64_t seq,
-                                     const store_author *actor,
-                                     int64_t *room_id, store_msg *out)
+                                     const parley_author *actor,
+                                     int64_t *room_id, parley_msg *out)
 {
     parley_err e = store_room_find(s, room, room_id, NULL, NULL);
     if (e == PARLEY_OK) e = store_msg_read(s, *room_id, seq, room, out);
@@ -787,13 +787,13 @@ static parley_err store_modify_check(store *s, const char *room, uint64_t seq,
 }
 
 parley_err store_edit(store *s, const char *room, uint64_t seq,
-                      const store_author *actor, const char *body,
-                      size_t body_len, int64_t now_ms, store_msg *out)
+                      const parley_author *actor, const char *body,
+                      size_t body_len, int64_t now_ms, parley_msg *out)
 {
     parley_err e;
     int64_t room_id;
     uint64_t rev;
-    store_msg scratch, cur;
+    parley_msg scratch, cur;
 
     if (out == NULL) out = &scratch;
     if ((e = rules_room(room)) != PARLEY_OK) return e;
@@ -823,13 +823,13 @@ parley_err store_edit(store *s, const char *room, uint64_t seq,
 }
 
 parley_err store_delete(store *s, const char *room, uint64_t seq,
-                        const store_author *actor, int64_t now_ms,
-                        store_msg *out)
+                        const parley_author *actor, int64_t now_ms,
+                        parley_msg *out)
 {
     parley_err e;
     int64_t room_id;
     uint64_t rev;
-    store_msg scratch;
+    parley_msg scratch;
 
     if (out == NULL) out = &scratch;
     if ((e = rules_room(room)) != PARLEY_OK) return e;
@@ -864,7 +864,7 @@ static parley_err store_list_rows(store *s, int id, const char *room,
     sqlite3_stmt *st = s->st[id];
     unsigned n = 0;
     int rc;
-    store_msg m;
+    parley_msg m;
 
     *more_rows = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -889,7 +889,7 @@ static parley_err store_list_rows(store *s, int id, const char *room,
 
 parley_err store_list(store *s, const char *room, store_dir dir,
                       uint64_t cursor, unsigned limit, store_msg_fn fn,
-                      void *ud, store_room *room_out, int *has_more)
+                      void *ud, parley_room *room_out, int *has_more)
 {
     parley_err e = rules_room(room);
     int64_t room_id;
