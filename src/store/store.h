@@ -1,16 +1,21 @@
-/* store.h: the SQLite history store. Owns the database file, its schema and
- * migrations, and every SQL statement parley runs (all prepared once at open).
+/* store.h: the history store, the one interface every storage engine sits
+ * behind. Callers see rooms and messages (core/model.h), group commit and
+ * paged reads; which engine serves them is chosen at store_open from the
+ * target: today SQLite (a file path; store_sqlite.c). An engine implements
+ * store_engine.h; store.c checks every input against the core's rules before
+ * an engine sees it, so a refused input never touches storage and every
+ * engine refuses the same things.
  *
  * A store handle belongs to one thread at a time. Two handles (in two threads
- * or processes) may write the same file: sequence numbers are assigned inside
- * an IMMEDIATE transaction, so they stay dense and unique.
+ * or processes) may write the same database: sequence numbers are assigned
+ * inside the committing transaction, so they stay dense and unique.
  *
  * Strings handed out in parley_msg / parley_room are valid only until the
- * callback returns (for list: they point into SQLite's row memory) or until
- * the next call on the same handle (for the single-row calls and list's room:
- * a copy in a per-handle buffer, so they may be passed back as arguments of
- * that next call). Copy what you keep. A list callback must not call into
- * the same handle. */
+ * callback returns (for list: they may point into the engine's row memory)
+ * or until the next call on the same handle (for the single-row calls and
+ * list's room: a copy in a per-handle buffer, so they may be passed back as
+ * arguments of that next call). Copy what you keep. A list callback must not
+ * call into the same handle. */
 #ifndef PARLEY_STORE_H
 #define PARLEY_STORE_H
 
@@ -27,18 +32,21 @@ typedef struct store_opts {
     int synchronous_full;  /* 1 (default when opts is NULL): fsync every commit */
 } store_opts;
 
-/* Opens (creating if needed) and migrates the database at path.
- * PARLEY_ERR_SCHEMA_TOO_NEW if the file was written by a newer parley.
+/* Opens (creating if needed) and migrates the database `target` names (for
+ * SQLite, a file path), with the engine that serves it.
+ * PARLEY_ERR_SCHEMA_TOO_NEW if the database was written by a newer parley.
  * On error *out is NULL and errmsg (if given, size errlen) says why. */
-parley_err store_open(const char *path, const store_opts *opts, store **out,
+parley_err store_open(const char *target, const store_opts *opts, store **out,
                       char *errmsg, size_t errlen);
 void store_close(store *s);
 
-/* The last SQLite error text of this handle, for logs. */
+/* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);
 
 /* Group commit: everything between begin and commit is one transaction.
- * Without an explicit transaction each write call commits by itself. */
+ * Without an explicit transaction each write call commits by itself. A
+ * begin inside a transaction or a commit outside one is a caller's bug:
+ * PARLEY_ERR_INTERNAL and nothing changes; rollback outside one is a no-op. */
 parley_err store_begin(store *s);
 parley_err store_commit(store *s);
 void store_rollback(store *s);

@@ -1,6 +1,7 @@
-/* store.c: the SQLite history store. Owns the database file (WAL), its
- * schema and migrations (PRAGMA user_version), and every SQL statement parley
- * runs; all statements are prepared once at open and reset after each use.
+/* store_sqlite.c: the SQLite engine of the store (store_engine.h). Owns the
+ * database file (WAL), its schema and migrations (PRAGMA user_version), and
+ * every SQL statement parley runs; all statements are prepared once at open
+ * and reset after each use.
  *
  * Writes (append, edit, delete, room create) run in one transaction: the
  * caller's (store_begin ... store_commit, group commit), inside a SAVEPOINT so
@@ -14,7 +15,7 @@
  * two per-handle buffers used in turn, so it stays valid until the next call
  * on the handle, and the caller may pass strings of the previous result back
  * in (for example store_edit with the author of a store_get). */
-#include "store.h"
+#include "store_engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,6 @@
 #include "rules.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
-#define STORE_BODY_MAX_CAP ((size_t)1 << 30)
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -72,82 +72,82 @@ enum {
 };
 
 enum {
-    ST_BEGIN_READ,
-    ST_BEGIN_WRITE,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_SAVEPOINT,
-    ST_RELEASE,
-    ST_ROLLBACK_TO,
-    ST_ROOM_INSERT,
-    ST_ROOM_GET,
-    ST_ROOM_BUMP_SEQ,
-    ST_ROOM_BUMP_REV,
-    ST_MSG_INSERT,
-    ST_MSG_BY_CLIENT_ID,
-    ST_MSG_GET,
-    ST_MSG_EDIT,
-    ST_MSG_DELETE,
-    ST_LIST_SEQ_RANGE,
-    ST_LIST_AFTER_REV,
-    ST__COUNT
+    STMT_BEGIN_READ,
+    STMT_BEGIN_WRITE,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_ROLLBACK_TO,
+    STMT_ROOM_INSERT,
+    STMT_ROOM_GET,
+    STMT_ROOM_BUMP_SEQ,
+    STMT_ROOM_BUMP_REV,
+    STMT_MSG_INSERT,
+    STMT_MSG_BY_CLIENT_ID,
+    STMT_MSG_GET,
+    STMT_MSG_EDIT,
+    STMT_MSG_DELETE,
+    STMT_LIST_SEQ_RANGE,
+    STMT_LIST_AFTER_REV,
+    STMT__COUNT
 };
 
-static const char *const store_sql[ST__COUNT] = {
-    [ST_BEGIN_READ] = "BEGIN DEFERRED",
-    [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_SAVEPOINT] = "SAVEPOINT store_write",
-    [ST_RELEASE] = "RELEASE store_write",
-    [ST_ROLLBACK_TO] = "ROLLBACK TO store_write",
-    [ST_ROOM_INSERT] =
+static const char *const store_sql[STMT__COUNT] = {
+    [STMT_BEGIN_READ] = "BEGIN DEFERRED",
+    [STMT_BEGIN_WRITE] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_SAVEPOINT] = "SAVEPOINT store_write",
+    [STMT_RELEASE] = "RELEASE store_write",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO store_write",
+    [STMT_ROOM_INSERT] =
         "INSERT INTO rooms(name, created_ms) VALUES(?1, ?2)"
         " ON CONFLICT(name) DO NOTHING",
-    [ST_ROOM_GET] =
+    [STMT_ROOM_GET] =
         "SELECT id, name, head_seq, head_rev FROM rooms WHERE name = ?1",
-    [ST_ROOM_BUMP_SEQ] =
+    [STMT_ROOM_BUMP_SEQ] =
         "UPDATE rooms SET head_seq = head_seq + 1, head_rev = head_rev + 1"
         " WHERE id = ?1 RETURNING head_seq, head_rev",
-    [ST_ROOM_BUMP_REV] =
+    [STMT_ROOM_BUMP_REV] =
         "UPDATE rooms SET head_rev = head_rev + 1 WHERE id = ?1"
         " RETURNING head_rev",
-    [ST_MSG_INSERT] =
+    [STMT_MSG_INSERT] =
         "INSERT INTO messages(room_id, seq, rev, client_msg_id, author_id,"
         " author_name, author_role, body, created_ms)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING " MSG_COLS,
-    [ST_MSG_BY_CLIENT_ID] =
+    [STMT_MSG_BY_CLIENT_ID] =
         "SELECT " MSG_COLS " FROM messages"
         " WHERE room_id = ?1 AND author_id = ?2 AND client_msg_id = ?3",
-    [ST_MSG_GET] =
+    [STMT_MSG_GET] =
         "SELECT " MSG_COLS " FROM messages WHERE room_id = ?1 AND seq = ?2",
-    [ST_MSG_EDIT] =
+    [STMT_MSG_EDIT] =
         "UPDATE messages SET body = ?3, rev = ?4, edited_ms = ?5"
         " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
-    [ST_MSG_DELETE] =
+    [STMT_MSG_DELETE] =
         "UPDATE messages SET body = '', deleted = 1, rev = ?3, edited_ms = ?4"
         " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
     /* seq is dense from 1, so a page by seq is a range of the primary key,
      * read in ascending order without a sort. */
-    [ST_LIST_SEQ_RANGE] =
+    [STMT_LIST_SEQ_RANGE] =
         "SELECT " MSG_COLS " FROM messages"
         " WHERE room_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq",
-    [ST_LIST_AFTER_REV] =
+    [STMT_LIST_AFTER_REV] =
         "SELECT " MSG_COLS " FROM messages INDEXED BY messages_rev"
         " WHERE room_id = ?1 AND rev > ?2 ORDER BY rev LIMIT ?3",
 };
 
-struct store {
+/* The engine's handle; `base` first, as store_engine.h asks. */
+typedef struct store_sqlite {
+    store base;
     sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
-    size_t max_body;
-    int in_txn; /* inside store_begin ... store_commit */
+    sqlite3_stmt *stmt[STMT__COUNT];
     /* Two row buffers used in turn by the single-row calls. */
     char *buf[2];
     size_t cap[2];
     int cur;
     char err[512];
-};
+} store_sqlite;
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -167,7 +167,7 @@ static parley_err store_map_rc(int rc)
 }
 
 /* Records SQLite's error for store_last_error and maps it. */
-static parley_err store_fail(store *s, int rc, const char *what)
+static parley_err store_fail(store_sqlite *s, int rc, const char *what)
 {
     snprintf(s->err, sizeof s->err, "%s: %s (sqlite %d)", what,
              sqlite3_errmsg(s->db), rc);
@@ -175,7 +175,7 @@ static parley_err store_fail(store *s, int rc, const char *what)
     return e == PARLEY_OK ? PARLEY_ERR_INTERNAL : e;
 }
 
-static parley_err store_fail_msg(store *s, parley_err e, const char *msg)
+static parley_err store_fail_msg(store_sqlite *s, parley_err e, const char *msg)
 {
     snprintf(s->err, sizeof s->err, "%s", msg);
     return e;
@@ -183,22 +183,22 @@ static parley_err store_fail_msg(store *s, parley_err e, const char *msg)
 
 /* Steps a statement that yields no row (or whose rows are ignored), then
  * resets it. */
-static parley_err store_exec(store *s, int id)
+static parley_err store_exec(store_sqlite *s, int id)
 {
-    sqlite3_stmt *st = s->st[id];
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
     if (rc != SQLITE_DONE) return store_fail(s, rc, store_sql[id]);
     return PARLEY_OK;
 }
 
 /* After the last wanted row: the statement must be finished. Resets it. */
-static parley_err store_finish(store *s, int id)
+static parley_err store_finish(store_sqlite *s, int id)
 {
-    sqlite3_stmt *st = s->st[id];
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW) rc = sqlite3_step(st);
-    sqlite3_reset(st);
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_step(stmt);
+    while (rc == SQLITE_ROW) rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
     if (rc != SQLITE_DONE) return store_fail(s, rc, store_sql[id]);
     return PARLEY_OK;
 }
@@ -208,10 +208,10 @@ static int64_t store_u64_to_i64(uint64_t v)
     return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
-static const char *store_col_text(sqlite3_stmt *st, int col, size_t *len)
+static const char *store_col_text(sqlite3_stmt *stmt, int col, size_t *len)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    *len = (size_t)sqlite3_column_bytes(st, col);
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    *len = (size_t)sqlite3_column_bytes(stmt, col);
     if (t == NULL) {
         *len = 0;
         return "";
@@ -219,27 +219,27 @@ static const char *store_col_text(sqlite3_stmt *st, int col, size_t *len)
     return (const char *)t;
 }
 
-/* Points m into the current row of st (valid until st moves or resets). */
-static void store_row_view(sqlite3_stmt *st, const char *room, parley_msg *m)
+/* Points m into the current row of stmt (valid until stmt moves or resets). */
+static void store_row_view(sqlite3_stmt *stmt, const char *room, parley_msg *m)
 {
     size_t n;
     m->room = room;
-    m->seq = (uint64_t)sqlite3_column_int64(st, COL_SEQ);
-    m->rev = (uint64_t)sqlite3_column_int64(st, COL_REV);
-    m->client_msg_id = store_col_text(st, COL_CLIENT_ID, &n);
-    m->author.id = store_col_text(st, COL_AUTHOR_ID, &n);
-    m->author.display_name = store_col_text(st, COL_AUTHOR_NAME, &n);
-    m->author.role = sqlite3_column_int(st, COL_AUTHOR_ROLE);
-    m->body = store_col_text(st, COL_BODY, &m->body_len);
-    m->created_at_ms = sqlite3_column_int64(st, COL_CREATED);
-    m->edited_at_ms = sqlite3_column_int64(st, COL_EDITED);
-    m->deleted = sqlite3_column_int(st, COL_DELETED) != 0;
+    m->seq = (uint64_t)sqlite3_column_int64(stmt, COL_SEQ);
+    m->rev = (uint64_t)sqlite3_column_int64(stmt, COL_REV);
+    m->client_msg_id = store_col_text(stmt, COL_CLIENT_ID, &n);
+    m->author.id = store_col_text(stmt, COL_AUTHOR_ID, &n);
+    m->author.display_name = store_col_text(stmt, COL_AUTHOR_NAME, &n);
+    m->author.role = sqlite3_column_int(stmt, COL_AUTHOR_ROLE);
+    m->body = store_col_text(stmt, COL_BODY, &m->body_len);
+    m->created_at_ms = sqlite3_column_int64(stmt, COL_CREATED);
+    m->edited_at_ms = sqlite3_column_int64(stmt, COL_EDITED);
+    m->deleted = sqlite3_column_int(stmt, COL_DELETED) != 0;
 }
 
 /* Switches to the other row buffer, with room for need bytes. The buffer of
  * the previous result is left alone, so its strings may be this call's
  * arguments. Grows only when a row is larger than any before. */
-static char *store_buf_take(store *s, size_t need)
+static char *store_buf_take(store_sqlite *s, size_t need)
 {
     int i = s->cur ^ 1;
     if (s->cap[i] < need) {
@@ -263,13 +263,13 @@ static char *store_put(char **at, const char *src, size_t len)
     return dst;
 }
 
-/* Copies the current row of st, and the room name, into a row buffer. */
-static parley_err store_row_copy(store *s, sqlite3_stmt *st, const char *room,
+/* Copies the current row of stmt, and the room name, into a row buffer. */
+static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt, const char *room,
                                  parley_msg *m)
 {
     parley_msg v;
     size_t lr = strlen(room), lc, la, ln;
-    store_row_view(st, room, &v);
+    store_row_view(stmt, room, &v);
     lc = strlen(v.client_msg_id);
     la = strlen(v.author.id);
     ln = strlen(v.author.display_name);
@@ -284,7 +284,7 @@ static parley_err store_row_copy(store *s, sqlite3_stmt *st, const char *room,
     return PARLEY_OK;
 }
 
-static parley_err store_room_copy(store *s, const char *name, uint64_t seq,
+static parley_err store_room_copy(store_sqlite *s, const char *name, uint64_t seq,
                                   uint64_t rev, parley_room *out)
 {
     size_t len = strlen(name);
@@ -297,25 +297,25 @@ static parley_err store_room_copy(store *s, const char *name, uint64_t seq,
 }
 
 /* Looks a room up by name (already validated). */
-static parley_err store_room_find(store *s, const char *name, int64_t *id,
+static parley_err store_room_find(store_sqlite *s, const char *name, int64_t *id,
                                   uint64_t *head_seq, uint64_t *head_rev)
 {
-    sqlite3_stmt *st = s->st[ST_ROOM_GET];
-    int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_GET];
+    int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind room");
-    rc = sqlite3_step(st);
+    rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+        sqlite3_reset(stmt);
         return PARLEY_ERR_ROOM_NOT_FOUND;
     }
     if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
+        sqlite3_reset(stmt);
         return store_fail(s, rc, "read room");
     }
-    *id = sqlite3_column_int64(st, 0);
-    if (head_seq) *head_seq = (uint64_t)sqlite3_column_int64(st, 2);
-    if (head_rev) *head_rev = (uint64_t)sqlite3_column_int64(st, 3);
-    return store_finish(s, ST_ROOM_GET);
+    *id = sqlite3_column_int64(stmt, 0);
+    if (head_seq) *head_seq = (uint64_t)sqlite3_column_int64(stmt, 2);
+    if (head_rev) *head_rev = (uint64_t)sqlite3_column_int64(stmt, 3);
+    return store_finish(s, STMT_ROOM_GET);
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -323,15 +323,15 @@ static parley_err store_room_find(store *s, const char *name, int64_t *id,
 /* Starts a write: joins the caller's transaction under a savepoint, or
  * begins an IMMEDIATE one (which takes the write lock at once, so the
  * head counters read next cannot be stale). */
-static parley_err store_write_begin(store *s)
+static parley_err store_write_begin(store_sqlite *s)
 {
-    return store_exec(s, s->in_txn ? ST_SAVEPOINT : ST_BEGIN_WRITE);
+    return store_exec(s, s->base.in_txn ? STMT_SAVEPOINT : STMT_BEGIN_WRITE);
 }
 
-static parley_err store_write_end(store *s, parley_err e)
+static parley_err store_write_end(store_sqlite *s, parley_err e)
 {
     if (e == PARLEY_OK) {
-        e = store_exec(s, s->in_txn ? ST_RELEASE : ST_COMMIT);
+        e = store_exec(s, s->base.in_txn ? STMT_RELEASE : STMT_COMMIT);
         if (e == PARLEY_OK) return PARLEY_OK;
     }
     /* Undo. A failed COMMIT or an I/O error may have ended the transaction
@@ -339,72 +339,65 @@ static parley_err store_write_end(store *s, parley_err e)
     if (sqlite3_get_autocommit(s->db)) return e;
     char keep[sizeof s->err];
     memcpy(keep, s->err, sizeof keep);
-    if (s->in_txn) {
-        if (store_exec(s, ST_ROLLBACK_TO) == PARLEY_OK)
-            (void)store_exec(s, ST_RELEASE);
+    if (s->base.in_txn) {
+        if (store_exec(s, STMT_ROLLBACK_TO) == PARLEY_OK)
+            (void)store_exec(s, STMT_RELEASE);
     } else {
-        (void)store_exec(s, ST_ROLLBACK);
+        (void)store_exec(s, STMT_ROLLBACK);
     }
     /* The first error is the one worth reporting. */
     memcpy(s->err, keep, sizeof keep);
     return e;
 }
 
-parley_err store_begin(store *s)
+static parley_err store_sqlite_begin(store *base)
 {
-    if (s->in_txn)
-        return store_fail_msg(s, PARLEY_ERR_INTERNAL,
-                              "store_begin: a transaction is already open");
-    parley_err e = store_exec(s, ST_BEGIN_WRITE);
-    if (e == PARLEY_OK) s->in_txn = 1;
-    return e;
+    return store_exec((store_sqlite *)base, STMT_BEGIN_WRITE);
 }
 
-parley_err store_commit(store *s)
+/* store.c has already cleared base.in_txn: a failed COMMIT is rolled back
+ * here, so the transaction is over either way. */
+static parley_err store_sqlite_commit(store *base)
 {
-    if (!s->in_txn)
-        return store_fail_msg(s, PARLEY_ERR_INTERNAL,
-                              "store_commit: no transaction is open");
-    s->in_txn = 0;
-    parley_err e = store_exec(s, ST_COMMIT);
+    store_sqlite *s = (store_sqlite *)base;
+    parley_err e = store_exec(s, STMT_COMMIT);
     if (e != PARLEY_OK && !sqlite3_get_autocommit(s->db)) {
         char keep[sizeof s->err];
         memcpy(keep, s->err, sizeof keep);
-        (void)store_exec(s, ST_ROLLBACK);
+        (void)store_exec(s, STMT_ROLLBACK);
         memcpy(s->err, keep, sizeof keep);
     }
     return e;
 }
 
-void store_rollback(store *s)
+static void store_sqlite_rollback(store *base)
 {
-    if (!s->in_txn) return;
-    s->in_txn = 0;
+    store_sqlite *s = (store_sqlite *)base;
     /* An I/O error may have rolled the transaction back already. */
-    if (!sqlite3_get_autocommit(s->db)) (void)store_exec(s, ST_ROLLBACK);
+    if (!sqlite3_get_autocommit(s->db)) (void)store_exec(s, STMT_ROLLBACK);
 }
 
 /* ---- open / close ------------------------------------------------------ */
 
 static int store_pragma_int(sqlite3 *db, const char *sql, int *out)
 {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK) return rc;
-    rc = sqlite3_step(st);
+    rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int(st, 0);
+        *out = sqlite3_column_int(stmt, 0);
         rc = SQLITE_OK;
     } else if (rc == SQLITE_DONE) {
         rc = SQLITE_ERROR;
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     return rc;
 }
 
 /* Runs the migrations the file lacks, in one IMMEDIATE transaction so two
  * processes opening a new file at once do not both create the tables. */
-static parley_err store_migrate(store *s, char *errmsg, size_t errlen)
+static parley_err store_migrate(store_sqlite *s, char *errmsg, size_t errlen)
 {
     int version = 0, rc;
     char *msg = NULL;
@@ -445,7 +438,7 @@ static parley_err store_migrate(store *s, char *errmsg, size_t errlen)
     return PARLEY_OK;
 }
 
-static parley_err store_setup(store *s, const char *path, const store_opts *opts,
+static parley_err store_setup(store_sqlite *s, const char *path, const store_opts *opts,
                               char *errmsg, size_t errlen)
 {
     int rc, on = 0;
@@ -476,23 +469,23 @@ static parley_err store_setup(store *s, const char *path, const store_opts *opts
         return PARLEY_ERR_SCHEMA_TOO_NEW;
     }
 
-    sqlite3_stmt *st;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    sqlite3_stmt *stmt;
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
-    rc = sqlite3_step(st);
+    rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        const char *mode = (const char *)sqlite3_column_text(stmt, 0);
         /* An in-memory database (tests) has no WAL; files must. */
         if (mode == NULL ||
             (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)) {
             snprintf(s->err, sizeof s->err, "journal_mode is %s, not wal",
                      mode ? mode : "?");
-            sqlite3_finalize(st);
+            sqlite3_finalize(stmt);
             return PARLEY_ERR_IO;
         }
         rc = SQLITE_OK;
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
 
     int full = opts == NULL || opts->synchronous_full != 0;
@@ -511,33 +504,26 @@ static parley_err store_setup(store *s, const char *path, const store_opts *opts
     e = store_migrate(s, errmsg, errlen);
     if (e != PARLEY_OK) return e;
 
-    for (int i = 0; i < ST__COUNT; i++) {
+    for (int i = 0; i < STMT__COUNT; i++) {
         rc = sqlite3_prepare_v3(s->db, store_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+                                SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
         if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[i]);
     }
-    s->max_body = opts && opts->max_body_bytes ? opts->max_body_bytes
-                                               : RULES_BODY_MAX_DEFAULT;
-    /* SQLite binds lengths as int; far above any sane chat message. */
-    if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
     return PARLEY_OK;
 }
 
-parley_err store_open(const char *path, const store_opts *opts, store **out,
-                      char *errmsg, size_t errlen)
+static void store_sqlite_close(store *base);
+
+/* Every target that is not a URI is a file path. */
+static int store_sqlite_serves(const char *target)
 {
-    char scratch[1];
-    if (errmsg == NULL || errlen == 0) {
-        errmsg = scratch;
-        errlen = sizeof scratch;
-    }
-    errmsg[0] = '\0';
-    *out = NULL;
-    if (path == NULL) {
-        snprintf(errmsg, errlen, "no database path");
-        return PARLEY_ERR_INTERNAL;
-    }
-    store *s = calloc(1, sizeof *s);
+    return strstr(target, "://") == NULL;
+}
+
+static parley_err store_sqlite_open(const char *path, const store_opts *opts,
+                                    store **out, char *errmsg, size_t errlen)
+{
+    store_sqlite *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(errmsg, errlen, "out of memory");
         return PARLEY_ERR_INTERNAL;
@@ -545,20 +531,20 @@ parley_err store_open(const char *path, const store_opts *opts, store **out,
     parley_err e = store_setup(s, path, opts, errmsg, errlen);
     if (e != PARLEY_OK) {
         if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        store_close(s);
+        store_sqlite_close(&s->base);
         return e;
     }
-    *out = s;
+    *out = &s->base;
     return PARLEY_OK;
 }
 
-void store_close(store *s)
+static void store_sqlite_close(store *base)
 {
-    if (s == NULL) return;
+    store_sqlite *s = (store_sqlite *)base;
     if (s->db) {
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
+        for (int i = 0; i < STMT__COUNT; i++) sqlite3_finalize(s->stmt[i]);
         int rc = sqlite3_close(s->db);
         if (rc != SQLITE_OK) {
             /* Only a statement we failed to finalize could cause this. */
@@ -571,212 +557,207 @@ void store_close(store *s)
     free(s);
 }
 
-const char *store_last_error(const store *s)
+static const char *store_sqlite_last_error(const store *base)
 {
-    if (s == NULL) return "no store";
+    const store_sqlite *s = (const store_sqlite *)base;
     return s->err[0] ? s->err : "no error";
 }
 
 /* ---- rooms ------------------------------------------------------------- */
 
-parley_err store_room_create(store *s, const char *name, int64_t now_ms,
-                             parley_room *out, int *created)
+static parley_err store_sqlite_room_create(store *base, const char *name,
+                                           int64_t now_ms, parley_room *out,
+                                           int *created)
 {
-    parley_err e = rules_room(name);
+    store_sqlite *s = (store_sqlite *)base;
     int64_t id;
     uint64_t seq = 0, rev = 0;
     int fresh = 0;
 
-    if (e != PARLEY_OK) return e;
-    e = store_write_begin(s);
+    parley_err e = store_write_begin(s);
     if (e != PARLEY_OK) return e;
 
-    sqlite3_stmt *st = s->st[ST_ROOM_INSERT];
-    int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, now_ms);
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_INSERT];
+    int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, now_ms);
     if (rc != SQLITE_OK) e = store_fail(s, rc, "bind room insert");
-    if (e == PARLEY_OK) e = store_exec(s, ST_ROOM_INSERT);
+    if (e == PARLEY_OK) e = store_exec(s, STMT_ROOM_INSERT);
     if (e == PARLEY_OK) {
         fresh = sqlite3_changes(s->db) > 0;
         e = store_room_find(s, name, &id, &seq, &rev);
     }
     e = store_write_end(s, e);
     if (e != PARLEY_OK) return e;
-    if (created) *created = fresh;
-    return out ? store_room_copy(s, name, seq, rev, out) : PARLEY_OK;
+    *created = fresh;
+    return store_room_copy(s, name, seq, rev, out);
 }
 
-parley_err store_room_get(store *s, const char *name, parley_room *out)
+static parley_err store_sqlite_room_get(store *base, const char *name,
+                                        parley_room *out)
 {
-    parley_err e = rules_room(name);
+    store_sqlite *s = (store_sqlite *)base;
     int64_t id;
     uint64_t seq, rev;
 
+    parley_err e = store_room_find(s, name, &id, &seq, &rev);
     if (e != PARLEY_OK) return e;
-    e = store_room_find(s, name, &id, &seq, &rev);
-    if (e != PARLEY_OK) return e;
-    return out ? store_room_copy(s, name, seq, rev, out) : PARLEY_OK;
+    return store_room_copy(s, name, seq, rev, out);
 }
 
 /* ---- messages ---------------------------------------------------------- */
 
 /* Steps statement id (bound already) for at most one message row and copies
  * it into out: MESSAGE_NOT_FOUND when there is none. */
-static parley_err store_msg_one(store *s, int id, const char *room,
+static parley_err store_msg_one(store_sqlite *s, int id, const char *room,
                                 parley_msg *out, const char *what)
 {
-    sqlite3_stmt *st = s->st[id];
-    int rc = sqlite3_step(st);
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+        sqlite3_reset(stmt);
         return PARLEY_ERR_MESSAGE_NOT_FOUND;
     }
     if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
+        sqlite3_reset(stmt);
         return store_fail(s, rc, what);
     }
-    parley_err e = store_row_copy(s, st, room, out);
+    parley_err e = store_row_copy(s, stmt, room, out);
     parley_err f = store_finish(s, id);
     return e != PARLEY_OK ? e : f;
 }
 
 /* Reads message (room_id, seq) into the row buffer. */
-static parley_err store_msg_read(store *s, int64_t room_id, uint64_t seq,
+static parley_err store_msg_read(store_sqlite *s, int64_t room_id, uint64_t seq,
                                  const char *room, parley_msg *out)
 {
-    sqlite3_stmt *st = s->st[ST_MSG_GET];
-    int rc = sqlite3_bind_int64(st, 1, room_id);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, store_u64_to_i64(seq));
+    sqlite3_stmt *stmt = s->stmt[STMT_MSG_GET];
+    int rc = sqlite3_bind_int64(stmt, 1, room_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, store_u64_to_i64(seq));
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind message get");
-    return store_msg_one(s, ST_MSG_GET, room, out, "read message");
+    return store_msg_one(s, STMT_MSG_GET, room, out, "read message");
 }
 
 /* Runs a write statement with RETURNING MSG_COLS (bound already) and copies
  * the returned row. */
-static parley_err store_msg_write(store *s, int id, const char *room,
+static parley_err store_msg_write(store_sqlite *s, int id, const char *room,
                                   parley_msg *out)
 {
-    sqlite3_stmt *st = s->st[id];
-    int rc = sqlite3_step(st);
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
+        sqlite3_reset(stmt);
         if (rc == SQLITE_DONE)
             return store_fail_msg(s, PARLEY_ERR_INTERNAL,
                                   "write returned no row");
         return store_fail(s, rc, store_sql[id]);
     }
-    parley_err e = store_row_copy(s, st, room, out);
+    parley_err e = store_row_copy(s, stmt, room, out);
     parley_err f = store_finish(s, id);
     return e != PARLEY_OK ? e : f;
 }
 
 /* Takes the room's next rev (and next seq if seq_out is given). */
-static parley_err store_room_bump(store *s, int64_t room_id, uint64_t *seq_out,
+static parley_err store_room_bump(store_sqlite *s, int64_t room_id, uint64_t *seq_out,
                                   uint64_t *rev_out)
 {
-    int id = seq_out ? ST_ROOM_BUMP_SEQ : ST_ROOM_BUMP_REV;
-    sqlite3_stmt *st = s->st[id];
-    int rc = sqlite3_bind_int64(st, 1, room_id);
+    int id = seq_out ? STMT_ROOM_BUMP_SEQ : STMT_ROOM_BUMP_REV;
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_bind_int64(stmt, 1, room_id);
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind room bump");
-    rc = sqlite3_step(st);
+    rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
+        sqlite3_reset(stmt);
         if (rc == SQLITE_DONE)
             return store_fail_msg(s, PARLEY_ERR_INTERNAL, "room vanished");
         return store_fail(s, rc, store_sql[id]);
     }
     if (seq_out) {
-        *seq_out = (uint64_t)sqlite3_column_int64(st, 0);
-        *rev_out = (uint64_t)sqlite3_column_int64(st, 1);
+        *seq_out = (uint64_t)sqlite3_column_int64(stmt, 0);
+        *rev_out = (uint64_t)sqlite3_column_int64(stmt, 1);
     } else {
-        *rev_out = (uint64_t)sqlite3_column_int64(st, 0);
+        *rev_out = (uint64_t)sqlite3_column_int64(stmt, 0);
     }
     return store_finish(s, id);
 }
 
 /* Looks for (room, author, client id); PARLEY_OK with a copy in out if it
  * exists, MESSAGE_NOT_FOUND if not. */
-static parley_err store_find_client_id(store *s, int64_t room_id,
+static parley_err store_find_client_id(store_sqlite *s, int64_t room_id,
                                        const char *room,
                                        const parley_author *author,
                                        const char *client_msg_id,
                                        parley_msg *out)
 {
-    sqlite3_stmt *st = s->st[ST_MSG_BY_CLIENT_ID];
-    int rc = sqlite3_bind_int64(st, 1, room_id);
+    sqlite3_stmt *stmt = s->stmt[STMT_MSG_BY_CLIENT_ID];
+    int rc = sqlite3_bind_int64(stmt, 1, room_id);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 2, author->id, -1, SQLITE_STATIC);
+        rc = sqlite3_bind_text(stmt, 2, author->id, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 3, client_msg_id, -1, SQLITE_STATIC);
+        rc = sqlite3_bind_text(stmt, 3, client_msg_id, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind client id");
-    return store_msg_one(s, ST_MSG_BY_CLIENT_ID, room, out, "read client id");
+    return store_msg_one(s, STMT_MSG_BY_CLIENT_ID, room, out, "read client id");
 }
 
-parley_err store_append(store *s, const char *room, const parley_author *author,
-                        const char *client_msg_id, const char *body,
-                        size_t body_len, int64_t now_ms, parley_msg *out,
-                        int *duplicate)
+static parley_err store_sqlite_append(store *base, const char *room,
+                                      const parley_author *author,
+                                      const char *client_msg_id,
+                                      const char *body, size_t body_len,
+                                      int64_t now_ms, parley_msg *out,
+                                      int *duplicate)
 {
+    store_sqlite *s = (store_sqlite *)base;
     parley_err e;
     int64_t room_id;
     uint64_t seq, rev;
-    parley_msg scratch;
-
-    if (out == NULL) out = &scratch;
-    if (duplicate) *duplicate = 0;
-    if ((e = rules_room(room)) != PARLEY_OK) return e;
-    if ((e = rules_author(author)) != PARLEY_OK) return e;
-    if ((e = rules_client_msg_id(client_msg_id)) != PARLEY_OK) return e;
-    if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
 
     if ((e = store_write_begin(s)) != PARLEY_OK) return e;
     e = store_room_find(s, room, &room_id, NULL, NULL);
     if (e == PARLEY_OK) {
         e = store_find_client_id(s, room_id, room, author, client_msg_id, out);
         if (e == PARLEY_OK) {
-            if (duplicate) *duplicate = 1;
+            *duplicate = 1;
             return store_write_end(s, PARLEY_OK);
         }
         if (e == PARLEY_ERR_MESSAGE_NOT_FOUND) e = PARLEY_OK;
     }
     if (e == PARLEY_OK) e = store_room_bump(s, room_id, &seq, &rev);
     if (e == PARLEY_OK) {
-        sqlite3_stmt *st = s->st[ST_MSG_INSERT];
-        int rc = sqlite3_bind_int64(st, 1, room_id);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)seq);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)rev);
+        sqlite3_stmt *stmt = s->stmt[STMT_MSG_INSERT];
+        int rc = sqlite3_bind_int64(stmt, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)rev);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(st, 4, client_msg_id, -1, SQLITE_STATIC);
+            rc = sqlite3_bind_text(stmt, 4, client_msg_id, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(st, 5, author->id, -1, SQLITE_STATIC);
+            rc = sqlite3_bind_text(stmt, 5, author->id, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(st, 6, author->display_name, -1,
+            rc = sqlite3_bind_text(stmt, 6, author->display_name, -1,
                                    SQLITE_STATIC);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 7, author->role);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 7, author->role);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(st, 8, body, (int)body_len, SQLITE_STATIC);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 9, now_ms);
+            rc = sqlite3_bind_text(stmt, 8, body, (int)body_len, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 9, now_ms);
         if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message insert");
-        else e = store_msg_write(s, ST_MSG_INSERT, room, out);
+        else e = store_msg_write(s, STMT_MSG_INSERT, room, out);
     }
     return store_write_end(s, e);
 }
 
-parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out)
+static parley_err store_sqlite_get(store *base, const char *room, uint64_t seq,
+                                   parley_msg *out)
 {
-    parley_err e = rules_room(room);
+    store_sqlite *s = (store_sqlite *)base;
     int64_t room_id;
 
-    if (e != PARLEY_OK) return e;
     /* Rooms are never removed, so the two reads need no common snapshot. */
-    e = store_room_find(s, room, &room_id, NULL, NULL);
+    parley_err e = store_room_find(s, room, &room_id, NULL, NULL);
     if (e != PARLEY_OK) return e;
     return store_msg_read(s, room_id, seq, room, out);
 }
 
 /* Shared start of edit and delete: the room, the message, the permission.
  * The message is left in out. */
-static parley_err store_modify_check(store *s, const char *room, uint64_t seq,
+static parley_err store_modify_check(store_sqlite *s, const char *room, uint64_t seq,
                                      const parley_author *actor,
                                      int64_t *room_id, parley_msg *out)
 {
@@ -786,19 +767,17 @@ static parley_err store_modify_check(store *s, const char *room, uint64_t seq,
     return e;
 }
 
-parley_err store_edit(store *s, const char *room, uint64_t seq,
-                      const parley_author *actor, const char *body,
-                      size_t body_len, int64_t now_ms, parley_msg *out)
+static parley_err store_sqlite_edit(store *base, const char *room, uint64_t seq,
+                                    const parley_author *actor,
+                                    const char *body, size_t body_len,
+                                    int64_t now_ms, parley_msg *out)
 {
+    store_sqlite *s = (store_sqlite *)base;
     parley_err e;
     int64_t room_id;
     uint64_t rev;
-    parley_msg scratch, cur;
+    parley_msg cur;
 
-    if (out == NULL) out = &scratch;
-    if ((e = rules_room(room)) != PARLEY_OK) return e;
-    if ((e = rules_author(actor)) != PARLEY_OK) return e;
-    if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
     /* The arguments may point into the previous result's buffer; the reads
      * below fill the other one, so they stay valid until the write. */
     if ((e = store_write_begin(s)) != PARLEY_OK) return e;
@@ -806,34 +785,31 @@ parley_err store_edit(store *s, const char *room, uint64_t seq,
     if (e == PARLEY_OK && cur.deleted) e = PARLEY_ERR_MESSAGE_DELETED;
     if (e == PARLEY_OK) e = store_room_bump(s, room_id, NULL, &rev);
     if (e == PARLEY_OK) {
-        sqlite3_stmt *st = s->st[ST_MSG_EDIT];
-        int rc = sqlite3_bind_int64(st, 1, room_id);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)cur.seq);
+        sqlite3_stmt *stmt = s->stmt[STMT_MSG_EDIT];
+        int rc = sqlite3_bind_int64(stmt, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)cur.seq);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(st, 3, body, (int)body_len, SQLITE_STATIC);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 4, (int64_t)rev);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 5, now_ms);
+            rc = sqlite3_bind_text(stmt, 3, body, (int)body_len, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 5, now_ms);
         if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message edit");
         /* cur (the read) is in one buffer; the write's copy goes to the
          * other, which the caller's arguments may live in: they have been
          * consumed by the first step before the copy is made. */
-        else e = store_msg_write(s, ST_MSG_EDIT, cur.room, out);
+        else e = store_msg_write(s, STMT_MSG_EDIT, cur.room, out);
     }
     return store_write_end(s, e);
 }
 
-parley_err store_delete(store *s, const char *room, uint64_t seq,
-                        const parley_author *actor, int64_t now_ms,
-                        parley_msg *out)
+static parley_err store_sqlite_delete(store *base, const char *room,
+                                      uint64_t seq, const parley_author *actor,
+                                      int64_t now_ms, parley_msg *out)
 {
+    store_sqlite *s = (store_sqlite *)base;
     parley_err e;
     int64_t room_id;
     uint64_t rev;
-    parley_msg scratch;
 
-    if (out == NULL) out = &scratch;
-    if ((e = rules_room(room)) != PARLEY_OK) return e;
-    if ((e = rules_author(actor)) != PARLEY_OK) return e;
     if ((e = store_write_begin(s)) != PARLEY_OK) return e;
     e = store_modify_check(s, room, seq, actor, &room_id, out);
     if (e == PARLEY_OK && out->deleted) {
@@ -842,13 +818,13 @@ parley_err store_delete(store *s, const char *room, uint64_t seq,
     }
     if (e == PARLEY_OK) e = store_room_bump(s, room_id, NULL, &rev);
     if (e == PARLEY_OK) {
-        sqlite3_stmt *st = s->st[ST_MSG_DELETE];
-        int rc = sqlite3_bind_int64(st, 1, room_id);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)out->seq);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)rev);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 4, now_ms);
+        sqlite3_stmt *stmt = s->stmt[STMT_MSG_DELETE];
+        int rc = sqlite3_bind_int64(stmt, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)out->seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, now_ms);
         if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message delete");
-        else e = store_msg_write(s, ST_MSG_DELETE, out->room, out);
+        else e = store_msg_write(s, STMT_MSG_DELETE, out->room, out);
     }
     return store_write_end(s, e);
 }
@@ -857,68 +833,63 @@ parley_err store_delete(store *s, const char *room, uint64_t seq,
 
 /* Runs the bound page statement, calling fn per row. For AFTER_REV it was
  * bound with limit + 1 rows so the extra one tells has_more. */
-static parley_err store_list_rows(store *s, int id, const char *room,
+static parley_err store_list_rows(store_sqlite *s, int id, const char *room,
                                   unsigned limit, store_msg_fn fn, void *ud,
                                   int *more_rows)
 {
-    sqlite3_stmt *st = s->st[id];
+    sqlite3_stmt *stmt = s->stmt[id];
     unsigned n = 0;
     int rc;
     parley_msg m;
 
     *more_rows = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (n == limit) {
             *more_rows = 1;
             break;
         }
         n++;
-        store_row_view(st, room, &m);
+        store_row_view(stmt, room, &m);
         if (fn && fn(&m, ud) != 0) {
             /* Stopped early: is there anything after this row? */
-            rc = sqlite3_step(st);
+            rc = sqlite3_step(stmt);
             if (rc == SQLITE_ROW) *more_rows = 1;
             break;
         }
     }
-    sqlite3_reset(st);
+    sqlite3_reset(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return store_fail(s, rc, store_sql[id]);
     return PARLEY_OK;
 }
 
-parley_err store_list(store *s, const char *room, store_dir dir,
-                      uint64_t cursor, unsigned limit, store_msg_fn fn,
-                      void *ud, parley_room *room_out, int *has_more)
+static parley_err store_sqlite_list(store *base, const char *room,
+                                    store_dir dir, uint64_t cursor,
+                                    unsigned limit, store_msg_fn fn, void *ud,
+                                    parley_room *room_out, int *has_more)
 {
-    parley_err e = rules_room(room);
+    store_sqlite *s = (store_sqlite *)base;
+    parley_err e;
     int64_t room_id;
     uint64_t head_seq = 0, head_rev = 0;
     int own, more = 0, rc, id;
-    sqlite3_stmt *st;
-
-    if (has_more) *has_more = 0;
-    if (e != PARLEY_OK) return e;
-    if (limit == 0) limit = RULES_LIST_LIMIT_DEFAULT;
-    if (limit > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
-    if (dir != STORE_LATEST && dir != STORE_AFTER_REV && dir != STORE_BEFORE_SEQ)
-        return PARLEY_ERR_BAD_CURSOR;
+    sqlite3_stmt *stmt;
 
     /* One read transaction for the heads and the page (unless the caller's
      * write transaction is open, which is just as consistent). */
     own = sqlite3_get_autocommit(s->db);
-    if (own && (e = store_exec(s, ST_BEGIN_READ)) != PARLEY_OK) return e;
+    if (own && (e = store_exec(s, STMT_BEGIN_READ)) != PARLEY_OK) return e;
 
     e = store_room_find(s, room, &room_id, &head_seq, &head_rev);
     if (e != PARLEY_OK) goto done;
 
     if (dir == STORE_AFTER_REV) {
-        id = ST_LIST_AFTER_REV;
-        st = s->st[id];
-        rc = sqlite3_bind_int64(st, 1, room_id);
+        id = STMT_LIST_AFTER_REV;
+        stmt = s->stmt[id];
+        rc = sqlite3_bind_int64(stmt, 1, room_id);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 2, store_u64_to_i64(cursor));
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
+            rc = sqlite3_bind_int64(stmt, 2, store_u64_to_i64(cursor));
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
         if (rc != SQLITE_OK) {
             e = store_fail(s, rc, "bind list");
             goto done;
@@ -935,11 +906,11 @@ parley_err store_list(store *s, const char *room, store_dir dir,
         more = hi > 0 && lo > 1;
         if (hi > 0) {
             int more_rows;
-            id = ST_LIST_SEQ_RANGE;
-            st = s->st[id];
-            rc = sqlite3_bind_int64(st, 1, room_id);
-            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 2, (int64_t)lo);
-            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 3, (int64_t)hi);
+            id = STMT_LIST_SEQ_RANGE;
+            stmt = s->stmt[id];
+            rc = sqlite3_bind_int64(stmt, 1, room_id);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)lo);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)hi);
             if (rc != SQLITE_OK) {
                 e = store_fail(s, rc, "bind list");
                 goto done;
@@ -951,11 +922,29 @@ parley_err store_list(store *s, const char *room, store_dir dir,
 done:
     if (own) {
         /* Ends the read transaction; on success COMMIT, else ROLLBACK. */
-        parley_err f = store_exec(s, e == PARLEY_OK ? ST_COMMIT : ST_ROLLBACK);
+        parley_err f = store_exec(s, e == PARLEY_OK ? STMT_COMMIT : STMT_ROLLBACK);
         if (e == PARLEY_OK) e = f;
     }
     if (e != PARLEY_OK) return e;
-    if (has_more) *has_more = more;
+    *has_more = more;
     if (room_out) return store_room_copy(s, room, head_seq, head_rev, room_out);
     return PARLEY_OK;
 }
+
+const store_engine store_engine_sqlite = {
+    .name = "sqlite",
+    .serves = store_sqlite_serves,
+    .open = store_sqlite_open,
+    .close = store_sqlite_close,
+    .last_error = store_sqlite_last_error,
+    .begin = store_sqlite_begin,
+    .commit = store_sqlite_commit,
+    .rollback = store_sqlite_rollback,
+    .room_create = store_sqlite_room_create,
+    .room_get = store_sqlite_room_get,
+    .append = store_sqlite_append,
+    .get = store_sqlite_get,
+    .edit = store_sqlite_edit,
+    .remove = store_sqlite_delete,
+    .list = store_sqlite_list,
+};
