@@ -97,28 +97,9 @@ struct rpc_call {
 
 /* ---------- helpers ---------- */
 
-grpc_slice rpc_encode(const ProtobufCMessage *msg) {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    grpc_slice s = grpc_slice_malloc(n);
-    if (n) protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-    return s;
-}
-
 static grpc_byte_buffer *bb_from_slice(grpc_slice s) {
     /* grpc_raw_byte_buffer_create takes its own reference. */
     return grpc_raw_byte_buffer_create(&s, 1);
-}
-
-ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
-                             grpc_byte_buffer *bb) {
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m = protobuf_c_message_unpack(
-        d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
 }
 
 static int start(rpc_call *c, const grpc_op *ops, size_t n, rpc_op *tag) {
@@ -752,23 +733,6 @@ void rpc_server_free(rpc_server *rs) {
 
 const rpc_method_desc *rpc_call_method(const rpc_call *c) {
     return c->reg ? c->reg->m : NULL;
-}
-
-int rpc_metadata_get(const grpc_metadata_array *a, const char *key, char *buf,
-                     size_t buflen) {
-    size_t klen = strlen(key);
-    for (size_t i = 0; i < a->count; i++) {
-        const grpc_metadata *m = &a->metadata[i];
-        if (GRPC_SLICE_LENGTH(m->key) != klen ||
-            memcmp(GRPC_SLICE_START_PTR(m->key), key, klen) != 0)
-            continue;
-        size_t vlen = GRPC_SLICE_LENGTH(m->value);
-        if (vlen + 1 > buflen) return -1;
-        memcpy(buf, GRPC_SLICE_START_PTR(m->value), vlen);
-        buf[vlen] = 0;
-        return (int)vlen;
-    }
-    return -1;
 }
 
 int rpc_call_metadata(const rpc_call *c, const char *key, char *buf,

@@ -18,6 +18,7 @@
 #include <grpc/slice.h>
 #include "errors.h"
 #include "rpc_desc.h"
+#include "rpc_wire.h"
 
 typedef struct rpc_server rpc_server;
 
@@ -117,18 +118,5 @@ size_t rpc_stream_low_water(const rpc_call *c);
 /* Ends the stream with a status once what is queued has been sent.
  * e = PARLEY_OK finishes with OK. */
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail);
-
-/* ---- shared with the client side (rpc_client.c) ---- */
-
-/* Encodes any message into a new refcounted slice (caller unrefs). */
-grpc_slice rpc_encode(const ProtobufCMessage *msg);
-/* Decodes a received byte buffer as d; NULL if it does not decode. The
- * caller frees with protobuf_c_message_free_unpacked. */
-ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
-                             grpc_byte_buffer *bb);
-/* Copies the first value of metadata `key` (lower case) in a into buf as a
- * C string. Returns its length, or -1 if absent or longer than buflen-1. */
-int rpc_metadata_get(const grpc_metadata_array *a, const char *key, char *buf,
-                     size_t buflen);
 
 #endif

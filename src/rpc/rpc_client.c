@@ -1,10 +1,9 @@
 /* rpc_client.c: parley's gRPC client calls on the grpc C core (see
  * rpc_client.h). Owns the unary call batch and its cleanup, the mapping of a
  * finished call to a parley_err, and the byte-buffer helpers of the client
- * side; encoding and decoding themselves are rpc.c's (rpc_encode,
- * rpc_decode), shared with the server. */
+ * side; encoding and decoding themselves are rpc_wire.c's, shared with the
+ * server. */
 #include "rpc_client.h"
-#include "rpc.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -13,6 +13,7 @@
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
 #include "errors.h"
+#include "rpc_wire.h"
 
 typedef struct rpc_client_unary {
     grpc_call *call;
