@@ -2,19 +2,69 @@
  * its one completion queue, the registered methods, and each call's
  * lifecycle: receive, decode, dispatch, replies, the per-call send queue and
  * the final status. Every completion-queue tag is an rpc_op whose callback
- * runs on the loop thread. */
+ * runs on the loop thread.
+ *
+ * A call's state is three small machines, each changed only through its
+ * call_*_to() function, which asserts that the step is one of those drawn
+ * here.
+ *
+ * The answer (rpc_call_state), what the handler may still do:
+ *
+ *        rpc_stream_finish / rpc_fail
+ *        with sends pending                     last pending send done:
+ *   OPEN ----------------------> DRAINING ----- status sent ----+
+ *    |                                                          v
+ *    +-- rpc_reply, cancel, finish with nothing pending ---> FINISHED
+ *
+ *   OPEN, DRAINING, FINISHED --- grpc reports the call over ---> CLOSED
+ *
+ *   OPEN      the handler may reply, stream, finish.
+ *   DRAINING  the final status is recorded and leaves once the send queue
+ *             is empty; nothing more may be queued.
+ *   FINISHED  the reply or final status is on its way, or the call was
+ *             cancelled; nothing more is sent.
+ *   CLOSED    RECV_CLOSE_ON_SERVER completed (on_close ran) or could not be
+ *             started; the queue is dropped. Freed once no batch is in
+ *             flight and no reference is held. Terminal.
+ *
+ * The send side (rpc_send_state), one SEND_MESSAGE batch at a time:
+ *
+ *   IDLE --kick_send--> IN_FLIGHT --completed ok, call not closed--> HELD
+ *    ^                      |                                         |
+ *    +-- failed or closed --+      +-- end of the poll (ready list), -+
+ *    +-----------------------------+   or nothing left to send
+ *
+ *   HELD: the last send just completed; the next one starts at the end of
+ *   this rpc_server_poll, after the completion queue was drained, so one
+ *   fast stream cannot monopolize the loop. Sends queued meanwhile wait.
+ *
+ * The receive side of a client- or bidi-streaming call (rpc_recv_state):
+ *
+ *   IDLE --post_recv--> POSTED --a message--> IDLE
+ *                          |
+ *                          +--client half-closed or call over--> ENDED
+ *
+ * Invariants (asserted): a call is on the server's list until it is freed;
+ * it is on the ready list only while HELD, holding a reference; DRAINING
+ * means a send is in flight, held or queued; the queue is empty once
+ * CLOSED. */
 #include "rpc.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
-#define RPC_SLOTS_PER_METHOD 4   /* requested calls kept posted per method */
-#define RPC_POLL_BUDGET 256 /* events per rpc_server_poll: bounds the wait of a publish for its group commit */
+#include "list.h"
+#include "ring.h"
+
+#define RPC_SLOTS_PER_METHOD 4 /* requested calls kept posted per method */
+/* events per rpc_server_poll: bounds the wait of a publish for its group
+ * commit */
+#define RPC_POLL_BUDGET 256
 
 typedef struct rpc_op rpc_op;
 typedef void (*rpc_op_fn)(rpc_op *op, int ok);
@@ -57,13 +107,30 @@ struct rpc_server {
     int started, shutting_down, shutdown_notified, cq_shut;
     rpc_op shutdown_op;
     size_t n_slots_posted;
-    rpc_call *calls; /* every live call, for cancel_all */
-    size_t n_calls;
-    /* Calls whose last send completed with more queued: their next send
-     * starts after the completion queue was drained (and its sockets
-     * polled), so one fast stream cannot monopolize the loop. */
-    rpc_call *ready;
+    list calls; /* every call not yet freed (rpc_call.link) */
+    /* HELD calls with frames queued, in the order their sends completed
+     * (rpc_call.ready_link); each holds a reference. */
+    list ready;
 };
+
+typedef enum rpc_call_state {
+    RPC_CALL_OPEN,
+    RPC_CALL_DRAINING,
+    RPC_CALL_FINISHED,
+    RPC_CALL_CLOSED
+} rpc_call_state;
+
+typedef enum rpc_send_state {
+    RPC_SEND_IDLE,
+    RPC_SEND_IN_FLIGHT,
+    RPC_SEND_HELD
+} rpc_send_state;
+
+typedef enum rpc_recv_state {
+    RPC_RECV_IDLE,
+    RPC_RECV_POSTED,
+    RPC_RECV_ENDED
+} rpc_recv_state;
 
 struct rpc_call {
     rpc_server *rs;
@@ -71,20 +138,18 @@ struct rpc_call {
     grpc_call *call;
     grpc_metadata_array md;
     ProtobufCMessage *req; /* unary request, kept until the call is freed */
-    int refs;     /* handler references */
-    int inflight; /* batches started and not completed */
-    unsigned closed : 1, finished : 1, finish_pending : 1, send_busy : 1,
-        recv_busy : 1, half_closed : 1, meta_sent : 1, close_cb_done : 1,
-        in_ready : 1;
-    rpc_call *ready_next;
-    int cancelled;
+    int refs;              /* handler references */
+    int inflight;          /* batches started and not completed */
+    rpc_call_state state;
+    rpc_send_state send;
+    rpc_recv_state recv;
+    int meta_sent; /* initial metadata went out (in some batch) */
+    int cancelled; /* written by grpc: the client cancelled */
     rpc_op op_close, op_recv, op_send, op_status, op_meta;
     grpc_byte_buffer *recv_buf;
     grpc_byte_buffer *send_buf;
     grpc_byte_buffer *reply_buf;
-    /* Send queue: a ring of slices, grown up to max_queue. */
-    grpc_slice *q;
-    size_t qcap, qhead, qlen;
+    ring sendq; /* grpc_slice frames waiting for the send in flight */
     /* Final status, kept alive until its batch completes. */
     grpc_status_code fin_status;
     grpc_slice fin_detail;
@@ -92,17 +157,67 @@ struct rpc_call {
     int fin_has_md, fin_has_detail;
     rpc_stream_cbs cbs;
     void *cb_ud;
-    rpc_call *prev, *next; /* rs->calls */
+    list_node link;       /* rs->calls */
+    list_node ready_link; /* rs->ready */
 };
+
+/* ---------- state transitions ---------- */
+
+static void call_state_to(rpc_call *c, rpc_call_state to)
+{
+    switch (to) {
+    case RPC_CALL_OPEN: assert(!"a call never reopens"); break;
+    case RPC_CALL_DRAINING:
+        assert(c->state == RPC_CALL_OPEN);
+        assert(c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0);
+        break;
+    case RPC_CALL_FINISHED:
+        assert(c->state == RPC_CALL_OPEN || c->state == RPC_CALL_DRAINING);
+        break;
+    case RPC_CALL_CLOSED: assert(c->state != RPC_CALL_CLOSED); break;
+    }
+    c->state = to;
+}
+
+static void call_send_to(rpc_call *c, rpc_send_state to)
+{
+    switch (to) {
+    case RPC_SEND_IDLE:
+        assert(c->send != RPC_SEND_IDLE);
+        assert(!list_node_is_linked(&c->ready_link));
+        break;
+    case RPC_SEND_IN_FLIGHT: assert(c->send == RPC_SEND_IDLE); break;
+    case RPC_SEND_HELD: assert(c->send == RPC_SEND_IN_FLIGHT); break;
+    }
+    c->send = to;
+}
+
+static void call_recv_to(rpc_call *c, rpc_recv_state to)
+{
+    switch (to) {
+    case RPC_RECV_IDLE: assert(c->recv == RPC_RECV_POSTED); break;
+    case RPC_RECV_POSTED: assert(c->recv == RPC_RECV_IDLE); break;
+    case RPC_RECV_ENDED: assert(c->recv == RPC_RECV_POSTED); break;
+    }
+    c->recv = to;
+}
+
+/* 1 while the handler may still answer or send. */
+static int call_is_open(const rpc_call *c)
+{
+    return c->state == RPC_CALL_OPEN;
+}
 
 /* ---------- helpers ---------- */
 
-static grpc_byte_buffer *bb_from_slice(grpc_slice s) {
+static grpc_byte_buffer *bb_from_slice(grpc_slice s)
+{
     /* grpc_raw_byte_buffer_create takes its own reference. */
     return grpc_raw_byte_buffer_create(&s, 1);
 }
 
-static int start(rpc_call *c, const grpc_op *ops, size_t n, rpc_op *tag) {
+static int start(rpc_call *c, const grpc_op *ops, size_t n, rpc_op *tag)
+{
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
         fprintf(stderr, "parleyd: grpc_call_start_batch failed (%d) on %s\n",
@@ -111,6 +226,13 @@ static int start(rpc_call *c, const grpc_op *ops, size_t n, rpc_op *tag) {
     }
     c->inflight++;
     return 0;
+}
+
+/* Unrefs and drops every queued frame. */
+static void sendq_drop(rpc_call *c)
+{
+    grpc_slice s;
+    while (ring_pop(&c->sendq, &s) == 0) grpc_slice_unref(s);
 }
 
 /* ---------- server setup ---------- */
@@ -233,19 +355,14 @@ int rpc_server_start(rpc_server *rs, char *err, size_t errlen) {
 
 /* ---------- call lifecycle ---------- */
 
-static void call_maybe_free(rpc_call *c) {
-    if (!c->closed || c->inflight || c->refs) return;
-    rpc_server *rs = c->rs;
-    if (c->prev) c->prev->next = c->next;
-    else rs->calls = c->next;
-    if (c->next) c->next->prev = c->prev;
-    rs->n_calls--;
-    while (c->qlen) {
-        grpc_slice_unref(c->q[c->qhead]);
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
-    }
-    free(c->q);
+static void call_maybe_free(rpc_call *c)
+{
+    if (c->state != RPC_CALL_CLOSED || c->inflight || c->refs) return;
+    assert(c->send != RPC_SEND_IN_FLIGHT && c->recv != RPC_RECV_POSTED);
+    assert(!list_node_is_linked(&c->ready_link));
+    assert(ring_len(&c->sendq) == 0);
+    list_remove(&c->link);
+    ring_free(&c->sendq);
     if (c->req) protobuf_c_message_free_unpacked(c->req, NULL);
     if (c->fin_has_detail) grpc_slice_unref(c->fin_detail);
     if (c->fin_has_md) grpc_slice_unref(c->fin_md.value);
@@ -254,32 +371,24 @@ static void call_maybe_free(rpc_call *c) {
     free(c);
 }
 
-static void call_closed(rpc_call *c) {
-    /* Drop what can never be sent. */
-    while (c->qlen) {
-        grpc_slice_unref(c->q[c->qhead]);
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
-    }
-    if (!c->close_cb_done) {
-        c->close_cb_done = 1;
-        if (c->cbs.on_close) c->cbs.on_close(c, c->cb_ud);
-    }
-}
-
-static void on_close_op(rpc_op *op, int ok) {
+static void on_close_op(rpc_op *op, int ok)
+{
     (void)ok;
     rpc_call *c = op->self;
+    assert(c->inflight > 0);
     c->inflight--;
-    c->closed = 1;
-    c->refs++; /* on_close may drop the handler's reference */
-    call_closed(c);
+    call_state_to(c, RPC_CALL_CLOSED);
+    sendq_drop(c); /* what can never be sent */
+    c->refs++;     /* on_close may drop the handler's reference */
+    if (c->cbs.on_close) c->cbs.on_close(c, c->cb_ud);
     rpc_call_unref(c);
 }
 
-static void on_simple_op(rpc_op *op, int ok) {
+static void on_simple_op(rpc_op *op, int ok)
+{
     (void)ok;
     rpc_call *c = op->self;
+    assert(c->inflight > 0);
     c->inflight--;
     if (c->reply_buf) {
         grpc_byte_buffer_destroy(c->reply_buf);
@@ -288,7 +397,11 @@ static void on_simple_op(rpc_op *op, int ok) {
     call_maybe_free(c);
 }
 
-static void send_status_now(rpc_call *c) {
+/* Sends the recorded final status: OPEN or DRAINING -> FINISHED. */
+static void send_status_now(rpc_call *c)
+{
+    assert(c->send != RPC_SEND_IN_FLIGHT && ring_len(&c->sendq) == 0);
+    call_state_to(c, RPC_CALL_FINISHED);
     grpc_op ops[2];
     size_t n = 0;
     memset(ops, 0, sizeof ops);
@@ -306,12 +419,13 @@ static void send_status_now(rpc_call *c) {
     ops[n].data.send_status_from_server.trailing_metadata =
         c->fin_has_md ? &c->fin_md : NULL;
     n++;
-    c->finish_pending = 0;
     start(c, ops, n, &c->op_status);
 }
 
 /* Records the final status; the slices live until the call is freed. */
-static void set_status(rpc_call *c, parley_err e, const char *detail) {
+static void set_status(rpc_call *c, parley_err e, const char *detail)
+{
+    assert(!c->fin_has_detail && !c->fin_has_md); /* one final status */
     c->fin_status = e == PARLEY_OK ? GRPC_STATUS_OK
                                    : (grpc_status_code)parley_err_grpc_status(e);
     if (detail && *detail) {
@@ -325,23 +439,27 @@ static void set_status(rpc_call *c, parley_err e, const char *detail) {
     }
 }
 
-static void call_cancel(rpc_call *c, grpc_status_code st, const char *why) {
-    if (c->finished || c->closed) return;
-    c->finished = 1;
-    c->finish_pending = 0;
-    grpc_call_cancel_with_status(c->call, st, why, NULL);
+static void call_cancel(rpc_call *c, grpc_status_code status, const char *why)
+{
+    if (!call_is_open(c)) return;
+    call_state_to(c, RPC_CALL_FINISHED);
+    grpc_call_cancel_with_status(c->call, status, why, NULL);
 }
 
-void rpc_reply(rpc_call *c, const ProtobufCMessage *resp) {
-    if (c->finished || c->closed) return;
+void rpc_reply(rpc_call *c, const ProtobufCMessage *resp)
+{
+    if (!call_is_open(c)) return;
     grpc_slice s = rpc_encode(resp);
     rpc_reply_slice(c, s);
     grpc_slice_unref(s);
 }
 
-void rpc_reply_slice(rpc_call *c, grpc_slice encoded) {
-    if (c->finished || c->closed) return;
-    c->finished = 1;
+void rpc_reply_slice(rpc_call *c, grpc_slice encoded)
+{
+    if (!call_is_open(c)) return;
+    /* A unary answer: nothing was streamed on this call. */
+    assert(c->send == RPC_SEND_IDLE && ring_len(&c->sendq) == 0);
+    call_state_to(c, RPC_CALL_FINISHED);
     c->reply_buf = bb_from_slice(encoded);
     grpc_op ops[3];
     memset(ops, 0, sizeof ops);
@@ -360,55 +478,60 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded) {
     }
 }
 
-void rpc_fail(rpc_call *c, parley_err e, const char *detail) {
+void rpc_fail(rpc_call *c, parley_err e, const char *detail)
+{
     if (e == PARLEY_OK) e = PARLEY_ERR_INTERNAL;
     rpc_stream_finish(c, e, detail ? detail : parley_err_text(e));
 }
 
-void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail) {
-    if (c->finished || c->closed) return;
-    c->finished = 1;
+void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail)
+{
+    if (!call_is_open(c)) return;
     set_status(c, e, detail);
-    if (c->send_busy || c->qlen) c->finish_pending = 1;
-    else send_status_now(c);
+    if (c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0)
+        call_state_to(c, RPC_CALL_DRAINING);
+    else
+        send_status_now(c);
 }
 
 /* ---------- streams ---------- */
 
-static void kick_send(rpc_call *c);
-
-static void on_send_op(rpc_op *op, int ok) {
+static void on_send_op(rpc_op *op, int ok)
+{
     rpc_call *c = op->self;
+    assert(c->inflight > 0);
     c->inflight--;
-    c->send_busy = 0;
     grpc_byte_buffer_destroy(c->send_buf);
     c->send_buf = NULL;
     c->refs++; /* callbacks may drop references */
-    if (ok && !c->closed) {
-        /* No send starts from inside this completion (in_ready holds off
-         * kick_send): the next one waits for the end of the poll. */
-        c->in_ready = 1;
-        if (!c->finished && c->cbs.on_drain &&
-            c->qlen <= rpc_stream_low_water(c))
-            c->cbs.on_drain(c, c->cb_ud);
-        c->in_ready = 0;
-        if (c->qlen && !c->closed) {
-            c->in_ready = 1;
-            c->refs++; /* held by rs->ready */
-            c->ready_next = c->rs->ready;
-            c->rs->ready = c;
-        } else if (!c->qlen && c->finish_pending && !c->closed) {
-            send_status_now(c);
-        }
+    if (!ok || c->state == RPC_CALL_CLOSED) {
+        call_send_to(c, RPC_SEND_IDLE);
+        rpc_call_unref(c);
+        return;
+    }
+    /* No send starts from inside this completion (HELD holds off
+     * kick_send): the next one waits for the end of the poll. */
+    call_send_to(c, RPC_SEND_HELD);
+    if (call_is_open(c) && c->cbs.on_drain &&
+        ring_len(&c->sendq) <= rpc_stream_low_water(c))
+        c->cbs.on_drain(c, c->cb_ud);
+    if (ring_len(&c->sendq) > 0 && c->state != RPC_CALL_CLOSED) {
+        c->refs++; /* held by rs->ready */
+        list_push_back(&c->rs->ready, &c->ready_link);
+    } else {
+        call_send_to(c, RPC_SEND_IDLE);
+        if (c->state == RPC_CALL_DRAINING) send_status_now(c);
     }
     rpc_call_unref(c);
 }
 
-static void kick_send(rpc_call *c) {
-    if (c->send_busy || !c->qlen || c->closed) return;
-    grpc_slice s = c->q[c->qhead];
-    c->qhead = (c->qhead + 1) % c->qcap;
-    c->qlen--;
+/* Starts a SEND_MESSAGE batch with the oldest queued frame, if none is in
+ * flight or held. */
+static void kick_send(rpc_call *c)
+{
+    if (c->send != RPC_SEND_IDLE || c->state == RPC_CALL_CLOSED) return;
+    grpc_slice s;
+    if (ring_pop(&c->sendq, &s) != 0) return;
     c->send_buf = bb_from_slice(s);
     grpc_slice_unref(s);
     grpc_op ops[2];
@@ -421,101 +544,103 @@ static void kick_send(rpc_call *c) {
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = c->send_buf;
     if (start(c, ops, n, &c->op_send) == 0) {
-        c->send_busy = 1;
+        call_send_to(c, RPC_SEND_IN_FLIGHT);
     } else {
         grpc_byte_buffer_destroy(c->send_buf);
         c->send_buf = NULL;
     }
 }
 
-int rpc_stream_send(rpc_call *c, grpc_slice bytes) {
-    if (c->finished || c->closed) return -1;
-    if (c->qlen >= c->rs->opts.max_queue) {
+int rpc_stream_send(rpc_call *c, grpc_slice bytes)
+{
+    if (!call_is_open(c)) return -1;
+    if (ring_is_full(&c->sendq)) {
         call_cancel(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "subscriber too slow");
         return -1;
     }
-    if (c->qlen == c->qcap) {
-        size_t ncap = c->qcap ? c->qcap * 2 : 16;
-        if (ncap > c->rs->opts.max_queue) ncap = c->rs->opts.max_queue;
-        grpc_slice *nq = malloc(ncap * sizeof *nq);
-        if (!nq) {
-            call_cancel(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-            return -1;
-        }
-        for (size_t i = 0; i < c->qlen; i++)
-            nq[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
-        c->q = nq;
-        c->qcap = ncap;
-        c->qhead = 0;
+    grpc_slice ref = grpc_slice_ref(bytes);
+    if (ring_push(&c->sendq, &ref) != 0) {
+        grpc_slice_unref(ref);
+        call_cancel(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return -1;
     }
-    c->q[(c->qhead + c->qlen) % c->qcap] = grpc_slice_ref(bytes);
-    c->qlen++;
-    if (!c->in_ready) kick_send(c); /* else at the end of this poll */
+    kick_send(c); /* a no-op while a send is in flight or held */
     return 0;
 }
 
-int rpc_stream_send_msg(rpc_call *c, const ProtobufCMessage *msg) {
-    if (c->finished || c->closed) return -1;
+int rpc_stream_send_msg(rpc_call *c, const ProtobufCMessage *msg)
+{
+    if (!call_is_open(c)) return -1;
     grpc_slice s = rpc_encode(msg);
     int r = rpc_stream_send(c, s);
     grpc_slice_unref(s);
     return r;
 }
 
-size_t rpc_stream_queued(const rpc_call *c) { return c->qlen + c->send_busy; }
-
-size_t rpc_stream_room(const rpc_call *c) {
-    return c->qlen >= c->rs->opts.max_queue ? 0 : c->rs->opts.max_queue - c->qlen;
+size_t rpc_stream_queued(const rpc_call *c)
+{
+    return ring_len(&c->sendq) + (c->send == RPC_SEND_IN_FLIGHT);
 }
 
-size_t rpc_stream_low_water(const rpc_call *c) {
+size_t rpc_stream_room(const rpc_call *c)
+{
+    return ring_room(&c->sendq);
+}
+
+size_t rpc_stream_low_water(const rpc_call *c)
+{
     size_t lw = c->rs->opts.max_queue / 4;
     return lw ? lw : 1;
 }
 
-void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs,
-                              void *ud) {
+void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs, void *ud)
+{
+    assert(call_is_open(c));
     c->cbs = *cbs;
     c->cb_ud = ud;
 }
 
 static void post_recv(rpc_call *c);
 
-static void on_recv_op(rpc_op *op, int ok) {
+static void on_recv_op(rpc_op *op, int ok)
+{
     rpc_call *c = op->self;
+    assert(c->inflight > 0);
     c->inflight--;
-    c->recv_busy = 0;
     grpc_byte_buffer *bb = c->recv_buf;
     c->recv_buf = NULL;
     if (!ok || !bb) {
+        /* The client half-closed, or the call is over. */
         if (bb) grpc_byte_buffer_destroy(bb);
+        call_recv_to(c, RPC_RECV_ENDED);
         c->refs++;
-        if (!c->half_closed && !c->closed) {
-            c->half_closed = 1;
+        if (c->state != RPC_CALL_CLOSED) {
             if (c->cbs.on_half_close) c->cbs.on_half_close(c, c->cb_ud);
             else rpc_stream_finish(c, PARLEY_OK, NULL);
         }
         rpc_call_unref(c);
         return;
     }
+    call_recv_to(c, RPC_RECV_IDLE);
     ProtobufCMessage *m = rpc_decode(c->reg->m->input, bb);
     grpc_byte_buffer_destroy(bb);
     rpc_call_ref(c);
-    if (c->cbs.on_message && !c->closed) c->cbs.on_message(c, m, c->cb_ud);
+    if (c->cbs.on_message && c->state != RPC_CALL_CLOSED)
+        c->cbs.on_message(c, m, c->cb_ud);
     if (m) protobuf_c_message_free_unpacked(m, NULL);
     /* Shutting down: read no more, so the last batch can be acked. */
-    if (!c->closed && !c->finished && !c->rs->shutting_down) post_recv(c);
+    if (call_is_open(c) && !c->rs->shutting_down) post_recv(c);
     rpc_call_unref(c);
 }
 
-static void post_recv(rpc_call *c) {
-    if (c->recv_busy) return;
+static void post_recv(rpc_call *c)
+{
+    if (c->recv != RPC_RECV_IDLE) return;
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->recv_buf;
-    if (start(c, &op, 1, &c->op_recv) == 0) c->recv_busy = 1;
+    if (start(c, &op, 1, &c->op_recv) == 0) call_recv_to(c, RPC_RECV_POSTED);
 }
 
 /* ---------- accepting calls ---------- */
@@ -566,15 +691,16 @@ static rpc_call *call_new(rpc_server *rs, rpc_slot *s) {
     c->op_send = (rpc_op){on_send_op, c};
     c->op_status = (rpc_op){on_simple_op, c};
     c->op_meta = (rpc_op){on_simple_op, c};
-    c->next = rs->calls;
-    if (rs->calls) rs->calls->prev = c;
-    rs->calls = c;
-    rs->n_calls++;
+    c->state = RPC_CALL_OPEN;
+    c->send = RPC_SEND_IDLE;
+    c->recv = RPC_RECV_IDLE;
+    ring_init(&c->sendq, sizeof(grpc_slice), rs->opts.max_queue);
+    list_push_back(&rs->calls, &c->link);
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->cancelled;
-    if (start(c, &op, 1, &c->op_close) != 0) c->closed = 1;
+    if (start(c, &op, 1, &c->op_close) != 0) call_state_to(c, RPC_CALL_CLOSED);
     return c;
 }
 
@@ -609,11 +735,12 @@ static void on_slot_op(rpc_op *op, int ok) {
 
     rpc_call_ref(c);
     if (!r) {
-        c->fin_status = GRPC_STATUS_UNIMPLEMENTED;
-        c->fin_detail = grpc_slice_from_static_string("unknown method");
-        c->fin_has_detail = 1;
-        c->finished = 1;
-        send_status_now(c);
+        if (call_is_open(c)) {
+            c->fin_status = GRPC_STATUS_UNIMPLEMENTED;
+            c->fin_detail = grpc_slice_from_static_string("unknown method");
+            c->fin_has_detail = 1;
+            send_status_now(c);
+        }
     } else if (r->m->kind == RPC_UNARY || r->m->kind == RPC_SERVER_STREAMING) {
         if (!payload) {
             rpc_fail(c, PARLEY_ERR_MALFORMED, "request message missing");
@@ -635,7 +762,7 @@ static void on_slot_op(rpc_op *op, int ok) {
         c->meta_sent = 1;
         start(c, &op2, 1, &c->op_meta);
         r->m->dispatch(r->handlers, c, NULL, r->ud);
-        if (!c->closed && !c->finished) post_recv(c);
+        if (call_is_open(c)) post_recv(c);
     }
     if (payload) grpc_byte_buffer_destroy(payload);
     rpc_call_unref(c);
@@ -666,16 +793,17 @@ int rpc_server_poll(rpc_server *rs, int timeout_ms) {
         handled++;
         dl = gpr_inf_past(GPR_CLOCK_MONOTONIC);
     }
-    /* One more send for each stream that has frames queued. */
-    rpc_call *c = rs->ready;
-    rs->ready = NULL;
-    while (c) {
-        rpc_call *next = c->ready_next;
-        c->in_ready = 0;
+    /* One more send for each stream that has frames queued. No completion
+     * runs in this loop, so nothing joins the list while it drains. */
+    list_node *n;
+    while ((n = list_pop_front(&rs->ready)) != NULL) {
+        rpc_call *c = list_entry(n, rpc_call, ready_link);
+        call_send_to(c, RPC_SEND_IDLE);
         kick_send(c);
-        if (!c->send_busy && !c->qlen && c->finish_pending) send_status_now(c);
+        if (c->send == RPC_SEND_IDLE && ring_len(&c->sendq) == 0 &&
+            c->state == RPC_CALL_DRAINING)
+            send_status_now(c);
         rpc_call_unref(c);
-        c = next;
     }
     return handled;
 }
@@ -688,20 +816,25 @@ void rpc_server_shutdown_begin(rpc_server *rs) {
 }
 
 void rpc_server_cancel_all(rpc_server *rs) {
-    for (rpc_call *c = rs->calls; c; c = c->next)
-        call_cancel(c, GRPC_STATUS_UNAVAILABLE, "server shutting down");
+    list_for_each(&rs->calls, n, next) {
+        call_cancel(list_entry(n, rpc_call, link), GRPC_STATUS_UNAVAILABLE,
+                    "server shutting down");
+    }
     grpc_server_cancel_all_calls(rs->server);
 }
 
 size_t rpc_server_unsent(const rpc_server *rs) {
     size_t n = 0;
-    for (const rpc_call *c = rs->calls; c; c = c->next)
-        if (!c->closed) n += c->qlen + c->send_busy;
+    list_for_each(&rs->calls, node, next) {
+        const rpc_call *c = list_entry(node, rpc_call, link);
+        if (c->state != RPC_CALL_CLOSED) n += rpc_stream_queued(c);
+    }
     return n;
 }
 
 int rpc_server_done(const rpc_server *rs) {
-    return rs->shutdown_notified && rs->n_calls == 0 && rs->n_slots_posted == 0;
+    return rs->shutdown_notified && rs->calls.len == 0 &&
+           rs->n_slots_posted == 0;
 }
 
 void rpc_server_free(rpc_server *rs) {
@@ -743,8 +876,9 @@ int rpc_call_metadata(const rpc_call *c, const char *key, char *buf,
 void rpc_call_ref(rpc_call *c) { c->refs++; }
 
 void rpc_call_unref(rpc_call *c) {
+    assert(c->refs > 0);
     c->refs--;
     call_maybe_free(c);
 }
 
-int rpc_call_is_done(const rpc_call *c) { return c->closed || c->finished; }
+int rpc_call_is_done(const rpc_call *c) { return !call_is_open(c); }
