@@ -1,9 +1,10 @@
 /* hub.c: rooms -> subscribers (see hub.h). A chained hash table keyed by
  * room name (FNV-1a), doubled when it gets full; each room holds an
- * intrusive doubly-linked list of subscriptions and is dropped when its last
- * subscription leaves. */
+ * intrusive list of subscriptions and is dropped when its last subscription
+ * leaves, so a room in the table always has at least one. */
 #include "hub.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +12,13 @@
 struct hub_room {
     hub_room *chain;
     uint32_t hash;
-    hub_sub *subs;
-    size_t n_subs;
+    list subs; /* hub_sub.link */
     char name[];
 };
 
 struct hub {
     hub_room **buckets;
-    size_t n_buckets; /* power of two */
+    size_t n_buckets; /* power of two, >= n_rooms after a successful grow */
     size_t n_rooms;
 };
 
@@ -96,26 +96,20 @@ int hub_add(hub *h, const char *room, hub_sub *s) {
         h->buckets[b] = r;
         h->n_rooms++;
     }
-    s->room = r;
-    s->prev = NULL;
-    s->next = r->subs;
-    if (r->subs) r->subs->prev = s;
-    r->subs = s;
-    r->n_subs++;
+    list_push_front(&r->subs, &s->link);
     return 0;
 }
 
 void hub_remove(hub *h, hub_sub *s) {
-    hub_room *r = s->room;
-    if (!r) return;
-    if (s->prev) s->prev->next = s->next;
-    else r->subs = s->next;
-    if (s->next) s->next->prev = s->prev;
-    s->room = NULL;
-    s->prev = s->next = NULL;
-    if (--r->n_subs) return;
+    if (!list_node_is_linked(&s->link)) return;
+    hub_room *r = list_entry(s->link.owner, hub_room, subs);
+    list_remove(&s->link);
+    if (r->subs.len > 0) return;
     hub_room **pp = &h->buckets[r->hash & (h->n_buckets - 1)];
-    while (*pp != r) pp = &(*pp)->chain;
+    while (*pp != r) {
+        assert(*pp != NULL); /* a room is always in its bucket's chain */
+        pp = &(*pp)->chain;
+    }
     *pp = r->chain;
     h->n_rooms--;
     free(r);
@@ -124,8 +118,9 @@ void hub_remove(hub *h, hub_sub *s) {
 int hub_has_live(const hub *h, const char *room) {
     hub_room *r = find(h, room, fnv1a(room));
     if (!r) return 0;
-    for (hub_sub *s = r->subs; s; s = s->next)
-        if (s->live) return 1;
+    list_for_each(&r->subs, n, next) {
+        if (list_entry(n, hub_sub, link)->live) return 1;
+    }
     return 0;
 }
 
@@ -133,8 +128,10 @@ size_t hub_publish(hub *h, const char *room, grpc_slice frame) {
     hub_room *r = find(h, room, fnv1a(room));
     size_t n = 0;
     if (!r) return 0;
-    for (hub_sub *s = r->subs; s; s = s->next)
+    list_for_each(&r->subs, node, next) {
+        hub_sub *s = list_entry(node, hub_sub, link);
         if (s->live && rpc_stream_send(s->call, frame) == 0) n++;
+    }
     return n;
 }
 

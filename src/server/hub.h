@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <grpc/slice.h>
+#include "list.h"
 #include "rpc.h"
 
 typedef struct hub hub;
@@ -19,16 +20,17 @@ typedef struct hub_room hub_room;
 typedef struct hub_sub {
     rpc_call *call;
     int live;
-    hub_room *room;
-    struct hub_sub *prev, *next;
+    list_node link; /* on its room's list while added */
 } hub_sub;
 
 hub *hub_new(void);
 /* All subscriptions must have been removed. */
 void hub_free(hub *h);
 
-/* Attaches s (call and live set by the caller) to room. -1 on OOM. */
+/* Attaches s (call and live set by the caller; not attached yet) to room.
+ * -1 on OOM. */
 int hub_add(hub *h, const char *room, hub_sub *s);
+/* Detaches s; a no-op when it is not attached. */
 void hub_remove(hub *h, hub_sub *s);
 
 /* 1 if some live subscription watches room (worth encoding an event). */

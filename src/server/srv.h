@@ -55,7 +55,7 @@ struct srv {
     size_t max_body;
     srv_pub *batch;
     size_t n_batch, cap_batch;
-    srv_conn *conns; /* every open Connect stream */
+    list conns; /* every open Connect stream (srv_conn.link) */
 };
 
 /* Verifies `authorization` metadata; on failure fails the call

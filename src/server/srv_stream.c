@@ -12,6 +12,7 @@
  * Subscribed{room} and turns live. */
 #include "srv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 
 typedef struct srv_sub {
     hub_sub hs;
-    struct srv_sub *next;
+    list_node link;      /* srv_conn.subs */
     uint64_t cursor;     /* highest rev sent while replaying */
     uint64_t request_id; /* of the Subscribe */
     char room[RULES_ROOM_MAX + 1];
@@ -30,35 +31,42 @@ struct srv_conn {
     srv *s;
     rpc_call *call;
     auth_identity who;
-    srv_sub *subs;
-    size_t pending_pubs;
+    list subs;           /* srv_sub.link, at most one per room */
+    size_t pending_pubs; /* publishes enqueued and not yet answered */
     int closed, half_closed;
-    srv_conn *prev, *next;
+    list_node link; /* srv.conns while the stream is open */
 };
 
 static void conn_maybe_free(srv_conn *cn) {
     if (!cn->closed || cn->pending_pubs) return;
+    assert(cn->subs.len == 0 && !list_node_is_linked(&cn->link));
     free(cn);
 }
 
 void srv_conn_pub_done(srv_conn *cn) {
+    assert(cn->pending_pubs > 0);
     cn->pending_pubs--;
     if (cn->closed) {
         conn_maybe_free(cn);
         return;
     }
-    if (cn->half_closed && !cn->pending_pubs && !cn->subs)
+    if (cn->half_closed && !cn->pending_pubs && cn->subs.len == 0)
         rpc_stream_finish(cn->call, PARLEY_OK, NULL);
 }
 
-static srv_sub *find_sub(srv_conn *cn, const char *room, srv_sub ***link) {
-    srv_sub **pp = &cn->subs;
-    for (; *pp; pp = &(*pp)->next)
-        if (strcmp((*pp)->room, room) == 0) {
-            if (link) *link = pp;
-            return *pp;
-        }
+static srv_sub *find_sub(srv_conn *cn, const char *room) {
+    list_for_each(&cn->subs, n, next) {
+        srv_sub *sub = list_entry(n, srv_sub, link);
+        if (strcmp(sub->room, room) == 0) return sub;
+    }
     return NULL;
+}
+
+/* Takes sub off its stream and its room, and frees it. */
+static void sub_free(srv_conn *cn, srv_sub *sub) {
+    list_remove(&sub->link);
+    hub_remove(cn->s->hub, &sub->hs);
+    free(sub);
 }
 
 static void send_frame(rpc_call *c, Parley__V1__ServerFrame *f) {
@@ -131,7 +139,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
                        "room name must be 1-64 characters of [A-Za-z0-9._-]", 0);
         return;
     }
-    if (find_sub(cn, sb->room, NULL)) {
+    if (find_sub(cn, sb->room)) {
         srv_send_error(cn->call, rid, PARLEY_ERR_SUBSCRIPTION_STATE,
                        "already subscribed to this room on this stream", 0);
         return;
@@ -160,23 +168,19 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
         srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
         return;
     }
-    sub->next = cn->subs;
-    cn->subs = sub;
+    list_push_front(&cn->subs, &sub->link);
     replay_step(cn, sub);
 }
 
 static void on_unsubscribe(srv_conn *cn, uint64_t rid,
                            const Parley__V1__Unsubscribe *u) {
-    srv_sub **link = NULL;
-    srv_sub *sub = find_sub(cn, u->room, &link);
+    srv_sub *sub = find_sub(cn, u->room);
     if (!sub) {
         srv_send_error(cn->call, rid, PARLEY_ERR_SUBSCRIPTION_STATE,
                        "not subscribed to this room on this stream", 0);
         return;
     }
-    *link = sub->next;
-    hub_remove(cn->s->hub, &sub->hs);
-    free(sub);
+    sub_free(cn, sub);
     Parley__V1__Unsubscribed us = PARLEY__V1__UNSUBSCRIBED__INIT;
     us.room = u->room;
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
@@ -252,8 +256,10 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud) 
 static void conn_on_drain(rpc_call *c, void *ud) {
     (void)c;
     srv_conn *cn = ud;
-    for (srv_sub *sub = cn->subs; sub; sub = sub->next)
+    list_for_each(&cn->subs, n, next) {
+        srv_sub *sub = list_entry(n, srv_sub, link);
         if (!sub->hs.live) replay_step(cn, sub);
+    }
 }
 
 /* The client stopped sending. A stream with subscriptions goes on
@@ -262,21 +268,16 @@ static void conn_on_drain(rpc_call *c, void *ud) {
 static void conn_on_half_close(rpc_call *c, void *ud) {
     srv_conn *cn = ud;
     cn->half_closed = 1;
-    if (!cn->pending_pubs && !cn->subs) rpc_stream_finish(c, PARLEY_OK, NULL);
+    if (!cn->pending_pubs && cn->subs.len == 0)
+        rpc_stream_finish(c, PARLEY_OK, NULL);
 }
 
 static void conn_on_close(rpc_call *c, void *ud) {
     srv_conn *cn = ud;
-    srv *s = cn->s;
-    while (cn->subs) {
-        srv_sub *sub = cn->subs;
-        cn->subs = sub->next;
-        hub_remove(s->hub, &sub->hs);
-        free(sub);
-    }
-    if (cn->prev) cn->prev->next = cn->next;
-    else s->conns = cn->next;
-    if (cn->next) cn->next->prev = cn->prev;
+    list_node *n;
+    while ((n = cn->subs.first) != NULL)
+        sub_free(cn, list_entry(n, srv_sub, link));
+    list_remove(&cn->link);
     cn->closed = 1;
     conn_maybe_free(cn);
     rpc_call_unref(c);
@@ -294,9 +295,7 @@ static void h_connect(rpc_call *c, void *ud) {
     cn->s = s;
     cn->call = c;
     cn->who = who;
-    cn->next = s->conns;
-    if (s->conns) s->conns->prev = cn;
-    s->conns = cn;
+    list_push_front(&s->conns, &cn->link);
     rpc_call_ref(c);
     static const rpc_stream_cbs cbs = {conn_on_message, conn_on_half_close,
                                        conn_on_drain, conn_on_close};
