@@ -43,24 +43,6 @@ void auth_free(auth *a)
     free(a);
 }
 
-static const char *auth_role_name(int role)
-{
-    switch (role) {
-    case PARLEY_ROLE_ORGANIZER: return "organizer";
-    case PARLEY_ROLE_PARTICIPANT: return "participant";
-    default: return NULL;
-    }
-}
-
-static int auth_role_parse(const char *s)
-{
-    if (strcmp(s, "organizer") == 0)
-        return PARLEY_ROLE_ORGANIZER;
-    if (strcmp(s, "participant") == 0)
-        return PARLEY_ROLE_PARTICIPANT;
-    return 0;
-}
-
 /* A string claim of at most max bytes, without embedded NULs; NULL if not. */
 static const char *auth_claim_str(json_t *claims, const char *name, size_t max)
 {
@@ -107,7 +89,7 @@ static parley_err auth_claims(json_t *claims, int64_t now_s, auth_identity *out)
     memset(&id, 0, sizeof id);
     memcpy(id.id, sub, strlen(sub) + 1);
     memcpy(id.display_name, name, strlen(name) + 1);
-    id.role = auth_role_parse(role);
+    id.role = parley_role_parse(role);
     parley_author a = auth_author(&id);
     if (rules_author(&a) != PARLEY_OK)
         return PARLEY_ERR_UNAUTHENTICATED;
@@ -160,7 +142,7 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
     parley_author author = auth_author(id);
     if (rules_author(&author) != PARLEY_OK)
         return NULL;
-    const char *role = auth_role_name(id->role);
+    const char *role = parley_role_name(id->role);
 
     jwt_t *jwt = NULL;
     if (jwt_new(&jwt) != 0)

@@ -13,6 +13,12 @@
 /* Roles use the numbers of parley.v1.Role. */
 enum { PARLEY_ROLE_PARTICIPANT = 1, PARLEY_ROLE_ORGANIZER = 2 };
 
+/* "organizer" / "participant" (as tokens and the dev endpoints spell
+ * them); NULL for a number that is no role. */
+const char *parley_role_name(int role);
+/* The role of a name; 0 when it names none. */
+int parley_role_parse(const char *name);
+
 typedef struct parley_author {
     const char *id;
     const char *display_name;

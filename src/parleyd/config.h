@@ -1,6 +1,6 @@
-/* config.h: parleyd's settings from flags (getopt_long), environment
- * variables (PARLEY_*) and a `key = value` config file, in that order of
- * precedence over the built-in defaults. */
+/* config.h: parleyd's settings, one row each in config.c's table
+ * (base/settings.h): flags, PARLEY_* environment variables and a
+ * `key = value` config file, over the built-in defaults. */
 #ifndef PARLEY_CONFIG_H
 #define PARLEY_CONFIG_H
 

@@ -4,13 +4,11 @@
  * accepting, commit and ack what is in flight, cancel streams, drain the
  * completion queue, close the store. */
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +17,8 @@
 #include "auth.h"
 #include "config.h"
 #include "rpc.h"
+#include "secrets.h"
+#include "settings.h"
 #include "srv.h"
 #include "store.h"
 
@@ -53,63 +53,24 @@ static int make_parent(const char *path) {
 
 static int disabled(const char *v) { return !*v || !strcmp(v, "none"); }
 
-static int read_secret_file(const char *path, char *out, size_t outlen) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    size_t n = fread(out, 1, outlen - 1, f);
-    fclose(f);
-    out[n] = 0;
-    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = 0;
-    return 0;
-}
-
-/* The secret: --jwt-secret, else --jwt-secret-file, else (dev) the dev
- * secret file next to the database, created if missing. */
-static int load_secret(const cfg *c, char *out, size_t outlen, int *generated) {
-    *generated = 0;
-    if (*c->jwt_secret) {
-        snprintf(out, outlen, "%s", c->jwt_secret);
-        return 0;
-    }
-    char path[600];
-    if (*c->jwt_secret_file) {
-        snprintf(path, sizeof path, "%s", c->jwt_secret_file);
-    } else if (c->dev) {
-        char buf[512];
-        snprintf(buf, sizeof buf, "%s", c->db);
-        snprintf(path, sizeof path, "%s/dev-secret", dirname(buf));
-    } else {
-        fprintf(stderr,
-                "parleyd: no JWT secret configured: set PARLEY_JWT_SECRET (or "
-                "--jwt-secret / --jwt-secret-file / jwt-secret in the config "
-                "file), or run with --dev for a development secret\n");
+/* The secret: --jwt-secret-file, else --jwt-secret, else (dev) the dev
+ * secret beside the database, created if missing. */
+static int load_secret(const cfg *c, char *out, size_t outlen)
+{
+    char dev_path[600], err[700];
+    if (secrets_dev_path(c->db, dev_path, sizeof dev_path) != 0) {
+        fprintf(stderr, "parleyd: database path too long\n");
         return -1;
     }
-    if (read_secret_file(path, out, outlen) == 0) return 0;
-    if (!c->dev || errno != ENOENT) {
-        fprintf(stderr, "parleyd: cannot read secret file %s: %s\n", path,
-                strerror(errno));
+    secrets_source src = {c->jwt_secret_file, c->jwt_secret, c->dev, dev_path};
+    int created;
+    if (secrets_load(&src, out, outlen, &created, err, sizeof err) != 0) {
+        fprintf(stderr, "parleyd: %s\n", err);
         return -1;
     }
-    unsigned char raw[32];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-        fprintf(stderr, "parleyd: getrandom: %s\n", strerror(errno));
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof raw && 2 * i + 2 < outlen; i++)
-        sprintf(out + 2 * i, "%02x", raw[i]);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 && errno == EEXIST) /* the gateway (--dev) made it meanwhile */
-        return read_secret_file(path, out, outlen);
-    if (fd < 0 || write(fd, out, strlen(out)) != (ssize_t)strlen(out) ||
-        write(fd, "\n", 1) != 1) {
-        fprintf(stderr, "parleyd: cannot write %s: %s\n", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    close(fd);
-    *generated = 1;
-    fprintf(stderr, "parleyd: dev mode: new secret written to %s\n", path);
+    if (created)
+        fprintf(stderr, "parleyd: dev mode: new secret written to %s\n",
+                dev_path);
     return 0;
 }
 
@@ -132,27 +93,18 @@ static void print_dev_tokens(const auth *au) {
         char *t = auth_mint(au, &id, now, 24 * 3600);
         if (t) {
             printf("  %-6s %-11s %s\n", users[i].id,
-                   users[i].role == PARLEY_ROLE_ORGANIZER ? "organizer"
-                                                         : "participant",
-                   t);
+                   parley_role_name(users[i].role), t);
             free(t);
         }
     }
 }
 
-static int create_rooms(store *st, const char *list) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", list);
-    char *save = NULL;
-    for (char *r = strtok_r(buf, ", ", &save); r; r = strtok_r(NULL, ", ", &save)) {
-        parley_room room;
-        int created;
-        parley_err e = store_room_create(st, r, srv_now_ms(), &room, &created);
-        if (e) {
-            fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", r,
-                    parley_err_text(e));
-            return -1;
-        }
+static int create_room(const char *name, void *ud) {
+    parley_err e = store_room_create(ud, name, srv_now_ms(), NULL, NULL);
+    if (e) {
+        fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", name,
+                parley_err_text(e));
+        return -1;
     }
     return 0;
 }
@@ -178,8 +130,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     char secret[512];
-    int generated;
-    if (load_secret(&c, secret, sizeof secret, &generated) != 0) return 2;
+    if (load_secret(&c, secret, sizeof secret) != 0) return 2;
     auth *au = NULL;
     if (auth_new(secret, strlen(secret), &au) != PARLEY_OK) {
         fprintf(stderr, "parleyd: the JWT secret must be at least 32 bytes\n");
@@ -194,7 +145,7 @@ int main(int argc, char **argv) {
         auth_free(au);
         return 1;
     }
-    if (create_rooms(st, c.rooms) != 0) {
+    if (settings_list_each(c.rooms, create_room, st) != 0) {
         store_close(st);
         auth_free(au);
         return 1;
