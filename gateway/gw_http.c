@@ -177,11 +177,8 @@ static void dev_token(gw_http *h)
     snprintf(id.id, sizeof id.id, "%s", user);
     snprintf(id.display_name, sizeof id.display_name, "%s",
              name && *name ? name : user);
-    if (!role || !*role || strcmp(role, "participant") == 0)
-        id.role = PARLEY_ROLE_PARTICIPANT;
-    else if (strcmp(role, "organizer") == 0)
-        id.role = PARLEY_ROLE_ORGANIZER;
-    else {
+    id.role = role && *role ? parley_role_parse(role) : PARLEY_ROLE_PARTICIPANT;
+    if (!id.role) {
         respond_json_error_name(h, 400, "AUTHOR_INVALID",
                                 "role is participant or organizer");
         return;
