@@ -1,12 +1,16 @@
-/* lg_proc.c: CPU and memory readings of processes from /proc (see
- * lg_proc.h). */
+/* lg_proc.c: CPU and memory readings of processes from /proc, and the list
+ * of process ids to read them from (see lg_proc.h). */
 #include "lg_proc.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "settings.h"
 
 int64_t lg_proc_cpu_ns(pid_t pid) {
     char path[64], buf[2048];
@@ -56,4 +60,23 @@ uint64_t lg_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct pid_list {
+    pid_t *pids;
+    int n, max;
+} pid_list;
+
+static int lg_proc_add_pid(const char *item, void *ud) {
+    pid_list *l = ud;
+    char *end;
+    long v = strtol(item, &end, 10);
+    if (*end || v <= 0 || v > INT32_MAX) return -1;
+    if (l->n < l->max) l->pids[l->n++] = (pid_t)v;
+    return 0;
+}
+
+int lg_proc_parse_pids(const char *list, pid_t *pids, int max) {
+    pid_list l = {pids, 0, max};
+    return settings_list_each(list, lg_proc_add_pid, &l) == 0 ? l.n : -1;
 }

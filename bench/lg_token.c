@@ -8,6 +8,7 @@
 
 #include "auth.h"
 #include "model.h"
+#include "secrets.h"
 
 char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
     auth *a = NULL;
@@ -38,6 +39,18 @@ char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) 
         }
     }
     auth_free(a);
+    return t;
+}
+
+char **lg_token_mint_from(const char *secret_file, const char *secret,
+                          size_t n, char *errmsg, size_t errlen) {
+    char buf[512];
+    int created;
+    secrets_source src = {secret_file, secret, 0, NULL};
+    if (secrets_load(&src, buf, sizeof buf, &created, errmsg, errlen) != 0)
+        return NULL;
+    char **t = lg_token_mint(buf, n, errmsg, errlen);
+    explicit_bzero(buf, sizeof buf);
     return t;
 }
 

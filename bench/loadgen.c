@@ -12,7 +12,6 @@
  * reconnect (N subscribers drop at once while M messages are published, then
  * reconnect and resume). Prints one JSON object on stdout. */
 #include <errno.h>
-#include <getopt.h>
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 #include "lg.h"
 #include "lg_proc.h"
 #include "lg_token.h"
+#include "settings.h"
 
 enum { LG_FANOUT, LG_ROOMS, LG_IDLE, LG_RECONNECT };
 
@@ -589,84 +589,93 @@ static int lg_run_reconnect(lg_ctx *x) {
 
 /* ---- setup ---- */
 
-static void lg_usage_text(void) {
-    fprintf(stderr,
-            "usage: loadgen --proto parley|mqtt|nats|ws --port N --mode "
-            "fanout|rooms|idle|reconnect [options]\n"
-            "  --host A          server address (127.0.0.1)\n"
-            "  --src-ips K       bind to 127.0.0.2 .. 127.0.0.(K+1) (4)\n"
-            "  --subs N          fanout/reconnect subscribers (1000)\n"
-            "  --conns N         rooms/idle connections (10000)\n"
-            "  --room-size K     rooms/idle: connections per room (10)\n"
-            "  --rate R          msgs/s per publisher (rooms: 1; fanout: 0 = flat out)\n"
-            "  --window W        fanout flat out: max msgs in flight (64)\n"
-            "  --duration S      publish (or hold) seconds (10)\n"
-            "  --msgs M          reconnect: messages while down (100)\n"
-            "  --size B          body bytes (64)\n"
-            "  --timeout S       connect / catch-up limit (60)\n"
-            "  --max-connecting N  connects in flight (512)\n"
-            "  --pid P           server process to measure (repeatable)\n"
-            "  --room-prefix S   room names S-0, S-1, ... (bench)\n"
-            "  --secret-file F   parley: JWT secret to mint tokens with\n");
-}
+/* The load generator's settings (base/settings.h). */
+typedef struct lg_opts {
+    char proto[16], mode[16], host[48], pids[256], room_prefix[64];
+    char secret_file[512], secret[512];
+    int port, src_ips, max_connecting, window, msgs;
+    size_t subs, conns, room_size, body_size;
+    double rate, duration, timeout;
+} lg_opts;
+
+#define F(field) SETTING_FIELD(lg_opts, field)
+static const setting lg_rows[] = {
+    {"proto", NULL, SETTING_STR, F(proto), "", 0, 0, "parley|mqtt|nats|ws",
+     "server protocol (required)", 0},
+    {"mode", NULL, SETTING_STR, F(mode), "", 0, 0,
+     "fanout|rooms|idle|reconnect", "scenario (required)", 0},
+    {"host", NULL, SETTING_STR, F(host), "127.0.0.1", 0, 0, "ADDR",
+     "server address", 0},
+    {"port", NULL, SETTING_INT, F(port), "0", 0, 65535, "N",
+     "server port (required)", 0},
+    {"src-ips", NULL, SETTING_INT, F(src_ips), "4", 0, 250, "K",
+     "bind to 127.0.0.2 .. 127.0.0.(K+1)", 0},
+    {"subs", NULL, SETTING_SIZE, F(subs), "1000", 0, 1e7, "N",
+     "fanout/reconnect subscribers", 0},
+    {"conns", NULL, SETTING_SIZE, F(conns), "10000", 0, 1e7, "N",
+     "rooms/idle connections", 0},
+    {"room-size", NULL, SETTING_SIZE, F(room_size), "10", 1, 1e7, "K",
+     "rooms/idle: connections per room", 0},
+    {"rate", NULL, SETTING_DOUBLE, F(rate), "0", 0, 1e9, "R",
+     "msgs/s per publisher; 0: rooms 1, fanout flat out", 0},
+    {"window", NULL, SETTING_INT, F(window), "64", 1, 1e6, "W",
+     "fanout flat out: most msgs in flight", 0},
+    {"duration", NULL, SETTING_DOUBLE, F(duration), "10", 0, 1e6, "S",
+     "publish (or hold) seconds", 0},
+    {"msgs", NULL, SETTING_INT, F(msgs), "100", 0, 1e8, "M",
+     "reconnect: messages while down", 0},
+    {"size", NULL, SETTING_SIZE, F(body_size), "64", 40, 1e6, "B",
+     "body bytes", 0},
+    {"timeout", NULL, SETTING_DOUBLE, F(timeout), "60", 0, 1e6, "S",
+     "connect / catch-up limit", 0},
+    {"max-connecting", NULL, SETTING_INT, F(max_connecting), "512", 1, 1e6,
+     "N", "connects in flight", 0},
+    {"pid", NULL, SETTING_LIST, F(pids), "", 0, 0, "P",
+     "server process to measure", 0},
+    {"room-prefix", NULL, SETTING_STR, F(room_prefix), "bench", 0, 0, "S",
+     "room names S-0, S-1, ...", 0},
+    {"secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR, F(secret_file), "",
+     0, 0, "F", "parley: JWT secret to mint tokens with", 0},
+    {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(secret), "", 0, 0,
+     NULL, "parley: the JWT secret itself", SETTING_NO_FLAG},
+};
+#undef F
+
+static const settings_spec lg_spec = {
+    "loadgen", "WebSocket load generator; prints one JSON object.", lg_rows,
+    sizeof lg_rows / sizeof lg_rows[0], NULL, NULL};
 
 int main(int argc, char **argv) {
     static lg_ctx ctx;
+    static lg_opts o;
     lg_ctx *x = &ctx;
-    const char *proto = NULL, *mode = NULL, *host = "127.0.0.1";
-    const char *secret_file = NULL;
-    int port = 0;
-    size_t subs = 1000, conns = 10000;
-    x->n_src = 4;
-    x->room_size = 10;
-    x->rate = -1;
-    x->window = 64;
-    x->duration = 10;
-    x->msgs = 100;
-    x->pre = 10;
-    x->body_size = 64;
-    x->timeout = 60;
-    x->max_connecting = 512;
-    x->room_prefix = "bench";
-    static const struct option opts[] = {
-        {"proto", 1, 0, 'P'},     {"mode", 1, 0, 'm'},
-        {"host", 1, 0, 'h'},      {"port", 1, 0, 'p'},
-        {"src-ips", 1, 0, 's'},   {"subs", 1, 0, 'S'},
-        {"conns", 1, 0, 'c'},     {"room-size", 1, 0, 'k'},
-        {"rate", 1, 0, 'r'},      {"window", 1, 0, 'w'},
-        {"duration", 1, 0, 'd'},  {"msgs", 1, 0, 'M'},
-        {"size", 1, 0, 'b'},      {"timeout", 1, 0, 't'},
-        {"max-connecting", 1, 0, 'C'}, {"pid", 1, 0, 'i'},
-        {"room-prefix", 1, 0, 'R'}, {"secret-file", 1, 0, 'f'},
-        {"help", 0, 0, 'H'},      {0, 0, 0, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'P': proto = optarg; break;
-        case 'm': mode = optarg; break;
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 's': x->n_src = atoi(optarg); break;
-        case 'S': subs = strtoul(optarg, NULL, 10); break;
-        case 'c': conns = strtoul(optarg, NULL, 10); break;
-        case 'k': x->room_size = strtoul(optarg, NULL, 10); break;
-        case 'r': x->rate = atof(optarg); break;
-        case 'w': x->window = (unsigned)atoi(optarg); break;
-        case 'd': x->duration = atof(optarg); break;
-        case 'M': x->msgs = (unsigned)atoi(optarg); break;
-        case 'b': x->body_size = strtoul(optarg, NULL, 10); break;
-        case 't': x->timeout = atof(optarg); break;
-        case 'C': x->max_connecting = (unsigned)atoi(optarg); break;
-        case 'i':
-            if (x->n_pids < LG_MAX_PIDS) x->pids[x->n_pids++] = atoi(optarg);
-            break;
-        case 'R': x->room_prefix = optarg; break;
-        case 'f': secret_file = optarg; break;
-        default: lg_usage_text(); return 2;
-        }
+    char err[700];
+    int r = settings_load(&lg_spec, &o, argc, argv, NULL, 0, err, sizeof err);
+    if (r != SETTINGS_OK) {
+        if (r == SETTINGS_ERROR) fprintf(stderr, "loadgen: %s\n", err);
+        return r == SETTINGS_HELP ? 0 : 2;
     }
-    if (!proto || !mode || port <= 0) {
-        lg_usage_text();
+    if (!*o.proto || !*o.mode || o.port <= 0) {
+        settings_usage(&lg_spec, stderr);
+        return 2;
+    }
+    const char *proto = o.proto, *mode = o.mode, *host = o.host;
+    int port = o.port;
+    size_t subs = o.subs, conns = o.conns;
+    x->n_src = o.src_ips;
+    x->room_size = o.room_size;
+    x->rate = o.rate;
+    x->window = (unsigned)o.window;
+    x->duration = o.duration;
+    x->msgs = (unsigned)o.msgs;
+    x->pre = 10;
+    x->body_size = o.body_size;
+    x->timeout = o.timeout;
+    x->max_connecting = (unsigned)o.max_connecting;
+    x->room_prefix = o.room_prefix;
+    x->n_pids = lg_proc_parse_pids(o.pids, x->pids, LG_MAX_PIDS);
+    if (x->n_pids < 0) {
+        fprintf(stderr, "loadgen: --pid wants process ids, got \"%s\"\n", o.pids);
         return 2;
     }
     if (!strcmp(proto, "parley")) x->proto = &lg_proto_parley;
@@ -681,7 +690,6 @@ int main(int argc, char **argv) {
         x->mode = LG_FANOUT;
         x->n_subs = subs;
         x->n = subs + 1;
-        if (x->rate < 0) x->rate = 0;
     } else if (!strcmp(mode, "rooms")) {
         x->mode = LG_ROOMS;
         x->n = conns;
@@ -697,8 +705,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: unknown mode %s\n", mode);
         return 2;
     }
-    if (x->n == 0 || x->room_size == 0 || x->body_size < 40) {
-        fprintf(stderr, "loadgen: need connections, room size >= 1, size >= 40\n");
+    if (x->n == 0) {
+        fprintf(stderr, "loadgen: need connections (--subs / --conns)\n");
         return 2;
     }
 
@@ -735,27 +743,9 @@ int main(int argc, char **argv) {
         }
     }
     if (x->proto == &lg_proto_parley) {
-        const char *sec = getenv("PARLEY_JWT_SECRET");
-        char buf[512];
-        if (secret_file) {
-            FILE *f = fopen(secret_file, "r");
-            if (!f) {
-                fprintf(stderr, "loadgen: %s: %s\n", secret_file, strerror(errno));
-                return 2;
-            }
-            size_t k = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r')) k--;
-            buf[k] = 0;
-            sec = buf;
-        }
-        if (!sec) {
-            fprintf(stderr, "loadgen: parley needs --secret-file or PARLEY_JWT_SECRET\n");
-            return 2;
-        }
-        char err[128];
         x->n_tokens = x->n < 64 ? x->n : 64;
-        x->tokens = lg_token_mint(sec, x->n_tokens, err, sizeof err);
+        x->tokens = lg_token_mint_from(o.secret_file, o.secret, x->n_tokens,
+                                       err, sizeof err);
         if (!x->tokens) {
             fprintf(stderr, "loadgen: %s\n", err);
             return 2;

@@ -8,7 +8,6 @@
  *            store API (src/store/store.h store_list), one thread: the limit.
  * Method paths come from the generated tables (gen/parley/v1/history.grpc.h, stream.grpc.h).
  * Prints one JSON object on stdout. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include "parley/v1/stream.grpc.h"
 #include "parley/v1/stream.pb-c.h"
 #include "rpc_client.h"
+#include "settings.h"
 #include "store.h"
 
 enum { LGG_LIST, LGG_PUBLISH, LGG_SQLITE };
@@ -234,44 +234,71 @@ static int lgg_run_grpc(lgg *g) {
     return 0;
 }
 
+/* loadgen-grpc's settings (base/settings.h). */
+typedef struct lgg_opts {
+    char mode[16], target[256], room[128], db[512], pids[256];
+    char secret_file[512], secret[512];
+    int limit, conc;
+    double duration;
+    size_t body_size;
+} lgg_opts;
+
+#define F(field) SETTING_FIELD(lgg_opts, field)
+static const setting lgg_rows[] = {
+    {"mode", NULL, SETTING_STR, F(mode), "", 0, 0, "list|publish|sqlite",
+     "what to measure (required)", 0},
+    {"target", NULL, SETTING_STR, F(target), "", 0, 0, "HOST:PORT",
+     "parleyd's gRPC address (list, publish)", 0},
+    {"room", NULL, SETTING_STR, F(room), "history", 0, 0, "R", "the room", 0},
+    {"db", NULL, SETTING_STR, F(db), "", 0, 0, "PATH",
+     "the database (list, sqlite)", 0},
+    {"limit", NULL, SETTING_INT, F(limit), "50", 1, 1000, "N",
+     "messages per page", 0},
+    {"concurrency", NULL, SETTING_INT, F(conc), "16", 1, 1e5, "N",
+     "calls in flight", 0},
+    {"duration", NULL, SETTING_DOUBLE, F(duration), "10", 0, 1e6, "S",
+     "seconds", 0},
+    {"size", NULL, SETTING_SIZE, F(body_size), "64", 1, 1e6, "B",
+     "publish: body bytes", 0},
+    {"pid", NULL, SETTING_LIST, F(pids), "", 0, 0, "P",
+     "server process to measure", 0},
+    {"secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR, F(secret_file), "",
+     0, 0, "F", "JWT secret to mint tokens with", 0},
+    {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(secret), "", 0, 0,
+     NULL, "the JWT secret itself", SETTING_NO_FLAG},
+};
+#undef F
+
+static const settings_spec lgg_spec = {
+    "loadgen-grpc", "gRPC history / publish load; prints one JSON object.",
+    lgg_rows, sizeof lgg_rows / sizeof lgg_rows[0], NULL, NULL};
+
 int main(int argc, char **argv) {
+    static lgg_opts o;
     lgg g;
     memset(&g, 0, sizeof g);
-    g.limit = 50;
-    g.conc = 16;
-    g.duration = 10;
-    g.body_size = 64;
-    g.room = "history";
-    g.rng = 0x2545F4914F6CDD1DULL;
-    const char *mode = NULL, *secret_file = NULL;
-    static const struct option opts[] = {
-        {"mode", 1, 0, 'm'},   {"target", 1, 0, 't'}, {"room", 1, 0, 'r'},
-        {"db", 1, 0, 'D'},     {"limit", 1, 0, 'l'},  {"concurrency", 1, 0, 'c'},
-        {"duration", 1, 0, 'd'}, {"size", 1, 0, 'b'}, {"pid", 1, 0, 'i'},
-        {"secret-file", 1, 0, 'f'}, {0, 0, 0, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'm': mode = optarg; break;
-        case 't': g.target = optarg; break;
-        case 'r': g.room = optarg; break;
-        case 'D': g.db = optarg; break;
-        case 'l': g.limit = (unsigned)atoi(optarg); break;
-        case 'c': g.conc = (unsigned)atoi(optarg); break;
-        case 'd': g.duration = atof(optarg); break;
-        case 'b': g.body_size = strtoul(optarg, NULL, 10); break;
-        case 'i': if (g.n_pids < 8) g.pids[g.n_pids++] = atoi(optarg); break;
-        case 'f': secret_file = optarg; break;
-        default: goto usage;
-        }
+    char err[700];
+    int r = settings_load(&lgg_spec, &o, argc, argv, NULL, 0, err, sizeof err);
+    if (r != SETTINGS_OK) {
+        if (r == SETTINGS_ERROR) fprintf(stderr, "loadgen-grpc: %s\n", err);
+        return r == SETTINGS_HELP ? 0 : 2;
     }
-    if (!mode) goto usage;
+    g.limit = (unsigned)o.limit;
+    g.conc = (unsigned)o.conc;
+    g.duration = o.duration;
+    g.body_size = o.body_size;
+    g.room = o.room;
+    g.target = *o.target ? o.target : NULL;
+    g.db = *o.db ? o.db : NULL;
+    g.rng = 0x2545F4914F6CDD1DULL;
+    g.n_pids = lg_proc_parse_pids(o.pids, g.pids, 8);
+    if (g.n_pids < 0) goto usage;
+    const char *mode = o.mode;
     if (!strcmp(mode, "list")) g.mode = LGG_LIST;
     else if (!strcmp(mode, "publish")) g.mode = LGG_PUBLISH;
     else if (!strcmp(mode, "sqlite")) g.mode = LGG_SQLITE;
     else goto usage;
-    if (g.conc == 0 || g.limit == 0 || g.limit > 1000) goto usage;
-    if ((g.mode != LGG_PUBLISH || g.db) && !g.db) goto usage;
+    if (g.mode != LGG_PUBLISH && !g.db) goto usage;
     if (g.mode != LGG_SQLITE && !g.target) goto usage;
     if (g.db && g.mode != LGG_PUBLISH && lgg_room_head(&g) != 0) {
         fprintf(stderr, "loadgen-grpc: room %s not found in %s\n", g.room, g.db);
@@ -280,27 +307,9 @@ int main(int argc, char **argv) {
     g.lat = hist_new();
     if (!g.lat) return 1;
     if (g.mode != LGG_SQLITE) {
-        char buf[512];
-        const char *sec = getenv("PARLEY_JWT_SECRET");
-        if (secret_file) {
-            FILE *f = fopen(secret_file, "r");
-            if (!f) {
-                perror(secret_file);
-                return 2;
-            }
-            size_t k = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r')) k--;
-            buf[k] = 0;
-            sec = buf;
-        }
-        if (!sec) {
-            fprintf(stderr, "loadgen-grpc: needs --secret-file or PARLEY_JWT_SECRET\n");
-            return 2;
-        }
-        char err[128];
         g.n_tokens = g.conc;
-        g.tokens = lg_token_mint(sec, g.n_tokens, err, sizeof err);
+        g.tokens = lg_token_mint_from(o.secret_file, o.secret, g.n_tokens, err,
+                                      sizeof err);
         if (!g.tokens) {
             fprintf(stderr, "loadgen-grpc: %s\n", err);
             return 2;
@@ -340,9 +349,6 @@ int main(int argc, char **argv) {
     if (g.mode != LGG_SQLITE) grpc_shutdown();
     return rc ? 1 : (g.failed || g.bad ? 1 : 0);
 usage:
-    fprintf(stderr,
-            "usage: loadgen-grpc --mode list|publish|sqlite [--target HOST:PORT]\n"
-            "  [--db PATH (list, sqlite)] [--room R] [--limit 50] [--concurrency 16]\n"
-            "  [--duration 10] [--size 64] [--pid P] [--secret-file F]\n");
+    settings_usage(&lgg_spec, stderr);
     return 2;
 }

@@ -79,7 +79,7 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
     if (srv_authenticate(s, c, &who)) return;
     parley_err e = rules_room(req->room);
     if (e) {
-        rpc_fail(c, e, "room name must be 1-64 characters of [A-Za-z0-9._-]");
+        rpc_fail(c, e, NULL);
         return;
     }
     unsigned limit = req->limit ? req->limit : RULES_LIST_LIMIT_DEFAULT;

@@ -135,8 +135,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
     srv *s = cn->s;
     parley_err e = rules_room(sb->room);
     if (e) {
-        srv_send_error(cn->call, rid, e,
-                       "room name must be 1-64 characters of [A-Za-z0-9._-]", 0);
+        srv_send_error(cn->call, rid, e, NULL, 0);
         return;
     }
     if (find_sub(cn, sb->room)) {
