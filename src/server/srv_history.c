@@ -1,8 +1,7 @@
 /* srv_history.c: the History service. Every RPC checks the caller's token,
  * runs one store call and answers; edits and deletes are also fanned out as
  * EDITED / DELETED events. ListMessages encodes each row straight into the
- * response bytes while the store walks the page, so a page costs no
- * per-message allocations or string copies. */
+ * response bytes while the store walks the page (see page_buf). */
 #include "srv.h"
 
 #include <stdio.h>
@@ -18,57 +17,48 @@ static void fail_store(rpc_call *c, srv *s, parley_err e) {
     rpc_fail(c, e, parley_err_text(e));
 }
 
-/* ---- ListMessages: a response built field by field ---- */
+/* ---- ListMessages: a response encoded row by row ---- */
 
-typedef struct wbuf {
+/* Encoded protobuf messages laid one after the other are one message of
+ * that type with their fields merged, repeated fields appended in order
+ * (the protobuf encoding's rule). So each row is packed as a
+ * ListMessagesResponse holding only that message, and the room and has_more
+ * as one more at the end: the bytes are the whole page, and no field
+ * number is written here. The rows are encoded while the store walks them,
+ * with no per-message allocation or string copy. */
+typedef struct page_buf {
+    ProtobufCBuffer base; /* protobuf-c appends through it */
     uint8_t *p;
     size_t len, cap;
     int oom;
-} wbuf;
+} page_buf;
 
-static uint8_t *wb_room(wbuf *b, size_t n) {
-    if (b->oom) return NULL;
-    if (b->len + n > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (nc < b->len + n) nc *= 2;
-        uint8_t *np = realloc(b->p, nc);
+static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data) {
+    page_buf *pb = (page_buf *)b;
+    if (pb->oom) return;
+    if (pb->len + n > pb->cap) {
+        size_t nc = pb->cap ? pb->cap * 2 : 4096;
+        while (nc < pb->len + n) nc *= 2;
+        uint8_t *np = realloc(pb->p, nc);
         if (!np) {
-            b->oom = 1;
-            return NULL;
+            pb->oom = 1;
+            return;
         }
-        b->p = np;
-        b->cap = nc;
+        pb->p = np;
+        pb->cap = nc;
     }
-    return b->p + b->len;
-}
-
-static void wb_varint(wbuf *b, uint64_t v) {
-    uint8_t *p = wb_room(b, 10);
-    if (!p) return;
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    b->len += n;
-}
-
-/* field `num` (length-delimited) holding msg */
-static void wb_submsg(wbuf *b, unsigned num, const ProtobufCMessage *msg) {
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    wb_varint(b, (uint64_t)num << 3 | 2);
-    wb_varint(b, n);
-    uint8_t *p = wb_room(b, n);
-    if (!p) return;
-    protobuf_c_message_pack(msg, p);
-    b->len += n;
+    memcpy(pb->p + pb->len, data, n);
+    pb->len += n;
 }
 
 static int list_row(const parley_msg *m, void *ud) {
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
-    wb_submsg(ud, 1, &pm.msg.base);
+    Parley__V1__Message *one = &pm.msg;
+    Parley__V1__ListMessagesResponse r = PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
+    r.n_messages = 1;
+    r.messages = &one;
+    protobuf_c_message_pack_to_buffer(&r.base, ud);
     return 0;
 }
 
@@ -97,11 +87,11 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
         dir = STORE_BEFORE_SEQ;
         cursor = req->before_seq;
     }
-    wbuf b = {0};
+    page_buf b = {{page_append}, NULL, 0, 0, 0};
     parley_room room;
     int has_more = 0;
-    e = store_list(s->st, req->room, dir, cursor, limit, list_row, &b, &room,
-                   &has_more);
+    e = store_list(s->st, req->room, dir, cursor, limit, list_row, &b.base,
+                   &room, &has_more);
     if (e) {
         free(b.p);
         fail_store(c, s, e);
@@ -109,11 +99,11 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
     }
     Parley__V1__Room pr;
     srv_pb_room(&pr, &room);
-    wb_submsg(&b, 2, &pr.base);
-    if (has_more) {
-        wb_varint(&b, 3 << 3 | 0);
-        wb_varint(&b, 1);
-    }
+    Parley__V1__ListMessagesResponse tail =
+        PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
+    tail.room = &pr;
+    tail.has_more = has_more ? 1 : 0;
+    protobuf_c_message_pack_to_buffer(&tail.base, &b.base);
     if (b.oom) {
         free(b.p);
         rpc_fail(c, PARLEY_ERR_INTERNAL, "out of memory");
