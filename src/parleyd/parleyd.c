@@ -139,14 +139,14 @@ int main(int argc, char **argv) {
     memset(secret, 0, sizeof secret);
 
     store_opts so = {c.max_body, 1};
-    store *st = NULL;
-    if (store_open(c.db, &so, &st, err, sizeof err) != PARLEY_OK) {
+    store *db = NULL;
+    if (store_open(c.db, &so, &db, err, sizeof err) != PARLEY_OK) {
         fprintf(stderr, "parleyd: cannot open %s: %s\n", c.db, err);
         auth_free(au);
         return 1;
     }
-    if (settings_list_each(c.rooms, create_room, st) != 0) {
-        store_close(st);
+    if (settings_list_each(c.rooms, create_room, db) != 0) {
+        store_close(db);
         auth_free(au);
         return 1;
     }
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
     grpc_init();
     int code = 1;
     srv_opts sopt = {c.max_body};
-    srv *sv = srv_new(st, au, &sopt);
+    srv *sv = srv_new(db, au, &sopt);
     size_t max_recv = c.max_body * 2 + 4096;
     if (max_recv < 64 * 1024) max_recv = 64 * 1024;
     rpc_server_opts ro = {c.max_queue, max_recv};
@@ -229,7 +229,7 @@ int main(int argc, char **argv) {
 out:
     rpc_server_free(rs);
     srv_free(sv);
-    store_close(st);
+    store_close(db);
     auth_free(au);
     if (!disabled(c.unix_path)) unlink(c.unix_path);
     grpc_shutdown();

@@ -46,7 +46,7 @@ void rpc_client_slice_str(grpc_slice s, char *buf, size_t buflen)
     buf[n] = '\0';
 }
 
-parley_err rpc_client_status_error(grpc_status_code st,
+parley_err rpc_client_status_error(grpc_status_code status,
                                    const grpc_metadata_array *trail,
                                    int *unavailable)
 {
@@ -54,7 +54,7 @@ parley_err rpc_client_status_error(grpc_status_code st,
     *unavailable = 0;
     if (rpc_metadata_get(trail, "parley-error-code", name, sizeof name) >= 0)
         return parley_err_from_name(name);
-    switch (st) {
+    switch (status) {
     case GRPC_STATUS_OK: return PARLEY_OK;
     case GRPC_STATUS_UNAUTHENTICATED: return PARLEY_ERR_UNAUTHENTICATED;
     case GRPC_STATUS_PERMISSION_DENIED: return PARLEY_ERR_PERMISSION_DENIED;

@@ -69,7 +69,7 @@ grpc_byte_buffer *rpc_client_pack_bytes(const void *p, size_t n);
  * trailer, else the nearest code for the gRPC status; *unavailable is set
  * for UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED (the core was not
  * reached or did not answer). */
-parley_err rpc_client_status_error(grpc_status_code st,
+parley_err rpc_client_status_error(grpc_status_code status,
                                    const grpc_metadata_array *trail,
                                    int *unavailable);
 /* Copies a slice (status details) into buf as a C string, cut to fit. */

@@ -22,8 +22,8 @@ typedef struct srv_opts {
     size_t max_body; /* 0 = RULES_BODY_MAX_DEFAULT */
 } srv_opts;
 
-/* st and au stay owned by the caller and must outlive the srv. */
-srv *srv_new(store *st, const auth *au, const srv_opts *opts);
+/* db and au stay owned by the caller and must outlive the srv. */
+srv *srv_new(store *db, const auth *au, const srv_opts *opts);
 /* Registers History and Stream with rs (before rpc_server_start). */
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen);
 /* Group commit: stores every publish collected since the last flush in one
@@ -39,21 +39,21 @@ void srv_free(srv *s);
 typedef struct srv_conn srv_conn;
 
 /* One publish waiting for the group commit. */
-typedef struct srv_pub {
+typedef struct srv_pending_pub {
     rpc_call *call;       /* ref'd until the ack is sent */
     srv_conn *conn;       /* Connect stream, or NULL for unary Publish */
     uint64_t request_id;
     auth_identity who;
     char *room, *client_msg_id, *body; /* one allocation, at room */
     size_t body_len;
-} srv_pub;
+} srv_pending_pub;
 
 struct srv {
-    store *st;
+    store *db; /* the message store, owned by the caller */
     const auth *au;
     hub *hub;
     size_t max_body;
-    srv_pub *batch;
+    srv_pending_pub *batch;
     size_t n_batch, cap_batch;
     list conns; /* every open Connect stream (srv_conn.link) */
 };

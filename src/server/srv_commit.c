@@ -21,7 +21,7 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
     if (e) return e;
     if (s->n_batch == s->cap_batch) {
         size_t nc = s->cap_batch ? s->cap_batch * 2 : 64;
-        srv_pub *nb = realloc(s->batch, nc * sizeof *nb);
+        srv_pending_pub *nb = realloc(s->batch, nc * sizeof *nb);
         if (!nb) return PARLEY_ERR_INTERNAL;
         s->batch = nb;
         s->cap_batch = nc;
@@ -29,7 +29,7 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
     size_t rl = strlen(p->room) + 1, il = strlen(p->client_msg_id) + 1;
     char *mem = malloc(rl + il + blen + 1);
     if (!mem) return PARLEY_ERR_INTERNAL;
-    srv_pub *pub = &s->batch[s->n_batch++];
+    srv_pending_pub *pub = &s->batch[s->n_batch++];
     pub->call = c;
     pub->conn = conn;
     pub->request_id = request_id;
@@ -54,7 +54,7 @@ typedef struct pub_result {
     int has_event;
 } pub_result;
 
-static void answer_error(srv_pub *p, parley_err e, const char *detail) {
+static void answer_error(srv_pending_pub *p, parley_err e, const char *detail) {
     if (p->conn) srv_send_error(p->call, p->request_id, e, detail, 0);
     else rpc_fail(p->call, e, detail);
 }
@@ -64,18 +64,18 @@ size_t srv_flush(srv *s) {
     if (!n) return 0;
     pub_result *res = calloc(n, sizeof *res);
     int64_t now = srv_now_ms();
-    parley_err be = res ? store_begin(s->st) : PARLEY_ERR_INTERNAL;
+    parley_err be = res ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
     for (size_t i = 0; i < n && !failed; i++) {
-        srv_pub *p = &s->batch[i];
+        srv_pending_pub *p = &s->batch[i];
         parley_author a = auth_author(&p->who);
         parley_msg m;
         int dup = 0;
-        parley_err e = store_append(s->st, p->room, &a, p->client_msg_id,
+        parley_err e = store_append(s->db, p->room, &a, p->client_msg_id,
                                     p->body, p->body_len, now, &m, &dup);
         if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
             fprintf(stderr, "parleyd: append failed: %s\n",
-                    store_last_error(s->st));
+                    store_last_error(s->db));
             failed = 1;
             break;
         }
@@ -107,14 +107,14 @@ size_t srv_flush(srv *s) {
             res[i].has_event = 1;
         }
     }
-    if (!failed && store_commit(s->st) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: commit failed: %s\n", store_last_error(s->st));
+    if (!failed && store_commit(s->db) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: commit failed: %s\n", store_last_error(s->db));
         failed = 1;
     }
-    if (failed && be == PARLEY_OK) store_rollback(s->st);
+    if (failed && be == PARLEY_OK) store_rollback(s->db);
 
     for (size_t i = 0; i < n; i++) {
-        srv_pub *p = &s->batch[i];
+        srv_pending_pub *p = &s->batch[i];
         if (failed) {
             answer_error(p, PARLEY_ERR_INTERNAL, "storage failure; retry");
         } else if (res[i].err) {

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-srv *srv_new(store *st, const auth *au, const srv_opts *opts) {
+srv *srv_new(store *db, const auth *au, const srv_opts *opts) {
     srv *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->st = st;
+    s->db = db;
     s->au = au;
     s->max_body = opts && opts->max_body ? opts->max_body
                                          : RULES_BODY_MAX_DEFAULT;

@@ -10,7 +10,7 @@
 
 static void fail_store(rpc_call *c, srv *s, parley_err e) {
     if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-        fprintf(stderr, "parleyd: store error: %s\n", store_last_error(s->st));
+        fprintf(stderr, "parleyd: store error: %s\n", store_last_error(s->db));
         rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
         return;
     }
@@ -90,7 +90,7 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
     page_buf b = {{page_append}, NULL, 0, 0, 0};
     parley_room room;
     int has_more = 0;
-    e = store_list(s->st, req->room, dir, cursor, limit, list_row, &b.base,
+    e = store_list(s->db, req->room, dir, cursor, limit, list_row, &b.base,
                    &room, &has_more);
     if (e) {
         free(b.p);
@@ -121,7 +121,7 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
     parley_msg m;
-    parley_err e = store_get(s->st, req->room, req->seq, &m);
+    parley_err e = store_get(s->db, req->room, req->seq, &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -140,7 +140,7 @@ static void h_edit_message(rpc_call *c, const Parley__V1__EditMessageRequest *re
     if (srv_authenticate(s, c, &who)) return;
     parley_author actor = auth_author(&who);
     parley_msg m;
-    parley_err e = store_edit(s->st, req->room, req->seq, &actor, req->body,
+    parley_err e = store_edit(s->db, req->room, req->seq, &actor, req->body,
                               strlen(req->body), srv_now_ms(), &m);
     if (e) {
         fail_store(c, s, e);
@@ -164,9 +164,9 @@ static void h_delete_message(rpc_call *c,
     parley_msg m;
     parley_room before;
     /* Deleting a tombstone again changes nothing and fans nothing out. */
-    parley_err e = store_room_get(s->st, req->room, &before);
+    parley_err e = store_room_get(s->db, req->room, &before);
     uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
-    e = store_delete(s->st, req->room, req->seq, &actor, srv_now_ms(), &m);
+    e = store_delete(s->db, req->room, req->seq, &actor, srv_now_ms(), &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -194,7 +194,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     parley_room room;
     int created = 0;
     parley_err e =
-        store_room_create(s->st, req->name, srv_now_ms(), &room, &created);
+        store_room_create(s->db, req->name, srv_now_ms(), &room, &created);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -213,7 +213,7 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
     parley_room room;
-    parley_err e = store_room_get(s->st, req->name, &room);
+    parley_err e = store_room_get(s->db, req->name, &room);
     if (e) {
         fail_store(c, s, e);
         return;

@@ -19,19 +19,19 @@
 
 #define REPLAY_PAGE 256
 
-typedef struct srv_sub {
+typedef struct srv_subscription {
     hub_sub hs;
     list_node link;      /* srv_conn.subs */
     uint64_t cursor;     /* highest rev sent while replaying */
     uint64_t request_id; /* of the Subscribe */
     char room[RULES_ROOM_MAX + 1];
-} srv_sub;
+} srv_subscription;
 
 struct srv_conn {
     srv *s;
     rpc_call *call;
     auth_identity who;
-    list subs;           /* srv_sub.link, at most one per room */
+    list subs;           /* srv_subscription.link, at most one per room */
     size_t pending_pubs; /* publishes enqueued and not yet answered */
     int closed, half_closed;
     list_node link; /* srv.conns while the stream is open */
@@ -54,16 +54,16 @@ void srv_conn_pub_done(srv_conn *cn) {
         rpc_stream_finish(cn->call, PARLEY_OK, NULL);
 }
 
-static srv_sub *find_sub(srv_conn *cn, const char *room) {
+static srv_subscription *find_sub(srv_conn *cn, const char *room) {
     list_for_each(&cn->subs, n, next) {
-        srv_sub *sub = list_entry(n, srv_sub, link);
+        srv_subscription *sub = list_entry(n, srv_subscription, link);
         if (strcmp(sub->room, room) == 0) return sub;
     }
     return NULL;
 }
 
 /* Takes sub off its stream and its room, and frees it. */
-static void sub_free(srv_conn *cn, srv_sub *sub) {
+static void sub_free(srv_conn *cn, srv_subscription *sub) {
     list_remove(&sub->link);
     hub_remove(cn->s->hub, &sub->hs);
     free(sub);
@@ -74,7 +74,7 @@ static void send_frame(rpc_call *c, Parley__V1__ServerFrame *f) {
 }
 
 typedef struct replay_ctx {
-    srv_sub *sub;
+    srv_subscription *sub;
     rpc_call *call;
     int stop;
 } replay_ctx;
@@ -92,7 +92,7 @@ static int replay_row(const parley_msg *m, void *ud) {
 /* Sends one replay page if the send queue is low (the next page follows
  * from on_drain, so a big replay never holds the loop for long); turns live
  * at the head. */
-static void replay_step(srv_conn *cn, srv_sub *sub) {
+static void replay_step(srv_conn *cn, srv_subscription *sub) {
     srv *s = cn->s;
     if (!sub->hs.live && !rpc_call_is_done(cn->call) &&
         rpc_stream_queued(cn->call) <= rpc_stream_low_water(cn->call)) {
@@ -105,12 +105,12 @@ static void replay_step(srv_conn *cn, srv_sub *sub) {
         replay_ctx rc = {sub, cn->call, 0};
         parley_room room;
         int has_more = 0;
-        parley_err e = store_list(s->st, sub->room, STORE_AFTER_REV, sub->cursor,
+        parley_err e = store_list(s->db, sub->room, STORE_AFTER_REV, sub->cursor,
                                   (unsigned)page, replay_row, &rc, &room,
                                   &has_more);
         if (e) {
             fprintf(stderr, "parleyd: replay of %s failed: %s\n", sub->room,
-                    store_last_error(s->st));
+                    store_last_error(s->db));
             rpc_stream_finish(cn->call, PARLEY_ERR_INTERNAL, "replay failed");
             return;
         }
@@ -144,7 +144,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
         return;
     }
     parley_room room;
-    e = store_room_get(s->st, sb->room, &room);
+    e = store_room_get(s->db, sb->room, &room);
     if (e) {
         srv_send_error(cn->call, rid, e,
                        e == PARLEY_ERR_ROOM_NOT_FOUND ? "no such room"
@@ -152,7 +152,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
                        0);
         return;
     }
-    srv_sub *sub = calloc(1, sizeof *sub);
+    srv_subscription *sub = calloc(1, sizeof *sub);
     if (!sub) {
         srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
         return;
@@ -173,7 +173,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
 
 static void on_unsubscribe(srv_conn *cn, uint64_t rid,
                            const Parley__V1__Unsubscribe *u) {
-    srv_sub *sub = find_sub(cn, u->room);
+    srv_subscription *sub = find_sub(cn, u->room);
     if (!sub) {
         srv_send_error(cn->call, rid, PARLEY_ERR_SUBSCRIPTION_STATE,
                        "not subscribed to this room on this stream", 0);
@@ -256,7 +256,7 @@ static void conn_on_drain(rpc_call *c, void *ud) {
     (void)c;
     srv_conn *cn = ud;
     list_for_each(&cn->subs, n, next) {
-        srv_sub *sub = list_entry(n, srv_sub, link);
+        srv_subscription *sub = list_entry(n, srv_subscription, link);
         if (!sub->hs.live) replay_step(cn, sub);
     }
 }
@@ -275,7 +275,7 @@ static void conn_on_close(rpc_call *c, void *ud) {
     srv_conn *cn = ud;
     list_node *n;
     while ((n = cn->subs.first) != NULL)
-        sub_free(cn, list_entry(n, srv_sub, link));
+        sub_free(cn, list_entry(n, srv_subscription, link));
     list_remove(&cn->link);
     cn->closed = 1;
     conn_maybe_free(cn);
