@@ -5,6 +5,7 @@
  * copied anywhere but libjwt's own parse. */
 #include "auth.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <jwt.h>
 #include <limits.h>
@@ -102,6 +103,7 @@ parley_err auth_verify(const auth *a, const char *token, int64_t now_s,
 {
     if (a == NULL || token == NULL || out == NULL)
         return PARLEY_ERR_UNAUTHENTICATED;
+    assert(a->len >= AUTH_SECRET_MIN); /* auth_new's promise */
     if (strncasecmp(token, "Bearer ", 7) == 0) {
         token += 7;
         while (*token == ' ')

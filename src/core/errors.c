@@ -111,6 +111,9 @@ static const err_info *err_lookup(parley_err e)
                                        "author id, display name or role invalid",
                                        GRPC_INVALID_ARGUMENT, 400},
     };
+    /* Every wire code has its row (a missing one would read as zeros). */
+    _Static_assert(sizeof wire / sizeof wire[0] == PARLEY_ERR_AUTHOR_INVALID + 1,
+                   "errors.c: a wire error code lacks its row");
     static const err_info schema_too_new = {
         "SCHEMA_TOO_NEW", "the database was written by a newer parley",
         GRPC_FAILED_PRECONDITION, 500};

@@ -4,6 +4,7 @@
  * refused input never changes anything. */
 #include "rules.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* Decodes one strictly well-formed UTF-8 sequence at s[i..len) (Unicode
@@ -44,6 +45,7 @@ static size_t utf8_next(const unsigned char *s, size_t i, size_t len,
         if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return 0;
         v = (v << 6) | (b & 0x3F);
     }
+    assert(n >= 2 && n <= 4 && v <= 0x10FFFF);
     *cp = v;
     return n;
 }

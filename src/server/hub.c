@@ -59,12 +59,16 @@ void hub_free(hub *h) {
 
 static hub_room *find(const hub *h, const char *name, uint32_t hash) {
     for (hub_room *r = h->buckets[hash & (h->n_buckets - 1)]; r; r = r->chain)
-        if (r->hash == hash && strcmp(r->name, name) == 0) return r;
+        if (r->hash == hash && strcmp(r->name, name) == 0) {
+            assert(r->subs.len > 0); /* an empty room leaves the table */
+            return r;
+        }
     return NULL;
 }
 
 static void grow(hub *h) {
     size_t nb = h->n_buckets * 2;
+    assert((nb & (nb - 1)) == 0); /* masks below need a power of two */
     hub_room **b = calloc(nb, sizeof *b);
     if (!b) return; /* keep the old table; chains just get longer */
     for (size_t i = 0; i < h->n_buckets; i++) {

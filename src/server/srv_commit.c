@@ -6,6 +6,7 @@
  * own error and changes nothing; a failing commit fails the whole batch. */
 #include "srv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ static void answer_error(srv_pending_pub *p, parley_err e, const char *detail) {
 
 size_t srv_flush(srv *s) {
     size_t n = s->n_batch;
+    assert(n <= s->cap_batch);
     if (!n) return 0;
     pub_result *res = calloc(n, sizeof *res);
     int64_t now = srv_now_ms();
@@ -112,6 +114,9 @@ size_t srv_flush(srv *s) {
         failed = 1;
     }
     if (failed && be == PARLEY_OK) store_rollback(s->db);
+    /* From here on the batch is committed (or wholly failed): answers and
+     * events go out in commit order, never before. */
+    assert(s->n_batch == n); /* nothing joined the batch meanwhile */
 
     for (size_t i = 0; i < n; i++) {
         srv_pending_pub *p = &s->batch[i];

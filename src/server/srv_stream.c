@@ -102,6 +102,7 @@ static void replay_step(srv_conn *cn, srv_subscription *sub) {
         if (room_left < 2) return; /* wait for on_drain */
         size_t page = room_left / 2;
         if (page > REPLAY_PAGE) page = REPLAY_PAGE;
+        assert(page >= 1 && page <= room_left / 2);
         replay_ctx rc = {sub, cn->call, 0};
         parley_room room;
         int has_more = 0;
@@ -276,6 +277,7 @@ static void conn_on_close(rpc_call *c, void *ud) {
     list_node *n;
     while ((n = cn->subs.first) != NULL)
         sub_free(cn, list_entry(n, srv_subscription, link));
+    assert(cn->subs.len == 0);
     list_remove(&cn->link);
     cn->closed = 1;
     conn_maybe_free(cn);

@@ -17,6 +17,7 @@
  * in (for example store_edit with the author of a store_get). */
 #include "store_engine.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,7 @@ static void store_row_view(sqlite3_stmt *stmt, const char *room, parley_msg *m)
  * arguments. Grows only when a row is larger than any before. */
 static char *store_buf_take(store_sqlite *s, size_t need)
 {
+    assert(s->cur == 0 || s->cur == 1);
     int i = s->cur ^ 1;
     if (s->cap[i] < need) {
         size_t cap = s->cap[i] ? s->cap[i] : 1024;
@@ -674,8 +676,11 @@ static parley_err store_room_bump(store_sqlite *s, int64_t room_id, uint64_t *se
     if (seq_out) {
         *seq_out = (uint64_t)sqlite3_column_int64(stmt, 0);
         *rev_out = (uint64_t)sqlite3_column_int64(stmt, 1);
+        /* every message takes a rev too, so rev never trails seq */
+        assert(*seq_out >= 1 && *rev_out >= *seq_out);
     } else {
         *rev_out = (uint64_t)sqlite3_column_int64(stmt, 0);
+        assert(*rev_out >= 1);
     }
     return store_finish(s, id);
 }
@@ -843,6 +848,7 @@ static parley_err store_list_rows(store_sqlite *s, int id, const char *room,
     parley_msg m;
 
     *more_rows = 0;
+    assert(limit >= 1);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (n == limit) {
             *more_rows = 1;
@@ -903,6 +909,7 @@ static parley_err store_sqlite_list(store *base, const char *room,
             else if (cursor - 1 < hi) hi = cursor - 1;
         }
         lo = hi > limit ? hi - limit + 1 : 1;
+        assert(hi == 0 || (lo <= hi && hi - lo < limit));
         more = hi > 0 && lo > 1;
         if (hi > 0) {
             int more_rows;
