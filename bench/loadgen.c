@@ -407,12 +407,18 @@ static void lg_drain(lg_ctx *x, double max_s) {
     lg_loop(x, (uint64_t)(max_s * 1e9), lg_quiet, NULL);
 }
 
-static int lg_run_fanout(lg_ctx *x) {
-    /* subscribers 0..n_subs-1, publisher n_subs */
+/* Connects every connection and waits (up to --timeout) until all are
+ * ready; the seconds it took. */
+static double lg_connect_every(lg_ctx *x) {
     lg_connect_all(x, 0, x->n);
     uint64_t t0 = lg_now_ns();
     lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_ready, NULL);
-    double connect_s = (double)(lg_now_ns() - t0) / 1e9;
+    return (double)(lg_now_ns() - t0) / 1e9;
+}
+
+static int lg_run_fanout(lg_ctx *x) {
+    /* subscribers 0..n_subs-1, publisher n_subs */
+    double connect_s = lg_connect_every(x);
     lg_usage a, b;
     lg_usage_mark(x, &a);
     x->measuring = 1;
@@ -453,10 +459,7 @@ static void lg_tick_rooms(lg_ctx *x, uint64_t now) {
 }
 
 static int lg_run_rooms(lg_ctx *x) {
-    lg_connect_all(x, 0, x->n);
-    uint64_t t0 = lg_now_ns();
-    lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_ready, NULL);
-    double connect_s = (double)(lg_now_ns() - t0) / 1e9;
+    double connect_s = lg_connect_every(x);
     lg_usage a, b;
     lg_usage_mark(x, &a);
     x->measuring = 1;
@@ -486,10 +489,7 @@ static int lg_run_rooms(lg_ctx *x) {
 static int lg_run_idle(lg_ctx *x) {
     int64_t hwm0, rss0, hwm1, rss1;
     lg_srv_mem(x, &hwm0, &rss0);
-    lg_connect_all(x, 0, x->n);
-    uint64_t t0 = lg_now_ns();
-    lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_ready, NULL);
-    double connect_s = (double)(lg_now_ns() - t0) / 1e9;
+    double connect_s = lg_connect_every(x);
     lg_usage a, b;
     lg_usage_mark(x, &a);
     lg_loop(x, (uint64_t)(x->duration * 1e9), NULL, NULL); /* hold */
@@ -526,10 +526,7 @@ static int lg_run_reconnect(lg_ctx *x) {
         x->conns[i].seen = calloc((total + 7) / 8, 1);
         if (!x->conns[i].seen) return -1;
     }
-    lg_connect_all(x, 0, x->n);
-    uint64_t t0 = lg_now_ns();
-    lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_ready, NULL);
-    double connect_s = (double)(lg_now_ns() - t0) / 1e9;
+    double connect_s = lg_connect_every(x);
     lg_conn *pub = &x->conns[x->publisher];
     lg_usage a, b;
     lg_usage_mark(x, &a);
@@ -649,12 +646,9 @@ int main(int argc, char **argv) {
     static lg_ctx ctx;
     static lg_opts o;
     lg_ctx *x = &ctx;
+    int r = settings_load_main(&lg_spec, &o, argc, argv);
+    if (r >= 0) return r;
     char err[700];
-    int r = settings_load(&lg_spec, &o, argc, argv, NULL, 0, err, sizeof err);
-    if (r != SETTINGS_OK) {
-        if (r == SETTINGS_ERROR) fprintf(stderr, "loadgen: %s\n", err);
-        return r == SETTINGS_HELP ? 0 : 2;
-    }
     if (!*o.proto || !*o.mode || o.port <= 0) {
         settings_usage(&lg_spec, stderr);
         return 2;

@@ -277,12 +277,9 @@ int main(int argc, char **argv) {
     static lgg_opts o;
     lgg g;
     memset(&g, 0, sizeof g);
+    int r = settings_load_main(&lgg_spec, &o, argc, argv);
+    if (r >= 0) return r;
     char err[700];
-    int r = settings_load(&lgg_spec, &o, argc, argv, NULL, 0, err, sizeof err);
-    if (r != SETTINGS_OK) {
-        if (r == SETTINGS_ERROR) fprintf(stderr, "loadgen-grpc: %s\n", err);
-        return r == SETTINGS_HELP ? 0 : 2;
-    }
     g.limit = (unsigned)o.limit;
     g.conc = (unsigned)o.conc;
     g.duration = o.duration;

@@ -44,12 +44,9 @@ static const settings_spec seed_spec = {
 
 int main(int argc, char **argv) {
     static seed_opts o;
+    int r = settings_load_main(&seed_spec, &o, argc, argv);
+    if (r >= 0) return r;
     char err[700];
-    int r = settings_load(&seed_spec, &o, argc, argv, NULL, 0, err, sizeof err);
-    if (r != SETTINGS_OK) {
-        if (r == SETTINGS_ERROR) fprintf(stderr, "bench-seed: %s\n", err);
-        return r == SETTINGS_HELP ? 0 : 2;
-    }
     if (!*o.db) {
         settings_usage(&seed_spec, stderr);
         return 2;

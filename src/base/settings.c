@@ -343,6 +343,17 @@ out:
     return rc;
 }
 
+int settings_load_main(const settings_spec *spec, void *target, int argc,
+                       char **argv)
+{
+    char err[700];
+    int rc = settings_load(spec, target, argc, argv, NULL, 0, err, sizeof err);
+    if (rc == SETTINGS_OK) return -1;
+    if (rc == SETTINGS_HELP) return 0;
+    fprintf(stderr, "%s: %s\n", spec->program, err);
+    return 2;
+}
+
 int settings_list_each(const char *list, int (*fn)(const char *item, void *ud),
                        void *ud)
 {

@@ -64,6 +64,12 @@ int settings_load(const settings_spec *spec, void *target, int argc,
                   char **argv, char *config_path, size_t config_cap,
                   char *err, size_t errlen);
 
+/* settings_load for a main() that keeps no config path: prints a bad
+ * setting as "program: message" to stderr. Returns -1 when the program
+ * should go on, else its exit status: 0 after --help, 2 on a bad setting. */
+int settings_load_main(const settings_spec *spec, void *target, int argc,
+                       char **argv);
+
 void settings_usage(const settings_spec *spec, FILE *out);
 
 /* Calls fn for each item of a LIST value (or any comma list), in order,

@@ -228,6 +228,15 @@ static int start(rpc_call *c, const grpc_op *ops, size_t n, rpc_op *tag)
     return 0;
 }
 
+/* The call whose batch `op` completed; that batch is no longer in flight. */
+static rpc_call *batch_done(rpc_op *op)
+{
+    rpc_call *c = op->self;
+    assert(c->inflight > 0);
+    c->inflight--;
+    return c;
+}
+
 /* Unrefs and drops every queued frame. */
 static void sendq_drop(rpc_call *c)
 {
@@ -374,9 +383,7 @@ static void call_maybe_free(rpc_call *c)
 static void on_close_op(rpc_op *op, int ok)
 {
     (void)ok;
-    rpc_call *c = op->self;
-    assert(c->inflight > 0);
-    c->inflight--;
+    rpc_call *c = batch_done(op);
     call_state_to(c, RPC_CALL_CLOSED);
     sendq_drop(c); /* what can never be sent */
     c->refs++;     /* on_close may drop the handler's reference */
@@ -387,9 +394,7 @@ static void on_close_op(rpc_op *op, int ok)
 static void on_simple_op(rpc_op *op, int ok)
 {
     (void)ok;
-    rpc_call *c = op->self;
-    assert(c->inflight > 0);
-    c->inflight--;
+    rpc_call *c = batch_done(op);
     if (c->reply_buf) {
         grpc_byte_buffer_destroy(c->reply_buf);
         c->reply_buf = NULL;
@@ -498,9 +503,7 @@ void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail)
 
 static void on_send_op(rpc_op *op, int ok)
 {
-    rpc_call *c = op->self;
-    assert(c->inflight > 0);
-    c->inflight--;
+    rpc_call *c = batch_done(op);
     grpc_byte_buffer_destroy(c->send_buf);
     c->send_buf = NULL;
     c->refs++; /* callbacks may drop references */
@@ -604,9 +607,7 @@ static void post_recv(rpc_call *c);
 
 static void on_recv_op(rpc_op *op, int ok)
 {
-    rpc_call *c = op->self;
-    assert(c->inflight > 0);
-    c->inflight--;
+    rpc_call *c = batch_done(op);
     grpc_byte_buffer *bb = c->recv_buf;
     c->recv_buf = NULL;
     if (!ok || !bb) {
