@@ -32,7 +32,7 @@ typedef struct lg_conn {
     uint64_t recv_count;  /* deliveries (all) */
     uint8_t *seen;        /* reconnect mode: one bit per expected seq */
     uint32_t seen_distinct;
-    uint32_t epoch;       /* bumps on every (re)connect */
+    uint32_t epoch; /* bumps on every (re)connect */
 } lg_conn;
 
 typedef struct lg_proto {

@@ -10,7 +10,8 @@
 #include "model.h"
 #include "secrets.h"
 
-char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
+char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen)
+{
     auth *a = NULL;
     parley_err e = auth_new(secret, strlen(secret), &a);
     if (e != PARLEY_OK) {
@@ -42,8 +43,9 @@ char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) 
     return t;
 }
 
-char **lg_token_mint_from(const char *secret_file, const char *secret,
-                          size_t n, char *errmsg, size_t errlen) {
+char **lg_token_mint_from(const char *secret_file, const char *secret, size_t n,
+                          char *errmsg, size_t errlen)
+{
     char buf[512];
     int created;
     secrets_source src = {secret_file, secret, 0, NULL};
@@ -54,7 +56,8 @@ char **lg_token_mint_from(const char *secret_file, const char *secret,
     return t;
 }
 
-void lg_token_free(char **t, size_t n) {
+void lg_token_free(char **t, size_t n)
+{
     if (!t) return;
     for (size_t i = 0; i < n; i++) free(t[i]);
     free(t);

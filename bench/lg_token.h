@@ -11,8 +11,8 @@
 char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen);
 /* The same with the secret read as every parley binary reads it
  * (base/secrets.h): the file, else the value (PARLEY_JWT_SECRET). */
-char **lg_token_mint_from(const char *secret_file, const char *secret,
-                          size_t n, char *errmsg, size_t errlen);
+char **lg_token_mint_from(const char *secret_file, const char *secret, size_t n,
+                          char *errmsg, size_t errlen);
 void lg_token_free(char **t, size_t n);
 
 #endif

@@ -41,10 +41,10 @@ struct lg_ctx {
     int n_src;
     int ep;
     lg_conn *conns;
-    size_t n;            /* connections in total */
-    size_t n_subs;       /* fanout/reconnect: subscribers (ids 0..n_subs-1) */
+    size_t n;      /* connections in total */
+    size_t n_subs; /* fanout/reconnect: subscribers (ids 0..n_subs-1) */
     size_t room_size;
-    double rate;         /* msgs/s per publisher; 0 = flat out (fanout) */
+    double rate; /* msgs/s per publisher; 0 = flat out (fanout) */
     double duration;
     unsigned window;
     unsigned msgs, pre;
@@ -65,10 +65,10 @@ struct lg_ctx {
     /* counters */
     hist *lat;
     int measuring;
-    int publishing;      /* the publish phase is on */
+    int publishing; /* the publish phase is on */
     uint64_t t_measure;
-    uint64_t published, acked, delivered_all, delivered_measured, own,
-        foreign, errors, stalls;
+    uint64_t published, acked, delivered_all, delivered_measured, own, foreign,
+        errors, stalls;
     size_t probe;
     uint64_t probe_recv;
     uint64_t last_probe_progress;
@@ -80,20 +80,27 @@ struct lg_ctx {
 };
 
 static volatile sig_atomic_t lg_stop;
-static void lg_on_signal(int s) { (void)s; lg_stop = 1; }
+static void lg_on_signal(int s)
+{
+    (void)s;
+    lg_stop = 1;
+}
 
-void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n) {
+void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n)
+{
     snprintf(out, n, "%s-%u", x->room_prefix, room);
 }
 
-const char *lg_token(const lg_ctx *x, const lg_conn *c) {
+const char *lg_token(const lg_ctx *x, const lg_conn *c)
+{
     if (!x->n_tokens) return NULL;
     return x->tokens[c->id % x->n_tokens];
 }
 
 /* ---- connection lifecycle ---- */
 
-static void lg_note_close(lg_ctx *x, int code) {
+static void lg_note_close(lg_ctx *x, int code)
+{
     for (int i = 0; i < 8; i++) {
         if (x->close_codes[i][0] == code || x->close_codes[i][1] == 0) {
             x->close_codes[i][0] = code;
@@ -103,14 +110,16 @@ static void lg_note_close(lg_ctx *x, int code) {
     }
 }
 
-static void lg_enqueue(lg_ctx *x, lg_conn *c, uint64_t at) {
+static void lg_enqueue(lg_ctx *x, lg_conn *c, uint64_t at)
+{
     size_t i = (x->q_head + x->q_len) % x->n;
     x->q[i] = c->id;
     x->retry_at[c->id] = at;
     x->q_len++;
 }
 
-static void lg_fail(lg_ctx *x, lg_conn *c) {
+static void lg_fail(lg_ctx *x, lg_conn *c)
+{
     int code = c->ws.close_code ? c->ws.close_code : -c->ws.err;
     lg_note_close(x, code);
     if (c->ready) {
@@ -131,7 +140,8 @@ static void lg_fail(lg_ctx *x, lg_conn *c) {
 
 static int lg_ws_cb(void *ud, int opcode, const uint8_t *d, size_t n);
 
-static void lg_start(lg_ctx *x, lg_conn *c) {
+static void lg_start(lg_ctx *x, lg_conn *c)
+{
     char path[128];
     x->proto->path(x, c, path, sizeof path);
     const struct sockaddr_in *src = x->n_src ? &x->src[c->id % x->n_src] : NULL;
@@ -149,15 +159,16 @@ static void lg_start(lg_ctx *x, lg_conn *c) {
         lg_fail(x, c);
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP,
-                             .data.ptr = c};
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, .data.ptr = c};
     if (epoll_ctl(x->ep, EPOLL_CTL_ADD, c->ws.fd, &ev) < 0) {
         c->ws.err = errno;
         lg_fail(x, c);
     }
 }
 
-static void lg_pump_connects(lg_ctx *x, uint64_t now) {
+static void lg_pump_connects(lg_ctx *x, uint64_t now)
+{
     while (x->q_len && x->connecting < x->max_connecting) {
         uint32_t id = x->q[x->q_head];
         if (x->retry_at[id] > now) break;
@@ -167,7 +178,8 @@ static void lg_pump_connects(lg_ctx *x, uint64_t now) {
     }
 }
 
-void lg_on_ready(lg_ctx *x, lg_conn *c) {
+void lg_on_ready(lg_ctx *x, lg_conn *c)
+{
     if (c->ready) return;
     c->ready = 1;
     x->ready++;
@@ -175,12 +187,14 @@ void lg_on_ready(lg_ctx *x, lg_conn *c) {
     x->attempts[c->id] = 0;
 }
 
-void lg_on_ack(lg_ctx *x, lg_conn *c) {
+void lg_on_ack(lg_ctx *x, lg_conn *c)
+{
     (void)c;
     x->acked++;
 }
 
-void lg_on_error(lg_ctx *x, lg_conn *c, int code, const char *detail) {
+void lg_on_error(lg_ctx *x, lg_conn *c, int code, const char *detail)
+{
     (void)c;
     x->errors++;
     x->last_err_code = code;
@@ -189,7 +203,8 @@ void lg_on_error(lg_ctx *x, lg_conn *c, int code, const char *detail) {
 
 /* ---- publishing ---- */
 
-static void lg_publish(lg_ctx *x, lg_conn *c, uint64_t seq) {
+static void lg_publish(lg_ctx *x, lg_conn *c, uint64_t seq)
+{
     char body[4096];
     int h = snprintf(body, sizeof body, "lg %" PRIu64 " %u %" PRIu64 " ",
                      lg_now_ns(), c->id, seq);
@@ -206,14 +221,17 @@ static void lg_publish(lg_ctx *x, lg_conn *c, uint64_t seq) {
     if (lg_ws_flush(&c->ws) < 0) lg_fail(x, c);
 }
 
-static void lg_fill_window(lg_ctx *x) {
+static void lg_fill_window(lg_ctx *x)
+{
     lg_conn *p = &x->conns[x->publisher];
     if (!x->publishing || !p->ready) return;
-    while (x->published - x->probe_recv < x->window) lg_publish(x, p, x->published);
+    while (x->published - x->probe_recv < x->window)
+        lg_publish(x, p, x->published);
 }
 
 void lg_on_deliver(lg_ctx *x, lg_conn *c, const char *body, size_t n,
-                   uint64_t rev) {
+                   uint64_t rev)
+{
     (void)rev;
     char tmp[80];
     size_t m = n < sizeof tmp - 1 ? n : sizeof tmp - 1;
@@ -255,14 +273,16 @@ void lg_on_deliver(lg_ctx *x, lg_conn *c, const char *body, size_t n,
 
 /* ---- event loop ---- */
 
-static int lg_ws_cb(void *ud, int opcode, const uint8_t *d, size_t n) {
+static int lg_ws_cb(void *ud, int opcode, const uint8_t *d, size_t n)
+{
     lg_conn *c = ud;
     lg_ctx *x = c->ctx;
     if (opcode == LG_WS_OPENED) return x->proto->on_open(x, c) ? -1 : 0;
     return x->proto->on_message(x, c, opcode, d, n) ? -1 : 0;
 }
 
-static void lg_handle(lg_ctx *x, lg_conn *c, uint32_t ev) {
+static void lg_handle(lg_ctx *x, lg_conn *c, uint32_t ev)
+{
     if (c->ws.fd < 0) return;
     if ((ev & EPOLLOUT) || c->ws.state == LG_WS_CONNECTING) {
         if (lg_ws_flush(&c->ws) < 0) {
@@ -282,7 +302,8 @@ static void lg_handle(lg_ctx *x, lg_conn *c, uint32_t ev) {
 /* Runs the loop for up to timeout_ns or until done(x) is true; tick(x, now)
  * runs every iteration. Returns 1 if done, 0 on timeout or signal. */
 static int lg_loop(lg_ctx *x, uint64_t timeout_ns, int (*done)(lg_ctx *),
-                   void (*tick)(lg_ctx *, uint64_t)) {
+                   void (*tick)(lg_ctx *, uint64_t))
+{
     struct epoll_event evs[512];
     uint64_t end = lg_now_ns() + timeout_ns;
     for (;;) {
@@ -293,11 +314,13 @@ static int lg_loop(lg_ctx *x, uint64_t timeout_ns, int (*done)(lg_ctx *),
         if (tick) tick(x, now);
         int k = epoll_wait(x->ep, evs, 512, 1);
         if (k < 0 && errno != EINTR) return 0;
-        for (int i = 0; i < k; i++) lg_handle(x, evs[i].data.ptr, evs[i].events);
+        for (int i = 0; i < k; i++)
+            lg_handle(x, evs[i].data.ptr, evs[i].events);
     }
 }
 
-static int lg_all_ready(lg_ctx *x) {
+static int lg_all_ready(lg_ctx *x)
+{
     return x->ready + x->gave_up >= x->n && !x->connecting && !x->q_len;
 }
 
@@ -308,7 +331,8 @@ typedef struct lg_usage {
     int64_t self_cpu, srv_cpu;
 } lg_usage;
 
-static void lg_usage_mark(lg_ctx *x, lg_usage *u) {
+static void lg_usage_mark(lg_ctx *x, lg_usage *u)
+{
     u->wall = lg_now_ns();
     u->self_cpu = lg_self_cpu_ns();
     u->srv_cpu = 0;
@@ -318,7 +342,8 @@ static void lg_usage_mark(lg_ctx *x, lg_usage *u) {
     }
 }
 
-static void lg_srv_mem(lg_ctx *x, int64_t *hwm, int64_t *rss) {
+static void lg_srv_mem(lg_ctx *x, int64_t *hwm, int64_t *rss)
+{
     *hwm = *rss = 0;
     for (int i = 0; i < x->n_pids; i++) {
         int64_t h, r;
@@ -329,29 +354,33 @@ static void lg_srv_mem(lg_ctx *x, int64_t *hwm, int64_t *rss) {
     }
 }
 
-static void lg_connect_all(lg_ctx *x, size_t from, size_t to) {
+static void lg_connect_all(lg_ctx *x, size_t from, size_t to)
+{
     for (size_t i = from; i < to; i++) lg_enqueue(x, &x->conns[i], 0);
 }
 
-static double lg_pct(int64_t cpu, uint64_t wall) {
+static double lg_pct(int64_t cpu, uint64_t wall)
+{
     return wall ? 100.0 * (double)cpu / (double)wall : 0;
 }
 
-static void lg_print_common(lg_ctx *x, const lg_usage *a, const lg_usage *b) {
+static void lg_print_common(lg_ctx *x, const lg_usage *a, const lg_usage *b)
+{
     uint64_t wall = b->wall - a->wall;
     int64_t hwm, rss;
     lg_srv_mem(x, &hwm, &rss);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("\"proto\":\"%s\",\"conns\":%zu,\"ready\":%zu,\"gave_up\":%zu,"
-           "\"conn_failures\":%zu,\"drops\":%zu,\"errors\":%" PRIu64 ","
-           "\"last_error\":\"%s\",\"wall_s\":%.3f,"
-           "\"lg_cpu_pct\":%.1f,\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64
-           ",\"srv_rss_kb\":%" PRId64 ",\"lg_rss_peak_kb\":%ld",
-           x->proto->name, x->n, x->ready, x->gave_up, x->conn_failures,
-           x->drops_while_ready, x->errors, x->last_err, (double)wall / 1e9,
-           lg_pct(b->self_cpu - a->self_cpu, wall),
-           lg_pct(b->srv_cpu - a->srv_cpu, wall), hwm, rss, ru.ru_maxrss);
+    printf(
+        "\"proto\":\"%s\",\"conns\":%zu,\"ready\":%zu,\"gave_up\":%zu,"
+        "\"conn_failures\":%zu,\"drops\":%zu,\"errors\":%" PRIu64 ","
+        "\"last_error\":\"%s\",\"wall_s\":%.3f,"
+        "\"lg_cpu_pct\":%.1f,\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64
+        ",\"srv_rss_kb\":%" PRId64 ",\"lg_rss_peak_kb\":%ld",
+        x->proto->name, x->n, x->ready, x->gave_up, x->conn_failures,
+        x->drops_while_ready, x->errors, x->last_err, (double)wall / 1e9,
+        lg_pct(b->self_cpu - a->self_cpu, wall),
+        lg_pct(b->srv_cpu - a->srv_cpu, wall), hwm, rss, ru.ru_maxrss);
     printf(",\"close_codes\":{");
     for (int i = 0; i < 8 && x->close_codes[i][1]; i++)
         printf("%s\"%d\":%d", i ? "," : "", x->close_codes[i][0],
@@ -359,7 +388,8 @@ static void lg_print_common(lg_ctx *x, const lg_usage *a, const lg_usage *b) {
     printf("}");
 }
 
-static void lg_print_latency(lg_ctx *x) {
+static void lg_print_latency(lg_ctx *x)
+{
     printf(",\"published\":%" PRIu64 ",\"acked\":%" PRIu64
            ",\"delivered\":%" PRIu64 ",\"delivered_measured\":%" PRIu64
            ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f"
@@ -370,7 +400,8 @@ static void lg_print_latency(lg_ctx *x) {
            hist_mean(x->lat) / 1e3, x->stalls);
 }
 
-static void lg_tick_fanout(lg_ctx *x, uint64_t now) {
+static void lg_tick_fanout(lg_ctx *x, uint64_t now)
+{
     if (!x->publishing) return;
     lg_conn *p = &x->conns[x->publisher];
     if (x->rate > 0) {
@@ -381,7 +412,8 @@ static void lg_tick_fanout(lg_ctx *x, uint64_t now) {
         }
         return;
     }
-    if (x->published > x->probe_recv && now - x->last_probe_progress > 1000000000ULL) {
+    if (x->published > x->probe_recv &&
+        now - x->last_probe_progress > 1000000000ULL) {
         /* the probe missed something (dropped or lost): do not stall */
         x->stalls++;
         x->probe_recv = x->published;
@@ -392,7 +424,8 @@ static void lg_tick_fanout(lg_ctx *x, uint64_t now) {
 
 static uint64_t lg_last_delivered;
 static uint64_t lg_last_change;
-static int lg_quiet(lg_ctx *x) {
+static int lg_quiet(lg_ctx *x)
+{
     uint64_t now = lg_now_ns();
     if (x->delivered_all != lg_last_delivered) {
         lg_last_delivered = x->delivered_all;
@@ -401,7 +434,8 @@ static int lg_quiet(lg_ctx *x) {
     return now - lg_last_change > 300000000ULL;
 }
 
-static void lg_drain(lg_ctx *x, double max_s) {
+static void lg_drain(lg_ctx *x, double max_s)
+{
     lg_last_delivered = x->delivered_all;
     lg_last_change = lg_now_ns();
     lg_loop(x, (uint64_t)(max_s * 1e9), lg_quiet, NULL);
@@ -409,14 +443,16 @@ static void lg_drain(lg_ctx *x, double max_s) {
 
 /* Connects every connection and waits (up to --timeout) until all are
  * ready; the seconds it took. */
-static double lg_connect_every(lg_ctx *x) {
+static double lg_connect_every(lg_ctx *x)
+{
     lg_connect_all(x, 0, x->n);
     uint64_t t0 = lg_now_ns();
     lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_ready, NULL);
     return (double)(lg_now_ns() - t0) / 1e9;
 }
 
-static int lg_run_fanout(lg_ctx *x) {
+static int lg_run_fanout(lg_ctx *x)
+{
     /* subscribers 0..n_subs-1, publisher n_subs */
     double connect_s = lg_connect_every(x);
     lg_usage a, b;
@@ -447,7 +483,8 @@ static int lg_run_fanout(lg_ctx *x) {
 
 static uint64_t lg_rooms_next;
 static uint64_t lg_rooms_t0;
-static void lg_tick_rooms(lg_ctx *x, uint64_t now) {
+static void lg_tick_rooms(lg_ctx *x, uint64_t now)
+{
     if (!x->publishing) return;
     double iv = 1e9 / (x->rate * (double)x->n);
     uint64_t due = (uint64_t)((double)(now - lg_rooms_t0) / iv);
@@ -458,7 +495,8 @@ static void lg_tick_rooms(lg_ctx *x, uint64_t now) {
     }
 }
 
-static int lg_run_rooms(lg_ctx *x) {
+static int lg_run_rooms(lg_ctx *x)
+{
     double connect_s = lg_connect_every(x);
     lg_usage a, b;
     lg_usage_mark(x, &a);
@@ -486,7 +524,8 @@ static int lg_run_rooms(lg_ctx *x) {
     return 0;
 }
 
-static int lg_run_idle(lg_ctx *x) {
+static int lg_run_idle(lg_ctx *x)
+{
     int64_t hwm0, rss0, hwm1, rss1;
     lg_srv_mem(x, &hwm0, &rss0);
     double connect_s = lg_connect_every(x);
@@ -497,28 +536,33 @@ static int lg_run_idle(lg_ctx *x) {
     lg_srv_mem(x, &hwm1, &rss1);
     printf("{\"mode\":\"idle\",");
     lg_print_common(x, &a, &b);
-    double per = x->ready ? (double)(rss1 - rss0) * 1024.0 / (double)x->ready : 0;
+    double per =
+        x->ready ? (double)(rss1 - rss0) * 1024.0 / (double)x->ready : 0;
     printf(",\"connect_s\":%.2f,\"srv_rss_before_kb\":%" PRId64
            ",\"srv_rss_after_kb\":%" PRId64 ",\"bytes_per_conn\":%.0f}\n",
            connect_s, rss0, rss1, per);
     return 0;
 }
 
-static int lg_witness_has_all(lg_ctx *x) {
+static int lg_witness_has_all(lg_ctx *x)
+{
     return x->conns[x->probe].seen_distinct >= x->pre + x->msgs;
 }
-static int lg_subs_have_pre(lg_ctx *x) {
+static int lg_subs_have_pre(lg_ctx *x)
+{
     for (size_t i = 0; i < x->n_subs; i++)
         if (x->conns[i].seen_distinct < x->pre) return 0;
     return x->conns[x->probe].seen_distinct >= x->pre;
 }
 static int lg_all_complete(lg_ctx *x) { return x->complete >= x->n_subs; }
-static int lg_subs_ready(lg_ctx *x) {
+static int lg_subs_ready(lg_ctx *x)
+{
     return x->ready >= x->n_subs + 2 ||
            (x->ready + x->gave_up >= x->n && !x->q_len && !x->connecting);
 }
 
-static int lg_run_reconnect(lg_ctx *x) {
+static int lg_run_reconnect(lg_ctx *x)
+{
     /* subscribers 0..n_subs-1 drop; n_subs is the witness subscriber that
      * stays; n_subs+1 publishes. */
     size_t total = x->pre + x->msgs;
@@ -532,7 +576,8 @@ static int lg_run_reconnect(lg_ctx *x) {
     lg_usage_mark(x, &a);
     /* warm: pre messages everyone must see */
     for (unsigned i = 0; i < x->pre && pub->ready; i++) lg_publish(x, pub, i);
-    int pre_ok = lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_subs_have_pre, NULL);
+    int pre_ok =
+        lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_subs_have_pre, NULL);
     /* drop every subscriber at once */
     size_t dropped = 0;
     for (size_t i = 0; i < x->n_subs; i++) {
@@ -546,7 +591,8 @@ static int lg_run_reconnect(lg_ctx *x) {
     }
     for (unsigned i = 0; i < x->msgs && pub->ready; i++)
         lg_publish(x, pub, x->pre + i);
-    int wit_ok = lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_witness_has_all, NULL);
+    int wit_ok =
+        lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_witness_has_all, NULL);
     /* reconnect all at once, resuming from each one's last rev */
     uint64_t tr = lg_now_ns();
     for (size_t i = 0; i < x->n_subs; i++) {
@@ -557,7 +603,8 @@ static int lg_run_reconnect(lg_ctx *x) {
     uint64_t t_ready = lg_now_ns();
     int all_ok;
     if (x->proto->has_resume) {
-        all_ok = lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_complete, NULL);
+        all_ok =
+            lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_complete, NULL);
     } else {
         /* nothing will replay: give stragglers a moment, then count */
         all_ok = lg_loop(x, 1000000000ULL, lg_all_complete, NULL);
@@ -621,28 +668,30 @@ static const setting lg_rows[] = {
      "publish (or hold) seconds", 0},
     {"msgs", NULL, SETTING_INT, F(msgs), "100", 0, 1e8, "M",
      "reconnect: messages while down", 0},
-    {"size", NULL, SETTING_SIZE, F(body_size), "64", 40, 1e6, "B",
-     "body bytes", 0},
+    {"size", NULL, SETTING_SIZE, F(body_size), "64", 40, 1e6, "B", "body bytes",
+     0},
     {"timeout", NULL, SETTING_DOUBLE, F(timeout), "60", 0, 1e6, "S",
      "connect / catch-up limit", 0},
-    {"max-connecting", NULL, SETTING_INT, F(max_connecting), "512", 1, 1e6,
-     "N", "connects in flight", 0},
+    {"max-connecting", NULL, SETTING_INT, F(max_connecting), "512", 1, 1e6, "N",
+     "connects in flight", 0},
     {"pid", NULL, SETTING_LIST, F(pids), "", 0, 0, "P",
      "server process to measure", 0},
     {"room-prefix", NULL, SETTING_STR, F(room_prefix), "bench", 0, 0, "S",
      "room names S-0, S-1, ...", 0},
     {"secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR, F(secret_file), "",
      0, 0, "F", "parley: JWT secret to mint tokens with", 0},
-    {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(secret), "", 0, 0,
-     NULL, "parley: the JWT secret itself", SETTING_NO_FLAG},
+    {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(secret), "", 0, 0, NULL,
+     "parley: the JWT secret itself", SETTING_NO_FLAG},
 };
 #undef F
 
 static const settings_spec lg_spec = {
-    "loadgen", "WebSocket load generator; prints one JSON object.", lg_rows,
-    sizeof lg_rows / sizeof lg_rows[0], NULL, NULL};
+    "loadgen", "WebSocket load generator; prints one JSON object.",
+    lg_rows,   sizeof lg_rows / sizeof lg_rows[0],
+    NULL,      NULL};
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static lg_ctx ctx;
     static lg_opts o;
     lg_ctx *x = &ctx;
@@ -669,13 +718,18 @@ int main(int argc, char **argv) {
     x->room_prefix = o.room_prefix;
     x->n_pids = lg_proc_parse_pids(o.pids, x->pids, LG_MAX_PIDS);
     if (x->n_pids < 0) {
-        fprintf(stderr, "loadgen: --pid wants process ids, got \"%s\"\n", o.pids);
+        fprintf(stderr, "loadgen: --pid wants process ids, got \"%s\"\n",
+                o.pids);
         return 2;
     }
-    if (!strcmp(proto, "parley")) x->proto = &lg_proto_parley;
-    else if (!strcmp(proto, "mqtt")) x->proto = &lg_proto_mqtt;
-    else if (!strcmp(proto, "nats")) x->proto = &lg_proto_nats;
-    else if (!strcmp(proto, "ws")) x->proto = &lg_proto_ws;
+    if (!strcmp(proto, "parley"))
+        x->proto = &lg_proto_parley;
+    else if (!strcmp(proto, "mqtt"))
+        x->proto = &lg_proto_mqtt;
+    else if (!strcmp(proto, "nats"))
+        x->proto = &lg_proto_nats;
+    else if (!strcmp(proto, "ws"))
+        x->proto = &lg_proto_ws;
     else {
         fprintf(stderr, "loadgen: unknown protocol %s\n", proto);
         return 2;
@@ -752,7 +806,8 @@ int main(int argc, char **argv) {
     x->retry_at = calloc(x->n, sizeof *x->retry_at);
     x->attempts = calloc(x->n, 1);
     x->lat = hist_new();
-    if (x->ep < 0 || !x->conns || !x->q || !x->retry_at || !x->attempts || !x->lat) {
+    if (x->ep < 0 || !x->conns || !x->q || !x->retry_at || !x->attempts ||
+        !x->lat) {
         fprintf(stderr, "loadgen: out of memory\n");
         return 1;
     }
@@ -785,7 +840,7 @@ int main(int argc, char **argv) {
         rc = lg_run_idle(x);
         break;
     case LG_RECONNECT:
-        x->probe = x->n_subs;           /* the witness */
+        x->probe = x->n_subs; /* the witness */
         x->publisher = (uint32_t)x->n_subs + 1;
         for (size_t i = 0; i < x->n; i++) x->conns[i].room = 0;
         x->conns[x->publisher].subscriber = 0;

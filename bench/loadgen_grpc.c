@@ -6,7 +6,8 @@
  *            every answer an ack after commit: acked publishes/s;
  *   sqlite   the same page read straight from the database file through the
  *            store API (src/store/store.h store_list), one thread: the limit.
- * Method paths come from the generated tables (gen/parley/v1/history.grpc.h, stream.grpc.h).
+ * Method paths come from the generated tables (gen/parley/v1/history.grpc.h,
+ * stream.grpc.h).
  * Prints one JSON object on stdout. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -63,14 +64,16 @@ typedef struct lgg {
     uint64_t rng;
 } lgg;
 
-static uint64_t lgg_rand(lgg *g) {
+static uint64_t lgg_rand(lgg *g)
+{
     g->rng ^= g->rng << 13;
     g->rng ^= g->rng >> 7;
     g->rng ^= g->rng << 17;
     return g->rng;
 }
 
-static uint64_t lgg_cursor(lgg *g) {
+static uint64_t lgg_cursor(lgg *g)
+{
     /* before_seq in [limit+1, head_seq+1]: a full page anywhere in the room */
     uint64_t lo = g->limit + 1, hi = g->head_seq + 1;
     if (hi <= lo) return hi;
@@ -79,10 +82,12 @@ static uint64_t lgg_cursor(lgg *g) {
 
 /* Starts one call on slot s: a ListMessages page before a random seq, or a
  * publish with a fresh client_msg_id and a timestamped body. */
-static int lgg_start(lgg *g, lgg_slot *s) {
+static int lgg_start(lgg *g, lgg_slot *s)
+{
     gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                                    gpr_time_from_seconds(30, GPR_TIMESPAN));
-    Parley__V1__ListMessagesRequest list = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    Parley__V1__ListMessagesRequest list =
+        PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
     Parley__V1__PublishRequest pub = PARLEY__V1__PUBLISH_REQUEST__INIT;
     char cid[64], body[4096];
     const ProtobufCMessage *req;
@@ -94,7 +99,8 @@ static int lgg_start(lgg *g, lgg_slot *s) {
         req = &list.base;
     } else {
         snprintf(cid, sizeof cid, "g%d-%" PRIu64, s->idx, s->n);
-        size_t n = (size_t)snprintf(body, sizeof body, "lg %" PRIu64 " %d %" PRIu64 " ",
+        size_t n = (size_t)snprintf(body, sizeof body,
+                                    "lg %" PRIu64 " %d %" PRIu64 " ",
                                     lg_now_ns(), s->idx, s->n);
         while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
         body[n] = 0;
@@ -111,13 +117,14 @@ static int lgg_start(lgg *g, lgg_slot *s) {
 }
 
 /* Counts the answer of slot s's call, which completed with `success`. */
-static void lgg_finish(lgg *g, lgg_slot *s, int success) {
+static void lgg_finish(lgg *g, lgg_slot *s, int success)
+{
     uint64_t now = lg_now_ns();
     ProtobufCMessage *resp = NULL;
     int unavailable = 0;
-    parley_err e = rpc_client_unary_finish(&s->u, success, g->method->output, &resp,
-                                           g->last_detail, sizeof g->last_detail,
-                                           &unavailable);
+    parley_err e = rpc_client_unary_finish(&s->u, success, g->method->output,
+                                           &resp, g->last_detail,
+                                           sizeof g->last_detail, &unavailable);
     if (e == PARLEY_OK && resp) {
         int good = 0;
         if (g->mode == LGG_LIST) {
@@ -144,7 +151,8 @@ static void lgg_finish(lgg *g, lgg_slot *s, int success) {
     rpc_client_unary_free(&s->u);
 }
 
-static int lgg_room_head(lgg *g) {
+static int lgg_room_head(lgg *g)
+{
     store *st = NULL;
     char err[200];
     parley_err e = store_open(g->db, NULL, &st, err, sizeof err);
@@ -159,13 +167,15 @@ static int lgg_room_head(lgg *g) {
     return e == PARLEY_OK ? 0 : -1;
 }
 
-static int lgg_count_row(const parley_msg *m, void *ud) {
+static int lgg_count_row(const parley_msg *m, void *ud)
+{
     (void)m;
     (*(uint64_t *)ud)++;
     return 0;
 }
 
-static int lgg_run_sqlite(lgg *g) {
+static int lgg_run_sqlite(lgg *g)
+{
     store *st = NULL;
     char err[200];
     if (store_open(g->db, NULL, &st, err, sizeof err) != PARLEY_OK) {
@@ -190,10 +200,12 @@ static int lgg_run_sqlite(lgg *g) {
     return 0;
 }
 
-static int lgg_run_grpc(lgg *g) {
+static int lgg_run_grpc(lgg *g)
+{
     const rpc_method_desc *m =
         g->mode == LGG_LIST
-            ? &parley_v1_History_service.methods[PARLEY_V1_HISTORY_LIST_MESSAGES]
+            ? &parley_v1_History_service
+                   .methods[PARLEY_V1_HISTORY_LIST_MESSAGES]
             : &parley_v1_Stream_service.methods[PARLEY_V1_STREAM_PUBLISH];
     g->method = m;
     grpc_channel_credentials *cr = grpc_insecure_credentials_create();
@@ -212,8 +224,9 @@ static int lgg_run_grpc(lgg *g) {
         if (lgg_start(g, &slots[i]) == 0) inflight++;
     while (inflight) {
         grpc_event ev = grpc_completion_queue_next(
-            g->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                gpr_time_from_seconds(35, GPR_TIMESPAN)),
+            g->cq,
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                         gpr_time_from_seconds(35, GPR_TIMESPAN)),
             NULL);
         if (ev.type != GRPC_OP_COMPLETE) {
             fprintf(stderr, "loadgen-grpc: completion queue timed out\n");
@@ -226,7 +239,8 @@ static int lgg_run_grpc(lgg *g) {
     }
     grpc_channel_destroy(g->ch);
     grpc_completion_queue_shutdown(g->cq);
-    while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+    while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                      NULL)
                .type != GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(g->cq);
@@ -264,16 +278,18 @@ static const setting lgg_rows[] = {
      "server process to measure", 0},
     {"secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR, F(secret_file), "",
      0, 0, "F", "JWT secret to mint tokens with", 0},
-    {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(secret), "", 0, 0,
-     NULL, "the JWT secret itself", SETTING_NO_FLAG},
+    {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(secret), "", 0, 0, NULL,
+     "the JWT secret itself", SETTING_NO_FLAG},
 };
 #undef F
 
 static const settings_spec lgg_spec = {
     "loadgen-grpc", "gRPC history / publish load; prints one JSON object.",
-    lgg_rows, sizeof lgg_rows / sizeof lgg_rows[0], NULL, NULL};
+    lgg_rows,       sizeof lgg_rows / sizeof lgg_rows[0],
+    NULL,           NULL};
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static lgg_opts o;
     lgg g;
     memset(&g, 0, sizeof g);
@@ -291,14 +307,19 @@ int main(int argc, char **argv) {
     g.n_pids = lg_proc_parse_pids(o.pids, g.pids, 8);
     if (g.n_pids < 0) goto usage;
     const char *mode = o.mode;
-    if (!strcmp(mode, "list")) g.mode = LGG_LIST;
-    else if (!strcmp(mode, "publish")) g.mode = LGG_PUBLISH;
-    else if (!strcmp(mode, "sqlite")) g.mode = LGG_SQLITE;
-    else goto usage;
+    if (!strcmp(mode, "list"))
+        g.mode = LGG_LIST;
+    else if (!strcmp(mode, "publish"))
+        g.mode = LGG_PUBLISH;
+    else if (!strcmp(mode, "sqlite"))
+        g.mode = LGG_SQLITE;
+    else
+        goto usage;
     if (g.mode != LGG_PUBLISH && !g.db) goto usage;
     if (g.mode != LGG_SQLITE && !g.target) goto usage;
     if (g.db && g.mode != LGG_PUBLISH && lgg_room_head(&g) != 0) {
-        fprintf(stderr, "loadgen-grpc: room %s not found in %s\n", g.room, g.db);
+        fprintf(stderr, "loadgen-grpc: room %s not found in %s\n", g.room,
+                g.db);
         return 1;
     }
     g.lat = hist_new();
@@ -329,18 +350,19 @@ int main(int argc, char **argv) {
             rss += r;
         }
     }
-    printf("{\"mode\":\"%s\",\"concurrency\":%u,\"limit\":%u,\"head_seq\":%" PRIu64
-           ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bad\":%" PRIu64
-           ",\"dup\":%" PRIu64 ",\"last_status\":%d,\"last_detail\":\"%s\","
-           "\"wall_s\":%.3f,\"per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-           "\"p999_us\":%.1f,\"max_us\":%.1f,\"lg_cpu_pct\":%.1f,"
-           "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64 "}\n",
-           mode, g.conc, g.limit, g.head_seq, g.ok, g.failed, g.bad, g.dup,
-           g.last_status, g.last_detail, (double)wall / 1e9,
-           (double)g.ok / ((double)wall / 1e9), hist_percentile(g.lat, 50) / 1e3,
-           hist_percentile(g.lat, 99) / 1e3, hist_percentile(g.lat, 99.9) / 1e3,
-           hist_max(g.lat) / 1e3, 100.0 * (double)(self1 - self0) / (double)wall,
-           g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm);
+    printf(
+        "{\"mode\":\"%s\",\"concurrency\":%u,\"limit\":%u,\"head_seq\":%" PRIu64
+        ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bad\":%" PRIu64
+        ",\"dup\":%" PRIu64 ",\"last_status\":%d,\"last_detail\":\"%s\","
+        "\"wall_s\":%.3f,\"per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+        "\"p999_us\":%.1f,\"max_us\":%.1f,\"lg_cpu_pct\":%.1f,"
+        "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64 "}\n",
+        mode, g.conc, g.limit, g.head_seq, g.ok, g.failed, g.bad, g.dup,
+        g.last_status, g.last_detail, (double)wall / 1e9,
+        (double)g.ok / ((double)wall / 1e9), hist_percentile(g.lat, 50) / 1e3,
+        hist_percentile(g.lat, 99) / 1e3, hist_percentile(g.lat, 99.9) / 1e3,
+        hist_max(g.lat) / 1e3, 100.0 * (double)(self1 - self0) / (double)wall,
+        g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm);
     hist_free(g.lat);
     lg_token_free(g.tokens, g.n_tokens);
     if (g.mode != LGG_SQLITE) grpc_shutdown();

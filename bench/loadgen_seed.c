@@ -12,7 +12,8 @@
 #include "settings.h"
 #include "store.h"
 
-static int64_t seed_now_ms(void) {
+static int64_t seed_now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -39,10 +40,12 @@ static const setting seed_rows[] = {
 #undef F
 
 static const settings_spec seed_spec = {
-    "bench-seed", "Creates rooms and history for bench/run.", seed_rows,
-    sizeof seed_rows / sizeof seed_rows[0], NULL, NULL};
+    "bench-seed", "Creates rooms and history for bench/run.",
+    seed_rows,    sizeof seed_rows / sizeof seed_rows[0],
+    NULL,         NULL};
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static seed_opts o;
     int r = settings_load_main(&seed_spec, &o, argc, argv);
     if (r >= 0) return r;
@@ -57,7 +60,8 @@ int main(int argc, char **argv) {
     store_opts so = {.max_body_bytes = 0, .synchronous_full = 0};
     parley_err e = store_open(db, &so, &s, err, sizeof err);
     if (e != PARLEY_OK) {
-        fprintf(stderr, "bench-seed: open %s: %s (%s)\n", db, parley_err_name(e), err);
+        fprintf(stderr, "bench-seed: open %s: %s (%s)\n", db,
+                parley_err_name(e), err);
         return 1;
     }
     int64_t now = seed_now_ms();
@@ -67,19 +71,24 @@ int main(int argc, char **argv) {
         parley_room r;
         int created;
         snprintf(name, sizeof name, "%s-%lu", prefix, i);
-        if ((e = store_room_create(s, name, now, &r, &created)) != PARLEY_OK) goto fail;
+        if ((e = store_room_create(s, name, now, &r, &created)) != PARLEY_OK)
+            goto fail;
     }
     if (big) {
         parley_room r;
         int created;
-        if ((e = store_room_create(s, big, now, &r, &created)) != PARLEY_OK) goto fail;
-        parley_author a = {.id = "seed", .display_name = "Seeder",
-                          .role = PARLEY_ROLE_PARTICIPANT};
+        if ((e = store_room_create(s, big, now, &r, &created)) != PARLEY_OK)
+            goto fail;
+        parley_author a = {.id = "seed",
+                           .display_name = "Seeder",
+                           .role = PARLEY_ROLE_PARTICIPANT};
         for (unsigned long i = 0; i < msgs; i++) {
             char cid[32], body[128];
             snprintf(cid, sizeof cid, "seed-%lu", i);
             int n = snprintf(body, sizeof body,
-                             "history message %lu: the quick brown fox jumps over the lazy dog", i);
+                             "history message %lu: the quick brown fox jumps "
+                             "over the lazy dog",
+                             i);
             parley_msg m;
             int dup;
             e = store_append(s, big, &a, cid, body, (size_t)n, now, &m, &dup);
@@ -88,11 +97,12 @@ int main(int argc, char **argv) {
     }
     if ((e = store_commit(s)) != PARLEY_OK) goto fail;
     store_close(s);
-    printf("seeded %lu rooms%s%s with %lu messages\n", rooms, big ? " and " : "",
-           big ? big : "", big ? msgs : 0);
+    printf("seeded %lu rooms%s%s with %lu messages\n", rooms,
+           big ? " and " : "", big ? big : "", big ? msgs : 0);
     return 0;
 fail:
-    fprintf(stderr, "bench-seed: %s (%s)\n", parley_err_name(e), store_last_error(s));
+    fprintf(stderr, "bench-seed: %s (%s)\n", parley_err_name(e),
+            store_last_error(s));
     store_rollback(s);
     store_close(s);
     return 1;

@@ -31,8 +31,8 @@ typedef void (*rpc_dispatch_fn)(const void *handlers, rpc_call *call,
                                 const ProtobufCMessage *req, void *ud);
 
 typedef struct rpc_method_desc {
-    const char *name;  /* "ListMessages" */
-    const char *path;  /* "/parley.v1.History/ListMessages" */
+    const char *name; /* "ListMessages" */
+    const char *path; /* "/parley.v1.History/ListMessages" */
     rpc_kind kind;
     const ProtobufCMessageDescriptor *input;
     const ProtobufCMessageDescriptor *output;

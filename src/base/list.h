@@ -26,10 +26,10 @@ struct list {
 
 /* The struct holding node, from its embedded member. */
 #define list_entry(node, type, member) \
-    ((type *)((char *)(node) - offsetof(type, member)))
+    ((type *)((char *)(node)-offsetof(type, member)))
 
 /* Walks l from first to last; the body may remove `node` (and only it). */
-#define list_for_each(l, node, next_node)                               \
+#define list_for_each(l, node, next_node)                                     \
     for (list_node *node = (l)->first, *next_node = node ? node->next : NULL; \
          node != NULL; node = next_node, next_node = node ? node->next : NULL)
 
@@ -44,8 +44,10 @@ static inline void list_push_front(list *l, list_node *n)
     n->owner = l;
     n->prev = NULL;
     n->next = l->first;
-    if (l->first) l->first->prev = n;
-    else l->last = n;
+    if (l->first)
+        l->first->prev = n;
+    else
+        l->last = n;
     l->first = n;
     l->len++;
 }
@@ -56,8 +58,10 @@ static inline void list_push_back(list *l, list_node *n)
     n->owner = l;
     n->next = NULL;
     n->prev = l->last;
-    if (l->last) l->last->next = n;
-    else l->first = n;
+    if (l->last)
+        l->last->next = n;
+    else
+        l->first = n;
     l->last = n;
     l->len++;
 }
@@ -67,10 +71,14 @@ static inline void list_remove(list_node *n)
 {
     list *l = n->owner;
     assert(l != NULL && l->len > 0);
-    if (n->prev) n->prev->next = n->next;
-    else l->first = n->next;
-    if (n->next) n->next->prev = n->prev;
-    else l->last = n->prev;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        l->first = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        l->last = n->prev;
     n->prev = n->next = NULL;
     n->owner = NULL;
     l->len--;

@@ -93,8 +93,8 @@ static int apply(load_state *ls, size_t row, const char *v, int source,
     }
     case SETTING_BOOL:
         if (parse_bool(v, &b) != 0) {
-            snprintf(ls->err, ls->errlen, "%s: %s wants true or false, got \"%s\"",
-                     src, s->name, v);
+            snprintf(ls->err, ls->errlen,
+                     "%s: %s wants true or false, got \"%s\"", src, s->name, v);
             return -1;
         }
         *(int *)dst = b;
@@ -110,16 +110,20 @@ static int apply(load_state *ls, size_t row, const char *v, int source,
                      s->min, s->max, v);
             return -1;
         }
-        if (s->kind == SETTING_SIZE) *(size_t *)dst = (size_t)d;
-        else if (s->kind == SETTING_INT) *(int *)dst = (int)d;
-        else *(double *)dst = d;
+        if (s->kind == SETTING_SIZE)
+            *(size_t *)dst = (size_t)d;
+        else if (s->kind == SETTING_INT)
+            *(int *)dst = (int)d;
+        else
+            *(double *)dst = d;
         break;
     }
     ls->last_source[row] = source;
     return 0;
 too_long:
-    snprintf(ls->err, ls->errlen, "%s: value of %s is too long (at most %zu bytes)",
-             src, s->name, s->size - 1);
+    snprintf(ls->err, ls->errlen,
+             "%s: value of %s is too long (at most %zu bytes)", src, s->name,
+             s->size - 1);
     return -1;
 }
 
@@ -223,7 +227,9 @@ void settings_usage(const settings_spec *spec, FILE *out)
         else
             snprintf(flag, sizeof flag, "--%s%s%s", s->name,
                      s->kind == SETTING_BOOL ? "" : " ",
-                     s->kind == SETTING_BOOL ? "" : s->metavar ? s->metavar : "VALUE");
+                     s->kind == SETTING_BOOL ? ""
+                     : s->metavar            ? s->metavar
+                                             : "VALUE");
         fprintf(out, "  %-26s ", flag);
         usage_wrapped(out, s->help);
         char more[256] = "";
@@ -251,8 +257,8 @@ void settings_usage(const settings_spec *spec, FILE *out)
 }
 
 int settings_load(const settings_spec *spec, void *target, int argc,
-                  char **argv, char *config_path, size_t config_cap,
-                  char *err, size_t errlen)
+                  char **argv, char *config_path, size_t config_cap, char *err,
+                  size_t errlen)
 {
     /* getopt_long's codes: 256 + row, 'c' --config, 'h' --help. */
     enum { OPT_ROW0 = 256 };

@@ -17,12 +17,12 @@
 #include <stdio.h>
 
 typedef enum setting_kind {
-    SETTING_STR,    /* char[size]: the text */
-    SETTING_LIST,   /* char[size]: items joined by ',' (no ',' in an item) */
-    SETTING_BOOL,   /* int: 0 / 1; the flag takes no value */
-    SETTING_SIZE,   /* size_t: a whole number in [min, max] */
-    SETTING_INT,    /* int: a whole number in [min, max] */
-    SETTING_DOUBLE  /* double: a number in [min, max] */
+    SETTING_STR,   /* char[size]: the text */
+    SETTING_LIST,  /* char[size]: items joined by ',' (no ',' in an item) */
+    SETTING_BOOL,  /* int: 0 / 1; the flag takes no value */
+    SETTING_SIZE,  /* size_t: a whole number in [min, max] */
+    SETTING_INT,   /* int: a whole number in [min, max] */
+    SETTING_DOUBLE /* double: a number in [min, max] */
 } setting_kind;
 
 /* Row flags. */
@@ -31,15 +31,16 @@ enum {
 };
 
 typedef struct setting {
-    const char *name;    /* "max-body": --max-body, file key max-body or max_body */
-    const char *env;     /* "PARLEY_MAX_BODY", or NULL */
+    const char
+        *name;       /* "max-body": --max-body, file key max-body or max_body */
+    const char *env; /* "PARLEY_MAX_BODY", or NULL */
     setting_kind kind;
     size_t offset, size; /* the field in the target struct: SETTING_FIELD */
     const char *def;     /* the default as text; "" is empty / off */
     double min, max;     /* numbers: the accepted range, inclusive */
     const char *metavar; /* "BYTES" in the usage text; NULL: VALUE */
     const char *help;
-    unsigned flags;      /* SETTING_NO_FLAG */
+    unsigned flags; /* SETTING_NO_FLAG */
 } setting;
 
 #define SETTING_FIELD(type, field) \
@@ -61,8 +62,8 @@ enum { SETTINGS_OK = 0, SETTINGS_HELP = 1, SETTINGS_ERROR = -1 };
  * in err. config_path (if not NULL, size config_cap) receives the config
  * file read, "" if none. */
 int settings_load(const settings_spec *spec, void *target, int argc,
-                  char **argv, char *config_path, size_t config_cap,
-                  char *err, size_t errlen);
+                  char **argv, char *config_path, size_t config_cap, char *err,
+                  size_t errlen);
 
 /* settings_load for a main() that keeps no config path: prints a bad
  * setting as "program: message" to stderr. Returns -1 when the program

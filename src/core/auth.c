@@ -28,8 +28,7 @@ parley_err auth_new(const void *secret, size_t len, auth **out)
     if (secret == NULL || len < AUTH_SECRET_MIN || len > INT_MAX)
         return PARLEY_ERR_INTERNAL;
     auth *a = malloc(sizeof *a + len);
-    if (a == NULL)
-        return PARLEY_ERR_INTERNAL;
+    if (a == NULL) return PARLEY_ERR_INTERNAL;
     a->len = len;
     memcpy(a->key, secret, len);
     *out = a;
@@ -38,8 +37,7 @@ parley_err auth_new(const void *secret, size_t len, auth **out)
 
 void auth_free(auth *a)
 {
-    if (a == NULL)
-        return;
+    if (a == NULL) return;
     explicit_bzero(a->key, a->len);
     free(a);
 }
@@ -48,12 +46,10 @@ void auth_free(auth *a)
 static const char *auth_claim_str(json_t *claims, const char *name, size_t max)
 {
     json_t *v = json_object_get(claims, name);
-    if (!json_is_string(v))
-        return NULL;
+    if (!json_is_string(v)) return NULL;
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    if (n == 0 || n > max || strlen(s) != n)
-        return NULL;
+    if (n == 0 || n > max || strlen(s) != n) return NULL;
     return s;
 }
 
@@ -62,8 +58,7 @@ static const char *auth_claim_str(json_t *claims, const char *name, size_t max)
 static int auth_claim_time(json_t *claims, const char *name, double *out)
 {
     json_t *v = json_object_get(claims, name);
-    if (!json_is_number(v))
-        return 0;
+    if (!json_is_number(v)) return 0;
     *out = json_number_value(v);
     return 1;
 }
@@ -74,8 +69,7 @@ static parley_err auth_claims(json_t *claims, int64_t now_s, auth_identity *out)
     double exp, nbf;
     if (!json_is_object(claims) || !auth_claim_time(claims, "exp", &exp))
         return PARLEY_ERR_UNAUTHENTICATED;
-    if ((double)now_s > exp)
-        return PARLEY_ERR_UNAUTHENTICATED;
+    if ((double)now_s > exp) return PARLEY_ERR_UNAUTHENTICATED;
     if (json_object_get(claims, "nbf") != NULL &&
         (!auth_claim_time(claims, "nbf", &nbf) || (double)now_s < nbf))
         return PARLEY_ERR_UNAUTHENTICATED;
@@ -92,8 +86,7 @@ static parley_err auth_claims(json_t *claims, int64_t now_s, auth_identity *out)
     memcpy(id.display_name, name, strlen(name) + 1);
     id.role = parley_role_parse(role);
     parley_author a = auth_author(&id);
-    if (rules_author(&a) != PARLEY_OK)
-        return PARLEY_ERR_UNAUTHENTICATED;
+    if (rules_author(&a) != PARLEY_OK) return PARLEY_ERR_UNAUTHENTICATED;
     *out = id;
     return PARLEY_OK;
 }
@@ -106,12 +99,10 @@ parley_err auth_verify(const auth *a, const char *token, int64_t now_s,
     assert(a->len >= AUTH_SECRET_MIN); /* auth_new's promise */
     if (strncasecmp(token, "Bearer ", 7) == 0) {
         token += 7;
-        while (*token == ' ')
-            token++;
+        while (*token == ' ') token++;
     }
     size_t n = strnlen(token, AUTH_TOKEN_MAX + 1);
-    if (n == 0 || n > AUTH_TOKEN_MAX)
-        return PARLEY_ERR_UNAUTHENTICATED;
+    if (n == 0 || n > AUTH_TOKEN_MAX) return PARLEY_ERR_UNAUTHENTICATED;
 
     /* libjwt checks the signature for the algorithm the header names, so
      * insist on HS256 afterwards: a header saying "none" or anything else
@@ -142,13 +133,11 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
         now_s > LONG_MAX - ttl_s)
         return NULL;
     parley_author author = auth_author(id);
-    if (rules_author(&author) != PARLEY_OK)
-        return NULL;
+    if (rules_author(&author) != PARLEY_OK) return NULL;
     const char *role = parley_role_name(id->role);
 
     jwt_t *jwt = NULL;
-    if (jwt_new(&jwt) != 0)
-        return NULL;
+    if (jwt_new(&jwt) != 0) return NULL;
     char *token = NULL;
     if (jwt_add_grant(jwt, "sub", id->id) == 0 &&
         jwt_add_grant(jwt, "name", id->display_name) == 0 &&
@@ -163,6 +152,6 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
 
 parley_author auth_author(const auth_identity *id)
 {
-    parley_author a = { id->id, id->display_name, id->role };
+    parley_author a = {id->id, id->display_name, id->role};
     return a;
 }

@@ -8,9 +8,9 @@
 
 #include "parley/v1/message.pb-c.h"
 
-#define PARLEY_WIRE_EQ(name)                                                 \
-    _Static_assert((int)PARLEY_ERR_##name ==                                 \
-                       (int)PARLEY__V1__ERROR_CODE__ERROR_CODE_##name,       \
+#define PARLEY_WIRE_EQ(name)                                           \
+    _Static_assert((int)PARLEY_ERR_##name ==                           \
+                       (int)PARLEY__V1__ERROR_CODE__ERROR_CODE_##name, \
                    "PARLEY_ERR_" #name " differs from parley.v1.ErrorCode")
 
 PARLEY_WIRE_EQ(INTERNAL);
@@ -85,9 +85,9 @@ static const err_info *err_lookup(parley_err e)
             {"CLIENT_MSG_ID_INVALID",
              "client message id must be 1..64 printable ASCII characters",
              GRPC_INVALID_ARGUMENT, 400},
-        [PARLEY_ERR_MESSAGE_NOT_FOUND] = {"MESSAGE_NOT_FOUND",
-                                          "no message with that seq in the room",
-                                          GRPC_NOT_FOUND, 404},
+        [PARLEY_ERR_MESSAGE_NOT_FOUND] =
+            {"MESSAGE_NOT_FOUND", "no message with that seq in the room",
+             GRPC_NOT_FOUND, 404},
         [PARLEY_ERR_MESSAGE_DELETED] = {"MESSAGE_DELETED",
                                         "the message was deleted",
                                         GRPC_FAILED_PRECONDITION, 409},
@@ -104,15 +104,15 @@ static const err_info *err_lookup(parley_err e)
                                    "paging arguments are out of range",
                                    GRPC_INVALID_ARGUMENT, 400},
         [PARLEY_ERR_SUBSCRIPTION_STATE] =
-            {"SUBSCRIPTION_STATE",
-             "room already subscribed, or not subscribed",
+            {"SUBSCRIPTION_STATE", "room already subscribed, or not subscribed",
              GRPC_FAILED_PRECONDITION, 409},
-        [PARLEY_ERR_AUTHOR_INVALID] = {"AUTHOR_INVALID",
-                                       "author id, display name or role invalid",
-                                       GRPC_INVALID_ARGUMENT, 400},
+        [PARLEY_ERR_AUTHOR_INVALID] =
+            {"AUTHOR_INVALID", "author id, display name or role invalid",
+             GRPC_INVALID_ARGUMENT, 400},
     };
     /* Every wire code has its row (a missing one would read as zeros). */
-    _Static_assert(sizeof wire / sizeof wire[0] == PARLEY_ERR_AUTHOR_INVALID + 1,
+    _Static_assert(sizeof wire / sizeof wire[0] ==
+                       PARLEY_ERR_AUTHOR_INVALID + 1,
                    "errors.c: a wire error code lacks its row");
     static const err_info schema_too_new = {
         "SCHEMA_TOO_NEW", "the database was written by a newer parley",
@@ -134,8 +134,7 @@ int parley_err_http_status(parley_err e) { return err_lookup(e)->http; }
 
 parley_err parley_err_from_name(const char *name)
 {
-    if (strncmp(name, "ERROR_CODE_", 11) == 0)
-        name += 11;
+    if (strncmp(name, "ERROR_CODE_", 11) == 0) name += 11;
     for (int e = 1; e <= PARLEY_ERR_AUTHOR_INVALID; e++)
         if (strcmp(parley_err_name((parley_err)e), name) == 0)
             return (parley_err)e;

@@ -29,13 +29,17 @@ static size_t utf8_next(const unsigned char *s, size_t i, size_t len,
     } else if (c >= 0xE0 && c <= 0xEF) {
         n = 3;
         v = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;      /* overlong below U+0800 */
-        else if (c == 0xED) hi = 0x9F; /* surrogates U+D800..DFFF */
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong below U+0800 */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates U+D800..DFFF */
     } else if (c >= 0xF0 && c <= 0xF4) {
         n = 4;
         v = c & 0x07;
-        if (c == 0xF0) lo = 0x90;      /* overlong below U+10000 */
-        else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+        if (c == 0xF0)
+            lo = 0x90; /* overlong below U+10000 */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
     } else {
         return 0; /* continuation byte, C0/C1 overlong lead, F5..FF */
     }
@@ -76,13 +80,24 @@ int rules_utf8_valid(const char *s, size_t len)
 static int rules_is_space(unsigned cp)
 {
     switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
-    case 0x85: case 0xA0: case 0x1680:
-    case 0x200B: case 0x2028: case 0x2029: case 0x202F: case 0x205F:
-    case 0x2060: case 0x3000: case 0xFEFF:
-        return 1;
-    default:
-        return cp >= 0x2000 && cp <= 0x200A;
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x200B:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x2060:
+    case 0x3000:
+    case 0xFEFF: return 1;
+    default: return cp >= 0x2000 && cp <= 0x200A;
     }
 }
 

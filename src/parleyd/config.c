@@ -36,25 +36,24 @@ static const setting cfg_rows[] = {
      "frames queued per stream before it is cut as too slow", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: random secret in <db folder>/dev-secret, prints "
-     "tokens", 0},
+     "tokens",
+     0},
 };
 #undef F
 
 static const settings_spec cfg_spec = {
-    "parleyd",
-    "parley's gRPC server (parley.v1 History and Stream).",
-    cfg_rows,
-    sizeof cfg_rows / sizeof cfg_rows[0],
-    "PARLEY_CONFIG",
-    "Without --dev a JWT secret is required.",
+    "parleyd",       "parley's gRPC server (parley.v1 History and Stream).",
+    cfg_rows,        sizeof cfg_rows / sizeof cfg_rows[0],
+    "PARLEY_CONFIG", "Without --dev a JWT secret is required.",
 };
 
 int cfg_load(cfg *c, int argc, char **argv, char *err, size_t errlen)
 {
     int rc = settings_load(&cfg_spec, c, argc, argv, c->config,
                            sizeof c->config, err, errlen);
-    return rc == SETTINGS_OK ? CFG_OK : rc == SETTINGS_HELP ? CFG_HELP
-                                                            : CFG_ERROR;
+    return rc == SETTINGS_OK     ? CFG_OK
+           : rc == SETTINGS_HELP ? CFG_HELP
+                                 : CFG_ERROR;
 }
 
 void cfg_usage(FILE *out) { settings_usage(&cfg_spec, out); }

@@ -8,13 +8,13 @@
 #include <stdio.h>
 
 typedef struct cfg {
-    char listen[256];      /* grpc TCP address; "" or "none": no TCP */
-    char unix_path[256];   /* unix socket path; "" or "none": none */
+    char listen[256];    /* grpc TCP address; "" or "none": no TCP */
+    char unix_path[256]; /* unix socket path; "" or "none": none */
     char db[512];
     char jwt_secret[512];
     char jwt_secret_file[512];
-    char rooms[1024];      /* comma list created at start */
-    char config[512];      /* the config file read, if any */
+    char rooms[1024]; /* comma list created at start */
+    char config[512]; /* the config file read, if any */
     size_t max_body;
     size_t max_queue;
     int dev;

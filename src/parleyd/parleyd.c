@@ -24,19 +24,22 @@
 
 static volatile sig_atomic_t stop_flag;
 
-static void on_signal(int sig) {
+static void on_signal(int sig)
+{
     (void)sig;
     stop_flag = 1;
 }
 
-static int64_t mono_ms(void) {
+static int64_t mono_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* mkdir -p of the directory holding path. */
-static int make_parent(const char *path) {
+static int make_parent(const char *path)
+{
     char buf[512];
     snprintf(buf, sizeof buf, "%s", path);
     char *d = dirname(buf);
@@ -74,7 +77,8 @@ static int load_secret(const cfg *c, char *out, size_t outlen)
     return 0;
 }
 
-static void print_dev_tokens(const auth *au) {
+static void print_dev_tokens(const auth *au)
+{
     static const struct {
         const char *id, *name;
         int role;
@@ -99,7 +103,8 @@ static void print_dev_tokens(const auth *au) {
     }
 }
 
-static int create_room(const char *name, void *ud) {
+static int create_room(const char *name, void *ud)
+{
     parley_err e = store_room_create(ud, name, srv_now_ms(), NULL, NULL);
     if (e) {
         fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", name,
@@ -109,7 +114,8 @@ static int create_room(const char *name, void *ud) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     cfg c;
     char err[600];
     int r = cfg_load(&c, argc, argv, err, sizeof err);
@@ -175,8 +181,10 @@ int main(int argc, char **argv) {
     if (!disabled(c.listen)) {
         int port = rpc_server_listen(rs, c.listen);
         if (port <= 0) {
-            fprintf(stderr, "parleyd: cannot listen on %s (in use or bad "
-                            "address)\n", c.listen);
+            fprintf(stderr,
+                    "parleyd: cannot listen on %s (in use or bad "
+                    "address)\n",
+                    c.listen);
             goto out;
         }
         char host[256];

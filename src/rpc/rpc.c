@@ -203,10 +203,7 @@ static void call_recv_to(rpc_call *c, rpc_recv_state to)
 }
 
 /* 1 while the handler may still answer or send. */
-static int call_is_open(const rpc_call *c)
-{
-    return c->state == RPC_CALL_OPEN;
-}
+static int call_is_open(const rpc_call *c) { return c->state == RPC_CALL_OPEN; }
 
 /* ---------- helpers ---------- */
 
@@ -248,7 +245,8 @@ static void sendq_drop(rpc_call *c)
 
 static void slot_post(rpc_slot *s);
 
-rpc_server *rpc_server_new(const rpc_server_opts *opts) {
+rpc_server *rpc_server_new(const rpc_server_opts *opts)
+{
     rpc_server *rs = calloc(1, sizeof *rs);
     if (!rs) return NULL;
     if (opts) rs->opts = *opts;
@@ -290,7 +288,8 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts) {
 
 int rpc_server_add_service(rpc_server *rs, const rpc_service_desc *desc,
                            const void *handlers, void *ud, char *err,
-                           size_t errlen) {
+                           size_t errlen)
+{
     if (rs->started) {
         snprintf(err, errlen, "service %s added after start", desc->full_name);
         return -1;
@@ -339,14 +338,16 @@ int rpc_server_add_service(rpc_server *rs, const rpc_service_desc *desc,
     return 0;
 }
 
-int rpc_server_listen(rpc_server *rs, const char *addr) {
+int rpc_server_listen(rpc_server *rs, const char *addr)
+{
     grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(rs->server, addr, cr);
     grpc_server_credentials_release(cr);
     return port;
 }
 
-int rpc_server_start(rpc_server *rs, char *err, size_t errlen) {
+int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
+{
     (void)err;
     (void)errlen;
     grpc_server_start(rs->server);
@@ -431,8 +432,9 @@ static void send_status_now(rpc_call *c)
 static void set_status(rpc_call *c, parley_err e, const char *detail)
 {
     assert(!c->fin_has_detail && !c->fin_has_md); /* one final status */
-    c->fin_status = e == PARLEY_OK ? GRPC_STATUS_OK
-                                   : (grpc_status_code)parley_err_grpc_status(e);
+    c->fin_status = e == PARLEY_OK
+                        ? GRPC_STATUS_OK
+                        : (grpc_status_code)parley_err_grpc_status(e);
     if (detail && *detail) {
         c->fin_detail = grpc_slice_from_copied_string(detail);
         c->fin_has_detail = 1;
@@ -585,10 +587,7 @@ size_t rpc_stream_queued(const rpc_call *c)
     return ring_len(&c->sendq) + (c->send == RPC_SEND_IN_FLIGHT);
 }
 
-size_t rpc_stream_room(const rpc_call *c)
-{
-    return ring_room(&c->sendq);
-}
+size_t rpc_stream_room(const rpc_call *c) { return ring_room(&c->sendq); }
 
 size_t rpc_stream_low_water(const rpc_call *c)
 {
@@ -616,8 +615,10 @@ static void on_recv_op(rpc_op *op, int ok)
         call_recv_to(c, RPC_RECV_ENDED);
         c->refs++;
         if (c->state != RPC_CALL_CLOSED) {
-            if (c->cbs.on_half_close) c->cbs.on_half_close(c, c->cb_ud);
-            else rpc_stream_finish(c, PARLEY_OK, NULL);
+            if (c->cbs.on_half_close)
+                c->cbs.on_half_close(c, c->cb_ud);
+            else
+                rpc_stream_finish(c, PARLEY_OK, NULL);
         }
         rpc_call_unref(c);
         return;
@@ -648,7 +649,8 @@ static void post_recv(rpc_call *c)
 
 static void on_slot_op(rpc_op *op, int ok);
 
-static void slot_post(rpc_slot *s) {
+static void slot_post(rpc_slot *s)
+{
     rpc_server *rs = s->reg ? s->reg->rs : NULL;
     if (!rs) rs = (rpc_server *)((char *)s - offsetof(rpc_server, unknown));
     if (rs->shutting_down) return;
@@ -661,7 +663,8 @@ static void slot_post(rpc_slot *s) {
     if (s->reg) {
         e = grpc_server_request_registered_call(
             rs->server, s->reg->handle, &s->call, &s->deadline, &s->md,
-            s->reg->m->kind == RPC_UNARY || s->reg->m->kind == RPC_SERVER_STREAMING
+            s->reg->m->kind == RPC_UNARY ||
+                    s->reg->m->kind == RPC_SERVER_STREAMING
                 ? &s->payload
                 : NULL,
             rs->cq, rs->cq, &s->op);
@@ -680,7 +683,8 @@ static void slot_post(rpc_slot *s) {
     rs->n_slots_posted++;
 }
 
-static rpc_call *call_new(rpc_server *rs, rpc_slot *s) {
+static rpc_call *call_new(rpc_server *rs, rpc_slot *s)
+{
     rpc_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->rs = rs;
@@ -705,10 +709,12 @@ static rpc_call *call_new(rpc_server *rs, rpc_slot *s) {
     return c;
 }
 
-static void on_slot_op(rpc_op *op, int ok) {
+static void on_slot_op(rpc_op *op, int ok)
+{
     rpc_slot *s = op->self;
-    rpc_server *rs = s->reg ? s->reg->rs
-                            : (rpc_server *)((char *)s - offsetof(rpc_server, unknown));
+    rpc_server *rs =
+        s->reg ? s->reg->rs
+               : (rpc_server *)((char *)s - offsetof(rpc_server, unknown));
     s->posted = 0;
     rs->n_slots_posted--;
     if (!ok || !s->call) {
@@ -771,17 +777,20 @@ static void on_slot_op(rpc_op *op, int ok) {
 
 /* ---------- the loop ---------- */
 
-static void on_shutdown_op(rpc_op *op, int ok) {
+static void on_shutdown_op(rpc_op *op, int ok)
+{
     (void)ok;
     rpc_server *rs = op->self;
     rs->shutdown_notified = 1;
 }
 
-int rpc_server_poll(rpc_server *rs, int timeout_ms) {
+int rpc_server_poll(rpc_server *rs, int timeout_ms)
+{
     if (rs->cq_shut) return -1;
     int handled = 0;
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                   gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+    gpr_timespec dl =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     while (handled < RPC_POLL_BUDGET) {
         grpc_event ev = grpc_completion_queue_next(rs->cq, dl, NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) break;
@@ -809,36 +818,43 @@ int rpc_server_poll(rpc_server *rs, int timeout_ms) {
     return handled;
 }
 
-void rpc_server_shutdown_begin(rpc_server *rs) {
+void rpc_server_shutdown_begin(rpc_server *rs)
+{
     if (rs->shutting_down) return;
     rs->shutting_down = 1;
     rs->shutdown_op = (rpc_op){on_shutdown_op, rs};
     grpc_server_shutdown_and_notify(rs->server, rs->cq, &rs->shutdown_op);
 }
 
-void rpc_server_cancel_all(rpc_server *rs) {
-    list_for_each(&rs->calls, n, next) {
+void rpc_server_cancel_all(rpc_server *rs)
+{
+    list_for_each(&rs->calls, n, next)
+    {
         call_cancel(list_entry(n, rpc_call, link), GRPC_STATUS_UNAVAILABLE,
                     "server shutting down");
     }
     grpc_server_cancel_all_calls(rs->server);
 }
 
-size_t rpc_server_unsent(const rpc_server *rs) {
+size_t rpc_server_unsent(const rpc_server *rs)
+{
     size_t n = 0;
-    list_for_each(&rs->calls, node, next) {
+    list_for_each(&rs->calls, node, next)
+    {
         const rpc_call *c = list_entry(node, rpc_call, link);
         if (c->state != RPC_CALL_CLOSED) n += rpc_stream_queued(c);
     }
     return n;
 }
 
-int rpc_server_done(const rpc_server *rs) {
+int rpc_server_done(const rpc_server *rs)
+{
     return rs->shutdown_notified && rs->calls.len == 0 &&
            rs->n_slots_posted == 0;
 }
 
-void rpc_server_free(rpc_server *rs) {
+void rpc_server_free(rpc_server *rs)
+{
     if (!rs) return;
     if (rs->server) {
         if (rs->started && !rs->shutdown_notified) {
@@ -865,18 +881,21 @@ void rpc_server_free(rpc_server *rs) {
 
 /* ---------- call accessors ---------- */
 
-const rpc_method_desc *rpc_call_method(const rpc_call *c) {
+const rpc_method_desc *rpc_call_method(const rpc_call *c)
+{
     return c->reg ? c->reg->m : NULL;
 }
 
 int rpc_call_metadata(const rpc_call *c, const char *key, char *buf,
-                      size_t buflen) {
+                      size_t buflen)
+{
     return rpc_metadata_get(&c->md, key, buf, buflen);
 }
 
 void rpc_call_ref(rpc_call *c) { c->refs++; }
 
-void rpc_call_unref(rpc_call *c) {
+void rpc_call_unref(rpc_call *c)
+{
     assert(c->refs > 0);
     c->refs--;
     call_maybe_free(c);

@@ -23,8 +23,8 @@
 typedef struct rpc_server rpc_server;
 
 typedef struct rpc_server_opts {
-    size_t max_queue;        /* frames queued per stream; 0 = 4096 */
-    size_t max_recv_bytes;   /* largest request message; 0 = 64 KiB */
+    size_t max_queue;      /* frames queued per stream; 0 = 4096 */
+    size_t max_recv_bytes; /* largest request message; 0 = 64 KiB */
 } rpc_server_opts;
 
 /* Creates the grpc server and its completion queue (grpc_init is the
@@ -103,8 +103,7 @@ typedef struct rpc_stream_cbs {
 } rpc_stream_cbs;
 
 /* Set by a streaming handler during its dispatch. */
-void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs,
-                              void *ud);
+void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs, void *ud);
 /* Queues bytes (one encoded output message; the slice is ref'd, not
  * copied). 0 on success; -1 if the call is over, or if the queue is full,
  * in which case the call is cancelled with RESOURCE_EXHAUSTED. */

@@ -37,11 +37,9 @@ grpc_byte_buffer *rpc_client_pack_bytes(const void *p, size_t n)
 
 void rpc_client_slice_str(grpc_slice s, char *buf, size_t buflen)
 {
-    if (buflen == 0)
-        return;
+    if (buflen == 0) return;
     size_t n = GRPC_SLICE_LENGTH(s);
-    if (n >= buflen)
-        n = buflen - 1;
+    if (n >= buflen) n = buflen - 1;
     memcpy(buf, GRPC_SLICE_START_PTR(s), n);
     buf[n] = '\0';
 }
@@ -62,9 +60,7 @@ parley_err rpc_client_status_error(grpc_status_code status,
     case GRPC_STATUS_RESOURCE_EXHAUSTED: return PARLEY_ERR_RESOURCE_EXHAUSTED;
     case GRPC_STATUS_UNAVAILABLE:
     case GRPC_STATUS_DEADLINE_EXCEEDED:
-    case GRPC_STATUS_CANCELLED:
-        *unavailable = 1;
-        return PARLEY_ERR_INTERNAL;
+    case GRPC_STATUS_CANCELLED: *unavailable = 1; return PARLEY_ERR_INTERNAL;
     default: return PARLEY_ERR_INTERNAL;
     }
 }
@@ -137,18 +133,16 @@ parley_err rpc_client_unary_finish(rpc_client_unary *u, int ok,
                                    ProtobufCMessage **resp_out, char *detail,
                                    size_t detail_len, int *unavailable)
 {
-    if (resp_out)
-        *resp_out = NULL;
+    if (resp_out) *resp_out = NULL;
     if (!ok) {
         *unavailable = 1;
         snprintf(detail, detail_len, "upstream call failed");
         return PARLEY_ERR_INTERNAL;
     }
-    parley_err e = rpc_client_status_error(u->status, &u->trail_md,
-                                           unavailable);
+    parley_err e =
+        rpc_client_status_error(u->status, &u->trail_md, unavailable);
     rpc_client_slice_str(u->details, detail, detail_len);
-    if (e != PARLEY_OK || !resp_desc)
-        return e;
+    if (e != PARLEY_OK || !resp_desc) return e;
     ProtobufCMessage *m = u->recv_bb ? rpc_decode(resp_desc, u->recv_bb) : NULL;
     if (!m) {
         snprintf(detail, detail_len, "bad answer from the core");
@@ -163,14 +157,10 @@ parley_err rpc_client_unary_finish(rpc_client_unary *u, int ok,
 
 void rpc_client_unary_free(rpc_client_unary *u)
 {
-    if (u->call)
-        grpc_call_unref(u->call);
-    if (u->send_bb)
-        grpc_byte_buffer_destroy(u->send_bb);
-    if (u->recv_bb)
-        grpc_byte_buffer_destroy(u->recv_bb);
-    if (u->has_md)
-        grpc_slice_unref(u->md.value);
+    if (u->call) grpc_call_unref(u->call);
+    if (u->send_bb) grpc_byte_buffer_destroy(u->send_bb);
+    if (u->recv_bb) grpc_byte_buffer_destroy(u->recv_bb);
+    if (u->has_md) grpc_slice_unref(u->md.value);
     grpc_slice_unref(u->details);
     grpc_metadata_array_destroy(&u->init_md);
     grpc_metadata_array_destroy(&u->trail_md);

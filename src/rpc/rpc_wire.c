@@ -6,7 +6,8 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 
-grpc_slice rpc_encode(const ProtobufCMessage *msg) {
+grpc_slice rpc_encode(const ProtobufCMessage *msg)
+{
     size_t n = protobuf_c_message_get_packed_size(msg);
     grpc_slice s = grpc_slice_malloc(n);
     if (n) protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
@@ -14,7 +15,8 @@ grpc_slice rpc_encode(const ProtobufCMessage *msg) {
 }
 
 ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
-                             grpc_byte_buffer *bb) {
+                             grpc_byte_buffer *bb)
+{
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
     grpc_slice s = grpc_byte_buffer_reader_readall(&r);
@@ -26,7 +28,8 @@ ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
 }
 
 int rpc_metadata_get(const grpc_metadata_array *a, const char *key, char *buf,
-                     size_t buflen) {
+                     size_t buflen)
+{
     size_t klen = strlen(key);
     for (size_t i = 0; i < a->count; i++) {
         const grpc_metadata *m = &a->metadata[i];

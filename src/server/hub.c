@@ -22,7 +22,8 @@ struct hub {
     size_t n_rooms;
 };
 
-static uint32_t fnv1a(const char *s) {
+static uint32_t fnv1a(const char *s)
+{
     uint32_t h = 2166136261u;
     for (; *s; s++) {
         h ^= (unsigned char)*s;
@@ -31,7 +32,8 @@ static uint32_t fnv1a(const char *s) {
     return h;
 }
 
-hub *hub_new(void) {
+hub *hub_new(void)
+{
     hub *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->n_buckets = 64;
@@ -43,7 +45,8 @@ hub *hub_new(void) {
     return h;
 }
 
-void hub_free(hub *h) {
+void hub_free(hub *h)
+{
     if (!h) return;
     for (size_t i = 0; i < h->n_buckets; i++) {
         hub_room *r = h->buckets[i];
@@ -57,7 +60,8 @@ void hub_free(hub *h) {
     free(h);
 }
 
-static hub_room *find(const hub *h, const char *name, uint32_t hash) {
+static hub_room *find(const hub *h, const char *name, uint32_t hash)
+{
     for (hub_room *r = h->buckets[hash & (h->n_buckets - 1)]; r; r = r->chain)
         if (r->hash == hash && strcmp(r->name, name) == 0) {
             assert(r->subs.len > 0); /* an empty room leaves the table */
@@ -66,7 +70,8 @@ static hub_room *find(const hub *h, const char *name, uint32_t hash) {
     return NULL;
 }
 
-static void grow(hub *h) {
+static void grow(hub *h)
+{
     size_t nb = h->n_buckets * 2;
     assert((nb & (nb - 1)) == 0); /* masks below need a power of two */
     hub_room **b = calloc(nb, sizeof *b);
@@ -85,7 +90,8 @@ static void grow(hub *h) {
     h->n_buckets = nb;
 }
 
-int hub_add(hub *h, const char *room, hub_sub *s) {
+int hub_add(hub *h, const char *room, hub_sub *s)
+{
     uint32_t hash = fnv1a(room);
     hub_room *r = find(h, room, hash);
     if (!r) {
@@ -104,7 +110,8 @@ int hub_add(hub *h, const char *room, hub_sub *s) {
     return 0;
 }
 
-void hub_remove(hub *h, hub_sub *s) {
+void hub_remove(hub *h, hub_sub *s)
+{
     if (!list_node_is_linked(&s->link)) return;
     hub_room *r = list_entry(s->link.owner, hub_room, subs);
     list_remove(&s->link);
@@ -119,20 +126,24 @@ void hub_remove(hub *h, hub_sub *s) {
     free(r);
 }
 
-int hub_has_live(const hub *h, const char *room) {
+int hub_has_live(const hub *h, const char *room)
+{
     hub_room *r = find(h, room, fnv1a(room));
     if (!r) return 0;
-    list_for_each(&r->subs, n, next) {
+    list_for_each(&r->subs, n, next)
+    {
         if (list_entry(n, hub_sub, link)->live) return 1;
     }
     return 0;
 }
 
-size_t hub_publish(hub *h, const char *room, grpc_slice frame) {
+size_t hub_publish(hub *h, const char *room, grpc_slice frame)
+{
     hub_room *r = find(h, room, fnv1a(room));
     size_t n = 0;
     if (!r) return 0;
-    list_for_each(&r->subs, node, next) {
+    list_for_each(&r->subs, node, next)
+    {
         hub_sub *s = list_entry(node, hub_sub, link);
         if (s->live && rpc_stream_send(s->call, frame) == 0) n++;
     }

@@ -40,8 +40,8 @@ typedef struct srv_conn srv_conn;
 
 /* One publish waiting for the group commit. */
 typedef struct srv_pending_pub {
-    rpc_call *call;       /* ref'd until the ack is sent */
-    srv_conn *conn;       /* Connect stream, or NULL for unary Publish */
+    rpc_call *call; /* ref'd until the ack is sent */
+    srv_conn *conn; /* Connect stream, or NULL for unary Publish */
     uint64_t request_id;
     auth_identity who;
     char *room, *client_msg_id, *body; /* one allocation, at room */
@@ -81,8 +81,8 @@ void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal);
 
 /* srv_commit.c: queues a publish (copies its strings). */
-parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
-                       uint64_t request_id, const auth_identity *who,
+parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn, uint64_t request_id,
+                       const auth_identity *who,
                        const Parley__V1__PublishRequest *p);
 /* srv_stream.c: a Connect stream's publish was acked or refused. */
 void srv_conn_pub_done(srv_conn *conn);

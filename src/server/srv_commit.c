@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
-                       uint64_t request_id, const auth_identity *who,
-                       const Parley__V1__PublishRequest *p) {
+parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn, uint64_t request_id,
+                       const auth_identity *who,
+                       const Parley__V1__PublishRequest *p)
+{
     /* Cheap checks first, so a bad publish never enters a batch. */
     parley_err e = rules_room(p->room);
     if (!e) e = rules_client_msg_id(p->client_msg_id);
@@ -55,12 +56,16 @@ typedef struct pub_result {
     int has_event;
 } pub_result;
 
-static void answer_error(srv_pending_pub *p, parley_err e, const char *detail) {
-    if (p->conn) srv_send_error(p->call, p->request_id, e, detail, 0);
-    else rpc_fail(p->call, e, detail);
+static void answer_error(srv_pending_pub *p, parley_err e, const char *detail)
+{
+    if (p->conn)
+        srv_send_error(p->call, p->request_id, e, detail, 0);
+    else
+        rpc_fail(p->call, e, detail);
 }
 
-size_t srv_flush(srv *s) {
+size_t srv_flush(srv *s)
+{
     size_t n = s->n_batch;
     assert(n <= s->cap_batch);
     if (!n) return 0;
@@ -97,20 +102,20 @@ size_t srv_flush(srv *s) {
             f.ack = &ack;
             res[i].reply = rpc_encode(&f.base);
         } else {
-            Parley__V1__PublishResponse r =
-                PARLEY__V1__PUBLISH_RESPONSE__INIT;
+            Parley__V1__PublishResponse r = PARLEY__V1__PUBLISH_RESPONSE__INIT;
             r.message = &pm.msg;
             r.duplicate = dup ? 1 : 0;
             res[i].reply = rpc_encode(&r.base);
         }
         if (!dup && hub_has_live(s->hub, m.room)) {
-            res[i].event =
-                srv_event_frame(PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
+            res[i].event = srv_event_frame(
+                PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
             res[i].has_event = 1;
         }
     }
     if (!failed && store_commit(s->db) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: commit failed: %s\n", store_last_error(s->db));
+        fprintf(stderr, "parleyd: commit failed: %s\n",
+                store_last_error(s->db));
         failed = 1;
     }
     if (failed && be == PARLEY_OK) store_rollback(s->db);
@@ -125,8 +130,10 @@ size_t srv_flush(srv *s) {
         } else if (res[i].err) {
             answer_error(p, res[i].err, parley_err_text(res[i].err));
         } else {
-            if (p->conn) rpc_stream_send(p->call, res[i].reply);
-            else rpc_reply_slice(p->call, res[i].reply);
+            if (p->conn)
+                rpc_stream_send(p->call, res[i].reply);
+            else
+                rpc_reply_slice(p->call, res[i].reply);
             if (res[i].has_event) hub_publish(s->hub, p->room, res[i].event);
         }
         if (res) {

@@ -7,13 +7,14 @@
 #include <string.h>
 #include <time.h>
 
-srv *srv_new(store *db, const auth *au, const srv_opts *opts) {
+srv *srv_new(store *db, const auth *au, const srv_opts *opts)
+{
     srv *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->db = db;
     s->au = au;
-    s->max_body = opts && opts->max_body ? opts->max_body
-                                         : RULES_BODY_MAX_DEFAULT;
+    s->max_body =
+        opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
     s->hub = hub_new();
     if (!s->hub) {
         free(s);
@@ -22,15 +23,17 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts) {
     return s;
 }
 
-int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen) {
-    if (rpc_server_add_service(rs, &parley_v1_History_service, &srv_history,
-                               s, err, errlen) != 0)
+int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
+{
+    if (rpc_server_add_service(rs, &parley_v1_History_service, &srv_history, s,
+                               err, errlen) != 0)
         return -1;
-    return rpc_server_add_service(rs, &parley_v1_Stream_service, &srv_stream,
-                                  s, err, errlen);
+    return rpc_server_add_service(rs, &parley_v1_Stream_service, &srv_stream, s,
+                                  err, errlen);
 }
 
-void srv_free(srv *s) {
+void srv_free(srv *s)
+{
     if (!s) return;
     hub_free(s->hub);
     free(s->batch);
@@ -39,13 +42,15 @@ void srv_free(srv *s) {
 
 size_t srv_pending(const srv *s) { return s->n_batch; }
 
-int64_t srv_now_ms(void) {
+int64_t srv_now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int srv_authenticate(srv *s, rpc_call *c, auth_identity *who) {
+int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
+{
     char tok[4096];
     if (rpc_call_metadata(c, "authorization", tok, sizeof tok) < 0) {
         rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
@@ -60,7 +65,8 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who) {
     return 0;
 }
 
-void srv_pb_message(srv_pbmsg *out, const parley_msg *m) {
+void srv_pb_message(srv_pbmsg *out, const parley_msg *m)
+{
     parley__v1__message__init(&out->msg);
     parley__v1__author__init(&out->author);
     out->author.id = (char *)m->author.id;
@@ -77,20 +83,23 @@ void srv_pb_message(srv_pbmsg *out, const parley_msg *m) {
     out->msg.deleted = m->deleted ? 1 : 0;
 }
 
-void srv_pb_room(Parley__V1__Room *out, const parley_room *r) {
+void srv_pb_room(Parley__V1__Room *out, const parley_room *r)
+{
     parley__v1__room__init(out);
     out->name = (char *)r->name;
     out->head_seq = r->head_seq;
     out->head_rev = r->head_rev;
 }
 
-int srv_event_type(const parley_msg *m) {
+int srv_event_type(const parley_msg *m)
+{
     if (m->deleted) return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED;
     if (m->edited_at_ms) return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED;
     return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED;
 }
 
-grpc_slice srv_event_frame(int type, const parley_msg *m, int replay) {
+grpc_slice srv_event_frame(int type, const parley_msg *m, int replay)
+{
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     Parley__V1__Event ev = PARLEY__V1__EVENT__INIT;
@@ -103,7 +112,8 @@ grpc_slice srv_event_frame(int type, const parley_msg *m, int replay) {
     return rpc_encode(&f.base);
 }
 
-void srv_fanout(srv *s, int type, const parley_msg *m) {
+void srv_fanout(srv *s, int type, const parley_msg *m)
+{
     if (!hub_has_live(s->hub, m->room)) return;
     grpc_slice f = srv_event_frame(type, m, 0);
     hub_publish(s->hub, m->room, f);
@@ -111,7 +121,8 @@ void srv_fanout(srv *s, int type, const parley_msg *m) {
 }
 
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
-                    const char *detail, int fatal) {
+                    const char *detail, int fatal)
+{
     Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
     er.code = (Parley__V1__ErrorCode)e;
     er.detail = (char *)(detail ? detail : parley_err_text(e));

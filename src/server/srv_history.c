@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void fail_store(rpc_call *c, srv *s, parley_err e) {
+static void fail_store(rpc_call *c, srv *s, parley_err e)
+{
     if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
         fprintf(stderr, "parleyd: store error: %s\n", store_last_error(s->db));
         rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
@@ -33,7 +34,8 @@ typedef struct page_buf {
     int oom;
 } page_buf;
 
-static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data) {
+static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data)
+{
     page_buf *pb = (page_buf *)b;
     if (pb->oom) return;
     if (pb->len + n > pb->cap) {
@@ -51,19 +53,23 @@ static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data) {
     pb->len += n;
 }
 
-static int list_row(const parley_msg *m, void *ud) {
+static int list_row(const parley_msg *m, void *ud)
+{
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     Parley__V1__Message *one = &pm.msg;
-    Parley__V1__ListMessagesResponse r = PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
+    Parley__V1__ListMessagesResponse r =
+        PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     r.n_messages = 1;
     r.messages = &one;
     protobuf_c_message_pack_to_buffer(&r.base, ud);
     return 0;
 }
 
-static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *req,
-                            void *ud) {
+static void h_list_messages(rpc_call *c,
+                            const Parley__V1__ListMessagesRequest *req,
+                            void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
@@ -79,7 +85,8 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
     }
     store_dir dir = STORE_LATEST;
     uint64_t cursor = 0;
-    if (req->cursor_case == PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV) {
+    if (req->cursor_case ==
+        PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV) {
         dir = STORE_AFTER_REV;
         cursor = req->after_rev;
     } else if (req->cursor_case ==
@@ -116,7 +123,8 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
 }
 
 static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
-                          void *ud) {
+                          void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
@@ -133,8 +141,9 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
     rpc_reply(c, &r.base);
 }
 
-static void h_edit_message(rpc_call *c, const Parley__V1__EditMessageRequest *req,
-                           void *ud) {
+static void h_edit_message(rpc_call *c,
+                           const Parley__V1__EditMessageRequest *req, void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
@@ -156,7 +165,8 @@ static void h_edit_message(rpc_call *c, const Parley__V1__EditMessageRequest *re
 
 static void h_delete_message(rpc_call *c,
                              const Parley__V1__DeleteMessageRequest *req,
-                             void *ud) {
+                             void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
@@ -182,7 +192,8 @@ static void h_delete_message(rpc_call *c,
 }
 
 static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
-                          void *ud) {
+                          void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
@@ -208,7 +219,8 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
 }
 
 static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
-                       void *ud) {
+                       void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;

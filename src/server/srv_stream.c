@@ -37,13 +37,15 @@ struct srv_conn {
     list_node link; /* srv.conns while the stream is open */
 };
 
-static void conn_maybe_free(srv_conn *cn) {
+static void conn_maybe_free(srv_conn *cn)
+{
     if (!cn->closed || cn->pending_pubs) return;
     assert(cn->subs.len == 0 && !list_node_is_linked(&cn->link));
     free(cn);
 }
 
-void srv_conn_pub_done(srv_conn *cn) {
+void srv_conn_pub_done(srv_conn *cn)
+{
     assert(cn->pending_pubs > 0);
     cn->pending_pubs--;
     if (cn->closed) {
@@ -54,8 +56,10 @@ void srv_conn_pub_done(srv_conn *cn) {
         rpc_stream_finish(cn->call, PARLEY_OK, NULL);
 }
 
-static srv_subscription *find_sub(srv_conn *cn, const char *room) {
-    list_for_each(&cn->subs, n, next) {
+static srv_subscription *find_sub(srv_conn *cn, const char *room)
+{
+    list_for_each(&cn->subs, n, next)
+    {
         srv_subscription *sub = list_entry(n, srv_subscription, link);
         if (strcmp(sub->room, room) == 0) return sub;
     }
@@ -63,13 +67,15 @@ static srv_subscription *find_sub(srv_conn *cn, const char *room) {
 }
 
 /* Takes sub off its stream and its room, and frees it. */
-static void sub_free(srv_conn *cn, srv_subscription *sub) {
+static void sub_free(srv_conn *cn, srv_subscription *sub)
+{
     list_remove(&sub->link);
     hub_remove(cn->s->hub, &sub->hs);
     free(sub);
 }
 
-static void send_frame(rpc_call *c, Parley__V1__ServerFrame *f) {
+static void send_frame(rpc_call *c, Parley__V1__ServerFrame *f)
+{
     rpc_stream_send_msg(c, &f->base);
 }
 
@@ -79,7 +85,8 @@ typedef struct replay_ctx {
     int stop;
 } replay_ctx;
 
-static int replay_row(const parley_msg *m, void *ud) {
+static int replay_row(const parley_msg *m, void *ud)
+{
     replay_ctx *rc = ud;
     grpc_slice f = srv_event_frame(srv_event_type(m), m, 1);
     int r = rpc_stream_send(rc->call, f);
@@ -92,7 +99,8 @@ static int replay_row(const parley_msg *m, void *ud) {
 /* Sends one replay page if the send queue is low (the next page follows
  * from on_drain, so a big replay never holds the loop for long); turns live
  * at the head. */
-static void replay_step(srv_conn *cn, srv_subscription *sub) {
+static void replay_step(srv_conn *cn, srv_subscription *sub)
+{
     srv *s = cn->s;
     if (!sub->hs.live && !rpc_call_is_done(cn->call) &&
         rpc_stream_queued(cn->call) <= rpc_stream_low_water(cn->call)) {
@@ -106,9 +114,9 @@ static void replay_step(srv_conn *cn, srv_subscription *sub) {
         replay_ctx rc = {sub, cn->call, 0};
         parley_room room;
         int has_more = 0;
-        parley_err e = store_list(s->db, sub->room, STORE_AFTER_REV, sub->cursor,
-                                  (unsigned)page, replay_row, &rc, &room,
-                                  &has_more);
+        parley_err e =
+            store_list(s->db, sub->room, STORE_AFTER_REV, sub->cursor,
+                       (unsigned)page, replay_row, &rc, &room, &has_more);
         if (e) {
             fprintf(stderr, "parleyd: replay of %s failed: %s\n", sub->room,
                     store_last_error(s->db));
@@ -132,7 +140,9 @@ static void replay_step(srv_conn *cn, srv_subscription *sub) {
     }
 }
 
-static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe *sb) {
+static void on_subscribe(srv_conn *cn, uint64_t rid,
+                         const Parley__V1__Subscribe *sb)
+{
     srv *s = cn->s;
     parley_err e = rules_room(sb->room);
     if (e) {
@@ -173,7 +183,8 @@ static void on_subscribe(srv_conn *cn, uint64_t rid, const Parley__V1__Subscribe
 }
 
 static void on_unsubscribe(srv_conn *cn, uint64_t rid,
-                           const Parley__V1__Unsubscribe *u) {
+                           const Parley__V1__Unsubscribe *u)
+{
     srv_subscription *sub = find_sub(cn, u->room);
     if (!sub) {
         srv_send_error(cn->call, rid, PARLEY_ERR_SUBSCRIPTION_STATE,
@@ -191,7 +202,8 @@ static void on_unsubscribe(srv_conn *cn, uint64_t rid,
 }
 
 static void on_authenticate(srv_conn *cn, uint64_t rid,
-                            const Parley__V1__Authenticate *a) {
+                            const Parley__V1__Authenticate *a)
+{
     auth_identity who;
     if (auth_verify(cn->s->au, a->token, srv_now_ms() / 1000, &who) !=
         PARLEY_OK) {
@@ -212,7 +224,8 @@ static void on_authenticate(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
-static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud) {
+static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
+{
     srv_conn *cn = ud;
     if (!msg) {
         srv_send_error(c, 0, PARLEY_ERR_MALFORMED,
@@ -230,8 +243,10 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud) 
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH: {
         parley_err e = srv_enqueue(cn->s, c, cn, rid, &cn->who, f->publish);
-        if (e) srv_send_error(c, rid, e, parley_err_text(e), 0);
-        else cn->pending_pubs++;
+        if (e)
+            srv_send_error(c, rid, e, parley_err_text(e), 0);
+        else
+            cn->pending_pubs++;
         break;
     }
     case PARLEY__V1__CLIENT_FRAME__KIND_PING: {
@@ -253,10 +268,12 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud) 
     }
 }
 
-static void conn_on_drain(rpc_call *c, void *ud) {
+static void conn_on_drain(rpc_call *c, void *ud)
+{
     (void)c;
     srv_conn *cn = ud;
-    list_for_each(&cn->subs, n, next) {
+    list_for_each(&cn->subs, n, next)
+    {
         srv_subscription *sub = list_entry(n, srv_subscription, link);
         if (!sub->hs.live) replay_step(cn, sub);
     }
@@ -265,14 +282,16 @@ static void conn_on_drain(rpc_call *c, void *ud) {
 /* The client stopped sending. A stream with subscriptions goes on
  * delivering events until the client cancels; one without ends once its
  * publishes are acked. */
-static void conn_on_half_close(rpc_call *c, void *ud) {
+static void conn_on_half_close(rpc_call *c, void *ud)
+{
     srv_conn *cn = ud;
     cn->half_closed = 1;
     if (!cn->pending_pubs && cn->subs.len == 0)
         rpc_stream_finish(c, PARLEY_OK, NULL);
 }
 
-static void conn_on_close(rpc_call *c, void *ud) {
+static void conn_on_close(rpc_call *c, void *ud)
+{
     srv_conn *cn = ud;
     list_node *n;
     while ((n = cn->subs.first) != NULL)
@@ -284,7 +303,8 @@ static void conn_on_close(rpc_call *c, void *ud) {
     rpc_call_unref(c);
 }
 
-static void h_connect(rpc_call *c, void *ud) {
+static void h_connect(rpc_call *c, void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
@@ -304,7 +324,8 @@ static void h_connect(rpc_call *c, void *ud) {
 }
 
 static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,
-                      void *ud) {
+                      void *ud)
+{
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;

@@ -168,8 +168,7 @@ parley_err store_delete(store *s, const char *room, uint64_t seq,
 
     if ((e = rules_room(room)) != PARLEY_OK) return e;
     if ((e = rules_author(actor)) != PARLEY_OK) return e;
-    return s->engine->remove(s, room, seq, actor, now_ms,
-                             out ? out : &scratch);
+    return s->engine->remove(s, room, seq, actor, now_ms, out ? out : &scratch);
 }
 
 /* ---- list -------------------------------------------------------------- */
@@ -185,7 +184,8 @@ parley_err store_list(store *s, const char *room, store_dir dir,
     if (e != PARLEY_OK) return e;
     if (limit == 0) limit = RULES_LIST_LIMIT_DEFAULT;
     if (limit > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
-    if (dir != STORE_LATEST && dir != STORE_AFTER_REV && dir != STORE_BEFORE_SEQ)
+    if (dir != STORE_LATEST && dir != STORE_AFTER_REV &&
+        dir != STORE_BEFORE_SEQ)
         return PARLEY_ERR_BAD_CURSOR;
     return s->engine->list(s, room, dir, cursor, limit, fn, ud, room_out,
                            has_more ? has_more : &more_scratch);

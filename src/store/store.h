@@ -29,7 +29,8 @@ typedef struct store store;
 /* Limits enforced by the core (rules.c); 0 in store_opts means the default. */
 typedef struct store_opts {
     size_t max_body_bytes; /* default 4096 */
-    int synchronous_full;  /* 1 (default when opts is NULL): fsync every commit */
+    /* 1 (the default when opts is NULL): fsync every commit */
+    int synchronous_full;
 } store_opts;
 
 /* Opens (creating if needed) and migrates the database `target` names (for
@@ -80,9 +81,9 @@ parley_err store_delete(store *s, const char *room, uint64_t seq,
                         parley_msg *out);
 
 typedef enum store_dir {
-    STORE_LATEST = 0,  /* the newest `limit` messages, by seq */
-    STORE_AFTER_REV,   /* rev > cursor, ascending by rev (catch-up) */
-    STORE_BEFORE_SEQ   /* seq < cursor, the newest `limit` of them */
+    STORE_LATEST = 0, /* the newest `limit` messages, by seq */
+    STORE_AFTER_REV,  /* rev > cursor, ascending by rev (catch-up) */
+    STORE_BEFORE_SEQ  /* seq < cursor, the newest `limit` of them */
 } store_dir;
 
 /* Called once per message, in ascending order (by rev for AFTER_REV, by seq

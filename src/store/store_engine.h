@@ -6,9 +6,10 @@
  * store.c has already checked the arguments against the core's rules (room,
  * author, client id, body, list limit and direction), made every result
  * pointer non-NULL (but list's room_out, which is optional) and keeps the
- * transaction state in `in_txn`; an engine only stores and reads. The promises of store.h (dense seq and rev per
- * room taken inside the committing transaction, idempotent appends, the
- * lifetime of returned strings) are each engine's to keep.
+ * transaction state in `in_txn`; an engine only stores and reads. The
+ * promises of store.h (dense seq and rev per room taken inside the
+ * committing transaction, idempotent appends, the lifetime of returned
+ * strings) are each engine's to keep.
  *
  * A new engine: one file store_<name>.c exporting a `store_engine`, listed
  * in store.c's engine table and in src/CMakeLists.txt. */
@@ -31,8 +32,8 @@ struct store_engine {
     int (*serves)(const char *target);
     /* Opens target; *out is the engine's handle, whose `store` member the
      * engine leaves zeroed (store.c fills it). errmsg is never NULL. */
-    parley_err (*open)(const char *target, const store_opts *opts,
-                       store **out, char *errmsg, size_t errlen);
+    parley_err (*open)(const char *target, const store_opts *opts, store **out,
+                       char *errmsg, size_t errlen);
     void (*close)(store *s);
     const char *(*last_error)(const store *s);
 

@@ -64,12 +64,20 @@ static const char *const store_migrations[] = {
 /* ---- statements -------------------------------------------------------- */
 
 /* Message columns, in this order, in every statement that yields a message. */
-#define MSG_COLS                                                          \
+#define MSG_COLS                                                           \
     "seq, rev, client_msg_id, author_id, author_name, author_role, body, " \
     "created_ms, edited_ms, deleted"
 enum {
-    COL_SEQ, COL_REV, COL_CLIENT_ID, COL_AUTHOR_ID, COL_AUTHOR_NAME,
-    COL_AUTHOR_ROLE, COL_BODY, COL_CREATED, COL_EDITED, COL_DELETED
+    COL_SEQ,
+    COL_REV,
+    COL_CLIENT_ID,
+    COL_AUTHOR_ID,
+    COL_AUTHOR_NAME,
+    COL_AUTHOR_ROLE,
+    COL_BODY,
+    COL_CREATED,
+    COL_EDITED,
+    COL_DELETED
 };
 
 enum {
@@ -102,9 +110,8 @@ static const char *const store_sql[STMT__COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT store_write",
     [STMT_RELEASE] = "RELEASE store_write",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO store_write",
-    [STMT_ROOM_INSERT] =
-        "INSERT INTO rooms(name, created_ms) VALUES(?1, ?2)"
-        " ON CONFLICT(name) DO NOTHING",
+    [STMT_ROOM_INSERT] = "INSERT INTO rooms(name, created_ms) VALUES(?1, ?2)"
+                         " ON CONFLICT(name) DO NOTHING",
     [STMT_ROOM_GET] =
         "SELECT id, name, head_seq, head_rev FROM rooms WHERE name = ?1",
     [STMT_ROOM_BUMP_SEQ] =
@@ -122,9 +129,8 @@ static const char *const store_sql[STMT__COUNT] = {
         " WHERE room_id = ?1 AND author_id = ?2 AND client_msg_id = ?3",
     [STMT_MSG_GET] =
         "SELECT " MSG_COLS " FROM messages WHERE room_id = ?1 AND seq = ?2",
-    [STMT_MSG_EDIT] =
-        "UPDATE messages SET body = ?3, rev = ?4, edited_ms = ?5"
-        " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
+    [STMT_MSG_EDIT] = "UPDATE messages SET body = ?3, rev = ?4, edited_ms = ?5"
+                      " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
     [STMT_MSG_DELETE] =
         "UPDATE messages SET body = '', deleted = 1, rev = ?3, edited_ms = ?4"
         " WHERE room_id = ?1 AND seq = ?2 RETURNING " MSG_COLS,
@@ -155,15 +161,20 @@ typedef struct store_sqlite {
 static parley_err store_map_rc(int rc)
 {
     switch (rc & 0xFF) {
-    case SQLITE_OK: case SQLITE_ROW: case SQLITE_DONE:
-        return PARLEY_OK;
-    case SQLITE_IOERR: case SQLITE_FULL: case SQLITE_CANTOPEN:
-    case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_BUSY:
-    case SQLITE_LOCKED: case SQLITE_READONLY: case SQLITE_PERM:
-    case SQLITE_PROTOCOL:
-        return PARLEY_ERR_IO;
-    default:
-        return PARLEY_ERR_INTERNAL;
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE: return PARLEY_OK;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_PROTOCOL: return PARLEY_ERR_IO;
+    default: return PARLEY_ERR_INTERNAL;
     }
 }
 
@@ -266,8 +277,8 @@ static char *store_put(char **at, const char *src, size_t len)
 }
 
 /* Copies the current row of stmt, and the room name, into a row buffer. */
-static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt, const char *room,
-                                 parley_msg *m)
+static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt,
+                                 const char *room, parley_msg *m)
 {
     parley_msg v;
     size_t lr = strlen(room), lc, la, ln;
@@ -276,7 +287,8 @@ static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt, const char
     la = strlen(v.author.id);
     ln = strlen(v.author.display_name);
     char *p = store_buf_take(s, lr + lc + la + ln + v.body_len + 5);
-    if (p == NULL) return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    if (p == NULL)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *m = v;
     m->room = store_put(&p, room, lr);
     m->client_msg_id = store_put(&p, v.client_msg_id, lc);
@@ -286,12 +298,13 @@ static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt, const char
     return PARLEY_OK;
 }
 
-static parley_err store_room_copy(store_sqlite *s, const char *name, uint64_t seq,
-                                  uint64_t rev, parley_room *out)
+static parley_err store_room_copy(store_sqlite *s, const char *name,
+                                  uint64_t seq, uint64_t rev, parley_room *out)
 {
     size_t len = strlen(name);
     char *p = store_buf_take(s, len + 1);
-    if (p == NULL) return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    if (p == NULL)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     out->name = store_put(&p, name, len);
     out->head_seq = seq;
     out->head_rev = rev;
@@ -299,8 +312,9 @@ static parley_err store_room_copy(store_sqlite *s, const char *name, uint64_t se
 }
 
 /* Looks a room up by name (already validated). */
-static parley_err store_room_find(store_sqlite *s, const char *name, int64_t *id,
-                                  uint64_t *head_seq, uint64_t *head_rev)
+static parley_err store_room_find(store_sqlite *s, const char *name,
+                                  int64_t *id, uint64_t *head_seq,
+                                  uint64_t *head_rev)
 {
     sqlite3_stmt *stmt = s->stmt[STMT_ROOM_GET];
     int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -440,16 +454,16 @@ static parley_err store_migrate(store_sqlite *s, char *errmsg, size_t errlen)
     return PARLEY_OK;
 }
 
-static parley_err store_setup(store_sqlite *s, const char *path, const store_opts *opts,
-                              char *errmsg, size_t errlen)
+static parley_err store_setup(store_sqlite *s, const char *path,
+                              const store_opts *opts, char *errmsg,
+                              size_t errlen)
 {
     int rc, on = 0;
     parley_err e;
 
-    rc = sqlite3_open_v2(path, &s->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX,
-                         NULL);
+    rc = sqlite3_open_v2(
+        path, &s->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(errmsg, errlen, "open %s: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -472,7 +486,8 @@ static parley_err store_setup(store_sqlite *s, const char *path, const store_opt
     }
 
     sqlite3_stmt *stmt;
-    rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+    rc =
+        sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -500,8 +515,9 @@ static parley_err store_setup(store_sqlite *s, const char *path, const store_opt
     if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
     rc = store_pragma_int(s->db, "PRAGMA foreign_keys", &on);
     if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
-    if (!on) return store_fail_msg(s, PARLEY_ERR_INTERNAL,
-                                   "foreign keys are not supported");
+    if (!on)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL,
+                              "foreign keys are not supported");
 
     e = store_migrate(s, errmsg, errlen);
     if (e != PARLEY_OK) return e;
@@ -634,7 +650,8 @@ static parley_err store_msg_read(store_sqlite *s, int64_t room_id, uint64_t seq,
 {
     sqlite3_stmt *stmt = s->stmt[STMT_MSG_GET];
     int rc = sqlite3_bind_int64(stmt, 1, room_id);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, store_u64_to_i64(seq));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 2, store_u64_to_i64(seq));
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind message get");
     return store_msg_one(s, STMT_MSG_GET, room, out, "read message");
 }
@@ -659,8 +676,8 @@ static parley_err store_msg_write(store_sqlite *s, int id, const char *room,
 }
 
 /* Takes the room's next rev (and next seq if seq_out is given). */
-static parley_err store_room_bump(store_sqlite *s, int64_t room_id, uint64_t *seq_out,
-                                  uint64_t *rev_out)
+static parley_err store_room_bump(store_sqlite *s, int64_t room_id,
+                                  uint64_t *seq_out, uint64_t *rev_out)
 {
     int id = seq_out ? STMT_ROOM_BUMP_SEQ : STMT_ROOM_BUMP_REV;
     sqlite3_stmt *stmt = s->stmt[id];
@@ -742,8 +759,10 @@ static parley_err store_sqlite_append(store *base, const char *room,
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_text(stmt, 8, body, (int)body_len, SQLITE_STATIC);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 9, now_ms);
-        if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message insert");
-        else e = store_msg_write(s, STMT_MSG_INSERT, room, out);
+        if (rc != SQLITE_OK)
+            e = store_fail(s, rc, "bind message insert");
+        else
+            e = store_msg_write(s, STMT_MSG_INSERT, room, out);
     }
     return store_write_end(s, e);
 }
@@ -762,8 +781,8 @@ static parley_err store_sqlite_get(store *base, const char *room, uint64_t seq,
 
 /* Shared start of edit and delete: the room, the message, the permission.
  * The message is left in out. */
-static parley_err store_modify_check(store_sqlite *s, const char *room, uint64_t seq,
-                                     const parley_author *actor,
+static parley_err store_modify_check(store_sqlite *s, const char *room,
+                                     uint64_t seq, const parley_author *actor,
                                      int64_t *room_id, parley_msg *out)
 {
     parley_err e = store_room_find(s, room, room_id, NULL, NULL);
@@ -801,7 +820,8 @@ static parley_err store_sqlite_edit(store *base, const char *room, uint64_t seq,
         /* cur (the read) is in one buffer; the write's copy goes to the
          * other, which the caller's arguments may live in: they have been
          * consumed by the first step before the copy is made. */
-        else e = store_msg_write(s, STMT_MSG_EDIT, cur.room, out);
+        else
+            e = store_msg_write(s, STMT_MSG_EDIT, cur.room, out);
     }
     return store_write_end(s, e);
 }
@@ -825,11 +845,14 @@ static parley_err store_sqlite_delete(store *base, const char *room,
     if (e == PARLEY_OK) {
         sqlite3_stmt *stmt = s->stmt[STMT_MSG_DELETE];
         int rc = sqlite3_bind_int64(stmt, 1, room_id);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)out->seq);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(stmt, 2, (int64_t)out->seq);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)rev);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, now_ms);
-        if (rc != SQLITE_OK) e = store_fail(s, rc, "bind message delete");
-        else e = store_msg_write(s, STMT_MSG_DELETE, out->room, out);
+        if (rc != SQLITE_OK)
+            e = store_fail(s, rc, "bind message delete");
+        else
+            e = store_msg_write(s, STMT_MSG_DELETE, out->room, out);
     }
     return store_write_end(s, e);
 }
@@ -895,7 +918,8 @@ static parley_err store_sqlite_list(store *base, const char *room,
         rc = sqlite3_bind_int64(stmt, 1, room_id);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_int64(stmt, 2, store_u64_to_i64(cursor));
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
         if (rc != SQLITE_OK) {
             e = store_fail(s, rc, "bind list");
             goto done;
@@ -905,8 +929,10 @@ static parley_err store_sqlite_list(store *base, const char *room,
         /* seq is dense 1..head_seq: the page is [lo, hi]. */
         uint64_t hi = head_seq, lo;
         if (dir == STORE_BEFORE_SEQ) {
-            if (cursor == 0) hi = 0;
-            else if (cursor - 1 < hi) hi = cursor - 1;
+            if (cursor == 0)
+                hi = 0;
+            else if (cursor - 1 < hi)
+                hi = cursor - 1;
         }
         lo = hi > limit ? hi - limit + 1 : 1;
         assert(hi == 0 || (lo <= hi && hi - lo < limit));
@@ -929,7 +955,8 @@ static parley_err store_sqlite_list(store *base, const char *room,
 done:
     if (own) {
         /* Ends the read transaction; on success COMMIT, else ROLLBACK. */
-        parley_err f = store_exec(s, e == PARLEY_OK ? STMT_COMMIT : STMT_ROLLBACK);
+        parley_err f =
+            store_exec(s, e == PARLEY_OK ? STMT_COMMIT : STMT_ROLLBACK);
         if (e == PARLEY_OK) e = f;
     }
     if (e != PARLEY_OK) return e;
