@@ -61,13 +61,6 @@ int64_t lg_self_cpu_ns(void)
            (int64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
 }
 
-uint64_t lg_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 typedef struct pid_list {
     pid_t *pids;
     int n, max;

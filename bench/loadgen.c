@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "lg.h"
+#include "clock.h"
 #include "lg_proc.h"
 #include "lg_token.h"
 #include "settings.h"
@@ -133,7 +134,7 @@ static void lg_fail(lg_ctx *x, lg_conn *c)
     x->conn_failures++;
     lg_ws_drop(&c->ws);
     if (++x->attempts[c->id] < LG_MAX_ATTEMPTS)
-        lg_enqueue(x, c, lg_now_ns() + 100000000ULL * x->attempts[c->id]);
+        lg_enqueue(x, c, clock_mono_ns() + 100000000ULL * x->attempts[c->id]);
     else
         x->gave_up++;
 }
@@ -207,7 +208,7 @@ static void lg_publish(lg_ctx *x, lg_conn *c, uint64_t seq)
 {
     char body[4096];
     int h = snprintf(body, sizeof body, "lg %" PRIu64 " %u %" PRIu64 " ",
-                     lg_now_ns(), c->id, seq);
+                     clock_mono_ns(), c->id, seq);
     size_t n = (size_t)h;
     size_t want = x->body_size < sizeof body ? x->body_size : sizeof body - 1;
     while (n < want) body[n++] = 'x';
@@ -249,7 +250,7 @@ void lg_on_deliver(lg_ctx *x, lg_conn *c, const char *body, size_t n,
         x->own++;
         return;
     }
-    uint64_t now = lg_now_ns();
+    uint64_t now = clock_mono_ns();
     x->delivered_all++;
     c->recv_count++;
     if (x->measuring && ts >= x->t_measure) {
@@ -305,9 +306,9 @@ static int lg_loop(lg_ctx *x, uint64_t timeout_ns, int (*done)(lg_ctx *),
                    void (*tick)(lg_ctx *, uint64_t))
 {
     struct epoll_event evs[512];
-    uint64_t end = lg_now_ns() + timeout_ns;
+    uint64_t end = clock_mono_ns() + timeout_ns;
     for (;;) {
-        uint64_t now = lg_now_ns();
+        uint64_t now = clock_mono_ns();
         if (done && done(x)) return 1;
         if (lg_stop || now >= end) return 0;
         lg_pump_connects(x, now);
@@ -333,7 +334,7 @@ typedef struct lg_usage {
 
 static void lg_usage_mark(lg_ctx *x, lg_usage *u)
 {
-    u->wall = lg_now_ns();
+    u->wall = clock_mono_ns();
     u->self_cpu = lg_self_cpu_ns();
     u->srv_cpu = 0;
     for (int i = 0; i < x->n_pids; i++) {
@@ -426,7 +427,7 @@ static uint64_t lg_last_delivered;
 static uint64_t lg_last_change;
 static int lg_quiet(lg_ctx *x)
 {
-    uint64_t now = lg_now_ns();
+    uint64_t now = clock_mono_ns();
     if (x->delivered_all != lg_last_delivered) {
         lg_last_delivered = x->delivered_all;
         lg_last_change = now;
@@ -437,7 +438,7 @@ static int lg_quiet(lg_ctx *x)
 static void lg_drain(lg_ctx *x, double max_s)
 {
     lg_last_delivered = x->delivered_all;
-    lg_last_change = lg_now_ns();
+    lg_last_change = clock_mono_ns();
     lg_loop(x, (uint64_t)(max_s * 1e9), lg_quiet, NULL);
 }
 
@@ -446,9 +447,9 @@ static void lg_drain(lg_ctx *x, double max_s)
 static double lg_connect_every(lg_ctx *x)
 {
     lg_connect_all(x, 0, x->n);
-    uint64_t t0 = lg_now_ns();
+    uint64_t t0 = clock_mono_ns();
     lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_all_ready, NULL);
-    return (double)(lg_now_ns() - t0) / 1e9;
+    return (double)(clock_mono_ns() - t0) / 1e9;
 }
 
 static int lg_run_fanout(lg_ctx *x)
@@ -464,7 +465,7 @@ static int lg_run_fanout(lg_ctx *x)
     x->publishing = 1;
     lg_loop(x, (uint64_t)(x->duration * 1e9), NULL, lg_tick_fanout);
     x->publishing = 0;
-    uint64_t t_pub_end = lg_now_ns();
+    uint64_t t_pub_end = clock_mono_ns();
     lg_drain(x, 3.0);
     lg_usage_mark(x, &b);
     double secs = (double)(t_pub_end - a.wall) / 1e9;
@@ -507,7 +508,7 @@ static int lg_run_rooms(lg_ctx *x)
     x->publishing = 1;
     lg_loop(x, (uint64_t)(x->duration * 1e9), NULL, lg_tick_rooms);
     x->publishing = 0;
-    uint64_t t_pub_end = lg_now_ns();
+    uint64_t t_pub_end = clock_mono_ns();
     lg_drain(x, 3.0);
     lg_usage_mark(x, &b);
     double secs = (double)(t_pub_end - a.wall) / 1e9;
@@ -594,13 +595,13 @@ static int lg_run_reconnect(lg_ctx *x)
     int wit_ok =
         lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_witness_has_all, NULL);
     /* reconnect all at once, resuming from each one's last rev */
-    uint64_t tr = lg_now_ns();
+    uint64_t tr = clock_mono_ns();
     for (size_t i = 0; i < x->n_subs; i++) {
         x->attempts[i] = 0;
         lg_enqueue(x, &x->conns[i], 0);
     }
     lg_loop(x, (uint64_t)(x->timeout * 1e9), lg_subs_ready, NULL);
-    uint64_t t_ready = lg_now_ns();
+    uint64_t t_ready = clock_mono_ns();
     int all_ok;
     if (x->proto->has_resume) {
         all_ok =
@@ -609,7 +610,7 @@ static int lg_run_reconnect(lg_ctx *x)
         /* nothing will replay: give stragglers a moment, then count */
         all_ok = lg_loop(x, 1000000000ULL, lg_all_complete, NULL);
     }
-    uint64_t t_done = lg_now_ns();
+    uint64_t t_done = clock_mono_ns();
     lg_drain(x, 1.0); /* late duplicates would show here */
     lg_usage_mark(x, &b);
     uint64_t lost = 0, dup = 0;

@@ -23,6 +23,7 @@
 #include <grpc/support/time.h>
 
 #include "hist.h"
+#include "clock.h"
 #include "lg_proc.h"
 #include "lg_token.h"
 #include "parley/v1/history.grpc.h"
@@ -101,7 +102,7 @@ static int lgg_start(lgg *g, lgg_slot *s)
         snprintf(cid, sizeof cid, "g%d-%" PRIu64, s->idx, s->n);
         size_t n = (size_t)snprintf(body, sizeof body,
                                     "lg %" PRIu64 " %d %" PRIu64 " ",
-                                    lg_now_ns(), s->idx, s->n);
+                                    clock_mono_ns(), s->idx, s->n);
         while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
         body[n] = 0;
         pub.room = (char *)g->room;
@@ -109,7 +110,7 @@ static int lgg_start(lgg *g, lgg_slot *s)
         pub.body = body;
         req = &pub.base;
     }
-    s->t0 = lg_now_ns();
+    s->t0 = clock_mono_ns();
     if (rpc_client_unary_start(&s->u, g->ch, g->cq, g->method->path, s->token,
                                req, dl, s) != PARLEY_OK)
         return -1;
@@ -119,7 +120,7 @@ static int lgg_start(lgg *g, lgg_slot *s)
 /* Counts the answer of slot s's call, which completed with `success`. */
 static void lgg_finish(lgg *g, lgg_slot *s, int success)
 {
-    uint64_t now = lg_now_ns();
+    uint64_t now = clock_mono_ns();
     ProtobufCMessage *resp = NULL;
     int unavailable = 0;
     parley_err e = rpc_client_unary_finish(&s->u, success, g->method->output,
@@ -182,9 +183,9 @@ static int lgg_run_sqlite(lgg *g)
         fprintf(stderr, "loadgen-grpc: open %s: %s\n", g->db, err);
         return -1;
     }
-    uint64_t end = lg_now_ns() + (uint64_t)(g->duration * 1e9);
-    while (lg_now_ns() < end) {
-        uint64_t rows = 0, t0 = lg_now_ns();
+    uint64_t end = clock_mono_ns() + (uint64_t)(g->duration * 1e9);
+    while (clock_mono_ns() < end) {
+        uint64_t rows = 0, t0 = clock_mono_ns();
         int more = 0;
         parley_err e = store_list(st, g->room, STORE_BEFORE_SEQ, lgg_cursor(g),
                                   g->limit, lgg_count_row, &rows, NULL, &more);
@@ -192,7 +193,7 @@ static int lgg_run_sqlite(lgg *g)
             g->bad++;
             continue;
         }
-        hist_record(g->lat, lg_now_ns() - t0);
+        hist_record(g->lat, clock_mono_ns() - t0);
         g->ok++;
         g->rows += rows;
     }
@@ -219,7 +220,7 @@ static int lgg_run_grpc(lgg *g)
         slots[i].idx = (int)i;
         slots[i].token = g->tokens[i % g->n_tokens];
     }
-    uint64_t end = lg_now_ns() + (uint64_t)(g->duration * 1e9);
+    uint64_t end = clock_mono_ns() + (uint64_t)(g->duration * 1e9);
     for (unsigned i = 0; i < g->conc; i++)
         if (lgg_start(g, &slots[i]) == 0) inflight++;
     while (inflight) {
@@ -235,7 +236,7 @@ static int lgg_run_grpc(lgg *g)
         lgg_slot *s = ev.tag;
         lgg_finish(g, s, ev.success);
         inflight--;
-        if (lg_now_ns() < end && lgg_start(g, s) == 0) inflight++;
+        if (clock_mono_ns() < end && lgg_start(g, s) == 0) inflight++;
     }
     grpc_channel_destroy(g->ch);
     grpc_completion_queue_shutdown(g->cq);
@@ -337,9 +338,9 @@ int main(int argc, char **argv)
     int64_t srv0 = 0, srv1 = 0;
     for (int i = 0; i < g.n_pids; i++) srv0 += lg_proc_cpu_ns(g.pids[i]);
     int64_t self0 = lg_self_cpu_ns();
-    uint64_t t0 = lg_now_ns();
+    uint64_t t0 = clock_mono_ns();
     int rc = g.mode == LGG_SQLITE ? lgg_run_sqlite(&g) : lgg_run_grpc(&g);
-    uint64_t wall = lg_now_ns() - t0;
+    uint64_t wall = clock_mono_ns() - t0;
     int64_t self1 = lg_self_cpu_ns();
     int64_t hwm = 0, rss = 0;
     for (int i = 0; i < g.n_pids; i++) {

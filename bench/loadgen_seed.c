@@ -9,15 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "settings.h"
 #include "store.h"
-
-static int64_t seed_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct seed_opts {
     char db[512], prefix[64], big[128];
@@ -64,7 +58,7 @@ int main(int argc, char **argv)
                 parley_err_name(e), err);
         return 1;
     }
-    int64_t now = seed_now_ms();
+    int64_t now = clock_wall_ms();
     if ((e = store_begin(s)) != PARLEY_OK) goto fail;
     for (unsigned long i = 0; i < rooms; i++) {
         char name[96];

@@ -15,6 +15,7 @@
 #include <grpc/grpc.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "config.h"
 #include "rpc.h"
 #include "secrets.h"
@@ -28,13 +29,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* mkdir -p of the directory holding path. */
@@ -105,7 +99,7 @@ static void print_dev_tokens(const auth *au)
 
 static int create_room(const char *name, void *ud)
 {
-    parley_err e = store_room_create(ud, name, srv_now_ms(), NULL, NULL);
+    parley_err e = store_room_create(ud, name, clock_wall_ms(), NULL, NULL);
     if (e) {
         fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", name,
                 parley_err_text(e));
@@ -219,16 +213,17 @@ int main(int argc, char **argv)
     /* Shutdown: no new calls; commit and ack what already arrived. */
     fprintf(stderr, "parleyd: shutting down\n");
     rpc_server_shutdown_begin(rs);
-    int64_t t0 = mono_ms();
+    int64_t t0 = clock_mono_ms();
     do { /* commit what arrived, let the acks and events leave (<= 2 s) */
         rpc_server_poll(rs, 20);
         srv_flush(sv);
-    } while (mono_ms() - t0 < 2000 && !rpc_server_done(rs) &&
-             (srv_pending(sv) || rpc_server_unsent(rs) || mono_ms() - t0 < 50));
+    } while (clock_mono_ms() - t0 < 2000 && !rpc_server_done(rs) &&
+             (srv_pending(sv) || rpc_server_unsent(rs) ||
+              clock_mono_ms() - t0 < 50));
     srv_flush(sv);
     rpc_server_cancel_all(rs);
-    t0 = mono_ms();
-    while (!rpc_server_done(rs) && mono_ms() - t0 < 5000) {
+    t0 = clock_mono_ms();
+    while (!rpc_server_done(rs) && clock_mono_ms() - t0 < 5000) {
         if (rpc_server_poll(rs, 50) < 0) break;
         srv_flush(sv);
     }

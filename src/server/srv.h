@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "auth.h"
+#include "clock.h"
 #include "hub.h"
 #include "rpc.h"
 #include "store.h"
@@ -61,7 +62,6 @@ struct srv {
 /* Verifies `authorization` metadata; on failure fails the call
  * (UNAUTHENTICATED) and returns nonzero. */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
-int64_t srv_now_ms(void);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */
 typedef struct srv_pbmsg {

@@ -70,7 +70,7 @@ size_t srv_flush(srv *s)
     assert(n <= s->cap_batch);
     if (!n) return 0;
     pub_result *res = calloc(n, sizeof *res);
-    int64_t now = srv_now_ms();
+    int64_t now = clock_wall_ms();
     parley_err be = res ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
     for (size_t i = 0; i < n && !failed; i++) {

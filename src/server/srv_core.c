@@ -42,13 +42,6 @@ void srv_free(srv *s)
 
 size_t srv_pending(const srv *s) { return s->n_batch; }
 
-int64_t srv_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
 {
     char tok[4096];
@@ -57,7 +50,7 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
                  "missing authorization metadata (want: Bearer <jwt>)");
         return -1;
     }
-    if (auth_verify(s->au, tok, srv_now_ms() / 1000, who) != PARLEY_OK) {
+    if (auth_verify(s->au, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
         rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
                  "invalid, expired or badly signed token");
         return -1;

@@ -150,7 +150,7 @@ static void h_edit_message(rpc_call *c,
     parley_author actor = auth_author(&who);
     parley_msg m;
     parley_err e = store_edit(s->db, req->room, req->seq, &actor, req->body,
-                              strlen(req->body), srv_now_ms(), &m);
+                              strlen(req->body), clock_wall_ms(), &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -176,7 +176,7 @@ static void h_delete_message(rpc_call *c,
     /* Deleting a tombstone again changes nothing and fans nothing out. */
     parley_err e = store_room_get(s->db, req->room, &before);
     uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
-    e = store_delete(s->db, req->room, req->seq, &actor, srv_now_ms(), &m);
+    e = store_delete(s->db, req->room, req->seq, &actor, clock_wall_ms(), &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -205,7 +205,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     parley_room room;
     int created = 0;
     parley_err e =
-        store_room_create(s->db, req->name, srv_now_ms(), &room, &created);
+        store_room_create(s->db, req->name, clock_wall_ms(), &room, &created);
     if (e) {
         fail_store(c, s, e);
         return;

@@ -205,7 +205,7 @@ static void on_authenticate(srv_conn *cn, uint64_t rid,
                             const Parley__V1__Authenticate *a)
 {
     auth_identity who;
-    if (auth_verify(cn->s->au, a->token, srv_now_ms() / 1000, &who) !=
+    if (auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who) !=
         PARLEY_OK) {
         srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
                        "invalid, expired or badly signed token", 0);
