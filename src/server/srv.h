@@ -39,10 +39,14 @@ void srv_free(srv *s);
 
 typedef struct srv_conn srv_conn;
 
+/* Told that a Connect stream's publish was acked or refused. */
+typedef void (*srv_pub_done_fn)(srv_conn *conn);
+
 /* One publish waiting for the group commit. */
 typedef struct srv_pending_pub {
-    rpc_call *call; /* ref'd until the ack is sent */
-    srv_conn *conn; /* Connect stream, or NULL for unary Publish */
+    rpc_call *call;       /* ref'd until the ack is sent */
+    srv_conn *conn;       /* Connect stream, or NULL for unary Publish */
+    srv_pub_done_fn done; /* with conn: called once it is answered */
     uint64_t request_id;
     auth_identity who;
     char *room, *client_msg_id, *body; /* one allocation, at room */
@@ -80,12 +84,13 @@ void srv_fanout(srv *s, int type, const parley_msg *m);
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal);
 
-/* srv_commit.c: queues a publish (copies its strings). */
-parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn, uint64_t request_id,
+/* srv_commit.c: queues a publish (copies its strings). A Connect
+ * stream's publish (conn not NULL) is answered with a frame on the stream
+ * and then reported to done(conn); a unary one with the call's reply. */
+parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
+                       srv_pub_done_fn done, uint64_t request_id,
                        const auth_identity *who,
                        const Parley__V1__PublishRequest *p);
-/* srv_stream.c: a Connect stream's publish was acked or refused. */
-void srv_conn_pub_done(srv_conn *conn);
 
 extern const parley_v1_History_handlers srv_history;
 extern const parley_v1_Stream_handlers srv_stream;

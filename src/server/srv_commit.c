@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn, uint64_t request_id,
+parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
+                       srv_pub_done_fn done, uint64_t request_id,
                        const auth_identity *who,
                        const Parley__V1__PublishRequest *p)
 {
@@ -33,7 +34,9 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn, uint64_t request_id,
     if (!mem) return PARLEY_ERR_INTERNAL;
     srv_pending_pub *pub = &s->batch[s->n_batch++];
     pub->call = c;
+    assert((conn == NULL) == (done == NULL));
     pub->conn = conn;
+    pub->done = done;
     pub->request_id = request_id;
     pub->who = *who;
     pub->room = mem;
@@ -140,7 +143,7 @@ size_t srv_flush(srv *s)
             grpc_slice_unref(res[i].reply); /* no-op when never set */
             if (res[i].has_event) grpc_slice_unref(res[i].event);
         }
-        if (p->conn) srv_conn_pub_done(p->conn);
+        if (p->conn) p->done(p->conn);
         rpc_call_unref(p->call);
         free(p->room);
     }

@@ -44,7 +44,8 @@ static void conn_maybe_free(srv_conn *cn)
     free(cn);
 }
 
-void srv_conn_pub_done(srv_conn *cn)
+/* A publish of this stream was answered (srv_enqueue's done). */
+static void conn_pub_done(srv_conn *cn)
 {
     assert(cn->pending_pubs > 0);
     cn->pending_pubs--;
@@ -242,7 +243,8 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
         on_unsubscribe(cn, rid, f->unsubscribe);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH: {
-        parley_err e = srv_enqueue(cn->s, c, cn, rid, &cn->who, f->publish);
+        parley_err e =
+            srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &cn->who, f->publish);
         if (e)
             srv_send_error(c, rid, e, parley_err_text(e), 0);
         else
@@ -329,7 +331,7 @@ static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    parley_err e = srv_enqueue(s, c, NULL, 0, &who, req);
+    parley_err e = srv_enqueue(s, c, NULL, NULL, 0, &who, req);
     if (e) rpc_fail(c, e, parley_err_text(e));
 }
 
