@@ -687,9 +687,11 @@ static const setting lg_rows[] = {
 #undef F
 
 static const settings_spec lg_spec = {
-    "loadgen", "WebSocket load generator; prints one JSON object.",
-    lg_rows,   sizeof lg_rows / sizeof lg_rows[0],
-    NULL,      NULL};
+    .program = "loadgen",
+    .summary = "WebSocket load generator; prints one JSON object.",
+    .rows = lg_rows,
+    .n_rows = sizeof lg_rows / sizeof lg_rows[0],
+};
 
 int main(int argc, char **argv)
 {

@@ -285,9 +285,11 @@ static const setting lgg_rows[] = {
 #undef F
 
 static const settings_spec lgg_spec = {
-    "loadgen-grpc", "gRPC history / publish load; prints one JSON object.",
-    lgg_rows,       sizeof lgg_rows / sizeof lgg_rows[0],
-    NULL,           NULL};
+    .program = "loadgen-grpc",
+    .summary = "gRPC history / publish load; prints one JSON object.",
+    .rows = lgg_rows,
+    .n_rows = sizeof lgg_rows / sizeof lgg_rows[0],
+};
 
 int main(int argc, char **argv)
 {

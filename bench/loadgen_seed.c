@@ -34,9 +34,11 @@ static const setting seed_rows[] = {
 #undef F
 
 static const settings_spec seed_spec = {
-    "bench-seed", "Creates rooms and history for bench/run.",
-    seed_rows,    sizeof seed_rows / sizeof seed_rows[0],
-    NULL,         NULL};
+    .program = "bench-seed",
+    .summary = "Creates rooms and history for bench/run.",
+    .rows = seed_rows,
+    .n_rows = sizeof seed_rows / sizeof seed_rows[0],
+};
 
 int main(int argc, char **argv)
 {

@@ -17,7 +17,8 @@ static const setting gw_config_rows[] = {
     {"upstream", "PARLEY_GW_UPSTREAM", SETTING_LIST, F(upstream),
      "unix:" PARLEY_SOCKET_DEFAULT, 0, 0, "ADDRS",
      "parleyd gRPC addresses, comma-separated; each call uses the first "
-     "connected one", 0},
+     "connected one",
+     0},
     {"static", "PARLEY_GW_STATIC", SETTING_STR, F(static_dir), "web/dist", 0, 0,
      "DIR", "files served for GET / and other non-API paths", 0},
     {"jwt-secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR,
@@ -28,13 +29,15 @@ static const setting gw_config_rows[] = {
      SETTING_NO_FLAG},
     {"dev", "PARLEY_GW_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: the dev secret parleyd --dev uses (var/dev-secret, "
-     "created if missing) and GET /v1/dev/token", 0},
+     "created if missing) and GET /v1/dev/token",
+     0},
     {"origin", "PARLEY_GW_ORIGIN", SETTING_LIST, F(origin),
      "http://localhost:*,http://127.0.0.1:*", 0, 0, "PATTERN",
      "allowed WebSocket Origin, '*' wildcards; replaces the defaults (the "
-     "gateway's own origin is always allowed)", 0},
-    {"max-frame", "PARLEY_GW_MAX_FRAME", SETTING_SIZE, F(max_frame), "65536", 16,
-     64 << 20, "BYTES", "largest WebSocket message (close 1009)", 0},
+     "gateway's own origin is always allowed)",
+     0},
+    {"max-frame", "PARLEY_GW_MAX_FRAME", SETTING_SIZE, F(max_frame), "65536",
+     16, 64 << 20, "BYTES", "largest WebSocket message (close 1009)", 0},
     {"rate", "PARLEY_GW_RATE", SETTING_DOUBLE, F(rate), "20", 0.01, 1e9, "N",
      "messages per second per connection", 0},
     {"burst", "PARLEY_GW_BURST", SETTING_DOUBLE, F(burst), "40", 1, 1e9, "N",
@@ -57,21 +60,23 @@ static const setting gw_config_rows[] = {
     {"replay-page", "PARLEY_GW_REPLAY_PAGE", SETTING_SIZE, F(replay_page),
      "1000", 1, 1000, "N",
      "History page size when a resume misses the ring (1000 is the most the "
-     "core gives)", 0},
+     "core gives)",
+     0},
     {"room-linger", "PARLEY_GW_ROOM_LINGER", SETTING_INT, F(room_linger_s),
      "60", 0, 86400, "SECS",
-     "an unwatched room keeps its upstream subscription and ring this long",
-     0},
+     "an unwatched room keeps its upstream subscription and ring this long", 0},
 };
 #undef F
 
 static const settings_spec gw_config_spec = {
-    "parley-gateway",
-    "parley's browser door: WebSocket, REST, static files, /healthz, /metrics.",
-    gw_config_rows,
-    sizeof gw_config_rows / sizeof gw_config_rows[0],
-    "PARLEY_GW_CONFIG",
-    "Without --dev a JWT secret is required (PARLEY_JWT_SECRET or a file).",
+    .program = "parley-gateway",
+    .summary = "parley's browser door: WebSocket, REST, static files, "
+               "/healthz, /metrics.",
+    .rows = gw_config_rows,
+    .n_rows = sizeof gw_config_rows / sizeof gw_config_rows[0],
+    .config_env = "PARLEY_GW_CONFIG",
+    .epilog =
+        "Without --dev a JWT secret is required (PARLEY_JWT_SECRET or a file).",
 };
 
 static int push_str(char ***arr, int *n, const char *v)
@@ -115,8 +120,8 @@ int gw_config_load(gw_config *c, int argc, char **argv, char *err,
                    size_t errlen)
 {
     memset(c, 0, sizeof *c);
-    int rc = settings_load(&gw_config_spec, c, argc, argv, NULL, 0, err,
-                           errlen);
+    int rc =
+        settings_load(&gw_config_spec, c, argc, argv, NULL, 0, err, errlen);
     if (rc != SETTINGS_OK) return rc == SETTINGS_HELP ? 1 : -1;
     if (parse_listen(c) != 0) {
         snprintf(err, errlen, "--listen wants HOST:PORT, got \"%s\"",

@@ -42,9 +42,12 @@ static const setting cfg_rows[] = {
 #undef F
 
 static const settings_spec cfg_spec = {
-    "parleyd",       "parley's gRPC server (parley.v1 History and Stream).",
-    cfg_rows,        sizeof cfg_rows / sizeof cfg_rows[0],
-    "PARLEY_CONFIG", "Without --dev a JWT secret is required.",
+    .program = "parleyd",
+    .summary = "parley's gRPC server (parley.v1 History and Stream).",
+    .rows = cfg_rows,
+    .n_rows = sizeof cfg_rows / sizeof cfg_rows[0],
+    .config_env = "PARLEY_CONFIG",
+    .epilog = "Without --dev a JWT secret is required.",
 };
 
 int cfg_load(cfg *c, int argc, char **argv, char *err, size_t errlen)

@@ -234,6 +234,18 @@ static rpc_call *batch_done(rpc_op *op)
     return c;
 }
 
+/* Clears a batch of cap ops and opens it with the initial metadata if
+ * the call has not sent it yet (grpc wants it before anything else);
+ * returns how many ops that took. */
+static size_t ops_begin(rpc_call *c, grpc_op *ops, size_t cap)
+{
+    memset(ops, 0, cap * sizeof *ops);
+    if (c->meta_sent) return 0;
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    c->meta_sent = 1;
+    return 1;
+}
+
 /* Unrefs and drops every queued frame. */
 static void sendq_drop(rpc_call *c)
 {
@@ -409,13 +421,7 @@ static void send_status_now(rpc_call *c)
     assert(c->send != RPC_SEND_IN_FLIGHT && ring_len(&c->sendq) == 0);
     call_state_to(c, RPC_CALL_FINISHED);
     grpc_op ops[2];
-    size_t n = 0;
-    memset(ops, 0, sizeof ops);
-    if (!c->meta_sent) {
-        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-        n++;
-        c->meta_sent = 1;
-    }
+    size_t n = ops_begin(c, ops, 2);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
     ops[n].data.send_status_from_server.status = c->fin_status;
     ops[n].data.send_status_from_server.status_details =
@@ -469,12 +475,7 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded)
     call_state_to(c, RPC_CALL_FINISHED);
     c->reply_buf = bb_from_slice(encoded);
     grpc_op ops[3];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    if (!c->meta_sent) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->meta_sent = 1;
-    }
+    size_t n = ops_begin(c, ops, 3);
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = c->reply_buf;
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -540,12 +541,7 @@ static void kick_send(rpc_call *c)
     c->send_buf = bb_from_slice(s);
     grpc_slice_unref(s);
     grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    if (!c->meta_sent) {
-        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->meta_sent = 1;
-    }
+    size_t n = ops_begin(c, ops, 2);
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = c->send_buf;
     if (start(c, ops, n, &c->op_send) == 0) {
@@ -764,10 +760,7 @@ static void on_slot_op(rpc_op *op, int ok)
         }
     } else {
         grpc_op op2;
-        memset(&op2, 0, sizeof op2);
-        op2.op = GRPC_OP_SEND_INITIAL_METADATA;
-        c->meta_sent = 1;
-        start(c, &op2, 1, &c->op_meta);
+        start(c, &op2, ops_begin(c, &op2, 1), &c->op_meta);
         r->m->dispatch(r->handlers, c, NULL, r->ud);
         if (call_is_open(c)) post_recv(c);
     }
