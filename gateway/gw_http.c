@@ -446,8 +446,10 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
     if (!offers_parley_protocol(wsi))
         return refuse(wsi, 400, "offer subprotocol " GW_PROTO_BIN " or "
                                 GW_PROTO_JSON);
-    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 &&
-        !origin_allowed(s, wsi, origin)) {
+    /* An Origin too long to read is refused like any unknown one. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+        (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0 ||
+         !origin_allowed(s, wsi, origin))) {
         s->m.refused_origin++;
         return refuse(wsi, 403, "origin not in the --origin allow-list");
     }

@@ -9,6 +9,7 @@ Run: /usr/bin/python3 test_cors.py [case ...]."""
 import http.client
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -90,6 +91,21 @@ def publish_one(s, tok, body="hello"):
             assert "ack" in f, f
             return f["ack"]["message"]
     return asyncio.run(run())
+
+
+def upgrade_status(s, origin):
+    """The status line's code of a WebSocket upgrade with this Origin."""
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as c:
+        c.sendall(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: %s\r\n"
+                   "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Sec-WebSocket-Protocol: parley.v1.json\r\n\r\n" % (s.port, origin)).encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = c.recv(4096)
+            assert chunk, "connection closed before a status line"
+            head += chunk
+        return int(head.split(b" ", 2)[1])
 
 
 # ---- cases -------------------------------------------------------------------
@@ -256,6 +272,9 @@ def case_odd_origins(s):
     st, h, raw = c("GET", "/v1/rooms/lobby/messages", {"Origin": "null"})
     assert_refusal(st, h, raw, "null")
     c.close()
+    # nor does a long one slip through the WebSocket upgrade check
+    for origin, want in ((long_origin, 403), (APP, 101)):
+        assert upgrade_status(s, origin) == want, origin[:40]
 
 
 CASES = {
