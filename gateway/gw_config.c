@@ -33,8 +33,8 @@ static const setting gw_config_rows[] = {
      0},
     {"origin", "PARLEY_GW_ORIGIN", SETTING_LIST, F(origin),
      "http://localhost:*,http://127.0.0.1:*", 0, 0, "PATTERN",
-     "allowed WebSocket Origin, '*' wildcards; replaces the defaults (the "
-     "gateway's own origin is always allowed)",
+     "allowed browser Origin, for WebSockets and CORS; '*' wildcards; "
+     "replaces the defaults (the gateway's own origin is always allowed)",
      0},
     {"max-frame", "PARLEY_GW_MAX_FRAME", SETTING_SIZE, F(max_frame), "65536",
      16, 64 << 20, "BYTES", "largest WebSocket message (close 1009)", 0},
