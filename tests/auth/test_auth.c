@@ -424,6 +424,148 @@ static void test_python_interop(void)
     unsetenv("PARLEY_TEST_SECRET");
 }
 
+/* ---- the verification cache ---- */
+
+/* Verifies token at now through both paths; they must agree on the answer
+ * and, when accepted, on the identity. */
+static void same_answer(auth_cache *c, const char *token, int64_t now)
+{
+    auth_identity a, b;
+    memset(&a, 0x11, sizeof a);
+    memset(&b, 0x22, sizeof b);
+    parley_err plain = auth_verify(A, token, now, &a);
+    parley_err cached = auth_cache_verify(c, token, now, &b);
+    CU_ASSERT_EQUAL(cached, plain);
+    if (cached != plain)
+        fprintf(stderr, "  cache %d, plain %d at %lld for %.60s\n", cached,
+                plain, (long long)now, token);
+    if (plain == PARLEY_OK && cached == PARLEY_OK) {
+        CU_ASSERT_STRING_EQUAL(a.id, b.id);
+        CU_ASSERT_STRING_EQUAL(a.display_name, b.display_name);
+        CU_ASSERT_EQUAL(a.role, b.role);
+    }
+}
+
+static void test_cache_hits(void)
+{
+    auth_cache *c = auth_cache_new(A, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *t = sign_claims(VALID_CLAIMS, JWT_ALG_HS256, SECRET);
+    auth_identity out;
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW, &out), PARLEY_OK);
+    char bearer[2048];
+    snprintf(bearer, sizeof bearer, "Bearer %s", t);
+    for (int i = 0; i < 5; i++) {
+        memset(&out, 0, sizeof out);
+        CU_ASSERT_EQUAL(auth_cache_verify(c, bearer, NOW + i, &out), PARLEY_OK);
+        CU_ASSERT_STRING_EQUAL(out.id, "u-42");
+        CU_ASSERT_STRING_EQUAL(out.display_name, "Ada L");
+        CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_PARTICIPANT);
+    }
+    auth_cache_stats st;
+    auth_cache_get_stats(c, &st);
+    CU_ASSERT_EQUAL(st.misses, 1); /* verified once ... */
+    CU_ASSERT_EQUAL(st.hits, 5);   /* ... answered from memory after */
+    CU_ASSERT_EQUAL(st.entries, 1);
+    /* A refused token is never remembered: each try is verified. */
+    char *bad = sign_claims(VALID_CLAIMS, JWT_ALG_HS256, OTHER);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(auth_cache_verify(c, bad, NOW, &out),
+                        PARLEY_ERR_UNAUTHENTICATED);
+    auth_cache_get_stats(c, &st);
+    CU_ASSERT_EQUAL(st.misses, 4);
+    CU_ASSERT_EQUAL(st.entries, 1);
+    free(bad);
+    free(t);
+    auth_cache_free(c);
+}
+
+static void test_cache_expiry(void)
+{
+    auth_cache *c = auth_cache_new(A, 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    char *t = sign_claims(VALID_CLAIMS, JWT_ALG_HS256, SECRET); /* exp +100 */
+    auth_identity out;
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW, &out), PARLEY_OK);
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 100, &out), PARLEY_OK);
+    /* One second past exp: refused from the cache, and forgotten. */
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 101, &out),
+                    PARLEY_ERR_UNAUTHENTICATED);
+    auth_cache_stats st;
+    auth_cache_get_stats(c, &st);
+    CU_ASSERT_EQUAL(st.hits, 2);
+    CU_ASSERT_EQUAL(st.entries, 0);
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 5000, &out),
+                    PARLEY_ERR_UNAUTHENTICATED);
+    free(t);
+
+    /* nbf: cached while valid, refused again if the clock goes back. */
+    t = sign_claims("{\"sub\":\"u\",\"name\":\"n\",\"role\":\"participant\","
+                    "\"exp\":1790000100,\"nbf\":1790000050}",
+                    JWT_ALG_HS256, SECRET);
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW, &out),
+                    PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 50, &out), PARLEY_OK);
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 49, &out),
+                    PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 60, &out), PARLEY_OK);
+    free(t);
+    auth_cache_free(c);
+}
+
+/* The cache against auth_verify over many tokens (good, forged, tampered by
+ * one byte, expired, other algorithms, prefixed), in a cache so small that
+ * entries are replaced all the time, at clocks before, inside and after
+ * each token's window. It must never accept what auth_verify refuses. */
+static void test_cache_agrees(void)
+{
+    enum { NT = 24 };
+    char *tok[NT];
+    int k = 0;
+    for (int i = 0; i < 8; i++) {
+        char claims[256];
+        snprintf(claims, sizeof claims,
+                 "{\"sub\":\"u-%d\",\"name\":\"User %d\",\"role\":\"%s\","
+                 "\"exp\":%lld%s}",
+                 i, i, i % 2 ? "organizer" : "participant",
+                 (long long)(NOW + 10 * i), i % 3 ? "" : ",\"nbf\":1789999990");
+        tok[k++] = sign_claims(claims, JWT_ALG_HS256, SECRET);
+        tok[k++] = sign_claims(claims, JWT_ALG_HS256, OTHER);
+    }
+    for (int i = 0; i < 4; i++) { /* the good ones with one byte changed */
+        char *t = strdup(tok[2 * i]);
+        size_t n = strlen(t);
+        t[n - 1 - (size_t)i] = t[n - 1 - (size_t)i] == 'A' ? 'B' : 'A';
+        tok[k++] = t;
+    }
+    tok[k++] = sign_claims(VALID_CLAIMS, JWT_ALG_HS512, SECRET);
+    tok[k++] = strdup("not.a.token");
+    char buf[2048];
+    snprintf(buf, sizeof buf, "bearer   %s", tok[0]);
+    tok[k++] = strdup(buf);
+    snprintf(buf, sizeof buf, "Basic %s", tok[2]);
+    tok[k++] = strdup(buf);
+    CU_ASSERT_EQUAL_FATAL(k, NT);
+
+    auth_cache *c = auth_cache_new(A, 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    uint64_t r = 88172645463325252ULL;
+    for (int i = 0; i < 4000; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        int64_t now = NOW - 20 + (int64_t)(r % 120);
+        same_answer(c, tok[(r >> 20) % NT], now);
+    }
+    auth_cache_stats st;
+    auth_cache_get_stats(c, &st);
+    CU_ASSERT(st.hits > 0);
+    CU_ASSERT(st.evictions > 0);
+    CU_ASSERT(st.entries <= 4);
+    for (int i = 0; i < NT; i++) free(tok[i]);
+    auth_cache_free(c);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -439,7 +581,10 @@ int main(void)
         !CU_add_test(s, "expiry and nbf", test_expiry) ||
         !CU_add_test(s, "bad claims", test_bad_claims) ||
         !CU_add_test(s, "garbage", test_garbage) ||
-        !CU_add_test(s, "PyJWT interop", test_python_interop)) {
+        !CU_add_test(s, "PyJWT interop", test_python_interop) ||
+        !CU_add_test(s, "cache hits", test_cache_hits) ||
+        !CU_add_test(s, "cache honours exp and nbf", test_cache_expiry) ||
+        !CU_add_test(s, "cache agrees with auth_verify", test_cache_agrees)) {
         CU_cleanup_registry();
         return 1;
     }
