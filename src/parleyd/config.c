@@ -34,6 +34,13 @@ static const setting cfg_rows[] = {
     {"max-queue", "PARLEY_MAX_QUEUE", SETTING_SIZE, F(max_queue), "4096", 1,
      (double)UINT32_MAX, "N",
      "frames queued per stream before it is cut as too slow", 0},
+    {"readers", "PARLEY_READERS", SETTING_SIZE, F(readers), "2", 0, 64, "N",
+     "threads serving History reads, each with its own read-only database "
+     "handle (0: the main loop reads)",
+     0},
+    {"token-cache", "PARLEY_TOKEN_CACHE", SETTING_SIZE, F(token_cache), "4096",
+     2, 1 << 24, "N",
+     "verified tokens remembered per thread (exp is checked on every call)", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: random secret in <db folder>/dev-secret, prints "
      "tokens",

@@ -17,6 +17,10 @@ typedef struct cfg {
     char config[512]; /* the config file read, if any */
     size_t max_body;
     size_t max_queue;
+    size_t readers;       /* History reader threads; 0: the loop reads */
+    size_t token_cache;   /* verified tokens remembered per thread */
+    char durability[16];  /* "full" or "interval" */
+    int sync_interval_ms; /* interval: the longest an ack waits for fsync */
     int dev;
 } cfg;
 

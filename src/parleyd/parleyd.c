@@ -161,12 +161,17 @@ int main(int argc, char **argv)
 
     grpc_init();
     int code = 1;
-    srv_opts sopt = {c.max_body};
-    srv *sv = srv_new(db, au, &sopt);
+    srv_opts sopt = {c.max_body, c.readers, c.token_cache};
+    rpc_server *rs = NULL;
+    srv *sv = srv_new(db, au, &sopt, err, sizeof err);
+    if (!sv) {
+        fprintf(stderr, "parleyd: %s\n", err);
+        goto out;
+    }
     size_t max_recv = c.max_body * 2 + 4096;
     if (max_recv < 64 * 1024) max_recv = 64 * 1024;
-    rpc_server_opts ro = {c.max_queue, max_recv};
-    rpc_server *rs = sv ? rpc_server_new(&ro) : NULL;
+    rpc_server_opts ro = {c.max_queue, max_recv, c.readers};
+    rs = rpc_server_new(&ro);
     if (!rs || srv_register(sv, rs, err, sizeof err) != 0) {
         fprintf(stderr, "parleyd: %s\n", rs ? err : "out of memory");
         goto out;
@@ -200,7 +205,10 @@ int main(int argc, char **argv)
         size_t n = strlen(where);
         snprintf(where + n, sizeof where - n, "%s%s", n ? " and " : "", addr);
     }
-    rpc_server_start(rs, err, sizeof err);
+    if (rpc_server_start(rs, err, sizeof err) != 0) {
+        fprintf(stderr, "parleyd: %s\n", err);
+        goto out;
+    }
     if (c.dev) print_dev_tokens(au);
     printf("parleyd listening on %s (db %s)\n", where, c.db);
     fflush(stdout);

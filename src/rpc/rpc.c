@@ -2,7 +2,11 @@
  * its one completion queue, the registered methods, and each call's
  * lifecycle: receive, decode, dispatch, replies, the per-call send queue and
  * the final status. Every completion-queue tag is an rpc_op whose callback
- * runs on the loop thread.
+ * runs on the thread of the loop (rpc_loop) that accepted the call: the main
+ * loop, or one of the worker threads that serve the methods given to
+ * rpc_server_on_workers, each with its own completion queue, calls and
+ * ready list. Loops share only what is immutable after start and the
+ * atomic shutdown flag.
  *
  * A call's state is three small machines, each changed only through its
  * call_*_to() function, which asserts that the step is one of those drawn
@@ -44,13 +48,15 @@
  *                          |
  *                          +--client half-closed or call over--> ENDED
  *
- * Invariants (asserted): a call is on the server's list until it is freed;
+ * Invariants (asserted): a call is on its loop's list until it is freed;
  * it is on the ready list only while HELD, holding a reference; DRAINING
  * means a send is in flight, held or queued; the queue is empty once
  * CLOSED. */
 #include "rpc.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +80,13 @@ struct rpc_op {
 };
 
 typedef struct rpc_method_reg rpc_method_reg;
+typedef struct rpc_loop rpc_loop;
 
 /* One posted grpc_server_request_registered_call (or request_call for
  * unknown methods). */
 typedef struct rpc_slot {
     rpc_op op;
+    rpc_loop *loop;      /* whose completion queue it is posted on */
     rpc_method_reg *reg; /* NULL: the unregistered-method slot */
     grpc_call *call;
     gpr_timespec deadline;
@@ -94,23 +102,42 @@ struct rpc_method_reg {
     const void *handlers;
     void *ud;
     void *handle;
-    rpc_slot slots[RPC_SLOTS_PER_METHOD];
+    void **worker_ud; /* rpc_server_on_workers: one per worker, else NULL */
+    rpc_slot *slots;  /* RPC_SLOTS_PER_METHOD per loop that serves it */
+    size_t n_slots;
+};
+
+/* One completion queue and the calls accepted on it, driven by one thread:
+ * the server's main loop (rpc_server_poll, the caller's thread) or a worker
+ * (its own thread, for the methods given to rpc_server_on_workers). A call
+ * lives on the loop that accepted it: every completion of its batches comes
+ * back on that loop's queue, so a call is only ever touched by one thread. */
+struct rpc_loop {
+    rpc_server *rs;
+    grpc_completion_queue *cq;
+    size_t index; /* worker number; 0 for the main loop too */
+    int is_worker, cq_shut;
+    size_t n_slots_posted;
+    list calls; /* every call of this loop not yet freed (rpc_call.link) */
+    /* HELD calls with frames queued, in the order their sends completed
+     * (rpc_call.ready_link); each holds a reference. */
+    list ready;
+    pthread_t thread; /* workers */
+    int thread_started;
+    atomic_int exited; /* a worker's thread has returned */
 };
 
 struct rpc_server {
     grpc_server *server;
-    grpc_completion_queue *cq;
     rpc_server_opts opts;
     rpc_method_reg **regs;
     size_t n_regs;
     rpc_slot unknown; /* catches methods nobody registered */
-    int started, shutting_down, shutdown_notified, cq_shut;
+    int started, shutdown_notified;
+    atomic_int shutting_down; /* read by the workers */
     rpc_op shutdown_op;
-    size_t n_slots_posted;
-    list calls; /* every call not yet freed (rpc_call.link) */
-    /* HELD calls with frames queued, in the order their sends completed
-     * (rpc_call.ready_link); each holds a reference. */
-    list ready;
+    rpc_loop main;
+    rpc_loop *workers; /* opts.workers of them */
 };
 
 typedef enum rpc_call_state {
@@ -134,6 +161,7 @@ typedef enum rpc_recv_state {
 
 struct rpc_call {
     rpc_server *rs;
+    rpc_loop *loop;      /* the one thread that may touch this call */
     rpc_method_reg *reg; /* NULL for an unimplemented method */
     grpc_call *call;
     grpc_metadata_array md;
@@ -157,8 +185,8 @@ struct rpc_call {
     int fin_has_md, fin_has_detail;
     rpc_stream_cbs cbs;
     void *cb_ud;
-    list_node link;       /* rs->calls */
-    list_node ready_link; /* rs->ready */
+    list_node link;       /* loop->calls */
+    list_node ready_link; /* loop->ready */
 };
 
 /* ---------- state transitions ---------- */
@@ -262,6 +290,9 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
     rpc_server *rs = calloc(1, sizeof *rs);
     if (!rs) return NULL;
     if (opts) rs->opts = *opts;
+    atomic_init(&rs->shutting_down, 0);
+    rs->main.rs = rs;
+    atomic_init(&rs->main.exited, 0);
     if (!rs->opts.max_queue) rs->opts.max_queue = 4096;
     if (!rs->opts.max_recv_bytes) rs->opts.max_recv_bytes = 64 * 1024;
     /* Largest request; no silent port sharing between two servers;
@@ -289,12 +320,28 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
     args[0].value.integer = (int)rs->opts.max_recv_bytes;
     grpc_channel_args ca = {N_ARGS, args};
     rs->server = grpc_server_create(&ca, NULL);
-    rs->cq = grpc_completion_queue_create_for_next(NULL);
-    if (!rs->server || !rs->cq) {
+    rs->main.cq = grpc_completion_queue_create_for_next(NULL);
+    if (rs->opts.workers)
+        rs->workers = calloc(rs->opts.workers, sizeof *rs->workers);
+    if (!rs->server || !rs->main.cq || (rs->opts.workers && !rs->workers)) {
+        rs->opts.workers = rs->workers ? rs->opts.workers : 0;
         rpc_server_free(rs);
         return NULL;
     }
-    grpc_server_register_completion_queue(rs->server, rs->cq, NULL);
+    grpc_server_register_completion_queue(rs->server, rs->main.cq, NULL);
+    for (size_t i = 0; i < rs->opts.workers; i++) {
+        rpc_loop *w = &rs->workers[i];
+        w->rs = rs;
+        w->index = i;
+        w->is_worker = 1;
+        atomic_init(&w->exited, 0);
+        w->cq = grpc_completion_queue_create_for_next(NULL);
+        if (!w->cq) {
+            rpc_server_free(rs);
+            return NULL;
+        }
+        grpc_server_register_completion_queue(rs->server, w->cq, NULL);
+    }
     return rs;
 }
 
@@ -334,6 +381,7 @@ int rpc_server_add_service(rpc_server *rs, const rpc_service_desc *desc,
         r->m = m;
         r->handlers = handlers;
         r->ud = ud;
+        r->worker_ud = NULL;
         int unary_in = m->kind == RPC_UNARY || m->kind == RPC_SERVER_STREAMING;
         r->handle = grpc_server_register_method(
             rs->server, m->path, NULL,
@@ -350,6 +398,29 @@ int rpc_server_add_service(rpc_server *rs, const rpc_service_desc *desc,
     return 0;
 }
 
+int rpc_server_on_workers(rpc_server *rs, const rpc_method_desc *m,
+                          void *const *worker_ud)
+{
+    if (rs->started || m->kind != RPC_UNARY) return -1;
+    for (size_t i = 0; i < rs->n_regs; i++) {
+        rpc_method_reg *r = rs->regs[i];
+        if (r->m != m) continue;
+        if (!rs->opts.workers) { /* no workers: the loop serves it */
+            r->ud = worker_ud[0];
+            return 0;
+        }
+        free(r->worker_ud);
+        r->worker_ud = malloc(rs->opts.workers * sizeof *r->worker_ud);
+        if (!r->worker_ud) return -1;
+        memcpy(r->worker_ud, worker_ud,
+               rs->opts.workers * sizeof *r->worker_ud);
+        return 0;
+    }
+    return -1;
+}
+
+size_t rpc_server_workers(const rpc_server *rs) { return rs->opts.workers; }
+
 int rpc_server_listen(rpc_server *rs, const char *addr)
 {
     grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
@@ -358,20 +429,45 @@ int rpc_server_listen(rpc_server *rs, const char *addr)
     return port;
 }
 
+static void *worker_main(void *arg);
+
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
 {
-    (void)err;
-    (void)errlen;
+    /* Slots first: a method on the workers has RPC_SLOTS_PER_METHOD posted
+     * on each worker's queue, the others on the main loop's. */
+    for (size_t i = 0; i < rs->n_regs; i++) {
+        rpc_method_reg *r = rs->regs[i];
+        size_t loops = r->worker_ud ? rs->opts.workers : 1;
+        r->n_slots = RPC_SLOTS_PER_METHOD * loops;
+        r->slots = calloc(r->n_slots, sizeof *r->slots);
+        if (!r->slots) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t k = 0; k < r->n_slots; k++) {
+            r->slots[k].reg = r;
+            r->slots[k].loop = r->worker_ud
+                                   ? &rs->workers[k / RPC_SLOTS_PER_METHOD]
+                                   : &rs->main;
+        }
+    }
     grpc_server_start(rs->server);
     rs->started = 1;
     for (size_t i = 0; i < rs->n_regs; i++)
-        for (int k = 0; k < RPC_SLOTS_PER_METHOD; k++) {
-            rpc_slot *s = &rs->regs[i]->slots[k];
-            s->reg = rs->regs[i];
-            slot_post(s);
-        }
+        for (size_t k = 0; k < rs->regs[i]->n_slots; k++)
+            slot_post(&rs->regs[i]->slots[k]);
     rs->unknown.reg = NULL;
+    rs->unknown.loop = &rs->main;
     slot_post(&rs->unknown);
+    for (size_t i = 0; i < rs->opts.workers; i++) {
+        rpc_loop *w = &rs->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(err, errlen, "cannot start worker thread %zu", i);
+            atomic_store(&w->exited, 1);
+            return -1;
+        }
+        w->thread_started = 1;
+    }
     return 0;
 }
 
@@ -522,8 +618,8 @@ static void on_send_op(rpc_op *op, int ok)
         ring_len(&c->sendq) <= rpc_stream_low_water(c))
         c->cbs.on_drain(c, c->cb_ud);
     if (ring_len(&c->sendq) > 0 && c->state != RPC_CALL_CLOSED) {
-        c->refs++; /* held by rs->ready */
-        list_push_back(&c->rs->ready, &c->ready_link);
+        c->refs++; /* held by its loop's ready list */
+        list_push_back(&c->loop->ready, &c->ready_link);
     } else {
         call_send_to(c, RPC_SEND_IDLE);
         if (c->state == RPC_CALL_DRAINING) send_status_now(c);
@@ -627,7 +723,7 @@ static void on_recv_op(rpc_op *op, int ok)
         c->cbs.on_message(c, m, c->cb_ud);
     if (m) protobuf_c_message_free_unpacked(m, NULL);
     /* Shutting down: read no more, so the last batch can be acked. */
-    if (call_is_open(c) && !c->rs->shutting_down) post_recv(c);
+    if (call_is_open(c) && !atomic_load(&c->rs->shutting_down)) post_recv(c);
     rpc_call_unref(c);
 }
 
@@ -647,9 +743,9 @@ static void on_slot_op(rpc_op *op, int ok);
 
 static void slot_post(rpc_slot *s)
 {
-    rpc_server *rs = s->reg ? s->reg->rs : NULL;
-    if (!rs) rs = (rpc_server *)((char *)s - offsetof(rpc_server, unknown));
-    if (rs->shutting_down) return;
+    rpc_loop *loop = s->loop;
+    rpc_server *rs = loop->rs;
+    if (atomic_load(&rs->shutting_down)) return;
     s->op.fn = on_slot_op;
     s->op.self = s;
     s->call = NULL;
@@ -663,11 +759,11 @@ static void slot_post(rpc_slot *s)
                     s->reg->m->kind == RPC_SERVER_STREAMING
                 ? &s->payload
                 : NULL,
-            rs->cq, rs->cq, &s->op);
+            loop->cq, loop->cq, &s->op);
     } else {
         grpc_call_details_init(&s->details);
         e = grpc_server_request_call(rs->server, &s->call, &s->details, &s->md,
-                                     rs->cq, rs->cq, &s->op);
+                                     loop->cq, loop->cq, &s->op);
     }
     if (e != GRPC_CALL_OK) {
         fprintf(stderr, "parleyd: request_call failed (%d)\n", (int)e);
@@ -676,14 +772,16 @@ static void slot_post(rpc_slot *s)
         return;
     }
     s->posted = 1;
-    rs->n_slots_posted++;
+    loop->n_slots_posted++;
 }
 
-static rpc_call *call_new(rpc_server *rs, rpc_slot *s)
+static rpc_call *call_new(rpc_loop *loop, rpc_slot *s)
 {
+    rpc_server *rs = loop->rs;
     rpc_call *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->rs = rs;
+    c->loop = loop;
     c->reg = s->reg;
     c->call = s->call;
     c->md = s->md; /* take ownership of the array */
@@ -696,7 +794,7 @@ static rpc_call *call_new(rpc_server *rs, rpc_slot *s)
     c->send = RPC_SEND_IDLE;
     c->recv = RPC_RECV_IDLE;
     ring_init(&c->sendq, sizeof(grpc_slice), rs->opts.max_queue);
-    list_push_back(&rs->calls, &c->link);
+    list_push_back(&loop->calls, &c->link);
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -708,11 +806,9 @@ static rpc_call *call_new(rpc_server *rs, rpc_slot *s)
 static void on_slot_op(rpc_op *op, int ok)
 {
     rpc_slot *s = op->self;
-    rpc_server *rs =
-        s->reg ? s->reg->rs
-               : (rpc_server *)((char *)s - offsetof(rpc_server, unknown));
+    rpc_loop *loop = s->loop;
     s->posted = 0;
-    rs->n_slots_posted--;
+    loop->n_slots_posted--;
     if (!ok || !s->call) {
         /* Shutdown: nothing arrived. */
         grpc_metadata_array_destroy(&s->md);
@@ -722,7 +818,7 @@ static void on_slot_op(rpc_op *op, int ok)
         return;
     }
     grpc_byte_buffer *payload = s->payload;
-    rpc_call *c = call_new(rs, s);
+    rpc_call *c = call_new(loop, s);
     if (!s->reg) grpc_call_details_destroy(&s->details);
     if (!c) {
         grpc_call_cancel_with_status(s->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -734,6 +830,10 @@ static void on_slot_op(rpc_op *op, int ok)
         return;
     }
     rpc_method_reg *r = s->reg;
+    /* A worker's handler gets that worker's ud. */
+    void *ud = r && loop->is_worker ? r->worker_ud[loop->index]
+               : r                  ? r->ud
+                                    : NULL;
     slot_post(s); /* keep one request posted while we handle this one */
 
     rpc_call_ref(c);
@@ -755,13 +855,13 @@ static void on_slot_op(rpc_op *op, int ok)
                          r->m->input->name);
                 rpc_fail(c, PARLEY_ERR_MALFORMED, d);
             } else {
-                r->m->dispatch(r->handlers, c, c->req, r->ud);
+                r->m->dispatch(r->handlers, c, c->req, ud);
             }
         }
     } else {
         grpc_op op2;
         start(c, &op2, ops_begin(c, &op2, 1), &c->op_meta);
-        r->m->dispatch(r->handlers, c, NULL, r->ud);
+        r->m->dispatch(r->handlers, c, NULL, ud);
         if (call_is_open(c)) post_recv(c);
     }
     if (payload) grpc_byte_buffer_destroy(payload);
@@ -777,18 +877,19 @@ static void on_shutdown_op(rpc_op *op, int ok)
     rs->shutdown_notified = 1;
 }
 
-int rpc_server_poll(rpc_server *rs, int timeout_ms)
+/* One turn of a loop (see rpc_server_poll). */
+static int loop_poll(rpc_loop *loop, int timeout_ms)
 {
-    if (rs->cq_shut) return -1;
+    if (loop->cq_shut) return -1;
     int handled = 0;
     gpr_timespec dl =
         gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
                      gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
     while (handled < RPC_POLL_BUDGET) {
-        grpc_event ev = grpc_completion_queue_next(rs->cq, dl, NULL);
+        grpc_event ev = grpc_completion_queue_next(loop->cq, dl, NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) break;
         if (ev.type == GRPC_QUEUE_SHUTDOWN) {
-            rs->cq_shut = 1;
+            loop->cq_shut = 1;
             return -1;
         }
         rpc_op *op = ev.tag;
@@ -799,7 +900,7 @@ int rpc_server_poll(rpc_server *rs, int timeout_ms)
     /* One more send for each stream that has frames queued. No completion
      * runs in this loop, so nothing joins the list while it drains. */
     list_node *n;
-    while ((n = list_pop_front(&rs->ready)) != NULL) {
+    while ((n = list_pop_front(&loop->ready)) != NULL) {
         rpc_call *c = list_entry(n, rpc_call, ready_link);
         call_send_to(c, RPC_SEND_IDLE);
         kick_send(c);
@@ -811,17 +912,37 @@ int rpc_server_poll(rpc_server *rs, int timeout_ms)
     return handled;
 }
 
+int rpc_server_poll(rpc_server *rs, int timeout_ms)
+{
+    return loop_poll(&rs->main, timeout_ms);
+}
+
+/* A worker thread: turns its loop until the server shuts down and the last
+ * of its calls and posted slots are gone. */
+static void *worker_main(void *arg)
+{
+    rpc_loop *w = arg;
+    assert(w->is_worker);
+    while (!(atomic_load(&w->rs->shutting_down) && w->n_slots_posted == 0 &&
+             w->calls.len == 0))
+        if (loop_poll(w, 100) < 0) break;
+    atomic_store(&w->exited, 1);
+    return NULL;
+}
+
 void rpc_server_shutdown_begin(rpc_server *rs)
 {
-    if (rs->shutting_down) return;
-    rs->shutting_down = 1;
+    if (atomic_load(&rs->shutting_down)) return;
+    atomic_store(&rs->shutting_down, 1);
     rs->shutdown_op = (rpc_op){on_shutdown_op, rs};
-    grpc_server_shutdown_and_notify(rs->server, rs->cq, &rs->shutdown_op);
+    grpc_server_shutdown_and_notify(rs->server, rs->main.cq, &rs->shutdown_op);
 }
 
 void rpc_server_cancel_all(rpc_server *rs)
 {
-    list_for_each(&rs->calls, n, next)
+    /* The main loop's calls here; grpc cancels the workers' calls, whose
+     * completions their own threads then handle. */
+    list_for_each(&rs->main.calls, n, next)
     {
         call_cancel(list_entry(n, rpc_call, link), GRPC_STATUS_UNAVAILABLE,
                     "server shutting down");
@@ -832,7 +953,7 @@ void rpc_server_cancel_all(rpc_server *rs)
 size_t rpc_server_unsent(const rpc_server *rs)
 {
     size_t n = 0;
-    list_for_each(&rs->calls, node, next)
+    list_for_each(&rs->main.calls, node, next)
     {
         const rpc_call *c = list_entry(node, rpc_call, link);
         if (c->state != RPC_CALL_CLOSED) n += rpc_stream_queued(c);
@@ -842,8 +963,26 @@ size_t rpc_server_unsent(const rpc_server *rs)
 
 int rpc_server_done(const rpc_server *rs)
 {
-    return rs->shutdown_notified && rs->calls.len == 0 &&
-           rs->n_slots_posted == 0;
+    if (!rs->shutdown_notified || rs->main.calls.len != 0 ||
+        rs->main.n_slots_posted != 0)
+        return 0;
+    for (size_t i = 0; i < rs->opts.workers; i++)
+        if (!atomic_load(&rs->workers[i].exited)) return 0;
+    return 1;
+}
+
+/* Shuts a loop's queue down and waits until grpc has drained it. */
+static void loop_close_cq(rpc_loop *loop)
+{
+    if (!loop->cq) return;
+    grpc_completion_queue_shutdown(loop->cq);
+    while (!loop->cq_shut) {
+        grpc_event ev = grpc_completion_queue_next(
+            loop->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) loop->cq_shut = 1;
+    }
+    grpc_completion_queue_destroy(loop->cq);
+    loop->cq = NULL;
 }
 
 void rpc_server_free(rpc_server *rs)
@@ -856,19 +995,25 @@ void rpc_server_free(rpc_server *rs)
             while (!rpc_server_done(rs) && rpc_server_poll(rs, 100) >= 0) {
             }
         }
-        grpc_server_destroy(rs->server);
     }
-    if (rs->cq) {
-        grpc_completion_queue_shutdown(rs->cq);
-        while (!rs->cq_shut) {
-            grpc_event ev = grpc_completion_queue_next(
-                rs->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-            if (ev.type == GRPC_QUEUE_SHUTDOWN) rs->cq_shut = 1;
-        }
-        grpc_completion_queue_destroy(rs->cq);
+    /* The workers return once the server shut down and their calls ended
+     * (a worker that failed to start never ran). */
+    for (size_t i = 0; i < rs->opts.workers; i++) {
+        rpc_loop *w = &rs->workers[i];
+        if (w->thread_started) pthread_join(w->thread, NULL);
+        w->thread_started = 0;
     }
-    for (size_t i = 0; i < rs->n_regs; i++) free(rs->regs[i]);
+    if (rs->server) grpc_server_destroy(rs->server);
+    loop_close_cq(&rs->main);
+    for (size_t i = 0; i < rs->opts.workers; i++)
+        loop_close_cq(&rs->workers[i]);
+    for (size_t i = 0; i < rs->n_regs; i++) {
+        free(rs->regs[i]->worker_ud);
+        free(rs->regs[i]->slots);
+        free(rs->regs[i]);
+    }
     free(rs->regs);
+    free(rs->workers);
     free(rs);
 }
 

@@ -3,7 +3,10 @@
  * completion queue from one thread, decodes requests with protobuf-c and hands
  * them to typed handlers; replies, failures and streamed messages go back
  * through the functions below. Everything here runs on the loop thread that
- * calls rpc_server_poll: no locks, no callbacks from other threads.
+ * calls rpc_server_poll: no locks, no callbacks from other threads, except
+ * for the unary methods handed to worker threads (rpc_server_on_workers):
+ * those calls live wholly on their worker, whose handler may touch only
+ * what that worker owns.
  *
  * Streams keep one send operation in flight per call (the grpc rule) and a
  * bounded queue of refcounted slices behind it: a frame encoded once can be
@@ -25,6 +28,7 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_server_opts {
     size_t max_queue;      /* frames queued per stream; 0 = 4096 */
     size_t max_recv_bytes; /* largest request message; 0 = 64 KiB */
+    size_t workers;        /* threads for rpc_server_on_workers; 0 = none */
 } rpc_server_opts;
 
 /* Creates the grpc server and its completion queue (grpc_init is the
@@ -39,12 +43,26 @@ int rpc_server_add_service(rpc_server *rs, const rpc_service_desc *desc,
                            const void *handlers, void *ud, char *err,
                            size_t errlen);
 
+/* Serves the unary method m (of a service added before) on the worker
+ * threads instead of the loop thread: each worker has its own completion
+ * queue on which its calls are accepted, dispatched and answered, and its
+ * handler gets worker_ud[i] (one per worker) instead of the service's ud.
+ * Such a handler runs concurrently with the loop and the other workers.
+ * Without workers (opts.workers 0) the method stays on the loop thread and
+ * gets worker_ud[0]. -1 after start, for a streaming or unknown method, or
+ * out of memory. */
+int rpc_server_on_workers(rpc_server *rs, const rpc_method_desc *m,
+                          void *const *worker_ud);
+/* opts.workers. */
+size_t rpc_server_workers(const rpc_server *rs);
+
 /* Listens on a grpc address ("127.0.0.1:7400", "unix:var/parleyd.sock"),
  * without TLS. Returns the bound TCP port (> 0; the real one when asked for
  * port 0) or 0 on failure. Call before rpc_server_start. */
 int rpc_server_listen(rpc_server *rs, const char *addr);
 
-/* Starts serving: posts requests for every registered method. */
+/* Starts serving: posts requests for every registered method and starts the
+ * worker threads. -1 with a message in err if that failed. */
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen);
 
 /* Runs the loop once: waits up to timeout_ms for a first completion, then

@@ -3,7 +3,10 @@
  * conversion, srv_history.c the History RPCs, srv_stream.c Connect streams
  * (subscriptions, replay then live) and Publish, srv_commit.c the group
  * commit that turns a loop iteration's publishes into one transaction.
- * Everything runs on the loop thread. */
+ * Everything runs on the loop thread, except the History reads
+ * (ListMessages, GetMessage, GetRoom): rpc's worker threads serve them,
+ * each with a srv_reader of its own (a read-only store handle and a token
+ * cache), when the srv has readers. */
 #ifndef PARLEY_SRV_H
 #define PARLEY_SRV_H
 
@@ -20,12 +23,18 @@
 typedef struct srv srv;
 
 typedef struct srv_opts {
-    size_t max_body; /* 0 = RULES_BODY_MAX_DEFAULT */
+    size_t max_body;    /* 0 = RULES_BODY_MAX_DEFAULT */
+    size_t readers;     /* reader threads (= rpc workers); 0: the loop reads */
+    size_t token_cache; /* verified tokens kept per thread; 0 = 4096 */
 } srv_opts;
 
-/* db and au stay owned by the caller and must outlive the srv. */
-srv *srv_new(store *db, const auth *au, const srv_opts *opts);
-/* Registers History and Stream with rs (before rpc_server_start). */
+/* db and au stay owned by the caller and must outlive the srv. With
+ * readers, opens that many more read-only handles on db's database (NULL,
+ * and why in err, if that fails). */
+srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
+             size_t errlen);
+/* Registers History and Stream with rs (before rpc_server_start), the
+ * reads on rs's workers, of which there must be opts.readers. */
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen);
 /* Group commit: stores every publish collected since the last flush in one
  * transaction, then acks them and fans the events out. Call after each
@@ -36,6 +45,16 @@ size_t srv_pending(const srv *s);
 void srv_free(srv *s);
 
 /* ---- internal to srv_*.c ---- */
+
+/* What one thread needs to serve History reads: its store handle and its
+ * token cache. The loop's uses the srv's own; a reader thread's are its
+ * own, and of the srv it reads only what never changes (max_body). */
+typedef struct srv_reader {
+    srv *s;
+    store *db;
+    auth_cache *ac;
+    int owns; /* db and ac are this reader's (closed with it) */
+} srv_reader;
 
 typedef struct srv_conn srv_conn;
 
@@ -56,6 +75,9 @@ typedef struct srv_pending_pub {
 struct srv {
     store *db; /* the message store, owned by the caller */
     const auth *au;
+    auth_cache *ac;      /* the loop thread's verified tokens */
+    srv_reader *readers; /* max(1, n_readers); [0] is the loop's if none */
+    size_t n_readers;
     hub *hub;
     size_t max_body;
     srv_pending_pub *batch;
@@ -63,8 +85,10 @@ struct srv {
     list conns; /* every open Connect stream (srv_conn.link) */
 };
 
-/* Verifies `authorization` metadata; on failure fails the call
- * (UNAUTHENTICATED) and returns nonzero. */
+/* Verifies `authorization` metadata through the calling thread's token
+ * cache; on failure fails the call (UNAUTHENTICATED) and returns nonzero. */
+int srv_authenticate_with(auth_cache *ac, rpc_call *c, auth_identity *who);
+/* The same on the loop thread (the srv's cache). */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */

@@ -7,34 +7,96 @@
 #include <string.h>
 #include <time.h>
 
-srv *srv_new(store *db, const auth *au, const srv_opts *opts)
+#define SRV_TOKEN_CACHE_DEFAULT 4096
+
+srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
+             size_t errlen)
 {
     srv *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     s->db = db;
     s->au = au;
     s->max_body =
         opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
+    size_t slots =
+        opts && opts->token_cache ? opts->token_cache : SRV_TOKEN_CACHE_DEFAULT;
+    s->n_readers = opts ? opts->readers : 0;
     s->hub = hub_new();
-    if (!s->hub) {
-        free(s);
+    s->ac = auth_cache_new(au, slots);
+    s->readers = calloc(s->n_readers ? s->n_readers : 1, sizeof *s->readers);
+    if (!s->hub || !s->ac || !s->readers) {
+        snprintf(err, errlen, "out of memory");
+        srv_free(s);
         return NULL;
+    }
+    if (!s->n_readers) s->readers[0] = (srv_reader){s, db, s->ac, 0};
+    for (size_t i = 0; i < s->n_readers; i++) {
+        srv_reader *r = &s->readers[i];
+        *r = (srv_reader){s, NULL, NULL, 1};
+        char why[300];
+        if (store_open_reader(db, &r->db, why, sizeof why) != PARLEY_OK) {
+            snprintf(err, errlen, "reader %zu: %s", i, why);
+            srv_free(s);
+            return NULL;
+        }
+        r->ac = auth_cache_new(au, slots);
+        if (!r->ac) {
+            snprintf(err, errlen, "out of memory");
+            srv_free(s);
+            return NULL;
+        }
     }
     return s;
 }
 
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 {
+    if (rpc_server_workers(rs) != s->n_readers) {
+        snprintf(err, errlen, "%zu reader threads for %zu readers",
+                 rpc_server_workers(rs), s->n_readers);
+        return -1;
+    }
     if (rpc_server_add_service(rs, &parley_v1_History_service, &srv_history, s,
+                               err, errlen) != 0 ||
+        rpc_server_add_service(rs, &parley_v1_Stream_service, &srv_stream, s,
                                err, errlen) != 0)
         return -1;
-    return rpc_server_add_service(rs, &parley_v1_Stream_service, &srv_stream, s,
-                                  err, errlen);
+    /* The reads go to the readers (or to readers[0], the loop's own). */
+    static const int reads[] = {PARLEY_V1_HISTORY_LIST_MESSAGES,
+                                PARLEY_V1_HISTORY_GET_MESSAGE,
+                                PARLEY_V1_HISTORY_GET_ROOM};
+    size_t n = s->n_readers ? s->n_readers : 1;
+    void **uds = calloc(n, sizeof *uds);
+    if (!uds) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) uds[i] = &s->readers[i];
+    int rc = 0;
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0] && !rc; i++) {
+        const rpc_method_desc *m = &parley_v1_History_service.methods[reads[i]];
+        if (rpc_server_on_workers(rs, m, uds) != 0) {
+            snprintf(err, errlen, "cannot serve %s on reader threads", m->path);
+            rc = -1;
+        }
+    }
+    free(uds);
+    return rc;
 }
 
 void srv_free(srv *s)
 {
     if (!s) return;
+    for (size_t i = 0; s->readers && i < s->n_readers; i++) {
+        if (!s->readers[i].owns) continue;
+        store_close(s->readers[i].db);
+        auth_cache_free(s->readers[i].ac);
+    }
+    free(s->readers);
+    auth_cache_free(s->ac);
     hub_free(s->hub);
     free(s->batch);
     free(s);
@@ -44,13 +106,18 @@ size_t srv_pending(const srv *s) { return s->n_batch; }
 
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
 {
+    return srv_authenticate_with(s->ac, c, who);
+}
+
+int srv_authenticate_with(auth_cache *ac, rpc_call *c, auth_identity *who)
+{
     char tok[4096];
     if (rpc_call_metadata(c, "authorization", tok, sizeof tok) < 0) {
         rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
                  "missing authorization metadata (want: Bearer <jwt>)");
         return -1;
     }
-    if (auth_verify(s->au, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
+    if (auth_cache_verify(ac, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
         rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
                  "invalid, expired or badly signed token");
         return -1;

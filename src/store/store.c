@@ -50,7 +50,29 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
                                                : RULES_BODY_MAX_DEFAULT;
     if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
     s->in_txn = 0;
+    s->read_only = 0;
     *out = s;
+    return PARLEY_OK;
+}
+
+parley_err store_open_reader(store *s, store **out, char *errmsg, size_t errlen)
+{
+    char scratch[1];
+    if (errmsg == NULL || errlen == 0) {
+        errmsg = scratch;
+        errlen = sizeof scratch;
+    }
+    errmsg[0] = '\0';
+    *out = NULL;
+    store *r = NULL;
+    parley_err e = s->engine->open_reader(s, &r, errmsg, errlen);
+    if (e != PARLEY_OK) return e;
+    assert(r != NULL);
+    r->engine = s->engine;
+    r->max_body = s->max_body;
+    r->in_txn = 0;
+    r->read_only = 1;
+    *out = r;
     return PARLEY_OK;
 }
 
@@ -70,7 +92,7 @@ const char *store_last_error(const store *s)
 
 parley_err store_begin(store *s)
 {
-    if (s->in_txn) return PARLEY_ERR_INTERNAL;
+    if (s->in_txn || s->read_only) return PARLEY_ERR_INTERNAL;
     parley_err e = s->engine->begin(s);
     if (e == PARLEY_OK) s->in_txn = 1;
     return e;
@@ -102,6 +124,7 @@ parley_err store_room_create(store *s, const char *name, int64_t now_ms,
     parley_err e = rules_room(name);
 
     if (e != PARLEY_OK) return e;
+    if (s->read_only) return PARLEY_ERR_INTERNAL;
     return s->engine->room_create(s, name, now_ms, out ? out : &room_scratch,
                                   created ? created : &created_scratch);
 }
@@ -132,6 +155,7 @@ parley_err store_append(store *s, const char *room, const parley_author *author,
     if ((e = rules_client_msg_id(client_msg_id)) != PARLEY_OK) return e;
     if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
     if (duplicate == NULL) duplicate = &dup_scratch;
+    if (s->read_only) return PARLEY_ERR_INTERNAL;
     return s->engine->append(s, room, author, client_msg_id, body, body_len,
                              now_ms, out ? out : &scratch, duplicate);
 }
@@ -155,6 +179,7 @@ parley_err store_edit(store *s, const char *room, uint64_t seq,
     if ((e = rules_room(room)) != PARLEY_OK) return e;
     if ((e = rules_author(actor)) != PARLEY_OK) return e;
     if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
+    if (s->read_only) return PARLEY_ERR_INTERNAL;
     return s->engine->edit(s, room, seq, actor, body, body_len, now_ms,
                            out ? out : &scratch);
 }
@@ -168,6 +193,7 @@ parley_err store_delete(store *s, const char *room, uint64_t seq,
 
     if ((e = rules_room(room)) != PARLEY_OK) return e;
     if ((e = rules_author(actor)) != PARLEY_OK) return e;
+    if (s->read_only) return PARLEY_ERR_INTERNAL;
     return s->engine->remove(s, room, seq, actor, now_ms, out ? out : &scratch);
 }
 

@@ -41,6 +41,15 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
                       char *errmsg, size_t errlen);
 void store_close(store *s);
 
+/* Opens another handle on the database s serves, for reading only (another
+ * thread's, as store.h's first rule wants): every read call works on it,
+ * every write fails with PARLEY_ERR_INTERNAL. It sees each commit of any
+ * handle once that commit returned (read-your-writes across threads). Not
+ * every target can have one (an in-memory SQLite database cannot):
+ * PARLEY_ERR_INTERNAL and a reason in errmsg. */
+parley_err store_open_reader(store *s, store **out, char *errmsg,
+                             size_t errlen);
+
 /* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);
 

@@ -24,6 +24,7 @@ struct store {
     const store_engine *engine;
     size_t max_body; /* validated body limit (store.c) */
     int in_txn;      /* between store_begin and store_commit / rollback */
+    int read_only;   /* a store_open_reader handle: writes are refused */
 };
 
 struct store_engine {
@@ -34,6 +35,10 @@ struct store_engine {
      * engine leaves zeroed (store.c fills it). errmsg is never NULL. */
     parley_err (*open)(const char *target, const store_opts *opts, store **out,
                        char *errmsg, size_t errlen);
+    /* Another handle on s's database that only reads (store_open_reader);
+     * its `store` member left zeroed like open's. */
+    parley_err (*open_reader)(store *s, store **out, char *errmsg,
+                              size_t errlen);
     void (*close)(store *s);
     const char *(*last_error)(const store *s);
 

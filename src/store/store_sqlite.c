@@ -532,6 +532,63 @@ static parley_err store_setup(store_sqlite *s, const char *path,
 
 static void store_sqlite_close(store *base);
 
+/* A reader's setup: the same file, read-only, at the schema version this
+ * build writes (the writer's handle migrated it already). */
+static parley_err store_setup_reader(store_sqlite *s, const char *path,
+                                     char *errmsg, size_t errlen)
+{
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(errmsg, errlen, "open %s for reading: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return PARLEY_ERR_IO;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    rc = sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "busy_timeout");
+    int version = 0;
+    rc = store_pragma_int(s->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "read user_version");
+    if (version != STORE_SCHEMA_VERSION) {
+        snprintf(errmsg, errlen,
+                 "database schema version %d, this build reads %d", version,
+                 STORE_SCHEMA_VERSION);
+        return PARLEY_ERR_SCHEMA_TOO_NEW;
+    }
+    for (int i = 0; i < STMT__COUNT; i++) {
+        rc = sqlite3_prepare_v3(s->db, store_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
+        if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[i]);
+    }
+    return PARLEY_OK;
+}
+
+static parley_err store_sqlite_open_reader(store *base, store **out,
+                                           char *errmsg, size_t errlen)
+{
+    store_sqlite *w = (store_sqlite *)base;
+    const char *path = sqlite3_db_filename(w->db, "main");
+    if (path == NULL || path[0] == '\0') {
+        snprintf(errmsg, errlen,
+                 "an in-memory database has no second handle to read with");
+        return PARLEY_ERR_INTERNAL;
+    }
+    store_sqlite *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return PARLEY_ERR_INTERNAL;
+    }
+    parley_err e = store_setup_reader(s, path, errmsg, errlen);
+    if (e != PARLEY_OK) {
+        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
+        store_sqlite_close(&s->base);
+        return e;
+    }
+    *out = &s->base;
+    return PARLEY_OK;
+}
+
 /* Every target that is not a URI is a file path. */
 static int store_sqlite_serves(const char *target)
 {
@@ -969,6 +1026,7 @@ const store_engine store_engine_sqlite = {
     .name = "sqlite",
     .serves = store_sqlite_serves,
     .open = store_sqlite_open,
+    .open_reader = store_sqlite_open_reader,
     .close = store_sqlite_close,
     .last_error = store_sqlite_last_error,
     .begin = store_sqlite_begin,

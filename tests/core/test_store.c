@@ -1152,6 +1152,64 @@ static void test_group_commit(void)
     store_close(s);
 }
 
+/* ---- reader handles ------------------------------------------------------ */
+
+static void test_reader_handle(void)
+{
+    char path[4200];
+    store *w = fresh(path, sizeof path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    store *r = NULL;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(store_open_reader(w, &r, err, sizeof err), PARLEY_OK);
+    parley_room room;
+    parley_msg m;
+    int more;
+    CU_ASSERT_EQUAL(store_room_get(r, "r", &room), PARLEY_OK);
+    CU_ASSERT_EQUAL(room.head_seq, 0);
+
+    /* Each commit of the writer is visible to the reader once it returned,
+     * and not before (a group still open is not). */
+    CU_ASSERT_EQUAL(post_n(w, "r", "a", 3), 0);
+    CU_ASSERT_EQUAL(list(r, STORE_LATEST, 0, 100, &g_page, &room, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(g_page.n, 3);
+    CU_ASSERT_EQUAL(room.head_seq, 3);
+    CU_ASSERT_EQUAL_FATAL(store_begin(w), PARLEY_OK);
+    CU_ASSERT_EQUAL(post_n(w, "r", "b", 2), 0);
+    CU_ASSERT_EQUAL(store_get(r, "r", 4, &m), PARLEY_ERR_MESSAGE_NOT_FOUND);
+    CU_ASSERT_EQUAL(store_commit(w), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_get(r, "r", 4, &m), PARLEY_OK);
+    CU_ASSERT_STRING_EQUAL(m.body, "body 1");
+    CU_ASSERT_EQUAL(store_room_get(r, "r", &room), PARLEY_OK);
+    CU_ASSERT_EQUAL(room.head_seq, 5);
+
+    /* It only reads. */
+    CU_ASSERT_EQUAL(post(r, "r", &ADA, "nope", "body", &m, NULL),
+                    PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(store_begin(r), PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(store_edit(r, "r", 1, &ADA, "x", 1, 1, &m),
+                    PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(store_delete(r, "r", 1, &ADA, 1, &m), PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(store_room_create(r, "r2", 1, &room, NULL),
+                    PARLEY_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(store_room_get(w, "r2", &room), PARLEY_ERR_ROOM_NOT_FOUND);
+    CU_ASSERT_EQUAL(store_room_get(w, "r", &room), PARLEY_OK);
+    CU_ASSERT_EQUAL(room.head_seq, 5);
+    store_close(r);
+    store_close(w);
+
+    /* An in-memory database has no second handle. */
+    CU_ASSERT_EQUAL_FATAL(store_open(":memory:", NULL, &w, err, sizeof err),
+                          PARLEY_OK);
+    r = (store *)&r;
+    CU_ASSERT_EQUAL(store_open_reader(w, &r, err, sizeof err),
+                    PARLEY_ERR_INTERNAL);
+    CU_ASSERT_PTR_NULL(r);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "in-memory"));
+    store_close(w);
+}
+
 /* ---- concurrent writers ------------------------------------------------ */
 
 #define CONC_N 150
@@ -1302,6 +1360,7 @@ int main(void)
         !CU_add_test(s, "future schema refused", test_schema_too_new) ||
         !CU_add_test(s, "open errors", test_open_errors) ||
         !CU_add_test(s, "group commit", test_group_commit) ||
+        !CU_add_test(s, "reader handles", test_reader_handle) ||
         !CU_add_test(s, "two concurrent writers", test_concurrent_writers)) {
         CU_cleanup_registry();
         rm_tree_dir(g_dir);

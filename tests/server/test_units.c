@@ -24,7 +24,8 @@ static void clear_env(void) {
     const char *vars[] = {"PARLEY_ADDR", "PARLEY_UNIX", "PARLEY_DB",
                           "PARLEY_JWT_SECRET", "PARLEY_JWT_SECRET_FILE",
                           "PARLEY_ROOMS", "PARLEY_MAX_BODY", "PARLEY_MAX_QUEUE",
-                          "PARLEY_DEV", "PARLEY_CONFIG"};
+                          "PARLEY_DEV", "PARLEY_CONFIG", "PARLEY_READERS",
+                          "PARLEY_TOKEN_CACHE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
 }
 
@@ -40,6 +41,8 @@ static void test_cfg_defaults(void) {
     CU_ASSERT_STRING_EQUAL(c.rooms, "lobby");
     CU_ASSERT_EQUAL(c.max_body, 4096);
     CU_ASSERT_EQUAL(c.max_queue, 4096);
+    CU_ASSERT_EQUAL(c.readers, 2);
+    CU_ASSERT_EQUAL(c.token_cache, 4096);
     CU_ASSERT_EQUAL(c.dev, 0);
     CU_ASSERT_STRING_EQUAL(c.jwt_secret, "");
 }
