@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "defaults.h"
 #include "rules.h"
@@ -41,6 +43,15 @@ static const setting cfg_rows[] = {
     {"token-cache", "PARLEY_TOKEN_CACHE", SETTING_SIZE, F(token_cache), "4096",
      2, 1 << 24, "N",
      "verified tokens remembered per thread (exp is checked on every call)", 0},
+    {"durability", "PARLEY_DURABILITY", SETTING_STR, F(durability), "full", 0,
+     0, "full|interval",
+     "full: a publish is acked once its commit is fsync'd (survives a power "
+     "loss); interval: acked once written to the OS and fsync'd within "
+     "--sync-interval-ms (survives a crash of parleyd, not of the machine)",
+     0},
+    {"sync-interval-ms", "PARLEY_SYNC_INTERVAL_MS", SETTING_INT,
+     F(sync_interval_ms), "1000", 1, 3600000, "MS",
+     "durability interval: how long a commit may wait for its fsync", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: random secret in <db folder>/dev-secret, prints "
      "tokens",
@@ -61,6 +72,12 @@ int cfg_load(cfg *c, int argc, char **argv, char *err, size_t errlen)
 {
     int rc = settings_load(&cfg_spec, c, argc, argv, c->config,
                            sizeof c->config, err, errlen);
+    if (rc == SETTINGS_OK && strcmp(c->durability, "full") != 0 &&
+        strcmp(c->durability, "interval") != 0) {
+        snprintf(err, errlen, "durability must be full or interval, not \"%s\"",
+                 c->durability);
+        return CFG_ERROR;
+    }
     return rc == SETTINGS_OK     ? CFG_OK
            : rc == SETTINGS_HELP ? CFG_HELP
                                  : CFG_ERROR;

@@ -20,7 +20,7 @@ typedef struct cfg {
     size_t readers;       /* History reader threads; 0: the loop reads */
     size_t token_cache;   /* verified tokens remembered per thread */
     char durability[16];  /* "full" or "interval" */
-    int sync_interval_ms; /* interval: the longest an ack waits for fsync */
+    int sync_interval_ms; /* interval: the longest a commit waits for fsync */
     int dev;
 } cfg;
 

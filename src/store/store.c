@@ -9,6 +9,8 @@
 
 #include "rules.h"
 
+#define STORE_SYNC_INTERVAL_DEFAULT_MS 1000
+
 /* SQLite binds lengths as int; far above any sane chat message. */
 #define STORE_BODY_MAX_CAP ((size_t)1 << 30)
 
@@ -51,6 +53,13 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
     if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
     s->in_txn = 0;
     s->read_only = 0;
+    s->sync_interval_ms = 0;
+    if (opts && opts->durability == STORE_SYNC_INTERVAL)
+        s->sync_interval_ms = opts->sync_interval_ms > 0
+                                  ? opts->sync_interval_ms
+                                  : STORE_SYNC_INTERVAL_DEFAULT_MS;
+    s->commits = s->synced_commits = s->syncs = 0;
+    s->last_sync_ms = -1;
     *out = s;
     return PARLEY_OK;
 }
@@ -72,6 +81,9 @@ parley_err store_open_reader(store *s, store **out, char *errmsg, size_t errlen)
     r->max_body = s->max_body;
     r->in_txn = 0;
     r->read_only = 1;
+    r->sync_interval_ms = 0;
+    r->commits = r->synced_commits = r->syncs = 0;
+    r->last_sync_ms = -1;
     *out = r;
     return PARLEY_OK;
 }
@@ -79,7 +91,36 @@ parley_err store_open_reader(store *s, store **out, char *errmsg, size_t errlen)
 void store_close(store *s)
 {
     if (s == NULL) return;
+    /* Interval mode: what was committed reaches the disk before we go. */
+    if (s->sync_interval_ms && !s->in_txn && s->commits > s->synced_commits)
+        (void)s->engine->sync(s);
     s->engine->close(s);
+}
+
+void store_get_stats(const store *s, store_stats *out)
+{
+    assert(s->synced_commits <= s->commits);
+    out->commits = s->commits;
+    out->syncs = s->syncs;
+    out->unsynced = s->sync_interval_ms ? s->commits - s->synced_commits : 0;
+}
+
+int store_sync_due(store *s, int64_t now_ms)
+{
+    if (!s->sync_interval_ms || s->in_txn) return 0;
+    if (s->last_sync_ms < 0) {
+        s->last_sync_ms = now_ms;
+        return 0;
+    }
+    if (s->commits == s->synced_commits ||
+        now_ms - s->last_sync_ms < s->sync_interval_ms)
+        return 0;
+    uint64_t upto = s->commits;
+    if (s->engine->sync(s) != PARLEY_OK) return -1;
+    s->synced_commits = upto;
+    s->syncs++;
+    s->last_sync_ms = now_ms;
+    return 1;
 }
 
 const char *store_last_error(const store *s)

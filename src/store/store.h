@@ -26,11 +26,23 @@
 
 typedef struct store store;
 
+/* When a commit is durable. */
+typedef enum store_durability {
+    /* store_commit returns once the commit is fsync'd: it survives a power
+     * loss (SQLite synchronous=FULL). The default. */
+    STORE_SYNC_FULL = 0,
+    /* store_commit returns once the commit is written to the OS (it
+     * survives a crash of the process, not of the machine); store_sync_due
+     * fsyncs what was committed within sync_interval_ms (SQLite
+     * synchronous=NORMAL and a sync of the log). */
+    STORE_SYNC_INTERVAL
+} store_durability;
+
 /* Limits enforced by the core (rules.c); 0 in store_opts means the default. */
 typedef struct store_opts {
     size_t max_body_bytes; /* default 4096 */
-    /* 1 (the default when opts is NULL): fsync every commit */
-    int synchronous_full;
+    store_durability durability;
+    int sync_interval_ms; /* STORE_SYNC_INTERVAL: default 1000 */
 } store_opts;
 
 /* Opens (creating if needed) and migrates the database `target` names (for
@@ -49,6 +61,23 @@ void store_close(store *s);
  * PARLEY_ERR_INTERNAL and a reason in errmsg. */
 parley_err store_open_reader(store *s, store **out, char *errmsg,
                              size_t errlen);
+
+/* Commits and syncs of this handle since it was opened. */
+typedef struct store_stats {
+    uint64_t commits;  /* write transactions committed (groups or single) */
+    uint64_t syncs;    /* fsyncs made by store_sync_due (interval mode) */
+    uint64_t unsynced; /* commits not known to be on disk: in interval mode
+                          those since the last sync; 0 with SYNC_FULL */
+} store_stats;
+void store_get_stats(const store *s, store_stats *out);
+
+/* Interval durability: when commits wait and sync_interval_ms passed since
+ * the last sync (the first call only starts the clock), fsyncs them all,
+ * so no commit waits much longer than the interval plus the time between
+ * two calls. now_ms: any monotonic clock, the same on every call. 1 if it
+ * synced, 0 if nothing was due (always with SYNC_FULL), -1 on an I/O error
+ * (store_last_error says which). Call between transactions. */
+int store_sync_due(store *s, int64_t now_ms);
 
 /* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);

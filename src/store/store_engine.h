@@ -25,6 +25,12 @@ struct store {
     size_t max_body; /* validated body limit (store.c) */
     int in_txn;      /* between store_begin and store_commit / rollback */
     int read_only;   /* a store_open_reader handle: writes are refused */
+    /* Durability (store.c): interval mode, and its counters. The engine
+     * counts commits (every write transaction that committed: a group or
+     * a single write); store.c counts syncs. */
+    int sync_interval_ms; /* 0: STORE_SYNC_FULL, every commit fsync'd */
+    uint64_t commits, synced_commits, syncs;
+    int64_t last_sync_ms; /* -1 before store_sync_due's first call */
 };
 
 struct store_engine {
@@ -40,6 +46,9 @@ struct store_engine {
     parley_err (*open_reader)(store *s, store **out, char *errmsg,
                               size_t errlen);
     void (*close)(store *s);
+    /* Interval durability: makes every commit so far durable (fsync of
+     * the log); called between transactions. */
+    parley_err (*sync)(store *s);
     const char *(*last_error)(const store *s);
 
     /* The transaction of a group commit; store.c calls begin only outside

@@ -9,6 +9,15 @@
  * BEGIN IMMEDIATE ... COMMIT. seq and rev are read and incremented in the
  * rooms row inside that transaction, so they stay dense across handles.
  *
+ * Appends, the hot path, do less: a room's id and head counters are read
+ * once per transaction into `heads` (the write lock is held from BEGIN
+ * IMMEDIATE, so no other handle can move them), each append is then one
+ * INSERT that takes the next seq and rev from there and skips a duplicate
+ * client id by the unique index (ON CONFLICT DO NOTHING; a statement that
+ * fails undoes only itself, so no savepoint is needed), and the counters
+ * are written back in one UPDATE per room before COMMIT, or before any
+ * other statement of the transaction that reads or moves them.
+ *
  * Returned strings: store_list hands out pointers into SQLite's row memory,
  * valid while the callback runs. The single-row calls (room create/get,
  * append, get, edit, delete, and room_out of list) copy the row into one of
@@ -93,6 +102,7 @@ enum {
     STMT_ROOM_BUMP_SEQ,
     STMT_ROOM_BUMP_REV,
     STMT_MSG_INSERT,
+    STMT_ROOM_SET_HEADS,
     STMT_MSG_BY_CLIENT_ID,
     STMT_MSG_GET,
     STMT_MSG_EDIT,
@@ -123,7 +133,10 @@ static const char *const store_sql[STMT__COUNT] = {
     [STMT_MSG_INSERT] =
         "INSERT INTO messages(room_id, seq, rev, client_msg_id, author_id,"
         " author_name, author_role, body, created_ms)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING " MSG_COLS,
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        " ON CONFLICT(room_id, author_id, client_msg_id) DO NOTHING",
+    [STMT_ROOM_SET_HEADS] =
+        "UPDATE rooms SET head_seq = ?2, head_rev = ?3 WHERE id = ?1",
     [STMT_MSG_BY_CLIENT_ID] =
         "SELECT " MSG_COLS " FROM messages"
         " WHERE room_id = ?1 AND author_id = ?2 AND client_msg_id = ?3",
@@ -144,11 +157,24 @@ static const char *const store_sql[STMT__COUNT] = {
         " WHERE room_id = ?1 AND rev > ?2 ORDER BY rev LIMIT ?3",
 };
 
+/* A room the open transaction appended to: its id and head counters as of
+ * now in the transaction (see the top comment). */
+typedef struct store_head {
+    char name[RULES_ROOM_MAX + 1]; /* "" = a free slot */
+    int64_t id;
+    uint64_t seq, rev;
+    int dirty; /* seq / rev not yet written back */
+} store_head;
+
 /* The engine's handle; `base` first, as store_engine.h asks. */
 typedef struct store_sqlite {
     store base;
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT__COUNT];
+    /* heads: open addressing, a power of two in size, at most half full;
+     * empty outside a write transaction. */
+    store_head *heads;
+    size_t heads_cap, heads_n;
     /* Two row buffers used in turn by the single-row calls. */
     char *buf[2];
     size_t cap[2];
@@ -334,6 +360,99 @@ static parley_err store_room_find(store_sqlite *s, const char *name,
     return store_finish(s, STMT_ROOM_GET);
 }
 
+/* ---- the open transaction's room heads --------------------------------- */
+
+static size_t store_head_slot(const store_sqlite *s, const char *name)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = name; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 16777619u;
+    }
+    size_t mask = s->heads_cap - 1, i = h & mask;
+    while (s->heads[i].name[0] && strcmp(s->heads[i].name, name) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Doubles the table (or makes the first one). -1 out of memory. */
+static int store_heads_grow(store_sqlite *s)
+{
+    size_t cap = s->heads_cap ? s->heads_cap * 2 : 16;
+    store_head *old = s->heads, *nh = calloc(cap, sizeof *nh);
+    if (nh == NULL) return -1;
+    size_t old_cap = s->heads_cap;
+    s->heads = nh;
+    s->heads_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].name[0]) s->heads[store_head_slot(s, old[i].name)] = old[i];
+    free(old);
+    return 0;
+}
+
+/* The room's entry, read from the rooms row on first use in this
+ * transaction. ROOM_NOT_FOUND if there is no such room. */
+static parley_err store_head_get(store_sqlite *s, const char *room,
+                                 store_head **out)
+{
+    assert(strlen(room) <= RULES_ROOM_MAX); /* store.c checked it */
+    if (s->heads_cap && s->heads[store_head_slot(s, room)].name[0]) {
+        *out = &s->heads[store_head_slot(s, room)];
+        return PARLEY_OK;
+    }
+    store_head h;
+    memset(&h, 0, sizeof h);
+    parley_err e = store_room_find(s, room, &h.id, &h.seq, &h.rev);
+    if (e != PARLEY_OK) return e;
+    if ((s->heads_n + 1) * 2 > s->heads_cap && store_heads_grow(s) != 0)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    memcpy(h.name, room, strlen(room) + 1);
+    store_head *slot = &s->heads[store_head_slot(s, room)];
+    assert(slot->name[0] == '\0');
+    *slot = h;
+    s->heads_n++;
+    *out = slot;
+    return PARLEY_OK;
+}
+
+/* Writes the moved counters back to their rooms rows. */
+static parley_err store_heads_flush(store_sqlite *s)
+{
+    for (size_t i = 0; i < s->heads_cap && s->heads_n; i++) {
+        store_head *h = &s->heads[i];
+        if (!h->name[0] || !h->dirty) continue;
+        sqlite3_stmt *stmt = s->stmt[STMT_ROOM_SET_HEADS];
+        int rc = sqlite3_bind_int64(stmt, 1, h->id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)h->seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)h->rev);
+        if (rc != SQLITE_OK) return store_fail(s, rc, "bind room heads");
+        parley_err e = store_exec(s, STMT_ROOM_SET_HEADS);
+        if (e != PARLEY_OK) return e;
+        h->dirty = 0;
+    }
+    return PARLEY_OK;
+}
+
+/* Forgets every entry (the transaction ended, or a statement is about to
+ * read or move the counters in the table itself). */
+static void store_heads_clear(store_sqlite *s)
+{
+    if (s->heads_n == 0) return;
+    memset(s->heads, 0, s->heads_cap * sizeof *s->heads);
+    s->heads_n = 0;
+}
+
+/* Before any statement but an append inside a transaction: the table holds
+ * the counters again, and the entries are dropped (that statement may move
+ * them). */
+static parley_err store_heads_settle(store_sqlite *s)
+{
+    if (s->heads_n == 0) return PARLEY_OK;
+    parley_err e = store_heads_flush(s);
+    store_heads_clear(s);
+    return e;
+}
+
 /* ---- transactions ------------------------------------------------------ */
 
 /* Starts a write: joins the caller's transaction under a savepoint, or
@@ -341,6 +460,8 @@ static parley_err store_room_find(store_sqlite *s, const char *name,
  * head counters read next cannot be stale). */
 static parley_err store_write_begin(store_sqlite *s)
 {
+    parley_err e = store_heads_settle(s);
+    if (e != PARLEY_OK) return e;
     return store_exec(s, s->base.in_txn ? STMT_SAVEPOINT : STMT_BEGIN_WRITE);
 }
 
@@ -348,7 +469,10 @@ static parley_err store_write_end(store_sqlite *s, parley_err e)
 {
     if (e == PARLEY_OK) {
         e = store_exec(s, s->base.in_txn ? STMT_RELEASE : STMT_COMMIT);
-        if (e == PARLEY_OK) return PARLEY_OK;
+        if (e == PARLEY_OK) {
+            if (!s->base.in_txn) s->base.commits++;
+            return PARLEY_OK;
+        }
     }
     /* Undo. A failed COMMIT or an I/O error may have ended the transaction
      * already; then there is nothing left to undo. */
@@ -368,7 +492,9 @@ static parley_err store_write_end(store_sqlite *s, parley_err e)
 
 static parley_err store_sqlite_begin(store *base)
 {
-    return store_exec((store_sqlite *)base, STMT_BEGIN_WRITE);
+    store_sqlite *s = (store_sqlite *)base;
+    assert(s->heads_n == 0); /* cleared when the last transaction ended */
+    return store_exec(s, STMT_BEGIN_WRITE);
 }
 
 /* store.c has already cleared base.in_txn: a failed COMMIT is rolled back
@@ -376,7 +502,10 @@ static parley_err store_sqlite_begin(store *base)
 static parley_err store_sqlite_commit(store *base)
 {
     store_sqlite *s = (store_sqlite *)base;
-    parley_err e = store_exec(s, STMT_COMMIT);
+    parley_err e = store_heads_flush(s);
+    store_heads_clear(s);
+    if (e == PARLEY_OK) e = store_exec(s, STMT_COMMIT);
+    if (e == PARLEY_OK) s->base.commits++;
     if (e != PARLEY_OK && !sqlite3_get_autocommit(s->db)) {
         char keep[sizeof s->err];
         memcpy(keep, s->err, sizeof keep);
@@ -389,6 +518,7 @@ static parley_err store_sqlite_commit(store *base)
 static void store_sqlite_rollback(store *base)
 {
     store_sqlite *s = (store_sqlite *)base;
+    store_heads_clear(s); /* the counters' moves go with the rest */
     /* An I/O error may have rolled the transaction back already. */
     if (!sqlite3_get_autocommit(s->db)) (void)store_exec(s, STMT_ROLLBACK);
 }
@@ -505,7 +635,7 @@ static parley_err store_setup(store_sqlite *s, const char *path,
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
 
-    int full = opts == NULL || opts->synchronous_full != 0;
+    int full = opts == NULL || opts->durability == STORE_SYNC_FULL;
     rc = sqlite3_exec(s->db,
                       full ? "PRAGMA synchronous = FULL"
                            : "PRAGMA synchronous = NORMAL",
@@ -589,6 +719,21 @@ static parley_err store_sqlite_open_reader(store *base, store **out,
     return PARLEY_OK;
 }
 
+/* Interval durability: fsyncs the write-ahead log, which holds every
+ * commit since the last checkpoint (the checkpoints sync themselves). */
+static parley_err store_sqlite_sync(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_file *log = NULL;
+    int rc =
+        sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &log);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "find the log");
+    if (log == NULL || log->pMethods == NULL) return PARLEY_OK; /* none yet */
+    rc = log->pMethods->xSync(log, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "sync the log");
+    return PARLEY_OK;
+}
+
 /* Every target that is not a URI is a file path. */
 static int store_sqlite_serves(const char *target)
 {
@@ -629,6 +774,7 @@ static void store_sqlite_close(store *base)
     }
     free(s->buf[0]);
     free(s->buf[1]);
+    free(s->heads);
     free(s);
 }
 
@@ -674,7 +820,8 @@ static parley_err store_sqlite_room_get(store *base, const char *name,
     int64_t id;
     uint64_t seq, rev;
 
-    parley_err e = store_room_find(s, name, &id, &seq, &rev);
+    parley_err e = store_heads_settle(s);
+    if (e == PARLEY_OK) e = store_room_find(s, name, &id, &seq, &rev);
     if (e != PARLEY_OK) return e;
     return store_room_copy(s, name, seq, rev, out);
 }
@@ -777,6 +924,82 @@ static parley_err store_find_client_id(store_sqlite *s, int64_t room_id,
     return store_msg_one(s, STMT_MSG_BY_CLIENT_ID, room, out, "read client id");
 }
 
+/* The row an append stored, from its own values, into a row buffer. */
+static parley_err store_row_new(store_sqlite *s, const char *room, uint64_t seq,
+                                uint64_t rev, const parley_author *author,
+                                const char *client_msg_id, const char *body,
+                                size_t body_len, int64_t now_ms, parley_msg *m)
+{
+    size_t lr = strlen(room), lc = strlen(client_msg_id);
+    size_t la = strlen(author->id), ln = strlen(author->display_name);
+    char *p = store_buf_take(s, lr + lc + la + ln + body_len + 5);
+    if (p == NULL)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    m->room = store_put(&p, room, lr);
+    m->seq = seq;
+    m->rev = rev;
+    m->client_msg_id = store_put(&p, client_msg_id, lc);
+    m->author.id = store_put(&p, author->id, la);
+    m->author.display_name = store_put(&p, author->display_name, ln);
+    m->author.role = author->role;
+    m->body = store_put(&p, body, body_len);
+    m->body_len = body_len;
+    m->created_at_ms = now_ms;
+    m->edited_at_ms = 0;
+    m->deleted = 0;
+    return PARLEY_OK;
+}
+
+/* One INSERT that takes the room's next seq and rev, or stores nothing for
+ * a (room, author, client id) seen before (then *duplicate and the
+ * original). Inside a transaction (see the top comment). */
+static parley_err store_append_in_txn(store_sqlite *s, const char *room,
+                                      const parley_author *author,
+                                      const char *client_msg_id,
+                                      const char *body, size_t body_len,
+                                      int64_t now_ms, parley_msg *out,
+                                      int *duplicate)
+{
+    store_head *h;
+    parley_err e = store_head_get(s, room, &h);
+    if (e != PARLEY_OK) return e;
+    /* every message takes a rev too, so rev never trails seq */
+    assert(h->rev >= h->seq);
+    uint64_t seq = h->seq + 1, rev = h->rev + 1;
+    sqlite3_stmt *stmt = s->stmt[STMT_MSG_INSERT];
+    int rc = sqlite3_bind_int64(stmt, 1, h->id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)seq);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)rev);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 4, client_msg_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 5, author->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc =
+            sqlite3_bind_text(stmt, 6, author->display_name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 7, author->role);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 8, body, (int)body_len, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 9, now_ms);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind message insert");
+    e = store_exec(s, STMT_MSG_INSERT);
+    if (e != PARLEY_OK) return e;
+    if (sqlite3_changes(s->db) == 0) {
+        /* The client id's unique index refused it: a repeat. */
+        e = store_find_client_id(s, h->id, room, author, client_msg_id, out);
+        if (e == PARLEY_ERR_MESSAGE_NOT_FOUND)
+            e = store_fail_msg(s, PARLEY_ERR_INTERNAL,
+                               "insert skipped, but no message has its id");
+        if (e == PARLEY_OK) *duplicate = 1;
+        return e;
+    }
+    h->seq = seq;
+    h->rev = rev;
+    h->dirty = 1;
+    return store_row_new(s, room, seq, rev, author, client_msg_id, body,
+                         body_len, now_ms, out);
+}
+
 static parley_err store_sqlite_append(store *base, const char *room,
                                       const parley_author *author,
                                       const char *client_msg_id,
@@ -785,43 +1008,28 @@ static parley_err store_sqlite_append(store *base, const char *room,
                                       int *duplicate)
 {
     store_sqlite *s = (store_sqlite *)base;
-    parley_err e;
-    int64_t room_id;
-    uint64_t seq, rev;
-
-    if ((e = store_write_begin(s)) != PARLEY_OK) return e;
-    e = store_room_find(s, room, &room_id, NULL, NULL);
+    if (s->base.in_txn)
+        return store_append_in_txn(s, room, author, client_msg_id, body,
+                                   body_len, now_ms, out, duplicate);
+    /* On its own: a transaction of one. */
+    parley_err e = store_exec(s, STMT_BEGIN_WRITE);
+    if (e != PARLEY_OK) return e;
+    e = store_append_in_txn(s, room, author, client_msg_id, body, body_len,
+                            now_ms, out, duplicate);
+    if (e == PARLEY_OK) e = store_heads_flush(s);
+    store_heads_clear(s);
+    if (e == PARLEY_OK) e = store_exec(s, STMT_COMMIT);
     if (e == PARLEY_OK) {
-        e = store_find_client_id(s, room_id, room, author, client_msg_id, out);
-        if (e == PARLEY_OK) {
-            *duplicate = 1;
-            return store_write_end(s, PARLEY_OK);
-        }
-        if (e == PARLEY_ERR_MESSAGE_NOT_FOUND) e = PARLEY_OK;
+        s->base.commits++;
+        return PARLEY_OK;
     }
-    if (e == PARLEY_OK) e = store_room_bump(s, room_id, &seq, &rev);
-    if (e == PARLEY_OK) {
-        sqlite3_stmt *stmt = s->stmt[STMT_MSG_INSERT];
-        int rc = sqlite3_bind_int64(stmt, 1, room_id);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)seq);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)rev);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(stmt, 4, client_msg_id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(stmt, 5, author->id, -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(stmt, 6, author->display_name, -1,
-                                   SQLITE_STATIC);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 7, author->role);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(stmt, 8, body, (int)body_len, SQLITE_STATIC);
-        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 9, now_ms);
-        if (rc != SQLITE_OK)
-            e = store_fail(s, rc, "bind message insert");
-        else
-            e = store_msg_write(s, STMT_MSG_INSERT, room, out);
+    if (!sqlite3_get_autocommit(s->db)) {
+        char keep[sizeof s->err];
+        memcpy(keep, s->err, sizeof keep);
+        (void)store_exec(s, STMT_ROLLBACK);
+        memcpy(s->err, keep, sizeof keep);
     }
-    return store_write_end(s, e);
+    return e;
 }
 
 static parley_err store_sqlite_get(store *base, const char *room, uint64_t seq,
@@ -963,6 +1171,7 @@ static parley_err store_sqlite_list(store *base, const char *room,
 
     /* One read transaction for the heads and the page (unless the caller's
      * write transaction is open, which is just as consistent). */
+    if ((e = store_heads_settle(s)) != PARLEY_OK) return e;
     own = sqlite3_get_autocommit(s->db);
     if (own && (e = store_exec(s, STMT_BEGIN_READ)) != PARLEY_OK) return e;
 
@@ -1027,6 +1236,7 @@ const store_engine store_engine_sqlite = {
     .serves = store_sqlite_serves,
     .open = store_sqlite_open,
     .open_reader = store_sqlite_open_reader,
+    .sync = store_sqlite_sync,
     .close = store_sqlite_close,
     .last_error = store_sqlite_last_error,
     .begin = store_sqlite_begin,

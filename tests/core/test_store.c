@@ -848,7 +848,7 @@ static void expect_unchanged(store *s, const page *before, const parley_room *rb
 
 static void test_body_limits(void)
 {
-    store_opts o = {.max_body_bytes = 16, .synchronous_full = 1};
+    store_opts o = {.max_body_bytes = 16, .durability = STORE_SYNC_FULL};
     parley_room rb;
     parley_msg m;
     store *s = fresh(NULL, 0, &o);
@@ -1088,8 +1088,8 @@ static void test_open_errors(void)
     /* NULL errmsg is allowed. */
     CU_ASSERT_NOT_EQUAL(store_open(path, NULL, &s, NULL, 0), PARLEY_OK);
 
-    /* synchronous NORMAL opens as well. */
-    store_opts o = {.max_body_bytes = 0, .synchronous_full = 0};
+    /* interval durability (synchronous NORMAL) opens as well. */
+    store_opts o = {.max_body_bytes = 0, .durability = STORE_SYNC_INTERVAL};
     s = fresh(NULL, 0, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_STRING_EQUAL(store_last_error(s), "no error");
@@ -1149,6 +1149,125 @@ static void test_group_commit(void)
     CU_ASSERT_STRING_EQUAL(g_page.rows[2].body, "edited in group");
 
     store_rollback(s); /* none open: a no-op */
+    store_close(s);
+}
+
+/* ---- durability: commits and syncs, counted ---------------------------- */
+
+static void test_sync_interval(void)
+{
+    char path[4200];
+    store_opts o = {.durability = STORE_SYNC_INTERVAL, .sync_interval_ms = 100};
+    store *s = fresh(path, sizeof path, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    store_stats st;
+    store_get_stats(s, &st);
+    CU_ASSERT_EQUAL(st.commits, 1); /* the room */
+    CU_ASSERT_EQUAL(st.syncs, 0);
+    CU_ASSERT_EQUAL(st.unsynced, 1);
+
+    /* The clock is the caller's: 1000 starts it. */
+    CU_ASSERT_EQUAL(store_sync_due(s, 1000), 0);
+    CU_ASSERT_EQUAL(post_n(s, "r", "a", 3), 0); /* three single commits */
+    CU_ASSERT_EQUAL_FATAL(store_begin(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(post_n(s, "r", "g", 5), 0); /* and one group */
+    CU_ASSERT_EQUAL(store_sync_due(s, 5000), 0); /* never inside a group */
+    CU_ASSERT_EQUAL(store_commit(s), PARLEY_OK);
+    store_get_stats(s, &st);
+    CU_ASSERT_EQUAL(st.commits, 5);
+    CU_ASSERT_EQUAL(st.unsynced, 5);
+    /* Not yet due, then due: one sync covers every commit so far. */
+    CU_ASSERT_EQUAL(store_sync_due(s, 1099), 0);
+    CU_ASSERT_EQUAL(store_sync_due(s, 1100), 1);
+    store_get_stats(s, &st);
+    CU_ASSERT_EQUAL(st.syncs, 1);
+    CU_ASSERT_EQUAL(st.unsynced, 0);
+    /* Nothing new: nothing to sync, however late. */
+    CU_ASSERT_EQUAL(store_sync_due(s, 9000), 0);
+    CU_ASSERT_EQUAL(post_n(s, "r", "b", 1), 0);
+    /* After a quiet spell the next commit is synced at the next call. */
+    CU_ASSERT_EQUAL(store_sync_due(s, 9001), 1);
+    CU_ASSERT_EQUAL(post_n(s, "r", "c", 2), 0);
+    CU_ASSERT_EQUAL(store_sync_due(s, 9050), 0);
+    CU_ASSERT_EQUAL(store_sync_due(s, 9101), 1);
+    store_get_stats(s, &st);
+    CU_ASSERT_EQUAL(st.commits, 8);
+    CU_ASSERT_EQUAL(st.syncs, 3);
+    CU_ASSERT_EQUAL(st.unsynced, 0);
+    store_close(s);
+    /* Everything is there after reopening. */
+    s = open_at(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    parley_room r;
+    CU_ASSERT_EQUAL(store_room_get(s, "r", &r), PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, 11);
+
+    /* Full durability: every commit is on disk when it returns, so the
+     * store never syncs on its own and nothing is ever unsynced. */
+    CU_ASSERT_EQUAL(post_n(s, "r", "f", 2), 0);
+    CU_ASSERT_EQUAL(store_sync_due(s, 0), 0);
+    CU_ASSERT_EQUAL(store_sync_due(s, 100000), 0);
+    store_get_stats(s, &st);
+    CU_ASSERT_EQUAL(st.commits, 2);
+    CU_ASSERT_EQUAL(st.syncs, 0);
+    CU_ASSERT_EQUAL(st.unsynced, 0);
+    store_close(s);
+}
+
+/* ---- appends share the room counters of their group ------------------- */
+
+/* Appends, edits, deletes and reads interleaved in one group: the counters
+ * an append keeps for the group are written back before anything else
+ * reads or moves them, and a rolled back group leaves them untouched. */
+static void test_group_counters(void)
+{
+    store *s = fresh(NULL, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    parley_room r;
+    parley_msg m;
+    int dup, more;
+    CU_ASSERT_EQUAL(store_room_create(s, "q", 1, &r, NULL), PARLEY_OK);
+    CU_ASSERT_EQUAL_FATAL(store_begin(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(post_n(s, "r", "a", 3), 0);
+    CU_ASSERT_EQUAL(post_n(s, "q", "a", 2), 0);
+    CU_ASSERT_EQUAL(store_room_get(s, "r", &r), PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, 3);
+    CU_ASSERT_EQUAL(r.head_rev, 3);
+    CU_ASSERT_EQUAL(store_edit(s, "r", 2, &ADA, "e", 1, 5, &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(m.rev, 4);
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, "a4", "four", &m, &dup), PARLEY_OK);
+    CU_ASSERT_EQUAL(m.seq, 4);
+    CU_ASSERT_EQUAL(m.rev, 5);
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, "a1", "again", &m, &dup), PARLEY_OK);
+    CU_ASSERT_EQUAL(dup, 1);
+    CU_ASSERT_EQUAL(m.seq, 1);
+    CU_ASSERT_STRING_EQUAL(m.body, "body 1");
+    CU_ASSERT_EQUAL(list(s, STORE_AFTER_REV, 0, 100, &g_page, &r, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(g_page.n, 4);
+    CU_ASSERT_EQUAL(r.head_rev, 5);
+    CU_ASSERT_EQUAL(store_delete(s, "r", 4, &ADA, 6, &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(m.rev, 6);
+    CU_ASSERT_EQUAL(post(s, "r", &BOB, "b1", "bob", &m, &dup), PARLEY_OK);
+    CU_ASSERT_EQUAL(m.seq, 5);
+    CU_ASSERT_EQUAL(m.rev, 7);
+    CU_ASSERT_EQUAL(store_commit(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_room_get(s, "r", &r), PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, 5);
+    CU_ASSERT_EQUAL(r.head_rev, 7);
+    CU_ASSERT_EQUAL(store_room_get(s, "q", &r), PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, 2);
+
+    /* Rolled back: the counters are those of the last commit. */
+    CU_ASSERT_EQUAL_FATAL(store_begin(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(post_n(s, "r", "z", 4), 0);
+    store_rollback(s);
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, "after", "after", &m, &dup), PARLEY_OK);
+    CU_ASSERT_EQUAL(m.seq, 6);
+    CU_ASSERT_EQUAL(m.rev, 8);
+    CU_ASSERT_EQUAL(store_room_get(s, "r", &r), PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, 6);
+    CU_ASSERT_EQUAL(r.head_rev, 8);
     store_close(s);
 }
 
@@ -1361,6 +1480,10 @@ int main(void)
         !CU_add_test(s, "open errors", test_open_errors) ||
         !CU_add_test(s, "group commit", test_group_commit) ||
         !CU_add_test(s, "reader handles", test_reader_handle) ||
+        !CU_add_test(s, "interval durability counts its syncs",
+                     test_sync_interval) ||
+        !CU_add_test(s, "a group's appends share the room counters",
+                     test_group_counters) ||
         !CU_add_test(s, "two concurrent writers", test_concurrent_writers)) {
         CU_cleanup_registry();
         rm_tree_dir(g_dir);

@@ -289,6 +289,173 @@ static void test_read_your_writes(void)
     tc_server_cleanup(&s);
 }
 
+/* ---------- a pipelined stream is acked only after commit ---------- */
+
+static int send_publish(tc_stream *st, uint64_t rid, const char *room,
+                        const char *id, const char *body)
+{
+    Parley__V1__PublishRequest p = PARLEY__V1__PUBLISH_REQUEST__INIT;
+    p.room = (char *)room;
+    p.client_msg_id = (char *)id;
+    p.body = (char *)body;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    return tc_stream_send(st, &f.base);
+}
+
+/* Publishes on one Connect stream with `window` publishes in flight and
+ * kills parleyd with SIGKILL as soon as `kill_after` acks came back; after
+ * a restart every acked message must be stored with its seq and body, and
+ * nothing beyond what was sent. */
+static void pipelined_kill(const char *durability)
+{
+    enum { WINDOW = 128, TOTAL = 4000, KILL_AFTER = 1500 };
+    tc_server s;
+    const char *extra[] = {"--rooms", "pipe", "--durability", durability, NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_pat);
+    static uint64_t acked_seq[TOTAL + 1];
+    memset(acked_seq, 0, sizeof acked_seq);
+    int sent = 0, acked = 0, errors = 0;
+    char id[32], body[64];
+    while (acked < KILL_AFTER) {
+        while (sent < TOTAL && sent - acked < WINDOW) {
+            snprintf(id, sizeof id, "p-%d", sent + 1);
+            snprintf(body, sizeof body, "pipelined %d", sent + 1);
+            if (send_publish(st, (uint64_t)sent + 1, "pipe", id, body)) break;
+            sent++;
+        }
+        ProtobufCMessage *m = NULL;
+        if (tc_stream_recv(st, &parley__v1__server_frame__descriptor, 20000,
+                           &m) != 1)
+            break;
+        const Parley__V1__ServerFrame *f = (const void *)m;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+            f->request_id >= 1 && f->request_id <= TOTAL &&
+            !acked_seq[f->request_id]) {
+            acked_seq[f->request_id] = f->ack->message->seq;
+            acked++;
+        } else {
+            errors++;
+        }
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    /* Now, with publishes still in flight. */
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 1), 128 + 9);
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT_EQUAL_FATAL(acked, KILL_AFTER);
+    CU_ASSERT(sent > acked); /* the kill came with publishes in flight */
+
+    tc_server s2;
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s2, g_bin, s.dir, extra), 0);
+    ch = tc_channel(s2.addr);
+    int missing = 0, wrong = 0;
+    uint64_t max_seq = 0;
+    for (int i = 1; i <= TOTAL; i++) {
+        if (!acked_seq[i]) continue;
+        if (acked_seq[i] > max_seq) max_seq = acked_seq[i];
+        char *got = get_body(ch, "pipe", acked_seq[i]);
+        snprintf(body, sizeof body, "pipelined %d", i);
+        if (!got)
+            missing++;
+        else if (strcmp(got, body) != 0)
+            wrong++;
+        free(got);
+    }
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT_EQUAL(wrong, 0);
+    Parley__V1__GetRoomRequest gr = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    gr.name = "pipe";
+    tc_result r = call(ch, H("GetRoom"), t_pat, &gr.base,
+                       &parley__v1__get_room_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    uint64_t head = ((Parley__V1__GetRoomResponse *)r.resp)->room->head_seq;
+    CU_ASSERT(head >= max_seq);        /* every ack is in ... */
+    CU_ASSERT(head <= (uint64_t)sent); /* ... and nothing unsent */
+    tc_result_free(&r);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
+    tc_server_cleanup(&s2);
+}
+
+static void test_pipelined_acks_full(void) { pipelined_kill("full"); }
+static void test_pipelined_acks_interval(void) { pipelined_kill("interval"); }
+
+/* ---------- interval durability syncs, by the store's counters ---------- */
+
+/* The counters parleyd prints when it stops ("durability MODE: C commits,
+ * S syncs, U unsynced at exit"). 0 if the line was found. */
+static int exit_counters(const tc_server *s, char *mode, unsigned long *c,
+                         unsigned long *sy, unsigned long *u)
+{
+    char path[300], line[512];
+    snprintf(path, sizeof path, "%s/parleyd.log", s->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int found = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "parleyd: durability ");
+        if (p && sscanf(p,
+                        "parleyd: durability %15[a-z]: %lu commits, %lu "
+                        "syncs, %lu unsynced",
+                        mode, c, sy, u) == 4)
+            found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+static void test_interval_syncs(void)
+{
+    tc_server s;
+    const char *extra[] = {
+        "--rooms", "iv", "--durability", "interval", "--sync-interval-ms",
+        "40",      NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    char id[32];
+    int ok = 0;
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof id, "iv-%d", i);
+        ok += publish(ch, t_pat, "iv", id, "interval body") > 0;
+        usleep(5 * 1000); /* spread over several intervals */
+    }
+    CU_ASSERT_EQUAL(ok, 30);
+    usleep(400 * 1000); /* ten intervals with nothing new */
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    char mode[16] = "";
+    unsigned long commits = 0, syncs = 0, unsynced = 0;
+    CU_ASSERT_EQUAL_FATAL(exit_counters(&s, mode, &commits, &syncs, &unsynced),
+                          0);
+    CU_ASSERT_STRING_EQUAL(mode, "interval");
+    CU_ASSERT(commits >= 30);     /* the room and each publish, or groups */
+    CU_ASSERT(syncs >= 1);        /* the loop synced on its own ... */
+    CU_ASSERT(syncs < commits);   /* ... fewer times than it committed */
+    CU_ASSERT_EQUAL(unsynced, 0); /* and nothing waited at the end */
+    tc_server_cleanup(&s);
+
+    /* Full durability: SQLite syncs each commit, parleyd never has to. */
+    const char *full[] = {"--rooms", "fu", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, full), 0);
+    ch = tc_channel(s.addr);
+    CU_ASSERT(publish(ch, t_pat, "fu", "one", "body") > 0);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(exit_counters(&s, mode, &commits, &syncs, &unsynced),
+                          0);
+    CU_ASSERT_STRING_EQUAL(mode, "full");
+    CU_ASSERT(commits >= 2);
+    CU_ASSERT_EQUAL(syncs, 0);
+    CU_ASSERT_EQUAL(unsynced, 0);
+    tc_server_cleanup(&s);
+}
+
 /* ---------- main ---------- */
 
 int main(int argc, char **argv)
@@ -306,6 +473,11 @@ int main(int argc, char **argv)
     CU_add_test(s, "reader threads answer as the loop did",
                 test_readers_same_pages);
     CU_add_test(s, "read your writes across threads", test_read_your_writes);
+    CU_add_test(s, "pipelined stream acked after commit (full)",
+                test_pipelined_acks_full);
+    CU_add_test(s, "pipelined stream acked after commit (interval)",
+                test_pipelined_acks_interval);
+    CU_add_test(s, "interval durability syncs", test_interval_syncs);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails =

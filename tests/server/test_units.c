@@ -25,7 +25,8 @@ static void clear_env(void) {
                           "PARLEY_JWT_SECRET", "PARLEY_JWT_SECRET_FILE",
                           "PARLEY_ROOMS", "PARLEY_MAX_BODY", "PARLEY_MAX_QUEUE",
                           "PARLEY_DEV", "PARLEY_CONFIG", "PARLEY_READERS",
-                          "PARLEY_TOKEN_CACHE"};
+                          "PARLEY_TOKEN_CACHE", "PARLEY_DURABILITY",
+                          "PARLEY_SYNC_INTERVAL_MS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
 }
 
@@ -43,6 +44,8 @@ static void test_cfg_defaults(void) {
     CU_ASSERT_EQUAL(c.max_queue, 4096);
     CU_ASSERT_EQUAL(c.readers, 2);
     CU_ASSERT_EQUAL(c.token_cache, 4096);
+    CU_ASSERT_STRING_EQUAL(c.durability, "full");
+    CU_ASSERT_EQUAL(c.sync_interval_ms, 1000);
     CU_ASSERT_EQUAL(c.dev, 0);
     CU_ASSERT_STRING_EQUAL(c.jwt_secret, "");
 }
@@ -101,6 +104,9 @@ static void test_cfg_errors(void) {
     char *a1[] = {"parleyd", "--max-body", "lots", NULL};
     CU_ASSERT_EQUAL(cfg_load(&c, 3, a1, err, sizeof err), CFG_ERROR);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "max-body"));
+    char *a4[] = {"parleyd", "--durability", "sometimes", NULL};
+    CU_ASSERT_EQUAL(cfg_load(&c, 3, a4, err, sizeof err), CFG_ERROR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "durability"));
     char *a2[] = {"parleyd", "--bogus", NULL};
     CU_ASSERT_EQUAL(cfg_load(&c, 2, a2, err, sizeof err), CFG_ERROR);
     setenv("PARLEY_MAX_QUEUE", "-5", 1);
