@@ -221,10 +221,9 @@ int main(int argc, char **argv)
     int poll_ms =
         interval && c.sync_interval_ms < 150 ? c.sync_interval_ms : 150;
     while (!stop_flag) {
-        if (rpc_server_poll(rs, poll_ms) < 0) break;
+        if (rpc_server_poll(rs, srv_poll_ms(sv, poll_ms)) < 0) break;
         srv_flush(sv);
-        if (store_sync_due(db, clock_mono_ms()) < 0)
-            fprintf(stderr, "parleyd: sync failed: %s\n", store_last_error(db));
+        srv_tick(sv, clock_mono_ms());
     }
 
     /* Shutdown: no new calls; commit and ack what already arrived. */
@@ -232,7 +231,7 @@ int main(int argc, char **argv)
     rpc_server_shutdown_begin(rs);
     int64_t t0 = clock_mono_ms();
     do { /* commit what arrived, let the acks and events leave (<= 2 s) */
-        rpc_server_poll(rs, 20);
+        rpc_server_poll(rs, srv_poll_ms(sv, 20));
         srv_flush(sv);
     } while (clock_mono_ms() - t0 < 2000 && !rpc_server_done(rs) &&
              (srv_pending(sv) || rpc_server_unsent(rs) ||
@@ -241,7 +240,7 @@ int main(int argc, char **argv)
     rpc_server_cancel_all(rs);
     t0 = clock_mono_ms();
     while (!rpc_server_done(rs) && clock_mono_ms() - t0 < 5000) {
-        if (rpc_server_poll(rs, 50) < 0) break;
+        if (rpc_server_poll(rs, srv_poll_ms(sv, 50)) < 0) break;
         srv_flush(sv);
     }
     code = rpc_server_done(rs) ? 0 : 1;

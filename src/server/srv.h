@@ -2,11 +2,15 @@
  * rpc.h, the hub and the store. srv_core.c owns identity checks and message
  * conversion, srv_history.c the History RPCs, srv_stream.c Connect streams
  * (subscriptions, replay then live) and Publish, srv_commit.c the group
- * commit that turns a loop iteration's publishes into one transaction.
- * Everything runs on the loop thread, except the History reads
- * (ListMessages, GetMessage, GetRoom): rpc's worker threads serve them,
- * each with a srv_reader of its own (a read-only store handle and a token
- * cache), when the srv has readers. */
+ * commit that turns what a loop iteration received into one transaction.
+ * Everything runs on the loop thread, except:
+ *   - the History reads (ListMessages, GetMessage, GetRoom): rpc's worker
+ *     threads serve them, each with a srv_reader of its own (a read-only
+ *     store handle and a token cache), when the srv has readers;
+ *   - the commits: a writer thread owns the store handle the srv was given
+ *     and runs each group commit while the loop goes on serving (see
+ *     srv_commit.c), when a second handle could be opened for the loop's
+ *     own reads. */
 #ifndef PARLEY_SRV_H
 #define PARLEY_SRV_H
 
@@ -28,20 +32,31 @@ typedef struct srv_opts {
     size_t token_cache; /* verified tokens kept per thread; 0 = 4096 */
 } srv_opts;
 
-/* db and au stay owned by the caller and must outlive the srv. With
- * readers, opens that many more read-only handles on db's database (NULL,
- * and why in err, if that fails). */
+/* db and au stay owned by the caller and must outlive the srv; db becomes
+ * the writer thread's (the caller must not use it until srv_free). Opens
+ * read-only handles on db's database for the loop and each reader (NULL,
+ * and why in err, if a reader's fails; without a handle for the loop, as
+ * for an in-memory database, the loop commits itself). */
 srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
              size_t errlen);
 /* Registers History and Stream with rs (before rpc_server_start), the
  * reads on rs's workers, of which there must be opts.readers. */
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen);
-/* Group commit: stores every publish collected since the last flush in one
- * transaction, then acks them and fans the events out. Call after each
- * rpc_server_poll. Returns how many publishes it handled. */
+/* Group commit, called after each rpc_server_poll: answers the writes of
+ * the commit that finished (acks, replies, events fanned out, in commit
+ * order) and hands what was collected since to the writer as the next
+ * commit (without a writer thread: commits it at once). Returns how many
+ * writes it answered. */
 size_t srv_flush(srv *s);
-/* Publishes waiting for the next flush. */
+/* Writes collected or in a commit not yet answered. */
 size_t srv_pending(const srv *s);
+/* How long the loop may sleep in rpc_server_poll: short while a commit is
+ * in flight (its answers wait for the loop), else `idle_ms`; the interval
+ * durability of a loop that commits itself bounds it too. */
+int srv_poll_ms(const srv *s, int idle_ms);
+/* Interval durability when the loop commits itself: fsyncs what is due
+ * (store_sync_due). The writer thread syncs its own. */
+void srv_tick(srv *s, int64_t now_ms);
 void srv_free(srv *s);
 
 /* ---- internal to srv_*.c ---- */
@@ -61,29 +76,67 @@ typedef struct srv_conn srv_conn;
 /* Told that a Connect stream's publish was acked or refused. */
 typedef void (*srv_pub_done_fn)(srv_conn *conn);
 
-/* One publish waiting for the group commit. */
-typedef struct srv_pending_pub {
-    rpc_call *call;       /* ref'd until the ack is sent */
-    srv_conn *conn;       /* Connect stream, or NULL for unary Publish */
+typedef enum srv_op_kind {
+    SRV_OP_PUBLISH,
+    SRV_OP_EDIT,
+    SRV_OP_DELETE,
+    SRV_OP_CREATE_ROOM
+} srv_op_kind;
+
+/* One write waiting for (or in) a group commit. The loop fills the input
+ * half; the writer the result half; the loop answers it. */
+typedef struct srv_op {
+    srv_op_kind kind;
+    rpc_call *call;       /* ref'd until answered */
+    srv_conn *conn;       /* publish on a Connect stream, else NULL */
     srv_pub_done_fn done; /* with conn: called once it is answered */
     uint64_t request_id;
     auth_identity who;
+    uint64_t seq;                      /* edit, delete: the message */
     char *room, *client_msg_id, *body; /* one allocation, at room */
     size_t body_len;
-} srv_pending_pub;
+    int64_t now_ms;
+    /* results */
+    parley_err err;
+    int duplicate, created;
+    uint64_t new_seq, new_rev; /* a publish stored anew (not a duplicate) */
+    grpc_slice reply;          /* the encoded answer, when err is OK */
+    grpc_slice event;          /* edit, delete: the encoded event */
+    int has_reply, has_event;
+} srv_op;
+
+/* A list of ops (a batch being collected, or a commit). */
+typedef struct srv_ops {
+    srv_op *v;
+    size_t n, cap;
+} srv_ops;
+
+typedef struct srv_writer srv_writer; /* srv_commit.c */
 
 struct srv {
-    store *db; /* the message store, owned by the caller */
+    store *db;  /* the loop's reads (replays): a reader handle, or wdb */
+    store *wdb; /* the writes: the caller's handle */
+    int owns_db;
     const auth *au;
     auth_cache *ac;      /* the loop thread's verified tokens */
     srv_reader *readers; /* max(1, n_readers); [0] is the loop's if none */
     size_t n_readers;
     hub *hub;
     size_t max_body;
-    srv_pending_pub *batch;
-    size_t n_batch, cap_batch;
-    list conns; /* every open Connect stream (srv_conn.link) */
+    srv_ops batch;  /* collected since the last hand-over */
+    srv_writer *wr; /* NULL: the loop commits itself */
+    list conns;     /* every open Connect stream (srv_conn.link) */
 };
+
+/* srv_commit.c: the writer thread's start and stop (srv_new, srv_free). */
+int srv_writer_start(srv *s, char *err, size_t errlen);
+void srv_writer_stop(srv *s);
+/* For a History read on any thread that saw head_rev of room (the room's
+ * head, or the rev of the message it read): 1 if everything it saw has
+ * been fanned out; 0 if it may have seen a commit whose events are not out
+ * yet, in which case it waited until they are and must read again. So a
+ * page never holds a change that a subscriber could then be sent as new. */
+int srv_read_settled(srv *s, const char *room, uint64_t head_rev);
 
 /* Verifies `authorization` metadata through the calling thread's token
  * cache; on failure fails the call (UNAUTHENTICATED) and returns nonzero. */
@@ -115,6 +168,14 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
                        srv_pub_done_fn done, uint64_t request_id,
                        const auth_identity *who,
                        const Parley__V1__PublishRequest *p);
+/* Queues History's writes; each is answered with the call's reply (or
+ * failure) after its commit, and an edit or delete that changed something
+ * is fanned out. */
+parley_err srv_enqueue_edit(srv *s, rpc_call *c, const auth_identity *who,
+                            const char *room, uint64_t seq, const char *body);
+parley_err srv_enqueue_delete(srv *s, rpc_call *c, const auth_identity *who,
+                              const char *room, uint64_t seq);
+parley_err srv_enqueue_create_room(srv *s, rpc_call *c, const char *name);
 
 extern const parley_v1_History_handlers srv_history;
 extern const parley_v1_Stream_handlers srv_stream;

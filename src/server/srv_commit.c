@@ -1,15 +1,112 @@
-/* srv_commit.c: group commit. Publishes (unary Stream.Publish and Connect
- * publish frames) collected during one loop iteration are stored in one
- * transaction; only after store_commit returns (fsync'd with
- * synchronous=FULL) are they acked and their events fanned out, in commit
- * order. A publish the store refuses (room not found, bad body, ...) gets its
- * own error and changes nothing; a failing commit fails the whole batch. */
+/* srv_commit.c: group commit. The writes a loop iteration received
+ * (publishes from unary Stream.Publish and Connect streams, and History's
+ * edits, deletes and room creations) are stored in one transaction; only
+ * after store_commit returned (fsync'd with durability full) are they
+ * answered and their events fanned out, in commit order. A write the store
+ * refuses (room not found, bad body, ...) gets its own error and changes
+ * nothing; a failing commit fails the whole group.
+ *
+ * The writer thread. The commit itself (SQLite's fsync above all) runs on
+ * a thread of its own that owns the caller's store handle, so the loop
+ * goes on reading requests, sending acks and collecting the next group
+ * while the disk works; a group's size then follows the load by itself
+ * (what arrived during one fsync is the next group). The loop hands a
+ * group over and takes it back, answered by the writer, in srv_flush:
+ *
+ *   loop:   collect --hand over--> [writer: begin, append..., commit]
+ *           collect ...                          |
+ *           answer + fan out <--- done ----------+   then hand over again
+ *
+ * What nobody may see: a commit whose events are not fanned out yet. A
+ * subscriber that turned live after reading such a commit in its replay,
+ * or that resumed after a page holding it, would get its events twice.
+ *   - The loop's own reads (replays, subscribes) go through a read handle
+ *     of its own (s->db) that holds a snapshot from the hand-over until
+ *     the answers are out, so they see only what was fanned out.
+ *   - History readers on other threads check what they read with
+ *     srv_read_settled: the writer lists, before it commits, each room of
+ *     the group with the rev the room had before it; a reader whose page
+ *     shows a later rev of such a room waits until the loop fanned that
+ *     commit out, and reads again.
+ * A held snapshot keeps SQLite from starting its log afresh, so the writer
+ * takes checkpoints over (store_own_checkpoints) and runs one, with no
+ * snapshot held, whenever the log passed SRV_CHECKPOINT_PAGES.
+ *
+ * Without a second handle (an in-memory database) the loop commits itself,
+ * as one step of srv_flush. */
 #include "srv.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "rules.h"
+
+/* Log pages (4 KiB) after which the loop asks for a checkpoint. */
+#define SRV_CHECKPOINT_PAGES 4000
+
+typedef struct srv_vis_room {
+    char room[RULES_ROOM_MAX + 1];
+    uint64_t pre_rev; /* the room's head rev before the commit */
+} srv_vis_room;
+
+struct srv_writer {
+    srv *s;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* work for the writer, or stop */
+    srv_ops job;       /* the group handed over (the writer's while busy) */
+    int busy;          /* handed over, not yet taken back by the loop */
+    int done;          /* the writer finished it */
+    int checkpoint;    /* the job is a checkpoint, no writes */
+    int stop;
+    int failed;          /* the job's transaction failed as a whole */
+    size_t log_pages;    /* the log's size after the job */
+    int want_checkpoint; /* loop only: the next hand-over checkpoints */
+    /* srv_read_settled: the rooms of the commit in flight */
+    pthread_mutex_t vis_mu;
+    pthread_cond_t vis_cv;
+    uint64_t gen_inflight, gen_fanned; /* commits listed, fanned out */
+    srv_vis_room *vis;
+    size_t n_vis, cap_vis;
+};
+
+/* ---- collecting -------------------------------------------------------- */
+
+/* A new op at the end of the batch with one allocation for its strings
+ * (room, then client id, then body); NULL out of memory. */
+static srv_op *op_push(srv *s, srv_op_kind kind, rpc_call *c, const char *room,
+                       const char *cid, const char *body, size_t body_len)
+{
+    srv_ops *b = &s->batch;
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 64;
+        srv_op *nv = realloc(b->v, nc * sizeof *nv);
+        if (!nv) return NULL;
+        b->v = nv;
+        b->cap = nc;
+    }
+    size_t rl = strlen(room) + 1, il = cid ? strlen(cid) + 1 : 1;
+    char *mem = malloc(rl + il + body_len + 1);
+    if (!mem) return NULL;
+    srv_op *op = &b->v[b->n++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->call = c;
+    op->room = mem;
+    memcpy(op->room, room, rl);
+    op->client_msg_id = mem + rl;
+    memcpy(op->client_msg_id, cid ? cid : "", il);
+    op->body = mem + rl + il;
+    if (body_len) memcpy(op->body, body, body_len);
+    op->body[body_len] = '\0';
+    op->body_len = body_len;
+    rpc_call_ref(c);
+    return op;
+}
 
 parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
                        srv_pub_done_fn done, uint64_t request_id,
@@ -22,132 +119,501 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
     size_t blen = strlen(p->body);
     if (!e) e = rules_body(p->body, blen, s->max_body);
     if (e) return e;
-    if (s->n_batch == s->cap_batch) {
-        size_t nc = s->cap_batch ? s->cap_batch * 2 : 64;
-        srv_pending_pub *nb = realloc(s->batch, nc * sizeof *nb);
-        if (!nb) return PARLEY_ERR_INTERNAL;
-        s->batch = nb;
-        s->cap_batch = nc;
-    }
-    size_t rl = strlen(p->room) + 1, il = strlen(p->client_msg_id) + 1;
-    char *mem = malloc(rl + il + blen + 1);
-    if (!mem) return PARLEY_ERR_INTERNAL;
-    srv_pending_pub *pub = &s->batch[s->n_batch++];
-    pub->call = c;
+    srv_op *op =
+        op_push(s, SRV_OP_PUBLISH, c, p->room, p->client_msg_id, p->body, blen);
+    if (!op) return PARLEY_ERR_INTERNAL;
     assert((conn == NULL) == (done == NULL));
-    pub->conn = conn;
-    pub->done = done;
-    pub->request_id = request_id;
-    pub->who = *who;
-    pub->room = mem;
-    memcpy(pub->room, p->room, rl);
-    pub->client_msg_id = mem + rl;
-    memcpy(pub->client_msg_id, p->client_msg_id, il);
-    pub->body = mem + rl + il;
-    memcpy(pub->body, p->body, blen + 1);
-    pub->body_len = blen;
-    rpc_call_ref(c);
+    op->conn = conn;
+    op->done = done;
+    op->request_id = request_id;
+    op->who = *who;
     return PARLEY_OK;
 }
 
-/* The answer to one publish, encoded while its row is still valid. */
-typedef struct pub_result {
-    parley_err err;
-    int duplicate;
-    grpc_slice reply; /* PublishResponse or ServerFrame{ack} */
-    grpc_slice event; /* ServerFrame{event}, when fanned out */
-    int has_event;
-} pub_result;
-
-static void answer_error(srv_pending_pub *p, parley_err e, const char *detail)
+parley_err srv_enqueue_edit(srv *s, rpc_call *c, const auth_identity *who,
+                            const char *room, uint64_t seq, const char *body)
 {
-    if (p->conn)
-        srv_send_error(p->call, p->request_id, e, detail, 0);
+    parley_err e = rules_room(room);
+    size_t blen = strlen(body);
+    if (!e) e = rules_body(body, blen, s->max_body);
+    if (e) return e;
+    srv_op *op = op_push(s, SRV_OP_EDIT, c, room, NULL, body, blen);
+    if (!op) return PARLEY_ERR_INTERNAL;
+    op->who = *who;
+    op->seq = seq;
+    return PARLEY_OK;
+}
+
+parley_err srv_enqueue_delete(srv *s, rpc_call *c, const auth_identity *who,
+                              const char *room, uint64_t seq)
+{
+    parley_err e = rules_room(room);
+    if (e) return e;
+    srv_op *op = op_push(s, SRV_OP_DELETE, c, room, NULL, "", 0);
+    if (!op) return PARLEY_ERR_INTERNAL;
+    op->who = *who;
+    op->seq = seq;
+    return PARLEY_OK;
+}
+
+parley_err srv_enqueue_create_room(srv *s, rpc_call *c, const char *name)
+{
+    parley_err e = rules_room(name);
+    if (e) return e;
+    return op_push(s, SRV_OP_CREATE_ROOM, c, name, NULL, "", 0)
+               ? PARLEY_OK
+               : PARLEY_ERR_INTERNAL;
+}
+
+/* ---- committing (the writer thread, or the loop) ----------------------- */
+
+/* Notes that room moved past pre_rev in the commit being built. */
+static void vis_note(srv_writer *w, const char *room, uint64_t pre_rev)
+{
+    for (size_t i = 0; i < w->n_vis; i++)
+        if (strcmp(w->vis[i].room, room) == 0) {
+            if (pre_rev < w->vis[i].pre_rev) w->vis[i].pre_rev = pre_rev;
+            return;
+        }
+    if (w->n_vis == w->cap_vis) {
+        size_t nc = w->cap_vis ? w->cap_vis * 2 : 16;
+        srv_vis_room *nv = realloc(w->vis, nc * sizeof *nv);
+        if (!nv) {
+            /* Cannot list it: list the room as "any rev", so readers of
+             * it wait for the fan-out (slower, never wrong). */
+            if (w->n_vis) w->vis[0].pre_rev = 0;
+            return;
+        }
+        w->vis = nv;
+        w->cap_vis = nc;
+    }
+    srv_vis_room *v = &w->vis[w->n_vis++];
+    snprintf(v->room, sizeof v->room, "%s", room);
+    v->pre_rev = pre_rev;
+}
+
+static void reply_message(srv_op *op, const parley_msg *m)
+{
+    srv_pbmsg pm;
+    srv_pb_message(&pm, m);
+    switch (op->kind) {
+    case SRV_OP_PUBLISH:
+        if (op->conn) {
+            Parley__V1__Ack ack = PARLEY__V1__ACK__INIT;
+            ack.client_msg_id = op->client_msg_id;
+            ack.message = &pm.msg;
+            ack.duplicate = op->duplicate ? 1 : 0;
+            Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+            f.request_id = op->request_id;
+            f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_ACK;
+            f.ack = &ack;
+            op->reply = rpc_encode(&f.base);
+        } else {
+            Parley__V1__PublishResponse r = PARLEY__V1__PUBLISH_RESPONSE__INIT;
+            r.message = &pm.msg;
+            r.duplicate = op->duplicate ? 1 : 0;
+            op->reply = rpc_encode(&r.base);
+        }
+        break;
+    case SRV_OP_EDIT: {
+        Parley__V1__EditMessageResponse r =
+            PARLEY__V1__EDIT_MESSAGE_RESPONSE__INIT;
+        r.message = &pm.msg;
+        op->reply = rpc_encode(&r.base);
+        break;
+    }
+    case SRV_OP_DELETE: {
+        Parley__V1__DeleteMessageResponse r =
+            PARLEY__V1__DELETE_MESSAGE_RESPONSE__INIT;
+        r.message = &pm.msg;
+        op->reply = rpc_encode(&r.base);
+        break;
+    }
+    case SRV_OP_CREATE_ROOM: assert(!"a room is no message"); break;
+    }
+    op->has_reply = 1;
+}
+
+/* Runs one op inside the open transaction; a store error that is not the
+ * op's own (I/O, internal) is returned: it fails the whole group. */
+static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
+{
+    parley_author a = auth_author(&op->who);
+    parley_msg m;
+    parley_err e = PARLEY_OK;
+    op->now_ms = now;
+    switch (op->kind) {
+    case SRV_OP_PUBLISH: {
+        int dup = 0;
+        e = store_append(db, op->room, &a, op->client_msg_id, op->body,
+                         op->body_len, now, &m, &dup);
+        if (e) break;
+        op->duplicate = dup;
+        if (!dup) {
+            op->new_seq = m.seq;
+            op->new_rev = m.rev;
+            if (w) vis_note(w, op->room, m.rev - 1);
+        }
+        reply_message(op, &m);
+        break;
+    }
+    case SRV_OP_EDIT:
+        e = store_edit(db, op->room, op->seq, &a, op->body, op->body_len, now,
+                       &m);
+        if (e) break;
+        if (w) vis_note(w, op->room, m.rev - 1);
+        reply_message(op, &m);
+        op->event =
+            srv_event_frame(PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED, &m, 0);
+        op->has_event = 1;
+        break;
+    case SRV_OP_DELETE: {
+        /* Deleting a tombstone again changes nothing and fans nothing
+         * out: the room's rev tells. */
+        parley_room before;
+        e = store_room_get(db, op->room, &before);
+        uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
+        e = store_delete(db, op->room, op->seq, &a, now, &m);
+        if (e) break;
+        reply_message(op, &m);
+        if (m.rev > head_before) {
+            if (w) vis_note(w, op->room, m.rev - 1);
+            op->event = srv_event_frame(
+                PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED, &m, 0);
+            op->has_event = 1;
+        }
+        break;
+    }
+    case SRV_OP_CREATE_ROOM: {
+        parley_room room;
+        int created = 0;
+        e = store_room_create(db, op->room, now, &room, &created);
+        if (e) break;
+        Parley__V1__Room pr;
+        srv_pb_room(&pr, &room);
+        Parley__V1__CreateRoomResponse r =
+            PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
+        r.room = &pr;
+        r.created = created ? 1 : 0;
+        op->reply = rpc_encode(&r.base);
+        op->has_reply = 1;
+        break;
+    }
+    }
+    if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) return e;
+    op->err = e;
+    return PARLEY_OK;
+}
+
+/* The group's transaction. Returns 1 if it failed as a whole (nothing of
+ * it stored), 0 if it committed. */
+static int commit_ops(srv *s, store *db, srv_ops *ops, srv_writer *w)
+{
+    int64_t now = clock_wall_ms();
+    parley_err be = store_begin(db);
+    int failed = be != PARLEY_OK;
+    for (size_t i = 0; i < ops->n && !failed; i++) {
+        if (run_op(&ops->v[i], db, now, w) != PARLEY_OK) {
+            fprintf(stderr, "parleyd: write failed: %s\n",
+                    store_last_error(db));
+            failed = 1;
+        }
+    }
+    if (!failed && w) {
+        /* List the group's rooms before the commit can be seen. */
+        pthread_mutex_lock(&w->vis_mu);
+        w->gen_inflight++;
+        pthread_mutex_unlock(&w->vis_mu);
+    }
+    if (!failed && store_commit(db) != PARLEY_OK) {
+        fprintf(stderr, "parleyd: commit failed: %s\n", store_last_error(db));
+        failed = 1;
+    }
+    if (failed && be == PARLEY_OK) store_rollback(db);
+    (void)s;
+    return failed;
+}
+
+/* ---- answering (the loop) ---------------------------------------------- */
+
+static void answer_error(srv_op *op, parley_err e, const char *detail)
+{
+    if (op->conn)
+        srv_send_error(op->call, op->request_id, e, detail, 0);
     else
-        rpc_fail(p->call, e, detail);
+        rpc_fail(op->call, e, detail);
+}
+
+/* Answers every op of a group in commit order and fans its events out,
+ * then forgets the ops. */
+static size_t answer_ops(srv *s, srv_ops *ops, int failed)
+{
+    size_t n = ops->n;
+    for (size_t i = 0; i < n; i++) {
+        srv_op *op = &ops->v[i];
+        if (failed) {
+            answer_error(op, PARLEY_ERR_INTERNAL, "storage failure; retry");
+        } else if (op->err) {
+            answer_error(op, op->err, parley_err_text(op->err));
+        } else {
+            assert(op->has_reply);
+            if (op->conn)
+                rpc_stream_send(op->call, op->reply);
+            else
+                rpc_reply_slice(op->call, op->reply);
+            if (op->new_rev && hub_has_live(s->hub, op->room)) {
+                parley_msg m = {
+                    .room = op->room,
+                    .seq = op->new_seq,
+                    .rev = op->new_rev,
+                    .client_msg_id = op->client_msg_id,
+                    .author = auth_author(&op->who),
+                    .body = op->body,
+                    .body_len = op->body_len,
+                    .created_at_ms = op->now_ms,
+                };
+                grpc_slice ev = srv_event_frame(
+                    PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
+                hub_publish(s->hub, op->room, ev);
+                grpc_slice_unref(ev);
+            }
+            if (op->has_event) hub_publish(s->hub, op->room, op->event);
+        }
+        if (op->has_reply) grpc_slice_unref(op->reply);
+        if (op->has_event) grpc_slice_unref(op->event);
+        if (op->conn) op->done(op->conn);
+        rpc_call_unref(op->call);
+        free(op->room);
+    }
+    ops->n = 0;
+    return n;
+}
+
+/* ---- the writer thread -------------------------------------------------- */
+
+static void *writer_main(void *arg)
+{
+    srv_writer *w = arg;
+    srv *s = w->s;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && !(w->busy && !w->done)) {
+            /* Idle: interval durability still syncs on time. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+            if (!(w->busy && !w->done)) {
+                pthread_mutex_unlock(&w->mu);
+                if (store_sync_due(s->wdb, clock_mono_ms()) < 0)
+                    fprintf(stderr, "parleyd: sync failed: %s\n",
+                            store_last_error(s->wdb));
+                pthread_mutex_lock(&w->mu);
+            }
+        }
+        if (!(w->busy && !w->done)) break; /* stop, nothing left */
+        pthread_mutex_unlock(&w->mu);
+        int failed = 0;
+        if (w->checkpoint) {
+            if (store_checkpoint(s->wdb) != PARLEY_OK)
+                fprintf(stderr, "parleyd: checkpoint failed: %s\n",
+                        store_last_error(s->wdb));
+        } else {
+            failed = commit_ops(s, s->wdb, &w->job, w);
+        }
+        if (store_sync_due(s->wdb, clock_mono_ms()) < 0)
+            fprintf(stderr, "parleyd: sync failed: %s\n",
+                    store_last_error(s->wdb));
+        size_t pages = store_log_pages(s->wdb);
+        pthread_mutex_lock(&w->mu);
+        w->failed = failed;
+        w->log_pages = pages;
+        w->done = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int srv_writer_start(srv *s, char *err, size_t errlen)
+{
+    srv_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    w->s = s;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_init(&w->vis_mu, NULL);
+    pthread_cond_init(&w->vis_cv, NULL);
+    store_own_checkpoints(s->wdb);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        free(w);
+        return -1;
+    }
+    w->started = 1;
+    s->wr = w;
+    return 0;
+}
+
+void srv_writer_stop(srv *s)
+{
+    srv_writer *w = s->wr;
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->started) pthread_join(w->thread, NULL);
+    /* A group the loop never took back (parleyd flushes until nothing is
+     * pending, so only after a failed shutdown): its calls are gone with
+     * the rpc server; only its memory is left to free. */
+    for (size_t i = 0; w->busy && !w->checkpoint && i < w->job.n; i++) {
+        srv_op *op = &w->job.v[i];
+        if (op->has_reply) grpc_slice_unref(op->reply);
+        if (op->has_event) grpc_slice_unref(op->event);
+        free(op->room);
+    }
+    free(w->job.v);
+    free(w->vis);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->vis_mu);
+    pthread_cond_destroy(&w->vis_cv);
+    free(w);
+    s->wr = NULL;
+}
+
+int srv_read_settled(srv *s, const char *room, uint64_t head_rev)
+{
+    srv_writer *w = s->wr;
+    if (!w) return 1;
+    uint64_t wait_for = 0;
+    pthread_mutex_lock(&w->vis_mu);
+    if (w->gen_inflight > w->gen_fanned)
+        for (size_t i = 0; i < w->n_vis; i++)
+            if (head_rev > w->vis[i].pre_rev &&
+                strcmp(w->vis[i].room, room) == 0) {
+                wait_for = w->gen_inflight;
+                break;
+            }
+    while (wait_for && w->gen_fanned < wait_for)
+        pthread_cond_wait(&w->vis_cv, &w->vis_mu);
+    pthread_mutex_unlock(&w->vis_mu);
+    return wait_for == 0;
+}
+
+/* ---- the loop's side ---------------------------------------------------- */
+
+/* Takes back a finished job: answers it, lets readers on, drops the
+ * snapshot. Returns how many ops it answered. */
+static size_t take_back(srv *s)
+{
+    srv_writer *w = s->wr;
+    pthread_mutex_lock(&w->mu);
+    int finished = w->busy && w->done;
+    pthread_mutex_unlock(&w->mu);
+    if (!finished) return 0;
+    /* The writer is idle now: the job and its results are the loop's. */
+    size_t n = 0;
+    if (!w->checkpoint) {
+        n = answer_ops(s, &w->job, w->failed);
+        pthread_mutex_lock(&w->vis_mu);
+        w->gen_fanned = w->gen_inflight;
+        w->n_vis = 0;
+        pthread_cond_broadcast(&w->vis_cv);
+        pthread_mutex_unlock(&w->vis_mu);
+        store_snapshot_end(s->db);
+    }
+    w->want_checkpoint = !w->checkpoint && w->log_pages > SRV_CHECKPOINT_PAGES;
+    pthread_mutex_lock(&w->mu);
+    w->busy = 0;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* Hands the collected ops (or a checkpoint) to the idle writer. */
+static void hand_over(srv *s)
+{
+    srv_writer *w = s->wr;
+    int checkpoint = w->want_checkpoint;
+    if (!checkpoint && s->batch.n == 0) return;
+    if (!checkpoint) {
+        /* Pin the loop's view to what has been fanned out, before the
+         * writer can commit anything more. */
+        parley_err e = store_snapshot_begin(s->db);
+        if (e != PARLEY_OK) {
+            /* Without the pin the loop must not let the writer run: it
+             * commits this group itself (the writer is idle). */
+            fprintf(stderr,
+                    "parleyd: snapshot failed (%s); committing "
+                    "on the loop\n",
+                    store_last_error(s->db));
+            answer_ops(s, &s->batch, commit_ops(s, s->wdb, &s->batch, NULL));
+            return;
+        }
+    }
+    /* Swap the arrays: the batch's ops become the job, the job's (empty)
+     * array collects the next batch. */
+    assert(w->job.n == 0);
+    srv_ops t = w->job;
+    if (!checkpoint) {
+        w->job = s->batch;
+        s->batch = t;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->checkpoint = checkpoint;
+    w->want_checkpoint = 0;
+    w->busy = 1;
+    w->done = 0;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 size_t srv_flush(srv *s)
 {
-    size_t n = s->n_batch;
-    assert(n <= s->cap_batch);
-    if (!n) return 0;
-    pub_result *res = calloc(n, sizeof *res);
-    int64_t now = clock_wall_ms();
-    parley_err be = res ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
-    int failed = be != PARLEY_OK;
-    for (size_t i = 0; i < n && !failed; i++) {
-        srv_pending_pub *p = &s->batch[i];
-        parley_author a = auth_author(&p->who);
-        parley_msg m;
-        int dup = 0;
-        parley_err e = store_append(s->db, p->room, &a, p->client_msg_id,
-                                    p->body, p->body_len, now, &m, &dup);
-        if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-            fprintf(stderr, "parleyd: append failed: %s\n",
-                    store_last_error(s->db));
-            failed = 1;
-            break;
-        }
-        res[i].err = e;
-        if (e) continue;
-        res[i].duplicate = dup;
-        srv_pbmsg pm;
-        srv_pb_message(&pm, &m);
-        if (p->conn) {
-            Parley__V1__Ack ack = PARLEY__V1__ACK__INIT;
-            ack.client_msg_id = p->client_msg_id;
-            ack.message = &pm.msg;
-            ack.duplicate = dup ? 1 : 0;
-            Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
-            f.request_id = p->request_id;
-            f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_ACK;
-            f.ack = &ack;
-            res[i].reply = rpc_encode(&f.base);
-        } else {
-            Parley__V1__PublishResponse r = PARLEY__V1__PUBLISH_RESPONSE__INIT;
-            r.message = &pm.msg;
-            r.duplicate = dup ? 1 : 0;
-            res[i].reply = rpc_encode(&r.base);
-        }
-        if (!dup && hub_has_live(s->hub, m.room)) {
-            res[i].event = srv_event_frame(
-                PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
-            res[i].has_event = 1;
-        }
+    if (!s->wr) {
+        size_t n = s->batch.n;
+        if (!n) return 0;
+        return answer_ops(s, &s->batch, commit_ops(s, s->wdb, &s->batch, NULL));
     }
-    if (!failed && store_commit(s->db) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: commit failed: %s\n",
-                store_last_error(s->db));
-        failed = 1;
-    }
-    if (failed && be == PARLEY_OK) store_rollback(s->db);
-    /* From here on the batch is committed (or wholly failed): answers and
-     * events go out in commit order, never before. */
-    assert(s->n_batch == n); /* nothing joined the batch meanwhile */
-
-    for (size_t i = 0; i < n; i++) {
-        srv_pending_pub *p = &s->batch[i];
-        if (failed) {
-            answer_error(p, PARLEY_ERR_INTERNAL, "storage failure; retry");
-        } else if (res[i].err) {
-            answer_error(p, res[i].err, parley_err_text(res[i].err));
-        } else {
-            if (p->conn)
-                rpc_stream_send(p->call, res[i].reply);
-            else
-                rpc_reply_slice(p->call, res[i].reply);
-            if (res[i].has_event) hub_publish(s->hub, p->room, res[i].event);
-        }
-        if (res) {
-            grpc_slice_unref(res[i].reply); /* no-op when never set */
-            if (res[i].has_event) grpc_slice_unref(res[i].event);
-        }
-        if (p->conn) p->done(p->conn);
-        rpc_call_unref(p->call);
-        free(p->room);
-    }
-    free(res);
-    s->n_batch = 0;
+    size_t n = take_back(s);
+    pthread_mutex_lock(&s->wr->mu);
+    int busy = s->wr->busy;
+    pthread_mutex_unlock(&s->wr->mu);
+    if (!busy) hand_over(s);
     return n;
+}
+
+size_t srv_pending(const srv *s)
+{
+    size_t n = s->batch.n;
+    if (s->wr) {
+        pthread_mutex_lock(&s->wr->mu);
+        if (s->wr->busy) n += s->wr->checkpoint ? 1 : s->wr->job.n;
+        pthread_mutex_unlock(&s->wr->mu);
+    }
+    return n;
+}
+
+int srv_poll_ms(const srv *s, int idle_ms)
+{
+    if (!s->wr) return idle_ms;
+    pthread_mutex_lock(&s->wr->mu);
+    int busy = s->wr->busy;
+    pthread_mutex_unlock(&s->wr->mu);
+    /* The writer cannot wake the loop: look again soon while it works. */
+    return busy || s->batch.n ? 1 : idle_ms;
+}
+
+void srv_tick(srv *s, int64_t now_ms)
+{
+    if (s->wr) return; /* the writer syncs its own */
+    if (store_sync_due(s->wdb, now_ms) < 0)
+        fprintf(stderr, "parleyd: sync failed: %s\n", store_last_error(s->wdb));
 }

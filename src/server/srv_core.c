@@ -18,6 +18,7 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
         return NULL;
     }
     s->db = db;
+    s->wdb = db;
     s->au = au;
     s->max_body =
         opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
@@ -32,7 +33,15 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
         srv_free(s);
         return NULL;
     }
-    if (!s->n_readers) s->readers[0] = (srv_reader){s, db, s->ac, 0};
+    /* The loop's own read handle lets the writer thread commit while the
+     * loop reads; without one (an in-memory database) the loop commits. */
+    store *mine = NULL;
+    char why[300];
+    if (store_open_reader(db, &mine, why, sizeof why) == PARLEY_OK) {
+        s->db = mine;
+        s->owns_db = 1;
+    }
+    if (!s->n_readers) s->readers[0] = (srv_reader){s, s->db, s->ac, 0};
     for (size_t i = 0; i < s->n_readers; i++) {
         srv_reader *r = &s->readers[i];
         *r = (srv_reader){s, NULL, NULL, 1};
@@ -48,6 +57,11 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
             srv_free(s);
             return NULL;
         }
+    }
+    /* Last: from here on db is the writer thread's alone. */
+    if (s->owns_db && srv_writer_start(s, err, errlen) != 0) {
+        srv_free(s);
+        return NULL;
     }
     return s;
 }
@@ -90,6 +104,10 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 void srv_free(srv *s)
 {
     if (!s) return;
+    srv_writer_stop(s);
+    if (s->owns_db) store_close(s->db);
+    for (size_t i = 0; i < s->batch.n; i++) free(s->batch.v[i].room);
+    free(s->batch.v);
     for (size_t i = 0; s->readers && i < s->n_readers; i++) {
         if (!s->readers[i].owns) continue;
         store_close(s->readers[i].db);
@@ -98,11 +116,8 @@ void srv_free(srv *s)
     free(s->readers);
     auth_cache_free(s->ac);
     hub_free(s->hub);
-    free(s->batch);
     free(s);
 }
-
-size_t srv_pending(const srv *s) { return s->n_batch; }
 
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
 {

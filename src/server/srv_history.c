@@ -7,7 +7,9 @@
  * on a reader thread with its own store handle and token cache (or on the
  * loop with the srv's), and touch nothing else. A reader's handle sees
  * every commit that returned before the read began, so a publish acked
- * before a ListMessages is in its page. The writes stay on the loop. */
+ * before a ListMessages is in its page; a read that caught a commit whose
+ * events are not fanned out yet waits for them and reads again
+ * (srv_read_settled). The writes join the group commit (srv_commit.c). */
 #include "srv.h"
 
 #include <assert.h>
@@ -123,8 +125,11 @@ static void h_list_messages(rpc_call *c,
     page_reserve(&b, (size_t)limit * 192); /* a page of short messages */
     parley_room room;
     int has_more = 0;
-    e = store_list(rd->db, req->room, dir, cursor, limit, list_row, &b, &room,
-                   &has_more);
+    do { /* again if the page caught a commit before its fan-out */
+        b.len = 0;
+        e = store_list(rd->db, req->room, dir, cursor, limit, list_row, &b,
+                       &room, &has_more);
+    } while (!e && !srv_read_settled(rd->s, req->room, room.head_rev));
     if (e) {
         free(b.p);
         fail_store(c, rd->db, e);
@@ -155,7 +160,10 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
     auth_identity who;
     if (srv_authenticate_with(rd->ac, c, &who)) return;
     parley_msg m;
-    parley_err e = store_get(rd->db, req->room, req->seq, &m);
+    parley_err e;
+    do {
+        e = store_get(rd->db, req->room, req->seq, &m);
+    } while (!e && !srv_read_settled(rd->s, req->room, m.rev));
     if (e) {
         fail_store(c, rd->db, e);
         return;
@@ -173,20 +181,9 @@ static void h_edit_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    parley_author actor = auth_author(&who);
-    parley_msg m;
-    parley_err e = store_edit(s->db, req->room, req->seq, &actor, req->body,
-                              strlen(req->body), clock_wall_ms(), &m);
-    if (e) {
-        fail_store(c, s->db, e);
-        return;
-    }
-    srv_pbmsg pm;
-    srv_pb_message(&pm, &m);
-    Parley__V1__EditMessageResponse r = PARLEY__V1__EDIT_MESSAGE_RESPONSE__INIT;
-    r.message = &pm.msg;
-    rpc_reply(c, &r.base);
-    srv_fanout(s, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED, &m);
+    /* Answered, and fanned out, after its group commit (srv_commit.c). */
+    parley_err e = srv_enqueue_edit(s, c, &who, req->room, req->seq, req->body);
+    if (e) rpc_fail(c, e, parley_err_text(e));
 }
 
 static void h_delete_message(rpc_call *c,
@@ -196,25 +193,8 @@ static void h_delete_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    parley_author actor = auth_author(&who);
-    parley_msg m;
-    parley_room before;
-    /* Deleting a tombstone again changes nothing and fans nothing out. */
-    parley_err e = store_room_get(s->db, req->room, &before);
-    uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
-    e = store_delete(s->db, req->room, req->seq, &actor, clock_wall_ms(), &m);
-    if (e) {
-        fail_store(c, s->db, e);
-        return;
-    }
-    srv_pbmsg pm;
-    srv_pb_message(&pm, &m);
-    Parley__V1__DeleteMessageResponse r =
-        PARLEY__V1__DELETE_MESSAGE_RESPONSE__INIT;
-    r.message = &pm.msg;
-    rpc_reply(c, &r.base);
-    if (m.rev > head_before)
-        srv_fanout(s, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED, &m);
+    parley_err e = srv_enqueue_delete(s, c, &who, req->room, req->seq);
+    if (e) rpc_fail(c, e, parley_err_text(e));
 }
 
 static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
@@ -228,20 +208,8 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
                  "only organizers may create rooms");
         return;
     }
-    parley_room room;
-    int created = 0;
-    parley_err e =
-        store_room_create(s->db, req->name, clock_wall_ms(), &room, &created);
-    if (e) {
-        fail_store(c, s->db, e);
-        return;
-    }
-    Parley__V1__Room pr;
-    srv_pb_room(&pr, &room);
-    Parley__V1__CreateRoomResponse r = PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
-    r.room = &pr;
-    r.created = created ? 1 : 0;
-    rpc_reply(c, &r.base);
+    parley_err e = srv_enqueue_create_room(s, c, req->name);
+    if (e) rpc_fail(c, e, parley_err_text(e));
 }
 
 static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
@@ -251,7 +219,10 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     auth_identity who;
     if (srv_authenticate_with(rd->ac, c, &who)) return;
     parley_room room;
-    parley_err e = store_room_get(rd->db, req->name, &room);
+    parley_err e;
+    do {
+        e = store_room_get(rd->db, req->name, &room);
+    } while (!e && !srv_read_settled(rd->s, req->name, room.head_rev));
     if (e) {
         fail_store(c, rd->db, e);
         return;

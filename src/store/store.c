@@ -53,6 +53,7 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
     if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
     s->in_txn = 0;
     s->read_only = 0;
+    s->in_snapshot = 0;
     s->sync_interval_ms = 0;
     if (opts && opts->durability == STORE_SYNC_INTERVAL)
         s->sync_interval_ms = opts->sync_interval_ms > 0
@@ -81,6 +82,7 @@ parley_err store_open_reader(store *s, store **out, char *errmsg, size_t errlen)
     r->max_body = s->max_body;
     r->in_txn = 0;
     r->read_only = 1;
+    r->in_snapshot = 0;
     r->sync_interval_ms = 0;
     r->commits = r->synced_commits = r->syncs = 0;
     r->last_sync_ms = -1;
@@ -129,11 +131,38 @@ const char *store_last_error(const store *s)
     return s->engine->last_error(s);
 }
 
+/* ---- snapshots and checkpoints ------------------------------------------ */
+
+parley_err store_snapshot_begin(store *s)
+{
+    if (s->in_txn || s->in_snapshot) return PARLEY_ERR_INTERNAL;
+    parley_err e = s->engine->snapshot_begin(s);
+    if (e == PARLEY_OK) s->in_snapshot = 1;
+    return e;
+}
+
+void store_snapshot_end(store *s)
+{
+    if (!s->in_snapshot) return;
+    s->in_snapshot = 0;
+    s->engine->snapshot_end(s);
+}
+
+void store_own_checkpoints(store *s) { s->engine->own_checkpoints(s); }
+
+size_t store_log_pages(const store *s) { return s->engine->log_pages(s); }
+
+parley_err store_checkpoint(store *s)
+{
+    if (s->in_txn || s->in_snapshot) return PARLEY_ERR_INTERNAL;
+    return s->engine->checkpoint(s);
+}
+
 /* ---- transactions ------------------------------------------------------ */
 
 parley_err store_begin(store *s)
 {
-    if (s->in_txn || s->read_only) return PARLEY_ERR_INTERNAL;
+    if (s->in_txn || s->read_only || s->in_snapshot) return PARLEY_ERR_INTERNAL;
     parley_err e = s->engine->begin(s);
     if (e == PARLEY_OK) s->in_txn = 1;
     return e;

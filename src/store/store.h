@@ -82,6 +82,25 @@ int store_sync_due(store *s, int64_t now_ms);
 /* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);
 
+/* A read snapshot: between snapshot_begin and snapshot_end every read on
+ * this handle sees the database as it was at snapshot_begin, whatever other
+ * handles commit meanwhile (a server that fans out commits pins its view
+ * to what it has fanned out). No writes on the handle meanwhile. Nesting,
+ * or a begin inside a write transaction, is PARLEY_ERR_INTERNAL. */
+parley_err store_snapshot_begin(store *s);
+void store_snapshot_end(store *s);
+
+/* Checkpoints (copying the log into the database so that the log can
+ * start afresh) run inside commits by default. A writer whose readers pin
+ * snapshots for long takes them over: after store_own_checkpoints the
+ * engine never runs one by itself; store_log_pages tells how big the log
+ * grew (as of the last commit) and store_checkpoint copies what no reader
+ * needs anymore (call it while no snapshot is pinned, between
+ * transactions). */
+void store_own_checkpoints(store *s);
+size_t store_log_pages(const store *s);
+parley_err store_checkpoint(store *s);
+
 /* Group commit: everything between begin and commit is one transaction.
  * Without an explicit transaction each write call commits by itself. A
  * begin inside a transaction or a commit outside one is a caller's bug:

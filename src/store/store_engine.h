@@ -25,6 +25,7 @@ struct store {
     size_t max_body; /* validated body limit (store.c) */
     int in_txn;      /* between store_begin and store_commit / rollback */
     int read_only;   /* a store_open_reader handle: writes are refused */
+    int in_snapshot; /* between store_snapshot_begin and _end */
     /* Durability (store.c): interval mode, and its counters. The engine
      * counts commits (every write transaction that committed: a group or
      * a single write); store.c counts syncs. */
@@ -49,6 +50,14 @@ struct store_engine {
     /* Interval durability: makes every commit so far durable (fsync of
      * the log); called between transactions. */
     parley_err (*sync)(store *s);
+    /* store_snapshot_begin / _end; begin is called outside any
+     * transaction, end only after a successful begin. */
+    parley_err (*snapshot_begin)(store *s);
+    void (*snapshot_end)(store *s);
+    /* store_own_checkpoints, store_log_pages, store_checkpoint. */
+    void (*own_checkpoints)(store *s);
+    size_t (*log_pages)(const store *s);
+    parley_err (*checkpoint)(store *s);
     const char *(*last_error)(const store *s);
 
     /* The transaction of a group commit; store.c calls begin only outside

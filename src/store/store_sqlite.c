@@ -103,6 +103,7 @@ enum {
     STMT_ROOM_BUMP_REV,
     STMT_MSG_INSERT,
     STMT_ROOM_SET_HEADS,
+    STMT_SNAPSHOT,
     STMT_MSG_BY_CLIENT_ID,
     STMT_MSG_GET,
     STMT_MSG_EDIT,
@@ -137,6 +138,7 @@ static const char *const store_sql[STMT__COUNT] = {
         " ON CONFLICT(room_id, author_id, client_msg_id) DO NOTHING",
     [STMT_ROOM_SET_HEADS] =
         "UPDATE rooms SET head_seq = ?2, head_rev = ?3 WHERE id = ?1",
+    [STMT_SNAPSHOT] = "SELECT 1 FROM rooms LIMIT 1",
     [STMT_MSG_BY_CLIENT_ID] =
         "SELECT " MSG_COLS " FROM messages"
         " WHERE room_id = ?1 AND author_id = ?2 AND client_msg_id = ?3",
@@ -175,6 +177,7 @@ typedef struct store_sqlite {
      * empty outside a write transaction. */
     store_head *heads;
     size_t heads_cap, heads_n;
+    size_t log_pages; /* after store_own_checkpoints: the log's size */
     /* Two row buffers used in turn by the single-row calls. */
     char *buf[2];
     size_t cap[2];
@@ -719,6 +722,57 @@ static parley_err store_sqlite_open_reader(store *base, store **out,
     return PARLEY_OK;
 }
 
+/* ---- snapshots and checkpoints ------------------------------------------ */
+
+static parley_err store_sqlite_snapshot_begin(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    parley_err e = store_exec(s, STMT_BEGIN_READ);
+    /* BEGIN DEFERRED takes no snapshot yet: the first read does. */
+    if (e == PARLEY_OK) e = store_finish(s, STMT_SNAPSHOT);
+    if (e != PARLEY_OK && !sqlite3_get_autocommit(s->db))
+        (void)store_exec(s, STMT_ROLLBACK);
+    return e;
+}
+
+static void store_sqlite_snapshot_end(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    if (!sqlite3_get_autocommit(s->db)) (void)store_exec(s, STMT_COMMIT);
+}
+
+/* Counts the log's pages after each commit (sqlite3_wal_hook). */
+static int store_wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((store_sqlite *)ud)->log_pages = pages > 0 ? (size_t)pages : 0;
+    return SQLITE_OK;
+}
+
+static void store_sqlite_own_checkpoints(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    /* The hook replaces SQLite's automatic checkpoints (which use it). */
+    sqlite3_wal_hook(s->db, store_wal_hook, s);
+}
+
+static size_t store_sqlite_log_pages(const store *base)
+{
+    return ((const store_sqlite *)base)->log_pages;
+}
+
+static parley_err store_sqlite_checkpoint(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return store_fail(s, rc, "checkpoint");
+    return PARLEY_OK;
+}
+
 /* Interval durability: fsyncs the write-ahead log, which holds every
  * commit since the last checkpoint (the checkpoints sync themselves). */
 static parley_err store_sqlite_sync(store *base)
@@ -1237,6 +1291,11 @@ const store_engine store_engine_sqlite = {
     .open = store_sqlite_open,
     .open_reader = store_sqlite_open_reader,
     .sync = store_sqlite_sync,
+    .snapshot_begin = store_sqlite_snapshot_begin,
+    .snapshot_end = store_sqlite_snapshot_end,
+    .own_checkpoints = store_sqlite_own_checkpoints,
+    .log_pages = store_sqlite_log_pages,
+    .checkpoint = store_sqlite_checkpoint,
     .close = store_sqlite_close,
     .last_error = store_sqlite_last_error,
     .begin = store_sqlite_begin,
