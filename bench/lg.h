@@ -2,8 +2,9 @@
  * WebSocket plus what a protocol adapter keeps for it), the run context
  * with its counters and latency histogram, and the adapter interface that
  * each server protocol implements (lg_proto_parley.c, lg_proto_mqtt.c,
- * lg_proto_nats.c, lg_proto_ws.c). The adapters report back through the
- * lg_on_* calls that loadgen.c implements. */
+ * lg_proto_nats.c, lg_proto_ws.c, lg_proto_jetstream.c,
+ * lg_proto_socketio.c). The adapters report back through the lg_on_* calls
+ * that loadgen.c implements. */
 #ifndef PARLEY_BENCH_LG_H
 #define PARLEY_BENCH_LG_H
 
@@ -33,6 +34,10 @@ typedef struct lg_conn {
     uint8_t *seen;        /* reconnect mode: one bit per expected seq */
     uint32_t seen_distinct;
     uint32_t epoch; /* bumps on every (re)connect */
+    /* A session a server lets a client resume (Socket.IO's connection
+     * state recovery): its id, the client's session key, and the offset of
+     * the last event received. Kept across reconnects. */
+    char sess_id[32], sess_key[32], sess_offset[32];
 } lg_conn;
 
 typedef struct lg_proto {
@@ -58,6 +63,8 @@ extern const lg_proto lg_proto_parley;
 extern const lg_proto lg_proto_mqtt;
 extern const lg_proto lg_proto_nats;
 extern const lg_proto lg_proto_ws;
+extern const lg_proto lg_proto_jetstream;
+extern const lg_proto lg_proto_socketio;
 
 /* Room name for an index, e.g. "bench-17" (stable across adapters). */
 void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n);
@@ -70,6 +77,9 @@ void lg_on_ready(lg_ctx *x, lg_conn *c);
 void lg_on_deliver(lg_ctx *x, lg_conn *c, const char *body, size_t n,
                    uint64_t rev);
 void lg_on_ack(lg_ctx *x, lg_conn *c);
+/* A reconnect was taken back into its session by the server (1) or started
+ * a new one (0). */
+void lg_on_resumed(lg_ctx *x, lg_conn *c, int recovered);
 /* A non-fatal error answer (counted, reported). */
 void lg_on_error(lg_ctx *x, lg_conn *c, int code, const char *detail);
 

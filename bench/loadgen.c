@@ -69,7 +69,7 @@ struct lg_ctx {
     int publishing; /* the publish phase is on */
     uint64_t t_measure;
     uint64_t published, acked, delivered_all, delivered_measured, own, foreign,
-        errors, stalls;
+        errors, stalls, recovered, not_recovered;
     size_t probe;
     uint64_t probe_recv;
     uint64_t last_probe_progress;
@@ -192,6 +192,15 @@ void lg_on_ack(lg_ctx *x, lg_conn *c)
 {
     (void)c;
     x->acked++;
+}
+
+void lg_on_resumed(lg_ctx *x, lg_conn *c, int recovered)
+{
+    (void)c;
+    if (recovered)
+        x->recovered++;
+    else
+        x->not_recovered++;
 }
 
 void lg_on_error(lg_ctx *x, lg_conn *c, int code, const char *detail)
@@ -625,10 +634,12 @@ static int lg_run_reconnect(lg_ctx *x)
     printf(",\"subs\":%zu,\"dropped\":%zu,\"connect_s\":%.2f,\"pre\":%u,"
            "\"msgs\":%u,\"pre_ok\":%d,\"witness_ok\":%d,\"resume\":%d,"
            "\"reconnect_ms\":%.1f,\"catchup_ms\":%.1f,\"all_caught_up\":%d,"
-           "\"complete\":%zu,\"lost\":%" PRIu64 ",\"dup\":%" PRIu64 "}\n",
+           "\"complete\":%zu,\"lost\":%" PRIu64 ",\"dup\":%" PRIu64
+           ",\"recovered\":%" PRIu64 ",\"not_recovered\":%" PRIu64 "}\n",
            x->n_subs, dropped, connect_s, x->pre, x->msgs, pre_ok, wit_ok,
            x->proto->has_resume, (double)(t_ready - tr) / 1e6,
-           (double)(t_done - tr) / 1e6, all_ok, x->complete, lost, dup);
+           (double)(t_done - tr) / 1e6, all_ok, x->complete, lost, dup,
+           x->recovered, x->not_recovered);
     return 0;
 }
 
@@ -645,8 +656,8 @@ typedef struct lg_opts {
 
 #define F(field) SETTING_FIELD(lg_opts, field)
 static const setting lg_rows[] = {
-    {"proto", NULL, SETTING_STR, F(proto), "", 0, 0, "parley|mqtt|nats|ws",
-     "server protocol (required)", 0},
+    {"proto", NULL, SETTING_STR, F(proto), "", 0, 0,
+     "parley|mqtt|nats|ws|jetstream|socketio", "server protocol (required)", 0},
     {"mode", NULL, SETTING_STR, F(mode), "", 0, 0,
      "fanout|rooms|idle|reconnect", "scenario (required)", 0},
     {"host", NULL, SETTING_STR, F(host), "127.0.0.1", 0, 0, "ADDR",
@@ -733,6 +744,10 @@ int main(int argc, char **argv)
         x->proto = &lg_proto_nats;
     else if (!strcmp(proto, "ws"))
         x->proto = &lg_proto_ws;
+    else if (!strcmp(proto, "jetstream"))
+        x->proto = &lg_proto_jetstream;
+    else if (!strcmp(proto, "socketio"))
+        x->proto = &lg_proto_socketio;
     else {
         fprintf(stderr, "loadgen: unknown protocol %s\n", proto);
         return 2;

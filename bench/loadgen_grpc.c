@@ -4,8 +4,15 @@
  *            the history room: requests/s and latency percentiles;
  *   publish  Stream.Publish from C concurrent publishers (one author each),
  *            every answer an ack after commit: acked publishes/s;
+ *   stream   C Stream.Connect streams (one author each), each keeping W
+ *            publish frames in flight (--window), every ack after commit:
+ *            acked publishes/s with many in flight;
  *   sqlite   the same page read straight from the database file through the
  *            store API (src/store/store.h store_list), one thread: the limit.
+ * With --proto jetstream, publish and stream run the same load against NATS
+ * JetStream (lg_jetstream.c: the NATS protocol on TCP, one connection, C
+ * publishers keeping 1 or W publishes in flight, each counted when its
+ * PubAck came back).
  * Method paths come from the generated tables (gen/parley/v1/history.grpc.h,
  * stream.grpc.h).
  * Prints one JSON object on stdout. */
@@ -24,6 +31,7 @@
 
 #include "hist.h"
 #include "clock.h"
+#include "lg_jetstream.h"
 #include "lg_proc.h"
 #include "lg_token.h"
 #include "parley/v1/history.grpc.h"
@@ -34,7 +42,7 @@
 #include "settings.h"
 #include "store.h"
 
-enum { LGG_LIST, LGG_PUBLISH, LGG_SQLITE };
+enum { LGG_LIST, LGG_PUBLISH, LGG_SQLITE, LGG_STREAM };
 
 typedef struct lgg_slot {
     int idx;
@@ -47,7 +55,7 @@ typedef struct lgg_slot {
 typedef struct lgg {
     int mode;
     const char *target, *room, *db;
-    unsigned limit, conc;
+    unsigned limit, conc, window;
     double duration;
     size_t body_size;
     uint64_t head_seq;
@@ -201,6 +209,255 @@ static int lgg_run_sqlite(lgg *g)
     return 0;
 }
 
+/* ---- stream mode: pipelined publishes on Connect streams ---- */
+
+typedef struct lgg_stream lgg_stream;
+typedef struct lgg_tag {
+    lgg_stream *st;
+    int kind; /* LGG_T_* */
+} lgg_tag;
+enum { LGG_T_START, LGG_T_SEND, LGG_T_RECV, LGG_T_STATUS };
+
+struct lgg_stream {
+    lgg *g;
+    int idx;
+    grpc_call *call;
+    grpc_metadata md;
+    lgg_tag t_start, t_send, t_recv, t_status;
+    grpc_byte_buffer *send_bb, *recv_bb;
+    grpc_metadata_array init_md, trail_md;
+    grpc_status_code status;
+    grpc_slice details;
+    int sending, receiving, done, open;
+    uint64_t next_id;  /* request ids 1, 2, ... */
+    uint64_t inflight; /* sent, not yet acked */
+    uint64_t *t0;      /* send time by request id % window */
+    int ops;           /* batches in flight */
+};
+
+/* Sends the next publish frame if none is in flight and the window has
+ * room (one SEND_MESSAGE at a time: grpc's rule). */
+static void lgg_stream_kick(lgg_stream *st, int publishing)
+{
+    lgg *g = st->g;
+    if (st->sending || st->done || !st->open || !publishing ||
+        st->inflight >= g->window)
+        return;
+    uint64_t id = st->next_id++;
+    char cid[64], body[4096];
+    snprintf(cid, sizeof cid, "s%d-%" PRIu64, st->idx, id);
+    size_t n =
+        (size_t)snprintf(body, sizeof body, "lg %" PRIu64 " %d %" PRIu64 " ",
+                         clock_mono_ns(), st->idx, id);
+    while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
+    body[n] = 0;
+    Parley__V1__PublishRequest p = PARLEY__V1__PUBLISH_REQUEST__INIT;
+    p.room = (char *)g->room;
+    p.client_msg_id = cid;
+    p.body = body;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = id;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    st->send_bb = rpc_client_pack(&f.base);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = st->send_bb;
+    st->t0[id % g->window] = clock_mono_ns();
+    if (grpc_call_start_batch(st->call, &op, 1, &st->t_send, NULL) !=
+        GRPC_CALL_OK) {
+        grpc_byte_buffer_destroy(st->send_bb);
+        st->send_bb = NULL;
+        st->done = 1;
+        return;
+    }
+    st->sending = 1;
+    st->inflight++;
+    st->ops++;
+}
+
+static void lgg_stream_recv(lgg_stream *st)
+{
+    if (st->receiving || st->done) return;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &st->recv_bb;
+    if (grpc_call_start_batch(st->call, &op, 1, &st->t_recv, NULL) ==
+        GRPC_CALL_OK) {
+        st->receiving = 1;
+        st->ops++;
+    }
+}
+
+/* One answer frame: an ack counts (latency from its send), anything else
+ * is a failure. */
+static void lgg_stream_frame(lgg_stream *st, grpc_byte_buffer *bb)
+{
+    lgg *g = st->g;
+    uint64_t now = clock_mono_ns();
+    ProtobufCMessage *m = rpc_decode(&parley__v1__server_frame__descriptor, bb);
+    const Parley__V1__ServerFrame *f = (const void *)m;
+    if (f && f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+        f->request_id >= 1 && f->request_id < st->next_id && f->ack->message &&
+        f->ack->message->seq > 0) {
+        g->ok++;
+        if (f->ack->duplicate) g->dup++;
+        hist_record(g->lat, now - st->t0[f->request_id % g->window]);
+    } else {
+        g->failed++;
+        if (f && f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR)
+            snprintf(g->last_detail, sizeof g->last_detail, "%s",
+                     f->error->detail);
+    }
+    if (st->inflight) st->inflight--;
+    if (m) protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static int lgg_run_stream(lgg *g)
+{
+    const char *path =
+        parley_v1_Stream_service.methods[PARLEY_V1_STREAM_CONNECT].path;
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    g->ch = grpc_channel_create(g->target, cr, NULL);
+    grpc_channel_credentials_release(cr);
+    g->cq = grpc_completion_queue_create_for_next(NULL);
+    lgg_stream *sts = calloc(g->conc, sizeof *sts);
+    if (!sts) return -1;
+    gpr_timespec dl = gpr_time_add(
+        gpr_now(GPR_CLOCK_MONOTONIC),
+        gpr_time_from_seconds((int64_t)g->duration + 60, GPR_TIMESPAN));
+    int ops_total = 0;
+    for (unsigned i = 0; i < g->conc; i++) {
+        lgg_stream *st = &sts[i];
+        st->g = g;
+        st->idx = (int)i;
+        st->next_id = 1;
+        st->t0 = calloc(g->window, sizeof *st->t0);
+        st->t_start = (lgg_tag){st, LGG_T_START};
+        st->t_send = (lgg_tag){st, LGG_T_SEND};
+        st->t_recv = (lgg_tag){st, LGG_T_RECV};
+        st->t_status = (lgg_tag){st, LGG_T_STATUS};
+        grpc_metadata_array_init(&st->init_md);
+        grpc_metadata_array_init(&st->trail_md);
+        st->details = grpc_empty_slice();
+        st->call = grpc_channel_create_call(
+            g->ch, NULL, GRPC_PROPAGATE_DEFAULTS, g->cq,
+            grpc_slice_from_static_string(path), NULL, dl, NULL);
+        rpc_client_auth_md(&st->md, g->tokens[i % g->n_tokens]);
+        grpc_op ops[3];
+        memset(ops, 0, sizeof ops);
+        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &st->md;
+        ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[1].data.recv_initial_metadata.recv_initial_metadata = &st->init_md;
+        grpc_op sop;
+        memset(&sop, 0, sizeof sop);
+        sop.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+        sop.data.recv_status_on_client.trailing_metadata = &st->trail_md;
+        sop.data.recv_status_on_client.status = &st->status;
+        sop.data.recv_status_on_client.status_details = &st->details;
+        if (!st->call || !st->t0 ||
+            grpc_call_start_batch(st->call, ops, 2, &st->t_start, NULL) !=
+                GRPC_CALL_OK ||
+            grpc_call_start_batch(st->call, &sop, 1, &st->t_status, NULL) !=
+                GRPC_CALL_OK) {
+            fprintf(stderr, "loadgen-grpc: cannot open stream %u\n", i);
+            st->done = 1;
+            continue;
+        }
+        st->ops = 2;
+        lgg_stream_recv(st);
+    }
+    uint64_t end = clock_mono_ns() + (uint64_t)(g->duration * 1e9);
+    int publishing = 1, closing = 0;
+    for (;;) {
+        ops_total = 0;
+        for (unsigned i = 0; i < g->conc; i++) ops_total += sts[i].ops;
+        if (!ops_total) break;
+        uint64_t now = clock_mono_ns();
+        if (publishing && now >= end) publishing = 0;
+        if (!publishing && !closing) {
+            /* Wait for what is in flight, then half-close each stream. */
+            int waiting = 0;
+            for (unsigned i = 0; i < g->conc; i++)
+                waiting += sts[i].inflight > 0 && !sts[i].done;
+            if (!waiting || now >= end + 30000000000ULL) {
+                closing = 1;
+                for (unsigned i = 0; i < g->conc; i++)
+                    if (sts[i].call) grpc_call_cancel(sts[i].call, NULL);
+            }
+        }
+        grpc_event ev = grpc_completion_queue_next(
+            g->cq,
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                         gpr_time_from_millis(100, GPR_TIMESPAN)),
+            NULL);
+        if (ev.type == GRPC_QUEUE_TIMEOUT) continue;
+        if (ev.type != GRPC_OP_COMPLETE) break;
+        lgg_tag *t = ev.tag;
+        lgg_stream *st = t->st;
+        st->ops--;
+        switch (t->kind) {
+        case LGG_T_START:
+            st->open = ev.success;
+            if (!ev.success) st->done = 1;
+            break;
+        case LGG_T_SEND:
+            grpc_byte_buffer_destroy(st->send_bb);
+            st->send_bb = NULL;
+            st->sending = 0;
+            if (!ev.success) st->done = 1;
+            break;
+        case LGG_T_RECV:
+            st->receiving = 0;
+            if (!ev.success || !st->recv_bb) {
+                st->done = 1;
+                break;
+            }
+            lgg_stream_frame(st, st->recv_bb);
+            grpc_byte_buffer_destroy(st->recv_bb);
+            st->recv_bb = NULL;
+            lgg_stream_recv(st);
+            break;
+        case LGG_T_STATUS:
+            st->done = 1;
+            if (!closing && st->status != GRPC_STATUS_OK) {
+                g->failed++;
+                g->last_status = (int)st->status;
+                rpc_client_slice_str(st->details, g->last_detail,
+                                     sizeof g->last_detail);
+            }
+            break;
+        }
+        lgg_stream_kick(st, publishing);
+    }
+    uint64_t lost = 0;
+    for (unsigned i = 0; i < g->conc; i++) {
+        lgg_stream *st = &sts[i];
+        lost += st->inflight;
+        if (st->call) grpc_call_unref(st->call);
+        grpc_slice_unref(st->md.value);
+        grpc_slice_unref(st->details);
+        grpc_metadata_array_destroy(&st->init_md);
+        grpc_metadata_array_destroy(&st->trail_md);
+        free(st->t0);
+    }
+    /* A publish never answered is a failed one. */
+    g->failed += lost;
+    free(sts);
+    grpc_channel_destroy(g->ch);
+    grpc_completion_queue_shutdown(g->cq);
+    while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                      NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(g->cq);
+    return 0;
+}
+
 static int lgg_run_grpc(lgg *g)
 {
     const rpc_method_desc *m =
@@ -251,17 +508,19 @@ static int lgg_run_grpc(lgg *g)
 
 /* loadgen-grpc's settings (base/settings.h). */
 typedef struct lgg_opts {
-    char mode[16], target[256], room[128], db[512], pids[256];
+    char mode[16], proto[16], target[256], room[128], db[512], pids[256];
     char secret_file[512], secret[512];
-    int limit, conc;
+    int limit, conc, window;
     double duration;
     size_t body_size;
 } lgg_opts;
 
 #define F(field) SETTING_FIELD(lgg_opts, field)
 static const setting lgg_rows[] = {
-    {"mode", NULL, SETTING_STR, F(mode), "", 0, 0, "list|publish|sqlite",
+    {"mode", NULL, SETTING_STR, F(mode), "", 0, 0, "list|publish|stream|sqlite",
      "what to measure (required)", 0},
+    {"proto", NULL, SETTING_STR, F(proto), "parley", 0, 0, "parley|jetstream",
+     "the server: parleyd over gRPC, or NATS JetStream (publish, stream)", 0},
     {"target", NULL, SETTING_STR, F(target), "", 0, 0, "HOST:PORT",
      "parleyd's gRPC address (list, publish)", 0},
     {"room", NULL, SETTING_STR, F(room), "history", 0, 0, "R", "the room", 0},
@@ -271,6 +530,8 @@ static const setting lgg_rows[] = {
      "messages per page", 0},
     {"concurrency", NULL, SETTING_INT, F(conc), "16", 1, 1e5, "N",
      "calls in flight", 0},
+    {"window", NULL, SETTING_INT, F(window), "64", 1, 1e6, "W",
+     "stream: publishes in flight per stream", 0},
     {"duration", NULL, SETTING_DOUBLE, F(duration), "10", 0, 1e6, "S",
      "seconds", 0},
     {"size", NULL, SETTING_SIZE, F(body_size), "64", 1, 1e6, "B",
@@ -301,6 +562,7 @@ int main(int argc, char **argv)
     char err[700];
     g.limit = (unsigned)o.limit;
     g.conc = (unsigned)o.conc;
+    g.window = (unsigned)o.window;
     g.duration = o.duration;
     g.body_size = o.body_size;
     g.room = o.room;
@@ -316,18 +578,24 @@ int main(int argc, char **argv)
         g.mode = LGG_PUBLISH;
     else if (!strcmp(mode, "sqlite"))
         g.mode = LGG_SQLITE;
+    else if (!strcmp(mode, "stream"))
+        g.mode = LGG_STREAM;
     else
         goto usage;
-    if (g.mode != LGG_PUBLISH && !g.db) goto usage;
+    int writes = g.mode == LGG_PUBLISH || g.mode == LGG_STREAM;
+    int js = !strcmp(o.proto, "jetstream");
+    if (!js && strcmp(o.proto, "parley")) goto usage;
+    if (js && !writes) goto usage;
+    if (!writes && !g.db) goto usage;
     if (g.mode != LGG_SQLITE && !g.target) goto usage;
-    if (g.db && g.mode != LGG_PUBLISH && lgg_room_head(&g) != 0) {
+    if (g.db && !writes && lgg_room_head(&g) != 0) {
         fprintf(stderr, "loadgen-grpc: room %s not found in %s\n", g.room,
                 g.db);
         return 1;
     }
     g.lat = hist_new();
     if (!g.lat) return 1;
-    if (g.mode != LGG_SQLITE) {
+    if (g.mode != LGG_SQLITE && !js) {
         g.n_tokens = g.conc;
         g.tokens = lg_token_mint_from(o.secret_file, o.secret, g.n_tokens, err,
                                       sizeof err);
@@ -341,8 +609,35 @@ int main(int argc, char **argv)
     for (int i = 0; i < g.n_pids; i++) srv0 += lg_proc_cpu_ns(g.pids[i]);
     int64_t self0 = lg_self_cpu_ns();
     uint64_t t0 = clock_mono_ns();
-    int rc = g.mode == LGG_SQLITE ? lgg_run_sqlite(&g) : lgg_run_grpc(&g);
+    int rc;
+    if (js) {
+        char host[256];
+        snprintf(host, sizeof host, "%s", g.target);
+        char *colon = strrchr(host, ':');
+        if (!colon) goto usage;
+        *colon = '\0';
+        lg_js_load jl = {.host = host,
+                         .port = atoi(colon + 1),
+                         .room = g.room,
+                         .publishers = g.conc,
+                         .window = g.mode == LGG_STREAM ? g.window : 1,
+                         .duration = g.duration,
+                         .body_size = g.body_size,
+                         .lat = g.lat};
+        rc = lg_js_publish_load(&jl);
+        g.ok = jl.ok;
+        g.failed = jl.failed;
+        snprintf(g.last_detail, sizeof g.last_detail, "%s", jl.last_error);
+        if (rc) fprintf(stderr, "loadgen-grpc: %s\n", jl.last_error);
+    } else {
+        rc = g.mode == LGG_SQLITE   ? lgg_run_sqlite(&g)
+             : g.mode == LGG_STREAM ? lgg_run_stream(&g)
+                                    : lgg_run_grpc(&g);
+    }
     uint64_t wall = clock_mono_ns() - t0;
+    /* The detail goes into a JSON string. */
+    for (char *q = g.last_detail; *q; q++)
+        if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = '\'';
     int64_t self1 = lg_self_cpu_ns();
     int64_t hwm = 0, rss = 0;
     for (int i = 0; i < g.n_pids; i++) {
@@ -353,22 +648,24 @@ int main(int argc, char **argv)
             rss += r;
         }
     }
-    printf(
-        "{\"mode\":\"%s\",\"concurrency\":%u,\"limit\":%u,\"head_seq\":%" PRIu64
-        ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"bad\":%" PRIu64
-        ",\"dup\":%" PRIu64 ",\"last_status\":%d,\"last_detail\":\"%s\","
-        "\"wall_s\":%.3f,\"per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-        "\"p999_us\":%.1f,\"max_us\":%.1f,\"lg_cpu_pct\":%.1f,"
-        "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64 "}\n",
-        mode, g.conc, g.limit, g.head_seq, g.ok, g.failed, g.bad, g.dup,
-        g.last_status, g.last_detail, (double)wall / 1e9,
-        (double)g.ok / ((double)wall / 1e9), hist_percentile(g.lat, 50) / 1e3,
-        hist_percentile(g.lat, 99) / 1e3, hist_percentile(g.lat, 99.9) / 1e3,
-        hist_max(g.lat) / 1e3, 100.0 * (double)(self1 - self0) / (double)wall,
-        g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm);
+    printf("{\"mode\":\"%s\",\"concurrency\":%u,\"window\":%u,\"limit\":%u,"
+           "\"head_seq\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
+           ",\"bad\":%" PRIu64 ",\"dup\":%" PRIu64
+           ",\"last_status\":%d,\"last_detail\":\"%s\","
+           "\"wall_s\":%.3f,\"per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+           "\"p999_us\":%.1f,\"max_us\":%.1f,\"lg_cpu_pct\":%.1f,"
+           "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64 "}\n",
+           mode, g.conc, g.mode == LGG_STREAM ? g.window : 1, g.limit,
+           g.head_seq, g.ok, g.failed, g.bad, g.dup, g.last_status,
+           g.last_detail, (double)wall / 1e9,
+           (double)g.ok / ((double)wall / 1e9),
+           hist_percentile(g.lat, 50) / 1e3, hist_percentile(g.lat, 99) / 1e3,
+           hist_percentile(g.lat, 99.9) / 1e3, hist_max(g.lat) / 1e3,
+           100.0 * (double)(self1 - self0) / (double)wall,
+           g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm);
     hist_free(g.lat);
     lg_token_free(g.tokens, g.n_tokens);
-    if (g.mode != LGG_SQLITE) grpc_shutdown();
+    if (g.mode != LGG_SQLITE && !js) grpc_shutdown();
     return rc ? 1 : (g.failed || g.bad ? 1 : 0);
 usage:
     settings_usage(&lgg_spec, stderr);

@@ -2,8 +2,9 @@
 """bench/report.py: turns bench/run's result rows (JSON lines) into the
 report: <out>.json (rows, machine, conditions), <out>.md (one table per
 scenario) and <out>.plot.dat (gnuplot input for bench/plot.gp). With
---check-smoke it only checks a smoke run: a parley row per scenario, and
-zero lost / duplicated for parley in the reconnect scenario. Stdlib only."""
+--check-smoke it only checks a smoke run: a row for every server a scenario
+runs on, none an error, no failed publish or call anywhere, and zero lost /
+duplicated for parley wherever it promises it. Stdlib only."""
 import argparse
 import json
 import os
@@ -13,7 +14,30 @@ import time
 
 SERVERS = {"parley": "parley (gateway+parleyd)", "mqtt": "mosquitto (MQTT/WS)",
            "nats": "nats-server (NATS/WS)", "ws": "Node ws broadcast",
+           "socketio": "Socket.IO 4.8 (recovery on)",
+           "jetstream": "NATS JetStream (file storage)",
            "sqlite": "SQLite direct (store_list)"}
+
+# What an ack means, per server of the durable and stream scenarios.
+ACK = {"parley": "committed and fsync'd (synchronous=FULL): survives a power loss",
+       "parley-interval": "committed to the OS, fsync'd within 1 s (--durability interval): "
+                          "survives a crash of parleyd, not of the machine",
+       "jetstream": "stored, written to the OS, synced on an interval of its own (2.9): "
+                    "survives a crash of nats-server, not of the machine"}
+DURABLE_NAMES = {"parley": "parleyd over gRPC, durability full",
+                 "parley-interval": "parleyd over gRPC, durability interval",
+                 "jetstream": "NATS JetStream over NATS/TCP"}
+
+# Which servers each scenario runs on (bench/run), for the smoke check.
+SCENARIO_SERVERS = {
+    "fanout": ["parley", "mqtt", "nats", "ws", "socketio"],
+    "rooms": ["parley", "mqtt", "nats", "ws", "socketio"],
+    "idle": ["parley", "mqtt", "nats", "ws", "socketio"],
+    "reconnect": ["parley", "mqtt", "nats", "ws", "socketio", "jetstream"],
+    "history": ["parley", "sqlite"],
+    "durable": ["parley", "parley-interval", "jetstream"],
+    "stream": ["parley", "parley-interval", "jetstream"],
+}
 
 
 def machine():
@@ -64,7 +88,9 @@ def table(head, body):
 
 
 def name(r):
-    if r["server"] == "parley" and r["scenario"] in ("history", "durable"):
+    if r["scenario"] in ("durable", "stream"):
+        return DURABLE_NAMES.get(r["server"], r["server"])
+    if r["server"] == "parley" and r["scenario"] == "history":
         return "parleyd over gRPC"
     return SERVERS.get(r["server"], r["server"])
 
@@ -135,27 +161,35 @@ def render(rows, args):
         head = s[0]["head_seq"] if s else "?"
         md += ["## 4. History: ListMessages of 50 from a room of %s messages" % (
             f"{head:,}" if isinstance(head, int) else head), "", table(h, b), ""]
-    if "durable" in by:
-        h = ["server", "concurrent publishers", "acked publishes/s", "p50 ms", "p99 ms",
-             "p99.9 ms", "server CPU %", "failed"]
+    for sc, title in (("durable", "## 5. Durable publish: each publisher waits for its ack"),
+                      ("stream", "## 5b. Durable publish on a stream: many publishes in flight")):
+        if sc not in by:
+            continue
+        h = ["server", "publishers x in flight", "acked publishes/s", "p50 ms", "p99 ms",
+             "p99.9 ms", "server CPU %", "loadgen CPU %", "failed", "an ack means"]
         b = []
-        for r in by["durable"]:
+        for r in by[sc]:
             if "error" in r:
                 b.append(err_row(r, len(h)))
                 continue
-            b.append([name(r), r["concurrency"], num(r["per_s"]), ms(r["p50_us"]), ms(r["p99_us"]),
-                      ms(r["p999_us"]), num(r["srv_cpu_pct"]), num(r["failed"] + r["bad"])])
-        md += ["## 5. Durable publish over gRPC (ack after commit)", "", table(h, b), ""]
+            b.append([name(r), "%d x %d" % (r["concurrency"], r.get("window", 1)),
+                      num(r["per_s"]), ms(r["p50_us"]), ms(r["p99_us"]), ms(r["p999_us"]),
+                      num(r["srv_cpu_pct"]), num(r["lg_cpu_pct"]),
+                      num(r["failed"] + r["bad"]), ACK.get(r["server"], "-")])
+        md += [title, "", table(h, b), ""]
     if "reconnect" in by:
-        h = ["server", "subscribers", "messages", "resume", "reconnect ms", "caught up ms",
-             "all caught up", "lost", "duplicated"]
+        h = ["server", "subscribers", "messages", "resume", "sessions recovered",
+             "reconnect ms", "caught up ms", "all caught up", "lost", "duplicated"]
         b = []
         for r in by["reconnect"]:
             if "error" in r:
                 b.append(err_row(r, len(h)))
                 continue
+            rec = r.get("recovered", 0) + r.get("not_recovered", 0)
             b.append([name(r), num(r["subs"]), "%d+%d" % (r["pre"], r["msgs"]),
-                      "yes" if r["resume"] else "no", num(r["reconnect_ms"]),
+                      "yes" if r["resume"] else "no",
+                      "%s of %s" % (num(r.get("recovered", 0)), num(rec)) if rec else "-",
+                      num(r["reconnect_ms"]),
                       num(r["catchup_ms"]) if r["all_caught_up"] else "never",
                       "yes" if r["all_caught_up"] else "no (%s of %s)" % (r["complete"], r["subs"]),
                       num(r["lost"]), num(r["dup"])])
@@ -167,7 +201,8 @@ def render(rows, args):
 def plot_data(rows, path):
     fan = {r["server"]: r for r in rows if r["scenario"] == "fanout" and "error" not in r}
     rooms = {r["server"]: r for r in rows if r["scenario"] == "rooms" and "error" not in r}
-    servers = [s for s in ("parley", "mqtt", "nats", "ws") if s in fan or s in rooms]
+    servers = [s for s in ("parley", "mqtt", "nats", "ws", "socketio")
+               if s in fan or s in rooms]
     if not servers:
         return False
     with open(path, "w") as f:
@@ -175,35 +210,54 @@ def plot_data(rows, path):
         for s in servers:
             fr, rr = fan.get(s, {}), rooms.get(s, {})
             f.write('"%s" %s %s %s\n' % (
-                {"mqtt": "mosquitto", "nats": "nats-server", "ws": "node-ws"}.get(s, s),
+                {"mqtt": "mosquitto", "nats": "nats-server", "ws": "node-ws",
+                 "socketio": "socket.io"}.get(s, s),
                 fr.get("delivered_per_s", 0), fr.get("p99_us", 0) / 1000,
                 rr.get("p99_us", 0) / 1000))
     return True
 
 
-def check_smoke(rows, scenarios):
+def check_smoke(rows, scenarios, servers):
+    """Every server a scenario runs on answered, nothing failed, and parley
+    lost and doubled nothing where it promises it."""
     ok = True
+
+    def bad(msg):
+        nonlocal ok
+        print("smoke: " + msg)
+        ok = False
+
+    asked = set(servers.split())
     for sc in scenarios.split():
-        pr = [r for r in rows if r["scenario"] == sc and r["server"] == "parley"]
-        if not pr or any("error" in r for r in pr):
-            print("smoke: no parley result for %s: %s" % (sc, pr[0].get("error") if pr else "missing"))
-            ok = False
-            continue
-        r = pr[0]
-        if sc == "reconnect":
-            if r["lost"] != 0 or r["dup"] != 0 or not r["all_caught_up"]:
-                print("smoke: parley reconnect lost %s duplicated %s caught up %s" % (
+        want = [s for s in SCENARIO_SERVERS.get(sc, ["parley"])
+                if s in asked or s.split("-")[0] in asked or s == "sqlite"]
+        for srv in want:
+            rs = [r for r in rows if r["scenario"] == sc and r["server"] == srv]
+            if not rs or any("error" in r for r in rs):
+                bad("no %s result for %s: %s" % (srv, sc, rs[0].get("error") if rs else "missing"))
+                continue
+            r = rs[0]
+            if sc in ("history", "durable", "stream"):
+                if r.get("ok", 0) == 0:
+                    bad("%s %s answered nothing" % (srv, sc))
+                if r.get("failed", 0) or r.get("bad", 0):
+                    bad("%s %s: %s failed, %s bad (%s)" % (srv, sc, r.get("failed"), r.get("bad"),
+                                                      r.get("last_detail", "")))
+            if sc in ("fanout", "rooms") and r.get("delivered", 0) == 0:
+                bad("%s %s delivered nothing" % (srv, sc))
+            if sc in ("fanout", "rooms", "idle", "reconnect") and r.get("errors", 0):
+                bad("%s %s: %s errors (%s)" % (srv, sc, r["errors"], r.get("last_error", "")))
+            if sc == "idle" and r.get("ready", 0) < r.get("conns", 1):
+                bad("%s idle held %s of %s" % (srv, r.get("ready"), r.get("conns")))
+            if srv != "parley":
+                continue
+            if sc == "reconnect" and (r["lost"] != 0 or r["dup"] != 0 or not r["all_caught_up"]):
+                bad("parley reconnect lost %s duplicated %s caught up %s" % (
                     r["lost"], r["dup"], r["all_caught_up"]))
-                ok = False
-        if sc in ("fanout", "rooms") and r.get("delivered", 0) == 0:
-            print("smoke: parley %s delivered nothing" % sc)
-            ok = False
-        if sc in ("history", "durable") and r.get("ok", 0) == 0:
-            print("smoke: parley %s answered nothing" % sc)
-            ok = False
-        if sc == "idle" and r.get("ready", 0) < r.get("conns", 1):
-            print("smoke: parley idle held %s of %s" % (r.get("ready"), r.get("conns")))
-            ok = False
+            if sc in ("fanout", "rooms") and r.get("missing", 0) != 0:
+                bad("parley %s: %s deliveries missing" % (sc, r["missing"]))
+            if sc in ("durable", "stream") and r.get("dup", 0):
+                bad("parley %s: %s acks were duplicates" % (sc, r["dup"]))
     print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
     return ok
 
@@ -217,10 +271,11 @@ def main():
     ap.add_argument("--idle-n", default="?")
     ap.add_argument("--nofile", default="?")
     ap.add_argument("--check-smoke")
+    ap.add_argument("--servers", default="parley mqtt nats ws socketio jetstream")
     args = ap.parse_args()
     rows = load(args.rows)
     if args.check_smoke is not None:
-        return 0 if check_smoke(rows, args.check_smoke) else 1
+        return 0 if check_smoke(rows, args.check_smoke, args.servers) else 1
     m = machine()
     doc = {"generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "smoke": args.smoke == "1", "elapsed_s": args.elapsed, "machine": m,
