@@ -100,9 +100,8 @@ static int lgj_consume(lg_ctx *x, lg_conn *c)
  * publish ack) or a delivery of the consumer (subscription 2, under the
  * message's own subject, with the $JS.ACK reply that holds its stream
  * sequence). */
-static int lgj_msg(lg_ctx *x, lg_conn *c, const char *subj, size_t sn,
-                   int sid, const char *reply, size_t rn, const char *data,
-                   size_t dn)
+static int lgj_msg(lg_ctx *x, lg_conn *c, const char *subj, size_t sn, int sid,
+                   const char *reply, size_t rn, const char *data, size_t dn)
 {
     int code;
     char desc[120];
