@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 
     grpc_init();
     int code = 1;
-    srv_opts sopt = {c.max_body, c.readers, c.token_cache};
+    srv_opts sopt = {c.max_body, c.readers, c.token_cache, !interval};
     rpc_server *rs = NULL;
     srv *sv = srv_new(db, au, &sopt, err, sizeof err);
     if (!sv) {

@@ -127,8 +127,28 @@ struct rpc_loop {
     atomic_int exited; /* a worker's thread has returned */
 };
 
+/* Wakes the main loop from another thread (rpc_server_wake). grpc's C API
+ * has no way to post an event to a completion queue, so the waker keeps a
+ * client call on a channel that never connects (its target does not
+ * exist, and a call that sends nothing never picks one), with its status
+ * batch pending on the main queue: cancelling that call, which grpc allows
+ * from any thread, completes the batch and the loop's poll returns. The
+ * loop then arms a new call. */
+typedef struct rpc_waker {
+    rpc_op op;
+    grpc_channel *ch;
+    grpc_call *call; /* armed: its status batch is pending */
+    grpc_metadata_array md;
+    grpc_status_code status;
+    grpc_slice details;
+    pthread_mutex_t mu; /* call and fired, between the loop and wakers */
+    int fired;
+} rpc_waker;
+
 struct rpc_server {
     grpc_server *server;
+    rpc_waker waker;
+    int has_waker;
     rpc_server_opts opts;
     rpc_method_reg **regs;
     size_t n_regs;
@@ -430,6 +450,7 @@ int rpc_server_listen(rpc_server *rs, const char *addr)
 }
 
 static void *worker_main(void *arg);
+static int waker_arm(rpc_server *rs);
 
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
 {
@@ -459,6 +480,10 @@ int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
     rs->unknown.reg = NULL;
     rs->unknown.loop = &rs->main;
     slot_post(&rs->unknown);
+    if (waker_arm(rs) != 0) {
+        snprintf(err, errlen, "cannot arm the loop's waker");
+        return -1;
+    }
     for (size_t i = 0; i < rs->opts.workers; i++) {
         rpc_loop *w = &rs->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -868,6 +893,106 @@ static void on_slot_op(rpc_op *op, int ok)
     rpc_call_unref(c);
 }
 
+/* ---------- waking the loop ---------- */
+
+static void on_wake_op(rpc_op *op, int ok);
+
+/* Starts a waker call (loop thread; the waker is idle). */
+static int waker_arm(rpc_server *rs)
+{
+    rpc_waker *w = &rs->waker;
+    if (!rs->has_waker) {
+        grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+        w->ch = grpc_channel_create("unix:/nonexistent/parley-loop-waker", cr,
+                                    NULL);
+        grpc_channel_credentials_release(cr);
+        if (!w->ch) return -1;
+        pthread_mutex_init(&w->mu, NULL);
+        w->op = (rpc_op){on_wake_op, rs};
+        rs->has_waker = 1;
+    }
+    grpc_call *c = grpc_channel_create_call(
+        w->ch, NULL, GRPC_PROPAGATE_DEFAULTS, rs->main.cq,
+        grpc_slice_from_static_string("/parley.rpc/wake"), NULL,
+        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!c) return -1;
+    grpc_metadata_array_init(&w->md);
+    w->details = grpc_empty_slice();
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op.data.recv_status_on_client.trailing_metadata = &w->md;
+    op.data.recv_status_on_client.status = &w->status;
+    op.data.recv_status_on_client.status_details = &w->details;
+    if (grpc_call_start_batch(c, &op, 1, &w->op, NULL) != GRPC_CALL_OK) {
+        grpc_call_unref(c);
+        grpc_metadata_array_destroy(&w->md);
+        return -1;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->call = c;
+    w->fired = 0;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* The waker call ended (fired, or cancelled at shutdown): let it go and,
+ * unless the server is being freed, arm the next one. */
+static void waker_release(rpc_waker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    grpc_call *c = w->call;
+    w->call = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (c) grpc_call_unref(c);
+    grpc_metadata_array_destroy(&w->md);
+    grpc_slice_unref(w->details);
+}
+
+static void on_wake_op(rpc_op *op, int ok)
+{
+    (void)ok;
+    rpc_server *rs = op->self;
+    waker_release(&rs->waker);
+    if (waker_arm(rs) != 0)
+        fprintf(stderr, "parleyd: cannot re-arm the loop's waker\n");
+}
+
+void rpc_server_wake(rpc_server *rs)
+{
+    if (!rs->has_waker) return;
+    rpc_waker *w = &rs->waker;
+    pthread_mutex_lock(&w->mu);
+    if (w->call && !w->fired) {
+        w->fired = 1;
+        grpc_call_cancel(w->call, NULL);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Ends the waker for good (rpc_server_free, main loop, before its queue
+ * shuts down): cancels the armed call and takes its completion. */
+static void waker_close(rpc_server *rs)
+{
+    if (!rs->has_waker) return;
+    rpc_waker *w = &rs->waker;
+    pthread_mutex_lock(&w->mu);
+    int armed = w->call != NULL;
+    if (armed && !w->fired) grpc_call_cancel(w->call, NULL);
+    w->fired = 1;
+    pthread_mutex_unlock(&w->mu);
+    while (armed) {
+        grpc_event ev = grpc_completion_queue_next(
+            rs->main.cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) break;
+        if (ev.tag == &w->op) break; /* other late events are dropped */
+    }
+    if (armed) waker_release(w);
+    grpc_channel_destroy(w->ch);
+    pthread_mutex_destroy(&w->mu);
+    rs->has_waker = 0;
+}
+
 /* ---------- the loop ---------- */
 
 static void on_shutdown_op(rpc_op *op, int ok)
@@ -1003,6 +1128,7 @@ void rpc_server_free(rpc_server *rs)
         if (w->thread_started) pthread_join(w->thread, NULL);
         w->thread_started = 0;
     }
+    waker_close(rs);
     if (rs->server) grpc_server_destroy(rs->server);
     loop_close_cq(&rs->main);
     for (size_t i = 0; i < rs->opts.workers; i++)

@@ -71,6 +71,12 @@ int rpc_server_start(rpc_server *rs, char *err, size_t errlen);
  * were handled, or -1 once the server is fully shut down. */
 int rpc_server_poll(rpc_server *rs, int timeout_ms);
 
+/* Makes the loop's rpc_server_poll return soon even without a gRPC event
+ * (or right away if it is not waiting): another thread's way to hand the
+ * loop something (parleyd's writer thread, when a commit is done). Any
+ * thread, after rpc_server_start; wakes before the loop ran count as one. */
+void rpc_server_wake(rpc_server *rs);
+
 /* Shutdown, in steps the caller interleaves with rpc_server_poll:
  * begin stops accepting new calls and reading stream messages; unsent counts
  * the frames still queued on open streams (wait for the acks to leave);

@@ -30,13 +30,18 @@ typedef struct srv_opts {
     size_t max_body;    /* 0 = RULES_BODY_MAX_DEFAULT */
     size_t readers;     /* reader threads (= rpc workers); 0: the loop reads */
     size_t token_cache; /* verified tokens kept per thread; 0 = 4096 */
+    /* Commit on a writer thread while the loop serves: worth two thread
+     * switches per group when each commit waits for the disk (durability
+     * full); with interval durability the loop commits itself. */
+    int commit_thread;
 } srv_opts;
 
 /* db and au stay owned by the caller and must outlive the srv; db becomes
  * the writer thread's (the caller must not use it until srv_free). Opens
- * read-only handles on db's database for the loop and each reader (NULL,
- * and why in err, if a reader's fails; without a handle for the loop, as
- * for an in-memory database, the loop commits itself). */
+ * read-only handles on db's database for each reader and, with
+ * commit_thread, for the loop (NULL, and why in err, if a reader's fails;
+ * without commit_thread, or without a handle for the loop as for an
+ * in-memory database, the loop commits itself). */
 srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
              size_t errlen);
 /* Registers History and Stream with rs (before rpc_server_start), the
@@ -125,6 +130,7 @@ struct srv {
     size_t max_body;
     srv_ops batch;  /* collected since the last hand-over */
     srv_writer *wr; /* NULL: the loop commits itself */
+    rpc_server *rs; /* srv_register's: the writer wakes its loop */
     list conns;     /* every open Connect stream (srv_conn.link) */
 };
 

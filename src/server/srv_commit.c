@@ -11,7 +11,8 @@
  * goes on reading requests, sending acks and collecting the next group
  * while the disk works; a group's size then follows the load by itself
  * (what arrived during one fsync is the next group). The loop hands a
- * group over and takes it back, answered by the writer, in srv_flush:
+ * group over and takes it back, answered by the writer, in srv_flush; the
+ * writer wakes the loop (rpc_server_wake) when a group is done:
  *
  *   loop:   collect --hand over--> [writer: begin, append..., commit]
  *           collect ...                          |
@@ -32,8 +33,12 @@
  * takes checkpoints over (store_own_checkpoints) and runs one, with no
  * snapshot held, whenever the log passed SRV_CHECKPOINT_PAGES.
  *
- * Without a second handle (an in-memory database) the loop commits itself,
- * as one step of srv_flush. */
+ * With interval durability (a commit does not wait for the disk, so there
+ * is little to overlap and two thread switches a group to lose), or
+ * without a second handle (an in-memory database), the loop commits
+ * itself, as one step of srv_flush: commit, answers and fan-out then
+ * happen in one go, before the loop reads any request again, and the
+ * History readers' check has nothing to wait for. */
 #include "srv.h"
 
 #include <assert.h>
@@ -433,6 +438,8 @@ static void *writer_main(void *arg)
         w->failed = failed;
         w->log_pages = pages;
         w->done = 1;
+        /* The loop may be asleep in its poll: its answers are ready. */
+        if (s->rs) rpc_server_wake(s->rs);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -607,8 +614,9 @@ int srv_poll_ms(const srv *s, int idle_ms)
     pthread_mutex_lock(&s->wr->mu);
     int busy = s->wr->busy;
     pthread_mutex_unlock(&s->wr->mu);
-    /* The writer cannot wake the loop: look again soon while it works. */
-    return busy || s->batch.n ? 1 : idle_ms;
+    /* Registered, the writer wakes the loop when it is done; else look
+     * again soon while it works. */
+    return (busy || s->batch.n) && !s->rs ? 1 : idle_ms;
 }
 
 void srv_tick(srv *s, int64_t now_ms)

@@ -37,7 +37,8 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
      * loop reads; without one (an in-memory database) the loop commits. */
     store *mine = NULL;
     char why[300];
-    if (store_open_reader(db, &mine, why, sizeof why) == PARLEY_OK) {
+    if (opts && opts->commit_thread &&
+        store_open_reader(db, &mine, why, sizeof why) == PARLEY_OK) {
         s->db = mine;
         s->owns_db = 1;
     }
@@ -68,6 +69,7 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
 
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 {
+    s->rs = rs;
     if (rpc_server_workers(rs) != s->n_readers) {
         snprintf(err, errlen, "%zu reader threads for %zu readers",
                  rpc_server_workers(rs), s->n_readers);
