@@ -355,7 +355,14 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
         w->index = i;
         w->is_worker = 1;
         atomic_init(&w->exited, 0);
-        w->cq = grpc_completion_queue_create_for_next(NULL);
+        /* A worker's queue does not poll: only the main loop waits in
+         * epoll for the sockets, so an idle worker never picks up the
+         * loop's I/O (and has to hand it over with a wake-up); a worker
+         * waits for the completions of its own calls only. */
+        grpc_completion_queue_attributes qa = {
+            GRPC_CQ_CURRENT_VERSION, GRPC_CQ_NEXT, GRPC_CQ_NON_POLLING, NULL};
+        w->cq = grpc_completion_queue_create(
+            grpc_completion_queue_factory_lookup(&qa), &qa, NULL);
         if (!w->cq) {
             rpc_server_free(rs);
             return NULL;
