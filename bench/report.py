@@ -95,6 +95,15 @@ def name(r):
     return SERVERS.get(r["server"], r["server"])
 
 
+def cpu_per_op(r):
+    """Server CPU (all its threads) per answered request, in microseconds:
+    on a machine shared with other work the rate follows the CPU share a
+    server got, this does not."""
+    if not r.get("ok") or not r.get("srv_cpu_pct"):
+        return "-"
+    return "%.0f" % (r["srv_cpu_pct"] / 100.0 * r["wall_s"] * 1e6 / r["ok"])
+
+
 def err_row(r, width):
     return [name(r), "error: " + r["error"][:80]] + ["-"] * (width - 2)
 
@@ -148,14 +157,19 @@ def render(rows, args):
         md += ["## 3. Idle connections (asked for %s; RLIMIT_NOFILE %s)" % (args.idle_n, args.nofile),
                "", table(h, b), ""]
     if "history" in by:
-        h = ["path", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "server CPU %", "failed"]
+        h = ["path", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "server CPU %",
+             "CPU us per page", "failed"]
         b = []
         for r in by["history"]:
             if "error" in r:
                 b.append(err_row(r, len(h)))
                 continue
+            direct = r["server"] == "sqlite"
             b.append([name(r), num(r["per_s"]), ms(r["p50_us"]), ms(r["p99_us"]),
-                      ms(r["p999_us"]), num(r["srv_cpu_pct"]) if r["server"] != "sqlite" else "-",
+                      ms(r["p999_us"]), "-" if direct else num(r["srv_cpu_pct"]),
+                      # the direct read's own CPU is the load generator's
+                      "%.0f" % (r["lg_cpu_pct"] / 100.0 * r["wall_s"] * 1e6 / r["ok"])
+                      if direct and r.get("ok") else cpu_per_op(r),
                       num(r["failed"] + r["bad"])])
         s = [r for r in by["history"] if "error" not in r]
         head = s[0]["head_seq"] if s else "?"
@@ -166,7 +180,8 @@ def render(rows, args):
         if sc not in by:
             continue
         h = ["server", "publishers x in flight", "acked publishes/s", "p50 ms", "p99 ms",
-             "p99.9 ms", "server CPU %", "loadgen CPU %", "failed", "an ack means"]
+             "p99.9 ms", "server CPU %", "server CPU us per ack", "loadgen CPU %", "failed",
+             "an ack means"]
         b = []
         for r in by[sc]:
             if "error" in r:
@@ -174,7 +189,7 @@ def render(rows, args):
                 continue
             b.append([name(r), "%d x %d" % (r["concurrency"], r.get("window", 1)),
                       num(r["per_s"]), ms(r["p50_us"]), ms(r["p99_us"]), ms(r["p999_us"]),
-                      num(r["srv_cpu_pct"]), num(r["lg_cpu_pct"]),
+                      num(r["srv_cpu_pct"]), cpu_per_op(r), num(r["lg_cpu_pct"]),
                       num(r["failed"] + r["bad"]), ACK.get(r["server"], "-")])
         md += [title, "", table(h, b), ""]
     if "reconnect" in by:
