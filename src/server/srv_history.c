@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 static void fail_store(rpc_call *c, srv *s, parley_err e)
 {
     if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-        fprintf(stderr, "parleyd: store error: %s\n", store_last_error(s->db));
+        log_error("store", "store error: %s", store_last_error(s->db));
         rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
         return;
     }

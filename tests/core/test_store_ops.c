@@ -76,10 +76,12 @@ static void test_room_list(void)
         CU_ASSERT_EQUAL(store_room_create(s, names[i], 1, NULL, NULL),
                         PARLEY_OK);
     parley_msg m;
-    CU_ASSERT_EQUAL(store_append(s, "general", &ADA, "c1", "hi", 2, 5, &m, NULL),
-                    PARLEY_OK);
-    CU_ASSERT_EQUAL(store_append(s, "general", &ADA, "c2", "ho", 2, 5, &m, NULL),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_append(s, "general", &ADA, "c1", "hi", 2, 5, &m, NULL),
+        PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_append(s, "general", &ADA, "c2", "ho", 2, 5, &m, NULL),
+        PARLEY_OK);
     CU_ASSERT_EQUAL(store_delete(s, "general", 1, &ADA, 6, &m), PARLEY_OK);
 
     memset(&p, 0, sizeof p);
@@ -191,8 +193,10 @@ static void test_full_disk(void)
     /* A group commit on the full disk fails too, and so does the probe. */
     if (store_begin(s) == PARLEY_OK) {
         e = store_append(s, "r", &ADA, "g1", body, strlen(body), 1, NULL, NULL);
-        if (e == PARLEY_OK) e = store_commit(s);
-        else store_rollback(s);
+        if (e == PARLEY_OK)
+            e = store_commit(s);
+        else
+            store_rollback(s);
         CU_ASSERT_EQUAL(e, PARLEY_ERR_IO);
     }
     CU_ASSERT_EQUAL(store_probe(s), PARLEY_ERR_IO);
