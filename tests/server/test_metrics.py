@@ -189,6 +189,20 @@ def main():
         sq.put(None)
         scall.cancel()
         check(srv.metrics().get("parley_core_send_queue_max_frames") is not None, "queue depth gauges exist")
+
+        # The Grafana dashboard (docs/) asks only for series that exist: the
+        # core's from this scrape, the gateway's from its renderer.
+        import json
+        import re
+        dash = json.load(open(os.path.join(ROOT, "docs", "grafana-parley.json")))
+        exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+        names = set(re.findall(r"\b(parley_(?:core|gateway)_[a-z_]+)", " ".join(exprs)))
+        have = set(srv.metrics().typed)
+        gw_src = open(os.path.join(ROOT, "gateway", "gw_metrics.c")).read()
+        unknown = [n for n in sorted(names)
+                   if not (n.startswith("parley_core_") and re.sub(r"_bucket$", "", n) in have)
+                   and not (n.startswith("parley_gateway_") and '"%s' % n in gw_src)]
+        check(len(exprs) >= 20 and not unknown, "the dashboard's series all exist (unknown: %s)" % unknown)
     finally:
         rc = srv.stop()
     check(rc == 0, "parleyd exits 0 (%s)" % rc)
