@@ -249,7 +249,11 @@ int main(int argc, char **argv) {
     }
     rpc_server_start(rs, err, sizeof err);
     if (c.dev) print_dev_tokens(au);
-    printf("parleyd listening on %s (db %s)\n", where, c.db);
+    /* The level SQLite really runs with, read back: tests check it. */
+    static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+    int sync = store_synchronous(st);
+    printf("parleyd listening on %s (db %s, synchronous=%s)\n", where, c.db,
+           sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown");
     fflush(stdout);
 
     while (!stop_flag) {

@@ -495,12 +495,22 @@ static parley_err store_setup(store *s, const char *path, const store_opts *opts
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
 
+    /* An ack promises durability: read the level back and refuse to run
+     * with anything but what was asked (a build or a setting that quietly
+     * weakened it would otherwise go unnoticed). */
     int full = opts == NULL || opts->synchronous_full != 0;
+    int want = full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL, got = -1;
     rc = sqlite3_exec(s->db,
                       full ? "PRAGMA synchronous = FULL"
                            : "PRAGMA synchronous = NORMAL",
                       NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = store_pragma_int(s->db, "PRAGMA synchronous", &got);
     if (rc != SQLITE_OK) return store_fail(s, rc, "synchronous");
+    if (got != want) {
+        snprintf(errmsg, errlen, "PRAGMA synchronous is %d after asking for %d",
+                 got, want);
+        return PARLEY_ERR_INTERNAL;
+    }
     rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
     rc = store_pragma_int(s->db, "PRAGMA foreign_keys", &on);
@@ -569,6 +579,14 @@ void store_close(store *s)
     free(s->buf[0]);
     free(s->buf[1]);
     free(s);
+}
+
+int store_synchronous(store *s)
+{
+    int level = -1;
+    if (s == NULL || store_pragma_int(s->db, "PRAGMA synchronous", &level) != SQLITE_OK)
+        return -1;
+    return level;
 }
 
 const char *store_last_error(const store *s)

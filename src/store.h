@@ -61,6 +61,12 @@ parley_err store_open(const char *path, const store_opts *opts, store **out,
                       char *errmsg, size_t errlen);
 void store_close(store *s);
 
+/* PRAGMA synchronous as SQLite runs it now (read back, not what was asked):
+ * STORE_SYNC_*, or -1 if it cannot be read. store_open already refuses a
+ * level other than the one asked for. */
+enum { STORE_SYNC_OFF = 0, STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
+int store_synchronous(store *s);
+
 /* The last SQLite error text of this handle, for logs. */
 const char *store_last_error(const store *s);
 
