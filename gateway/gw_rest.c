@@ -154,9 +154,9 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
              (kind == 3 && (!strcmp(method, "GET") || !strcmp(method, "PATCH") ||
                             !strcmp(method, "DELETE")));
     if (!ok) {
-        gw_http_respond(h, 405, "application/json",
-                        "{\"code\":\"MALFORMED\",\"detail\":\"method not allowed\"}",
-                        51);
+        static const char body[] =
+            "{\"code\":\"MALFORMED\",\"detail\":\"method not allowed\"}";
+        gw_http_respond(h, 405, "application/json", body, sizeof body - 1);
         return 0;
     }
 
