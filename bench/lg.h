@@ -34,7 +34,7 @@ typedef struct lg_conn {
     uint64_t *next;       /* fanout/rooms: per publisher slot, the next seq
                            * expected from it (NULL: not checked) */
     uint32_t seen_distinct;
-    uint32_t epoch;       /* bumps on every (re)connect */
+    uint32_t epoch; /* bumps on every (re)connect */
 } lg_conn;
 
 typedef struct lg_proto {

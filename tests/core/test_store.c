@@ -25,9 +25,9 @@
 static char g_dir[4096];
 static int g_db_no;
 
-static const store_author ADA = {"ada", "Ada Lovelace", STORE_ROLE_PARTICIPANT};
-static const store_author BOB = {"bob", "Bob", STORE_ROLE_PARTICIPANT};
-static const store_author ORG = {"olga", "Olga (host)", STORE_ROLE_ORGANIZER};
+static const parley_author ADA = {"ada", "Ada Lovelace", PARLEY_ROLE_PARTICIPANT};
+static const parley_author BOB = {"bob", "Bob", PARLEY_ROLE_PARTICIPANT};
+static const parley_author ORG = {"olga", "Olga (host)", PARLEY_ROLE_ORGANIZER};
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -63,8 +63,8 @@ static store *fresh(char *path, size_t len, const store_opts *opts)
     return s;
 }
 
-static parley_err post(store *s, const char *room, const store_author *a,
-                       const char *id, const char *body, store_msg *out,
+static parley_err post(store *s, const char *room, const parley_author *a,
+                       const char *id, const char *body, parley_msg *out,
                        int *dup)
 {
     return store_append(s, room, a, id, body, strlen(body), 2000, out, dup);
@@ -101,7 +101,7 @@ typedef struct page {
     int room_mismatch;
 } page;
 
-static void row_from(row *r, const store_msg *m)
+static void row_from(row *r, const parley_msg *m)
 {
     memset(r, 0, sizeof *r);
     r->seq = m->seq;
@@ -116,7 +116,7 @@ static void row_from(row *r, const store_msg *m)
     r->deleted = m->deleted;
 }
 
-static int collect(const store_msg *m, void *ud)
+static int collect(const parley_msg *m, void *ud)
 {
     page *p = ud;
     if (p->n < sizeof p->rows / sizeof p->rows[0]) row_from(&p->rows[p->n], m);
@@ -126,7 +126,7 @@ static int collect(const store_msg *m, void *ud)
 }
 
 static parley_err list(store *s, store_dir dir, uint64_t cursor,
-                       unsigned limit, page *p, store_room *room, int *more)
+                       unsigned limit, page *p, parley_room *room, int *more)
 {
     memset(p, 0, sizeof *p);
     return store_list(s, "r", dir, cursor, limit, collect, p, room, more);
@@ -144,9 +144,9 @@ static int rows_equal(const row *a, const row *b)
 static void test_rooms(void)
 {
     char path[4200];
-    store_room r;
+    parley_room r;
     int created = -1, more = -1;
-    store_msg m;
+    parley_msg m;
 
     db_path(path, sizeof path);
     store *s = open_at(path, NULL);
@@ -213,8 +213,8 @@ static void test_rooms(void)
 
 static void test_seq_rev_dense(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     int dup = -1, more;
     char id[16];
     store *s = fresh(NULL, 0, NULL);
@@ -231,7 +231,7 @@ static void test_seq_rev_dense(void)
         CU_ASSERT_STRING_EQUAL(m.room, "r");
         CU_ASSERT_STRING_EQUAL(m.client_msg_id, id);
         CU_ASSERT_STRING_EQUAL(m.author.id, i % 2 ? "ada" : "bob");
-        CU_ASSERT_EQUAL(m.author.role, STORE_ROLE_PARTICIPANT);
+        CU_ASSERT_EQUAL(m.author.role, PARLEY_ROLE_PARTICIPANT);
         CU_ASSERT_EQUAL(m.body_len, 5);
         CU_ASSERT_STRING_EQUAL(m.body, "hello");
         CU_ASSERT_EQUAL(m.created_at_ms, 100 + i);
@@ -284,8 +284,8 @@ static void test_seq_rev_dense(void)
 
 static void test_idempotency(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     int dup = -1, more;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -345,7 +345,7 @@ static void expect_seqs(const page *p, uint64_t lo, uint64_t hi)
 
 static void test_list_cursors(void)
 {
-    store_room r;
+    parley_room r;
     int more = -1;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -492,7 +492,7 @@ typedef struct intruder {
 } intruder;
 
 /* While handle A pages, handle B commits a new message and an edit. */
-static int intrude(const store_msg *m, void *ud)
+static int intrude(const parley_msg *m, void *ud)
 {
     intruder *x = ud;
     (void)m;
@@ -537,7 +537,7 @@ typedef struct revcheck {
     unsigned n;
 } revcheck;
 
-static int revcheck_fn(const store_msg *m, void *ud)
+static int revcheck_fn(const parley_msg *m, void *ud)
 {
     revcheck *c = ud;
     if (m->rev > c->max_rev) c->max_rev = m->rev;
@@ -548,7 +548,7 @@ static int revcheck_fn(const store_msg *m, void *ud)
 static void test_list_snapshot(void)
 {
     char path[4200];
-    store_room r;
+    parley_room r;
     int more = -1;
     intruder x = {0};
     store *s = fresh(path, sizeof path, NULL);
@@ -585,7 +585,7 @@ static void test_list_snapshot(void)
     unsigned checks = 0, bad = 0;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, pacer_main, &p), 0);
     while (!__atomic_load_n(&p.done, __ATOMIC_SEQ_CST) && checks < 100000) {
-        store_room h;
+        parley_room h;
         revcheck c = {0, 0};
         uint64_t from = r.head_rev > 4 ? r.head_rev - 4 : 0;
         if (store_list(s, "r", STORE_AFTER_REV, from, 1000, revcheck_fn, &c, &h,
@@ -621,7 +621,7 @@ static void view_apply(view *v, const row *r)
     if (r->rev > v->last_rev) v->last_rev = r->rev;
 }
 
-static void view_apply_msg(view *v, const store_msg *m)
+static void view_apply_msg(view *v, const parley_msg *m)
 {
     row r;
     row_from(&r, m);
@@ -631,7 +631,7 @@ static void view_apply_msg(view *v, const store_msg *m)
 /* The offline reader's catch-up: pages of AFTER_REV from its last rev. */
 static void view_catch_up(store *s, view *v, unsigned page_size)
 {
-    store_room r;
+    parley_room r;
     int more = 1, pages = 0;
     while (more && pages < 100) {
         uint64_t from = v->last_rev;
@@ -660,8 +660,8 @@ static view g_live, g_offline, g_late, g_full;
 
 static void test_catch_up_converges(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     int more, dup;
     char id[16], body[32];
     store *s = fresh(NULL, 0, NULL);
@@ -746,8 +746,8 @@ static void test_catch_up_converges(void)
 
 static void test_permissions(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(post(s, "r", &ADA, "1", "ada's", &m, NULL), PARLEY_OK);
@@ -773,7 +773,7 @@ static void test_permissions(void)
     CU_ASSERT_STRING_EQUAL(m.author.id, "ada"); /* authorship unchanged */
     CU_ASSERT_EQUAL(m.edited_at_ms, 12);
     /* An invalid actor is refused as such. */
-    store_author nobody = {"", "x", STORE_ROLE_ORGANIZER};
+    parley_author nobody = {"", "x", PARLEY_ROLE_ORGANIZER};
     CU_ASSERT_EQUAL(store_edit(s, "r", 1, &nobody, "x", 1, 13, &m),
                     PARLEY_ERR_AUTHOR_INVALID);
 
@@ -831,15 +831,15 @@ static void test_permissions(void)
 /* ---- input rules at the store --------------------------------------- */
 
 /* Fingerprint of a room: heads and the full AFTER_REV listing. */
-static void snapshot(store *s, page *p, store_room *r)
+static void snapshot(store *s, page *p, parley_room *r)
 {
     int more;
     CU_ASSERT_EQUAL(list(s, STORE_AFTER_REV, 0, 1000, p, r, &more), PARLEY_OK);
 }
 
-static void expect_unchanged(store *s, const page *before, const store_room *rb)
+static void expect_unchanged(store *s, const page *before, const parley_room *rb)
 {
-    store_room ra;
+    parley_room ra;
     snapshot(s, &g_page2, &ra);
     CU_ASSERT_EQUAL(ra.head_seq, rb->head_seq);
     CU_ASSERT_EQUAL(ra.head_rev, rb->head_rev);
@@ -852,8 +852,8 @@ static void expect_unchanged(store *s, const page *before, const store_room *rb)
 static void test_body_limits(void)
 {
     store_opts o = {.max_body_bytes = 16, .synchronous_full = 1};
-    store_room rb;
-    store_msg m;
+    parley_room rb;
+    parley_msg m;
     store *s = fresh(NULL, 0, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(post(s, "r", &ADA, "keep", "kept", &m, NULL), PARLEY_OK);
@@ -915,8 +915,8 @@ static void test_invalid_input(void)
         {"\xF8\x88\x80\x80\x80", 5},  /* 5-byte form */
         {"\x80lead", 5},              /* stray continuation */
     };
-    store_room rb;
-    store_msg m;
+    parley_room rb;
+    parley_msg m;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(post(s, "r", &ADA, "keep", "kept", &m, NULL), PARLEY_OK);
@@ -930,9 +930,9 @@ static void test_invalid_input(void)
                         PARLEY_ERR_INVALID_UTF8);
     }
     /* Other refused inputs, each with its own code. */
-    store_author noid = {"", "No Id", STORE_ROLE_PARTICIPANT};
-    store_author norole = {"x", "No Role", 0};
-    store_author ctl = {"x", "bell\x07", STORE_ROLE_PARTICIPANT};
+    parley_author noid = {"", "No Id", PARLEY_ROLE_PARTICIPANT};
+    parley_author norole = {"x", "No Role", 0};
+    parley_author ctl = {"x", "bell\x07", PARLEY_ROLE_PARTICIPANT};
     CU_ASSERT_EQUAL(post(s, "r", &noid, "c", "hi", &m, NULL),
                     PARLEY_ERR_AUTHOR_INVALID);
     CU_ASSERT_EQUAL(post(s, "r", &norole, "c", "hi", &m, NULL),
@@ -995,8 +995,8 @@ static int sql_text(const char *path, const char *sql, char *out, size_t len)
 static void test_reopen(void)
 {
     char path[4200], mode[16] = "";
-    store_room r1, r2;
-    store_msg m;
+    parley_room r1, r2;
+    parley_msg m;
     int dup, v = -1, more;
     store *s = fresh(path, sizeof path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -1104,8 +1104,8 @@ static void test_open_errors(void)
 
 static void test_group_commit(void)
 {
-    store_room r;
-    store_msg m;
+    parley_room r;
+    parley_msg m;
     int more, dup;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -1179,7 +1179,7 @@ static void conc_count(int me, int n)
 
 typedef struct writer {
     const char *path;
-    const store_author *author;
+    const parley_author *author;
     int me;
     int failures;
     uint64_t last_seq;
@@ -1192,7 +1192,7 @@ static void *writer_main(void *arg)
     writer *w = arg;
     store *s = NULL;
     char id[32];
-    store_msg m;
+    parley_msg m;
     int dup;
 
     parley_err oe = store_open(w->path, NULL, &s, w->err, sizeof w->err);
@@ -1231,7 +1231,7 @@ static void test_concurrent_writers(void)
     char path[4200];
     pthread_t t[2];
     writer w[2];
-    store_room r;
+    parley_room r;
     int more;
     static unsigned char seen[2 * CONC_N + 1];
     store *s = fresh(path, sizeof path, NULL);
@@ -1383,7 +1383,7 @@ typedef struct fail_report {
     unsigned listed_after;
 } fail_report;
 
-static int count_rows(const store_msg *m, void *ud)
+static int count_rows(const parley_msg *m, void *ud)
 {
     (void)m;
     (*(unsigned *)ud)++;
@@ -1419,7 +1419,7 @@ static void fail_child(const char *path, int fd)
         rep.committed++;
     }
     if (s) {
-        store_room r;
+        parley_room r;
         if (store_list(s, "r", STORE_AFTER_REV, 0, 1000, count_rows,
                        &rep.listed_after, &r, NULL) == PARLEY_OK)
             rep.head_after = r.head_seq;
@@ -1465,8 +1465,8 @@ static void test_commit_failure(void)
 
     /* So does the file, and the failed group's ids are free again. */
     int more;
-    store_room r;
-    store_msg m;
+    parley_room r;
+    parley_msg m;
     int dup = -1;
     s = open_at(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);

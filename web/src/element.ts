@@ -75,7 +75,7 @@ const STATUS_TEXT: Record<ConnectionState | "idle" | "reconnecting", string> = {
 };
 
 /** Errors after which the room will not be shown, whatever the connection does. */
-const ROOM_ERRORS = new Set(["ROOM_NOT_FOUND", "ROOM_INVALID", "PERMISSION_DENIED"]);
+const ROOM_ERRORS = new Set(["ROOM_NOT_FOUND", "ROOM_INVALID", "PERMISSION_DENIED", "ORIGIN_NOT_ALLOWED"]);
 
 const Base: typeof HTMLElement =
   typeof HTMLElement !== "undefined" ? HTMLElement : (class {} as unknown as typeof HTMLElement);
