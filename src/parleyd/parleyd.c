@@ -298,7 +298,11 @@ int main(int argc, char **argv)
         log_warn("dev", "development mode: tokens are printed on stdout");
         print_dev_tokens(au);
     }
-    printf("parleyd listening on %s (db %s)%s%s\n", where, c.db,
+    /* The level SQLite really runs with, read back: tests check it. */
+    static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+    int sync = store_synchronous(db);
+    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where, c.db,
+           sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown",
            metrics_at[0] ? "; metrics on " : "", metrics_at);
     fflush(stdout);
     {

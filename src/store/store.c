@@ -86,6 +86,12 @@ const char *store_last_error(const store *s)
     return s->engine->last_error(s);
 }
 
+int store_synchronous(store *s)
+{
+    if (s == NULL) return -1;
+    return s->engine->synchronous(s);
+}
+
 /* ---- transactions ------------------------------------------------------ */
 
 parley_err store_begin(store *s)

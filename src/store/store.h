@@ -44,6 +44,13 @@ void store_close(store *s);
 /* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);
 
+/* The durability level the engine runs with now (for SQLite, PRAGMA
+ * synchronous read back, not what was asked): STORE_SYNC_*, or -1 if it
+ * cannot be read. store_open already refuses a level other than the one
+ * asked for. */
+enum { STORE_SYNC_OFF = 0, STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
+int store_synchronous(store *s);
+
 /* Group commit: everything between begin and commit is one transaction.
  * Without an explicit transaction each write call commits by itself. A
  * begin inside a transaction or a commit outside one is a caller's bug:

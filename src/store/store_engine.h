@@ -37,6 +37,9 @@ struct store_engine {
                        char *errmsg, size_t errlen);
     void (*close)(store *s);
     const char *(*last_error)(const store *s);
+    /* The durability level in effect, read back from the engine now:
+     * STORE_SYNC_*, or -1 if it cannot be read. */
+    int (*synchronous)(store *s);
 
     /* The transaction of a group commit; store.c calls begin only outside
      * one and commit / rollback only inside one. */

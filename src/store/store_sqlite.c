@@ -509,12 +509,23 @@ static parley_err store_setup(store_sqlite *s, const char *path,
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
 
+    /* An ack promises durability: read the level back and refuse to run
+     * with anything but what was asked (a build or a setting that quietly
+     * weakened it would otherwise go unnoticed). */
     int full = opts == NULL || opts->synchronous_full != 0;
+    int want = full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL, got = -1;
     rc = sqlite3_exec(s->db,
                       full ? "PRAGMA synchronous = FULL"
                            : "PRAGMA synchronous = NORMAL",
                       NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = store_pragma_int(s->db, "PRAGMA synchronous", &got);
     if (rc != SQLITE_OK) return store_fail(s, rc, "synchronous");
+    if (got != want) {
+        snprintf(errmsg, errlen, "PRAGMA synchronous is %d after asking for %d",
+                 got, want);
+        return PARLEY_ERR_INTERNAL;
+    }
     rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
     rc = store_pragma_int(s->db, "PRAGMA foreign_keys", &on);
@@ -577,6 +588,15 @@ static void store_sqlite_close(store *base)
     free(s->buf[0]);
     free(s->buf[1]);
     free(s);
+}
+
+static int store_sqlite_synchronous(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int level = -1;
+    if (store_pragma_int(s->db, "PRAGMA synchronous", &level) != SQLITE_OK)
+        return -1;
+    return level;
 }
 
 static const char *store_sqlite_last_error(const store *base)
@@ -1053,6 +1073,7 @@ const store_engine store_engine_sqlite = {
     .open = store_sqlite_open,
     .close = store_sqlite_close,
     .last_error = store_sqlite_last_error,
+    .synchronous = store_sqlite_synchronous,
     .begin = store_sqlite_begin,
     .commit = store_sqlite_commit,
     .rollback = store_sqlite_rollback,
