@@ -123,10 +123,14 @@ int main(int argc, char **argv)
                         "both disabled)\n");
         return 2;
     }
-    if (make_parent(c.db) != 0 ||
+    /* The store: --store (an SQLite file or a postgres:// URI), else the
+     * --db file. The --db folder holds the dev secret either way. */
+    const char *target = c.store[0] ? c.store : c.db;
+    int store_is_file = strstr(target, "://") == NULL;
+    if (make_parent(c.db) != 0 || (store_is_file && make_parent(target) != 0) ||
         (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
-        fprintf(stderr, "parleyd: cannot create directory for %s: %s\n", c.db,
-                strerror(errno));
+        fprintf(stderr, "parleyd: cannot create directory for %s: %s\n",
+                store_is_file ? target : c.db, strerror(errno));
         return 1;
     }
     char secret[512];
@@ -140,8 +144,10 @@ int main(int argc, char **argv)
 
     store_opts so = {c.max_body, 1};
     store *db = NULL;
-    if (store_open(c.db, &so, &db, err, sizeof err) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: cannot open %s: %s\n", c.db, err);
+    if (store_open(target, &so, &db, err, sizeof err) != PARLEY_OK) {
+        /* A URI may hold a password: not echoed. */
+        fprintf(stderr, "parleyd: cannot open %s: %s\n",
+                store_is_file ? target : "the store", err);
         auth_free(au);
         return 1;
     }
@@ -202,10 +208,11 @@ int main(int argc, char **argv)
     }
     rpc_server_start(rs, err, sizeof err);
     if (c.dev) print_dev_tokens(au);
-    /* The level SQLite really runs with, read back: tests check it. */
+    /* The level the store really runs with, read back: tests check it. */
     static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
     int sync = store_synchronous(db);
-    printf("parleyd listening on %s (db %s, synchronous=%s)\n", where, c.db,
+    printf("parleyd listening on %s (db %s, synchronous=%s)\n", where,
+           store_describe(db),
            sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown");
     fflush(stdout);
 
