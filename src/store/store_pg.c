@@ -73,7 +73,7 @@ static const char *const pg_migrations[] = {
     /* 0 -> 1: rooms and messages, as in the SQLite engine. */
     "CREATE TABLE rooms("
     "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-    "  name text NOT NULL UNIQUE,"
+    "  name text COLLATE \"C\" NOT NULL UNIQUE," /* byte order */
     "  head_seq bigint NOT NULL DEFAULT 0,"
     "  head_rev bigint NOT NULL DEFAULT 0,"
     "  created_ms bigint NOT NULL);"
@@ -131,6 +131,8 @@ enum {
     ST_MSG_DELETE,
     ST_LIST_AFTER_REV,
     ST_LIST_SEQ,
+    ST_ROOM_LIST,
+    ST_PROBE,
     ST__COUNT
 };
 
@@ -217,6 +219,14 @@ static const struct {
                    "  AND seq > least($2::bigint, r.head_seq) - $3::bigint"
                    "  ORDER BY seq) m ON true"
                    " WHERE r.name = $1::text ORDER BY m.seq"},
+    /* name is COLLATE "C": its index gives byte order without a sort. */
+    [ST_ROOM_LIST] = {"parley_room_list", 2,
+                      "SELECT name, head_seq, head_rev FROM rooms"
+                      " WHERE name > $1::text ORDER BY name LIMIT $2::bigint"},
+    /* A committed write that changes no room and no message: a new row
+     * version of the schema row, flushed like any commit. */
+    [ST_PROBE] = {"parley_probe", 0,
+                  "UPDATE parley_schema SET version = version"},
 };
 
 /* The engine's handle; `base` first, as store_engine.h asks. */
@@ -856,6 +866,57 @@ static parley_err pg_room_get(store *base, const char *name, parley_room *out)
     return pg_room_copy(s, name, seq, rev, out);
 }
 
+static parley_err pg_room_list(store *base, const char *after, unsigned limit,
+                               store_room_fn fn, void *ud, int *has_more)
+{
+    store_pg *s = (store_pg *)base;
+    pg_params p = {0};
+    parley_err e = pg_ready(s);
+    if (e != PARLEY_OK) return e;
+    /* One statement, one snapshot; the extra row tells has_more. */
+    pg_param_text(&p, after);
+    pg_param_i64(&p, (int64_t)limit + 1);
+    PGresult *res = pg_read(s, ST_ROOM_LIST, &p);
+    if (res == NULL) return PARLEY_ERR_IO;
+    if (!pg_ok(res)) {
+        e = pg_fail(s, res, "room list");
+        PQclear(res);
+        return e;
+    }
+    int n = PQntuples(res), more = (unsigned)n > limit;
+    if (more) n = (int)limit;
+    for (int i = 0; i < n; i++) {
+        parley_room r;
+        r.name = PQgetvalue(res, i, 0);
+        r.head_seq = (uint64_t)pg_i64(res, i, 1);
+        r.head_rev = (uint64_t)pg_i64(res, i, 2);
+        if (fn && fn(&r, ud) != 0) {
+            more = more || i + 1 < n;
+            break;
+        }
+    }
+    PQclear(res);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+/* One committed write (its own transaction, flushed as synchronous_commit
+ * says) that changes no visible data: can the database commit again? */
+static parley_err pg_probe(store *base)
+{
+    store_pg *s = (store_pg *)base;
+    pg_params p = {0};
+    parley_err e = pg_ready(s);
+    if (e != PARLEY_OK) return e;
+    PGresult *res = pg_run(s, ST_PROBE, &p);
+    if (!pg_ok(res))
+        e = pg_fail(s, res, "probe write");
+    else if (strcmp(PQcmdTuples(res), "1") != 0)
+        e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "probe: no schema row");
+    PQclear(res);
+    return e;
+}
+
 /* ---- messages ---------------------------------------------------------- */
 
 /* The room and (if stored before) the message of (author, client id):
@@ -1147,6 +1208,8 @@ const store_engine store_engine_pg = {
     .rollback = pg_rollback,
     .room_create = pg_room_create,
     .room_get = pg_room_get,
+    .room_list = pg_room_list,
+    .probe = pg_probe,
     .append = pg_append,
     .get = pg_get,
     .edit = pg_edit,
