@@ -1629,6 +1629,73 @@ static void test_commit_failure(void)
     store_close(s);
 }
 
+/* ---- room list and probe ------------------------------------------------ */
+
+typedef struct names {
+    char name[8][RULES_ROOM_MAX + 1];
+    uint64_t seq[8];
+    unsigned n, stop_after;
+} names;
+
+static int collect_room(const parley_room *r, void *ud)
+{
+    names *x = ud;
+    if (x->n < 8) {
+        snprintf(x->name[x->n], sizeof x->name[0], "%s", r->name);
+        x->seq[x->n] = r->head_seq;
+    }
+    x->n++;
+    return x->stop_after && x->n >= x->stop_after;
+}
+
+/* Rooms come in byte order of their names on every engine (PostgreSQL's
+ * collation would put "a" before "B"), in pages, with their heads; a
+ * probe commits and changes nothing visible. */
+static void test_room_list_and_probe(void)
+{
+    static const char *const made[] = {"b", "B", "_x", "a", "Z-1", "a.2"};
+    static const char *const sorted[] = {"B", "Z-1", "_x", "a", "a.2", "b", "r"};
+    names x;
+    int more = -1;
+    store *s = fresh(NULL, 0, NULL); /* has room "r" */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
+        CU_ASSERT_EQUAL(store_room_create(s, made[i], 1, NULL, NULL), PARLEY_OK);
+    CU_ASSERT_EQUAL(post_n(s, "a", "m", 3), 0);
+
+    memset(&x, 0, sizeof x);
+    CU_ASSERT_EQUAL(store_room_list(s, "", 4, collect_room, &x, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(x.n, 4);
+    CU_ASSERT_EQUAL(more, 1);
+    for (unsigned i = 0; i < 4 && i < x.n; i++)
+        CU_ASSERT_STRING_EQUAL(x.name[i], sorted[i]);
+    CU_ASSERT_EQUAL(x.seq[3], 3); /* "a" with its head */
+    memset(&x, 0, sizeof x);
+    CU_ASSERT_EQUAL(store_room_list(s, "a", 4, collect_room, &x, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(x.n, 3);
+    CU_ASSERT_EQUAL(more, 0);
+    for (unsigned i = 0; i < 3 && i < x.n; i++)
+        CU_ASSERT_STRING_EQUAL(x.name[i], sorted[4 + i]);
+    memset(&x, 0, sizeof x);
+    x.stop_after = 2;
+    CU_ASSERT_EQUAL(store_room_list(s, "_x", 10, collect_room, &x, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(x.n, 2);
+    CU_ASSERT_EQUAL(more, 1);
+
+    parley_room before, after;
+    CU_ASSERT_EQUAL(store_room_get(s, "a", &before), PARLEY_OK);
+    uint64_t seq = before.head_seq, rev = before.head_rev;
+    CU_ASSERT_EQUAL(store_probe(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_write_status(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_room_get(s, "a", &after), PARLEY_OK);
+    CU_ASSERT_EQUAL(after.head_seq, seq);
+    CU_ASSERT_EQUAL(after.head_rev, rev);
+    store_close(s);
+}
+
 /* ---- PostgreSQL: waiting on the server's own views --------------------- */
 
 /* Waits (bounded: running out fails the test) until the admin query sql
@@ -2252,6 +2319,7 @@ static const test_row common_tests[] = {
     {"future schema refused", test_schema_too_new},
     {"group commit", test_group_commit},
     {"two concurrent writers", test_concurrent_writers},
+    {"room list in byte order, probe", test_room_list_and_probe},
 };
 
 static const test_row sqlite_tests[] = {
