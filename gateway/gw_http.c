@@ -5,8 +5,7 @@
  * answers can come later from upstream. Also checks every WebSocket upgrade
  * before lws accepts it: path /v1/stream, a parley subprotocol offered (else
  * 400), the Origin allow-list (else 403) and the connection limit (else
- * 503). And it runs upstream completions when the grpc thread wakes the lws
- * thread.
+ * 503).
  *
  * CORS. One allow-list (--origin, plus the gateway's own origin) decides
  * both who may open a WebSocket and which other origins may use HTTP:
@@ -450,7 +449,7 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
         s->m.refused_origin++;
         return refuse(wsi, 403, "origin not in the --origin allow-list");
     }
-    if (s->shutting_down || (int)s->n_conns >= s->cfg.max_conns) {
+    if (s->shutting_down || (int)gw_conn_count(s) >= s->cfg.max_conns) {
         s->m.refused_full++;
         return refuse(wsi, 503, "too many connections");
     }
@@ -473,10 +472,6 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     gw_server *s = gw_server_of(wsi);
 
     switch (reason) {
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        gw_up_drain(s);
-        return 0;
-
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(s, wsi);
 

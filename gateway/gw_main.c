@@ -1,8 +1,10 @@
 /* gw_main.c: parley-gateway's entry point. Reads its settings
  * (gw_config.c) and the JWT secret, mints the gateway's service token,
- * starts the upstream client and the one lws context (HTTP + the two
- * WebSocket subprotocols),
- * serves until SIGTERM/SIGINT, then closes every socket with 1001 and
+ * wires the modules (the links report events to the rooms, connections
+ * report messages to the session), starts the upstream client and the one
+ * lws context (HTTP + the two WebSocket subprotocols), and runs the service
+ * loop, which is also the one place the upstream hand-over is drained.
+ * Serves until SIGTERM/SIGINT, then closes every socket with 1001 and
  * exits 0. */
 #include "gw.h"
 
@@ -109,21 +111,18 @@ int main(int argc, char **argv)
     /* PARLEY_GW_LWS_LOG: lws log level bits, for debugging (default errors) */
     const char *ll = getenv("PARLEY_GW_LWS_LOG");
     lws_set_log_level(ll ? atoi(ll) : LLL_ERR, NULL);
-    if (gw_up_new(s, &s->up) != PARLEY_OK) {
+    if (gw_up_new(s, &s->up) != PARLEY_OK || gw_rooms_new(s) != PARLEY_OK) {
         fprintf(stderr, "parley-gateway: cannot start the gRPC client\n");
         goto out;
     }
+    static const gw_up_handlers up_handlers = {gw_rooms_on_event,
+                                               gw_rooms_on_link_down};
+    gw_up_set_handlers(s, &up_handlers);
+    gw_conn_set_handlers(s, &gw_session_handlers);
 
-    static const struct lws_protocols *pprotos[] = {
-        &gw_http_protocol, &gw_ws_protocol_bin, &gw_ws_protocol_json, NULL};
-    struct lws_protocols protos[4];
-    memset(protos, 0, sizeof protos);
-    for (int i = 0; pprotos[i]; i++) {
-        protos[i] = *pprotos[i];
-        if (i > 0)
-            protos[i].rx_buffer_size = s->cfg.max_frame < 16384
-                                           ? s->cfg.max_frame : 16384;
-    }
+    struct lws_protocols protos[4] = {gw_http_protocol, gw_conn_protocol_bin,
+                                      gw_conn_protocol_json};
+    memset(&protos[3], 0, sizeof protos[3]);
     /* lws's validity policy (a ping / hang-up sul per connection, re-armed
      * on every pong) is off: secs_since_valid_hangup 0 disables it, where
      * no policy at all would mean lws's default of 300 / 310 s. Pings,
@@ -155,24 +154,28 @@ int main(int argc, char **argv)
     s->vh = lws_get_vhost_by_name(s->ctx, "parley-gateway");
     if (s->vh)
         s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
-    gw_ws_sweep_start(s);
+    gw_conn_sweep_start(s);
     printf("parley-gateway listening on http://%s:%d/\n", s->cfg.listen_host,
            s->cfg.listen_port);
     fflush(stdout);
 
-    while (!g_stop)
-        if (lws_service(s->ctx, 0) < 0)
-            break;
+    /* The grpc thread wakes lws_service (lws_cancel_service) when it hands
+     * something over; what it handed over runs here, between two rounds. */
+    while (!g_stop) {
+        if (lws_service(s->ctx, 0) < 0) break;
+        gw_up_drain(s);
+    }
 
     /* Shutdown: every session closes 1001, give them a moment to go. */
     s->shutting_down = 1;
-    gw_ws_close_all(s, GW_CLOSE_GOING_AWAY);
+    gw_conn_close_all(s, GW_CLOSE_GOING_AWAY);
     lws_usec_t until = lws_now_usecs() + 2 * LWS_US_PER_SEC;
-    while (s->n_conns > 0 && lws_now_usecs() < until)
+    while (gw_conn_count(s) > 0 && lws_now_usecs() < until) {
         lws_service(s->ctx, 0);
-    gw_ws_sweep_stop(s);
-    gw_ws_pub_streams_cancel(s);
-    gw_rooms_free_all(s);
+        gw_up_drain(s);
+    }
+    gw_conn_sweep_stop(s);
+    gw_rooms_free(s);
     gw_up_free(s->up);
     s->up = NULL;
     g_ctx = NULL;
@@ -180,9 +183,10 @@ int main(int argc, char **argv)
     s->ctx = NULL;
     rc = 0;
 out:
+    gw_rooms_free(s);
     if (s->up)
         gw_up_free(s->up);
-    gw_rooms_free_all(s);
+    free(s->wbuf);
     if (s->service_token) {
         memset(s->service_token, 0, strlen(s->service_token));
         free(s->service_token);
