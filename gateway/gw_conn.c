@@ -45,9 +45,10 @@
 /* WebSocket header of a server frame: 2, 4 or 10 bytes. */
 #define GW_WS_HEADER_MAX 10
 /* The largest fragment lws hands over per callback; longer messages are
- * assembled here. Chat frames are small: a small rx buffer keeps idle
- * connections small. */
-#define GW_RX_CHUNK 2048
+ * assembled here. lws allocates this much per connection for all its life:
+ * authenticate, subscribe and most publishes fit, bigger bodies come in
+ * pieces. */
+#define GW_RX_CHUNK 512
 
 /* The payload of our WS pings. lws hands a pong to LWS_CALLBACK_RECEIVE_PONG
  * only when it carries a payload, so it must not be empty. */
@@ -517,6 +518,15 @@ static int on_writeable(gw_conn *c)
         s->m.writes++;
         s->m.msgs_out += w.n;
         s->m.bytes_out += w.bytes;
+    }
+    if (w.n > own) {
+        lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                                   lws_dll2_get_head(&c->feeds))
+        {
+            gw_feed *fd = lws_container_of(d, gw_feed, link);
+            if (fd->written) fd->written(fd);
+        }
+        lws_end_foreach_dll_safe(d, d1);
     }
     for (size_t i = 0; i < own; i++) {
         gw_buf *b;

@@ -20,6 +20,9 @@ typedef struct gw_feed {
     /* The connection's own queue fell below a quarter of its bound (a
      * History replay waiting for room goes on). May be NULL. */
     void (*drained)(struct gw_feed *fd);
+    /* The write that carried what pull added went out: what was kept
+     * alive for it may go. May be NULL. */
+    void (*written)(struct gw_feed *fd);
     lws_dll2_t link; /* the connection's feeds */
 } gw_feed;
 

@@ -94,8 +94,7 @@ typedef struct gw_sub {
     int pages;
     uint64_t tail;           /* next position to pull (SUB_RING) */
     uint64_t subscribed_rev; /* Subscribed goes before any rev above it */
-    gw_buf *subscribed;      /* the encoded Subscribed; kept until the pull
-                              * after the one that added it to a write */
+    gw_buf *subscribed;      /* the encoded Subscribed, until written */
     int subscribed_sent;
     long charged_frames, charged_bytes;
     lws_dll2_t rlink; /* room->subs */
@@ -236,11 +235,6 @@ static int sub_pull(gw_feed *fd, gw_writer *w)
     gw_server *s = r->srv;
     gw_conn *c = sub->conn;
     if (sub->state != SUB_RING || gw_conn_closing(c)) return 0;
-    if (sub->subscribed_sent && sub->subscribed) {
-        /* written by the last write: no longer needed */
-        gw_buf_unref(sub->subscribed);
-        sub->subscribed = NULL;
-    }
     if (sub->tail < r->first_pos) {
         /* overtaken: more waited than the bound allows */
         s->m.drops_slow++;
@@ -268,6 +262,16 @@ static int sub_pull(gw_feed *fd, gw_writer *w)
         gw_conn_charge(c, -1, -(long)e->len, 0);
     }
     return add_subscribed(sub, w) != 0;
+}
+
+/* gw_feed.written: the Subscribed marker went out, its buffer may go. */
+static void sub_written(gw_feed *fd)
+{
+    gw_sub *sub = (gw_sub *)fd;
+    if (sub->subscribed_sent && sub->subscribed) {
+        gw_buf_unref(sub->subscribed);
+        sub->subscribed = NULL;
+    }
 }
 
 static void sub_page(gw_server *s, gw_sub *sub);
@@ -651,6 +655,7 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
     }
     sub->feed.pull = sub_pull;
     sub->feed.drained = sub_drained;
+    sub->feed.written = sub_written;
     sub->room = r;
     sub->conn = c;
     sub->request_id = request_id;
