@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire.h"
-
 #define REPLAY_PAGE 256
 
 typedef struct srv_subscription {
@@ -236,45 +234,18 @@ static void on_authenticate(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
-/* The field number of `name` in message d (from the generated tables, so
- * no number is written twice). */
-static uint32_t field_number(const ProtobufCMessageDescriptor *d,
-                             const char *name)
-{
-    const ProtobufCFieldDescriptor *fd =
-        protobuf_c_message_descriptor_get_field_by_name(d, name);
-    assert(fd != NULL);
-    return fd->id;
-}
-
 /* rpc_merge_fn: frames (each an encoded ServerFrame) as one encoded
- * ServerFrame{batch{frames}}: the frames' bytes are copied behind their
- * key + length, never decoded again. */
+ * ServerFrame{batch{frames}}, the frames' bytes copied, not re-encoded. */
 static grpc_slice merge_frames(const grpc_slice *frames, size_t n)
 {
     static uint32_t f_batch, f_frames;
     if (!f_batch) {
-        f_batch = field_number(&parley__v1__server_frame__descriptor, "batch");
+        f_batch =
+            rpc_wire_field(&parley__v1__server_frame__descriptor, "batch");
         f_frames =
-            field_number(&parley__v1__server_batch__descriptor, "frames");
+            rpc_wire_field(&parley__v1__server_batch__descriptor, "frames");
     }
-    size_t inner = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = GRPC_SLICE_LENGTH(frames[i]);
-        inner += wire_len_prefix_size(f_frames, len) + len;
-    }
-    grpc_slice out =
-        grpc_slice_malloc(wire_len_prefix_size(f_batch, inner) + inner);
-    uint8_t *p = GRPC_SLICE_START_PTR(out);
-    p += wire_put_len_prefix(p, f_batch, inner);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = GRPC_SLICE_LENGTH(frames[i]);
-        p += wire_put_len_prefix(p, f_frames, len);
-        memcpy(p, GRPC_SLICE_START_PTR(frames[i]), len);
-        p += len;
-    }
-    assert(p == GRPC_SLICE_END_PTR(out));
-    return out;
+    return rpc_wire_merge(frames, n, f_batch, f_frames);
 }
 
 static void on_options(srv_conn *cn, uint64_t rid,
