@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <libwebsockets.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -145,8 +146,13 @@ typedef struct gw_server {
     size_t wbuf_cap;
 } gw_server;
 
-gw_server *gw_server_of(struct lws *wsi);
-int64_t gw_now_s(void);
+/* The server a wsi belongs to (the context's user pointer). */
+static inline gw_server *gw_server_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+/* Wall-clock seconds, for token expiry. */
+static inline int64_t gw_now_s(void) { return (int64_t)time(NULL); }
 
 #include "gw_buf.h"
 #include "gw_upstream.h"

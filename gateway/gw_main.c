@@ -30,16 +30,6 @@ static void on_signal(int sig)
         lws_cancel_service(g_ctx);
 }
 
-gw_server *gw_server_of(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
-
-int64_t gw_now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
 /* The secret (base/secrets.h: file, else PARLEY_JWT_SECRET, else in dev
  * mode the dev secret beside parleyd's default database), the auth handle
  * and the gateway's service token. */
