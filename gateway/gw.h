@@ -142,6 +142,7 @@ typedef struct gw_server {
     gw_metrics m;
     int shutting_down;
     lws_sorted_usec_list_t sul_sweep; /* the one periodic connection sweep */
+    uint64_t rounds;                  /* service-loop rounds so far */
     unsigned char *wbuf;              /* the writer's scratch (lws thread) */
     size_t wbuf_cap;
 } gw_server;

@@ -18,8 +18,10 @@
  * which lws sends or, if the socket takes only part, keeps and finishes
  * before the next write callback.
  *
- * Bound: frames waiting (own queue plus what feeds were charged for) over
- * --sendq-frames, or bytes over --sendq-bytes, close the connection 4508.
+ * Bound: when an event is charged to a connection whose socket did not
+ * take a write for a whole service round, frames waiting (own queue plus
+ * what feeds were charged for) over --sendq-frames, or bytes over
+ * --sendq-bytes, close it 4508. Answers alone never cut.
  *
  * Deadlines (authenticate in time, ping when idle, hang up when dead) are
  * NOT lws timers: lws keeps every scheduled sul of a thread in one sorted
@@ -42,6 +44,9 @@
 #define GW_WRITE_BUDGET (48 * 1024)
 /* Frames one write collects. */
 #define GW_WRITE_FRAMES 512
+/* The own queue's hard limit (answers and History pages; History is
+ * paced, answers follow the client's own requests). */
+#define GW_OWN_QUEUE_MAX (1u << 20)
 /* WebSocket header of a server frame: 2, 4 or 10 bytes. */
 #define GW_WS_HEADER_MAX 10
 /* The largest fragment lws hands over per callback; longer messages are
@@ -66,7 +71,8 @@ struct gw_conn {
     unsigned ping_sent : 1;  /* pinged since last_rx_us */
     unsigned hung_up : 1;    /* dropped without a close handshake */
     unsigned write_asked : 1;
-    int close_code; /* nonzero: closing, with this code */
+    uint64_t asked_round; /* the service round the write was asked in */
+    int close_code;       /* nonzero: closing, with this code */
     unsigned char *rx;
     size_t rx_len, rx_cap;
     ring q; /* gw_buf *, the own queue */
@@ -109,15 +115,29 @@ size_t gw_conn_count(const gw_server *s) { return (size_t)s->conns.count; }
 int gw_conn_busy(const gw_conn *c)
 {
     const gw_config *cfg = &c->srv->cfg;
+    /* lws keeps what a socket did not take of a write and sends it first:
+     * a choked socket is busy even with an empty queue (one poll(2), only
+     * asked while a History replay is paced) */
     return c->q_bytes > cfg->sendq_bytes / 2 ||
-           ring_len(&c->q) > cfg->sendq_frames / 2;
+           ring_len(&c->q) > cfg->sendq_frames / 2 ||
+           lws_send_pipe_choked(c->wsi);
 }
 
 void gw_conn_want_write(gw_conn *c)
 {
     if (c->write_asked) return;
     c->write_asked = 1;
+    c->asked_round = c->srv->rounds;
     lws_callback_on_writable(c->wsi);
+}
+
+/* A write was asked for before this service round and lws has not called
+ * back: epoll did not find the socket writable in a whole round, the peer
+ * is not reading. (A burst that arrives in one drain is charged before any
+ * write could happen; that alone is not slowness.) */
+static int stalled(const gw_conn *c)
+{
+    return c->write_asked && c->srv->rounds > c->asked_round;
 }
 
 /* ---- the own queue ---- */
@@ -197,8 +217,9 @@ int gw_conn_charge(gw_conn *c, long frames, long bytes, int enforce)
     assert(c->feed_frames >= 0 && c->feed_bytes >= 0);
     if (!enforce || c->close_code) return c->close_code ? -1 : 0;
     const gw_config *cfg = &c->srv->cfg;
-    if ((size_t)c->feed_frames + ring_len(&c->q) > cfg->sendq_frames ||
-        (size_t)c->feed_bytes + c->q_bytes > cfg->sendq_bytes) {
+    if (((size_t)c->feed_frames + ring_len(&c->q) > cfg->sendq_frames ||
+         (size_t)c->feed_bytes + c->q_bytes > cfg->sendq_bytes) &&
+        stalled(c)) {
         c->srv->m.drops_slow++;
         gw_conn_close(c, GW_CLOSE_SLOW, 0);
         return -1;
@@ -566,8 +587,10 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason,
         c->json = strcmp(lws_get_protocol(wsi)->name, GW_PROTO_JSON) == 0;
         c->h = gw_handle_new(c);
         if (!c->h) return -1;
-        ring_init(&c->q, sizeof(gw_buf *),
-                  s->cfg.sendq_frames + s->cfg.replay_page + 64);
+        /* Answers are not cut by the bound (a client may pipeline many
+         * publishes before it reads their acks); what they hold counts
+         * against it when the next event is charged. */
+        ring_init(&c->q, sizeof(gw_buf *), GW_OWN_QUEUE_MAX);
         c->tokens = s->cfg.burst;
         c->last_us = lws_now_usecs();
         c->opened_us = c->last_rx_us = c->last_us;

@@ -72,7 +72,8 @@ void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
                         const char *detail, int fatal);
 /* Frames in the own queue; the session paces History replay by it. */
 size_t gw_conn_queued(const gw_conn *c);
-/* 1 while the own queue holds more than half its bound. */
+/* 1 while the own queue holds more than half its bound, or the socket
+ * takes nothing more for now. */
 int gw_conn_busy(const gw_conn *c);
 
 void gw_conn_add_feed(gw_conn *c, gw_feed *fd);

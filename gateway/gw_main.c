@@ -165,6 +165,7 @@ int main(int argc, char **argv)
     /* The grpc thread wakes lws_service (lws_cancel_service) when it hands
      * something over; what it handed over runs here, between two rounds. */
     while (!g_stop) {
+        s->rounds++; /* gw_conn.c tells a stalled socket by it */
         ev_run(loop, EVRUN_ONCE);
         gw_up_drain(s);
     }

@@ -41,6 +41,8 @@
 #include "rules.h"
 
 #define GW_ROOM_BUCKETS 4096
+/* The most entries a ring ever holds (tails further behind are cut). */
+#define GW_RING_MAX (1u << 20)
 
 typedef struct gw_event {
     uint64_t rev;
@@ -64,6 +66,7 @@ struct gw_room {
     gw_link *link;
     gw_call *call; /* the upstream Subscribe, until answered */
     ring ents;     /* gw_event *, oldest first */
+    size_t keep;   /* entries kept once no tail needs more */
     uint64_t first_pos;
     uint64_t ring_lo, head_rev, head_seq;
     lws_dll2_owner_t subs;
@@ -460,6 +463,25 @@ static void room_destroy(gw_server *s, gw_room *r)
     free(r);
 }
 
+static void ring_drop_oldest(gw_room *r)
+{
+    gw_event *old;
+    ring_pop(&r->ents, &old);
+    r->ring_lo = old->rev;
+    r->first_pos++;
+    event_free(old);
+}
+
+/* Keeps the ring at its size (max(--ring, --sendq-frames)) but never drops
+ * an entry a live tail has not passed: a burst that arrives in one drain
+ * is bigger than the ring at times, and its subscribers have not had a
+ * chance to write yet. min_tail: the oldest position still needed. */
+static void ring_trim(gw_room *r, uint64_t min_tail)
+{
+    while (ring_len(&r->ents) > r->keep && r->first_pos < min_tail)
+        ring_drop_oldest(r);
+}
+
 /* Adds an event to the ring; its position, or -1 if it was not new (rev
  * <= head) or out of memory. */
 static int ring_add(gw_room *r, Parley__V1__ServerFrame *f, gw_buf *bytes)
@@ -472,13 +494,7 @@ static int ring_add(gw_room *r, Parley__V1__ServerFrame *f, gw_buf *bytes)
     e->len = bytes->len;
     e->core_replay = f->event->replay ? 1 : 0;
     e->enc[0][e->core_replay] = gw_buf_ref(bytes);
-    if (ring_is_full(&r->ents)) {
-        gw_event *old;
-        ring_pop(&r->ents, &old);
-        r->ring_lo = old->rev;
-        r->first_pos++;
-        event_free(old);
-    }
+    if (ring_is_full(&r->ents)) ring_drop_oldest(r);
     if (ring_push(&r->ents, &e) != 0) {
         event_free(e);
         return -1;
@@ -517,19 +533,23 @@ void gw_rooms_on_event(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
     if (!r || r->link != l || (!r->live && !f->event->replay) ||
         (r->live && f->event->replay))
         return;
-    if (ring_add(r, f, bytes) != 0 || !r->live) return;
+    if (ring_add(r, f, bytes) != 0) return;
     long len = (long)bytes->len;
+    uint64_t min_tail = next_pos(r);
     lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->subs))
     {
         gw_sub *sub = lws_container_of(d, gw_sub, rlink);
-        if (sub->state == SUB_RING) {
+        if (r->live && sub->state == SUB_RING) {
             sub->charged_frames++;
             sub->charged_bytes += len;
-            if (gw_conn_charge(sub->conn, 1, len, 1) == 0)
+            if (gw_conn_charge(sub->conn, 1, len, 1) == 0) {
                 gw_conn_want_write(sub->conn);
+                if (sub->tail < min_tail) min_tail = sub->tail;
+            }
         }
     }
     lws_end_foreach_dll(d);
+    ring_trim(r, min_tail);
 }
 
 static void room_subscribed(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
@@ -590,9 +610,10 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
     gw_room *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     snprintf(r->name, sizeof r->name, "%s", name);
-    size_t cap = s->cfg.ring_size > s->cfg.sendq_frames ? s->cfg.ring_size
-                                                        : s->cfg.sendq_frames;
-    ring_init(&r->ents, sizeof(gw_event *), cap + 1);
+    r->keep = (s->cfg.ring_size > s->cfg.sendq_frames ? s->cfg.ring_size
+                                                      : s->cfg.sendq_frames) +
+              1;
+    ring_init(&r->ents, sizeof(gw_event *), GW_RING_MAX);
     r->srv = s;
     r->ring_lo = r->head_rev = resume;
     r->link = gw_up_link(s, r->name);

@@ -13,11 +13,15 @@ typedef struct cfg {
     char db[512];
     char jwt_secret[512];
     char jwt_secret_file[512];
-    char rooms[1024]; /* comma list created at start */
-    char config[512]; /* the config file read, if any */
+    char rooms[1024];         /* comma list created at start */
+    char config[512];         /* the config file read, if any */
+    char metrics_listen[256]; /* HOST:PORT of /metrics; "" or "none": off */
+    char log_level[16];       /* debug, info, warn, error */
+    char log_format[16];      /* text, json */
     size_t max_body;
     size_t max_queue;
     int dev;
+    int no_reflection;
 } cfg;
 
 enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = -1 };
