@@ -66,26 +66,26 @@ typedef struct gw_config {
     char upstream[2048];   /* comma list as given */
     char **upstreams;      /* derived from upstream */
     int n_upstreams;
-    int upstream_links;    /* shared Connect streams per core */
+    int upstream_links; /* shared Connect streams per core */
     char static_dir[512];
     char jwt_secret_file[512];
     char jwt_secret[512];
     int dev;
-    char origin[2048];     /* comma list as given */
-    char **origins;        /* derived from origin */
+    char origin[2048]; /* comma list as given */
+    char **origins;    /* derived from origin */
     int n_origins;
-    size_t max_frame;      /* bytes of one WS message */
-    double rate;           /* messages per second per connection */
+    size_t max_frame; /* bytes of one WS message */
+    double rate;      /* messages per second per connection */
     double burst;
     int max_conns;
-    size_t sendq_bytes;    /* per-connection send queue bound */
+    size_t sendq_bytes; /* per-connection send queue bound */
     size_t sendq_frames;
     int auth_timeout_s;
-    int ping_s;            /* idle seconds before a WS ping */
-    int hangup_s;          /* idle seconds before hanging up */
-    size_t ring_size;      /* recent events kept per room */
-    size_t replay_page;    /* History page size when replaying */
-    int room_linger_s;     /* an unwatched room keeps its upstream this long */
+    int ping_s;         /* idle seconds before a WS ping */
+    int hangup_s;       /* idle seconds before hanging up */
+    size_t ring_size;   /* recent events kept per room */
+    size_t replay_page; /* History page size when replaying */
+    int room_linger_s;  /* an unwatched room keeps its upstream this long */
 } gw_config;
 
 /* ---- gw_config.c ---- */
@@ -101,21 +101,21 @@ void gw_config_free(gw_config *c);
 typedef struct gw_metrics {
     uint64_t ws_accepted, ws_closed;
     uint64_t msgs_in, msgs_out, bytes_out;
-    uint64_t writes;         /* socket writes (each may carry many frames) */
-    uint64_t batches_out;    /* ServerFrame{batch} messages sent */
+    uint64_t writes;      /* socket writes (each may carry many frames) */
+    uint64_t batches_out; /* ServerFrame{batch} messages sent */
     uint64_t drops_slow, drops_rate, drops_big, drops_unauth;
     uint64_t refused_origin, refused_full;
     uint64_t upstream_events, upstream_errors;
-    uint64_t upstream_unary;     /* unary calls finished */
-    uint64_t upstream_links;     /* shared Connect streams opened */
-    uint64_t upstream_msgs_in;   /* gRPC messages read on them */
-    uint64_t upstream_frames_in; /* ServerFrames in those messages */
+    uint64_t upstream_unary;      /* unary calls finished */
+    uint64_t upstream_links;      /* shared Connect streams opened */
+    uint64_t upstream_msgs_in;    /* gRPC messages read on them */
+    uint64_t upstream_frames_in;  /* ServerFrames in those messages */
     uint64_t upstream_frames_out; /* ClientFrames sent on them */
-    uint64_t upstream_msgs_out;  /* gRPC messages those took */
-    uint64_t pub_frames;         /* publishes sent upstream */
+    uint64_t upstream_msgs_out;   /* gRPC messages those took */
+    uint64_t pub_frames;          /* publishes sent upstream */
     uint64_t http_requests;
     uint64_t replay_ring, replay_history;
-    uint64_t encodes[2]; /* live events encoded: [0] protobuf, [1] JSON */
+    uint64_t encodes[2];  /* live events encoded: [0] protobuf, [1] JSON */
     uint64_t passthrough; /* events sent in the core's own encoding */
 } gw_metrics;
 

@@ -26,8 +26,7 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_stop = 1;
-    if (g_ctx)
-        lws_cancel_service(g_ctx);
+    if (g_ctx) lws_cancel_service(g_ctx);
 }
 
 /* The secret (base/secrets.h: file, else PARLEY_JWT_SECRET, else in dev
@@ -39,10 +38,10 @@ static int load_auth(gw_server *s)
     int created;
     if (secrets_dev_path(PARLEY_DB_DEFAULT, dev_path, sizeof dev_path) != 0)
         return -1;
-    secrets_source src = {s->cfg.jwt_secret_file, s->cfg.jwt_secret,
-                          s->cfg.dev, dev_path};
-    if (secrets_load(&src, secret, sizeof secret, &created, err,
-                     sizeof err) != 0) {
+    secrets_source src = {s->cfg.jwt_secret_file, s->cfg.jwt_secret, s->cfg.dev,
+                          dev_path};
+    if (secrets_load(&src, secret, sizeof secret, &created, err, sizeof err) !=
+        0) {
         fprintf(stderr, "parley-gateway: %s\n", err);
         return -1;
     }
@@ -83,8 +82,7 @@ int main(int argc, char **argv)
         gw_config_free(&s->cfg);
         return r > 0 ? 0 : 2;
     }
-    if (load_auth(s) < 0)
-        goto out;
+    if (load_auth(s) < 0) goto out;
 
     /* lws sizes its fd tables from the soft limit: lift it to the hard one
      * so --max-conns, not the shell's default 1024, is the bound. */
@@ -155,8 +153,7 @@ int main(int argc, char **argv)
     }
     g_ctx = s->ctx;
     s->vh = lws_get_vhost_by_name(s->ctx, "parley-gateway");
-    if (s->vh)
-        s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
+    if (s->vh) s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
     gw_conn_sweep_start(s);
     printf("parley-gateway listening on http://%s:%d/\n", s->cfg.listen_host,
            s->cfg.listen_port);
@@ -188,11 +185,9 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     gw_rooms_free(s);
-    if (s->up)
-        gw_up_free(s->up);
+    if (s->up) gw_up_free(s->up);
     free(s->wbuf);
-    if (loop)
-        ev_loop_destroy(loop);
+    if (loop) ev_loop_destroy(loop);
     if (s->service_token) {
         memset(s->service_token, 0, strlen(s->service_token));
         free(s->service_token);
