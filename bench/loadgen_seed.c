@@ -53,7 +53,7 @@ int main(int argc, char **argv)
     const char *db = o.db, *prefix = o.prefix, *big = *o.big ? o.big : NULL;
     unsigned long rooms = o.rooms, msgs = o.msgs;
     store *s = NULL;
-    store_opts so = {.max_body_bytes = 0, .durability = STORE_SYNC_INTERVAL};
+    store_opts so = {.max_body_bytes = 0, .synchronous_full = 0};
     parley_err e = store_open(db, &so, &s, err, sizeof err);
     if (e != PARLEY_OK) {
         fprintf(stderr, "bench-seed: open %s: %s (%s)\n", db,

@@ -9,7 +9,7 @@
 // ("pub", room, body) and every other connection of the room receives
 // ("msg", body, offset). bench/lg_proto_socketio.c speaks this over the
 // Engine.IO v4 / Socket.IO v5 wire protocol.
-// Usage: node bench/peers/socketio.mjs PORT  (listens on 127.0.0.1)
+// Usage: node bench/peers/socketio.mjs PORT  (listens on 127.0.0.1; 0 picks)
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';
 
@@ -29,4 +29,5 @@ io.on('connection', (socket) => {
     if (typeof to === 'string') socket.to(to).emit('msg', body);
   });
 });
-http.listen(port, '127.0.0.1', () => console.log(`listening ${port}`));
+// Port 0 picks one; the line says which (bench/run reads it).
+http.listen(port, '127.0.0.1', () => console.log(`listening ${http.address().port}`));

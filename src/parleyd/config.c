@@ -23,6 +23,10 @@ static const setting cfg_rows[] = {
      0, "PATH", "unix socket path for gRPC (\"none\" disables)", 0},
     {"db", "PARLEY_DB", SETTING_STR, F(db), PARLEY_DB_DEFAULT, 0, 0, "FILE",
      "SQLite database file (its folder is created)", 0},
+    {"store", "PARLEY_STORE", SETTING_STR, F(store), "", 0, 0, "TARGET",
+     "history store: postgres://USER@HOST/DB (PostgreSQL) or an SQLite "
+     "file; default: the --db file",
+     0},
     {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(jwt_secret), "", 0, 0,
      "SECRET", "HS256 secret (at least 32 bytes)", 0},
     {"jwt-secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR,
@@ -52,6 +56,18 @@ static const setting cfg_rows[] = {
     {"sync-interval-ms", "PARLEY_SYNC_INTERVAL_MS", SETTING_INT,
      F(sync_interval_ms), "1000", 1, 3600000, "MS",
      "durability interval: how long a commit may wait for its fsync", 0},
+    {"metrics-listen", "PARLEY_METRICS_LISTEN", SETTING_STR, F(metrics_listen),
+     "none", 0, 0, "HOST:PORT",
+     "HTTP address of /metrics (Prometheus) and /healthz (port 0 picks one; "
+     "\"none\" disables)",
+     0},
+    {"log-level", "PARLEY_LOG_LEVEL", SETTING_STR, F(log_level), "info", 0, 0,
+     "LEVEL", "debug (a line per call), info, warn or error", 0},
+    {"log-format", "PARLEY_LOG_FORMAT", SETTING_STR, F(log_format), "text", 0,
+     0, "FORMAT", "text, or json (one JSON object per line)", 0},
+    {"no-reflection", "PARLEY_NO_REFLECTION", SETTING_BOOL, F(no_reflection),
+     "0", 0, 0, NULL,
+     "do not serve gRPC server reflection (grpc.reflection.v1, v1alpha)", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: random secret in <db folder>/dev-secret, prints "
      "tokens",
@@ -61,7 +77,8 @@ static const setting cfg_rows[] = {
 
 static const settings_spec cfg_spec = {
     .program = "parleyd",
-    .summary = "parley's gRPC server (parley.v1 History and Stream).",
+    .summary = "parley's gRPC server (parley.v1 History and Stream, "
+               "grpc.health.v1, grpc.reflection).",
     .rows = cfg_rows,
     .n_rows = sizeof cfg_rows / sizeof cfg_rows[0],
     .config_env = "PARLEY_CONFIG",

@@ -11,10 +11,14 @@ typedef struct cfg {
     char listen[256];    /* grpc TCP address; "" or "none": no TCP */
     char unix_path[256]; /* unix socket path; "" or "none": none */
     char db[512];
+    char store[512]; /* store target; "" means the --db file */
     char jwt_secret[512];
     char jwt_secret_file[512];
-    char rooms[1024]; /* comma list created at start */
-    char config[512]; /* the config file read, if any */
+    char rooms[1024];         /* comma list created at start */
+    char config[512];         /* the config file read, if any */
+    char metrics_listen[256]; /* HOST:PORT of /metrics; "" or "none": off */
+    char log_level[16];       /* debug, info, warn, error */
+    char log_format[16];      /* text, json */
     size_t max_body;
     size_t max_queue;
     size_t readers;       /* History reader threads; 0: the loop reads */
@@ -22,6 +26,7 @@ typedef struct cfg {
     char durability[16];  /* "full" or "interval" */
     int sync_interval_ms; /* interval: the longest a commit waits for fsync */
     int dev;
+    int no_reflection;
 } cfg;
 
 enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = -1 };

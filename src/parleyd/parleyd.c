@@ -1,8 +1,15 @@
-/* parleyd.c: the parley daemon. Reads its settings, opens the store, serves
- * parley.v1 History and Stream over gRPC (TCP and a unix socket) from one
- * event-loop thread, and shuts down cleanly on SIGTERM / SIGINT: stop
- * accepting, commit and ack what is in flight, cancel streams, drain the
- * completion queue, close the store. */
+/* parleyd.c: the parley daemon. Reads its settings, sets up the log, opens
+ * the store, serves parley.v1 History and Stream with grpc.health.v1 and
+ * grpc.reflection over gRPC (TCP and a unix socket) from one event-loop
+ * thread, /metrics and /healthz on an HTTP listener of their own
+ * (ops_http.c), and shuts down cleanly on SIGTERM / SIGINT: health turns
+ * NOT_SERVING, stop accepting, commit and ack what is in flight, cancel
+ * streams, drain the completion queue, close the store.
+ *
+ * Output: the ready line ("parleyd listening on ...") and, in dev mode,
+ * the dev tokens go to stdout, for the scripts and people that start it;
+ * everything else is a log line on stderr (base/log.h), which never holds
+ * a token or the secret. */
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
@@ -17,11 +24,18 @@
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops_http.h"
 #include "rpc.h"
 #include "secrets.h"
 #include "settings.h"
 #include "srv.h"
 #include "store.h"
+
+#ifndef PARLEY_VERSION
+#define PARLEY_VERSION "dev"
+#endif
 
 static volatile sig_atomic_t stop_flag;
 
@@ -56,18 +70,17 @@ static int load_secret(const cfg *c, char *out, size_t outlen)
 {
     char dev_path[600], err[700];
     if (secrets_dev_path(c->db, dev_path, sizeof dev_path) != 0) {
-        fprintf(stderr, "parleyd: database path too long\n");
+        log_error("config", "database path too long");
         return -1;
     }
     secrets_source src = {c->jwt_secret_file, c->jwt_secret, c->dev, dev_path};
     int created;
     if (secrets_load(&src, out, outlen, &created, err, sizeof err) != 0) {
-        fprintf(stderr, "parleyd: %s\n", err);
+        log_error("config", "%s", err);
         return -1;
     }
     if (created)
-        fprintf(stderr, "parleyd: dev mode: new secret written to %s\n",
-                dev_path);
+        log_info("dev", "dev mode: new secret written to %s", dev_path);
     return 0;
 }
 
@@ -101,12 +114,73 @@ static int create_room(const char *name, void *ud)
 {
     parley_err e = store_room_create(ud, name, clock_wall_ms(), NULL, NULL);
     if (e) {
-        fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", name,
-                parley_err_text(e));
+        log_error("config", "cannot create room \"%s\": %s", name,
+                  parley_err_text(e));
         return -1;
     }
     return 0;
 }
+
+/* The log, from --log-level and --log-format; 2 (usage) on a bad one. */
+static int setup_log(const cfg *c)
+{
+    log_level lv;
+    log_format fmt;
+    if (log_level_parse(c->log_level, &lv) != 0) {
+        fprintf(stderr,
+                "parleyd: --log-level \"%s\" is none of debug, info, warn, "
+                "error\n",
+                c->log_level);
+        return 2;
+    }
+    if (log_format_parse(c->log_format, &fmt) != 0) {
+        fprintf(stderr,
+                "parleyd: --log-format \"%s\" is neither text nor json\n",
+                c->log_format);
+        return 2;
+    }
+    log_setup("parleyd", lv, fmt, 2);
+    return 0;
+}
+
+/* The series parleyd keeps itself (the rest are the server's). */
+typedef struct daemon_metrics {
+    metric *db_bytes, *wal_bytes;
+    char db[512], wal[520];
+    int64_t next_ms;
+} daemon_metrics;
+
+static void daemon_metrics_init(daemon_metrics *d, metrics *reg, const char *db)
+{
+    memset(d, 0, sizeof d[0]);
+    snprintf(d->db, sizeof d->db, "%s", db);
+    snprintf(d->wal, sizeof d->wal, "%s-wal", db);
+    const char *help = "Size of the store's files on disk.";
+    d->db_bytes =
+        metrics_gauge(reg, "parley_core_store_bytes", help, "file=\"db\"");
+    d->wal_bytes =
+        metrics_gauge(reg, "parley_core_store_bytes", help, "file=\"wal\"");
+    metric_set(metrics_gauge(reg, "parley_core_start_time_seconds",
+                             "When parleyd started (Unix time).", NULL),
+               clock_wall_ms() / 1000);
+    metric_set(metrics_gauge(reg, "parley_core_build_info",
+                             "Always 1; the version is the label.",
+                             "version=\"" PARLEY_VERSION "\""),
+               1);
+}
+
+/* Once a second: what the store's files weigh. */
+static void daemon_metrics_sample(daemon_metrics *d)
+{
+    int64_t now = clock_mono_ms();
+    if (now < d->next_ms) return;
+    d->next_ms = now + 1000;
+    struct stat st;
+    metric_set(d->db_bytes, stat(d->db, &st) == 0 ? (int64_t)st.st_size : 0);
+    metric_set(d->wal_bytes, stat(d->wal, &st) == 0 ? (int64_t)st.st_size : 0);
+}
+
+static int health_serving(void *ud) { return srv_health_serving(ud); }
 
 int main(int argc, char **argv)
 {
@@ -118,34 +192,42 @@ int main(int argc, char **argv)
         fprintf(stderr, "parleyd: %s\n", err);
         return 2;
     }
+    if ((r = setup_log(&c)) != 0) return r;
+    log_redact_secret(c.jwt_secret); /* whatever a line might carry */
     if (disabled(c.listen) && disabled(c.unix_path)) {
-        fprintf(stderr, "parleyd: nothing to listen on (--listen and --unix "
-                        "both disabled)\n");
+        log_error("config", "nothing to listen on (--listen and --unix both "
+                            "disabled)");
         return 2;
     }
-    if (make_parent(c.db) != 0 ||
+    /* The store: --store (an SQLite file or a postgres:// URI), else the
+     * --db file. The --db folder holds the dev secret either way. */
+    const char *target = c.store[0] ? c.store : c.db;
+    int store_is_file = strstr(target, "://") == NULL;
+    if (make_parent(c.db) != 0 || (store_is_file && make_parent(target) != 0) ||
         (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
-        fprintf(stderr, "parleyd: cannot create directory for %s: %s\n", c.db,
-                strerror(errno));
+        log_error("config", "cannot create directory for %s: %s",
+                  store_is_file ? target : c.db, strerror(errno));
         return 1;
     }
     char secret[512];
     if (load_secret(&c, secret, sizeof secret) != 0) return 2;
+    log_redact_secret(secret);
     auth *au = NULL;
     if (auth_new(secret, strlen(secret), &au) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: the JWT secret must be at least 32 bytes\n");
+        log_error("config", "the JWT secret must be at least 32 bytes");
         return 2;
     }
     memset(secret, 0, sizeof secret);
 
     int interval = strcmp(c.durability, "interval") == 0;
     store_opts so = {.max_body_bytes = c.max_body,
-                     .durability =
-                         interval ? STORE_SYNC_INTERVAL : STORE_SYNC_FULL,
+                     .synchronous_full = !interval,
                      .sync_interval_ms = c.sync_interval_ms};
     store *db = NULL;
-    if (store_open(c.db, &so, &db, err, sizeof err) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: cannot open %s: %s\n", c.db, err);
+    if (store_open(target, &so, &db, err, sizeof err) != PARLEY_OK) {
+        /* A URI may hold a password: not echoed. */
+        log_error("store", "cannot open %s: %s",
+                  store_is_file ? target : "the store", err);
         auth_free(au);
         return 1;
     }
@@ -165,11 +247,22 @@ int main(int argc, char **argv)
 
     grpc_init();
     int code = 1;
-    srv_opts sopt = {c.max_body, c.readers, c.token_cache, !interval};
+    metrics *reg = metrics_new();
+    daemon_metrics dm;
+    ops_http *http = NULL;
+    /* The level the store really runs with, read back (tests check it),
+     * before its handle becomes the writer thread's. */
+    int sync = store_synchronous(db);
+    srv_opts sopt = {.max_body = c.max_body,
+                     .readers = c.readers,
+                     .token_cache = c.token_cache,
+                     .commit_thread = !interval,
+                     .metrics = reg,
+                     .no_reflection = c.no_reflection};
     rpc_server *rs = NULL;
-    srv *sv = srv_new(db, au, &sopt, err, sizeof err);
+    srv *sv = reg ? srv_new(db, au, &sopt, err, sizeof err) : NULL;
     if (!sv) {
-        fprintf(stderr, "parleyd: %s\n", err);
+        log_error("start", "%s", reg ? err : "out of memory");
         goto out;
     }
     size_t max_recv = c.max_body * 2 + 4096;
@@ -177,17 +270,16 @@ int main(int argc, char **argv)
     rpc_server_opts ro = {c.max_queue, max_recv, c.readers};
     rs = rpc_server_new(&ro);
     if (!rs || srv_register(sv, rs, err, sizeof err) != 0) {
-        fprintf(stderr, "parleyd: %s\n", rs ? err : "out of memory");
+        log_error("start", "%s", rs ? err : "out of memory");
         goto out;
     }
+    daemon_metrics_init(&dm, reg, store_is_file ? target : c.db);
     char where[700] = "";
     if (!disabled(c.listen)) {
         int port = rpc_server_listen(rs, c.listen);
         if (port <= 0) {
-            fprintf(stderr,
-                    "parleyd: cannot listen on %s (in use or bad "
-                    "address)\n",
-                    c.listen);
+            log_error("start", "cannot listen on %s (in use or bad address)",
+                      c.listen);
             goto out;
         }
         char host[256];
@@ -203,19 +295,47 @@ int main(int argc, char **argv)
             unlink(c.unix_path); /* stale socket of a previous run */
         snprintf(addr, sizeof addr, "unix:%s", c.unix_path);
         if (rpc_server_listen(rs, addr) <= 0) {
-            fprintf(stderr, "parleyd: cannot listen on %s\n", addr);
+            log_error("start", "cannot listen on %s", addr);
             goto out;
         }
         size_t n = strlen(where);
         snprintf(where + n, sizeof where - n, "%s%s", n ? " and " : "", addr);
     }
+    char metrics_at[300] = "";
+    if (!disabled(c.metrics_listen)) {
+        ops_http_opts ho = {c.metrics_listen, reg, health_serving, sv};
+        if (!(http = ops_http_start(&ho, err, sizeof err))) {
+            log_error("start", "%s", err);
+            goto out;
+        }
+        char host[256];
+        snprintf(host, sizeof host, "%s", c.metrics_listen);
+        char *colon = strrchr(host, ':');
+        if (colon) *colon = 0;
+        snprintf(metrics_at, sizeof metrics_at, "http://%s:%d/metrics", host,
+                 ops_http_port(http));
+    }
     if (rpc_server_start(rs, err, sizeof err) != 0) {
-        fprintf(stderr, "parleyd: %s\n", err);
+        log_error("start", "%s", err);
         goto out;
     }
-    if (c.dev) print_dev_tokens(au);
-    printf("parleyd listening on %s (db %s)\n", where, c.db);
+    if (c.dev) {
+        log_warn("dev", "development mode: tokens are printed on stdout");
+        print_dev_tokens(au);
+    }
+    static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where,
+           store_describe(db),
+           sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown",
+           metrics_at[0] ? "; metrics on " : "", metrics_at);
     fflush(stdout);
+    {
+        const char *f[] = {"grpc",    where,
+                           "db",      store_describe(db),
+                           "metrics", metrics_at[0] ? metrics_at : "none",
+                           NULL};
+        log_event(LOG_INFO, "listening", f, "parleyd %s ready", PARLEY_VERSION);
+    }
 
     /* Interval durability: the loop wakes often enough to sync in time. */
     int poll_ms =
@@ -223,11 +343,15 @@ int main(int argc, char **argv)
     while (!stop_flag) {
         if (rpc_server_poll(rs, srv_poll_ms(sv, poll_ms)) < 0) break;
         srv_flush(sv);
-        srv_tick(sv, clock_mono_ms());
+        srv_tick(sv, rs);
+        daemon_metrics_sample(&dm);
     }
 
-    /* Shutdown: no new calls; commit and ack what already arrived. */
-    fprintf(stderr, "parleyd: shutting down\n");
+    /* Shutdown: health says so first, then no new calls; commit and ack
+     * what already arrived. */
+    log_info("shutdown", "shutting down");
+    srv_health_shutdown(sv);
+    rpc_server_poll(rs, 0); /* let the NOT_SERVING answers leave */
     rpc_server_shutdown_begin(rs);
     int64_t t0 = clock_mono_ms();
     do { /* commit what arrived, let the acks and events leave (<= 2 s) */
@@ -244,20 +368,23 @@ int main(int argc, char **argv)
         srv_flush(sv);
     }
     code = rpc_server_done(rs) ? 0 : 1;
-    if (code) fprintf(stderr, "parleyd: calls still open after 5 s\n");
+    if (code) log_error("shutdown", "calls still open after 5 s");
 out:
+    ops_http_stop(http);
     rpc_server_free(rs);
     srv_free(sv);
     store_stats st;
     store_get_stats(db, &st);
-    fprintf(stderr,
-            "parleyd: durability %s: %llu commits, %llu syncs, %llu "
-            "unsynced at exit (synced now)\n",
-            c.durability, (unsigned long long)st.commits,
-            (unsigned long long)st.syncs, (unsigned long long)st.unsynced);
+    log_info("store",
+             "durability %s: %llu commits, %llu syncs, %llu unsynced at exit "
+             "(synced now)",
+             c.durability, (unsigned long long)st.commits,
+             (unsigned long long)st.syncs, (unsigned long long)st.unsynced);
+    metrics_free(reg);
     store_close(db);
     auth_free(au);
     if (!disabled(c.unix_path)) unlink(c.unix_path);
     grpc_shutdown();
+    if (code == 0) log_info("shutdown", "stopped");
     return code;
 }

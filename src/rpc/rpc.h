@@ -89,6 +89,31 @@ int rpc_server_done(const rpc_server *rs);
 /* Destroys the grpc server and its queue (after done, or before start). */
 void rpc_server_free(rpc_server *rs);
 
+/* ---- observing (metrics, access logs) ---- */
+
+/* Told once per call, when it is over: its method (NULL for a method no
+ * service registered), the gRPC status it ended with (the one the server
+ * sent, else CANCELLED: the client went away first) and how long it lasted
+ * from its arrival, in microseconds. Runs on the thread of the call's loop:
+ * the loop thread, or a worker's (rpc_server_on_workers), so it must be
+ * thread-safe. */
+typedef struct rpc_observer {
+    void (*call_done)(void *ud, const rpc_method_desc *m, int status,
+                      uint64_t micros);
+    void *ud;
+} rpc_observer;
+/* obs is copied; NULL stops observing. */
+void rpc_server_set_observer(rpc_server *rs, const rpc_observer *obs);
+
+typedef struct rpc_server_stats {
+    size_t open_calls;    /* arrived and not over yet */
+    size_t queued_frames; /* waiting in the send queues of all calls */
+    size_t max_queued;    /* in the longest one */
+    uint64_t slow_cut;    /* streams cut for falling max_queue behind */
+} rpc_server_stats;
+/* Walks the open calls (O(calls)): for a sampler, not for every event. */
+void rpc_server_get_stats(const rpc_server *rs, rpc_server_stats *out);
+
 /* ---- calls ---- */
 
 const rpc_method_desc *rpc_call_method(const rpc_call *c);
@@ -110,6 +135,9 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded);
 /* Status from parley_err_grpc_status(e), detail as the status message, and
  * the error's name in trailing metadata `parley-error-code`. */
 void rpc_fail(rpc_call *c, parley_err e, const char *detail);
+/* A gRPC status of the caller's choosing, without a parley error code:
+ * for services whose protocol is not parley's (grpc.health.v1). */
+void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail);
 
 /* ---- streams (bidi and server-streaming methods) ---- */
 
@@ -138,6 +166,17 @@ size_t rpc_stream_queued(const rpc_call *c);
 /* How many more frames the queue takes before the call is cut. */
 size_t rpc_stream_room(const rpc_call *c);
 size_t rpc_stream_low_water(const rpc_call *c);
+/* Merges frames[0..n) (n >= 2, the oldest queued) into one encoded
+ * message holding them all, in order; the format is the caller's (parley:
+ * ServerFrame{batch}). */
+typedef grpc_slice (*rpc_merge_fn)(const grpc_slice *frames, size_t n);
+/* With merge set, each send takes every frame queued behind it (up to
+ * RPC_MERGE_MAX_FRAMES and RPC_MERGE_MAX_BYTES) as one message, so a burst
+ * costs one grpc send instead of one per frame; NULL sends frame by frame
+ * (the default). The queue bound still counts frames. */
+void rpc_stream_set_merge(rpc_call *c, rpc_merge_fn merge);
+#define RPC_MERGE_MAX_FRAMES 512
+#define RPC_MERGE_MAX_BYTES (256 * 1024)
 /* Ends the stream with a status once what is queued has been sent.
  * e = PARLEY_OK finishes with OK. */
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail);

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "rules.h"
 
 /* Log pages (4 KiB) after which the loop asks for a checkpoint. */
@@ -69,6 +70,7 @@ struct srv_writer {
     int checkpoint;    /* the job is a checkpoint, no writes */
     int stop;
     int failed;          /* the job's transaction failed as a whole */
+    uint64_t commit_ns;  /* how long it took */
     size_t log_pages;    /* the log's size after the job */
     int want_checkpoint; /* loop only: the next hand-over checkpoints */
     /* srv_read_settled: the rooms of the commit in flight */
@@ -311,16 +313,16 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
 }
 
 /* The group's transaction. Returns 1 if it failed as a whole (nothing of
- * it stored), 0 if it committed. */
-static int commit_ops(srv *s, store *db, srv_ops *ops, srv_writer *w)
+ * it stored), 0 if it committed; *ns how long it took. */
+static int commit_ops(store *db, srv_ops *ops, srv_writer *w, uint64_t *ns)
 {
     int64_t now = clock_wall_ms();
+    uint64_t t0 = clock_mono_ns();
     parley_err be = store_begin(db);
     int failed = be != PARLEY_OK;
     for (size_t i = 0; i < ops->n && !failed; i++) {
         if (run_op(&ops->v[i], db, now, w) != PARLEY_OK) {
-            fprintf(stderr, "parleyd: write failed: %s\n",
-                    store_last_error(db));
+            log_error("store", "write failed: %s", store_last_error(db));
             failed = 1;
         }
     }
@@ -331,11 +333,11 @@ static int commit_ops(srv *s, store *db, srv_ops *ops, srv_writer *w)
         pthread_mutex_unlock(&w->vis_mu);
     }
     if (!failed && store_commit(db) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: commit failed: %s\n", store_last_error(db));
+        log_error("store", "commit failed: %s", store_last_error(db));
         failed = 1;
     }
     if (failed && be == PARLEY_OK) store_rollback(db);
-    (void)s;
+    *ns = clock_mono_ns() - t0;
     return failed;
 }
 
@@ -350,10 +352,19 @@ static void answer_error(srv_op *op, parley_err e, const char *detail)
 }
 
 /* Answers every op of a group in commit order and fans its events out,
- * then forgets the ops. */
-static size_t answer_ops(srv *s, srv_ops *ops, int failed)
+ * then forgets the ops; the commit (ns long) goes into the metrics. */
+static size_t answer_ops(srv *s, srv_ops *ops, int failed, uint64_t ns)
 {
-    size_t n = ops->n;
+    size_t n = ops->n, stored = 0, dups = 0;
+    for (size_t i = 0; i < n; i++) {
+        const srv_op *op = &ops->v[i];
+        if (op->kind != SRV_OP_PUBLISH || op->err) continue;
+        if (op->duplicate)
+            dups++;
+        else
+            stored++;
+    }
+    srv_metrics_commit(s->metrics, n, stored, dups, failed, ns);
     for (size_t i = 0; i < n; i++) {
         srv_op *op = &ops->v[i];
         if (failed) {
@@ -415,27 +426,28 @@ static void *writer_main(void *arg)
             if (!(w->busy && !w->done)) {
                 pthread_mutex_unlock(&w->mu);
                 if (store_sync_due(s->wdb, clock_mono_ms()) < 0)
-                    fprintf(stderr, "parleyd: sync failed: %s\n",
-                            store_last_error(s->wdb));
+                    log_error("store", "sync failed: %s",
+                              store_last_error(s->wdb));
                 pthread_mutex_lock(&w->mu);
             }
         }
         if (!(w->busy && !w->done)) break; /* stop, nothing left */
         pthread_mutex_unlock(&w->mu);
         int failed = 0;
+        uint64_t ns = 0;
         if (w->checkpoint) {
             if (store_checkpoint(s->wdb) != PARLEY_OK)
-                fprintf(stderr, "parleyd: checkpoint failed: %s\n",
-                        store_last_error(s->wdb));
+                log_error("store", "checkpoint failed: %s",
+                          store_last_error(s->wdb));
         } else {
-            failed = commit_ops(s, s->wdb, &w->job, w);
+            failed = commit_ops(s->wdb, &w->job, w, &ns);
         }
         if (store_sync_due(s->wdb, clock_mono_ms()) < 0)
-            fprintf(stderr, "parleyd: sync failed: %s\n",
-                    store_last_error(s->wdb));
+            log_error("store", "sync failed: %s", store_last_error(s->wdb));
         size_t pages = store_log_pages(s->wdb);
         pthread_mutex_lock(&w->mu);
         w->failed = failed;
+        w->commit_ns = ns;
         w->log_pages = pages;
         w->done = 1;
         /* The loop may be asleep in its poll: its answers are ready. */
@@ -529,7 +541,7 @@ static size_t take_back(srv *s)
     /* The writer is idle now: the job and its results are the loop's. */
     size_t n = 0;
     if (!w->checkpoint) {
-        n = answer_ops(s, &w->job, w->failed);
+        n = answer_ops(s, &w->job, w->failed, w->commit_ns);
         pthread_mutex_lock(&w->vis_mu);
         w->gen_fanned = w->gen_inflight;
         w->n_vis = 0;
@@ -557,11 +569,11 @@ static void hand_over(srv *s)
         if (e != PARLEY_OK) {
             /* Without the pin the loop must not let the writer run: it
              * commits this group itself (the writer is idle). */
-            fprintf(stderr,
-                    "parleyd: snapshot failed (%s); committing "
-                    "on the loop\n",
-                    store_last_error(s->db));
-            answer_ops(s, &s->batch, commit_ops(s, s->wdb, &s->batch, NULL));
+            log_warn("store", "snapshot failed (%s); committing on the loop",
+                     store_last_error(s->db));
+            uint64_t ns;
+            int failed = commit_ops(s->wdb, &s->batch, NULL, &ns);
+            answer_ops(s, &s->batch, failed, ns);
             return;
         }
     }
@@ -585,9 +597,10 @@ static void hand_over(srv *s)
 size_t srv_flush(srv *s)
 {
     if (!s->wr) {
-        size_t n = s->batch.n;
-        if (!n) return 0;
-        return answer_ops(s, &s->batch, commit_ops(s, s->wdb, &s->batch, NULL));
+        if (!s->batch.n) return 0;
+        uint64_t ns;
+        int failed = commit_ops(s->wdb, &s->batch, NULL, &ns);
+        return answer_ops(s, &s->batch, failed, ns);
     }
     size_t n = take_back(s);
     pthread_mutex_lock(&s->wr->mu);
@@ -619,9 +632,18 @@ int srv_poll_ms(const srv *s, int idle_ms)
     return (busy || s->batch.n) && !s->rs ? 1 : idle_ms;
 }
 
-void srv_tick(srv *s, int64_t now_ms)
+void srv_commit_tick(srv *s, int64_t now_ms)
 {
     if (s->wr) return; /* the writer syncs its own */
     if (store_sync_due(s->wdb, now_ms) < 0)
-        fprintf(stderr, "parleyd: sync failed: %s\n", store_last_error(s->wdb));
+        log_error("store", "sync failed: %s", store_last_error(s->wdb));
+}
+
+store *srv_write_store(srv *s)
+{
+    if (!s->wr) return s->wdb;
+    pthread_mutex_lock(&s->wr->mu);
+    int busy = s->wr->busy;
+    pthread_mutex_unlock(&s->wr->mu);
+    return busy ? NULL : s->wdb;
 }

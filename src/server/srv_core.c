@@ -1,5 +1,6 @@
-/* srv_core.c: the srv object, identity checks on every call, conversion of
- * store rows to parley.v1 messages, event frames and fan-out. */
+/* srv_core.c: the srv object and the services it registers, identity
+ * checks on every call, conversion of store rows to parley.v1 messages,
+ * event frames and fan-out. */
 #include "srv.h"
 
 #include <stdio.h>
@@ -7,6 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "grpc/health/v1/health.grpc.h"
+#include "log.h"
+
+#define SRV_SAMPLE_MS 1000 /* gauges are sampled this often */
 #define SRV_TOKEN_CACHE_DEFAULT 4096
 
 srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
@@ -26,27 +31,43 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
         opts && opts->token_cache ? opts->token_cache : SRV_TOKEN_CACHE_DEFAULT;
     s->n_readers = opts ? opts->readers : 0;
     s->hub = hub_new();
+    s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
+    s->health = srv_health_new();
     s->ac = auth_cache_new(au, slots);
     s->readers = calloc(s->n_readers ? s->n_readers : 1, sizeof *s->readers);
-    if (!s->hub || !s->ac || !s->readers) {
+    if (!s->hub || !s->metrics || !s->health || !s->ac || !s->readers) {
         snprintf(err, errlen, "out of memory");
         srv_free(s);
         return NULL;
     }
+    if (!(opts && opts->no_reflection)) {
+        s->reflection = srv_reflection_new(err, errlen);
+        if (!s->reflection) {
+            srv_free(s);
+            return NULL;
+        }
+    }
     /* The loop's own read handle lets the writer thread commit while the
-     * loop reads; without one (an in-memory database) the loop commits. */
+     * loop reads; without one (an in-memory database, an engine without
+     * reader handles) the loop commits. */
     store *mine = NULL;
     char why[300];
     if (opts && opts->commit_thread &&
         store_open_reader(db, &mine, why, sizeof why) == PARLEY_OK) {
-        s->db = mine;
-        s->owns_db = 1;
+        /* The writer needs the loop's view pinned while it commits: an
+         * engine that cannot pin one keeps the loop committing. */
+        if (store_snapshot_begin(mine) == PARLEY_OK) {
+            store_snapshot_end(mine);
+            s->db = mine;
+            s->owns_db = 1;
+        } else {
+            store_close(mine);
+        }
     }
     if (!s->n_readers) s->readers[0] = (srv_reader){s, s->db, s->ac, 0};
     for (size_t i = 0; i < s->n_readers; i++) {
         srv_reader *r = &s->readers[i];
         *r = (srv_reader){s, NULL, NULL, 1};
-        char why[300];
         if (store_open_reader(db, &r->db, why, sizeof why) != PARLEY_OK) {
             snprintf(err, errlen, "reader %zu: %s", i, why);
             srv_free(s);
@@ -67,6 +88,16 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts, char *err,
     return s;
 }
 
+/* Registers one service, and tells the metrics and reflection of it. */
+static int add_service(srv *s, rpc_server *rs, const rpc_service_desc *d,
+                       const void *handlers, char *err, size_t errlen)
+{
+    if (rpc_server_add_service(rs, d, handlers, s, err, errlen) != 0) return -1;
+    srv_metrics_service(s->metrics, d);
+    srv_reflection_serves(s->reflection, d->full_name);
+    return 0;
+}
+
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 {
     s->rs = rs;
@@ -75,10 +106,10 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
                  rpc_server_workers(rs), s->n_readers);
         return -1;
     }
-    if (rpc_server_add_service(rs, &parley_v1_History_service, &srv_history, s,
-                               err, errlen) != 0 ||
-        rpc_server_add_service(rs, &parley_v1_Stream_service, &srv_stream, s,
-                               err, errlen) != 0)
+    if (add_service(s, rs, &parley_v1_History_service, &srv_history, err,
+                    errlen) != 0 ||
+        add_service(s, rs, &parley_v1_Stream_service, &srv_stream, err,
+                    errlen) != 0)
         return -1;
     /* The reads go to the readers (or to readers[0], the loop's own). */
     static const int reads[] = {PARLEY_V1_HISTORY_LIST_MESSAGES,
@@ -100,7 +131,27 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
         }
     }
     free(uds);
-    return rc;
+    if (rc) return -1;
+    if (srv_health_register(s, rs, err, errlen) != 0) return -1;
+    srv_metrics_service(s->metrics, &grpc_health_v1_Health_service);
+    srv_reflection_serves(s->reflection,
+                          grpc_health_v1_Health_service.full_name);
+    if (s->reflection && srv_reflection_register(s, rs, err, errlen) != 0)
+        return -1;
+    rpc_observer obs = {srv_metrics_call_done, s->metrics};
+    rpc_server_set_observer(rs, &obs);
+    return 0;
+}
+
+void srv_tick(srv *s, const rpc_server *rs)
+{
+    srv_health_tick(s);
+    int64_t now = clock_mono_ms();
+    srv_commit_tick(s, now);
+    if (now >= s->next_sample_ms) {
+        s->next_sample_ms = now + SRV_SAMPLE_MS;
+        srv_metrics_sample(s->metrics, s, rs);
+    }
 }
 
 void srv_free(srv *s)
@@ -118,6 +169,9 @@ void srv_free(srv *s)
     free(s->readers);
     auth_cache_free(s->ac);
     hub_free(s->hub);
+    srv_metrics_free(s->metrics);
+    srv_health_free(s->health);
+    srv_reflection_free(s->reflection);
     free(s);
 }
 

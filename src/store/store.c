@@ -1,6 +1,7 @@
 /* store.c: the store interface (see store.h) in front of the engines. Picks
  * the engine that serves a target, checks every argument against the core's
- * rules before the engine sees it, keeps the group-commit state, and hands
+ * rules before the engine sees it, keeps the group-commit state and what the
+ * writes found out about the storage (store_write_status), and hands
  * engines non-NULL result pointers. Engine-neutral: no SQL here. */
 #include "store_engine.h"
 
@@ -13,10 +14,29 @@
 
 /* SQLite binds lengths as int; far above any sane chat message. */
 #define STORE_BODY_MAX_CAP ((size_t)1 << 30)
+#define STORE_ROOM_LIST_DEFAULT 100
+
+/* Records what a write (or a commit) found out about the storage, for
+ * store_write_status: a storage failure sets it, success clears it, and a
+ * refusal by the rules or the data (any other error) says nothing. */
+static parley_err store_note_write(store *s, parley_err e)
+{
+    if (e == PARLEY_OK || e == PARLEY_ERR_IO) s->write_status = e;
+    return e;
+}
+
+/* A write inside a group commit has not committed yet: only its failure
+ * tells something (the commit's outcome is noted by store_commit). */
+static parley_err store_note_write_outside(store *s, parley_err e)
+{
+    if (!s->in_txn || e == PARLEY_ERR_IO) store_note_write(s, e);
+    return e;
+}
 
 /* Tried in order; the first that serves the target opens it. */
 static const store_engine *const store_engines[] = {
-    &store_engine_sqlite,
+    &store_engine_pg,
+    &store_engine_sqlite, /* serves every target that is not a URI */
 };
 
 parley_err store_open(const char *target, const store_opts *opts, store **out,
@@ -55,12 +75,14 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
     s->read_only = 0;
     s->in_snapshot = 0;
     s->sync_interval_ms = 0;
-    if (opts && opts->durability == STORE_SYNC_INTERVAL)
+    if (opts && !opts->synchronous_full)
         s->sync_interval_ms = opts->sync_interval_ms > 0
                                   ? opts->sync_interval_ms
                                   : STORE_SYNC_INTERVAL_DEFAULT_MS;
     s->commits = s->synced_commits = s->syncs = 0;
     s->last_sync_ms = -1;
+    snprintf(s->shown, sizeof s->shown, "%s", target);
+    s->write_status = PARLEY_OK;
     *out = s;
     return PARLEY_OK;
 }
@@ -75,6 +97,11 @@ parley_err store_open_reader(store *s, store **out, char *errmsg, size_t errlen)
     errmsg[0] = '\0';
     *out = NULL;
     store *r = NULL;
+    if (s->engine->open_reader == NULL) {
+        snprintf(errmsg, errlen, "the %s engine has no reader handles",
+                 s->engine->name);
+        return PARLEY_ERR_INTERNAL;
+    }
     parley_err e = s->engine->open_reader(s, &r, errmsg, errlen);
     if (e != PARLEY_OK) return e;
     assert(r != NULL);
@@ -86,6 +113,8 @@ parley_err store_open_reader(store *s, store **out, char *errmsg, size_t errlen)
     r->sync_interval_ms = 0;
     r->commits = r->synced_commits = r->syncs = 0;
     r->last_sync_ms = -1;
+    snprintf(r->shown, sizeof r->shown, "%s", s->shown);
+    r->write_status = PARLEY_OK;
     *out = r;
     return PARLEY_OK;
 }
@@ -95,7 +124,7 @@ void store_close(store *s)
     if (s == NULL) return;
     /* Interval mode: what was committed reaches the disk before we go. */
     if (s->sync_interval_ms && !s->in_txn && s->commits > s->synced_commits)
-        (void)s->engine->sync(s);
+        if (s->engine->sync) (void)s->engine->sync(s);
     s->engine->close(s);
 }
 
@@ -109,7 +138,8 @@ void store_get_stats(const store *s, store_stats *out)
 
 int store_sync_due(store *s, int64_t now_ms)
 {
-    if (!s->sync_interval_ms || s->in_txn) return 0;
+    /* An engine without a sync op makes its commits durable itself. */
+    if (!s->sync_interval_ms || s->in_txn || !s->engine->sync) return 0;
     if (s->last_sync_ms < 0) {
         s->last_sync_ms = now_ms;
         return 0;
@@ -135,7 +165,8 @@ const char *store_last_error(const store *s)
 
 parley_err store_snapshot_begin(store *s)
 {
-    if (s->in_txn || s->in_snapshot) return PARLEY_ERR_INTERNAL;
+    if (s->in_txn || s->in_snapshot || !s->engine->snapshot_begin)
+        return PARLEY_ERR_INTERNAL;
     parley_err e = s->engine->snapshot_begin(s);
     if (e == PARLEY_OK) s->in_snapshot = 1;
     return e;
@@ -148,14 +179,37 @@ void store_snapshot_end(store *s)
     s->engine->snapshot_end(s);
 }
 
-void store_own_checkpoints(store *s) { s->engine->own_checkpoints(s); }
+void store_own_checkpoints(store *s)
+{
+    if (s->engine->own_checkpoints) s->engine->own_checkpoints(s);
+}
 
-size_t store_log_pages(const store *s) { return s->engine->log_pages(s); }
+size_t store_log_pages(const store *s)
+{
+    return s->engine->log_pages ? s->engine->log_pages(s) : 0;
+}
 
 parley_err store_checkpoint(store *s)
 {
     if (s->in_txn || s->in_snapshot) return PARLEY_ERR_INTERNAL;
-    return s->engine->checkpoint(s);
+    return s->engine->checkpoint ? s->engine->checkpoint(s) : PARLEY_OK;
+}
+
+const char *store_engine_name(const store *s)
+{
+    return s == NULL ? "none" : s->engine->name;
+}
+
+const char *store_describe(const store *s)
+{
+    if (s == NULL) return "no store";
+    return s->engine->describe ? s->engine->describe(s) : s->shown;
+}
+
+int store_synchronous(store *s)
+{
+    if (s == NULL) return -1;
+    return s->engine->synchronous(s);
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -164,7 +218,10 @@ parley_err store_begin(store *s)
 {
     if (s->in_txn || s->read_only || s->in_snapshot) return PARLEY_ERR_INTERNAL;
     parley_err e = s->engine->begin(s);
-    if (e == PARLEY_OK) s->in_txn = 1;
+    if (e == PARLEY_OK)
+        s->in_txn = 1;
+    else
+        store_note_write(s, e);
     return e;
 }
 
@@ -174,7 +231,15 @@ parley_err store_commit(store *s)
     /* Committed or not, the transaction is over: a failed commit is rolled
      * back by the engine. */
     s->in_txn = 0;
-    return s->engine->commit(s);
+    return store_note_write(s, s->engine->commit(s));
+}
+
+parley_err store_write_status(const store *s) { return s->write_status; }
+
+parley_err store_probe(store *s)
+{
+    if (s->in_txn) return PARLEY_ERR_INTERNAL;
+    return store_note_write(s, s->engine->probe(s));
 }
 
 void store_rollback(store *s)
@@ -195,8 +260,9 @@ parley_err store_room_create(store *s, const char *name, int64_t now_ms,
 
     if (e != PARLEY_OK) return e;
     if (s->read_only) return PARLEY_ERR_INTERNAL;
-    return s->engine->room_create(s, name, now_ms, out ? out : &room_scratch,
-                                  created ? created : &created_scratch);
+    return store_note_write_outside(
+        s, s->engine->room_create(s, name, now_ms, out ? out : &room_scratch,
+                                  created ? created : &created_scratch));
 }
 
 parley_err store_room_get(store *s, const char *name, parley_room *out)
@@ -206,6 +272,21 @@ parley_err store_room_get(store *s, const char *name, parley_room *out)
 
     if (e != PARLEY_OK) return e;
     return s->engine->room_get(s, name, out ? out : &scratch);
+}
+
+parley_err store_room_list(store *s, const char *after, unsigned limit,
+                           store_room_fn fn, void *ud, int *has_more)
+{
+    int more_scratch;
+    parley_err e;
+
+    if (has_more) *has_more = 0;
+    if (after == NULL) after = "";
+    if (*after && (e = rules_room(after)) != PARLEY_OK) return e;
+    if (limit == 0) limit = STORE_ROOM_LIST_DEFAULT;
+    if (limit > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
+    return s->engine->room_list(s, after, limit, fn, ud,
+                                has_more ? has_more : &more_scratch);
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -226,8 +307,9 @@ parley_err store_append(store *s, const char *room, const parley_author *author,
     if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
     if (duplicate == NULL) duplicate = &dup_scratch;
     if (s->read_only) return PARLEY_ERR_INTERNAL;
-    return s->engine->append(s, room, author, client_msg_id, body, body_len,
-                             now_ms, out ? out : &scratch, duplicate);
+    return store_note_write_outside(
+        s, s->engine->append(s, room, author, client_msg_id, body, body_len,
+                             now_ms, out ? out : &scratch, duplicate));
 }
 
 parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out)
@@ -250,8 +332,9 @@ parley_err store_edit(store *s, const char *room, uint64_t seq,
     if ((e = rules_author(actor)) != PARLEY_OK) return e;
     if ((e = rules_body(body, body_len, s->max_body)) != PARLEY_OK) return e;
     if (s->read_only) return PARLEY_ERR_INTERNAL;
-    return s->engine->edit(s, room, seq, actor, body, body_len, now_ms,
-                           out ? out : &scratch);
+    return store_note_write_outside(s, s->engine->edit(s, room, seq, actor,
+                                                       body, body_len, now_ms,
+                                                       out ? out : &scratch));
 }
 
 parley_err store_delete(store *s, const char *room, uint64_t seq,
@@ -264,7 +347,9 @@ parley_err store_delete(store *s, const char *room, uint64_t seq,
     if ((e = rules_room(room)) != PARLEY_OK) return e;
     if ((e = rules_author(actor)) != PARLEY_OK) return e;
     if (s->read_only) return PARLEY_ERR_INTERNAL;
-    return s->engine->remove(s, room, seq, actor, now_ms, out ? out : &scratch);
+    return store_note_write_outside(
+        s,
+        s->engine->remove(s, room, seq, actor, now_ms, out ? out : &scratch));
 }
 
 /* ---- list -------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /* store.h: the history store, the one interface every storage engine sits
  * behind. Callers see rooms and messages (core/model.h), group commit and
  * paged reads; which engine serves them is chosen at store_open from the
- * target: today SQLite (a file path; store_sqlite.c). An engine implements
+ * target: SQLite for a file path (store_sqlite.c), PostgreSQL for a
+ * postgres:// or postgresql:// URI (store_pg.c). An engine implements
  * store_engine.h; store.c checks every input against the core's rules before
  * an engine sees it, so a refused input never touches storage and every
  * engine refuses the same things.
@@ -26,27 +27,23 @@
 
 typedef struct store store;
 
-/* When a commit is durable. */
-typedef enum store_durability {
-    /* store_commit returns once the commit is fsync'd: it survives a power
-     * loss (SQLite synchronous=FULL). The default. */
-    STORE_SYNC_FULL = 0,
-    /* store_commit returns once the commit is written to the OS (it
-     * survives a crash of the process, not of the machine); store_sync_due
-     * fsyncs what was committed within sync_interval_ms (SQLite
-     * synchronous=NORMAL and a sync of the log). */
-    STORE_SYNC_INTERVAL
-} store_durability;
-
-/* Limits enforced by the core (rules.c); 0 in store_opts means the default. */
+/* Limits enforced by the core (rules.c); 0 in store_opts means the default.
+ * Durability: with synchronous_full (the default when opts is NULL)
+ * store_commit returns once the commit is fsync'd: it survives a power loss
+ * (SQLite synchronous=FULL). Without it (interval durability) store_commit
+ * returns once the commit is written to the OS: it survives a crash of the
+ * process, not of the machine, and store_sync_due fsyncs what was committed
+ * within sync_interval_ms (SQLite synchronous=NORMAL and a sync of its
+ * log). */
 typedef struct store_opts {
     size_t max_body_bytes; /* default 4096 */
-    store_durability durability;
-    int sync_interval_ms; /* STORE_SYNC_INTERVAL: default 1000 */
+    int synchronous_full;
+    int sync_interval_ms; /* without synchronous_full: default 1000 */
 } store_opts;
 
 /* Opens (creating if needed) and migrates the database `target` names (for
- * SQLite, a file path), with the engine that serves it.
+ * SQLite, a file path; for PostgreSQL, a libpq URI of an existing database),
+ * with the engine that serves it.
  * PARLEY_ERR_SCHEMA_TOO_NEW if the database was written by a newer parley.
  * On error *out is NULL and errmsg (if given, size errlen) says why. */
 parley_err store_open(const char *target, const store_opts *opts, store **out,
@@ -67,7 +64,7 @@ typedef struct store_stats {
     uint64_t commits;  /* write transactions committed (groups or single) */
     uint64_t syncs;    /* fsyncs made by store_sync_due (interval mode) */
     uint64_t unsynced; /* commits not known to be on disk: in interval mode
-                          those since the last sync; 0 with SYNC_FULL */
+                          those since the last sync; 0 with synchronous_full */
 } store_stats;
 void store_get_stats(const store *s, store_stats *out);
 
@@ -75,8 +72,8 @@ void store_get_stats(const store *s, store_stats *out);
  * the last sync (the first call only starts the clock), fsyncs them all,
  * so no commit waits much longer than the interval plus the time between
  * two calls. now_ms: any monotonic clock, the same on every call. 1 if it
- * synced, 0 if nothing was due (always with SYNC_FULL), -1 on an I/O error
- * (store_last_error says which). Call between transactions. */
+ * synced, 0 if nothing was due (always with synchronous_full), -1 on an I/O
+ * error (store_last_error says which). Call between transactions. */
 int store_sync_due(store *s, int64_t now_ms);
 
 /* The engine's last error text on this handle, for logs. */
@@ -101,6 +98,19 @@ void store_own_checkpoints(store *s);
 size_t store_log_pages(const store *s);
 parley_err store_checkpoint(store *s);
 
+/* The engine's name ("sqlite", "postgres") and the target it serves as it
+ * may be logged (a URI without its password). */
+const char *store_engine_name(const store *s);
+const char *store_describe(const store *s);
+
+/* The durability level the engine runs with now (for SQLite, PRAGMA
+ * synchronous read back, not what was asked; for PostgreSQL, FULL when a
+ * commit returns after its WAL is flushed: synchronous_commit not off and
+ * the server's fsync on): STORE_SYNC_*, or -1 if it cannot be read. store_open already refuses a level other than the one
+ * asked for. */
+enum { STORE_SYNC_OFF = 0, STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
+int store_synchronous(store *s);
+
 /* Group commit: everything between begin and commit is one transaction.
  * Without an explicit transaction each write call commits by itself. A
  * begin inside a transaction or a commit outside one is a caller's bug:
@@ -109,10 +119,34 @@ parley_err store_begin(store *s);
 parley_err store_commit(store *s);
 void store_rollback(store *s);
 
+/* Whether the store can write, as far as its writes found out: PARLEY_OK
+ * until a write or a commit fails for a storage reason (PARLEY_ERR_IO: disk
+ * full, file read-only, I/O error, lock held too long), then that error
+ * until a later write commits or store_probe succeeds. A write the rules or
+ * the data refuse (ROOM_NOT_FOUND, ...) changes nothing here. */
+parley_err store_write_status(const store *s);
+/* Writes that reach the disk (appended and synced like any commit, about
+ * as much as a group commit of a few dozen messages) but change no room
+ * and no message, to learn whether the store can commit again. Updates
+ * store_write_status. Outside a group commit only (INTERNAL inside one). */
+parley_err store_probe(store *s);
+
 /* Rooms. create: *created = 1 if new. get: ROOM_NOT_FOUND if absent. */
 parley_err store_room_create(store *s, const char *name, int64_t now_ms,
                              parley_room *out, int *created);
 parley_err store_room_get(store *s, const char *name, parley_room *out);
+
+/* Called once per room, in ascending byte order of name; the strings are
+ * valid while the callback runs. Return nonzero to stop early. */
+typedef int (*store_room_fn)(const parley_room *r, void *ud);
+
+/* Lists up to limit (1..1000; 0: 100) rooms whose name sorts after `after`
+ * ("" or NULL: from the first), with their head counters, read in one
+ * transaction. *has_more tells whether more rooms follow the last one
+ * delivered. BAD_CURSOR for a limit over 1000, ROOM_INVALID for an after
+ * that is no valid room name. */
+parley_err store_room_list(store *s, const char *after, unsigned limit,
+                           store_room_fn fn, void *ud, int *has_more);
 
 /* Appends a message, assigning seq and rev. If (room, author id,
  * client_msg_id) was stored before, nothing is written, *duplicate = 1 and

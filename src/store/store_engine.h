@@ -29,13 +29,15 @@ struct store {
     /* Durability (store.c): interval mode, and its counters. The engine
      * counts commits (every write transaction that committed: a group or
      * a single write); store.c counts syncs. */
-    int sync_interval_ms; /* 0: STORE_SYNC_FULL, every commit fsync'd */
+    int sync_interval_ms; /* 0: synchronous_full, every commit fsync'd */
     uint64_t commits, synced_commits, syncs;
-    int64_t last_sync_ms; /* -1 before store_sync_due's first call */
+    int64_t last_sync_ms;    /* -1 before store_sync_due's first call */
+    parley_err write_status; /* store_write_status: OK or PARLEY_ERR_IO */
+    char shown[256]; /* the target for logs, when the engine has no describe */
 };
 
 struct store_engine {
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgres" */
     /* 1 if this engine serves target (a path or a URI). */
     int (*serves)(const char *target);
     /* Opens target; *out is the engine's handle, whose `store` member the
@@ -43,7 +45,9 @@ struct store_engine {
     parley_err (*open)(const char *target, const store_opts *opts, store **out,
                        char *errmsg, size_t errlen);
     /* Another handle on s's database that only reads (store_open_reader);
-     * its `store` member left zeroed like open's. */
+     * its `store` member left zeroed like open's. The ops from here to
+     * checkpoint may be NULL: store.c then says the engine cannot
+     * (open_reader), or does nothing (sync, snapshots, checkpoints). */
     parley_err (*open_reader)(store *s, store **out, char *errmsg,
                               size_t errlen);
     void (*close)(store *s);
@@ -59,6 +63,12 @@ struct store_engine {
     size_t (*log_pages)(const store *s);
     parley_err (*checkpoint)(store *s);
     const char *(*last_error)(const store *s);
+    /* The target as it may be logged (no password); NULL: the target as
+     * given to open is shown. */
+    const char *(*describe)(const store *s);
+    /* The durability level in effect, read back from the engine now:
+     * STORE_SYNC_*, or -1 if it cannot be read. */
+    int (*synchronous)(store *s);
 
     /* The transaction of a group commit; store.c calls begin only outside
      * one and commit / rollback only inside one. */
@@ -69,6 +79,12 @@ struct store_engine {
     parley_err (*room_create)(store *s, const char *name, int64_t now_ms,
                               parley_room *out, int *created);
     parley_err (*room_get)(store *s, const char *name, parley_room *out);
+    /* after is "" or a valid room name; limit is 1..RULES_LIST_LIMIT_MAX. */
+    parley_err (*room_list)(store *s, const char *after, unsigned limit,
+                            store_room_fn fn, void *ud, int *has_more);
+    /* A write transaction that changes no visible data (store_probe);
+     * called outside a transaction only. */
+    parley_err (*probe)(store *s);
     parley_err (*append)(store *s, const char *room,
                          const parley_author *author, const char *client_msg_id,
                          const char *body, size_t body_len, int64_t now_ms,
@@ -89,5 +105,6 @@ struct store_engine {
 
 /* The engines parley is built with. */
 extern const store_engine store_engine_sqlite;
+extern const store_engine store_engine_pg;
 
 #endif

@@ -16,23 +16,80 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <libpq-fe.h>
+
+/* ---------- the store: SQLite file or PostgreSQL database ---------- */
+
+static const char *pg_host, *pg_port, *pg_user;
+
+void tc_use_postgres(const char *host, const char *port, const char *user) {
+    pg_host = host;
+    pg_port = port;
+    pg_user = user;
+}
+
+int tc_using_postgres(void) { return pg_host != NULL; }
+
+int tc_pg_target(const tc_server *s, char *out, size_t len) {
+    if (!pg_host) return -1;
+    const char *base = strrchr(s->dir, '/');
+    base = base ? base + 1 : s->dir;
+    snprintf(out, len, "postgres://%s@/%s?host=%s&port=%s&application_name=%s",
+             pg_user, base, pg_host, pg_port, base);
+    return 0;
+}
+
+int tc_pg_admin(const char *sql, char *out, size_t len) {
+    char uri[512];
+    snprintf(uri, sizeof uri, "postgres://%s@/postgres?host=%s&port=%s",
+             pg_user, pg_host, pg_port);
+    PGconn *c = PQconnectdb(uri);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        int st = PQresultStatus(r);
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            rc = 0;
+            if (out && PQntuples(r) > 0)
+                snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+        } else if (state && !strcmp(state, "42P04")) {
+            rc = 0; /* the database exists already: a restart */
+        } else {
+            fprintf(stderr, "tclient: %s: %s", sql, PQerrorMessage(c));
+        }
+        PQclear(r);
+    } else {
+        fprintf(stderr, "tclient: connect %s: %s", uri, PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
 
 /* ---------- server process ---------- */
 
 int tc_server_start(tc_server *s, const char *binary, const char *dir,
                     const char *const *extra) {
+    return tc_server_start_opts(s, binary, dir, extra, NULL);
+}
+
+int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
+                         const char *const *extra, const tc_server_opts *o) {
     memset(s, 0, sizeof *s);
     s->pid = -1;
     if (dir) {
         snprintf(s->dir, sizeof s->dir, "%s", dir);
     } else {
-        snprintf(s->dir, sizeof s->dir, "/tmp/parley-srvtest-XXXXXX");
+        const char *tmp = getenv("TMPDIR");
+        snprintf(s->dir, sizeof s->dir, "%s/parley-srvtest-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(s->dir)) return -1;
     }
     char db[300], sock[300], log[300];
@@ -49,6 +106,16 @@ int tc_server_start(tc_server *s, const char *binary, const char *dir,
     argv[n++] = sock;
     argv[n++] = "--db";
     argv[n++] = db;
+    char target[1024];
+    if (tc_pg_target(s, target, sizeof target) == 0) {
+        /* A database of its own, named as the dir; kept across restarts. */
+        char sql[400];
+        snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"",
+                 strrchr(s->dir, '/') ? strrchr(s->dir, '/') + 1 : s->dir);
+        if (tc_pg_admin(sql, NULL, 0) != 0) return -1;
+        argv[n++] = "--store";
+        argv[n++] = target;
+    }
     for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     int pfd[2];
@@ -68,6 +135,12 @@ int tc_server_start(tc_server *s, const char *binary, const char *dir,
             unsetenv("PARLEY_JWT_SECRET");
         else
             setenv("PARLEY_JWT_SECRET", TC_SECRET, 1);
+        if (o && o->fsize_limit > 0) {
+            /* An ignored signal stays ignored across exec. */
+            struct rlimit rl = {(rlim_t)o->fsize_limit, (rlim_t)o->fsize_limit};
+            signal(SIGXFSZ, SIG_IGN);
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(126);
+        }
         execv(binary, (char *const *)argv);
         _exit(127);
     }
@@ -171,6 +244,24 @@ grpc_channel *tc_channel(const char *addr) {
     a.key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     a.value.integer = 1;
     grpc_channel_args args = {1, &a};
+    grpc_channel *ch = grpc_channel_create(addr, c, &args);
+    grpc_channel_credentials_release(c);
+    return ch;
+}
+
+grpc_channel *tc_channel_small_window(const char *addr) {
+    grpc_channel_credentials *c = grpc_insecure_credentials_create();
+    grpc_arg a[3];
+    a[0].type = GRPC_ARG_INTEGER;
+    a[0].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+    a[0].value.integer = 1;
+    a[1].type = GRPC_ARG_INTEGER;
+    a[1].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+    a[1].value.integer = 0;
+    a[2].type = GRPC_ARG_INTEGER;
+    a[2].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
+    a[2].value.integer = 64 * 1024;
+    grpc_channel_args args = {3, a};
     grpc_channel *ch = grpc_channel_create(addr, c, &args);
     grpc_channel_credentials_release(c);
     return ch;

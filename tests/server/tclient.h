@@ -20,11 +20,30 @@ typedef struct tc_server {
     char banner[4096]; /* what parleyd printed up to its ready line */
 } tc_server;
 
+/* After tc_use_postgres, every parleyd started runs its store on a database
+ * of its own on that PostgreSQL (--store), named as its temp dir and
+ * created on its first start; its connections carry that name as
+ * application_name. tc_pg_target writes the URI; tc_pg_admin runs sql as
+ * the admin (the first value into out), 0 on success. */
+void tc_use_postgres(const char *host, const char *port, const char *user);
+int tc_using_postgres(void);
+int tc_pg_target(const tc_server *s, char *out, size_t len);
+int tc_pg_admin(const char *sql, char *out, size_t len);
+
 /* Starts parleyd with its db in a new temp dir (or in dir if given) and
  * extra args (NULL-terminated), and waits for its ready line. 0 on success.
  * PARLEY_JWT_SECRET is TC_SECRET unless extra[0] is "--dev" (then unset). */
 int tc_server_start(tc_server *s, const char *binary, const char *dir,
                     const char *const *extra);
+/* What tc_server_start_opts can change about the process. */
+typedef struct tc_server_opts {
+    /* RLIMIT_FSIZE of parleyd in bytes (0: none), with SIGXFSZ ignored: a
+     * write past it fails with EFBIG, so SQLite meets a real full disk at
+     * the commit that crosses it, without root or a small filesystem. */
+    long long fsize_limit;
+} tc_server_opts;
+int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
+                         const char *const *extra, const tc_server_opts *o);
 /* SIGTERM (or SIGKILL if kill9) and wait; returns the exit status, or
  * 128+signal. */
 int tc_server_stop(tc_server *s, int kill9);
@@ -49,6 +68,10 @@ int tc_unary(grpc_channel *ch, const char *path, const char *token,
 void tc_result_free(tc_result *r);
 
 grpc_channel *tc_channel(const char *addr);
+/* A channel whose per-stream receive window stays at 64 KB (no BDP probing
+ * growing it): a stream the test does not read holds the server back after
+ * that much, whatever the machine's speed. */
+grpc_channel *tc_channel_small_window(const char *addr);
 
 /* A Connect stream (or any bidi call). */
 typedef struct tc_stream tc_stream;

@@ -399,9 +399,9 @@ static int exit_counters(const tc_server *s, char *mode, unsigned long *c,
     if (!f) return -1;
     int found = -1;
     while (fgets(line, sizeof line, f)) {
-        const char *p = strstr(line, "parleyd: durability ");
+        const char *p = strstr(line, "durability ");
         if (p && sscanf(p,
-                        "parleyd: durability %15[a-z]: %lu commits, %lu "
+                        "durability %15[a-z]: %lu commits, %lu "
                         "syncs, %lu unsynced",
                         mode, c, sy, u) == 4)
             found = 0;

@@ -4,7 +4,10 @@
  * replay-then-live racing concurrent publishes, a slow consumer, and
  * durability across a SIGKILL.
  *
- * usage: test_server PARLEYD_BINARY */
+ * usage: test_server PARLEYD_BINARY [postgres]
+ * With postgres, every parleyd runs with --store on the PostgreSQL that
+ * PARLEY_PG_HOST / _PORT / _USER name (tests/pg/pgtmp exec), and the full
+ * disk test (an SQLite file's) gives way to a lost PostgreSQL connection. */
 #include <CUnit/Basic.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "tclient.h"
 #include "parley/v1/history.pb-c.h"
@@ -517,9 +522,21 @@ static void test_connect(void) {
     CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED);
     free_frame(f);
     publish(g_ch, t_quinn, "c-conn", "after-unsub", "quiet", &r);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
     tc_result_free(&r);
-    f = recv_frame(st, 500);
-    CU_ASSERT_PTR_NULL(f);
+    /* The publish was answered, so its event (had it been fanned out to
+     * this stream) is queued already: the next frame must be the Pong. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 12;
+    Parley__V1__ClientFrame pf = PARLEY__V1__CLIENT_FRAME__INIT;
+    pf.request_id = 12;
+    pf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    pf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &pf.base), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_PONG);
+    CU_ASSERT_EQUAL(f->request_id, 12);
     free_frame(f);
     /* half-close with no subscriptions: the server ends the stream OK */
     CU_ASSERT_EQUAL(tc_stream_close_send(st), 0);
@@ -532,11 +549,21 @@ static void test_connect(void) {
 }
 
 /* Replay of a big backlog while another client keeps publishing: the
- * subscriber must see every rev exactly once, in order. The publisher is a
- * separate process (this binary with --publisher), as a real other client
- * would be: in one process, grpc's client threads would also serve the
- * subscriber's socket and slow the publisher down. */
-static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
+ * subscriber must see every rev exactly once, in order, with Subscribed
+ * exactly at the replay/live boundary. The publisher is a separate process
+ * (this binary with --publisher), as a real other client would be: in one
+ * process, grpc's client threads would also serve the subscriber's socket.
+ *
+ * Synchronised on events, not on time or disk speed: the subscriber reads
+ * the first replayed event (the replay is under way) and then nothing more;
+ * its stream window is fixed at 64 KB (tc_channel_small_window) and the
+ * server's send queue holds far less than the 10 MB backlog, so the server
+ * cannot finish the replay. Only then does the publisher start; once its
+ * first RACE_A publishes are acked (committed while the replay is stuck),
+ * the subscriber reads on while the publisher goes on with RACE_B more. */
+enum { RACE_BACKLOG = 5000, RACE_A = 200, RACE_B = 1000 };
+
+static pid_t spawn_publisher(const char *addr, int *ready_fd) {
     int pfd[2];
     if (pipe(pfd) != 0) return -1;
     pid_t pid = fork();
@@ -544,10 +571,8 @@ static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(pfd[1], 1);
         close(pfd[0]);
-        char nb[16];
-        snprintf(nb, sizeof nb, "%d", n);
         execl("/proc/self/exe", "test_server", "--publisher", addr, "c-race",
-              nb, (char *)NULL);
+              (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -555,52 +580,60 @@ static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
     return pid;
 }
 
-/* test_server --publisher ADDR ROOM N: publishes N messages, printing
- * "started" after the first 20 acks; exit 0 when all were acked. */
-static int publisher_main(const char *addr, const char *room, int n) {
+/* test_server --publisher ADDR ROOM: publishes RACE_A messages, prints
+ * "a-done" once they are all acked, then RACE_B more; exit 0 when every
+ * one was acked. */
+static int publisher_main(const char *addr, const char *room) {
     grpc_init();
     char *tok = tc_token("quinn", "participant", 3600, NULL);
     grpc_channel *ch = tc_channel(addr);
-    int acked = stream_publish_many(ch, tok, room, "live", 20, 8, "before");
-    printf("started\n");
+    int acked = stream_publish_many(ch, tok, room, "live-a", RACE_A, 8,
+                                    "committed while the replay is stuck");
+    printf("a-done %d\n", acked);
     fflush(stdout);
-    acked += stream_publish_many(ch, tok, room, "live2", n - 20, 4,
-                                 "published during the replay");
+    acked += stream_publish_many(ch, tok, room, "live-b", RACE_B, 4,
+                                 "published while the subscriber catches up");
     grpc_channel_destroy(ch);
     free(tok);
     grpc_shutdown();
-    return acked == n ? 0 : 1;
+    return acked == RACE_A + RACE_B ? 0 : 1;
 }
 
 static void test_replay_races_publishes(void) {
-    enum { BACKLOG = 5000, LIVE = 1500 };
+    enum { TOTAL = RACE_BACKLOG + RACE_A + RACE_B, AFTER = 3 };
     create_room("c-race");
     /* 2 KB bodies: a 10 MB backlog. */
     static char big[2001];
     memset(big, 'r', 2000);
     CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-race", "old",
-                                              BACKLOG, 256, big),
-                          BACKLOG);
+                                              RACE_BACKLOG, 256, big),
+                          RACE_BACKLOG);
+    grpc_channel *ch = tc_channel_small_window(g_srv.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-race", 0), 0);
+    /* The replay has started: its first event is here. */
+    Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_EVENT);
+    CU_ASSERT_EQUAL(f->event->message->rev, 1);
+    CU_ASSERT_TRUE(f->event->replay);
+    free_frame(f);
+    uint64_t next = 2, head = 0;
+    int subscribed = 0, bad_order = 0, bad_flag = 0;
+
     int ready_fd = -1;
-    pid_t pub = spawn_publisher(g_srv.addr, LIVE, &ready_fd);
+    pid_t pub = spawn_publisher(g_srv.addr, &ready_fd);
     CU_ASSERT_FATAL(pub > 0);
-    /* Subscribe only once the publisher is running. */
     char line[32] = "";
     FILE *rf = fdopen(ready_fd, "r");
     CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, rf));
     fclose(rf);
-    CU_ASSERT_STRING_EQUAL(line, "started\n");
-    grpc_channel *ch = tc_channel(g_srv.addr);
-    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
-    CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-race", 0), 0);
-    uint64_t next = 1, head = 0;
-    int subscribed = 0, bad_order = 0, bad_flag = 0;
-    /* Do not read for a while: the backlog (10 MB) is far more than the
-     * HTTP/2 windows and the send queue hold, so the server is stuck in the
-     * middle of the replay while the publisher goes on committing. */
-    usleep(300 * 1000);
-    while (next <= BACKLOG + LIVE) {
-        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+    CU_ASSERT_STRING_EQUAL(line, "a-done 200\n");
+
+    /* Read on while phase B is published; stop once Subscribed and every
+     * event of the backlog and both phases are in. */
+    while (!subscribed || next <= TOTAL) {
+        f = recv_frame(st, 20000);
         if (!f) break;
         if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
             subscribed++;
@@ -610,22 +643,240 @@ static void test_replay_races_publishes(void) {
             if (f->event->message->rev != next) bad_order++;
             if ((int)f->event->replay != !subscribed) bad_flag++;
             next = f->event->message->rev + 1;
+        } else {
+            bad_order++;
         }
         free_frame(f);
     }
     int pst = -1;
     waitpid(pub, &pst, 0);
-    fprintf(stderr, "  replay/live boundary at rev %llu of %d (%d published during the replay)\n",
-            (unsigned long long)head, BACKLOG + LIVE, (int)head - BACKLOG - 20);
+    fprintf(stderr, "  replay/live boundary at rev %llu of %d\n",
+            (unsigned long long)head, TOTAL);
     CU_ASSERT_TRUE(WIFEXITED(pst) && WEXITSTATUS(pst) == 0); /* all acked */
     CU_ASSERT_EQUAL(subscribed, 1);
     CU_ASSERT_EQUAL(bad_order, 0);
     CU_ASSERT_EQUAL(bad_flag, 0);
-    CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
-    /* publishes were committed while the replay was under way */
-    CU_ASSERT_TRUE(head > BACKLOG + 20 + 8);
+    CU_ASSERT_EQUAL(next, TOTAL + 1);
+    /* Phase A was committed while the replay could not have ended. */
+    CU_ASSERT_TRUE(head >= RACE_BACKLOG + RACE_A);
+
+    /* After Subscribed: live events, in order, flagged live. */
+    for (int i = 0; i < AFTER; i++) {
+        char id[16];
+        tc_result r;
+        snprintf(id, sizeof id, "after-%d", i);
+        publish(g_ch, t_pat, "c-race", id, "after the handover", &r);
+        CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+        tc_result_free(&r);
+        f = recv_frame(st, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_EVENT);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            CU_ASSERT_EQUAL(f->event->message->rev, (uint64_t)TOTAL + 1 + i);
+            CU_ASSERT_FALSE(f->event->replay);
+        }
+        free_frame(f);
+    }
     tc_stream_free(st);
     grpc_channel_destroy(ch);
+}
+
+/* ---------- batches and shared streams ---------- */
+
+/* Frames read from a stream with batches on: a ServerFrame{batch} is
+ * flattened into its frames, in order; the outer messages are kept to be
+ * freed at the end. */
+typedef struct flat_reader {
+    tc_stream *st;
+    Parley__V1__ServerFrame *outer[4096];
+    size_t n_outer;
+    Parley__V1__ServerFrame **q;
+    size_t q_head, q_len, q_cap;
+    size_t batches, batched_frames; /* how many came inside a batch */
+} flat_reader;
+
+static Parley__V1__ServerFrame *flat_next(flat_reader *r, int ms) {
+    while (r->q_head == r->q_len) {
+        Parley__V1__ServerFrame *f = recv_frame(r->st, ms);
+        if (!f) return NULL;
+        CU_ASSERT_FATAL(r->n_outer < 4096);
+        r->outer[r->n_outer++] = f;
+        size_t n = f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH
+                       ? f->batch->n_frames
+                       : 1;
+        if (r->q_len + n > r->q_cap) {
+            r->q_cap = (r->q_len + n) * 2;
+            r->q = realloc(r->q, r->q_cap * sizeof *r->q);
+        }
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH) {
+            r->batches++;
+            r->batched_frames += n;
+            for (size_t i = 0; i < n; i++) {
+                /* never nested */
+                CU_ASSERT_NOT_EQUAL(f->batch->frames[i]->kind_case,
+                                    PARLEY__V1__SERVER_FRAME__KIND_BATCH);
+                r->q[r->q_len++] = f->batch->frames[i];
+            }
+        } else {
+            r->q[r->q_len++] = f;
+        }
+    }
+    return r->q[r->q_head++];
+}
+
+static void flat_free(flat_reader *r) {
+    for (size_t i = 0; i < r->n_outer; i++) free_frame(r->outer[i]);
+    free(r->q);
+}
+
+static int send_options(tc_stream *st, uint64_t rid, int batch) {
+    Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
+    o.batch = batch;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
+    f.options = &o;
+    return tc_stream_send(st, &f.base);
+}
+
+/* With SessionOptions.batch the server sends what queues up behind one
+ * send as ServerFrame{batch}; a replay of 2,000 events racing live
+ * publishes still arrives as every rev once, in order, replay flags right,
+ * Subscribed at the boundary. */
+static void test_batches_replay_then_live(void) {
+    enum { BACKLOG = 2000, LIVE = 300 };
+    create_room("c-batch");
+    CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-batch", "old",
+                                              BACKLOG, 256, "backlog"),
+                          BACKLOG);
+    grpc_channel *ch = tc_channel(g_srv.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_options(st, 1, 1), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_OPTIONS);
+    CU_ASSERT_EQUAL(f->request_id, 1);
+    CU_ASSERT_TRUE(f->options->batch);
+    free_frame(f);
+    CU_ASSERT_EQUAL(send_subscribe(st, 2, "c-batch", 0), 0);
+    /* live publishes from another stream while the replay runs */
+    tc_stream *pub = tc_stream_open(g_ch, S("Connect"), t_quinn);
+    for (int i = 0; i < LIVE; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "live-%d", i);
+        CU_ASSERT_EQUAL(send_publish(pub, (uint64_t)i + 1, "c-batch", id, "live"),
+                        0);
+    }
+    flat_reader r = {.st = st};
+    uint64_t next = 1;
+    int subscribed = 0, bad_order = 0, bad_flag = 0;
+    while (next <= BACKLOG + LIVE) {
+        Parley__V1__ServerFrame *g = flat_next(&r, 20000);
+        if (!g) break;
+        if (g->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
+            subscribed++;
+            CU_ASSERT_EQUAL(g->request_id, 2);
+            if (g->subscribed->room->head_rev != next - 1) bad_order++;
+        } else if (g->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            if (g->event->message->rev != next) bad_order++;
+            if ((int)g->event->replay != !subscribed) bad_flag++;
+            next = g->event->message->rev + 1;
+        }
+    }
+    CU_ASSERT_EQUAL(subscribed, 1);
+    CU_ASSERT_EQUAL(bad_order, 0);
+    CU_ASSERT_EQUAL(bad_flag, 0);
+    CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
+    /* the replay pages went out merged, far fewer messages than frames */
+    CU_ASSERT_TRUE(r.batches > 0);
+    CU_ASSERT_TRUE(r.batched_frames > r.batches * 4);
+    fprintf(stderr, "  %zu frames came in %zu batches\n", r.batched_frames,
+            r.batches);
+    flat_free(&r);
+    tc_stream_free(pub);
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+}
+
+/* A stream that carries many users: each publish with user_token is stored
+ * as that token's user; a token that does not verify is refused and stores
+ * nothing; a ClientFrame{batch} is handled frame by frame, in order. */
+static void test_shared_stream_user_token(void) {
+    create_room("c-shared");
+    tc_stream *st = tc_stream_open(g_ch, S("Connect"), t_org);
+    Parley__V1__PublishRequest p[3];
+    Parley__V1__ClientFrame inner[3], *inner_p[3];
+    const char *ids[3] = {"u-1", "u-2", "u-3"};
+    const char *toks[3] = {t_pat, "not-a-token", t_quinn};
+    for (int i = 0; i < 3; i++) {
+        parley__v1__publish_request__init(&p[i]);
+        p[i].room = "c-shared";
+        p[i].client_msg_id = (char *)ids[i];
+        p[i].body = "shared";
+        parley__v1__client_frame__init(&inner[i]);
+        inner[i].request_id = 10 + (uint64_t)i;
+        inner[i].kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+        inner[i].publish = &p[i];
+        inner[i].user_token = (char *)toks[i];
+        inner_p[i] = &inner[i];
+    }
+    Parley__V1__ClientBatch cb = PARLEY__V1__CLIENT_BATCH__INIT;
+    cb.n_frames = 3;
+    cb.frames = inner_p;
+    Parley__V1__ClientFrame outer = PARLEY__V1__CLIENT_FRAME__INIT;
+    outer.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+    outer.batch = &cb;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &outer.base), 0);
+    /* batches are off on this stream: three frames, one by one; the
+     * refusal comes at once, the acks after the commit */
+    int seen[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_NOT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_BATCH);
+        if (f->request_id == 11) {
+            CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+            CU_ASSERT_EQUAL(f->error->code,
+                            PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED);
+            seen[1]++;
+        } else {
+            CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ACK);
+            int i2 = f->request_id == 10 ? 0 : 2;
+            CU_ASSERT_EQUAL(f->request_id, 10 + (uint64_t)i2);
+            CU_ASSERT_STRING_EQUAL(f->ack->message->author->id,
+                                   i2 == 0 ? "pat" : "quinn");
+            seen[i2]++;
+        }
+        free_frame(f);
+    }
+    CU_ASSERT_TRUE(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    /* nothing was stored for the refused one: two messages in the room */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "c-shared";
+    tc_result r = call(g_ch, H("ListMessages"), t_org, &lq,
+                       &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *lr =
+        (Parley__V1__ListMessagesResponse *)r.resp;
+    CU_ASSERT_EQUAL(lr->n_messages, 2);
+    tc_result_free(&r);
+    /* a batch inside a batch is refused */
+    Parley__V1__ClientFrame *nest_p[1] = {&outer};
+    Parley__V1__ClientBatch nb = PARLEY__V1__CLIENT_BATCH__INIT;
+    nb.n_frames = 1;
+    nb.frames = nest_p;
+    Parley__V1__ClientFrame nest = PARLEY__V1__CLIENT_FRAME__INIT;
+    nest.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+    nest.batch = &nb;
+    outer.request_id = 77;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &nest.base), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+    CU_ASSERT_EQUAL(f->request_id, 77);
+    CU_ASSERT_EQUAL(f->error->code, PARLEY__V1__ERROR_CODE__ERROR_CODE_MALFORMED);
+    free_frame(f);
+    tc_stream_free(st);
 }
 
 /* ---------- slow consumer ---------- */
@@ -803,8 +1054,14 @@ static void test_sigterm_keeps_acked(void) {
             if (send_publish(st, (uint64_t)sent + 1, "term", id, "body")) break;
             sent++;
         }
-        Parley__V1__ServerFrame *f = recv_frame(st, 10000);
-        if (!f) break; /* the stream ended: server going down */
+        ProtobufCMessage *m = NULL;
+        int got = tc_stream_recv(st, &parley__v1__server_frame__descriptor,
+                                 10000, &m);
+        if (got != 1) { /* the stream ended (server going down), not a timeout */
+            CU_ASSERT_EQUAL(got, 0);
+            break;
+        }
+        Parley__V1__ServerFrame *f = (Parley__V1__ServerFrame *)m;
         if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
             acked++;
             if (f->ack->message->seq > max_seq) max_seq = f->ack->message->seq;
@@ -843,6 +1100,427 @@ static void test_sigterm_keeps_acked(void) {
     grpc_channel_destroy(ch);
     CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
     tc_server_cleanup(&s2);
+}
+
+/* ---------- a commit that fails ---------- */
+
+/* A real full disk under parleyd (RLIMIT_FSIZE, see tc_server_opts): three
+ * publishers keep publishing on Connect streams while a fourth client
+ * watches the room, until the commits start failing. Then: each publish got
+ * exactly one answer; every refused one is INTERNAL "storage failure; retry"
+ * (not fatal) and reached each of the publishers; the watcher received an
+ * event for each acked publish and for nothing else; and after a restart
+ * without the limit, the database holds exactly the acked publishes, the
+ * refused ones are stored on retry as new messages (never stored before)
+ * and an acked one is a duplicate. */
+enum { CF_PUBS = 3, CF_WINDOW = 8, CF_ROUNDS = 100,
+       CF_MAX = CF_WINDOW * CF_ROUNDS };
+enum { CF_NONE, CF_ACKED, CF_REFUSED };
+
+static unsigned char cf_out[CF_PUBS][CF_MAX], cf_seen[CF_PUBS][CF_MAX];
+
+/* "w<p>-<i>" by author "cf<p>" -> p, i; -1 if it is not one of ours. */
+static int cf_parse(const char *author, const char *id, int *p, int *i) {
+    int a, b, c;
+    if (sscanf(author, "cf%d", &a) != 1 || sscanf(id, "w%d-%d", &b, &c) != 2 ||
+        a != b || a < 0 || a >= CF_PUBS || c < 0 || c >= CF_MAX)
+        return -1;
+    *p = a;
+    *i = c;
+    return 0;
+}
+
+static void test_commit_failure(void) {
+    static char body[1001];
+    memset(body, 'f', 1000);
+    memset(cf_out, 0, sizeof cf_out);
+    memset(cf_seen, 0, sizeof cf_seen);
+    tc_server s;
+    const char *extra[] = {"--rooms", "cf", NULL};
+    tc_server_opts o = {.fsize_limit = 1024 * 1024};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start_opts(&s, g_bin, NULL, extra, &o), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    char *tok[CF_PUBS];
+    tc_stream *pub[CF_PUBS];
+    for (int p = 0; p < CF_PUBS; p++) {
+        char sub[8];
+        snprintf(sub, sizeof sub, "cf%d", p);
+        tok[p] = tc_token(sub, "participant", 3600, NULL);
+        pub[p] = tc_stream_open(ch, S("Connect"), tok[p]);
+    }
+    tc_stream *watch = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(watch, 1, "cf", 0), 0);
+    Parley__V1__ServerFrame *f = recv_frame(watch, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+
+    int acked = 0, refused = 0, bad = 0, rounds = 0;
+    int refused_by[CF_PUBS] = {0};
+    while (rounds < CF_ROUNDS) {
+        int all = 1;
+        for (int p = 0; p < CF_PUBS; p++) all = all && refused_by[p];
+        if (all) break;
+        for (int p = 0; p < CF_PUBS; p++)
+            for (int k = 0; k < CF_WINDOW; k++) {
+                int i = rounds * CF_WINDOW + k;
+                char id[32];
+                snprintf(id, sizeof id, "w%d-%d", p, i);
+                CU_ASSERT_EQUAL(send_publish(pub[p], (uint64_t)i + 1, "cf", id, body), 0);
+            }
+        for (int p = 0; p < CF_PUBS; p++)
+            for (int k = 0; k < CF_WINDOW; k++) {
+                f = recv_frame(pub[p], 20000);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+                int i = (int)f->request_id - 1;
+                if (i < rounds * CF_WINDOW || i >= (rounds + 1) * CF_WINDOW ||
+                    cf_out[p][i] != CF_NONE) {
+                    bad++; /* an answer to nothing, or a second answer */
+                } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+                           !f->ack->duplicate) {
+                    cf_out[p][i] = CF_ACKED;
+                    acked++;
+                } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                           f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                           !f->error->fatal &&
+                           !strcmp(f->error->detail, "storage failure; retry")) {
+                    cf_out[p][i] = CF_REFUSED;
+                    refused++;
+                    refused_by[p]++;
+                } else {
+                    bad++;
+                }
+                free_frame(f);
+            }
+        rounds++;
+    }
+    fprintf(stderr, "  %d acked, %d refused (by publisher %d/%d/%d) in %d rounds\n",
+            acked, refused, refused_by[0], refused_by[1], refused_by[2], rounds);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(acked > 0);
+    for (int p = 0; p < CF_PUBS; p++) CU_ASSERT_TRUE(refused_by[p] > 0);
+
+    /* The unary path on a full disk: acked (a small commit may still fit)
+     * or refused the same way; either is checked below. */
+    tc_result r;
+    publish(ch, tok[0], "cf", "w0-799", body, &r);
+    if (r.status == GRPC_STATUS_OK) {
+        cf_out[0][CF_MAX - 1] = CF_ACKED;
+        acked++;
+    } else {
+        CU_ASSERT_EQUAL(r.status, GRPC_STATUS_INTERNAL);
+        CU_ASSERT_STRING_EQUAL(r.parley_code, "INTERNAL");
+        CU_ASSERT_STRING_EQUAL(r.details, "storage failure; retry");
+        cf_out[0][CF_MAX - 1] = CF_REFUSED;
+    }
+    tc_result_free(&r);
+
+    /* Everything fanned out left before the Pong: events are queued in the
+     * flush that answers their publishes, and every publish is answered. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 4242;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 2;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    cf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(watch, &cf.base), 0);
+    int events = 0, bad_events = 0;
+    uint64_t last_rev = 0;
+    for (;;) {
+        f = recv_frame(watch, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PONG) {
+            CU_ASSERT_EQUAL(f->pong->nonce, 4242);
+            free_frame(f);
+            break;
+        }
+        int p, i;
+        if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_EVENT ||
+            cf_parse(f->event->message->author->id,
+                     f->event->message->client_msg_id, &p, &i) < 0 ||
+            cf_out[p][i] != CF_ACKED || cf_seen[p][i] ||
+            f->event->message->rev <= last_rev) {
+            bad_events++;
+        } else {
+            cf_seen[p][i] = 1;
+            last_rev = f->event->message->rev;
+            events++;
+        }
+        free_frame(f);
+    }
+    CU_ASSERT_EQUAL(bad_events, 0);
+    CU_ASSERT_EQUAL(events, acked);
+    for (int p = 0; p < CF_PUBS; p++) tc_stream_free(pub[p]);
+    tc_stream_free(watch);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+
+    /* The same database without the limit. */
+    tc_server s2;
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s2, g_bin, s.dir, extra), 0);
+    ch = tc_channel(s2.addr);
+    memset(cf_seen, 0, sizeof cf_seen);
+    int stored = 0, bad_rows = 0;
+    uint64_t after = 0;
+    for (;;) {
+        Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+        lq.room = "cf";
+        lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+        lq.after_rev = after;
+        lq.limit = 1000;
+        r = call(ch, H("ListMessages"), t_org, &lq,
+                 &parley__v1__list_messages_response__descriptor);
+        CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+        Parley__V1__ListMessagesResponse *l = (void *)r.resp;
+        for (size_t k = 0; k < l->n_messages; k++) {
+            Parley__V1__Message *m = l->messages[k];
+            int p, i;
+            if (cf_parse(m->author->id, m->client_msg_id, &p, &i) < 0 ||
+                cf_out[p][i] != CF_ACKED || cf_seen[p][i] ||
+                m->seq != (uint64_t)stored + 1)
+                bad_rows++;
+            else
+                cf_seen[p][i] = 1;
+            stored++;
+            after = m->rev;
+        }
+        int more = l->has_more && l->n_messages > 0;
+        tc_result_free(&r);
+        if (!more) break;
+    }
+    fprintf(stderr, "  %d stored after the restart\n", stored);
+    CU_ASSERT_EQUAL(bad_rows, 0);
+    CU_ASSERT_EQUAL(stored, acked); /* every ack is in the database */
+    int retried = 0, retry_bad = 0, dup_seen = 0;
+    for (int p = 0; p < CF_PUBS; p++)
+        for (int i = 0; i < CF_MAX; i++) {
+            if (cf_out[p][i] == CF_NONE) continue;
+            if (cf_out[p][i] == CF_ACKED && dup_seen) continue;
+            char id[32];
+            snprintf(id, sizeof id, "w%d-%d", p, i);
+            Parley__V1__PublishResponse *pr = publish(ch, tok[p], "cf", id, body, &r);
+            if (r.status != GRPC_STATUS_OK || !pr)
+                retry_bad++;
+            else if (cf_out[p][i] == CF_REFUSED)
+                retry_bad += pr->duplicate != 0, retried++;
+            else
+                retry_bad += pr->duplicate == 0, dup_seen = 1;
+            tc_result_free(&r);
+        }
+    CU_ASSERT_EQUAL(retry_bad, 0);
+    CU_ASSERT_TRUE(dup_seen);
+    CU_ASSERT_EQUAL(retried, refused + (cf_out[0][CF_MAX - 1] == CF_REFUSED));
+    for (int p = 0; p < CF_PUBS; p++) free(tok[p]);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
+    tc_server_cleanup(&s2);
+}
+
+/* ---------- a lost PostgreSQL connection ---------- */
+
+/* parleyd's connection is cut in the middle of a group commit: the test
+ * holds a lock on the rooms table, so the batch waits inside its
+ * transaction, and ends parleyd's backend there (as a PostgreSQL restart
+ * or a network cut would). The publishes of that batch are refused
+ * ("storage failure; retry"), the next ones are acked on a new connection,
+ * a refused one retried is stored as new, and the database and the
+ * watcher's events hold exactly the acked publishes, each once. */
+enum { PL_ROUND = 5, PL_MAX = 3 * PL_ROUND };
+
+static int pl_round(tc_stream *st, int first, int *out) {
+    char id[32];
+    int bad = 0;
+    for (int i = first; i < first + PL_ROUND; i++) {
+        snprintf(id, sizeof id, "l-%d", i);
+        if (send_publish(st, (uint64_t)i + 1, "loss", id, "body")) bad++;
+    }
+    for (int k = 0; k < PL_ROUND; k++) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+        if (!f) return bad + 1;
+        int i = (int)f->request_id - 1;
+        if (i < first || i >= first + PL_ROUND || out[i])
+            bad++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+                 !f->ack->duplicate)
+            out[i] = 1;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                 f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                 !f->error->fatal &&
+                 !strcmp(f->error->detail, "storage failure; retry"))
+            out[i] = 2;
+        else
+            bad++;
+        free_frame(f);
+    }
+    return bad;
+}
+
+static int pl_wait_blocked(const char *app) {
+    char sql[300], v[32];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+             "'%s' AND wait_event_type = 'Lock'", app);
+    for (int i = 0; i < 1000; i++) {
+        if (tc_pg_admin(sql, v, sizeof v) == 0 && atoi(v) == 1) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_pg_connection_lost(void) {
+    tc_server s;
+    const char *extra[] = {"--rooms", "loss", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    const char *app = strrchr(s.dir, '/') + 1;
+    grpc_channel *ch = tc_channel(s.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_pat);
+    tc_stream *watch = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(watch, 1, "loss", 0), 0);
+    Parley__V1__ServerFrame *f = recv_frame(watch, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+    int out[PL_MAX] = {0};
+
+    CU_ASSERT_EQUAL(pl_round(st, 0, out), 0);
+    for (int i = 0; i < PL_ROUND; i++) CU_ASSERT_EQUAL(out[i], 1);
+
+    /* The lock, on parleyd's database, from a connection of the test's. */
+    char uri[1024];
+    snprintf(uri, sizeof uri, "postgres://%s@/%s?host=%s&port=%s",
+             getenv("PARLEY_PG_USER"), app, getenv("PARLEY_PG_HOST"),
+             getenv("PARLEY_PG_PORT"));
+    PGconn *lk = PQconnectdb(uri);
+    CU_ASSERT_EQUAL_FATAL(PQstatus(lk), CONNECTION_OK);
+    PGresult *res = PQexec(lk, "BEGIN; LOCK TABLE rooms IN EXCLUSIVE MODE");
+    CU_ASSERT_EQUAL(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    char id[32];
+    for (int i = PL_ROUND; i < 2 * PL_ROUND; i++) {
+        snprintf(id, sizeof id, "l-%d", i);
+        CU_ASSERT_EQUAL(send_publish(st, (uint64_t)i + 1, "loss", id, "body"), 0);
+    }
+    /* parleyd's batch waits on the lock, inside its transaction: cut it. */
+    CU_ASSERT_TRUE(pl_wait_blocked(app));
+    char sql[300], v[32] = "";
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+             " FROM (SELECT pid FROM pg_stat_activity WHERE application_name"
+             " = '%s' OFFSET 0) b", app);
+    CU_ASSERT_EQUAL(tc_pg_admin(sql, v, sizeof v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "1");
+    res = PQexec(lk, "COMMIT");
+    PQclear(res);
+    PQfinish(lk);
+    int acked = 0, refused = 0, bad = 0;
+    for (int k = 0; k < PL_ROUND; k++) {
+        f = recv_frame(st, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        int i = (int)f->request_id - 1;
+        if (i < PL_ROUND || i >= 2 * PL_ROUND || out[i])
+            bad++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
+            out[i] = 1;
+            acked++;
+        } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                   f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                   !strcmp(f->error->detail, "storage failure; retry")) {
+            out[i] = 2;
+            refused++;
+        } else {
+            bad++;
+        }
+        free_frame(f);
+    }
+    fprintf(stderr, "  cut mid-batch: %d refused, %d acked\n", refused, acked);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(refused >= 1); /* the batch that was cut */
+
+    /* The next publishes go through on a new connection. */
+    CU_ASSERT_EQUAL(pl_round(st, 2 * PL_ROUND, out), 0);
+    for (int i = 2 * PL_ROUND; i < 3 * PL_ROUND; i++) CU_ASSERT_EQUAL(out[i], 1);
+    /* A refused publish was not stored: its retry is new. */
+    int retried_bad = 0;
+    for (int i = 0; i < PL_MAX; i++) {
+        if (out[i] != 2) continue;
+        tc_result r;
+        snprintf(id, sizeof id, "l-%d", i);
+        Parley__V1__PublishResponse *p = publish(ch, t_pat, "loss", id, "body", &r);
+        if (r.status != GRPC_STATUS_OK || !p || p->duplicate) retried_bad++;
+        else out[i] = 1;
+        tc_result_free(&r);
+    }
+    CU_ASSERT_EQUAL(retried_bad, 0);
+
+    /* Stored: every publish, once, dense. */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "loss";
+    lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+    lq.after_rev = 0;
+    lq.limit = 100;
+    tc_result r = call(ch, H("ListMessages"), t_org, &lq,
+                       &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *l = (void *)r.resp;
+    int seen[PL_MAX] = {0}, bad_rows = 0;
+    CU_ASSERT_EQUAL(l->n_messages, (size_t)PL_MAX);
+    for (size_t k = 0; k < l->n_messages; k++) {
+        int i = -1;
+        if (sscanf(l->messages[k]->client_msg_id, "l-%d", &i) != 1 || i < 0 ||
+            i >= PL_MAX || seen[i] || out[i] != 1 ||
+            l->messages[k]->seq != k + 1)
+            bad_rows++;
+        else
+            seen[i] = 1;
+    }
+    CU_ASSERT_EQUAL(bad_rows, 0);
+    tc_result_free(&r);
+
+    /* The watcher got an event for each stored publish, once, in order,
+     * and none for the refused attempts. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 77;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 2;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    cf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(watch, &cf.base), 0);
+    int events = 0, bad_events = 0;
+    uint64_t last_seq = 0;
+    for (;;) {
+        f = recv_frame(watch, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PONG) {
+            free_frame(f);
+            break;
+        }
+        if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_EVENT ||
+            f->event->message->seq != last_seq + 1)
+            bad_events++;
+        else
+            last_seq = f->event->message->seq;
+        events++;
+        free_frame(f);
+    }
+    CU_ASSERT_EQUAL(bad_events, 0);
+    CU_ASSERT_EQUAL(events, PL_MAX);
+    tc_stream_free(st);
+    tc_stream_free(watch);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    tc_server_cleanup(&s);
+}
+
+/* parleyd runs its store with synchronous=FULL, as SQLite reports it back
+ * (printed in the ready line; the store refuses to open otherwise). */
+static void test_synchronous_full(void) {
+    const char *sync = strstr(g_srv.banner, "synchronous=");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sync);
+    /* and on the engine asked for */
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_srv.banner, tc_using_postgres()
+                                                    ? "(db postgres://"
+                                                    : "/parley.db, "));
+    CU_ASSERT_EQUAL(strncmp(sync, "synchronous=FULL)", 17), 0);
 }
 
 /* --dev: a 0600 secret file next to the db, and working printed tokens. */
@@ -897,30 +1575,52 @@ static int suite_clean(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PARLEYD_BINARY\n", argv[0]);
+        fprintf(stderr, "usage: %s PARLEYD_BINARY [postgres]\n", argv[0]);
         return 2;
     }
-    if (argc == 5 && !strcmp(argv[1], "--publisher"))
-        return publisher_main(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 4 && !strcmp(argv[1], "--publisher"))
+        return publisher_main(argv[2], argv[3]);
     g_bin = argv[1];
+    int pg = argc > 2 && !strcmp(argv[2], "postgres");
+    if (pg) {
+        const char *h = getenv("PARLEY_PG_HOST"), *p = getenv("PARLEY_PG_PORT"),
+                   *u = getenv("PARLEY_PG_USER");
+        if (!h || !p || !u) {
+            fprintf(stderr, "%s: PARLEY_PG_HOST/_PORT/_USER unset (run under "
+                            "tests/pg/pgtmp exec)\n", argv[0]);
+            return 2;
+        }
+        tc_use_postgres(h, p, u);
+    }
     grpc_init();
     t_org = tc_token("olga", "organizer", 3600, NULL);
     t_pat = tc_token("pat", "participant", 3600, NULL);
     t_quinn = tc_token("quinn", "participant", 3600, NULL);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("parleyd", suite_init, suite_clean);
+    CU_pSuite s = CU_add_suite(pg ? "parleyd (postgres)" : "parleyd",
+                               suite_init, suite_clean);
+    CU_add_test(s, "store runs with synchronous=FULL", test_synchronous_full);
     CU_add_test(s, "rooms", test_rooms);
     CU_add_test(s, "publish and history", test_publish_and_history);
     CU_add_test(s, "tokens", test_tokens);
     CU_add_test(s, "malformed requests", test_malformed);
     CU_add_test(s, "connect", test_connect);
     CU_add_test(s, "replay races publishes", test_replay_races_publishes);
+    CU_add_test(s, "batches: replay then live", test_batches_replay_then_live);
+    CU_add_test(s, "shared stream: user_token", test_shared_stream_user_token);
     CU_pSuite s2 = CU_add_suite("own servers", NULL, NULL);
     CU_add_test(s2, "slow consumer", test_slow_consumer);
     CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
     CU_add_test(s2, "SIGTERM keeps what was acked", test_sigterm_keeps_acked);
     CU_add_test(s2, "dev mode", test_dev_mode);
+    if (pg)
+        CU_add_test(s2, "PostgreSQL connection lost mid-batch: refused, "
+                        "reconnected, nothing lost",
+                    test_pg_connection_lost);
+    else
+        CU_add_test(s2, "commit failure: no ack, no event, nothing stored",
+                    test_commit_failure);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures() +
