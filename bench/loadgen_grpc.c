@@ -9,6 +9,10 @@
  *   stream   C Stream.Connect streams (one author each), each keeping W
  *            publish frames in flight (--window), every ack after commit:
  *            acked publishes/s with many in flight (and "stored" with --db);
+ *            with --batch 1 (the default) the stream turns on the
+ *            contract's batches, as the gateway does: what is waiting goes
+ *            out as one ClientFrame{batch} (up to 64 publishes) and acks
+ *            come back as ServerFrame{batch};
  *   sqlite   the same page read straight from the database file through the
  *            store API (src/store/store.h store_list), one thread: the limit.
  * With --proto jetstream, publish and stream run the same load against NATS
@@ -58,6 +62,7 @@ typedef struct lgg {
     int mode;
     const char *target, *room, *db;
     unsigned limit, conc, window;
+    int batch; /* stream: SessionOptions{batch} and batched publishes */
     double duration;
     size_t body_size;
     uint64_t head_seq;
@@ -287,36 +292,68 @@ struct lgg_stream {
     int ops;           /* batches in flight */
 };
 
-/* Sends the next publish frame if none is in flight and the window has
- * room (one SEND_MESSAGE at a time: grpc's rule). */
+#define LGG_BATCH_MAX 64 /* publishes in one ClientFrame{batch} */
+
+/* One publish frame (request id id) of stream st, its strings in cid and
+ * body (the caller's buffers). */
+static void lgg_publish_frame(lgg_stream *st, uint64_t id,
+                              Parley__V1__ClientFrame *f,
+                              Parley__V1__PublishRequest *p, char *cid,
+                              size_t cid_len, char *body, size_t body_len)
+{
+    lgg *g = st->g;
+    snprintf(cid, cid_len, "s%d-%" PRIu64, st->idx, id);
+    size_t n =
+        (size_t)snprintf(body, body_len, "lg %" PRIu64 " %d %" PRIu64 " ",
+                         clock_mono_ns(), st->idx, id);
+    while (n < g->body_size && n < body_len - 1) body[n++] = 'x';
+    body[n] = 0;
+    parley__v1__publish_request__init(p);
+    p->room = (char *)g->room;
+    p->client_msg_id = cid;
+    p->body = body;
+    parley__v1__client_frame__init(f);
+    f->request_id = id;
+    f->kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+    f->publish = p;
+    st->t0[id % g->window] = clock_mono_ns();
+}
+
+/* Sends what the window has room for if no send is in flight (one
+ * SEND_MESSAGE at a time: grpc's rule): one publish frame, or with batches
+ * on up to LGG_BATCH_MAX of them in one ClientFrame{batch}. */
 static void lgg_stream_kick(lgg_stream *st, int publishing)
 {
     lgg *g = st->g;
     if (st->sending || st->done || !st->open || !publishing ||
         st->inflight >= g->window)
         return;
-    uint64_t id = st->next_id++;
-    char cid[64], body[4096];
-    snprintf(cid, sizeof cid, "s%d-%" PRIu64, st->idx, id);
-    size_t n =
-        (size_t)snprintf(body, sizeof body, "lg %" PRIu64 " %d %" PRIu64 " ",
-                         clock_mono_ns(), st->idx, id);
-    while (n < g->body_size && n < sizeof body - 1) body[n++] = 'x';
-    body[n] = 0;
-    Parley__V1__PublishRequest p = PARLEY__V1__PUBLISH_REQUEST__INIT;
-    p.room = (char *)g->room;
-    p.client_msg_id = cid;
-    p.body = body;
-    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
-    f.request_id = id;
-    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
-    f.publish = &p;
-    st->send_bb = rpc_client_pack(&f.base);
+    static Parley__V1__ClientFrame fr[LGG_BATCH_MAX], *frp[LGG_BATCH_MAX];
+    static Parley__V1__PublishRequest pr[LGG_BATCH_MAX];
+    static char cid[LGG_BATCH_MAX][64], body[LGG_BATCH_MAX][4096];
+    size_t n = 0, room = g->window - st->inflight;
+    size_t max = g->batch ? LGG_BATCH_MAX : 1;
+    while (n < room && n < max) {
+        lgg_publish_frame(st, st->next_id++, &fr[n], &pr[n], cid[n],
+                          sizeof cid[n], body[n], sizeof body[n]);
+        frp[n] = &fr[n];
+        n++;
+    }
+    if (n == 1 && !g->batch) {
+        st->send_bb = rpc_client_pack(&fr[0].base);
+    } else {
+        Parley__V1__ClientBatch cb = PARLEY__V1__CLIENT_BATCH__INIT;
+        cb.n_frames = n;
+        cb.frames = frp;
+        Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+        f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+        f.batch = &cb;
+        st->send_bb = rpc_client_pack(&f.base);
+    }
     grpc_op op;
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_SEND_MESSAGE;
     op.data.send_message.send_message = st->send_bb;
-    st->t0[id % g->window] = clock_mono_ns();
     if (grpc_call_start_batch(st->call, &op, 1, &st->t_send, NULL) !=
         GRPC_CALL_OK) {
         grpc_byte_buffer_destroy(st->send_bb);
@@ -325,8 +362,30 @@ static void lgg_stream_kick(lgg_stream *st, int publishing)
         return;
     }
     st->sending = 1;
-    st->inflight++;
+    st->inflight += n;
     st->ops++;
+}
+
+/* Turns batches on: ClientFrame{options{batch}}, answered by
+ * ServerFrame{options} (not counted). */
+static int lgg_stream_options(lgg_stream *st)
+{
+    Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
+    o.batch = 1;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
+    f.options = &o;
+    st->send_bb = rpc_client_pack(&f.base);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = st->send_bb;
+    if (grpc_call_start_batch(st->call, &op, 1, &st->t_send, NULL) !=
+        GRPC_CALL_OK)
+        return -1;
+    st->sending = 1;
+    st->ops++;
+    return 0;
 }
 
 static void lgg_stream_recv(lgg_stream *st)
@@ -343,14 +402,18 @@ static void lgg_stream_recv(lgg_stream *st)
     }
 }
 
-/* One answer frame: an ack counts (latency from its send), anything else
- * is a failure. */
-static void lgg_stream_frame(lgg_stream *st, grpc_byte_buffer *bb)
+/* One answer frame: an ack counts (latency from its send), a batch is its
+ * frames, the options answer is nothing; anything else is a failure. */
+static void lgg_stream_one(lgg_stream *st, const Parley__V1__ServerFrame *f,
+                           uint64_t now)
 {
     lgg *g = st->g;
-    uint64_t now = clock_mono_ns();
-    ProtobufCMessage *m = rpc_decode(&parley__v1__server_frame__descriptor, bb);
-    const Parley__V1__ServerFrame *f = (const void *)m;
+    if (f && f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_OPTIONS) return;
+    if (f && f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH) {
+        for (size_t i = 0; i < f->batch->n_frames; i++)
+            lgg_stream_one(st, f->batch->frames[i], now);
+        return;
+    }
     if (f && f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
         f->request_id >= 1 && f->request_id < st->next_id && f->ack->message &&
         f->ack->message->seq > 0) {
@@ -364,7 +427,14 @@ static void lgg_stream_frame(lgg_stream *st, grpc_byte_buffer *bb)
                      f->error->detail);
     }
     if (st->inflight) st->inflight--;
-    if (m) protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static void lgg_stream_frame(lgg_stream *st, grpc_byte_buffer *bb)
+{
+    uint64_t now = clock_mono_ns();
+    ProtobufCMessage *m = lgg_decode(&parley__v1__server_frame__descriptor, bb);
+    lgg_stream_one(st, (const Parley__V1__ServerFrame *)m, now);
+    if (m) protobuf_c_message_free_unpacked(m, &lgg_allocator);
 }
 
 static int lgg_run_stream(lgg *g)
@@ -456,6 +526,8 @@ static int lgg_run_stream(lgg *g)
         case LGG_T_START:
             st->open = ev.success;
             if (!ev.success) st->done = 1;
+            if (st->open && g->batch && lgg_stream_options(st) != 0)
+                st->done = 1;
             break;
         case LGG_T_SEND:
             grpc_byte_buffer_destroy(st->send_bb);
@@ -562,7 +634,7 @@ static int lgg_run_grpc(lgg *g)
 typedef struct lgg_opts {
     char mode[16], proto[16], target[256], room[128], db[512], pids[256];
     char secret_file[512], secret[512];
-    int limit, conc, window;
+    int limit, conc, window, batch;
     double duration;
     size_t body_size;
 } lgg_opts;
@@ -584,6 +656,9 @@ static const setting lgg_rows[] = {
      "calls in flight", 0},
     {"window", NULL, SETTING_INT, F(window), "64", 1, 1e6, "W",
      "stream: publishes in flight per stream", 0},
+    {"batch", NULL, SETTING_INT, F(batch), "1", 0, 1, "0|1",
+     "stream: turn the contract's batches on (up to 64 publishes a message)",
+     0},
     {"duration", NULL, SETTING_DOUBLE, F(duration), "10", 0, 1e6, "S",
      "seconds", 0},
     {"size", NULL, SETTING_SIZE, F(body_size), "64", 1, 1e6, "B",
@@ -615,6 +690,7 @@ int main(int argc, char **argv)
     g.limit = (unsigned)o.limit;
     g.conc = (unsigned)o.conc;
     g.window = (unsigned)o.window;
+    g.batch = o.batch;
     g.duration = o.duration;
     g.body_size = o.body_size;
     g.room = o.room;
