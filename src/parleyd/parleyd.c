@@ -256,7 +256,7 @@ int main(int argc, char **argv)
     srv_opts sopt = {.max_body = c.max_body,
                      .readers = c.readers,
                      .token_cache = c.token_cache,
-                     .commit_thread = !interval,
+                     .commit_thread = 1,
                      .metrics = reg,
                      .no_reflection = c.no_reflection};
     rpc_server *rs = NULL;

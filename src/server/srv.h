@@ -35,9 +35,9 @@ typedef struct srv_opts {
     size_t max_body;    /* 0 = RULES_BODY_MAX_DEFAULT */
     size_t readers;     /* reader threads (= rpc workers); 0: the loop reads */
     size_t token_cache; /* verified tokens kept per thread; 0 = 4096 */
-    /* Commit on a writer thread while the loop serves: worth two thread
-     * switches per group when each commit waits for the disk (durability
-     * full); with interval durability the loop commits itself. */
+    /* Commit on a writer thread while the loop serves (groups big enough
+     * to be worth two thread switches, every group with durability full);
+     * 0: the loop commits every group itself. */
     int commit_thread;
     metrics *metrics;  /* where the core's series go; NULL: none kept */
     int no_reflection; /* 1: do not serve grpc.reflection */

@@ -33,12 +33,13 @@
  * takes checkpoints over (store_own_checkpoints) and runs one, with no
  * snapshot held, whenever the log passed SRV_CHECKPOINT_PAGES.
  *
- * With interval durability (a commit does not wait for the disk, so there
- * is little to overlap and two thread switches a group to lose), or
- * without a second handle (an in-memory database), the loop commits
- * itself, as one step of srv_flush: commit, answers and fan-out then
- * happen in one go, before the loop reads any request again, and the
- * History readers' check has nothing to wait for. */
+ * With interval durability a commit does not wait for the disk, so a small
+ * group (SRV_INLINE_MAX) is not worth two thread switches: while the
+ * writer is idle the loop commits it itself, and syncs on its ticks. A
+ * loop without a second handle (an in-memory database, an engine that
+ * cannot pin a snapshot) always commits itself. Either way commit, answers
+ * and fan-out then happen in one go, before the loop reads any request
+ * again, and the History readers' check has nothing to wait for. */
 #include "srv.h"
 
 #include <assert.h>
@@ -73,6 +74,7 @@ struct srv_writer {
     uint64_t commit_ns;  /* how long it took */
     size_t log_pages;    /* the log's size after the job */
     int want_checkpoint; /* loop only: the next hand-over checkpoints */
+    int inline_small;    /* interval durability: small groups on the loop */
     /* srv_read_settled: the rooms of the commit in flight */
     pthread_mutex_t vis_mu;
     pthread_cond_t vis_cv;
@@ -413,24 +415,10 @@ static void *writer_main(void *arg)
     srv *s = w->s;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->stop && !(w->busy && !w->done)) {
-            /* Idle: interval durability still syncs on time. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 50 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-            if (!(w->busy && !w->done)) {
-                pthread_mutex_unlock(&w->mu);
-                if (store_sync_due(s->wdb, clock_mono_ms()) < 0)
-                    log_error("store", "sync failed: %s",
-                              store_last_error(s->wdb));
-                pthread_mutex_lock(&w->mu);
-            }
-        }
+        /* Idle, the handle is the loop's to use (its small groups, its
+         * interval syncs): this thread touches it only with a job. */
+        while (!w->stop && !(w->busy && !w->done))
+            pthread_cond_wait(&w->cv, &w->mu);
         if (!(w->busy && !w->done)) break; /* stop, nothing left */
         pthread_mutex_unlock(&w->mu);
         int failed = 0;
@@ -465,6 +453,7 @@ int srv_writer_start(srv *s, char *err, size_t errlen)
         return -1;
     }
     w->s = s;
+    w->inline_small = store_synchronous(s->wdb) != STORE_SYNC_FULL;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     pthread_mutex_init(&w->vis_mu, NULL);
@@ -556,12 +545,28 @@ static size_t take_back(srv *s)
     return n;
 }
 
-/* Hands the collected ops (or a checkpoint) to the idle writer. */
-static void hand_over(srv *s)
+/* Groups this small are committed by the loop itself when a commit does
+ * not wait for the disk (interval durability): two thread switches cost
+ * more than the commit. */
+#define SRV_INLINE_MAX 16
+
+/* Hands the collected ops (or a checkpoint) to the idle writer, or
+ * commits a small group itself; returns how many ops it answered. */
+static size_t hand_over(srv *s)
 {
     srv_writer *w = s->wr;
     int checkpoint = w->want_checkpoint;
-    if (!checkpoint && s->batch.n == 0) return;
+    if (!checkpoint && s->batch.n == 0) return 0;
+    if (!checkpoint && w->inline_small && s->batch.n <= SRV_INLINE_MAX) {
+        /* The writer is idle: the handle is the loop's, and commit,
+         * answers and fan-out happen before the loop reads again. */
+        uint64_t ns;
+        int failed = commit_ops(s->wdb, &s->batch, NULL, &ns);
+        size_t n = answer_ops(s, &s->batch, failed, ns);
+        if (store_log_pages(s->wdb) > SRV_CHECKPOINT_PAGES)
+            w->want_checkpoint = 1;
+        return n;
+    }
     if (!checkpoint) {
         /* Pin the loop's view to what has been fanned out, before the
          * writer can commit anything more. */
@@ -573,8 +578,7 @@ static void hand_over(srv *s)
                      store_last_error(s->db));
             uint64_t ns;
             int failed = commit_ops(s->wdb, &s->batch, NULL, &ns);
-            answer_ops(s, &s->batch, failed, ns);
-            return;
+            return answer_ops(s, &s->batch, failed, ns);
         }
     }
     /* Swap the arrays: the batch's ops become the job, the job's (empty)
@@ -592,6 +596,7 @@ static void hand_over(srv *s)
     w->done = 0;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    return 0;
 }
 
 size_t srv_flush(srv *s)
@@ -606,7 +611,7 @@ size_t srv_flush(srv *s)
     pthread_mutex_lock(&s->wr->mu);
     int busy = s->wr->busy;
     pthread_mutex_unlock(&s->wr->mu);
-    if (!busy) hand_over(s);
+    if (!busy) n += hand_over(s);
     return n;
 }
 
@@ -634,9 +639,11 @@ int srv_poll_ms(const srv *s, int idle_ms)
 
 void srv_commit_tick(srv *s, int64_t now_ms)
 {
-    if (s->wr) return; /* the writer syncs its own */
-    if (store_sync_due(s->wdb, now_ms) < 0)
-        log_error("store", "sync failed: %s", store_last_error(s->wdb));
+    /* The writer syncs after each of its groups; the loop while it is
+     * idle. */
+    store *wdb = srv_write_store(s);
+    if (wdb && store_sync_due(wdb, now_ms) < 0)
+        log_error("store", "sync failed: %s", store_last_error(wdb));
 }
 
 store *srv_write_store(srv *s)
