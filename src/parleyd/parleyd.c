@@ -371,6 +371,7 @@ int main(int argc, char **argv)
     if (code) log_error("shutdown", "calls still open after 5 s");
 out:
     ops_http_stop(http);
+    if (sv) srv_detach(sv);
     rpc_server_free(rs);
     srv_free(sv);
     store_stats st;

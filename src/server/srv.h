@@ -80,6 +80,9 @@ size_t srv_pending(const srv *s);
 /* How long the loop may sleep in rpc_server_poll: `idle_ms`, unless a
  * commit is in flight and no rpc server was registered to be woken. */
 int srv_poll_ms(const srv *s, int idle_ms);
+/* Before the rpc server srv_register was given is freed: the writer stops
+ * waking its loop. */
+void srv_detach(srv *s);
 void srv_free(srv *s);
 
 /* ---- internal to srv_*.c ---- */

@@ -646,6 +646,18 @@ void srv_commit_tick(srv *s, int64_t now_ms)
         log_error("store", "sync failed: %s", store_last_error(wdb));
 }
 
+void srv_detach(srv *s)
+{
+    if (!s->wr) {
+        s->rs = NULL;
+        return;
+    }
+    /* The writer wakes the loop under its mutex. */
+    pthread_mutex_lock(&s->wr->mu);
+    s->rs = NULL;
+    pthread_mutex_unlock(&s->wr->mu);
+}
+
 store *srv_write_store(srv *s)
 {
     if (!s->wr) return s->wdb;
