@@ -592,6 +592,51 @@ void   parley__v1__error__free_unpacked
   assert(message->base.descriptor == &parley__v1__error__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__room_event__init
+                     (Parley__V1__RoomEvent         *message)
+{
+  static const Parley__V1__RoomEvent init_value = PARLEY__V1__ROOM_EVENT__INIT;
+  *message = init_value;
+}
+size_t parley__v1__room_event__get_packed_size
+                     (const Parley__V1__RoomEvent *message)
+{
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__room_event__pack
+                     (const Parley__V1__RoomEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__room_event__pack_to_buffer
+                     (const Parley__V1__RoomEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__RoomEvent *
+       parley__v1__room_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__RoomEvent *)
+     protobuf_c_message_unpack (&parley__v1__room_event__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__room_event__free_unpacked
+                     (Parley__V1__RoomEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   parley__v1__pong__init
                      (Parley__V1__Pong         *message)
 {
@@ -1065,7 +1110,7 @@ const ProtobufCMessageDescriptor parley__v1__authenticate__descriptor =
   (ProtobufCMessageInit) parley__v1__authenticate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptors[8] =
+static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptors[9] =
 {
   {
     "request_id",
@@ -1163,6 +1208,18 @@ static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "room_event",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, room_event),
+    &parley__v1__room_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__server_frame__field_indices_by_name[] = {
   3,   /* field[3] = ack */
@@ -1171,13 +1228,15 @@ static const unsigned parley__v1__server_frame__field_indices_by_name[] = {
   1,   /* field[1] = event */
   5,   /* field[5] = pong */
   0,   /* field[0] = request_id */
+  8,   /* field[8] = room_event */
   2,   /* field[2] = subscribed */
   6,   /* field[6] = unsubscribed */
 };
-static const ProtobufCIntRange parley__v1__server_frame__number_ranges[1 + 1] =
+static const ProtobufCIntRange parley__v1__server_frame__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 20, 8 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor =
 {
@@ -1187,10 +1246,10 @@ const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor =
   "Parley__V1__ServerFrame",
   "parley.v1",
   sizeof(Parley__V1__ServerFrame),
-  8,
+  9,
   parley__v1__server_frame__field_descriptors,
   parley__v1__server_frame__field_indices_by_name,
-  1,  parley__v1__server_frame__number_ranges,
+  2,  parley__v1__server_frame__number_ranges,
   (ProtobufCMessageInit) parley__v1__server_frame__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1398,7 +1457,7 @@ const ProtobufCMessageDescriptor parley__v1__ack__descriptor =
   (ProtobufCMessageInit) parley__v1__ack__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__error__field_descriptors[3] =
+static const ProtobufCFieldDescriptor parley__v1__error__field_descriptors[4] =
 {
   {
     "code",
@@ -1436,16 +1495,29 @@ static const ProtobufCFieldDescriptor parley__v1__error__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rule",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Error, rule),
+    &parley__v1__rule__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__error__field_indices_by_name[] = {
   0,   /* field[0] = code */
   1,   /* field[1] = detail */
   2,   /* field[2] = fatal */
+  3,   /* field[3] = rule */
 };
 static const ProtobufCIntRange parley__v1__error__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor parley__v1__error__descriptor =
 {
@@ -1455,11 +1527,62 @@ const ProtobufCMessageDescriptor parley__v1__error__descriptor =
   "Parley__V1__Error",
   "parley.v1",
   sizeof(Parley__V1__Error),
-  3,
+  4,
   parley__v1__error__field_descriptors,
   parley__v1__error__field_indices_by_name,
   1,  parley__v1__error__number_ranges,
   (ProtobufCMessageInit) parley__v1__error__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__room_event__field_descriptors[2] =
+{
+  {
+    "action",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomEvent, action),
+    &parley__v1__moderation_action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "room",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomEvent, room),
+    &parley__v1__room__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__room_event__field_indices_by_name[] = {
+  0,   /* field[0] = action */
+  1,   /* field[1] = room */
+};
+static const ProtobufCIntRange parley__v1__room_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor parley__v1__room_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.RoomEvent",
+  "RoomEvent",
+  "Parley__V1__RoomEvent",
+  "parley.v1",
+  sizeof(Parley__V1__RoomEvent),
+  2,
+  parley__v1__room_event__field_descriptors,
+  parley__v1__room_event__field_indices_by_name,
+  1,  parley__v1__room_event__number_ranges,
+  (ProtobufCMessageInit) parley__v1__room_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor parley__v1__pong__field_descriptors[1] =

@@ -29,6 +29,7 @@ typedef struct Parley__V1__Subscribed Parley__V1__Subscribed;
 typedef struct Parley__V1__Unsubscribed Parley__V1__Unsubscribed;
 typedef struct Parley__V1__Ack Parley__V1__Ack;
 typedef struct Parley__V1__Error Parley__V1__Error;
+typedef struct Parley__V1__RoomEvent Parley__V1__RoomEvent;
 typedef struct Parley__V1__Pong Parley__V1__Pong;
 typedef struct Parley__V1__Authenticated Parley__V1__Authenticated;
 
@@ -163,7 +164,8 @@ typedef enum {
   PARLEY__V1__SERVER_FRAME__KIND_ERROR = 5,
   PARLEY__V1__SERVER_FRAME__KIND_PONG = 6,
   PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED = 7,
-  PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED = 8
+  PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED = 8,
+  PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT = 20
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__SERVER_FRAME__KIND__CASE)
 } Parley__V1__ServerFrame__KindCase;
 
@@ -183,6 +185,12 @@ struct  Parley__V1__ServerFrame
     Parley__V1__Pong *pong;
     Parley__V1__Unsubscribed *unsubscribed;
     Parley__V1__Authenticated *authenticated;
+    /*
+     * A room action (moderation, settings, members) in a room this stream
+     * watches, live. Not replayed: a resubscribe gets the room's state in
+     * Subscribed.room, and Rooms.ListActions has the stored log.
+     */
+    Parley__V1__RoomEvent *room_event;
   };
 };
 #define PARLEY__V1__SERVER_FRAME__INIT \
@@ -258,10 +266,35 @@ struct  Parley__V1__Error
   Parley__V1__ErrorCode code;
   char *detail;
   protobuf_c_boolean fatal;
+  /*
+   * With code PERMISSION_DENIED: the access rule that refused the frame.
+   */
+  Parley__V1__Rule rule;
 };
 #define PARLEY__V1__ERROR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__error__descriptor) \
-    , PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0 }
+    , PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, PARLEY__V1__RULE__RULE_UNSPECIFIED }
+
+
+/*
+ * RoomEvent is one room action, sent live to every stream watching the
+ * room. A subscription that the action ends (its user removed, the room
+ * made members only or deleted) then gets Error{PERMISSION_DENIED, rule}
+ * or Error{ROOM_NOT_FOUND} with the subscribe's request_id, and
+ * Unsubscribed{room}.
+ */
+struct  Parley__V1__RoomEvent
+{
+  ProtobufCMessage base;
+  Parley__V1__ModerationAction *action;
+  /*
+   * The room's settings and counters after the action (no `me`).
+   */
+  Parley__V1__Room *room;
+};
+#define PARLEY__V1__ROOM_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room_event__descriptor) \
+    , NULL, NULL }
 
 
 struct  Parley__V1__Pong
@@ -531,6 +564,25 @@ Parley__V1__Error *
 void   parley__v1__error__free_unpacked
                      (Parley__V1__Error *message,
                       ProtobufCAllocator *allocator);
+/* Parley__V1__RoomEvent methods */
+void   parley__v1__room_event__init
+                     (Parley__V1__RoomEvent         *message);
+size_t parley__v1__room_event__get_packed_size
+                     (const Parley__V1__RoomEvent   *message);
+size_t parley__v1__room_event__pack
+                     (const Parley__V1__RoomEvent   *message,
+                      uint8_t             *out);
+size_t parley__v1__room_event__pack_to_buffer
+                     (const Parley__V1__RoomEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__RoomEvent *
+       parley__v1__room_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__room_event__free_unpacked
+                     (Parley__V1__RoomEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Parley__V1__Pong methods */
 void   parley__v1__pong__init
                      (Parley__V1__Pong         *message);
@@ -610,6 +662,9 @@ typedef void (*Parley__V1__Ack_Closure)
 typedef void (*Parley__V1__Error_Closure)
                  (const Parley__V1__Error *message,
                   void *closure_data);
+typedef void (*Parley__V1__RoomEvent_Closure)
+                 (const Parley__V1__RoomEvent *message,
+                  void *closure_data);
 typedef void (*Parley__V1__Pong_Closure)
                  (const Parley__V1__Pong *message,
                   void *closure_data);
@@ -666,6 +721,7 @@ extern const ProtobufCMessageDescriptor parley__v1__subscribed__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__unsubscribed__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__ack__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__error__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__room_event__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__pong__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__authenticated__descriptor;
 extern const ProtobufCServiceDescriptor parley__v1__stream__descriptor;

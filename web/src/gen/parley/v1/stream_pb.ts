@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Author, ErrorCode, Message as Message$1, Room } from "./message_pb.js";
+import type { Author, ErrorCode, Message as Message$1, ModerationAction, Room, Rule } from "./message_pb.js";
 import { file_parley_v1_message } from "./message_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/stream.proto.
  */
 export const file_parley_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEigwIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIAEIGCgRraW5kIjMKCVN1YnNjcmliZRIMCgRyb29tGAEgASgJEhgKEHJlc3VtZV9hZnRlcl9yZXYYAiABKAQiGwoLVW5zdWJzY3JpYmUSDAoEcm9vbRgBIAEoCSJDCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSDAoEYm9keRgDIAEoCSJJCg9QdWJsaXNoUmVzcG9uc2USIwoHbWVzc2FnZRgBIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIh0KDEF1dGhlbnRpY2F0ZRINCgV0b2tlbhgBIAEoCSLAAgoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoBBIhCgVldmVudBgCIAEoCzIQLnBhcmxleS52MS5FdmVudEgAEisKCnN1YnNjcmliZWQYAyABKAsyFS5wYXJsZXkudjEuU3Vic2NyaWJlZEgAEh0KA2FjaxgEIAEoCzIOLnBhcmxleS52MS5BY2tIABIhCgVlcnJvchgFIAEoCzIQLnBhcmxleS52MS5FcnJvckgAEh8KBHBvbmcYBiABKAsyDy5wYXJsZXkudjEuUG9uZ0gAEi8KDHVuc3Vic2NyaWJlZBgHIAEoCzIXLnBhcmxleS52MS5VbnN1YnNjcmliZWRIABIxCg1hdXRoZW50aWNhdGVkGAggASgLMhgucGFybGV5LnYxLkF1dGhlbnRpY2F0ZWRIAEIGCgRraW5kImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJKCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgiFQoEUG9uZxINCgVub25jZRgBIAEoBCIwCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
+  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEigwIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIAEIGCgRraW5kIjMKCVN1YnNjcmliZRIMCgRyb29tGAEgASgJEhgKEHJlc3VtZV9hZnRlcl9yZXYYAiABKAQiGwoLVW5zdWJzY3JpYmUSDAoEcm9vbRgBIAEoCSJDCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSDAoEYm9keRgDIAEoCSJJCg9QdWJsaXNoUmVzcG9uc2USIwoHbWVzc2FnZRgBIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIh0KDEF1dGhlbnRpY2F0ZRINCgV0b2tlbhgBIAEoCSLsAgoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoBBIhCgVldmVudBgCIAEoCzIQLnBhcmxleS52MS5FdmVudEgAEisKCnN1YnNjcmliZWQYAyABKAsyFS5wYXJsZXkudjEuU3Vic2NyaWJlZEgAEh0KA2FjaxgEIAEoCzIOLnBhcmxleS52MS5BY2tIABIhCgVlcnJvchgFIAEoCzIQLnBhcmxleS52MS5FcnJvckgAEh8KBHBvbmcYBiABKAsyDy5wYXJsZXkudjEuUG9uZ0gAEi8KDHVuc3Vic2NyaWJlZBgHIAEoCzIXLnBhcmxleS52MS5VbnN1YnNjcmliZWRIABIxCg1hdXRoZW50aWNhdGVkGAggASgLMhgucGFybGV5LnYxLkF1dGhlbnRpY2F0ZWRIABIqCgpyb29tX2V2ZW50GBQgASgLMhQucGFybGV5LnYxLlJvb21FdmVudEgAQgYKBGtpbmQiYAoFRXZlbnQSIgoEdHlwZRgBIAEoDjIULnBhcmxleS52MS5FdmVudFR5cGUSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEg4KBnJlcGxheRgDIAEoCCIrCgpTdWJzY3JpYmVkEh0KBHJvb20YASABKAsyDy5wYXJsZXkudjEuUm9vbSIcCgxVbnN1YnNjcmliZWQSDAoEcm9vbRgBIAEoCSJUCgNBY2sSFQoNY2xpZW50X21zZ19pZBgBIAEoCRIjCgdtZXNzYWdlGAIgASgLMhIucGFybGV5LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAMgASgIImkKBUVycm9yEiIKBGNvZGUYASABKA4yFC5wYXJsZXkudjEuRXJyb3JDb2RlEg4KBmRldGFpbBgCIAEoCRINCgVmYXRhbBgDIAEoCBIdCgRydWxlGAQgASgOMg8ucGFybGV5LnYxLlJ1bGUiVwoJUm9vbUV2ZW50EisKBmFjdGlvbhgBIAEoCzIbLnBhcmxleS52MS5Nb2RlcmF0aW9uQWN0aW9uEh0KBHJvb20YAiABKAsyDy5wYXJsZXkudjEuUm9vbSIVCgRQb25nEg0KBW5vbmNlGAEgASgEIjAKDUF1dGhlbnRpY2F0ZWQSHwoEdXNlchgBIAEoCzIRLnBhcmxleS52MS5BdXRob3IqbgoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIWChJFVkVOVF9UWVBFX0NSRUFURUQQARIVChFFVkVOVF9UWVBFX0VESVRFRBACEhYKEkVWRU5UX1RZUEVfREVMRVRFRBADMokBCgZTdHJlYW0SPQoHQ29ubmVjdBIWLnBhcmxleS52MS5DbGllbnRGcmFtZRoWLnBhcmxleS52MS5TZXJ2ZXJGcmFtZSgBMAESQAoHUHVibGlzaBIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdBoaLnBhcmxleS52MS5QdWJsaXNoUmVzcG9uc2ViBnByb3RvMw", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ClientFrame
@@ -259,6 +259,16 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
      */
     value: Authenticated;
     case: "authenticated";
+  } | {
+    /**
+     * A room action (moderation, settings, members) in a room this stream
+     * watches, live. Not replayed: a resubscribe gets the room's state in
+     * Subscribed.room, and Rooms.ListActions has the stored log.
+     *
+     * @generated from field: parley.v1.RoomEvent room_event = 20;
+     */
+    value: RoomEvent;
+    case: "roomEvent";
   } | { case: undefined; value?: undefined };
 };
 
@@ -388,6 +398,13 @@ export type Error = Message<"parley.v1.Error"> & {
    * @generated from field: bool fatal = 3;
    */
   fatal: boolean;
+
+  /**
+   * With code PERMISSION_DENIED: the access rule that refused the frame.
+   *
+   * @generated from field: parley.v1.Rule rule = 4;
+   */
+  rule: Rule;
 };
 
 /**
@@ -396,6 +413,36 @@ export type Error = Message<"parley.v1.Error"> & {
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
   messageDesc(file_parley_v1_stream, 12);
+
+/**
+ * RoomEvent is one room action, sent live to every stream watching the
+ * room. A subscription that the action ends (its user removed, the room
+ * made members only or deleted) then gets Error{PERMISSION_DENIED, rule}
+ * or Error{ROOM_NOT_FOUND} with the subscribe's request_id, and
+ * Unsubscribed{room}.
+ *
+ * @generated from message parley.v1.RoomEvent
+ */
+export type RoomEvent = Message<"parley.v1.RoomEvent"> & {
+  /**
+   * @generated from field: parley.v1.ModerationAction action = 1;
+   */
+  action?: ModerationAction | undefined;
+
+  /**
+   * The room's settings and counters after the action (no `me`).
+   *
+   * @generated from field: parley.v1.Room room = 2;
+   */
+  room?: Room | undefined;
+};
+
+/**
+ * Describes the message parley.v1.RoomEvent.
+ * Use `create(RoomEventSchema)` to create a new message.
+ */
+export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 13);
 
 /**
  * @generated from message parley.v1.Pong
@@ -412,7 +459,7 @@ export type Pong = Message<"parley.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 13);
+  messageDesc(file_parley_v1_stream, 14);
 
 /**
  * @generated from message parley.v1.Authenticated
@@ -429,7 +476,7 @@ export type Authenticated = Message<"parley.v1.Authenticated"> & {
  * Use `create(AuthenticatedSchema)` to create a new message.
  */
 export const AuthenticatedSchema: GenMessage<Authenticated> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 14);
+  messageDesc(file_parley_v1_stream, 15);
 
 /**
  * @generated from enum parley.v1.EventType
