@@ -1,6 +1,6 @@
 /* auth.c: bearer-token identity (see auth.h). Verifies and mints HS256 JWTs
  * with libjwt; reads the claims with jansson so their JSON types are checked
- * exactly. Only HS256 is accepted: "none" and every other algorithm are
+ * exactly (the `rooms` claim through access_grants_parse). Only HS256 is accepted: "none" and every other algorithm are
  * rejected whatever the token's header says. Tokens are never logged or
  * copied anywhere but libjwt's own parse. */
 #include "auth.h"
@@ -77,14 +77,21 @@ static parley_err auth_claims(json_t *claims, int64_t now_s, auth_identity *out)
     const char *sub = auth_claim_str(claims, "sub", RULES_AUTHOR_ID_MAX);
     const char *name = auth_claim_str(claims, "name", RULES_DISPLAY_NAME_MAX);
     const char *role = auth_claim_str(claims, "role", 32);
-    if (sub == NULL || name == NULL || role == NULL)
+    json_t *rooms = json_object_get(claims, "rooms");
+    /* role may be left out only when rooms says everything; a role that is
+     * there must be valid either way. */
+    if (sub == NULL || name == NULL ||
+        (role == NULL &&
+         (rooms == NULL || json_object_get(claims, "role") != NULL)))
         return PARLEY_ERR_UNAUTHENTICATED;
 
     auth_identity id;
     memset(&id, 0, sizeof id);
     memcpy(id.id, sub, strlen(sub) + 1);
     memcpy(id.display_name, name, strlen(name) + 1);
-    id.role = parley_role_parse(role);
+    id.role = role ? parley_role_parse(role) : PARLEY_ROLE_PARTICIPANT;
+    if (rooms != NULL && access_grants_parse(rooms, &id.grants) != PARLEY_OK)
+        return PARLEY_ERR_UNAUTHENTICATED;
     parley_author a = auth_author(&id);
     if (rules_author(&a) != PARLEY_OK) return PARLEY_ERR_UNAUTHENTICATED;
     *out = id;
@@ -126,6 +133,23 @@ parley_err auth_verify(const auth *a, const char *token, int64_t now_s,
     return err;
 }
 
+/* {"rooms": {pattern: role, ...}} as JSON text (malloc'd), to add to a
+ * token's claims; NULL on failure. */
+static char *auth_grants_json(const access_grants *g)
+{
+    json_t *obj = json_object(), *rooms = json_object();
+    char *txt = NULL;
+    int ok = obj && rooms && json_object_set(obj, "rooms", rooms) == 0;
+    for (unsigned i = 0; ok && i < g->n; i++)
+        ok = json_object_set_new(rooms, g->g[i].pattern,
+                                 json_string(parley_role_name(g->g[i].role))) ==
+             0;
+    if (ok) txt = json_dumps(obj, JSON_COMPACT);
+    json_decref(rooms);
+    json_decref(obj);
+    return txt;
+}
+
 char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
                 int64_t ttl_s)
 {
@@ -139,7 +163,10 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
     jwt_t *jwt = NULL;
     if (jwt_new(&jwt) != 0) return NULL;
     char *token = NULL;
-    if (jwt_add_grant(jwt, "sub", id->id) == 0 &&
+    char *rooms = id->grants.present ? auth_grants_json(&id->grants) : NULL;
+    if ((rooms != NULL || !id->grants.present) &&
+        (rooms == NULL || jwt_add_grants_json(jwt, rooms) == 0) &&
+        jwt_add_grant(jwt, "sub", id->id) == 0 &&
         jwt_add_grant(jwt, "name", id->display_name) == 0 &&
         jwt_add_grant(jwt, "role", role) == 0 &&
         jwt_add_grant_int(jwt, "iat", (long)now_s) == 0 &&
@@ -147,7 +174,14 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
         jwt_set_alg(jwt, JWT_ALG_HS256, a->key, (int)a->len) == 0)
         token = jwt_encode_str(jwt);
     jwt_free(jwt);
+    free(rooms);
     return token;
+}
+
+int auth_room_role(const auth_identity *id, const char *room)
+{
+    if (!id->grants.present) return id->role;
+    return access_grants_role(&id->grants, room);
 }
 
 parley_author auth_author(const auth_identity *id)

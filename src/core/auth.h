@@ -1,6 +1,8 @@
 /* auth.h: identity from bearer tokens. Verifies HS256 JWTs (libjwt) whose
  * claims carry the user: sub (id), name (display name), role ("organizer" or
- * "participant"), exp. Also mints tokens, for development mode and tests.
+ * "participant"), exp, and optionally rooms (the roles the user holds per
+ * room pattern, access.h; with it, role may be left out and grants
+ * nothing). Also mints tokens, for development mode and tests.
  * An auth handle holds only the secret; it is immutable after auth_new and
  * may be shared by threads. */
 #ifndef PARLEY_AUTH_H
@@ -8,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "access.h"
 #include "errors.h"
 #include "rules.h"
 
@@ -16,7 +19,11 @@ typedef struct auth auth;
 typedef struct auth_identity {
     char id[RULES_AUTHOR_ID_MAX + 1];
     char display_name[RULES_DISPLAY_NAME_MAX + 1];
-    int role; /* PARLEY_ROLE_* */
+    /* The `role` claim (PARLEY_ROLE_*): without a `rooms` claim, the role in
+     * every room; with one, only the role shown for the user outside a room
+     * (PARLEY_ROLE_PARTICIPANT when the claim is absent). */
+    int role;
+    access_grants grants; /* the `rooms` claim */
 } auth_identity;
 
 /* The secret must be at least 32 bytes. */
@@ -36,5 +43,9 @@ char *auth_mint(const auth *a, const auth_identity *id, int64_t now_s,
 
 /* The identity as a store author (pointers into id). */
 parley_author auth_author(const auth_identity *id);
+
+/* What id's token says about room (access.h): the role of its most
+ * specific `rooms` pattern, or without the claim its `role`. */
+int auth_room_role(const auth_identity *id, const char *room);
 
 #endif

@@ -172,6 +172,31 @@ parley_err rules_author(const parley_author *a)
     return PARLEY_OK;
 }
 
+parley_err rules_user_id(const char *id)
+{
+    return rules_name_ok(id, RULES_AUTHOR_ID_MAX) ? PARLEY_OK
+                                                  : PARLEY_ERR_AUTHOR_INVALID;
+}
+
+parley_err rules_text(const char *s, size_t max, int multiline)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len, i = 0;
+    unsigned cp;
+
+    if (s == NULL) return PARLEY_OK; /* absent: nothing to check */
+    len = strnlen(s, max + 1);
+    if (len > max) return PARLEY_ERR_MALFORMED;
+    while (i < len) {
+        size_t n = utf8_next(u, i, len, &cp);
+        if (n == 0) return PARLEY_ERR_INVALID_UTF8;
+        if (rules_is_control(cp) && !(multiline && cp == '\n'))
+            return PARLEY_ERR_INVALID_UTF8;
+        i += n;
+    }
+    return PARLEY_OK;
+}
+
 parley_err rules_body(const char *body, size_t len, size_t max_bytes)
 {
     const unsigned char *u = (const unsigned char *)body;

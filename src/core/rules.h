@@ -26,6 +26,13 @@ parley_err rules_client_msg_id(const char *id);
 parley_err rules_author(const parley_author *a);
 /* UTF-8, not only white space, at most max_bytes bytes. */
 parley_err rules_body(const char *body, size_t len, size_t max_bytes);
+/* A user id as tokens carry it in `sub` (1..RULES_AUTHOR_ID_MAX bytes of
+ * UTF-8 without control characters): AUTHOR_INVALID if not. */
+parley_err rules_user_id(const char *id);
+/* A room's title, topic or an organizer's reason: at most max bytes of
+ * UTF-8 (empty allowed), without control characters but, when multiline,
+ * line feeds. INVALID_UTF8 for bad text, MALFORMED when too long. */
+parley_err rules_text(const char *s, size_t max, int multiline);
 /* May actor change a message written by author_id? */
 parley_err rules_may_modify(const parley_author *actor, const char *author_id);
 

@@ -1012,7 +1012,7 @@ static void test_reopen(void)
                     SQLITE_OK);
     CU_ASSERT_STRING_EQUAL(mode, "wal");
     CU_ASSERT_EQUAL(sql_int(path, "PRAGMA user_version", &v), SQLITE_OK);
-    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(v, 2);
 
     s = open_at(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -1052,7 +1052,7 @@ static void test_schema_too_new(void)
                     PARLEY_ERR_SCHEMA_TOO_NEW);
     CU_ASSERT_PTR_NULL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "7"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "(1)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "(2)"));
     fprintf(stderr, "  (schema refusal reads: %s)\n", err);
     /* The file was not touched. */
     CU_ASSERT_EQUAL(sql_int(path, "PRAGMA user_version", &v), SQLITE_OK);
@@ -1060,8 +1060,8 @@ static void test_schema_too_new(void)
     CU_ASSERT_EQUAL(sql_int(path, "SELECT count(*) FROM messages", &v), SQLITE_OK);
     CU_ASSERT_EQUAL(v, 2);
 
-    /* Back at version 1 it opens again. */
-    CU_ASSERT_EQUAL(sql_int(path, "PRAGMA user_version = 1", &v), SQLITE_OK);
+    /* Back at the version it had it opens again. */
+    CU_ASSERT_EQUAL(sql_int(path, "PRAGMA user_version = 2", &v), SQLITE_OK);
     s = open_at(path, NULL);
     CU_ASSERT_PTR_NOT_NULL(s);
     store_close(s);
