@@ -161,8 +161,8 @@ struct rpc_call {
     /* Final status, kept alive until its batch completes. */
     grpc_status_code fin_status;
     grpc_slice fin_detail;
-    grpc_metadata fin_md;
-    int fin_has_md, fin_has_detail;
+    grpc_metadata fin_md[2]; /* parley-error-code, parley-rule */
+    int fin_n_md, fin_has_detail;
     rpc_stream_cbs cbs;
     void *cb_ud;
     list_node link;       /* rs->calls */
@@ -395,7 +395,7 @@ static void call_maybe_free(rpc_call *c)
     ring_free(&c->sendq);
     if (c->req) protobuf_c_message_free_unpacked(c->req, NULL);
     if (c->fin_has_detail) grpc_slice_unref(c->fin_detail);
-    if (c->fin_has_md) grpc_slice_unref(c->fin_md.value);
+    /* The codes' slices are static; only fin_detail was copied. */
     grpc_metadata_array_destroy(&c->md);
     grpc_call_unref(c->call);
     free(c);
@@ -442,17 +442,18 @@ static void send_status_now(rpc_call *c)
     ops[n].data.send_status_from_server.status_details =
         c->fin_has_detail ? &c->fin_detail : NULL;
     ops[n].data.send_status_from_server.trailing_metadata_count =
-        c->fin_has_md ? 1 : 0;
+        (size_t)c->fin_n_md;
     ops[n].data.send_status_from_server.trailing_metadata =
-        c->fin_has_md ? &c->fin_md : NULL;
+        c->fin_n_md ? c->fin_md : NULL;
     n++;
     start(c, ops, n, &c->op_status);
 }
 
 /* Records the final status; the slices live until the call is freed. */
-static void set_status(rpc_call *c, parley_err e, const char *detail)
+static void set_status(rpc_call *c, parley_err e, parley_rule rule,
+                       const char *detail)
 {
-    assert(!c->fin_has_detail && !c->fin_has_md); /* one final status */
+    assert(!c->fin_has_detail && c->fin_n_md == 0); /* one final status */
     c->fin_status = e == PARLEY_OK
                         ? GRPC_STATUS_OK
                         : (grpc_status_code)parley_err_grpc_status(e);
@@ -461,10 +462,16 @@ static void set_status(rpc_call *c, parley_err e, const char *detail)
         c->fin_has_detail = 1;
     }
     if (e != PARLEY_OK) {
-        c->fin_md.key = grpc_slice_from_static_string("parley-error-code");
-        c->fin_md.value = grpc_slice_from_static_string(parley_err_name(e));
-        c->fin_has_md = 1;
+        grpc_metadata *md = &c->fin_md[c->fin_n_md++];
+        md->key = grpc_slice_from_static_string("parley-error-code");
+        md->value = grpc_slice_from_static_string(parley_err_name(e));
     }
+    if (e == PARLEY_ERR_PERMISSION_DENIED && rule != PARLEY_RULE_NONE) {
+        grpc_metadata *md = &c->fin_md[c->fin_n_md++];
+        md->key = grpc_slice_from_static_string("parley-rule");
+        md->value = grpc_slice_from_static_string(parley_rule_name(rule));
+    }
+    assert(c->fin_n_md <= 2);
 }
 
 static void call_cancel(rpc_call *c, grpc_status_code status, const char *why)
@@ -507,14 +514,25 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded)
 
 void rpc_fail(rpc_call *c, parley_err e, const char *detail)
 {
+    rpc_fail_rule(c, e, PARLEY_RULE_NONE, detail);
+}
+
+void rpc_fail_rule(rpc_call *c, parley_err e, parley_rule rule,
+                   const char *detail)
+{
     if (e == PARLEY_OK) e = PARLEY_ERR_INTERNAL;
-    rpc_stream_finish(c, e, detail ? detail : parley_err_text(e));
+    if (!call_is_open(c)) return;
+    set_status(c, e, rule, detail ? detail : parley_err_text(e));
+    if (c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0)
+        call_state_to(c, RPC_CALL_DRAINING);
+    else
+        send_status_now(c);
 }
 
 void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail)
 {
     if (!call_is_open(c)) return;
-    assert(status != GRPC_STATUS_OK && !c->fin_has_detail && !c->fin_has_md);
+    assert(status != GRPC_STATUS_OK && !c->fin_has_detail && c->fin_n_md == 0);
     c->fin_status = status;
     if (detail && *detail) {
         c->fin_detail = grpc_slice_from_copied_string(detail);
@@ -529,7 +547,7 @@ void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail)
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail)
 {
     if (!call_is_open(c)) return;
-    set_status(c, e, detail);
+    set_status(c, e, PARLEY_RULE_NONE, detail);
     if (c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0)
         call_state_to(c, RPC_CALL_DRAINING);
     else

@@ -109,6 +109,10 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded);
 /* Status from parley_err_grpc_status(e), detail as the status message, and
  * the error's name in trailing metadata `parley-error-code`. */
 void rpc_fail(rpc_call *c, parley_err e, const char *detail);
+/* rpc_fail for a PERMISSION_DENIED that names the access rule behind it,
+ * in trailing metadata `parley-rule` (its name, "MUTED"). */
+void rpc_fail_rule(rpc_call *c, parley_err e, parley_rule rule,
+                   const char *detail);
 /* A gRPC status of the caller's choosing, without a parley error code:
  * for services whose protocol is not parley's (grpc.health.v1). */
 void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail);

@@ -4,7 +4,9 @@
  * srv_history.c the History RPCs, srv_stream.c Connect streams
  * (subscriptions, replay then live) and Publish, srv_commit.c the group
  * commit that turns a loop iteration's publishes into one transaction,
- * srv_health.c grpc.health.v1.Health (the store's ability to commit),
+ * srv_access.c the access check of every call (core/access.h),
+ * srv_rooms.c the Rooms service (settings, members, moderation, erasure)
+ * and room events, srv_health.c grpc.health.v1.Health (the store's ability to commit),
  * srv_reflection.c grpc.reflection v1 and v1alpha (the descriptors built
  * in), srv_metrics.c the core's Prometheus series. Everything runs on the
  * loop thread, but for the two readers named thread-safe below. */
@@ -20,6 +22,7 @@
 #include "rpc.h"
 #include "store.h"
 #include "parley/v1/history.grpc.h"
+#include "parley/v1/rooms.grpc.h"
 #include "parley/v1/stream.grpc.h"
 
 typedef struct srv srv;
@@ -111,6 +114,39 @@ void srv_fanout(srv *s, int type, const parley_msg *m);
 /* ServerFrame{request_id, error{code, detail, fatal}} on a stream. */
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal);
+/* The same with the access rule of a PERMISSION_DENIED (Error.rule). */
+void srv_send_error_rule(rpc_call *c, uint64_t request_id, parley_err e,
+                         parley_rule rule, const char *detail, int fatal);
+
+/* srv_access.c: the access check of every call (core/access.h). */
+typedef struct srv_grant {
+    parley_room room;   /* its settings (no counters); store strings, valid
+                           until the next store call */
+    parley_standing st; /* the caller's standing there */
+    int role;           /* the caller's role there */
+    parley_rule rule;   /* with PERMISSION_DENIED: the refusing rule */
+} srv_grant;
+/* What who's token says about room (the service flag: a service token). */
+access_who srv_who(const auth_identity *who, const char *room);
+/* Reads room and who's standing there and decides op (own: the message is
+ * who's, for EDIT and DELETE). PARLEY_OK, PERMISSION_DENIED with g->rule,
+ * ROOM_NOT_FOUND (NOT_GRANTED instead when nothing grants who the name, so
+ * no room's existence leaks), or a storage error. */
+parley_err srv_check(srv *s, const auth_identity *who, const char *room,
+                     access_op op, int own, srv_grant *g);
+/* "an organizer muted you in this room until 2030-01-01T00:00:00Z (rule
+ * MUTED)" */
+void srv_rule_detail(parley_rule rule, const parley_standing *st, char *buf,
+                     size_t n);
+/* Fails a unary call with srv_check's refusal (rule trailer and detail). */
+void srv_fail_check(rpc_call *c, srv *s, parley_err e, const srv_grant *g);
+/* The same as an Error frame on a stream (not fatal). */
+void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,
+                          const srv_grant *g);
+/* who's view of room (Room.me) and its protobuf form. */
+void srv_view(const auth_identity *who, const parley_room *room,
+              const parley_standing *st, access_view *out);
+void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v);
 
 /* srv_commit.c: queues a publish (copies its strings). A Connect
  * stream's publish (conn not NULL) is answered with a frame on the stream
@@ -122,6 +158,27 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
 
 extern const parley_v1_History_handlers srv_history;
 extern const parley_v1_Stream_handlers srv_stream;
+extern const parley_v1_Rooms_handlers srv_rooms;
+
+/* srv_rooms.c: an action with its own copies of the strings (store
+ * results live only until the next store call but one). */
+typedef struct srv_action_copy {
+    parley_action a;
+    char room[RULES_ROOM_MAX + 1];
+    char actor_id[RULES_AUTHOR_ID_MAX + 1];
+    char actor_name[RULES_DISPLAY_NAME_MAX + 1];
+    char target[RULES_AUTHOR_ID_MAX + 1];
+    char reason[STORE_REASON_MAX + 1];
+} srv_action_copy;
+void srv_action_keep(srv_action_copy *k, const parley_action *a);
+/* srv_rooms.c: tells the room's live watchers of action a (room: its
+ * settings and counters after it, or NULL to read them here). */
+void srv_room_event(srv *s, const parley_action *a, const parley_room *room);
+/* srv_stream.c: checks again that every subscription to room (of user_id
+ * only, unless NULL) may still read it; one that may not gets
+ * Error{PERMISSION_DENIED, rule} (ROOM_NOT_FOUND for a deleted room) with
+ * its subscribe's request_id, then Unsubscribed{room}, and ends. */
+void srv_stream_recheck(srv *s, const char *room, const char *user_id);
 
 /* srv_metrics.c */
 srv_metrics *srv_metrics_new(metrics *reg); /* reg NULL: counts nothing */

@@ -2,8 +2,10 @@
  * publish frames) collected during one loop iteration are stored in one
  * transaction; only after store_commit returns (fsync'd with
  * synchronous=FULL) are they acked and their events fanned out, in commit
- * order. A publish the store refuses (room not found, bad body, ...) gets its
- * own error and changes nothing; a failing commit fails the whole batch. */
+ * order. Each publish is checked against the access rules (srv_access.c)
+ * inside that transaction. A publish the rules or the store refuse (muted,
+ * room not found, ...) gets its own error and changes nothing; a failing
+ * commit fails the whole batch. */
 #include "srv.h"
 
 #include <assert.h>
@@ -55,18 +57,21 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
 /* The answer to one publish, encoded while its row is still valid. */
 typedef struct pub_result {
     parley_err err;
+    parley_rule rule;   /* with PERMISSION_DENIED */
+    parley_standing st; /* for the refusal's detail */
     int duplicate;
     grpc_slice reply; /* PublishResponse or ServerFrame{ack} */
     grpc_slice event; /* ServerFrame{event}, when fanned out */
     int has_event;
 } pub_result;
 
-static void answer_error(srv_pending_pub *p, parley_err e, const char *detail)
+static void answer_error(srv_pending_pub *p, parley_err e, parley_rule rule,
+                         const char *detail)
 {
     if (p->conn)
-        srv_send_error(p->call, p->request_id, e, detail, 0);
+        srv_send_error_rule(p->call, p->request_id, e, rule, detail, 0);
     else
-        rpc_fail(p->call, e, detail);
+        rpc_fail_rule(p->call, e, rule, detail);
 }
 
 size_t srv_flush(srv *s)
@@ -85,8 +90,21 @@ size_t srv_flush(srv *s)
         parley_author a = auth_author(&p->who);
         parley_msg m;
         int dup = 0;
-        parley_err e = store_append(s->db, p->room, &a, p->client_msg_id,
-                                    p->body, p->body_len, now, &m, &dup);
+        srv_grant g;
+        /* Access is decided inside the commit's transaction, so a mute or
+         * a mode change stored before it holds for every publish after. */
+        parley_err e = srv_check(s, &p->who, p->room, ACCESS_POST, 0, &g);
+        if (e == PARLEY_ERR_PERMISSION_DENIED) {
+            res[i].err = e;
+            res[i].rule = g.rule;
+            res[i].st = g.st;
+            continue;
+        }
+        /* The author as the room knows them: their role there. */
+        a.role = g.role;
+        if (e == PARLEY_OK)
+            e = store_append(s->db, p->room, &a, p->client_msg_id, p->body,
+                             p->body_len, now, &m, &dup);
         if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
             log_error("store", "append failed: %s", store_last_error(s->db));
             failed = 1;
@@ -134,9 +152,15 @@ size_t srv_flush(srv *s)
     for (size_t i = 0; i < n; i++) {
         srv_pending_pub *p = &s->batch[i];
         if (failed) {
-            answer_error(p, PARLEY_ERR_INTERNAL, "storage failure; retry");
+            answer_error(p, PARLEY_ERR_INTERNAL, PARLEY_RULE_NONE,
+                         "storage failure; retry");
+        } else if (res[i].err == PARLEY_ERR_PERMISSION_DENIED) {
+            char detail[200];
+            srv_rule_detail(res[i].rule, &res[i].st, detail, sizeof detail);
+            answer_error(p, res[i].err, res[i].rule, detail);
         } else if (res[i].err) {
-            answer_error(p, res[i].err, parley_err_text(res[i].err));
+            answer_error(p, res[i].err, PARLEY_RULE_NONE,
+                         parley_err_text(res[i].err));
         } else {
             if (p->conn)
                 rpc_stream_send(p->call, res[i].reply);

@@ -55,7 +55,9 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
     if (add_service(s, rs, &parley_v1_History_service, &srv_history, err,
                     errlen) != 0 ||
         add_service(s, rs, &parley_v1_Stream_service, &srv_stream, err,
-                    errlen) != 0)
+                    errlen) != 0 ||
+        add_service(s, rs, &parley_v1_Rooms_service, &srv_rooms, err, errlen) !=
+            0)
         return -1;
     if (srv_health_register(s, rs, err, errlen) != 0) return -1;
     srv_metrics_service(s->metrics, &grpc_health_v1_Health_service);
@@ -131,6 +133,10 @@ void srv_pb_room(Parley__V1__Room *out, const parley_room *r)
     out->name = (char *)r->name;
     out->head_seq = r->head_seq;
     out->head_rev = r->head_rev;
+    out->title = (char *)(r->title ? r->title : "");
+    out->topic = (char *)(r->topic ? r->topic : "");
+    out->visibility = (Parley__V1__Visibility)r->visibility;
+    out->mode = (Parley__V1__RoomMode)r->mode;
 }
 
 int srv_event_type(const parley_msg *m)
@@ -165,8 +171,15 @@ void srv_fanout(srv *s, int type, const parley_msg *m)
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal)
 {
+    srv_send_error_rule(c, request_id, e, PARLEY_RULE_NONE, detail, fatal);
+}
+
+void srv_send_error_rule(rpc_call *c, uint64_t request_id, parley_err e,
+                         parley_rule rule, const char *detail, int fatal)
+{
     Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
     er.code = (Parley__V1__ErrorCode)e;
+    er.rule = (Parley__V1__Rule)rule;
     er.detail = (char *)(detail ? detail : parley_err_text(e));
     er.fatal = fatal ? 1 : 0;
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;

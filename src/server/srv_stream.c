@@ -1,7 +1,9 @@
 /* srv_stream.c: the Stream service. Publish (unary) joins the group commit.
- * Connect is one session: subscriptions with replay then live, publishes
- * acked after commit, pings, and an Authenticate frame answered like the
- * WebSocket gateway does.
+ * Connect is one session: subscriptions with replay then live (each checked
+ * against the access rules when made, and again when a room action may
+ * have taken it away: srv_stream_recheck), publishes acked after commit,
+ * pings, and an Authenticate frame answered like the WebSocket gateway
+ * does.
  *
  * Replay then live without gap or duplicate: a new subscription starts
  * "replaying": it is in the hub but skipped by fan-out, and reads the store
@@ -26,6 +28,7 @@ typedef struct srv_subscription {
     list_node link;      /* srv_conn.subs */
     uint64_t cursor;     /* highest rev sent while replaying */
     uint64_t request_id; /* of the Subscribe */
+    access_view me;      /* the subscriber's view, for Subscribed.room.me */
     char room[RULES_ROOM_MAX + 1];
 } srv_subscription;
 
@@ -129,8 +132,11 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
         if (rc.stop) return;
         if (!has_more) {
             Parley__V1__Room pr;
+            Parley__V1__RoomAccess me;
             srv_pb_room(&pr, &room);
             pr.name = sub->room;
+            srv_pb_access(&me, &sub->me);
+            pr.me = &me;
             Parley__V1__Subscribed sd = PARLEY__V1__SUBSCRIBED__INIT;
             sd.room = &pr;
             Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
@@ -157,13 +163,13 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
                        "already subscribed to this room on this stream", 0);
         return;
     }
-    parley_room room;
-    e = store_room_get(s->db, sb->room, &room);
+    srv_grant g;
+    e = srv_check(s, &cn->who, sb->room, ACCESS_READ, 0, &g);
     if (e) {
-        srv_send_error(cn->call, rid, e,
-                       e == PARLEY_ERR_ROOM_NOT_FOUND ? "no such room"
-                                                      : "storage failure",
-                       0);
+        if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO)
+            log_error("store", "subscribe to %s: %s", sb->room,
+                      store_last_error(s->db));
+        srv_send_check_error(cn->call, rid, e, &g);
         return;
     }
     srv_subscription *sub = calloc(1, sizeof *sub);
@@ -172,6 +178,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
         return;
     }
     strcpy(sub->room, sb->room);
+    srv_view(&cn->who, &g.room, &g.st, &sub->me);
     sub->cursor = sb->resume_after_rev;
     sub->request_id = rid;
     sub->hs.call = cn->call;
@@ -185,6 +192,46 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
     replay_step(cn, sub);
 }
 
+static void send_unsubscribed(rpc_call *c, uint64_t rid, const char *room)
+{
+    Parley__V1__Unsubscribed us = PARLEY__V1__UNSUBSCRIBED__INIT;
+    us.room = (char *)room;
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED;
+    f.unsubscribed = &us;
+    send_frame(c, &f);
+}
+
+void srv_stream_recheck(srv *s, const char *room, const char *user_id)
+{
+    list_for_each(&s->conns, n, next)
+    {
+        srv_conn *cn = list_entry(n, srv_conn, link);
+        if (user_id && strcmp(cn->who.id, user_id) != 0) continue;
+        srv_subscription *sub = find_sub(cn, room);
+        if (!sub) continue;
+        srv_grant g;
+        parley_err e = srv_check(s, &cn->who, room, ACCESS_READ, 0, &g);
+        if (e == PARLEY_OK) {
+            srv_view(&cn->who, &g.room, &g.st, &sub->me);
+            continue;
+        }
+        if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
+            /* Not known to be refused: keep it, and say why in the log. */
+            log_error("store", "recheck of %s: %s", room,
+                      store_last_error(s->db));
+            continue;
+        }
+        uint64_t rid = sub->request_id;
+        srv_send_check_error(cn->call, rid, e, &g);
+        send_unsubscribed(cn->call, rid, room);
+        sub_free(cn, sub);
+        if (cn->half_closed && !cn->pending_pubs && cn->subs.len == 0)
+            rpc_stream_finish(cn->call, PARLEY_OK, NULL);
+    }
+}
+
 static void on_unsubscribe(srv_conn *cn, uint64_t rid,
                            const Parley__V1__Unsubscribe *u)
 {
@@ -195,13 +242,7 @@ static void on_unsubscribe(srv_conn *cn, uint64_t rid,
         return;
     }
     sub_free(cn, sub);
-    Parley__V1__Unsubscribed us = PARLEY__V1__UNSUBSCRIBED__INIT;
-    us.room = u->room;
-    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
-    f.request_id = rid;
-    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED;
-    f.unsubscribed = &us;
-    send_frame(cn->call, &f);
+    send_unsubscribed(cn->call, rid, u->room);
 }
 
 static void on_authenticate(srv_conn *cn, uint64_t rid,

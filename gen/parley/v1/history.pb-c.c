@@ -1339,7 +1339,7 @@ const ProtobufCMessageDescriptor parley__v1__list_rooms_request__descriptor =
   (ProtobufCMessageInit) parley__v1__list_rooms_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_descriptors[3] =
 {
   {
     "rooms",
@@ -1365,15 +1365,28 @@ static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_after_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ListRoomsResponse, next_after_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__list_rooms_response__field_indices_by_name[] = {
   1,   /* field[1] = has_more */
+  2,   /* field[2] = next_after_name */
   0,   /* field[0] = rooms */
 };
 static const ProtobufCIntRange parley__v1__list_rooms_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor parley__v1__list_rooms_response__descriptor =
 {
@@ -1383,7 +1396,7 @@ const ProtobufCMessageDescriptor parley__v1__list_rooms_response__descriptor =
   "Parley__V1__ListRoomsResponse",
   "parley.v1",
   sizeof(Parley__V1__ListRoomsResponse),
-  2,
+  3,
   parley__v1__list_rooms_response__field_descriptors,
   parley__v1__list_rooms_response__field_indices_by_name,
   1,  parley__v1__list_rooms_response__number_ranges,

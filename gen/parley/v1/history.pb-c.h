@@ -243,13 +243,19 @@ struct  Parley__V1__ListRoomsResponse
   size_t n_rooms;
   Parley__V1__Room **rooms;
   /*
-   * More rooms sort after the last one.
+   * More rooms may follow.
    */
   protobuf_c_boolean has_more;
+  /*
+   * With has_more: the after_name of the next page. The server looks at a
+   * bounded number of rooms per call, skipping those the caller may not
+   * read, so it can be past the last room returned (or set with none).
+   */
+  char *next_after_name;
 };
 #define PARLEY__V1__LIST_ROOMS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__list_rooms_response__descriptor) \
-    , 0,NULL, 0 }
+    , 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 /* Parley__V1__ListMessagesRequest methods */
