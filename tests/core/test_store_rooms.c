@@ -6,7 +6,13 @@
  * a user's messages, the migration of a database written before rooms had
  * settings, and all of it inside a group commit that rolls back.
  *
- *   test_core_store_rooms [sqlite]   database files in a fresh temp dir */
+ *   test_core_store_rooms [sqlite]   database files in a fresh temp dir
+ *   test_core_store_rooms postgres   a fresh database per test on the
+ *                                    PostgreSQL that PARLEY_PG_HOST / _PORT
+ *                                    / _USER name (tests/pg/pgtmp)
+ *
+ * The migration test writes the schema-1 database the way each engine
+ * stored it. */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +20,7 @@
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "rules.h"
@@ -26,9 +33,43 @@ static const parley_author ADA = {"ada", "Ada Lovelace", PARLEY_ROLE_PARTICIPANT
 static const parley_author BOB = {"bob", "Bob", PARLEY_ROLE_PARTICIPANT};
 static const parley_author OLGA = {"olga", "Olga", PARLEY_ROLE_ORGANIZER};
 
+/* PostgreSQL: where it is, and an admin connection that makes a database
+ * per target. NULL g_admin: SQLite files. */
+static const char *g_pg_host, *g_pg_port, *g_pg_user;
+static PGconn *g_admin;
+
+static void pg_uri(char *out, size_t len, const char *db)
+{
+    snprintf(out, len, "postgres://%s@/%s?host=%s&port=%s", g_pg_user, db,
+             g_pg_host, g_pg_port);
+}
+
+/* Runs sql on conn; 0 on success. */
+static int pg_run_sql(PGconn *conn, const char *sql)
+{
+    PGresult *r = PQexec(conn, sql);
+    int st = PQresultStatus(r);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok) fprintf(stderr, "%s: %s", sql, PQerrorMessage(conn));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
 static void target(char *out, size_t len)
 {
-    snprintf(out, len, "%s/r%02d.db", g_dir, ++g_db_no);
+    g_db_no++;
+    if (g_admin == NULL) {
+        snprintf(out, len, "%s/r%02d.db", g_dir, g_db_no);
+        return;
+    }
+    char db[64], sql[128];
+    snprintf(db, sizeof db, "parley_rooms%d_%02d", (int)getpid(), g_db_no);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    if (pg_run_sql(g_admin, sql) != 0) {
+        out[0] = '\0';
+        return;
+    }
+    pg_uri(out, len, db);
 }
 
 static store *open_target(const char *t)
@@ -44,7 +85,7 @@ static store *fresh(void)
 {
     char t[4200];
     target(t, sizeof t);
-    return open_target(t);
+    return t[0] ? open_target(t) : NULL;
 }
 
 static parley_err post(store *s, const char *room, const parley_author *a,
@@ -694,33 +735,65 @@ static void test_rollback(void)
 
 /* ---- migration of a database from before rooms had settings ------------- */
 
+/* Schema version 1 as each engine published it, with a room "old" of two
+ * messages. */
+static const char *const v1_sqlite =
+    "CREATE TABLE rooms(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " head_seq INTEGER NOT NULL DEFAULT 0, head_rev INTEGER NOT NULL"
+    " DEFAULT 0, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE messages(room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    " seq INTEGER NOT NULL, rev INTEGER NOT NULL, client_msg_id TEXT NOT"
+    " NULL, author_id TEXT NOT NULL, author_name TEXT NOT NULL,"
+    " author_role INTEGER NOT NULL, body TEXT NOT NULL, created_ms INTEGER"
+    " NOT NULL, edited_ms INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT"
+    " NULL DEFAULT 0, PRIMARY KEY(room_id, seq)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX messages_rev ON messages(room_id, rev);"
+    "CREATE UNIQUE INDEX messages_client_id"
+    "  ON messages(room_id, author_id, client_msg_id);"
+    "INSERT INTO rooms(id, name, head_seq, head_rev, created_ms)"
+    " VALUES(1, 'old', 2, 2, 1);"
+    "INSERT INTO messages VALUES(1, 1, 1, 'c1', 'ada', 'Ada', 1, 'hi', 1,"
+    " 0, 0), (1, 2, 2, 'c2', 'ada', 'Ada', 1, 'there', 1, 0, 0);"
+    "PRAGMA user_version = 1;";
+static const char *const v1_pg =
+    "CREATE TABLE parley_schema(one boolean PRIMARY KEY DEFAULT true"
+    " CHECK (one), version integer NOT NULL);"
+    "INSERT INTO parley_schema(version) VALUES (1);"
+    "CREATE TABLE rooms(id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " name text COLLATE \"C\" NOT NULL UNIQUE, head_seq bigint NOT NULL"
+    " DEFAULT 0, head_rev bigint NOT NULL DEFAULT 0, created_ms bigint NOT"
+    " NULL);"
+    "CREATE TABLE messages(room_id bigint NOT NULL REFERENCES rooms(id),"
+    " seq bigint NOT NULL, rev bigint NOT NULL, client_msg_id text NOT NULL,"
+    " author_id text NOT NULL, author_name text NOT NULL, author_role"
+    " integer NOT NULL, body text NOT NULL, created_ms bigint NOT NULL,"
+    " edited_ms bigint NOT NULL DEFAULT 0, deleted boolean NOT NULL DEFAULT"
+    " false, PRIMARY KEY(room_id, seq));"
+    "CREATE UNIQUE INDEX messages_rev ON messages(room_id, rev);"
+    "CREATE UNIQUE INDEX messages_client_id"
+    "  ON messages(room_id, author_id, client_msg_id);"
+    "INSERT INTO rooms(name, head_seq, head_rev, created_ms)"
+    " VALUES('old', 2, 2, 1);"
+    "INSERT INTO messages VALUES(1, 1, 1, 'c1', 'ada', 'Ada', 1, 'hi', 1,"
+    " 0, false), (1, 2, 2, 'c2', 'ada', 'Ada', 1, 'there', 1, 0, false);";
+
 static void test_migrate_v1(void)
 {
     char t[4200];
     target(t, sizeof t);
-    sqlite3 *db;
-    CU_ASSERT_EQUAL_FATAL(sqlite3_open(t, &db), SQLITE_OK);
-    /* Schema version 1 as it was published. */
-    const char *v1 =
-        "CREATE TABLE rooms(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-        " head_seq INTEGER NOT NULL DEFAULT 0, head_rev INTEGER NOT NULL"
-        " DEFAULT 0, created_ms INTEGER NOT NULL);"
-        "CREATE TABLE messages(room_id INTEGER NOT NULL REFERENCES rooms(id),"
-        " seq INTEGER NOT NULL, rev INTEGER NOT NULL, client_msg_id TEXT NOT"
-        " NULL, author_id TEXT NOT NULL, author_name TEXT NOT NULL,"
-        " author_role INTEGER NOT NULL, body TEXT NOT NULL, created_ms INTEGER"
-        " NOT NULL, edited_ms INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT"
-        " NULL DEFAULT 0, PRIMARY KEY(room_id, seq)) WITHOUT ROWID;"
-        "CREATE UNIQUE INDEX messages_rev ON messages(room_id, rev);"
-        "CREATE UNIQUE INDEX messages_client_id"
-        "  ON messages(room_id, author_id, client_msg_id);"
-        "INSERT INTO rooms(id, name, head_seq, head_rev, created_ms)"
-        " VALUES(1, 'old', 2, 2, 1);"
-        "INSERT INTO messages VALUES(1, 1, 1, 'c1', 'ada', 'Ada', 1, 'hi', 1,"
-        " 0, 0), (1, 2, 2, 'c2', 'ada', 'Ada', 1, 'there', 1, 0, 0);"
-        "PRAGMA user_version = 1;";
-    CU_ASSERT_EQUAL(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    CU_ASSERT_FATAL(t[0] != '\0');
+    if (g_admin) {
+        PGconn *c = PQconnectdb(t);
+        CU_ASSERT_EQUAL_FATAL(PQstatus(c), CONNECTION_OK);
+        CU_ASSERT_EQUAL(pg_run_sql(c, v1_pg), 0);
+        PQfinish(c);
+    } else {
+        sqlite3 *db;
+        CU_ASSERT_EQUAL_FATAL(sqlite3_open(t, &db), SQLITE_OK);
+        CU_ASSERT_EQUAL(sqlite3_exec(db, v1_sqlite, NULL, NULL, NULL),
+                        SQLITE_OK);
+        sqlite3_close(db);
+    }
 
     store *s = open_target(t);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -754,8 +827,27 @@ static int rm_entry(const char *p, const struct stat *sb, int flag,
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "sqlite") != 0) {
-        fprintf(stderr, "usage: %s [sqlite]\n", argv[0]);
+    const char *engine = argc > 1 ? argv[1] : "sqlite";
+    if (strcmp(engine, "postgres") == 0) {
+        g_pg_host = getenv("PARLEY_PG_HOST");
+        g_pg_port = getenv("PARLEY_PG_PORT");
+        g_pg_user = getenv("PARLEY_PG_USER");
+        if (!g_pg_host || !g_pg_port || !g_pg_user) {
+            fprintf(stderr, "%s postgres: PARLEY_PG_HOST, _PORT and _USER "
+                            "name the server (tests/pg/pgtmp exec)\n",
+                    argv[0]);
+            return 2;
+        }
+        char admin[1024];
+        pg_uri(admin, sizeof admin, "postgres");
+        g_admin = PQconnectdb(admin);
+        if (PQstatus(g_admin) != CONNECTION_OK) {
+            fprintf(stderr, "connect %s: %s", admin, PQerrorMessage(g_admin));
+            PQfinish(g_admin);
+            return 2;
+        }
+    } else if (strcmp(engine, "sqlite") != 0) {
+        fprintf(stderr, "usage: %s [sqlite|postgres]\n", argv[0]);
         return 2;
     }
     snprintf(g_dir, sizeof g_dir, "%s/parley-rooms-XXXXXX",
@@ -778,5 +870,6 @@ int main(int argc, char **argv)
     unsigned failed = CU_get_number_of_failures();
     CU_cleanup_registry();
     nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (g_admin) PQfinish(g_admin);
     return failed ? 1 : 0;
 }

@@ -603,19 +603,21 @@ async def case_replay_handover(s):
     buffer and a one-message client queue hold the gateway's paging back)
     until K more publishes are acked, so those K are committed while its
     replay cannot have ended; the publisher stops only after the subscriber
-    has seen Subscribed and LIVE live events."""
-    backlog, k, live = 600, 20, 10
+    has seen Subscribed and LIVE live events.
+
+    The backlog is sized so that it cannot fit in what sits between the
+    gateway and the stalled reader: the kernel's largest TCP send buffer
+    (net.ipv4.tcp_wmem max), the gateway's send queue (--sendq-frames 64)
+    and the client library's buffers. Smaller backlogs let a fast gateway
+    finish the replay into buffers before the K publishes were acked."""
+    body = "h" * 4000
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    in_between = wmem_max + 64 * (len(body) + 256) + (1 << 20)
+    backlog, k, live = in_between // len(body) + 100, 20, 10
     pub = await Client.open(s, s.token("pub", "Pub"))
     watch = await Client.open(s, s.token("w", "W"))
     await watch.subscribe("lobby")  # the room's upstream stays, the ring fills
-    body = "h" * 1000
-    for i in range(backlog):
-        await pub.send({"publish": {"room": "lobby", "clientMsgId": "old%d" % i, "body": body}})
-    acks = 0
-    while acks < backlog:
-        f = await pub.recv()
-        assert "ack" in f, f
-        acks += 1
     watched = []
     watch_want = [None]
     watch_done = asyncio.Event()
@@ -627,7 +629,17 @@ async def case_replay_handover(s):
                 watched.append(int(f["event"]["message"]["rev"]))
             if watch_want[0] is not None and len(watched) >= watch_want[0]:
                 watch_done.set()
-    wtask = asyncio.create_task(watcher())
+    wtask = asyncio.create_task(watcher())  # live all along: reads as it goes
+
+    window = 32  # acks in flight, well under --sendq-frames
+    for start in range(0, backlog, window):
+        n = min(window, backlog - start)
+        for i in range(start, start + n):
+            await pub.send({"publish": {"room": "lobby", "clientMsgId": "old%d" % i,
+                                        "body": body}})
+        for _ in range(n):
+            f = await pub.recv()
+            assert "ack" in f, f
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

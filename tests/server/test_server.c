@@ -4,7 +4,10 @@
  * replay-then-live racing concurrent publishes, a slow consumer, and
  * durability across a SIGKILL.
  *
- * usage: test_server PARLEYD_BINARY */
+ * usage: test_server PARLEYD_BINARY [postgres]
+ * With postgres, every parleyd runs with --store on the PostgreSQL that
+ * PARLEY_PG_HOST / _PORT / _USER name (tests/pg/pgtmp exec), and the full
+ * disk test (an SQLite file's) gives way to a lost PostgreSQL connection. */
 #include <CUnit/Basic.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "tclient.h"
 #include "parley/v1/history.pb-c.h"
@@ -1123,11 +1128,210 @@ static void test_commit_failure(void) {
     tc_server_cleanup(&s2);
 }
 
+/* ---------- a lost PostgreSQL connection ---------- */
+
+/* parleyd's connection is cut in the middle of a group commit: the test
+ * holds a lock on the rooms table, so the batch waits inside its
+ * transaction, and ends parleyd's backend there (as a PostgreSQL restart
+ * or a network cut would). The publishes of that batch are refused
+ * ("storage failure; retry"), the next ones are acked on a new connection,
+ * a refused one retried is stored as new, and the database and the
+ * watcher's events hold exactly the acked publishes, each once. */
+enum { PL_ROUND = 5, PL_MAX = 3 * PL_ROUND };
+
+static int pl_round(tc_stream *st, int first, int *out) {
+    char id[32];
+    int bad = 0;
+    for (int i = first; i < first + PL_ROUND; i++) {
+        snprintf(id, sizeof id, "l-%d", i);
+        if (send_publish(st, (uint64_t)i + 1, "loss", id, "body")) bad++;
+    }
+    for (int k = 0; k < PL_ROUND; k++) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+        if (!f) return bad + 1;
+        int i = (int)f->request_id - 1;
+        if (i < first || i >= first + PL_ROUND || out[i])
+            bad++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+                 !f->ack->duplicate)
+            out[i] = 1;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                 f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                 !f->error->fatal &&
+                 !strcmp(f->error->detail, "storage failure; retry"))
+            out[i] = 2;
+        else
+            bad++;
+        free_frame(f);
+    }
+    return bad;
+}
+
+static int pl_wait_blocked(const char *app) {
+    char sql[300], v[32];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+             "'%s' AND wait_event_type = 'Lock'", app);
+    for (int i = 0; i < 1000; i++) {
+        if (tc_pg_admin(sql, v, sizeof v) == 0 && atoi(v) == 1) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_pg_connection_lost(void) {
+    tc_server s;
+    const char *extra[] = {"--rooms", "loss", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    const char *app = strrchr(s.dir, '/') + 1;
+    grpc_channel *ch = tc_channel(s.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_pat);
+    tc_stream *watch = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(watch, 1, "loss", 0), 0);
+    Parley__V1__ServerFrame *f = recv_frame(watch, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+    int out[PL_MAX] = {0};
+
+    CU_ASSERT_EQUAL(pl_round(st, 0, out), 0);
+    for (int i = 0; i < PL_ROUND; i++) CU_ASSERT_EQUAL(out[i], 1);
+
+    /* The lock, on parleyd's database, from a connection of the test's. */
+    char uri[1024];
+    snprintf(uri, sizeof uri, "postgres://%s@/%s?host=%s&port=%s",
+             getenv("PARLEY_PG_USER"), app, getenv("PARLEY_PG_HOST"),
+             getenv("PARLEY_PG_PORT"));
+    PGconn *lk = PQconnectdb(uri);
+    CU_ASSERT_EQUAL_FATAL(PQstatus(lk), CONNECTION_OK);
+    PGresult *res = PQexec(lk, "BEGIN; LOCK TABLE rooms IN EXCLUSIVE MODE");
+    CU_ASSERT_EQUAL(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    char id[32];
+    for (int i = PL_ROUND; i < 2 * PL_ROUND; i++) {
+        snprintf(id, sizeof id, "l-%d", i);
+        CU_ASSERT_EQUAL(send_publish(st, (uint64_t)i + 1, "loss", id, "body"), 0);
+    }
+    /* parleyd's batch waits on the lock, inside its transaction: cut it. */
+    CU_ASSERT_TRUE(pl_wait_blocked(app));
+    char sql[300], v[32] = "";
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+             " FROM (SELECT pid FROM pg_stat_activity WHERE application_name"
+             " = '%s' OFFSET 0) b", app);
+    CU_ASSERT_EQUAL(tc_pg_admin(sql, v, sizeof v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "1");
+    res = PQexec(lk, "COMMIT");
+    PQclear(res);
+    PQfinish(lk);
+    int acked = 0, refused = 0, bad = 0;
+    for (int k = 0; k < PL_ROUND; k++) {
+        f = recv_frame(st, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        int i = (int)f->request_id - 1;
+        if (i < PL_ROUND || i >= 2 * PL_ROUND || out[i])
+            bad++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
+            out[i] = 1;
+            acked++;
+        } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                   f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                   !strcmp(f->error->detail, "storage failure; retry")) {
+            out[i] = 2;
+            refused++;
+        } else {
+            bad++;
+        }
+        free_frame(f);
+    }
+    fprintf(stderr, "  cut mid-batch: %d refused, %d acked\n", refused, acked);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(refused >= 1); /* the batch that was cut */
+
+    /* The next publishes go through on a new connection. */
+    CU_ASSERT_EQUAL(pl_round(st, 2 * PL_ROUND, out), 0);
+    for (int i = 2 * PL_ROUND; i < 3 * PL_ROUND; i++) CU_ASSERT_EQUAL(out[i], 1);
+    /* A refused publish was not stored: its retry is new. */
+    int retried_bad = 0;
+    for (int i = 0; i < PL_MAX; i++) {
+        if (out[i] != 2) continue;
+        tc_result r;
+        snprintf(id, sizeof id, "l-%d", i);
+        Parley__V1__PublishResponse *p = publish(ch, t_pat, "loss", id, "body", &r);
+        if (r.status != GRPC_STATUS_OK || !p || p->duplicate) retried_bad++;
+        else out[i] = 1;
+        tc_result_free(&r);
+    }
+    CU_ASSERT_EQUAL(retried_bad, 0);
+
+    /* Stored: every publish, once, dense. */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "loss";
+    lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+    lq.after_rev = 0;
+    lq.limit = 100;
+    tc_result r = call(ch, H("ListMessages"), t_org, &lq,
+                       &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *l = (void *)r.resp;
+    int seen[PL_MAX] = {0}, bad_rows = 0;
+    CU_ASSERT_EQUAL(l->n_messages, (size_t)PL_MAX);
+    for (size_t k = 0; k < l->n_messages; k++) {
+        int i = -1;
+        if (sscanf(l->messages[k]->client_msg_id, "l-%d", &i) != 1 || i < 0 ||
+            i >= PL_MAX || seen[i] || out[i] != 1 ||
+            l->messages[k]->seq != k + 1)
+            bad_rows++;
+        else
+            seen[i] = 1;
+    }
+    CU_ASSERT_EQUAL(bad_rows, 0);
+    tc_result_free(&r);
+
+    /* The watcher got an event for each stored publish, once, in order,
+     * and none for the refused attempts. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 77;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 2;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    cf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(watch, &cf.base), 0);
+    int events = 0, bad_events = 0;
+    uint64_t last_seq = 0;
+    for (;;) {
+        f = recv_frame(watch, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PONG) {
+            free_frame(f);
+            break;
+        }
+        if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_EVENT ||
+            f->event->message->seq != last_seq + 1)
+            bad_events++;
+        else
+            last_seq = f->event->message->seq;
+        events++;
+        free_frame(f);
+    }
+    CU_ASSERT_EQUAL(bad_events, 0);
+    CU_ASSERT_EQUAL(events, PL_MAX);
+    tc_stream_free(st);
+    tc_stream_free(watch);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    tc_server_cleanup(&s);
+}
+
 /* parleyd runs its store with synchronous=FULL, as SQLite reports it back
  * (printed in the ready line; the store refuses to open otherwise). */
 static void test_synchronous_full(void) {
     const char *sync = strstr(g_srv.banner, "synchronous=");
     CU_ASSERT_PTR_NOT_NULL_FATAL(sync);
+    /* and on the engine asked for */
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_srv.banner, tc_using_postgres()
+                                                    ? "(db postgres://"
+                                                    : "/parley.db, "));
     CU_ASSERT_EQUAL(strncmp(sync, "synchronous=FULL)", 17), 0);
 }
 
@@ -1183,18 +1387,30 @@ static int suite_clean(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PARLEYD_BINARY\n", argv[0]);
+        fprintf(stderr, "usage: %s PARLEYD_BINARY [postgres]\n", argv[0]);
         return 2;
     }
     if (argc == 4 && !strcmp(argv[1], "--publisher"))
         return publisher_main(argv[2], argv[3]);
     g_bin = argv[1];
+    int pg = argc > 2 && !strcmp(argv[2], "postgres");
+    if (pg) {
+        const char *h = getenv("PARLEY_PG_HOST"), *p = getenv("PARLEY_PG_PORT"),
+                   *u = getenv("PARLEY_PG_USER");
+        if (!h || !p || !u) {
+            fprintf(stderr, "%s: PARLEY_PG_HOST/_PORT/_USER unset (run under "
+                            "tests/pg/pgtmp exec)\n", argv[0]);
+            return 2;
+        }
+        tc_use_postgres(h, p, u);
+    }
     grpc_init();
     t_org = tc_token("olga", "organizer", 3600, NULL);
     t_pat = tc_token("pat", "participant", 3600, NULL);
     t_quinn = tc_token("quinn", "participant", 3600, NULL);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("parleyd", suite_init, suite_clean);
+    CU_pSuite s = CU_add_suite(pg ? "parleyd (postgres)" : "parleyd",
+                               suite_init, suite_clean);
     CU_add_test(s, "store runs with synchronous=FULL", test_synchronous_full);
     CU_add_test(s, "rooms", test_rooms);
     CU_add_test(s, "publish and history", test_publish_and_history);
@@ -1208,8 +1424,13 @@ int main(int argc, char **argv) {
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
     CU_add_test(s2, "SIGTERM keeps what was acked", test_sigterm_keeps_acked);
     CU_add_test(s2, "dev mode", test_dev_mode);
-    CU_add_test(s2, "commit failure: no ack, no event, nothing stored",
-                test_commit_failure);
+    if (pg)
+        CU_add_test(s2, "PostgreSQL connection lost mid-batch: refused, "
+                        "reconnected, nothing lost",
+                    test_pg_connection_lost);
+    else
+        CU_add_test(s2, "commit failure: no ack, no event, nothing stored",
+                    test_commit_failure);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures() +
