@@ -115,8 +115,11 @@ typedef struct gw_metrics {
     uint64_t pub_frames;          /* publishes sent upstream */
     uint64_t http_requests;
     uint64_t replay_ring, replay_history;
-    uint64_t encodes[2];  /* live events encoded: [0] protobuf, [1] JSON */
-    uint64_t passthrough; /* events sent in the core's own encoding */
+    uint64_t encodes[2];     /* live events encoded: [0] protobuf, [1] JSON */
+    uint64_t passthrough;    /* events sent in the core's own encoding */
+    uint64_t access_checks;  /* the core asked whether a user may read */
+    uint64_t access_refused; /* subscriptions it refused or ended */
+    uint64_t room_events;    /* room events from the core, fanned out */
 } gw_metrics;
 
 /* The modules' opaque types, declared here so that any header may come
@@ -171,6 +174,10 @@ void gw_http_respond(gw_http *h, int status, const char *ctype,
                      const char *body, size_t len);
 void gw_http_respond_error(gw_http *h, parley_err e, int status,
                            const char *detail);
+/* The same for a PERMISSION_DENIED: the body names the access rule
+ * ({"code":"PERMISSION_DENIED","rule":"MUTED","detail":"..."}). */
+void gw_http_respond_error_rule(gw_http *h, parley_err e, parley_rule rule,
+                                int status, const char *detail);
 gw_server *gw_http_server(gw_http *h);
 gw_handle *gw_http_handle(gw_http *h);
 struct lws *gw_http_wsi(gw_http *h);
@@ -178,6 +185,10 @@ struct lws *gw_http_wsi(gw_http *h);
 /* Route a /v1/rooms... request; 0 if handled (answered now or later). */
 int gw_rest_route(gw_http *h, const char *method, const char *path,
                   const char *body, size_t body_len, const char *bearer);
+/* The room management and moderation routes (gw_rest_rooms.c); 0 if
+ * handled, -1 if the path is not one of them. */
+int gw_rest_rooms_route(gw_http *h, const char *method, const char *path,
+                        const char *body, size_t body_len, const char *bearer);
 
 /* ---- gw_metrics.c ---- */
 

@@ -180,6 +180,13 @@ int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m)
 void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
                         const char *detail, int fatal)
 {
+    gw_conn_send_error_rule(c, request_id, code, PARLEY_RULE_NONE, detail,
+                            fatal);
+}
+
+void gw_conn_send_error_rule(gw_conn *c, uint64_t request_id, parley_err code,
+                             parley_rule rule, const char *detail, int fatal)
+{
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
     Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
     f.request_id = request_id;
@@ -188,6 +195,7 @@ void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
     er.code = (Parley__V1__ErrorCode)code;
     er.detail = (char *)(detail && *detail ? detail : parley_err_text(code));
     er.fatal = fatal;
+    er.rule = (Parley__V1__Rule)rule;
     gw_conn_send_msg(c, &f.base);
 }
 

@@ -70,6 +70,9 @@ int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m);
 /* Error{code, detail, fatal} answering request_id. */
 void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
                         const char *detail, int fatal);
+/* The same with the access rule of a PERMISSION_DENIED (Error.rule). */
+void gw_conn_send_error_rule(gw_conn *c, uint64_t request_id, parley_err code,
+                             parley_rule rule, const char *detail, int fatal);
 /* Frames in the own queue; the session paces History replay by it. */
 size_t gw_conn_queued(const gw_conn *c);
 /* 1 while the own queue holds more than half its bound, or the socket

@@ -117,8 +117,16 @@ void gw_http_respond(gw_http *h, int status, const char *ctype,
 void gw_http_respond_error(gw_http *h, parley_err e, int status,
                            const char *detail)
 {
+    gw_http_respond_error_rule(h, e, PARLEY_RULE_NONE, status, detail);
+}
+
+void gw_http_respond_error_rule(gw_http *h, parley_err e, parley_rule rule,
+                                int status, const char *detail)
+{
     json_t *j = json_pack("{s:s,s:s}", "code", parley_err_name(e), "detail",
                           detail && *detail ? detail : parley_err_text(e));
+    if (j && e == PARLEY_ERR_PERMISSION_DENIED && rule != PARLEY_RULE_NONE)
+        json_object_set_new(j, "rule", json_string(parley_rule_name(rule)));
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!status) status = parley_err_http_status(e);

@@ -105,8 +105,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley-gateway: cannot start the gRPC client\n");
         goto out;
     }
-    static const gw_up_handlers up_handlers = {gw_rooms_on_event,
-                                               gw_rooms_on_link_down};
+    static const gw_up_handlers up_handlers = {
+        .on_event = gw_rooms_on_event,
+        .on_room_event = gw_rooms_on_room_event,
+        .on_down = gw_rooms_on_link_down};
     gw_up_set_handlers(s, &up_handlers);
     gw_conn_set_handlers(s, &gw_session_handlers);
 

@@ -65,6 +65,15 @@ char *gw_metrics_render(gw_server *s, size_t *len)
     C("parley_gateway_replay_history_total",
       "Subscriptions replayed through History.", m->replay_history);
     C("parley_gateway_http_requests_total", "HTTP requests.", m->http_requests);
+    C("parley_gateway_access_checks_total",
+      "Times the core was asked whether a user may read a room.",
+      m->access_checks);
+    C("parley_gateway_access_refused_total",
+      "Subscriptions the core refused, or ended after a room event.",
+      m->access_refused);
+    C("parley_gateway_room_events_total",
+      "Room events (moderation, settings, members) fanned out.",
+      m->room_events);
     fprintf(f, "# HELP parley_gateway_drops_total Sessions closed or refused "
                "by a limit.\n"
                "# TYPE parley_gateway_drops_total counter\n");

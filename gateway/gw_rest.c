@@ -13,6 +13,7 @@
  *   GET    /v1/rooms/{room}                                       GetRoom */
 #include "gw.h"
 #include "gw_json.h"
+#include "gw_upstream.h"
 #include "parley/v1/history.grpc.h"
 #include "rules.h"
 
@@ -31,11 +32,13 @@ static void rest_done(gw_server *s, void *ud, parley_err e, const char *detail,
 {
     rest_ctx *rc = ud;
     gw_http *h = rc->http->p;
-    (void)s;
     if (h) {
         if (e != PARLEY_OK) {
-            gw_http_respond_error(
-                h, unavailable ? PARLEY_ERR_INTERNAL : e, unavailable ? 503 : 0,
+            /* A refusal names the core's rule (403 with "rule"). */
+            gw_http_respond_error_rule(
+                h, unavailable ? PARLEY_ERR_INTERNAL : e,
+                unavailable ? PARLEY_RULE_NONE : gw_up_unary_rule(s),
+                unavailable ? 503 : 0,
                 unavailable ? "upstream core unavailable" : detail);
         } else {
             const ProtobufCMessage *out = resp;
@@ -106,6 +109,9 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
                   const char *body, size_t body_len, const char *bearer)
 {
     gw_server *s = gw_http_server(h);
+    /* Room management and moderation: gw_rest_rooms.c. */
+    if (gw_rest_rooms_route(h, method, path, body, body_len, bearer) == 0)
+        return 0;
     char room[RULES_ROOM_MAX + 2] = "", rest[128] = "";
     const char *p;
     int kind; /* 0 /v1/rooms, 1 room, 2 messages, 3 message */

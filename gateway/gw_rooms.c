@@ -25,6 +25,19 @@
  *     queue is below half its bound, until the ring takes over as above.
  * A subscription remembers the last rev it sent: nothing twice, no gap.
  *
+ * The gateway never widens access. Its upstream subscription of a room
+ * runs as the gateway's service identity, which may read every room, so a
+ * connection is attached to a room only after the core said its user may
+ * read it (SUB_CHECK: History.GetRoom with the user's token; the answer's
+ * Room.me is the user's own view in Subscribed). Room events of the room
+ * (ServerFrame{room_event}) go to every connection watching it; one that
+ * can take reading away (a removal, a membership ended, members-only
+ * visibility) has the connections concerned checked again the same way,
+ * and those refused get Error{PERMISSION_DENIED, rule} on their subscribe's
+ * request id and Unsubscribed; a deleted room ends every subscription with
+ * ROOM_NOT_FOUND. Publishes carry the user's token (gw_session.c), edits
+ * and deletes go as the user's own REST calls: the core decides each.
+ *
  * Encodings per entry, made once and only when some subscriber needs them:
  * [format][replay flag]. The binary frame of the flag the core sent is the
  * core's own bytes, passed through (a live event is never re-encoded for
@@ -36,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw_session.h"
 #include "parley/v1/history.grpc.h"
 #include "ring.h"
 #include "rules.h"
@@ -79,14 +93,17 @@ struct gw_room {
 };
 
 enum sub_state {
+    SUB_CHECK,  /* the core is asked whether the user may read the room */
     SUB_WAIT,   /* the room's upstream is not live yet */
     SUB_PAGING, /* replaying through History */
     SUB_RING    /* pulling from the ring (replay, Subscribed, live) */
 };
 
 typedef struct gw_sub {
-    gw_feed feed; /* first: the connection's feed */
-    gw_room *room;
+    gw_feed feed;                         /* first: the connection's feed */
+    gw_room *room;                        /* NULL while SUB_CHECK */
+    char want[RULES_ROOM_MAX + 1];        /* the room asked for */
+    Parley__V1__GetRoomResponse *checked; /* the core's yes: Room.me */
     gw_conn *conn;
     gw_handle *h; /* for History answers */
     char *token;  /* the user's, while paging */
@@ -206,13 +223,17 @@ static void sub_discharge(gw_sub *sub)
 static void sub_remove(gw_sub *sub)
 {
     gw_room *r = sub->room;
-    gw_server *s = r->srv;
     sub_discharge(sub);
-    lws_dll2_remove(&sub->rlink);
     gw_conn_remove_feed(sub->conn, &sub->feed);
-    if (r->subs.count == 0 && s->ctx)
-        lws_sul_schedule(s->ctx, 0, &r->sul_idle, room_idle,
-                         (lws_usec_t)s->cfg.room_linger_s * LWS_US_PER_SEC);
+    if (r) {
+        gw_server *s = r->srv;
+        lws_dll2_remove(&sub->rlink);
+        if (r->subs.count == 0 && s->ctx)
+            lws_sul_schedule(s->ctx, 0, &r->sul_idle, room_idle,
+                             (lws_usec_t)s->cfg.room_linger_s * LWS_US_PER_SEC);
+    }
+    if (sub->checked)
+        protobuf_c_message_free_unpacked(&sub->checked->base, NULL);
     sub->h->p = NULL;
     gw_handle_unref(sub->h);
     gw_buf_unref(sub->subscribed);
@@ -315,6 +336,15 @@ static void sub_start_ring(gw_sub *sub)
     f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED;
     f.subscribed = &sd;
     sd.room = &room;
+    const Parley__V1__Room *mine = sub->checked ? sub->checked->room : NULL;
+    if (mine) {
+        /* the settings and the user's own view, as the core answered */
+        room.title = mine->title;
+        room.topic = mine->topic;
+        room.visibility = mine->visibility;
+        room.mode = mine->mode;
+        room.me = mine->me;
+    }
     room.name = r->name;
     room.head_seq = r->head_seq;
     room.head_rev = r->head_rev;
@@ -636,16 +666,187 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
     return r;
 }
 
-/* c's subscription to room, or NULL. */
+/* c's subscription to room (being checked or attached), or NULL. */
 static gw_sub *conn_sub(gw_conn *c, const char *room)
 {
     for (gw_feed *fd = gw_conn_next_feed(c, NULL); fd;
          fd = gw_conn_next_feed(c, fd)) {
         if (fd->pull != sub_pull) continue;
         gw_sub *sub = (gw_sub *)fd;
-        if (strcmp(sub->room->name, room) == 0) return sub;
+        if (strcmp(sub->want, room) == 0) return sub;
     }
     return NULL;
+}
+
+/* ---- access: the core's word for each user ---- */
+
+/* Asks the core, with the user's token, whether sub's user may read its
+ * room: History.GetRoom answers the room with the user's view, or the
+ * refusal. done runs with sub (NULL if it went meanwhile). */
+typedef void (*check_fn)(gw_server *s, gw_sub *sub, parley_err e,
+                         parley_rule rule, const char *detail, int unavailable,
+                         Parley__V1__GetRoomResponse *resp);
+
+typedef struct check_ctx {
+    gw_handle *h;
+    check_fn done;
+} check_ctx;
+
+static void check_answer(gw_server *s, void *ud, parley_err e,
+                         const char *detail, int unavailable,
+                         ProtobufCMessage *resp)
+{
+    check_ctx *cc = ud;
+    gw_sub *sub = cc->h->p;
+    if (sub) {
+        cc->done(s, sub, e, gw_up_unary_rule(s), detail, unavailable,
+                 (Parley__V1__GetRoomResponse *)resp);
+        resp = NULL; /* done owns it */
+    }
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+    gw_handle_unref(cc->h);
+    free(cc);
+}
+
+static int check_access(gw_server *s, gw_sub *sub, check_fn done)
+{
+    const char *token = gw_session_token(sub->conn);
+    check_ctx *cc = token ? malloc(sizeof *cc) : NULL;
+    if (!cc) return -1;
+    cc->h = gw_handle_ref(sub->h);
+    cc->done = done;
+    Parley__V1__GetRoomRequest req = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    req.name = sub->want;
+    if (gw_up_unary(
+            s, &parley_v1_History_service.methods[PARLEY_V1_HISTORY_GET_ROOM],
+            &req.base, token, check_answer, cc) != PARLEY_OK) {
+        gw_handle_unref(cc->h);
+        free(cc);
+        return -1;
+    }
+    s->m.access_checks++;
+    return 0;
+}
+
+/* Ends sub with the core's refusal: the error on its subscribe's request
+ * id (then, if it was attached, Unsubscribed). */
+static void sub_refuse(gw_server *s, gw_sub *sub, parley_err e,
+                       parley_rule rule, const char *detail)
+{
+    int attached = sub->room != NULL;
+    char room[RULES_ROOM_MAX + 1];
+    snprintf(room, sizeof room, "%s", sub->want);
+    gw_conn_send_error_rule(sub->conn, sub->request_id, e, rule, detail, 0);
+    if (attached) {
+        Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+        Parley__V1__Unsubscribed u = PARLEY__V1__UNSUBSCRIBED__INIT;
+        f.request_id = sub->request_id;
+        f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED;
+        f.unsubscribed = &u;
+        u.room = room;
+        gw_conn_send_msg(sub->conn, &f.base);
+    }
+    s->m.access_refused++;
+    sub_remove(sub);
+}
+
+/* The first check's answer: attach, or refuse. */
+static void checked_first(gw_server *s, gw_sub *sub, parley_err e,
+                          parley_rule rule, const char *detail, int unavailable,
+                          Parley__V1__GetRoomResponse *resp)
+{
+    gw_conn *c = sub->conn;
+    if (unavailable) {
+        if (resp) protobuf_c_message_free_unpacked(&resp->base, NULL);
+        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+        sub_remove(sub);
+        return;
+    }
+    if (e != PARLEY_OK) {
+        if (resp) protobuf_c_message_free_unpacked(&resp->base, NULL);
+        sub_refuse(s, sub, e, rule, detail);
+        return;
+    }
+    sub->checked = resp;
+    gw_room *r = room_find(s, sub->want);
+    if (!r && !(r = room_new(s, sub->want, sub->last_sent))) {
+        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+        sub_remove(sub);
+        return;
+    }
+    sub->room = r;
+    sub->state = SUB_WAIT;
+    lws_dll2_add_tail(&sub->rlink, &r->subs);
+    lws_sul_cancel(&r->sul_idle);
+    if (r->live) sub_start(s, sub);
+}
+
+/* A check again, after a room event: refused ones end, the others stay. */
+static void checked_again(gw_server *s, gw_sub *sub, parley_err e,
+                          parley_rule rule, const char *detail, int unavailable,
+                          Parley__V1__GetRoomResponse *resp)
+{
+    if (resp) protobuf_c_message_free_unpacked(&resp->base, NULL);
+    /* Unreachable: the core also ends the link's subscription if the room
+     * went; otherwise the subscription stays until the core says no. */
+    if (unavailable || e == PARLEY_OK) return;
+    if (e == PARLEY_ERR_PERMISSION_DENIED || e == PARLEY_ERR_ROOM_NOT_FOUND ||
+        e == PARLEY_ERR_UNAUTHENTICATED)
+        sub_refuse(s, sub, e, rule, detail);
+}
+
+void gw_rooms_on_room_event(gw_server *s, gw_link *l,
+                            Parley__V1__ServerFrame *f)
+{
+    if (!s->rooms) return;
+    const Parley__V1__ModerationAction *a = f->room_event->action;
+    gw_room *r = a->room ? room_find(s, a->room) : NULL;
+    if (!r || r->link != l) return;
+    gw_buf *enc[2] = {NULL, NULL};
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                               lws_dll2_get_head(&r->subs))
+    {
+        gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+        int json = gw_conn_json(sub->conn);
+        if (!enc[json]) enc[json] = gw_buf_encode(&f->base, json);
+        if (enc[json]) gw_conn_send(sub->conn, enc[json]);
+    }
+    lws_end_foreach_dll_safe(d, d1);
+    gw_buf_unref(enc[0]);
+    gw_buf_unref(enc[1]);
+    s->m.room_events++;
+
+    switch (a->kind) {
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_ROOM: {
+        struct lws_dll2 *d;
+        while ((d = lws_dll2_get_head(&r->subs)) != NULL)
+            sub_refuse(s, lws_container_of(d, gw_sub, rlink),
+                       PARLEY_ERR_ROOM_NOT_FOUND, PARLEY_RULE_NONE,
+                       "the room was deleted");
+        room_destroy(s, r);
+        break;
+    }
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE:
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE_MEMBER:
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_VISIBILITY:
+        lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                                   lws_dll2_get_head(&r->subs))
+        {
+            gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+            const char *user = gw_session_user(sub->conn);
+            int concerned =
+                a->kind ==
+                    PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_VISIBILITY ||
+                (user && a->target_user_id &&
+                 strcmp(user, a->target_user_id) == 0);
+            if (concerned && check_access(s, sub, checked_again) != 0)
+                sub_refuse(s, sub, PARLEY_ERR_INTERNAL, PARLEY_RULE_NONE,
+                           "access could not be checked again");
+        }
+        lws_end_foreach_dll_safe(d, d1);
+        break;
+    default: break;
+    }
 }
 
 void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
@@ -661,11 +862,6 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
                            "already subscribed to this room", 0);
         return;
     }
-    gw_room *r = room_find(s, req->room);
-    if (!r && !(r = room_new(s, req->room, req->resume_after_rev))) {
-        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
-        return;
-    }
     gw_sub *sub = calloc(1, sizeof *sub);
     if (!sub || !(sub->h = gw_handle_new(sub)) ||
         !(sub->token = strdup(token ? token : ""))) {
@@ -677,15 +873,17 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
     sub->feed.pull = sub_pull;
     sub->feed.drained = sub_drained;
     sub->feed.written = sub_written;
-    sub->room = r;
+    snprintf(sub->want, sizeof sub->want, "%s", req->room);
     sub->conn = c;
     sub->request_id = request_id;
     sub->last_sent = req->resume_after_rev;
-    sub->state = SUB_WAIT;
-    lws_dll2_add_tail(&sub->rlink, &r->subs);
+    sub->state = SUB_CHECK;
     gw_conn_add_feed(c, &sub->feed);
-    lws_sul_cancel(&r->sul_idle);
-    if (r->live) sub_start(s, sub);
+    /* Attached (checked_first) only once the core said yes. */
+    if (check_access(s, sub, checked_first) != 0) {
+        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+        sub_remove(sub);
+    }
 }
 
 void gw_rooms_unsubscribe(gw_server *s, gw_conn *c, uint64_t request_id,

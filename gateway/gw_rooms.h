@@ -24,6 +24,10 @@ void gw_rooms_conn_gone(gw_server *s, gw_conn *c);
 void gw_rooms_on_event(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                        gw_buf *bytes);
 void gw_rooms_on_link_down(gw_server *s, gw_link *l);
+/* A room event of l's: sent to the room's connections; one that may take
+ * reading away has them checked again (gw_rooms.c). */
+void gw_rooms_on_room_event(gw_server *s, gw_link *l,
+                            Parley__V1__ServerFrame *f);
 
 /* The event type a stored message stands for (created, edited, deleted). */
 Parley__V1__EventType gw_event_type_of(const Parley__V1__Message *m);

@@ -47,8 +47,9 @@ static void pub_answer(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
         gw_conn_send_error(p->conn, p->rid, PARLEY_ERR_INTERNAL,
                            "upstream core unavailable", 0);
     } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR) {
-        gw_conn_send_error(p->conn, p->rid, (parley_err)f->error->code,
-                           f->error->detail, 0);
+        gw_conn_send_error_rule(p->conn, p->rid, (parley_err)f->error->code,
+                                (parley_rule)f->error->rule, f->error->detail,
+                                0);
     } else {
         f->request_id = p->rid;
         gw_conn_send_msg(p->conn, &f->base);
@@ -265,3 +266,15 @@ static void on_close(gw_conn *c)
 }
 
 const gw_conn_handlers gw_session_handlers = {on_message, on_close};
+
+const char *gw_session_token(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss ? ss->token : NULL;
+}
+
+const char *gw_session_user(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss ? ss->who.id : NULL;
+}

@@ -7,4 +7,9 @@
 
 extern const gw_conn_handlers gw_session_handlers;
 
+/* The token and user id of c's session (its latest authenticate), NULL
+ * before one: the rooms check access as that user with them. */
+const char *gw_session_token(const gw_conn *c);
+const char *gw_session_user(const gw_conn *c);
+
 #endif

@@ -127,6 +127,7 @@ struct gw_upstream {
     gw_link **links; /* cfg.upstream_links slots, NULL until used */
     int n_links;
     gw_up_handlers h;
+    parley_rule unary_rule; /* of the unary callback running now */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
@@ -428,6 +429,8 @@ const char *gw_up_state_name(gw_server *s)
 
 /* ---- unary calls ---- */
 
+parley_rule gw_up_unary_rule(const gw_server *s) { return s->up->unary_rule; }
+
 parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
                        const ProtobufCMessage *req, const char *token,
                        gw_unary_cb cb, void *ud)
@@ -463,7 +466,14 @@ static void unary_done(gw_server *s, up_unary *c, int ok)
     s->m.upstream_unary++;
     if (e != PARLEY_OK) s->m.upstream_errors++;
     lws_dll2_remove(&c->live.link);
+    char rule[64];
+    s->up->unary_rule = e == PARLEY_ERR_PERMISSION_DENIED &&
+                                rpc_metadata_get(&c->rc.trail_md, "parley-rule",
+                                                 rule, sizeof rule) > 0
+                            ? parley_rule_from_name(rule)
+                            : PARLEY_RULE_NONE;
     c->cb(s, c->ud, e, detail, unavailable, resp);
+    s->up->unary_rule = PARLEY_RULE_NONE;
     rpc_client_unary_free(&c->rc);
     free(c);
 }
@@ -715,6 +725,9 @@ static void link_frame(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                f->event && f->event->message) {
         s->m.upstream_events++;
         if (s->up->h.on_event) s->up->h.on_event(s, l, f, bytes);
+    } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT &&
+               f->room_event && f->room_event->action) {
+        if (s->up->h.on_room_event) s->up->h.on_room_event(s, l, f);
     }
 }
 

@@ -25,6 +25,10 @@ typedef void (*gw_unary_cb)(gw_server *s, void *ud, parley_err e,
                             const char *detail, int unavailable,
                             ProtobufCMessage *resp);
 
+/* While a gw_unary_cb runs: the access rule of its refusal (the
+ * `parley-rule` trailer of a PERMISSION_DENIED), else PARLEY_RULE_NONE. */
+parley_rule gw_up_unary_rule(const gw_server *s);
+
 /* Start a unary call of method m with token as `authorization` metadata. */
 parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
                        const ProtobufCMessage *req, const char *token,
@@ -38,6 +42,8 @@ typedef struct gw_up_handlers {
      * its own encoding (to pass through; take a reference to keep it). */
     void (*on_event)(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                      gw_buf *bytes);
+    /* A room event (moderation, settings, members) the core sent on l. */
+    void (*on_room_event)(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f);
     /* l ended (core gone, cancelled); every call on it was answered with
      * NULL before. The next gw_up_link opens a fresh one. */
     void (*on_down)(gw_server *s, gw_link *l);

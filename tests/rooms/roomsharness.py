@@ -242,3 +242,91 @@ def run(cases, argv, make_stack):
         return 1
     print("all passed")
     return 0
+
+
+# ---- WebSocket (the gateway), proto3 JSON or binary ----
+
+class WS:
+    """One WebSocket session on the gateway (Python websockets), JSON
+    (parley.v1.json, frames as dicts) or binary (parley.v1.proto, frames
+    as ServerFrame messages turned into the same dicts)."""
+
+    def __init__(self, stack, tok, json_proto=True):
+        self.stack, self.tok, self.json = stack, tok, json_proto
+        self.rid = 0
+        self.ws = None
+
+    async def open(self):
+        import websockets
+        sub = "parley.v1.json" if self.json else "parley.v1.proto"
+        self.ws = await websockets.connect(self.stack.ws, subprotocols=[sub])
+        f = await self.request(authenticate={"token": self.tok})
+        if "authenticated" not in f:
+            raise Failed("authenticate failed: %s" % f)
+        return self
+
+    async def send(self, **kind):
+        self.rid += 1
+        frame = dict(requestId=str(self.rid), **kind)
+        if self.json:
+            import json
+            await self.ws.send(json.dumps(frame))
+        else:
+            from google.protobuf import json_format
+            p = pb()
+            await self.ws.send(json_format.ParseDict(frame, p.S.ClientFrame()).SerializeToString())
+        return str(self.rid)
+
+    async def recv(self, timeout=10):
+        import asyncio
+        import json
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        except asyncio.TimeoutError:
+            return None
+        if self.json:
+            return json.loads(raw)
+        from google.protobuf import json_format
+        f = pb().S.ServerFrame.FromString(raw)
+        return json_format.MessageToDict(f)
+
+    async def until(self, pred, timeout=10, what="a frame"):
+        import time as _t
+        deadline = _t.time() + timeout
+        seen = []
+        while _t.time() < deadline:
+            f = await self.recv(max(0.05, deadline - _t.time()))
+            if f is None:
+                break
+            if pred(f):
+                return f, seen
+            seen.append(f)
+        raise Failed("no %s within %ss; got %s" % (what, timeout, seen))
+
+    async def request(self, **kind):
+        rid = await self.send(**kind)
+        f, _ = await self.until(lambda f: f.get("requestId") == rid, what="answer to %s" % list(kind))
+        return f
+
+    async def subscribe(self, room, after=0):
+        rid = await self.send(subscribe={"room": room, "resumeAfterRev": str(after)})
+        f, before = await self.until(lambda f: f.get("requestId") == rid
+                                     and ("subscribed" in f or "error" in f),
+                                     what="answer to subscribe %s" % room)
+        return f, before
+
+    async def publish(self, room, cid, body):
+        return await self.request(publish={"room": room, "clientMsgId": cid, "body": body})
+
+    async def close(self):
+        if self.ws is not None:
+            await self.ws.close()
+
+
+def wkind(f):
+    """The kind of a ServerFrame dict."""
+    for k in ("event", "subscribed", "ack", "error", "pong", "unsubscribed", "authenticated",
+              "roomEvent", "batch", "options"):
+        if k in f:
+            return k
+    return None
