@@ -163,4 +163,8 @@ void access_view_of(const access_who *who, const parley_room *room,
     out->can_post = out->post_rule == PARLEY_RULE_NONE;
     out->muted = out->role != PARLEY_ROLE_ORGANIZER && access_muted(st, now_ms);
     out->muted_until_ms = out->muted ? st->muted_until_ms : 0;
+    if (st) {
+        out->last_read_seq = st->last_read_seq;
+        out->last_read_rev = st->last_read_rev;
+    }
 }

@@ -100,6 +100,8 @@ typedef struct access_view {
     parley_rule post_rule; /* why not, when can_post is 0 */
     int muted;
     int64_t muted_until_ms;
+    uint64_t last_read_seq, last_read_rev; /* from the standing */
+    unsigned unread; /* not decided here: the caller counts it */
 } access_view;
 void access_view_of(const access_who *who, const parley_room *room,
                     const parley_standing *st, int64_t now_ms,

@@ -82,6 +82,8 @@ typedef struct parley_standing {
     int64_t muted_until_ms; /* ... ending then; 0: until lifted */
     int removed;
     int64_t removed_until_ms;
+    uint64_t last_read_seq; /* read state (store_read_mark), 0 if none */
+    uint64_t last_read_rev;
 } parley_standing;
 
 /* A membership. */

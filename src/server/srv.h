@@ -77,6 +77,7 @@ typedef struct srv_pending_pub {
 } srv_pending_pub;
 
 typedef struct srv_metrics srv_metrics;
+typedef struct srv_presence srv_presence;
 typedef struct srv_health srv_health;
 typedef struct srv_reflection srv_reflection;
 
@@ -86,6 +87,7 @@ struct srv {
     hub *hub;
     size_t max_body;
     srv_metrics *metrics;       /* srv_metrics.c; never NULL after srv_new */
+    srv_presence *presence;     /* srv_presence.c; never NULL after srv_new */
     srv_health *health;         /* srv_health.c */
     srv_reflection *reflection; /* srv_reflection.c; NULL when not served */
     int64_t next_sample_ms;     /* srv_tick: when the gauges are next read */
@@ -143,8 +145,10 @@ void srv_fail_check(rpc_call *c, srv *s, parley_err e, const srv_grant *g);
 /* The same as an Error frame on a stream (not fatal). */
 void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,
                           const srv_grant *g);
-/* who's view of room (Room.me) and its protobuf form. */
-void srv_view(const auth_identity *who, const parley_room *room,
+/* who's view of room (Room.me), its unread count included (a store
+ * read), and its protobuf form. */
+#define SRV_UNREAD_CAP 1000
+void srv_view(srv *s, const auth_identity *who, const parley_room *room,
               const parley_standing *st, access_view *out);
 void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v);
 
@@ -179,6 +183,31 @@ void srv_room_event(srv *s, const parley_action *a, const parley_room *room);
  * Error{PERMISSION_DENIED, rule} (ROOM_NOT_FOUND for a deleted room) with
  * its subscribe's request_id, then Unsubscribed{room}, and ends. */
 void srv_stream_recheck(srv *s, const char *room, const char *user_id);
+
+/* srv_presence.c: presence and typing (never stored). */
+#define SRV_PRESENCE_NAMES 50   /* users named in a Presence, at most */
+#define SRV_PRESENCE_MIN_MS 500 /* a room's picture is sent this often */
+#define SRV_TYPING_MIN_MS 2000  /* one typing per user and room this often */
+typedef struct srv_presence_refs srv_presence_refs;
+srv_presence *srv_presence_new(void);
+void srv_presence_free(srv_presence *p);
+/* A stream says who is here (here = 1) or gone in room; *refs (NULL at
+ * first) remembers it for the stream, each (room, user) once. */
+parley_err srv_presence_say(srv *s, srv_presence_refs **refs, const char *room,
+                            const parley_author *who, int here);
+/* The stream ended: its users leave. */
+void srv_presence_refs_free(srv *s, srv_presence_refs *refs);
+int srv_presence_join(srv *s, const char *room, const parley_author *who);
+void srv_presence_leave(srv *s, const char *room, const char *user_id);
+/* ServerFrame{presence} of room as it is now. */
+grpc_slice srv_presence_frame(srv *s, const char *room);
+unsigned srv_presence_count(srv *s, const char *room);
+/* Sends the changed rooms' pictures (srv_tick). */
+void srv_presence_tick(srv *s, int64_t now);
+/* Passes who's typing in room on to its watchers unless they were told
+ * less than SRV_TYPING_MIN_MS ago (then 0, dropped). */
+int srv_presence_typing(srv *s, const char *room, const parley_author *who,
+                        int64_t now);
 
 /* srv_metrics.c */
 srv_metrics *srv_metrics_new(metrics *reg); /* reg NULL: counts nothing */

@@ -96,11 +96,21 @@ void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v)
     out->post_rule = (Parley__V1__Rule)v->post_rule;
     out->muted = v->muted ? 1 : 0;
     out->muted_until_ms = v->muted_until_ms;
+    out->last_read_seq = v->last_read_seq;
+    out->last_read_rev = v->last_read_rev;
+    out->unread_count = v->unread;
 }
 
-void srv_view(const auth_identity *who, const parley_room *room,
+void srv_view(srv *s, const auth_identity *who, const parley_room *room,
               const parley_standing *st, access_view *out)
 {
     access_who w = srv_who(who, room->name);
     access_view_of(&w, room, st, clock_wall_ms(), out);
+    unsigned n = 0;
+    /* A count that cannot be read is left 0 rather than failing the call
+     * that shows the room. */
+    if (out->role != 0 &&
+        store_unread_count(s->db, room->name, who->id, out->last_read_seq,
+                           SRV_UNREAD_CAP, &n) == PARLEY_OK)
+        out->unread = n;
 }

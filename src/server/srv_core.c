@@ -24,7 +24,8 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts)
     s->hub = hub_new();
     s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
     s->health = srv_health_new();
-    if (!s->hub || !s->metrics || !s->health) {
+    s->presence = srv_presence_new();
+    if (!s->hub || !s->metrics || !s->health || !s->presence) {
         srv_free(s);
         return NULL;
     }
@@ -73,6 +74,7 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 void srv_tick(srv *s, const rpc_server *rs)
 {
     srv_health_tick(s);
+    srv_presence_tick(s, clock_mono_ms());
     int64_t now = clock_mono_ms();
     if (now >= s->next_sample_ms) {
         s->next_sample_ms = now + SRV_SAMPLE_MS;
@@ -83,6 +85,7 @@ void srv_tick(srv *s, const rpc_server *rs)
 void srv_free(srv *s)
 {
     if (!s) return;
+    srv_presence_free(s->presence);
     hub_free(s->hub);
     srv_metrics_free(s->metrics);
     srv_health_free(s->health);

@@ -129,7 +129,7 @@ static void h_list_messages(rpc_call *c,
     Parley__V1__RoomAccess me;
     access_view v;
     srv_pb_room(&pr, &room);
-    srv_view(&who, &room, &g.st, &v);
+    srv_view(s, &who, &room, &g.st, &v);
     srv_pb_access(&me, &v);
     pr.me = &me;
     Parley__V1__ListMessagesResponse tail =
@@ -305,7 +305,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     Parley__V1__RoomAccess me;
     access_view v;
     srv_pb_room(&pr, &room);
-    srv_view(&who, &room, &g.st, &v);
+    srv_view(s, &who, &room, &g.st, &v);
     srv_pb_access(&me, &v);
     pr.me = &me;
     Parley__V1__CreateRoomResponse r = PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
@@ -336,7 +336,7 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     Parley__V1__RoomAccess me;
     access_view v;
     srv_pb_room(&pr, &room);
-    srv_view(&who, &room, &g.st, &v);
+    srv_view(s, &who, &room, &g.st, &v);
     srv_pb_access(&me, &v);
     pr.me = &me;
     Parley__V1__GetRoomResponse r = PARLEY__V1__GET_ROOM_RESPONSE__INIT;
@@ -434,6 +434,16 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
             break;
         q.after = p.last;
         q.limit = limit - (unsigned)p.n;
+    }
+    /* Unread counts after the page was read (a list callback may not
+     * call into the store). */
+    for (size_t i = 0; e == PARLEY_OK && i < p.n; i++) {
+        Parley__V1__RoomAccess *me = &p.e[i].me;
+        unsigned n = 0;
+        if (me->role != PARLEY__V1__ROLE__ROLE_UNSPECIFIED &&
+            store_unread_count(s->db, p.e[i].name, who.id, me->last_read_seq,
+                               SRV_UNREAD_CAP, &n) == PARLEY_OK)
+            me->unread_count = n;
     }
     if (e) {
         fail_store(c, s, e);

@@ -163,7 +163,7 @@ static parley_err room_for(srv *s, const auth_identity *who, const char *name,
     e = store_room_get(s->db, name, room);
     if (e != PARLEY_OK) return e;
     access_view v;
-    srv_view(who, room, &st, &v);
+    srv_view(s, who, room, &st, &v);
     srv_pb_room(&out->room, room);
     srv_pb_access(&out->me, &v);
     out->room.me = &out->me;
@@ -741,7 +741,40 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
     free(names);
 }
 
+/* ---- MarkRead ---- */
+
+static void h_mark_read(rpc_call *c, const Parley__V1__MarkReadRequest *req,
+                        void *ud)
+{
+    srv *s = ud;
+    auth_identity who;
+    srv_grant g;
+    if (srv_authenticate(s, c, &who)) return;
+    parley_err e = srv_check(s, &who, req->room, ACCESS_READ, 0, &g);
+    if (e) {
+        srv_fail_check(c, s, e, &g);
+        return;
+    }
+    uint64_t seq = 0, rev = 0;
+    unsigned unread = 0;
+    e = store_read_mark(s->db, req->room, who.id, req->seq, req->rev,
+                        clock_wall_ms(), &seq, &rev);
+    if (e == PARLEY_OK)
+        e = store_unread_count(s->db, req->room, who.id, seq, SRV_UNREAD_CAP,
+                               &unread);
+    if (e) {
+        fail_store(c, s, e);
+        return;
+    }
+    Parley__V1__MarkReadResponse r = PARLEY__V1__MARK_READ_RESPONSE__INIT;
+    r.last_read_seq = seq;
+    r.last_read_rev = rev;
+    r.unread_count = unread;
+    rpc_reply(c, &r.base);
+}
+
 const parley_v1_Rooms_handlers srv_rooms = {
+    .mark_read = h_mark_read,
     .update_room = h_update_room,
     .delete_room = h_delete_room,
     .add_member = h_add_member,

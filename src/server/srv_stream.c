@@ -48,8 +48,9 @@ struct srv_conn {
     list subs;           /* srv_subscription.link, at most one per room */
     size_t pending_pubs; /* publishes enqueued and not yet answered */
     int closed, half_closed;
-    int batch;      /* SessionOptions.batch: merged sends */
-    list_node link; /* srv.conns while the stream is open */
+    int batch;               /* SessionOptions.batch: merged sends */
+    srv_presence_refs *pres; /* who this stream said is here, where */
+    list_node link;          /* srv.conns while the stream is open */
 };
 
 static void conn_maybe_free(srv_conn *cn)
@@ -155,6 +156,12 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             f.subscribed = &sd;
             send_frame(cn->call, &f);
             sub->hs.live = 1;
+            /* Who is here now; changes follow as they come. */
+            if (srv_presence_count(s, sub->room) > 0) {
+                grpc_slice pf = srv_presence_frame(s, sub->room);
+                rpc_stream_send(cn->call, pf);
+                grpc_slice_unref(pf);
+            }
         }
     }
 }
@@ -192,7 +199,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
         return;
     }
     strcpy(sub->room, sb->room);
-    srv_view(who, &g.room, &g.st, &sub->me);
+    srv_view(s, who, &g.room, &g.st, &sub->me);
     sub->cursor = sb->resume_after_rev;
     sub->request_id = rid;
     sub->hs.call = cn->call;
@@ -228,7 +235,7 @@ void srv_stream_recheck(srv *s, const char *room, const char *user_id)
         srv_grant g;
         parley_err e = srv_check(s, &cn->who, room, ACCESS_READ, 0, &g);
         if (e == PARLEY_OK) {
-            srv_view(&cn->who, &g.room, &g.st, &sub->me);
+            srv_view(s, &cn->who, &g.room, &g.st, &sub->me);
             continue;
         }
         if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
@@ -324,6 +331,48 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
     on_frame(cn, (const Parley__V1__ClientFrame *)msg, 0);
 }
 
+/* ClientFrame{presence}: who (the stream's user or the frame's
+ * user_token's) is here or gone; being here needs read access. Answered
+ * only with an Error when refused. */
+static void on_presence(srv_conn *cn, uint64_t rid,
+                        const Parley__V1__PresenceUpdate *pu,
+                        const auth_identity *who)
+{
+    srv *s = cn->s;
+    srv_grant g;
+    parley_err e = PARLEY_OK;
+    memset(&g, 0, sizeof g);
+    if (pu->here)
+        e = srv_check(s, who, pu->room, ACCESS_READ, 0, &g);
+    else
+        e = rules_room(pu->room);
+    if (e) {
+        srv_send_check_error(cn->call, rid, e, &g);
+        return;
+    }
+    parley_author a = auth_author(who);
+    if (pu->here) a.role = g.role;
+    e = srv_presence_say(s, &cn->pres, pu->room, &a, pu->here);
+    if (e) srv_send_error(cn->call, rid, e, "out of memory", 0);
+}
+
+/* ClientFrame{typing}: needs the right to post (a muted user's typing is
+ * refused); passed on at most every SRV_TYPING_MIN_MS. */
+static void on_typing(srv_conn *cn, uint64_t rid, const Parley__V1__Typing *t,
+                      const auth_identity *who)
+{
+    srv *s = cn->s;
+    srv_grant g;
+    parley_err e = srv_check(s, who, t->room, ACCESS_POST, 0, &g);
+    if (e) {
+        srv_send_check_error(cn->call, rid, e, &g);
+        return;
+    }
+    parley_author a = auth_author(who);
+    a.role = g.role;
+    srv_presence_typing(s, t->room, &a, clock_mono_ms());
+}
+
 /* One client frame, alone or out of a batch. */
 static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
                      int in_batch)
@@ -354,6 +403,12 @@ static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
             cn->pending_pubs++;
         break;
     }
+    case PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE:
+        on_presence(cn, rid, f->presence, &who);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_TYPING:
+        on_typing(cn, rid, f->typing, &who);
+        break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PING: {
         Parley__V1__Pong pg = PARLEY__V1__PONG__INIT;
         pg.nonce = f->ping->nonce;
@@ -414,6 +469,9 @@ static void conn_on_close(rpc_call *c, void *ud)
     while ((n = cn->subs.first) != NULL)
         sub_free(cn, list_entry(n, srv_subscription, link));
     assert(cn->subs.len == 0);
+    /* Everyone this stream said is here leaves with it. */
+    srv_presence_refs_free(cn->s, cn->pres);
+    cn->pres = NULL;
     list_remove(&cn->link);
     cn->closed = 1;
     conn_maybe_free(cn);

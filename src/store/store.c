@@ -342,6 +342,36 @@ parley_err store_action_list(store *s, const char *room, uint64_t after_id,
                                   has_more ? has_more : &more_scratch);
 }
 
+parley_err store_read_mark(store *s, const char *room, const char *user_id,
+                           uint64_t seq, uint64_t rev, int64_t now_ms,
+                           uint64_t *out_seq, uint64_t *out_rev)
+{
+    uint64_t seq_scratch, rev_scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    if (seq > INT64_MAX || rev > INT64_MAX) return PARLEY_ERR_BAD_CURSOR;
+    return store_note_write_outside(
+        s, s->engine->read_mark(s, room, user_id, seq, rev, now_ms,
+                                out_seq ? out_seq : &seq_scratch,
+                                out_rev ? out_rev : &rev_scratch));
+}
+
+parley_err store_unread_count(store *s, const char *room, const char *user_id,
+                              uint64_t after_seq, unsigned cap, unsigned *count)
+{
+    unsigned scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    if (cap == 0 || cap > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
+    if (after_seq > INT64_MAX) after_seq = INT64_MAX;
+    return s->engine->unread_count(s, room, user_id, after_seq, cap,
+                                   count ? count : &scratch);
+}
+
 parley_err store_erase_user(store *s, const char *room, const char *user_id,
                             int64_t now_ms, store_msg_fn fn, void *ud,
                             uint64_t *count)

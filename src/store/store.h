@@ -201,6 +201,18 @@ parley_err store_action_list(store *s, const char *room, uint64_t after_id,
                              unsigned limit, store_action_fn fn, void *ud,
                              int *has_more);
 
+/* Read state: user_id has read room up to message seq (and room rev).
+ * Never goes back: a lower value keeps the stored one. out_seq / out_rev
+ * (may be NULL) get what is stored after. */
+parley_err store_read_mark(store *s, const char *room, const char *user_id,
+                           uint64_t seq, uint64_t rev, int64_t now_ms,
+                           uint64_t *out_seq, uint64_t *out_rev);
+/* How many messages of room after seq after_seq are not deleted and not
+ * user_id's, counted up to cap (1..1000). */
+parley_err store_unread_count(store *s, const char *room, const char *user_id,
+                              uint64_t after_seq, unsigned cap,
+                              unsigned *count);
+
 /* Turns every message user_id wrote in room (NULL: in every room) that is
  * not a tombstone yet into one, as store_delete does, and forgets the
  * author's display name on it: each takes a new rev of its room, so readers

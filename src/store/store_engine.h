@@ -100,6 +100,12 @@ struct store_engine {
     parley_err (*action_list)(store *s, const char *room, uint64_t after_id,
                               unsigned limit, store_action_fn fn, void *ud,
                               int *has_more);
+    parley_err (*read_mark)(store *s, const char *room, const char *user_id,
+                            uint64_t seq, uint64_t rev, int64_t now_ms,
+                            uint64_t *out_seq, uint64_t *out_rev);
+    parley_err (*unread_count)(store *s, const char *room, const char *user_id,
+                               uint64_t after_seq, unsigned cap,
+                               unsigned *count);
     /* room NULL: every room. */
     parley_err (*erase_user)(store *s, const char *room, const char *user_id,
                              int64_t now_ms, store_msg_fn fn, void *ud,

@@ -131,7 +131,14 @@ static const char *const pg_migrations[] = {
     "  role integer NOT NULL,"
     "  seq bigint NOT NULL,"
     "  count bigint NOT NULL,"
-    "  PRIMARY KEY(room_id, id));",
+    "  PRIMARY KEY(room_id, id));"
+    "CREATE TABLE room_reads("
+    "  room_id bigint NOT NULL REFERENCES rooms(id),"
+    "  user_id text NOT NULL,"
+    "  last_read_seq bigint NOT NULL,"
+    "  last_read_rev bigint NOT NULL,"
+    "  at_ms bigint NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id));",
 };
 #define PG_SCHEMA_VERSION \
     ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
@@ -187,6 +194,8 @@ enum {
     ST_ACTION_LIST,
     ST_ERASE_ROOMS,
     ST_ERASE,
+    ST_READ_MARK,
+    ST_UNREAD,
     ST__COUNT
 };
 
@@ -195,14 +204,17 @@ enum {
 #define PG_ROOM_SETTINGS "title, topic, visibility, mode"
 /* One user's standing (the user id is the last parameter, $U): member
  * role, the mute's and the removal's end, NULL when none. */
-#define PG_STANDING_COLS "m.role, mu.until_ms, rm.until_ms"
+#define PG_STANDING_COLS \
+    "m.role, mu.until_ms, rm.until_ms, rd.last_read_seq, rd.last_read_rev"
 #define PG_STANDING_JOINS(u)                            \
     " LEFT JOIN room_members m ON m.room_id = r.id"     \
     " AND m.user_id = " u "::text"                      \
     " LEFT JOIN room_sanctions mu ON mu.room_id = r.id" \
     " AND mu.user_id = " u "::text AND mu.kind = 1"     \
     " LEFT JOIN room_sanctions rm ON rm.room_id = r.id" \
-    " AND rm.user_id = " u "::text AND rm.kind = 2"
+    " AND rm.user_id = " u "::text AND rm.kind = 2"     \
+    " LEFT JOIN room_reads rd ON rd.room_id = r.id"     \
+    " AND rd.user_id = " u "::text"
 #define PG_MEMBER_COLS "user_id, role, added_by, added_ms"
 #define PG_ACTION_COLS                                                   \
     "id, kind, actor_id, actor_name, actor_role, target_user_id, at_ms," \
@@ -409,6 +421,21 @@ static const struct {
          "  FROM t, b WHERE m.room_id = $1::bigint AND m.seq = t.seq"
          "  RETURNING m.*)"
          " SELECT " MSG_COLS("") " FROM u ORDER BY seq"},
+    [ST_READ_MARK] = {"parley_read_mark", 5,
+                      "INSERT INTO room_reads(room_id, user_id, last_read_seq,"
+                      " last_read_rev, at_ms) VALUES($1::bigint, $2::text,"
+                      " $3::bigint, $4::bigint, $5::bigint)"
+                      " ON CONFLICT (room_id, user_id) DO UPDATE SET"
+                      " last_read_seq = greatest(room_reads.last_read_seq,"
+                      "  excluded.last_read_seq),"
+                      " last_read_rev = greatest(room_reads.last_read_rev,"
+                      "  excluded.last_read_rev), at_ms = excluded.at_ms"
+                      " RETURNING last_read_seq, last_read_rev"},
+    [ST_UNREAD] = {"parley_unread", 4,
+                   "SELECT count(*) FROM (SELECT 1 FROM messages"
+                   " WHERE room_id = $1::bigint AND seq > $2::bigint"
+                   " AND NOT deleted AND author_id <> $3::text"
+                   " LIMIT $4::bigint) t"},
 };
 
 /* The engine's handle; `base` first, as store_engine.h asks. */
@@ -848,6 +875,10 @@ static void pg_standing_view(const PGresult *res, int row, int col,
     if (!PQgetisnull(res, row, col + 2)) {
         st->removed = 1;
         st->removed_until_ms = pg_i64(res, row, col + 2);
+    }
+    if (!PQgetisnull(res, row, col + 3)) {
+        st->last_read_seq = (uint64_t)pg_i64(res, row, col + 3);
+        st->last_read_rev = (uint64_t)pg_i64(res, row, col + 4);
     }
 }
 
@@ -1855,6 +1886,60 @@ static parley_err pg_erase_in(store_pg *s, const char *room,
     return e;
 }
 
+static parley_err pg_read_mark(store *base, const char *room,
+                               const char *user_id, uint64_t seq, uint64_t rev,
+                               int64_t now_ms, uint64_t *out_seq,
+                               uint64_t *out_rev)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_text(&p, user_id);
+        pg_param_i64(&p, (int64_t)seq);
+        pg_param_i64(&p, (int64_t)rev);
+        pg_param_i64(&p, now_ms);
+        PGresult *res = pg_run(s, ST_READ_MARK, &p);
+        if (!pg_ok(res) || PQntuples(res) != 1) {
+            e = pg_fail(s, res, "mark read");
+        } else {
+            *out_seq = (uint64_t)pg_i64(res, 0, 0);
+            *out_rev = (uint64_t)pg_i64(res, 0, 1);
+        }
+        PQclear(res);
+    }
+    return pg_write_end(s, e);
+}
+
+static parley_err pg_unread_count(store *base, const char *room,
+                                  const char *user_id, uint64_t after_seq,
+                                  unsigned cap, unsigned *count)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_i64(&p, (int64_t)after_seq);
+    pg_param_text(&p, user_id);
+    pg_param_i64(&p, (int64_t)cap);
+    PGresult *res = pg_read(s, ST_UNREAD, &p);
+    if (res == NULL) return PARLEY_ERR_IO;
+    if (!pg_ok(res) || PQntuples(res) != 1)
+        e = pg_fail(s, res, "count unread");
+    else
+        *count = (unsigned)pg_i64(res, 0, 0);
+    PQclear(res);
+    return e;
+}
+
 static parley_err pg_erase_user(store *base, const char *room,
                                 const char *user_id, int64_t now_ms,
                                 store_msg_fn fn, void *ud, uint64_t *count)
@@ -1905,6 +1990,8 @@ const store_engine store_engine_pg = {
     .action_append = pg_action_append,
     .action_list = pg_action_list,
     .erase_user = pg_erase_user,
+    .read_mark = pg_read_mark,
+    .unread_count = pg_unread_count,
     .probe = pg_probe,
     .append = pg_append,
     .get = pg_get,

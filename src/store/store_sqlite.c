@@ -98,6 +98,13 @@ static const char *const store_migrations[] = {
     "  seq INTEGER NOT NULL,"
     "  count INTEGER NOT NULL,"
     "  PRIMARY KEY(room_id, id)) WITHOUT ROWID;"
+    "CREATE TABLE room_reads("
+    "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    "  user_id TEXT NOT NULL,"
+    "  last_read_seq INTEGER NOT NULL,"
+    "  last_read_rev INTEGER NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id)) WITHOUT ROWID;"
     "PRAGMA user_version = 2;",
 };
 #define STORE_SCHEMA_VERSION \
@@ -128,14 +135,16 @@ enum {
 /* One user's standing in a room (the user id is parameter ?9, bound by
  * store_bind_user; NULL gives NULLs): the member role, the mute's and the
  * removal's end (NULL when none). */
-#define STANDING_COLS "m.role, mu.until_ms, rm.until_ms"
+#define STANDING_COLS \
+    "m.role, mu.until_ms, rm.until_ms, rd.last_read_seq, rd.last_read_rev"
 #define STANDING_JOINS                                      \
     " LEFT JOIN room_members m ON m.room_id = rooms.id"     \
     " AND m.user_id = ?9"                                   \
     " LEFT JOIN room_sanctions mu ON mu.room_id = rooms.id" \
     " AND mu.user_id = ?9 AND mu.kind = 1"                  \
     " LEFT JOIN room_sanctions rm ON rm.room_id = rooms.id" \
-    " AND rm.user_id = ?9 AND rm.kind = 2"
+    " AND rm.user_id = ?9 AND rm.kind = 2"                  \
+    " LEFT JOIN room_reads rd ON rd.room_id = rooms.id AND rd.user_id = ?9"
 #define MEMBER_COLS "user_id, role, added_by, added_ms"
 #define ACTION_COLS                                                      \
     "id, kind, actor_id, actor_name, actor_role, target_user_id, at_ms," \
@@ -180,6 +189,8 @@ enum {
     STMT_ACTION_LIST,
     STMT_ERASE_FIND,
     STMT_ERASE_ONE,
+    STMT_READ_MARK,
+    STMT_UNREAD,
     STMT__COUNT
 };
 
@@ -289,6 +300,17 @@ static const char *const store_sql[STMT__COUNT] = {
         "UPDATE messages SET body = '', deleted = 1, author_name = '',"
         " rev = ?3, edited_ms = ?4 WHERE room_id = ?1 AND seq = ?2"
         " RETURNING " MSG_COLS,
+    [STMT_READ_MARK] =
+        "INSERT INTO room_reads(room_id, user_id, last_read_seq,"
+        " last_read_rev, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)"
+        " ON CONFLICT(room_id, user_id) DO UPDATE SET"
+        " last_read_seq = max(last_read_seq, excluded.last_read_seq),"
+        " last_read_rev = max(last_read_rev, excluded.last_read_rev),"
+        " at_ms = excluded.at_ms RETURNING last_read_seq, last_read_rev",
+    /* A range of the primary key, counted up to a cap. */
+    [STMT_UNREAD] = "SELECT count(*) FROM (SELECT 1 FROM messages"
+                    " WHERE room_id = ?1 AND seq > ?2 AND deleted = 0"
+                    " AND author_id != ?3 LIMIT ?4)",
 };
 
 /* The engine's handle; `base` first, as store_engine.h asks. */
@@ -515,6 +537,8 @@ static void store_standing_view(sqlite3_stmt *stmt, int col,
         st->removed = 1;
         st->removed_until_ms = sqlite3_column_int64(stmt, col + 2);
     }
+    st->last_read_seq = (uint64_t)sqlite3_column_int64(stmt, col + 3);
+    st->last_read_rev = (uint64_t)sqlite3_column_int64(stmt, col + 4);
 }
 
 /* Binds the user of a statement with STANDING_JOINS (NULL: nobody). */
@@ -1800,6 +1824,62 @@ static parley_err store_erase_in(store_sqlite *s, int64_t room_id,
     return e;
 }
 
+static parley_err store_sqlite_read_mark(store *base, const char *room,
+                                         const char *user_id, uint64_t seq,
+                                         uint64_t rev, int64_t now_ms,
+                                         uint64_t *out_seq, uint64_t *out_rev)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[STMT_READ_MARK];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 5, now_ms);
+        if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            *out_seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+            *out_rev = (uint64_t)sqlite3_column_int64(stmt, 1);
+            e = store_finish(s, STMT_READ_MARK);
+        } else {
+            sqlite3_reset(stmt);
+            e = store_fail(s, rc, "mark read");
+        }
+    }
+    return store_write_end(s, e);
+}
+
+static parley_err store_sqlite_unread_count(store *base, const char *room,
+                                            const char *user_id,
+                                            uint64_t after_seq, unsigned cap,
+                                            unsigned *count)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    parley_err e = store_room_find(s, room, &id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    sqlite3_stmt *stmt = s->stmt[STMT_UNREAD];
+    int rc = sqlite3_bind_int64(stmt, 1, id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)after_seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 3, user_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, (int64_t)cap);
+    if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return store_fail(s, rc, "count unread");
+    }
+    *count = (unsigned)sqlite3_column_int64(stmt, 0);
+    assert(*count <= cap);
+    return store_finish(s, STMT_UNREAD);
+}
+
 static parley_err store_sqlite_erase_user(store *base, const char *room,
                                           const char *user_id, int64_t now_ms,
                                           store_msg_fn fn, void *ud,
@@ -1877,6 +1957,8 @@ const store_engine store_engine_sqlite = {
     .action_append = store_sqlite_action_append,
     .action_list = store_sqlite_action_list,
     .erase_user = store_sqlite_erase_user,
+    .read_mark = store_sqlite_read_mark,
+    .unread_count = store_sqlite_unread_count,
     .probe = store_sqlite_probe,
     .append = store_sqlite_append,
     .get = store_sqlite_get,

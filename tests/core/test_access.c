@@ -78,8 +78,8 @@ static void test_patterns(void)
     CU_ASSERT_FALSE(parse(big, &g)); /* one more than allowed */
 }
 
-static const parley_room OPEN = {"r", 0, 0, "", "", PARLEY_VIS_OPEN,
-                                  PARLEY_MODE_OPEN};
+static const parley_room OPEN = {
+    "r", 0, 0, "", "", PARLEY_VIS_OPEN, PARLEY_MODE_OPEN};
 
 static parley_rule decide(int token_role, const parley_room *room,
                           const parley_standing *st, access_op op, int own)
@@ -103,9 +103,10 @@ static void test_rules(void)
     CU_ASSERT_EQUAL(decide(0, &OPEN, NULL, ACCESS_POST, 0),
                     PARLEY_RULE_NOT_GRANTED);
     /* A membership grants what the token does not. */
-    parley_standing member = {P, 0, 0, 0, 0};
-    CU_ASSERT_EQUAL(decide(0, &OPEN, &member, ACCESS_POST, 0), PARLEY_RULE_NONE);
-    parley_standing org_member = {O, 0, 0, 0, 0};
+    parley_standing member = {P, 0, 0, 0, 0, 0, 0};
+    CU_ASSERT_EQUAL(decide(0, &OPEN, &member, ACCESS_POST, 0),
+                    PARLEY_RULE_NONE);
+    parley_standing org_member = {O, 0, 0, 0, 0, 0, 0};
     CU_ASSERT_EQUAL(decide(P, &OPEN, &org_member, ACCESS_MODERATE, 0),
                     PARLEY_RULE_NONE);
     /* Open room, participant. */
@@ -141,7 +142,7 @@ static void test_rules(void)
     CU_ASSERT_EQUAL(decide(P, &closed, &none, ACCESS_READ, 0),
                     PARLEY_RULE_NONE);
     /* Mutes: timed, until lifted, expired; organizers are not muted. */
-    parley_standing muted = {0, 1, 2000, 0, 0};
+    parley_standing muted = {0, 1, 2000, 0, 0, 0, 0};
     CU_ASSERT_EQUAL(decide(P, &OPEN, &muted, ACCESS_POST, 0),
                     PARLEY_RULE_MUTED);
     CU_ASSERT_EQUAL(decide(P, &OPEN, &muted, ACCESS_EDIT, 1),
@@ -157,7 +158,7 @@ static void test_rules(void)
     muted.muted_until_ms = 0;
     CU_ASSERT_EQUAL(decide(O, &OPEN, &muted, ACCESS_POST, 0), PARLEY_RULE_NONE);
     /* Removals: no reading either; a membership does not help. */
-    parley_standing removed = {P, 0, 0, 1, 0};
+    parley_standing removed = {P, 0, 0, 1, 0, 0, 0};
     CU_ASSERT_EQUAL(decide(P, &OPEN, &removed, ACCESS_READ, 0),
                     PARLEY_RULE_REMOVED);
     CU_ASSERT_EQUAL(decide(P, &OPEN, &removed, ACCESS_DELETE, 1),
@@ -178,7 +179,7 @@ static void test_rules(void)
 
     access_view v;
     access_who p = {P, 0};
-    parley_standing m2 = {0, 1, 5000, 0, 0};
+    parley_standing m2 = {0, 1, 5000, 0, 0, 0, 0};
     access_view_of(&p, &OPEN, &m2, 1000, &v);
     CU_ASSERT_EQUAL(v.role, P);
     CU_ASSERT_FALSE(v.member);

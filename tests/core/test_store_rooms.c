@@ -29,7 +29,8 @@
 static char g_dir[4096];
 static int g_db_no;
 
-static const parley_author ADA = {"ada", "Ada Lovelace", PARLEY_ROLE_PARTICIPANT};
+static const parley_author ADA = {"ada", "Ada Lovelace",
+                                  PARLEY_ROLE_PARTICIPANT};
 static const parley_author BOB = {"bob", "Bob", PARLEY_ROLE_PARTICIPANT};
 static const parley_author OLGA = {"olga", "Olga", PARLEY_ROLE_ORGANIZER};
 
@@ -257,19 +258,19 @@ static void test_members_and_standing(void)
     CU_ASSERT_EQUAL(st.member_role, 0);
     CU_ASSERT_FALSE(st.muted || st.removed);
     /* Lifting: once changes, twice does not. */
-    CU_ASSERT_EQUAL(store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 0,
-                                       0, &changed),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 0, 0, &changed),
+        PARLEY_OK);
     CU_ASSERT_EQUAL(changed, 1);
-    CU_ASSERT_EQUAL(store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 0,
-                                       0, &changed),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 0, 0, &changed),
+        PARLEY_OK);
     CU_ASSERT_EQUAL(changed, 0);
     CU_ASSERT_EQUAL(store_sanction_set(s, "r", "ada", 3, 1, 0, &changed),
                     PARLEY_ERR_MALFORMED);
-    CU_ASSERT_EQUAL(store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 1,
-                                       -5, &changed),
-                    PARLEY_ERR_MALFORMED);
+    CU_ASSERT_EQUAL(
+        store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 1, -5, &changed),
+        PARLEY_ERR_MALFORMED);
     CU_ASSERT_EQUAL(store_room_access(s, "r", "ada", &r, &st), PARLEY_OK);
     CU_ASSERT_FALSE(st.muted);
     CU_ASSERT_TRUE(st.removed);
@@ -414,6 +415,7 @@ static void test_actions(void)
 typedef struct rooms_seen {
     char names[16][RULES_ROOM_MAX + 1];
     int member[16], muted[16];
+    uint64_t read_seq[16];
     int n;
 } rooms_seen;
 
@@ -425,6 +427,7 @@ static int collect_room(const parley_room *r, const parley_standing *st,
         snprintf(p->names[p->n], sizeof p->names[0], "%s", r->name);
         p->member[p->n] = st->member_role;
         p->muted[p->n] = st->muted;
+        p->read_seq[p->n] = st->last_read_seq;
     }
     p->n++;
     return 0;
@@ -522,12 +525,12 @@ static void test_room_delete(void)
         CU_ASSERT_EQUAL(post(s, "kept", &ADA, id, "hello", &m), PARLEY_OK);
     }
     CU_ASSERT_EQUAL(store_delete(s, "gone", 2, &ADA, 3, &m), PARLEY_OK);
-    CU_ASSERT_EQUAL(store_member_set(s, "gone", "ada", 1, "olga", 1, NULL,
-                                     NULL),
-                    PARLEY_OK);
-    CU_ASSERT_EQUAL(store_sanction_set(s, "gone", "bob", STORE_SANCTION_MUTE,
-                                       1, 0, NULL),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_member_set(s, "gone", "ada", 1, "olga", 1, NULL, NULL),
+        PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_sanction_set(s, "gone", "bob", STORE_SANCTION_MUTE, 1, 0, NULL),
+        PARLEY_OK);
     parley_action a = {0};
     a.room = "gone";
     a.kind = PARLEY_ACTION_MUTE;
@@ -690,6 +693,63 @@ static void test_erase_user(void)
     store_close(s);
 }
 
+/* ---- read state -------------------------------------------------------- */
+
+static void test_read_state(void)
+{
+    store *s = fresh();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    parley_msg m;
+    parley_room r;
+    parley_standing st;
+    uint64_t seq = 0, rev = 0;
+    unsigned n = 99;
+    CU_ASSERT_EQUAL(store_room_create(s, "r", 1, NULL, NULL), PARLEY_OK);
+    for (int i = 1; i <= 6; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "%d", i);
+        /* 1, 3, 5 by ada; 2, 4, 6 by bob */
+        CU_ASSERT_EQUAL(post(s, "r", i % 2 ? &ADA : &BOB, id, "m", &m),
+                        PARLEY_OK);
+    }
+    CU_ASSERT_EQUAL(store_delete(s, "r", 6, &BOB, 3, &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_room_access(s, "r", "ada", &r, &st), PARLEY_OK);
+    CU_ASSERT_EQUAL(st.last_read_seq, 0);
+    CU_ASSERT_EQUAL(store_unread_count(s, "r", "ada", 0, 1000, &n), PARLEY_OK);
+    CU_ASSERT_EQUAL(n, 2); /* bob's 2 and 4; 6 is deleted, 1 3 5 hers */
+    CU_ASSERT_EQUAL(store_read_mark(s, "r", "ada", 2, 2, 10, &seq, &rev),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(seq, 2);
+    CU_ASSERT_EQUAL(rev, 2);
+    CU_ASSERT_EQUAL(store_unread_count(s, "r", "ada", 2, 1000, &n), PARLEY_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(store_unread_count(s, "r", "bob", 0, 2, &n), PARLEY_OK);
+    CU_ASSERT_EQUAL(n, 2); /* 1, 3, 5 counted up to the cap of 2 */
+    /* Never back. */
+    CU_ASSERT_EQUAL(store_read_mark(s, "r", "ada", 1, 7, 11, &seq, &rev),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(seq, 2);
+    CU_ASSERT_EQUAL(rev, 7);
+    CU_ASSERT_EQUAL(store_room_access(s, "r", "ada", &r, &st), PARLEY_OK);
+    CU_ASSERT_EQUAL(st.last_read_seq, 2);
+    CU_ASSERT_EQUAL(st.last_read_rev, 7);
+    CU_ASSERT_EQUAL(store_room_access(s, "r", "bob", &r, &st), PARLEY_OK);
+    CU_ASSERT_EQUAL(st.last_read_seq, 0);
+    rooms_seen p;
+    int more;
+    memset(&p, 0, sizeof p);
+    store_room_query q = {NULL, NULL, "ada", 0};
+    CU_ASSERT_EQUAL(store_room_list_for(s, &q, collect_room, &p, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(p.n, 1);
+    CU_ASSERT_EQUAL(p.read_seq[0], 2);
+    CU_ASSERT_EQUAL(store_unread_count(s, "r", "ada", 0, 0, &n),
+                    PARLEY_ERR_BAD_CURSOR);
+    CU_ASSERT_EQUAL(store_read_mark(s, "nope", "ada", 1, 1, 1, NULL, NULL),
+                    PARLEY_ERR_ROOM_NOT_FOUND);
+    store_close(s);
+}
+
 /* ---- a group commit of moderation that rolls back ----------------------- */
 
 static void test_rollback(void)
@@ -700,9 +760,9 @@ static void test_rollback(void)
     parley_standing st;
     CU_ASSERT_EQUAL(store_room_create(s, "r", 1, NULL, NULL), PARLEY_OK);
     CU_ASSERT_EQUAL(store_begin(s), PARLEY_OK);
-    CU_ASSERT_EQUAL(store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 1,
-                                       0, NULL),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_sanction_set(s, "r", "ada", STORE_SANCTION_MUTE, 1, 0, NULL),
+        PARLEY_OK);
     parley_action a = {0};
     a.room = "r";
     a.kind = PARLEY_ACTION_MUTE;
@@ -727,8 +787,9 @@ static void test_rollback(void)
     CU_ASSERT_FALSE(more);
     acts ap;
     memset(&ap, 0, sizeof ap);
-    CU_ASSERT_EQUAL(store_action_list(s, "r", 0, 10, collect_action, &ap, &more),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_action_list(s, "r", 0, 10, collect_action, &ap, &more),
+        PARLEY_OK);
     CU_ASSERT_EQUAL(ap.n, 0);
     store_close(s);
 }
@@ -808,9 +869,9 @@ static void test_migrate_v1(void)
     CU_ASSERT_STRING_EQUAL(m.body, "there");
     CU_ASSERT_EQUAL(post(s, "old", &BOB, "c1", "new", &m), PARLEY_OK);
     CU_ASSERT_EQUAL(m.seq, 3);
-    CU_ASSERT_EQUAL(store_sanction_set(s, "old", "ada", STORE_SANCTION_MUTE, 1,
-                                       0, NULL),
-                    PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        store_sanction_set(s, "old", "ada", STORE_SANCTION_MUTE, 1, 0, NULL),
+        PARLEY_OK);
     store_close(s);
 }
 
@@ -833,8 +894,9 @@ int main(int argc, char **argv)
         g_pg_port = getenv("PARLEY_PG_PORT");
         g_pg_user = getenv("PARLEY_PG_USER");
         if (!g_pg_host || !g_pg_port || !g_pg_user) {
-            fprintf(stderr, "%s postgres: PARLEY_PG_HOST, _PORT and _USER "
-                            "name the server (tests/pg/pgtmp exec)\n",
+            fprintf(stderr,
+                    "%s postgres: PARLEY_PG_HOST, _PORT and _USER "
+                    "name the server (tests/pg/pgtmp exec)\n",
                     argv[0]);
             return 2;
         }
@@ -862,6 +924,7 @@ int main(int argc, char **argv)
                 test_room_list_for);
     CU_add_test(suite, "deleting a room, and its name again", test_room_delete);
     CU_add_test(suite, "erasing a user's messages", test_erase_user);
+    CU_add_test(suite, "read state and unread counts", test_read_state);
     CU_add_test(suite, "moderation in a group commit rolled back",
                 test_rollback);
     CU_add_test(suite, "migration from schema 1", test_migrate_v1);

@@ -78,7 +78,8 @@ class Client:
         "Rooms": {"UpdateRoom": "UpdateRoomResponse", "DeleteRoom": "DeleteRoomResponse",
                   "AddMember": "AddMemberResponse", "RemoveMember": "RemoveMemberResponse",
                   "ListMembers": "ListMembersResponse", "Moderate": "ModerateResponse",
-                  "ListActions": "ListActionsResponse", "EraseUser": "EraseUserResponse"},
+                  "ListActions": "ListActionsResponse", "EraseUser": "EraseUserResponse",
+                  "MarkRead": "MarkReadResponse"},
     }
 
     def __init__(self, stack):

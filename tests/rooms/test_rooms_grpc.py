@@ -452,6 +452,97 @@ def case_list_rooms(s):
     c.close()
 
 
+def case_presence_typing(s):
+    c = H.Client(s)
+    p = c.p
+    olga = org_token(s)
+    ev = {"ev.*": "participant"}
+    make_room(c, olga, "ev.main")
+    make_room(c, olga, "ev.back", visibility=p.M.VISIBILITY_MEMBERS)
+    ada, bob = token(s, "ada", rooms=ev), token(s, "bob", rooms=ev)
+    wa, wb = c.connect(ada), c.connect(bob)
+    wa.subscribed("ev.main")
+    f, _ = wb.subscribed("ev.main")
+    wa.send(presence=p.S.PresenceUpdate(room="ev.main", here=True))
+    f, _ = wb.until(lambda f: kind(f) == "presence", what="presence after ada joined")
+    check(f.presence.count == 1 and [u.id for u in f.presence.users] == ["ada"], "bob sees ada here: %s" % f)
+    wb.send(presence=p.S.PresenceUpdate(room="ev.main", here=True))
+    f, _ = wa.until(lambda f: kind(f) == "presence" and f.presence.count == 2, what="count 2")
+    check([u.id for u in f.presence.users] == ["ada", "bob"] and not f.presence.truncated,
+          "both here, by display name")
+    # A second stream of the same user does not count twice.
+    wa2 = c.connect(ada)
+    wa2.send(presence=p.S.PresenceUpdate(room="ev.main", here=True))
+    f, _ = wa2.subscribed("ev.main")
+    f, _ = wa2.until(lambda f: kind(f) == "presence", what="the picture after Subscribed")
+    check(f.presence.count == 2, "a new subscriber gets the picture after Subscribed; ada counted once")
+    wa2.close()  # ada's other stream ends: she is still here
+    wa.send(presence=p.S.PresenceUpdate(room="ev.main", here=False))
+    f, _ = wb.until(lambda f: kind(f) == "presence" and f.presence.count == 1, what="ada gone")
+    check([u.id for u in f.presence.users] == ["bob"], "ada gone after her streams left")
+    # Being here needs read access.
+    rid = wa.send(presence=p.S.PresenceUpdate(room="ev.back", here=True))
+    f, _ = wa.until(lambda f: f.request_id == rid, what="refusal")
+    check(kind(f) == "error" and f.error.rule == p.M.RULE_MEMBERS_ONLY, "presence in a room she may not read: refused")
+    # Typing: passed on once per 2 s, refused while muted.
+    wa.send(typing=p.S.Typing(room="ev.main"))
+    f, _ = wb.until(lambda f: kind(f) == "typing", what="typing")
+    check(f.typing.user.id == "ada" and f.typing.room == "ev.main", "bob sees ada typing")
+    wa.send(typing=p.S.Typing(room="ev.main"))
+    wa.send(ping=p.S.Ping(nonce=5))
+    wa.until(lambda f: kind(f) == "pong", what="pong")
+    c.ok("Stream", "Publish", olga, room="ev.main", client_msg_id="sync", body="sync")
+    f, seen = wb.until(lambda f: kind(f) == "event", what="the sync event")
+    check(not any(kind(x) == "typing" for x in seen), "a second typing within 2 s is dropped")
+    c.ok("Rooms", "Moderate", olga, room="ev.main", user_id="ada", action=p.R.MODERATE_ACTION_MUTE)
+    time.sleep(2.1)
+    rid = wa.send(typing=p.S.Typing(room="ev.main"))
+    f, _ = wa.until(lambda f: f.request_id == rid, what="typing refusal")
+    check(kind(f) == "error" and f.error.rule == p.M.RULE_MUTED, "a muted user's typing is refused")
+    # Closing bob's stream makes him leave.
+    wc = c.connect(olga)
+    wc.subscribed("ev.main")
+    wb.close()
+    f, _ = wc.until(lambda f: kind(f) == "presence" and f.presence.count == 0, what="bob gone")
+    check(True, "a stream that ends takes its users with it")
+    for x in (wa, wc):
+        x.close()
+    c.close()
+
+
+def case_read_state(s):
+    c = H.Client(s)
+    p = c.p
+    olga = org_token(s)
+    ev = {"ev.*": "participant"}
+    make_room(c, olga, "ev.a")
+    make_room(c, olga, "ev.b")
+    ada = token(s, "ada", rooms=ev)
+    for i in range(5):
+        c.ok("Stream", "Publish", olga, room="ev.a", client_msg_id=str(i), body="m%d" % i)
+    c.ok("Stream", "Publish", ada, room="ev.a", client_msg_id="mine", body="her own")
+    c.ok("Stream", "Publish", olga, room="ev.b", client_msg_id="b", body="b")
+    rooms = {r.name: r.me for r in c.ok("History", "ListRooms", ada, prefix="ev.").rooms}
+    check(rooms["ev.a"].unread_count == 5 and rooms["ev.b"].unread_count == 1,
+          "unread before any read: others' messages (%d, %d)" % (rooms["ev.a"].unread_count,
+                                                                   rooms["ev.b"].unread_count))
+    r = c.ok("Rooms", "MarkRead", ada, room="ev.a", seq=3, rev=3)
+    check(r.last_read_seq == 3 and r.unread_count == 2, "MarkRead up to 3: 2 unread (%s)" % r)
+    r = c.ok("Rooms", "MarkRead", ada, room="ev.a", seq=1, rev=1)
+    check(r.last_read_seq == 3 and r.last_read_rev == 3, "a mark below the stored one keeps it")
+    g = c.ok("History", "GetRoom", ada, name="ev.a")
+    check(g.room.me.last_read_seq == 3 and g.room.me.unread_count == 2, "GetRoom: me has the read state")
+    c.ok("History", "DeleteMessage", olga, room="ev.a", seq=5)
+    cn = c.connect(ada)
+    f, _ = cn.subscribed("ev.a")
+    check(f.subscribed.room.me.unread_count == 1 and f.subscribed.room.me.last_read_rev == 3,
+          "Subscribed: a deleted message is no longer unread")
+    c.denied("NOT_GRANTED", "Rooms", "MarkRead", token(s, "zed", rooms={"x.*": "participant"}),
+             room="ev.a", seq=1, rev=1)
+    cn.close()
+    c.close()
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

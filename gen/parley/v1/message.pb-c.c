@@ -613,7 +613,7 @@ const ProtobufCMessageDescriptor parley__v1__room__descriptor =
   (ProtobufCMessageInit) parley__v1__room__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__room_access__field_descriptors[6] =
+static const ProtobufCFieldDescriptor parley__v1__room_access__field_descriptors[9] =
 {
   {
     "role",
@@ -687,19 +687,58 @@ static const ProtobufCFieldDescriptor parley__v1__room_access__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "last_read_seq",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, last_read_seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_read_rev",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, last_read_rev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unread_count",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, unread_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__room_access__field_indices_by_name[] = {
   2,   /* field[2] = can_post */
+  7,   /* field[7] = last_read_rev */
+  6,   /* field[6] = last_read_seq */
   1,   /* field[1] = member */
   4,   /* field[4] = muted */
   5,   /* field[5] = muted_until_ms */
   3,   /* field[3] = post_rule */
   0,   /* field[0] = role */
+  8,   /* field[8] = unread_count */
 };
 static const ProtobufCIntRange parley__v1__room_access__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor parley__v1__room_access__descriptor =
 {
@@ -709,7 +748,7 @@ const ProtobufCMessageDescriptor parley__v1__room_access__descriptor =
   "Parley__V1__RoomAccess",
   "parley.v1",
   sizeof(Parley__V1__RoomAccess),
-  6,
+  9,
   parley__v1__room_access__field_descriptors,
   parley__v1__room_access__field_indices_by_name,
   1,  parley__v1__room_access__number_ranges,

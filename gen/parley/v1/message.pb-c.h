@@ -380,10 +380,18 @@ struct  Parley__V1__RoomAccess
    */
   protobuf_c_boolean muted;
   int64_t muted_until_ms;
+  /*
+   * Read state (Rooms.MarkRead): the newest message seq and the room rev
+   * the caller has read up to, and how many messages of others after that
+   * seq are not deleted (counted up to 1000).
+   */
+  uint64_t last_read_seq;
+  uint64_t last_read_rev;
+  uint32_t unread_count;
 };
 #define PARLEY__V1__ROOM_ACCESS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room_access__descriptor) \
-    , PARLEY__V1__ROLE__ROLE_UNSPECIFIED, 0, 0, PARLEY__V1__RULE__RULE_UNSPECIFIED, 0, 0 }
+    , PARLEY__V1__ROLE__ROLE_UNSPECIFIED, 0, 0, PARLEY__V1__RULE__RULE_UNSPECIFIED, 0, 0, 0, 0, 0 }
 
 
 /*

@@ -61,6 +61,13 @@ static void parley_v1_Rooms_erase_user_dispatch(const void *handlers, rpc_call *
     h->erase_user(call, (const Parley__V1__EraseUserRequest *)req, ud);
 }
 
+static void parley_v1_Rooms_mark_read_dispatch(const void *handlers, rpc_call *call,
+    const ProtobufCMessage *req, void *ud)
+{
+    const parley_v1_Rooms_handlers *h = handlers;
+    h->mark_read(call, (const Parley__V1__MarkReadRequest *)req, ud);
+}
+
 static const rpc_method_desc parley_v1_Rooms_methods[PARLEY_V1_ROOMS__N_METHODS] = {
     [PARLEY_V1_ROOMS_UPDATE_ROOM] = {
         .name = "UpdateRoom",
@@ -133,6 +140,15 @@ static const rpc_method_desc parley_v1_Rooms_methods[PARLEY_V1_ROOMS__N_METHODS]
         .output = &parley__v1__erase_user_response__descriptor,
         .handler_offset = offsetof(parley_v1_Rooms_handlers, erase_user),
         .dispatch = parley_v1_Rooms_erase_user_dispatch,
+    },
+    [PARLEY_V1_ROOMS_MARK_READ] = {
+        .name = "MarkRead",
+        .path = "/parley.v1.Rooms/MarkRead",
+        .kind = RPC_UNARY,
+        .input = &parley__v1__mark_read_request__descriptor,
+        .output = &parley__v1__mark_read_response__descriptor,
+        .handler_offset = offsetof(parley_v1_Rooms_handlers, mark_read),
+        .dispatch = parley_v1_Rooms_mark_read_dispatch,
     },
 };
 

@@ -27,6 +27,8 @@ typedef struct parley_v1_Rooms_handlers {
     void (*list_actions)(rpc_call *call, const Parley__V1__ListActionsRequest *req, void *ud);
     /* rpc EraseUser(parley.v1.EraseUserRequest) returns (parley.v1.EraseUserResponse) */
     void (*erase_user)(rpc_call *call, const Parley__V1__EraseUserRequest *req, void *ud);
+    /* rpc MarkRead(parley.v1.MarkReadRequest) returns (parley.v1.MarkReadResponse) */
+    void (*mark_read)(rpc_call *call, const Parley__V1__MarkReadRequest *req, void *ud);
 } parley_v1_Rooms_handlers;
 
 enum {
@@ -38,7 +40,8 @@ enum {
     PARLEY_V1_ROOMS_MODERATE = 5,
     PARLEY_V1_ROOMS_LIST_ACTIONS = 6,
     PARLEY_V1_ROOMS_ERASE_USER = 7,
-    PARLEY_V1_ROOMS__N_METHODS = 8
+    PARLEY_V1_ROOMS_MARK_READ = 8,
+    PARLEY_V1_ROOMS__N_METHODS = 9
 };
 
 extern const rpc_service_desc parley_v1_Rooms_service;

@@ -7,6 +7,96 @@
 #endif
 
 #include "parley/v1/rooms.pb-c.h"
+void   parley__v1__mark_read_request__init
+                     (Parley__V1__MarkReadRequest         *message)
+{
+  static const Parley__V1__MarkReadRequest init_value = PARLEY__V1__MARK_READ_REQUEST__INIT;
+  *message = init_value;
+}
+size_t parley__v1__mark_read_request__get_packed_size
+                     (const Parley__V1__MarkReadRequest *message)
+{
+  assert(message->base.descriptor == &parley__v1__mark_read_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__mark_read_request__pack
+                     (const Parley__V1__MarkReadRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__mark_read_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__mark_read_request__pack_to_buffer
+                     (const Parley__V1__MarkReadRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__mark_read_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__MarkReadRequest *
+       parley__v1__mark_read_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__MarkReadRequest *)
+     protobuf_c_message_unpack (&parley__v1__mark_read_request__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__mark_read_request__free_unpacked
+                     (Parley__V1__MarkReadRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__mark_read_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__mark_read_response__init
+                     (Parley__V1__MarkReadResponse         *message)
+{
+  static const Parley__V1__MarkReadResponse init_value = PARLEY__V1__MARK_READ_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t parley__v1__mark_read_response__get_packed_size
+                     (const Parley__V1__MarkReadResponse *message)
+{
+  assert(message->base.descriptor == &parley__v1__mark_read_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__mark_read_response__pack
+                     (const Parley__V1__MarkReadResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__mark_read_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__mark_read_response__pack_to_buffer
+                     (const Parley__V1__MarkReadResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__mark_read_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__MarkReadResponse *
+       parley__v1__mark_read_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__MarkReadResponse *)
+     protobuf_c_message_unpack (&parley__v1__mark_read_response__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__mark_read_response__free_unpacked
+                     (Parley__V1__MarkReadResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__mark_read_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   parley__v1__update_room_request__init
                      (Parley__V1__UpdateRoomRequest         *message)
 {
@@ -772,6 +862,134 @@ void   parley__v1__erase_user_response__free_unpacked
   assert(message->base.descriptor == &parley__v1__erase_user_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor parley__v1__mark_read_request__field_descriptors[3] =
+{
+  {
+    "room",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__MarkReadRequest, room),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seq",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__MarkReadRequest, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rev",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__MarkReadRequest, rev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__mark_read_request__field_indices_by_name[] = {
+  2,   /* field[2] = rev */
+  0,   /* field[0] = room */
+  1,   /* field[1] = seq */
+};
+static const ProtobufCIntRange parley__v1__mark_read_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor parley__v1__mark_read_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.MarkReadRequest",
+  "MarkReadRequest",
+  "Parley__V1__MarkReadRequest",
+  "parley.v1",
+  sizeof(Parley__V1__MarkReadRequest),
+  3,
+  parley__v1__mark_read_request__field_descriptors,
+  parley__v1__mark_read_request__field_indices_by_name,
+  1,  parley__v1__mark_read_request__number_ranges,
+  (ProtobufCMessageInit) parley__v1__mark_read_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__mark_read_response__field_descriptors[3] =
+{
+  {
+    "last_read_seq",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__MarkReadResponse, last_read_seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_read_rev",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__MarkReadResponse, last_read_rev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unread_count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__MarkReadResponse, unread_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__mark_read_response__field_indices_by_name[] = {
+  1,   /* field[1] = last_read_rev */
+  0,   /* field[0] = last_read_seq */
+  2,   /* field[2] = unread_count */
+};
+static const ProtobufCIntRange parley__v1__mark_read_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor parley__v1__mark_read_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.MarkReadResponse",
+  "MarkReadResponse",
+  "Parley__V1__MarkReadResponse",
+  "parley.v1",
+  sizeof(Parley__V1__MarkReadResponse),
+  3,
+  parley__v1__mark_read_response__field_descriptors,
+  parley__v1__mark_read_response__field_indices_by_name,
+  1,  parley__v1__mark_read_response__number_ranges,
+  (ProtobufCMessageInit) parley__v1__mark_read_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor parley__v1__update_room_request__field_descriptors[5] =
 {
   {
@@ -1751,7 +1969,7 @@ const ProtobufCEnumDescriptor parley__v1__moderate_action__descriptor =
   parley__v1__moderate_action__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor parley__v1__rooms__method_descriptors[8] =
+static const ProtobufCMethodDescriptor parley__v1__rooms__method_descriptors[9] =
 {
   { "UpdateRoom", &parley__v1__update_room_request__descriptor, &parley__v1__update_room_response__descriptor },
   { "DeleteRoom", &parley__v1__delete_room_request__descriptor, &parley__v1__delete_room_response__descriptor },
@@ -1761,6 +1979,7 @@ static const ProtobufCMethodDescriptor parley__v1__rooms__method_descriptors[8] 
   { "Moderate", &parley__v1__moderate_request__descriptor, &parley__v1__moderate_response__descriptor },
   { "ListActions", &parley__v1__list_actions_request__descriptor, &parley__v1__list_actions_response__descriptor },
   { "EraseUser", &parley__v1__erase_user_request__descriptor, &parley__v1__erase_user_response__descriptor },
+  { "MarkRead", &parley__v1__mark_read_request__descriptor, &parley__v1__mark_read_response__descriptor },
 };
 const unsigned parley__v1__rooms__method_indices_by_name[] = {
   2,        /* AddMember */
@@ -1768,6 +1987,7 @@ const unsigned parley__v1__rooms__method_indices_by_name[] = {
   7,        /* EraseUser */
   6,        /* ListActions */
   4,        /* ListMembers */
+  8,        /* MarkRead */
   5,        /* Moderate */
   3,        /* RemoveMember */
   0         /* UpdateRoom */
@@ -1779,7 +1999,7 @@ const ProtobufCServiceDescriptor parley__v1__rooms__descriptor =
   "Rooms",
   "Parley__V1__Rooms",
   "parley.v1",
-  8,
+  9,
   parley__v1__rooms__method_descriptors,
   parley__v1__rooms__method_indices_by_name
 };
@@ -1846,6 +2066,14 @@ void parley__v1__rooms__erase_user(ProtobufCService *service,
 {
   assert(service->descriptor == &parley__v1__rooms__descriptor);
   service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void parley__v1__rooms__mark_read(ProtobufCService *service,
+                                  const Parley__V1__MarkReadRequest *input,
+                                  Parley__V1__MarkReadResponse_Closure closure,
+                                  void *closure_data)
+{
+  assert(service->descriptor == &parley__v1__rooms__descriptor);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void parley__v1__rooms__init (Parley__V1__Rooms_Service *service,
                               Parley__V1__Rooms_ServiceDestroy destroy)

@@ -16,6 +16,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "parley/v1/message.pb-c.h"
 
+typedef struct Parley__V1__MarkReadRequest Parley__V1__MarkReadRequest;
+typedef struct Parley__V1__MarkReadResponse Parley__V1__MarkReadResponse;
 typedef struct Parley__V1__UpdateRoomRequest Parley__V1__UpdateRoomRequest;
 typedef struct Parley__V1__TextUpdate Parley__V1__TextUpdate;
 typedef struct Parley__V1__UpdateRoomResponse Parley__V1__UpdateRoomResponse;
@@ -56,6 +58,34 @@ typedef enum _Parley__V1__ModerateAction {
 } Parley__V1__ModerateAction;
 
 /* --- messages --- */
+
+struct  Parley__V1__MarkReadRequest
+{
+  ProtobufCMessage base;
+  char *room;
+  /*
+   * The seq of the newest message read, and the room rev the reader had
+   * applied then; a value below the stored one keeps the stored one.
+   */
+  uint64_t seq;
+  uint64_t rev;
+};
+#define PARLEY__V1__MARK_READ_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__mark_read_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Parley__V1__MarkReadResponse
+{
+  ProtobufCMessage base;
+  uint64_t last_read_seq;
+  uint64_t last_read_rev;
+  uint32_t unread_count;
+};
+#define PARLEY__V1__MARK_READ_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__mark_read_response__descriptor) \
+    , 0, 0, 0 }
+
 
 struct  Parley__V1__UpdateRoomRequest
 {
@@ -311,6 +341,44 @@ struct  Parley__V1__EraseUserResponse
     , 0, 0,NULL }
 
 
+/* Parley__V1__MarkReadRequest methods */
+void   parley__v1__mark_read_request__init
+                     (Parley__V1__MarkReadRequest         *message);
+size_t parley__v1__mark_read_request__get_packed_size
+                     (const Parley__V1__MarkReadRequest   *message);
+size_t parley__v1__mark_read_request__pack
+                     (const Parley__V1__MarkReadRequest   *message,
+                      uint8_t             *out);
+size_t parley__v1__mark_read_request__pack_to_buffer
+                     (const Parley__V1__MarkReadRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__MarkReadRequest *
+       parley__v1__mark_read_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__mark_read_request__free_unpacked
+                     (Parley__V1__MarkReadRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__MarkReadResponse methods */
+void   parley__v1__mark_read_response__init
+                     (Parley__V1__MarkReadResponse         *message);
+size_t parley__v1__mark_read_response__get_packed_size
+                     (const Parley__V1__MarkReadResponse   *message);
+size_t parley__v1__mark_read_response__pack
+                     (const Parley__V1__MarkReadResponse   *message,
+                      uint8_t             *out);
+size_t parley__v1__mark_read_response__pack_to_buffer
+                     (const Parley__V1__MarkReadResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__MarkReadResponse *
+       parley__v1__mark_read_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__mark_read_response__free_unpacked
+                     (Parley__V1__MarkReadResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Parley__V1__UpdateRoomRequest methods */
 void   parley__v1__update_room_request__init
                      (Parley__V1__UpdateRoomRequest         *message);
@@ -636,6 +704,12 @@ void   parley__v1__erase_user_response__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Parley__V1__MarkReadRequest_Closure)
+                 (const Parley__V1__MarkReadRequest *message,
+                  void *closure_data);
+typedef void (*Parley__V1__MarkReadResponse_Closure)
+                 (const Parley__V1__MarkReadResponse *message,
+                  void *closure_data);
 typedef void (*Parley__V1__UpdateRoomRequest_Closure)
                  (const Parley__V1__UpdateRoomRequest *message,
                   void *closure_data);
@@ -726,6 +800,10 @@ struct Parley__V1__Rooms_Service
                      const Parley__V1__EraseUserRequest *input,
                      Parley__V1__EraseUserResponse_Closure closure,
                      void *closure_data);
+  void (*mark_read)(Parley__V1__Rooms_Service *service,
+                    const Parley__V1__MarkReadRequest *input,
+                    Parley__V1__MarkReadResponse_Closure closure,
+                    void *closure_data);
 };
 typedef void (*Parley__V1__Rooms_ServiceDestroy)(Parley__V1__Rooms_Service *);
 void parley__v1__rooms__init (Parley__V1__Rooms_Service *service,
@@ -741,7 +819,8 @@ void parley__v1__rooms__init (Parley__V1__Rooms_Service *service,
       function_prefix__ ## list_members,\
       function_prefix__ ## moderate,\
       function_prefix__ ## list_actions,\
-      function_prefix__ ## erase_user  }
+      function_prefix__ ## erase_user,\
+      function_prefix__ ## mark_read  }
 void parley__v1__rooms__update_room(ProtobufCService *service,
                                     const Parley__V1__UpdateRoomRequest *input,
                                     Parley__V1__UpdateRoomResponse_Closure closure,
@@ -774,10 +853,16 @@ void parley__v1__rooms__erase_user(ProtobufCService *service,
                                    const Parley__V1__EraseUserRequest *input,
                                    Parley__V1__EraseUserResponse_Closure closure,
                                    void *closure_data);
+void parley__v1__rooms__mark_read(ProtobufCService *service,
+                                  const Parley__V1__MarkReadRequest *input,
+                                  Parley__V1__MarkReadResponse_Closure closure,
+                                  void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    parley__v1__moderate_action__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__mark_read_request__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__mark_read_response__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__update_room_request__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__text_update__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__update_room_response__descriptor;

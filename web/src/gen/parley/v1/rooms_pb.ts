@@ -14,7 +14,64 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/rooms.proto.
  */
 export const file_parley_v1_rooms: GenFile = /*@__PURE__*/
-  fileDesc("ChVwYXJsZXkvdjEvcm9vbXMucHJvdG8SCXBhcmxleS52MSK7AQoRVXBkYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIkCgV0aXRsZRgCIAEoCzIVLnBhcmxleS52MS5UZXh0VXBkYXRlEiQKBXRvcGljGAMgASgLMhUucGFybGV5LnYxLlRleHRVcGRhdGUSKQoKdmlzaWJpbGl0eRgEIAEoDjIVLnBhcmxleS52MS5WaXNpYmlsaXR5EiEKBG1vZGUYBSABKA4yEy5wYXJsZXkudjEuUm9vbU1vZGUiGwoKVGV4dFVwZGF0ZRINCgV2YWx1ZRgBIAEoCSJhChJVcGRhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLnBhcmxleS52MS5Sb29tEiwKB2FjdGlvbnMYAiADKAsyGy5wYXJsZXkudjEuTW9kZXJhdGlvbkFjdGlvbiIhChFEZWxldGVSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIk0KEkRlbGV0ZVJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20SGAoQZGVsZXRlZF9tZXNzYWdlcxgCIAEoBCJQChBBZGRNZW1iZXJSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCRIdCgRyb2xlGAMgASgOMg8ucGFybGV5LnYxLlJvbGUiYwoRQWRkTWVtYmVyUmVzcG9uc2USIQoGbWVtYmVyGAEgASgLMhEucGFybGV5LnYxLk1lbWJlchIrCgZhY3Rpb24YAiABKAsyGy5wYXJsZXkudjEuTW9kZXJhdGlvbkFjdGlvbiI0ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCSJUChRSZW1vdmVNZW1iZXJSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgIEisKBmFjdGlvbhgCIAEoCzIbLnBhcmxleS52MS5Nb2RlcmF0aW9uQWN0aW9uIkgKEkxpc3RNZW1iZXJzUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWFmdGVyX3VzZXJfaWQYAiABKAkSDQoFbGltaXQYAyABKA0iSwoTTGlzdE1lbWJlcnNSZXNwb25zZRIiCgdtZW1iZXJzGAEgAygLMhEucGFybGV5LnYxLk1lbWJlchIQCghoYXNfbW9yZRgCIAEoCCKAAQoPTW9kZXJhdGVSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCRIpCgZhY3Rpb24YAyABKA4yGS5wYXJsZXkudjEuTW9kZXJhdGVBY3Rpb24SEwoLZHVyYXRpb25fbXMYBCABKAMSDgoGcmVhc29uGAUgASgJIj8KEE1vZGVyYXRlUmVzcG9uc2USKwoGYWN0aW9uGAEgASgLMhsucGFybGV5LnYxLk1vZGVyYXRpb25BY3Rpb24iQwoSTGlzdEFjdGlvbnNSZXF1ZXN0EgwKBHJvb20YASABKAkSEAoIYWZ0ZXJfaWQYAiABKAQSDQoFbGltaXQYAyABKA0iVQoTTGlzdEFjdGlvbnNSZXNwb25zZRIsCgdhY3Rpb25zGAEgAygLMhsucGFybGV5LnYxLk1vZGVyYXRpb25BY3Rpb24SEAoIaGFzX21vcmUYAiABKAgiMQoQRXJhc2VVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEgwKBHJvb20YAiABKAkiQwoRRXJhc2VVc2VyUmVzcG9uc2USDgoGZXJhc2VkGAEgASgEEh4KBXJvb21zGAIgAygLMg8ucGFybGV5LnYxLlJvb20qoAEKDk1vZGVyYXRlQWN0aW9uEh8KG01PREVSQVRFX0FDVElPTl9VTlNQRUNJRklFRBAAEhgKFE1PREVSQVRFX0FDVElPTl9NVVRFEAESGgoWTU9ERVJBVEVfQUNUSU9OX1VOTVVURRACEhoKFk1PREVSQVRFX0FDVElPTl9SRU1PVkUQAxIbChdNT0RFUkFURV9BQ1RJT05fUkVBRE1JVBAEMt8ECgVSb29tcxJJCgpVcGRhdGVSb29tEhwucGFybGV5LnYxLlVwZGF0ZVJvb21SZXF1ZXN0Gh0ucGFybGV5LnYxLlVwZGF0ZVJvb21SZXNwb25zZRJJCgpEZWxldGVSb29tEhwucGFybGV5LnYxLkRlbGV0ZVJvb21SZXF1ZXN0Gh0ucGFybGV5LnYxLkRlbGV0ZVJvb21SZXNwb25zZRJGCglBZGRNZW1iZXISGy5wYXJsZXkudjEuQWRkTWVtYmVyUmVxdWVzdBocLnBhcmxleS52MS5BZGRNZW1iZXJSZXNwb25zZRJPCgxSZW1vdmVNZW1iZXISHi5wYXJsZXkudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBofLnBhcmxleS52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJMCgtMaXN0TWVtYmVycxIdLnBhcmxleS52MS5MaXN0TWVtYmVyc1JlcXVlc3QaHi5wYXJsZXkudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJDCghNb2RlcmF0ZRIaLnBhcmxleS52MS5Nb2RlcmF0ZVJlcXVlc3QaGy5wYXJsZXkudjEuTW9kZXJhdGVSZXNwb25zZRJMCgtMaXN0QWN0aW9ucxIdLnBhcmxleS52MS5MaXN0QWN0aW9uc1JlcXVlc3QaHi5wYXJsZXkudjEuTGlzdEFjdGlvbnNSZXNwb25zZRJGCglFcmFzZVVzZXISGy5wYXJsZXkudjEuRXJhc2VVc2VyUmVxdWVzdBocLnBhcmxleS52MS5FcmFzZVVzZXJSZXNwb25zZWIGcHJvdG8z", [file_parley_v1_message]);
+  fileDesc("ChVwYXJsZXkvdjEvcm9vbXMucHJvdG8SCXBhcmxleS52MSI5Cg9NYXJrUmVhZFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSCwoDcmV2GAMgASgEIlYKEE1hcmtSZWFkUmVzcG9uc2USFQoNbGFzdF9yZWFkX3NlcRgBIAEoBBIVCg1sYXN0X3JlYWRfcmV2GAIgASgEEhQKDHVucmVhZF9jb3VudBgDIAEoDSK7AQoRVXBkYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIkCgV0aXRsZRgCIAEoCzIVLnBhcmxleS52MS5UZXh0VXBkYXRlEiQKBXRvcGljGAMgASgLMhUucGFybGV5LnYxLlRleHRVcGRhdGUSKQoKdmlzaWJpbGl0eRgEIAEoDjIVLnBhcmxleS52MS5WaXNpYmlsaXR5EiEKBG1vZGUYBSABKA4yEy5wYXJsZXkudjEuUm9vbU1vZGUiGwoKVGV4dFVwZGF0ZRINCgV2YWx1ZRgBIAEoCSJhChJVcGRhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLnBhcmxleS52MS5Sb29tEiwKB2FjdGlvbnMYAiADKAsyGy5wYXJsZXkudjEuTW9kZXJhdGlvbkFjdGlvbiIhChFEZWxldGVSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIk0KEkRlbGV0ZVJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20SGAoQZGVsZXRlZF9tZXNzYWdlcxgCIAEoBCJQChBBZGRNZW1iZXJSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCRIdCgRyb2xlGAMgASgOMg8ucGFybGV5LnYxLlJvbGUiYwoRQWRkTWVtYmVyUmVzcG9uc2USIQoGbWVtYmVyGAEgASgLMhEucGFybGV5LnYxLk1lbWJlchIrCgZhY3Rpb24YAiABKAsyGy5wYXJsZXkudjEuTW9kZXJhdGlvbkFjdGlvbiI0ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCSJUChRSZW1vdmVNZW1iZXJSZXNwb25zZRIPCgdyZW1vdmVkGAEgASgIEisKBmFjdGlvbhgCIAEoCzIbLnBhcmxleS52MS5Nb2RlcmF0aW9uQWN0aW9uIkgKEkxpc3RNZW1iZXJzUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWFmdGVyX3VzZXJfaWQYAiABKAkSDQoFbGltaXQYAyABKA0iSwoTTGlzdE1lbWJlcnNSZXNwb25zZRIiCgdtZW1iZXJzGAEgAygLMhEucGFybGV5LnYxLk1lbWJlchIQCghoYXNfbW9yZRgCIAEoCCKAAQoPTW9kZXJhdGVSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCRIpCgZhY3Rpb24YAyABKA4yGS5wYXJsZXkudjEuTW9kZXJhdGVBY3Rpb24SEwoLZHVyYXRpb25fbXMYBCABKAMSDgoGcmVhc29uGAUgASgJIj8KEE1vZGVyYXRlUmVzcG9uc2USKwoGYWN0aW9uGAEgASgLMhsucGFybGV5LnYxLk1vZGVyYXRpb25BY3Rpb24iQwoSTGlzdEFjdGlvbnNSZXF1ZXN0EgwKBHJvb20YASABKAkSEAoIYWZ0ZXJfaWQYAiABKAQSDQoFbGltaXQYAyABKA0iVQoTTGlzdEFjdGlvbnNSZXNwb25zZRIsCgdhY3Rpb25zGAEgAygLMhsucGFybGV5LnYxLk1vZGVyYXRpb25BY3Rpb24SEAoIaGFzX21vcmUYAiABKAgiMQoQRXJhc2VVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEgwKBHJvb20YAiABKAkiQwoRRXJhc2VVc2VyUmVzcG9uc2USDgoGZXJhc2VkGAEgASgEEh4KBXJvb21zGAIgAygLMg8ucGFybGV5LnYxLlJvb20qoAEKDk1vZGVyYXRlQWN0aW9uEh8KG01PREVSQVRFX0FDVElPTl9VTlNQRUNJRklFRBAAEhgKFE1PREVSQVRFX0FDVElPTl9NVVRFEAESGgoWTU9ERVJBVEVfQUNUSU9OX1VOTVVURRACEhoKFk1PREVSQVRFX0FDVElPTl9SRU1PVkUQAxIbChdNT0RFUkFURV9BQ1RJT05fUkVBRE1JVBAEMqQFCgVSb29tcxJJCgpVcGRhdGVSb29tEhwucGFybGV5LnYxLlVwZGF0ZVJvb21SZXF1ZXN0Gh0ucGFybGV5LnYxLlVwZGF0ZVJvb21SZXNwb25zZRJJCgpEZWxldGVSb29tEhwucGFybGV5LnYxLkRlbGV0ZVJvb21SZXF1ZXN0Gh0ucGFybGV5LnYxLkRlbGV0ZVJvb21SZXNwb25zZRJGCglBZGRNZW1iZXISGy5wYXJsZXkudjEuQWRkTWVtYmVyUmVxdWVzdBocLnBhcmxleS52MS5BZGRNZW1iZXJSZXNwb25zZRJPCgxSZW1vdmVNZW1iZXISHi5wYXJsZXkudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBofLnBhcmxleS52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJMCgtMaXN0TWVtYmVycxIdLnBhcmxleS52MS5MaXN0TWVtYmVyc1JlcXVlc3QaHi5wYXJsZXkudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJDCghNb2RlcmF0ZRIaLnBhcmxleS52MS5Nb2RlcmF0ZVJlcXVlc3QaGy5wYXJsZXkudjEuTW9kZXJhdGVSZXNwb25zZRJMCgtMaXN0QWN0aW9ucxIdLnBhcmxleS52MS5MaXN0QWN0aW9uc1JlcXVlc3QaHi5wYXJsZXkudjEuTGlzdEFjdGlvbnNSZXNwb25zZRJGCglFcmFzZVVzZXISGy5wYXJsZXkudjEuRXJhc2VVc2VyUmVxdWVzdBocLnBhcmxleS52MS5FcmFzZVVzZXJSZXNwb25zZRJDCghNYXJrUmVhZBIaLnBhcmxleS52MS5NYXJrUmVhZFJlcXVlc3QaGy5wYXJsZXkudjEuTWFya1JlYWRSZXNwb25zZWIGcHJvdG8z", [file_parley_v1_message]);
+
+/**
+ * @generated from message parley.v1.MarkReadRequest
+ */
+export type MarkReadRequest = Message<"parley.v1.MarkReadRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The seq of the newest message read, and the room rev the reader had
+   * applied then; a value below the stored one keeps the stored one.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: uint64 rev = 3;
+   */
+  rev: bigint;
+};
+
+/**
+ * Describes the message parley.v1.MarkReadRequest.
+ * Use `create(MarkReadRequestSchema)` to create a new message.
+ */
+export const MarkReadRequestSchema: GenMessage<MarkReadRequest> = /*@__PURE__*/
+  messageDesc(file_parley_v1_rooms, 0);
+
+/**
+ * @generated from message parley.v1.MarkReadResponse
+ */
+export type MarkReadResponse = Message<"parley.v1.MarkReadResponse"> & {
+  /**
+   * @generated from field: uint64 last_read_seq = 1;
+   */
+  lastReadSeq: bigint;
+
+  /**
+   * @generated from field: uint64 last_read_rev = 2;
+   */
+  lastReadRev: bigint;
+
+  /**
+   * @generated from field: uint32 unread_count = 3;
+   */
+  unreadCount: number;
+};
+
+/**
+ * Describes the message parley.v1.MarkReadResponse.
+ * Use `create(MarkReadResponseSchema)` to create a new message.
+ */
+export const MarkReadResponseSchema: GenMessage<MarkReadResponse> = /*@__PURE__*/
+  messageDesc(file_parley_v1_rooms, 1);
 
 /**
  * @generated from message parley.v1.UpdateRoomRequest
@@ -58,7 +115,7 @@ export type UpdateRoomRequest = Message<"parley.v1.UpdateRoomRequest"> & {
  * Use `create(UpdateRoomRequestSchema)` to create a new message.
  */
 export const UpdateRoomRequestSchema: GenMessage<UpdateRoomRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 0);
+  messageDesc(file_parley_v1_rooms, 2);
 
 /**
  * TextUpdate is a text to set; its presence says "change it". (proto3
@@ -79,7 +136,7 @@ export type TextUpdate = Message<"parley.v1.TextUpdate"> & {
  * Use `create(TextUpdateSchema)` to create a new message.
  */
 export const TextUpdateSchema: GenMessage<TextUpdate> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 1);
+  messageDesc(file_parley_v1_rooms, 3);
 
 /**
  * @generated from message parley.v1.UpdateRoomResponse
@@ -103,7 +160,7 @@ export type UpdateRoomResponse = Message<"parley.v1.UpdateRoomResponse"> & {
  * Use `create(UpdateRoomResponseSchema)` to create a new message.
  */
 export const UpdateRoomResponseSchema: GenMessage<UpdateRoomResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 2);
+  messageDesc(file_parley_v1_rooms, 4);
 
 /**
  * @generated from message parley.v1.DeleteRoomRequest
@@ -120,7 +177,7 @@ export type DeleteRoomRequest = Message<"parley.v1.DeleteRoomRequest"> & {
  * Use `create(DeleteRoomRequestSchema)` to create a new message.
  */
 export const DeleteRoomRequestSchema: GenMessage<DeleteRoomRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 3);
+  messageDesc(file_parley_v1_rooms, 5);
 
 /**
  * @generated from message parley.v1.DeleteRoomResponse
@@ -146,7 +203,7 @@ export type DeleteRoomResponse = Message<"parley.v1.DeleteRoomResponse"> & {
  * Use `create(DeleteRoomResponseSchema)` to create a new message.
  */
 export const DeleteRoomResponseSchema: GenMessage<DeleteRoomResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 4);
+  messageDesc(file_parley_v1_rooms, 6);
 
 /**
  * @generated from message parley.v1.AddMemberRequest
@@ -175,7 +232,7 @@ export type AddMemberRequest = Message<"parley.v1.AddMemberRequest"> & {
  * Use `create(AddMemberRequestSchema)` to create a new message.
  */
 export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 5);
+  messageDesc(file_parley_v1_rooms, 7);
 
 /**
  * @generated from message parley.v1.AddMemberResponse
@@ -197,7 +254,7 @@ export type AddMemberResponse = Message<"parley.v1.AddMemberResponse"> & {
  * Use `create(AddMemberResponseSchema)` to create a new message.
  */
 export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 6);
+  messageDesc(file_parley_v1_rooms, 8);
 
 /**
  * @generated from message parley.v1.RemoveMemberRequest
@@ -219,7 +276,7 @@ export type RemoveMemberRequest = Message<"parley.v1.RemoveMemberRequest"> & {
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 7);
+  messageDesc(file_parley_v1_rooms, 9);
 
 /**
  * @generated from message parley.v1.RemoveMemberResponse
@@ -243,7 +300,7 @@ export type RemoveMemberResponse = Message<"parley.v1.RemoveMemberResponse"> & {
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 8);
+  messageDesc(file_parley_v1_rooms, 10);
 
 /**
  * @generated from message parley.v1.ListMembersRequest
@@ -274,7 +331,7 @@ export type ListMembersRequest = Message<"parley.v1.ListMembersRequest"> & {
  * Use `create(ListMembersRequestSchema)` to create a new message.
  */
 export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 9);
+  messageDesc(file_parley_v1_rooms, 11);
 
 /**
  * @generated from message parley.v1.ListMembersResponse
@@ -296,7 +353,7 @@ export type ListMembersResponse = Message<"parley.v1.ListMembersResponse"> & {
  * Use `create(ListMembersResponseSchema)` to create a new message.
  */
 export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 10);
+  messageDesc(file_parley_v1_rooms, 12);
 
 /**
  * @generated from message parley.v1.ModerateRequest
@@ -337,7 +394,7 @@ export type ModerateRequest = Message<"parley.v1.ModerateRequest"> & {
  * Use `create(ModerateRequestSchema)` to create a new message.
  */
 export const ModerateRequestSchema: GenMessage<ModerateRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 11);
+  messageDesc(file_parley_v1_rooms, 13);
 
 /**
  * @generated from message parley.v1.ModerateResponse
@@ -354,7 +411,7 @@ export type ModerateResponse = Message<"parley.v1.ModerateResponse"> & {
  * Use `create(ModerateResponseSchema)` to create a new message.
  */
 export const ModerateResponseSchema: GenMessage<ModerateResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 12);
+  messageDesc(file_parley_v1_rooms, 14);
 
 /**
  * @generated from message parley.v1.ListActionsRequest
@@ -385,7 +442,7 @@ export type ListActionsRequest = Message<"parley.v1.ListActionsRequest"> & {
  * Use `create(ListActionsRequestSchema)` to create a new message.
  */
 export const ListActionsRequestSchema: GenMessage<ListActionsRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 13);
+  messageDesc(file_parley_v1_rooms, 15);
 
 /**
  * @generated from message parley.v1.ListActionsResponse
@@ -407,7 +464,7 @@ export type ListActionsResponse = Message<"parley.v1.ListActionsResponse"> & {
  * Use `create(ListActionsResponseSchema)` to create a new message.
  */
 export const ListActionsResponseSchema: GenMessage<ListActionsResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 14);
+  messageDesc(file_parley_v1_rooms, 16);
 
 /**
  * @generated from message parley.v1.EraseUserRequest
@@ -431,7 +488,7 @@ export type EraseUserRequest = Message<"parley.v1.EraseUserRequest"> & {
  * Use `create(EraseUserRequestSchema)` to create a new message.
  */
 export const EraseUserRequestSchema: GenMessage<EraseUserRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 15);
+  messageDesc(file_parley_v1_rooms, 17);
 
 /**
  * @generated from message parley.v1.EraseUserResponse
@@ -457,7 +514,7 @@ export type EraseUserResponse = Message<"parley.v1.EraseUserResponse"> & {
  * Use `create(EraseUserResponseSchema)` to create a new message.
  */
 export const EraseUserResponseSchema: GenMessage<EraseUserResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_rooms, 16);
+  messageDesc(file_parley_v1_rooms, 18);
 
 /**
  * What Moderate does to a user.
@@ -598,6 +655,18 @@ export const Rooms: GenService<{
     methodKind: "unary";
     input: typeof EraseUserRequestSchema;
     output: typeof EraseUserResponseSchema;
+  },
+  /**
+   * MarkRead stores how far the caller has read a room (for every reader
+   * of the room; never going back). ListRooms, GetRoom and Subscribed
+   * then give Room.me.unread_count.
+   *
+   * @generated from rpc parley.v1.Rooms.MarkRead
+   */
+  markRead: {
+    methodKind: "unary";
+    input: typeof MarkReadRequestSchema;
+    output: typeof MarkReadResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_parley_v1_rooms, 0);
