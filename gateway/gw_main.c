@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     }
     static const gw_up_handlers up_handlers = {
         .on_event = gw_rooms_on_event,
-        .on_room_event = gw_rooms_on_room_event,
+        .on_room_frame = gw_rooms_on_room_frame,
         .on_down = gw_rooms_on_link_down};
     gw_up_set_handlers(s, &up_handlers);
     gw_conn_set_handlers(s, &gw_session_handlers);

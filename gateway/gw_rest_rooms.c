@@ -17,6 +17,7 @@
  *   POST   /v1/rooms/{room}/moderation {"userId","action","durationMs",
  *          "reason"}                                  Rooms.Moderate
  *   GET    /v1/rooms/{room}/actions?after=ID&limit=N Rooms.ListActions
+ *   POST   /v1/rooms/{room}/read {"seq","rev"}       Rooms.MarkRead
  *   POST   /v1/users/{user}/erase {"room": ""}       Rooms.EraseUser */
 #include "gw.h"
 #include "gw_json.h"
@@ -166,6 +167,7 @@ enum route {
     R_REMOVE_MEMBER,
     R_MODERATE,
     R_LIST_ACTIONS,
+    R_MARK_READ,
     R_ERASE_USER
 };
 
@@ -213,6 +215,10 @@ static int match(gw_http *h, const char *method, const char *path, char *room,
     if (!strcmp(p, "/actions")) {
         if (!get) goto bad_method;
         return R_LIST_ACTIONS;
+    }
+    if (!strcmp(p, "/read")) {
+        if (!post) goto bad_method;
+        return R_MARK_READ;
     }
     return -1;
 bad_user:
@@ -344,6 +350,17 @@ int gw_rest_rooms_route(gw_http *h, const char *method, const char *path,
         req.limit = q == 0 ? (uint32_t)v : 0;
         rooms_call(h, ROOMS_M(LIST_ACTIONS), &req.base, token);
         return 0;
+    }
+    case R_MARK_READ: {
+        if (!(m = body_as(h, &parley__v1__mark_read_request__descriptor, body,
+                          body_len)))
+            return 0;
+        Parley__V1__MarkReadRequest *req = (Parley__V1__MarkReadRequest *)m;
+        char *keep = req->room;
+        req->room = room;
+        rooms_call(h, ROOMS_M(MARK_READ), m, token);
+        req->room = keep;
+        break;
     }
     case R_ERASE_USER: {
         if (!(m = body_as(h, &parley__v1__erase_user_request__descriptor, body,

@@ -84,6 +84,8 @@ struct gw_room {
     uint64_t first_pos;
     uint64_t ring_lo, head_rev, head_seq;
     lws_dll2_owner_t subs;
+    lws_dll2_owner_t here; /* here_user: users present, sessions each */
+    gw_buf *presence[2];   /* the core's latest Presence, [json] */
     lws_sorted_usec_list_t sul_idle; /* ends the upstream of an unwatched
                                       * room after --room-linger seconds,
                                       * so a quick reconnect still finds the
@@ -109,6 +111,8 @@ typedef struct gw_sub {
     char *token;  /* the user's, while paging */
     uint64_t request_id;
     uint64_t last_sent;
+    int here;             /* counted in room->here */
+    lws_usec_t typing_us; /* the last typing passed upstream */
     enum sub_state state;
     int page_wait; /* the next page waits for the own queue to drain */
     int pages;
@@ -119,6 +123,15 @@ typedef struct gw_sub {
     long charged_frames, charged_bytes;
     lws_dll2_t rlink; /* room->subs */
 } gw_sub;
+
+/* A user present in a room through this gateway: how many of its
+ * sessions watch it. The core hears "here" on the first and "gone" after
+ * the last, so it counts each user once however many tabs they have. */
+typedef struct here_user {
+    lws_dll2_t link; /* gw_room.here */
+    unsigned sessions;
+    char id[RULES_AUTHOR_ID_MAX + 1];
+} here_user;
 
 static uint64_t next_pos(const gw_room *r)
 {
@@ -220,9 +233,68 @@ static void sub_discharge(gw_sub *sub)
     sub->charged_frames = sub->charged_bytes = 0;
 }
 
+/* Tells the core, on the room's link with the user's token, that the user
+ * is here or gone. */
+static void presence_say(gw_room *r, const char *token, int here)
+{
+    if (!r->link || !token) return;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__PresenceUpdate pu = PARLEY__V1__PRESENCE_UPDATE__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE;
+    cf.presence = &pu;
+    pu.room = r->name;
+    pu.here = here;
+    gw_link_send(r->link, &cf, token);
+}
+
+/* sub's user is here (once per session). */
+static void sub_here(gw_sub *sub)
+{
+    gw_room *r = sub->room;
+    const char *user = gw_session_user(sub->conn);
+    if (sub->here || !user) return;
+    here_user *h = NULL;
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->here))
+    {
+        here_user *x = lws_container_of(d, here_user, link);
+        if (strcmp(x->id, user) == 0) h = x;
+    }
+    lws_end_foreach_dll(d);
+    if (!h) {
+        if (!(h = calloc(1, sizeof *h))) return;
+        snprintf(h->id, sizeof h->id, "%s", user);
+        lws_dll2_add_tail(&h->link, &r->here);
+    }
+    sub->here = 1;
+    if (h->sessions++ == 0) presence_say(r, gw_session_token(sub->conn), 1);
+}
+
+/* sub's session leaves the room: its user is gone after the last one. */
+static void sub_gone(gw_sub *sub)
+{
+    gw_room *r = sub->room;
+    const char *user = gw_session_user(sub->conn);
+    if (!sub->here || !r || !user) return;
+    sub->here = 0;
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                               lws_dll2_get_head(&r->here))
+    {
+        here_user *x = lws_container_of(d, here_user, link);
+        if (strcmp(x->id, user) == 0 && --x->sessions == 0) {
+            /* (a token that expired meanwhile is refused, and the core
+             * keeps the user until the link ends) */
+            presence_say(r, gw_session_token(sub->conn), 0);
+            lws_dll2_remove(&x->link);
+            free(x);
+        }
+    }
+    lws_end_foreach_dll_safe(d, d1);
+}
+
 static void sub_remove(gw_sub *sub)
 {
     gw_room *r = sub->room;
+    sub_gone(sub);
     sub_discharge(sub);
     gw_conn_remove_feed(sub->conn, &sub->feed);
     if (r) {
@@ -366,6 +438,10 @@ static void sub_start_ring(gw_sub *sub)
     sub->charged_frames += frames;
     sub->charged_bytes += bytes;
     sub->state = SUB_RING;
+    /* Who is here, as the core last said (changes follow). */
+    gw_buf *pres = r->presence[gw_conn_json(sub->conn)];
+    if (pres && gw_session_wants_presence(sub->conn))
+        gw_conn_send(sub->conn, pres);
     gw_conn_want_write(sub->conn);
 }
 
@@ -482,6 +558,12 @@ static void room_destroy(gw_server *s, gw_room *r)
     gw_event *e;
     while (ring_pop(&r->ents, &e) == 0) event_free(e);
     ring_free(&r->ents);
+    while ((d = lws_dll2_get_head(&r->here)) != NULL) {
+        lws_dll2_remove(d);
+        free(lws_container_of(d, here_user, link));
+    }
+    gw_buf_unref(r->presence[0]);
+    gw_buf_unref(r->presence[1]);
     for (gw_room **pp = &s->rooms->tab[room_hash(r->name)]; *pp;
          pp = &(*pp)->hnext) {
         if (*pp == r) {
@@ -778,6 +860,7 @@ static void checked_first(gw_server *s, gw_sub *sub, parley_err e,
     sub->state = SUB_WAIT;
     lws_dll2_add_tail(&sub->rlink, &r->subs);
     lws_sul_cancel(&r->sul_idle);
+    sub_here(sub);
     if (r->live) sub_start(s, sub);
 }
 
@@ -795,10 +878,81 @@ static void checked_again(gw_server *s, gw_sub *sub, parley_err e,
         sub_refuse(s, sub, e, rule, detail);
 }
 
-void gw_rooms_on_room_event(gw_server *s, gw_link *l,
+/* Presence: kept for the subscriptions that start later, and sent to
+ * those that are live. */
+static void room_presence(gw_room *r, Parley__V1__ServerFrame *f)
+{
+    for (int json = 0; json < 2; json++) {
+        gw_buf_unref(r->presence[json]);
+        r->presence[json] = gw_buf_encode(&f->base, json);
+    }
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->subs))
+    {
+        gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+        gw_buf *b = r->presence[gw_conn_json(sub->conn)];
+        if (sub->state == SUB_RING && b && gw_session_wants_presence(sub->conn))
+            gw_conn_send(sub->conn, b);
+    }
+    lws_end_foreach_dll(d);
+}
+
+/* Typing: to every live session of the room but the typist's. */
+static void room_typing(gw_room *r, Parley__V1__ServerFrame *f)
+{
+    gw_buf *enc[2] = {NULL, NULL};
+    const char *typist = f->typing->user->id;
+    /* (no `continue` in lws's list loops: it would skip the step) */
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->subs))
+    {
+        gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+        const char *user = gw_session_user(sub->conn);
+        int json = gw_conn_json(sub->conn);
+        int to = sub->state == SUB_RING && gw_session_wants_typing(sub->conn) &&
+                 !(user && typist && !strcmp(user, typist));
+        if (to && !enc[json]) enc[json] = gw_buf_encode(&f->base, json);
+        if (to && enc[json]) gw_conn_send(sub->conn, enc[json]);
+    }
+    lws_end_foreach_dll(d);
+    gw_buf_unref(enc[0]);
+    gw_buf_unref(enc[1]);
+}
+
+void gw_rooms_typing(gw_server *s, gw_conn *c, const char *room,
+                     const char *token)
+{
+    gw_sub *sub = conn_sub(c, room);
+    if (!sub || sub->state != SUB_RING) return; /* not watching: dropped */
+    lws_usec_t now = lws_now_usecs();
+    /* One a second from a session is plenty; the core passes one per two
+     * seconds per user on. */
+    if (sub->typing_us && now - sub->typing_us < LWS_US_PER_SEC) return;
+    sub->typing_us = now;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Typing t = PARLEY__V1__TYPING__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_TYPING;
+    cf.typing = &t;
+    t.room = sub->room->name;
+    if (sub->room->link) gw_link_send(sub->room->link, &cf, token);
+    (void)s;
+}
+
+void gw_rooms_on_room_frame(gw_server *s, gw_link *l,
                             Parley__V1__ServerFrame *f)
 {
     if (!s->rooms) return;
+    if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT) {
+        const char *name =
+            f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PRESENCE
+                ? f->presence->room
+                : f->typing->room;
+        gw_room *r = name ? room_find(s, name) : NULL;
+        if (!r || r->link != l) return;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PRESENCE)
+            room_presence(r, f);
+        else
+            room_typing(r, f);
+        return;
+    }
     const Parley__V1__ModerationAction *a = f->room_event->action;
     gw_room *r = a->room ? room_find(s, a->room) : NULL;
     if (!r || r->link != l) return;

@@ -23,6 +23,7 @@
 typedef struct gw_session {
     auth_identity who;
     char *token;
+    int presence, typing;  /* SessionOptions the client turned on */
     lws_dll2_owner_t pubs; /* gw_pub, waiting for their answer */
 } gw_session;
 
@@ -173,9 +174,13 @@ static void on_frame(gw_conn *c, Parley__V1__ClientFrame *f, int in_batch)
     }
     case PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS: {
         gw_conn_set_batch(c, f->options->batch);
+        ss->presence = f->options->presence ? 1 : 0;
+        ss->typing = f->options->typing ? 1 : 0;
         Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
         Parley__V1__SessionOptions on = PARLEY__V1__SESSION_OPTIONS__INIT;
         on.batch = gw_conn_batch(c);
+        on.presence = ss->presence;
+        on.typing = ss->typing;
         sf.request_id = rid;
         sf.kind_case = PARLEY__V1__SERVER_FRAME__KIND_OPTIONS;
         sf.options = &on;
@@ -190,6 +195,16 @@ static void on_frame(gw_conn *c, Parley__V1__ClientFrame *f, int in_batch)
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH:
         on_publish(c, ss, rid, f->publish);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_TYPING:
+        /* no answer: passed on, or dropped when too soon or not watched */
+        gw_rooms_typing(s, c, f->typing->room, ss->token);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE:
+        gw_conn_send_error(c, rid, PARLEY_ERR_MALFORMED,
+                           "presence is the gateway's to say: it follows "
+                           "your subscriptions",
+                           0);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_BATCH:
         if (in_batch) {
@@ -271,6 +286,18 @@ const char *gw_session_token(const gw_conn *c)
 {
     const gw_session *ss = gw_conn_session(c);
     return ss ? ss->token : NULL;
+}
+
+int gw_session_wants_presence(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss && ss->presence;
+}
+
+int gw_session_wants_typing(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss && ss->typing;
 }
 
 const char *gw_session_user(const gw_conn *c)

@@ -635,6 +635,8 @@ static gw_link *link_open(gw_server *s, int slot)
     /* The first frame asks for batches; until the answer, frame by frame. */
     Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
     o.batch = 1;
+    o.presence = 1; /* the rooms pass them on to the sessions that ask */
+    o.typing = 1;
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
     f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
     f.options = &o;
@@ -665,29 +667,47 @@ size_t gw_link_frame_size(const Parley__V1__ClientFrame *f,
            (user_token ? strlen(user_token) + WIRE_PREFIX_MAX : 0);
 }
 
-gw_call *gw_link_call(gw_link *l, Parley__V1__ClientFrame *f,
-                      const char *user_token, gw_reply_cb cb, void *ud)
+/* Queues f with request id rid (and user_token); -1 if full. */
+static int link_enqueue(gw_link *l, Parley__V1__ClientFrame *f,
+                        const char *user_token, uint64_t rid)
 {
-    if (!l || l->down || ring_is_full(&l->sendq)) return NULL;
     assert(gw_link_frame_size(f, user_token) <= GW_LINK_MSG_MAX);
-    gw_call *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    c->rid = ++l->next_rid;
-    c->cb = cb;
-    c->ud = ud;
-    f->request_id = c->rid;
+    f->request_id = rid;
     char *saved = f->user_token;
     if (user_token) f->user_token = (char *)user_token;
     grpc_slice bytes = rpc_encode(&f->base);
     f->user_token = saved;
     if (ring_push(&l->sendq, &bytes) != 0) {
         grpc_slice_unref(bytes);
+        return -1;
+    }
+    return 0;
+}
+
+gw_call *gw_link_call(gw_link *l, Parley__V1__ClientFrame *f,
+                      const char *user_token, gw_reply_cb cb, void *ud)
+{
+    if (!l || l->down || ring_is_full(&l->sendq)) return NULL;
+    gw_call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->rid = ++l->next_rid;
+    c->cb = cb;
+    c->ud = ud;
+    if (link_enqueue(l, f, user_token, c->rid) != 0) {
         free(c);
         return NULL;
     }
     lws_dll2_add_tail(&c->link, &l->calls);
     link_pump(l->u->srv, l);
     return c;
+}
+
+int gw_link_send(gw_link *l, Parley__V1__ClientFrame *f, const char *user_token)
+{
+    if (!l || l->down || ring_is_full(&l->sendq)) return -1;
+    if (link_enqueue(l, f, user_token, ++l->next_rid) != 0) return -1;
+    link_pump(l->u->srv, l);
+    return 0;
 }
 
 void gw_call_forget(gw_call *c)
@@ -725,9 +745,13 @@ static void link_frame(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                f->event && f->event->message) {
         s->m.upstream_events++;
         if (s->up->h.on_event) s->up->h.on_event(s, l, f, bytes);
-    } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT &&
-               f->room_event && f->room_event->action) {
-        if (s->up->h.on_room_event) s->up->h.on_room_event(s, l, f);
+    } else if ((f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT &&
+                f->room_event && f->room_event->action) ||
+               (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PRESENCE &&
+                f->presence) ||
+               (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_TYPING &&
+                f->typing && f->typing->user)) {
+        if (s->up->h.on_room_frame) s->up->h.on_room_frame(s, l, f);
     }
 }
 

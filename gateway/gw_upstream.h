@@ -42,8 +42,9 @@ typedef struct gw_up_handlers {
      * its own encoding (to pass through; take a reference to keep it). */
     void (*on_event)(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                      gw_buf *bytes);
-    /* A room event (moderation, settings, members) the core sent on l. */
-    void (*on_room_event)(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f);
+    /* A frame about a room other than an event the core sent on l: a room
+     * event (moderation, settings, members), presence or typing. */
+    void (*on_room_frame)(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f);
     /* l ended (core gone, cancelled); every call on it was answered with
      * NULL before. The next gw_up_link opens a fresh one. */
     void (*on_down)(gw_server *s, gw_link *l);
@@ -76,6 +77,11 @@ size_t gw_link_frame_size(const Parley__V1__ClientFrame *f,
  * agreed to batches. NULL if the link cannot take it (cb never runs). */
 gw_call *gw_link_call(gw_link *l, Parley__V1__ClientFrame *f,
                       const char *user_token, gw_reply_cb cb, void *ud);
+/* Sends f on l like gw_link_call, for a frame the core answers only when
+ * it refuses it (presence, typing): nothing is kept for an answer, which
+ * is dropped. -1 if the link cannot take it. */
+int gw_link_send(gw_link *l, Parley__V1__ClientFrame *f,
+                 const char *user_token);
 /* The caller went away: its answer will be dropped. */
 void gw_call_forget(gw_call *c);
 

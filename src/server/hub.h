@@ -20,6 +20,7 @@ typedef struct hub_room hub_room;
 typedef struct hub_sub {
     rpc_call *call;
     int live;
+    unsigned wants; /* HUB_WANT_*: the optional frames it asked for */
     list_node link; /* on its room's list while added */
 } hub_sub;
 
@@ -39,6 +40,11 @@ int hub_has_live(const hub *h, const char *room);
  * is full is cancelled by rpc (slow consumer) and the others go on. Returns
  * the number of subscribers that took the frame. */
 size_t hub_publish(hub *h, const char *room, grpc_slice frame);
+/* Optional frames a subscriber asks for (SessionOptions). */
+enum { HUB_WANT_PRESENCE = 1, HUB_WANT_TYPING = 2 };
+/* hub_publish to the live subscribers whose wants include want. */
+size_t hub_publish_to(hub *h, const char *room, grpc_slice frame,
+                      unsigned want);
 
 size_t hub_room_count(const hub *h);
 /* Subscriptions attached, live or replaying. */

@@ -290,7 +290,7 @@ void srv_presence_tick(srv *s, int64_t now)
             r->sent_ms = now;
             if (hub_has_live(s->hub, r->name)) {
                 grpc_slice f = srv_presence_frame(s, r->name);
-                hub_publish(s->hub, r->name, f);
+                hub_publish_to(s->hub, r->name, f, HUB_WANT_PRESENCE);
                 grpc_slice_unref(f);
             }
         }
@@ -325,7 +325,7 @@ int srv_presence_typing(srv *s, const char *room, const parley_author *who,
     f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_TYPING;
     f.typing = &t;
     grpc_slice sl = rpc_encode(&f.base);
-    hub_publish(s->hub, room, sl);
+    hub_publish_to(s->hub, room, sl, HUB_WANT_TYPING);
     grpc_slice_unref(sl);
     return 1;
 }

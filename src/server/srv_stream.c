@@ -49,6 +49,7 @@ struct srv_conn {
     size_t pending_pubs; /* publishes enqueued and not yet answered */
     int closed, half_closed;
     int batch;               /* SessionOptions.batch: merged sends */
+    unsigned wants;          /* HUB_WANT_*: SessionOptions.presence, .typing */
     srv_presence_refs *pres; /* who this stream said is here, where */
     list_node link;          /* srv.conns while the stream is open */
 };
@@ -157,7 +158,8 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             send_frame(cn->call, &f);
             sub->hs.live = 1;
             /* Who is here now; changes follow as they come. */
-            if (srv_presence_count(s, sub->room) > 0) {
+            if ((cn->wants & HUB_WANT_PRESENCE) &&
+                srv_presence_count(s, sub->room) > 0) {
                 grpc_slice pf = srv_presence_frame(s, sub->room);
                 rpc_stream_send(cn->call, pf);
                 grpc_slice_unref(pf);
@@ -204,6 +206,7 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
     sub->request_id = rid;
     sub->hs.call = cn->call;
     sub->hs.live = 0;
+    sub->hs.wants = cn->wants;
     if (hub_add(s->hub, sub->room, &sub->hs) != 0) {
         free(sub);
         srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
@@ -308,8 +311,16 @@ static void on_options(srv_conn *cn, uint64_t rid,
 {
     cn->batch = o->batch ? 1 : 0;
     rpc_stream_set_merge(cn->call, cn->batch ? merge_frames : NULL);
+    cn->wants = (o->presence ? HUB_WANT_PRESENCE : 0) |
+                (o->typing ? HUB_WANT_TYPING : 0);
+    list_for_each(&cn->subs, n, next)
+    {
+        list_entry(n, srv_subscription, link)->hs.wants = cn->wants;
+    }
     Parley__V1__SessionOptions on = PARLEY__V1__SESSION_OPTIONS__INIT;
     on.batch = cn->batch;
+    on.presence = (cn->wants & HUB_WANT_PRESENCE) != 0;
+    on.typing = (cn->wants & HUB_WANT_TYPING) != 0;
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
     f.request_id = rid;
     f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_OPTIONS;

@@ -327,7 +327,7 @@ class WS:
 def wkind(f):
     """The kind of a ServerFrame dict."""
     for k in ("event", "subscribed", "ack", "error", "pong", "unsubscribed", "authenticated",
-              "roomEvent", "batch", "options"):
+              "roomEvent", "presence", "typing", "batch", "options"):
         if k in f:
             return k
     return None

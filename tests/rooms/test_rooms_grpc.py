@@ -461,6 +461,11 @@ def case_presence_typing(s):
     make_room(c, olga, "ev.back", visibility=p.M.VISIBILITY_MEMBERS)
     ada, bob = token(s, "ada", rooms=ev), token(s, "bob", rooms=ev)
     wa, wb = c.connect(ada), c.connect(bob)
+    live = p.S.SessionOptions(presence=True, typing=True)
+    for w in (wa, wb):
+        w.send(options=live)
+        f, _ = w.until(lambda f: kind(f) == "options", what="options")
+        check(f.options.presence and f.options.typing, "presence and typing turned on")
     wa.subscribed("ev.main")
     f, _ = wb.subscribed("ev.main")
     wa.send(presence=p.S.PresenceUpdate(room="ev.main", here=True))
@@ -472,6 +477,7 @@ def case_presence_typing(s):
           "both here, by display name")
     # A second stream of the same user does not count twice.
     wa2 = c.connect(ada)
+    wa2.send(options=live)
     wa2.send(presence=p.S.PresenceUpdate(room="ev.main", here=True))
     f, _ = wa2.subscribed("ev.main")
     f, _ = wa2.until(lambda f: kind(f) == "presence", what="the picture after Subscribed")
@@ -501,11 +507,19 @@ def case_presence_typing(s):
     check(kind(f) == "error" and f.error.rule == p.M.RULE_MUTED, "a muted user's typing is refused")
     # Closing bob's stream makes him leave.
     wc = c.connect(olga)
+    wc.send(options=live)
     wc.subscribed("ev.main")
+    # A stream that did not ask gets neither.
+    quiet = c.connect(olga)
+    quiet.subscribed("ev.main")
     wb.close()
     f, _ = wc.until(lambda f: kind(f) == "presence" and f.presence.count == 0, what="bob gone")
     check(True, "a stream that ends takes its users with it")
-    for x in (wa, wc):
+    c.ok("Stream", "Publish", olga, room="ev.main", client_msg_id="sync2", body="sync")
+    f, seen = quiet.until(lambda f: kind(f) == "event", what="quiet's event")
+    check(not any(kind(x) in ("presence", "typing") for x in seen),
+          "a stream without the options gets no presence or typing: %s" % [kind(x) for x in seen])
+    for x in (wa, wc, quiet):
         x.close()
     c.close()
 

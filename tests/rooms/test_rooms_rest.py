@@ -145,6 +145,25 @@ def case_management(s):
     c.close()
 
 
+def case_read_state(s):
+    olga = setup(s)
+    ada = token(s, "ada", rooms={"ev.*": "participant"})
+    c = H.Client(s)
+    for i in range(4):
+        c.ok("Stream", "Publish", olga, room="ev.main", client_msg_id=str(i), body="m%d" % i)
+    r = ok(s, "GET", "/v1/rooms?prefix=ev.", ada)
+    me = {x["name"]: x["me"] for x in r["rooms"]}
+    check(me["ev.main"].get("unreadCount") == 4, "GET /v1/rooms: 4 unread (%s)" % me["ev.main"])
+    r = ok(s, "POST", "/v1/rooms/ev.main/read", ada, {"seq": "3", "rev": "3"})
+    check(r["lastReadSeq"] == "3" and r["unreadCount"] == 1, "POST read: %s" % r)
+    r = ok(s, "GET", "/v1/rooms/ev.main", ada)
+    check(r["me"]["lastReadSeq"] == "3" and r["me"]["unreadCount"] == 1, "GET room: read state")
+    denied(s, "MEMBERS_ONLY", "POST", "/v1/rooms/ev.back/read", ada, {"seq": "1"})
+    st, r = s.jrequest("GET", "/v1/rooms/ev.main/read", token=ada)
+    check(st == 405, "GET on read: 405")
+    c.close()
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

@@ -233,6 +233,76 @@ def case_room_events_and_delete(s):
     c.close()
 
 
+def case_presence_two_gateways(s):
+    """Presence counted in the core: users on two gateways in one room."""
+    c = H.Client(s)
+    olga = setup_rooms(s, c)
+    first_ws = s.ws
+    s.start_gateway()  # a second gateway on the same core
+    second_ws = s.ws
+    ev = {"ev.*": "participant"}
+    ada, bob = token(s, "ada", rooms=ev), token(s, "bob", rooms=ev)
+    live = {"batch": False, "presence": True, "typing": True}
+
+    def pres_pred(count):
+        return lambda f: wkind(f) == "presence" and f["presence"].get("count", 0) == count
+
+    async def go():
+        s.ws = first_ws
+        a = await WS(s, ada).open()
+        await a.request(options=live)
+        a2 = await WS(s, ada, json_proto=False).open()  # ada's second tab
+        await a2.request(options=live)
+        s.ws = second_ws
+        b = await WS(s, bob).open()
+        await b.request(options=live)
+        quiet = await WS(s, olga).open()  # asked for nothing
+        # (a session may be told who is here before or after its
+        # Subscribed: both are the picture as it is)
+        _, early = await a.subscribe("ev.main")
+        await a2.subscribe("ev.main")
+        f = next((x for x in early if pres_pred(1)(x)), None)
+        if f is None:
+            f, _ = await a.until(pres_pred(1), what="presence 1")
+        check([u["id"] for u in f["presence"]["users"]] == ["ada"], "ada's two tabs count once")
+        _, early = await b.subscribe("ev.main")
+        f, _ = await a.until(pres_pred(2), what="presence 2 on gateway 1")
+        check([u["id"] for u in f["presence"]["users"]] == ["ada", "bob"],
+              "a user on the other gateway is seen: %s" % f)
+        f = next((x for x in early if pres_pred(2)(x)), None)
+        if f is None:
+            f, _ = await b.until(pres_pred(2), what="presence 2 on gateway 2")
+        check(True, "and the other way round")
+        await quiet.subscribe("ev.main")
+        # Typing crosses gateways too, and does not echo to the typist.
+        await b.send(typing={"room": "ev.main"})
+        f, _ = await a.until(lambda f: wkind(f) == "typing", what="typing")
+        check(f["typing"]["user"]["id"] == "bob", "bob's typing reaches ada on the other gateway")
+        # ada closes one tab: still here; then the other: gone.
+        await a2.close()
+        await b.send(unsubscribe={"room": "ev.main"})
+        await b.subscribe("ev.main")  # (re-subscribing bob changes nothing either)
+        await a.close()
+        # (olga's quiet session is here too: presence follows subscriptions,
+        # whether or not a session asked to be told of it)
+        f, _ = await b.until(lambda f: wkind(f) == "presence" and
+                             "ada" not in [u["id"] for u in f["presence"]["users"]], what="ada gone")
+        check([u["id"] for u in f["presence"]["users"]] == ["bob", "olga"] and f["presence"]["count"] == 2,
+              "ada left when her last tab closed: %s" % f)
+        seen = []
+        while True:
+            x = await quiet.recv(0.7)
+            if x is None:
+                break
+            seen.append(wkind(x))
+        check("presence" not in seen and "typing" not in seen,
+              "a session that did not ask gets neither: %s" % seen)
+        await b.close()
+        await quiet.close()
+    run(go())
+    c.close()
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":

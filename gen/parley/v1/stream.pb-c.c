@@ -1166,7 +1166,7 @@ const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor =
   (ProtobufCMessageInit) parley__v1__client_frame__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__session_options__field_descriptors[1] =
+static const ProtobufCFieldDescriptor parley__v1__session_options__field_descriptors[3] =
 {
   {
     "batch",
@@ -1180,14 +1180,40 @@ static const ProtobufCFieldDescriptor parley__v1__session_options__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "presence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__SessionOptions, presence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "typing",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__SessionOptions, typing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__session_options__field_indices_by_name[] = {
   0,   /* field[0] = batch */
+  1,   /* field[1] = presence */
+  2,   /* field[2] = typing */
 };
 static const ProtobufCIntRange parley__v1__session_options__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor parley__v1__session_options__descriptor =
 {
@@ -1197,7 +1223,7 @@ const ProtobufCMessageDescriptor parley__v1__session_options__descriptor =
   "Parley__V1__SessionOptions",
   "parley.v1",
   sizeof(Parley__V1__SessionOptions),
-  1,
+  3,
   parley__v1__session_options__field_descriptors,
   parley__v1__session_options__field_indices_by_name,
   1,  parley__v1__session_options__number_ranges,

@@ -137,10 +137,19 @@ struct  Parley__V1__SessionOptions
    * binary or text message holding the batch).
    */
   protobuf_c_boolean batch;
+  /*
+   * The server sends ServerFrame{presence} for the rooms this stream
+   * watches (after Subscribed, then on change).
+   */
+  protobuf_c_boolean presence;
+  /*
+   * The server sends ServerFrame{typing} for the rooms this stream watches.
+   */
+  protobuf_c_boolean typing;
 };
 #define PARLEY__V1__SESSION_OPTIONS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__session_options__descriptor) \
-    , 0 }
+    , 0, 0, 0 }
 
 
 /*
@@ -298,11 +307,12 @@ struct  Parley__V1__ServerFrame
     Parley__V1__RoomEvent *room_event;
     /*
      * Who is in a room this stream watches: after Subscribed, then
-     * whenever it changes (at most twice a second per room).
+     * whenever it changes (at most twice a second per room). Only to a
+     * stream that turned SessionOptions.presence on.
      */
     Parley__V1__Presence *presence;
     /*
-     * Someone is typing in a room this stream watches.
+     * Someone is typing in a room this stream watches (SessionOptions.typing).
      */
     Parley__V1__Typing *typing;
   };
