@@ -12,11 +12,14 @@
  *
  *   gw_main.c      wiring, secret, lws context, service loop, shutdown
  *   gw_http.c      HTTP: upgrade checks, CORS, /healthz, /metrics, dev
- *                  token, static files; gw_rest.c REST routes to History
+ *                  token, static files; gw_rest.c REST routes to History,
+ *                  gw_rest_rooms.c those of room management (Rooms)
  *   gw_session.c   the parley.v1 frames of a WebSocket: authenticate,
  *                  ping, options, subscribe/unsubscribe, publish
  *   gw_rooms.c     rooms: the table, one upstream subscription each, the
- *                  event ring with a tail per subscriber, replay, fan-out
+ *                  event ring with a tail per subscriber, replay, fan-out,
+ *                  the core's access check before a session is attached,
+ *                  room events, presence and typing
  *   gw_conn.c      a WebSocket connection: message assembly and limits,
  *                  the send queue and writer (coalesced writes, batches),
  *                  close codes, the sweep of deadlines
