@@ -222,6 +222,20 @@ def check(cond, what):
     return cond
 
 
+def store_args(name):
+    """parleyd's store for one case: with PARLEY_ROOMS_STORE=postgres, a
+    fresh database of the PostgreSQL that PARLEY_PG_URI names (tests/pg
+    pgtmp exec); else nothing (an SQLite file in the stack's temp dir)."""
+    if os.environ.get("PARLEY_ROOMS_STORE") != "postgres":
+        return []
+    db = "rooms_%d_%s" % (os.getpid(), name.lower())
+    psql = "/usr/lib/postgresql/15/bin/psql"
+    subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", os.environ["PARLEY_PG_URI"], "-c",
+                    "CREATE DATABASE " + db], check=True)
+    return ["--store", "postgres://%s@/%s?host=%s&port=%s" % (
+        os.environ["PARLEY_PG_USER"], db, os.environ["PARLEY_PG_HOST"], os.environ["PARLEY_PG_PORT"])]
+
+
 def run(cases, argv, make_stack):
     """Runs the named cases (all by default), each on its own stack."""
     names = argv[1:] or list(cases)

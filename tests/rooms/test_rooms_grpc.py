@@ -560,4 +560,5 @@ def case_read_state(s):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 if __name__ == "__main__":
-    sys.exit(H.run(CASES, sys.argv, lambda name: H.gwharness.Stack(start_gateway=False)))
+    sys.exit(H.run(CASES, sys.argv, lambda name: H.gwharness.Stack(
+        start_gateway=False, pd_args=H.store_args(name))))
