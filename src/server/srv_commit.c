@@ -95,14 +95,24 @@ size_t srv_flush(srv *s)
          * a mode change stored before it holds for every publish after. */
         parley_err e = srv_check(s, &p->who, p->room, ACCESS_POST, 0, &g);
         if (e == PARLEY_ERR_PERMISSION_DENIED) {
-            res[i].err = e;
-            res[i].rule = g.rule;
-            res[i].st = g.st;
-            continue;
+            /* A repeat of a publish stored before the rule came (a mute
+             * while its ack was lost) is acked with the original, as any
+             * repeat: a stored message is never reported refused. */
+            parley_err f = store_find_client(s->db, p->room, p->who.id,
+                                             p->client_msg_id, &m);
+            if (f == PARLEY_OK) {
+                dup = 1;
+                e = PARLEY_OK;
+            } else {
+                res[i].err = e;
+                res[i].rule = g.rule;
+                res[i].st = g.st;
+                continue;
+            }
         }
         /* The author as the room knows them: their role there. */
         a.role = g.role;
-        if (e == PARLEY_OK)
+        if (e == PARLEY_OK && !dup)
             e = store_append(s->db, p->room, &a, p->client_msg_id, p->body,
                              p->body_len, now, &m, &dup);
         if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {

@@ -472,6 +472,19 @@ parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out)
     return s->engine->get(s, room, seq, out ? out : &scratch);
 }
 
+parley_err store_find_client(store *s, const char *room, const char *author_id,
+                             const char *client_msg_id, parley_msg *out)
+{
+    parley_msg scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(author_id)) != PARLEY_OK) return e;
+    if ((e = rules_client_msg_id(client_msg_id)) != PARLEY_OK) return e;
+    return s->engine->find_client(s, room, author_id, client_msg_id,
+                                  out ? out : &scratch);
+}
+
 parley_err store_edit(store *s, const char *room, uint64_t seq,
                       const parley_author *actor, const char *body,
                       size_t body_len, int64_t now_ms, parley_msg *out)

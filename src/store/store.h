@@ -233,6 +233,11 @@ parley_err store_append(store *s, const char *room, const parley_author *author,
 
 parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out);
 
+/* The message author_id stored with client_msg_id in room (what a repeat
+ * of that publish is acked with): MESSAGE_NOT_FOUND if there is none. */
+parley_err store_find_client(store *s, const char *room, const char *author_id,
+                             const char *client_msg_id, parley_msg *out);
+
 /* Replaces the body and takes a new rev. PERMISSION_DENIED unless the actor
  * is the author or an organizer; MESSAGE_DELETED for a tombstone. */
 parley_err store_edit(store *s, const char *room, uint64_t seq,

@@ -64,6 +64,8 @@ struct store_engine {
                          parley_msg *out, int *duplicate);
     parley_err (*get)(store *s, const char *room, uint64_t seq,
                       parley_msg *out);
+    parley_err (*find_client)(store *s, const char *room, const char *author_id,
+                              const char *client_msg_id, parley_msg *out);
     parley_err (*edit)(store *s, const char *room, uint64_t seq,
                        const parley_author *actor, const char *body,
                        size_t body_len, int64_t now_ms, parley_msg *out);

@@ -1187,6 +1187,21 @@ static parley_err pg_append_find(store_pg *s, const char *room,
     return e;
 }
 
+static parley_err pg_find_client(store *base, const char *room,
+                                 const char *author_id,
+                                 const char *client_msg_id, parley_msg *out)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t room_id = 0;
+    int found = 0;
+    parley_author a = {author_id, "", 0};
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK)
+        e = pg_append_find(s, room, &a, client_msg_id, &room_id, &found, out);
+    if (e == PARLEY_OK && !found) e = PARLEY_ERR_MESSAGE_NOT_FOUND;
+    return e;
+}
+
 static parley_err pg_append(store *base, const char *room,
                             const parley_author *author,
                             const char *client_msg_id, const char *body,
@@ -1995,6 +2010,7 @@ const store_engine store_engine_pg = {
     .probe = pg_probe,
     .append = pg_append,
     .get = pg_get,
+    .find_client = pg_find_client,
     .edit = pg_edit,
     .remove = pg_delete,
     .list = pg_list,

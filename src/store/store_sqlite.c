@@ -1075,6 +1075,19 @@ static parley_err store_find_client_id(store_sqlite *s, int64_t room_id,
     return store_msg_one(s, STMT_MSG_BY_CLIENT_ID, room, out, "read client id");
 }
 
+static parley_err store_sqlite_find_client(store *base, const char *room,
+                                           const char *author_id,
+                                           const char *client_msg_id,
+                                           parley_msg *out)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t room_id;
+    parley_author a = {author_id, "", 0};
+    parley_err e = store_room_find(s, room, &room_id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    return store_find_client_id(s, room_id, room, &a, client_msg_id, out);
+}
+
 static parley_err store_sqlite_append(store *base, const char *room,
                                       const parley_author *author,
                                       const char *client_msg_id,
@@ -1962,6 +1975,7 @@ const store_engine store_engine_sqlite = {
     .probe = store_sqlite_probe,
     .append = store_sqlite_append,
     .get = store_sqlite_get,
+    .find_client = store_sqlite_find_client,
     .edit = store_sqlite_edit,
     .remove = store_sqlite_delete,
     .list = store_sqlite_list,

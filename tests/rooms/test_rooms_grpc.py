@@ -216,6 +216,11 @@ def case_mute(s):
           and f.room_event.action.id == a.id, "a watcher sees the MUTE live")
     f, _ = ada_cn.until(lambda f: kind(f) == "room_event", what="the mute event (ada)")
     check(f.room_event.action.target_user_id == "ada", "the muted user sees it too")
+    # A repeat of a publish stored before the mute (its ack lost) is acked
+    # with the original, never reported refused.
+    r = c.ok("Stream", "Publish", ada, room="ev.main", client_msg_id="1", body="hi (retry)")
+    check(r.duplicate and r.message.seq == m.seq and r.message.body == "hi",
+          "a muted user's retry of a stored message: duplicate, the original")
     r = c.denied("MUTED", "Stream", "Publish", ada, room="ev.main", client_msg_id="2", body="still here")
     check("until 20" in r.details, "the detail says until when: %s" % r.details)
     rid = ada_cn.publish("ev.main", "3", "hello?")
