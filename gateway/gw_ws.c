@@ -8,6 +8,7 @@
  * and upstream (publish). */
 #include "gw.h"
 #include "gw_json.h"
+#include "rpc_check.h"
 #include "parley/v1/stream.grpc.h"
 
 #include <stdio.h>
@@ -341,16 +342,21 @@ static void on_frame(gw_conn *c, const unsigned char *data, size_t len,
     } else if (c->json) {
         e = gw_json_decode(&parley__v1__client_frame__descriptor,
                            (const char *)data, len, &m, detail, sizeof detail);
-        if (e != PARLEY_OK)
+        if (e != PARLEY_OK && e != PARLEY_ERR_INVALID_UTF8)
             e = PARLEY_ERR_MALFORMED;
     } else {
-        m = protobuf_c_message_unpack(&parley__v1__client_frame__descriptor,
-                                      NULL, len, data);
-        e = m ? PARLEY_OK : PARLEY_ERR_MALFORMED;
-        if (!m)
-            snprintf(detail, sizeof detail, "not a parley.v1.ClientFrame");
+        /* strict: a string holding a NUL is refused, never cut */
+        m = rpc_check_unpack(&parley__v1__client_frame__descriptor, data, len,
+                             &e);
+        snprintf(detail, sizeof detail, "%s",
+                 e == PARLEY_ERR_INVALID_UTF8
+                     ? "a string field holds a NUL or is not UTF-8"
+                     : "not a parley.v1.ClientFrame");
     }
     if (e != PARLEY_OK) {
+        uint64_t bad_rid = m ? ((Parley__V1__ClientFrame *)m)->request_id : 0;
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
         if (!c->authed) {
             c->srv->m.drops_unauth++;
             gw_conn_send_error(c, 0, PARLEY_ERR_UNAUTHENTICATED,
@@ -358,7 +364,7 @@ static void on_frame(gw_conn *c, const unsigned char *data, size_t len,
             gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
             return;
         }
-        gw_conn_send_error(c, 0, e, detail, 0);
+        gw_conn_send_error(c, bad_rid, e, detail, 0);
         return;
     }
     Parley__V1__ClientFrame *f = (Parley__V1__ClientFrame *)m;

@@ -90,9 +90,14 @@ void rpc_fail(rpc_call *c, parley_err e, const char *detail);
 /* ---- streams (bidi and server-streaming methods) ---- */
 
 typedef struct rpc_stream_cbs {
-    /* One decoded client message; msg is NULL when its bytes did not decode
-     * as the method's input type (the stream goes on). msg is freed after. */
-    void (*on_message)(rpc_call *c, const ProtobufCMessage *msg, void *ud);
+    /* One client message, read strictly (rpc_decode_strict). err is
+     * PARLEY_OK for a good one; MALFORMED with msg NULL when its bytes did
+     * not decode as the method's input type; INVALID_UTF8 with msg set when
+     * a string field held a NUL or was not UTF-8 (only its non-string
+     * fields may be used, to answer it). The stream goes on either way; msg
+     * is freed after. */
+    void (*on_message)(rpc_call *c, const ProtobufCMessage *msg, parley_err err,
+                       void *ud);
     /* The client finished sending. NULL: finish with OK once the queue
      * drains. */
     void (*on_half_close)(rpc_call *c, void *ud);

@@ -225,7 +225,8 @@ static void on_authenticate(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
-static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
+static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg,
+                            parley_err err, void *ud)
 {
     srv_conn *cn = ud;
     if (!msg) {
@@ -235,6 +236,11 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
     }
     const Parley__V1__ClientFrame *f = (const Parley__V1__ClientFrame *)msg;
     uint64_t rid = f->request_id;
+    if (err != PARLEY_OK) { /* refused whole, never cut at the NUL */
+        srv_send_error(c, rid, err,
+                       "a string field holds a NUL or is not UTF-8", 0);
+        return;
+    }
     switch (f->kind_case) {
     case PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE:
         on_subscribe(cn, rid, f->subscribe);
