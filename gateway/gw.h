@@ -31,6 +31,8 @@
 #include "parley/v1/stream.pb-c.h"
 
 #define GW_PROTO_BIN "parley.v1.proto"
+/* bytes lws keeps for one request head (request line and headers) */
+#define GW_HTTP_HEADER_SPACE 16384
 #define GW_PROTO_JSON "parley.v1.json"
 
 /* Close codes of the wire contract (docs/gateway.md). */
@@ -282,9 +284,13 @@ gw_server *gw_http_server(gw_http *h);
 gw_handle *gw_http_handle(gw_http *h);
 struct lws *gw_http_wsi(gw_http *h);
 
-/* Route a /v1/rooms... request; 0 if handled (answered now or later). */
-int gw_rest_route(gw_http *h, const char *method, const char *path,
-                  const char *body, size_t body_len, const char *bearer);
+/* An Allow header for h's answer (a 405). */
+void gw_http_set_allow(gw_http *h, const char *methods);
+
+/* Answers a /v1/... request from the REST route table (gw_rest.c): the
+ * route's History call, or 404 / 405 with a JSON error. */
+void gw_rest_route(gw_http *h, const char *method, const char *path,
+                   const char *body, size_t body_len, const char *bearer);
 
 /* ---- gw_metrics.c ---- */
 

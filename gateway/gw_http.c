@@ -34,6 +34,12 @@
 #include <sys/stat.h>
 
 #define GW_HTTP_BODY_MAX (64 * 1024)
+/* The longest request target the gateway reads: path and query together,
+ * and the path alone (REST paths and static files are short). Longer ones
+ * are answered 414. lws holds a request head in GW_HTTP_HEADER_SPACE bytes
+ * (gw_main.c); a head larger than that is dropped by lws unanswered. */
+#define GW_URL_MAX 8192
+#define GW_PATH_MAX 1024
 #define GW_ORIGIN_MAX 256
 /* How long a browser may reuse a preflight answer; Chromium caps it at 2 h.
  * A later refusal still holds: every request is checked again. */
@@ -53,7 +59,8 @@ struct gw_http {
     gw_server *srv;
     gw_handle *h;
     char method[8];
-    char path[512];
+    char path[GW_PATH_MAX + 1];
+    char allow[64];             /* Allow header of a 405, "" when none */
     char *body;
     size_t body_len;
     int body_too_big;
@@ -92,6 +99,12 @@ static void http_reset(gw_http *h)
     h->have_resp = 0;
     h->headers_sent = 0;
     h->resp_len = 0;
+    h->allow[0] = '\0';
+}
+
+void gw_http_set_allow(gw_http *h, const char *methods)
+{
+    snprintf(h->allow, sizeof h->allow, "%s", methods);
 }
 
 void gw_http_respond(gw_http *h, int status, const char *ctype,
@@ -370,9 +383,8 @@ static int dispatch(gw_http *h)
         return 0;
     }
     if (strncmp(p, "/v1/", 4) == 0 || strcmp(p, "/v1") == 0) {
-        if (gw_rest_route(h, h->method, p, h->body ? h->body : "",
-                          h->body_len, h->bearer) != 0)
-            respond_json_error_name(h, 404, "NOT_FOUND", "no such route");
+        gw_rest_route(h, h->method, p, h->body ? h->body : "", h->body_len,
+                      h->bearer);
         return 0;
     }
     if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0) {
@@ -490,15 +502,36 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 return -1;
         }
         http_reset(h);
+        size_t plen = strlen((const char *)in);
+        int qlen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
         snprintf(h->path, sizeof h->path, "%s", (const char *)in);
         h->method[0] = '\0';
+        int ulen = 0;
         for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-            if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
+            if ((ulen = lws_hdr_total_length(wsi, methods[i].tok)) > 0) {
                 snprintf(h->method, sizeof h->method, "%s", methods[i].name);
                 break;
             }
         }
         read_origin(h, wsi);
+        /* lws decodes %00 after a '/' into the path and hands it over cut
+         * at the NUL ("/v1/rooms/lobby/%00" would read as GET room lobby):
+         * a path whose stored length is longer than its string is refused
+         * whole. (A %00 elsewhere in the target makes lws 4.1 drop the
+         * connection before any callback: docs/security.md.) */
+        if (ulen > 0 && (size_t)ulen != plen) {
+            s->m.http_requests++;
+            respond_json_error_name(h, 400, "INVALID_UTF8",
+                                    "the path holds a NUL (%00)");
+            return 0;
+        }
+        if (plen > GW_PATH_MAX || plen + (size_t)(qlen > 0 ? qlen : 0) > GW_URL_MAX) {
+            /* answered before any route, the body (if any) unread */
+            s->m.http_requests++;
+            respond_json_error_name(h, 414, "MALFORMED",
+                                    "request target too long");
+            return 0;
+        }
         int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
         if (alen > 0) {
             h->bearer = malloc((size_t)alen + 1);
@@ -517,6 +550,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
 
     case LWS_CALLBACK_HTTP_BODY:
+        if (len == 0 || !in)
+            return 0; /* lws reports an empty body (Content-Length: 0) */
         if (h->body_too_big || h->body_len + len > GW_HTTP_BODY_MAX) {
             h->body_too_big = 1;
             return 0;
@@ -548,6 +583,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                     wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                     (const unsigned char *)"no-store", 8, &p, end) ||
                 add_cors_headers(h, &p, end) ||
+                (h->allow[0] &&
+                 add_header(wsi, "allow:", h->allow, &p, end)) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;
             h->headers_sent = 1;

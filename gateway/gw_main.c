@@ -142,6 +142,9 @@ int main(int argc, char **argv)
                    LWS_SERVER_OPTION_DISABLE_IPV6;
     info.retry_and_idle_policy = &retry;
     info.timeout_secs = 20;
+    /* room for a request head with a target up to gw_http.c's GW_URL_MAX,
+     * so that a long URL is answered 414 instead of dropped */
+    info.max_http_header_data = GW_HTTP_HEADER_SPACE;
     info.vhost_name = "parley-gateway";
     info.server_string = "parley-gateway";
 
