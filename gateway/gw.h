@@ -31,6 +31,8 @@
 #include "parley/v1/stream.pb-c.h"
 
 #define GW_PROTO_BIN "parley.v1.proto"
+/* lifetime of the gateway's service token; renewed halfway */
+#define GW_SERVICE_TOKEN_TTL_S 3600
 /* bytes lws keeps for one request head (request line and headers) */
 #define GW_HTTP_HEADER_SPACE 16384
 #define GW_PROTO_JSON "parley.v1.json"
@@ -41,6 +43,7 @@ enum {
     GW_CLOSE_BAD_UTF8 = 1007,
     GW_CLOSE_TOO_BIG = 1009,
     GW_CLOSE_UNAUTH = 4401,
+    GW_CLOSE_TOKEN_EXPIRED = 4402, /* renew the token and reconnect */
     GW_CLOSE_RATE = 4429,
     GW_CLOSE_UPSTREAM = 4503,
     GW_CLOSE_SLOW = 4508
@@ -57,6 +60,13 @@ typedef struct gw_config {
     char static_dir[512];
     char jwt_secret_file[512];
     char jwt_secret[512];
+    char jwt_keys[512];      /* PEM or JWKS public keys (RS256/ES256) */
+    char jwt_issuer[256];
+    char jwt_audience[256];
+    size_t jwt_max_ttl;      /* seconds, 0 none */
+    size_t jwt_leeway;       /* seconds */
+    char service_secret_file[512];
+    char service_secret[512];
     int dev;
     char origin[2048];     /* comma list as given */
     char **origins;        /* derived from origin */
@@ -141,7 +151,8 @@ typedef struct gw_server {
     struct lws_context *ctx;
     struct lws_vhost *vh;
     auth *auth;
-    char *service_token;   /* minted from the shared secret; never logged */
+    char *service_token;   /* {svc: gateway}, service secret; never logged */
+    lws_usec_t service_token_at; /* when it was minted (renewed halfway) */
     gw_upstream *up;
     gw_room *rooms;        /* list */
     gw_room **room_tab;    /* hash by name, GW_ROOM_BUCKETS chains */

@@ -21,15 +21,40 @@ static const setting gw_config_rows[] = {
      0},
     {"static", "PARLEY_GW_STATIC", SETTING_STR, F(static_dir), "web/dist", 0, 0,
      "DIR", "files served for GET / and other non-API paths", 0},
+    {"jwt-keys", "PARLEY_JWT_KEYS", SETTING_STR, F(jwt_keys), "", 0, 0,
+     "FILE",
+     "the identity provider's public keys (PEM or JWKS) for RS256/ES256 "
+     "user tokens; re-read when it changes",
+     0},
+    {"jwt-issuer", "PARLEY_JWT_ISSUER", SETTING_STR, F(jwt_issuer), "", 0, 0,
+     "ISS", "required iss claim of user tokens (empty: not checked)", 0},
+    {"jwt-audience", "PARLEY_JWT_AUDIENCE", SETTING_STR, F(jwt_audience), "",
+     0, 0, "AUD", "required aud claim of user tokens (empty: not checked)", 0},
+    {"jwt-max-ttl", "PARLEY_JWT_MAX_TTL", SETTING_SIZE, F(jwt_max_ttl), "0", 0,
+     31536000, "SECS", "longest token lifetime accepted (0: no limit)", 0},
+    {"jwt-leeway", "PARLEY_JWT_LEEWAY", SETTING_SIZE, F(jwt_leeway), "0", 0,
+     3600, "SECS", "clock skew allowed on exp, nbf and iat", 0},
+    {"service-secret-file", "PARLEY_SERVICE_SECRET_FILE", SETTING_STR,
+     F(service_secret_file), "", 0, 0, "FILE",
+     "the service secret (mode 600): the gateway's own read-only credential "
+     "for its upstream subscriptions",
+     0},
+    {"service-secret", "PARLEY_SERVICE_SECRET", SETTING_STR,
+     F(service_secret), "", 0, 0, NULL,
+     "the service secret itself; environment or config file only",
+     SETTING_SECRET},
     {"jwt-secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR,
      F(jwt_secret_file), "", 0, 0, "FILE",
-     "HS256 secret file (wins over PARLEY_JWT_SECRET)", 0},
+     "HS256 user secret file (mode 600; wins over PARLEY_JWT_SECRET); "
+     "a gateway holding it can mint users: prefer --jwt-keys",
+     0},
     {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(jwt_secret), "", 0, 0,
-     NULL, "HS256 secret; no flag, so it stays out of the process list",
-     SETTING_NO_FLAG},
+     NULL, "HS256 user secret; environment or config file only",
+     SETTING_SECRET},
     {"dev", "PARLEY_GW_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
-     "development mode: the dev secret parleyd --dev uses (var/dev-secret, "
-     "created if missing) and GET /v1/dev/token",
+     "development mode: the dev secrets parleyd --dev uses (var/dev-secret, "
+     "var/dev-service-secret) and GET /v1/dev/token on loopback; refused "
+     "with any real secret or key",
      0},
     {"origin", "PARLEY_GW_ORIGIN", SETTING_LIST, F(origin),
      "http://localhost:*,http://127.0.0.1:*", 0, 0, "PATTERN",
@@ -75,8 +100,9 @@ static const settings_spec gw_config_spec = {
     .rows = gw_config_rows,
     .n_rows = sizeof gw_config_rows / sizeof gw_config_rows[0],
     .config_env = "PARLEY_GW_CONFIG",
-    .epilog =
-        "Without --dev a JWT secret is required (PARLEY_JWT_SECRET or a file).",
+    .epilog = "Without --dev, user tokens need public keys (--jwt-keys) or a "
+              "JWT secret, and the upstream subscriptions a service secret; "
+              "docs/security.md.",
 };
 
 static int push_str(char ***arr, int *n, const char *v)
@@ -155,4 +181,5 @@ void gw_config_free(gw_config *c)
     c->upstreams = c->origins = NULL;
     c->n_upstreams = c->n_origins = 0;
     explicit_bzero(c->jwt_secret, sizeof c->jwt_secret);
+    explicit_bzero(c->service_secret, sizeof c->service_secret);
 }

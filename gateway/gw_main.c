@@ -16,13 +16,15 @@
 #include "defaults.h"
 #include "secrets.h"
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_reload;
 static struct lws_context *g_ctx;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    if (sig == SIGHUP)
+        g_reload = 1;
+    else
+        g_stop = 1;
     if (g_ctx)
         lws_cancel_service(g_ctx);
 }
@@ -37,43 +39,128 @@ int64_t gw_now_s(void)
     return (int64_t)time(NULL);
 }
 
-/* The secret (base/secrets.h: file, else PARLEY_JWT_SECRET, else in dev
- * mode the dev secret beside parleyd's default database), the auth handle
- * and the gateway's service token. */
-static int load_auth(gw_server *s)
+/* One secret: its file, else its value, else in dev mode the dev file
+ * `name` beside parleyd's default database. 1 with it in out, 0 when none
+ * is configured, -1 on an error (printed). */
+static int load_one_secret(gw_server *s, const char *file, const char *value,
+                           const char *name, char *out, size_t cap)
 {
-    char secret[1024], dev_path[256], err[700];
+    char dev_path[256], err[700];
     int created;
-    if (secrets_dev_path(PARLEY_DB_DEFAULT, dev_path, sizeof dev_path) != 0)
+    if (!s->cfg.dev && !*file && !*value)
+        return 0;
+    if (secrets_dev_file(PARLEY_DB_DEFAULT, name, dev_path, sizeof dev_path))
         return -1;
-    secrets_source src = {s->cfg.jwt_secret_file, s->cfg.jwt_secret,
-                          s->cfg.dev, dev_path};
-    if (secrets_load(&src, secret, sizeof secret, &created, err,
-                     sizeof err) != 0) {
+    secrets_source src = {file, value, s->cfg.dev, dev_path};
+    if (secrets_load(&src, out, cap, &created, err, sizeof err) != 0) {
         fprintf(stderr, "parley-gateway: %s\n", err);
         return -1;
     }
     if (created)
         fprintf(stderr, "parley-gateway: dev mode: new secret written to %s\n",
                 dev_path);
-    parley_err e = auth_new(secret, strlen(secret), &s->auth);
-    memset(secret, 0, sizeof secret);
-    if (e != PARLEY_OK) {
-        fprintf(stderr, "parley-gateway: the JWT secret must be at least 32 "
-                        "bytes\n");
+    return 1;
+}
+
+/* (Re)mints the gateway's service token: {svc: "gateway"}, an hour long,
+ * signed with the service secret. Never a user, never an organizer. */
+static int mint_service_token(gw_server *s)
+{
+    char *t = auth_mint_service(s->auth, "gateway", gw_now_s(),
+                                GW_SERVICE_TOKEN_TTL_S);
+    if (!t)
+        return -1;
+    if (s->service_token) {
+        explicit_bzero(s->service_token, strlen(s->service_token));
+        free(s->service_token);
+    }
+    s->service_token = t;
+    s->service_token_at = lws_now_usecs();
+    return 0;
+}
+
+/* The token verifier and the service token. Public keys verify users
+ * without being able to mint one; the service secret signs only the
+ * gateway's own read-only credential. A user secret still works (the old
+ * setup, and development mode) but is announced: it can mint anyone. */
+static int load_auth(gw_server *s)
+{
+    gw_config *c = &s->cfg;
+    int real = *c->jwt_secret || *c->jwt_secret_file || *c->jwt_keys ||
+               *c->service_secret || *c->service_secret_file;
+    if (c->dev && real) {
+        fprintf(stderr,
+                "parley-gateway: --dev refused: a real secret or key is "
+                "configured; development mode mints tokens on /v1/dev/token "
+                "and must never run with them\n");
         return -1;
     }
-    auth_identity svc;
-    memset(&svc, 0, sizeof svc);
-    snprintf(svc.id, sizeof svc.id, "gateway");
-    snprintf(svc.display_name, sizeof svc.display_name, "parley-gateway");
-    svc.role = PARLEY_ROLE_ORGANIZER;
-    s->service_token = auth_mint(s->auth, &svc, gw_now_s(), 365LL * 24 * 3600);
-    if (!s->service_token) {
+    char user[1024], svc[1024], err[700];
+    int hu = load_one_secret(s, c->jwt_secret_file, c->jwt_secret,
+                             SECRETS_DEV_FILE, user, sizeof user);
+    int hs = hu < 0 ? -1
+                    : load_one_secret(s, c->service_secret_file,
+                                      c->service_secret,
+                                      SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
+    if (hu < 0 || hs < 0)
+        return -1;
+    if (!hs && !hu) {
+        fprintf(stderr, "parley-gateway: no service secret: set "
+                        "PARLEY_SERVICE_SECRET_FILE (--service-secret-file); "
+                        "the gateway follows rooms upstream with its own "
+                        "service token\n");
+        return -1;
+    }
+    auth_opts o;
+    memset(&o, 0, sizeof o);
+    if (hu)
+        o.user_secret = user, o.user_secret_len = strlen(user);
+    if (hs)
+        o.svc_secret = svc, o.svc_secret_len = strlen(svc);
+    o.keys_file = c->jwt_keys;
+    o.issuer = c->jwt_issuer;
+    o.audience = c->jwt_audience;
+    o.max_ttl_s = (int64_t)c->jwt_max_ttl;
+    o.leeway_s = (int64_t)c->jwt_leeway;
+    parley_err e = auth_open(&o, &s->auth, err, sizeof err);
+    explicit_bzero(user, sizeof user);
+    explicit_bzero(svc, sizeof svc);
+    if (e != PARLEY_OK) {
+        fprintf(stderr, "parley-gateway: %s\n", err);
+        return -1;
+    }
+    if (!c->dev && auth_can_mint(s->auth))
+        fprintf(stderr, "parley-gateway: warning: this gateway holds the JWT "
+                        "user secret and could mint any user; give it "
+                        "--jwt-keys and --service-secret-file instead\n");
+    if (mint_service_token(s) != 0) {
         fprintf(stderr, "parley-gateway: cannot mint the service token\n");
         return -1;
     }
     return 0;
+}
+
+/* Once a second from the main loop (and at once after SIGHUP): the keys
+ * file re-read if it changed, the service token renewed halfway through
+ * its life. */
+static void housekeeping(gw_server *s, int force)
+{
+    static lws_usec_t last;
+    lws_usec_t now = lws_now_usecs();
+    if (!force && now - last < LWS_US_PER_SEC)
+        return;
+    last = now;
+    char err[600];
+    int r = auth_reload(s->auth, err, sizeof err);
+    if (r > 0)
+        fprintf(stderr, "parley-gateway: keys reloaded: %zu public key(s)\n",
+                auth_key_count(s->auth));
+    else if (r < 0)
+        fprintf(stderr, "parley-gateway: %s\n", err);
+    if (now - s->service_token_at >
+        (lws_usec_t)GW_SERVICE_TOKEN_TTL_S * LWS_US_PER_SEC / 2 &&
+        mint_service_token(s) != 0)
+        fprintf(stderr, "parley-gateway: cannot renew the service token\n");
 }
 
 int main(int argc, char **argv)
@@ -89,6 +176,11 @@ int main(int argc, char **argv)
         gw_config_free(&s->cfg);
         return r > 0 ? 0 : 2;
     }
+    if (s->cfg.dev)
+        fprintf(stderr, "parley-gateway: *** DEVELOPMENT MODE: generated "
+                        "secrets, tokens minted on /v1/dev/token (loopback "
+                        "only); never run --dev where others can reach it "
+                        "***\n");
     if (load_auth(s) < 0)
         goto out;
 
@@ -105,6 +197,7 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     /* PARLEY_GW_LWS_LOG: lws log level bits, for debugging (default errors) */
     const char *ll = getenv("PARLEY_GW_LWS_LOG");
@@ -163,9 +256,13 @@ int main(int argc, char **argv)
            s->cfg.listen_port);
     fflush(stdout);
 
-    while (!g_stop)
+    while (!g_stop) {
         if (lws_service(s->ctx, 0) < 0)
             break;
+        int force = g_reload;
+        g_reload = 0;
+        housekeeping(s, force);
+    }
 
     /* Shutdown: every session closes 1001, give them a moment to go. */
     s->shutting_down = 1;

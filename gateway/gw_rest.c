@@ -247,10 +247,14 @@ void gw_rest_route(gw_http *h, const char *method, const char *path,
 
     /* The gateway checks the token itself before any upstream call. */
     auth_identity who;
-    if (!bearer || auth_verify(s->auth, bearer, gw_now_s(), &who) != PARLEY_OK) {
-        gw_http_respond_error(h, PARLEY_ERR_UNAUTHENTICATED, 401,
-                              bearer ? "token invalid or expired"
-                                     : "Authorization: Bearer <token> required");
+    parley_err ae = bearer ? auth_verify(s->auth, bearer, gw_now_s(), &who)
+                           : PARLEY_ERR_UNAUTHENTICATED;
+    if (ae != PARLEY_OK) {
+        gw_http_respond_error(h, ae, 401,
+                              !bearer ? "Authorization: Bearer <token> required"
+                              : ae == PARLEY_ERR_TOKEN_EXPIRED
+                                  ? "the token has expired; renew it"
+                                  : "token invalid");
         return;
     }
     r.token = bearer;

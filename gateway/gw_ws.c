@@ -293,9 +293,14 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
     parley_err e = auth_verify(c->srv->auth, token, gw_now_s(), &id);
     if (e != PARLEY_OK) {
         c->srv->m.drops_unauth++;
-        gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
-                           "token missing, invalid or expired", 1);
-        gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+        if (e == PARLEY_ERR_TOKEN_EXPIRED) {
+            gw_conn_send_error(c, rid, e, "the token has expired; renew it", 1);
+            gw_conn_close(c, GW_CLOSE_TOKEN_EXPIRED, 1);
+        } else {
+            gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
+                               "token missing or invalid", 1);
+            gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
+        }
         return;
     }
     if (c->authed && strcmp(id.id, c->who.id) != 0) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* Values given by a source so far: a LIST replaces what an earlier source
  * gave and appends to what the same source gave. */
@@ -156,6 +157,15 @@ static int read_file(load_state *ls, const char *path)
                  strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (st.st_mode & 022)) {
+        snprintf(ls->err, ls->errlen,
+                 "config file %s can be changed by other users (mode %03o): "
+                 "chmod go-w it",
+                 path, (unsigned)(st.st_mode & 0777));
+        fclose(f);
+        return -1;
+    }
     char line[4096];
     int ln = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -180,6 +190,16 @@ static int read_file(load_state *ls, const char *path)
         size_t row;
         if (find_row(ls->spec, k, &row) != 0) {
             snprintf(ls->err, ls->errlen, "%s: unknown key \"%s\"", src, k);
+            rc = -1;
+            break;
+        }
+        if ((ls->spec->rows[row].flags & SETTING_SECRET) == SETTING_SECRET &&
+            (st.st_mode & 044)) {
+            snprintf(ls->err, ls->errlen,
+                     "%s: holds the secret %s and other users can read the "
+                     "file (mode %03o): chmod 600 it",
+                     src, ls->spec->rows[row].name,
+                     (unsigned)(st.st_mode & 0777));
             rc = -1;
             break;
         }
@@ -304,9 +324,23 @@ int settings_load(const settings_spec *spec, void *target, int argc,
         }
         if (ch == 'c') file = optarg;
         if (ch == '?' || ch == ':') {
-            snprintf(err, errlen,
-                     "unknown or incomplete option \"%s\" (see --help)",
-                     argv[optind - 1]);
+            const char *a = argv[optind - 1];
+            size_t row;
+            char name[128];
+            snprintf(name, sizeof name, "%s",
+                     a + (a[0] == '-' && a[1] == '-' ? 2 : 0));
+            name[strcspn(name, "=")] = 0;
+            if (find_row(spec, name, &row) == 0 &&
+                (spec->rows[row].flags & SETTING_SECRET) == SETTING_SECRET)
+                snprintf(err, errlen,
+                         "--%s: a secret on the command line shows in the "
+                         "process list; give it in %s or a secret file",
+                         spec->rows[row].name,
+                         spec->rows[row].env ? spec->rows[row].env
+                                             : "the config file");
+            else
+                snprintf(err, errlen,
+                         "unknown or incomplete option \"%s\" (see --help)", a);
             goto out;
         }
     }

@@ -22,10 +22,36 @@ static const setting cfg_rows[] = {
     {"db", "PARLEY_DB", SETTING_STR, F(db), PARLEY_DB_DEFAULT, 0, 0, "FILE",
      "SQLite database file (its folder is created)", 0},
     {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(jwt_secret), "", 0, 0,
-     "SECRET", "HS256 secret (at least 32 bytes)", 0},
+     NULL,
+     "HS256 user secret (at least 32 bytes); environment or config file "
+     "only, never a flag",
+     SETTING_SECRET},
     {"jwt-secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR,
      F(jwt_secret_file), "", 0, 0, "FILE",
-     "file holding the HS256 secret (wins over --jwt-secret)", 0},
+     "file holding the HS256 user secret (mode 600; wins over "
+     "PARLEY_JWT_SECRET)",
+     0},
+    {"jwt-keys", "PARLEY_JWT_KEYS", SETTING_STR, F(jwt_keys), "", 0, 0, "FILE",
+     "the identity provider's public keys (PEM or JWKS) for RS256/ES256 "
+     "tokens; re-read when it changes",
+     0},
+    {"jwt-issuer", "PARLEY_JWT_ISSUER", SETTING_STR, F(jwt_issuer), "", 0, 0,
+     "ISS", "required iss claim of user tokens (empty: not checked)", 0},
+    {"jwt-audience", "PARLEY_JWT_AUDIENCE", SETTING_STR, F(jwt_audience), "", 0,
+     0, "AUD", "required aud claim of user tokens (empty: not checked)", 0},
+    {"jwt-max-ttl", "PARLEY_JWT_MAX_TTL", SETTING_SIZE, F(jwt_max_ttl), "0", 0,
+     31536000, "SECS",
+     "longest token lifetime accepted, exp - iat (0: no limit)", 0},
+    {"jwt-leeway", "PARLEY_JWT_LEEWAY", SETTING_SIZE, F(jwt_leeway), "0", 0,
+     3600, "SECS", "clock skew allowed on exp, nbf and iat", 0},
+    {"service-secret", "PARLEY_SERVICE_SECRET", SETTING_STR, F(service_secret),
+     "", 0, 0, NULL,
+     "HS256 secret of service tokens (the gateway's; read-only access); "
+     "environment or config file only",
+     SETTING_SECRET},
+    {"service-secret-file", "PARLEY_SERVICE_SECRET_FILE", SETTING_STR,
+     F(service_secret_file), "", 0, 0, "FILE",
+     "file holding the service secret (mode 600)", 0},
     {"rooms", "PARLEY_ROOMS", SETTING_STR, F(rooms), "lobby", 0, 0, "LIST",
      "comma list of rooms created at start", 0},
     {"max-body", "PARLEY_MAX_BODY", SETTING_SIZE, F(max_body),
@@ -35,8 +61,8 @@ static const setting cfg_rows[] = {
      (double)UINT32_MAX, "N",
      "frames queued per stream before it is cut as too slow", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
-     "development mode: random secret in <db folder>/dev-secret, prints "
-     "tokens",
+     "development mode: random secrets in <db folder>/dev-secret and "
+     "dev-service-secret, prints tokens; refused with any real secret or key",
      0},
 };
 #undef F
@@ -47,7 +73,8 @@ static const settings_spec cfg_spec = {
     .rows = cfg_rows,
     .n_rows = sizeof cfg_rows / sizeof cfg_rows[0],
     .config_env = "PARLEY_CONFIG",
-    .epilog = "Without --dev a JWT secret is required.",
+    .epilog = "Without --dev, user tokens need public keys (--jwt-keys) or a "
+              "JWT secret; docs/security.md.",
 };
 
 int cfg_load(cfg *c, int argc, char **argv, char *err, size_t errlen)

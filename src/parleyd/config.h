@@ -13,6 +13,13 @@ typedef struct cfg {
     char db[512];
     char jwt_secret[512];
     char jwt_secret_file[512];
+    char jwt_keys[512];   /* PEM or JWKS public keys of the identity provider */
+    char jwt_issuer[256]; /* required iss, "" none */
+    char jwt_audience[256]; /* required aud, "" none */
+    size_t jwt_max_ttl;     /* seconds, 0 none */
+    size_t jwt_leeway;      /* seconds of clock skew */
+    char service_secret[512];
+    char service_secret_file[512];
     char rooms[1024]; /* comma list created at start */
     char config[512]; /* the config file read, if any */
     size_t max_body;

@@ -4,6 +4,7 @@
  * accepting, commit and ack what is in flight, cancel streams, drain the
  * completion queue, close the store. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,15 +24,37 @@
 #include "srv.h"
 #include "store.h"
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGHUP)
+        reload_flag = 1;
+    else
+        stop_flag = 1;
 }
 
-/* mkdir -p of the directory holding path. */
+/* Once a second (and at once on SIGHUP): re-read the keys file if it
+ * changed, end the streams whose token expired. */
+static void housekeeping(srv *sv, auth *au, int force)
+{
+    static int64_t last;
+    int64_t now = clock_mono_ms();
+    if (!force && now - last < 1000) return;
+    last = now;
+    char err[600];
+    int r = auth_reload(au, err, sizeof err);
+    if (r > 0)
+        fprintf(stderr, "parleyd: keys reloaded: %zu public key(s)\n",
+                auth_key_count(au));
+    else if (r < 0)
+        fprintf(stderr, "parleyd: %s\n", err);
+    size_t n = srv_expire(sv, clock_wall_ms() / 1000);
+    if (n) fprintf(stderr, "parleyd: %zu stream(s) ended: token expired\n", n);
+}
+
+/* mkdir -p of the directory holding path; folders made here are 0700 (the
+ * database, its WAL and the dev secrets live there). */
 static int make_parent(const char *path)
 {
     char buf[512];
@@ -41,25 +64,37 @@ static int make_parent(const char *path)
     for (char *p = d + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+        if (mkdir(d, 0700) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+    if (mkdir(d, 0700) != 0 && errno != EEXIST) return -1;
     return 0;
+}
+
+/* Creates the database file 0600 if it does not exist yet: SQLite gives its
+ * -wal and -shm files the mode of the database file. */
+static int make_db_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return close(fd);
+    return errno == EEXIST ? 0 : -1;
 }
 
 static int disabled(const char *v) { return !*v || !strcmp(v, "none"); }
 
-/* The secret: --jwt-secret-file, else --jwt-secret, else (dev) the dev
- * secret beside the database, created if missing. */
-static int load_secret(const cfg *c, char *out, size_t outlen)
+/* One secret (user or service): its file, else its value, else in dev mode
+ * the dev file `dev_name` beside the database. 1 with the secret in out,
+ * 0 when none is configured (and not dev), -1 on an error (printed). */
+static int load_one_secret(const cfg *c, const char *file, const char *value,
+                           const char *dev_name, char *out, size_t outlen)
 {
     char dev_path[600], err[700];
-    if (secrets_dev_path(c->db, dev_path, sizeof dev_path) != 0) {
+    if (!c->dev && !*file && !*value) return 0;
+    if (secrets_dev_file(c->db, dev_name, dev_path, sizeof dev_path) != 0) {
         fprintf(stderr, "parleyd: database path too long\n");
         return -1;
     }
-    secrets_source src = {c->jwt_secret_file, c->jwt_secret, c->dev, dev_path};
+    secrets_source src = {file, value, c->dev, dev_path};
     int created;
     if (secrets_load(&src, out, outlen, &created, err, sizeof err) != 0) {
         fprintf(stderr, "parleyd: %s\n", err);
@@ -68,7 +103,57 @@ static int load_secret(const cfg *c, char *out, size_t outlen)
     if (created)
         fprintf(stderr, "parleyd: dev mode: new secret written to %s\n",
                 dev_path);
-    return 0;
+    return 1;
+}
+
+/* The token verifier: public keys (--jwt-keys), the user secret, the
+ * service secret, the claims policy. Development mode makes its own
+ * secrets and is refused next to any real one: it prints tokens, and with a
+ * real secret those would be real users. */
+static auth *load_auth(const cfg *c)
+{
+    int real = *c->jwt_secret || *c->jwt_secret_file || *c->jwt_keys ||
+               *c->service_secret || *c->service_secret_file;
+    if (c->dev && real) {
+        fprintf(stderr,
+                "parleyd: --dev refused: a real secret or key is configured "
+                "(jwt-secret, jwt-secret-file, jwt-keys, service-secret...); "
+                "development mode prints tokens and must never run with "
+                "them\n");
+        return NULL;
+    }
+    char user[512], svc[512], err[700];
+    int hu = load_one_secret(c, c->jwt_secret_file, c->jwt_secret,
+                             SECRETS_DEV_FILE, user, sizeof user);
+    int hs = hu < 0
+                 ? -1
+                 : load_one_secret(c, c->service_secret_file, c->service_secret,
+                                   SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
+    if (hu < 0 || hs < 0) return NULL;
+    auth_opts o = {0};
+    if (hu) o.user_secret = user, o.user_secret_len = strlen(user);
+    if (hs) o.svc_secret = svc, o.svc_secret_len = strlen(svc);
+    o.keys_file = c->jwt_keys;
+    o.issuer = c->jwt_issuer;
+    o.audience = c->jwt_audience;
+    o.max_ttl_s = (int64_t)c->jwt_max_ttl;
+    o.leeway_s = (int64_t)c->jwt_leeway;
+    auth *au = NULL;
+    parley_err e = auth_open(&o, &au, err, sizeof err);
+    explicit_bzero(user, sizeof user);
+    explicit_bzero(svc, sizeof svc);
+    if (e != PARLEY_OK) {
+        fprintf(stderr, "parleyd: %s\n", err);
+        return NULL;
+    }
+    if (auth_key_count(au))
+        fprintf(stderr, "parleyd: %zu public key(s) from %s\n",
+                auth_key_count(au), c->jwt_keys);
+    if (!c->dev && auth_can_mint(au))
+        fprintf(stderr,
+                "parleyd: note: a JWT user secret is configured; whoever "
+                "holds it can mint any user (prefer --jwt-keys)\n");
+    return au;
 }
 
 static void print_dev_tokens(const auth *au)
@@ -123,20 +208,25 @@ int main(int argc, char **argv)
                         "both disabled)\n");
         return 2;
     }
+    if (c.dev)
+        fprintf(stderr,
+                "parleyd: *** DEVELOPMENT MODE: generated secrets, tokens "
+                "printed below; never run --dev where others can reach it "
+                "***\n");
     if (make_parent(c.db) != 0 ||
         (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
         fprintf(stderr, "parleyd: cannot create directory for %s: %s\n", c.db,
                 strerror(errno));
         return 1;
     }
-    char secret[512];
-    if (load_secret(&c, secret, sizeof secret) != 0) return 2;
-    auth *au = NULL;
-    if (auth_new(secret, strlen(secret), &au) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: the JWT secret must be at least 32 bytes\n");
-        return 2;
+    auth *au = load_auth(&c);
+    if (!au) return 2;
+    if (make_db_file(c.db) != 0) {
+        fprintf(stderr, "parleyd: cannot create %s: %s\n", c.db,
+                strerror(errno));
+        auth_free(au);
+        return 1;
     }
-    memset(secret, 0, sizeof secret);
 
     store_opts so = {c.max_body, 1};
     store *db = NULL;
@@ -158,6 +248,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     grpc_init();
     int code = 1;
@@ -208,6 +299,9 @@ int main(int argc, char **argv)
     while (!stop_flag) {
         if (rpc_server_poll(rs, 150) < 0) break;
         srv_flush(sv);
+        int force = reload_flag;
+        reload_flag = 0;
+        housekeeping(sv, au, force);
     }
 
     /* Shutdown: no new calls; commit and ack what already arrived. */

@@ -33,6 +33,11 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen);
 size_t srv_flush(srv *s);
 /* Publishes waiting for the next flush. */
 size_t srv_pending(const srv *s);
+/* Ends every Connect stream whose token expired by now_s (and was not
+ * renewed by an Authenticate frame) with UNAUTHENTICATED and the
+ * parley-error-code TOKEN_EXPIRED. Call about once a second. Returns how
+ * many it ended. */
+size_t srv_expire(srv *s, int64_t now_s);
 void srv_free(srv *s);
 
 /* ---- internal to srv_*.c ---- */
@@ -64,8 +69,11 @@ struct srv {
 };
 
 /* Verifies `authorization` metadata; on failure fails the call
- * (UNAUTHENTICATED) and returns nonzero. */
+ * (UNAUTHENTICATED, or TOKEN_EXPIRED) and returns nonzero. */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
+/* For a call that writes: fails it with PERMISSION_DENIED and returns
+ * nonzero when who is a service token (those only read). */
+int srv_refuse_service(rpc_call *c, const auth_identity *who);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */
 typedef struct srv_pbmsg {

@@ -50,12 +50,23 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
                  "missing authorization metadata (want: Bearer <jwt>)");
         return -1;
     }
-    if (auth_verify(s->au, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
-        rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
-                 "invalid, expired or badly signed token");
+    parley_err e = auth_verify(s->au, tok, clock_wall_ms() / 1000, who);
+    if (e != PARLEY_OK) {
+        rpc_fail(c, e,
+                 e == PARLEY_ERR_TOKEN_EXPIRED
+                     ? "the token has expired; renew it"
+                     : "invalid or badly signed token, or claims refused");
         return -1;
     }
     return 0;
+}
+
+int srv_refuse_service(rpc_call *c, const auth_identity *who)
+{
+    if (!who->service) return 0;
+    rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
+             "a service token can read, never write");
+    return -1;
 }
 
 void srv_pb_message(srv_pbmsg *out, const parley_msg *m)

@@ -147,6 +147,7 @@ static void h_edit_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_service(c, &who)) return;
     parley_author actor = auth_author(&who);
     parley_msg m;
     parley_err e = store_edit(s->db, req->room, req->seq, &actor, req->body,
@@ -170,6 +171,7 @@ static void h_delete_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_service(c, &who)) return;
     parley_author actor = auth_author(&who);
     parley_msg m;
     parley_room before;
@@ -197,6 +199,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_service(c, &who)) return;
     if (who.role != PARLEY_ROLE_ORGANIZER) {
         rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
                  "only organizers may create rooms");

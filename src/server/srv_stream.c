@@ -202,16 +202,26 @@ static void on_unsubscribe(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
+/* Answers like the gateway does, and renews the stream's token: a valid
+ * token of the same user (or service) replaces the one the stream was
+ * opened with, so the stream outlives the first token's expiry. */
 static void on_authenticate(srv_conn *cn, uint64_t rid,
                             const Parley__V1__Authenticate *a)
 {
     auth_identity who;
-    if (auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who) !=
-        PARLEY_OK) {
-        srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
+    parley_err e =
+        auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who);
+    if (e != PARLEY_OK) {
+        srv_send_error(cn->call, rid, e,
                        "invalid, expired or badly signed token", 0);
         return;
     }
+    if (strcmp(who.id, cn->who.id) != 0 || who.service != cn->who.service) {
+        srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
+                       "a stream keeps its user", 0);
+        return;
+    }
+    cn->who = who;
     Parley__V1__Author au = PARLEY__V1__AUTHOR__INIT;
     au.id = who.id;
     au.display_name = who.display_name;
@@ -249,6 +259,11 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg,
         on_unsubscribe(cn, rid, f->unsubscribe);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH: {
+        if (cn->who.service) {
+            srv_send_error(c, rid, PARLEY_ERR_PERMISSION_DENIED,
+                           "a service token can read, never write", 0);
+            break;
+        }
         parley_err e =
             srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &cn->who, f->publish);
         if (e)
@@ -337,8 +352,26 @@ static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_service(c, &who)) return;
     parley_err e = srv_enqueue(s, c, NULL, NULL, 0, &who, req);
     if (e) rpc_fail(c, e, parley_err_text(e));
+}
+
+size_t srv_expire(srv *s, int64_t now_s)
+{
+    size_t n = 0;
+    list_for_each(&s->conns, node, next)
+    {
+        srv_conn *cn = list_entry(node, srv_conn, link);
+        if (rpc_call_is_done(cn->call) || !auth_expired(s->au, &cn->who, now_s))
+            continue;
+        /* the subscriptions go with the call (conn_on_close) */
+        rpc_stream_finish(cn->call, PARLEY_ERR_TOKEN_EXPIRED,
+                          "the token of this stream has expired; renew it "
+                          "(Authenticate) before it does, or reconnect");
+        n++;
+    }
+    return n;
 }
 
 const parley_v1_Stream_handlers srv_stream = {
