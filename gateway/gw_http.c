@@ -303,6 +303,17 @@ static int serve_static(gw_http *h, const char *path)
 
 /* ---- small endpoints ---- */
 
+/* 1 if the request came from this machine's loopback (127.0.0.0/8, ::1,
+ * or either mapped into IPv6). Development endpoints answer nobody else,
+ * whatever address the gateway listens on. */
+static int peer_is_loopback(struct lws *wsi)
+{
+    char ip[64] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    const char *v4 = strncmp(ip, "::ffff:", 7) == 0 ? ip + 7 : ip;
+    return strncmp(v4, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
 static void dev_token(gw_http *h)
 {
     char ub[160], nb[160], rb[64];
@@ -376,6 +387,10 @@ static int dispatch(gw_http *h)
     if (strcmp(p, "/v1/dev/token") == 0) {
         if (!s->cfg.dev)
             respond_text(h, 404, "not found\n");
+        else if (!peer_is_loopback(h->wsi))
+            respond_json_error_name(h, 403, "PERMISSION_DENIED",
+                                    "development endpoints answer on "
+                                    "loopback only");
         else if (strcmp(h->method, "GET") != 0)
             respond_text(h, 405, "method not allowed\n");
         else

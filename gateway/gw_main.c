@@ -252,6 +252,12 @@ int main(int argc, char **argv)
     if (s->vh)
         s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
     gw_ws_sweep_start(s);
+    if (s->cfg.dev && strncmp(s->cfg.listen_host, "127.", 4) != 0 &&
+        strcmp(s->cfg.listen_host, "localhost") != 0)
+        fprintf(stderr, "parley-gateway: *** DEVELOPMENT MODE on %s, reachable "
+                        "from other machines: /v1/dev/token still answers "
+                        "loopback only ***\n",
+                s->cfg.listen_host);
     printf("parley-gateway listening on http://%s:%d/\n", s->cfg.listen_host,
            s->cfg.listen_port);
     fflush(stdout);

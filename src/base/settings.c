@@ -311,6 +311,28 @@ int settings_load(const settings_spec *spec, void *target, int argc,
             goto out;
     }
 
+    /* A secret given as a flag is refused before getopt_long sees it: it
+     * would take "--jwt-secret" for an abbreviation of "--jwt-secret-file"
+     * and read the secret as a path (and print it in the error). */
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--") == 0) break;
+        if (strncmp(arg, "--", 2) != 0) continue;
+        for (size_t i = 0; i < spec->n_rows; i++) {
+            const setting *s = &spec->rows[i];
+            size_t nl = strlen(s->name);
+            if ((s->flags & SETTING_SECRET) != SETTING_SECRET ||
+                strncmp(arg + 2, s->name, nl) != 0 ||
+                (arg[2 + nl] != '\0' && arg[2 + nl] != '='))
+                continue;
+            snprintf(err, errlen,
+                     "--%s: a secret on the command line shows in the "
+                     "process list; give it in %s or a secret file",
+                     s->name, s->env ? s->env : "the config file");
+            goto out;
+        }
+    }
+
     /* Pass 1: --help and --config; every flag must parse. */
     const char *file = spec->config_env ? getenv(spec->config_env) : NULL;
     int ch;
@@ -324,23 +346,9 @@ int settings_load(const settings_spec *spec, void *target, int argc,
         }
         if (ch == 'c') file = optarg;
         if (ch == '?' || ch == ':') {
-            const char *a = argv[optind - 1];
-            size_t row;
-            char name[128];
-            snprintf(name, sizeof name, "%s",
-                     a + (a[0] == '-' && a[1] == '-' ? 2 : 0));
-            name[strcspn(name, "=")] = 0;
-            if (find_row(spec, name, &row) == 0 &&
-                (spec->rows[row].flags & SETTING_SECRET) == SETTING_SECRET)
-                snprintf(err, errlen,
-                         "--%s: a secret on the command line shows in the "
-                         "process list; give it in %s or a secret file",
-                         spec->rows[row].name,
-                         spec->rows[row].env ? spec->rows[row].env
-                                             : "the config file");
-            else
-                snprintf(err, errlen,
-                         "unknown or incomplete option \"%s\" (see --help)", a);
+            snprintf(err, errlen,
+                     "unknown or incomplete option \"%s\" (see --help)",
+                     argv[optind - 1]);
             goto out;
         }
     }

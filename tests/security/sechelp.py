@@ -112,7 +112,8 @@ class Proc:
             raise RuntimeError("%s not ready in %ss" % (name, timeout))
 
     def err_text(self):
-        self.errf.flush()
+        if not self.errf.closed:
+            self.errf.flush()
         with open(self.errpath) as f:
             return f.read()
 
