@@ -83,6 +83,16 @@ typedef struct gw_config {
     size_t ring_size;      /* recent events kept per room */
     size_t replay_page;    /* History page size when replaying */
     int room_linger_s;     /* an unwatched room keeps its upstream this long */
+    char tls_cert[512];    /* https/wss: PEM certificate (or full chain) */
+    char tls_key[512];
+    char tls_chain[512];   /* intermediates, appended to tls_cert */
+    char upstream_tls_ca[512];   /* TLS to parleyd: its CA */
+    char upstream_tls_cert[512]; /* mutual TLS: the gateway's certificate */
+    char upstream_tls_key[512];
+    char admin_listen[160];      /* /healthz and /metrics here; "" main */
+    char admin_host[128];        /* derived */
+    int admin_port;              /* derived; the bound port once listening */
+    int allow_plaintext;         /* plaintext beyond loopback */
 } gw_config;
 
 /* ---- gw_config.c ---- */
@@ -150,6 +160,10 @@ typedef struct gw_server {
     gw_config cfg;
     struct lws_context *ctx;
     struct lws_vhost *vh;
+    struct lws_vhost *admin_vh; /* NULL: /healthz, /metrics on vh */
+    char tls_cert_path[600];    /* what lws serves: tls_cert (+ tls_chain) */
+    char tls_tmpdir[64];        /* private folder of the joined chain, or "" */
+    int tls_reloads;
     auth *auth;
     char *service_token;   /* {svc: gateway}, service secret; never logged */
     lws_usec_t service_token_at; /* when it was minted (renewed halfway) */
@@ -308,6 +322,8 @@ void gw_rest_route(gw_http *h, const char *method, const char *path,
 char *gw_metrics_render(gw_server *s, size_t *len);
 
 /* ---- helpers ---- */
+/* 1 for 127.x, localhost and ::1 */
+int gw_host_is_loopback(const char *host);
 gw_server *gw_server_of(struct lws *wsi);
 int64_t gw_now_s(void);
 

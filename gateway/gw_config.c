@@ -90,6 +90,32 @@ static const setting gw_config_rows[] = {
     {"room-linger", "PARLEY_GW_ROOM_LINGER", SETTING_INT, F(room_linger_s),
      "60", 0, 86400, "SECS",
      "an unwatched room keeps its upstream subscription and ring this long", 0},
+    {"tls-cert", "PARLEY_GW_TLS_CERT", SETTING_STR, F(tls_cert), "", 0, 0,
+     "FILE",
+     "serve https and wss with this PEM certificate (or full chain); "
+     "reloaded on SIGHUP without dropping connections",
+     0},
+    {"tls-key", "PARLEY_GW_TLS_KEY", SETTING_STR, F(tls_key), "", 0, 0, "FILE",
+     "the certificate's PEM private key (mode 600)", 0},
+    {"tls-chain", "PARLEY_GW_TLS_CHAIN", SETTING_STR, F(tls_chain), "", 0, 0,
+     "FILE", "intermediate certificates served after --tls-cert", 0},
+    {"upstream-tls-ca", "PARLEY_GW_UPSTREAM_TLS_CA", SETTING_STR,
+     F(upstream_tls_ca), "", 0, 0, "FILE",
+     "TLS to parleyd: the CA its certificate is checked against", 0},
+    {"upstream-tls-cert", "PARLEY_GW_UPSTREAM_TLS_CERT", SETTING_STR,
+     F(upstream_tls_cert), "", 0, 0, "FILE",
+     "mutual TLS to parleyd: the gateway's certificate", 0},
+    {"upstream-tls-key", "PARLEY_GW_UPSTREAM_TLS_KEY", SETTING_STR,
+     F(upstream_tls_key), "", 0, 0, "FILE",
+     "mutual TLS to parleyd: its key (mode 600)", 0},
+    {"admin-listen", "PARLEY_GW_ADMIN_LISTEN", SETTING_STR, F(admin_listen),
+     "", 0, 0, "HOST:PORT",
+     "serve /healthz and /metrics here only (plain HTTP), not on --listen", 0},
+    {"allow-plaintext", "PARLEY_GW_ALLOW_PLAINTEXT", SETTING_BOOL,
+     F(allow_plaintext), "0", 0, 0, NULL,
+     "plain HTTP/WS on an address beyond loopback, or to a remote parleyd "
+     "(behind a TLS proxy)",
+     0},
 };
 #undef F
 
@@ -127,19 +153,24 @@ static int add_origin(const char *item, void *ud)
     return push_str(&c->origins, &c->n_origins, item);
 }
 
-/* "HOST:PORT" into listen_host and listen_port. */
-static int parse_listen(gw_config *c)
+/* "HOST:PORT" into host (cap bytes) and *port. */
+static int parse_hostport(const char *v, char *host, size_t cap, int *port)
 {
-    const char *v = c->listen, *colon = strrchr(v, ':');
-    if (!colon || colon == v || (size_t)(colon - v) >= sizeof c->listen_host)
-        return -1;
-    memcpy(c->listen_host, v, (size_t)(colon - v));
-    c->listen_host[colon - v] = '\0';
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap) return -1;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
     char *end;
     long p = strtol(colon + 1, &end, 10);
     if (colon[1] == '\0' || *end || p < 0 || p > 65535) return -1;
-    c->listen_port = (int)p;
+    *port = (int)p;
     return 0;
+}
+
+static int parse_listen(gw_config *c)
+{
+    return parse_hostport(c->listen, c->listen_host, sizeof c->listen_host,
+                          &c->listen_port);
 }
 
 int gw_config_load(gw_config *c, int argc, char **argv, char *err,
@@ -152,6 +183,26 @@ int gw_config_load(gw_config *c, int argc, char **argv, char *err,
     if (parse_listen(c) != 0) {
         snprintf(err, errlen, "--listen wants HOST:PORT, got \"%s\"",
                  c->listen);
+        return -1;
+    }
+    if (*c->admin_listen &&
+        parse_hostport(c->admin_listen, c->admin_host, sizeof c->admin_host,
+                       &c->admin_port) != 0) {
+        snprintf(err, errlen, "--admin-listen wants HOST:PORT, got \"%s\"",
+                 c->admin_listen);
+        return -1;
+    }
+    if (!*c->tls_cert != !*c->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (*c->tls_chain && !*c->tls_cert) {
+        snprintf(err, errlen, "--tls-chain needs --tls-cert");
+        return -1;
+    }
+    if (!*c->upstream_tls_cert != !*c->upstream_tls_key) {
+        snprintf(err, errlen,
+                 "--upstream-tls-cert and --upstream-tls-key go together");
         return -1;
     }
     if (c->hangup_s <= c->ping_s)

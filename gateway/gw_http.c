@@ -359,7 +359,14 @@ static int dispatch(gw_http *h)
 {
     gw_server *s = h->srv;
     const char *p = h->path;
+    int ops = strcmp(p, "/healthz") == 0 || strcmp(p, "/metrics") == 0;
     s->m.http_requests++;
+    /* With --admin-listen, health and metrics answer there and only there,
+     * and the admin listener answers nothing else. */
+    if (s->admin_vh && (lws_get_vhost(h->wsi) == s->admin_vh) != ops) {
+        respond_text(h, 404, "not found\n");
+        return 0;
+    }
     if (cors_gate(h))
         return 0;
     if (h->body_too_big) {
@@ -414,12 +421,13 @@ static int dispatch(gw_http *h)
 static int origin_allowed(gw_server *s, struct lws *wsi, const char *origin)
 {
     char host[256], own[300];
+    const char *scheme = s->cfg.tls_cert[0] ? "https" : "http";
     if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
-        snprintf(own, sizeof own, "http://%s", host);
+        snprintf(own, sizeof own, "%s://%s", scheme, host);
         if (strcasecmp(origin, own) == 0)
             return 1;
     }
-    snprintf(own, sizeof own, "http://%s:%d", s->cfg.listen_host,
+    snprintf(own, sizeof own, "%s://%s:%d", scheme, s->cfg.listen_host,
              s->cfg.listen_port);
     if (strcasecmp(origin, own) == 0)
         return 1;
@@ -464,7 +472,8 @@ static int refuse(struct lws *wsi, int status, const char *why)
 static int confirm_upgrade(gw_server *s, struct lws *wsi)
 {
     char uri[256], origin[256];
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+    if (lws_get_vhost(wsi) == s->admin_vh ||
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(uri, "/v1/stream") != 0)
         return refuse(wsi, 404, "no WebSocket here; use /v1/stream");
     if (!offers_parley_protocol(wsi))

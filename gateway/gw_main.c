@@ -6,7 +6,10 @@
  * exits 0. */
 #include "gw.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,9 +146,13 @@ static int load_auth(gw_server *s)
 /* Once a second from the main loop (and at once after SIGHUP): the keys
  * file re-read if it changed, the service token renewed halfway through
  * its life. */
+static void gw_tls_reload(gw_server *s);
+
 static void housekeeping(gw_server *s, int force)
 {
     static lws_usec_t last;
+    if (force)
+        gw_tls_reload(s);
     lws_usec_t now = lws_now_usecs();
     if (!force && now - last < LWS_US_PER_SEC)
         return;
@@ -161,6 +168,94 @@ static void housekeeping(gw_server *s, int force)
         (lws_usec_t)GW_SERVICE_TOKEN_TTL_S * LWS_US_PER_SEC / 2 &&
         mint_service_token(s) != 0)
         fprintf(stderr, "parley-gateway: cannot renew the service token\n");
+}
+
+int gw_host_is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 ||
+           strcmp(host, "::1") == 0;
+}
+
+/* What lws serves: --tls-cert, or --tls-cert with --tls-chain appended into
+ * a file of the gateway's own private folder (lws reads one chain file).
+ * The key must be private. Called at start and on SIGHUP. */
+static int gw_tls_prepare(gw_server *s)
+{
+    gw_config *c = &s->cfg;
+    if (!c->tls_cert[0])
+        return 0;
+    struct stat st;
+    if (stat(c->tls_key, &st) != 0 || (st.st_mode & 077)) {
+        fprintf(stderr, "parley-gateway: TLS key %s: %s\n", c->tls_key,
+                errno == ENOENT ? "missing"
+                                : "other users can read it (chmod 600 it)");
+        return -1;
+    }
+    if (!c->tls_chain[0]) {
+        snprintf(s->tls_cert_path, sizeof s->tls_cert_path, "%s", c->tls_cert);
+        return 0;
+    }
+    if (!s->tls_tmpdir[0]) {
+        snprintf(s->tls_tmpdir, sizeof s->tls_tmpdir, "/tmp/parley-gw-XXXXXX");
+        if (!mkdtemp(s->tls_tmpdir)) {
+            s->tls_tmpdir[0] = '\0';
+            perror("parley-gateway: mkdtemp");
+            return -1;
+        }
+    }
+    char tmp[700];
+    snprintf(s->tls_cert_path, sizeof s->tls_cert_path, "%s/fullchain.pem",
+             s->tls_tmpdir);
+    snprintf(tmp, sizeof tmp, "%s.new", s->tls_cert_path);
+    FILE *out = fopen(tmp, "w");
+    int ok = out != NULL;
+    const char *parts[] = {c->tls_cert, c->tls_chain};
+    for (int i = 0; ok && i < 2; i++) {
+        FILE *in = fopen(parts[i], "r");
+        char buf[4096];
+        size_t n;
+        ok = in != NULL;
+        while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+            ok = fwrite(buf, 1, n, out) == n;
+        if (in)
+            fclose(in);
+        if (ok)
+            fputc('\n', out);
+    }
+    if (out && fclose(out) != 0)
+        ok = 0;
+    if (!ok || rename(tmp, s->tls_cert_path) != 0) {
+        fprintf(stderr, "parley-gateway: cannot join %s and %s\n", c->tls_cert,
+                c->tls_chain);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: the certificate files are read again into the running vhost;
+ * connections already open keep the session they have. */
+static void gw_tls_reload(gw_server *s)
+{
+    if (!s->cfg.tls_cert[0] || !s->ctx)
+        return;
+    if (gw_tls_prepare(s) != 0 ||
+        lws_tls_cert_updated(s->ctx, s->tls_cert_path, s->cfg.tls_key, NULL, 0,
+                             NULL, 0) != 0) {
+        fprintf(stderr, "parley-gateway: TLS reload failed; the old "
+                        "certificate stays\n");
+        return;
+    }
+    s->tls_reloads++;
+    fprintf(stderr, "parley-gateway: TLS certificate reloaded\n");
+}
+
+static void gw_tls_cleanup(gw_server *s)
+{
+    if (!s->tls_tmpdir[0])
+        return;
+    unlink(s->tls_cert_path);
+    rmdir(s->tls_tmpdir);
 }
 
 int main(int argc, char **argv)
@@ -225,32 +320,86 @@ int main(int argc, char **argv)
     lws_retry_bo_t retry;
     memset(&retry, 0, sizeof retry);
 
+    if (gw_tls_prepare(s) != 0)
+        goto out;
+    int tls = s->cfg.tls_cert[0] != '\0';
+    if (!tls && !s->cfg.allow_plaintext && !s->cfg.dev &&
+        !gw_host_is_loopback(s->cfg.listen_host)) {
+        fprintf(stderr, "parley-gateway: %s is beyond loopback: give "
+                        "--tls-cert and --tls-key (or --allow-plaintext "
+                        "behind a TLS proxy)\n",
+                s->cfg.listen_host);
+        goto out;
+    }
+
+    /* One context, one vhost per listener: the browsers' (https/wss when
+     * TLS is configured) and, with --admin-listen, a plain one that
+     * answers /healthz and /metrics only. */
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = s->cfg.listen_port; /* 0: the OS picks, printed below */
-    info.iface = s->cfg.listen_host;
-    info.protocols = protos;
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
     info.user = s;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.retry_and_idle_policy = &retry;
-    info.timeout_secs = 20;
     /* room for a request head with a target up to gw_http.c's GW_URL_MAX,
      * so that a long URL is answered 414 instead of dropped */
     info.max_http_header_data = GW_HTTP_HEADER_SPACE;
-    info.vhost_name = "parley-gateway";
     info.server_string = "parley-gateway";
-
+    info.retry_and_idle_policy = &retry;
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        fprintf(stderr, "parley-gateway: cannot listen on %s:%d\n",
-                s->cfg.listen_host, s->cfg.listen_port);
+        fprintf(stderr, "parley-gateway: cannot create the lws context\n");
         goto out;
     }
     g_ctx = s->ctx;
-    s->vh = lws_get_vhost_by_name(s->ctx, "parley-gateway");
-    if (s->vh)
-        s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
+
+    struct lws_context_creation_info vi;
+    memset(&vi, 0, sizeof vi);
+    vi.port = s->cfg.listen_port; /* 0: the OS picks, printed below */
+    vi.iface = s->cfg.listen_host;
+    vi.protocols = protos;
+    vi.user = s;
+    vi.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                 LWS_SERVER_OPTION_DISABLE_IPV6 |
+                 (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
+    vi.retry_and_idle_policy = &retry;
+    vi.timeout_secs = 20;
+    vi.vhost_name = "parley-gateway";
+    if (tls) {
+        vi.ssl_cert_filepath = s->tls_cert_path;
+        vi.ssl_private_key_filepath = s->cfg.tls_key;
+    }
+    s->vh = lws_create_vhost(s->ctx, &vi);
+    if (!s->vh) {
+        fprintf(stderr, "parley-gateway: cannot listen on %s:%d%s\n",
+                s->cfg.listen_host, s->cfg.listen_port,
+                tls ? " (or the TLS certificate and key do not load)" : "");
+        goto out;
+    }
+    s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
+    if (s->cfg.admin_listen[0]) {
+        /* lws keeps the pointer: the list lives as long as the context */
+        static struct lws_protocols admin_protos[2];
+        admin_protos[0] = gw_http_protocol;
+        struct lws_context_creation_info ai;
+        memset(&ai, 0, sizeof ai);
+        ai.port = s->cfg.admin_port;
+        ai.iface = s->cfg.admin_host;
+        ai.protocols = admin_protos;
+        ai.user = s;
+        ai.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+        ai.retry_and_idle_policy = &retry;
+        ai.timeout_secs = 20;
+        ai.vhost_name = "parley-admin";
+        s->admin_vh = lws_create_vhost(s->ctx, &ai);
+        if (!s->admin_vh) {
+            fprintf(stderr, "parley-gateway: cannot listen on %s (admin)\n",
+                    s->cfg.admin_listen);
+            goto out;
+        }
+        s->cfg.admin_port = lws_get_vhost_listen_port(s->admin_vh);
+    }
     gw_ws_sweep_start(s);
     if (s->cfg.dev && strncmp(s->cfg.listen_host, "127.", 4) != 0 &&
         strcmp(s->cfg.listen_host, "localhost") != 0)
@@ -258,8 +407,11 @@ int main(int argc, char **argv)
                         "from other machines: /v1/dev/token still answers "
                         "loopback only ***\n",
                 s->cfg.listen_host);
-    printf("parley-gateway listening on http://%s:%d/\n", s->cfg.listen_host,
-           s->cfg.listen_port);
+    if (s->admin_vh)
+        printf("parley-gateway admin on http://%s:%d/ (/healthz, /metrics)\n",
+               s->cfg.admin_host, s->cfg.admin_port);
+    printf("parley-gateway listening on %s://%s:%d/\n", tls ? "https" : "http",
+           s->cfg.listen_host, s->cfg.listen_port);
     fflush(stdout);
 
     while (!g_stop) {
@@ -294,6 +446,7 @@ out:
         free(s->service_token);
     }
     auth_free(s->auth);
+    gw_tls_cleanup(s);
     gw_config_free(&s->cfg);
     return rc;
 }

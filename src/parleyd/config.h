@@ -20,8 +20,12 @@ typedef struct cfg {
     size_t jwt_leeway;      /* seconds of clock skew */
     char service_secret[512];
     char service_secret_file[512];
-    char rooms[1024]; /* comma list created at start */
-    char config[512]; /* the config file read, if any */
+    char rooms[1024];   /* comma list created at start */
+    char tls_cert[512]; /* PEM chain for the TCP listener */
+    char tls_key[512];
+    char tls_client_ca[512]; /* mutual TLS: clients need a cert it signed */
+    int allow_plaintext;     /* plaintext TCP beyond loopback */
+    char config[512];        /* the config file read, if any */
     size_t max_body;
     size_t max_queue;
     int dev;

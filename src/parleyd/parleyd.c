@@ -264,19 +264,36 @@ int main(int argc, char **argv)
     }
     char where[700] = "";
     if (!disabled(c.listen)) {
-        int port = rpc_server_listen(rs, c.listen);
-        if (port <= 0) {
+        int tls = *c.tls_cert || *c.tls_key;
+        if (!tls && !c.allow_plaintext && !rpc_addr_is_local(c.listen)) {
             fprintf(stderr,
-                    "parleyd: cannot listen on %s (in use or bad "
-                    "address)\n",
+                    "parleyd: %s is beyond loopback: give --tls-cert and "
+                    "--tls-key (or --allow-plaintext behind a TLS proxy)\n",
                     c.listen);
+            goto out;
+        }
+        if (!tls && *c.tls_client_ca) {
+            fprintf(stderr, "parleyd: --tls-client-ca needs --tls-cert and "
+                            "--tls-key\n");
+            goto out;
+        }
+        rpc_tls_files tf = {c.tls_cert, c.tls_key, c.tls_client_ca};
+        int port =
+            tls ? rpc_server_listen_tls(rs, c.listen, &tf, err, sizeof err)
+                : rpc_server_listen(rs, c.listen);
+        if (port <= 0) {
+            fprintf(stderr, "parleyd: cannot listen on %s: %s\n", c.listen,
+                    tls ? err : "in use or bad address");
             goto out;
         }
         char host[256];
         snprintf(host, sizeof host, "%s", c.listen);
         char *colon = strrchr(host, ':');
         if (colon) *colon = 0;
-        snprintf(where, sizeof where, "%s:%d", host, port);
+        snprintf(where, sizeof where, "%s:%d%s", host, port,
+                 !tls               ? ""
+                 : *c.tls_client_ca ? " (TLS, client certificates required)"
+                                    : " (TLS)");
     }
     if (!disabled(c.unix_path)) {
         char addr[300];

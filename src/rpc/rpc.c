@@ -112,6 +112,8 @@ struct rpc_server {
     int started, shutting_down, shutdown_notified, cq_shut;
     rpc_op shutdown_op;
     size_t n_slots_posted;
+    rpc_tls_watch *tls[4]; /* reload state of the TLS listeners */
+    size_t n_tls;
     list calls; /* every call not yet freed (rpc_call.link) */
     /* HELD calls with frames queued, in the order their sends completed
      * (rpc_call.ready_link); each holds a reference. */
@@ -364,6 +366,30 @@ int rpc_server_listen(rpc_server *rs, const char *addr)
     int port = grpc_server_add_http2_port(rs->server, addr, cr);
     grpc_server_credentials_release(cr);
     return port;
+}
+
+int rpc_server_listen_tls(rpc_server *rs, const char *addr,
+                          const rpc_tls_files *tls, char *err, size_t errlen)
+{
+    if (rs->n_tls == sizeof rs->tls / sizeof rs->tls[0]) {
+        snprintf(err, errlen, "too many TLS listeners");
+        return 0;
+    }
+    rpc_tls_watch *w = NULL;
+    grpc_server_credentials *cr = rpc_tls_server_creds(tls, &w, err, errlen);
+    if (!cr) return 0;
+    rs->tls[rs->n_tls++] = w; /* freed with the server, after grpc's use */
+    int port = grpc_server_add_http2_port(rs->server, addr, cr);
+    grpc_server_credentials_release(cr);
+    if (port <= 0) snprintf(err, errlen, "cannot listen on %s", addr);
+    return port;
+}
+
+int rpc_server_tls_reloads(const rpc_server *rs)
+{
+    int n = 0;
+    for (size_t i = 0; i < rs->n_tls; i++) n += rpc_tls_reloads(rs->tls[i]);
+    return n;
 }
 
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
@@ -907,6 +933,7 @@ void rpc_server_free(rpc_server *rs)
         grpc_completion_queue_destroy(rs->cq);
     }
     for (size_t i = 0; i < rs->n_regs; i++) free(rs->regs[i]);
+    for (size_t i = 0; i < rs->n_tls; i++) rpc_tls_watch_free(rs->tls[i]);
     free(rs->regs);
     free(rs);
 }

@@ -95,6 +95,7 @@ class Proc:
         self.p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE,
                                   stderr=self.errf, text=True)
         self.match = None
+        self.lines = []  # stdout lines read up to the ready line
         if ready:
             rx = re.compile(ready)
             deadline = time.time() + timeout
@@ -105,6 +106,7 @@ class Proc:
                         raise RuntimeError("%s exited %s before it was ready: %s"
                                            % (name, self.p.returncode, self.err_text()))
                     continue
+                self.lines.append(line)
                 m = rx.search(line)
                 if m:
                     self.match = m
@@ -180,3 +182,77 @@ def http(method, url, token=None, body=None, headers=None, context=None):
         return st, json.loads(raw), hd
     except ValueError:
         return st, raw, hd
+
+
+# ---- a test PKI, made with the openssl command at test time ----
+
+def _ossl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d):
+    """A root CA, an intermediate, server leaves signed by the intermediate
+    (SAN 127.0.0.1 and localhost; two, for reload tests) and a client
+    certificate signed by the root (mutual TLS). Returns a dict of paths;
+    keys are mode 600."""
+    p = os.path.join(d, "pki")
+    os.makedirs(p, exist_ok=True)
+    ext = os.path.join(p, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                "[leaf]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "[client]\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=clientAuth\n")
+    _ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=parley test root",
+          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+          cwd=p)
+
+    def issue(name, signer, section, cn):
+        _ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+              "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=p)
+        _ossl("x509", "-req", "-in", name + ".csr", "-CA", signer + ".pem", "-CAkey", signer + ".key",
+              "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", ext, "-extensions", section, cwd=p)
+    issue("inter", "ca", "ca", "parley test intermediate")
+    issue("server", "inter", "leaf", "parley test server 1")
+    issue("server2", "inter", "leaf", "parley test server 2")
+    issue("client", "ca", "client", "gateway")
+    issue("stranger", "inter", "client", "stranger")  # signed, but not by the client CA root alone
+    for f in os.listdir(p):
+        if f.endswith(".key"):
+            os.chmod(os.path.join(p, f), 0o600)
+    # full chains (leaf + intermediate), as a certificate file may hold
+    for n in ("server", "server2"):
+        with open(os.path.join(p, n + "-full.pem"), "w") as out:
+            out.write(open(os.path.join(p, n + ".pem")).read() + open(os.path.join(p, "inter.pem")).read())
+    return {k: os.path.join(p, v) for k, v in {
+        "ca": "ca.pem", "inter": "inter.pem", "server": "server.pem", "server_key": "server.key",
+        "server_full": "server-full.pem", "server2": "server2.pem", "server2_key": "server2.key",
+        "server2_full": "server2-full.pem", "client": "client.pem", "client_key": "client.key",
+        "stranger": "stranger.pem", "stranger_key": "stranger.key"}.items()}
+
+
+def cert_cn(pem_der_or_path):
+    """The subject CN of a certificate (PEM path or DER bytes)."""
+    if isinstance(pem_der_or_path, bytes):
+        args = ["openssl", "x509", "-inform", "DER", "-noout", "-subject"]
+        out = subprocess.run(args, input=pem_der_or_path, capture_output=True, check=True).stdout.decode()
+    else:
+        out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", pem_der_or_path],
+                             capture_output=True, check=True, text=True).stdout
+    return out.split("CN", 1)[1].lstrip(" =").strip()
+
+
+def peer_cn(host, port, ca, alpn=("h2",)):
+    """Connects with TLS (verifying against ca) and returns the server
+    certificate's CN."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols(list(alpn))
+    with socket_mod.create_connection((host, port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as t:
+            return cert_cn(t.getpeercert(binary_form=True))
+
+
+import socket as socket_mod  # noqa: E402
