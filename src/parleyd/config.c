@@ -74,6 +74,15 @@ static const setting cfg_rows[] = {
     {"max-queue", "PARLEY_MAX_QUEUE", SETTING_SIZE, F(max_queue), "4096", 1,
      (double)UINT32_MAX, "N",
      "frames queued per stream before it is cut as too slow", 0},
+    {"user-rate", "PARLEY_USER_RATE", SETTING_DOUBLE, F(user_rate), "20", 0,
+     1e9, "N",
+     "writes (publish, edit, delete, create room) per second per user, "
+     "over every path together; 0: no limit",
+     0},
+    {"user-burst", "PARLEY_USER_BURST", SETTING_DOUBLE, F(user_burst), "60", 1,
+     1e9, "N", "writes a user may make at once before --user-rate applies", 0},
+    {"max-subs", "PARLEY_MAX_SUBS", SETTING_SIZE, F(max_subs), "100", 1, 1e6,
+     "N", "rooms one Connect stream may follow", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: random secrets in <db folder>/dev-secret and "
      "dev-service-secret, prints tokens; refused with any real secret or key",

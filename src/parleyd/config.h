@@ -28,6 +28,9 @@ typedef struct cfg {
     char config[512];        /* the config file read, if any */
     size_t max_body;
     size_t max_queue;
+    double user_rate; /* writes per second per user, 0: no limit */
+    double user_burst;
+    size_t max_subs; /* rooms per Connect stream */
     int dev;
 } cfg;
 

@@ -49,8 +49,7 @@ static void housekeeping(srv *sv, auth *au, int force)
                 auth_key_count(au));
     else if (r < 0)
         fprintf(stderr, "parleyd: %s\n", err);
-    size_t n = srv_expire(sv, clock_wall_ms() / 1000);
-    if (n) fprintf(stderr, "parleyd: %zu stream(s) ended: token expired\n", n);
+    srv_tick(sv);
 }
 
 /* mkdir -p of the directory holding path; folders made here are 0700 (the
@@ -252,7 +251,7 @@ int main(int argc, char **argv)
 
     grpc_init();
     int code = 1;
-    srv_opts sopt = {c.max_body};
+    srv_opts sopt = {c.max_body, c.user_rate, c.user_burst, c.max_subs};
     srv *sv = srv_new(db, au, &sopt);
     size_t max_recv = c.max_body * 2 + 4096;
     if (max_recv < 64 * 1024) max_recv = 64 * 1024;

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "hub.h"
 #include "rpc.h"
+#include "srv_limits.h"
 #include "store.h"
 #include "parley/v1/history.grpc.h"
 #include "parley/v1/stream.grpc.h"
@@ -20,7 +21,10 @@
 typedef struct srv srv;
 
 typedef struct srv_opts {
-    size_t max_body; /* 0 = RULES_BODY_MAX_DEFAULT */
+    size_t max_body;   /* 0 = RULES_BODY_MAX_DEFAULT */
+    double user_rate;  /* writes per second per user; 0: no limit */
+    double user_burst; /* the bucket's size */
+    size_t max_subs;   /* rooms one Connect stream may follow; 0: 100 */
 } srv_opts;
 
 /* db and au stay owned by the caller and must outlive the srv. */
@@ -38,6 +42,8 @@ size_t srv_pending(const srv *s);
  * parley-error-code TOKEN_EXPIRED. Call about once a second. Returns how
  * many it ended. */
 size_t srv_expire(srv *s, int64_t now_s);
+/* Once a second: srv_expire, and the idle rate buckets dropped. */
+void srv_tick(srv *s);
 void srv_free(srv *s);
 
 /* ---- internal to srv_*.c ---- */
@@ -62,7 +68,9 @@ struct srv {
     store *db; /* the message store, owned by the caller */
     const auth *au;
     hub *hub;
+    srv_rate *rate; /* per-user writes (srv_limits.h) */
     size_t max_body;
+    size_t max_subs;
     srv_pending_pub *batch;
     size_t n_batch, cap_batch;
     list conns; /* every open Connect stream (srv_conn.link) */
@@ -72,8 +80,10 @@ struct srv {
  * (UNAUTHENTICATED, or TOKEN_EXPIRED) and returns nonzero. */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
 /* For a call that writes: fails it with PERMISSION_DENIED and returns
- * nonzero when who is a service token (those only read). */
+ * nonzero when who is a service token (those only read), or with
+ * RESOURCE_EXHAUSTED when the user is over the write rate. */
 int srv_refuse_service(rpc_call *c, const auth_identity *who);
+int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */
 typedef struct srv_pbmsg {

@@ -15,8 +15,13 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts)
     s->au = au;
     s->max_body =
         opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
+    s->max_subs = opts && opts->max_subs ? opts->max_subs : 100;
     s->hub = hub_new();
-    if (!s->hub) {
+    s->rate =
+        srv_rate_new(opts ? opts->user_rate : 0, opts ? opts->user_burst : 1);
+    if (!s->hub || !s->rate) {
+        hub_free(s->hub);
+        srv_rate_free(s->rate);
         free(s);
         return NULL;
     }
@@ -36,6 +41,7 @@ void srv_free(srv *s)
 {
     if (!s) return;
     hub_free(s->hub);
+    srv_rate_free(s->rate);
     free(s->batch);
     free(s);
 }
@@ -59,6 +65,21 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
         return -1;
     }
     return 0;
+}
+
+int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who)
+{
+    if (srv_refuse_service(c, who)) return -1;
+    if (srv_rate_take(s->rate, who->id, clock_mono_ms())) return 0;
+    rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED,
+             "over this user's write rate; retry shortly");
+    return -1;
+}
+
+void srv_tick(srv *s)
+{
+    srv_expire(s, clock_wall_ms() / 1000);
+    srv_rate_sweep(s->rate, clock_mono_ms());
 }
 
 int srv_refuse_service(rpc_call *c, const auth_identity *who)

@@ -155,6 +155,11 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
                        "already subscribed to this room on this stream", 0);
         return;
     }
+    if (cn->subs.len >= s->max_subs) {
+        srv_send_error(cn->call, rid, PARLEY_ERR_RESOURCE_EXHAUSTED,
+                       "this stream follows as many rooms as it may", 0);
+        return;
+    }
     parley_room room;
     e = store_room_get(s->db, sb->room, &room);
     if (e) {
