@@ -31,8 +31,6 @@
 #include "parley/v1/stream.pb-c.h"
 
 #define GW_PROTO_BIN "parley.v1.proto"
-/* lifetime of the gateway's service token; renewed halfway */
-#define GW_SERVICE_TOKEN_TTL_S 3600
 /* bytes lws keeps for one request head (request line and headers) */
 #define GW_HTTP_HEADER_SPACE 16384
 #define GW_PROTO_JSON "parley.v1.json"
@@ -43,7 +41,7 @@ enum {
     GW_CLOSE_BAD_UTF8 = 1007,
     GW_CLOSE_TOO_BIG = 1009,
     GW_CLOSE_UNAUTH = 4401,
-    GW_CLOSE_TOKEN_EXPIRED = 4402, /* renew the token and reconnect */
+    GW_CLOSE_TOKEN_EXPIRED = 4402, /* the session's token expired: renew it */
     GW_CLOSE_RATE = 4429,
     GW_CLOSE_UPSTREAM = 4503,
     GW_CLOSE_SLOW = 4508
@@ -83,6 +81,9 @@ typedef struct gw_config {
     size_t ring_size;      /* recent events kept per room */
     size_t replay_page;    /* History page size when replaying */
     int room_linger_s;     /* an unwatched room keeps its upstream this long */
+    int max_rooms;         /* rooms one session may follow */
+    int max_conns_per_ip;  /* sessions from one address */
+    int service_token_ttl_s; /* lifetime of the service token */
     char tls_cert[512];    /* https/wss: PEM certificate (or full chain) */
     char tls_key[512];
     char tls_chain[512];   /* intermediates, appended to tls_cert */
@@ -145,7 +146,8 @@ typedef struct gw_ustream gw_ustream;
 typedef struct gw_metrics {
     uint64_t ws_accepted, ws_closed;
     uint64_t msgs_in, msgs_out, bytes_out;
-    uint64_t drops_slow, drops_rate, drops_big, drops_unauth;
+    uint64_t drops_slow, drops_rate, drops_big, drops_unauth, drops_expired;
+    uint64_t refused_ip;
     uint64_t refused_origin, refused_full;
     uint64_t upstream_events, upstream_errors;
     uint64_t upstream_unary;       /* unary calls finished */
@@ -173,6 +175,7 @@ typedef struct gw_server {
     size_t n_rooms;
     gw_conn *conns;        /* list of WebSocket sessions */
     size_t n_conns;
+    struct gw_ip_entry **ips; /* sessions per peer address (gw_limits.c) */
     gw_metrics m;
     int shutting_down;
     lws_sorted_usec_list_t sul_sweep; /* the one periodic session sweep */
@@ -207,6 +210,9 @@ struct gw_conn {
     int ping_sent;         /* pinged since last_rx_us */
     int hung_up;           /* dropped without a close handshake */
     gw_sub *subs;
+    size_t n_subs;
+    int paging;            /* a History replay page is on its way */
+    char ip[48];           /* the peer's address (per-IP limit) */
     /* publishes ride one upstream Stream.Connect (user's token), opened on
      * the first publish; pubs maps its request ids to the browser's */
     gw_ustream *pub_st;
@@ -238,7 +244,20 @@ void gw_ws_pub_streams_cancel(gw_server *s);
 void gw_ws_sweep_start(gw_server *s);
 void gw_ws_sweep_stop(gw_server *s);
 
+/* ---- gw_limits.c: sessions per peer address ---- */
+
+/* Sessions open from ip now. */
+int gw_ip_count(gw_server *s, const char *ip);
+/* A session from ip opened / closed; -1 when out of memory. */
+int gw_ip_add(gw_server *s, const char *ip, int delta);
+void gw_ip_free_all(gw_server *s);
+
 /* ---- gw_rooms.c ---- */
+
+/* The service token was renewed: every upstream room subscription gets it
+ * (an Authenticate frame), so the core does not end them at the old
+ * token's expiry. */
+void gw_rooms_renew_token(gw_server *s);
 
 void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
                         const Parley__V1__Subscribe *sub);

@@ -90,6 +90,19 @@ static const setting gw_config_rows[] = {
     {"room-linger", "PARLEY_GW_ROOM_LINGER", SETTING_INT, F(room_linger_s),
      "60", 0, 86400, "SECS",
      "an unwatched room keeps its upstream subscription and ring this long", 0},
+    {"max-rooms", "PARLEY_GW_MAX_ROOMS", SETTING_INT, F(max_rooms), "100", 1,
+     1e6, "N", "rooms one WebSocket session may follow (RESOURCE_EXHAUSTED)",
+     0},
+    {"max-conns-per-ip", "PARLEY_GW_MAX_CONNS_PER_IP", SETTING_INT,
+     F(max_conns_per_ip), "256", 1, 1e7, "N",
+     "WebSocket sessions from one peer address (HTTP 429 at upgrade; behind "
+     "a proxy every user shares its address)",
+     0},
+    {"service-token-ttl", "PARLEY_GW_SERVICE_TOKEN_TTL", SETTING_INT,
+     F(service_token_ttl_s), "3600", 10, 86400, "SECS",
+     "lifetime of the gateway's service token; renewed halfway, on every "
+     "upstream subscription",
+     0},
     {"tls-cert", "PARLEY_GW_TLS_CERT", SETTING_STR, F(tls_cert), "", 0, 0,
      "FILE",
      "serve https and wss with this PEM certificate (or full chain); "

@@ -457,6 +457,7 @@ static int refuse(struct lws *wsi, int status, const char *why)
     const char *text = status == 400 ? "Bad Request"
                        : status == 403 ? "Forbidden"
                        : status == 404 ? "Not Found"
+                       : status == 429 ? "Too Many Requests"
                                        : "Service Unavailable";
     int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
                      "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
@@ -489,6 +490,12 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
     if (s->shutting_down || (int)s->n_conns >= s->cfg.max_conns) {
         s->m.refused_full++;
         return refuse(wsi, 503, "too many connections");
+    }
+    char ip[48] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (gw_ip_count(s, ip) >= s->cfg.max_conns_per_ip) {
+        s->m.refused_ip++;
+        return refuse(wsi, 429, "too many connections from this address");
     }
     return 0;
 }

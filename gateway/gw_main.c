@@ -70,7 +70,7 @@ static int load_one_secret(gw_server *s, const char *file, const char *value,
 static int mint_service_token(gw_server *s)
 {
     char *t = auth_mint_service(s->auth, "gateway", gw_now_s(),
-                                GW_SERVICE_TOKEN_TTL_S);
+                                s->cfg.service_token_ttl_s);
     if (!t)
         return -1;
     if (s->service_token) {
@@ -165,9 +165,12 @@ static void housekeeping(gw_server *s, int force)
     else if (r < 0)
         fprintf(stderr, "parley-gateway: %s\n", err);
     if (now - s->service_token_at >
-        (lws_usec_t)GW_SERVICE_TOKEN_TTL_S * LWS_US_PER_SEC / 2 &&
-        mint_service_token(s) != 0)
-        fprintf(stderr, "parley-gateway: cannot renew the service token\n");
+        (lws_usec_t)s->cfg.service_token_ttl_s * LWS_US_PER_SEC / 2) {
+        if (mint_service_token(s) != 0)
+            fprintf(stderr, "parley-gateway: cannot renew the service token\n");
+        else
+            gw_rooms_renew_token(s);
+    }
 }
 
 int gw_host_is_loopback(const char *host)
@@ -446,6 +449,7 @@ out:
         free(s->service_token);
     }
     auth_free(s->auth);
+    gw_ip_free_all(s);
     gw_tls_cleanup(s);
     gw_config_free(&s->cfg);
     return rc;

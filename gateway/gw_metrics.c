@@ -40,6 +40,8 @@ char *gw_metrics_render(gw_server *s, size_t *len)
     fprintf(f, "parley_gateway_drops_total{reason=\"unauthenticated\"} %" PRIu64 "\n", m->drops_unauth);
     fprintf(f, "parley_gateway_drops_total{reason=\"origin\"} %" PRIu64 "\n", m->refused_origin);
     fprintf(f, "parley_gateway_drops_total{reason=\"max_connections\"} %" PRIu64 "\n", m->refused_full);
+    fprintf(f, "parley_gateway_drops_total{reason=\"max_connections_per_ip\"} %" PRIu64 "\n", m->refused_ip);
+    fprintf(f, "parley_gateway_drops_total{reason=\"token_expired\"} %" PRIu64 "\n", m->drops_expired);
     fprintf(f, "# HELP parley_gateway_event_encodes_total Live events encoded, per wire format (once per event, whatever the number of sockets).\n"
                "# TYPE parley_gateway_event_encodes_total counter\n"
                "parley_gateway_event_encodes_total{format=\"proto\"} %" PRIu64 "\n"

@@ -64,6 +64,8 @@ struct gw_sub {
     int live;
     int paging;
     int page_wait; /* next page waits for the send queue to drain */
+    int ring_wait; /* ring replay waits for the send queue to drain */
+    int paging_now; /* this sub's History page is the session's one in flight */
     int pages;
     gw_sub *rnext, *rprev;
     gw_sub *cnext;
@@ -111,6 +113,9 @@ static void sub_remove(gw_sub *sub)
             break;
         }
     }
+    c->n_subs--;
+    if (sub->paging_now)
+        c->paging = 0;
     sub->h->p = NULL;
     gw_handle_unref(sub->h);
     free(sub);
@@ -213,16 +218,38 @@ static void send_subscribed(gw_sub *sub)
     gw_conn_send_msg(sub->conn, &f.base);
 }
 
-/* Replays the ring after sub->last_sent, then Subscribed; the sub is live. */
+/* 1 while the session's send queue is over half its bound: replays wait
+ * for it to drain (gw_rooms_conn_drained), so a replay never fills the
+ * queue past its bound and the bound holds for every frame. */
+static int queue_busy(const gw_conn *c)
+{
+    const gw_config *cfg = &c->srv->cfg;
+    return c->q_bytes > cfg->sendq_bytes / 2 || c->q_n > cfg->sendq_frames / 2;
+}
+
+static void sub_page(gw_server *s, gw_sub *sub);
+
+/* Replays the ring after sub->last_sent, then Subscribed; the sub is live.
+ * Stops while the send queue is busy and goes on when it drains; if the
+ * ring moved past last_sent meanwhile, History pages fill the gap. */
 static void sub_finish_from_ring(gw_sub *sub)
 {
     gw_room *r = sub->room;
+    if (sub->last_sent < r->ring_lo) {
+        sub->paging = 1;
+        sub_page(r->srv, sub);
+        return;
+    }
     for (size_t i = 0; i < r->n; i++) {
         ring_ent *e = &r->ring[(r->start + i) % r->cap];
         if (e->rev <= sub->last_sent)
             continue;
+        if (queue_busy(sub->conn)) {
+            sub->ring_wait = 1;
+            return;
+        }
         gw_buf *b = ring_replay_buf(e, sub->conn->json);
-        if (!b || gw_conn_send(sub->conn, b, 0) < 0)
+        if (!b || gw_conn_send(sub->conn, b, 1) < 0)
             return;
         sub->last_sent = e->rev;
     }
@@ -233,8 +260,6 @@ static void sub_finish_from_ring(gw_sub *sub)
     sub->live = 1;
 }
 
-static void sub_page(gw_server *s, gw_sub *sub);
-
 static void page_done(gw_server *s, void *ud, parley_err e,
                       const char *detail, int unavailable,
                       ProtobufCMessage *resp)
@@ -242,6 +267,10 @@ static void page_done(gw_server *s, void *ud, parley_err e,
     gw_handle *h = ud;
     gw_sub *sub = h->p;
     gw_handle_unref(h);
+    if (sub && sub->paging_now) {
+        sub->paging_now = 0;
+        sub->conn->paging = 0;
+    }
     if (!sub) {
         if (resp)
             protobuf_c_message_free_unpacked(resp, NULL);
@@ -283,8 +312,7 @@ static void page_done(gw_server *s, void *ud, parley_err e,
     if (more && sub->last_sent > before) {
         /* Replay at the pace the client reads: the next page waits while
          * the send queue holds more than half its bound. */
-        if (c->q_bytes > s->cfg.sendq_bytes / 2 ||
-            c->q_n > s->cfg.sendq_frames / 2)
+        if (queue_busy(c))
             sub->page_wait = 1;
         else
             sub_page(s, sub);
@@ -295,17 +323,29 @@ static void page_done(gw_server *s, void *ud, parley_err e,
 
 void gw_rooms_conn_drained(gw_server *s, gw_conn *c)
 {
-    for (gw_sub *sub = c->subs, *next; sub; sub = next) {
+    for (gw_sub *sub = c->subs, *next; sub && !queue_busy(c); sub = next) {
         next = sub->cnext;
-        if (sub->page_wait) {
+        if (sub->page_wait && !c->paging) {
             sub->page_wait = 0;
             sub_page(s, sub);
+        } else if (sub->ring_wait) {
+            sub->ring_wait = 0;
+            sub_finish_from_ring(sub);
         }
     }
 }
 
+/* One History page in flight per session (a page may be up to the core's
+ * answer limit): the others wait their turn, at the pace the client
+ * reads. */
 static void sub_page(gw_server *s, gw_sub *sub)
 {
+    if (sub->conn->paging || queue_busy(sub->conn)) {
+        sub->page_wait = 1;
+        return;
+    }
+    sub->conn->paging = 1;
+    sub->paging_now = 1;
     Parley__V1__ListMessagesRequest req = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
     req.room = sub->room->name;
     req.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
@@ -492,6 +532,11 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
             return;
         }
     }
+    if (c->n_subs >= (size_t)s->cfg.max_rooms) {
+        gw_conn_send_error(c, request_id, PARLEY_ERR_RESOURCE_EXHAUSTED,
+                           "this session follows as many rooms as it may", 0);
+        return;
+    }
     gw_room *r = room_find(s, req->room);
     if (!r && !(r = room_new(s, req->room, req->resume_after_rev))) {
         gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
@@ -516,6 +561,7 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
         r->n_json++;
     sub->cnext = c->subs;
     c->subs = sub;
+    c->n_subs++;
     lws_sul_cancel(&r->sul_idle);
     if (r->live)
         sub_start(s, sub);
@@ -555,4 +601,17 @@ void gw_rooms_free_all(gw_server *s)
         room_destroy(s, s->rooms);
     free(s->room_tab);
     s->room_tab = NULL;
+}
+
+void gw_rooms_renew_token(gw_server *s)
+{
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Authenticate au = PARLEY__V1__AUTHENTICATE__INIT;
+    cf.request_id = 2;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE;
+    cf.authenticate = &au;
+    au.token = s->service_token;
+    for (gw_room *r = s->rooms; r; r = r->next)
+        if (r->up)
+            (void)gw_ustream_send(r->up, &cf.base);
 }

@@ -65,7 +65,9 @@ int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m)
         gw_conn_close(c, GW_CLOSE_SLOW, 0);
         return -1;
     }
-    int r = gw_conn_send(c, b, 0);
+    /* replies count against the bound too: a client that sends and never
+     * reads (a ping flood) is cut like any slow consumer */
+    int r = gw_conn_send(c, b, 1);
     gw_buf_unref(b);
     return r;
 }
@@ -123,6 +125,15 @@ static void sweep_conn(gw_server *s, gw_conn *c, lws_usec_t now)
 {
     if (c->close_sent || c->hung_up)
         return; /* lws is ending it (close-ack timeout or the kill below) */
+    if (c->authed && !c->close_code &&
+        auth_expired(s->auth, &c->who, gw_now_s())) {
+        /* renewed in time (a new authenticate) it would not be here */
+        s->m.drops_expired++;
+        gw_conn_send_error(c, 0, PARLEY_ERR_TOKEN_EXPIRED,
+                           "the session's token expired; renew it", 1);
+        gw_conn_close(c, GW_CLOSE_TOKEN_EXPIRED, 1);
+        return;
+    }
     if (!c->authed && !c->close_code &&
         now - c->opened_us >= (lws_usec_t)s->cfg.auth_timeout_s * LWS_US_PER_SEC) {
         s->m.drops_unauth++;
@@ -314,10 +325,23 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
         gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL, NULL, 0);
         return;
     }
-    free(c->token);
+    if (c->token) {
+        explicit_bzero(c->token, strlen(c->token));
+        free(c->token);
+    }
     c->token = t;
     c->who = id;
     c->authed = 1;
+    if (c->pub_st) {
+        /* the session's publish stream renews its token with the core too */
+        Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+        Parley__V1__Authenticate au = PARLEY__V1__AUTHENTICATE__INIT;
+        cf.request_id = ++c->pub_next_rid;
+        cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE;
+        cf.authenticate = &au;
+        au.token = c->token;
+        (void)gw_ustream_send(c->pub_st, &cf.base);
+    }
 
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
     Parley__V1__Authenticated a = PARLEY__V1__AUTHENTICATED__INIT;
@@ -547,6 +571,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (!c->h)
             return -1;
         c->tokens = s->cfg.burst;
+        lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
+        if (gw_ip_add(s, c->ip, 1) != 0)
+            return -1;
         c->last_us = lws_now_usecs();
         c->opened_us = c->last_rx_us = c->last_us;
         c->next = s->conns;
@@ -583,6 +610,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
             memset(c->token, 0, strlen(c->token));
             free(c->token);
         }
+        gw_ip_add(s, c->ip, -1);
         c->h->p = NULL;
         gw_handle_unref(c->h);
         c->h = NULL;
