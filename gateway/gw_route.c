@@ -28,8 +28,8 @@ static int match_path(const char *pattern, const char *path,
                       gw_route_args *args)
 {
     const char *pp = pattern, *sp = path;
-    const char *pseg, *sseg;
-    size_t plen, slen;
+    const char *pseg = NULL, *sseg = NULL;
+    size_t plen = 0, slen = 0;
     args->n = 0;
     for (;;) {
         int hp = next_seg(&pp, &pseg, &plen);
