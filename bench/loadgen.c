@@ -70,6 +70,7 @@ struct lg_ctx {
     uint64_t t_measure;
     uint64_t published, acked, delivered_all, delivered_measured, own, foreign,
         errors, stalls;
+    uint64_t gaps, dups; /* fanout/rooms: skipped and repeated seqs */
     size_t probe;
     uint64_t probe_recv;
     uint64_t last_probe_progress;
@@ -256,6 +257,19 @@ void lg_on_deliver(lg_ctx *x, lg_conn *c, const char *body, size_t n,
     if (x->measuring && ts >= x->t_measure) {
         hist_record(x->lat, now > ts ? now - ts : 0);
         x->delivered_measured++;
+    }
+    if (c->next) {
+        /* Each publisher's seqs must arrive once each, in order. */
+        uint64_t *want =
+            &c->next[x->mode == LG_FANOUT ? 0 : pub % x->room_size];
+        if (seq == *want) {
+            (*want)++;
+        } else if (seq > *want) {
+            x->gaps += seq - *want;
+            *want = seq + 1;
+        } else {
+            x->dups++;
+        }
     }
     if (c->seen && seq < (uint64_t)x->pre + x->msgs) {
         uint8_t bit = (uint8_t)(1u << (seq & 7));
@@ -452,11 +466,50 @@ static double lg_connect_every(lg_ctx *x)
     return (double)(clock_mono_ns() - t0) / 1e9;
 }
 
+/* Starts the per-publisher order check on every subscriber ready now:
+ * slots publisher slots each (1 in fanout, the room size in rooms). */
+static int lg_check_start(lg_ctx *x, size_t slots)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        lg_conn *c = &x->conns[i];
+        if (!c->subscriber || !c->ready) continue;
+        c->next = calloc(slots, sizeof *c->next);
+        if (!c->next) return -1;
+    }
+    return 0;
+}
+
+/* What never arrived: the gaps seen, plus for every checked subscriber and
+ * every publisher of its room, what that publisher published after the
+ * last seq the subscriber got. */
+static uint64_t lg_check_lost(lg_ctx *x)
+{
+    uint64_t lost = x->gaps;
+    for (size_t i = 0; i < x->n; i++) {
+        lg_conn *c = &x->conns[i];
+        if (!c->next) continue;
+        if (x->mode == LG_FANOUT) {
+            uint64_t sent = x->conns[x->publisher].pub_seq;
+            if (sent > c->next[0]) lost += sent - c->next[0];
+            continue;
+        }
+        size_t lo = (size_t)c->room * x->room_size;
+        for (size_t j = lo; j < lo + x->room_size && j < x->n; j++) {
+            if (j == i) continue;
+            uint64_t sent = x->conns[j].pub_seq;
+            uint64_t got = c->next[j % x->room_size];
+            if (sent > got) lost += sent - got;
+        }
+    }
+    return lost;
+}
+
 static int lg_run_fanout(lg_ctx *x)
 {
     /* subscribers 0..n_subs-1, publisher n_subs */
     double connect_s = lg_connect_every(x);
     lg_usage a, b;
+    if (lg_check_start(x, 1) != 0) return -1;
     lg_usage_mark(x, &a);
     x->measuring = 1;
     x->t_measure = a.wall;
@@ -475,10 +528,12 @@ static int lg_run_fanout(lg_ctx *x)
     uint64_t expect = x->published * x->n_subs;
     printf(",\"subs\":%zu,\"connect_s\":%.2f,\"publish_s\":%.2f,"
            "\"delivered_per_s\":%.0f,\"published_per_s\":%.0f,"
-           "\"missing\":%" PRId64 "}\n",
+           "\"missing\":%" PRId64 ",\"lost\":%" PRIu64 ",\"dup\":%" PRIu64
+           "}\n",
            x->n_subs, connect_s, secs, (double)x->delivered_measured / secs,
            (double)x->published / secs,
-           (int64_t)expect - (int64_t)x->delivered_measured);
+           (int64_t)expect - (int64_t)x->delivered_measured, lg_check_lost(x),
+           x->dups);
     return 0;
 }
 
@@ -500,6 +555,7 @@ static int lg_run_rooms(lg_ctx *x)
 {
     double connect_s = lg_connect_every(x);
     lg_usage a, b;
+    if (lg_check_start(x, x->room_size) != 0) return -1;
     lg_usage_mark(x, &a);
     x->measuring = 1;
     x->t_measure = a.wall;
@@ -518,10 +574,12 @@ static int lg_run_rooms(lg_ctx *x)
     uint64_t expect = x->published * (x->room_size - 1);
     printf(",\"room_size\":%zu,\"connect_s\":%.2f,\"publish_s\":%.2f,"
            "\"delivered_per_s\":%.0f,\"published_per_s\":%.0f,"
-           "\"missing\":%" PRId64 "}\n",
+           "\"missing\":%" PRId64 ",\"lost\":%" PRIu64 ",\"dup\":%" PRIu64
+           "}\n",
            x->room_size, connect_s, secs, (double)x->delivered_measured / secs,
            (double)x->published / secs,
-           (int64_t)expect - (int64_t)x->delivered_measured);
+           (int64_t)expect - (int64_t)x->delivered_measured, lg_check_lost(x),
+           x->dups);
     return 0;
 }
 
@@ -856,6 +914,7 @@ int main(int argc, char **argv)
         lg_ws_drop(&x->conns[i].ws);
         lg_buf_free(&x->conns[i].app);
         free(x->conns[i].seen);
+        free(x->conns[i].next);
     }
     lg_token_free(x->tokens, x->n_tokens);
     hist_free(x->lat);

@@ -3,7 +3,9 @@
  *   list     History.ListMessages of `limit` messages before a random seq of
  *            the history room: requests/s and latency percentiles;
  *   publish  Stream.Publish from C concurrent publishers (one author each),
- *            every answer an ack after commit: acked publishes/s;
+ *            every answer an ack after commit: acked publishes/s; with
+ *            --db, "stored" is how many messages the room gained (each
+ *            acked publish must be exactly one);
  *   sqlite   the same page read straight from the database file through the
  *            store API (src/store/store.h store_list), one thread: the limit.
  * Method paths come from the generated tables (gen/parley/v1/history.grpc.h,
@@ -266,7 +268,7 @@ static const setting lgg_rows[] = {
      "parleyd's gRPC address (list, publish)", 0},
     {"room", NULL, SETTING_STR, F(room), "history", 0, 0, "R", "the room", 0},
     {"db", NULL, SETTING_STR, F(db), "", 0, 0, "PATH",
-     "the database (list, sqlite)", 0},
+     "the database (list, sqlite; publish: count what got stored)", 0},
     {"limit", NULL, SETTING_INT, F(limit), "50", 1, 1000, "N",
      "messages per page", 0},
     {"concurrency", NULL, SETTING_INT, F(conc), "16", 1, 1e5, "N",
@@ -320,7 +322,7 @@ int main(int argc, char **argv)
         goto usage;
     if (g.mode != LGG_PUBLISH && !g.db) goto usage;
     if (g.mode != LGG_SQLITE && !g.target) goto usage;
-    if (g.db && g.mode != LGG_PUBLISH && lgg_room_head(&g) != 0) {
+    if (g.db && lgg_room_head(&g) != 0) {
         fprintf(stderr, "loadgen-grpc: room %s not found in %s\n", g.room,
                 g.db);
         return 1;
@@ -341,7 +343,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < g.n_pids; i++) srv0 += lg_proc_cpu_ns(g.pids[i]);
     int64_t self0 = lg_self_cpu_ns();
     uint64_t t0 = clock_mono_ns();
+    uint64_t head_before = g.head_seq;
     int rc = g.mode == LGG_SQLITE ? lgg_run_sqlite(&g) : lgg_run_grpc(&g);
+    /* publish with --db: how many new messages the database holds now; each
+     * acked publish (fresh client_msg_ids) must be exactly one of them. */
+    int64_t stored = -1;
+    if (g.mode == LGG_PUBLISH && g.db && lgg_room_head(&g) == 0)
+        stored = (int64_t)(g.head_seq - head_before);
     uint64_t wall = clock_mono_ns() - t0;
     int64_t self1 = lg_self_cpu_ns();
     int64_t hwm = 0, rss = 0;
@@ -359,13 +367,15 @@ int main(int argc, char **argv)
         ",\"dup\":%" PRIu64 ",\"last_status\":%d,\"last_detail\":\"%s\","
         "\"wall_s\":%.3f,\"per_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
         "\"p999_us\":%.1f,\"max_us\":%.1f,\"lg_cpu_pct\":%.1f,"
-        "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64 "}\n",
+        "\"srv_cpu_pct\":%.1f,\"srv_rss_peak_kb\":%" PRId64
+        ",\"stored\":%" PRId64 "}\n",
         mode, g.conc, g.limit, g.head_seq, g.ok, g.failed, g.bad, g.dup,
         g.last_status, g.last_detail, (double)wall / 1e9,
         (double)g.ok / ((double)wall / 1e9), hist_percentile(g.lat, 50) / 1e3,
         hist_percentile(g.lat, 99) / 1e3, hist_percentile(g.lat, 99.9) / 1e3,
         hist_max(g.lat) / 1e3, 100.0 * (double)(self1 - self0) / (double)wall,
-        g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm);
+        g.n_pids ? 100.0 * (double)(srv1 - srv0) / (double)wall : 0.0, hwm,
+        stored);
     hist_free(g.lat);
     lg_token_free(g.tokens, g.n_tokens);
     if (g.mode != LGG_SQLITE) grpc_shutdown();

@@ -592,7 +592,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (!nb)
                 return -1;
             h->body = nb;
-            memcpy(h->body + h->body_len, in, len);
+            if (len) /* an empty body comes as (NULL, 0) */
+                memcpy(h->body + h->body_len, in, len);
             h->body_len += len;
             h->body[h->body_len] = '\0';
         }

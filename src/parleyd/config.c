@@ -83,6 +83,18 @@ static const setting cfg_rows[] = {
      1e9, "N", "writes a user may make at once before --user-rate applies", 0},
     {"max-subs", "PARLEY_MAX_SUBS", SETTING_SIZE, F(max_subs), "100", 1, 1e6,
      "N", "rooms one Connect stream may follow", 0},
+    {"metrics-listen", "PARLEY_METRICS_LISTEN", SETTING_STR, F(metrics_listen),
+     "none", 0, 0, "HOST:PORT",
+     "HTTP address of /metrics (Prometheus) and /healthz (port 0 picks one; "
+     "\"none\" disables)",
+     0},
+    {"log-level", "PARLEY_LOG_LEVEL", SETTING_STR, F(log_level), "info", 0, 0,
+     "LEVEL", "debug (a line per call), info, warn or error", 0},
+    {"log-format", "PARLEY_LOG_FORMAT", SETTING_STR, F(log_format), "text", 0,
+     0, "FORMAT", "text, or json (one JSON object per line)", 0},
+    {"no-reflection", "PARLEY_NO_REFLECTION", SETTING_BOOL, F(no_reflection),
+     "0", 0, 0, NULL,
+     "do not serve gRPC server reflection (grpc.reflection.v1, v1alpha)", 0},
     {"dev", "PARLEY_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
      "development mode: random secrets in <db folder>/dev-secret and "
      "dev-service-secret, prints tokens; refused with any real secret or key",
@@ -92,7 +104,8 @@ static const setting cfg_rows[] = {
 
 static const settings_spec cfg_spec = {
     .program = "parleyd",
-    .summary = "parley's gRPC server (parley.v1 History and Stream).",
+    .summary = "parley's gRPC server (parley.v1 History and Stream, "
+               "grpc.health.v1, grpc.reflection).",
     .rows = cfg_rows,
     .n_rows = sizeof cfg_rows / sizeof cfg_rows[0],
     .config_env = "PARLEY_CONFIG",

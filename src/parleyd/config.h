@@ -20,18 +20,22 @@ typedef struct cfg {
     size_t jwt_leeway;      /* seconds of clock skew */
     char service_secret[512];
     char service_secret_file[512];
-    char rooms[1024];   /* comma list created at start */
     char tls_cert[512]; /* PEM chain for the TCP listener */
     char tls_key[512];
-    char tls_client_ca[512]; /* mutual TLS: clients need a cert it signed */
-    int allow_plaintext;     /* plaintext TCP beyond loopback */
-    char config[512];        /* the config file read, if any */
+    char tls_client_ca[512];  /* mutual TLS: clients need a cert it signed */
+    int allow_plaintext;      /* plaintext TCP beyond loopback */
+    char rooms[1024];         /* comma list created at start */
+    char config[512];         /* the config file read, if any */
+    char metrics_listen[256]; /* HOST:PORT of /metrics; "" or "none": off */
+    char log_level[16];       /* debug, info, warn, error */
+    char log_format[16];      /* text, json */
     size_t max_body;
     size_t max_queue;
     double user_rate; /* writes per second per user, 0: no limit */
     double user_burst;
     size_t max_subs; /* rooms per Connect stream */
     int dev;
+    int no_reflection;
 } cfg;
 
 enum { CFG_OK = 0, CFG_HELP = 1, CFG_ERROR = -1 };

@@ -1,8 +1,15 @@
-/* parleyd.c: the parley daemon. Reads its settings, opens the store, serves
- * parley.v1 History and Stream over gRPC (TCP and a unix socket) from one
- * event-loop thread, and shuts down cleanly on SIGTERM / SIGINT: stop
- * accepting, commit and ack what is in flight, cancel streams, drain the
- * completion queue, close the store. */
+/* parleyd.c: the parley daemon. Reads its settings, sets up the log, opens
+ * the store, serves parley.v1 History and Stream with grpc.health.v1 and
+ * grpc.reflection over gRPC (TCP and a unix socket) from one event-loop
+ * thread, /metrics and /healthz on an HTTP listener of their own
+ * (ops_http.c), and shuts down cleanly on SIGTERM / SIGINT: health turns
+ * NOT_SERVING, stop accepting, commit and ack what is in flight, cancel
+ * streams, drain the completion queue, close the store.
+ *
+ * Output: the ready line ("parleyd listening on ...") and, in dev mode,
+ * the dev tokens go to stdout, for the scripts and people that start it;
+ * everything else is a log line on stderr (base/log.h), which never holds
+ * a token or the secret. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -18,11 +25,18 @@
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops_http.h"
 #include "rpc.h"
 #include "secrets.h"
 #include "settings.h"
 #include "srv.h"
 #include "store.h"
+
+#ifndef PARLEY_VERSION
+#define PARLEY_VERSION "dev"
+#endif
 
 static volatile sig_atomic_t stop_flag, reload_flag;
 
@@ -35,8 +49,8 @@ static void on_signal(int sig)
 }
 
 /* Once a second (and at once on SIGHUP): re-read the keys file if it
- * changed, end the streams whose token expired. */
-static void housekeeping(srv *sv, auth *au, int force)
+ * changed. (Streams whose token expired are ended by srv_tick.) */
+static void reload_keys(auth *au, int force)
 {
     static int64_t last;
     int64_t now = clock_mono_ms();
@@ -45,11 +59,10 @@ static void housekeeping(srv *sv, auth *au, int force)
     char err[600];
     int r = auth_reload(au, err, sizeof err);
     if (r > 0)
-        fprintf(stderr, "parleyd: keys reloaded: %zu public key(s)\n",
-                auth_key_count(au));
+        log_info("auth", "keys reloaded: %zu public key(s)",
+                 auth_key_count(au));
     else if (r < 0)
-        fprintf(stderr, "parleyd: %s\n", err);
-    srv_tick(sv);
+        log_error("auth", "%s", err);
 }
 
 /* mkdir -p of the directory holding path; folders made here are 0700 (the
@@ -90,18 +103,17 @@ static int load_one_secret(const cfg *c, const char *file, const char *value,
     char dev_path[600], err[700];
     if (!c->dev && !*file && !*value) return 0;
     if (secrets_dev_file(c->db, dev_name, dev_path, sizeof dev_path) != 0) {
-        fprintf(stderr, "parleyd: database path too long\n");
+        log_error("config", "database path too long");
         return -1;
     }
     secrets_source src = {file, value, c->dev, dev_path};
     int created;
     if (secrets_load(&src, out, outlen, &created, err, sizeof err) != 0) {
-        fprintf(stderr, "parleyd: %s\n", err);
+        log_error("config", "%s", err);
         return -1;
     }
     if (created)
-        fprintf(stderr, "parleyd: dev mode: new secret written to %s\n",
-                dev_path);
+        log_info("dev", "dev mode: new secret written to %s", dev_path);
     return 1;
 }
 
@@ -114,11 +126,11 @@ static auth *load_auth(const cfg *c)
     int real = *c->jwt_secret || *c->jwt_secret_file || *c->jwt_keys ||
                *c->service_secret || *c->service_secret_file;
     if (c->dev && real) {
-        fprintf(stderr,
-                "parleyd: --dev refused: a real secret or key is configured "
-                "(jwt-secret, jwt-secret-file, jwt-keys, service-secret...); "
-                "development mode prints tokens and must never run with "
-                "them\n");
+        log_error("config",
+                  "--dev refused: a real secret or key is configured "
+                  "(jwt-secret, jwt-secret-file, jwt-keys, service-secret...); "
+                  "development mode prints tokens and must never run with "
+                  "them");
         return NULL;
     }
     char user[512], svc[512], err[700];
@@ -129,6 +141,8 @@ static auth *load_auth(const cfg *c)
                  : load_one_secret(c, c->service_secret_file, c->service_secret,
                                    SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
     if (hu < 0 || hs < 0) return NULL;
+    if (hu) log_redact_secret(user);
+    if (hs) log_redact_secret(svc);
     auth_opts o = {0};
     if (hu) o.user_secret = user, o.user_secret_len = strlen(user);
     if (hs) o.svc_secret = svc, o.svc_secret_len = strlen(svc);
@@ -142,16 +156,15 @@ static auth *load_auth(const cfg *c)
     explicit_bzero(user, sizeof user);
     explicit_bzero(svc, sizeof svc);
     if (e != PARLEY_OK) {
-        fprintf(stderr, "parleyd: %s\n", err);
+        log_error("config", "%s", err);
         return NULL;
     }
     if (auth_key_count(au))
-        fprintf(stderr, "parleyd: %zu public key(s) from %s\n",
-                auth_key_count(au), c->jwt_keys);
+        log_info("auth", "%zu public key(s) from %s", auth_key_count(au),
+                 c->jwt_keys);
     if (!c->dev && auth_can_mint(au))
-        fprintf(stderr,
-                "parleyd: note: a JWT user secret is configured; whoever "
-                "holds it can mint any user (prefer --jwt-keys)\n");
+        log_warn("auth", "a JWT user secret is configured; whoever holds it "
+                         "can mint any user (prefer --jwt-keys)");
     return au;
 }
 
@@ -185,12 +198,73 @@ static int create_room(const char *name, void *ud)
 {
     parley_err e = store_room_create(ud, name, clock_wall_ms(), NULL, NULL);
     if (e) {
-        fprintf(stderr, "parleyd: cannot create room \"%s\": %s\n", name,
-                parley_err_text(e));
+        log_error("config", "cannot create room \"%s\": %s", name,
+                  parley_err_text(e));
         return -1;
     }
     return 0;
 }
+
+/* The log, from --log-level and --log-format; 2 (usage) on a bad one. */
+static int setup_log(const cfg *c)
+{
+    log_level lv;
+    log_format fmt;
+    if (log_level_parse(c->log_level, &lv) != 0) {
+        fprintf(stderr,
+                "parleyd: --log-level \"%s\" is none of debug, info, warn, "
+                "error\n",
+                c->log_level);
+        return 2;
+    }
+    if (log_format_parse(c->log_format, &fmt) != 0) {
+        fprintf(stderr,
+                "parleyd: --log-format \"%s\" is neither text nor json\n",
+                c->log_format);
+        return 2;
+    }
+    log_setup("parleyd", lv, fmt, 2);
+    return 0;
+}
+
+/* The series parleyd keeps itself (the rest are the server's). */
+typedef struct daemon_metrics {
+    metric *db_bytes, *wal_bytes;
+    char db[512], wal[520];
+    int64_t next_ms;
+} daemon_metrics;
+
+static void daemon_metrics_init(daemon_metrics *d, metrics *reg, const char *db)
+{
+    memset(d, 0, sizeof d[0]);
+    snprintf(d->db, sizeof d->db, "%s", db);
+    snprintf(d->wal, sizeof d->wal, "%s-wal", db);
+    const char *help = "Size of the store's files on disk.";
+    d->db_bytes =
+        metrics_gauge(reg, "parley_core_store_bytes", help, "file=\"db\"");
+    d->wal_bytes =
+        metrics_gauge(reg, "parley_core_store_bytes", help, "file=\"wal\"");
+    metric_set(metrics_gauge(reg, "parley_core_start_time_seconds",
+                             "When parleyd started (Unix time).", NULL),
+               clock_wall_ms() / 1000);
+    metric_set(metrics_gauge(reg, "parley_core_build_info",
+                             "Always 1; the version is the label.",
+                             "version=\"" PARLEY_VERSION "\""),
+               1);
+}
+
+/* Once a second: what the store's files weigh. */
+static void daemon_metrics_sample(daemon_metrics *d)
+{
+    int64_t now = clock_mono_ms();
+    if (now < d->next_ms) return;
+    d->next_ms = now + 1000;
+    struct stat st;
+    metric_set(d->db_bytes, stat(d->db, &st) == 0 ? (int64_t)st.st_size : 0);
+    metric_set(d->wal_bytes, stat(d->wal, &st) == 0 ? (int64_t)st.st_size : 0);
+}
+
+static int health_serving(void *ud) { return srv_health_serving(ud); }
 
 int main(int argc, char **argv)
 {
@@ -202,27 +276,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "parleyd: %s\n", err);
         return 2;
     }
+    if ((r = setup_log(&c)) != 0) return r;
+    log_redact_secret(c.jwt_secret); /* whatever a line might carry */
+    log_redact_secret(c.service_secret);
+    if (c.dev)
+        log_warn("dev", "*** DEVELOPMENT MODE: generated secrets, tokens "
+                        "printed on stdout; never run --dev where others can "
+                        "reach it ***");
     if (disabled(c.listen) && disabled(c.unix_path)) {
-        fprintf(stderr, "parleyd: nothing to listen on (--listen and --unix "
-                        "both disabled)\n");
+        log_error("config", "nothing to listen on (--listen and --unix both "
+                            "disabled)");
         return 2;
     }
-    if (c.dev)
-        fprintf(stderr,
-                "parleyd: *** DEVELOPMENT MODE: generated secrets, tokens "
-                "printed below; never run --dev where others can reach it "
-                "***\n");
     if (make_parent(c.db) != 0 ||
         (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
-        fprintf(stderr, "parleyd: cannot create directory for %s: %s\n", c.db,
-                strerror(errno));
+        log_error("config", "cannot create directory for %s: %s", c.db,
+                  strerror(errno));
         return 1;
     }
     auth *au = load_auth(&c);
     if (!au) return 2;
     if (make_db_file(c.db) != 0) {
-        fprintf(stderr, "parleyd: cannot create %s: %s\n", c.db,
-                strerror(errno));
+        log_error("config", "cannot create %s: %s", c.db, strerror(errno));
         auth_free(au);
         return 1;
     }
@@ -230,7 +305,7 @@ int main(int argc, char **argv)
     store_opts so = {c.max_body, 1};
     store *db = NULL;
     if (store_open(c.db, &so, &db, err, sizeof err) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: cannot open %s: %s\n", c.db, err);
+        log_error("store", "cannot open %s: %s", c.db, err);
         auth_free(au);
         return 1;
     }
@@ -251,29 +326,34 @@ int main(int argc, char **argv)
 
     grpc_init();
     int code = 1;
-    srv_opts sopt = {c.max_body, c.user_rate, c.user_burst, c.max_subs};
-    srv *sv = srv_new(db, au, &sopt);
+    metrics *reg = metrics_new();
+    daemon_metrics dm;
+    ops_http *http = NULL;
+    srv_opts sopt = {c.max_body,  reg,          c.no_reflection,
+                     c.user_rate, c.user_burst, c.max_subs};
+    srv *sv = reg ? srv_new(db, au, &sopt) : NULL;
     size_t max_recv = c.max_body * 2 + 4096;
     if (max_recv < 64 * 1024) max_recv = 64 * 1024;
     rpc_server_opts ro = {c.max_queue, max_recv};
     rpc_server *rs = sv ? rpc_server_new(&ro) : NULL;
     if (!rs || srv_register(sv, rs, err, sizeof err) != 0) {
-        fprintf(stderr, "parleyd: %s\n", rs ? err : "out of memory");
+        log_error("start", "%s", rs ? err : "out of memory");
         goto out;
     }
+    daemon_metrics_init(&dm, reg, c.db);
     char where[700] = "";
     if (!disabled(c.listen)) {
         int tls = *c.tls_cert || *c.tls_key;
         if (!tls && !c.allow_plaintext && !rpc_addr_is_local(c.listen)) {
-            fprintf(stderr,
-                    "parleyd: %s is beyond loopback: give --tls-cert and "
-                    "--tls-key (or --allow-plaintext behind a TLS proxy)\n",
-                    c.listen);
+            log_error("config",
+                      "%s is beyond loopback: give --tls-cert and --tls-key "
+                      "(or --allow-plaintext behind a TLS proxy)",
+                      c.listen);
             goto out;
         }
         if (!tls && *c.tls_client_ca) {
-            fprintf(stderr, "parleyd: --tls-client-ca needs --tls-cert and "
-                            "--tls-key\n");
+            log_error("config", "--tls-client-ca needs --tls-cert and "
+                                "--tls-key");
             goto out;
         }
         rpc_tls_files tf = {c.tls_cert, c.tls_key, c.tls_client_ca};
@@ -281,8 +361,8 @@ int main(int argc, char **argv)
             tls ? rpc_server_listen_tls(rs, c.listen, &tf, err, sizeof err)
                 : rpc_server_listen(rs, c.listen);
         if (port <= 0) {
-            fprintf(stderr, "parleyd: cannot listen on %s: %s\n", c.listen,
-                    tls ? err : "in use or bad address");
+            log_error("start", "cannot listen on %s: %s", c.listen,
+                      tls ? err : "in use or bad address");
             goto out;
         }
         char host[256];
@@ -301,27 +381,61 @@ int main(int argc, char **argv)
             unlink(c.unix_path); /* stale socket of a previous run */
         snprintf(addr, sizeof addr, "unix:%s", c.unix_path);
         if (rpc_server_listen(rs, addr) <= 0) {
-            fprintf(stderr, "parleyd: cannot listen on %s\n", addr);
+            log_error("start", "cannot listen on %s", addr);
             goto out;
         }
         size_t n = strlen(where);
         snprintf(where + n, sizeof where - n, "%s%s", n ? " and " : "", addr);
     }
+    char metrics_at[300] = "";
+    if (!disabled(c.metrics_listen)) {
+        ops_http_opts ho = {c.metrics_listen, reg, health_serving, sv};
+        if (!(http = ops_http_start(&ho, err, sizeof err))) {
+            log_error("start", "%s", err);
+            goto out;
+        }
+        char host[256];
+        snprintf(host, sizeof host, "%s", c.metrics_listen);
+        char *colon = strrchr(host, ':');
+        if (colon) *colon = 0;
+        snprintf(metrics_at, sizeof metrics_at, "http://%s:%d/metrics", host,
+                 ops_http_port(http));
+    }
     rpc_server_start(rs, err, sizeof err);
-    if (c.dev) print_dev_tokens(au);
-    printf("parleyd listening on %s (db %s)\n", where, c.db);
+    if (c.dev) {
+        log_warn("dev", "development mode: tokens are printed on stdout");
+        print_dev_tokens(au);
+    }
+    /* The level SQLite really runs with, read back: tests check it. */
+    static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
+    int sync = store_synchronous(db);
+    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where, c.db,
+           sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown",
+           metrics_at[0] ? "; metrics on " : "", metrics_at);
     fflush(stdout);
+    {
+        const char *f[] = {"grpc",    where,
+                           "db",      c.db,
+                           "metrics", metrics_at[0] ? metrics_at : "none",
+                           NULL};
+        log_event(LOG_INFO, "listening", f, "parleyd %s ready", PARLEY_VERSION);
+    }
 
     while (!stop_flag) {
         if (rpc_server_poll(rs, 150) < 0) break;
         srv_flush(sv);
+        srv_tick(sv, rs);
+        daemon_metrics_sample(&dm);
         int force = reload_flag;
         reload_flag = 0;
-        housekeeping(sv, au, force);
+        reload_keys(au, force);
     }
 
-    /* Shutdown: no new calls; commit and ack what already arrived. */
-    fprintf(stderr, "parleyd: shutting down\n");
+    /* Shutdown: health says so first, then no new calls; commit and ack
+     * what already arrived. */
+    log_info("shutdown", "shutting down");
+    srv_health_shutdown(sv);
+    rpc_server_poll(rs, 0); /* let the NOT_SERVING answers leave */
     rpc_server_shutdown_begin(rs);
     int64_t t0 = clock_mono_ms();
     do { /* commit what arrived, let the acks and events leave (<= 2 s) */
@@ -338,13 +452,16 @@ int main(int argc, char **argv)
         srv_flush(sv);
     }
     code = rpc_server_done(rs) ? 0 : 1;
-    if (code) fprintf(stderr, "parleyd: calls still open after 5 s\n");
+    if (code) log_error("shutdown", "calls still open after 5 s");
 out:
+    ops_http_stop(http);
     rpc_server_free(rs);
     srv_free(sv);
+    metrics_free(reg);
     store_close(db);
     auth_free(au);
     if (!disabled(c.unix_path)) unlink(c.unix_path);
     grpc_shutdown();
+    if (code == 0) log_info("shutdown", "stopped");
     return code;
 }

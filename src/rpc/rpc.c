@@ -1,7 +1,8 @@
 /* rpc.c: the generic gRPC server layer (see rpc.h). Owns the grpc_server,
  * its one completion queue, the registered methods, and each call's
  * lifecycle: receive, decode, dispatch, replies, the per-call send queue and
- * the final status. Every completion-queue tag is an rpc_op whose callback
+ * the final status, which an observer (metrics, logs) is told when the call
+ * is over. Every completion-queue tag is an rpc_op whose callback
  * runs on the loop thread.
  *
  * A call's state is three small machines, each changed only through its
@@ -59,7 +60,9 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 
+#include "clock.h"
 #include "list.h"
+#include "log.h"
 #include "ring.h"
 
 #define RPC_SLOTS_PER_METHOD 4 /* requested calls kept posted per method */
@@ -114,7 +117,9 @@ struct rpc_server {
     size_t n_slots_posted;
     rpc_tls_watch *tls[4]; /* reload state of the TLS listeners */
     size_t n_tls;
-    list calls; /* every call not yet freed (rpc_call.link) */
+    list calls;        /* every call not yet freed (rpc_call.link) */
+    rpc_observer obs;  /* obs.call_done NULL: nobody observes */
+    uint64_t slow_cut; /* calls cancelled for a full send queue */
     /* HELD calls with frames queued, in the order their sends completed
      * (rpc_call.ready_link); each holds a reference. */
     list ready;
@@ -150,8 +155,11 @@ struct rpc_call {
     rpc_call_state state;
     rpc_send_state send;
     rpc_recv_state recv;
-    int meta_sent; /* initial metadata went out (in some batch) */
-    int cancelled; /* written by grpc: the client cancelled */
+    int meta_sent;               /* initial metadata went out (in some batch) */
+    int cancelled;               /* written by grpc: the client cancelled */
+    uint64_t arrived_ns;         /* clock_mono_ns when the call came in */
+    grpc_status_code end_status; /* what the server ended it with, */
+    int has_end_status;          /* if it did */
     rpc_op op_close, op_recv, op_send, op_status, op_meta;
     grpc_byte_buffer *recv_buf;
     grpc_byte_buffer *send_buf;
@@ -224,8 +232,8 @@ static int start(rpc_call *c, const grpc_op *ops, size_t n, rpc_op *tag)
 {
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
-        fprintf(stderr, "parleyd: grpc_call_start_batch failed (%d) on %s\n",
-                (int)e, c->reg ? c->reg->m->path : "?");
+        log_error("grpc", "grpc_call_start_batch failed (%d) on %s", (int)e,
+                  c->reg ? c->reg->m->path : "?");
         return -1;
     }
     c->inflight++;
@@ -433,7 +441,12 @@ static void on_close_op(rpc_op *op, int ok)
     rpc_call *c = batch_done(op);
     call_state_to(c, RPC_CALL_CLOSED);
     sendq_drop(c); /* what can never be sent */
-    c->refs++;     /* on_close may drop the handler's reference */
+    if (c->rs->obs.call_done)
+        c->rs->obs.call_done(c->rs->obs.ud, c->reg ? c->reg->m : NULL,
+                             c->has_end_status ? (int)c->end_status
+                                               : GRPC_STATUS_CANCELLED,
+                             (clock_mono_ns() - c->arrived_ns) / 1000u);
+    c->refs++; /* on_close may drop the handler's reference */
     if (c->cbs.on_close) c->cbs.on_close(c, c->cb_ud);
     rpc_call_unref(c);
 }
@@ -454,6 +467,8 @@ static void send_status_now(rpc_call *c)
 {
     assert(c->send != RPC_SEND_IN_FLIGHT && ring_len(&c->sendq) == 0);
     call_state_to(c, RPC_CALL_FINISHED);
+    c->end_status = c->fin_status;
+    c->has_end_status = 1;
     grpc_op ops[2];
     size_t n = ops_begin(c, ops, 2);
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -490,6 +505,8 @@ static void call_cancel(rpc_call *c, grpc_status_code status, const char *why)
 {
     if (!call_is_open(c)) return;
     call_state_to(c, RPC_CALL_FINISHED);
+    c->end_status = status;
+    c->has_end_status = 1;
     grpc_call_cancel_with_status(c->call, status, why, NULL);
 }
 
@@ -507,6 +524,8 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded)
     /* A unary answer: nothing was streamed on this call. */
     assert(c->send == RPC_SEND_IDLE && ring_len(&c->sendq) == 0);
     call_state_to(c, RPC_CALL_FINISHED);
+    c->end_status = GRPC_STATUS_OK;
+    c->has_end_status = 1;
     c->reply_buf = bb_from_slice(encoded);
     grpc_op ops[3];
     size_t n = ops_begin(c, ops, 3);
@@ -524,6 +543,21 @@ void rpc_fail(rpc_call *c, parley_err e, const char *detail)
 {
     if (e == PARLEY_OK) e = PARLEY_ERR_INTERNAL;
     rpc_stream_finish(c, e, detail ? detail : parley_err_text(e));
+}
+
+void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail)
+{
+    if (!call_is_open(c)) return;
+    assert(status != GRPC_STATUS_OK && !c->fin_has_detail && !c->fin_has_md);
+    c->fin_status = status;
+    if (detail && *detail) {
+        c->fin_detail = grpc_slice_from_copied_string(detail);
+        c->fin_has_detail = 1;
+    }
+    if (c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0)
+        call_state_to(c, RPC_CALL_DRAINING);
+    else
+        send_status_now(c);
 }
 
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail)
@@ -590,6 +624,7 @@ int rpc_stream_send(rpc_call *c, grpc_slice bytes)
 {
     if (!call_is_open(c)) return -1;
     if (ring_is_full(&c->sendq)) {
+        c->rs->slow_cut++;
         call_cancel(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "subscriber too slow");
         return -1;
     }
@@ -726,7 +761,7 @@ static void slot_post(rpc_slot *s)
                                      rs->cq, rs->cq, &s->op);
     }
     if (e != GRPC_CALL_OK) {
-        fprintf(stderr, "parleyd: request_call failed (%d)\n", (int)e);
+        log_error("grpc", "request_call failed (%d)", (int)e);
         grpc_metadata_array_destroy(&s->md);
         if (!s->reg) grpc_call_details_destroy(&s->details);
         return;
@@ -742,6 +777,7 @@ static rpc_call *call_new(rpc_server *rs, rpc_slot *s)
     c->rs = rs;
     c->reg = s->reg;
     c->call = s->call;
+    c->arrived_ns = clock_mono_ns();
     c->md = s->md; /* take ownership of the array */
     c->op_close = (rpc_op){on_close_op, c};
     c->op_recv = (rpc_op){on_recv_op, c};
@@ -936,6 +972,31 @@ void rpc_server_free(rpc_server *rs)
     for (size_t i = 0; i < rs->n_tls; i++) rpc_tls_watch_free(rs->tls[i]);
     free(rs->regs);
     free(rs);
+}
+
+/* ---------- observing ---------- */
+
+void rpc_server_set_observer(rpc_server *rs, const rpc_observer *obs)
+{
+    if (obs)
+        rs->obs = *obs;
+    else
+        memset(&rs->obs, 0, sizeof rs->obs);
+}
+
+void rpc_server_get_stats(const rpc_server *rs, rpc_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->slow_cut = rs->slow_cut;
+    list_for_each(&rs->calls, node, next)
+    {
+        const rpc_call *c = list_entry(node, rpc_call, link);
+        if (c->state == RPC_CALL_CLOSED) continue;
+        size_t q = rpc_stream_queued(c);
+        out->open_calls++;
+        out->queued_frames += q;
+        if (q > out->max_queued) out->max_queued = q;
+    }
 }
 
 /* ---------- call accessors ---------- */

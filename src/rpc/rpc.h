@@ -74,6 +74,29 @@ int rpc_server_done(const rpc_server *rs);
 /* Destroys the grpc server and its queue (after done, or before start). */
 void rpc_server_free(rpc_server *rs);
 
+/* ---- observing (metrics, access logs) ---- */
+
+/* Told once per call, when it is over: its method (NULL for a method no
+ * service registered), the gRPC status it ended with (the one the server
+ * sent, else CANCELLED: the client went away first) and how long it lasted
+ * from its arrival, in microseconds. Runs on the loop thread. */
+typedef struct rpc_observer {
+    void (*call_done)(void *ud, const rpc_method_desc *m, int status,
+                      uint64_t micros);
+    void *ud;
+} rpc_observer;
+/* obs is copied; NULL stops observing. */
+void rpc_server_set_observer(rpc_server *rs, const rpc_observer *obs);
+
+typedef struct rpc_server_stats {
+    size_t open_calls;    /* arrived and not over yet */
+    size_t queued_frames; /* waiting in the send queues of all calls */
+    size_t max_queued;    /* in the longest one */
+    uint64_t slow_cut;    /* streams cut for falling max_queue behind */
+} rpc_server_stats;
+/* Walks the open calls (O(calls)): for a sampler, not for every event. */
+void rpc_server_get_stats(const rpc_server *rs, rpc_server_stats *out);
+
 /* ---- calls ---- */
 
 const rpc_method_desc *rpc_call_method(const rpc_call *c);
@@ -95,6 +118,9 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded);
 /* Status from parley_err_grpc_status(e), detail as the status message, and
  * the error's name in trailing metadata `parley-error-code`. */
 void rpc_fail(rpc_call *c, parley_err e, const char *detail);
+/* A gRPC status of the caller's choosing, without a parley error code:
+ * for services whose protocol is not parley's (grpc.health.v1). */
+void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail);
 
 /* ---- streams (bidi and server-streaming methods) ---- */
 

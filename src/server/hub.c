@@ -20,6 +20,7 @@ struct hub {
     hub_room **buckets;
     size_t n_buckets; /* power of two, >= n_rooms after a successful grow */
     size_t n_rooms;
+    size_t n_subs; /* attached subscriptions, all rooms */
 };
 
 static uint32_t fnv1a(const char *s)
@@ -107,6 +108,7 @@ int hub_add(hub *h, const char *room, hub_sub *s)
         h->n_rooms++;
     }
     list_push_front(&r->subs, &s->link);
+    h->n_subs++;
     return 0;
 }
 
@@ -115,6 +117,8 @@ void hub_remove(hub *h, hub_sub *s)
     if (!list_node_is_linked(&s->link)) return;
     hub_room *r = list_entry(s->link.owner, hub_room, subs);
     list_remove(&s->link);
+    assert(h->n_subs > 0);
+    h->n_subs--;
     if (r->subs.len > 0) return;
     hub_room **pp = &h->buckets[r->hash & (h->n_buckets - 1)];
     while (*pp != r) {
@@ -151,3 +155,5 @@ size_t hub_publish(hub *h, const char *room, grpc_slice frame)
 }
 
 size_t hub_room_count(const hub *h) { return h->n_rooms; }
+
+size_t hub_sub_count(const hub *h) { return h->n_subs; }

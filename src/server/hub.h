@@ -41,5 +41,7 @@ int hub_has_live(const hub *h, const char *room);
 size_t hub_publish(hub *h, const char *room, grpc_slice frame);
 
 size_t hub_room_count(const hub *h);
+/* Subscriptions attached, live or replaying. */
+size_t hub_sub_count(const hub *h);
 
 #endif

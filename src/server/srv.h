@@ -1,9 +1,13 @@
 /* srv.h: the parley.v1 service handlers (History and Stream) on top of
- * rpc.h, the hub and the store. srv_core.c owns identity checks and message
- * conversion, srv_history.c the History RPCs, srv_stream.c Connect streams
+ * rpc.h, the hub and the store, and the services operators use beside
+ * them. srv_core.c owns identity checks and message conversion,
+ * srv_history.c the History RPCs, srv_stream.c Connect streams
  * (subscriptions, replay then live) and Publish, srv_commit.c the group
- * commit that turns a loop iteration's publishes into one transaction.
- * Everything runs on the loop thread. */
+ * commit that turns a loop iteration's publishes into one transaction,
+ * srv_health.c grpc.health.v1.Health (the store's ability to commit),
+ * srv_reflection.c grpc.reflection v1 and v1alpha (the descriptors built
+ * in), srv_metrics.c the core's Prometheus series. Everything runs on the
+ * loop thread, but for the two readers named thread-safe below. */
 #ifndef PARLEY_SRV_H
 #define PARLEY_SRV_H
 
@@ -12,6 +16,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "hub.h"
+#include "metrics.h"
 #include "rpc.h"
 #include "srv_limits.h"
 #include "store.h"
@@ -22,6 +27,8 @@ typedef struct srv srv;
 
 typedef struct srv_opts {
     size_t max_body;   /* 0 = RULES_BODY_MAX_DEFAULT */
+    metrics *metrics;  /* where the core's series go; NULL: none kept */
+    int no_reflection; /* 1: do not serve grpc.reflection */
     double user_rate;  /* writes per second per user; 0: no limit */
     double user_burst; /* the bucket's size */
     size_t max_subs;   /* rooms one Connect stream may follow; 0: 100 */
@@ -29,8 +36,21 @@ typedef struct srv_opts {
 
 /* db and au stay owned by the caller and must outlive the srv. */
 srv *srv_new(store *db, const auth *au, const srv_opts *opts);
-/* Registers History and Stream with rs (before rpc_server_start). */
+/* Registers History, Stream, Health and (unless opts.no_reflection)
+ * ServerReflection v1 and v1alpha with rs, before rpc_server_start, and
+ * observes rs's calls for the metrics and the debug log. */
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen);
+/* Housekeeping, after each rpc_server_poll (it keeps its own pace): the
+ * health state from the store's writes (probing it every few seconds while
+ * it cannot commit; watchers are told of each change) and, once a second,
+ * the gauges sampled from rs. */
+void srv_tick(srv *s, const rpc_server *rs);
+/* Shutdown begins: every health service turns NOT_SERVING and watchers are
+ * told, so balancers stop sending before the port closes. */
+void srv_health_shutdown(srv *s);
+/* 1 while the core can commit (and is not shutting down). Thread-safe:
+ * parleyd's HTTP thread answers /healthz with it. */
+int srv_health_serving(const srv *s);
 /* Group commit: stores every publish collected since the last flush in one
  * transaction, then acks them and fans the events out. Call after each
  * rpc_server_poll. Returns how many publishes it handled. */
@@ -42,8 +62,6 @@ size_t srv_pending(const srv *s);
  * parley-error-code TOKEN_EXPIRED. Call about once a second. Returns how
  * many it ended. */
 size_t srv_expire(srv *s, int64_t now_s);
-/* Once a second: srv_expire, and the idle rate buckets dropped. */
-void srv_tick(srv *s);
 void srv_free(srv *s);
 
 /* ---- internal to srv_*.c ---- */
@@ -64,12 +82,21 @@ typedef struct srv_pending_pub {
     size_t body_len;
 } srv_pending_pub;
 
+typedef struct srv_metrics srv_metrics;
+typedef struct srv_health srv_health;
+typedef struct srv_reflection srv_reflection;
+
 struct srv {
     store *db; /* the message store, owned by the caller */
     const auth *au;
     hub *hub;
     srv_rate *rate; /* per-user writes (srv_limits.h) */
     size_t max_body;
+    srv_metrics *metrics;       /* srv_metrics.c; never NULL after srv_new */
+    srv_health *health;         /* srv_health.c */
+    srv_reflection *reflection; /* srv_reflection.c; NULL when not served */
+    int64_t next_sample_ms;     /* srv_tick: when the gauges are next read */
+    int64_t next_expire_ms; /* srv_tick: when tokens and rates are next swept */
     size_t max_subs;
     srv_pending_pub *batch;
     size_t n_batch, cap_batch;
@@ -112,5 +139,39 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
 
 extern const parley_v1_History_handlers srv_history;
 extern const parley_v1_Stream_handlers srv_stream;
+
+/* srv_metrics.c */
+srv_metrics *srv_metrics_new(metrics *reg); /* reg NULL: counts nothing */
+void srv_metrics_free(srv_metrics *m);
+/* Registers the per-method series of desc's methods (srv_register). */
+void srv_metrics_service(srv_metrics *m, const rpc_service_desc *desc);
+/* rpc_observer.call_done with ud = the srv_metrics: counts the call by
+ * method and status, times it, and logs it at debug level. */
+void srv_metrics_call_done(void *ud, const rpc_method_desc *m, int status,
+                           uint64_t micros);
+/* One group commit: how many publishes it held, how many were stored new
+ * and how many were duplicates, whether the commit failed, how long the
+ * store took (ns). */
+void srv_metrics_commit(srv_metrics *m, size_t batch, size_t stored,
+                        size_t duplicates, int failed, uint64_t ns);
+/* The gauges, from the srv and rs (srv_tick, once a second). */
+void srv_metrics_sample(srv_metrics *m, const srv *s, const rpc_server *rs);
+void srv_metrics_health(srv_metrics *m, int serving);
+
+/* srv_health.c */
+srv_health *srv_health_new(void);
+void srv_health_free(srv_health *h);
+int srv_health_register(srv *s, rpc_server *rs, char *err, size_t errlen);
+void srv_health_tick(srv *s);
+
+/* srv_reflection.c: NULL with err when the built-in descriptors do not
+ * parse. */
+srv_reflection *srv_reflection_new(char *err, size_t errlen);
+void srv_reflection_free(srv_reflection *r);
+/* Registers both ServerReflection versions; every service registered with
+ * rs before or after (by name, see srv_reflection_serves) is listed. */
+int srv_reflection_register(srv *s, rpc_server *rs, char *err, size_t errlen);
+/* Tells reflection that this service is served (for list_services). */
+void srv_reflection_serves(srv_reflection *r, const char *full_name);
 
 #endif

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
                        srv_pub_done_fn done, uint64_t request_id,
                        const auth_identity *who,
@@ -79,6 +81,8 @@ size_t srv_flush(srv *s)
     if (!n) return 0;
     pub_result *res = calloc(n, sizeof *res);
     int64_t now = clock_wall_ms();
+    uint64_t t0 = clock_mono_ns();
+    size_t stored = 0, dups = 0;
     parley_err be = res ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
     for (size_t i = 0; i < n && !failed; i++) {
@@ -89,14 +93,14 @@ size_t srv_flush(srv *s)
         parley_err e = store_append(s->db, p->room, &a, p->client_msg_id,
                                     p->body, p->body_len, now, &m, &dup);
         if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-            fprintf(stderr, "parleyd: append failed: %s\n",
-                    store_last_error(s->db));
+            log_error("store", "append failed: %s", store_last_error(s->db));
             failed = 1;
             break;
         }
         res[i].err = e;
         if (e) continue;
         res[i].duplicate = dup;
+        *(dup ? &dups : &stored) += 1;
         srv_pbmsg pm;
         srv_pb_message(&pm, &m);
         if (p->conn) {
@@ -122,11 +126,12 @@ size_t srv_flush(srv *s)
         }
     }
     if (!failed && store_commit(s->db) != PARLEY_OK) {
-        fprintf(stderr, "parleyd: commit failed: %s\n",
-                store_last_error(s->db));
+        log_error("store", "commit failed: %s", store_last_error(s->db));
         failed = 1;
     }
     if (failed && be == PARLEY_OK) store_rollback(s->db);
+    srv_metrics_commit(s->metrics, n, stored, dups, failed,
+                       clock_mono_ns() - t0);
     /* From here on the batch is committed (or wholly failed): answers and
      * events go out in commit order, never before. */
     assert(s->n_batch == n); /* nothing joined the batch meanwhile */

@@ -1,11 +1,17 @@
-/* srv_core.c: the srv object, identity checks on every call, conversion of
- * store rows to parley.v1 messages, event frames and fan-out. */
+/* srv_core.c: the srv object and the services it registers, identity
+ * checks on every call, conversion of store rows to parley.v1 messages,
+ * event frames and fan-out. */
 #include "srv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "grpc/health/v1/health.grpc.h"
+#include "log.h"
+
+#define SRV_SAMPLE_MS 1000 /* gauges are sampled this often */
 
 srv *srv_new(store *db, const auth *au, const srv_opts *opts)
 {
@@ -19,22 +25,66 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts)
     s->hub = hub_new();
     s->rate =
         srv_rate_new(opts ? opts->user_rate : 0, opts ? opts->user_burst : 1);
-    if (!s->hub || !s->rate) {
-        hub_free(s->hub);
-        srv_rate_free(s->rate);
-        free(s);
+    s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
+    s->health = srv_health_new();
+    if (!s->hub || !s->rate || !s->metrics || !s->health) {
+        srv_free(s);
         return NULL;
+    }
+    if (!(opts && opts->no_reflection)) {
+        char err[200];
+        s->reflection = srv_reflection_new(err, sizeof err);
+        if (!s->reflection) {
+            log_error("reflection", "%s", err);
+            srv_free(s);
+            return NULL;
+        }
     }
     return s;
 }
 
+/* Registers one service, and tells the metrics and reflection of it. */
+static int add_service(srv *s, rpc_server *rs, const rpc_service_desc *d,
+                       const void *handlers, char *err, size_t errlen)
+{
+    if (rpc_server_add_service(rs, d, handlers, s, err, errlen) != 0) return -1;
+    srv_metrics_service(s->metrics, d);
+    srv_reflection_serves(s->reflection, d->full_name);
+    return 0;
+}
+
 int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 {
-    if (rpc_server_add_service(rs, &parley_v1_History_service, &srv_history, s,
-                               err, errlen) != 0)
+    if (add_service(s, rs, &parley_v1_History_service, &srv_history, err,
+                    errlen) != 0 ||
+        add_service(s, rs, &parley_v1_Stream_service, &srv_stream, err,
+                    errlen) != 0)
         return -1;
-    return rpc_server_add_service(rs, &parley_v1_Stream_service, &srv_stream, s,
-                                  err, errlen);
+    if (srv_health_register(s, rs, err, errlen) != 0) return -1;
+    srv_metrics_service(s->metrics, &grpc_health_v1_Health_service);
+    srv_reflection_serves(s->reflection,
+                          grpc_health_v1_Health_service.full_name);
+    if (s->reflection && srv_reflection_register(s, rs, err, errlen) != 0)
+        return -1;
+    rpc_observer obs = {srv_metrics_call_done, s->metrics};
+    rpc_server_set_observer(rs, &obs);
+    return 0;
+}
+
+void srv_tick(srv *s, const rpc_server *rs)
+{
+    srv_health_tick(s);
+    int64_t now = clock_mono_ms();
+    if (now >= s->next_sample_ms) {
+        s->next_sample_ms = now + SRV_SAMPLE_MS;
+        srv_metrics_sample(s->metrics, s, rs);
+    }
+    if (now >= s->next_expire_ms) { /* once a second */
+        s->next_expire_ms = now + 1000;
+        size_t n = srv_expire(s, clock_wall_ms() / 1000);
+        if (n) log_info("auth", "%zu stream(s) ended: token expired", n);
+        srv_rate_sweep(s->rate, now);
+    }
 }
 
 void srv_free(srv *s)
@@ -42,6 +92,9 @@ void srv_free(srv *s)
     if (!s) return;
     hub_free(s->hub);
     srv_rate_free(s->rate);
+    srv_metrics_free(s->metrics);
+    srv_health_free(s->health);
+    srv_reflection_free(s->reflection);
     free(s->batch);
     free(s);
 }
@@ -74,12 +127,6 @@ int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who)
     rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED,
              "over this user's write rate; retry shortly");
     return -1;
-}
-
-void srv_tick(srv *s)
-{
-    srv_expire(s, clock_wall_ms() / 1000);
-    srv_rate_sweep(s->rate, clock_mono_ms());
 }
 
 int srv_refuse_service(rpc_call *c, const auth_identity *who)

@@ -5,17 +5,17 @@
 #include "srv.h"
 
 #include <assert.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "defaults.h"
+#include "log.h"
 
 static void fail_store(rpc_call *c, srv *s, parley_err e)
 {
     if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-        fprintf(stderr, "parleyd: store error: %s\n", store_last_error(s->db));
+        log_error("store", "store error: %s", store_last_error(s->db));
         rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
         return;
     }
@@ -294,6 +294,64 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     rpc_reply(c, &r.base);
 }
 
+/* ---- ListRooms: the rooms by name, one page ---- */
+
+#define LIST_ROOMS_MAX 1000
+
+typedef struct rooms_page {
+    Parley__V1__Room *rooms; /* LIST_ROOMS_MAX entries */
+    Parley__V1__Room **ptrs; /* into rooms */
+    char *names;             /* LIST_ROOMS_MAX names of RULES_ROOM_MAX+1 */
+    size_t n;
+} rooms_page;
+
+static int rooms_row(const parley_room *r, void *ud)
+{
+    rooms_page *p = ud;
+    assert(p->n < LIST_ROOMS_MAX);
+    char *name = p->names + p->n * (RULES_ROOM_MAX + 1);
+    snprintf(name, RULES_ROOM_MAX + 1, "%s", r->name);
+    parley_room copy = *r;
+    copy.name = name;
+    srv_pb_room(&p->rooms[p->n], &copy);
+    p->ptrs[p->n] = &p->rooms[p->n];
+    p->n++;
+    return 0;
+}
+
+static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
+                         void *ud)
+{
+    srv *s = ud;
+    auth_identity who;
+    if (srv_authenticate(s, c, &who)) return;
+    if (req->limit > LIST_ROOMS_MAX) {
+        rpc_fail(c, PARLEY_ERR_BAD_CURSOR, "limit must be 1..1000");
+        return;
+    }
+    unsigned limit = req->limit ? req->limit : 100;
+    rooms_page p = {calloc(limit, sizeof *p.rooms),
+                    calloc(limit, sizeof *p.ptrs),
+                    malloc((size_t)limit * (RULES_ROOM_MAX + 1)), 0};
+    int has_more = 0;
+    parley_err e = p.rooms && p.ptrs && p.names
+                       ? store_room_list(s->db, req->after_name, limit,
+                                         rooms_row, &p, &has_more)
+                       : PARLEY_ERR_INTERNAL;
+    if (e) {
+        fail_store(c, s, e);
+    } else {
+        Parley__V1__ListRoomsResponse r = PARLEY__V1__LIST_ROOMS_RESPONSE__INIT;
+        r.n_rooms = p.n;
+        r.rooms = p.ptrs;
+        r.has_more = has_more ? 1 : 0;
+        rpc_reply(c, &r.base);
+    }
+    free(p.rooms);
+    free(p.ptrs);
+    free(p.names);
+}
+
 const parley_v1_History_handlers srv_history = {
     .list_messages = h_list_messages,
     .get_message = h_get_message,
@@ -301,4 +359,5 @@ const parley_v1_History_handlers srv_history = {
     .delete_message = h_delete_message,
     .create_room = h_create_room,
     .get_room = h_get_room,
+    .list_rooms = h_list_rooms,
 };

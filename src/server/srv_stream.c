@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define REPLAY_PAGE 256
 
 typedef struct srv_subscription {
@@ -119,8 +121,8 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             store_list(s->db, sub->room, STORE_AFTER_REV, sub->cursor,
                        (unsigned)page, replay_row, &rc, &room, &has_more);
         if (e) {
-            fprintf(stderr, "parleyd: replay of %s failed: %s\n", sub->room,
-                    store_last_error(s->db));
+            log_error("store", "replay of %s failed: %s", sub->room,
+                      store_last_error(s->db));
             rpc_stream_finish(cn->call, PARLEY_ERR_INTERNAL, "replay failed");
             return;
         }

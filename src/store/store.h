@@ -44,6 +44,13 @@ void store_close(store *s);
 /* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);
 
+/* The durability level the engine runs with now (for SQLite, PRAGMA
+ * synchronous read back, not what was asked): STORE_SYNC_*, or -1 if it
+ * cannot be read. store_open already refuses a level other than the one
+ * asked for. */
+enum { STORE_SYNC_OFF = 0, STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
+int store_synchronous(store *s);
+
 /* Group commit: everything between begin and commit is one transaction.
  * Without an explicit transaction each write call commits by itself. A
  * begin inside a transaction or a commit outside one is a caller's bug:
@@ -52,10 +59,34 @@ parley_err store_begin(store *s);
 parley_err store_commit(store *s);
 void store_rollback(store *s);
 
+/* Whether the store can write, as far as its writes found out: PARLEY_OK
+ * until a write or a commit fails for a storage reason (PARLEY_ERR_IO: disk
+ * full, file read-only, I/O error, lock held too long), then that error
+ * until a later write commits or store_probe succeeds. A write the rules or
+ * the data refuse (ROOM_NOT_FOUND, ...) changes nothing here. */
+parley_err store_write_status(const store *s);
+/* Writes that reach the disk (appended and synced like any commit, about
+ * as much as a group commit of a few dozen messages) but change no room
+ * and no message, to learn whether the store can commit again. Updates
+ * store_write_status. Outside a group commit only (INTERNAL inside one). */
+parley_err store_probe(store *s);
+
 /* Rooms. create: *created = 1 if new. get: ROOM_NOT_FOUND if absent. */
 parley_err store_room_create(store *s, const char *name, int64_t now_ms,
                              parley_room *out, int *created);
 parley_err store_room_get(store *s, const char *name, parley_room *out);
+
+/* Called once per room, in ascending byte order of name; the strings are
+ * valid while the callback runs. Return nonzero to stop early. */
+typedef int (*store_room_fn)(const parley_room *r, void *ud);
+
+/* Lists up to limit (1..1000; 0: 100) rooms whose name sorts after `after`
+ * ("" or NULL: from the first), with their head counters, read in one
+ * transaction. *has_more tells whether more rooms follow the last one
+ * delivered. BAD_CURSOR for a limit over 1000, ROOM_INVALID for an after
+ * that is no valid room name. */
+parley_err store_room_list(store *s, const char *after, unsigned limit,
+                           store_room_fn fn, void *ud, int *has_more);
 
 /* Appends a message, assigning seq and rev. If (room, author id,
  * client_msg_id) was stored before, nothing is written, *duplicate = 1 and

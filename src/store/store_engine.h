@@ -24,6 +24,7 @@ struct store {
     const store_engine *engine;
     size_t max_body; /* validated body limit (store.c) */
     int in_txn;      /* between store_begin and store_commit / rollback */
+    parley_err write_status; /* store_write_status: OK or PARLEY_ERR_IO */
 };
 
 struct store_engine {
@@ -36,6 +37,9 @@ struct store_engine {
                        char *errmsg, size_t errlen);
     void (*close)(store *s);
     const char *(*last_error)(const store *s);
+    /* The durability level in effect, read back from the engine now:
+     * STORE_SYNC_*, or -1 if it cannot be read. */
+    int (*synchronous)(store *s);
 
     /* The transaction of a group commit; store.c calls begin only outside
      * one and commit / rollback only inside one. */
@@ -46,6 +50,12 @@ struct store_engine {
     parley_err (*room_create)(store *s, const char *name, int64_t now_ms,
                               parley_room *out, int *created);
     parley_err (*room_get)(store *s, const char *name, parley_room *out);
+    /* after is "" or a valid room name; limit is 1..RULES_LIST_LIMIT_MAX. */
+    parley_err (*room_list)(store *s, const char *after, unsigned limit,
+                            store_room_fn fn, void *ud, int *has_more);
+    /* A write transaction that changes no visible data (store_probe);
+     * called outside a transaction only. */
+    parley_err (*probe)(store *s);
     parley_err (*append)(store *s, const char *room,
                          const parley_author *author, const char *client_msg_id,
                          const char *body, size_t body_len, int64_t now_ms,

@@ -99,6 +99,7 @@ enum {
     STMT_MSG_DELETE,
     STMT_LIST_SEQ_RANGE,
     STMT_LIST_AFTER_REV,
+    STMT_ROOM_LIST,
     STMT__COUNT
 };
 
@@ -142,6 +143,9 @@ static const char *const store_sql[STMT__COUNT] = {
     [STMT_LIST_AFTER_REV] =
         "SELECT " MSG_COLS " FROM messages INDEXED BY messages_rev"
         " WHERE room_id = ?1 AND rev > ?2 ORDER BY rev LIMIT ?3",
+    /* name is UNIQUE: its index gives the order without a sort. */
+    [STMT_ROOM_LIST] = "SELECT name, head_seq, head_rev FROM rooms"
+                       " WHERE name > ?1 ORDER BY name LIMIT ?2",
 };
 
 /* The engine's handle; `base` first, as store_engine.h asks. */
@@ -505,12 +509,23 @@ static parley_err store_setup(store_sqlite *s, const char *path,
     sqlite3_finalize(stmt);
     if (rc != SQLITE_OK) return store_fail(s, rc, "journal_mode");
 
+    /* An ack promises durability: read the level back and refuse to run
+     * with anything but what was asked (a build or a setting that quietly
+     * weakened it would otherwise go unnoticed). */
     int full = opts == NULL || opts->synchronous_full != 0;
+    int want = full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL, got = -1;
     rc = sqlite3_exec(s->db,
                       full ? "PRAGMA synchronous = FULL"
                            : "PRAGMA synchronous = NORMAL",
                       NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = store_pragma_int(s->db, "PRAGMA synchronous", &got);
     if (rc != SQLITE_OK) return store_fail(s, rc, "synchronous");
+    if (got != want) {
+        snprintf(errmsg, errlen, "PRAGMA synchronous is %d after asking for %d",
+                 got, want);
+        return PARLEY_ERR_INTERNAL;
+    }
     rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc != SQLITE_OK) return store_fail(s, rc, "foreign_keys");
     rc = store_pragma_int(s->db, "PRAGMA foreign_keys", &on);
@@ -575,6 +590,15 @@ static void store_sqlite_close(store *base)
     free(s);
 }
 
+static int store_sqlite_synchronous(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int level = -1;
+    if (store_pragma_int(s->db, "PRAGMA synchronous", &level) != SQLITE_OK)
+        return -1;
+    return level;
+}
+
 static const char *store_sqlite_last_error(const store *base)
 {
     const store_sqlite *s = (const store_sqlite *)base;
@@ -620,6 +644,84 @@ static parley_err store_sqlite_room_get(store *base, const char *name,
     parley_err e = store_room_find(s, name, &id, &seq, &rev);
     if (e != PARLEY_OK) return e;
     return store_room_copy(s, name, seq, rev, out);
+}
+
+static parley_err store_sqlite_room_list(store *base, const char *after,
+                                         unsigned limit, store_room_fn fn,
+                                         void *ud, int *has_more)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_LIST];
+    unsigned n = 0;
+    int rc, more = 0;
+
+    /* One statement is one read transaction: the page is consistent. The
+     * extra row asked for tells has_more. */
+    rc = sqlite3_bind_text(stmt, 1, after, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)limit + 1);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind room list");
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == limit) {
+            more = 1;
+            break;
+        }
+        n++;
+        parley_room r;
+        size_t len;
+        r.name = store_col_text(stmt, 0, &len);
+        r.head_seq = (uint64_t)sqlite3_column_int64(stmt, 1);
+        r.head_rev = (uint64_t)sqlite3_column_int64(stmt, 2);
+        if (fn && fn(&r, ud) != 0) {
+            rc = sqlite3_step(stmt);
+            more = rc == SQLITE_ROW;
+            break;
+        }
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, rc, store_sql[STMT_ROOM_LIST]);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+/* How many commits a probe makes (store_sqlite_probe). */
+#define STORE_PROBE_COMMITS 16
+
+/* Rewrites the schema version with the value it has, in a write
+ * transaction of its own, STORE_PROBE_COMMITS times: each commit appends
+ * the database header page to the WAL and syncs it like any commit, so the
+ * probe succeeds only if about 64 KiB more fit after the last commit (the
+ * size of a group commit of a few dozen messages; one page alone would
+ * still fit where a failed commit had begun to write). No room, message or
+ * version changes. (An UPDATE that sets a column to its own value would
+ * not do: SQLite writes nothing for it.) */
+static parley_err store_sqlite_probe(store *base)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    char sql[64];
+    int version = 0;
+
+    for (int i = 0; i < STORE_PROBE_COMMITS; i++) {
+        parley_err e = store_exec(s, STMT_BEGIN_WRITE);
+        if (e != PARLEY_OK) return e;
+        int rc = store_pragma_int(s->db, "PRAGMA user_version", &version);
+        if (rc == SQLITE_OK) {
+            snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
+            rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        }
+        if (rc != SQLITE_OK) e = store_fail(s, rc, "probe write");
+        if (e == PARLEY_OK) e = store_exec(s, STMT_COMMIT);
+        if (e != PARLEY_OK) {
+            if (!sqlite3_get_autocommit(s->db)) {
+                char keep[sizeof s->err];
+                memcpy(keep, s->err, sizeof keep);
+                (void)store_exec(s, STMT_ROLLBACK);
+                memcpy(s->err, keep, sizeof keep);
+            }
+            return e;
+        }
+    }
+    return PARLEY_OK;
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -971,11 +1073,14 @@ const store_engine store_engine_sqlite = {
     .open = store_sqlite_open,
     .close = store_sqlite_close,
     .last_error = store_sqlite_last_error,
+    .synchronous = store_sqlite_synchronous,
     .begin = store_sqlite_begin,
     .commit = store_sqlite_commit,
     .rollback = store_sqlite_rollback,
     .room_create = store_sqlite_room_create,
     .room_get = store_sqlite_room_get,
+    .room_list = store_sqlite_room_list,
+    .probe = store_sqlite_probe,
     .append = store_sqlite_append,
     .get = store_sqlite_get,
     .edit = store_sqlite_edit,

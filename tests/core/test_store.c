@@ -7,9 +7,12 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1158,9 +1161,26 @@ static void test_group_commit(void)
 
 static pthread_barrier_t g_start;
 
+/* Neither writer runs more than CONC_AHEAD appends ahead of the other, so
+ * they interleave whatever the scheduler does, while both still write at
+ * the same time (each one's append may meet the other's lock). */
+#define CONC_AHEAD 3
+static pthread_mutex_t g_conc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_conc_cv = PTHREAD_COND_INITIALIZER;
+static int g_conc_done[2];
+
+static void conc_count(int me, int n)
+{
+    pthread_mutex_lock(&g_conc_mu);
+    g_conc_done[me] += n;
+    pthread_cond_broadcast(&g_conc_cv);
+    pthread_mutex_unlock(&g_conc_mu);
+}
+
 typedef struct writer {
     const char *path;
     const parley_author *author;
+    int me;
     int failures;
     uint64_t last_seq;
     int out_of_order;
@@ -1180,12 +1200,18 @@ static void *writer_main(void *arg)
     pthread_barrier_wait(&g_start);
     if (oe != PARLEY_OK) {
         w->failures = CONC_N;
+        conc_count(w->me, 2 * CONC_N); /* never hold the other back */
         return NULL;
     }
     for (int i = 1; i <= CONC_N; i++) {
+        pthread_mutex_lock(&g_conc_mu);
+        while (g_conc_done[w->me] - g_conc_done[!w->me] >= CONC_AHEAD)
+            pthread_cond_wait(&g_conc_cv, &g_conc_mu);
+        pthread_mutex_unlock(&g_conc_mu);
         snprintf(id, sizeof id, "%s-%d", w->author->id, i);
         parley_err e = store_append(s, "r", w->author, id, id, strlen(id), i, &m,
                                     &dup);
+        conc_count(w->me, 1);
         if (e != PARLEY_OK || dup) {
             if (e != PARLEY_OK)
                 snprintf(w->err, sizeof w->err, "%s: %s", parley_err_name(e),
@@ -1195,10 +1221,6 @@ static void *writer_main(void *arg)
         }
         if (m.seq <= w->last_seq) w->out_of_order++;
         w->last_seq = m.seq;
-        /* Pacing, not synchronization: without a pause the first writer
-         * would finish its run while the other sleeps in SQLite's busy
-         * handler, and the writes would not interleave. */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
     store_close(s);
     return NULL;
@@ -1217,9 +1239,11 @@ static void test_concurrent_writers(void)
     store_close(s);
 
     memset(w, 0, sizeof w);
+    g_conc_done[0] = g_conc_done[1] = 0;
     w[0].path = w[1].path = path;
     w[0].author = &ADA;
     w[1].author = &BOB;
+    w[1].me = 1;
     CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&g_start, NULL, 2), 0);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t[0], NULL, writer_main, &w[0]), 0);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t[1], NULL, writer_main, &w[1]), 0);
@@ -1239,11 +1263,10 @@ static void test_concurrent_writers(void)
     CU_ASSERT_EQUAL(r.head_rev, 2 * CONC_N);
     CU_ASSERT_EQUAL(g_page.n, 2 * CONC_N);
     memset(seen, 0, sizeof seen);
-    int per_author[2] = {0, 0}, dups = 0, interleaved = 0;
+    int per_author[2] = {0, 0}, dups = 0, dense = 1, interleaved = 0;
     for (unsigned i = 0; i < g_page.n; i++) {
         const row *x = &g_page.rows[i];
-        CU_ASSERT_EQUAL(x->seq, i + 1);
-        CU_ASSERT_EQUAL(x->rev, x->seq);
+        if (x->seq != i + 1 || x->rev != x->seq) dense = 0;
         if (x->seq >= 1 && x->seq <= 2 * CONC_N) {
             if (seen[x->seq]) dups++;
             seen[x->seq] = 1;
@@ -1251,10 +1274,219 @@ static void test_concurrent_writers(void)
         per_author[strcmp(x->author, "ada") == 0 ? 0 : 1]++;
         if (i && strcmp(x->author, g_page.rows[i - 1].author) != 0) interleaved++;
     }
+    CU_ASSERT_TRUE(dense); /* seq 1..2N in order, rev == seq */
     CU_ASSERT_EQUAL(dups, 0);
     CU_ASSERT_EQUAL(per_author[0], CONC_N);
     CU_ASSERT_EQUAL(per_author[1], CONC_N);
+    /* A run of one author is at most about 2 * CONC_AHEAD + 1 long, so the
+     * authors switch at least this often: both really wrote in turn. */
     fprintf(stderr, "  (author switches in the sequence: %d)\n", interleaved);
+    CU_ASSERT_TRUE(interleaved >= 2 * CONC_N / (2 * CONC_AHEAD + 2));
+    store_close(s);
+}
+
+/* ---- durability: PRAGMA synchronous ------------------------------------ */
+
+/* What FULL changes, seen from below SQLite: an fsync at every commit. A
+ * VFS over the default one counts xSync calls by swapping each opened
+ * file's method table for a copy whose xSync counts and then forwards. */
+#define SYNC_TABLES 8
+static sqlite3_vfs g_count_vfs, *g_real_vfs;
+static int g_syncs;
+static struct {
+    const sqlite3_io_methods *real;
+    sqlite3_io_methods mine;
+} g_tables[SYNC_TABLES];
+static int g_n_tables;
+
+static int count_sync(sqlite3_file *f, int flags)
+{
+    for (int i = 0; i < g_n_tables; i++)
+        if (f->pMethods == &g_tables[i].mine) {
+            g_syncs++;
+            return g_tables[i].real->xSync(f, flags);
+        }
+    return SQLITE_IOERR_FSYNC;
+}
+
+static int count_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
+                      int flags, int *out_flags)
+{
+    (void)vfs;
+    int rc = g_real_vfs->xOpen(g_real_vfs, name, f, flags, out_flags);
+    if (rc != SQLITE_OK || f->pMethods == NULL) return rc;
+    int i = 0;
+    while (i < g_n_tables && g_tables[i].real != f->pMethods) i++;
+    if (i == g_n_tables) {
+        if (i == SYNC_TABLES) return SQLITE_CANTOPEN; /* never silently uncounted */
+        g_tables[i].real = f->pMethods;
+        g_tables[i].mine = *f->pMethods;
+        g_tables[i].mine.xSync = count_sync;
+        g_n_tables++;
+    }
+    f->pMethods = &g_tables[i].mine;
+    return rc;
+}
+
+/* Opens a fresh store with opts, checks the level it reports, and returns
+ * how many fsyncs 20 single commits took. */
+static int syncs_for_20_commits(const store_opts *opts, int want_level)
+{
+    store *s = fresh(NULL, 0, opts);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(store_synchronous(s), want_level);
+    int before = g_syncs;
+    CU_ASSERT_EQUAL(post_n(s, "r", "d", 20), 0);
+    int n = g_syncs - before;
+    store_close(s);
+    return n;
+}
+
+static void test_synchronous(void)
+{
+    g_real_vfs = sqlite3_vfs_find(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g_real_vfs);
+    g_count_vfs = *g_real_vfs;
+    g_count_vfs.zName = "parley-count-sync";
+    g_count_vfs.pNext = NULL;
+    g_count_vfs.xOpen = count_open;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_vfs_register(&g_count_vfs, 1), SQLITE_OK);
+
+    store_opts full = {.max_body_bytes = 0, .synchronous_full = 1};
+    store_opts normal = {.max_body_bytes = 0, .synchronous_full = 0};
+    int by_default = syncs_for_20_commits(NULL, STORE_SYNC_FULL);
+    int by_full = syncs_for_20_commits(&full, STORE_SYNC_FULL);
+    int by_normal = syncs_for_20_commits(&normal, STORE_SYNC_NORMAL);
+    fprintf(stderr, "  (fsyncs for 20 commits: default %d, FULL %d, NORMAL %d)\n",
+            by_default, by_full, by_normal);
+    CU_ASSERT_TRUE(by_default >= 20);
+    CU_ASSERT_TRUE(by_full >= 20);
+    /* The control: the counter does tell the levels apart. */
+    CU_ASSERT_TRUE(by_normal < 20);
+
+    CU_ASSERT_EQUAL(sqlite3_vfs_unregister(&g_count_vfs), SQLITE_OK);
+    CU_ASSERT_PTR_EQUAL(sqlite3_vfs_find(NULL), g_real_vfs);
+}
+
+/* ---- a commit that fails ----------------------------------------------- */
+
+/* A real full disk: a child process runs the store under RLIMIT_FSIZE
+ * (SIGXFSZ ignored, so the write past it fails with EFBIG) and commits
+ * groups of 8 appends until a commit fails. The failed group must leave
+ * nothing behind, in the handle that failed and in the file. */
+#define FAIL_LIMIT (256 * 1024)
+#define FAIL_GROUP 8
+
+typedef struct fail_report {
+    int opened, committed, commit_err, append_err;
+    uint64_t head_after;
+    unsigned listed_after;
+} fail_report;
+
+static int count_rows(const parley_msg *m, void *ud)
+{
+    (void)m;
+    (*(unsigned *)ud)++;
+    return 0;
+}
+
+static void fail_child(const char *path, int fd)
+{
+    fail_report rep;
+    char body[1001], id[32];
+    memset(&rep, 0, sizeof rep);
+    memset(body, 'b', 1000);
+    body[1000] = 0;
+    struct rlimit rl = {FAIL_LIMIT, FAIL_LIMIT};
+    signal(SIGXFSZ, SIG_IGN);
+    store *s = setrlimit(RLIMIT_FSIZE, &rl) == 0 ? open_at(path, NULL) : NULL;
+    rep.opened = s != NULL;
+    for (int g = 0; s && g < 1000; g++) {
+        if (store_begin(s) != PARLEY_OK) break;
+        for (int k = 0; k < FAIL_GROUP && !rep.append_err; k++) {
+            snprintf(id, sizeof id, "g%d-%d", g, k);
+            rep.append_err = post(s, "r", &ADA, id, body, NULL, NULL);
+        }
+        if (rep.append_err) {
+            store_rollback(s);
+            break;
+        }
+        parley_err e = store_commit(s);
+        if (e != PARLEY_OK) {
+            rep.commit_err = e;
+            break;
+        }
+        rep.committed++;
+    }
+    if (s) {
+        parley_room r;
+        if (store_list(s, "r", STORE_AFTER_REV, 0, 1000, count_rows,
+                       &rep.listed_after, &r, NULL) == PARLEY_OK)
+            rep.head_after = r.head_seq;
+        store_close(s);
+    }
+    ssize_t w = write(fd, &rep, sizeof rep);
+    _exit(w == (ssize_t)sizeof rep ? 0 : 1);
+}
+
+static void test_commit_failure(void)
+{
+    char path[4200];
+    store *s = fresh(path, sizeof path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    store_close(s);
+    int pfd[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        fail_child(path, pfd[1]);
+    }
+    close(pfd[1]);
+    fail_report rep;
+    memset(&rep, 0, sizeof rep);
+    ssize_t got = read(pfd[0], &rep, sizeof rep);
+    close(pfd[0]);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CU_ASSERT_EQUAL_FATAL(got, (ssize_t)sizeof rep);
+    CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    fprintf(stderr, "  (%d groups committed under the limit, then %s)\n",
+            rep.committed, parley_err_name((parley_err)rep.commit_err));
+    CU_ASSERT_TRUE(rep.opened);
+    CU_ASSERT_EQUAL(rep.append_err, PARLEY_OK); /* nothing spilled early */
+    CU_ASSERT_TRUE(rep.committed > 0);
+    CU_ASSERT_EQUAL(rep.commit_err, PARLEY_ERR_IO);
+    /* The handle that failed sees only what was committed. */
+    CU_ASSERT_EQUAL(rep.head_after, (uint64_t)rep.committed * FAIL_GROUP);
+    CU_ASSERT_EQUAL(rep.listed_after, (unsigned)rep.committed * FAIL_GROUP);
+
+    /* So does the file, and the failed group's ids are free again. */
+    int more;
+    parley_room r;
+    parley_msg m;
+    int dup = -1;
+    s = open_at(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(list(s, STORE_AFTER_REV, 0, 1000, &g_page, &r, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, (uint64_t)rep.committed * FAIL_GROUP);
+    CU_ASSERT_EQUAL(g_page.n, (unsigned)rep.committed * FAIL_GROUP);
+    int bad = 0;
+    for (unsigned i = 0; i < g_page.n && i < 1100; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "g%u-%u", i / FAIL_GROUP, i % FAIL_GROUP);
+        if (g_page.rows[i].seq != i + 1 || strcmp(g_page.rows[i].client_id, want))
+            bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    char id[32];
+    snprintf(id, sizeof id, "g%d-0", rep.committed);
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, id, "retried", &m, &dup), PARLEY_OK);
+    CU_ASSERT_EQUAL(dup, 0);
+    CU_ASSERT_EQUAL(m.seq, (uint64_t)rep.committed * FAIL_GROUP + 1);
     store_close(s);
 }
 
@@ -1302,7 +1534,10 @@ int main(void)
         !CU_add_test(s, "future schema refused", test_schema_too_new) ||
         !CU_add_test(s, "open errors", test_open_errors) ||
         !CU_add_test(s, "group commit", test_group_commit) ||
-        !CU_add_test(s, "two concurrent writers", test_concurrent_writers)) {
+        !CU_add_test(s, "two concurrent writers", test_concurrent_writers) ||
+        !CU_add_test(s, "synchronous: FULL fsyncs every commit",
+                     test_synchronous) ||
+        !CU_add_test(s, "a failed commit leaves nothing", test_commit_failure)) {
         CU_cleanup_registry();
         rm_tree_dir(g_dir);
         return 2;
