@@ -76,9 +76,12 @@ static const setting cfg_rows[] = {
      "frames queued per stream before it is cut as too slow", 0},
     {"user-rate", "PARLEY_USER_RATE", SETTING_DOUBLE, F(user_rate), "20", 0,
      1e9, "N",
-     "writes (publish, edit, delete, create room) per second per user, "
-     "over every path together; 0: no limit",
+     "writes (publish, edit, delete, create room) per second per "
+     "participant, over every path together; 0: no limit",
      0},
+    {"organizer-rate", "PARLEY_ORGANIZER_RATE", SETTING_DOUBLE,
+     F(organizer_rate), "0", 0, 1e9, "N",
+     "the same per organizer (staff, backend tools, imports); 0: no limit", 0},
     {"user-burst", "PARLEY_USER_BURST", SETTING_DOUBLE, F(user_burst), "60", 1,
      1e9, "N", "writes a user may make at once before --user-rate applies", 0},
     {"max-subs", "PARLEY_MAX_SUBS", SETTING_SIZE, F(max_subs), "100", 1, 1e6,

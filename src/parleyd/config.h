@@ -33,6 +33,7 @@ typedef struct cfg {
     size_t max_queue;
     double user_rate; /* writes per second per user, 0: no limit */
     double user_burst;
+    double organizer_rate;
     size_t max_subs; /* rooms per Connect stream */
     int dev;
     int no_reflection;

@@ -329,8 +329,13 @@ int main(int argc, char **argv)
     metrics *reg = metrics_new();
     daemon_metrics dm;
     ops_http *http = NULL;
-    srv_opts sopt = {c.max_body,  reg,          c.no_reflection,
-                     c.user_rate, c.user_burst, c.max_subs};
+    srv_opts sopt = {.max_body = c.max_body,
+                     .metrics = reg,
+                     .no_reflection = c.no_reflection,
+                     .user_rate = c.user_rate,
+                     .user_burst = c.user_burst,
+                     .organizer_rate = c.organizer_rate,
+                     .max_subs = c.max_subs};
     srv *sv = reg ? srv_new(db, au, &sopt) : NULL;
     size_t max_recv = c.max_body * 2 + 4096;
     if (max_recv < 64 * 1024) max_recv = 64 * 1024;

@@ -26,12 +26,13 @@
 typedef struct srv srv;
 
 typedef struct srv_opts {
-    size_t max_body;   /* 0 = RULES_BODY_MAX_DEFAULT */
-    metrics *metrics;  /* where the core's series go; NULL: none kept */
-    int no_reflection; /* 1: do not serve grpc.reflection */
-    double user_rate;  /* writes per second per user; 0: no limit */
-    double user_burst; /* the bucket's size */
-    size_t max_subs;   /* rooms one Connect stream may follow; 0: 100 */
+    size_t max_body;       /* 0 = RULES_BODY_MAX_DEFAULT */
+    metrics *metrics;      /* where the core's series go; NULL: none kept */
+    int no_reflection;     /* 1: do not serve grpc.reflection */
+    double user_rate;      /* writes per second per participant; 0: no limit */
+    double user_burst;     /* the bucket's size */
+    double organizer_rate; /* the same for organizers; 0: no limit */
+    size_t max_subs;       /* rooms one Connect stream may follow; 0: 100 */
 } srv_opts;
 
 /* db and au stay owned by the caller and must outlive the srv. */
@@ -90,7 +91,8 @@ struct srv {
     store *db; /* the message store, owned by the caller */
     const auth *au;
     hub *hub;
-    srv_rate *rate; /* per-user writes (srv_limits.h) */
+    srv_rate *rate;     /* per-user writes (srv_limits.h), participants */
+    srv_rate *org_rate; /* and organizers */
     size_t max_body;
     srv_metrics *metrics;       /* srv_metrics.c; never NULL after srv_new */
     srv_health *health;         /* srv_health.c */
@@ -111,6 +113,8 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
  * RESOURCE_EXHAUSTED when the user is over the write rate. */
 int srv_refuse_service(rpc_call *c, const auth_identity *who);
 int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who);
+/* 1 if who may write now (a token of its role's bucket taken). */
+int srv_take_write(srv *s, const auth_identity *who);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */
 typedef struct srv_pbmsg {

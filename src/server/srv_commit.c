@@ -27,8 +27,7 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
     if (!e) e = rules_body(p->body, blen, s->max_body);
     if (e) return e;
     /* one bucket per user, whatever path the publish came by */
-    if (!srv_rate_take(s->rate, who->id, clock_mono_ms()))
-        return PARLEY_ERR_RESOURCE_EXHAUSTED;
+    if (!srv_take_write(s, who)) return PARLEY_ERR_RESOURCE_EXHAUSTED;
     if (s->n_batch == s->cap_batch) {
         size_t nc = s->cap_batch ? s->cap_batch * 2 : 64;
         srv_pending_pub *nb = realloc(s->batch, nc * sizeof *nb);

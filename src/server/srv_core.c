@@ -25,9 +25,11 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts)
     s->hub = hub_new();
     s->rate =
         srv_rate_new(opts ? opts->user_rate : 0, opts ? opts->user_burst : 1);
+    s->org_rate = srv_rate_new(opts ? opts->organizer_rate : 0,
+                               opts ? opts->user_burst : 1);
     s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
     s->health = srv_health_new();
-    if (!s->hub || !s->rate || !s->metrics || !s->health) {
+    if (!s->hub || !s->rate || !s->org_rate || !s->metrics || !s->health) {
         srv_free(s);
         return NULL;
     }
@@ -84,6 +86,7 @@ void srv_tick(srv *s, const rpc_server *rs)
         size_t n = srv_expire(s, clock_wall_ms() / 1000);
         if (n) log_info("auth", "%zu stream(s) ended: token expired", n);
         srv_rate_sweep(s->rate, now);
+        srv_rate_sweep(s->org_rate, now);
     }
 }
 
@@ -92,6 +95,7 @@ void srv_free(srv *s)
     if (!s) return;
     hub_free(s->hub);
     srv_rate_free(s->rate);
+    srv_rate_free(s->org_rate);
     srv_metrics_free(s->metrics);
     srv_health_free(s->health);
     srv_reflection_free(s->reflection);
@@ -120,10 +124,16 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
     return 0;
 }
 
+int srv_take_write(srv *s, const auth_identity *who)
+{
+    srv_rate *r = who->role == PARLEY_ROLE_ORGANIZER ? s->org_rate : s->rate;
+    return srv_rate_take(r, who->id, clock_mono_ms());
+}
+
 int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who)
 {
     if (srv_refuse_service(c, who)) return -1;
-    if (srv_rate_take(s->rate, who->id, clock_mono_ms())) return 0;
+    if (srv_take_write(s, who)) return 0;
     rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED,
              "over this user's write rate; retry shortly");
     return -1;

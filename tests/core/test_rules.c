@@ -271,6 +271,7 @@ static void test_error_table(void)
         {PARLEY_ERR_BAD_CURSOR, 3, 400},
         {PARLEY_ERR_SUBSCRIPTION_STATE, 9, 409},
         {PARLEY_ERR_AUTHOR_INVALID, 3, 400},
+        {PARLEY_ERR_TOKEN_EXPIRED, 16, 401},
         {PARLEY_ERR_SCHEMA_TOO_NEW, 9, 500},
         {PARLEY_ERR_IO, 13, 500},
     };

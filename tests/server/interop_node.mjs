@@ -54,7 +54,7 @@ function startServer() {
   return new Promise((res, rej) => {
     const log = openSync(join(tmp, 'parleyd.log'), 'a');
     child = spawn(binary, ['--listen', '127.0.0.1:0', '--unix', join(tmp, 'p.sock'),
-      '--db', join(tmp, 'parley.db'), '--rooms', 'lobby'],
+      '--db', join(tmp, 'parley.db'), '--rooms', 'lobby', '--user-rate', '0'],
     { env: { ...process.env, PARLEY_JWT_SECRET: SECRET }, stdio: ['ignore', 'pipe', log] });
     const timer = setTimeout(() => rej(new Error('parleyd not ready in time')), 20000);
     child.on('exit', (c) => rej(new Error('parleyd exited early: ' + c)));

@@ -46,7 +46,7 @@ class Server:
         env = dict(os.environ, PARLEY_JWT_SECRET=SECRET)
         self.p = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--unix", os.path.join(tmp, "p.sock"),
-             "--db", os.path.join(tmp, "parley.db"), "--rooms", "lobby,other"],
+             "--db", os.path.join(tmp, "parley.db"), "--rooms", "lobby,other", "--user-rate", "0"],
             stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -57,6 +57,10 @@ int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
     argv[n++] = sock;
     argv[n++] = "--db";
     argv[n++] = db;
+    /* load tests publish in bursts as one user; the core's per-user rate
+     * is tested in tests/security */
+    argv[n++] = "--user-rate";
+    argv[n++] = "0";
     for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     int pfd[2];
