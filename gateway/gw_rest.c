@@ -254,7 +254,7 @@ void gw_rest_route(gw_http *h, const char *method, const char *path,
                               !bearer ? "Authorization: Bearer <token> required"
                               : ae == PARLEY_ERR_TOKEN_EXPIRED
                                   ? "the token has expired; renew it"
-                                  : "token invalid");
+                                  : "token invalid or expired");
         return;
     }
     r.token = bearer;

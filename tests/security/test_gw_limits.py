@@ -97,6 +97,13 @@ async def case_replies_bounded(s):
     m = s.metrics()
     expect(closed in (4508, 1006) and m['parley_gateway_drops_total{reason="slow_consumer"}'] >= 1,
            "the session is cut as a slow consumer once its unread replies pass the bound (close %s)" % closed)
+    # let the gateway's side of the socket go before it is asked to stop
+    await ws.close()
+    raw.close()
+    deadline = time.time() + 20
+    while s.metrics()["parley_gateway_connections"] > 0 and time.time() < deadline:
+        await asyncio.sleep(0.2)
+    expect(s.metrics()["parley_gateway_connections"] == 0, "the session is gone")
 
 
 async def case_session_expiry(s):
