@@ -20,44 +20,36 @@ typedef struct gw_ip_entry {
 /* the table hangs off s->ips: GW_IP_BUCKETS chains */
 static ip_entry **table(gw_server *s, int create)
 {
-    if (!s->ips && create)
-        s->ips = calloc(GW_IP_BUCKETS, sizeof(ip_entry *));
+    if (!s->ips && create) s->ips = calloc(GW_IP_BUCKETS, sizeof(ip_entry *));
     return s->ips;
 }
 
 static size_t bucket(const char *ip)
 {
     size_t h = 5381;
-    for (; *ip; ip++)
-        h = h * 33 + (unsigned char)*ip;
+    for (; *ip; ip++) h = h * 33 + (unsigned char)*ip;
     return h % GW_IP_BUCKETS;
 }
 
 int gw_ip_count(gw_server *s, const char *ip)
 {
     ip_entry **t = table(s, 0);
-    if (!t)
-        return 0;
+    if (!t) return 0;
     for (ip_entry *e = t[bucket(ip)]; e; e = e->next)
-        if (strcmp(e->ip, ip) == 0)
-            return e->n;
+        if (strcmp(e->ip, ip) == 0) return e->n;
     return 0;
 }
 
 int gw_ip_add(gw_server *s, const char *ip, int delta)
 {
     ip_entry **t = table(s, 1);
-    if (!t)
-        return -1;
+    if (!t) return -1;
     ip_entry **pp = &t[bucket(ip)];
-    while (*pp && strcmp((*pp)->ip, ip) != 0)
-        pp = &(*pp)->next;
+    while (*pp && strcmp((*pp)->ip, ip) != 0) pp = &(*pp)->next;
     if (!*pp) {
-        if (delta <= 0)
-            return 0;
+        if (delta <= 0) return 0;
         ip_entry *e = calloc(1, sizeof *e);
-        if (!e)
-            return -1;
+        if (!e) return -1;
         snprintf(e->ip, sizeof e->ip, "%s", ip);
         *pp = e;
     }
@@ -74,8 +66,7 @@ int gw_ip_add(gw_server *s, const char *ip, int delta)
 void gw_ip_free_all(gw_server *s)
 {
     ip_entry **t = table(s, 0);
-    if (!t)
-        return;
+    if (!t) return;
     for (size_t i = 0; i < GW_IP_BUCKETS; i++)
         for (ip_entry *e = t[i], *nx; e; e = nx) {
             nx = e->next;

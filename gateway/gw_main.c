@@ -6,6 +6,8 @@
  * exits 0. */
 #include "gw.h"
 
+#include <ev.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -28,18 +30,7 @@ static void on_signal(int sig)
         g_reload = 1;
     else
         g_stop = 1;
-    if (g_ctx)
-        lws_cancel_service(g_ctx);
-}
-
-gw_server *gw_server_of(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
-}
-
-int64_t gw_now_s(void)
-{
-    return (int64_t)time(NULL);
+    if (g_ctx) lws_cancel_service(g_ctx);
 }
 
 /* One secret: its file, else its value, else in dev mode the dev file
@@ -50,8 +41,7 @@ static int load_one_secret(gw_server *s, const char *file, const char *value,
 {
     char dev_path[256], err[700];
     int created;
-    if (!s->cfg.dev && !*file && !*value)
-        return 0;
+    if (!s->cfg.dev && !*file && !*value) return 0;
     if (secrets_dev_file(PARLEY_DB_DEFAULT, name, dev_path, sizeof dev_path))
         return -1;
     secrets_source src = {file, value, s->cfg.dev, dev_path};
@@ -71,8 +61,7 @@ static int mint_service_token(gw_server *s)
 {
     char *t = auth_mint_service(s->auth, "gateway", gw_now_s(),
                                 s->cfg.service_token_ttl_s);
-    if (!t)
-        return -1;
+    if (!t) return -1;
     if (s->service_token) {
         explicit_bzero(s->service_token, strlen(s->service_token));
         free(s->service_token);
@@ -101,12 +90,11 @@ static int load_auth(gw_server *s)
     char user[1024], svc[1024], err[700];
     int hu = load_one_secret(s, c->jwt_secret_file, c->jwt_secret,
                              SECRETS_DEV_FILE, user, sizeof user);
-    int hs = hu < 0 ? -1
-                    : load_one_secret(s, c->service_secret_file,
-                                      c->service_secret,
-                                      SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
-    if (hu < 0 || hs < 0)
-        return -1;
+    int hs = hu < 0
+                 ? -1
+                 : load_one_secret(s, c->service_secret_file, c->service_secret,
+                                   SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
+    if (hu < 0 || hs < 0) return -1;
     if (!hs && !hu) {
         fprintf(stderr, "parley-gateway: no service secret: set "
                         "PARLEY_SERVICE_SECRET_FILE (--service-secret-file); "
@@ -116,10 +104,8 @@ static int load_auth(gw_server *s)
     }
     auth_opts o;
     memset(&o, 0, sizeof o);
-    if (hu)
-        o.user_secret = user, o.user_secret_len = strlen(user);
-    if (hs)
-        o.svc_secret = svc, o.svc_secret_len = strlen(svc);
+    if (hu) o.user_secret = user, o.user_secret_len = strlen(user);
+    if (hs) o.svc_secret = svc, o.svc_secret_len = strlen(svc);
     o.keys_file = c->jwt_keys;
     o.issuer = c->jwt_issuer;
     o.audience = c->jwt_audience;
@@ -151,11 +137,9 @@ static void gw_tls_reload(gw_server *s);
 static void housekeeping(gw_server *s, int force)
 {
     static lws_usec_t last;
-    if (force)
-        gw_tls_reload(s);
+    if (force) gw_tls_reload(s);
     lws_usec_t now = lws_now_usecs();
-    if (!force && now - last < LWS_US_PER_SEC)
-        return;
+    if (!force && now - last < LWS_US_PER_SEC) return;
     last = now;
     char err[600];
     int r = auth_reload(s->auth, err, sizeof err);
@@ -169,7 +153,7 @@ static void housekeeping(gw_server *s, int force)
         if (mint_service_token(s) != 0)
             fprintf(stderr, "parley-gateway: cannot renew the service token\n");
         else
-            gw_rooms_renew_token(s);
+            gw_up_renew(s);
     }
 }
 
@@ -185,8 +169,7 @@ int gw_host_is_loopback(const char *host)
 static int gw_tls_prepare(gw_server *s)
 {
     gw_config *c = &s->cfg;
-    if (!c->tls_cert[0])
-        return 0;
+    if (!c->tls_cert[0]) return 0;
     struct stat st;
     if (stat(c->tls_key, &st) != 0 || (st.st_mode & 077)) {
         fprintf(stderr, "parley-gateway: TLS key %s: %s\n", c->tls_key,
@@ -220,13 +203,10 @@ static int gw_tls_prepare(gw_server *s)
         ok = in != NULL;
         while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
             ok = fwrite(buf, 1, n, out) == n;
-        if (in)
-            fclose(in);
-        if (ok)
-            fputc('\n', out);
+        if (in) fclose(in);
+        if (ok) fputc('\n', out);
     }
-    if (out && fclose(out) != 0)
-        ok = 0;
+    if (out && fclose(out) != 0) ok = 0;
     if (!ok || rename(tmp, s->tls_cert_path) != 0) {
         fprintf(stderr, "parley-gateway: cannot join %s and %s\n", c->tls_cert,
                 c->tls_chain);
@@ -240,8 +220,7 @@ static int gw_tls_prepare(gw_server *s)
  * connections already open keep the session they have. */
 static void gw_tls_reload(gw_server *s)
 {
-    if (!s->cfg.tls_cert[0] || !s->ctx)
-        return;
+    if (!s->cfg.tls_cert[0] || !s->ctx) return;
     if (gw_tls_prepare(s) != 0 ||
         lws_tls_cert_updated(s->ctx, s->tls_cert_path, s->cfg.tls_key, NULL, 0,
                              NULL, 0) != 0) {
@@ -255,8 +234,7 @@ static void gw_tls_reload(gw_server *s)
 
 static void gw_tls_cleanup(gw_server *s)
 {
-    if (!s->tls_tmpdir[0])
-        return;
+    if (!s->tls_tmpdir[0]) return;
     unlink(s->tls_cert_path);
     rmdir(s->tls_tmpdir);
 }
@@ -265,6 +243,7 @@ int main(int argc, char **argv)
 {
     static gw_server srv;
     gw_server *s = &srv;
+    struct ev_loop *loop = NULL;
     int rc = 1;
 
     char err[700];
@@ -279,8 +258,7 @@ int main(int argc, char **argv)
                         "secrets, tokens minted on /v1/dev/token (loopback "
                         "only); never run --dev where others can reach it "
                         "***\n");
-    if (load_auth(s) < 0)
-        goto out;
+    if (load_auth(s) < 0) goto out;
 
     /* lws sizes its fd tables from the soft limit: lift it to the hard one
      * so --max-conns, not the shell's default 1024, is the bound. */
@@ -300,37 +278,43 @@ int main(int argc, char **argv)
     /* PARLEY_GW_LWS_LOG: lws log level bits, for debugging (default errors) */
     const char *ll = getenv("PARLEY_GW_LWS_LOG");
     lws_set_log_level(ll ? atoi(ll) : LLL_ERR, NULL);
-    if (gw_up_new(s, &s->up) != PARLEY_OK) {
+    if (gw_up_new(s, &s->up) != PARLEY_OK || gw_rooms_new(s) != PARLEY_OK) {
         fprintf(stderr, "parley-gateway: cannot start the gRPC client\n");
         goto out;
     }
+    static const gw_up_handlers up_handlers = {gw_rooms_on_event,
+                                               gw_rooms_on_link_down};
+    gw_up_set_handlers(s, &up_handlers);
+    gw_conn_set_handlers(s, &gw_session_handlers);
 
-    static const struct lws_protocols *pprotos[] = {
-        &gw_http_protocol, &gw_ws_protocol_bin, &gw_ws_protocol_json, NULL};
-    struct lws_protocols protos[4];
-    memset(protos, 0, sizeof protos);
-    for (int i = 0; pprotos[i]; i++) {
-        protos[i] = *pprotos[i];
-        if (i > 0)
-            protos[i].rx_buffer_size = s->cfg.max_frame < 16384
-                                           ? s->cfg.max_frame : 16384;
-    }
+    struct lws_protocols protos[4] = {gw_http_protocol, gw_conn_protocol_bin,
+                                      gw_conn_protocol_json};
+    memset(&protos[3], 0, sizeof protos[3]);
     /* lws's validity policy (a ping / hang-up sul per connection, re-armed
      * on every pong) is off: secs_since_valid_hangup 0 disables it, where
      * no policy at all would mean lws's default of 300 / 310 s. Pings,
      * hang-ups and the authenticate timeout are the gateway's own sweep
-     * (gw_ws.c), one timer for all sessions. */
+     * (gw_conn.c), one timer for all sessions. */
     lws_retry_bo_t retry;
     memset(&retry, 0, sizeof retry);
-
-    if (gw_tls_prepare(s) != 0)
+    /* The event loop is libev's (epoll), given to lws as a foreign loop:
+     * lws's own poll(2) loop walks every descriptor on every round, which
+     * with 10,000 connections took a third of the gateway's time. */
+    loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!loop) {
+        fprintf(stderr, "parley-gateway: cannot create the event loop\n");
         goto out;
+    }
+    void *foreign_loops[1] = {loop};
+
+    if (gw_tls_prepare(s) != 0) goto out;
     int tls = s->cfg.tls_cert[0] != '\0';
     if (!tls && !s->cfg.allow_plaintext && !s->cfg.dev &&
         !gw_host_is_loopback(s->cfg.listen_host)) {
-        fprintf(stderr, "parley-gateway: %s is beyond loopback: give "
-                        "--tls-cert and --tls-key (or --allow-plaintext "
-                        "behind a TLS proxy)\n",
+        fprintf(stderr,
+                "parley-gateway: %s is beyond loopback: give "
+                "--tls-cert and --tls-key (or --allow-plaintext "
+                "behind a TLS proxy)\n",
                 s->cfg.listen_host);
         goto out;
     }
@@ -342,8 +326,9 @@ int main(int argc, char **argv)
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBEV |
                    (tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
+    info.foreign_loops = foreign_loops;
     info.user = s;
     /* room for a request head with a target up to gw_http.c's GW_URL_MAX,
      * so that a long URL is answered 414 instead of dropped */
@@ -403,12 +388,13 @@ int main(int argc, char **argv)
         }
         s->cfg.admin_port = lws_get_vhost_listen_port(s->admin_vh);
     }
-    gw_ws_sweep_start(s);
+    gw_conn_sweep_start(s);
     if (s->cfg.dev && strncmp(s->cfg.listen_host, "127.", 4) != 0 &&
         strcmp(s->cfg.listen_host, "localhost") != 0)
-        fprintf(stderr, "parley-gateway: *** DEVELOPMENT MODE on %s, reachable "
-                        "from other machines: /v1/dev/token still answers "
-                        "loopback only ***\n",
+        fprintf(stderr,
+                "parley-gateway: *** DEVELOPMENT MODE on %s, reachable "
+                "from other machines: /v1/dev/token still answers "
+                "loopback only ***\n",
                 s->cfg.listen_host);
     if (s->admin_vh)
         printf("parley-gateway admin on http://%s:%d/ (/healthz, /metrics)\n",
@@ -417,9 +403,13 @@ int main(int argc, char **argv)
            s->cfg.listen_host, s->cfg.listen_port);
     fflush(stdout);
 
+    /* The grpc thread wakes lws_service (lws_cancel_service) when it hands
+     * something over; what it handed over runs here, between two rounds,
+     * and so do the reloads (SIGHUP) and the once-a-second housekeeping. */
     while (!g_stop) {
-        if (lws_service(s->ctx, 0) < 0)
-            break;
+        s->rounds++; /* gw_conn.c tells a stalled socket by it */
+        ev_run(loop, EVRUN_ONCE);
+        gw_up_drain(s);
         int force = g_reload;
         g_reload = 0;
         housekeeping(s, force);
@@ -427,13 +417,14 @@ int main(int argc, char **argv)
 
     /* Shutdown: every session closes 1001, give them a moment to go. */
     s->shutting_down = 1;
-    gw_ws_close_all(s, GW_CLOSE_GOING_AWAY);
+    gw_conn_close_all(s, GW_CLOSE_GOING_AWAY);
     lws_usec_t until = lws_now_usecs() + 2 * LWS_US_PER_SEC;
-    while (s->n_conns > 0 && lws_now_usecs() < until)
-        lws_service(s->ctx, 0);
-    gw_ws_sweep_stop(s);
-    gw_ws_pub_streams_cancel(s);
-    gw_rooms_free_all(s);
+    while (gw_conn_count(s) > 0 && lws_now_usecs() < until) {
+        ev_run(loop, EVRUN_ONCE);
+        gw_up_drain(s);
+    }
+    gw_conn_sweep_stop(s);
+    gw_rooms_free(s);
     gw_up_free(s->up);
     s->up = NULL;
     g_ctx = NULL;
@@ -441,9 +432,10 @@ int main(int argc, char **argv)
     s->ctx = NULL;
     rc = 0;
 out:
-    if (s->up)
-        gw_up_free(s->up);
-    gw_rooms_free_all(s);
+    gw_rooms_free(s);
+    if (s->up) gw_up_free(s->up);
+    free(s->wbuf);
+    if (loop) ev_loop_destroy(loop);
     if (s->service_token) {
         memset(s->service_token, 0, strlen(s->service_token));
         free(s->service_token);

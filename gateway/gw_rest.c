@@ -30,27 +30,25 @@ typedef struct rest_ctx {
     const char *unwrap; /* answer with this field of the response, or NULL */
 } rest_ctx;
 
-static void rest_done(gw_server *s, void *ud, parley_err e,
-                      const char *detail, int unavailable,
-                      ProtobufCMessage *resp)
+static void rest_done(gw_server *s, void *ud, parley_err e, const char *detail,
+                      int unavailable, ProtobufCMessage *resp)
 {
     rest_ctx *rc = ud;
     gw_http *h = rc->http->p;
     (void)s;
     if (h) {
         if (e != PARLEY_OK) {
-            gw_http_respond_error(h, unavailable ? PARLEY_ERR_INTERNAL : e,
-                                  unavailable ? 503 : 0,
-                                  unavailable ? "upstream core unavailable"
-                                              : detail);
+            gw_http_respond_error(
+                h, unavailable ? PARLEY_ERR_INTERNAL : e, unavailable ? 503 : 0,
+                unavailable ? "upstream core unavailable" : detail);
         } else {
             const ProtobufCMessage *out = resp;
             if (rc->unwrap) {
                 const ProtobufCFieldDescriptor *f =
                     protobuf_c_message_descriptor_get_field_by_name(
                         resp->descriptor, rc->unwrap);
-                out = f ? *(ProtobufCMessage **)((char *)resp + f->offset)
-                        : NULL;
+                out =
+                    f ? *(ProtobufCMessage **)((char *)resp + f->offset) : NULL;
             }
             size_t len = 0;
             char *txt = out ? gw_json_encode(out, &len) : NULL;
@@ -62,8 +60,7 @@ static void rest_done(gw_server *s, void *ud, parley_err e,
             free(txt);
         }
     }
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
     gw_handle_unref(rc->http);
     free(rc);
 }
@@ -106,9 +103,9 @@ static void h_create_room(const rest_req *r)
 {
     char detail[200] = "";
     ProtobufCMessage *m = NULL;
-    parley_err e = gw_json_decode(&parley__v1__create_room_request__descriptor,
-                                  r->body, r->body_len, &m, detail,
-                                  sizeof detail);
+    parley_err e =
+        gw_json_decode(&parley__v1__create_room_request__descriptor, r->body,
+                       r->body_len, &m, detail, sizeof detail);
     if (e != PARLEY_OK) {
         gw_http_respond_error(r->h, e, 400, detail);
         return;
@@ -164,9 +161,9 @@ static void h_edit_message(const rest_req *r)
 {
     char detail[200] = "";
     ProtobufCMessage *m = NULL;
-    parley_err e = gw_json_decode(&parley__v1__edit_message_request__descriptor,
-                                  r->body, r->body_len, &m, detail,
-                                  sizeof detail);
+    parley_err e =
+        gw_json_decode(&parley__v1__edit_message_request__descriptor, r->body,
+                       r->body_len, &m, detail, sizeof detail);
     if (e != PARLEY_OK) {
         gw_http_respond_error(r->h, e, 400, detail);
         return;
@@ -197,8 +194,10 @@ static const gw_route rest_routes[] = {
     {"GET", "/v1/rooms/{room}", (void (*)(void))h_get_room},
     {"GET", "/v1/rooms/{room}/messages", (void (*)(void))h_list_messages},
     {"GET", "/v1/rooms/{room}/messages/{seq}", (void (*)(void))h_get_message},
-    {"PATCH", "/v1/rooms/{room}/messages/{seq}", (void (*)(void))h_edit_message},
-    {"DELETE", "/v1/rooms/{room}/messages/{seq}", (void (*)(void))h_delete_message},
+    {"PATCH", "/v1/rooms/{room}/messages/{seq}",
+     (void (*)(void))h_edit_message},
+    {"DELETE", "/v1/rooms/{room}/messages/{seq}",
+     (void (*)(void))h_delete_message},
 };
 
 void gw_rest_route(gw_http *h, const char *method, const char *path,
@@ -207,8 +206,9 @@ void gw_rest_route(gw_http *h, const char *method, const char *path,
     gw_server *s = gw_http_server(h);
     gw_route_args args;
     char allow[64], detail[160];
-    int i = gw_route_match(rest_routes, sizeof rest_routes / sizeof rest_routes[0],
-                           method, path, &args, allow, sizeof allow);
+    int i =
+        gw_route_match(rest_routes, sizeof rest_routes / sizeof rest_routes[0],
+                       method, path, &args, allow, sizeof allow);
     if (i == GW_ROUTE_NOT_FOUND) {
         snprintf(detail, sizeof detail, "no route %s %.100s (docs/gateway.md)",
                  method, path);
@@ -216,8 +216,8 @@ void gw_rest_route(gw_http *h, const char *method, const char *path,
         return;
     }
     if (i == GW_ROUTE_BAD_METHOD) {
-        snprintf(detail, sizeof detail, "method %s not allowed here; allowed: %s",
-                 method, allow);
+        snprintf(detail, sizeof detail,
+                 "method %s not allowed here; allowed: %s", method, allow);
         gw_http_set_allow(h, allow);
         gw_http_respond_error(h, PARLEY_ERR_MALFORMED, 405, detail);
         return;
@@ -258,7 +258,6 @@ void gw_rest_route(gw_http *h, const char *method, const char *path,
         return;
     }
     r.token = bearer;
-    if (strncasecmp(r.token, "Bearer ", 7) == 0)
-        r.token += 7;
+    if (strncasecmp(r.token, "Bearer ", 7) == 0) r.token += 7;
     ((rest_handler)rest_routes[i].handler)(&r);
 }

@@ -21,6 +21,10 @@ static const setting cfg_rows[] = {
      0, "PATH", "unix socket path for gRPC (\"none\" disables)", 0},
     {"db", "PARLEY_DB", SETTING_STR, F(db), PARLEY_DB_DEFAULT, 0, 0, "FILE",
      "SQLite database file (its folder is created)", 0},
+    {"store", "PARLEY_STORE", SETTING_STR, F(store), "", 0, 0, "TARGET",
+     "history store: postgres://USER@HOST/DB (PostgreSQL) or an SQLite "
+     "file; default: the --db file",
+     0},
     {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(jwt_secret), "", 0, 0,
      NULL,
      "HS256 user secret (at least 32 bytes); environment or config file "

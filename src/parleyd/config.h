@@ -11,6 +11,7 @@ typedef struct cfg {
     char listen[256];    /* grpc TCP address; "" or "none": no TCP */
     char unix_path[256]; /* unix socket path; "" or "none": none */
     char db[512];
+    char store[512]; /* store target; "" means the --db file */
     char jwt_secret[512];
     char jwt_secret_file[512];
     char jwt_keys[512];   /* PEM or JWKS public keys of the identity provider */

@@ -288,10 +288,14 @@ int main(int argc, char **argv)
                             "disabled)");
         return 2;
     }
-    if (make_parent(c.db) != 0 ||
+    /* The store: --store (an SQLite file or a postgres:// URI), else the
+     * --db file. The --db folder holds the dev secret either way. */
+    const char *target = c.store[0] ? c.store : c.db;
+    int store_is_file = strstr(target, "://") == NULL;
+    if (make_parent(c.db) != 0 || (store_is_file && make_parent(target) != 0) ||
         (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
-        log_error("config", "cannot create directory for %s: %s", c.db,
-                  strerror(errno));
+        log_error("config", "cannot create directory for %s: %s",
+                  store_is_file ? target : c.db, strerror(errno));
         return 1;
     }
     auth *au = load_auth(&c);
@@ -304,8 +308,10 @@ int main(int argc, char **argv)
 
     store_opts so = {c.max_body, 1};
     store *db = NULL;
-    if (store_open(c.db, &so, &db, err, sizeof err) != PARLEY_OK) {
-        log_error("store", "cannot open %s: %s", c.db, err);
+    if (store_open(target, &so, &db, err, sizeof err) != PARLEY_OK) {
+        /* A URI may hold a password: not echoed. */
+        log_error("store", "cannot open %s: %s",
+                  store_is_file ? target : "the store", err);
         auth_free(au);
         return 1;
     }
@@ -345,7 +351,7 @@ int main(int argc, char **argv)
         log_error("start", "%s", rs ? err : "out of memory");
         goto out;
     }
-    daemon_metrics_init(&dm, reg, c.db);
+    daemon_metrics_init(&dm, reg, store_is_file ? target : c.db);
     char where[700] = "";
     if (!disabled(c.listen)) {
         int tls = *c.tls_cert || *c.tls_key;
@@ -411,16 +417,17 @@ int main(int argc, char **argv)
         log_warn("dev", "development mode: tokens are printed on stdout");
         print_dev_tokens(au);
     }
-    /* The level SQLite really runs with, read back: tests check it. */
+    /* The level the store really runs with, read back: tests check it. */
     static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
     int sync = store_synchronous(db);
-    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where, c.db,
+    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where,
+           store_describe(db),
            sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown",
            metrics_at[0] ? "; metrics on " : "", metrics_at);
     fflush(stdout);
     {
         const char *f[] = {"grpc",    where,
-                           "db",      c.db,
+                           "db",      store_describe(db),
                            "metrics", metrics_at[0] ? metrics_at : "none",
                            NULL};
         log_event(LOG_INFO, "listening", f, "parleyd %s ready", PARLEY_VERSION);

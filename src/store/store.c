@@ -33,7 +33,8 @@ static parley_err store_note_write_outside(store *s, parley_err e)
 
 /* Tried in order; the first that serves the target opens it. */
 static const store_engine *const store_engines[] = {
-    &store_engine_sqlite,
+    &store_engine_pg,
+    &store_engine_sqlite, /* serves every target that is not a URI */
 };
 
 parley_err store_open(const char *target, const store_opts *opts, store **out,
@@ -69,6 +70,7 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
                                                : RULES_BODY_MAX_DEFAULT;
     if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
     s->in_txn = 0;
+    snprintf(s->shown, sizeof s->shown, "%s", target);
     s->write_status = PARLEY_OK;
     *out = s;
     return PARLEY_OK;
@@ -84,6 +86,17 @@ const char *store_last_error(const store *s)
 {
     if (s == NULL) return "no store";
     return s->engine->last_error(s);
+}
+
+const char *store_engine_name(const store *s)
+{
+    return s == NULL ? "none" : s->engine->name;
+}
+
+const char *store_describe(const store *s)
+{
+    if (s == NULL) return "no store";
+    return s->engine->describe ? s->engine->describe(s) : s->shown;
 }
 
 int store_synchronous(store *s)

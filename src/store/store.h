@@ -1,7 +1,8 @@
 /* store.h: the history store, the one interface every storage engine sits
  * behind. Callers see rooms and messages (core/model.h), group commit and
  * paged reads; which engine serves them is chosen at store_open from the
- * target: today SQLite (a file path; store_sqlite.c). An engine implements
+ * target: SQLite for a file path (store_sqlite.c), PostgreSQL for a
+ * postgres:// or postgresql:// URI (store_pg.c). An engine implements
  * store_engine.h; store.c checks every input against the core's rules before
  * an engine sees it, so a refused input never touches storage and every
  * engine refuses the same things.
@@ -34,7 +35,8 @@ typedef struct store_opts {
 } store_opts;
 
 /* Opens (creating if needed) and migrates the database `target` names (for
- * SQLite, a file path), with the engine that serves it.
+ * SQLite, a file path; for PostgreSQL, a libpq URI of an existing database),
+ * with the engine that serves it.
  * PARLEY_ERR_SCHEMA_TOO_NEW if the database was written by a newer parley.
  * On error *out is NULL and errmsg (if given, size errlen) says why. */
 parley_err store_open(const char *target, const store_opts *opts, store **out,
@@ -44,9 +46,15 @@ void store_close(store *s);
 /* The engine's last error text on this handle, for logs. */
 const char *store_last_error(const store *s);
 
+/* The engine's name ("sqlite", "postgres") and the target it serves as it
+ * may be logged (a URI without its password). */
+const char *store_engine_name(const store *s);
+const char *store_describe(const store *s);
+
 /* The durability level the engine runs with now (for SQLite, PRAGMA
- * synchronous read back, not what was asked): STORE_SYNC_*, or -1 if it
- * cannot be read. store_open already refuses a level other than the one
+ * synchronous read back, not what was asked; for PostgreSQL, FULL when a
+ * commit returns after its WAL is flushed: synchronous_commit not off and
+ * the server's fsync on): STORE_SYNC_*, or -1 if it cannot be read. store_open already refuses a level other than the one
  * asked for. */
 enum { STORE_SYNC_OFF = 0, STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
 int store_synchronous(store *s);

@@ -25,10 +25,11 @@ struct store {
     size_t max_body; /* validated body limit (store.c) */
     int in_txn;      /* between store_begin and store_commit / rollback */
     parley_err write_status; /* store_write_status: OK or PARLEY_ERR_IO */
+    char shown[256]; /* the target for logs, when the engine has no describe */
 };
 
 struct store_engine {
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgres" */
     /* 1 if this engine serves target (a path or a URI). */
     int (*serves)(const char *target);
     /* Opens target; *out is the engine's handle, whose `store` member the
@@ -37,6 +38,9 @@ struct store_engine {
                        char *errmsg, size_t errlen);
     void (*close)(store *s);
     const char *(*last_error)(const store *s);
+    /* The target as it may be logged (no password); NULL: the target as
+     * given to open is shown. */
+    const char *(*describe)(const store *s);
     /* The durability level in effect, read back from the engine now:
      * STORE_SYNC_*, or -1 if it cannot be read. */
     int (*synchronous)(store *s);
@@ -76,5 +80,6 @@ struct store_engine {
 
 /* The engines parley is built with. */
 extern const store_engine store_engine_sqlite;
+extern const store_engine store_engine_pg;
 
 #endif
