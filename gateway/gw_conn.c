@@ -30,6 +30,8 @@
  * GW_SWEEP_US and walks the connections once. */
 #include "gw_conn.h"
 
+#include "defaults.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,9 +163,13 @@ int gw_conn_send(gw_conn *c, gw_buf *b)
      * requests before it reads their answers), but by GW_ANSWER_SLACK times
      * it: a client that sends and never reads cannot make the gateway hold
      * its answers without end. */
+    /* (plus one whole History page: a replay asks for the next page only
+     * below half the bound, and a page must always fit) */
     const gw_config *cfg = &c->srv->cfg;
-    if (ring_len(&c->q) >= GW_ANSWER_SLACK * cfg->sendq_frames ||
-        c->q_bytes + b->len > GW_ANSWER_SLACK * cfg->sendq_bytes ||
+    if (ring_len(&c->q) >=
+            GW_ANSWER_SLACK * cfg->sendq_frames + cfg->replay_page ||
+        c->q_bytes + b->len >
+            GW_ANSWER_SLACK * cfg->sendq_bytes + PARLEY_CLIENT_RECV_MAX ||
         ring_push(&c->q, &b) != 0) {
         c->srv->m.drops_slow++;
         gw_conn_close(c, GW_CLOSE_SLOW, 0);
