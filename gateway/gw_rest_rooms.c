@@ -121,25 +121,10 @@ static ProtobufCMessage *body_as(gw_http *h,
     return m;
 }
 
-/* Copies path segment i ('/'-separated, after prefix) of p into out;
- * -1 if it is empty or longer than max. *rest points after it. */
-static int segment(const char *p, char *out, size_t max, const char **rest)
+int gw_rest_user_id(const char *raw, char *out, size_t cap)
 {
-    size_t n = strcspn(p, "/");
-    if (n == 0 || n > max) return -1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    *rest = p + n;
-    return 0;
-}
-
-/* The user id of a path segment, %-decoded (ids may hold any character
- * but '/'). -1 if it is empty, too long or badly escaped. */
-static int user_segment(const char *p, char *out, size_t cap, const char **rest)
-{
-    char raw[3 * RULES_AUTHOR_ID_MAX + 1];
-    if (segment(p, raw, sizeof raw - 1, rest) != 0) return -1;
     size_t o = 0;
+    if (!*raw) return -1;
     for (size_t i = 0; raw[i]; i++) {
         if (o + 1 >= cap) return -1;
         if (raw[i] == '%') {
@@ -158,110 +143,15 @@ static int user_segment(const char *p, char *out, size_t cap, const char **rest)
     return 0;
 }
 
-enum route {
-    R_LIST_ROOMS,
-    R_UPDATE_ROOM,
-    R_DELETE_ROOM,
-    R_LIST_MEMBERS,
-    R_ADD_MEMBER,
-    R_REMOVE_MEMBER,
-    R_MODERATE,
-    R_LIST_ACTIONS,
-    R_MARK_READ,
-    R_ERASE_USER
-};
-
-/* Which route method + path is; -1 none of these (gw_rest.c's then), -2
- * answered (a bad path segment or method). */
-static int match(gw_http *h, const char *method, const char *path, char *room,
-                 char *user)
+void gw_rest_rooms(gw_http *h, gw_rooms_route r, const char *room,
+                   const char *user, const char *body, size_t body_len,
+                   const char *token)
 {
-    const char *p, *rest;
-    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    int patch = !strcmp(method, "PATCH"), del = !strcmp(method, "DELETE");
-
-    if (!strcmp(path, "/v1/rooms") || !strcmp(path, "/v1/rooms/"))
-        return get ? R_LIST_ROOMS : -1; /* POST: CreateRoom, gw_rest.c */
-    if (!strncmp(path, "/v1/users/", 10)) {
-        if (user_segment(path + 10, user, RULES_AUTHOR_ID_MAX + 1, &rest) != 0)
-            goto bad_user;
-        if (strcmp(rest, "/erase") != 0) return -1;
-        if (!post) goto bad_method;
-        return R_ERASE_USER;
-    }
-    if (strncmp(path, "/v1/rooms/", 10) != 0) return -1;
-    if (segment(path + 10, room, RULES_ROOM_MAX, &p) != 0) return -1;
-    if (!*p || !strcmp(p, "/")) {
-        if (patch) return R_UPDATE_ROOM;
-        if (del) return R_DELETE_ROOM;
-        return -1; /* GET: GetRoom, gw_rest.c (405 otherwise) */
-    }
-    if (!strcmp(p, "/members") || !strcmp(p, "/members/")) {
-        if (get) return R_LIST_MEMBERS;
-        if (post) return R_ADD_MEMBER;
-        goto bad_method;
-    }
-    if (!strncmp(p, "/members/", 9)) {
-        if (user_segment(p + 9, user, RULES_AUTHOR_ID_MAX + 1, &rest) != 0 ||
-            (*rest && strcmp(rest, "/") != 0))
-            goto bad_user;
-        if (!del) goto bad_method;
-        return R_REMOVE_MEMBER;
-    }
-    if (!strcmp(p, "/moderation")) {
-        if (!post) goto bad_method;
-        return R_MODERATE;
-    }
-    if (!strcmp(p, "/actions")) {
-        if (!get) goto bad_method;
-        return R_LIST_ACTIONS;
-    }
-    if (!strcmp(p, "/read")) {
-        if (!post) goto bad_method;
-        return R_MARK_READ;
-    }
-    return -1;
-bad_user:
-    gw_http_respond_error(h, PARLEY_ERR_AUTHOR_INVALID, 400,
-                          "the user id in the path is empty, too long or "
-                          "badly escaped");
-    return -2;
-bad_method:
-    gw_http_respond_error(h, PARLEY_ERR_MALFORMED, 405, "method not allowed");
-    return -2;
-}
-
-int gw_rest_rooms_route(gw_http *h, const char *method, const char *path,
-                        const char *body, size_t body_len, const char *bearer)
-{
-    gw_server *s = gw_http_server(h);
-    char room[RULES_ROOM_MAX + 1] = "", user[RULES_AUTHOR_ID_MAX + 1] = "";
-    int r = match(h, method, path, room, user);
-    if (r == -1) return -1;
-    if (r == -2) return 0;
-
-    /* The gateway checks the token itself before any upstream call. */
-    auth_identity who;
-    if (!bearer ||
-        auth_verify(s->auth, bearer, gw_now_s(), &who) != PARLEY_OK) {
-        gw_http_respond_error(h, PARLEY_ERR_UNAUTHENTICATED, 401,
-                              bearer
-                                  ? "token invalid or expired"
-                                  : "Authorization: Bearer <token> required");
-        return 0;
-    }
-    const char *token = bearer;
-    if (strncasecmp(token, "Bearer ", 7) == 0) token += 7;
-    if (*room && rules_room(room) != PARLEY_OK) {
-        gw_http_respond_error(h, rules_room(room), 400, NULL);
-        return 0;
-    }
-
     ProtobufCMessage *m = NULL;
     uint64_t v = 0;
     int q;
     switch (r) {
-    case R_LIST_ROOMS: {
+    case GW_RR_LIST_ROOMS: {
         Parley__V1__ListRoomsRequest req = PARLEY__V1__LIST_ROOMS_REQUEST__INIT;
         char after[RULES_ROOM_MAX + 2], prefix[RULES_ROOM_MAX + 2];
         struct lws *wsi = gw_http_wsi(h);
@@ -269,111 +159,110 @@ int gw_rest_rooms_route(gw_http *h, const char *method, const char *path,
             lws_get_urlarg_by_name(wsi, "after=", after, (int)sizeof after);
         const char *pr =
             lws_get_urlarg_by_name(wsi, "prefix=", prefix, (int)sizeof prefix);
-        if ((q = query_u64(h, "limit=", UINT32_MAX, &v)) < 0) return 0;
+        if ((q = query_u64(h, "limit=", UINT32_MAX, &v)) < 0) return;
         req.after_name = (char *)(a ? a : "");
         req.prefix = (char *)(pr ? pr : "");
         req.limit = q == 0 ? (uint32_t)v : 0;
         rooms_call(
             h, &parley_v1_History_service.methods[PARLEY_V1_HISTORY_LIST_ROOMS],
             &req.base, token);
-        return 0;
+        return;
     }
-    case R_UPDATE_ROOM: {
+    case GW_RR_UPDATE_ROOM: {
         if (!(m = body_as(h, &parley__v1__update_room_request__descriptor, body,
                           body_len)))
-            return 0;
+            return;
         Parley__V1__UpdateRoomRequest *req = (Parley__V1__UpdateRoomRequest *)m;
         char *keep = req->name;
-        req->name = room;
+        req->name = (char *)room;
         rooms_call(h, ROOMS_M(UPDATE_ROOM), m, token);
         req->name = keep;
         break;
     }
-    case R_DELETE_ROOM: {
+    case GW_RR_DELETE_ROOM: {
         Parley__V1__DeleteRoomRequest req =
             PARLEY__V1__DELETE_ROOM_REQUEST__INIT;
-        req.name = room;
+        req.name = (char *)room;
         rooms_call(h, ROOMS_M(DELETE_ROOM), &req.base, token);
-        return 0;
+        return;
     }
-    case R_LIST_MEMBERS: {
+    case GW_RR_LIST_MEMBERS: {
         Parley__V1__ListMembersRequest req =
             PARLEY__V1__LIST_MEMBERS_REQUEST__INIT;
         char after[RULES_AUTHOR_ID_MAX + 2];
         const char *a = lws_get_urlarg_by_name(gw_http_wsi(h), "after=", after,
                                                (int)sizeof after);
-        if ((q = query_u64(h, "limit=", UINT32_MAX, &v)) < 0) return 0;
-        req.room = room;
+        if ((q = query_u64(h, "limit=", UINT32_MAX, &v)) < 0) return;
+        req.room = (char *)room;
         req.after_user_id = (char *)(a ? a : "");
         req.limit = q == 0 ? (uint32_t)v : 0;
         rooms_call(h, ROOMS_M(LIST_MEMBERS), &req.base, token);
-        return 0;
+        return;
     }
-    case R_ADD_MEMBER: {
+    case GW_RR_ADD_MEMBER: {
         if (!(m = body_as(h, &parley__v1__add_member_request__descriptor, body,
                           body_len)))
-            return 0;
+            return;
         Parley__V1__AddMemberRequest *req = (Parley__V1__AddMemberRequest *)m;
         char *keep = req->room;
-        req->room = room;
+        req->room = (char *)room;
         rooms_call(h, ROOMS_M(ADD_MEMBER), m, token);
         req->room = keep;
         break;
     }
-    case R_REMOVE_MEMBER: {
+    case GW_RR_REMOVE_MEMBER: {
         Parley__V1__RemoveMemberRequest req =
             PARLEY__V1__REMOVE_MEMBER_REQUEST__INIT;
-        req.room = room;
-        req.user_id = user;
+        req.room = (char *)room;
+        req.user_id = (char *)user;
         rooms_call(h, ROOMS_M(REMOVE_MEMBER), &req.base, token);
-        return 0;
+        return;
     }
-    case R_MODERATE: {
+    case GW_RR_MODERATE: {
         if (!(m = body_as(h, &parley__v1__moderate_request__descriptor, body,
                           body_len)))
-            return 0;
+            return;
         Parley__V1__ModerateRequest *req = (Parley__V1__ModerateRequest *)m;
         char *keep = req->room;
-        req->room = room;
+        req->room = (char *)room;
         rooms_call(h, ROOMS_M(MODERATE), m, token);
         req->room = keep;
         break;
     }
-    case R_LIST_ACTIONS: {
+    case GW_RR_LIST_ACTIONS: {
         Parley__V1__ListActionsRequest req =
             PARLEY__V1__LIST_ACTIONS_REQUEST__INIT;
         uint64_t after = 0;
-        if ((q = query_u64(h, "after=", UINT64_MAX, &after)) < 0) return 0;
-        if ((q = query_u64(h, "limit=", UINT32_MAX, &v)) < 0) return 0;
-        req.room = room;
+        if ((q = query_u64(h, "after=", UINT64_MAX, &after)) < 0) return;
+        if ((q = query_u64(h, "limit=", UINT32_MAX, &v)) < 0) return;
+        req.room = (char *)room;
         req.after_id = after;
         req.limit = q == 0 ? (uint32_t)v : 0;
         rooms_call(h, ROOMS_M(LIST_ACTIONS), &req.base, token);
-        return 0;
+        return;
     }
-    case R_MARK_READ: {
+    case GW_RR_MARK_READ: {
         if (!(m = body_as(h, &parley__v1__mark_read_request__descriptor, body,
                           body_len)))
-            return 0;
+            return;
         Parley__V1__MarkReadRequest *req = (Parley__V1__MarkReadRequest *)m;
         char *keep = req->room;
-        req->room = room;
+        req->room = (char *)room;
         rooms_call(h, ROOMS_M(MARK_READ), m, token);
         req->room = keep;
         break;
     }
-    case R_ERASE_USER: {
+    case GW_RR_ERASE_USER: {
         if (!(m = body_as(h, &parley__v1__erase_user_request__descriptor, body,
                           body_len)))
-            return 0;
+            return;
         Parley__V1__EraseUserRequest *req = (Parley__V1__EraseUserRequest *)m;
         char *keep = req->user_id;
-        req->user_id = user;
+        req->user_id = (char *)user;
         rooms_call(h, ROOMS_M(ERASE_USER), m, token);
         req->user_id = keep;
         break;
     }
     }
     if (m) protobuf_c_message_free_unpacked(m, NULL);
-    return 0;
 }

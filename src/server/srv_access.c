@@ -14,7 +14,7 @@
 
 access_who srv_who(const auth_identity *who, const char *room)
 {
-    access_who w = {auth_room_role(who, room), 0};
+    access_who w = {auth_room_role(who, room), who->service};
     return w;
 }
 

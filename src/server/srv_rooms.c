@@ -91,13 +91,15 @@ void srv_room_event(srv *s, const parley_action *a, const parley_room *room)
 
 /* ---- shared steps ---- */
 
-/* Authenticates and checks that the caller may moderate room; on failure
- * the call is answered and nonzero returned. actor is the caller as an
- * author with their role in the room. */
-static int rooms_begin(srv *s, rpc_call *c, const char *room,
+/* Authenticates and checks that the caller may moderate room (and, for a
+ * change, that their writes are within their rate, as every write's); on
+ * failure the call is answered and nonzero returned. actor is the caller
+ * as an author with their role in the room. */
+static int rooms_begin(srv *s, rpc_call *c, const char *room, int write,
                        auth_identity *who, parley_author *actor, srv_grant *g)
 {
     if (srv_authenticate(s, c, who)) return -1;
+    if (write && srv_refuse_write(s, c, who)) return -1;
     parley_err e = srv_check(s, who, room, ACCESS_MODERATE, 0, g);
     if (e) {
         srv_fail_check(c, s, e, g);
@@ -179,7 +181,7 @@ static void h_update_room(rpc_call *c, const Parley__V1__UpdateRoomRequest *req,
     auth_identity who;
     parley_author actor;
     srv_grant g;
-    if (rooms_begin(s, c, req->name, &who, &actor, &g)) return;
+    if (rooms_begin(s, c, req->name, 1, &who, &actor, &g)) return;
     parley_room_settings u = {req->title ? req->title->value : NULL,
                               req->topic ? req->topic->value : NULL,
                               (int)req->visibility, (int)req->mode};
@@ -250,7 +252,7 @@ static void h_delete_room(rpc_call *c, const Parley__V1__DeleteRoomRequest *req,
     auth_identity who;
     parley_author actor;
     srv_grant g;
-    if (rooms_begin(s, c, req->name, &who, &actor, &g)) return;
+    if (rooms_begin(s, c, req->name, 1, &who, &actor, &g)) return;
     parley_room before;
     uint64_t n = 0;
     parley_err e = store_room_delete(s->db, req->name, &before, &n);
@@ -288,7 +290,7 @@ static void h_add_member(rpc_call *c, const Parley__V1__AddMemberRequest *req,
     auth_identity who;
     parley_author actor;
     srv_grant g;
-    if (rooms_begin(s, c, req->room, &who, &actor, &g)) return;
+    if (rooms_begin(s, c, req->room, 1, &who, &actor, &g)) return;
     int role = req->role ? (int)req->role : PARLEY_ROLE_PARTICIPANT;
     if (parley_role_name(role) == NULL) {
         rpc_fail(c, PARLEY_ERR_MALFORMED, "role must be a parley.v1.Role");
@@ -349,7 +351,7 @@ static void h_remove_member(rpc_call *c,
     auth_identity who;
     parley_author actor;
     srv_grant g;
-    if (rooms_begin(s, c, req->room, &who, &actor, &g)) return;
+    if (rooms_begin(s, c, req->room, 1, &who, &actor, &g)) return;
     int removed = 0;
     srv_action_copy k;
     parley_err e = store_begin(s->db);
@@ -411,7 +413,7 @@ static void h_list_members(rpc_call *c,
     auth_identity who;
     parley_author actor;
     srv_grant g;
-    if (rooms_begin(s, c, req->room, &who, &actor, &g)) return;
+    if (rooms_begin(s, c, req->room, 0, &who, &actor, &g)) return;
     if (req->limit > PAGE_MAX) {
         rpc_fail(c, PARLEY_ERR_BAD_CURSOR, "limit must be 1..1000");
         return;
@@ -448,7 +450,7 @@ static void h_moderate(rpc_call *c, const Parley__V1__ModerateRequest *req,
     auth_identity who;
     parley_author actor;
     srv_grant g;
-    if (rooms_begin(s, c, req->room, &who, &actor, &g)) return;
+    if (rooms_begin(s, c, req->room, 1, &who, &actor, &g)) return;
     store_sanction kind;
     int active, act_kind;
     switch (req->action) {
@@ -660,6 +662,7 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
     auth_identity who;
     srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
     const char *room = req->room && *req->room ? req->room : NULL;
     parley_err e = rules_user_id(req->user_id);
     if (e) {
