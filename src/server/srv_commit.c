@@ -58,6 +58,7 @@ typedef struct pub_result {
     int duplicate;
     grpc_slice reply; /* PublishResponse or ServerFrame{ack} */
     grpc_slice event; /* ServerFrame{event}, when fanned out */
+    uint64_t rev;     /* the event's */
     int has_event;
 } pub_result;
 
@@ -114,9 +115,11 @@ size_t srv_flush(srv *s)
             r.duplicate = dup ? 1 : 0;
             res[i].reply = rpc_encode(&r.base);
         }
-        if (!dup && hub_has_live(s->hub, m.room)) {
+        /* With a bus every event is encoded: other cores may watch. */
+        if (!dup && (s->bus || hub_has_live(s->hub, m.room))) {
             res[i].event = srv_event_frame(
                 PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
+            res[i].rev = m.rev;
             res[i].has_event = 1;
         }
     }
@@ -142,7 +145,8 @@ size_t srv_flush(srv *s)
                 rpc_stream_send(p->call, res[i].reply);
             else
                 rpc_reply_slice(p->call, res[i].reply);
-            if (res[i].has_event) hub_publish(s->hub, p->room, res[i].event);
+            if (res[i].has_event)
+                srv_deliver(s, p->room, res[i].rev, res[i].event);
         }
         if (res) {
             grpc_slice_unref(res[i].reply); /* no-op when never set */
