@@ -1,9 +1,10 @@
 /* srv_commit.c: group commit. Publishes (unary Stream.Publish and Connect
  * publish frames) collected during one loop iteration are stored in one
- * transaction; only after store_commit returns (fsync'd with
- * synchronous=FULL) are they acked and their events fanned out, in commit
- * order. A publish the store refuses (room not found, bad body, ...) gets its
- * own error and changes nothing; a failing commit fails the whole batch. */
+ * transaction, sorted by room (by_room); only after store_commit returns
+ * (fsync'd with synchronous=FULL) are they acked and their events fanned
+ * out, a room's in commit order. A publish the store refuses (room not
+ * found, bad body, ...) gets its own error and changes nothing; a failing
+ * commit fails the whole batch. */
 #include "srv.h"
 
 #include <assert.h>
@@ -70,18 +71,37 @@ static void answer_error(srv_pending_pub *p, parley_err e, const char *detail)
         rpc_fail(p->call, e, detail);
 }
 
+/* The order a batch is stored in: by room (byte order), then as it
+ * arrived. Each append locks its room's row until the commit (PostgreSQL,
+ * with several cores), so two cores whose batches touch the same rooms
+ * take the locks in the same order and cannot deadlock; within a room the
+ * publishes keep the order they arrived in. */
+static int by_room(const void *a, const void *b, void *ud)
+{
+    const srv_pending_pub *v = ud;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(v[i].room, v[j].room);
+    return c ? c : (i > j) - (i < j);
+}
+
 size_t srv_flush(srv *s)
 {
     size_t n = s->n_batch;
     assert(n <= s->cap_batch);
     if (!n) return 0;
     pub_result *res = calloc(n, sizeof *res);
+    size_t *order = malloc(n * sizeof *order);
+    if (order) {
+        for (size_t i = 0; i < n; i++) order[i] = i;
+        qsort_r(order, n, sizeof *order, by_room, s->batch);
+    }
     int64_t now = clock_wall_ms();
     uint64_t t0 = clock_mono_ns();
     size_t stored = 0, dups = 0;
-    parley_err be = res ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
+    parley_err be = res && order ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
-    for (size_t i = 0; i < n && !failed; i++) {
+    for (size_t k = 0; k < n && !failed; k++) {
+        size_t i = order[k];
         srv_pending_pub *p = &s->batch[i];
         parley_author a = auth_author(&p->who);
         parley_msg m;
@@ -131,7 +151,8 @@ size_t srv_flush(srv *s)
     srv_metrics_commit(s->metrics, n, stored, dups, failed,
                        clock_mono_ns() - t0);
     /* From here on the batch is committed (or wholly failed): answers and
-     * events go out in commit order, never before. */
+     * events go out in arrival order (a room's in commit order), never
+     * before. */
     assert(s->n_batch == n); /* nothing joined the batch meanwhile */
 
     for (size_t i = 0; i < n; i++) {
@@ -157,6 +178,7 @@ size_t srv_flush(srv *s)
         free(p->room);
     }
     free(res);
+    free(order);
     s->n_batch = 0;
     return n;
 }
