@@ -19,6 +19,11 @@ static const setting gw_config_rows[] = {
      "parleyd gRPC addresses, comma-separated; each call uses the first "
      "connected one",
      0},
+    {"upstream-links", "PARLEY_GW_UPSTREAM_LINKS", SETTING_INT,
+     F(upstream_links), "4", 1, 256, "N",
+     "shared Stream.Connect streams to the core that carry every room and "
+     "publish (a room's name picks one)",
+     0},
     {"static", "PARLEY_GW_STATIC", SETTING_STR, F(static_dir), "web/dist", 0, 0,
      "DIR", "files served for GET / and other non-API paths", 0},
     {"jwt-secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR,

@@ -5,8 +5,7 @@
  * answers can come later from upstream. Also checks every WebSocket upgrade
  * before lws accepts it: path /v1/stream, a parley subprotocol offered (else
  * 400), the Origin allow-list (else 403) and the connection limit (else
- * 503). And it runs upstream completions when the grpc thread wakes the lws
- * thread.
+ * 503).
  *
  * CORS. One allow-list (--origin, plus the gateway's own origin) decides
  * both who may open a WebSocket and which other origins may use HTTP:
@@ -60,7 +59,7 @@ struct gw_http {
     char *bearer;
     char origin[GW_ORIGIN_MAX]; /* the Origin header, "" when none */
     gw_origin_verdict verdict;
-    int preflight;              /* OPTIONS + Origin + A-C-Request-Method */
+    int preflight; /* OPTIONS + Origin + A-C-Request-Method */
     /* the answer */
     int have_resp;
     int headers_sent;
@@ -103,8 +102,7 @@ void gw_http_respond(gw_http *h, int status, const char *ctype,
         len = 0;
         status = 500;
         h->resp = malloc(LWS_PRE + 1);
-        if (!h->resp)
-            return;
+        if (!h->resp) return;
     } else if (len) {
         memcpy(h->resp + LWS_PRE, body, len);
     }
@@ -123,8 +121,7 @@ void gw_http_respond_error(gw_http *h, parley_err e, int status,
                           detail && *detail ? detail : parley_err_text(e));
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (!status)
-        status = parley_err_http_status(e);
+    if (!status) status = parley_err_http_status(e);
     gw_http_respond(h, status, "application/json", s ? s : "{}",
                     s ? strlen(s) : 2);
     free(s);
@@ -153,8 +150,7 @@ static void respond_json_error_name(gw_http *h, int status, const char *code,
 static int origin_printable(const char *o)
 {
     for (; *o; o++)
-        if (*o < 0x21 || *o > 0x7e)
-            return 0;
+        if (*o < 0x21 || *o > 0x7e) return 0;
     return 1;
 }
 
@@ -164,8 +160,7 @@ static void read_origin(gw_http *h, struct lws *wsi)
     h->origin[0] = '\0';
     h->verdict = GW_ORIGIN_NONE;
     h->preflight = 0;
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
-        return;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0) return;
     if (lws_hdr_copy(wsi, h->origin, sizeof h->origin, WSI_TOKEN_ORIGIN) < 0 ||
         !origin_printable(h->origin)) {
         h->origin[0] = '\0'; /* refused, and never echoed */
@@ -174,9 +169,9 @@ static void read_origin(gw_http *h, struct lws *wsi)
         h->verdict = origin_allowed(h->srv, wsi, h->origin) ? GW_ORIGIN_ALLOWED
                                                             : GW_ORIGIN_REFUSED;
     }
-    h->preflight = strcmp(h->method, "OPTIONS") == 0 &&
-                   lws_hdr_custom_length(wsi, "access-control-request-method:",
-                                         30) > 0;
+    h->preflight =
+        strcmp(h->method, "OPTIONS") == 0 &&
+        lws_hdr_custom_length(wsi, "access-control-request-method:", 30) > 0;
 }
 
 static int add_header(struct lws *wsi, const char *name, const char *value,
@@ -195,7 +190,8 @@ static int add_cors_headers(gw_http *h, unsigned char **p, unsigned char *end)
 {
     struct lws *wsi = h->wsi;
     if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_VARY,
-                                     (const unsigned char *)"Origin", 6, p, end))
+                                     (const unsigned char *)"Origin", 6, p,
+                                     end))
         return -1;
     if (h->verdict == GW_ORIGIN_NONE || !h->origin[0] ||
         (h->verdict == GW_ORIGIN_REFUSED && h->preflight))
@@ -204,10 +200,11 @@ static int add_cors_headers(gw_http *h, unsigned char **p, unsigned char *end)
             wsi, WSI_TOKEN_HTTP_ACCESS_CONTROL_ALLOW_ORIGIN,
             (const unsigned char *)h->origin, (int)strlen(h->origin), p, end))
         return -1;
-    if (h->verdict != GW_ORIGIN_ALLOWED || !h->preflight)
-        return 0;
-    if (add_header(wsi, "access-control-allow-methods:", GW_CORS_METHODS, p, end) ||
-        add_header(wsi, "access-control-allow-headers:", GW_CORS_HEADERS, p, end) ||
+    if (h->verdict != GW_ORIGIN_ALLOWED || !h->preflight) return 0;
+    if (add_header(wsi, "access-control-allow-methods:", GW_CORS_METHODS, p,
+                   end) ||
+        add_header(wsi, "access-control-allow-headers:", GW_CORS_HEADERS, p,
+                   end) ||
         add_header(wsi, "access-control-max-age:", GW_CORS_MAX_AGE, p, end))
         return -1;
     return 0;
@@ -238,7 +235,9 @@ static int cors_gate(gw_http *h)
 
 static const char *mime_of(const char *path)
 {
-    static const struct { const char *ext, *mime; } t[] = {
+    static const struct {
+        const char *ext, *mime;
+    } t[] = {
         {".html", "text/html; charset=utf-8"},
         {".js", "text/javascript; charset=utf-8"},
         {".mjs", "text/javascript; charset=utf-8"},
@@ -253,8 +252,7 @@ static const char *mime_of(const char *path)
     };
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < sizeof t / sizeof t[0]; i++)
-        if (strcmp(dot, t[i].ext) == 0)
-            return t[i].mime;
+        if (strcmp(dot, t[i].ext) == 0) return t[i].mime;
     return "application/octet-stream";
 }
 
@@ -279,12 +277,10 @@ static int serve_static(gw_http *h, const char *path)
     }
     /* lws writes the status line and its own headers; ours go along. */
     unsigned char extra[GW_ORIGIN_MAX + 128], *p = extra;
-    if (add_cors_headers(h, &p, extra + sizeof extra))
-        return -1;
+    if (add_cors_headers(h, &p, extra + sizeof extra)) return -1;
     int n = lws_serve_http_file(h->wsi, file, mime_of(file),
                                 (const char *)extra, (int)(p - extra));
-    if (n < 0 || (n > 0 && lws_http_transaction_completed(h->wsi)))
-        return -1;
+    if (n < 0 || (n > 0 && lws_http_transaction_completed(h->wsi))) return -1;
     return 0;
 }
 
@@ -327,7 +323,8 @@ static void dev_token(gw_http *h)
     json_decref(j);
     memset(tok, 0, strlen(tok));
     free(tok);
-    gw_http_respond(h, 200, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    gw_http_respond(h, 200, "application/json", s ? s : "{}",
+                    s ? strlen(s) : 2);
     free(s);
 }
 
@@ -336,8 +333,7 @@ static int dispatch(gw_http *h)
     gw_server *s = h->srv;
     const char *p = h->path;
     s->m.http_requests++;
-    if (cors_gate(h))
-        return 0;
+    if (cors_gate(h)) return 0;
     if (h->body_too_big) {
         respond_json_error_name(h, 413, "RESOURCE_EXHAUSTED", "body too large");
         return 0;
@@ -370,8 +366,8 @@ static int dispatch(gw_http *h)
         return 0;
     }
     if (strncmp(p, "/v1/", 4) == 0 || strcmp(p, "/v1") == 0) {
-        if (gw_rest_route(h, h->method, p, h->body ? h->body : "",
-                          h->body_len, h->bearer) != 0)
+        if (gw_rest_route(h, h->method, p, h->body ? h->body : "", h->body_len,
+                          h->bearer) != 0)
             respond_json_error_name(h, 404, "NOT_FOUND", "no such route");
         return 0;
     }
@@ -389,24 +385,20 @@ static int origin_allowed(gw_server *s, struct lws *wsi, const char *origin)
     char host[256], own[300];
     if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
         snprintf(own, sizeof own, "http://%s", host);
-        if (strcasecmp(origin, own) == 0)
-            return 1;
+        if (strcasecmp(origin, own) == 0) return 1;
     }
     snprintf(own, sizeof own, "http://%s:%d", s->cfg.listen_host,
              s->cfg.listen_port);
-    if (strcasecmp(origin, own) == 0)
-        return 1;
+    if (strcasecmp(origin, own) == 0) return 1;
     for (int i = 0; i < s->cfg.n_origins; i++)
-        if (fnmatch(s->cfg.origins[i], origin, FNM_CASEFOLD) == 0)
-            return 1;
+        if (fnmatch(s->cfg.origins[i], origin, FNM_CASEFOLD) == 0) return 1;
     return 0;
 }
 
 static int offers_parley_protocol(struct lws *wsi)
 {
     char list[256];
-    if (lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) <= 0)
-        return 0;
+    if (lws_hdr_copy(wsi, list, sizeof list, WSI_TOKEN_PROTOCOL) <= 0) return 0;
     for (char *save = NULL, *t = strtok_r(list, ", ", &save); t;
          t = strtok_r(NULL, ", ", &save))
         if (strcmp(t, GW_PROTO_BIN) == 0 || strcmp(t, GW_PROTO_JSON) == 0)
@@ -419,7 +411,7 @@ static int offers_parley_protocol(struct lws *wsi)
 static int refuse(struct lws *wsi, int status, const char *why)
 {
     unsigned char buf[LWS_PRE + 512];
-    const char *text = status == 400 ? "Bad Request"
+    const char *text = status == 400   ? "Bad Request"
                        : status == 403 ? "Forbidden"
                        : status == 404 ? "Not Found"
                                        : "Service Unavailable";
@@ -427,8 +419,7 @@ static int refuse(struct lws *wsi, int status, const char *why)
                      "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
                      "content-length: %zu\r\nconnection: close\r\n\r\n%s\n",
                      status, text, strlen(why) + 1, why);
-    if (n <= 0 || n >= (int)(sizeof buf - LWS_PRE))
-        return -1;
+    if (n <= 0 || n >= (int)(sizeof buf - LWS_PRE)) return -1;
     if (lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS) < n)
         return -1;
     return 1;
@@ -441,8 +432,8 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
         strcmp(uri, "/v1/stream") != 0)
         return refuse(wsi, 404, "no WebSocket here; use /v1/stream");
     if (!offers_parley_protocol(wsi))
-        return refuse(wsi, 400, "offer subprotocol " GW_PROTO_BIN " or "
-                                GW_PROTO_JSON);
+        return refuse(wsi, 400,
+                      "offer subprotocol " GW_PROTO_BIN " or " GW_PROTO_JSON);
     /* An Origin too long to read is refused like any unknown one. */
     if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
         (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0 ||
@@ -450,7 +441,7 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
         s->m.refused_origin++;
         return refuse(wsi, 403, "origin not in the --origin allow-list");
     }
-    if (s->shutting_down || (int)s->n_conns >= s->cfg.max_conns) {
+    if (s->shutting_down || (int)gw_conn_count(s) >= s->cfg.max_conns) {
         s->m.refused_full++;
         return refuse(wsi, 503, "too many connections");
     }
@@ -459,10 +450,13 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
 
 /* ---- the protocol callback ---- */
 
-static const struct { enum lws_token_indexes tok; const char *name; } methods[] = {
-    {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
-    {WSI_TOKEN_PATCH_URI, "PATCH"},   {WSI_TOKEN_DELETE_URI, "DELETE"},
-    {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+static const struct {
+    enum lws_token_indexes tok;
+    const char *name;
+} methods[] = {
+    {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_DELETE_URI, "DELETE"},
+    {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
     {WSI_TOKEN_HEAD_URI, "HEAD"},
 };
 
@@ -473,21 +467,14 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     gw_server *s = gw_server_of(wsi);
 
     switch (reason) {
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        gw_up_drain(s);
-        return 0;
-
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return confirm_upgrade(s, wsi);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return confirm_upgrade(s, wsi);
 
     case LWS_CALLBACK_HTTP: {
-        if (!h)
-            return -1;
+        if (!h) return -1;
         if (!h->h) {
             h->wsi = wsi;
             h->srv = s;
-            if (!(h->h = gw_handle_new(h)))
-                return -1;
+            if (!(h->h = gw_handle_new(h))) return -1;
         }
         http_reset(h);
         snprintf(h->path, sizeof h->path, "%s", (const char *)in);
@@ -502,17 +489,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
         if (alen > 0) {
             h->bearer = malloc((size_t)alen + 1);
-            if (!h->bearer ||
-                lws_hdr_copy(wsi, h->bearer, alen + 1,
-                             WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            if (!h->bearer || lws_hdr_copy(wsi, h->bearer, alen + 1,
+                                           WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
                 return -1;
         }
         char cl[32];
         long long clen = 0;
         if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
             clen = atoll(cl);
-        if (clen > 0)
-            return 0; /* wait for the body */
+        if (clen > 0) return 0; /* wait for the body */
         return dispatch(h);
     }
 
@@ -523,8 +508,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         {
             char *nb = realloc(h->body, h->body_len + len + 1);
-            if (!nb)
-                return -1;
+            if (!nb) return -1;
             h->body = nb;
             if (len) /* an empty body comes as (NULL, 0) */
                 memcpy(h->body + h->body_len, in, len);
@@ -533,21 +517,19 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
 
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return dispatch(h);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return dispatch(h);
 
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        if (!h || !h->have_resp)
-            return 0;
+        if (!h || !h->have_resp) return 0;
         if (!h->headers_sent) {
             unsigned char hb[LWS_PRE + 1024];
             unsigned char *start = hb + LWS_PRE, *p = start,
                           *end = hb + sizeof hb - 1;
             if (lws_add_http_common_headers(wsi, (unsigned)h->status, h->ctype,
                                             h->resp_len, &p, end) ||
-                lws_add_http_header_by_token(
-                    wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                    (const unsigned char *)"no-store", 8, &p, end) ||
+                lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                             (const unsigned char *)"no-store",
+                                             8, &p, end) ||
                 add_cors_headers(h, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;
@@ -561,8 +543,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         }
         http_reset(h);
-        if (lws_http_transaction_completed(wsi))
-            return -1;
+        if (lws_http_transaction_completed(wsi)) return -1;
         return 0;
     }
 
@@ -576,12 +557,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         }
         return 0;
 
-    default:
-        break;
+    default: break;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
 const struct lws_protocols gw_http_protocol = {
-    "http", http_callback, sizeof(gw_http), 0, 0, NULL, 0
-};
+    "http", http_callback, sizeof(gw_http), 0, 0, NULL, 0};

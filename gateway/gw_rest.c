@@ -26,27 +26,25 @@ typedef struct rest_ctx {
     const char *unwrap; /* answer with this field of the response, or NULL */
 } rest_ctx;
 
-static void rest_done(gw_server *s, void *ud, parley_err e,
-                      const char *detail, int unavailable,
-                      ProtobufCMessage *resp)
+static void rest_done(gw_server *s, void *ud, parley_err e, const char *detail,
+                      int unavailable, ProtobufCMessage *resp)
 {
     rest_ctx *rc = ud;
     gw_http *h = rc->http->p;
     (void)s;
     if (h) {
         if (e != PARLEY_OK) {
-            gw_http_respond_error(h, unavailable ? PARLEY_ERR_INTERNAL : e,
-                                  unavailable ? 503 : 0,
-                                  unavailable ? "upstream core unavailable"
-                                              : detail);
+            gw_http_respond_error(
+                h, unavailable ? PARLEY_ERR_INTERNAL : e, unavailable ? 503 : 0,
+                unavailable ? "upstream core unavailable" : detail);
         } else {
             const ProtobufCMessage *out = resp;
             if (rc->unwrap) {
                 const ProtobufCFieldDescriptor *f =
                     protobuf_c_message_descriptor_get_field_by_name(
                         resp->descriptor, rc->unwrap);
-                out = f ? *(ProtobufCMessage **)((char *)resp + f->offset)
-                        : NULL;
+                out =
+                    f ? *(ProtobufCMessage **)((char *)resp + f->offset) : NULL;
             }
             size_t len = 0;
             char *txt = out ? gw_json_encode(out, &len) : NULL;
@@ -58,8 +56,7 @@ static void rest_done(gw_server *s, void *ud, parley_err e,
             free(txt);
         }
     }
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
     gw_handle_unref(rc->http);
     free(rc);
 }
@@ -89,19 +86,17 @@ static void call(gw_http *h, int method, const ProtobufCMessage *req,
 static int parse_u64(const char *s, uint64_t *out)
 {
     char *end;
-    if (!s || !*s || *s < '0' || *s > '9')
-        return -1;
+    if (!s || !*s || *s < '0' || *s > '9') return -1;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
+    if (errno || *end) return -1;
     *out = v;
     return 0;
 }
 
 /* The value of query arg name ("after="), or NULL. */
-static const char *arg(gw_http *h, struct lws *wsi, const char *name,
-                       char *buf, int len)
+static const char *arg(gw_http *h, struct lws *wsi, const char *name, char *buf,
+                       int len)
 {
     (void)h;
     return lws_get_urlarg_by_name(wsi, name, buf, len);
@@ -130,7 +125,8 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
         p += n;
         if (!*p) {
             kind = 1;
-        } else if (strcmp(p, "/messages") == 0 || strcmp(p, "/messages/") == 0) {
+        } else if (strcmp(p, "/messages") == 0 ||
+                   strcmp(p, "/messages/") == 0) {
             kind = 2;
         } else if (strncmp(p, "/messages/", 10) == 0) {
             snprintf(rest, sizeof rest, "%s", p + 10);
@@ -148,11 +144,12 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
     }
 
     /* Which methods each route takes. */
-    int ok = (kind == 0 && !strcmp(method, "POST")) ||
-             (kind == 1 && !strcmp(method, "GET")) ||
-             (kind == 2 && !strcmp(method, "GET")) ||
-             (kind == 3 && (!strcmp(method, "GET") || !strcmp(method, "PATCH") ||
-                            !strcmp(method, "DELETE")));
+    int ok =
+        (kind == 0 && !strcmp(method, "POST")) ||
+        (kind == 1 && !strcmp(method, "GET")) ||
+        (kind == 2 && !strcmp(method, "GET")) ||
+        (kind == 3 && (!strcmp(method, "GET") || !strcmp(method, "PATCH") ||
+                       !strcmp(method, "DELETE")));
     if (!ok) {
         gw_http_respond_error(h, PARLEY_ERR_MALFORMED, 405,
                               "method not allowed");
@@ -161,15 +158,16 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
 
     /* The gateway checks the token itself before any upstream call. */
     auth_identity who;
-    if (!bearer || auth_verify(s->auth, bearer, gw_now_s(), &who) != PARLEY_OK) {
+    if (!bearer ||
+        auth_verify(s->auth, bearer, gw_now_s(), &who) != PARLEY_OK) {
         gw_http_respond_error(h, PARLEY_ERR_UNAUTHENTICATED, 401,
-                              bearer ? "token invalid or expired"
-                                     : "Authorization: Bearer <token> required");
+                              bearer
+                                  ? "token invalid or expired"
+                                  : "Authorization: Bearer <token> required");
         return 0;
     }
     const char *token = bearer;
-    if (strncasecmp(token, "Bearer ", 7) == 0)
-        token += 7;
+    if (strncasecmp(token, "Bearer ", 7) == 0) token += 7;
 
     if (kind != 0) {
         parley_err e = rules_room(room);
@@ -183,8 +181,9 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
     switch (kind) {
     case 0: {
         ProtobufCMessage *m = NULL;
-        parley_err e = gw_json_decode(&parley__v1__create_room_request__descriptor,
-                                      body, body_len, &m, detail, sizeof detail);
+        parley_err e =
+            gw_json_decode(&parley__v1__create_room_request__descriptor, body,
+                           body_len, &m, detail, sizeof detail);
         if (e != PARLEY_OK) {
             gw_http_respond_error(h, e, 400, detail);
             return 0;
@@ -220,7 +219,8 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
                                       "after must be a decimal rev");
                 return 0;
             }
-            req.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+            req.cursor_case =
+                PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
             req.after_rev = v;
         } else if (before) {
             if (parse_u64(before, &v) < 0) {
@@ -228,7 +228,8 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
                                       "before must be a decimal seq");
                 return 0;
             }
-            req.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_BEFORE_SEQ;
+            req.cursor_case =
+                PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_BEFORE_SEQ;
             req.before_seq = v;
         }
         if (limit) {
@@ -258,9 +259,9 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
                  "message");
         } else {
             ProtobufCMessage *m = NULL;
-            parley_err e = gw_json_decode(
-                &parley__v1__edit_message_request__descriptor, body, body_len,
-                &m, detail, sizeof detail);
+            parley_err e =
+                gw_json_decode(&parley__v1__edit_message_request__descriptor,
+                               body, body_len, &m, detail, sizeof detail);
             if (e != PARLEY_OK) {
                 gw_http_respond_error(h, e, 400, detail);
                 return 0;

@@ -165,6 +165,7 @@ struct rpc_call {
     int fin_has_md, fin_has_detail;
     rpc_stream_cbs cbs;
     void *cb_ud;
+    rpc_merge_fn merge;   /* NULL: one frame per send */
     list_node link;       /* rs->calls */
     list_node ready_link; /* rs->ready */
 };
@@ -565,13 +566,35 @@ static void on_send_op(rpc_op *op, int ok)
     rpc_call_unref(c);
 }
 
-/* Starts a SEND_MESSAGE batch with the oldest queued frame, if none is in
- * flight or held. */
+/* The next message to send: the oldest queued frame, or with a merge
+ * function every frame queued (within the RPC_MERGE_MAX_* bounds) as one. */
+static int pop_message(rpc_call *c, grpc_slice *out)
+{
+    if (ring_pop(&c->sendq, out) != 0) return -1;
+    if (!c->merge || ring_len(&c->sendq) == 0) return 0;
+    grpc_slice frames[RPC_MERGE_MAX_FRAMES];
+    size_t n = 1, bytes = GRPC_SLICE_LENGTH(*out);
+    frames[0] = *out;
+    while (n < RPC_MERGE_MAX_FRAMES) {
+        grpc_slice *next = ring_at(&c->sendq, 0);
+        if (!next || bytes + GRPC_SLICE_LENGTH(*next) > RPC_MERGE_MAX_BYTES)
+            break;
+        bytes += GRPC_SLICE_LENGTH(*next);
+        ring_pop(&c->sendq, &frames[n++]);
+    }
+    if (n == 1) return 0;
+    *out = c->merge(frames, n);
+    for (size_t i = 0; i < n; i++) grpc_slice_unref(frames[i]);
+    return 0;
+}
+
+/* Starts a SEND_MESSAGE batch with the oldest queued frame(s), if none is
+ * in flight or held. */
 static void kick_send(rpc_call *c)
 {
     if (c->send != RPC_SEND_IDLE || c->state == RPC_CALL_CLOSED) return;
     grpc_slice s;
-    if (ring_pop(&c->sendq, &s) != 0) return;
+    if (pop_message(c, &s) != 0) return;
     c->send_buf = bb_from_slice(s);
     grpc_slice_unref(s);
     grpc_op ops[2];
@@ -625,6 +648,8 @@ size_t rpc_stream_low_water(const rpc_call *c)
     size_t lw = c->rs->opts.max_queue / 4;
     return lw ? lw : 1;
 }
+
+void rpc_stream_set_merge(rpc_call *c, rpc_merge_fn merge) { c->merge = merge; }
 
 void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs, void *ud)
 {

@@ -140,6 +140,17 @@ size_t rpc_stream_queued(const rpc_call *c);
 /* How many more frames the queue takes before the call is cut. */
 size_t rpc_stream_room(const rpc_call *c);
 size_t rpc_stream_low_water(const rpc_call *c);
+/* Merges frames[0..n) (n >= 2, the oldest queued) into one encoded
+ * message holding them all, in order; the format is the caller's (parley:
+ * ServerFrame{batch}). */
+typedef grpc_slice (*rpc_merge_fn)(const grpc_slice *frames, size_t n);
+/* With merge set, each send takes every frame queued behind it (up to
+ * RPC_MERGE_MAX_FRAMES and RPC_MERGE_MAX_BYTES) as one message, so a burst
+ * costs one grpc send instead of one per frame; NULL sends frame by frame
+ * (the default). The queue bound still counts frames. */
+void rpc_stream_set_merge(rpc_call *c, rpc_merge_fn merge);
+#define RPC_MERGE_MAX_FRAMES 512
+#define RPC_MERGE_MAX_BYTES (256 * 1024)
 /* Ends the stream with a status once what is queued has been sent.
  * e = PARLEY_OK finishes with OK. */
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail);

@@ -1,7 +1,15 @@
 /* srv_stream.c: the Stream service. Publish (unary) joins the group commit.
  * Connect is one session: subscriptions with replay then live, publishes
  * acked after commit, pings, and an Authenticate frame answered like the
- * WebSocket gateway does.
+ * WebSocket gateway does. A stream may carry many users (the gateway's
+ * shared stream): a frame with user_token acts as that token's user.
+ *
+ * Batches (SessionOptions.batch): once a client turned them on, the send
+ * queue hands every frame waiting behind the one in flight to
+ * merge_frames, which wraps them, still encoded, into one
+ * ServerFrame{batch}; the receiver handles them in the same order. A
+ * ClientFrame{batch} is handled frame by frame exactly as if each had come
+ * alone.
  *
  * Replay then live without gap or duplicate: a new subscription starts
  * "replaying": it is in the hub but skipped by fan-out, and reads the store
@@ -36,6 +44,7 @@ struct srv_conn {
     list subs;           /* srv_subscription.link, at most one per room */
     size_t pending_pubs; /* publishes enqueued and not yet answered */
     int closed, half_closed;
+    int batch;      /* SessionOptions.batch: merged sends */
     list_node link; /* srv.conns while the stream is open */
 };
 
@@ -250,6 +259,37 @@ static void on_authenticate(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
+/* rpc_merge_fn: frames (each an encoded ServerFrame) as one encoded
+ * ServerFrame{batch{frames}}, the frames' bytes copied, not re-encoded. */
+static grpc_slice merge_frames(const grpc_slice *frames, size_t n)
+{
+    static uint32_t f_batch, f_frames;
+    if (!f_batch) {
+        f_batch =
+            rpc_wire_field(&parley__v1__server_frame__descriptor, "batch");
+        f_frames =
+            rpc_wire_field(&parley__v1__server_batch__descriptor, "frames");
+    }
+    return rpc_wire_merge(frames, n, f_batch, f_frames);
+}
+
+static void on_options(srv_conn *cn, uint64_t rid,
+                       const Parley__V1__SessionOptions *o)
+{
+    cn->batch = o->batch ? 1 : 0;
+    rpc_stream_set_merge(cn->call, cn->batch ? merge_frames : NULL);
+    Parley__V1__SessionOptions on = PARLEY__V1__SESSION_OPTIONS__INIT;
+    on.batch = cn->batch;
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_OPTIONS;
+    f.options = &on;
+    send_frame(cn->call, &f);
+}
+
+static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
+                     int in_batch);
+
 static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
 {
     srv_conn *cn = ud;
@@ -258,8 +298,23 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
                        "frame is not a valid parley.v1.ClientFrame", 0);
         return;
     }
-    const Parley__V1__ClientFrame *f = (const Parley__V1__ClientFrame *)msg;
+    on_frame(cn, (const Parley__V1__ClientFrame *)msg, 0);
+}
+
+/* One client frame, alone or out of a batch. */
+static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
+                     int in_batch)
+{
+    rpc_call *c = cn->call;
     uint64_t rid = f->request_id;
+    auth_identity who = cn->who;
+    if (f->user_token && *f->user_token &&
+        auth_verify(cn->s->au, f->user_token, clock_wall_ms() / 1000, &who) !=
+            PARLEY_OK) {
+        srv_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
+                       "user_token invalid, expired or badly signed", 0);
+        return;
+    }
     switch (f->kind_case) {
     case PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE:
         on_subscribe(cn, rid, f->subscribe);
@@ -269,7 +324,7 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH: {
         parley_err e =
-            srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &cn->who, f->publish);
+            srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &who, f->publish);
         if (e)
             srv_send_error(c, rid, e, parley_err_text(e), 0);
         else
@@ -288,6 +343,18 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
     }
     case PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE:
         on_authenticate(cn, rid, f->authenticate);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS:
+        on_options(cn, rid, f->options);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_BATCH:
+        if (in_batch) {
+            srv_send_error(c, rid, PARLEY_ERR_MALFORMED, "batches do not nest",
+                           0);
+            break;
+        }
+        for (size_t i = 0; i < f->batch->n_frames && !rpc_call_is_done(c); i++)
+            on_frame(cn, f->batch->frames[i], 1);
         break;
     default:
         srv_send_error(c, rid, PARLEY_ERR_MALFORMED,

@@ -681,6 +681,204 @@ static void test_replay_races_publishes(void) {
     grpc_channel_destroy(ch);
 }
 
+/* ---------- batches and shared streams ---------- */
+
+/* Frames read from a stream with batches on: a ServerFrame{batch} is
+ * flattened into its frames, in order; the outer messages are kept to be
+ * freed at the end. */
+typedef struct flat_reader {
+    tc_stream *st;
+    Parley__V1__ServerFrame *outer[4096];
+    size_t n_outer;
+    Parley__V1__ServerFrame **q;
+    size_t q_head, q_len, q_cap;
+    size_t batches, batched_frames; /* how many came inside a batch */
+} flat_reader;
+
+static Parley__V1__ServerFrame *flat_next(flat_reader *r, int ms) {
+    while (r->q_head == r->q_len) {
+        Parley__V1__ServerFrame *f = recv_frame(r->st, ms);
+        if (!f) return NULL;
+        CU_ASSERT_FATAL(r->n_outer < 4096);
+        r->outer[r->n_outer++] = f;
+        size_t n = f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH
+                       ? f->batch->n_frames
+                       : 1;
+        if (r->q_len + n > r->q_cap) {
+            r->q_cap = (r->q_len + n) * 2;
+            r->q = realloc(r->q, r->q_cap * sizeof *r->q);
+        }
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH) {
+            r->batches++;
+            r->batched_frames += n;
+            for (size_t i = 0; i < n; i++) {
+                /* never nested */
+                CU_ASSERT_NOT_EQUAL(f->batch->frames[i]->kind_case,
+                                    PARLEY__V1__SERVER_FRAME__KIND_BATCH);
+                r->q[r->q_len++] = f->batch->frames[i];
+            }
+        } else {
+            r->q[r->q_len++] = f;
+        }
+    }
+    return r->q[r->q_head++];
+}
+
+static void flat_free(flat_reader *r) {
+    for (size_t i = 0; i < r->n_outer; i++) free_frame(r->outer[i]);
+    free(r->q);
+}
+
+static int send_options(tc_stream *st, uint64_t rid, int batch) {
+    Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
+    o.batch = batch;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
+    f.options = &o;
+    return tc_stream_send(st, &f.base);
+}
+
+/* With SessionOptions.batch the server sends what queues up behind one
+ * send as ServerFrame{batch}; a replay of 2,000 events racing live
+ * publishes still arrives as every rev once, in order, replay flags right,
+ * Subscribed at the boundary. */
+static void test_batches_replay_then_live(void) {
+    enum { BACKLOG = 2000, LIVE = 300 };
+    create_room("c-batch");
+    CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-batch", "old",
+                                              BACKLOG, 256, "backlog"),
+                          BACKLOG);
+    grpc_channel *ch = tc_channel(g_srv.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_options(st, 1, 1), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_OPTIONS);
+    CU_ASSERT_EQUAL(f->request_id, 1);
+    CU_ASSERT_TRUE(f->options->batch);
+    free_frame(f);
+    CU_ASSERT_EQUAL(send_subscribe(st, 2, "c-batch", 0), 0);
+    /* live publishes from another stream while the replay runs */
+    tc_stream *pub = tc_stream_open(g_ch, S("Connect"), t_quinn);
+    for (int i = 0; i < LIVE; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "live-%d", i);
+        CU_ASSERT_EQUAL(send_publish(pub, (uint64_t)i + 1, "c-batch", id, "live"),
+                        0);
+    }
+    flat_reader r = {.st = st};
+    uint64_t next = 1;
+    int subscribed = 0, bad_order = 0, bad_flag = 0;
+    while (next <= BACKLOG + LIVE) {
+        Parley__V1__ServerFrame *g = flat_next(&r, 20000);
+        if (!g) break;
+        if (g->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
+            subscribed++;
+            CU_ASSERT_EQUAL(g->request_id, 2);
+            if (g->subscribed->room->head_rev != next - 1) bad_order++;
+        } else if (g->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            if (g->event->message->rev != next) bad_order++;
+            if ((int)g->event->replay != !subscribed) bad_flag++;
+            next = g->event->message->rev + 1;
+        }
+    }
+    CU_ASSERT_EQUAL(subscribed, 1);
+    CU_ASSERT_EQUAL(bad_order, 0);
+    CU_ASSERT_EQUAL(bad_flag, 0);
+    CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
+    /* the replay pages went out merged, far fewer messages than frames */
+    CU_ASSERT_TRUE(r.batches > 0);
+    CU_ASSERT_TRUE(r.batched_frames > r.batches * 4);
+    fprintf(stderr, "  %zu frames came in %zu batches\n", r.batched_frames,
+            r.batches);
+    flat_free(&r);
+    tc_stream_free(pub);
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+}
+
+/* A stream that carries many users: each publish with user_token is stored
+ * as that token's user; a token that does not verify is refused and stores
+ * nothing; a ClientFrame{batch} is handled frame by frame, in order. */
+static void test_shared_stream_user_token(void) {
+    create_room("c-shared");
+    tc_stream *st = tc_stream_open(g_ch, S("Connect"), t_org);
+    Parley__V1__PublishRequest p[3];
+    Parley__V1__ClientFrame inner[3], *inner_p[3];
+    const char *ids[3] = {"u-1", "u-2", "u-3"};
+    const char *toks[3] = {t_pat, "not-a-token", t_quinn};
+    for (int i = 0; i < 3; i++) {
+        parley__v1__publish_request__init(&p[i]);
+        p[i].room = "c-shared";
+        p[i].client_msg_id = (char *)ids[i];
+        p[i].body = "shared";
+        parley__v1__client_frame__init(&inner[i]);
+        inner[i].request_id = 10 + (uint64_t)i;
+        inner[i].kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+        inner[i].publish = &p[i];
+        inner[i].user_token = (char *)toks[i];
+        inner_p[i] = &inner[i];
+    }
+    Parley__V1__ClientBatch cb = PARLEY__V1__CLIENT_BATCH__INIT;
+    cb.n_frames = 3;
+    cb.frames = inner_p;
+    Parley__V1__ClientFrame outer = PARLEY__V1__CLIENT_FRAME__INIT;
+    outer.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+    outer.batch = &cb;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &outer.base), 0);
+    /* batches are off on this stream: three frames, one by one; the
+     * refusal comes at once, the acks after the commit */
+    int seen[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_NOT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_BATCH);
+        if (f->request_id == 11) {
+            CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+            CU_ASSERT_EQUAL(f->error->code,
+                            PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED);
+            seen[1]++;
+        } else {
+            CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ACK);
+            int i2 = f->request_id == 10 ? 0 : 2;
+            CU_ASSERT_EQUAL(f->request_id, 10 + (uint64_t)i2);
+            CU_ASSERT_STRING_EQUAL(f->ack->message->author->id,
+                                   i2 == 0 ? "pat" : "quinn");
+            seen[i2]++;
+        }
+        free_frame(f);
+    }
+    CU_ASSERT_TRUE(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    /* nothing was stored for the refused one: two messages in the room */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "c-shared";
+    tc_result r = call(g_ch, H("ListMessages"), t_org, &lq,
+                       &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *lr =
+        (Parley__V1__ListMessagesResponse *)r.resp;
+    CU_ASSERT_EQUAL(lr->n_messages, 2);
+    tc_result_free(&r);
+    /* a batch inside a batch is refused */
+    Parley__V1__ClientFrame *nest_p[1] = {&outer};
+    Parley__V1__ClientBatch nb = PARLEY__V1__CLIENT_BATCH__INIT;
+    nb.n_frames = 1;
+    nb.frames = nest_p;
+    Parley__V1__ClientFrame nest = PARLEY__V1__CLIENT_FRAME__INIT;
+    nest.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+    nest.batch = &nb;
+    outer.request_id = 77;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &nest.base), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+    CU_ASSERT_EQUAL(f->request_id, 77);
+    CU_ASSERT_EQUAL(f->error->code, PARLEY__V1__ERROR_CODE__ERROR_CODE_MALFORMED);
+    free_frame(f);
+    tc_stream_free(st);
+}
+
 /* ---------- slow consumer ---------- */
 
 typedef struct fast_reader {
@@ -1408,6 +1606,8 @@ int main(int argc, char **argv) {
     CU_add_test(s, "malformed requests", test_malformed);
     CU_add_test(s, "connect", test_connect);
     CU_add_test(s, "replay races publishes", test_replay_races_publishes);
+    CU_add_test(s, "batches: replay then live", test_batches_replay_then_live);
+    CU_add_test(s, "shared stream: user_token", test_shared_stream_user_token);
     CU_pSuite s2 = CU_add_suite("own servers", NULL, NULL);
     CU_add_test(s2, "slow consumer", test_slow_consumer);
     CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);

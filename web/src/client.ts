@@ -336,6 +336,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     }
     if (this.conn !== c) return;
     this.sendFrame(c, { case: "authenticate", value: { token } });
+    // Several frames may then come in one message (a replay, a burst): one
+    // wake-up and one decode instead of one per event.
+    this.sendFrame(c, { case: "options", value: { batch: true } });
   }
 
   private onFrame(c: Connection, frame: ServerFrame): void {

@@ -67,6 +67,15 @@ export class Transport {
         this.abandon(1007, "malformed server frame");
         return;
       }
+      // A batch (SessionOptions.batch) is its frames, in order, as if each
+      // had come alone; batches never nest.
+      if (frame.kind.case === "batch") {
+        for (const f of frame.kind.value.frames) {
+          if (this.done) return;
+          this.handlers.onFrame(f);
+        }
+        return;
+      }
       this.handlers.onFrame(frame);
     };
     ws.onclose = (ev) => this.finish(ev.code, ev.reason);

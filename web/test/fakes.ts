@@ -181,6 +181,8 @@ export class FakeSocket implements WebSocketLike {
   onerror: ((ev: unknown) => unknown) | null = null;
   readonly subscribed = new Set<string>();
   user = "";
+  /** The client turned on SessionOptions.batch. */
+  batch = false;
   closedByClient: number | null = null;
   private readonly gw: FakeGateway;
 
@@ -216,13 +218,22 @@ export class FakeSocket implements WebSocketLike {
       case "ping":
         this.push({ requestId: f.requestId, kind: { case: "pong", value: { nonce: k.value.nonce } } });
         break;
+      case "options":
+        this.batch = k.value.batch;
+        this.push({ requestId: f.requestId, kind: { case: "options", value: { batch: this.batch } } });
+        break;
       case "subscribe": {
+        // as the gateway does: the replay and Subscribed in one batch when
+        // the client turned batches on
+        const frames: FrameInit[] = [];
         for (const m of this.gw.store.changedAfter(k.value.resumeAfterRev)) {
-          this.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
+          frames.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
         const s = this.gw.store;
-        this.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: { name: s.room, headSeq: s.headSeq, headRev: s.headRev } } } });
+        frames.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: { name: s.room, headSeq: s.headSeq, headRev: s.headRev } } } });
+        if (this.batch) this.push({ kind: { case: "batch", value: { frames } } });
+        else for (const fr of frames) this.push(fr);
         break;
       }
       case "publish": {

@@ -52,6 +52,141 @@ void   parley__v1__client_frame__free_unpacked
   assert(message->base.descriptor == &parley__v1__client_frame__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__session_options__init
+                     (Parley__V1__SessionOptions         *message)
+{
+  static const Parley__V1__SessionOptions init_value = PARLEY__V1__SESSION_OPTIONS__INIT;
+  *message = init_value;
+}
+size_t parley__v1__session_options__get_packed_size
+                     (const Parley__V1__SessionOptions *message)
+{
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__session_options__pack
+                     (const Parley__V1__SessionOptions *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__session_options__pack_to_buffer
+                     (const Parley__V1__SessionOptions *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__SessionOptions *
+       parley__v1__session_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__SessionOptions *)
+     protobuf_c_message_unpack (&parley__v1__session_options__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__session_options__free_unpacked
+                     (Parley__V1__SessionOptions *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__client_batch__init
+                     (Parley__V1__ClientBatch         *message)
+{
+  static const Parley__V1__ClientBatch init_value = PARLEY__V1__CLIENT_BATCH__INIT;
+  *message = init_value;
+}
+size_t parley__v1__client_batch__get_packed_size
+                     (const Parley__V1__ClientBatch *message)
+{
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__client_batch__pack
+                     (const Parley__V1__ClientBatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__client_batch__pack_to_buffer
+                     (const Parley__V1__ClientBatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ClientBatch *
+       parley__v1__client_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ClientBatch *)
+     protobuf_c_message_unpack (&parley__v1__client_batch__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__client_batch__free_unpacked
+                     (Parley__V1__ClientBatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__server_batch__init
+                     (Parley__V1__ServerBatch         *message)
+{
+  static const Parley__V1__ServerBatch init_value = PARLEY__V1__SERVER_BATCH__INIT;
+  *message = init_value;
+}
+size_t parley__v1__server_batch__get_packed_size
+                     (const Parley__V1__ServerBatch *message)
+{
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__server_batch__pack
+                     (const Parley__V1__ServerBatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__server_batch__pack_to_buffer
+                     (const Parley__V1__ServerBatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ServerBatch *
+       parley__v1__server_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ServerBatch *)
+     protobuf_c_message_unpack (&parley__v1__server_batch__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__server_batch__free_unpacked
+                     (Parley__V1__ServerBatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   parley__v1__subscribe__init
                      (Parley__V1__Subscribe         *message)
 {
@@ -682,7 +817,7 @@ void   parley__v1__authenticated__free_unpacked
   assert(message->base.descriptor == &parley__v1__authenticated__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptors[6] =
+static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptors[9] =
 {
   {
     "request_id",
@@ -756,19 +891,58 @@ static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "options",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientFrame, kind_case),
+    offsetof(Parley__V1__ClientFrame, options),
+    &parley__v1__session_options__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "batch",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientFrame, kind_case),
+    offsetof(Parley__V1__ClientFrame, batch),
+    &parley__v1__client_batch__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_token",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ClientFrame, user_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__client_frame__field_indices_by_name[] = {
   5,   /* field[5] = authenticate */
+  7,   /* field[7] = batch */
+  6,   /* field[6] = options */
   4,   /* field[4] = ping */
   3,   /* field[3] = publish */
   0,   /* field[0] = request_id */
   1,   /* field[1] = subscribe */
   2,   /* field[2] = unsubscribe */
+  8,   /* field[8] = user_token */
 };
 static const ProtobufCIntRange parley__v1__client_frame__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor =
 {
@@ -778,11 +952,125 @@ const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor =
   "Parley__V1__ClientFrame",
   "parley.v1",
   sizeof(Parley__V1__ClientFrame),
-  6,
+  9,
   parley__v1__client_frame__field_descriptors,
   parley__v1__client_frame__field_indices_by_name,
   1,  parley__v1__client_frame__number_ranges,
   (ProtobufCMessageInit) parley__v1__client_frame__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__session_options__field_descriptors[1] =
+{
+  {
+    "batch",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__SessionOptions, batch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__session_options__field_indices_by_name[] = {
+  0,   /* field[0] = batch */
+};
+static const ProtobufCIntRange parley__v1__session_options__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor parley__v1__session_options__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.SessionOptions",
+  "SessionOptions",
+  "Parley__V1__SessionOptions",
+  "parley.v1",
+  sizeof(Parley__V1__SessionOptions),
+  1,
+  parley__v1__session_options__field_descriptors,
+  parley__v1__session_options__field_indices_by_name,
+  1,  parley__v1__session_options__number_ranges,
+  (ProtobufCMessageInit) parley__v1__session_options__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__client_batch__field_descriptors[1] =
+{
+  {
+    "frames",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientBatch, n_frames),
+    offsetof(Parley__V1__ClientBatch, frames),
+    &parley__v1__client_frame__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__client_batch__field_indices_by_name[] = {
+  0,   /* field[0] = frames */
+};
+static const ProtobufCIntRange parley__v1__client_batch__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor parley__v1__client_batch__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ClientBatch",
+  "ClientBatch",
+  "Parley__V1__ClientBatch",
+  "parley.v1",
+  sizeof(Parley__V1__ClientBatch),
+  1,
+  parley__v1__client_batch__field_descriptors,
+  parley__v1__client_batch__field_indices_by_name,
+  1,  parley__v1__client_batch__number_ranges,
+  (ProtobufCMessageInit) parley__v1__client_batch__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__server_batch__field_descriptors[1] =
+{
+  {
+    "frames",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerBatch, n_frames),
+    offsetof(Parley__V1__ServerBatch, frames),
+    &parley__v1__server_frame__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__server_batch__field_indices_by_name[] = {
+  0,   /* field[0] = frames */
+};
+static const ProtobufCIntRange parley__v1__server_batch__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor parley__v1__server_batch__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ServerBatch",
+  "ServerBatch",
+  "Parley__V1__ServerBatch",
+  "parley.v1",
+  sizeof(Parley__V1__ServerBatch),
+  1,
+  parley__v1__server_batch__field_descriptors,
+  parley__v1__server_batch__field_indices_by_name,
+  1,  parley__v1__server_batch__number_ranges,
+  (ProtobufCMessageInit) parley__v1__server_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor parley__v1__subscribe__field_descriptors[2] =
@@ -1065,7 +1353,7 @@ const ProtobufCMessageDescriptor parley__v1__authenticate__descriptor =
   (ProtobufCMessageInit) parley__v1__authenticate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptors[8] =
+static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptors[10] =
 {
   {
     "request_id",
@@ -1163,12 +1451,38 @@ static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "batch",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, batch),
+    &parley__v1__server_batch__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "options",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, options),
+    &parley__v1__session_options__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__server_frame__field_indices_by_name[] = {
   3,   /* field[3] = ack */
   7,   /* field[7] = authenticated */
+  8,   /* field[8] = batch */
   4,   /* field[4] = error */
   1,   /* field[1] = event */
+  9,   /* field[9] = options */
   5,   /* field[5] = pong */
   0,   /* field[0] = request_id */
   2,   /* field[2] = subscribed */
@@ -1177,7 +1491,7 @@ static const unsigned parley__v1__server_frame__field_indices_by_name[] = {
 static const ProtobufCIntRange parley__v1__server_frame__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor =
 {
@@ -1187,7 +1501,7 @@ const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor =
   "Parley__V1__ServerFrame",
   "parley.v1",
   sizeof(Parley__V1__ServerFrame),
-  8,
+  10,
   parley__v1__server_frame__field_descriptors,
   parley__v1__server_frame__field_indices_by_name,
   1,  parley__v1__server_frame__number_ranges,

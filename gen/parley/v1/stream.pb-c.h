@@ -17,6 +17,9 @@ PROTOBUF_C__BEGIN_DECLS
 #include "parley/v1/message.pb-c.h"
 
 typedef struct Parley__V1__ClientFrame Parley__V1__ClientFrame;
+typedef struct Parley__V1__SessionOptions Parley__V1__SessionOptions;
+typedef struct Parley__V1__ClientBatch Parley__V1__ClientBatch;
+typedef struct Parley__V1__ServerBatch Parley__V1__ServerBatch;
 typedef struct Parley__V1__Subscribe Parley__V1__Subscribe;
 typedef struct Parley__V1__Unsubscribe Parley__V1__Unsubscribe;
 typedef struct Parley__V1__PublishRequest Parley__V1__PublishRequest;
@@ -51,7 +54,9 @@ typedef enum {
   PARLEY__V1__CLIENT_FRAME__KIND_UNSUBSCRIBE = 3,
   PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH = 4,
   PARLEY__V1__CLIENT_FRAME__KIND_PING = 5,
-  PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE = 6
+  PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE = 6,
+  PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS = 7,
+  PARLEY__V1__CLIENT_FRAME__KIND_BATCH = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__CLIENT_FRAME__KIND__CASE)
 } Parley__V1__ClientFrame__KindCase;
 
@@ -62,6 +67,14 @@ struct  Parley__V1__ClientFrame
    * Chosen by the client; echoed in the answer that refers to this frame.
    */
   uint64_t request_id;
+  /*
+   * gRPC only, for a stream that carries many users (a gateway's): the
+   * token of the user this frame acts for. A publish is then checked and
+   * stored as that user, not as the stream's `authorization`; a frame whose
+   * token does not verify is refused with UNAUTHENTICATED and changes
+   * nothing. The WebSocket gateway ignores it (a session is its token's).
+   */
+  char *user_token;
   Parley__V1__ClientFrame__KindCase kind_case;
   union {
     Parley__V1__Subscribe *subscribe;
@@ -73,11 +86,71 @@ struct  Parley__V1__ClientFrame
      * header. gRPC calls use `authorization` metadata instead.
      */
     Parley__V1__Authenticate *authenticate;
+    /*
+     * Turns on optional behaviour for the rest of the session. A client
+     * built before an option existed never sends it and never sees what it
+     * changes. Answered with ServerFrame{options} saying what is now on.
+     */
+    Parley__V1__SessionOptions *options;
+    /*
+     * Several frames at once, handled in order exactly as if they had been
+     * sent one by one (each answered on its own request_id). Not nested.
+     */
+    Parley__V1__ClientBatch *batch;
   };
 };
 #define PARLEY__V1__CLIENT_FRAME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__client_frame__descriptor) \
-    , 0, PARLEY__V1__CLIENT_FRAME__KIND__NOT_SET, {0} }
+    , 0, (char *)protobuf_c_empty_string, PARLEY__V1__CLIENT_FRAME__KIND__NOT_SET, {0} }
+
+
+/*
+ * Options a client opts into; every field defaults to the published
+ * behaviour.
+ */
+struct  Parley__V1__SessionOptions
+{
+  ProtobufCMessage base;
+  /*
+   * The server may send several frames in one message, as
+   * ServerFrame{batch}: on the gRPC stream, and on the WebSocket (one
+   * binary or text message holding the batch).
+   */
+  protobuf_c_boolean batch;
+};
+#define PARLEY__V1__SESSION_OPTIONS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__session_options__descriptor) \
+    , 0 }
+
+
+/*
+ * ClientBatch holds whole ClientFrames, in the order they are handled.
+ */
+struct  Parley__V1__ClientBatch
+{
+  ProtobufCMessage base;
+  size_t n_frames;
+  Parley__V1__ClientFrame **frames;
+};
+#define PARLEY__V1__CLIENT_BATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__client_batch__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * ServerBatch holds whole ServerFrames, in the order they were sent; a
+ * receiver handles them one by one as if each had come alone. Only sent to
+ * a client that turned on SessionOptions.batch; never nested.
+ */
+struct  Parley__V1__ServerBatch
+{
+  ProtobufCMessage base;
+  size_t n_frames;
+  Parley__V1__ServerFrame **frames;
+};
+#define PARLEY__V1__SERVER_BATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__server_batch__descriptor) \
+    , 0,NULL }
 
 
 struct  Parley__V1__Subscribe
@@ -163,7 +236,9 @@ typedef enum {
   PARLEY__V1__SERVER_FRAME__KIND_ERROR = 5,
   PARLEY__V1__SERVER_FRAME__KIND_PONG = 6,
   PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED = 7,
-  PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED = 8
+  PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED = 8,
+  PARLEY__V1__SERVER_FRAME__KIND_BATCH = 9,
+  PARLEY__V1__SERVER_FRAME__KIND_OPTIONS = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__SERVER_FRAME__KIND__CASE)
 } Parley__V1__ServerFrame__KindCase;
 
@@ -183,6 +258,15 @@ struct  Parley__V1__ServerFrame
     Parley__V1__Pong *pong;
     Parley__V1__Unsubscribed *unsubscribed;
     Parley__V1__Authenticated *authenticated;
+    /*
+     * Several frames in one message (SessionOptions.batch).
+     */
+    Parley__V1__ServerBatch *batch;
+    /*
+     * Answers ClientFrame{options}: the options now in effect (an option
+     * this server does not offer stays false).
+     */
+    Parley__V1__SessionOptions *options;
   };
 };
 #define PARLEY__V1__SERVER_FRAME__INIT \
@@ -302,6 +386,63 @@ Parley__V1__ClientFrame *
                       const uint8_t       *data);
 void   parley__v1__client_frame__free_unpacked
                      (Parley__V1__ClientFrame *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__SessionOptions methods */
+void   parley__v1__session_options__init
+                     (Parley__V1__SessionOptions         *message);
+size_t parley__v1__session_options__get_packed_size
+                     (const Parley__V1__SessionOptions   *message);
+size_t parley__v1__session_options__pack
+                     (const Parley__V1__SessionOptions   *message,
+                      uint8_t             *out);
+size_t parley__v1__session_options__pack_to_buffer
+                     (const Parley__V1__SessionOptions   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__SessionOptions *
+       parley__v1__session_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__session_options__free_unpacked
+                     (Parley__V1__SessionOptions *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__ClientBatch methods */
+void   parley__v1__client_batch__init
+                     (Parley__V1__ClientBatch         *message);
+size_t parley__v1__client_batch__get_packed_size
+                     (const Parley__V1__ClientBatch   *message);
+size_t parley__v1__client_batch__pack
+                     (const Parley__V1__ClientBatch   *message,
+                      uint8_t             *out);
+size_t parley__v1__client_batch__pack_to_buffer
+                     (const Parley__V1__ClientBatch   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ClientBatch *
+       parley__v1__client_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__client_batch__free_unpacked
+                     (Parley__V1__ClientBatch *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__ServerBatch methods */
+void   parley__v1__server_batch__init
+                     (Parley__V1__ServerBatch         *message);
+size_t parley__v1__server_batch__get_packed_size
+                     (const Parley__V1__ServerBatch   *message);
+size_t parley__v1__server_batch__pack
+                     (const Parley__V1__ServerBatch   *message,
+                      uint8_t             *out);
+size_t parley__v1__server_batch__pack_to_buffer
+                     (const Parley__V1__ServerBatch   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ServerBatch *
+       parley__v1__server_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__server_batch__free_unpacked
+                     (Parley__V1__ServerBatch *message,
                       ProtobufCAllocator *allocator);
 /* Parley__V1__Subscribe methods */
 void   parley__v1__subscribe__init
@@ -574,6 +715,15 @@ void   parley__v1__authenticated__free_unpacked
 typedef void (*Parley__V1__ClientFrame_Closure)
                  (const Parley__V1__ClientFrame *message,
                   void *closure_data);
+typedef void (*Parley__V1__SessionOptions_Closure)
+                 (const Parley__V1__SessionOptions *message,
+                  void *closure_data);
+typedef void (*Parley__V1__ClientBatch_Closure)
+                 (const Parley__V1__ClientBatch *message,
+                  void *closure_data);
+typedef void (*Parley__V1__ServerBatch_Closure)
+                 (const Parley__V1__ServerBatch *message,
+                  void *closure_data);
 typedef void (*Parley__V1__Subscribe_Closure)
                  (const Parley__V1__Subscribe *message,
                   void *closure_data);
@@ -654,6 +804,9 @@ void parley__v1__stream__publish(ProtobufCService *service,
 
 extern const ProtobufCEnumDescriptor    parley__v1__event_type__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__session_options__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__client_batch__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__server_batch__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__subscribe__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__unsubscribe__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__publish_request__descriptor;

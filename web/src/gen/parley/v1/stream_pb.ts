@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/stream.proto.
  */
 export const file_parley_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEigwIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIAEIGCgRraW5kIjMKCVN1YnNjcmliZRIMCgRyb29tGAEgASgJEhgKEHJlc3VtZV9hZnRlcl9yZXYYAiABKAQiGwoLVW5zdWJzY3JpYmUSDAoEcm9vbRgBIAEoCSJDCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSDAoEYm9keRgDIAEoCSJJCg9QdWJsaXNoUmVzcG9uc2USIwoHbWVzc2FnZRgBIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIh0KDEF1dGhlbnRpY2F0ZRINCgV0b2tlbhgBIAEoCSLAAgoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoBBIhCgVldmVudBgCIAEoCzIQLnBhcmxleS52MS5FdmVudEgAEisKCnN1YnNjcmliZWQYAyABKAsyFS5wYXJsZXkudjEuU3Vic2NyaWJlZEgAEh0KA2FjaxgEIAEoCzIOLnBhcmxleS52MS5BY2tIABIhCgVlcnJvchgFIAEoCzIQLnBhcmxleS52MS5FcnJvckgAEh8KBHBvbmcYBiABKAsyDy5wYXJsZXkudjEuUG9uZ0gAEi8KDHVuc3Vic2NyaWJlZBgHIAEoCzIXLnBhcmxleS52MS5VbnN1YnNjcmliZWRIABIxCg1hdXRoZW50aWNhdGVkGAggASgLMhgucGFybGV5LnYxLkF1dGhlbnRpY2F0ZWRIAEIGCgRraW5kImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJKCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgiFQoEUG9uZxINCgVub25jZRgBIAEoBCIwCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
+  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEi7gIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIABIsCgdvcHRpb25zGAcgASgLMhkucGFybGV5LnYxLlNlc3Npb25PcHRpb25zSAASJwoFYmF0Y2gYCCABKAsyFi5wYXJsZXkudjEuQ2xpZW50QmF0Y2hIABISCgp1c2VyX3Rva2VuGAkgASgJQgYKBGtpbmQiHwoOU2Vzc2lvbk9wdGlvbnMSDQoFYmF0Y2gYASABKAgiNQoLQ2xpZW50QmF0Y2gSJgoGZnJhbWVzGAEgAygLMhYucGFybGV5LnYxLkNsaWVudEZyYW1lIjUKC1NlcnZlckJhdGNoEiYKBmZyYW1lcxgBIAMoCzIWLnBhcmxleS52MS5TZXJ2ZXJGcmFtZSIzCglTdWJzY3JpYmUSDAoEcm9vbRgBIAEoCRIYChByZXN1bWVfYWZ0ZXJfcmV2GAIgASgEIhsKC1Vuc3Vic2NyaWJlEgwKBHJvb20YASABKAkiQwoOUHVibGlzaFJlcXVlc3QSDAoEcm9vbRgBIAEoCRIVCg1jbGllbnRfbXNnX2lkGAIgASgJEgwKBGJvZHkYAyABKAkiSQoPUHVibGlzaFJlc3BvbnNlEiMKB21lc3NhZ2UYASABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIRCglkdXBsaWNhdGUYAiABKAgiFQoEUGluZxINCgVub25jZRgBIAEoBCIdCgxBdXRoZW50aWNhdGUSDQoFdG9rZW4YASABKAkilwMKC1NlcnZlckZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSIQoFZXZlbnQYAiABKAsyEC5wYXJsZXkudjEuRXZlbnRIABIrCgpzdWJzY3JpYmVkGAMgASgLMhUucGFybGV5LnYxLlN1YnNjcmliZWRIABIdCgNhY2sYBCABKAsyDi5wYXJsZXkudjEuQWNrSAASIQoFZXJyb3IYBSABKAsyEC5wYXJsZXkudjEuRXJyb3JIABIfCgRwb25nGAYgASgLMg8ucGFybGV5LnYxLlBvbmdIABIvCgx1bnN1YnNjcmliZWQYByABKAsyFy5wYXJsZXkudjEuVW5zdWJzY3JpYmVkSAASMQoNYXV0aGVudGljYXRlZBgIIAEoCzIYLnBhcmxleS52MS5BdXRoZW50aWNhdGVkSAASJwoFYmF0Y2gYCSABKAsyFi5wYXJsZXkudjEuU2VydmVyQmF0Y2hIABIsCgdvcHRpb25zGAogASgLMhkucGFybGV5LnYxLlNlc3Npb25PcHRpb25zSABCBgoEa2luZCJgCgVFdmVudBIiCgR0eXBlGAEgASgOMhQucGFybGV5LnYxLkV2ZW50VHlwZRIjCgdtZXNzYWdlGAIgASgLMhIucGFybGV5LnYxLk1lc3NhZ2USDgoGcmVwbGF5GAMgASgIIisKClN1YnNjcmliZWQSHQoEcm9vbRgBIAEoCzIPLnBhcmxleS52MS5Sb29tIhwKDFVuc3Vic2NyaWJlZBIMCgRyb29tGAEgASgJIlQKA0FjaxIVCg1jbGllbnRfbXNnX2lkGAEgASgJEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIRCglkdXBsaWNhdGUYAyABKAgiSgoFRXJyb3ISIgoEY29kZRgBIAEoDjIULnBhcmxleS52MS5FcnJvckNvZGUSDgoGZGV0YWlsGAIgASgJEg0KBWZhdGFsGAMgASgIIhUKBFBvbmcSDQoFbm9uY2UYASABKAQiMAoNQXV0aGVudGljYXRlZBIfCgR1c2VyGAEgASgLMhEucGFybGV5LnYxLkF1dGhvcipuCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhYKEkVWRU5UX1RZUEVfQ1JFQVRFRBABEhUKEUVWRU5UX1RZUEVfRURJVEVEEAISFgoSRVZFTlRfVFlQRV9ERUxFVEVEEAMyiQEKBlN0cmVhbRI9CgdDb25uZWN0EhYucGFybGV5LnYxLkNsaWVudEZyYW1lGhYucGFybGV5LnYxLlNlcnZlckZyYW1lKAEwARJACgdQdWJsaXNoEhkucGFybGV5LnYxLlB1Ymxpc2hSZXF1ZXN0GhoucGFybGV5LnYxLlB1Ymxpc2hSZXNwb25zZWIGcHJvdG8z", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ClientFrame
@@ -63,7 +63,37 @@ export type ClientFrame = Message<"parley.v1.ClientFrame"> & {
      */
     value: Authenticate;
     case: "authenticate";
+  } | {
+    /**
+     * Turns on optional behaviour for the rest of the session. A client
+     * built before an option existed never sends it and never sees what it
+     * changes. Answered with ServerFrame{options} saying what is now on.
+     *
+     * @generated from field: parley.v1.SessionOptions options = 7;
+     */
+    value: SessionOptions;
+    case: "options";
+  } | {
+    /**
+     * Several frames at once, handled in order exactly as if they had been
+     * sent one by one (each answered on its own request_id). Not nested.
+     *
+     * @generated from field: parley.v1.ClientBatch batch = 8;
+     */
+    value: ClientBatch;
+    case: "batch";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * gRPC only, for a stream that carries many users (a gateway's): the
+   * token of the user this frame acts for. A publish is then checked and
+   * stored as that user, not as the stream's `authorization`; a frame whose
+   * token does not verify is refused with UNAUTHENTICATED and changes
+   * nothing. The WebSocket gateway ignores it (a session is its token's).
+   *
+   * @generated from field: string user_token = 9;
+   */
+  userToken: string;
 };
 
 /**
@@ -72,6 +102,70 @@ export type ClientFrame = Message<"parley.v1.ClientFrame"> & {
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
   messageDesc(file_parley_v1_stream, 0);
+
+/**
+ * Options a client opts into; every field defaults to the published
+ * behaviour.
+ *
+ * @generated from message parley.v1.SessionOptions
+ */
+export type SessionOptions = Message<"parley.v1.SessionOptions"> & {
+  /**
+   * The server may send several frames in one message, as
+   * ServerFrame{batch}: on the gRPC stream, and on the WebSocket (one
+   * binary or text message holding the batch).
+   *
+   * @generated from field: bool batch = 1;
+   */
+  batch: boolean;
+};
+
+/**
+ * Describes the message parley.v1.SessionOptions.
+ * Use `create(SessionOptionsSchema)` to create a new message.
+ */
+export const SessionOptionsSchema: GenMessage<SessionOptions> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 1);
+
+/**
+ * ClientBatch holds whole ClientFrames, in the order they are handled.
+ *
+ * @generated from message parley.v1.ClientBatch
+ */
+export type ClientBatch = Message<"parley.v1.ClientBatch"> & {
+  /**
+   * @generated from field: repeated parley.v1.ClientFrame frames = 1;
+   */
+  frames: ClientFrame[];
+};
+
+/**
+ * Describes the message parley.v1.ClientBatch.
+ * Use `create(ClientBatchSchema)` to create a new message.
+ */
+export const ClientBatchSchema: GenMessage<ClientBatch> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 2);
+
+/**
+ * ServerBatch holds whole ServerFrames, in the order they were sent; a
+ * receiver handles them one by one as if each had come alone. Only sent to
+ * a client that turned on SessionOptions.batch; never nested.
+ *
+ * @generated from message parley.v1.ServerBatch
+ */
+export type ServerBatch = Message<"parley.v1.ServerBatch"> & {
+  /**
+   * @generated from field: repeated parley.v1.ServerFrame frames = 1;
+   */
+  frames: ServerFrame[];
+};
+
+/**
+ * Describes the message parley.v1.ServerBatch.
+ * Use `create(ServerBatchSchema)` to create a new message.
+ */
+export const ServerBatchSchema: GenMessage<ServerBatch> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 3);
 
 /**
  * @generated from message parley.v1.Subscribe
@@ -97,7 +191,7 @@ export type Subscribe = Message<"parley.v1.Subscribe"> & {
  * Use `create(SubscribeSchema)` to create a new message.
  */
 export const SubscribeSchema: GenMessage<Subscribe> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 1);
+  messageDesc(file_parley_v1_stream, 4);
 
 /**
  * @generated from message parley.v1.Unsubscribe
@@ -114,7 +208,7 @@ export type Unsubscribe = Message<"parley.v1.Unsubscribe"> & {
  * Use `create(UnsubscribeSchema)` to create a new message.
  */
 export const UnsubscribeSchema: GenMessage<Unsubscribe> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 2);
+  messageDesc(file_parley_v1_stream, 5);
 
 /**
  * @generated from message parley.v1.PublishRequest
@@ -143,7 +237,7 @@ export type PublishRequest = Message<"parley.v1.PublishRequest"> & {
  * Use `create(PublishRequestSchema)` to create a new message.
  */
 export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 3);
+  messageDesc(file_parley_v1_stream, 6);
 
 /**
  * @generated from message parley.v1.PublishResponse
@@ -167,7 +261,7 @@ export type PublishResponse = Message<"parley.v1.PublishResponse"> & {
  * Use `create(PublishResponseSchema)` to create a new message.
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 4);
+  messageDesc(file_parley_v1_stream, 7);
 
 /**
  * @generated from message parley.v1.Ping
@@ -184,7 +278,7 @@ export type Ping = Message<"parley.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 5);
+  messageDesc(file_parley_v1_stream, 8);
 
 /**
  * @generated from message parley.v1.Authenticate
@@ -201,7 +295,7 @@ export type Authenticate = Message<"parley.v1.Authenticate"> & {
  * Use `create(AuthenticateSchema)` to create a new message.
  */
 export const AuthenticateSchema: GenMessage<Authenticate> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 6);
+  messageDesc(file_parley_v1_stream, 9);
 
 /**
  * @generated from message parley.v1.ServerFrame
@@ -259,6 +353,23 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
      */
     value: Authenticated;
     case: "authenticated";
+  } | {
+    /**
+     * Several frames in one message (SessionOptions.batch).
+     *
+     * @generated from field: parley.v1.ServerBatch batch = 9;
+     */
+    value: ServerBatch;
+    case: "batch";
+  } | {
+    /**
+     * Answers ClientFrame{options}: the options now in effect (an option
+     * this server does not offer stays false).
+     *
+     * @generated from field: parley.v1.SessionOptions options = 10;
+     */
+    value: SessionOptions;
+    case: "options";
   } | { case: undefined; value?: undefined };
 };
 
@@ -267,7 +378,7 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 7);
+  messageDesc(file_parley_v1_stream, 10);
 
 /**
  * Event is one change to a room. message.rev orders events in a room.
@@ -298,7 +409,7 @@ export type Event = Message<"parley.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 8);
+  messageDesc(file_parley_v1_stream, 11);
 
 /**
  * Subscribed confirms a subscription. It is sent after the replay, so every
@@ -318,7 +429,7 @@ export type Subscribed = Message<"parley.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 9);
+  messageDesc(file_parley_v1_stream, 12);
 
 /**
  * @generated from message parley.v1.Unsubscribed
@@ -335,7 +446,7 @@ export type Unsubscribed = Message<"parley.v1.Unsubscribed"> & {
  * Use `create(UnsubscribedSchema)` to create a new message.
  */
 export const UnsubscribedSchema: GenMessage<Unsubscribed> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 10);
+  messageDesc(file_parley_v1_stream, 13);
 
 /**
  * Ack answers a publish once the message is durable.
@@ -364,7 +475,7 @@ export type Ack = Message<"parley.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 11);
+  messageDesc(file_parley_v1_stream, 14);
 
 /**
  * Error refuses one client frame (request_id says which); a fatal error
@@ -395,7 +506,7 @@ export type Error = Message<"parley.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 12);
+  messageDesc(file_parley_v1_stream, 15);
 
 /**
  * @generated from message parley.v1.Pong
@@ -412,7 +523,7 @@ export type Pong = Message<"parley.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 13);
+  messageDesc(file_parley_v1_stream, 16);
 
 /**
  * @generated from message parley.v1.Authenticated
@@ -429,7 +540,7 @@ export type Authenticated = Message<"parley.v1.Authenticated"> & {
  * Use `create(AuthenticatedSchema)` to create a new message.
  */
 export const AuthenticatedSchema: GenMessage<Authenticated> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 14);
+  messageDesc(file_parley_v1_stream, 17);
 
 /**
  * @generated from enum parley.v1.EventType
