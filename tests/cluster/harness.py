@@ -366,3 +366,82 @@ def exactly_once_in_order(revs, last):
     missing = sorted(set(range(1, last + 1)) - seen)
     return "missing %s, duplicates %s, out of order %s (got %d events)" % (
         missing[:10], dups[:10], order[:10], len(revs))
+
+
+class Gateway(Proc):
+    """A parley-gateway in front of the given cores (gRPC addresses)."""
+
+    def __init__(self, binary, tmp, name, cores, listen="127.0.0.1:0", extra=(), prefix=()):
+        static = os.path.join(tmp, "static")
+        os.makedirs(static, exist_ok=True)
+        argv = [binary, "--listen", listen, "--upstream", ",".join(cores), "--static", static] + list(extra)
+        super().__init__(name, argv, tmp, prefix=prefix, env={"PARLEY_JWT_SECRET": SECRET},
+                         ready=r"parley-gateway listening on http://([^/]+)/")
+
+    def start(self):
+        super().start()
+        self.hostport = self.match.group(1)
+        i = self.argv.index("--listen")
+        self.argv[i + 1] = self.hostport  # a restart comes back on the same port
+        self.ws = "ws://%s/v1/stream" % self.hostport
+        return self
+
+    def metrics(self):
+        import urllib.request
+        text = urllib.request.urlopen("http://%s/metrics" % self.hostport, timeout=5).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+
+def store_check(api, rooms, acked):
+    """Every acked message is stored once, seqs and revs dense: the list of
+    what is wrong (empty if nothing) and the head of each room."""
+    bad, heads = [], {}
+    stored = {}
+    for r in rooms:
+        msgs = api.all_messages(r)
+        heads[r] = msgs[-1].rev if msgs else 0
+        seqs = [m.seq for m in msgs]
+        if seqs != list(range(1, len(msgs) + 1)):
+            bad.append("%s: seqs not dense" % r)
+        if [m.rev for m in msgs] != list(range(1, len(msgs) + 1)):
+            bad.append("%s: revs not dense" % r)
+        for m in msgs:
+            key = m.author.id + "/" + m.client_msg_id
+            if key in stored:
+                bad.append("%s: %s stored twice" % (r, key))
+            stored[key] = (r, m.seq)
+    for (author, cid), (room, seq) in acked.items():
+        if stored.get(author + "/" + cid) != (room, seq):
+            bad.append("acked %s/%s (%s #%d) is not stored as acked: %s" % (
+                author, cid, room, seq, stored.get(author + "/" + cid)))
+    return bad, heads
+
+
+def client_check(clients, heads):
+    """Each client saw every rev of its rooms exactly once, in order, and
+    ends at the head: the list of what is wrong."""
+    bad = []
+    for c in clients:
+        if c.dups:
+            bad.append("%s: duplicates %s" % (c.name, c.dups[:5]))
+        if c.gaps:
+            bad.append("%s: gaps %s" % (c.name, c.gaps[:5]))
+        for r in c.rooms:
+            if c.last[r] != heads[r] or c.count[r] != heads[r]:
+                bad.append("%s: %s at rev %d with %d events, head %d" % (
+                    c.name, r, c.last[r], c.count[r], heads[r]))
+    return bad
+
+
+def longest_pause(times, t0, t1):
+    """The longest stretch without a timestamp in [t0, t1]."""
+    ts = sorted(t for t in times if t0 <= t <= t1)
+    if not ts:
+        return t1 - t0
+    gaps = [ts[0] - t0] + [b - a for a, b in zip(ts, ts[1:])] + [t1 - ts[-1]]
+    return max(gaps)
