@@ -847,10 +847,16 @@ static void health_done(gw_server *s, up_unary *c, int ok)
     int was = u->cores[i].serving;
     u->cores[i].serving = serving;
     if (!serving && was != 0) {
-        fprintf(stderr,
-                "parley-gateway: core %s is NOT_SERVING; its rooms move\n",
-                s->cfg.upstreams[i]);
-        core_links_down(s, i);
+        /* Its rooms move if some other core serves; when none does (the
+         * store is down for all of them) they stay: moving helps nobody
+         * and would end their sessions. */
+        int others = 0;
+        int64_t now = clock_mono_ms();
+        for (int k = 0; k < u->n_ch; k++)
+            others += k != i && core_usable(u, k, now);
+        fprintf(stderr, "parley-gateway: core %s is NOT_SERVING%s\n",
+                s->cfg.upstreams[i], others ? "; its rooms move" : "");
+        if (others) core_links_down(s, i);
     } else if (serving && was == 0) {
         fprintf(stderr, "parley-gateway: core %s is SERVING again\n",
                 s->cfg.upstreams[i]);

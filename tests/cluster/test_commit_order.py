@@ -12,6 +12,7 @@ usage: test_commit_order.py PARLEYD   (under tests/pg/pgtmp exec)
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -102,11 +103,36 @@ def main():
                 by_request = [s for _, s in sorted(got)]
                 check(by_request == sorted(by_request),
                       "%s: publishes to %s got seqs in the order they were sent" % (user, room))
+        # A lock nobody releases (here a psql session holding the room's
+        # row, as a core cut off mid-transaction would): parleyd's commit
+        # gives up after its lock_timeout (5 s) and answers "retry" instead
+        # of holding its loop (and every stream on the core) for good.
+        psql = subprocess.Popen([h.PSQL, "-q", store], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        psql.stdin.write("BEGIN; SELECT id FROM rooms WHERE name = 'ra' FOR UPDATE; SELECT 'locked';\n")
+        psql.stdin.flush()
+        while "locked" not in psql.stdout.readline():
+            pass
         api = h.Api(a.addr)
+        t0 = time.time()
+        try:
+            api.publish("ra", "held-1", "behind a held lock", h.token("ann"), timeout=30)
+            outcome = "stored"
+        except grpc.RpcError as e:
+            outcome = e.details()
+        waited = time.time() - t0
+        check(outcome == "storage failure; retry" and 4 <= waited < 15,
+              "a publish behind a lock held elsewhere is refused after parleyd's lock_timeout "
+              "(%s after %.1fs)" % (outcome, waited))
+        psql.stdin.write("ROLLBACK;\n")
+        psql.stdin.close()
+        psql.wait(10)
+        r = api.publish("ra", "held-1", "behind a held lock", h.token("ann"))
+        check(not r.duplicate, "the retry once the lock is gone is stored (once)")
         for room in ("ra", "rb"):
             msgs = api.all_messages(room)
-            check([m.seq for m in msgs] == list(range(1, 4 * ROUNDS + 1)),
-                  "%s holds seqs 1..%d, dense" % (room, 4 * ROUNDS))
+            n = 4 * ROUNDS + (room == "ra")
+            check([m.seq for m in msgs] == list(range(1, n + 1)), "%s holds seqs 1..%d, dense" % (room, n))
         api.close()
     finally:
         for p in procs:

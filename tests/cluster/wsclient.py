@@ -42,6 +42,7 @@ class ChatClient:
         self.ack_times = []      # time of each ack
         self.errors = []         # publish errors answered by the gateway
         self.stop = False
+        self.heartbeat_lost = False
         self.gw_index = 0
 
     # -- one session ------------------------------------------------------
@@ -67,6 +68,16 @@ class ChatClient:
             last_pong = [time.time()]
 
             async def reader():
+                try:
+                    await read_all()
+                finally:
+                    # The session is over: whoever waits for an answer
+                    # learns it now, not at its timeout.
+                    for fut in waiters.values():
+                        if not fut.done():
+                            fut.set_exception(ConnectionError("session ended"))
+
+            async def read_all():
                 async for raw in ws:
                     f = json.loads(raw)
                     if "batch" in f:
@@ -82,7 +93,23 @@ class ChatClient:
                         if rq and rq in waiters and not waiters[rq].done():
                             waiters[rq].set_result(g)
 
+            async def pinger():
+                # The component's heartbeat, beside everything else: a ping
+                # a second; a gateway that answers none for 3 s is dead,
+                # the session ends and the client moves on.
+                n = 0
+                while True:
+                    await asyncio.sleep(1)
+                    if time.time() - last_pong[0] > 3:
+                        self.heartbeat_lost = True
+                        await ws.close()
+                        return
+                    n += 1
+                    await ws.send(json.dumps({"requestId": "0", "ping": {"nonce": str(n)}}))
+
             rtask = asyncio.ensure_future(reader())
+            ptask = asyncio.ensure_future(pinger())
+            self.heartbeat_lost = False
             try:
                 f = await call({"authenticate": {"token": self.token}})
                 if "authenticated" not in f:
@@ -92,20 +119,12 @@ class ChatClient:
                     f = await call({"subscribe": {"room": r, "resumeAfterRev": str(self.last[r])}})
                     if "subscribed" not in f:
                         raise RuntimeError("subscribe %s: %s" % (r, f))
-                n = 0
-                next_ping = time.time()
                 while not self.stop:
                     if rtask.done():
+                        if self.heartbeat_lost:
+                            raise RuntimeError("no pong for 3 s")
                         rtask.result()
                         raise RuntimeError("session ended")
-                    now = time.time()
-                    if now >= next_ping:
-                        # The component's heartbeat: a dead gateway (no
-                        # pong in 3 s) ends the session, the client moves on.
-                        if now - last_pong[0] > 3:
-                            raise RuntimeError("no pong for 3 s")
-                        await ws.send(json.dumps({"requestId": "0", "ping": {"nonce": str(n)}}))
-                        next_ping = now + 1
                     if self.publishing and self.pending is None:
                         room = self.rooms[self.sent % len(self.rooms)]
                         cid = "%s-%d" % (self.name, self.sent)
@@ -114,9 +133,13 @@ class ChatClient:
                     if self.pending is not None:
                         room, cid, body = self.pending
                         try:
-                            f = await call({"publish": {"room": room, "clientMsgId": cid, "body": body}}, timeout=5)
+                            f = await call({"publish": {"room": room, "clientMsgId": cid, "body": body}}, timeout=10)
                         except asyncio.TimeoutError:
-                            raise RuntimeError("no ack in 5 s")
+                            raise RuntimeError("no ack in 10 s")
+                        except ConnectionError:
+                            if self.heartbeat_lost:
+                                raise RuntimeError("no pong for 3 s")
+                            raise
                         if "ack" in f:
                             self.acked[cid] = (room, int(f["ack"]["message"]["seq"]))
                             self.ack_times.append(time.time())
@@ -124,10 +147,10 @@ class ChatClient:
                         else:
                             self.errors.append((time.time(), f.get("error", {}).get("detail")))
                             await asyncio.sleep(0.2)  # retried with the same id
-                    n += 1
                     await asyncio.sleep(self.publish_every)
             finally:
                 rtask.cancel()
+                ptask.cancel()
 
     def _apply(self, ev):
         m = ev["message"]
