@@ -39,12 +39,14 @@
 #include "bus.h"
 #include "log.h"
 
-#define SB_HOLD_MAX 4096    /* held changes per room, then filled at once */
-#define SB_FILL_PAGE 256    /* rows per store read */
-#define SB_FILL_PAGES 8     /* store reads per room per poll, then later */
-#define SB_SWEEP_BUDGET 256 /* rooms read per sweep round */
-#define SB_DOWN_POLL_MS 250 /* the sweep's pace while the link is down */
-#define SB_NOBUS_POLL_MS 2  /* the loop's pace when the bus cannot wake it */
+#define SB_HOLD_MAX 4096      /* held changes per room, then filled at once */
+#define SB_FILL_PAGE 256      /* rows per store read */
+#define SB_FILL_PAGES 8       /* store reads per room per poll, then later */
+#define SB_SWEEP_BUDGET 256   /* rooms read per sweep round */
+#define SB_DOWN_POLL_MS 250   /* the sweep's pace while the link is down */
+#define SB_NOBUS_POLL_MS 2    /* the loop's pace when the bus cannot wake it */
+#define SB_FILLS_PER_POLL 128 /* rooms read per poll: the loop stays live */
+#define SB_RETRY_MS 500       /* a room whose store read failed waits this */
 
 typedef struct sb_ev {
     uint64_t rev;
@@ -58,8 +60,9 @@ typedef struct sb_room {
     uint64_t rev; /* delivered (or superseded) up to here */
     sb_ev *held;  /* ascending, all > rev + 1 */
     size_t n_held, cap_held;
-    int64_t gap_ms; /* monotonic time the oldest held change arrived; 0 */
-    int stale;      /* read from the store at the next poll */
+    int64_t gap_ms;   /* monotonic time the oldest held change arrived; 0 */
+    int stale;        /* read from the store at the next poll */
+    int64_t retry_ms; /* a failed read is not tried again before */
     bus_sub *watch;
     list_node due; /* srv_bus.due while stale or n_held */
     list_node all; /* srv_bus.all, in sweep order */
@@ -484,16 +487,21 @@ size_t srv_bus_poll(srv *s)
         }
         sample(sb);
     }
-    /* Rooms due: stale ones, and gaps that waited long enough. */
-    size_t left = sb->due.len;
+    /* Rooms due: stale ones, and gaps that waited long enough; at most
+     * SB_FILLS_PER_POLL reads, the rest at the next poll (after a link
+     * came back every room is due at once). */
+    size_t left = sb->due.len, fills = 0;
     while (left-- > 0) {
         sb_room *r = list_entry(list_pop_front(&sb->due), sb_room, due);
         int ready =
-            r->stale ||
-            (r->n_held && (!sb->up || now - r->gap_ms >= sb->gap_wait_ms));
+            now >= r->retry_ms && fills < SB_FILLS_PER_POLL &&
+            (r->stale ||
+             (r->n_held && (!sb->up || now - r->gap_ms >= sb->gap_wait_ms)));
         if (ready) {
             int more = fill(sb, r);
+            fills++;
             r->stale = more != 0;
+            r->retry_ms = more < 0 ? now + SB_RETRY_MS : 0;
             n++;
         }
         if (r->stale || r->n_held) list_push_back(&sb->due, &r->due);
@@ -512,6 +520,7 @@ int srv_bus_timeout_ms(const srv *s, int idle_ms)
     {
         const sb_room *r = list_entry(n, sb_room, due);
         int64_t d = r->stale || !sb->up ? 0 : r->gap_ms + sb->gap_wait_ms - now;
+        if (d < r->retry_ms - now) d = r->retry_ms - now;
         if (d < t) t = d;
     }
     return t < 0 ? 0 : (int)t;
