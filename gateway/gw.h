@@ -26,6 +26,8 @@
  *   gw_json.c      the generic proto3-JSON codec
  *   gw_metrics.c   counters as Prometheus text
  *   gw_config.c    the settings table
+ *   gw_route.c     the REST route matcher and paging arguments (pure)
+ *   gw_limits.c    sessions per peer address
  *
  *   main -> http, session -> rooms -> conn, upstream -> buf
  *           rest ----------------------------> upstream  */
@@ -46,6 +48,8 @@
 
 #define GW_PROTO_BIN "parley.v1.proto"
 #define GW_PROTO_JSON "parley.v1.json"
+/* bytes lws keeps for one request head (request line and headers) */
+#define GW_HTTP_HEADER_SPACE 16384
 
 /* Close codes of the wire contract (docs/gateway.md). */
 enum {
@@ -53,6 +57,7 @@ enum {
     GW_CLOSE_BAD_UTF8 = 1007,
     GW_CLOSE_TOO_BIG = 1009,
     GW_CLOSE_UNAUTH = 4401,
+    GW_CLOSE_TOKEN_EXPIRED = 4402, /* the session's token expired: renew it */
     GW_CLOSE_RATE = 4429,
     GW_CLOSE_UPSTREAM = 4503,
     GW_CLOSE_SLOW = 4508
@@ -70,6 +75,13 @@ typedef struct gw_config {
     char static_dir[512];
     char jwt_secret_file[512];
     char jwt_secret[512];
+    char jwt_keys[512]; /* PEM or JWKS public keys (RS256/ES256) */
+    char jwt_issuer[256];
+    char jwt_audience[256];
+    size_t jwt_max_ttl; /* seconds, 0 none */
+    size_t jwt_leeway;  /* seconds */
+    char service_secret_file[512];
+    char service_secret[512];
     int dev;
     char origin[2048]; /* comma list as given */
     char **origins;    /* derived from origin */
@@ -81,11 +93,24 @@ typedef struct gw_config {
     size_t sendq_bytes; /* per-connection send queue bound */
     size_t sendq_frames;
     int auth_timeout_s;
-    int ping_s;         /* idle seconds before a WS ping */
-    int hangup_s;       /* idle seconds before hanging up */
-    size_t ring_size;   /* recent events kept per room */
-    size_t replay_page; /* History page size when replaying */
-    int room_linger_s;  /* an unwatched room keeps its upstream this long */
+    int ping_s;           /* idle seconds before a WS ping */
+    int hangup_s;         /* idle seconds before hanging up */
+    size_t ring_size;     /* recent events kept per room */
+    size_t replay_page;   /* History page size when replaying */
+    int room_linger_s;    /* an unwatched room keeps its upstream this long */
+    int max_rooms;        /* rooms one session may follow */
+    int max_conns_per_ip; /* sessions from one address */
+    int service_token_ttl_s; /* lifetime of the service token */
+    char tls_cert[512];      /* https/wss: PEM certificate (or chain) */
+    char tls_key[512];
+    char tls_chain[512];         /* intermediates, appended to tls_cert */
+    char upstream_tls_ca[512];   /* TLS to parleyd: its CA */
+    char upstream_tls_cert[512]; /* mutual TLS: the gateway's certificate */
+    char upstream_tls_key[512];
+    char admin_listen[160]; /* /healthz and /metrics here; "" main */
+    char admin_host[128];   /* derived */
+    int admin_port;         /* derived; the bound port once listening */
+    int allow_plaintext;    /* plaintext beyond loopback */
 } gw_config;
 
 /* ---- gw_config.c ---- */
@@ -103,8 +128,8 @@ typedef struct gw_metrics {
     uint64_t msgs_in, msgs_out, bytes_out;
     uint64_t writes;      /* socket writes (each may carry many frames) */
     uint64_t batches_out; /* ServerFrame{batch} messages sent */
-    uint64_t drops_slow, drops_rate, drops_big, drops_unauth;
-    uint64_t refused_origin, refused_full;
+    uint64_t drops_slow, drops_rate, drops_big, drops_unauth, drops_expired;
+    uint64_t refused_origin, refused_full, refused_ip;
     uint64_t upstream_events, upstream_errors;
     uint64_t upstream_unary;      /* unary calls finished */
     uint64_t upstream_links;      /* shared Connect streams opened */
@@ -135,8 +160,14 @@ typedef struct gw_server {
     gw_config cfg;
     struct lws_context *ctx;
     struct lws_vhost *vh;
+    struct lws_vhost *admin_vh; /* NULL: /healthz, /metrics on vh */
+    char tls_cert_path[600];    /* what lws serves: tls_cert (+ tls_chain) */
+    char tls_tmpdir[64];        /* private folder of the joined chain, or "" */
+    int tls_reloads;
     auth *auth;
-    char *service_token; /* minted from the shared secret; never logged */
+    char *service_token; /* {svc: gateway}, service secret; never logged */
+    lws_usec_t service_token_at; /* when it was minted (renewed halfway) */
+    struct gw_ip_entry **ips;    /* sessions per peer address (gw_limits.c) */
     gw_upstream *up;
     gw_rooms *rooms;
     lws_dll2_owner_t conns; /* WebSocket connections (gw_conn.c) */
@@ -177,9 +208,24 @@ gw_server *gw_http_server(gw_http *h);
 gw_handle *gw_http_handle(gw_http *h);
 struct lws *gw_http_wsi(gw_http *h);
 
-/* Route a /v1/rooms... request; 0 if handled (answered now or later). */
-int gw_rest_route(gw_http *h, const char *method, const char *path,
-                  const char *body, size_t body_len, const char *bearer);
+/* An Allow header for h's answer (a 405). */
+void gw_http_set_allow(gw_http *h, const char *methods);
+
+/* Answers a /v1/... request from the REST route table (gw_rest.c): the
+ * route's History call, or 404 / 405 with a JSON error. */
+void gw_rest_route(gw_http *h, const char *method, const char *path,
+                   const char *body, size_t body_len, const char *bearer);
+
+/* ---- gw_limits.c: sessions per peer address ---- */
+
+/* Sessions open from ip now. */
+int gw_ip_count(gw_server *s, const char *ip);
+/* A session from ip opened / closed; -1 when out of memory. */
+int gw_ip_add(gw_server *s, const char *ip, int delta);
+void gw_ip_free_all(gw_server *s);
+
+/* 1 for 127.x, localhost and ::1 */
+int gw_host_is_loopback(const char *host);
 
 /* ---- gw_metrics.c ---- */
 

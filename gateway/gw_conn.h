@@ -38,6 +38,9 @@ struct gw_conn_handlers {
                        int binary);
     /* The connection is gone; the session drops what it holds. */
     void (*on_close)(gw_conn *c);
+    /* 1 once the session's token has expired (asked by the sweep, once a
+     * second, of authenticated connections); then closed 4402. */
+    int (*expired)(gw_conn *c);
 };
 void gw_conn_set_handlers(gw_server *s, const gw_conn_handlers *h);
 

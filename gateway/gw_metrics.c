@@ -85,6 +85,13 @@ char *gw_metrics_render(gw_server *s, size_t *len)
             "parley_gateway_drops_total{reason=\"max_connections\"} %" PRIu64
             "\n",
             m->refused_full);
+    fprintf(f,
+            "parley_gateway_drops_total{reason=\"max_connections_per_ip\"} "
+            "%" PRIu64 "\n",
+            m->refused_ip);
+    fprintf(
+        f, "parley_gateway_drops_total{reason=\"token_expired\"} %" PRIu64 "\n",
+        m->drops_expired);
     fprintf(
         f,
         "# HELP parley_gateway_event_encodes_total Live events encoded, per "

@@ -727,6 +727,15 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
                            "already subscribed to this room", 0);
         return;
     }
+    int n = 0;
+    for (gw_feed *fd = gw_conn_next_feed(c, NULL); fd;
+         fd = gw_conn_next_feed(c, fd))
+        n += fd->pull == sub_pull;
+    if (n >= s->cfg.max_rooms) {
+        gw_conn_send_error(c, request_id, PARLEY_ERR_RESOURCE_EXHAUSTED,
+                           "this session follows as many rooms as it may", 0);
+        return;
+    }
     gw_room *r = room_find(s, req->room);
     if (!r && !(r = room_new(s, req->room, req->resume_after_rev))) {
         gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "gw_json.h"
+#include "rpc_check.h"
 
 typedef struct gw_session {
     auth_identity who;
@@ -95,10 +96,17 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
     gw_server *s = gw_conn_server(c);
     gw_session *ss = gw_conn_session(c);
     auth_identity id;
-    if (auth_verify(s->auth, token, gw_now_s(), &id) != PARLEY_OK) {
+    parley_err e = auth_verify(s->auth, token, gw_now_s(), &id);
+    if (e == PARLEY_ERR_TOKEN_EXPIRED) {
+        s->m.drops_unauth++;
+        gw_conn_send_error(c, rid, e, "the token has expired; renew it", 1);
+        gw_conn_close(c, GW_CLOSE_TOKEN_EXPIRED, 1);
+        return;
+    }
+    if (e != PARLEY_OK) {
         s->m.drops_unauth++;
         gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
-                           "token missing, invalid or expired", 1);
+                           "token missing or invalid", 1);
         gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
         return;
     }
@@ -226,18 +234,25 @@ static void on_message(gw_conn *c, const unsigned char *data, size_t len,
     } else if (json) {
         e = gw_json_decode(&parley__v1__client_frame__descriptor,
                            (const char *)data, len, &m, detail, sizeof detail);
-        if (e != PARLEY_OK) e = PARLEY_ERR_MALFORMED;
+        if (e != PARLEY_OK && e != PARLEY_ERR_INVALID_UTF8)
+            e = PARLEY_ERR_MALFORMED;
     } else {
-        m = protobuf_c_message_unpack(&parley__v1__client_frame__descriptor,
-                                      NULL, len, data);
-        e = m ? PARLEY_OK : PARLEY_ERR_MALFORMED;
-        if (!m) snprintf(detail, sizeof detail, "not a parley.v1.ClientFrame");
+        /* strict (rpc_check.c): a string holding a NUL is refused, never
+         * cut, whatever its depth (a batch's frames too) */
+        m = rpc_check_unpack(&parley__v1__client_frame__descriptor, data, len,
+                             &e);
+        snprintf(detail, sizeof detail, "%s",
+                 e == PARLEY_ERR_INVALID_UTF8
+                     ? "a string field holds a NUL or is not UTF-8"
+                     : "not a parley.v1.ClientFrame");
     }
     if (e != PARLEY_OK) {
+        uint64_t rid = m ? ((Parley__V1__ClientFrame *)m)->request_id : 0;
+        if (m) protobuf_c_message_free_unpacked(m, NULL);
         if (!gw_conn_session(c))
-            refuse_unauthenticated(c, 0);
+            refuse_unauthenticated(c, rid);
         else
-            gw_conn_send_error(c, 0, e, detail, 0);
+            gw_conn_send_error(c, rid, e, detail, 0);
         return;
     }
     on_frame(c, (Parley__V1__ClientFrame *)m, 0);
@@ -264,4 +279,10 @@ static void on_close(gw_conn *c)
     gw_conn_set_session(c, NULL);
 }
 
-const gw_conn_handlers gw_session_handlers = {on_message, on_close};
+static int expired(gw_conn *c)
+{
+    gw_session *ss = gw_conn_session(c);
+    return ss && auth_expired(gw_conn_server(c)->auth, &ss->who, gw_now_s());
+}
+
+const gw_conn_handlers gw_session_handlers = {on_message, on_close, expired};

@@ -49,6 +49,8 @@
  * once no operation is pending. The read counts as one pending operation
  * from the first post until the grpc thread hands over its end. */
 #include "gw_upstream.h"
+#include "defaults.h"
+#include "rpc_tls.h"
 
 #include <assert.h>
 #include <grpc/grpc.h>
@@ -311,6 +313,30 @@ static void *cq_thread(void *arg)
     return NULL;
 }
 
+/* TLS to parleyd when a CA or a client certificate is configured (mutual
+ * TLS); plaintext only to the unix socket or loopback, unless allowed. */
+static grpc_channel_credentials *gw_up_creds(gw_server *s)
+{
+    gw_config *c = &s->cfg;
+    char err[400];
+    if (*c->upstream_tls_ca || *c->upstream_tls_cert) {
+        rpc_tls_files f = {c->upstream_tls_cert, c->upstream_tls_key,
+                           c->upstream_tls_ca};
+        grpc_channel_credentials *cr =
+            rpc_tls_client_creds(&f, err, sizeof err);
+        if (!cr) fprintf(stderr, "parley-gateway: upstream %s\n", err);
+        return cr;
+    }
+    for (int i = 0; i < c->n_upstreams; i++)
+        if (!rpc_addr_is_local(c->upstreams[i]) && !c->allow_plaintext) {
+            fprintf(stderr,
+                    "parley-gateway: upstream %s is beyond loopback: "
+                    "give --upstream-tls-ca (or --allow-plaintext)\n",
+                    c->upstreams[i]);
+            return NULL;
+        }
+    return grpc_insecure_credentials_create();
+}
 /* ---- setup ---- */
 
 parley_err gw_up_new(gw_server *s, gw_upstream **out)
@@ -341,7 +367,7 @@ parley_err gw_up_new(gw_server *s, gw_upstream **out)
     }
     /* A dead or cut-off core is found by keepalive pings (parleyd accepts
      * them this often) as well as by the health checks. */
-    grpc_arg args[8];
+    grpc_arg args[9];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS;
     args[0].value.integer = INT_MAX;
@@ -366,8 +392,16 @@ parley_err gw_up_new(gw_server *s, gw_upstream **out)
     args[7].type = GRPC_ARG_INTEGER;
     args[7].key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA;
     args[7].value.integer = 0; /* keep pinging an idle link */
-    grpc_channel_args ca = {8, args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    /* what the core may answer (a full history page), defaults.h */
+    args[8].type = GRPC_ARG_INTEGER;
+    args[8].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[8].value.integer = (int)PARLEY_CLIENT_RECV_MAX;
+    grpc_channel_args ca = {9, args};
+    grpc_channel_credentials *creds = gw_up_creds(s);
+    if (!creds) {
+        gw_up_free(u);
+        return PARLEY_ERR_INTERNAL;
+    }
     for (int i = 0; i < s->cfg.n_upstreams; i++) {
         u->ch[i] = grpc_channel_create(s->cfg.upstreams[i], creds, &ca);
         u->n_ch++;
@@ -1042,4 +1076,16 @@ void gw_up_drain(gw_server *s)
         run_item(s, it);
         it = next;
     }
+}
+
+void gw_up_renew(gw_server *s)
+{
+    gw_upstream *u = s->up;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Authenticate au = PARLEY__V1__AUTHENTICATE__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE;
+    cf.authenticate = &au;
+    au.token = s->service_token;
+    for (int i = 0; u && i < u->n_links; i++)
+        if (u->links[i]) (void)gw_link_call(u->links[i], &cf, NULL, NULL, NULL);
 }

@@ -79,4 +79,9 @@ gw_call *gw_link_call(gw_link *l, Parley__V1__ClientFrame *f,
 /* The caller went away: its answer will be dropped. */
 void gw_call_forget(gw_call *c);
 
+/* The service token was renewed (s->service_token): every open link gets
+ * it as an Authenticate frame, so the core does not end the link at the
+ * old token's expiry. */
+void gw_up_renew(gw_server *s);
+
 #endif

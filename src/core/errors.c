@@ -29,6 +29,7 @@ PARLEY_WIRE_EQ(RESOURCE_EXHAUSTED);
 PARLEY_WIRE_EQ(BAD_CURSOR);
 PARLEY_WIRE_EQ(SUBSCRIPTION_STATE);
 PARLEY_WIRE_EQ(AUTHOR_INVALID);
+PARLEY_WIRE_EQ(TOKEN_EXPIRED);
 _Static_assert((int)PARLEY_OK ==
                    (int)PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED,
                "PARLEY_OK must be the wire enum's zero");
@@ -109,10 +110,12 @@ static const err_info *err_lookup(parley_err e)
         [PARLEY_ERR_AUTHOR_INVALID] =
             {"AUTHOR_INVALID", "author id, display name or role invalid",
              GRPC_INVALID_ARGUMENT, 400},
+        [PARLEY_ERR_TOKEN_EXPIRED] = {"TOKEN_EXPIRED",
+                                      "the token has expired; renew it",
+                                      GRPC_UNAUTHENTICATED, 401},
     };
     /* Every wire code has its row (a missing one would read as zeros). */
-    _Static_assert(sizeof wire / sizeof wire[0] ==
-                       PARLEY_ERR_AUTHOR_INVALID + 1,
+    _Static_assert(sizeof wire / sizeof wire[0] == PARLEY_ERR_TOKEN_EXPIRED + 1,
                    "errors.c: a wire error code lacks its row");
     static const err_info schema_too_new = {
         "SCHEMA_TOO_NEW", "the database was written by a newer parley",
@@ -135,7 +138,7 @@ int parley_err_http_status(parley_err e) { return err_lookup(e)->http; }
 parley_err parley_err_from_name(const char *name)
 {
     if (strncmp(name, "ERROR_CODE_", 11) == 0) name += 11;
-    for (int e = 1; e <= PARLEY_ERR_AUTHOR_INVALID; e++)
+    for (int e = 1; e <= PARLEY_ERR_TOKEN_EXPIRED; e++)
         if (strcmp(parley_err_name((parley_err)e), name) == 0)
             return (parley_err)e;
     return PARLEY_ERR_INTERNAL;

@@ -23,6 +23,7 @@ typedef enum parley_err {
     PARLEY_ERR_BAD_CURSOR = 14,
     PARLEY_ERR_SUBSCRIPTION_STATE = 15,
     PARLEY_ERR_AUTHOR_INVALID = 16,
+    PARLEY_ERR_TOKEN_EXPIRED = 17,
     /* Not in the wire enum: store-level conditions. */
     PARLEY_ERR_SCHEMA_TOO_NEW = 100,
     PARLEY_ERR_IO = 101

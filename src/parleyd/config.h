@@ -14,6 +14,17 @@ typedef struct cfg {
     char store[512]; /* store target; "" means the --db file */
     char jwt_secret[512];
     char jwt_secret_file[512];
+    char jwt_keys[512];   /* PEM or JWKS public keys of the identity provider */
+    char jwt_issuer[256]; /* required iss, "" none */
+    char jwt_audience[256]; /* required aud, "" none */
+    size_t jwt_max_ttl;     /* seconds, 0 none */
+    size_t jwt_leeway;      /* seconds of clock skew */
+    char service_secret[512];
+    char service_secret_file[512];
+    char tls_cert[512]; /* PEM chain for the TCP listener */
+    char tls_key[512];
+    char tls_client_ca[512];  /* mutual TLS: clients need a cert it signed */
+    int allow_plaintext;      /* plaintext TCP beyond loopback */
     char rooms[1024];         /* comma list created at start */
     char config[512];         /* the config file read, if any */
     char metrics_listen[256]; /* HOST:PORT of /metrics; "" or "none": off */
@@ -27,6 +38,10 @@ typedef struct cfg {
     int bus_test_drop; /* tests: per mille of received events dropped */
     size_t max_body;
     size_t max_queue;
+    double user_rate; /* writes per second per user, 0: no limit */
+    double user_burst;
+    double organizer_rate;
+    size_t max_subs; /* rooms per Connect stream */
     int dev;
     int no_reflection;
 } cfg;

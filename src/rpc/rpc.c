@@ -52,6 +52,7 @@
 #include "rpc.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,10 @@
 /* events per rpc_server_poll: bounds the wait of a publish for its group
  * commit */
 #define RPC_POLL_BUDGET 256
+/* grpc's own receive cap: a message between max_recv_bytes and this is read
+ * and refused by too_big() with the parley-error-code trailer; above it grpc
+ * refuses it without reading it all (and without the trailer). */
+#define RPC_RECV_HARD_CAP (4u << 20)
 
 typedef struct rpc_op rpc_op;
 typedef void (*rpc_op_fn)(rpc_op *op, int ok);
@@ -110,6 +115,8 @@ struct rpc_server {
     int started, shutting_down, shutdown_notified, cq_shut;
     rpc_op shutdown_op;
     size_t n_slots_posted;
+    rpc_tls_watch *tls[4]; /* reload state of the TLS listeners */
+    size_t n_tls;
     list calls;        /* every call not yet freed (rpc_call.link) */
     rpc_observer obs;  /* obs.call_done NULL: nobody observes */
     uint64_t slow_cut; /* calls cancelled for a full send queue */
@@ -296,7 +303,10 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
         args[i].key = (char *)iargs[i].key;
         args[i].value.integer = iargs[i].value;
     }
-    args[0].value.integer = (int)rs->opts.max_recv_bytes;
+    size_t hard = rs->opts.max_recv_bytes * 4;
+    if (hard < RPC_RECV_HARD_CAP) hard = RPC_RECV_HARD_CAP;
+    if (hard > INT_MAX) hard = INT_MAX;
+    args[0].value.integer = (int)hard;
     grpc_channel_args ca = {N_ARGS, args};
     rs->server = grpc_server_create(&ca, NULL);
     rs->cq = grpc_completion_queue_create_for_next(NULL);
@@ -366,6 +376,30 @@ int rpc_server_listen(rpc_server *rs, const char *addr)
     int port = grpc_server_add_http2_port(rs->server, addr, cr);
     grpc_server_credentials_release(cr);
     return port;
+}
+
+int rpc_server_listen_tls(rpc_server *rs, const char *addr,
+                          const rpc_tls_files *tls, char *err, size_t errlen)
+{
+    if (rs->n_tls == sizeof rs->tls / sizeof rs->tls[0]) {
+        snprintf(err, errlen, "too many TLS listeners");
+        return 0;
+    }
+    rpc_tls_watch *w = NULL;
+    grpc_server_credentials *cr = rpc_tls_server_creds(tls, &w, err, errlen);
+    if (!cr) return 0;
+    rs->tls[rs->n_tls++] = w; /* freed with the server, after grpc's use */
+    int port = grpc_server_add_http2_port(rs->server, addr, cr);
+    grpc_server_credentials_release(cr);
+    if (port <= 0) snprintf(err, errlen, "cannot listen on %s", addr);
+    return port;
+}
+
+int rpc_server_tls_reloads(const rpc_server *rs)
+{
+    int n = 0;
+    for (size_t i = 0; i < rs->n_tls; i++) n += rpc_tls_reloads(rs->tls[i]);
+    return n;
 }
 
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
@@ -661,6 +695,23 @@ void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs, void *ud)
 
 static void post_recv(rpc_call *c);
 
+/* A request message over max_recv_bytes fails its call with
+ * RESOURCE_EXHAUSTED and the parley-error-code trailer, like every other
+ * refusal (grpc's own cap, RPC_RECV_HARD_CAP, sits above it and answers
+ * without the trailer). 1 if it did. */
+static int too_big(rpc_call *c, grpc_byte_buffer *bb)
+{
+    size_t n = grpc_byte_buffer_length(bb);
+    if (n <= c->rs->opts.max_recv_bytes) return 0;
+    char d[160];
+    snprintf(d, sizeof d,
+             "request message of %zu bytes is over this server's "
+             "limit of %zu",
+             n, c->rs->opts.max_recv_bytes);
+    rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED, d);
+    return 1;
+}
+
 static void on_recv_op(rpc_op *op, int ok)
 {
     rpc_call *c = batch_done(op);
@@ -681,11 +732,16 @@ static void on_recv_op(rpc_op *op, int ok)
         return;
     }
     call_recv_to(c, RPC_RECV_IDLE);
-    ProtobufCMessage *m = rpc_decode(c->reg->m->input, bb);
+    if (too_big(c, bb)) {
+        grpc_byte_buffer_destroy(bb);
+        return; /* the stream is over; no more reads */
+    }
+    parley_err err;
+    ProtobufCMessage *m = rpc_decode_strict(c->reg->m->input, bb, &err);
     grpc_byte_buffer_destroy(bb);
     rpc_call_ref(c);
     if (c->cbs.on_message && c->state != RPC_CALL_CLOSED)
-        c->cbs.on_message(c, m, c->cb_ud);
+        c->cbs.on_message(c, m, err, c->cb_ud);
     if (m) protobuf_c_message_free_unpacked(m, NULL);
     /* Shutting down: read no more, so the last batch can be acked. */
     if (call_is_open(c) && !c->rs->shutting_down) post_recv(c);
@@ -809,13 +865,22 @@ static void on_slot_op(rpc_op *op, int ok)
     } else if (r->m->kind == RPC_UNARY || r->m->kind == RPC_SERVER_STREAMING) {
         if (!payload) {
             rpc_fail(c, PARLEY_ERR_MALFORMED, "request message missing");
+        } else if (too_big(c, payload)) {
+            /* answered */
         } else {
-            c->req = rpc_decode(r->m->input, payload);
-            if (!c->req) {
-                char d[160];
-                snprintf(d, sizeof d, "request is not a valid %s",
-                         r->m->input->name);
-                rpc_fail(c, PARLEY_ERR_MALFORMED, d);
+            parley_err err;
+            c->req = rpc_decode_strict(r->m->input, payload, &err);
+            if (err != PARLEY_OK) {
+                char d[200];
+                if (err == PARLEY_ERR_INVALID_UTF8)
+                    snprintf(d, sizeof d,
+                             "a string field of the %s holds a NUL or is "
+                             "not UTF-8",
+                             r->m->input->name);
+                else
+                    snprintf(d, sizeof d, "request is not a valid %s",
+                             r->m->input->name);
+                rpc_fail(c, err, d);
             } else {
                 r->m->dispatch(r->handlers, c, c->req, r->ud);
             }
@@ -930,6 +995,7 @@ void rpc_server_free(rpc_server *rs)
         grpc_completion_queue_destroy(rs->cq);
     }
     for (size_t i = 0; i < rs->n_regs; i++) free(rs->regs[i]);
+    for (size_t i = 0; i < rs->n_tls; i++) rpc_tls_watch_free(rs->tls[i]);
     free(rs->regs);
     free(rs);
 }

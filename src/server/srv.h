@@ -18,6 +18,7 @@
 #include "hub.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "srv_limits.h"
 #include "store.h"
 #include "parley/v1/history.grpc.h"
 #include "parley/v1/stream.grpc.h"
@@ -25,9 +26,13 @@
 typedef struct srv srv;
 
 typedef struct srv_opts {
-    size_t max_body;   /* 0 = RULES_BODY_MAX_DEFAULT */
-    metrics *metrics;  /* where the core's series go; NULL: none kept */
-    int no_reflection; /* 1: do not serve grpc.reflection */
+    size_t max_body;       /* 0 = RULES_BODY_MAX_DEFAULT */
+    metrics *metrics;      /* where the core's series go; NULL: none kept */
+    int no_reflection;     /* 1: do not serve grpc.reflection */
+    double user_rate;      /* writes per second per participant; 0: no limit */
+    double user_burst;     /* the bucket's size */
+    double organizer_rate; /* the same for organizers; 0: no limit */
+    size_t max_subs;       /* rooms one Connect stream may follow; 0: 100 */
 } srv_opts;
 
 /* db and au stay owned by the caller and must outlive the srv. */
@@ -53,6 +58,11 @@ int srv_health_serving(const srv *s);
 size_t srv_flush(srv *s);
 /* Publishes waiting for the next flush. */
 size_t srv_pending(const srv *s);
+/* Ends every Connect stream whose token expired by now_s (and was not
+ * renewed by an Authenticate frame) with UNAUTHENTICATED and the
+ * parley-error-code TOKEN_EXPIRED. Call about once a second. Returns how
+ * many it ended. */
+size_t srv_expire(srv *s, int64_t now_s);
 void srv_free(srv *s);
 
 /* srv_bus.c: several cores on one store, their events on a NATS bus
@@ -107,11 +117,15 @@ struct srv {
     store *db; /* the message store, owned by the caller */
     const auth *au;
     hub *hub;
+    srv_rate *rate;     /* per-user writes (srv_limits.h), participants */
+    srv_rate *org_rate; /* and organizers */
     size_t max_body;
     srv_metrics *metrics;       /* srv_metrics.c; never NULL after srv_new */
     srv_health *health;         /* srv_health.c */
     srv_reflection *reflection; /* srv_reflection.c; NULL when not served */
     int64_t next_sample_ms;     /* srv_tick: when the gauges are next read */
+    int64_t next_expire_ms; /* srv_tick: when tokens and rates are next swept */
+    size_t max_subs;
     srv_pending_pub *batch;
     size_t n_batch, cap_batch;
     list conns;   /* every open Connect stream (srv_conn.link) */
@@ -119,8 +133,15 @@ struct srv {
 };
 
 /* Verifies `authorization` metadata; on failure fails the call
- * (UNAUTHENTICATED) and returns nonzero. */
+ * (UNAUTHENTICATED, or TOKEN_EXPIRED) and returns nonzero. */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
+/* For a call that writes: fails it with PERMISSION_DENIED and returns
+ * nonzero when who is a service token (those only read), or with
+ * RESOURCE_EXHAUSTED when the user is over the write rate. */
+int srv_refuse_service(rpc_call *c, const auth_identity *who);
+int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who);
+/* 1 if who may write now (a token of its role's bucket taken). */
+int srv_take_write(srv *s, const auth_identity *who);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */
 typedef struct srv_pbmsg {

@@ -22,9 +22,13 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
     /* Cheap checks first, so a bad publish never enters a batch. */
     parley_err e = rules_room(p->room);
     if (!e) e = rules_client_msg_id(p->client_msg_id);
+    /* the wire check (rpc_check.c) refused every string holding a NUL,
+     * so strlen is the length that was sent */
     size_t blen = strlen(p->body);
     if (!e) e = rules_body(p->body, blen, s->max_body);
     if (e) return e;
+    /* one bucket per user, whatever path the publish came by */
+    if (!srv_take_write(s, who)) return PARLEY_ERR_RESOURCE_EXHAUSTED;
     if (s->n_batch == s->cap_batch) {
         size_t nc = s->cap_batch ? s->cap_batch * 2 : 64;
         srv_pending_pub *nb = realloc(s->batch, nc * sizeof *nb);

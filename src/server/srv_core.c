@@ -21,10 +21,15 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts)
     s->au = au;
     s->max_body =
         opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
+    s->max_subs = opts && opts->max_subs ? opts->max_subs : 100;
     s->hub = hub_new();
+    s->rate =
+        srv_rate_new(opts ? opts->user_rate : 0, opts ? opts->user_burst : 1);
+    s->org_rate = srv_rate_new(opts ? opts->organizer_rate : 0,
+                               opts ? opts->user_burst : 1);
     s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
     s->health = srv_health_new();
-    if (!s->hub || !s->metrics || !s->health) {
+    if (!s->hub || !s->rate || !s->org_rate || !s->metrics || !s->health) {
         srv_free(s);
         return NULL;
     }
@@ -76,6 +81,13 @@ void srv_tick(srv *s, const rpc_server *rs)
         s->next_sample_ms = now + SRV_SAMPLE_MS;
         srv_metrics_sample(s->metrics, s, rs);
     }
+    if (now >= s->next_expire_ms) { /* once a second */
+        s->next_expire_ms = now + 1000;
+        size_t n = srv_expire(s, clock_wall_ms() / 1000);
+        if (n) log_info("auth", "%zu stream(s) ended: token expired", n);
+        srv_rate_sweep(s->rate, now);
+        srv_rate_sweep(s->org_rate, now);
+    }
 }
 
 void srv_free(srv *s)
@@ -83,6 +95,8 @@ void srv_free(srv *s)
     if (!s) return;
     srv_bus_stop(s);
     hub_free(s->hub);
+    srv_rate_free(s->rate);
+    srv_rate_free(s->org_rate);
     srv_metrics_free(s->metrics);
     srv_health_free(s->health);
     srv_reflection_free(s->reflection);
@@ -100,12 +114,38 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
                  "missing authorization metadata (want: Bearer <jwt>)");
         return -1;
     }
-    if (auth_verify(s->au, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
-        rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
-                 "invalid, expired or badly signed token");
+    parley_err e = auth_verify(s->au, tok, clock_wall_ms() / 1000, who);
+    if (e != PARLEY_OK) {
+        rpc_fail(c, e,
+                 e == PARLEY_ERR_TOKEN_EXPIRED
+                     ? "the token has expired; renew it"
+                     : "invalid or badly signed token, or claims refused");
         return -1;
     }
     return 0;
+}
+
+int srv_take_write(srv *s, const auth_identity *who)
+{
+    srv_rate *r = who->role == PARLEY_ROLE_ORGANIZER ? s->org_rate : s->rate;
+    return srv_rate_take(r, who->id, clock_mono_ms());
+}
+
+int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who)
+{
+    if (srv_refuse_service(c, who)) return -1;
+    if (srv_take_write(s, who)) return 0;
+    rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED,
+             "over this user's write rate; retry shortly");
+    return -1;
+}
+
+int srv_refuse_service(rpc_call *c, const auth_identity *who)
+{
+    if (!who->service) return 0;
+    rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
+             "a service token can read, never write");
+    return -1;
 }
 
 void srv_pb_message(srv_pbmsg *out, const parley_msg *m)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "defaults.h"
 #include "log.h"
 
 static void fail_store(rpc_call *c, srv *s, parley_err e)
@@ -35,6 +36,17 @@ typedef struct page_buf {
     uint8_t *p;
     size_t len, cap;
     int oom;
+    /* The page must fit in PARLEY_ANSWER_BYTES_MAX (what the gateway and
+     * any client accept, defaults.h). Rows come in ascending order: after
+     * a cursor (AFTER_REV) the newest would be dropped, so the walk stops
+     * there; for the newest page or one before a seq the oldest are
+     * dropped from the front, keeping the rows nearest the cursor. */
+    int drop_front;
+    size_t front; /* bytes of dropped rows at the start of p */
+    size_t first; /* index of the first kept row */
+    size_t *ends; /* end offset in p of each row */
+    size_t n_rows, cap_rows;
+    int cut; /* rows were left out: more exist */
 } page_buf;
 
 static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data)
@@ -56,8 +68,12 @@ static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data)
     pb->len += n;
 }
 
+/* Room left for the room and has_more packed after the rows. */
+#define PAGE_TAIL_RESERVE 512
+
 static int list_row(const parley_msg *m, void *ud)
 {
+    page_buf *pb = ud;
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     Parley__V1__Message *one = &pm.msg;
@@ -65,7 +81,35 @@ static int list_row(const parley_msg *m, void *ud)
         PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     r.n_messages = 1;
     r.messages = &one;
-    protobuf_c_message_pack_to_buffer(&r.base, ud);
+    size_t start = pb->len;
+    protobuf_c_message_pack_to_buffer(&r.base, &pb->base);
+    if (pb->oom) return 1;
+    if (pb->n_rows == pb->cap_rows) {
+        size_t nc = pb->cap_rows ? pb->cap_rows * 2 : 64;
+        size_t *ne = realloc(pb->ends, nc * sizeof *ne);
+        if (!ne) {
+            pb->oom = 1;
+            return 1;
+        }
+        pb->ends = ne;
+        pb->cap_rows = nc;
+    }
+    pb->ends[pb->n_rows++] = pb->len;
+    const size_t max = PARLEY_ANSWER_BYTES_MAX - PAGE_TAIL_RESERVE;
+    if (pb->len - pb->front <= max || pb->n_rows - pb->first == 1)
+        return 0; /* within the bound, or the one row a page always has */
+    if (!pb->drop_front) { /* after a cursor: stop before this row */
+        pb->len = start;
+        pb->n_rows--;
+        pb->cut = 1;
+        return 1;
+    }
+    /* drop the oldest kept rows; the bytes go once the page is done */
+    while (pb->len - pb->front > max && pb->n_rows - pb->first > 1) {
+        pb->front = pb->ends[pb->first++];
+        pb->cut = 1;
+    }
+    assert(pb->front <= pb->len && pb->first < pb->n_rows);
     return 0;
 }
 
@@ -97,16 +141,21 @@ static void h_list_messages(rpc_call *c,
         dir = STORE_BEFORE_SEQ;
         cursor = req->before_seq;
     }
-    page_buf b = {{page_append}, NULL, 0, 0, 0};
+    page_buf b;
+    memset(&b, 0, sizeof b);
+    b.base.append = page_append;
+    b.drop_front = dir != STORE_AFTER_REV;
     parley_room room;
     int has_more = 0;
-    e = store_list(s->db, req->room, dir, cursor, limit, list_row, &b.base,
-                   &room, &has_more);
+    e = store_list(s->db, req->room, dir, cursor, limit, list_row, &b, &room,
+                   &has_more);
+    free(b.ends);
     if (e) {
         free(b.p);
         fail_store(c, s, e);
         return;
     }
+    if (b.cut) has_more = 1; /* rows left out for size: page on */
     Parley__V1__Room pr;
     srv_pb_room(&pr, &room);
     Parley__V1__ListMessagesResponse tail =
@@ -119,8 +168,10 @@ static void h_list_messages(rpc_call *c,
         rpc_fail(c, PARLEY_ERR_INTERNAL, "out of memory");
         return;
     }
-    /* The slice takes the buffer: the page is not copied again. */
-    grpc_slice sl = grpc_slice_new(b.p, b.len, free);
+    /* The slice takes the buffer (past the rows dropped from its front):
+     * the page is not copied again. */
+    grpc_slice sl = grpc_slice_new_with_user_data(b.p + b.front,
+                                                  b.len - b.front, free, b.p);
     rpc_reply_slice(c, sl);
     grpc_slice_unref(sl);
 }
@@ -150,6 +201,7 @@ static void h_edit_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
     parley_author actor = auth_author(&who);
     parley_msg m;
     parley_err e = store_edit(s->db, req->room, req->seq, &actor, req->body,
@@ -173,6 +225,7 @@ static void h_delete_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
     parley_author actor = auth_author(&who);
     parley_msg m;
     parley_room before;
@@ -200,6 +253,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
     if (who.role != PARLEY_ROLE_ORGANIZER) {
         rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
                  "only organizers may create rooms");

@@ -183,6 +183,11 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
                        "already subscribed to this room on this stream", 0);
         return;
     }
+    if (cn->subs.len >= s->max_subs) {
+        srv_send_error(cn->call, rid, PARLEY_ERR_RESOURCE_EXHAUSTED,
+                       "this stream follows as many rooms as it may", 0);
+        return;
+    }
     parley_room room;
     e = store_room_get(s->db, sb->room, &room);
     if (e) {
@@ -236,16 +241,26 @@ static void on_unsubscribe(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
+/* Answers like the gateway does, and renews the stream's token: a valid
+ * token of the same user (or service) replaces the one the stream was
+ * opened with, so the stream outlives the first token's expiry. */
 static void on_authenticate(srv_conn *cn, uint64_t rid,
                             const Parley__V1__Authenticate *a)
 {
     auth_identity who;
-    if (auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who) !=
-        PARLEY_OK) {
-        srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
+    parley_err e =
+        auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who);
+    if (e != PARLEY_OK) {
+        srv_send_error(cn->call, rid, e,
                        "invalid, expired or badly signed token", 0);
         return;
     }
+    if (strcmp(who.id, cn->who.id) != 0 || who.service != cn->who.service) {
+        srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
+                       "a stream keeps its user", 0);
+        return;
+    }
+    cn->who = who;
     Parley__V1__Author au = PARLEY__V1__AUTHOR__INIT;
     au.id = who.id;
     au.display_name = who.display_name;
@@ -290,12 +305,18 @@ static void on_options(srv_conn *cn, uint64_t rid,
 static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
                      int in_batch);
 
-static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
+static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg,
+                            parley_err err, void *ud)
 {
     srv_conn *cn = ud;
     if (!msg) {
         srv_send_error(c, 0, PARLEY_ERR_MALFORMED,
                        "frame is not a valid parley.v1.ClientFrame", 0);
+        return;
+    }
+    if (err != PARLEY_OK) { /* refused whole, never cut at the NUL */
+        srv_send_error(c, ((const Parley__V1__ClientFrame *)msg)->request_id,
+                       err, "a string field holds a NUL or is not UTF-8", 0);
         return;
     }
     on_frame(cn, (const Parley__V1__ClientFrame *)msg, 0);
@@ -308,11 +329,15 @@ static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
     rpc_call *c = cn->call;
     uint64_t rid = f->request_id;
     auth_identity who = cn->who;
+    parley_err ae = PARLEY_OK;
     if (f->user_token && *f->user_token &&
-        auth_verify(cn->s->au, f->user_token, clock_wall_ms() / 1000, &who) !=
-            PARLEY_OK) {
-        srv_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
-                       "user_token invalid, expired or badly signed", 0);
+        (ae = auth_verify(cn->s->au, f->user_token, clock_wall_ms() / 1000,
+                          &who)) != PARLEY_OK) {
+        srv_send_error(c, rid, ae,
+                       ae == PARLEY_ERR_TOKEN_EXPIRED
+                           ? "user_token expired; renew it"
+                           : "user_token invalid or badly signed",
+                       0);
         return;
     }
     switch (f->kind_case) {
@@ -323,6 +348,13 @@ static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
         on_unsubscribe(cn, rid, f->unsubscribe);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH: {
+        /* who: the frame's user_token, else the stream's; a service
+         * identity carries users' publishes only with their own tokens */
+        if (who.service) {
+            srv_send_error(c, rid, PARLEY_ERR_PERMISSION_DENIED,
+                           "a service token can read, never write", 0);
+            break;
+        }
         parley_err e =
             srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &who, f->publish);
         if (e)
@@ -423,8 +455,26 @@ static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_service(c, &who)) return;
     parley_err e = srv_enqueue(s, c, NULL, NULL, 0, &who, req);
     if (e) rpc_fail(c, e, parley_err_text(e));
+}
+
+size_t srv_expire(srv *s, int64_t now_s)
+{
+    size_t n = 0;
+    list_for_each(&s->conns, node, next)
+    {
+        srv_conn *cn = list_entry(node, srv_conn, link);
+        if (rpc_call_is_done(cn->call) || !auth_expired(s->au, &cn->who, now_s))
+            continue;
+        /* the subscriptions go with the call (conn_on_close) */
+        rpc_stream_finish(cn->call, PARLEY_ERR_TOKEN_EXPIRED,
+                          "the token of this stream has expired; renew it "
+                          "(Authenticate) before it does, or reconnect");
+        n++;
+    }
+    return n;
 }
 
 const parley_v1_Stream_handlers srv_stream = {

@@ -208,8 +208,11 @@ class Core(Proc):
 
     def __init__(self, binary, tmp, name, store, bus=None, listen="127.0.0.1:0", rooms="lobby",
                  extra=(), prefix=(), metrics=True):
+        # Load tests: no per-user write rate. Plaintext gRPC also beyond
+        # loopback: the cluster test's private namespaces (production puts
+        # TLS there, docs/deploy.md).
         argv = [binary, "--listen", listen, "--unix", "none", "--store", store, "--rooms", rooms,
-                "--db", os.path.join(tmp, name, "unused.db")]
+                "--db", os.path.join(tmp, name, "unused.db"), "--user-rate", "0", "--allow-plaintext"]
         if bus:
             argv += ["--bus", bus, "--bus-name", name]
         if metrics:
@@ -374,7 +377,8 @@ class Gateway(Proc):
     def __init__(self, binary, tmp, name, cores, listen="127.0.0.1:0", extra=(), prefix=()):
         static = os.path.join(tmp, "static")
         os.makedirs(static, exist_ok=True)
-        argv = [binary, "--listen", listen, "--upstream", ",".join(cores), "--static", static] + list(extra)
+        argv = [binary, "--listen", listen, "--upstream", ",".join(cores), "--static", static,
+                "--allow-plaintext"] + list(extra)
         super().__init__(name, argv, tmp, prefix=prefix, env={"PARLEY_JWT_SECRET": SECRET},
                          ready=r"parley-gateway listening on http://([^/]+)/")
 

@@ -166,6 +166,10 @@ static void test_author(void)
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     a.id = "user@example.org";
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_OK);
+    a.display_name = "Ann \xE2\x80\xAE" "nimda"; /* RLO in a name */
+    CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
+    a.display_name = "Ann \xE2\x81\xA8" "x" "\xE2\x81\xA9"; /* even balanced */
+    CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     CU_ASSERT_EQUAL(rules_author(NULL), PARLEY_ERR_AUTHOR_INVALID);
 }
 
@@ -180,7 +184,7 @@ static void test_body(void)
     CU_ASSERT_EQUAL(BODY("line\nline", 16), PARLEY_OK);
     CU_ASSERT_EQUAL(rules_body("", 0, 16), PARLEY_ERR_BODY_EMPTY);
     CU_ASSERT_EQUAL(rules_body(NULL, 0, 16), PARLEY_ERR_BODY_EMPTY);
-    CU_ASSERT_EQUAL(BODY(" \t\r\n\v\f", 16), PARLEY_ERR_BODY_EMPTY);
+    CU_ASSERT_EQUAL(BODY(" \t\r\n", 16), PARLEY_ERR_BODY_EMPTY);
     /* NBSP, ideographic space, em space, zero width space, BOM */
     CU_ASSERT_EQUAL(BODY("\xC2\xA0\xE3\x80\x80\xE2\x80\x83\xE2\x80\x8B\xEF\xBB\xBF",
                          64),
@@ -209,6 +213,22 @@ static void test_body(void)
     CU_ASSERT_EQUAL(BODY("a\xF4\x90\x80\x80", 16), PARLEY_ERR_INVALID_UTF8);
     CU_ASSERT_EQUAL(BODY("a\xE2\x82", 16), PARLEY_ERR_INVALID_UTF8);
     CU_ASSERT_EQUAL(BODY(" \xFF", 16), PARLEY_ERR_INVALID_UTF8);
+
+    /* control characters: only TAB, LF, CR */
+    CU_ASSERT_EQUAL(BODY("a\tb\r\nc", 16), PARLEY_OK);
+    CU_ASSERT_EQUAL(BODY("a\x1b[31mred", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\x07", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\v", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\x7f", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\xC2\x9B", 16), PARLEY_ERR_INVALID_UTF8); /* C1 CSI */
+    /* bidi: balanced runs pass, anything left open or closed twice not */
+    CU_ASSERT_EQUAL(BODY("a \xE2\x80\xAE" "olleh" "\xE2\x80\xAC b", 32), PARLEY_OK);
+    CU_ASSERT_EQUAL(BODY("\xE2\x81\xA7" "x" "\xE2\x81\xA9", 32), PARLEY_OK);
+    CU_ASSERT_EQUAL(BODY("a \xE2\x80\xAE" "gnp.exe", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a \xE2\x80\xAC", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a \xE2\x81\xA6", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("\xE2\x81\xA6" "a" "\xE2\x80\xAC", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\xE2\x80\x8F" "b", 32), PARLEY_OK); /* RLM mark */
 }
 
 static void test_may_modify(void)
@@ -251,6 +271,7 @@ static void test_error_table(void)
         {PARLEY_ERR_BAD_CURSOR, 3, 400},
         {PARLEY_ERR_SUBSCRIPTION_STATE, 9, 409},
         {PARLEY_ERR_AUTHOR_INVALID, 3, 400},
+        {PARLEY_ERR_TOKEN_EXPIRED, 16, 401},
         {PARLEY_ERR_SCHEMA_TOO_NEW, 9, 500},
         {PARLEY_ERR_IO, 13, 500},
     };

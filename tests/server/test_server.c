@@ -330,7 +330,7 @@ static void test_tokens(void) {
     free(bad);
     char *expired = tc_token("pat", "participant", -60, NULL);
     r = call(g_ch, H("GetRoom"), expired, &g, NULL);
-    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "TOKEN_EXPIRED");
     free(expired);
     r = call(g_ch, H("GetRoom"), "not.a.jwt", &g, NULL);
     expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");

@@ -442,7 +442,7 @@ const ProtobufCEnumDescriptor parley__v1__role__descriptor =
   parley__v1__role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue parley__v1__error_code__enum_values_by_number[17] =
+static const ProtobufCEnumValue parley__v1__error_code__enum_values_by_number[18] =
 {
   { "ERROR_CODE_UNSPECIFIED", "PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED", 0 },
   { "ERROR_CODE_INTERNAL", "PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL", 1 },
@@ -461,11 +461,12 @@ static const ProtobufCEnumValue parley__v1__error_code__enum_values_by_number[17
   { "ERROR_CODE_BAD_CURSOR", "PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_CURSOR", 14 },
   { "ERROR_CODE_SUBSCRIPTION_STATE", "PARLEY__V1__ERROR_CODE__ERROR_CODE_SUBSCRIPTION_STATE", 15 },
   { "ERROR_CODE_AUTHOR_INVALID", "PARLEY__V1__ERROR_CODE__ERROR_CODE_AUTHOR_INVALID", 16 },
+  { "ERROR_CODE_TOKEN_EXPIRED", "PARLEY__V1__ERROR_CODE__ERROR_CODE_TOKEN_EXPIRED", 17 },
 };
 static const ProtobufCIntRange parley__v1__error_code__value_ranges[] = {
-{0, 0},{0, 17}
+{0, 0},{0, 18}
 };
-static const ProtobufCEnumValueIndex parley__v1__error_code__enum_values_by_name[17] =
+static const ProtobufCEnumValueIndex parley__v1__error_code__enum_values_by_name[18] =
 {
   { "ERROR_CODE_AUTHOR_INVALID", 16 },
   { "ERROR_CODE_BAD_CURSOR", 14 },
@@ -482,6 +483,7 @@ static const ProtobufCEnumValueIndex parley__v1__error_code__enum_values_by_name
   { "ERROR_CODE_ROOM_INVALID", 3 },
   { "ERROR_CODE_ROOM_NOT_FOUND", 4 },
   { "ERROR_CODE_SUBSCRIPTION_STATE", 15 },
+  { "ERROR_CODE_TOKEN_EXPIRED", 17 },
   { "ERROR_CODE_UNAUTHENTICATED", 12 },
   { "ERROR_CODE_UNSPECIFIED", 0 },
 };
@@ -492,9 +494,9 @@ const ProtobufCEnumDescriptor parley__v1__error_code__descriptor =
   "ErrorCode",
   "Parley__V1__ErrorCode",
   "parley.v1",
-  17,
+  18,
   parley__v1__error_code__enum_values_by_number,
-  17,
+  18,
   parley__v1__error_code__enum_values_by_name,
   1,
   parley__v1__error_code__value_ranges,

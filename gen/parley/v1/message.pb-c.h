@@ -107,7 +107,13 @@ typedef enum _Parley__V1__ErrorCode {
   /*
    * Author id or display name invalid.
    */
-  PARLEY__V1__ERROR_CODE__ERROR_CODE_AUTHOR_INVALID = 16
+  PARLEY__V1__ERROR_CODE__ERROR_CODE_AUTHOR_INVALID = 16,
+  /*
+   * The token was valid and has expired: get a fresh one from the identity
+   * provider and retry (gRPC UNAUTHENTICATED, HTTP 401, WebSocket close
+   * 4402). A token that is invalid in any other way is UNAUTHENTICATED.
+   */
+  PARLEY__V1__ERROR_CODE__ERROR_CODE_TOKEN_EXPIRED = 17
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__ERROR_CODE)
 } Parley__V1__ErrorCode;
 
