@@ -141,6 +141,8 @@ typedef struct gw_metrics {
     uint64_t upstream_frames_out; /* ClientFrames sent on them */
     uint64_t upstream_msgs_out;   /* gRPC messages those took */
     uint64_t pub_frames;          /* publishes sent upstream */
+    uint64_t core_failures;       /* a core found failed (health, stream) */
+    uint64_t rooms_moved;         /* room subscriptions moved to a core */
     uint64_t http_requests;
     uint64_t replay_ring, replay_history;
     uint64_t encodes[2];     /* live events encoded: [0] protobuf, [1] JSON */

@@ -16,12 +16,12 @@ static const setting gw_config_rows[] = {
      0, "HOST:PORT", "HTTP + WebSocket address (port 0 picks one)", 0},
     {"upstream", "PARLEY_GW_UPSTREAM", SETTING_LIST, F(upstream),
      "unix:" PARLEY_SOCKET_DEFAULT, 0, 0, "ADDRS",
-     "parleyd gRPC addresses, comma-separated; each call uses the first "
-     "connected one",
+     "parleyd gRPC addresses, comma-separated: the cores (each room goes "
+     "to one by rendezvous hashing; a failed core's rooms move)",
      0},
     {"upstream-links", "PARLEY_GW_UPSTREAM_LINKS", SETTING_INT,
      F(upstream_links), "4", 1, 256, "N",
-     "shared Stream.Connect streams to the core that carry every room and "
+     "shared Stream.Connect streams per core that carry every room and "
      "publish (a room's name picks one)",
      0},
     {"static", "PARLEY_GW_STATIC", SETTING_STR, F(static_dir), "web/dist", 0, 0,

@@ -113,6 +113,18 @@ char *gw_metrics_render(gw_server *s, size_t *len)
       "Live events sent to binary sessions in the core's own encoding, not "
       "encoded again.",
       m->passthrough);
+    C("parley_gateway_core_failures_total",
+      "Times a core was found failed (stream ended, health check "
+      "unanswered); its rooms moved.",
+      m->core_failures);
+    C("parley_gateway_rooms_moved_total",
+      "Room subscriptions moved to another core (resumed from the last rev).",
+      m->rooms_moved);
+    int usable = 0, n_cores = gw_up_cores(s, &usable);
+    G("parley_gateway_cores", "Cores in --upstream.", (uint64_t)n_cores);
+    G("parley_gateway_cores_usable",
+      "Cores that may be given rooms now (not failed, SERVING).",
+      (uint64_t)usable);
     fprintf(f,
             "# HELP parley_gateway_upstream_up 1 if the core is reachable.\n"
             "# TYPE parley_gateway_upstream_up gauge\n"

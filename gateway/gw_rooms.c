@@ -38,6 +38,14 @@
  * ROOM_NOT_FOUND. Publishes carry the user's token (gw_session.c), edits
  * and deletes go as the user's own REST calls: the core decides each.
  *
+ * Moving. The room's link ends when its core goes away (gw_upstream.c):
+ * the room subscribes again on its next core's link with resume_after_rev
+ * = head_rev, the last rev its ring has. That core replays what came after
+ * it, then goes live; the ring takes each rev once (ring_add drops what it
+ * has), so the room's subscribers see a pause, never a gap or a duplicate,
+ * and are not told. With no other core usable the room fails as a single
+ * core's did: its sessions are closed 4503, to reconnect and resume.
+ *
  * Encodings per entry, made once and only when some subscriber needs them:
  * [format][replay flag]. The binary frame of the flag the core sent is the
  * core's own bytes, passed through (a live event is never re-encoded for
@@ -76,7 +84,8 @@ struct gw_rooms {
 struct gw_room {
     gw_server *srv;
     char name[RULES_ROOM_MAX + 1];
-    int live; /* the upstream answered Subscribed */
+    int live;   /* the upstream answered Subscribed */
+    int moving; /* live, re-subscribed on another core, not answered yet */
     gw_link *link;
     gw_call *call; /* the upstream Subscribe, until answered */
     ring ents;     /* gw_event *, oldest first */
@@ -641,9 +650,12 @@ void gw_rooms_on_event(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
     gw_room *r = room_find(s, f->event->message->room);
     /* An event of another link (a room re-subscribed elsewhere), or, while
      * the room's replay runs, a live event of an older subscription on the
-     * same link: not this subscription's, dropped. */
-    if (!r || r->link != l || (!r->live && !f->event->replay) ||
-        (r->live && f->event->replay))
+     * same link: not this subscription's, dropped. While the room moves,
+     * its new core's replay continues the ring (ring_add keeps each rev
+     * once). */
+    if (!r || r->link != l ||
+        (!r->moving &&
+         ((!r->live && !f->event->replay) || (r->live && f->event->replay))))
         return;
     if (ring_add(r, f, bytes) != 0) return;
     long len = (long)bytes->len;
@@ -701,20 +713,74 @@ static void room_subscribed(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
     lws_end_foreach_dll_safe(d, d1);
 }
 
+/* The answer to a moved room's Subscribe on its new core. */
+static void room_moved(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
+{
+    gw_room *r = ud;
+    r->call = NULL;
+    if (!f) return; /* that link went down too: the room moves again */
+    if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
+        room_fail(s, r,
+                  f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                          f->error
+                      ? (parley_err)f->error->code
+                      : PARLEY_ERR_INTERNAL,
+                  "", 1);
+        return;
+    }
+    /* Every rev up to the core's head came as replay before this. */
+    if (f->subscribed && f->subscribed->room &&
+        f->subscribed->room->head_seq > r->head_seq)
+        r->head_seq = f->subscribed->room->head_seq;
+    r->moving = 0;
+}
+
+/* Subscribes r again on its (new) core's link, from the last rev it has.
+ * With no other core usable (a single node, or every core gone) its
+ * sessions are closed 4503 as before: they reconnect and resume. */
+static void room_move(gw_server *s, gw_room *r)
+{
+    assert(!r->link && !r->call);
+    r->link = gw_up_link(s, r->name);
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Subscribe sub = PARLEY__V1__SUBSCRIBE__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE;
+    cf.subscribe = &sub;
+    sub.room = r->name;
+    sub.resume_after_rev = r->head_rev;
+    r->call = r->link ? gw_link_call(r->link, &cf, NULL,
+                                     r->live ? room_moved : room_subscribed, r)
+                      : NULL;
+    if (!r->call) {
+        r->link = NULL;
+        room_fail(s, r, PARLEY_ERR_INTERNAL, "upstream core unavailable", 1);
+        return;
+    }
+    r->moving = r->live;
+    s->m.rooms_moved++;
+}
+
 void gw_rooms_on_link_down(gw_server *s, gw_link *l)
 {
-    if (!s->rooms) return; /* shutting down: the rooms went first */
+    if (!s->rooms || s->shutting_down) return; /* the rooms go anyway */
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
                                lws_dll2_get_head(&s->rooms->all))
     {
         gw_room *r = lws_container_of(d, gw_room, link_all);
         if (r->link == l) {
+            /* its Subscribe, if one was on its way, was answered NULL */
+            assert(!r->call);
             r->link = NULL; /* nothing more is sent on it */
-            room_fail(s, r, PARLEY_ERR_INTERNAL, "upstream core unavailable",
-                      1);
+            room_move(s, r);
         }
     }
     lws_end_foreach_dll_safe(d, d1);
+}
+
+gw_link *gw_rooms_link(gw_server *s, const char *room)
+{
+    gw_room *r = s->rooms ? room_find(s, room) : NULL;
+    return r && r->link ? r->link : gw_up_link(s, room);
 }
 
 static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)

@@ -34,6 +34,10 @@ void gw_rooms_on_room_frame(gw_server *s, gw_link *l,
 void gw_rooms_typing(gw_server *s, gw_conn *c, const char *room,
                      const char *token);
 
+/* The link a publish to room rides: the room's own while it has one (its
+ * core), else the one gw_up_link picks. NULL if no core is usable. */
+gw_link *gw_rooms_link(gw_server *s, const char *room);
+
 /* The event type a stored message stands for (created, edited, deleted). */
 Parley__V1__EventType gw_event_type_of(const Parley__V1__Message *m);
 

@@ -73,7 +73,7 @@ static void on_publish(gw_conn *c, gw_session *ss, uint64_t rid,
         return;
     }
     gw_pub *p = calloc(1, sizeof *p);
-    gw_link *l = p ? gw_up_link(s, pr->room) : NULL;
+    gw_link *l = p ? gw_rooms_link(s, pr->room) : NULL;
     if (!l) {
         free(p);
         gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL,

@@ -12,8 +12,10 @@ void gw_up_free(gw_upstream *u);
 /* Runs what the grpc thread handed over: completions, and every frame the
  * core sent, in order (lws thread only; gw_main.c's loop calls it). */
 void gw_up_drain(gw_server *s);
-/* 1 if some upstream channel is connected. */
+/* 1 if some core is connected and usable (not failed, not NOT_SERVING). */
 int gw_up_healthy(gw_server *s);
+/* How many cores there are, and (*usable) how many may be chosen now. */
+int gw_up_cores(gw_server *s, int *usable);
 const char *gw_up_state_name(gw_server *s);
 
 /* ---- unary calls ---- */
@@ -51,10 +53,14 @@ typedef struct gw_up_handlers {
 } gw_up_handlers;
 void gw_up_set_handlers(gw_server *s, const gw_up_handlers *h);
 
-/* The link that carries `key` (a room name), chosen by hash among the
- * --upstream-links streams and opened on first use (service token, batches
- * asked for). NULL if it cannot be opened. */
+/* The link that carries `key` (a room name): on the room's core (by
+ * rendezvous hashing over the usable cores, see gw_upstream.c), chosen by
+ * hash among that core's --upstream-links streams and opened on first use
+ * (service token, batches asked for). NULL if no core is usable or the
+ * link cannot be opened. */
 gw_link *gw_up_link(gw_server *s, const char *key);
+/* The index (in --upstream) of the core l goes to. */
+int gw_link_core(const gw_link *l);
 
 /* The answer to one call: the ServerFrame carrying its request_id
  * (Subscribed, Ack, Error, ...), or NULL when the link went down first.

@@ -25,6 +25,28 @@ static const setting cfg_rows[] = {
      "history store: postgres://USER@HOST/DB (PostgreSQL) or an SQLite "
      "file; default: the --db file",
      0},
+    {"bus", "PARLEY_BUS", SETTING_STR, F(bus), "none", 0, 0, "URLS",
+     "NATS servers (nats://HOST:PORT, comma-separated) of the bus between "
+     "cores sharing a PostgreSQL store; \"none\": a single node",
+     0},
+    {"bus-prefix", "PARLEY_BUS_PREFIX", SETTING_STR, F(bus_prefix),
+     "parley.room", 0, 0, "SUBJECT",
+     "NATS subject prefix of the rooms' events (the same on every core)", 0},
+    {"bus-name", "PARLEY_BUS_NAME", SETTING_STR, F(bus_name), "", 0, 0, "NAME",
+     "this core's connection name on NATS (default parleyd@ADDR)", 0},
+    {"bus-gap-wait", "PARLEY_BUS_GAP_WAIT", SETTING_INT, F(bus_gap_wait_ms),
+     "10", 0, 10000, "MS",
+     "how long an event that came before an earlier one waits for it on the "
+     "bus before the gap is read from the store",
+     0},
+    {"bus-sweep", "PARLEY_BUS_SWEEP", SETTING_INT, F(bus_sweep_ms), "1000", 50,
+     600000, "MS",
+     "pace of the store check of watched rooms (catches a change whose bus "
+     "message was lost)",
+     0},
+    {"bus-test-drop", "PARLEY_BUS_TEST_DROP", SETTING_INT, F(bus_test_drop),
+     "0", 0, 1000, "PERMILLE",
+     "tests only: drop this many of every 1000 events received on the bus", 0},
     {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(jwt_secret), "", 0, 0,
      NULL,
      "HS256 user secret (at least 32 bytes); environment or config file "

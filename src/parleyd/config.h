@@ -30,6 +30,12 @@ typedef struct cfg {
     char metrics_listen[256]; /* HOST:PORT of /metrics; "" or "none": off */
     char log_level[16];       /* debug, info, warn, error */
     char log_format[16];      /* text, json */
+    char bus[1024];           /* NATS URLs; "" or "none": a single node */
+    char bus_prefix[128];     /* subject prefix of the rooms */
+    char bus_name[128];       /* connection name; "": parleyd@HOST:PORT */
+    int bus_gap_wait_ms;
+    int bus_sweep_ms;
+    int bus_test_drop; /* tests: per mille of received events dropped */
     size_t max_body;
     size_t max_queue;
     double user_rate; /* writes per second per user, 0: no limit */

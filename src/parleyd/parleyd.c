@@ -23,6 +23,7 @@
 #include <grpc/grpc.h>
 
 #include "auth.h"
+#include "bus.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -412,6 +413,28 @@ int main(int argc, char **argv)
         snprintf(metrics_at, sizeof metrics_at, "http://%s:%d/metrics", host,
                  ops_http_port(http));
     }
+    if (!disabled(c.bus)) {
+        char name[800];
+        snprintf(name, sizeof name, "%s", c.bus_name);
+        if (!name[0]) snprintf(name, sizeof name, "parleyd@%s", where);
+        srv_bus_opts bo = {c.bus,
+                           c.bus_prefix,
+                           name,
+                           (unsigned)c.bus_gap_wait_ms,
+                           (unsigned)c.bus_sweep_ms,
+                           (unsigned)c.bus_test_drop,
+                           reg,
+                           NULL,
+                           NULL};
+        if (!strcmp(store_engine_name(db), "sqlite"))
+            log_warn("config", "--bus with an SQLite store: other cores "
+                               "cannot share this history (use "
+                               "PostgreSQL)");
+        if (srv_bus_start(sv, &bo, err, sizeof err) != 0) {
+            log_error("start", "%s", err);
+            goto out;
+        }
+    }
     rpc_server_start(rs, err, sizeof err);
     if (c.dev) {
         log_warn("dev", "development mode: tokens are printed on stdout");
@@ -420,10 +443,12 @@ int main(int argc, char **argv)
     /* The level the store really runs with, read back: tests check it. */
     static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
     int sync = store_synchronous(db);
-    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where,
+    /* The bus URLs may hold credentials: not echoed. */
+    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s%s\n", where,
            store_describe(db),
            sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown",
-           metrics_at[0] ? "; metrics on " : "", metrics_at);
+           metrics_at[0] ? "; metrics on " : "", metrics_at,
+           disabled(c.bus) ? "" : "; bus on");
     fflush(stdout);
     {
         const char *f[] = {"grpc",    where,
@@ -434,7 +459,8 @@ int main(int argc, char **argv)
     }
 
     while (!stop_flag) {
-        if (rpc_server_poll(rs, 150) < 0) break;
+        if (rpc_server_poll(rs, srv_bus_timeout_ms(sv, 150)) < 0) break;
+        srv_bus_poll(sv);
         srv_flush(sv);
         srv_tick(sv, rs);
         daemon_metrics_sample(&dm);
@@ -464,6 +490,7 @@ int main(int argc, char **argv)
         srv_flush(sv);
     }
     code = rpc_server_done(rs) ? 0 : 1;
+    if (sv) srv_bus_stop(sv); /* every stream is closed */
     if (code) log_error("shutdown", "calls still open after 5 s");
 out:
     ops_http_stop(http);
@@ -473,6 +500,7 @@ out:
     store_close(db);
     auth_free(au);
     if (!disabled(c.unix_path)) unlink(c.unix_path);
+    if (!disabled(c.bus)) bus_library_close();
     grpc_shutdown();
     if (code == 0) log_info("shutdown", "stopped");
     return code;

@@ -293,7 +293,8 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
         {GRPC_ARG_KEEPALIVE_TIME_MS, 30000},
         {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000},
         {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
-        {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000},
+        /* Gateways ping every 2 s to find a dead or cut-off core fast. */
+        {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000},
     };
     enum { N_ARGS = sizeof iargs / sizeof iargs[0] };
     grpc_arg args[N_ARGS];

@@ -68,6 +68,32 @@ size_t srv_pending(const srv *s);
 size_t srv_expire(srv *s, int64_t now_s);
 void srv_free(srv *s);
 
+/* srv_bus.c: several cores on one store, their events on a NATS bus
+ * (bus/bus.h). Without srv_bus_start the core is a single node and none of
+ * it runs. */
+typedef struct srv_bus srv_bus;
+typedef struct srv_bus_opts {
+    const char *servers;  /* NATS URLs, comma-separated */
+    const char *prefix;   /* subject prefix; NULL: bus.h's default */
+    const char *name;     /* connection name shown by the NATS server */
+    unsigned gap_wait_ms; /* how long a gap waits for the bus, then store */
+    unsigned sweep_ms;    /* pace of the sweep over watched rooms; 0: 1000 */
+    unsigned test_drop;   /* tests: events dropped per 1000 received */
+    metrics *metrics;     /* where its series go; NULL: none */
+    /* Wakes the loop from another thread (rpc_server_wake); NULL: the loop
+     * must poll every few ms (srv_bus_timeout_ms says so). */
+    void (*wake)(void *wake_ud);
+    void *wake_ud;
+} srv_bus_opts;
+int srv_bus_start(srv *s, const srv_bus_opts *o, char *err, size_t errlen);
+/* Before srv_free, after the last stream closed. */
+void srv_bus_stop(srv *s);
+/* After each rpc_server_poll: what the bus brought, gaps due, the sweep.
+ * Returns how many items it handled. */
+size_t srv_bus_poll(srv *s);
+/* The longest the loop may wait in rpc_server_poll (at most idle_ms). */
+int srv_bus_timeout_ms(const srv *s, int idle_ms);
+
 /* ---- internal to srv_*.c ---- */
 
 typedef struct srv_conn srv_conn;
@@ -107,7 +133,8 @@ struct srv {
     size_t max_subs;
     srv_pending_pub *batch;
     size_t n_batch, cap_batch;
-    list conns; /* every open Connect stream (srv_conn.link) */
+    list conns;   /* every open Connect stream (srv_conn.link) */
+    srv_bus *bus; /* srv_bus.c; NULL: a single node */
 };
 
 /* Verifies `authorization` metadata; on failure fails the call
@@ -134,6 +161,18 @@ int srv_event_type(const parley_msg *m); /* CREATED, EDITED or DELETED */
 grpc_slice srv_event_frame(int type, const parley_msg *m, int replay);
 /* Encodes the event once and queues it to the room's live subscribers. */
 void srv_fanout(srv *s, int type, const parley_msg *m);
+/* srv_bus.c: the event (frame) of a change this core committed (rev): to
+ * the room's live subscribers, in rev order with the other cores' changes,
+ * and on the bus; without a bus straight to the hub. */
+void srv_deliver(srv *s, const char *room, uint64_t rev, grpc_slice frame);
+/* A subscription to room begins (head_rev: the room's head as read for
+ * it) or ends: the bus watches the rooms that have any. -1 out of memory.
+ * No-ops without a bus. */
+int srv_bus_watch(srv *s, const char *room, uint64_t head_rev);
+void srv_bus_unwatch(srv *s, const char *room);
+/* May a subscription whose replay read room up to head_rev turn live?
+ * Not while this core already delivered past it (the replay reads on). */
+int srv_bus_live_ok(const srv *s, const char *room, uint64_t head_rev);
 /* ServerFrame{request_id, error{code, detail, fatal}} on a stream. */
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal);

@@ -1,10 +1,11 @@
 /* srv_commit.c: group commit. Publishes (unary Stream.Publish and Connect
  * publish frames) collected during one loop iteration are stored in one
- * transaction; only after store_commit returns (fsync'd with
- * synchronous=FULL) are they acked and their events fanned out, in commit
- * order. Each publish is checked against the access rules (srv_access.c)
- * inside that transaction. A publish the rules or the store refuse (muted,
- * room not found, ...) gets its own error and changes nothing; a failing
+ * transaction, sorted by room (by_room); only after store_commit returns
+ * (fsync'd with synchronous=FULL) are they acked and their events fanned
+ * out, a room's in commit order. Each publish is checked against the access
+ * rules (srv_access.c) inside that transaction. A publish the rules or the
+ * store refuse (muted, room not found, bad body, ...) gets its own error and
+ * changes nothing; a failing
  * commit fails the whole batch. */
 #include "srv.h"
 
@@ -66,6 +67,7 @@ typedef struct pub_result {
     int duplicate;
     grpc_slice reply; /* PublishResponse or ServerFrame{ack} */
     grpc_slice event; /* ServerFrame{event}, when fanned out */
+    uint64_t rev;     /* the event's */
     int has_event;
 } pub_result;
 
@@ -78,18 +80,37 @@ static void answer_error(srv_pending_pub *p, parley_err e, parley_rule rule,
         rpc_fail_rule(p->call, e, rule, detail);
 }
 
+/* The order a batch is stored in: by room (byte order), then as it
+ * arrived. Each append locks its room's row until the commit (PostgreSQL,
+ * with several cores), so two cores whose batches touch the same rooms
+ * take the locks in the same order and cannot deadlock; within a room the
+ * publishes keep the order they arrived in. */
+static int by_room(const void *a, const void *b, void *ud)
+{
+    const srv_pending_pub *v = ud;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(v[i].room, v[j].room);
+    return c ? c : (i > j) - (i < j);
+}
+
 size_t srv_flush(srv *s)
 {
     size_t n = s->n_batch;
     assert(n <= s->cap_batch);
     if (!n) return 0;
     pub_result *res = calloc(n, sizeof *res);
+    size_t *order = malloc(n * sizeof *order);
+    if (order) {
+        for (size_t i = 0; i < n; i++) order[i] = i;
+        qsort_r(order, n, sizeof *order, by_room, s->batch);
+    }
     int64_t now = clock_wall_ms();
     uint64_t t0 = clock_mono_ns();
     size_t stored = 0, dups = 0;
-    parley_err be = res ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
+    parley_err be = res && order ? store_begin(s->db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
-    for (size_t i = 0; i < n && !failed; i++) {
+    for (size_t k = 0; k < n && !failed; k++) {
+        size_t i = order[k];
         srv_pending_pub *p = &s->batch[i];
         parley_author a = auth_author(&p->who);
         parley_msg m;
@@ -146,9 +167,11 @@ size_t srv_flush(srv *s)
             r.duplicate = dup ? 1 : 0;
             res[i].reply = rpc_encode(&r.base);
         }
-        if (!dup && hub_has_live(s->hub, m.room)) {
+        /* With a bus every event is encoded: other cores may watch. */
+        if (!dup && (s->bus || hub_has_live(s->hub, m.room))) {
             res[i].event = srv_event_frame(
                 PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
+            res[i].rev = m.rev;
             res[i].has_event = 1;
         }
     }
@@ -160,7 +183,8 @@ size_t srv_flush(srv *s)
     srv_metrics_commit(s->metrics, n, stored, dups, failed,
                        clock_mono_ns() - t0);
     /* From here on the batch is committed (or wholly failed): answers and
-     * events go out in commit order, never before. */
+     * events go out in arrival order (a room's in commit order), never
+     * before. */
     assert(s->n_batch == n); /* nothing joined the batch meanwhile */
 
     for (size_t i = 0; i < n; i++) {
@@ -180,7 +204,8 @@ size_t srv_flush(srv *s)
                 rpc_stream_send(p->call, res[i].reply);
             else
                 rpc_reply_slice(p->call, res[i].reply);
-            if (res[i].has_event) hub_publish(s->hub, p->room, res[i].event);
+            if (res[i].has_event)
+                srv_deliver(s, p->room, res[i].rev, res[i].event);
         }
         if (res) {
             grpc_slice_unref(res[i].reply); /* no-op when never set */
@@ -191,6 +216,7 @@ size_t srv_flush(srv *s)
         free(p->room);
     }
     free(res);
+    free(order);
     s->n_batch = 0;
     return n;
 }

@@ -98,6 +98,7 @@ void srv_tick(srv *s, const rpc_server *rs)
 void srv_free(srv *s)
 {
     if (!s) return;
+    srv_bus_stop(s);
     srv_presence_free(s->presence);
     hub_free(s->hub);
     srv_rate_free(s->rate);
@@ -213,9 +214,9 @@ grpc_slice srv_event_frame(int type, const parley_msg *m, int replay)
 
 void srv_fanout(srv *s, int type, const parley_msg *m)
 {
-    if (!hub_has_live(s->hub, m->room)) return;
+    if (!s->bus && !hub_has_live(s->hub, m->room)) return;
     grpc_slice f = srv_event_frame(type, m, 0);
-    hub_publish(s->hub, m->room, f);
+    srv_deliver(s, m->room, m->rev, f);
     grpc_slice_unref(f);
 }
 

@@ -583,6 +583,7 @@ typedef struct erased_room {
     char name[RULES_ROOM_MAX + 1];
     uint64_t count;
     grpc_slice *frames;
+    uint64_t *revs; /* frames[i] is the tombstone of change revs[i] */
     size_t n, cap;
     srv_action_copy k;
 } erased_room;
@@ -621,8 +622,15 @@ static int erase_row(const parley_msg *m, void *ud)
             return 0;
         }
         r->frames = nf;
+        uint64_t *nr = realloc(r->revs, cap * sizeof *nr);
+        if (!nr) {
+            x->oom = 1;
+            return 0;
+        }
+        r->revs = nr;
         r->cap = cap;
     }
+    r->revs[r->n] = m->rev;
     r->frames[r->n++] =
         srv_event_frame(PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED, m, 0);
     r->count++;
@@ -729,7 +737,7 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
         for (size_t i = 0; i < x.n; i++) {
             erased_room *er = &x.rooms[i];
             for (size_t j = 0; j < er->n; j++)
-                hub_publish(s->hub, er->name, er->frames[j]);
+                srv_deliver(s, er->name, er->revs[j], er->frames[j]);
             srv_room_event(s, &er->k.a, NULL);
         }
     }
@@ -737,6 +745,7 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
         for (size_t j = 0; j < x.rooms[i].n; j++)
             grpc_slice_unref(x.rooms[i].frames[j]);
         free(x.rooms[i].frames);
+        free(x.rooms[i].revs);
     }
     free(x.rooms);
     free(prs);

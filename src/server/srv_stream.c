@@ -89,6 +89,7 @@ static void sub_free(srv_conn *cn, srv_subscription *sub)
 {
     list_remove(&sub->link);
     hub_remove(cn->s->hub, &sub->hs);
+    srv_bus_unwatch(cn->s, sub->room);
     free(sub);
 }
 
@@ -101,6 +102,7 @@ typedef struct replay_ctx {
     srv_subscription *sub;
     rpc_call *call;
     int stop;
+    size_t sent;
 } replay_ctx;
 
 static int replay_row(const parley_msg *m, void *ud)
@@ -110,6 +112,7 @@ static int replay_row(const parley_msg *m, void *ud)
     int r = rpc_stream_send(rc->call, f);
     grpc_slice_unref(f);
     rc->sub->cursor = m->rev;
+    rc->sent++;
     if (r != 0) rc->stop = 1;
     return r != 0;
 }
@@ -129,7 +132,7 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
         size_t page = room_left / 2;
         if (page > REPLAY_PAGE) page = REPLAY_PAGE;
         assert(page >= 1 && page <= room_left / 2);
-        replay_ctx rc = {sub, cn->call, 0};
+        replay_ctx rc = {sub, cn->call, 0, 0};
         parley_room room;
         int has_more = 0;
         parley_err e =
@@ -142,6 +145,18 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             return;
         }
         if (rc.stop) return;
+        if (!has_more && !srv_bus_live_ok(s, sub->room, room.head_rev)) {
+            /* This core delivered changes (another core's, from the bus)
+             * that this read did not see yet: read on. A read that sent
+             * rows goes on from on_drain; one that sent none was behind
+             * what was already committed, which the store never is. */
+            if (rc.sent) return;
+            log_error("store", "replay of %s read head %llu behind %s",
+                      sub->room, (unsigned long long)room.head_rev,
+                      "what was delivered");
+            rpc_stream_finish(cn->call, PARLEY_ERR_INTERNAL, "replay failed");
+            return;
+        }
         if (!has_more) {
             Parley__V1__Room pr;
             Parley__V1__RoomAccess me;
@@ -156,6 +171,8 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED;
             f.subscribed = &sd;
             send_frame(cn->call, &f);
+            /* Everything up to the head it read has been sent. */
+            sub->hs.rev = room.head_rev;
             sub->hs.live = 1;
             /* Who is here now; changes follow as they come. */
             if ((cn->wants & HUB_WANT_PRESENCE) &&
@@ -207,12 +224,34 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
     }
     strcpy(sub->room, sb->room);
     srv_view(s, who, &g.room, &g.st, &sub->me);
+    /* srv_check reads the settings, not the counters: with a bus, the
+     * head this core delivers from is read now (srv_bus_watch). */
+    uint64_t head_rev = 0;
+    if (s->bus) {
+        parley_room cur;
+        e = store_room_get(s->db, sb->room, &cur);
+        if (e) {
+            free(sub);
+            srv_send_error(cn->call, rid, e,
+                           e == PARLEY_ERR_ROOM_NOT_FOUND ? "no such room"
+                                                          : "storage failure",
+                           0);
+            return;
+        }
+        head_rev = cur.head_rev;
+    }
     sub->cursor = sb->resume_after_rev;
     sub->request_id = rid;
     sub->hs.call = cn->call;
     sub->hs.live = 0;
     sub->hs.wants = cn->wants;
+    if (srv_bus_watch(s, sub->room, head_rev) != 0) {
+        free(sub);
+        srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
+        return;
+    }
     if (hub_add(s->hub, sub->room, &sub->hs) != 0) {
+        srv_bus_unwatch(s, sub->room);
         free(sub);
         srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
         return;

@@ -62,8 +62,19 @@
 
 /* Serialises migrations of one database (pg_advisory_xact_lock key). */
 #define PG_MIGRATE_LOCK "7318029463150421"
-/* Defaults for libpq settings the target does not give. */
-#define PG_CONNECT_TIMEOUT "10"
+/* Defaults for libpq settings the target does not give. A server that
+ * stops answering (a network partition) must not hold the loop for long:
+ * parleyd's loop waits on its one connection, and TCP alone would wait
+ * minutes (a write's retransmissions back off to tens of seconds apart;
+ * the cluster test measured a core cut off for 30 s stuck 26 s after the
+ * network came back). tcp_user_timeout ends a connection whose sent data
+ * went unacknowledged that long (a slow query is not that: the server's
+ * kernel acknowledges at once), connect_timeout bounds each reconnect. */
+#define PG_CONNECT_TIMEOUT "5"
+#define PG_TCP_USER_TIMEOUT_MS "5000"
+/* Server-side limits of parleyd's sessions (pg_session). */
+#define PG_IDLE_IN_TX "2s"
+#define PG_LOCK_TIMEOUT "5s"
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -671,6 +682,19 @@ static parley_err pg_migrate(store_pg *s, char *errmsg, size_t errlen)
  * the session's durability, the encoding check, the migrations (at open
  * only), the schema check, and the prepared statements (they live as long
  * as the connection). */
+/* SET name = value unless the session already has it set (not 0, the
+ * server's default of both timeouts parleyd sets). */
+static parley_err pg_default_setting(store_pg *s, const char *name,
+                                     const char *value)
+{
+    char cur[64], sql[160];
+    snprintf(sql, sizeof sql, "SELECT current_setting('%s')", name);
+    parley_err e = pg_query_text(s, sql, cur, sizeof cur);
+    if (e != PARLEY_OK || strcmp(cur, "0") != 0) return e;
+    snprintf(sql, sizeof sql, "SET %s = '%s'", name, value);
+    return pg_exec(s, sql);
+}
+
 static parley_err pg_session(store_pg *s, int migrate, char *errmsg,
                              size_t errlen)
 {
@@ -704,6 +728,20 @@ static parley_err pg_session(store_pg *s, int migrate, char *errmsg,
         return PARLEY_ERR_INTERNAL;
     }
     if (e == PARLEY_OK && migrate) e = pg_migrate(s, errmsg, errlen);
+    /* Several cores lock the same room rows in their group commits. A
+     * core cut off the network in the middle of one leaves its session
+     * "idle in transaction" on the server, holding those locks, and every
+     * other core's commit to those rooms waits (the cluster test saw all
+     * three cores stall behind one partitioned core). The server ends such
+     * a session after PG_IDLE_IN_TX (parleyd never pauses inside a
+     * transaction: its statements go back to back); lock_timeout bounds
+     * any other wait. Set only where the operator did not (a role's or the
+     * URI's options win). */
+    if (e == PARLEY_OK)
+        e = pg_default_setting(s, "idle_in_transaction_session_timeout",
+                               PG_IDLE_IN_TX);
+    if (e == PARLEY_OK)
+        e = pg_default_setting(s, "lock_timeout", PG_LOCK_TIMEOUT);
     if (e == PARLEY_OK) e = pg_schema_version(s, &version);
     if (e == PARLEY_OK && version > PG_SCHEMA_VERSION)
         return pg_too_new(version, errmsg, errlen);
@@ -997,10 +1035,12 @@ static parley_err pg_open(const char *target, const store_opts *opts,
                                 "keepalives_idle",
                                 "keepalives_interval",
                                 "keepalives_count",
+                                "tcp_user_timeout",
                                 "dbname",
                                 NULL};
     const char *const vals[] = {
-        PG_CONNECT_TIMEOUT, "parley", "UTF8", "30", "10", "3", target, NULL};
+        PG_CONNECT_TIMEOUT,     "parley", "UTF8", "30", "10", "3",
+        PG_TCP_USER_TIMEOUT_MS, target,   NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (s->conn == NULL) {
         free(s);
