@@ -30,6 +30,8 @@
  * GW_SWEEP_US and walks the connections once. */
 #include "gw_conn.h"
 
+#include "defaults.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,9 @@
 /* The own queue's hard limit (answers and History pages; History is
  * paced, answers follow the client's own requests). */
 #define GW_OWN_QUEUE_MAX (1u << 20)
+/* Answers waiting in the own queue are cut at this many times
+ * --sendq-frames / --sendq-bytes (gw_conn_send). */
+#define GW_ANSWER_SLACK 4
 /* WebSocket header of a server frame: 2, 4 or 10 bytes. */
 #define GW_WS_HEADER_MAX 10
 /* The largest fragment lws hands over per callback; longer messages are
@@ -72,6 +77,7 @@ struct gw_conn {
     unsigned hung_up : 1;    /* dropped without a close handshake */
     unsigned write_asked : 1;
     uint64_t asked_round; /* the service round the write was asked in */
+    char ip[48];          /* the peer's address (per-address limit) */
     int close_code;       /* nonzero: closing, with this code */
     unsigned char *rx;
     size_t rx_len, rx_cap;
@@ -153,7 +159,18 @@ static void q_clear(gw_conn *c)
 int gw_conn_send(gw_conn *c, gw_buf *b)
 {
     if (c->close_code) return -1;
-    if (ring_push(&c->q, &b) != 0) {
+    /* Answers are not cut by the bound itself (a client may pipeline
+     * requests before it reads their answers), but by GW_ANSWER_SLACK times
+     * it: a client that sends and never reads cannot make the gateway hold
+     * its answers without end. */
+    /* (plus one whole History page: a replay asks for the next page only
+     * below half the bound, and a page must always fit) */
+    const gw_config *cfg = &c->srv->cfg;
+    if (ring_len(&c->q) >=
+            GW_ANSWER_SLACK * cfg->sendq_frames + cfg->replay_page ||
+        c->q_bytes + b->len >
+            GW_ANSWER_SLACK * cfg->sendq_bytes + PARLEY_CLIENT_RECV_MAX ||
+        ring_push(&c->q, &b) != 0) {
         c->srv->m.drops_slow++;
         gw_conn_close(c, GW_CLOSE_SLOW, 0);
         return -1;
@@ -180,6 +197,13 @@ int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m)
 void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
                         const char *detail, int fatal)
 {
+    gw_conn_send_error_rule(c, request_id, code, PARLEY_RULE_NONE, detail,
+                            fatal);
+}
+
+void gw_conn_send_error_rule(gw_conn *c, uint64_t request_id, parley_err code,
+                             parley_rule rule, const char *detail, int fatal)
+{
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
     Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
     f.request_id = request_id;
@@ -188,6 +212,7 @@ void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
     er.code = (Parley__V1__ErrorCode)code;
     er.detail = (char *)(detail && *detail ? detail : parley_err_text(code));
     er.fatal = fatal;
+    er.rule = (Parley__V1__Rule)rule;
     gw_conn_send_msg(c, &f.base);
 }
 
@@ -272,6 +297,15 @@ static void sweep_conn(gw_server *s, gw_conn *c, lws_usec_t now)
 {
     if (c->close_sent || c->hung_up)
         return; /* lws is ending it (close-ack timeout or the kill below) */
+    if (c->authed && !c->close_code && s->conn_h->expired &&
+        s->conn_h->expired(c)) {
+        /* the session's token expired and was not renewed in time */
+        s->m.drops_expired++;
+        gw_conn_send_error(c, 0, PARLEY_ERR_TOKEN_EXPIRED,
+                           "the session's token expired; renew it", 1);
+        gw_conn_close(c, GW_CLOSE_TOKEN_EXPIRED, 1);
+        return;
+    }
     if (!c->authed && !c->close_code &&
         now - c->opened_us >=
             (lws_usec_t)s->cfg.auth_timeout_s * LWS_US_PER_SEC) {
@@ -591,6 +625,8 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason,
          * publishes before it reads their acks); what they hold counts
          * against it when the next event is charged. */
         ring_init(&c->q, sizeof(gw_buf *), GW_OWN_QUEUE_MAX);
+        lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
+        if (gw_ip_add(s, c->ip, 1) != 0) return -1;
         c->tokens = s->cfg.burst;
         c->last_us = lws_now_usecs();
         c->opened_us = c->last_rx_us = c->last_us;
@@ -614,6 +650,7 @@ static int conn_callback(struct lws *wsi, enum lws_callback_reasons reason,
         assert(c->feeds.count == 0 && c->session == NULL);
         q_clear(c);
         free(c->rx);
+        gw_ip_add(s, c->ip, -1);
         c->h->p = NULL;
         gw_handle_unref(c->h);
         c->h = NULL;

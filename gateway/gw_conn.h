@@ -38,6 +38,9 @@ struct gw_conn_handlers {
                        int binary);
     /* The connection is gone; the session drops what it holds. */
     void (*on_close)(gw_conn *c);
+    /* 1 once the session's token has expired (asked by the sweep, once a
+     * second, of authenticated connections); then closed 4402. */
+    int (*expired)(gw_conn *c);
 };
 void gw_conn_set_handlers(gw_server *s, const gw_conn_handlers *h);
 
@@ -70,6 +73,9 @@ int gw_conn_send_msg(gw_conn *c, const ProtobufCMessage *m);
 /* Error{code, detail, fatal} answering request_id. */
 void gw_conn_send_error(gw_conn *c, uint64_t request_id, parley_err code,
                         const char *detail, int fatal);
+/* The same with the access rule of a PERMISSION_DENIED (Error.rule). */
+void gw_conn_send_error_rule(gw_conn *c, uint64_t request_id, parley_err code,
+                             parley_rule rule, const char *detail, int fatal);
 /* Frames in the own queue; the session paces History replay by it. */
 size_t gw_conn_queued(const gw_conn *c);
 /* 1 while the own queue holds more than half its bound, or the socket

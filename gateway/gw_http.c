@@ -33,6 +33,12 @@
 #include <sys/stat.h>
 
 #define GW_HTTP_BODY_MAX (64 * 1024)
+/* The longest request target the gateway reads: path and query together,
+ * and the path alone (REST paths and static files are short). Longer ones
+ * are answered 414. lws holds a request head in GW_HTTP_HEADER_SPACE bytes
+ * (gw_main.c); a head larger than that is dropped by lws unanswered. */
+#define GW_URL_MAX 8192
+#define GW_PATH_MAX 1024
 #define GW_ORIGIN_MAX 256
 /* How long a browser may reuse a preflight answer; Chromium caps it at 2 h.
  * A later refusal still holds: every request is checked again. */
@@ -52,7 +58,8 @@ struct gw_http {
     gw_server *srv;
     gw_handle *h;
     char method[8];
-    char path[512];
+    char path[GW_PATH_MAX + 1];
+    char allow[64]; /* Allow header of a 405, "" when none */
     char *body;
     size_t body_len;
     int body_too_big;
@@ -91,6 +98,12 @@ static void http_reset(gw_http *h)
     h->have_resp = 0;
     h->headers_sent = 0;
     h->resp_len = 0;
+    h->allow[0] = '\0';
+}
+
+void gw_http_set_allow(gw_http *h, const char *methods)
+{
+    snprintf(h->allow, sizeof h->allow, "%s", methods);
 }
 
 void gw_http_respond(gw_http *h, int status, const char *ctype,
@@ -117,8 +130,16 @@ void gw_http_respond(gw_http *h, int status, const char *ctype,
 void gw_http_respond_error(gw_http *h, parley_err e, int status,
                            const char *detail)
 {
+    gw_http_respond_error_rule(h, e, PARLEY_RULE_NONE, status, detail);
+}
+
+void gw_http_respond_error_rule(gw_http *h, parley_err e, parley_rule rule,
+                                int status, const char *detail)
+{
     json_t *j = json_pack("{s:s,s:s}", "code", parley_err_name(e), "detail",
                           detail && *detail ? detail : parley_err_text(e));
+    if (j && e == PARLEY_ERR_PERMISSION_DENIED && rule != PARLEY_RULE_NONE)
+        json_object_set_new(j, "rule", json_string(parley_rule_name(rule)));
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!status) status = parley_err_http_status(e);
@@ -286,6 +307,17 @@ static int serve_static(gw_http *h, const char *path)
 
 /* ---- small endpoints ---- */
 
+/* 1 if the request came from this machine's loopback (127.0.0.0/8, ::1,
+ * or either mapped into IPv6). Development endpoints answer nobody else,
+ * whatever address the gateway listens on. */
+static int peer_is_loopback(struct lws *wsi)
+{
+    char ip[64] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    const char *v4 = strncmp(ip, "::ffff:", 7) == 0 ? ip + 7 : ip;
+    return strncmp(v4, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
+}
+
 static void dev_token(gw_http *h)
 {
     char ub[160], nb[160], rb[64];
@@ -332,7 +364,14 @@ static int dispatch(gw_http *h)
 {
     gw_server *s = h->srv;
     const char *p = h->path;
+    int ops = strcmp(p, "/healthz") == 0 || strcmp(p, "/metrics") == 0;
     s->m.http_requests++;
+    /* With --admin-listen, health and metrics answer there and only there,
+     * and the admin listener answers nothing else. */
+    if (s->admin_vh && (lws_get_vhost(h->wsi) == s->admin_vh) != ops) {
+        respond_text(h, 404, "not found\n");
+        return 0;
+    }
     if (cors_gate(h)) return 0;
     if (h->body_too_big) {
         respond_json_error_name(h, 413, "RESOURCE_EXHAUSTED", "body too large");
@@ -359,6 +398,10 @@ static int dispatch(gw_http *h)
     if (strcmp(p, "/v1/dev/token") == 0) {
         if (!s->cfg.dev)
             respond_text(h, 404, "not found\n");
+        else if (!peer_is_loopback(h->wsi))
+            respond_json_error_name(h, 403, "PERMISSION_DENIED",
+                                    "development endpoints answer on "
+                                    "loopback only");
         else if (strcmp(h->method, "GET") != 0)
             respond_text(h, 405, "method not allowed\n");
         else
@@ -366,9 +409,8 @@ static int dispatch(gw_http *h)
         return 0;
     }
     if (strncmp(p, "/v1/", 4) == 0 || strcmp(p, "/v1") == 0) {
-        if (gw_rest_route(h, h->method, p, h->body ? h->body : "", h->body_len,
-                          h->bearer) != 0)
-            respond_json_error_name(h, 404, "NOT_FOUND", "no such route");
+        gw_rest_route(h, h->method, p, h->body ? h->body : "", h->body_len,
+                      h->bearer);
         return 0;
     }
     if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0) {
@@ -383,11 +425,12 @@ static int dispatch(gw_http *h)
 static int origin_allowed(gw_server *s, struct lws *wsi, const char *origin)
 {
     char host[256], own[300];
+    const char *scheme = s->cfg.tls_cert[0] ? "https" : "http";
     if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
-        snprintf(own, sizeof own, "http://%s", host);
+        snprintf(own, sizeof own, "%s://%s", scheme, host);
         if (strcasecmp(origin, own) == 0) return 1;
     }
-    snprintf(own, sizeof own, "http://%s:%d", s->cfg.listen_host,
+    snprintf(own, sizeof own, "%s://%s:%d", scheme, s->cfg.listen_host,
              s->cfg.listen_port);
     if (strcasecmp(origin, own) == 0) return 1;
     for (int i = 0; i < s->cfg.n_origins; i++)
@@ -414,6 +457,7 @@ static int refuse(struct lws *wsi, int status, const char *why)
     const char *text = status == 400   ? "Bad Request"
                        : status == 403 ? "Forbidden"
                        : status == 404 ? "Not Found"
+                       : status == 429 ? "Too Many Requests"
                                        : "Service Unavailable";
     int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
                      "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\n"
@@ -428,7 +472,8 @@ static int refuse(struct lws *wsi, int status, const char *why)
 static int confirm_upgrade(gw_server *s, struct lws *wsi)
 {
     char uri[256], origin[256];
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
+    if (lws_get_vhost(wsi) == s->admin_vh ||
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(uri, "/v1/stream") != 0)
         return refuse(wsi, 404, "no WebSocket here; use /v1/stream");
     if (!offers_parley_protocol(wsi))
@@ -444,6 +489,12 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
     if (s->shutting_down || (int)gw_conn_count(s) >= s->cfg.max_conns) {
         s->m.refused_full++;
         return refuse(wsi, 503, "too many connections");
+    }
+    char ip[48] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (gw_ip_count(s, ip) >= s->cfg.max_conns_per_ip) {
+        s->m.refused_ip++;
+        return refuse(wsi, 429, "too many connections from this address");
     }
     return 0;
 }
@@ -477,15 +528,37 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (!(h->h = gw_handle_new(h))) return -1;
         }
         http_reset(h);
+        size_t plen = strlen((const char *)in);
+        int qlen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
         snprintf(h->path, sizeof h->path, "%s", (const char *)in);
         h->method[0] = '\0';
+        int ulen = 0;
         for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-            if (lws_hdr_total_length(wsi, methods[i].tok) > 0) {
+            if ((ulen = lws_hdr_total_length(wsi, methods[i].tok)) > 0) {
                 snprintf(h->method, sizeof h->method, "%s", methods[i].name);
                 break;
             }
         }
         read_origin(h, wsi);
+        /* lws decodes %00 after a '/' into the path and hands it over cut
+         * at the NUL ("/v1/rooms/lobby/%00" would read as GET room lobby):
+         * a path whose stored length is longer than its string is refused
+         * whole. (A %00 elsewhere in the target makes lws 4.1 drop the
+         * connection before any callback: docs/security.md.) */
+        if (ulen > 0 && (size_t)ulen != plen) {
+            s->m.http_requests++;
+            respond_json_error_name(h, 400, "INVALID_UTF8",
+                                    "the path holds a NUL (%00)");
+            return 0;
+        }
+        if (plen > GW_PATH_MAX ||
+            plen + (size_t)(qlen > 0 ? qlen : 0) > GW_URL_MAX) {
+            /* answered before any route, the body (if any) unread */
+            s->m.http_requests++;
+            respond_json_error_name(h, 414, "MALFORMED",
+                                    "request target too long");
+            return 0;
+        }
         int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
         if (alen > 0) {
             h->bearer = malloc((size_t)alen + 1);
@@ -502,6 +575,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
 
     case LWS_CALLBACK_HTTP_BODY:
+        if (len == 0 || !in)
+            return 0; /* lws reports an empty body (Content-Length: 0) */
         if (h->body_too_big || h->body_len + len > GW_HTTP_BODY_MAX) {
             h->body_too_big = 1;
             return 0;
@@ -531,6 +606,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                                              (const unsigned char *)"no-store",
                                              8, &p, end) ||
                 add_cors_headers(h, &p, end) ||
+                (h->allow[0] && add_header(wsi, "allow:", h->allow, &p, end)) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;
             h->headers_sent = 1;

@@ -523,7 +523,10 @@ parley_err gw_json_decode(const ProtobufCMessageDescriptor *d, const char *text,
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
         if (detail && cap) snprintf(detail, cap, "bad JSON: %s", err.text);
-        return json_error_code(&err) == json_error_invalid_utf8
+        /* "\u0000" in a string is refused (jansson without
+         * JSON_ALLOW_NUL) with the code the binary wire gives a NUL */
+        return json_error_code(&err) == json_error_invalid_utf8 ||
+                       json_error_code(&err) == json_error_null_character
                    ? PARLEY_ERR_INVALID_UTF8
                    : PARLEY_ERR_MALFORMED;
     }

@@ -65,6 +65,15 @@ char *gw_metrics_render(gw_server *s, size_t *len)
     C("parley_gateway_replay_history_total",
       "Subscriptions replayed through History.", m->replay_history);
     C("parley_gateway_http_requests_total", "HTTP requests.", m->http_requests);
+    C("parley_gateway_access_checks_total",
+      "Times the core was asked whether a user may read a room.",
+      m->access_checks);
+    C("parley_gateway_access_refused_total",
+      "Subscriptions the core refused, or ended after a room event.",
+      m->access_refused);
+    C("parley_gateway_room_events_total",
+      "Room events (moderation, settings, members) fanned out.",
+      m->room_events);
     fprintf(f, "# HELP parley_gateway_drops_total Sessions closed or refused "
                "by a limit.\n"
                "# TYPE parley_gateway_drops_total counter\n");
@@ -85,6 +94,13 @@ char *gw_metrics_render(gw_server *s, size_t *len)
             "parley_gateway_drops_total{reason=\"max_connections\"} %" PRIu64
             "\n",
             m->refused_full);
+    fprintf(f,
+            "parley_gateway_drops_total{reason=\"max_connections_per_ip\"} "
+            "%" PRIu64 "\n",
+            m->refused_ip);
+    fprintf(
+        f, "parley_gateway_drops_total{reason=\"token_expired\"} %" PRIu64 "\n",
+        m->drops_expired);
     fprintf(
         f,
         "# HELP parley_gateway_event_encodes_total Live events encoded, per "
@@ -97,6 +113,18 @@ char *gw_metrics_render(gw_server *s, size_t *len)
       "Live events sent to binary sessions in the core's own encoding, not "
       "encoded again.",
       m->passthrough);
+    C("parley_gateway_core_failures_total",
+      "Times a core was found failed (stream ended, health check "
+      "unanswered); its rooms moved.",
+      m->core_failures);
+    C("parley_gateway_rooms_moved_total",
+      "Room subscriptions moved to another core (resumed from the last rev).",
+      m->rooms_moved);
+    int usable = 0, n_cores = gw_up_cores(s, &usable);
+    G("parley_gateway_cores", "Cores in --upstream.", (uint64_t)n_cores);
+    G("parley_gateway_cores_usable",
+      "Cores that may be given rooms now (not failed, SERVING).",
+      (uint64_t)usable);
     fprintf(f,
             "# HELP parley_gateway_upstream_up 1 if the core is reachable.\n"
             "# TYPE parley_gateway_upstream_up gauge\n"

@@ -25,6 +25,27 @@
  *     queue is below half its bound, until the ring takes over as above.
  * A subscription remembers the last rev it sent: nothing twice, no gap.
  *
+ * The gateway never widens access. Its upstream subscription of a room
+ * runs as the gateway's service identity, which may read every room, so a
+ * connection is attached to a room only after the core said its user may
+ * read it (SUB_CHECK: History.GetRoom with the user's token; the answer's
+ * Room.me is the user's own view in Subscribed). Room events of the room
+ * (ServerFrame{room_event}) go to every connection watching it; one that
+ * can take reading away (a removal, a membership ended, members-only
+ * visibility) has the connections concerned checked again the same way,
+ * and those refused get Error{PERMISSION_DENIED, rule} on their subscribe's
+ * request id and Unsubscribed; a deleted room ends every subscription with
+ * ROOM_NOT_FOUND. Publishes carry the user's token (gw_session.c), edits
+ * and deletes go as the user's own REST calls: the core decides each.
+ *
+ * Moving. The room's link ends when its core goes away (gw_upstream.c):
+ * the room subscribes again on its next core's link with resume_after_rev
+ * = head_rev, the last rev its ring has. That core replays what came after
+ * it, then goes live; the ring takes each rev once (ring_add drops what it
+ * has), so the room's subscribers see a pause, never a gap or a duplicate,
+ * and are not told. With no other core usable the room fails as a single
+ * core's did: its sessions are closed 4503, to reconnect and resume.
+ *
  * Encodings per entry, made once and only when some subscriber needs them:
  * [format][replay flag]. The binary frame of the flag the core sent is the
  * core's own bytes, passed through (a live event is never re-encoded for
@@ -36,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw_session.h"
 #include "parley/v1/history.grpc.h"
 #include "ring.h"
 #include "rules.h"
@@ -62,7 +84,8 @@ struct gw_rooms {
 struct gw_room {
     gw_server *srv;
     char name[RULES_ROOM_MAX + 1];
-    int live; /* the upstream answered Subscribed */
+    int live;   /* the upstream answered Subscribed */
+    int moving; /* live, re-subscribed on another core, not answered yet */
     gw_link *link;
     gw_call *call; /* the upstream Subscribe, until answered */
     ring ents;     /* gw_event *, oldest first */
@@ -70,6 +93,8 @@ struct gw_room {
     uint64_t first_pos;
     uint64_t ring_lo, head_rev, head_seq;
     lws_dll2_owner_t subs;
+    lws_dll2_owner_t here; /* here_user: users present, sessions each */
+    gw_buf *presence[2];   /* the core's latest Presence, [json] */
     lws_sorted_usec_list_t sul_idle; /* ends the upstream of an unwatched
                                       * room after --room-linger seconds,
                                       * so a quick reconnect still finds the
@@ -79,19 +104,24 @@ struct gw_room {
 };
 
 enum sub_state {
+    SUB_CHECK,  /* the core is asked whether the user may read the room */
     SUB_WAIT,   /* the room's upstream is not live yet */
     SUB_PAGING, /* replaying through History */
     SUB_RING    /* pulling from the ring (replay, Subscribed, live) */
 };
 
 typedef struct gw_sub {
-    gw_feed feed; /* first: the connection's feed */
-    gw_room *room;
+    gw_feed feed;                         /* first: the connection's feed */
+    gw_room *room;                        /* NULL while SUB_CHECK */
+    char want[RULES_ROOM_MAX + 1];        /* the room asked for */
+    Parley__V1__GetRoomResponse *checked; /* the core's yes: Room.me */
     gw_conn *conn;
     gw_handle *h; /* for History answers */
     char *token;  /* the user's, while paging */
     uint64_t request_id;
     uint64_t last_sent;
+    int here;             /* counted in room->here */
+    lws_usec_t typing_us; /* the last typing passed upstream */
     enum sub_state state;
     int page_wait; /* the next page waits for the own queue to drain */
     int pages;
@@ -102,6 +132,15 @@ typedef struct gw_sub {
     long charged_frames, charged_bytes;
     lws_dll2_t rlink; /* room->subs */
 } gw_sub;
+
+/* A user present in a room through this gateway: how many of its
+ * sessions watch it. The core hears "here" on the first and "gone" after
+ * the last, so it counts each user once however many tabs they have. */
+typedef struct here_user {
+    lws_dll2_t link; /* gw_room.here */
+    unsigned sessions;
+    char id[RULES_AUTHOR_ID_MAX + 1];
+} here_user;
 
 static uint64_t next_pos(const gw_room *r)
 {
@@ -203,16 +242,79 @@ static void sub_discharge(gw_sub *sub)
     sub->charged_frames = sub->charged_bytes = 0;
 }
 
+/* Tells the core, on the room's link with the user's token, that the user
+ * is here or gone. */
+static void presence_say(gw_room *r, const char *token, int here)
+{
+    if (!r->link || !token) return;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__PresenceUpdate pu = PARLEY__V1__PRESENCE_UPDATE__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE;
+    cf.presence = &pu;
+    pu.room = r->name;
+    pu.here = here;
+    gw_link_send(r->link, &cf, token);
+}
+
+/* sub's user is here (once per session). */
+static void sub_here(gw_sub *sub)
+{
+    gw_room *r = sub->room;
+    const char *user = gw_session_user(sub->conn);
+    if (sub->here || !user) return;
+    here_user *h = NULL;
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->here))
+    {
+        here_user *x = lws_container_of(d, here_user, link);
+        if (strcmp(x->id, user) == 0) h = x;
+    }
+    lws_end_foreach_dll(d);
+    if (!h) {
+        if (!(h = calloc(1, sizeof *h))) return;
+        snprintf(h->id, sizeof h->id, "%s", user);
+        lws_dll2_add_tail(&h->link, &r->here);
+    }
+    sub->here = 1;
+    if (h->sessions++ == 0) presence_say(r, gw_session_token(sub->conn), 1);
+}
+
+/* sub's session leaves the room: its user is gone after the last one. */
+static void sub_gone(gw_sub *sub)
+{
+    gw_room *r = sub->room;
+    const char *user = gw_session_user(sub->conn);
+    if (!sub->here || !r || !user) return;
+    sub->here = 0;
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                               lws_dll2_get_head(&r->here))
+    {
+        here_user *x = lws_container_of(d, here_user, link);
+        if (strcmp(x->id, user) == 0 && --x->sessions == 0) {
+            /* (a token that expired meanwhile is refused, and the core
+             * keeps the user until the link ends) */
+            presence_say(r, gw_session_token(sub->conn), 0);
+            lws_dll2_remove(&x->link);
+            free(x);
+        }
+    }
+    lws_end_foreach_dll_safe(d, d1);
+}
+
 static void sub_remove(gw_sub *sub)
 {
     gw_room *r = sub->room;
-    gw_server *s = r->srv;
+    sub_gone(sub);
     sub_discharge(sub);
-    lws_dll2_remove(&sub->rlink);
     gw_conn_remove_feed(sub->conn, &sub->feed);
-    if (r->subs.count == 0 && s->ctx)
-        lws_sul_schedule(s->ctx, 0, &r->sul_idle, room_idle,
-                         (lws_usec_t)s->cfg.room_linger_s * LWS_US_PER_SEC);
+    if (r) {
+        gw_server *s = r->srv;
+        lws_dll2_remove(&sub->rlink);
+        if (r->subs.count == 0 && s->ctx)
+            lws_sul_schedule(s->ctx, 0, &r->sul_idle, room_idle,
+                             (lws_usec_t)s->cfg.room_linger_s * LWS_US_PER_SEC);
+    }
+    if (sub->checked)
+        protobuf_c_message_free_unpacked(&sub->checked->base, NULL);
     sub->h->p = NULL;
     gw_handle_unref(sub->h);
     gw_buf_unref(sub->subscribed);
@@ -234,10 +336,13 @@ static int add_subscribed(gw_sub *sub, gw_writer *w)
 static int sub_pull(gw_feed *fd, gw_writer *w)
 {
     gw_sub *sub = (gw_sub *)fd;
-    gw_room *r = sub->room;
-    gw_server *s = r->srv;
     gw_conn *c = sub->conn;
+    /* Before its access check is answered a sub has no room yet (the
+     * connection may turn writable for its other feeds meanwhile). */
     if (sub->state != SUB_RING || gw_conn_closing(c)) return 0;
+    gw_room *r = sub->room;
+    assert(r != NULL);
+    gw_server *s = r->srv;
     if (sub->tail < r->first_pos) {
         /* overtaken: more waited than the bound allows */
         s->m.drops_slow++;
@@ -315,6 +420,15 @@ static void sub_start_ring(gw_sub *sub)
     f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED;
     f.subscribed = &sd;
     sd.room = &room;
+    const Parley__V1__Room *mine = sub->checked ? sub->checked->room : NULL;
+    if (mine) {
+        /* the settings and the user's own view, as the core answered */
+        room.title = mine->title;
+        room.topic = mine->topic;
+        room.visibility = mine->visibility;
+        room.mode = mine->mode;
+        room.me = mine->me;
+    }
     room.name = r->name;
     room.head_seq = r->head_seq;
     room.head_rev = r->head_rev;
@@ -336,6 +450,10 @@ static void sub_start_ring(gw_sub *sub)
     sub->charged_frames += frames;
     sub->charged_bytes += bytes;
     sub->state = SUB_RING;
+    /* Who is here, as the core last said (changes follow). */
+    gw_buf *pres = r->presence[gw_conn_json(sub->conn)];
+    if (pres && gw_session_wants_presence(sub->conn))
+        gw_conn_send(sub->conn, pres);
     gw_conn_want_write(sub->conn);
 }
 
@@ -452,6 +570,12 @@ static void room_destroy(gw_server *s, gw_room *r)
     gw_event *e;
     while (ring_pop(&r->ents, &e) == 0) event_free(e);
     ring_free(&r->ents);
+    while ((d = lws_dll2_get_head(&r->here)) != NULL) {
+        lws_dll2_remove(d);
+        free(lws_container_of(d, here_user, link));
+    }
+    gw_buf_unref(r->presence[0]);
+    gw_buf_unref(r->presence[1]);
     for (gw_room **pp = &s->rooms->tab[room_hash(r->name)]; *pp;
          pp = &(*pp)->hnext) {
         if (*pp == r) {
@@ -529,9 +653,12 @@ void gw_rooms_on_event(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
     gw_room *r = room_find(s, f->event->message->room);
     /* An event of another link (a room re-subscribed elsewhere), or, while
      * the room's replay runs, a live event of an older subscription on the
-     * same link: not this subscription's, dropped. */
-    if (!r || r->link != l || (!r->live && !f->event->replay) ||
-        (r->live && f->event->replay))
+     * same link: not this subscription's, dropped. While the room moves,
+     * its new core's replay continues the ring (ring_add keeps each rev
+     * once). */
+    if (!r || r->link != l ||
+        (!r->moving &&
+         ((!r->live && !f->event->replay) || (r->live && f->event->replay))))
         return;
     if (ring_add(r, f, bytes) != 0) return;
     long len = (long)bytes->len;
@@ -589,20 +716,74 @@ static void room_subscribed(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
     lws_end_foreach_dll_safe(d, d1);
 }
 
+/* The answer to a moved room's Subscribe on its new core. */
+static void room_moved(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
+{
+    gw_room *r = ud;
+    r->call = NULL;
+    if (!f) return; /* that link went down too: the room moves again */
+    if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
+        room_fail(s, r,
+                  f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                          f->error
+                      ? (parley_err)f->error->code
+                      : PARLEY_ERR_INTERNAL,
+                  "", 1);
+        return;
+    }
+    /* Every rev up to the core's head came as replay before this. */
+    if (f->subscribed && f->subscribed->room &&
+        f->subscribed->room->head_seq > r->head_seq)
+        r->head_seq = f->subscribed->room->head_seq;
+    r->moving = 0;
+}
+
+/* Subscribes r again on its (new) core's link, from the last rev it has.
+ * With no other core usable (a single node, or every core gone) its
+ * sessions are closed 4503 as before: they reconnect and resume. */
+static void room_move(gw_server *s, gw_room *r)
+{
+    assert(!r->link && !r->call);
+    r->link = gw_up_link(s, r->name);
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Subscribe sub = PARLEY__V1__SUBSCRIBE__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE;
+    cf.subscribe = &sub;
+    sub.room = r->name;
+    sub.resume_after_rev = r->head_rev;
+    r->call = r->link ? gw_link_call(r->link, &cf, NULL,
+                                     r->live ? room_moved : room_subscribed, r)
+                      : NULL;
+    if (!r->call) {
+        r->link = NULL;
+        room_fail(s, r, PARLEY_ERR_INTERNAL, "upstream core unavailable", 1);
+        return;
+    }
+    r->moving = r->live;
+    s->m.rooms_moved++;
+}
+
 void gw_rooms_on_link_down(gw_server *s, gw_link *l)
 {
-    if (!s->rooms) return; /* shutting down: the rooms went first */
+    if (!s->rooms || s->shutting_down) return; /* the rooms go anyway */
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
                                lws_dll2_get_head(&s->rooms->all))
     {
         gw_room *r = lws_container_of(d, gw_room, link_all);
         if (r->link == l) {
+            /* its Subscribe, if one was on its way, was answered NULL */
+            assert(!r->call);
             r->link = NULL; /* nothing more is sent on it */
-            room_fail(s, r, PARLEY_ERR_INTERNAL, "upstream core unavailable",
-                      1);
+            room_move(s, r);
         }
     }
     lws_end_foreach_dll_safe(d, d1);
+}
+
+gw_link *gw_rooms_link(gw_server *s, const char *room)
+{
+    gw_room *r = s->rooms ? room_find(s, room) : NULL;
+    return r && r->link ? r->link : gw_up_link(s, room);
 }
 
 static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
@@ -636,16 +817,259 @@ static gw_room *room_new(gw_server *s, const char *name, uint64_t resume)
     return r;
 }
 
-/* c's subscription to room, or NULL. */
+/* c's subscription to room (being checked or attached), or NULL. */
 static gw_sub *conn_sub(gw_conn *c, const char *room)
 {
     for (gw_feed *fd = gw_conn_next_feed(c, NULL); fd;
          fd = gw_conn_next_feed(c, fd)) {
         if (fd->pull != sub_pull) continue;
         gw_sub *sub = (gw_sub *)fd;
-        if (strcmp(sub->room->name, room) == 0) return sub;
+        if (strcmp(sub->want, room) == 0) return sub;
     }
     return NULL;
+}
+
+/* ---- access: the core's word for each user ---- */
+
+/* Asks the core, with the user's token, whether sub's user may read its
+ * room: History.GetRoom answers the room with the user's view, or the
+ * refusal. done runs with sub (NULL if it went meanwhile). */
+typedef void (*check_fn)(gw_server *s, gw_sub *sub, parley_err e,
+                         parley_rule rule, const char *detail, int unavailable,
+                         Parley__V1__GetRoomResponse *resp);
+
+typedef struct check_ctx {
+    gw_handle *h;
+    check_fn done;
+} check_ctx;
+
+static void check_answer(gw_server *s, void *ud, parley_err e,
+                         const char *detail, int unavailable,
+                         ProtobufCMessage *resp)
+{
+    check_ctx *cc = ud;
+    gw_sub *sub = cc->h->p;
+    if (sub) {
+        cc->done(s, sub, e, gw_up_unary_rule(s), detail, unavailable,
+                 (Parley__V1__GetRoomResponse *)resp);
+        resp = NULL; /* done owns it */
+    }
+    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+    gw_handle_unref(cc->h);
+    free(cc);
+}
+
+static int check_access(gw_server *s, gw_sub *sub, check_fn done)
+{
+    const char *token = gw_session_token(sub->conn);
+    check_ctx *cc = token ? malloc(sizeof *cc) : NULL;
+    if (!cc) return -1;
+    cc->h = gw_handle_ref(sub->h);
+    cc->done = done;
+    Parley__V1__GetRoomRequest req = PARLEY__V1__GET_ROOM_REQUEST__INIT;
+    req.name = sub->want;
+    if (gw_up_unary(
+            s, &parley_v1_History_service.methods[PARLEY_V1_HISTORY_GET_ROOM],
+            &req.base, token, check_answer, cc) != PARLEY_OK) {
+        gw_handle_unref(cc->h);
+        free(cc);
+        return -1;
+    }
+    s->m.access_checks++;
+    return 0;
+}
+
+/* Ends sub with the core's refusal: the error on its subscribe's request
+ * id (then, if it was attached, Unsubscribed). */
+static void sub_refuse(gw_server *s, gw_sub *sub, parley_err e,
+                       parley_rule rule, const char *detail)
+{
+    int attached = sub->room != NULL;
+    char room[RULES_ROOM_MAX + 1];
+    snprintf(room, sizeof room, "%s", sub->want);
+    gw_conn_send_error_rule(sub->conn, sub->request_id, e, rule, detail, 0);
+    if (attached) {
+        Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+        Parley__V1__Unsubscribed u = PARLEY__V1__UNSUBSCRIBED__INIT;
+        f.request_id = sub->request_id;
+        f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED;
+        f.unsubscribed = &u;
+        u.room = room;
+        gw_conn_send_msg(sub->conn, &f.base);
+    }
+    s->m.access_refused++;
+    sub_remove(sub);
+}
+
+/* The first check's answer: attach, or refuse. */
+static void checked_first(gw_server *s, gw_sub *sub, parley_err e,
+                          parley_rule rule, const char *detail, int unavailable,
+                          Parley__V1__GetRoomResponse *resp)
+{
+    gw_conn *c = sub->conn;
+    if (unavailable) {
+        if (resp) protobuf_c_message_free_unpacked(&resp->base, NULL);
+        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+        sub_remove(sub);
+        return;
+    }
+    if (e != PARLEY_OK) {
+        if (resp) protobuf_c_message_free_unpacked(&resp->base, NULL);
+        sub_refuse(s, sub, e, rule, detail);
+        return;
+    }
+    sub->checked = resp;
+    gw_room *r = room_find(s, sub->want);
+    if (!r && !(r = room_new(s, sub->want, sub->last_sent))) {
+        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+        sub_remove(sub);
+        return;
+    }
+    sub->room = r;
+    sub->state = SUB_WAIT;
+    lws_dll2_add_tail(&sub->rlink, &r->subs);
+    lws_sul_cancel(&r->sul_idle);
+    sub_here(sub);
+    if (r->live) sub_start(s, sub);
+}
+
+/* A check again, after a room event: refused ones end, the others stay. */
+static void checked_again(gw_server *s, gw_sub *sub, parley_err e,
+                          parley_rule rule, const char *detail, int unavailable,
+                          Parley__V1__GetRoomResponse *resp)
+{
+    if (resp) protobuf_c_message_free_unpacked(&resp->base, NULL);
+    /* Unreachable: the core also ends the link's subscription if the room
+     * went; otherwise the subscription stays until the core says no. */
+    if (unavailable || e == PARLEY_OK) return;
+    if (e == PARLEY_ERR_PERMISSION_DENIED || e == PARLEY_ERR_ROOM_NOT_FOUND ||
+        e == PARLEY_ERR_UNAUTHENTICATED)
+        sub_refuse(s, sub, e, rule, detail);
+}
+
+/* Presence: kept for the subscriptions that start later, and sent to
+ * those that are live. */
+static void room_presence(gw_room *r, Parley__V1__ServerFrame *f)
+{
+    for (int json = 0; json < 2; json++) {
+        gw_buf_unref(r->presence[json]);
+        r->presence[json] = gw_buf_encode(&f->base, json);
+    }
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->subs))
+    {
+        gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+        gw_buf *b = r->presence[gw_conn_json(sub->conn)];
+        if (sub->state == SUB_RING && b && gw_session_wants_presence(sub->conn))
+            gw_conn_send(sub->conn, b);
+    }
+    lws_end_foreach_dll(d);
+}
+
+/* Typing: to every live session of the room but the typist's. */
+static void room_typing(gw_room *r, Parley__V1__ServerFrame *f)
+{
+    gw_buf *enc[2] = {NULL, NULL};
+    const char *typist = f->typing->user->id;
+    /* (no `continue` in lws's list loops: it would skip the step) */
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->subs))
+    {
+        gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+        const char *user = gw_session_user(sub->conn);
+        int json = gw_conn_json(sub->conn);
+        int to = sub->state == SUB_RING && gw_session_wants_typing(sub->conn) &&
+                 !(user && typist && !strcmp(user, typist));
+        if (to && !enc[json]) enc[json] = gw_buf_encode(&f->base, json);
+        if (to && enc[json]) gw_conn_send(sub->conn, enc[json]);
+    }
+    lws_end_foreach_dll(d);
+    gw_buf_unref(enc[0]);
+    gw_buf_unref(enc[1]);
+}
+
+void gw_rooms_typing(gw_server *s, gw_conn *c, const char *room,
+                     const char *token)
+{
+    gw_sub *sub = conn_sub(c, room);
+    if (!sub || sub->state != SUB_RING) return; /* not watching: dropped */
+    lws_usec_t now = lws_now_usecs();
+    /* One a second from a session is plenty; the core passes one per two
+     * seconds per user on. */
+    if (sub->typing_us && now - sub->typing_us < LWS_US_PER_SEC) return;
+    sub->typing_us = now;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Typing t = PARLEY__V1__TYPING__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_TYPING;
+    cf.typing = &t;
+    t.room = sub->room->name;
+    if (sub->room->link) gw_link_send(sub->room->link, &cf, token);
+    (void)s;
+}
+
+void gw_rooms_on_room_frame(gw_server *s, gw_link *l,
+                            Parley__V1__ServerFrame *f)
+{
+    if (!s->rooms) return;
+    if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT) {
+        const char *name =
+            f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PRESENCE
+                ? f->presence->room
+                : f->typing->room;
+        gw_room *r = name ? room_find(s, name) : NULL;
+        if (!r || r->link != l) return;
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PRESENCE)
+            room_presence(r, f);
+        else
+            room_typing(r, f);
+        return;
+    }
+    const Parley__V1__ModerationAction *a = f->room_event->action;
+    gw_room *r = a->room ? room_find(s, a->room) : NULL;
+    if (!r || r->link != l) return;
+    gw_buf *enc[2] = {NULL, NULL};
+    lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                               lws_dll2_get_head(&r->subs))
+    {
+        gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+        int json = gw_conn_json(sub->conn);
+        if (!enc[json]) enc[json] = gw_buf_encode(&f->base, json);
+        if (enc[json]) gw_conn_send(sub->conn, enc[json]);
+    }
+    lws_end_foreach_dll_safe(d, d1);
+    gw_buf_unref(enc[0]);
+    gw_buf_unref(enc[1]);
+    s->m.room_events++;
+
+    switch (a->kind) {
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_ROOM: {
+        struct lws_dll2 *d;
+        while ((d = lws_dll2_get_head(&r->subs)) != NULL)
+            sub_refuse(s, lws_container_of(d, gw_sub, rlink),
+                       PARLEY_ERR_ROOM_NOT_FOUND, PARLEY_RULE_NONE,
+                       "the room was deleted");
+        room_destroy(s, r);
+        break;
+    }
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE:
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE_MEMBER:
+    case PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_VISIBILITY:
+        lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
+                                   lws_dll2_get_head(&r->subs))
+        {
+            gw_sub *sub = lws_container_of(d, gw_sub, rlink);
+            const char *user = gw_session_user(sub->conn);
+            int concerned =
+                a->kind ==
+                    PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_VISIBILITY ||
+                (user && a->target_user_id &&
+                 strcmp(user, a->target_user_id) == 0);
+            if (concerned && check_access(s, sub, checked_again) != 0)
+                sub_refuse(s, sub, PARLEY_ERR_INTERNAL, PARLEY_RULE_NONE,
+                           "access could not be checked again");
+        }
+        lws_end_foreach_dll_safe(d, d1);
+        break;
+    default: break;
+    }
 }
 
 void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
@@ -661,9 +1085,13 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
                            "already subscribed to this room", 0);
         return;
     }
-    gw_room *r = room_find(s, req->room);
-    if (!r && !(r = room_new(s, req->room, req->resume_after_rev))) {
-        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+    int n = 0;
+    for (gw_feed *fd = gw_conn_next_feed(c, NULL); fd;
+         fd = gw_conn_next_feed(c, fd))
+        n += fd->pull == sub_pull;
+    if (n >= s->cfg.max_rooms) {
+        gw_conn_send_error(c, request_id, PARLEY_ERR_RESOURCE_EXHAUSTED,
+                           "this session follows as many rooms as it may", 0);
         return;
     }
     gw_sub *sub = calloc(1, sizeof *sub);
@@ -677,15 +1105,17 @@ void gw_rooms_subscribe(gw_server *s, gw_conn *c, uint64_t request_id,
     sub->feed.pull = sub_pull;
     sub->feed.drained = sub_drained;
     sub->feed.written = sub_written;
-    sub->room = r;
+    snprintf(sub->want, sizeof sub->want, "%s", req->room);
     sub->conn = c;
     sub->request_id = request_id;
     sub->last_sent = req->resume_after_rev;
-    sub->state = SUB_WAIT;
-    lws_dll2_add_tail(&sub->rlink, &r->subs);
+    sub->state = SUB_CHECK;
     gw_conn_add_feed(c, &sub->feed);
-    lws_sul_cancel(&r->sul_idle);
-    if (r->live) sub_start(s, sub);
+    /* Attached (checked_first) only once the core said yes. */
+    if (check_access(s, sub, checked_first) != 0) {
+        gw_conn_close(c, GW_CLOSE_UPSTREAM, 0);
+        sub_remove(sub);
+    }
 }
 
 void gw_rooms_unsubscribe(gw_server *s, gw_conn *c, uint64_t request_id,

@@ -24,6 +24,19 @@ void gw_rooms_conn_gone(gw_server *s, gw_conn *c);
 void gw_rooms_on_event(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                        gw_buf *bytes);
 void gw_rooms_on_link_down(gw_server *s, gw_link *l);
+/* A room event, presence or typing of l's: sent to the room's
+ * connections (typing: but the typist's); a room event that may take
+ * reading away has them checked again (gw_rooms.c). */
+void gw_rooms_on_room_frame(gw_server *s, gw_link *l,
+                            Parley__V1__ServerFrame *f);
+/* Typing from c's user in room: passed to the core (which rates it and
+ * checks the right to post) with the user's token. */
+void gw_rooms_typing(gw_server *s, gw_conn *c, const char *room,
+                     const char *token);
+
+/* The link a publish to room rides: the room's own while it has one (its
+ * core), else the one gw_up_link picks. NULL if no core is usable. */
+gw_link *gw_rooms_link(gw_server *s, const char *room);
 
 /* The event type a stored message stands for (created, edited, deleted). */
 Parley__V1__EventType gw_event_type_of(const Parley__V1__Message *m);

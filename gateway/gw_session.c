@@ -19,10 +19,12 @@
 #include <string.h>
 
 #include "gw_json.h"
+#include "rpc_check.h"
 
 typedef struct gw_session {
     auth_identity who;
     char *token;
+    int presence, typing;  /* SessionOptions the client turned on */
     lws_dll2_owner_t pubs; /* gw_pub, waiting for their answer */
 } gw_session;
 
@@ -47,8 +49,9 @@ static void pub_answer(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
         gw_conn_send_error(p->conn, p->rid, PARLEY_ERR_INTERNAL,
                            "upstream core unavailable", 0);
     } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR) {
-        gw_conn_send_error(p->conn, p->rid, (parley_err)f->error->code,
-                           f->error->detail, 0);
+        gw_conn_send_error_rule(p->conn, p->rid, (parley_err)f->error->code,
+                                (parley_rule)f->error->rule, f->error->detail,
+                                0);
     } else {
         f->request_id = p->rid;
         gw_conn_send_msg(p->conn, &f->base);
@@ -70,7 +73,7 @@ static void on_publish(gw_conn *c, gw_session *ss, uint64_t rid,
         return;
     }
     gw_pub *p = calloc(1, sizeof *p);
-    gw_link *l = p ? gw_up_link(s, pr->room) : NULL;
+    gw_link *l = p ? gw_rooms_link(s, pr->room) : NULL;
     if (!l) {
         free(p);
         gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL,
@@ -95,10 +98,17 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
     gw_server *s = gw_conn_server(c);
     gw_session *ss = gw_conn_session(c);
     auth_identity id;
-    if (auth_verify(s->auth, token, gw_now_s(), &id) != PARLEY_OK) {
+    parley_err e = auth_verify(s->auth, token, gw_now_s(), &id);
+    if (e == PARLEY_ERR_TOKEN_EXPIRED) {
+        s->m.drops_unauth++;
+        gw_conn_send_error(c, rid, e, "the token has expired; renew it", 1);
+        gw_conn_close(c, GW_CLOSE_TOKEN_EXPIRED, 1);
+        return;
+    }
+    if (e != PARLEY_OK) {
         s->m.drops_unauth++;
         gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
-                           "token missing, invalid or expired", 1);
+                           "token missing or invalid", 1);
         gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
         return;
     }
@@ -172,9 +182,13 @@ static void on_frame(gw_conn *c, Parley__V1__ClientFrame *f, int in_batch)
     }
     case PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS: {
         gw_conn_set_batch(c, f->options->batch);
+        ss->presence = f->options->presence ? 1 : 0;
+        ss->typing = f->options->typing ? 1 : 0;
         Parley__V1__ServerFrame sf = PARLEY__V1__SERVER_FRAME__INIT;
         Parley__V1__SessionOptions on = PARLEY__V1__SESSION_OPTIONS__INIT;
         on.batch = gw_conn_batch(c);
+        on.presence = ss->presence;
+        on.typing = ss->typing;
         sf.request_id = rid;
         sf.kind_case = PARLEY__V1__SERVER_FRAME__KIND_OPTIONS;
         sf.options = &on;
@@ -189,6 +203,16 @@ static void on_frame(gw_conn *c, Parley__V1__ClientFrame *f, int in_batch)
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH:
         on_publish(c, ss, rid, f->publish);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_TYPING:
+        /* no answer: passed on, or dropped when too soon or not watched */
+        gw_rooms_typing(s, c, f->typing->room, ss->token);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE:
+        gw_conn_send_error(c, rid, PARLEY_ERR_MALFORMED,
+                           "presence is the gateway's to say: it follows "
+                           "your subscriptions",
+                           0);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_BATCH:
         if (in_batch) {
@@ -226,18 +250,25 @@ static void on_message(gw_conn *c, const unsigned char *data, size_t len,
     } else if (json) {
         e = gw_json_decode(&parley__v1__client_frame__descriptor,
                            (const char *)data, len, &m, detail, sizeof detail);
-        if (e != PARLEY_OK) e = PARLEY_ERR_MALFORMED;
+        if (e != PARLEY_OK && e != PARLEY_ERR_INVALID_UTF8)
+            e = PARLEY_ERR_MALFORMED;
     } else {
-        m = protobuf_c_message_unpack(&parley__v1__client_frame__descriptor,
-                                      NULL, len, data);
-        e = m ? PARLEY_OK : PARLEY_ERR_MALFORMED;
-        if (!m) snprintf(detail, sizeof detail, "not a parley.v1.ClientFrame");
+        /* strict (rpc_check.c): a string holding a NUL is refused, never
+         * cut, whatever its depth (a batch's frames too) */
+        m = rpc_check_unpack(&parley__v1__client_frame__descriptor, data, len,
+                             &e);
+        snprintf(detail, sizeof detail, "%s",
+                 e == PARLEY_ERR_INVALID_UTF8
+                     ? "a string field holds a NUL or is not UTF-8"
+                     : "not a parley.v1.ClientFrame");
     }
     if (e != PARLEY_OK) {
+        uint64_t rid = m ? ((Parley__V1__ClientFrame *)m)->request_id : 0;
+        if (m) protobuf_c_message_free_unpacked(m, NULL);
         if (!gw_conn_session(c))
-            refuse_unauthenticated(c, 0);
+            refuse_unauthenticated(c, rid);
         else
-            gw_conn_send_error(c, 0, e, detail, 0);
+            gw_conn_send_error(c, rid, e, detail, 0);
         return;
     }
     on_frame(c, (Parley__V1__ClientFrame *)m, 0);
@@ -264,4 +295,34 @@ static void on_close(gw_conn *c)
     gw_conn_set_session(c, NULL);
 }
 
-const gw_conn_handlers gw_session_handlers = {on_message, on_close};
+static int expired(gw_conn *c)
+{
+    gw_session *ss = gw_conn_session(c);
+    return ss && auth_expired(gw_conn_server(c)->auth, &ss->who, gw_now_s());
+}
+
+const gw_conn_handlers gw_session_handlers = {on_message, on_close, expired};
+
+const char *gw_session_token(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss ? ss->token : NULL;
+}
+
+int gw_session_wants_presence(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss && ss->presence;
+}
+
+int gw_session_wants_typing(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss && ss->typing;
+}
+
+const char *gw_session_user(const gw_conn *c)
+{
+    const gw_session *ss = gw_conn_session(c);
+    return ss ? ss->who.id : NULL;
+}

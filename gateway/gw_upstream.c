@@ -25,11 +25,32 @@
  * thread (lws_cancel_service) only when the list was empty, so a burst
  * costs one wake-up. gw_up_drain, on the lws thread, runs the list.
  *
+ * Several cores. --upstream lists the cores; every one of them is a
+ * channel. A room belongs to one core at a time, chosen by rendezvous
+ * hashing of the room's name over the cores that are usable now (highest
+ * hash of (room, core address) wins): every gateway with the same list
+ * picks the same core for a room, so a room's publishes and subscribers
+ * meet on one core and the bus between cores carries it only while cores
+ * come and go; a core that goes away moves only its own rooms, each to its
+ * next choice, the others stay. Links are per core (--upstream-links
+ * each). A core is not chosen while it is failed (a link to it ended
+ * without being asked to, or its health check went unanswered: for
+ * GW_CORE_RETRY_MS), while its health check says NOT_SERVING, or while
+ * its channel is in TRANSIENT_FAILURE. The check is grpc.health.v1
+ * Health/Check on each core every GW_HEALTH_MS with a GW_HEALTH_DEADLINE_MS
+ * deadline; with gRPC keepalive on the channels (a ping every
+ * GW_KEEPALIVE_MS) a core that died, hangs or is cut off is noticed within
+ * a few seconds, one that was killed at once (its connection resets). A
+ * core found failed or NOT_SERVING has its links taken down: on_down tells
+ * the rooms, which move to their next core (gw_rooms.c).
+ *
  * A link's life: OPEN (ops posted) -> DOWN (status received or cancelled:
  * calls answered with NULL, on_down reported, no longer chosen) -> freed
  * once no operation is pending. The read counts as one pending operation
  * from the first post until the grpc thread hands over its end. */
 #include "gw_upstream.h"
+#include "defaults.h"
+#include "rpc_tls.h"
 
 #include <assert.h>
 #include <grpc/grpc.h>
@@ -42,12 +63,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
+#include "grpc/health/v1/health.grpc.h"
 #include "parley/v1/stream.grpc.h"
 #include "ring.h"
 #include "rpc_client.h"
 #include "wire.h"
 
 #define GW_UNARY_DEADLINE_S 15
+#define GW_HEALTH_MS 1000 /* each core's health is checked this often */
+#define GW_HEALTH_DEADLINE_MS 1500 /* ... and unanswered after this, failed */
+#define GW_CORE_RETRY_MS 2000      /* a failed core is not chosen this long */
+#define GW_KEEPALIVE_MS 2000       /* gRPC keepalive ping interval ... */
+#define GW_KEEPALIVE_TIMEOUT_MS \
+    2000 /* ... and how long one may go unanswered */
 /* Frames a link may queue for sending; over it a call is refused. */
 #define GW_LINK_SENDQ_MAX (1u << 20)
 /* Most frames merged into one ClientFrame{batch}. */
@@ -55,6 +84,7 @@
 
 enum op_kind {
     OP_UNARY,
+    OP_HEALTH,
     OP_LINK_START,
     OP_LINK_READ,
     OP_LINK_SEND,
@@ -90,6 +120,7 @@ typedef struct up_unary {
     const rpc_method_desc *m;
     gw_unary_cb cb;
     void *ud;
+    int core; /* OP_HEALTH: whose check */
 } up_unary;
 
 struct gw_call {
@@ -101,6 +132,7 @@ struct gw_call {
 
 struct gw_link {
     gw_upstream *u;
+    int core; /* index in u->ch */
     int slot; /* index in u->links while chosen */
     up_live live;
     up_op op_start, op_read, op_send, op_status;
@@ -119,14 +151,27 @@ struct gw_link {
     lws_dll2_owner_t calls;
 };
 
+/* What the gateway knows of one core (lws thread). */
+typedef struct up_core {
+    uint64_t hash;           /* of its address: its rendezvous seed */
+    int64_t failed_until_ms; /* not chosen before (monotonic ms) */
+    int serving;             /* last check: 1 SERVING, 0 not, -1 unknown */
+    up_unary *check;         /* the health check on its way, or NULL */
+} up_core;
+
 struct gw_upstream {
     gw_server *srv;
     grpc_completion_queue *cq;
     grpc_channel **ch;
     int n_ch;
-    gw_link **links; /* cfg.upstream_links slots, NULL until used */
+    up_core *cores;  /* n_ch */
+    gw_link **links; /* n_ch * n_links slots, core by core; NULL until used */
     int n_links;
+    unsigned rr; /* unary calls: round robin over the usable cores */
+    lws_sorted_usec_list_t sul_health;
+    int health_started;
     gw_up_handlers h;
+    parley_rule unary_rule; /* of the unary callback running now */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t mu;
@@ -269,6 +314,30 @@ static void *cq_thread(void *arg)
     return NULL;
 }
 
+/* TLS to parleyd when a CA or a client certificate is configured (mutual
+ * TLS); plaintext only to the unix socket or loopback, unless allowed. */
+static grpc_channel_credentials *gw_up_creds(gw_server *s)
+{
+    gw_config *c = &s->cfg;
+    char err[400];
+    if (*c->upstream_tls_ca || *c->upstream_tls_cert) {
+        rpc_tls_files f = {c->upstream_tls_cert, c->upstream_tls_key,
+                           c->upstream_tls_ca};
+        grpc_channel_credentials *cr =
+            rpc_tls_client_creds(&f, err, sizeof err);
+        if (!cr) fprintf(stderr, "parley-gateway: upstream %s\n", err);
+        return cr;
+    }
+    for (int i = 0; i < c->n_upstreams; i++)
+        if (!rpc_addr_is_local(c->upstreams[i]) && !c->allow_plaintext) {
+            fprintf(stderr,
+                    "parley-gateway: upstream %s is beyond loopback: "
+                    "give --upstream-tls-ca (or --allow-plaintext)\n",
+                    c->upstreams[i]);
+            return NULL;
+        }
+    return grpc_insecure_credentials_create();
+}
 /* ---- setup ---- */
 
 parley_err gw_up_new(gw_server *s, gw_upstream **out)
@@ -289,13 +358,17 @@ parley_err gw_up_new(gw_server *s, gw_upstream **out)
         rpc_wire_field(&parley__v1__client_batch__descriptor, "frames");
     u->cq = grpc_completion_queue_create_for_next(NULL);
     u->ch = calloc((size_t)s->cfg.n_upstreams, sizeof *u->ch);
+    u->cores = calloc((size_t)s->cfg.n_upstreams, sizeof *u->cores);
     u->n_links = s->cfg.upstream_links > 0 ? s->cfg.upstream_links : 1;
-    u->links = calloc((size_t)u->n_links, sizeof *u->links);
-    if (!u->ch || !u->links) {
+    u->links = calloc((size_t)u->n_links * (size_t)s->cfg.n_upstreams,
+                      sizeof *u->links);
+    if (!u->ch || !u->cores || !u->links) {
         gw_up_free(u);
         return PARLEY_ERR_INTERNAL;
     }
-    grpc_arg args[4];
+    /* A dead or cut-off core is found by keepalive pings (parleyd accepts
+     * them this often) as well as by the health checks. */
+    grpc_arg args[9];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS;
     args[0].value.integer = INT_MAX;
@@ -308,11 +381,37 @@ parley_err gw_up_new(gw_server *s, gw_upstream **out)
     args[3].type = GRPC_ARG_INTEGER;
     args[3].key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS;
     args[3].value.integer = 200;
-    grpc_channel_args ca = {4, args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    args[4].type = GRPC_ARG_INTEGER;
+    args[4].key = GRPC_ARG_KEEPALIVE_TIME_MS;
+    args[4].value.integer = GW_KEEPALIVE_MS;
+    args[5].type = GRPC_ARG_INTEGER;
+    args[5].key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS;
+    args[5].value.integer = GW_KEEPALIVE_TIMEOUT_MS;
+    args[6].type = GRPC_ARG_INTEGER;
+    args[6].key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS;
+    args[6].value.integer = 1;
+    args[7].type = GRPC_ARG_INTEGER;
+    args[7].key = GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA;
+    args[7].value.integer = 0; /* keep pinging an idle link */
+    /* what the core may answer (a full history page), defaults.h */
+    args[8].type = GRPC_ARG_INTEGER;
+    args[8].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[8].value.integer = (int)PARLEY_CLIENT_RECV_MAX;
+    grpc_channel_args ca = {9, args};
+    grpc_channel_credentials *creds = gw_up_creds(s);
+    if (!creds) {
+        gw_up_free(u);
+        return PARLEY_ERR_INTERNAL;
+    }
     for (int i = 0; i < s->cfg.n_upstreams; i++) {
         u->ch[i] = grpc_channel_create(s->cfg.upstreams[i], creds, &ca);
         u->n_ch++;
+        /* FNV-1a 64 of the address: the same on every gateway. */
+        uint64_t h = 1469598103934665603ull;
+        for (const char *p = s->cfg.upstreams[i]; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        u->cores[i].hash = h;
+        u->cores[i].serving = -1;
         grpc_channel_check_connectivity_state(u->ch[i], 1);
     }
     grpc_channel_credentials_release(creds);
@@ -345,6 +444,7 @@ static up_item *take_items(gw_upstream *u)
 void gw_up_free(gw_upstream *u)
 {
     if (!u) return;
+    lws_sul_cancel(&u->sul_health);
     /* Cancel what still runs and run its completions here. */
     lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&u->live))
     {
@@ -382,34 +482,93 @@ void gw_up_free(gw_upstream *u)
         it = next;
     }
     free(u->links);
+    free(u->cores);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cv);
     free(u);
     grpc_shutdown();
 }
 
+/* May core i be given work now? */
+static int core_usable(gw_upstream *u, int i, int64_t now)
+{
+    const up_core *c = &u->cores[i];
+    if (now < c->failed_until_ms || c->serving == 0) return 0;
+    grpc_connectivity_state st =
+        grpc_channel_check_connectivity_state(u->ch[i], 1);
+    return st != GRPC_CHANNEL_TRANSIENT_FAILURE && st != GRPC_CHANNEL_SHUTDOWN;
+}
+
+/* A core for a unary call: the usable ones in turn (any core may serve
+ * any call); when none is, the first (the call fails and says so). */
+static int pick_core_any(gw_upstream *u)
+{
+    int64_t now = clock_mono_ms();
+    for (int k = 0; k < u->n_ch; k++) {
+        int i = (int)((u->rr + (unsigned)k) % (unsigned)u->n_ch);
+        if (core_usable(u, i, now)) {
+            u->rr = (unsigned)i + 1;
+            return i;
+        }
+    }
+    return 0;
+}
+
 static grpc_channel *pick_channel(gw_upstream *u)
 {
-    int fallback = -1;
+    return u->ch[pick_core_any(u)];
+}
+
+/* splitmix64's finalizer: spreads (room hash ^ core hash). */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* The core of a room: rendezvous hashing over the usable cores; -1 when
+ * none is usable. */
+static int pick_core_for(gw_upstream *u, const char *key)
+{
+    uint64_t k = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        k = (k ^ *p) * 1099511628211ull;
+    int64_t now = clock_mono_ms();
+    int best = -1;
+    uint64_t best_score = 0;
     for (int i = 0; i < u->n_ch; i++) {
-        grpc_connectivity_state st =
-            grpc_channel_check_connectivity_state(u->ch[i], 1);
-        if (st == GRPC_CHANNEL_READY) return u->ch[i];
-        if (fallback < 0 && st != GRPC_CHANNEL_TRANSIENT_FAILURE &&
-            st != GRPC_CHANNEL_SHUTDOWN)
-            fallback = i;
+        if (!core_usable(u, i, now)) continue;
+        uint64_t score = mix64(k ^ u->cores[i].hash);
+        if (best < 0 || score > best_score) {
+            best = i;
+            best_score = score;
+        }
     }
-    return u->ch[fallback < 0 ? 0 : fallback];
+    return best;
 }
 
 int gw_up_healthy(gw_server *s)
 {
     gw_upstream *u = s->up;
+    int64_t now = clock_mono_ms();
     for (int i = 0; u && i < u->n_ch; i++)
-        if (grpc_channel_check_connectivity_state(u->ch[i], 1) ==
-            GRPC_CHANNEL_READY)
+        if (core_usable(u, i, now) && grpc_channel_check_connectivity_state(
+                                          u->ch[i], 0) == GRPC_CHANNEL_READY)
             return 1;
     return 0;
+}
+
+int gw_up_cores(gw_server *s, int *usable)
+{
+    gw_upstream *u = s->up;
+    int64_t now = clock_mono_ms();
+    int n = 0;
+    for (int i = 0; u && i < u->n_ch; i++) n += core_usable(u, i, now);
+    *usable = n;
+    return u ? u->n_ch : 0;
 }
 
 const char *gw_up_state_name(gw_server *s)
@@ -427,6 +586,8 @@ const char *gw_up_state_name(gw_server *s)
 }
 
 /* ---- unary calls ---- */
+
+parley_rule gw_up_unary_rule(const gw_server *s) { return s->up->unary_rule; }
 
 parley_err gw_up_unary(gw_server *s, const rpc_method_desc *m,
                        const ProtobufCMessage *req, const char *token,
@@ -463,7 +624,14 @@ static void unary_done(gw_server *s, up_unary *c, int ok)
     s->m.upstream_unary++;
     if (e != PARLEY_OK) s->m.upstream_errors++;
     lws_dll2_remove(&c->live.link);
+    char rule[64];
+    s->up->unary_rule = e == PARLEY_ERR_PERMISSION_DENIED &&
+                                rpc_metadata_get(&c->rc.trail_md, "parley-rule",
+                                                 rule, sizeof rule) > 0
+                            ? parley_rule_from_name(rule)
+                            : PARLEY_RULE_NONE;
     c->cb(s, c->ud, e, detail, unavailable, resp);
+    s->up->unary_rule = PARLEY_RULE_NONE;
     rpc_client_unary_free(&c->rc);
     free(c);
 }
@@ -490,10 +658,16 @@ static void link_free_if_done(gw_link *l)
 
 /* OPEN -> DOWN: answers every call with NULL, reports on_down once, and
  * frees the slot so the next gw_up_link opens a fresh link. */
+static void core_mark_failed(gw_server *s, int i, const char *why);
+static void core_links_down(gw_server *s, int i);
+
 static void link_down(gw_server *s, gw_link *l)
 {
     if (l->down) return;
     l->down = 1;
+    /* Links end only when their core went away (or at shutdown): the core
+     * is not chosen while its rooms move, and its other links go too. */
+    if (!s->shutting_down) core_mark_failed(s, l->core, "its stream ended");
     grpc_call_cancel(l->live.call, NULL);
     gw_upstream *u = s->up;
     if (l->slot >= 0 && u->links[l->slot] == l) u->links[l->slot] = NULL;
@@ -506,6 +680,7 @@ static void link_down(gw_server *s, gw_link *l)
         free(c);
     }
     if (u->h.on_down) u->h.on_down(s, l);
+    if (!s->shutting_down) core_links_down(s, l->core);
 }
 
 /* Starts the next send if none is on its way: the oldest queued frame, or,
@@ -571,6 +746,7 @@ static gw_link *link_open(gw_server *s, int slot)
     if (!l) return NULL;
     l->u = u;
     l->slot = slot;
+    l->core = slot / u->n_links;
     l->op_start = (up_op){OP_LINK_START, l};
     l->op_read = (up_op){OP_LINK_READ, l};
     l->op_send = (up_op){OP_LINK_SEND, l};
@@ -579,7 +755,7 @@ static gw_link *link_open(gw_server *s, int slot)
     grpc_metadata_array_init(&l->init_md);
     grpc_metadata_array_init(&l->trail_md);
     l->live.call = grpc_channel_create_call(
-        pick_channel(u), NULL, GRPC_PROPAGATE_DEFAULTS, u->cq,
+        u->ch[l->core], NULL, GRPC_PROPAGATE_DEFAULTS, u->cq,
         grpc_slice_from_static_string(
             parley_v1_Stream_service.methods[PARLEY_V1_STREAM_CONNECT].path),
         NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -625,6 +801,8 @@ static gw_link *link_open(gw_server *s, int slot)
     /* The first frame asks for batches; until the answer, frame by frame. */
     Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
     o.batch = 1;
+    o.presence = 1; /* the rooms pass them on to the sessions that ask */
+    o.typing = 1;
     Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
     f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
     f.options = &o;
@@ -639,12 +817,133 @@ static gw_link *link_open(gw_server *s, int slot)
 gw_link *gw_up_link(gw_server *s, const char *key)
 {
     gw_upstream *u = s->up;
+    int core = pick_core_for(u, key);
+    if (core < 0) return NULL;
     uint32_t h = 2166136261u; /* FNV-1a */
     for (const unsigned char *p = (const unsigned char *)key; *p; p++)
         h = (h ^ *p) * 16777619u;
-    int slot = (int)(h % (uint32_t)u->n_links);
+    int slot = core * u->n_links + (int)(h % (uint32_t)u->n_links);
     if (u->links[slot]) return u->links[slot];
     return link_open(s, slot);
+}
+
+int gw_link_core(const gw_link *l) { return l->core; }
+
+/* ---- the cores' health ---- */
+
+/* Takes every link of core i down (their rooms move, their waiting calls
+ * are answered NULL). */
+static void core_links_down(gw_server *s, int i)
+{
+    gw_upstream *u = s->up;
+    for (int k = 0; k < u->n_links; k++) {
+        gw_link *l = u->links[i * u->n_links + k];
+        if (l) link_down(s, l);
+    }
+}
+
+static void core_mark_failed(gw_server *s, int i, const char *why)
+{
+    gw_upstream *u = s->up;
+    up_core *c = &u->cores[i];
+    int64_t now = clock_mono_ms();
+    if (now >= c->failed_until_ms) {
+        fprintf(stderr, "parley-gateway: core %s failed (%s); its rooms move\n",
+                s->cfg.upstreams[i], why);
+        s->m.core_failures++;
+    }
+    c->failed_until_ms = now + GW_CORE_RETRY_MS;
+}
+
+static void core_failed(gw_server *s, int i, const char *why)
+{
+    core_mark_failed(s, i, why);
+    core_links_down(s, i);
+}
+
+static void health_done(gw_server *s, up_unary *c, int ok)
+{
+    gw_upstream *u = s->up;
+    int i = c->core;
+    char detail[256] = "";
+    int unavailable = 0;
+    ProtobufCMessage *resp = NULL;
+    parley_err e = rpc_client_unary_finish(&c->rc, ok, c->m->output, &resp,
+                                           detail, sizeof detail, &unavailable);
+    lws_dll2_remove(&c->live.link);
+    rpc_client_unary_free(&c->rc);
+    free(c);
+    u->cores[i].check = NULL;
+    if (s->shutting_down) {
+        if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+        return;
+    }
+    if (e != PARLEY_OK) {
+        /* No answer in time: dead, hanging or cut off. Another refusal
+         * (a core without the health service) says nothing. */
+        if (unavailable) core_failed(s, i, detail[0] ? detail : "no answer");
+        return;
+    }
+    Grpc__Health__V1__HealthCheckResponse *hr =
+        (Grpc__Health__V1__HealthCheckResponse *)resp;
+    int serving =
+        hr->status ==
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    int was = u->cores[i].serving;
+    u->cores[i].serving = serving;
+    if (!serving && was != 0) {
+        /* Its rooms move if some other core serves; when none does (the
+         * store is down for all of them) they stay: moving helps nobody
+         * and would end their sessions. */
+        int others = 0;
+        int64_t now = clock_mono_ms();
+        for (int k = 0; k < u->n_ch; k++)
+            others += k != i && core_usable(u, k, now);
+        fprintf(stderr, "parley-gateway: core %s is NOT_SERVING%s\n",
+                s->cfg.upstreams[i], others ? "; its rooms move" : "");
+        if (others) core_links_down(s, i);
+    } else if (serving && was == 0) {
+        fprintf(stderr, "parley-gateway: core %s is SERVING again\n",
+                s->cfg.upstreams[i]);
+    }
+}
+
+/* Every GW_HEALTH_MS: a Health/Check to each core that has none on its
+ * way. */
+static void health_tick(lws_sorted_usec_list_t *sul)
+{
+    gw_upstream *u = lws_container_of(sul, gw_upstream, sul_health);
+    gw_server *s = u->srv;
+    if (s->shutting_down) return;
+    const rpc_method_desc *m =
+        &grpc_health_v1_Health_service.methods[GRPC_HEALTH_V1_HEALTH_CHECK];
+    for (int i = 0; i < u->n_ch; i++) {
+        if (u->cores[i].check) continue;
+        up_unary *c = calloc(1, sizeof *c);
+        if (!c) break;
+        c->op.kind = OP_HEALTH;
+        c->op.owner = c;
+        c->m = m;
+        c->core = i;
+        Grpc__Health__V1__HealthCheckRequest req =
+            GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+        req.service = "";
+        gpr_timespec deadline = gpr_time_add(
+            gpr_now(GPR_CLOCK_REALTIME),
+            gpr_time_from_millis(GW_HEALTH_DEADLINE_MS, GPR_TIMESPAN));
+        if (rpc_client_unary_start(&c->rc, u->ch[i], u->cq, m->path,
+                                   s->service_token, &req.base, deadline,
+                                   &c->op) != PARLEY_OK) {
+            free(c);
+            continue;
+        }
+        c->live.call = c->rc.call;
+        lws_dll2_add_tail(&c->live.link, &u->live);
+        u->cores[i].check = c;
+    }
+    lws_sul_schedule(s->ctx, 0, &u->sul_health, health_tick,
+                     (lws_usec_t)GW_HEALTH_MS * 1000);
 }
 
 size_t gw_link_frame_size(const Parley__V1__ClientFrame *f,
@@ -655,29 +954,47 @@ size_t gw_link_frame_size(const Parley__V1__ClientFrame *f,
            (user_token ? strlen(user_token) + WIRE_PREFIX_MAX : 0);
 }
 
-gw_call *gw_link_call(gw_link *l, Parley__V1__ClientFrame *f,
-                      const char *user_token, gw_reply_cb cb, void *ud)
+/* Queues f with request id rid (and user_token); -1 if full. */
+static int link_enqueue(gw_link *l, Parley__V1__ClientFrame *f,
+                        const char *user_token, uint64_t rid)
 {
-    if (!l || l->down || ring_is_full(&l->sendq)) return NULL;
     assert(gw_link_frame_size(f, user_token) <= GW_LINK_MSG_MAX);
-    gw_call *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    c->rid = ++l->next_rid;
-    c->cb = cb;
-    c->ud = ud;
-    f->request_id = c->rid;
+    f->request_id = rid;
     char *saved = f->user_token;
     if (user_token) f->user_token = (char *)user_token;
     grpc_slice bytes = rpc_encode(&f->base);
     f->user_token = saved;
     if (ring_push(&l->sendq, &bytes) != 0) {
         grpc_slice_unref(bytes);
+        return -1;
+    }
+    return 0;
+}
+
+gw_call *gw_link_call(gw_link *l, Parley__V1__ClientFrame *f,
+                      const char *user_token, gw_reply_cb cb, void *ud)
+{
+    if (!l || l->down || ring_is_full(&l->sendq)) return NULL;
+    gw_call *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->rid = ++l->next_rid;
+    c->cb = cb;
+    c->ud = ud;
+    if (link_enqueue(l, f, user_token, c->rid) != 0) {
         free(c);
         return NULL;
     }
     lws_dll2_add_tail(&c->link, &l->calls);
     link_pump(l->u->srv, l);
     return c;
+}
+
+int gw_link_send(gw_link *l, Parley__V1__ClientFrame *f, const char *user_token)
+{
+    if (!l || l->down || ring_is_full(&l->sendq)) return -1;
+    if (link_enqueue(l, f, user_token, ++l->next_rid) != 0) return -1;
+    link_pump(l->u->srv, l);
+    return 0;
 }
 
 void gw_call_forget(gw_call *c)
@@ -715,6 +1032,13 @@ static void link_frame(gw_server *s, gw_link *l, Parley__V1__ServerFrame *f,
                f->event && f->event->message) {
         s->m.upstream_events++;
         if (s->up->h.on_event) s->up->h.on_event(s, l, f, bytes);
+    } else if ((f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT &&
+                f->room_event && f->room_event->action) ||
+               (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PRESENCE &&
+                f->presence) ||
+               (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_TYPING &&
+                f->typing && f->typing->user)) {
+        if (s->up->h.on_room_frame) s->up->h.on_room_frame(s, l, f);
     }
 }
 
@@ -767,6 +1091,8 @@ static void run_item(gw_server *s, up_item *it)
         gw_buf_unref(it->bytes);
     } else if (it->op->kind == OP_UNARY) {
         unary_done(s, it->op->owner, it->ok);
+    } else if (it->op->kind == OP_HEALTH) {
+        health_done(s, it->op->owner, it->ok);
     } else {
         link_op_done(s, it->op, it->ok);
     }
@@ -777,10 +1103,26 @@ void gw_up_drain(gw_server *s)
 {
     gw_upstream *u = s->up;
     if (!u) return;
+    if (!u->health_started && s->ctx && !s->shutting_down) {
+        u->health_started = 1; /* the lws context exists from here on */
+        health_tick(&u->sul_health);
+    }
     up_item *it = take_items(u);
     while (it) {
         up_item *next = it->next;
         run_item(s, it);
         it = next;
     }
+}
+
+void gw_up_renew(gw_server *s)
+{
+    gw_upstream *u = s->up;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    Parley__V1__Authenticate au = PARLEY__V1__AUTHENTICATE__INIT;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE;
+    cf.authenticate = &au;
+    au.token = s->service_token;
+    for (int i = 0; u && i < u->n_links; i++)
+        if (u->links[i]) (void)gw_link_call(u->links[i], &cf, NULL, NULL, NULL);
 }

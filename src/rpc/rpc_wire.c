@@ -29,6 +29,20 @@ ProtobufCMessage *rpc_decode(const ProtobufCMessageDescriptor *d,
     return m;
 }
 
+ProtobufCMessage *rpc_decode_strict(const ProtobufCMessageDescriptor *d,
+                                    grpc_byte_buffer *bb, parley_err *err)
+{
+    grpc_byte_buffer_reader r;
+    *err = PARLEY_ERR_MALFORMED;
+    if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    ProtobufCMessage *m =
+        rpc_check_unpack(d, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), err);
+    grpc_slice_unref(s);
+    return m;
+}
+
 int rpc_metadata_get(const grpc_metadata_array *a, const char *key, char *buf,
                      size_t buflen)
 {

@@ -1,10 +1,15 @@
 /* srv_commit.c: group commit. The writes a loop iteration received
  * (publishes from unary Stream.Publish and Connect streams, and History's
- * edits, deletes and room creations) are stored in one transaction; only
- * after store_commit returned (fsync'd with durability full) are they
- * answered and their events fanned out, in commit order. A write the store
- * refuses (room not found, bad body, ...) gets its own error and changes
- * nothing; a failing commit fails the whole group.
+ * edits and deletes) are stored in one transaction, sorted by room
+ * (by_room); only after store_commit returned (fsync'd with durability
+ * full) are they answered and their events delivered (srv_deliver: the
+ * hub, and the bus to other cores), a room's in commit order. Each write
+ * is checked against the access rules (srv_access.c) inside that
+ * transaction, through the handle that commits it, so a mute, a removal
+ * or a mode change stored before it holds for it. A write the rules or
+ * the store refuse (muted, room not found, bad body, ...) gets its own
+ * error and changes nothing; a failing commit fails the whole group. The
+ * per-user write rate is taken on the loop, before a write joins a group.
  *
  * The writer thread. The commit itself (SQLite's fsync above all) runs on
  * a thread of its own that owns the caller's store handle, so the loop
@@ -39,7 +44,10 @@
  * loop without a second handle (an in-memory database, an engine that
  * cannot pin a snapshot) always commits itself. Either way commit, answers
  * and fan-out then happen in one go, before the loop reads any request
- * again, and the History readers' check has nothing to wait for. */
+ * again, and the History readers' check has nothing to wait for. The
+ * loop's rare writes outside a group (the Rooms service, CreateRoom) go
+ * the same way: srv_write_now waits for the group in flight, answers it,
+ * and lends the loop the writer's handle until the next hand-over. */
 #include "srv.h"
 
 #include <assert.h>
@@ -64,11 +72,12 @@ struct srv_writer {
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* work for the writer, or stop */
-    srv_ops job;       /* the group handed over (the writer's while busy) */
-    int busy;          /* handed over, not yet taken back by the loop */
-    int done;          /* the writer finished it */
-    int checkpoint;    /* the job is a checkpoint, no writes */
+    pthread_cond_t cv;      /* work for the writer, or stop */
+    pthread_cond_t done_cv; /* the writer finished its job (srv_write_now) */
+    srv_ops job;    /* the group handed over (the writer's while busy) */
+    int busy;       /* handed over, not yet taken back by the loop */
+    int done;       /* the writer finished it */
+    int checkpoint; /* the job is a checkpoint, no writes */
     int stop;
     int failed;          /* the job's transaction failed as a whole */
     uint64_t commit_ns;  /* how long it took */
@@ -125,9 +134,13 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
     /* Cheap checks first, so a bad publish never enters a batch. */
     parley_err e = rules_room(p->room);
     if (!e) e = rules_client_msg_id(p->client_msg_id);
+    /* the wire check (rpc_check.c) refused every string holding a NUL,
+     * so strlen is the length that was sent */
     size_t blen = strlen(p->body);
     if (!e) e = rules_body(p->body, blen, s->max_body);
     if (e) return e;
+    /* one bucket per user, whatever path the publish came by */
+    if (!srv_take_write(s, who)) return PARLEY_ERR_RESOURCE_EXHAUSTED;
     srv_op *op =
         op_push(s, SRV_OP_PUBLISH, c, p->room, p->client_msg_id, p->body, blen);
     if (!op) return PARLEY_ERR_INTERNAL;
@@ -163,15 +176,6 @@ parley_err srv_enqueue_delete(srv *s, rpc_call *c, const auth_identity *who,
     op->who = *who;
     op->seq = seq;
     return PARLEY_OK;
-}
-
-parley_err srv_enqueue_create_room(srv *s, rpc_call *c, const char *name)
-{
-    parley_err e = rules_room(name);
-    if (e) return e;
-    return op_push(s, SRV_OP_CREATE_ROOM, c, name, NULL, "", 0)
-               ? PARLEY_OK
-               : PARLEY_ERR_INTERNAL;
 }
 
 /* ---- committing (the writer thread, or the loop) ----------------------- */
@@ -238,9 +242,32 @@ static void reply_message(srv_op *op, const parley_msg *m)
         op->reply = rpc_encode(&r.base);
         break;
     }
-    case SRV_OP_CREATE_ROOM: assert(!"a room is no message"); break;
     }
     op->has_reply = 1;
+}
+
+/* A refusal by the access rules, kept for the answer. */
+static void op_refuse(srv_op *op, const srv_grant *g)
+{
+    op->err = PARLEY_ERR_PERMISSION_DENIED;
+    op->rule = g->rule;
+    op->st = g->st;
+}
+
+/* The access check of an edit or delete of message seq (as History's):
+ * the caller must read the room first (so no message's existence leaks),
+ * then op is decided with whether the message is theirs (*own). */
+static parley_err check_message(store *db, const auth_identity *who,
+                                const char *room, uint64_t seq, access_op op,
+                                srv_grant *g, int *own)
+{
+    parley_msg m;
+    *own = 0;
+    parley_err e = srv_check_on(db, who, room, ACCESS_READ, 0, g);
+    if (e == PARLEY_OK) e = store_get(db, room, seq, &m);
+    if (e != PARLEY_OK) return e;
+    *own = strcmp(m.author.id, who->id) == 0;
+    return srv_check_on(db, who, room, op, *own, g);
 }
 
 /* Runs one op inside the open transaction; a store error that is not the
@@ -249,11 +276,32 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
 {
     parley_author a = auth_author(&op->who);
     parley_msg m;
+    srv_grant g;
+    int own = 0;
     parley_err e = PARLEY_OK;
     op->now_ms = now;
     switch (op->kind) {
     case SRV_OP_PUBLISH: {
         int dup = 0;
+        e = srv_check_on(db, &op->who, op->room, ACCESS_POST, 0, &g);
+        if (e == PARLEY_ERR_PERMISSION_DENIED) {
+            /* A repeat of a publish stored before the rule came (a mute
+             * while its ack was lost) is acked with the original, as any
+             * repeat: a stored message is never reported refused. */
+            parley_err f = store_find_client(db, op->room, op->who.id,
+                                             op->client_msg_id, &m);
+            if (f == PARLEY_OK) {
+                op->duplicate = 1;
+                reply_message(op, &m);
+                return PARLEY_OK;
+            }
+            if (f == PARLEY_ERR_INTERNAL || f == PARLEY_ERR_IO) return f;
+            op_refuse(op, &g);
+            return PARLEY_OK;
+        }
+        if (e) break;
+        /* The author as the room knows them: their role there. */
+        a.role = g.role;
         e = store_append(db, op->room, &a, op->client_msg_id, op->body,
                          op->body_len, now, &m, &dup);
         if (e) break;
@@ -261,51 +309,75 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
         if (!dup) {
             op->new_seq = m.seq;
             op->new_rev = m.rev;
+            op->author_role = a.role;
             if (w) vis_note(w, op->room, m.rev - 1);
         }
         reply_message(op, &m);
         break;
     }
     case SRV_OP_EDIT:
+        e = check_message(db, &op->who, op->room, op->seq, ACCESS_EDIT, &g,
+                          &own);
+        if (e == PARLEY_ERR_PERMISSION_DENIED) {
+            op_refuse(op, &g);
+            return PARLEY_OK;
+        }
+        if (e) break;
+        a.role = g.role;
         e = store_edit(db, op->room, op->seq, &a, op->body, op->body_len, now,
                        &m);
         if (e) break;
         if (w) vis_note(w, op->room, m.rev - 1);
         reply_message(op, &m);
+        op->new_rev = m.rev;
         op->event =
             srv_event_frame(PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED, &m, 0);
         op->has_event = 1;
         break;
     case SRV_OP_DELETE: {
+        e = check_message(db, &op->who, op->room, op->seq, ACCESS_DELETE, &g,
+                          &own);
+        if (e == PARLEY_ERR_PERMISSION_DENIED) {
+            op_refuse(op, &g);
+            return PARLEY_OK;
+        }
+        if (e) break;
+        a.role = g.role;
         /* Deleting a tombstone again changes nothing and fans nothing
          * out: the room's rev tells. */
         parley_room before;
         e = store_room_get(db, op->room, &before);
-        uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
+        if (e) break;
+        uint64_t head_before = before.head_rev;
         e = store_delete(db, op->room, op->seq, &a, now, &m);
         if (e) break;
         reply_message(op, &m);
-        if (m.rev > head_before) {
-            if (w) vis_note(w, op->room, m.rev - 1);
-            op->event = srv_event_frame(
-                PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED, &m, 0);
-            op->has_event = 1;
-        }
-        break;
-    }
-    case SRV_OP_CREATE_ROOM: {
-        parley_room room;
-        int created = 0;
-        e = store_room_create(db, op->room, now, &room, &created);
-        if (e) break;
-        Parley__V1__Room pr;
-        srv_pb_room(&pr, &room);
-        Parley__V1__CreateRoomResponse r =
-            PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
-        r.room = &pr;
-        r.created = created ? 1 : 0;
-        op->reply = rpc_encode(&r.base);
-        op->has_reply = 1;
+        if (m.rev <= head_before) break;
+        if (w) vis_note(w, op->room, m.rev - 1);
+        op->new_rev = m.rev;
+        op->event =
+            srv_event_frame(PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED, &m, 0);
+        op->has_event = 1;
+        if (own) break;
+        /* An organizer deleting another's message is a moderation action,
+         * stored with the deletion in this transaction. */
+        char author_id[RULES_AUTHOR_ID_MAX + 1];
+        snprintf(author_id, sizeof author_id, "%s", m.author.id);
+        parley_action act, out;
+        memset(&act, 0, sizeof act);
+        act.room = op->room;
+        act.kind = PARLEY_ACTION_DELETE_MESSAGE;
+        act.actor = a;
+        act.target_user_id = author_id;
+        act.at_ms = now;
+        act.seq = op->seq;
+        op->action = malloc(sizeof *op->action);
+        if (!op->action) return PARLEY_ERR_INTERNAL;
+        e = store_action_append(db, &act, &out);
+        /* The deletion must not be stored without its action: any
+         * refusal here fails the group. */
+        if (e) return e == PARLEY_ERR_IO ? e : PARLEY_ERR_INTERNAL;
+        srv_action_keep(op->action, &out);
         break;
     }
     }
@@ -314,20 +386,41 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
     return PARLEY_OK;
 }
 
+/* The order a group is stored in: by room (byte order), then as it
+ * arrived. Each append locks its room's row until the commit (PostgreSQL,
+ * with several cores), so two cores whose groups touch the same rooms
+ * take the locks in the same order and cannot deadlock; within a room the
+ * writes keep the order they arrived in, which is the order they are
+ * answered and delivered in. */
+static int by_room(const void *a, const void *b, void *ud)
+{
+    const srv_op *v = ud;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int c = strcmp(v[i].room, v[j].room);
+    return c ? c : (i > j) - (i < j);
+}
+
 /* The group's transaction. Returns 1 if it failed as a whole (nothing of
  * it stored), 0 if it committed; *ns how long it took. */
 static int commit_ops(store *db, srv_ops *ops, srv_writer *w, uint64_t *ns)
 {
     int64_t now = clock_wall_ms();
     uint64_t t0 = clock_mono_ns();
-    parley_err be = store_begin(db);
+    size_t n = ops->n;
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    if (order) {
+        for (size_t i = 0; i < n; i++) order[i] = i;
+        qsort_r(order, n, sizeof *order, by_room, ops->v);
+    }
+    parley_err be = order ? store_begin(db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
-    for (size_t i = 0; i < ops->n && !failed; i++) {
-        if (run_op(&ops->v[i], db, now, w) != PARLEY_OK) {
+    for (size_t k = 0; k < n && !failed; k++) {
+        if (run_op(&ops->v[order[k]], db, now, w) != PARLEY_OK) {
             log_error("store", "write failed: %s", store_last_error(db));
             failed = 1;
         }
     }
+    free(order);
     if (!failed && w) {
         /* List the group's rooms before the commit can be seen. */
         pthread_mutex_lock(&w->vis_mu);
@@ -345,16 +438,18 @@ static int commit_ops(store *db, srv_ops *ops, srv_writer *w, uint64_t *ns)
 
 /* ---- answering (the loop) ---------------------------------------------- */
 
-static void answer_error(srv_op *op, parley_err e, const char *detail)
+static void answer_error(srv_op *op, parley_err e, parley_rule rule,
+                         const char *detail)
 {
     if (op->conn)
-        srv_send_error(op->call, op->request_id, e, detail, 0);
+        srv_send_error_rule(op->call, op->request_id, e, rule, detail, 0);
     else
-        rpc_fail(op->call, e, detail);
+        rpc_fail_rule(op->call, e, rule, detail);
 }
 
-/* Answers every op of a group in commit order and fans its events out,
- * then forgets the ops; the commit (ns long) goes into the metrics. */
+/* Answers every op of a group in arrival order (a room's in commit order)
+ * and delivers its events, then forgets the ops; the commit (ns long) goes
+ * into the metrics. */
 static size_t answer_ops(srv *s, srv_ops *ops, int failed, uint64_t ns)
 {
     size_t n = ops->n, stored = 0, dups = 0;
@@ -370,35 +465,48 @@ static size_t answer_ops(srv *s, srv_ops *ops, int failed, uint64_t ns)
     for (size_t i = 0; i < n; i++) {
         srv_op *op = &ops->v[i];
         if (failed) {
-            answer_error(op, PARLEY_ERR_INTERNAL, "storage failure; retry");
+            answer_error(op, PARLEY_ERR_INTERNAL, PARLEY_RULE_NONE,
+                         "storage failure; retry");
+        } else if (op->err == PARLEY_ERR_PERMISSION_DENIED) {
+            char detail[200];
+            srv_rule_detail(op->rule, &op->st, detail, sizeof detail);
+            answer_error(op, op->err, op->rule, detail);
         } else if (op->err) {
-            answer_error(op, op->err, parley_err_text(op->err));
+            answer_error(op, op->err, PARLEY_RULE_NONE,
+                         parley_err_text(op->err));
         } else {
             assert(op->has_reply);
             if (op->conn)
                 rpc_stream_send(op->call, op->reply);
             else
                 rpc_reply_slice(op->call, op->reply);
-            if (op->new_rev && hub_has_live(s->hub, op->room)) {
+            /* A new message's event is encoded here, on the loop, and
+             * only when someone may watch (with a bus: other cores). */
+            if (op->kind == SRV_OP_PUBLISH && op->new_rev &&
+                (s->bus || hub_has_live(s->hub, op->room))) {
+                parley_author au = auth_author(&op->who);
+                au.role = op->author_role;
                 parley_msg m = {
                     .room = op->room,
                     .seq = op->new_seq,
                     .rev = op->new_rev,
                     .client_msg_id = op->client_msg_id,
-                    .author = auth_author(&op->who),
+                    .author = au,
                     .body = op->body,
                     .body_len = op->body_len,
                     .created_at_ms = op->now_ms,
                 };
                 grpc_slice ev = srv_event_frame(
                     PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED, &m, 0);
-                hub_publish(s->hub, op->room, ev);
+                srv_deliver(s, op->room, op->new_rev, ev);
                 grpc_slice_unref(ev);
             }
-            if (op->has_event) hub_publish(s->hub, op->room, op->event);
+            if (op->has_event) srv_deliver(s, op->room, op->new_rev, op->event);
+            if (op->action) srv_room_event(s, &op->action->a, NULL);
         }
         if (op->has_reply) grpc_slice_unref(op->reply);
         if (op->has_event) grpc_slice_unref(op->event);
+        free(op->action);
         if (op->conn) op->done(op->conn);
         rpc_call_unref(op->call);
         free(op->room);
@@ -438,6 +546,7 @@ static void *writer_main(void *arg)
         w->commit_ns = ns;
         w->log_pages = pages;
         w->done = 1;
+        pthread_cond_broadcast(&w->done_cv);
         /* The loop may be asleep in its poll: its answers are ready. */
         if (s->rs) rpc_server_wake(s->rs);
     }
@@ -456,6 +565,7 @@ int srv_writer_start(srv *s, char *err, size_t errlen)
     w->inline_small = store_synchronous(s->wdb) != STORE_SYNC_FULL;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
+    pthread_cond_init(&w->done_cv, NULL);
     pthread_mutex_init(&w->vis_mu, NULL);
     pthread_cond_init(&w->vis_cv, NULL);
     store_own_checkpoints(s->wdb);
@@ -485,12 +595,14 @@ void srv_writer_stop(srv *s)
         srv_op *op = &w->job.v[i];
         if (op->has_reply) grpc_slice_unref(op->reply);
         if (op->has_event) grpc_slice_unref(op->event);
+        free(op->action);
         free(op->room);
     }
     free(w->job.v);
     free(w->vis);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->done_cv);
     pthread_mutex_destroy(&w->vis_mu);
     pthread_cond_destroy(&w->vis_cv);
     free(w);
@@ -530,13 +642,16 @@ static size_t take_back(srv *s)
     /* The writer is idle now: the job and its results are the loop's. */
     size_t n = 0;
     if (!w->checkpoint) {
+        /* The loop reads nothing else until the answers are out, so its
+         * view may move on first: a room event of the group (a moderated
+         * delete) reads the room as committed. */
+        store_snapshot_end(s->db);
         n = answer_ops(s, &w->job, w->failed, w->commit_ns);
         pthread_mutex_lock(&w->vis_mu);
         w->gen_fanned = w->gen_inflight;
         w->n_vis = 0;
         pthread_cond_broadcast(&w->vis_cv);
         pthread_mutex_unlock(&w->vis_mu);
-        store_snapshot_end(s->db);
     }
     w->want_checkpoint = !w->checkpoint && w->log_pages > SRV_CHECKPOINT_PAGES;
     pthread_mutex_lock(&w->mu);
@@ -656,6 +771,17 @@ void srv_detach(srv *s)
     pthread_mutex_lock(&s->wr->mu);
     s->rs = NULL;
     pthread_mutex_unlock(&s->wr->mu);
+}
+
+store *srv_write_now(srv *s)
+{
+    srv_writer *w = s->wr;
+    if (!w) return s->wdb;
+    pthread_mutex_lock(&w->mu);
+    while (w->busy && !w->done) pthread_cond_wait(&w->done_cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    take_back(s); /* answers it (nothing when the writer was idle) */
+    return s->wdb;
 }
 
 store *srv_write_store(srv *s)

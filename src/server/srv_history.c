@@ -1,15 +1,18 @@
-/* srv_history.c: the History service. Every RPC checks the caller's token,
- * runs one store call and answers; edits and deletes are also fanned out as
- * EDITED / DELETED events. ListMessages encodes each row straight into the
- * response bytes while the store walks the page (see page_buf).
+/* srv_history.c: the History service. Every RPC checks the caller's token
+ * and their access to the room (srv_access.c), runs its store call and
+ * answers; edits and deletes are also fanned out as EDITED / DELETED
+ * events. ListMessages encodes each row straight into the response bytes
+ * while the store walks the page (see page_buf).
  *
  * The reads (ListMessages, GetMessage, GetRoom) take a srv_reader: they run
  * on a reader thread with its own store handle and token cache (or on the
- * loop with the srv's), and touch nothing else. A reader's handle sees
- * every commit that returned before the read began, so a publish acked
- * before a ListMessages is in its page; a read that caught a commit whose
- * events are not fanned out yet waits for them and reads again
- * (srv_read_settled). The writes join the group commit (srv_commit.c). */
+ * loop with the srv's), and touch nothing else; their access check reads
+ * through that handle too. A reader's handle sees every commit that
+ * returned before the read began, so a publish acked before a ListMessages
+ * is in its page; a read that caught a commit whose events are not fanned
+ * out yet waits for them and reads again (srv_read_settled). Edits and
+ * deletes join the group commit (srv_commit.c), which checks their access
+ * inside its transaction; CreateRoom writes on the loop (srv_write_now). */
 #include "srv.h"
 
 #include <assert.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "defaults.h"
 #include "log.h"
 
 static void fail_store(rpc_call *c, store *db, parley_err e)
@@ -46,6 +50,17 @@ typedef struct page_buf {
     uint8_t *p;
     size_t len, cap;
     int oom;
+    /* The page must fit in PARLEY_ANSWER_BYTES_MAX (what the gateway and
+     * any client accept, defaults.h). Rows come in ascending order: after
+     * a cursor (AFTER_REV) the newest would be dropped, so the walk stops
+     * there; for the newest page or one before a seq the oldest are
+     * dropped from the front, keeping the rows nearest the cursor. */
+    int drop_front;
+    size_t front; /* bytes of dropped rows at the start of p */
+    size_t first; /* index of the first kept row */
+    size_t *ends; /* end offset in p of each row */
+    size_t n_rows, cap_rows;
+    int cut; /* rows were left out: more exist */
 } page_buf;
 
 /* Every field's key, length prefix and varint fit in 16 bytes, and a
@@ -79,8 +94,19 @@ static void page_pack(page_buf *pb, const ProtobufCMessage *msg, size_t bound)
     pb->len += w;
 }
 
+/* Empties the page for another walk (its memory kept). */
+static void page_reset(page_buf *pb)
+{
+    pb->len = pb->front = pb->first = pb->n_rows = 0;
+    pb->cut = 0;
+}
+
+/* Room left for the room and has_more packed after the rows. */
+#define PAGE_TAIL_RESERVE 512
+
 static int list_row(const parley_msg *m, void *ud)
 {
+    page_buf *pb = ud;
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     Parley__V1__Message *one = &pm.msg;
@@ -88,10 +114,38 @@ static int list_row(const parley_msg *m, void *ud)
         PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     r.n_messages = 1;
     r.messages = &one;
+    size_t start = pb->len;
     size_t bound = strlen(m->room) + strlen(m->client_msg_id) +
                    strlen(m->author.id) + strlen(m->author.display_name) +
                    m->body_len + PAGE_ROW_OVERHEAD;
-    page_pack(ud, &r.base, bound);
+    page_pack(pb, &r.base, bound);
+    if (pb->oom) return 1;
+    if (pb->n_rows == pb->cap_rows) {
+        size_t nc = pb->cap_rows ? pb->cap_rows * 2 : 64;
+        size_t *ne = realloc(pb->ends, nc * sizeof *ne);
+        if (!ne) {
+            pb->oom = 1;
+            return 1;
+        }
+        pb->ends = ne;
+        pb->cap_rows = nc;
+    }
+    pb->ends[pb->n_rows++] = pb->len;
+    const size_t max = PARLEY_ANSWER_BYTES_MAX - PAGE_TAIL_RESERVE;
+    if (pb->len - pb->front <= max || pb->n_rows - pb->first == 1)
+        return 0; /* within the bound, or the one row a page always has */
+    if (!pb->drop_front) { /* after a cursor: stop before this row */
+        pb->len = start;
+        pb->n_rows--;
+        pb->cut = 1;
+        return 1;
+    }
+    /* drop the oldest kept rows; the bytes go once the page is done */
+    while (pb->len - pb->front > max && pb->n_rows - pb->first > 1) {
+        pb->front = pb->ends[pb->first++];
+        pb->cut = 1;
+    }
+    assert(pb->front <= pb->len && pb->first < pb->n_rows);
     return 0;
 }
 
@@ -101,10 +155,11 @@ static void h_list_messages(rpc_call *c,
 {
     srv_reader *rd = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate_with(rd->ac, c, &who)) return;
-    parley_err e = rules_room(req->room);
+    parley_err e = srv_check_on(rd->db, &who, req->room, ACCESS_READ, 0, &g);
     if (e) {
-        rpc_fail(c, e, NULL);
+        srv_fail_check_on(c, rd->db, e, &g);
         return;
     }
     unsigned limit = req->limit ? req->limit : RULES_LIST_LIMIT_DEFAULT;
@@ -123,22 +178,31 @@ static void h_list_messages(rpc_call *c,
         dir = STORE_BEFORE_SEQ;
         cursor = req->before_seq;
     }
-    page_buf b = {NULL, 0, 0, 0};
+    page_buf b;
+    memset(&b, 0, sizeof b);
+    b.drop_front = dir != STORE_AFTER_REV;
     page_reserve(&b, (size_t)limit * 192); /* a page of short messages */
     parley_room room;
     int has_more = 0;
     do { /* again if the page caught a commit before its fan-out */
-        b.len = 0;
+        page_reset(&b);
         e = store_list(rd->db, req->room, dir, cursor, limit, list_row, &b,
                        &room, &has_more);
     } while (!e && !srv_read_settled(rd->s, req->room, room.head_rev));
+    free(b.ends);
     if (e) {
         free(b.p);
         fail_store(c, rd->db, e);
         return;
     }
+    if (b.cut) has_more = 1; /* rows left out for size: page on */
     Parley__V1__Room pr;
+    Parley__V1__RoomAccess me;
+    access_view v;
     srv_pb_room(&pr, &room);
+    srv_view_on(rd->db, &who, &room, &g.st, &v);
+    srv_pb_access(&me, &v);
+    pr.me = &me;
     Parley__V1__ListMessagesResponse tail =
         PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     tail.room = &pr;
@@ -149,8 +213,10 @@ static void h_list_messages(rpc_call *c,
         rpc_fail(c, PARLEY_ERR_INTERNAL, "out of memory");
         return;
     }
-    /* The slice takes the buffer: the page is not copied again. */
-    grpc_slice sl = grpc_slice_new(b.p, b.len, free);
+    /* The slice takes the buffer (past the rows dropped from its front):
+     * the page is not copied again. */
+    grpc_slice sl = grpc_slice_new_with_user_data(b.p + b.front,
+                                                  b.len - b.front, free, b.p);
     rpc_reply_slice(c, sl);
     grpc_slice_unref(sl);
 }
@@ -160,9 +226,14 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
 {
     srv_reader *rd = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate_with(rd->ac, c, &who)) return;
+    parley_err e = srv_check_on(rd->db, &who, req->room, ACCESS_READ, 0, &g);
+    if (e) {
+        srv_fail_check_on(c, rd->db, e, &g);
+        return;
+    }
     parley_msg m;
-    parley_err e;
     do {
         e = store_get(rd->db, req->room, req->seq, &m);
     } while (!e && !srv_read_settled(rd->s, req->room, m.rev));
@@ -183,7 +254,8 @@ static void h_edit_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    /* Answered, and fanned out, after its group commit (srv_commit.c). */
+    if (srv_refuse_write(s, c, &who)) return;
+    /* Checked, answered and fanned out with its group commit. */
     parley_err e = srv_enqueue_edit(s, c, &who, req->room, req->seq, req->body);
     if (e) rpc_fail(c, e, parley_err_text(e));
 }
@@ -195,6 +267,9 @@ static void h_delete_message(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
+    /* An organizer's delete of another's message stores its moderation
+     * action in the same transaction (srv_commit.c). */
     parley_err e = srv_enqueue_delete(s, c, &who, req->room, req->seq);
     if (e) rpc_fail(c, e, parley_err_text(e));
 }
@@ -204,14 +279,51 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
-    if (who.role != PARLEY_ROLE_ORGANIZER) {
-        rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
-                 "only organizers may create rooms");
+    if (srv_refuse_write(s, c, &who)) return;
+    parley_err e = rules_room(req->name);
+    if (e) {
+        rpc_fail(c, e, NULL);
         return;
     }
-    parley_err e = srv_enqueue_create_room(s, c, req->name);
-    if (e) rpc_fail(c, e, parley_err_text(e));
+    access_who w = srv_who(&who, req->name);
+    g.rule = access_decide(&w, NULL, NULL, ACCESS_CREATE, 0, 0);
+    if (g.rule != PARLEY_RULE_NONE) {
+        srv_fail_check(c, s, PARLEY_ERR_PERMISSION_DENIED, &g);
+        return;
+    }
+    parley_room_settings set = {req->title, req->topic, (int)req->visibility,
+                                (int)req->mode};
+    parley_room room;
+    int created = 0;
+    /* Made on the loop, after the writer's group in flight (rare: not
+     * worth a place in the group commit). */
+    store *wdb = srv_write_now(s);
+    e = store_room_create_with(wdb, req->name, &set, clock_wall_ms(), &room,
+                               &created);
+    if (e) {
+        fail_store(c, wdb, e);
+        return;
+    }
+    /* The caller's standing there (a room that existed may have some). */
+    e = srv_check(s, &who, req->name, ACCESS_READ, 0, &g);
+    if (e == PARLEY_OK) e = store_room_get(s->db, req->name, &room);
+    if (e) {
+        fail_store(c, s->db, e);
+        return;
+    }
+    Parley__V1__Room pr;
+    Parley__V1__RoomAccess me;
+    access_view v;
+    srv_pb_room(&pr, &room);
+    srv_view(s, &who, &room, &g.st, &v);
+    srv_pb_access(&me, &v);
+    pr.me = &me;
+    Parley__V1__CreateRoomResponse r = PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
+    r.room = &pr;
+    r.created = created ? 1 : 0;
+    rpc_reply(c, &r.base);
 }
 
 static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
@@ -219,9 +331,14 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
 {
     srv_reader *rd = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate_with(rd->ac, c, &who)) return;
+    parley_err e = srv_check_on(rd->db, &who, req->name, ACCESS_READ, 0, &g);
+    if (e) {
+        srv_fail_check_on(c, rd->db, e, &g);
+        return;
+    }
     parley_room room;
-    parley_err e;
     do {
         e = store_room_get(rd->db, req->name, &room);
     } while (!e && !srv_read_settled(rd->s, req->name, room.head_rev));
@@ -230,35 +347,75 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
         return;
     }
     Parley__V1__Room pr;
+    Parley__V1__RoomAccess me;
+    access_view v;
     srv_pb_room(&pr, &room);
+    srv_view_on(rd->db, &who, &room, &g.st, &v);
+    srv_pb_access(&me, &v);
+    pr.me = &me;
     Parley__V1__GetRoomResponse r = PARLEY__V1__GET_ROOM_RESPONSE__INIT;
     r.room = &pr;
     rpc_reply(c, &r.base);
 }
 
-/* ---- ListRooms: the rooms by name, one page ---- */
+/* ---- ListRooms: the rooms the caller may read, by name, one page ---- */
 
 #define LIST_ROOMS_MAX 1000
+/* Rooms looked at per call, beyond those returned: a caller who may read
+ * few of many rooms pages on with next_after_name. */
+#define LIST_ROOMS_SCAN 5000
+
+/* One room of the page: its protobuf form and the strings it points to. */
+typedef struct rooms_entry {
+    Parley__V1__Room room;
+    Parley__V1__RoomAccess me;
+    char name[RULES_ROOM_MAX + 1];
+    char *title, *topic;
+} rooms_entry;
 
 typedef struct rooms_page {
-    Parley__V1__Room *rooms; /* LIST_ROOMS_MAX entries */
-    Parley__V1__Room **ptrs; /* into rooms */
-    char *names;             /* LIST_ROOMS_MAX names of RULES_ROOM_MAX+1 */
-    size_t n;
+    const auth_identity *who;
+    rooms_entry *e; /* limit entries */
+    Parley__V1__Room **ptrs;
+    size_t n, limit;
+    size_t scanned;                /* rooms looked at */
+    char last[RULES_ROOM_MAX + 1]; /* the last room looked at */
+    int oom;
 } rooms_page;
 
-static int rooms_row(const parley_room *r, void *ud)
+static int rooms_row(const parley_room *r, const parley_standing *st, void *ud)
 {
     rooms_page *p = ud;
-    assert(p->n < LIST_ROOMS_MAX);
-    char *name = p->names + p->n * (RULES_ROOM_MAX + 1);
-    snprintf(name, RULES_ROOM_MAX + 1, "%s", r->name);
-    parley_room copy = *r;
-    copy.name = name;
-    srv_pb_room(&p->rooms[p->n], &copy);
-    p->ptrs[p->n] = &p->rooms[p->n];
-    p->n++;
-    return 0;
+    p->scanned++;
+    snprintf(p->last, sizeof p->last, "%s", r->name);
+    access_who w = srv_who(p->who, r->name);
+    int64_t now = clock_wall_ms();
+    if (access_decide(&w, r, st, ACCESS_READ, 0, now) == PARLEY_RULE_NONE) {
+        assert(p->n < p->limit);
+        rooms_entry *e = &p->e[p->n];
+        access_view v;
+        snprintf(e->name, sizeof e->name, "%s", r->name);
+        e->title = strdup(r->title);
+        e->topic = strdup(r->topic);
+        if (!e->title || !e->topic) {
+            free(e->title);
+            free(e->topic);
+            p->oom = 1;
+            return 1;
+        }
+        parley_room copy = *r;
+        copy.name = e->name;
+        copy.title = e->title;
+        copy.topic = e->topic;
+        srv_pb_room(&e->room, &copy);
+        access_view_of(&w, r, st, now, &v);
+        srv_pb_access(&e->me, &v);
+        e->room.me = &e->me;
+        p->ptrs[p->n] = &e->room;
+        p->n++;
+    }
+    /* Stop when the page is full or the scan budget is spent. */
+    return p->n == p->limit || p->scanned >= LIST_ROOMS_SCAN;
 }
 
 static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
@@ -272,14 +429,36 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
         return;
     }
     unsigned limit = req->limit ? req->limit : 100;
-    rooms_page p = {calloc(limit, sizeof *p.rooms),
-                    calloc(limit, sizeof *p.ptrs),
-                    malloc((size_t)limit * (RULES_ROOM_MAX + 1)), 0};
+    rooms_page p;
+    memset(&p, 0, sizeof p);
+    p.who = &who;
+    p.limit = limit;
+    p.e = calloc(limit, sizeof *p.e);
+    p.ptrs = calloc(limit, sizeof *p.ptrs);
     int has_more = 0;
-    parley_err e = p.rooms && p.ptrs && p.names
-                       ? store_room_list(s->db, req->after_name, limit,
-                                         rooms_row, &p, &has_more)
-                       : PARLEY_ERR_INTERNAL;
+    store_room_query q = {req->after_name, req->prefix, who.id, limit};
+    parley_err e = PARLEY_OK;
+    if (!p.e || !p.ptrs) e = PARLEY_ERR_INTERNAL;
+    /* Pages of the store until ours is full, the rooms end, or the scan
+     * budget is spent. */
+    while (e == PARLEY_OK) {
+        e = store_room_list_for(s->db, &q, rooms_row, &p, &has_more);
+        if (p.oom) e = PARLEY_ERR_INTERNAL;
+        if (e || !has_more || p.n == p.limit || p.scanned >= LIST_ROOMS_SCAN)
+            break;
+        q.after = p.last;
+        q.limit = limit - (unsigned)p.n;
+    }
+    /* Unread counts after the page was read (a list callback may not
+     * call into the store). */
+    for (size_t i = 0; e == PARLEY_OK && i < p.n; i++) {
+        Parley__V1__RoomAccess *me = &p.e[i].me;
+        unsigned n = 0;
+        if (me->role != PARLEY__V1__ROLE__ROLE_UNSPECIFIED &&
+            store_unread_count(s->db, p.e[i].name, who.id, me->last_read_seq,
+                               SRV_UNREAD_CAP, &n) == PARLEY_OK)
+            me->unread_count = n;
+    }
     if (e) {
         fail_store(c, s->db, e);
     } else {
@@ -287,11 +466,15 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
         r.n_rooms = p.n;
         r.rooms = p.ptrs;
         r.has_more = has_more ? 1 : 0;
+        r.next_after_name = has_more ? p.last : "";
         rpc_reply(c, &r.base);
     }
-    free(p.rooms);
+    for (size_t i = 0; i < p.n; i++) {
+        free(p.e[i].title);
+        free(p.e[i].topic);
+    }
+    free(p.e);
     free(p.ptrs);
-    free(p.names);
 }
 
 const parley_v1_History_handlers srv_history = {

@@ -62,8 +62,19 @@
 
 /* Serialises migrations of one database (pg_advisory_xact_lock key). */
 #define PG_MIGRATE_LOCK "7318029463150421"
-/* Defaults for libpq settings the target does not give. */
-#define PG_CONNECT_TIMEOUT "10"
+/* Defaults for libpq settings the target does not give. A server that
+ * stops answering (a network partition) must not hold the loop for long:
+ * parleyd's loop waits on its one connection, and TCP alone would wait
+ * minutes (a write's retransmissions back off to tens of seconds apart;
+ * the cluster test measured a core cut off for 30 s stuck 26 s after the
+ * network came back). tcp_user_timeout ends a connection whose sent data
+ * went unacknowledged that long (a slow query is not that: the server's
+ * kernel acknowledges at once), connect_timeout bounds each reconnect. */
+#define PG_CONNECT_TIMEOUT "5"
+#define PG_TCP_USER_TIMEOUT_MS "5000"
+/* Server-side limits of parleyd's sessions (pg_session). */
+#define PG_IDLE_IN_TX "2s"
+#define PG_LOCK_TIMEOUT "5s"
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -93,6 +104,52 @@ static const char *const pg_migrations[] = {
     "CREATE UNIQUE INDEX messages_rev ON messages(room_id, rev);"
     "CREATE UNIQUE INDEX messages_client_id"
     "  ON messages(room_id, author_id, client_msg_id);",
+    /* 1 -> 2: room settings, members, sanctions, actions (as in the
+     * SQLite engine). A deleted room keeps its row, counters included. */
+    "ALTER TABLE rooms ADD COLUMN title text NOT NULL DEFAULT '',"
+    "  ADD COLUMN topic text NOT NULL DEFAULT '',"
+    "  ADD COLUMN visibility integer NOT NULL DEFAULT 1,"
+    "  ADD COLUMN mode integer NOT NULL DEFAULT 1,"
+    "  ADD COLUMN deleted boolean NOT NULL DEFAULT false,"
+    "  ADD COLUMN head_action bigint NOT NULL DEFAULT 0,"
+    "  ADD COLUMN base_seq bigint NOT NULL DEFAULT 0;"
+    "CREATE TABLE room_members("
+    "  room_id bigint NOT NULL REFERENCES rooms(id),"
+    "  user_id text COLLATE \"C\" NOT NULL,"
+    "  role integer NOT NULL,"
+    "  added_by text NOT NULL,"
+    "  added_ms bigint NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id));"
+    "CREATE TABLE room_sanctions("
+    "  room_id bigint NOT NULL REFERENCES rooms(id),"
+    "  user_id text NOT NULL,"
+    "  kind integer NOT NULL,"
+    "  until_ms bigint NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id, kind));"
+    "CREATE TABLE room_actions("
+    "  room_id bigint NOT NULL REFERENCES rooms(id),"
+    "  id bigint NOT NULL,"
+    "  kind integer NOT NULL,"
+    "  actor_id text NOT NULL,"
+    "  actor_name text NOT NULL,"
+    "  actor_role integer NOT NULL,"
+    "  target_user_id text NOT NULL,"
+    "  at_ms bigint NOT NULL,"
+    "  until_ms bigint NOT NULL,"
+    "  reason text NOT NULL,"
+    "  mode integer NOT NULL,"
+    "  visibility integer NOT NULL,"
+    "  role integer NOT NULL,"
+    "  seq bigint NOT NULL,"
+    "  count bigint NOT NULL,"
+    "  PRIMARY KEY(room_id, id));"
+    "CREATE TABLE room_reads("
+    "  room_id bigint NOT NULL REFERENCES rooms(id),"
+    "  user_id text NOT NULL,"
+    "  last_read_seq bigint NOT NULL,"
+    "  last_read_rev bigint NOT NULL,"
+    "  at_ms bigint NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id));",
 };
 #define PG_SCHEMA_VERSION \
     ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
@@ -131,26 +188,70 @@ enum {
     ST_MSG_DELETE,
     ST_LIST_AFTER_REV,
     ST_LIST_SEQ,
-    ST_ROOM_LIST,
     ST_PROBE,
+    ST_ROOM_READ,
+    ST_ROOM_READ_LOCK,
+    ST_ROOM_UPDATE,
+    ST_ROOM_DELETE,
+    ST_ROOM_ACCESS,
+    ST_ROOM_LIST_FOR,
+    ST_MEMBER_UPSERT,
+    ST_MEMBER_GET,
+    ST_MEMBER_DELETE,
+    ST_MEMBER_LIST,
+    ST_SANCTION_PUT,
+    ST_SANCTION_DELETE,
+    ST_ACTION_INSERT,
+    ST_ACTION_LIST,
+    ST_ERASE_ROOMS,
+    ST_ERASE,
+    ST_READ_MARK,
+    ST_UNREAD,
     ST__COUNT
 };
+
+/* A room's settings, after its counters in the statements that read both
+ * (ROOM_READ's columns: id, head_seq, head_rev, then these). */
+#define PG_ROOM_SETTINGS "title, topic, visibility, mode"
+/* One user's standing (the user id is the last parameter, $U): member
+ * role, the mute's and the removal's end, NULL when none. */
+#define PG_STANDING_COLS \
+    "m.role, mu.until_ms, rm.until_ms, rd.last_read_seq, rd.last_read_rev"
+#define PG_STANDING_JOINS(u)                            \
+    " LEFT JOIN room_members m ON m.room_id = r.id"     \
+    " AND m.user_id = " u "::text"                      \
+    " LEFT JOIN room_sanctions mu ON mu.room_id = r.id" \
+    " AND mu.user_id = " u "::text AND mu.kind = 1"     \
+    " LEFT JOIN room_sanctions rm ON rm.room_id = r.id" \
+    " AND rm.user_id = " u "::text AND rm.kind = 2"     \
+    " LEFT JOIN room_reads rd ON rd.room_id = r.id"     \
+    " AND rd.user_id = " u "::text"
+#define PG_MEMBER_COLS "user_id, role, added_by, added_ms"
+#define PG_ACTION_COLS                                                   \
+    "id, kind, actor_id, actor_name, actor_role, target_user_id, at_ms," \
+    " until_ms, reason, mode, visibility, role, seq, count"
 
 static const struct {
     const char *name;
     int n_params;
     const char *sql;
 } pg_stmts[ST__COUNT] = {
-    [ST_ROOM_INSERT] = {"parley_room_insert", 2,
-                        "INSERT INTO rooms(name, created_ms)"
-                        " VALUES($1::text, $2::bigint)"
-                        " ON CONFLICT (name) DO NOTHING"},
+    /* A deleted room's name is created again in its old row. */
+    [ST_ROOM_INSERT] = {"parley_room_insert", 6,
+                        "INSERT INTO rooms(name, created_ms, title, topic,"
+                        " visibility, mode) VALUES($1::text, $2::bigint,"
+                        " $3::text, $4::text, $5::integer, $6::integer)"
+                        " ON CONFLICT (name) DO UPDATE SET deleted = false,"
+                        " created_ms = excluded.created_ms,"
+                        " title = excluded.title, topic = excluded.topic,"
+                        " visibility = excluded.visibility,"
+                        " mode = excluded.mode WHERE rooms.deleted"},
     [ST_ROOM_GET] = {"parley_room_get", 1,
                      "SELECT id, head_seq, head_rev FROM rooms"
-                     " WHERE name = $1::text"},
+                     " WHERE name = $1::text AND NOT deleted"},
     [ST_ROOM_LOCK] = {"parley_room_lock", 1,
                       "SELECT id FROM rooms WHERE name = $1::text"
-                      " FOR NO KEY UPDATE"},
+                      " AND NOT deleted FOR NO KEY UPDATE"},
     /* The room and, if stored before, the message of (author, client id). */
     [ST_APPEND_FIND] = {"parley_append_find", 3,
                         "SELECT r.id, " MSG_COLS(
@@ -158,7 +259,7 @@ static const struct {
                                   " LEFT JOIN messages m ON m.room_id = r.id"
                                   "  AND m.author_id = $2::text"
                                   "  AND m.client_msg_id = $3::text"
-                                  " WHERE r.name = $1::text"},
+                                  " WHERE r.name = $1::text AND NOT r.deleted"},
     /* One statement: the bump and the insert stand or fall together. */
     [ST_APPEND_INSERT] = {"parley_append_insert", 7,
                           "WITH b AS (UPDATE rooms"
@@ -178,7 +279,7 @@ static const struct {
                         "m.") " FROM rooms r"
                               " LEFT JOIN messages m ON m.room_id = r.id"
                               "  AND m.seq = $2::bigint"
-                              " WHERE r.name = $1::text"},
+                              " WHERE r.name = $1::text AND NOT r.deleted"},
     [ST_MSG_READ] =
         {"parley_msg_read", 2,
          "SELECT " MSG_COLS(
@@ -202,31 +303,150 @@ static const struct {
      * messages in range yields one row whose message columns are NULL. */
     [ST_LIST_AFTER_REV] =
         {"parley_list_after_rev", 3,
-         "SELECT r.head_seq, r.head_rev, " MSG_COLS(
+         "SELECT r.head_seq, r.head_rev, r.base_seq, " MSG_COLS(
              "m.") " FROM rooms r LEFT JOIN LATERAL ("
                    "  SELECT * FROM messages WHERE room_id = r.id"
                    "  AND rev > $2::bigint ORDER BY rev"
                    "  LIMIT $3::bigint) m ON true"
-                   " WHERE r.name = $1::text ORDER BY m.rev"},
-    /* seq is dense from 1: the page is the range ending at
+                   " WHERE r.name = $1::text AND NOT r.deleted"
+                   " ORDER BY m.rev"},
+    /* seq is dense from base_seq + 1: the page is the range ending at
      * least(cursor, head_seq), limit long. */
     [ST_LIST_SEQ] =
         {"parley_list_seq", 3,
-         "SELECT r.head_seq, r.head_rev, " MSG_COLS(
+         "SELECT r.head_seq, r.head_rev, r.base_seq, " MSG_COLS(
              "m.") " FROM rooms r LEFT JOIN LATERAL ("
                    "  SELECT * FROM messages WHERE room_id = r.id"
                    "  AND seq <= least($2::bigint, r.head_seq)"
                    "  AND seq > least($2::bigint, r.head_seq) - $3::bigint"
                    "  ORDER BY seq) m ON true"
-                   " WHERE r.name = $1::text ORDER BY m.seq"},
-    /* name is COLLATE "C": its index gives byte order without a sort. */
-    [ST_ROOM_LIST] = {"parley_room_list", 2,
-                      "SELECT name, head_seq, head_rev FROM rooms"
-                      " WHERE name > $1::text ORDER BY name LIMIT $2::bigint"},
+                   " WHERE r.name = $1::text AND NOT r.deleted"
+                   " ORDER BY m.seq"},
     /* A committed write that changes no room and no message: a new row
      * version of the schema row, flushed like any commit. */
     [ST_PROBE] = {"parley_probe", 0,
                   "UPDATE parley_schema SET version = version"},
+    [ST_ROOM_READ] = {"parley_room_read", 1,
+                      "SELECT id, head_seq, head_rev, " PG_ROOM_SETTINGS
+                      " FROM rooms WHERE name = $1::text AND NOT deleted"},
+    /* The same, locking the row until the transaction ends. */
+    [ST_ROOM_READ_LOCK] = {"parley_room_read_lock", 1,
+                           "SELECT id, head_seq, head_rev, " PG_ROOM_SETTINGS
+                           " FROM rooms WHERE name = $1::text AND NOT deleted"
+                           " FOR NO KEY UPDATE"},
+    [ST_ROOM_UPDATE] = {"parley_room_update", 5,
+                        "UPDATE rooms SET title = $2::text, topic = $3::text,"
+                        " visibility = $4::integer, mode = $5::integer"
+                        " WHERE id = $1::bigint"},
+    /* Everything of the room in one statement; its row stays, deleted,
+     * with its counters (so the name can come back going on from them). */
+    [ST_ROOM_DELETE] =
+        {"parley_room_delete", 1,
+         "WITH dm AS (DELETE FROM messages WHERE room_id = $1::bigint"
+         "  RETURNING 1),"
+         " dr AS (DELETE FROM room_members WHERE room_id = $1::bigint),"
+         " ds AS (DELETE FROM room_sanctions WHERE room_id = $1::bigint),"
+         " da AS (DELETE FROM room_actions WHERE room_id = $1::bigint),"
+         " u AS (UPDATE rooms SET deleted = true, title = '', topic = '',"
+         "  visibility = 1, mode = 1, base_seq = head_seq"
+         "  WHERE id = $1::bigint)"
+         " SELECT count(*) FROM dm"},
+    [ST_ROOM_ACCESS] = {"parley_room_access", 2,
+                        "SELECT " PG_ROOM_SETTINGS ", " PG_STANDING_COLS
+                        " FROM rooms r" PG_STANDING_JOINS(
+                            "$2") " WHERE r.name = $1::text AND NOT r.deleted"},
+    /* The prefix is a range of the name's index: every name starting with
+     * $2 sorts below $2 followed by '~', above every character a room name
+     * may hold. */
+    [ST_ROOM_LIST_FOR] =
+        {"parley_room_list_for", 4,
+         "SELECT name, head_seq, head_rev, " PG_ROOM_SETTINGS
+         ", " PG_STANDING_COLS " FROM rooms r" PG_STANDING_JOINS(
+             "$4") " WHERE r.name > $1::text AND r.name >= $2::text"
+                   " AND r.name < $2::text || '~' AND NOT r.deleted"
+                   " ORDER BY r.name LIMIT $3::bigint"},
+    /* An unchanged role is no change: no row comes back. */
+    [ST_MEMBER_UPSERT] = {"parley_member_upsert", 5,
+                          "INSERT INTO room_members(room_id, user_id, role,"
+                          " added_by, added_ms) VALUES($1::bigint, $2::text,"
+                          " $3::integer, $4::text, $5::bigint)"
+                          " ON CONFLICT (room_id, user_id) DO UPDATE"
+                          " SET role = excluded.role,"
+                          " added_by = excluded.added_by,"
+                          " added_ms = excluded.added_ms"
+                          " WHERE room_members.role <> excluded.role"
+                          " RETURNING " PG_MEMBER_COLS},
+    [ST_MEMBER_GET] = {"parley_member_get", 2,
+                       "SELECT " PG_MEMBER_COLS " FROM room_members"
+                       " WHERE room_id = $1::bigint AND user_id = $2::text"},
+    [ST_MEMBER_DELETE] = {"parley_member_delete", 2,
+                          "DELETE FROM room_members WHERE room_id = $1::bigint"
+                          " AND user_id = $2::text"},
+    [ST_MEMBER_LIST] = {"parley_member_list", 3,
+                        "SELECT " PG_MEMBER_COLS " FROM room_members"
+                        " WHERE room_id = $1::bigint AND user_id > $2::text"
+                        " ORDER BY user_id LIMIT $3::bigint"},
+    [ST_SANCTION_PUT] = {"parley_sanction_put", 4,
+                         "INSERT INTO room_sanctions(room_id, user_id, kind,"
+                         " until_ms) VALUES($1::bigint, $2::text, $3::integer,"
+                         " $4::bigint) ON CONFLICT (room_id, user_id, kind)"
+                         " DO UPDATE SET until_ms = excluded.until_ms"},
+    [ST_SANCTION_DELETE] = {"parley_sanction_delete", 3,
+                            "DELETE FROM room_sanctions WHERE room_id ="
+                            " $1::bigint AND user_id = $2::text"
+                            " AND kind = $3::integer"},
+    /* The id and the row in one statement, like an append's seq. */
+    [ST_ACTION_INSERT] =
+        {"parley_action_insert", 14,
+         "WITH b AS (UPDATE rooms SET head_action = head_action + 1"
+         "  WHERE id = $1::bigint RETURNING head_action)"
+         " INSERT INTO room_actions(room_id, " PG_ACTION_COLS ")"
+         " SELECT $1::bigint, b.head_action, $2::integer, $3::text, $4::text,"
+         " $5::integer, $6::text, $7::bigint, $8::bigint, $9::text,"
+         " $10::integer, $11::integer, $12::integer, $13::bigint,"
+         " $14::bigint FROM b RETURNING id"},
+    [ST_ACTION_LIST] = {"parley_action_list", 3,
+                        "SELECT " PG_ACTION_COLS " FROM room_actions"
+                        " WHERE room_id = $1::bigint AND id > $2::bigint"
+                        " ORDER BY id LIMIT $3::bigint"},
+    /* The rooms where user $1 has a message left to erase; each probe uses
+     * the (room_id, author_id, ...) index. */
+    [ST_ERASE_ROOMS] = {"parley_erase_rooms", 1,
+                        "SELECT id, name FROM rooms r WHERE NOT deleted"
+                        " AND EXISTS (SELECT 1 FROM messages m"
+                        "  WHERE m.room_id = r.id AND m.author_id = $1::text"
+                        "  AND NOT m.deleted) ORDER BY name"},
+    /* Every live message of $2 in room $1 becomes a tombstone with its
+     * own new rev, in seq order, in one statement (the room is locked by
+     * the caller first, so t is the latest committed state). */
+    [ST_ERASE] =
+        {"parley_erase", 3,
+         "WITH t AS (SELECT seq, row_number() OVER (ORDER BY seq) AS k"
+         "  FROM messages WHERE room_id = $1::bigint"
+         "  AND author_id = $2::text AND NOT deleted),"
+         " b AS (UPDATE rooms SET head_rev = head_rev + (SELECT count(*)"
+         "  FROM t) WHERE id = $1::bigint RETURNING head_rev),"
+         " u AS (UPDATE messages m SET body = '', deleted = true,"
+         "  author_name = '', edited_ms = $3::bigint,"
+         "  rev = b.head_rev - (SELECT count(*) FROM t) + t.k"
+         "  FROM t, b WHERE m.room_id = $1::bigint AND m.seq = t.seq"
+         "  RETURNING m.*)"
+         " SELECT " MSG_COLS("") " FROM u ORDER BY seq"},
+    [ST_READ_MARK] = {"parley_read_mark", 5,
+                      "INSERT INTO room_reads(room_id, user_id, last_read_seq,"
+                      " last_read_rev, at_ms) VALUES($1::bigint, $2::text,"
+                      " $3::bigint, $4::bigint, $5::bigint)"
+                      " ON CONFLICT (room_id, user_id) DO UPDATE SET"
+                      " last_read_seq = greatest(room_reads.last_read_seq,"
+                      "  excluded.last_read_seq),"
+                      " last_read_rev = greatest(room_reads.last_read_rev,"
+                      "  excluded.last_read_rev), at_ms = excluded.at_ms"
+                      " RETURNING last_read_seq, last_read_rev"},
+    [ST_UNREAD] = {"parley_unread", 4,
+                   "SELECT count(*) FROM (SELECT 1 FROM messages"
+                   " WHERE room_id = $1::bigint AND seq > $2::bigint"
+                   " AND NOT deleted AND author_id <> $3::text"
+                   " LIMIT $4::bigint) t"},
 };
 
 /* The engine's handle; `base` first, as store_engine.h asks. */
@@ -313,17 +533,18 @@ static parley_err pg_exec(store_pg *s, const char *sql)
 
 /* Parameters of one statement: text, or (with a length) raw bytes of a
  * text value, which need no NUL at their end. */
+#define PG_PARAMS_MAX 16
 typedef struct pg_params {
     int n;
-    const char *val[8];
-    int len[8];
-    int fmt[8];
-    char num[8][24];
+    const char *val[PG_PARAMS_MAX];
+    int len[PG_PARAMS_MAX];
+    int fmt[PG_PARAMS_MAX];
+    char num[PG_PARAMS_MAX][24];
 } pg_params;
 
 static void pg_param_text(pg_params *p, const char *v)
 {
-    assert(p->n < 8);
+    assert(p->n < PG_PARAMS_MAX);
     p->val[p->n] = v;
     p->len[p->n] = 0;
     p->fmt[p->n] = 0;
@@ -332,7 +553,7 @@ static void pg_param_text(pg_params *p, const char *v)
 
 static void pg_param_bytes(pg_params *p, const char *v, size_t len)
 {
-    assert(p->n < 8 && len <= (size_t)INT32_MAX);
+    assert(p->n < PG_PARAMS_MAX && len <= (size_t)INT32_MAX);
     p->val[p->n] = v;
     p->len[p->n] = (int)len;
     p->fmt[p->n] = 1; /* text's binary form is its bytes */
@@ -341,7 +562,7 @@ static void pg_param_bytes(pg_params *p, const char *v, size_t len)
 
 static void pg_param_i64(pg_params *p, int64_t v)
 {
-    assert(p->n < 8);
+    assert(p->n < PG_PARAMS_MAX);
     snprintf(p->num[p->n], sizeof p->num[p->n], "%" PRId64, v);
     pg_param_text(p, p->num[p->n]);
 }
@@ -461,6 +682,19 @@ static parley_err pg_migrate(store_pg *s, char *errmsg, size_t errlen)
  * the session's durability, the encoding check, the migrations (at open
  * only), the schema check, and the prepared statements (they live as long
  * as the connection). */
+/* SET name = value unless the session already has it set (not 0, the
+ * server's default of both timeouts parleyd sets). */
+static parley_err pg_default_setting(store_pg *s, const char *name,
+                                     const char *value)
+{
+    char cur[64], sql[160];
+    snprintf(sql, sizeof sql, "SELECT current_setting('%s')", name);
+    parley_err e = pg_query_text(s, sql, cur, sizeof cur);
+    if (e != PARLEY_OK || strcmp(cur, "0") != 0) return e;
+    snprintf(sql, sizeof sql, "SET %s = '%s'", name, value);
+    return pg_exec(s, sql);
+}
+
 static parley_err pg_session(store_pg *s, int migrate, char *errmsg,
                              size_t errlen)
 {
@@ -494,6 +728,20 @@ static parley_err pg_session(store_pg *s, int migrate, char *errmsg,
         return PARLEY_ERR_INTERNAL;
     }
     if (e == PARLEY_OK && migrate) e = pg_migrate(s, errmsg, errlen);
+    /* Several cores lock the same room rows in their group commits. A
+     * core cut off the network in the middle of one leaves its session
+     * "idle in transaction" on the server, holding those locks, and every
+     * other core's commit to those rooms waits (the cluster test saw all
+     * three cores stall behind one partitioned core). The server ends such
+     * a session after PG_IDLE_IN_TX (parleyd never pauses inside a
+     * transaction: its statements go back to back); lock_timeout bounds
+     * any other wait. Set only where the operator did not (a role's or the
+     * URI's options win). */
+    if (e == PARLEY_OK)
+        e = pg_default_setting(s, "idle_in_transaction_session_timeout",
+                               PG_IDLE_IN_TX);
+    if (e == PARLEY_OK)
+        e = pg_default_setting(s, "lock_timeout", PG_LOCK_TIMEOUT);
     if (e == PARLEY_OK) e = pg_schema_version(s, &version);
     if (e == PARLEY_OK && version > PG_SCHEMA_VERSION)
         return pg_too_new(version, errmsg, errlen);
@@ -627,16 +875,49 @@ static parley_err pg_row_copy(store_pg *s, const PGresult *res, int row,
     return PARLEY_OK;
 }
 
-static parley_err pg_room_copy(store_pg *s, const char *name, uint64_t seq,
-                               uint64_t rev, parley_room *out)
+/* The settings columns of row `row` of res from col on, as views. */
+static void pg_settings_view(const PGresult *res, int row, int col,
+                             parley_room *r)
 {
-    size_t len = strlen(name);
-    char *p = pg_buf_take(s, len + 1);
+    r->title = PQgetvalue(res, row, col);
+    r->topic = PQgetvalue(res, row, col + 1);
+    r->visibility = (int)pg_i64(res, row, col + 2);
+    r->mode = (int)pg_i64(res, row, col + 3);
+}
+
+/* Copies room v (views) into a row buffer as out. */
+static parley_err pg_room_keep(store_pg *s, const parley_room *v,
+                               parley_room *out)
+{
+    size_t ln = strlen(v->name), lt = strlen(v->title), lp = strlen(v->topic);
+    char *p = pg_buf_take(s, ln + lt + lp + 3);
     if (p == NULL) return pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
-    out->name = pg_put(&p, name, len);
-    out->head_seq = seq;
-    out->head_rev = rev;
+    *out = *v;
+    out->name = pg_put(&p, v->name, ln);
+    out->title = pg_put(&p, v->title, lt);
+    out->topic = pg_put(&p, v->topic, lp);
     return PARLEY_OK;
+}
+
+/* The standing columns of row `row` from col on (PG_STANDING_COLS). */
+static void pg_standing_view(const PGresult *res, int row, int col,
+                             parley_standing *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!PQgetisnull(res, row, col))
+        st->member_role = (int)pg_i64(res, row, col);
+    if (!PQgetisnull(res, row, col + 1)) {
+        st->muted = 1;
+        st->muted_until_ms = pg_i64(res, row, col + 1);
+    }
+    if (!PQgetisnull(res, row, col + 2)) {
+        st->removed = 1;
+        st->removed_until_ms = pg_i64(res, row, col + 2);
+    }
+    if (!PQgetisnull(res, row, col + 3)) {
+        st->last_read_seq = (uint64_t)pg_i64(res, row, col + 3);
+        st->last_read_rev = (uint64_t)pg_i64(res, row, col + 4);
+    }
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -811,10 +1092,12 @@ static parley_err pg_open(const char *target, const store_opts *opts,
                                 "keepalives_idle",
                                 "keepalives_interval",
                                 "keepalives_count",
+                                "tcp_user_timeout",
                                 "dbname",
                                 NULL};
     const char *const vals[] = {
-        PG_CONNECT_TIMEOUT, "parley", "UTF8", "30", "10", "3", target, NULL};
+        PG_CONNECT_TIMEOUT,     "parley", "UTF8", "30", "10", "3",
+        PG_TCP_USER_TIMEOUT_MS, target,   NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (s->conn == NULL) {
         free(s);
@@ -885,13 +1168,41 @@ static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
     return e;
 }
 
-static parley_err pg_room_create(store *base, const char *name, int64_t now_ms,
-                                 parley_room *out, int *created)
+/* Reads the whole room (counters and settings) into a row buffer, its id
+ * into *id if given; with lock, the row stays locked until the end of the
+ * transaction. ROOM_NOT_FOUND for none (or a deleted one). */
+static parley_err pg_room_read(store_pg *s, const char *name, int lock,
+                               parley_room *out, int64_t *id)
+{
+    pg_params p = {0};
+    pg_param_text(&p, name);
+    int st = lock ? ST_ROOM_READ_LOCK : ST_ROOM_READ;
+    PGresult *res = lock ? pg_run(s, st, &p) : pg_read(s, st, &p);
+    parley_err e = PARLEY_OK;
+    if (res == NULL) return PARLEY_ERR_IO;
+    if (!pg_ok(res))
+        e = pg_fail(s, res, "read room");
+    else if (PQntuples(res) == 0)
+        e = PARLEY_ERR_ROOM_NOT_FOUND;
+    else {
+        parley_room v;
+        v.name = name;
+        if (id) *id = pg_i64(res, 0, 0);
+        v.head_seq = (uint64_t)pg_i64(res, 0, 1);
+        v.head_rev = (uint64_t)pg_i64(res, 0, 2);
+        pg_settings_view(res, 0, 3, &v);
+        e = pg_room_keep(s, &v, out);
+    }
+    PQclear(res);
+    return e;
+}
+
+static parley_err pg_room_create(store *base, const char *name,
+                                 const parley_room_settings *set,
+                                 int64_t now_ms, parley_room *out, int *created)
 {
     store_pg *s = (store_pg *)base;
     pg_params p = {0};
-    int64_t id;
-    uint64_t seq = 0, rev = 0;
     parley_err e = pg_ready(s);
     if (e != PARLEY_OK) return e;
 
@@ -900,6 +1211,10 @@ static parley_err pg_room_create(store *base, const char *name, int64_t now_ms,
     if (s->base.in_txn && (e = pg_write_begin(s)) != PARLEY_OK) return e;
     pg_param_text(&p, name);
     pg_param_i64(&p, now_ms);
+    pg_param_text(&p, set->title);
+    pg_param_text(&p, set->topic);
+    pg_param_i64(&p, set->visibility);
+    pg_param_i64(&p, set->mode);
     PGresult *res = pg_run(s, ST_ROOM_INSERT, &p);
     if (!pg_ok(res))
         e = pg_fail(s, res, "insert room");
@@ -907,54 +1222,16 @@ static parley_err pg_room_create(store *base, const char *name, int64_t now_ms,
         *created = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
     if (s->base.in_txn) e = pg_write_end(s, e);
-    if (e == PARLEY_OK) e = pg_room_find(s, name, &id, &seq, &rev);
-    if (e != PARLEY_OK) return e;
-    return pg_room_copy(s, name, seq, rev, out);
+    if (e == PARLEY_OK) e = pg_room_read(s, name, 0, out, NULL);
+    return e;
 }
 
 static parley_err pg_room_get(store *base, const char *name, parley_room *out)
 {
     store_pg *s = (store_pg *)base;
-    int64_t id;
-    uint64_t seq, rev;
     parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_room_find(s, name, &id, &seq, &rev);
-    if (e != PARLEY_OK) return e;
-    return pg_room_copy(s, name, seq, rev, out);
-}
-
-static parley_err pg_room_list(store *base, const char *after, unsigned limit,
-                               store_room_fn fn, void *ud, int *has_more)
-{
-    store_pg *s = (store_pg *)base;
-    pg_params p = {0};
-    parley_err e = pg_ready(s);
-    if (e != PARLEY_OK) return e;
-    /* One statement, one snapshot; the extra row tells has_more. */
-    pg_param_text(&p, after);
-    pg_param_i64(&p, (int64_t)limit + 1);
-    PGresult *res = pg_read(s, ST_ROOM_LIST, &p);
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res)) {
-        e = pg_fail(s, res, "room list");
-        PQclear(res);
-        return e;
-    }
-    int n = PQntuples(res), more = (unsigned)n > limit;
-    if (more) n = (int)limit;
-    for (int i = 0; i < n; i++) {
-        parley_room r;
-        r.name = PQgetvalue(res, i, 0);
-        r.head_seq = (uint64_t)pg_i64(res, i, 1);
-        r.head_rev = (uint64_t)pg_i64(res, i, 2);
-        if (fn && fn(&r, ud) != 0) {
-            more = more || i + 1 < n;
-            break;
-        }
-    }
-    PQclear(res);
-    *has_more = more;
-    return PARLEY_OK;
+    if (e == PARLEY_OK) e = pg_room_read(s, name, 0, out, NULL);
+    return e;
 }
 
 /* One committed write (its own transaction, flushed as synchronous_commit
@@ -1004,6 +1281,21 @@ static parley_err pg_append_find(store_pg *s, const char *room,
         }
     }
     PQclear(res);
+    return e;
+}
+
+static parley_err pg_find_client(store *base, const char *room,
+                                 const char *author_id,
+                                 const char *client_msg_id, parley_msg *out)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t room_id = 0;
+    int found = 0;
+    parley_author a = {author_id, "", 0};
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK)
+        e = pg_append_find(s, room, &a, client_msg_id, &room_id, &found, out);
+    if (e == PARLEY_OK && !found) e = PARLEY_ERR_MESSAGE_NOT_FOUND;
     return e;
 }
 
@@ -1225,8 +1517,9 @@ static parley_err pg_list(store *base, const char *room, store_dir dir,
     }
     uint64_t head_seq = (uint64_t)pg_i64(res, 0, 0);
     uint64_t head_rev = (uint64_t)pg_i64(res, 0, 1);
+    uint64_t first = (uint64_t)pg_i64(res, 0, 2) + 1; /* base_seq + 1 */
     /* A room with nothing in range: one row of NULL message columns. */
-    if (n == 1 && PQgetisnull(res, 0, 2 + COL_SEQ)) n = 0;
+    if (n == 1 && PQgetisnull(res, 0, 3 + COL_SEQ)) n = 0;
     assert((unsigned)n <= limit + 1);
     if (dir == STORE_AFTER_REV) {
         more = (unsigned)n > limit;
@@ -1234,13 +1527,15 @@ static parley_err pg_list(store *base, const char *room, store_dir dir,
     } else {
         /* The page is [lo, hi] with hi = min(cursor, head_seq). */
         if (hi > head_seq) hi = head_seq;
+        if (hi < first) hi = 0; /* below the seqs a deletion took */
         uint64_t lo = hi > limit ? hi - limit + 1 : 1;
+        if (lo < first) lo = first;
         assert(hi == 0 || (uint64_t)n == hi - lo + 1);
-        more = hi > 0 && lo > 1;
+        more = hi > 0 && lo > first;
     }
     for (int i = 0; i < n; i++) {
         parley_msg m;
-        pg_row_view(res, i, 2, room, &m);
+        pg_row_view(res, i, 3, room, &m);
         if (fn && fn(&m, ud) != 0) {
             if (dir == STORE_AFTER_REV) more = more || i + 1 < n;
             break;
@@ -1248,8 +1543,539 @@ static parley_err pg_list(store *base, const char *room, store_dir dir,
     }
     PQclear(res);
     *has_more = more;
-    if (room_out) return pg_room_copy(s, room, head_seq, head_rev, room_out);
+    if (room_out) {
+        /* The settings from a second read; the counters stay the page's
+         * (one snapshot with it). */
+        e = pg_room_read(s, room, 0, room_out, NULL);
+        if (e != PARLEY_OK) return e;
+        room_out->head_seq = head_seq;
+        room_out->head_rev = head_rev;
+    }
     return PARLEY_OK;
+}
+
+/* ---- rooms: settings, access, members, sanctions, actions -------------- */
+
+/* Runs a bound write statement that yields no rows we need. */
+static parley_err pg_write_stmt(store_pg *s, int id, const pg_params *p,
+                                int *changed)
+{
+    PGresult *res = pg_run(s, id, p);
+    parley_err e = PARLEY_OK;
+    if (!pg_ok(res))
+        e = pg_fail(s, res, pg_stmts[id].name);
+    else if (changed)
+        *changed = strcmp(PQcmdTuples(res), "0") != 0;
+    PQclear(res);
+    return e;
+}
+
+static parley_err pg_room_update(store *base, const char *name,
+                                 const parley_room_settings *u,
+                                 parley_room *out, unsigned *changed)
+{
+    store_pg *s = (store_pg *)base;
+    parley_room cur;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    /* u's texts may be in the previous result's buffer: cur goes to the
+     * other one, and the UPDATE is bound before the next read. */
+    e = pg_room_read(s, name, 1, &cur, &id);
+    if (e == PARLEY_OK) {
+        parley_room_settings v = {
+            u->title ? u->title : cur.title, u->topic ? u->topic : cur.topic,
+            u->visibility ? u->visibility : cur.visibility,
+            u->mode ? u->mode : cur.mode};
+        unsigned c = 0;
+        if (strcmp(v.title, cur.title) != 0 || strcmp(v.topic, cur.topic) != 0)
+            c |= STORE_CHANGED_TEXT;
+        if (v.visibility != cur.visibility) c |= STORE_CHANGED_VISIBILITY;
+        if (v.mode != cur.mode) c |= STORE_CHANGED_MODE;
+        if (c) {
+            pg_params p = {0};
+            pg_param_i64(&p, id);
+            pg_param_text(&p, v.title);
+            pg_param_text(&p, v.topic);
+            pg_param_i64(&p, v.visibility);
+            pg_param_i64(&p, v.mode);
+            e = pg_write_stmt(s, ST_ROOM_UPDATE, &p, NULL);
+        }
+        if (e == PARLEY_OK) e = pg_room_read(s, name, 0, out, NULL);
+        if (e == PARLEY_OK) *changed = c;
+    }
+    return pg_write_end(s, e);
+}
+
+static parley_err pg_room_delete(store *base, const char *name,
+                                 parley_room *out, uint64_t *messages)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_read(s, name, 1, out, &id);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        PGresult *res = pg_run(s, ST_ROOM_DELETE, &p);
+        if (!pg_ok(res))
+            e = pg_fail(s, res, "delete room");
+        else
+            *messages = (uint64_t)pg_i64(res, 0, 0);
+        PQclear(res);
+    }
+    return pg_write_end(s, e);
+}
+
+static parley_err pg_room_access(store *base, const char *room,
+                                 const char *user_id, parley_room *out,
+                                 parley_standing *st)
+{
+    store_pg *s = (store_pg *)base;
+    pg_params p = {0};
+    parley_err e = pg_ready(s);
+    if (e != PARLEY_OK) return e;
+    pg_param_text(&p, room);
+    pg_param_text(&p, user_id);
+    PGresult *res = pg_read(s, ST_ROOM_ACCESS, &p);
+    if (res == NULL) return PARLEY_ERR_IO;
+    if (!pg_ok(res))
+        e = pg_fail(s, res, "read room access");
+    else if (PQntuples(res) == 0)
+        e = PARLEY_ERR_ROOM_NOT_FOUND;
+    else {
+        parley_room v;
+        memset(&v, 0, sizeof v);
+        v.name = room;
+        pg_settings_view(res, 0, 0, &v);
+        pg_standing_view(res, 0, 4, st);
+        e = pg_room_keep(s, &v, out);
+    }
+    PQclear(res);
+    return e;
+}
+
+static parley_err pg_room_list_for(store *base, const store_room_query *q,
+                                   store_room_access_fn fn, void *ud,
+                                   int *has_more)
+{
+    store_pg *s = (store_pg *)base;
+    pg_params p = {0};
+    parley_err e = pg_ready(s);
+    if (e != PARLEY_OK) return e;
+    /* One statement, one snapshot; the extra row tells has_more. */
+    pg_param_text(&p, q->after);
+    pg_param_text(&p, q->prefix);
+    pg_param_i64(&p, (int64_t)q->limit + 1);
+    pg_param_text(&p, q->user_id); /* NULL: no one's standing */
+    PGresult *res = pg_read(s, ST_ROOM_LIST_FOR, &p);
+    if (res == NULL) return PARLEY_ERR_IO;
+    if (!pg_ok(res)) {
+        e = pg_fail(s, res, "room list");
+        PQclear(res);
+        return e;
+    }
+    int n = PQntuples(res), more = (unsigned)n > q->limit;
+    if (more) n = (int)q->limit;
+    for (int i = 0; i < n; i++) {
+        parley_room r;
+        parley_standing st;
+        r.name = PQgetvalue(res, i, 0);
+        r.head_seq = (uint64_t)pg_i64(res, i, 1);
+        r.head_rev = (uint64_t)pg_i64(res, i, 2);
+        pg_settings_view(res, i, 3, &r);
+        pg_standing_view(res, i, 7, &st);
+        if (fn && fn(&r, &st, ud) != 0) {
+            more = more || i + 1 < n;
+            break;
+        }
+    }
+    PQclear(res);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+/* The member row `row` of res as views. */
+static void pg_member_view(const PGresult *res, int row, parley_member *m)
+{
+    m->user_id = PQgetvalue(res, row, 0);
+    m->role = (int)pg_i64(res, row, 1);
+    m->added_by = PQgetvalue(res, row, 2);
+    m->added_at_ms = pg_i64(res, row, 3);
+}
+
+/* Runs a member statement (bound) for at most one row, kept in out. */
+static parley_err pg_member_one(store_pg *s, int id, const pg_params *p,
+                                parley_member *out, int *got)
+{
+    PGresult *res = pg_run(s, id, p);
+    parley_err e = PARLEY_OK;
+    *got = 0;
+    if (!pg_ok(res)) {
+        e = pg_fail(s, res, pg_stmts[id].name);
+    } else if (PQntuples(res) == 1) {
+        parley_member v;
+        pg_member_view(res, 0, &v);
+        size_t lu = strlen(v.user_id), la = strlen(v.added_by);
+        char *b = pg_buf_take(s, lu + la + 2);
+        if (b == NULL) {
+            e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+        } else {
+            *out = v;
+            out->user_id = pg_put(&b, v.user_id, lu);
+            out->added_by = pg_put(&b, v.added_by, la);
+            *got = 1;
+        }
+    }
+    PQclear(res);
+    return e;
+}
+
+static parley_err pg_member_set(store *base, const char *room,
+                                const char *user_id, int role,
+                                const char *added_by, int64_t now_ms,
+                                parley_member *out, int *changed)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    int got = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_text(&p, user_id);
+        pg_param_i64(&p, role);
+        pg_param_text(&p, added_by);
+        pg_param_i64(&p, now_ms);
+        e = pg_member_one(s, ST_MEMBER_UPSERT, &p, out, &got);
+    }
+    if (e == PARLEY_OK) *changed = got;
+    if (e == PARLEY_OK && !got) {
+        /* The same role already: the stored membership. */
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_text(&p, user_id);
+        e = pg_member_one(s, ST_MEMBER_GET, &p, out, &got);
+        if (e == PARLEY_OK && !got)
+            e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "member vanished");
+    }
+    return pg_write_end(s, e);
+}
+
+static parley_err pg_member_remove(store *base, const char *room,
+                                   const char *user_id, int *removed)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_text(&p, user_id);
+        e = pg_write_stmt(s, ST_MEMBER_DELETE, &p, removed);
+    }
+    return pg_write_end(s, e);
+}
+
+/* A page statement bound with ($1 room id, $2 after, $3 limit + 1). */
+static PGresult *pg_page(store_pg *s, const char *room, int id,
+                         const char *after_text, uint64_t after_int,
+                         unsigned limit, parley_err *e)
+{
+    int64_t room_id = 0;
+    *e = pg_ready(s);
+    if (*e == PARLEY_OK) *e = pg_room_find(s, room, &room_id, NULL, NULL);
+    if (*e != PARLEY_OK) return NULL;
+    pg_params p = {0};
+    pg_param_i64(&p, room_id);
+    if (after_text)
+        pg_param_text(&p, after_text);
+    else
+        pg_param_i64(&p, pg_u64_to_i64(after_int));
+    pg_param_i64(&p, (int64_t)limit + 1);
+    PGresult *res = pg_read(s, id, &p);
+    if (res == NULL) {
+        *e = PARLEY_ERR_IO;
+    } else if (!pg_ok(res)) {
+        *e = pg_fail(s, res, pg_stmts[id].name);
+        PQclear(res);
+        res = NULL;
+    }
+    return res;
+}
+
+static parley_err pg_member_list(store *base, const char *room,
+                                 const char *after, unsigned limit,
+                                 store_member_fn fn, void *ud, int *has_more)
+{
+    store_pg *s = (store_pg *)base;
+    parley_err e;
+    PGresult *res = pg_page(s, room, ST_MEMBER_LIST, after, 0, limit, &e);
+    if (res == NULL) return e;
+    int n = PQntuples(res), more = (unsigned)n > limit;
+    if (more) n = (int)limit;
+    for (int i = 0; i < n; i++) {
+        parley_member m;
+        pg_member_view(res, i, &m);
+        if (fn && fn(&m, ud) != 0) {
+            more = more || i + 1 < n;
+            break;
+        }
+    }
+    PQclear(res);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+static parley_err pg_sanction_set(store *base, const char *room,
+                                  const char *user_id, store_sanction kind,
+                                  int active, int64_t until_ms, int *changed)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_text(&p, user_id);
+        pg_param_i64(&p, (int64_t)kind);
+        if (active) pg_param_i64(&p, until_ms);
+        e = pg_write_stmt(s, active ? ST_SANCTION_PUT : ST_SANCTION_DELETE, &p,
+                          changed);
+    }
+    return pg_write_end(s, e);
+}
+
+/* Copies action v's strings into a row buffer as out. */
+static parley_err pg_action_keep(store_pg *s, const parley_action *v,
+                                 parley_action *out)
+{
+    size_t lr = strlen(v->room), li = strlen(v->actor.id);
+    size_t ln = strlen(v->actor.display_name);
+    size_t lt = strlen(v->target_user_id), lw = strlen(v->reason);
+    char *p = pg_buf_take(s, lr + li + ln + lt + lw + 5);
+    if (p == NULL) return pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    *out = *v;
+    out->room = pg_put(&p, v->room, lr);
+    out->actor.id = pg_put(&p, v->actor.id, li);
+    out->actor.display_name = pg_put(&p, v->actor.display_name, ln);
+    out->target_user_id = pg_put(&p, v->target_user_id, lt);
+    out->reason = pg_put(&p, v->reason, lw);
+    return PARLEY_OK;
+}
+
+static parley_err pg_action_append(store *base, const parley_action *a,
+                                   parley_action *out)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_action v = *a;
+    if (v.target_user_id == NULL) v.target_user_id = "";
+    if (v.reason == NULL) v.reason = "";
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, a->room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_i64(&p, v.kind);
+        pg_param_text(&p, v.actor.id);
+        pg_param_text(&p, v.actor.display_name);
+        pg_param_i64(&p, v.actor.role);
+        pg_param_text(&p, v.target_user_id);
+        pg_param_i64(&p, v.at_ms);
+        pg_param_i64(&p, v.until_ms);
+        pg_param_text(&p, v.reason);
+        pg_param_i64(&p, v.mode);
+        pg_param_i64(&p, v.visibility);
+        pg_param_i64(&p, v.role);
+        pg_param_i64(&p, pg_u64_to_i64(v.seq));
+        pg_param_i64(&p, pg_u64_to_i64(v.count));
+        PGresult *res = pg_run(s, ST_ACTION_INSERT, &p);
+        if (!pg_ok(res))
+            e = pg_fail(s, res, "store action");
+        else if (PQntuples(res) != 1)
+            e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "room vanished");
+        else
+            v.id = (uint64_t)pg_i64(res, 0, 0);
+        PQclear(res);
+    }
+    if (e == PARLEY_OK) {
+        assert(v.id >= 1);
+        e = pg_action_keep(s, &v, out);
+    }
+    return pg_write_end(s, e);
+}
+
+static parley_err pg_action_list(store *base, const char *room,
+                                 uint64_t after_id, unsigned limit,
+                                 store_action_fn fn, void *ud, int *has_more)
+{
+    store_pg *s = (store_pg *)base;
+    parley_err e;
+    PGresult *res = pg_page(s, room, ST_ACTION_LIST, NULL, after_id, limit, &e);
+    if (res == NULL) return e;
+    int n = PQntuples(res), more = (unsigned)n > limit;
+    if (more) n = (int)limit;
+    for (int i = 0; i < n; i++) {
+        parley_action a;
+        a.id = (uint64_t)pg_i64(res, i, 0);
+        a.room = room;
+        a.kind = (int)pg_i64(res, i, 1);
+        a.actor.id = PQgetvalue(res, i, 2);
+        a.actor.display_name = PQgetvalue(res, i, 3);
+        a.actor.role = (int)pg_i64(res, i, 4);
+        a.target_user_id = PQgetvalue(res, i, 5);
+        a.at_ms = pg_i64(res, i, 6);
+        a.until_ms = pg_i64(res, i, 7);
+        a.reason = PQgetvalue(res, i, 8);
+        a.mode = (int)pg_i64(res, i, 9);
+        a.visibility = (int)pg_i64(res, i, 10);
+        a.role = (int)pg_i64(res, i, 11);
+        a.seq = (uint64_t)pg_i64(res, i, 12);
+        a.count = (uint64_t)pg_i64(res, i, 13);
+        if (fn && fn(&a, ud) != 0) {
+            more = more || i + 1 < n;
+            break;
+        }
+    }
+    PQclear(res);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+/* Erases in one room, already validated (its name in room). */
+static parley_err pg_erase_in(store_pg *s, const char *room,
+                              const char *user_id, int64_t now_ms,
+                              store_msg_fn fn, void *ud, uint64_t *count)
+{
+    /* Lock the room first: the statement then reads the latest committed
+     * messages and takes revs no other writer can take meanwhile. */
+    int64_t id = 0;
+    pg_params l = {0};
+    pg_param_text(&l, room);
+    PGresult *res = pg_run(s, ST_ROOM_LOCK, &l);
+    parley_err e = PARLEY_OK;
+    if (!pg_ok(res))
+        e = pg_fail(s, res, "lock room");
+    else if (PQntuples(res) == 0)
+        e = PARLEY_ERR_ROOM_NOT_FOUND;
+    else
+        id = pg_i64(res, 0, 0);
+    PQclear(res);
+    if (e != PARLEY_OK) return e;
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_text(&p, user_id);
+    pg_param_i64(&p, now_ms);
+    res = pg_run(s, ST_ERASE, &p);
+    if (!pg_ok(res)) {
+        e = pg_fail(s, res, "erase");
+    } else {
+        int n = PQntuples(res);
+        for (int i = 0; i < n; i++) {
+            parley_msg m;
+            pg_row_view(res, i, 0, room, &m);
+            assert(m.deleted);
+            if (fn) fn(&m, ud);
+            (*count)++;
+        }
+    }
+    PQclear(res);
+    return e;
+}
+
+static parley_err pg_read_mark(store *base, const char *room,
+                               const char *user_id, uint64_t seq, uint64_t rev,
+                               int64_t now_ms, uint64_t *out_seq,
+                               uint64_t *out_rev)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        pg_params p = {0};
+        pg_param_i64(&p, id);
+        pg_param_text(&p, user_id);
+        pg_param_i64(&p, (int64_t)seq);
+        pg_param_i64(&p, (int64_t)rev);
+        pg_param_i64(&p, now_ms);
+        PGresult *res = pg_run(s, ST_READ_MARK, &p);
+        if (!pg_ok(res) || PQntuples(res) != 1) {
+            e = pg_fail(s, res, "mark read");
+        } else {
+            *out_seq = (uint64_t)pg_i64(res, 0, 0);
+            *out_rev = (uint64_t)pg_i64(res, 0, 1);
+        }
+        PQclear(res);
+    }
+    return pg_write_end(s, e);
+}
+
+static parley_err pg_unread_count(store *base, const char *room,
+                                  const char *user_id, uint64_t after_seq,
+                                  unsigned cap, unsigned *count)
+{
+    store_pg *s = (store_pg *)base;
+    int64_t id = 0;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_i64(&p, (int64_t)after_seq);
+    pg_param_text(&p, user_id);
+    pg_param_i64(&p, (int64_t)cap);
+    PGresult *res = pg_read(s, ST_UNREAD, &p);
+    if (res == NULL) return PARLEY_ERR_IO;
+    if (!pg_ok(res) || PQntuples(res) != 1)
+        e = pg_fail(s, res, "count unread");
+    else
+        *count = (unsigned)pg_i64(res, 0, 0);
+    PQclear(res);
+    return e;
+}
+
+static parley_err pg_erase_user(store *base, const char *room,
+                                const char *user_id, int64_t now_ms,
+                                store_msg_fn fn, void *ud, uint64_t *count)
+{
+    store_pg *s = (store_pg *)base;
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    if (room) {
+        e = pg_erase_in(s, room, user_id, now_ms, fn, ud, count);
+        return pg_write_end(s, e);
+    }
+    pg_params p = {0};
+    pg_param_text(&p, user_id);
+    PGresult *rooms = pg_run(s, ST_ERASE_ROOMS, &p);
+    if (!pg_ok(rooms)) {
+        e = pg_fail(s, rooms, "erase: rooms");
+    } else {
+        for (int i = 0; e == PARLEY_OK && i < PQntuples(rooms); i++)
+            e = pg_erase_in(s, PQgetvalue(rooms, i, 1), user_id, now_ms, fn, ud,
+                            count);
+    }
+    PQclear(rooms);
+    return pg_write_end(s, e);
 }
 
 const store_engine store_engine_pg = {
@@ -1266,10 +2092,23 @@ const store_engine store_engine_pg = {
     .rollback = pg_rollback,
     .room_create = pg_room_create,
     .room_get = pg_room_get,
-    .room_list = pg_room_list,
+    .room_list_for = pg_room_list_for,
+    .room_update = pg_room_update,
+    .room_delete = pg_room_delete,
+    .room_access = pg_room_access,
+    .member_set = pg_member_set,
+    .member_remove = pg_member_remove,
+    .member_list = pg_member_list,
+    .sanction_set = pg_sanction_set,
+    .action_append = pg_action_append,
+    .action_list = pg_action_list,
+    .erase_user = pg_erase_user,
+    .read_mark = pg_read_mark,
+    .unread_count = pg_unread_count,
     .probe = pg_probe,
     .append = pg_append,
     .get = pg_get,
+    .find_client = pg_find_client,
     .edit = pg_edit,
     .remove = pg_delete,
     .list = pg_list,

@@ -127,7 +127,7 @@ static void test_mint_verify_roundtrip(void)
 
     /* exp = NOW + 600: valid up to and including that second. */
     CU_ASSERT_EQUAL(verify(t, NOW + 600), PARLEY_OK);
-    CU_ASSERT_EQUAL(verify(t, NOW + 601), PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 601), PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     in = ident("p-7", "Überraschung ✓", PARLEY_ROLE_PARTICIPANT);
@@ -262,8 +262,8 @@ static void test_expiry(void)
 {
     char *t = sign_claims(VALID_CLAIMS, JWT_ALG_HS256, SECRET); /* exp NOW+100 */
     CU_ASSERT_EQUAL(verify(t, NOW + 100), PARLEY_OK);
-    CU_ASSERT_EQUAL(verify(t, NOW + 101), PARLEY_ERR_UNAUTHENTICATED);
-    CU_ASSERT_EQUAL(verify(t, NOW + 86400), PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 101), PARLEY_ERR_TOKEN_EXPIRED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 86400), PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     /* Not before: honoured when present. */
@@ -393,7 +393,7 @@ static void test_python_interop(void)
     CU_ASSERT_STRING_EQUAL(out.id, "py-1");
     CU_ASSERT_STRING_EQUAL(out.display_name, "Monty P");
     CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_ORGANIZER);
-    CU_ASSERT_EQUAL(verify(t, NOW + 301), PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 301), PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     /* PyJWT with HS512 and our secret: signed right, wrong algorithm. */
@@ -488,15 +488,16 @@ static void test_cache_expiry(void)
     auth_identity out;
     CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW, &out), PARLEY_OK);
     CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 100, &out), PARLEY_OK);
-    /* One second past exp: refused from the cache, and forgotten. */
+    /* One second past exp: refused from the cache as auth_verify refuses
+     * it (TOKEN_EXPIRED: the client renews), and forgotten. */
     CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 101, &out),
-                    PARLEY_ERR_UNAUTHENTICATED);
+                    PARLEY_ERR_TOKEN_EXPIRED);
     auth_cache_stats st;
     auth_cache_get_stats(c, &st);
     CU_ASSERT_EQUAL(st.hits, 2);
     CU_ASSERT_EQUAL(st.entries, 0);
     CU_ASSERT_EQUAL(auth_cache_verify(c, t, NOW + 5000, &out),
-                    PARLEY_ERR_UNAUTHENTICATED);
+                    PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     /* nbf: cached while valid, refused again if the clock goes back. */

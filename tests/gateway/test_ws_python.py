@@ -310,10 +310,10 @@ async def case_auth(s):
     f = await c.recv()
     assert f["error"]["code"] == "ERROR_CODE_UNAUTHENTICATED", f
     assert await c.closed_code() == 4401
-    # expired
+    # expired: its own close code, so the client renews the token
     c = await Client.open(s)
     await c.send({"authenticate": {"token": s.token(exp_in=-60)}})
-    assert await c.closed_code() == 4401
+    assert await c.closed_code() == 4402
     # garbage
     c = await Client.open(s)
     await c.send({"authenticate": {"token": "not.a.jwt"}})

@@ -59,7 +59,7 @@ class Server:
         env = dict(os.environ, PARLEY_JWT_SECRET=SECRET)
         self.p = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--unix", os.path.join(tmp, "p.sock"),
-             "--db", os.path.join(tmp, "parley.db"), "--rooms", "lobby,other"]
+             "--db", os.path.join(tmp, "parley.db"), "--rooms", "lobby,other", "--user-rate", "0"]
             + (["--store", store] if store else []),
             stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         deadline = time.time() + 20
@@ -202,7 +202,7 @@ def main():
         expect_error(lambda: get_room(H.GetRoomRequest(name="py-room"), metadata=md(token("pat", secret="another-secret-another-secret-0000"))),
                      grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "token signed with another secret")
         expect_error(lambda: get_room(H.GetRoomRequest(name="py-room"), metadata=md(token("pat", exp_in=-60))),
-                     grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "expired token")
+                     grpc.StatusCode.UNAUTHENTICATED, "TOKEN_EXPIRED", "expired token")
         expect_error(lambda: publish(S.PublishRequest(room="py-room", client_msg_id="z", body="b"), metadata=md("garbage")),
                      grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED", "garbage token on Publish")
 
@@ -279,8 +279,12 @@ def main():
         f = next_frame("error")
         check(f.request_id == 6 and f.error.code == M.ERROR_CODE_SUBSCRIPTION_STATE, "second subscribe -> SUBSCRIPTION_STATE")
         outq.put(S.ClientFrame(request_id=7, authenticate=S.Authenticate(token=quinn)))
+        f = next_frame("error")
+        check(f.request_id == 7 and f.error.code == M.ERROR_CODE_UNAUTHENTICATED,
+              "Authenticate frame of another user -> error: a stream keeps its user")
+        outq.put(S.ClientFrame(request_id=7, authenticate=S.Authenticate(token=token("pat", exp_in=7200))))
         f = next_frame("authenticated")
-        check(f.request_id == 7 and f.authenticated.user.id == "quinn", "Authenticate frame -> Authenticated")
+        check(f.request_id == 7 and f.authenticated.user.id == "pat", "Authenticate frame (a renewed token) -> Authenticated")
         outq.put(S.ClientFrame(request_id=8, unsubscribe=S.Unsubscribe(room="py-room")))
         f = next_frame("unsubscribed")
         check(f.request_id == 8 and f.unsubscribed.room == "py-room", "Unsubscribe -> Unsubscribed")

@@ -106,6 +106,10 @@ int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
     argv[n++] = sock;
     argv[n++] = "--db";
     argv[n++] = db;
+    /* load tests publish in bursts as one user; the core's per-user rate
+     * is tested in tests/security */
+    argv[n++] = "--user-rate";
+    argv[n++] = "0";
     char target[1024];
     if (tc_pg_target(s, target, sizeof target) == 0) {
         /* A database of its own, named as the dir; kept across restarts. */

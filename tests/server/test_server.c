@@ -330,7 +330,7 @@ static void test_tokens(void) {
     free(bad);
     char *expired = tc_token("pat", "participant", -60, NULL);
     r = call(g_ch, H("GetRoom"), expired, &g, NULL);
-    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "TOKEN_EXPIRED");
     free(expired);
     r = call(g_ch, H("GetRoom"), "not.a.jwt", &g, NULL);
     expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
@@ -507,6 +507,16 @@ static void test_connect(void) {
     CU_ASSERT_EQUAL(f->event->type, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED);
     CU_ASSERT_EQUAL(f->event->message->seq, 1);
     CU_ASSERT_TRUE(f->event->message->deleted);
+    free_frame(f);
+    /* An organizer deleted another's message: a moderation action, told
+     * to the room after the deletion itself. */
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT);
+    CU_ASSERT_EQUAL(f->room_event->action->kind,
+                    PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_MESSAGE);
+    CU_ASSERT_EQUAL(f->room_event->action->seq, 1);
+    CU_ASSERT_STRING_EQUAL(f->room_event->action->actor->id, "olga");
     free_frame(f);
 
     /* unsubscribe: no more events */

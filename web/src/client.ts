@@ -112,6 +112,11 @@ interface Connection {
   connectTimer: TimerHandle | undefined;
 }
 
+/** The gateway's close codes (docs/gateway.md) the client reacts to. */
+const CLOSE_UNAUTHENTICATED = 4401;
+/** The session's token expired (TOKEN_EXPIRED): renew it and reconnect. */
+const CLOSE_TOKEN_EXPIRED = 4402;
+
 /** Errors after which the same publish will never succeed. */
 const PERMANENT_SEND_ERRORS = new Set<ErrorCode>([
   ErrorCode.MALFORMED,
@@ -481,9 +486,21 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private lost(c: Connection, reason: string, code: number): void {
     if (this.conn !== c) return;
     this.conn = null;
+    const wasAuthenticated = c.authenticated;
     this.teardown(c);
-    if (code === 4401) this.emit("error", { code: "UNAUTHENTICATED", detail: reason, fatal: true });
+    if (code === CLOSE_UNAUTHENTICATED) this.emit("error", { code: "UNAUTHENTICATED", detail: reason, fatal: true });
     if (this.stopped) return;
+    if (code === CLOSE_TOKEN_EXPIRED) {
+      if (wasAuthenticated) {
+        // The session outlived its token: no network trouble. Reconnect at
+        // once; getToken is asked for a fresh one.
+        this.backoff.reset();
+      } else {
+        // getToken gave a token that had already expired: say so, and back
+        // off instead of retrying a dead token in a loop.
+        this.emit("error", { code: "TOKEN_EXPIRED", detail: reason, fatal: true });
+      }
+    }
     this.scheduleRetry(reason);
   }
 

@@ -231,6 +231,45 @@ describe("client", () => {
     client.close();
   });
 
+  it("an expired token (close 4402) reconnects at once with a fresh token, every time, without an error", async () => {
+    const gw = new FakeGateway();
+    let issued = 0;
+    const { client, retries } = start(gw, { token: undefined, getToken: () => `alice-${++issued}` });
+    const errors: string[] = [];
+    client.on("error", (e) => errors.push(e.code));
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(client.state).toBe("live");
+    for (let i = 0; i < 3; i++) {
+      const old = gw.last;
+      old.serverClose(4402);
+      await vi.advanceTimersByTimeAsync(50);
+      expect(gw.last).not.toBe(old);
+      // the new session authenticated with a token issued after the close
+      expect(Number(gw.last.user.split("-")[1])).toBeGreaterThan(Number(old.user.split("-")[1]));
+      expect(client.state).toBe("live");
+    }
+    expect(retries).toEqual([0, 0, 0]);
+    expect(errors).toEqual([]);
+    client.close();
+  });
+
+  it("a token that is expired already (refused with 4402) is reported and retried with backoff, not in a loop", async () => {
+    const gw = new FakeGateway();
+    const { client, retries } = start(gw, { token: undefined, getToken: () => "expired-token" });
+    const errors: { code: string; fatal: boolean }[] = [];
+    client.on("error", (e) => errors.push({ code: e.code, fatal: e.fatal }));
+    client.start();
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((e) => e.code === "TOKEN_EXPIRED" && e.fatal)).toBe(true);
+    expect(retries.length).toBeGreaterThan(2);
+    expect(retries[2] ?? 0).toBeGreaterThan(retries[0] ?? 0); // backing off
+    expect(gw.sockets.length).toBeLessThan(20);
+    client.close();
+  });
+
   it("close() closes the WebSocket and stops reconnecting", async () => {
     const gw = new FakeGateway();
     const { client, states } = start(gw);

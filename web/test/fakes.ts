@@ -212,6 +212,11 @@ export class FakeSocket implements WebSocketLike {
     const k = f.kind;
     switch (k.case) {
       case "authenticate":
+        if (k.value.token.startsWith("expired")) {
+          // the gateway refuses an expired token with close 4402
+          setTimeout(() => this.serverClose(4402), 0);
+          break;
+        }
         this.user = k.value.token;
         this.push({ requestId: f.requestId, kind: { case: "authenticated", value: { user: { id: this.user, displayName: this.user } } } });
         break;

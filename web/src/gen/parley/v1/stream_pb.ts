@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Author, ErrorCode, Message as Message$1, Room } from "./message_pb.js";
+import type { Author, ErrorCode, Message as Message$1, ModerationAction, Room, Rule } from "./message_pb.js";
 import { file_parley_v1_message } from "./message_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/stream.proto.
  */
 export const file_parley_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEi7gIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIABIsCgdvcHRpb25zGAcgASgLMhkucGFybGV5LnYxLlNlc3Npb25PcHRpb25zSAASJwoFYmF0Y2gYCCABKAsyFi5wYXJsZXkudjEuQ2xpZW50QmF0Y2hIABISCgp1c2VyX3Rva2VuGAkgASgJQgYKBGtpbmQiHwoOU2Vzc2lvbk9wdGlvbnMSDQoFYmF0Y2gYASABKAgiNQoLQ2xpZW50QmF0Y2gSJgoGZnJhbWVzGAEgAygLMhYucGFybGV5LnYxLkNsaWVudEZyYW1lIjUKC1NlcnZlckJhdGNoEiYKBmZyYW1lcxgBIAMoCzIWLnBhcmxleS52MS5TZXJ2ZXJGcmFtZSIzCglTdWJzY3JpYmUSDAoEcm9vbRgBIAEoCRIYChByZXN1bWVfYWZ0ZXJfcmV2GAIgASgEIhsKC1Vuc3Vic2NyaWJlEgwKBHJvb20YASABKAkiQwoOUHVibGlzaFJlcXVlc3QSDAoEcm9vbRgBIAEoCRIVCg1jbGllbnRfbXNnX2lkGAIgASgJEgwKBGJvZHkYAyABKAkiSQoPUHVibGlzaFJlc3BvbnNlEiMKB21lc3NhZ2UYASABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIRCglkdXBsaWNhdGUYAiABKAgiFQoEUGluZxINCgVub25jZRgBIAEoBCIdCgxBdXRoZW50aWNhdGUSDQoFdG9rZW4YASABKAkilwMKC1NlcnZlckZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSIQoFZXZlbnQYAiABKAsyEC5wYXJsZXkudjEuRXZlbnRIABIrCgpzdWJzY3JpYmVkGAMgASgLMhUucGFybGV5LnYxLlN1YnNjcmliZWRIABIdCgNhY2sYBCABKAsyDi5wYXJsZXkudjEuQWNrSAASIQoFZXJyb3IYBSABKAsyEC5wYXJsZXkudjEuRXJyb3JIABIfCgRwb25nGAYgASgLMg8ucGFybGV5LnYxLlBvbmdIABIvCgx1bnN1YnNjcmliZWQYByABKAsyFy5wYXJsZXkudjEuVW5zdWJzY3JpYmVkSAASMQoNYXV0aGVudGljYXRlZBgIIAEoCzIYLnBhcmxleS52MS5BdXRoZW50aWNhdGVkSAASJwoFYmF0Y2gYCSABKAsyFi5wYXJsZXkudjEuU2VydmVyQmF0Y2hIABIsCgdvcHRpb25zGAogASgLMhkucGFybGV5LnYxLlNlc3Npb25PcHRpb25zSABCBgoEa2luZCJgCgVFdmVudBIiCgR0eXBlGAEgASgOMhQucGFybGV5LnYxLkV2ZW50VHlwZRIjCgdtZXNzYWdlGAIgASgLMhIucGFybGV5LnYxLk1lc3NhZ2USDgoGcmVwbGF5GAMgASgIIisKClN1YnNjcmliZWQSHQoEcm9vbRgBIAEoCzIPLnBhcmxleS52MS5Sb29tIhwKDFVuc3Vic2NyaWJlZBIMCgRyb29tGAEgASgJIlQKA0FjaxIVCg1jbGllbnRfbXNnX2lkGAEgASgJEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIRCglkdXBsaWNhdGUYAyABKAgiSgoFRXJyb3ISIgoEY29kZRgBIAEoDjIULnBhcmxleS52MS5FcnJvckNvZGUSDgoGZGV0YWlsGAIgASgJEg0KBWZhdGFsGAMgASgIIhUKBFBvbmcSDQoFbm9uY2UYASABKAQiMAoNQXV0aGVudGljYXRlZBIfCgR1c2VyGAEgASgLMhEucGFybGV5LnYxLkF1dGhvcipuCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhYKEkVWRU5UX1RZUEVfQ1JFQVRFRBABEhUKEUVWRU5UX1RZUEVfRURJVEVEEAISFgoSRVZFTlRfVFlQRV9ERUxFVEVEEAMyiQEKBlN0cmVhbRI9CgdDb25uZWN0EhYucGFybGV5LnYxLkNsaWVudEZyYW1lGhYucGFybGV5LnYxLlNlcnZlckZyYW1lKAEwARJACgdQdWJsaXNoEhkucGFybGV5LnYxLlB1Ymxpc2hSZXF1ZXN0GhoucGFybGV5LnYxLlB1Ymxpc2hSZXNwb25zZWIGcHJvdG8z", [file_parley_v1_message]);
+  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEiwgMKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIABIsCgdvcHRpb25zGAcgASgLMhkucGFybGV5LnYxLlNlc3Npb25PcHRpb25zSAASJwoFYmF0Y2gYCCABKAsyFi5wYXJsZXkudjEuQ2xpZW50QmF0Y2hIABItCghwcmVzZW5jZRgUIAEoCzIZLnBhcmxleS52MS5QcmVzZW5jZVVwZGF0ZUgAEiMKBnR5cGluZxgVIAEoCzIRLnBhcmxleS52MS5UeXBpbmdIABISCgp1c2VyX3Rva2VuGAkgASgJQgYKBGtpbmQiQQoOU2Vzc2lvbk9wdGlvbnMSDQoFYmF0Y2gYASABKAgSEAoIcHJlc2VuY2UYAiABKAgSDgoGdHlwaW5nGAMgASgIIjUKC0NsaWVudEJhdGNoEiYKBmZyYW1lcxgBIAMoCzIWLnBhcmxleS52MS5DbGllbnRGcmFtZSI1CgtTZXJ2ZXJCYXRjaBImCgZmcmFtZXMYASADKAsyFi5wYXJsZXkudjEuU2VydmVyRnJhbWUiMwoJU3Vic2NyaWJlEgwKBHJvb20YASABKAkSGAoQcmVzdW1lX2FmdGVyX3JldhgCIAEoBCIbCgtVbnN1YnNjcmliZRIMCgRyb29tGAEgASgJIkMKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSFQoNY2xpZW50X21zZ19pZBgCIAEoCRIMCgRib2R5GAMgASgJIkkKD1B1Ymxpc2hSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIIhUKBFBpbmcSDQoFbm9uY2UYASABKAQiHQoMQXV0aGVudGljYXRlEg0KBXRva2VuGAEgASgJIpEECgtTZXJ2ZXJGcmFtZRISCgpyZXF1ZXN0X2lkGAEgASgEEiEKBWV2ZW50GAIgASgLMhAucGFybGV5LnYxLkV2ZW50SAASKwoKc3Vic2NyaWJlZBgDIAEoCzIVLnBhcmxleS52MS5TdWJzY3JpYmVkSAASHQoDYWNrGAQgASgLMg4ucGFybGV5LnYxLkFja0gAEiEKBWVycm9yGAUgASgLMhAucGFybGV5LnYxLkVycm9ySAASHwoEcG9uZxgGIAEoCzIPLnBhcmxleS52MS5Qb25nSAASLwoMdW5zdWJzY3JpYmVkGAcgASgLMhcucGFybGV5LnYxLlVuc3Vic2NyaWJlZEgAEjEKDWF1dGhlbnRpY2F0ZWQYCCABKAsyGC5wYXJsZXkudjEuQXV0aGVudGljYXRlZEgAEicKBWJhdGNoGAkgASgLMhYucGFybGV5LnYxLlNlcnZlckJhdGNoSAASLAoHb3B0aW9ucxgKIAEoCzIZLnBhcmxleS52MS5TZXNzaW9uT3B0aW9uc0gAEioKCnJvb21fZXZlbnQYFCABKAsyFC5wYXJsZXkudjEuUm9vbUV2ZW50SAASJwoIcHJlc2VuY2UYFSABKAsyEy5wYXJsZXkudjEuUHJlc2VuY2VIABIjCgZ0eXBpbmcYFiABKAsyES5wYXJsZXkudjEuVHlwaW5nSABCBgoEa2luZCIsCg5QcmVzZW5jZVVwZGF0ZRIMCgRyb29tGAEgASgJEgwKBGhlcmUYAiABKAgiXAoIUHJlc2VuY2USDAoEcm9vbRgBIAEoCRINCgVjb3VudBgCIAEoDRIgCgV1c2VycxgDIAMoCzIRLnBhcmxleS52MS5BdXRob3ISEQoJdHJ1bmNhdGVkGAQgASgIIjcKBlR5cGluZxIMCgRyb29tGAEgASgJEh8KBHVzZXIYAiABKAsyES5wYXJsZXkudjEuQXV0aG9yImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJpCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgSHQoEcnVsZRgEIAEoDjIPLnBhcmxleS52MS5SdWxlIlcKCVJvb21FdmVudBIrCgZhY3Rpb24YASABKAsyGy5wYXJsZXkudjEuTW9kZXJhdGlvbkFjdGlvbhIdCgRyb29tGAIgASgLMg8ucGFybGV5LnYxLlJvb20iFQoEUG9uZxINCgVub25jZRgBIAEoBCIwCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ClientFrame
@@ -82,6 +82,28 @@ export type ClientFrame = Message<"parley.v1.ClientFrame"> & {
      */
     value: ClientBatch;
     case: "batch";
+  } | {
+    /**
+     * The user is in the room now (here) or left it. Not stored. A
+     * gateway says it for each of its sessions' users (with user_token);
+     * the core counts each user once however many sessions, streams and
+     * gateways carry them, and forgets a stream's users when it ends.
+     * Needs read access; answered only by an Error when refused.
+     *
+     * @generated from field: parley.v1.PresenceUpdate presence = 20;
+     */
+    value: PresenceUpdate;
+    case: "presence";
+  } | {
+    /**
+     * The user is typing in the room. Not stored; at most one every two
+     * seconds per user and room is passed on; needs the right to post.
+     * Answered only by an Error when refused.
+     *
+     * @generated from field: parley.v1.Typing typing = 21;
+     */
+    value: Typing;
+    case: "typing";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -118,6 +140,21 @@ export type SessionOptions = Message<"parley.v1.SessionOptions"> & {
    * @generated from field: bool batch = 1;
    */
   batch: boolean;
+
+  /**
+   * The server sends ServerFrame{presence} for the rooms this stream
+   * watches (after Subscribed, then on change).
+   *
+   * @generated from field: bool presence = 2;
+   */
+  presence: boolean;
+
+  /**
+   * The server sends ServerFrame{typing} for the rooms this stream watches.
+   *
+   * @generated from field: bool typing = 3;
+   */
+  typing: boolean;
 };
 
 /**
@@ -370,6 +407,34 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
      */
     value: SessionOptions;
     case: "options";
+  } | {
+    /**
+     * A room action (moderation, settings, members) in a room this stream
+     * watches, live. Not replayed: a resubscribe gets the room's state in
+     * Subscribed.room, and Rooms.ListActions has the stored log.
+     *
+     * @generated from field: parley.v1.RoomEvent room_event = 20;
+     */
+    value: RoomEvent;
+    case: "roomEvent";
+  } | {
+    /**
+     * Who is in a room this stream watches: after Subscribed, then
+     * whenever it changes (at most twice a second per room). Only to a
+     * stream that turned SessionOptions.presence on.
+     *
+     * @generated from field: parley.v1.Presence presence = 21;
+     */
+    value: Presence;
+    case: "presence";
+  } | {
+    /**
+     * Someone is typing in a room this stream watches (SessionOptions.typing).
+     *
+     * @generated from field: parley.v1.Typing typing = 22;
+     */
+    value: Typing;
+    case: "typing";
   } | { case: undefined; value?: undefined };
 };
 
@@ -379,6 +444,92 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
   messageDesc(file_parley_v1_stream, 10);
+
+/**
+ * @generated from message parley.v1.PresenceUpdate
+ */
+export type PresenceUpdate = Message<"parley.v1.PresenceUpdate"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * true: here; false: gone.
+   *
+   * @generated from field: bool here = 2;
+   */
+  here: boolean;
+};
+
+/**
+ * Describes the message parley.v1.PresenceUpdate.
+ * Use `create(PresenceUpdateSchema)` to create a new message.
+ */
+export const PresenceUpdateSchema: GenMessage<PresenceUpdate> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 11);
+
+/**
+ * Presence is who is in a room now, as a whole (not a change to apply):
+ * the number of distinct users present, and the first of them by display
+ * name (at most 50; truncated when there are more).
+ *
+ * @generated from message parley.v1.Presence
+ */
+export type Presence = Message<"parley.v1.Presence"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+
+  /**
+   * @generated from field: repeated parley.v1.Author users = 3;
+   */
+  users: Author[];
+
+  /**
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message parley.v1.Presence.
+ * Use `create(PresenceSchema)` to create a new message.
+ */
+export const PresenceSchema: GenMessage<Presence> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 12);
+
+/**
+ * Typing: a client sends {room}; watchers get {room, user}.
+ *
+ * @generated from message parley.v1.Typing
+ */
+export type Typing = Message<"parley.v1.Typing"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * Set by the server: who is typing.
+   *
+   * @generated from field: parley.v1.Author user = 2;
+   */
+  user?: Author | undefined;
+};
+
+/**
+ * Describes the message parley.v1.Typing.
+ * Use `create(TypingSchema)` to create a new message.
+ */
+export const TypingSchema: GenMessage<Typing> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 13);
 
 /**
  * Event is one change to a room. message.rev orders events in a room.
@@ -409,7 +560,7 @@ export type Event = Message<"parley.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 11);
+  messageDesc(file_parley_v1_stream, 14);
 
 /**
  * Subscribed confirms a subscription. It is sent after the replay, so every
@@ -429,7 +580,7 @@ export type Subscribed = Message<"parley.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 12);
+  messageDesc(file_parley_v1_stream, 15);
 
 /**
  * @generated from message parley.v1.Unsubscribed
@@ -446,7 +597,7 @@ export type Unsubscribed = Message<"parley.v1.Unsubscribed"> & {
  * Use `create(UnsubscribedSchema)` to create a new message.
  */
 export const UnsubscribedSchema: GenMessage<Unsubscribed> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 13);
+  messageDesc(file_parley_v1_stream, 16);
 
 /**
  * Ack answers a publish once the message is durable.
@@ -475,7 +626,7 @@ export type Ack = Message<"parley.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 14);
+  messageDesc(file_parley_v1_stream, 17);
 
 /**
  * Error refuses one client frame (request_id says which); a fatal error
@@ -499,6 +650,13 @@ export type Error = Message<"parley.v1.Error"> & {
    * @generated from field: bool fatal = 3;
    */
   fatal: boolean;
+
+  /**
+   * With code PERMISSION_DENIED: the access rule that refused the frame.
+   *
+   * @generated from field: parley.v1.Rule rule = 4;
+   */
+  rule: Rule;
 };
 
 /**
@@ -506,7 +664,37 @@ export type Error = Message<"parley.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 15);
+  messageDesc(file_parley_v1_stream, 18);
+
+/**
+ * RoomEvent is one room action, sent live to every stream watching the
+ * room. A subscription that the action ends (its user removed, the room
+ * made members only or deleted) then gets Error{PERMISSION_DENIED, rule}
+ * or Error{ROOM_NOT_FOUND} with the subscribe's request_id, and
+ * Unsubscribed{room}.
+ *
+ * @generated from message parley.v1.RoomEvent
+ */
+export type RoomEvent = Message<"parley.v1.RoomEvent"> & {
+  /**
+   * @generated from field: parley.v1.ModerationAction action = 1;
+   */
+  action?: ModerationAction | undefined;
+
+  /**
+   * The room's settings and counters after the action (no `me`).
+   *
+   * @generated from field: parley.v1.Room room = 2;
+   */
+  room?: Room | undefined;
+};
+
+/**
+ * Describes the message parley.v1.RoomEvent.
+ * Use `create(RoomEventSchema)` to create a new message.
+ */
+export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 19);
 
 /**
  * @generated from message parley.v1.Pong
@@ -523,7 +711,7 @@ export type Pong = Message<"parley.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 16);
+  messageDesc(file_parley_v1_stream, 20);
 
 /**
  * @generated from message parley.v1.Authenticated
@@ -540,7 +728,7 @@ export type Authenticated = Message<"parley.v1.Authenticated"> & {
  * Use `create(AuthenticatedSchema)` to create a new message.
  */
 export const AuthenticatedSchema: GenMessage<Authenticated> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 17);
+  messageDesc(file_parley_v1_stream, 21);
 
 /**
  * @generated from enum parley.v1.EventType
