@@ -356,6 +356,9 @@ int main(int argc, char **argv)
     vi.retry_and_idle_policy = &retry;
     vi.timeout_secs = 20;
     vi.vhost_name = "parley-gateway";
+    /* lws keeps the pointer: s outlives the context */
+    if (gw_http_mounts(s, s->mounts, GW_HTTP_MOUNTS) < 0) goto out;
+    vi.mounts = s->mounts;
     if (tls) {
         vi.ssl_cert_filepath = s->tls_cert_path;
         vi.ssl_private_key_filepath = s->cfg.tls_key;
