@@ -63,7 +63,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     char err[200];
-    store_opts o = {64, 0};
+    store_opts o = {.max_body_bytes = 64, .synchronous_full = 0};
     int created;
     if (store_open(":memory:", &o, &S, err, sizeof err) != PARLEY_OK ||
         store_room_create(S, "lobby", 1, NULL, &created) != PARLEY_OK) {
