@@ -266,6 +266,75 @@ def case_mute(s):
     c.close()
 
 
+def case_mute_under_load(s):
+    """A mute while the user's publishes stream in, many per group commit
+    (the writer thread commits them while the loop serves): every publish
+    sent after Moderate answered is refused MUTED (the rules are read
+    inside each group's transaction, never from an older view), each one
+    sent before is acked or refused, and exactly the acked ones are
+    stored. The client keeps 32 publishes in flight, as a real one would."""
+    import threading
+    c = H.Client(s)
+    p = c.p
+    olga = org_token(s)
+    ada = token(s, "ada", rooms={"ld.*": "participant"})
+    make_room(c, olga, "ld.main")
+    cn = c.connect(ada)
+    state = {"cut": None}
+
+    def moderator():
+        time.sleep(0.4)
+        c.ok("Rooms", "Moderate", olga, room="ld.main", user_id="ada", action=p.R.MODERATE_ACTION_MUTE)
+        state["cut"] = cn.rid + 1  # rids from here were sent after the mute answered
+    t = threading.Thread(target=moderator, daemon=True)
+    t.start()
+    cids, acked, refused, other = {}, {}, [], []
+    pending, i, after_cut = set(), 0, 0
+    deadline = time.time() + 60
+    while time.time() < deadline and (pending or after_cut < 200):
+        while len(pending) < 32 and after_cut < 200:
+            i += 1
+            rid = cn.publish("ld.main", "p%d" % i, "message %d" % i)
+            cids[rid] = "p%d" % i
+            pending.add(rid)
+            if state["cut"] is not None and rid >= state["cut"]:
+                after_cut += 1
+        f = cn.recv(max(0.05, deadline - time.time()))
+        if f is None:
+            break
+        for g in (list(f.batch.frames) if kind(f) == "batch" else [f]):
+            if g.request_id not in pending:
+                continue
+            pending.discard(g.request_id)
+            if kind(g) == "ack":
+                acked[g.request_id] = g.ack.message.seq
+            elif kind(g) == "error" and g.error.rule == p.M.RULE_MUTED:
+                refused.append(g.request_id)
+            else:
+                other.append((g.request_id, str(g)[:200]))
+    t.join()
+    cut = state["cut"]
+    check(not pending and not other and cut is not None,
+          "every publish answered, acked or MUTED (%d acked, %d refused, %d unanswered, other %s; "
+          "stream %s)" % (len(acked), len(refused), len(pending), other[:2], cn.ended))
+    check(any(r < cut for r in acked), "publishes were acked before the mute (%d)" % len(acked))
+    late = sorted(r for r in acked if r >= cut)
+    check(not late and sum(r >= cut for r in refused) >= 200,
+          "no publish sent after the mute answered was acked (late acks: %s)" % late[:5])
+    stored, before = set(), 0
+    while True:
+        page = c.ok("History", "ListMessages", olga, room="ld.main", limit=1000,
+                    **({"before_seq": before} if before else {}))
+        stored |= {m.client_msg_id for m in page.messages}
+        if not page.has_more or not page.messages:
+            break
+        before = page.messages[0].seq
+    check(stored == {cids[r] for r in acked},
+          "exactly the acked publishes are stored (%d stored, %d acked)" % (len(stored), len(acked)))
+    cn.close()
+    c.close()
+
+
 def case_remove(s):
     c = H.Client(s)
     p = c.p
