@@ -145,7 +145,8 @@ typedef void (*srv_pub_done_fn)(srv_conn *conn);
 typedef enum srv_op_kind {
     SRV_OP_PUBLISH,
     SRV_OP_EDIT,
-    SRV_OP_DELETE
+    SRV_OP_DELETE,
+    SRV_OP_MARK_READ
 } srv_op_kind;
 
 /* One write waiting for (or in) a group commit. The loop fills the input
@@ -157,7 +158,9 @@ typedef struct srv_op {
     srv_pub_done_fn done; /* with conn: called once it is answered */
     uint64_t request_id;
     auth_identity who;
-    uint64_t seq;                      /* edit, delete: the message */
+    uint64_t seq;                      /* edit, delete: the message;
+                                          mark read: the seq read up to */
+    uint64_t mark_rev;                 /* mark read: the rev read up to */
     char *room, *client_msg_id, *body; /* one allocation, at room */
     size_t body_len;
     int64_t now_ms;
@@ -342,6 +345,10 @@ parley_err srv_enqueue_edit(srv *s, rpc_call *c, const auth_identity *who,
                             const char *room, uint64_t seq, const char *body);
 parley_err srv_enqueue_delete(srv *s, rpc_call *c, const auth_identity *who,
                               const char *room, uint64_t seq);
+/* Queues Rooms.MarkRead: checked (READ) and stored in a group commit like
+ * the writes above, so the loop never waits for the writer for it. */
+parley_err srv_enqueue_mark_read(srv *s, rpc_call *c, const auth_identity *who,
+                                 const char *room, uint64_t seq, uint64_t rev);
 
 extern const parley_v1_History_handlers srv_history;
 extern const parley_v1_Stream_handlers srv_stream;

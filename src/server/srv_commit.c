@@ -166,6 +166,19 @@ parley_err srv_enqueue_edit(srv *s, rpc_call *c, const auth_identity *who,
     return PARLEY_OK;
 }
 
+parley_err srv_enqueue_mark_read(srv *s, rpc_call *c, const auth_identity *who,
+                                 const char *room, uint64_t seq, uint64_t rev)
+{
+    parley_err e = rules_room(room);
+    if (e) return e;
+    srv_op *op = op_push(s, SRV_OP_MARK_READ, c, room, NULL, "", 0);
+    if (!op) return PARLEY_ERR_INTERNAL;
+    op->who = *who;
+    op->seq = seq;
+    op->mark_rev = rev;
+    return PARLEY_OK;
+}
+
 parley_err srv_enqueue_delete(srv *s, rpc_call *c, const auth_identity *who,
                               const char *room, uint64_t seq)
 {
@@ -242,6 +255,7 @@ static void reply_message(srv_op *op, const parley_msg *m)
         op->reply = rpc_encode(&r.base);
         break;
     }
+    case SRV_OP_MARK_READ: assert(!"a read mark is no message"); return;
     }
     op->has_reply = 1;
 }
@@ -378,6 +392,29 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
          * refusal here fails the group. */
         if (e) return e == PARLEY_ERR_IO ? e : PARLEY_ERR_INTERNAL;
         srv_action_keep(op->action, &out);
+        break;
+    }
+    case SRV_OP_MARK_READ: {
+        e = srv_check_on(db, &op->who, op->room, ACCESS_READ, 0, &g);
+        if (e == PARLEY_ERR_PERMISSION_DENIED) {
+            op_refuse(op, &g);
+            return PARLEY_OK;
+        }
+        if (e) break;
+        uint64_t seq = 0, rev = 0;
+        unsigned unread = 0;
+        e = store_read_mark(db, op->room, op->who.id, op->seq, op->mark_rev,
+                            now, &seq, &rev);
+        if (e == PARLEY_OK)
+            e = store_unread_count(db, op->room, op->who.id, seq,
+                                   SRV_UNREAD_CAP, &unread);
+        if (e) break;
+        Parley__V1__MarkReadResponse r = PARLEY__V1__MARK_READ_RESPONSE__INIT;
+        r.last_read_seq = seq;
+        r.last_read_rev = rev;
+        r.unread_count = unread;
+        op->reply = rpc_encode(&r.base);
+        op->has_reply = 1;
         break;
     }
     }

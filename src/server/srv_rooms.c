@@ -7,7 +7,8 @@
  * deleted room) then has every subscription to the room checked again
  * (srv_stream_recheck). The changes are made on the loop through the
  * write handle (s->wdb), after the writer thread's group in flight was
- * committed and answered (srv_write_now); the reads through the loop's. */
+ * committed and answered (srv_write_now); the reads through the loop's.
+ * MarkRead, frequent, joins the group commit instead (srv_commit.c). */
 #include "srv.h"
 
 #include <assert.h>
@@ -767,30 +768,13 @@ static void h_mark_read(rpc_call *c, const Parley__V1__MarkReadRequest *req,
 {
     srv *s = ud;
     auth_identity who;
-    srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
-    srv_write_now(s); /* see rooms_begin */
-    parley_err e = srv_check(s, &who, req->room, ACCESS_READ, 0, &g);
-    if (e) {
-        srv_fail_check(c, s, e, &g);
-        return;
-    }
-    uint64_t seq = 0, rev = 0;
-    unsigned unread = 0;
-    e = store_read_mark(s->wdb, req->room, who.id, req->seq, req->rev,
-                        clock_wall_ms(), &seq, &rev);
-    if (e == PARLEY_OK)
-        e = store_unread_count(s->wdb, req->room, who.id, seq, SRV_UNREAD_CAP,
-                               &unread);
-    if (e) {
-        fail_store(c, s->wdb, e);
-        return;
-    }
-    Parley__V1__MarkReadResponse r = PARLEY__V1__MARK_READ_RESPONSE__INIT;
-    r.last_read_seq = seq;
-    r.last_read_rev = rev;
-    r.unread_count = unread;
-    rpc_reply(c, &r.base);
+    /* Checked, stored and answered with a group commit (srv_commit.c):
+     * frequent, so it does not wait for the writer as the changes above
+     * do. */
+    parley_err e =
+        srv_enqueue_mark_read(s, c, &who, req->room, req->seq, req->rev);
+    if (e) rpc_fail(c, e, NULL);
 }
 
 const parley_v1_Rooms_handlers srv_rooms = {
