@@ -1,6 +1,7 @@
 /* srv_commit.c: group commit. The writes a loop iteration received
- * (publishes from unary Stream.Publish and Connect streams, and History's
- * edits and deletes) are stored in one transaction, sorted by room
+ * (publishes from unary Stream.Publish and Connect streams, History's
+ * edits and deletes, Rooms' read marks) are stored in one transaction,
+ * sorted by room
  * (by_room); only after store_commit returned (fsync'd with durability
  * full) are they answered and their events delivered (srv_deliver: the
  * hub, and the bus to other cores), a room's in commit order. Each write
