@@ -78,6 +78,8 @@ typedef struct gw_config {
     int n_upstreams;
     int upstream_links; /* shared Connect streams per core */
     char static_dir[512];
+    char log_level[16];  /* debug, info, warn, error */
+    char log_format[16]; /* text, json */
     char jwt_secret_file[512];
     char jwt_secret[512];
     char jwt_keys[512]; /* PEM or JWKS public keys (RS256/ES256) */
