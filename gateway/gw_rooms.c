@@ -36,6 +36,7 @@ struct gw_room {
     ring_ent *ring;
     size_t cap, start, n;
     uint64_t ring_lo, head_rev, head_seq;
+    uint32_t max_body; /* the core's Room.max_body_bytes, passed on */
     gw_sub *subs;
     size_t n_subs, n_json;
     lws_sorted_usec_list_t sul_idle; /* ends the upstream of an unwatched room
@@ -210,6 +211,7 @@ static void send_subscribed(gw_sub *sub)
     room.name = r->name;
     room.head_seq = r->head_seq;
     room.head_rev = r->head_rev;
+    room.max_body_bytes = r->max_body;
     gw_conn_send_msg(sub->conn, &f.base);
 }
 
@@ -401,6 +403,7 @@ static void up_frame(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
             }
             if (rm->head_seq > r->head_seq)
                 r->head_seq = rm->head_seq;
+            r->max_body = rm->max_body_bytes;
         }
         if (!r->live) {
             r->live = 1;

@@ -77,11 +77,13 @@ void srv_pb_message(srv_pbmsg *out, const store_msg *m) {
     out->msg.deleted = m->deleted ? 1 : 0;
 }
 
-void srv_pb_room(Parley__V1__Room *out, const store_room *r) {
+void srv_pb_room(const srv *s, Parley__V1__Room *out, const store_room *r) {
     parley__v1__room__init(out);
     out->name = (char *)r->name;
     out->head_seq = r->head_seq;
     out->head_rev = r->head_rev;
+    out->max_body_bytes =
+        s->max_body > UINT32_MAX ? UINT32_MAX : (uint32_t)s->max_body;
 }
 
 int srv_event_type(const store_msg *m) {

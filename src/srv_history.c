@@ -108,7 +108,7 @@ static void h_list_messages(rpc_call *c, const Parley__V1__ListMessagesRequest *
         return;
     }
     Parley__V1__Room pr;
-    srv_pb_room(&pr, &room);
+    srv_pb_room(s, &pr, &room);
     wb_submsg(&b, 2, &pr.base);
     if (has_more) {
         wb_varint(&b, 3 << 3 | 0);
@@ -210,7 +210,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
         return;
     }
     Parley__V1__Room pr;
-    srv_pb_room(&pr, &room);
+    srv_pb_room(s, &pr, &room);
     Parley__V1__CreateRoomResponse r = PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
     r.room = &pr;
     r.created = created ? 1 : 0;
@@ -229,7 +229,7 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
         return;
     }
     Parley__V1__Room pr;
-    srv_pb_room(&pr, &room);
+    srv_pb_room(s, &pr, &room);
     Parley__V1__GetRoomResponse r = PARLEY__V1__GET_ROOM_RESPONSE__INIT;
     r.room = &pr;
     rpc_reply(c, &r.base);

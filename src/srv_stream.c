@@ -109,7 +109,7 @@ static void replay_step(srv_conn *cn, srv_sub *sub) {
         if (rc.stop) return;
         if (!has_more) {
             Parley__V1__Room pr;
-            srv_pb_room(&pr, &room);
+            srv_pb_room(s, &pr, &room);
             pr.name = sub->room;
             Parley__V1__Subscribed sd = PARLEY__V1__SUBSCRIBED__INIT;
             sd.room = &pr;

@@ -144,7 +144,8 @@ def case_rooms(s):
     assert st == 400 and r["code"] == "MALFORMED", (st, r)
     publish(s, ann, 2, room="new-room")
     st, r = s.jrequest("GET", "/v1/rooms/new-room", token=ann)
-    assert st == 200 and r == {"name": "new-room", "headSeq": "2", "headRev": "2"}, (st, r)
+    assert st == 200 and r == {"name": "new-room", "headSeq": "2", "headRev": "2",
+                               "maxBodyBytes": 4096}, (st, r)
 
 
 def case_misc(s):

@@ -348,7 +348,7 @@ const ProtobufCMessageDescriptor parley__v1__message__descriptor =
   (ProtobufCMessageInit) parley__v1__message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[3] =
+static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[4] =
 {
   {
     "name",
@@ -386,16 +386,29 @@ static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_body_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, max_body_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__room__field_indices_by_name[] = {
   2,   /* field[2] = head_rev */
   1,   /* field[1] = head_seq */
+  3,   /* field[3] = max_body_bytes */
   0,   /* field[0] = name */
 };
 static const ProtobufCIntRange parley__v1__room__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor parley__v1__room__descriptor =
 {
@@ -405,7 +418,7 @@ const ProtobufCMessageDescriptor parley__v1__room__descriptor =
   "Parley__V1__Room",
   "parley.v1",
   sizeof(Parley__V1__Room),
-  3,
+  4,
   parley__v1__room__field_descriptors,
   parley__v1__room__field_indices_by_name,
   1,  parley__v1__room__number_ranges,

@@ -179,10 +179,18 @@ struct  Parley__V1__Room
    * rev of the newest change, 0 when nothing happened yet.
    */
   uint64_t head_rev;
+  /*
+   * The largest message body the core stores, in bytes of UTF-8 (parleyd's
+   * --max-body); a longer one is refused with BODY_TOO_LONG. Filled in every
+   * Room the core returns (ListMessages, GetRoom, CreateRoom, Subscribed), so
+   * a client knows it from the history page it loads before it can send.
+   * 0 when not stated (an older server): the client keeps its own default.
+   */
+  uint32_t max_body_bytes;
 };
 #define PARLEY__V1__ROOM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 /* Parley__V1__Author methods */

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/stream.proto.
  */
 export const file_parley_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEigwIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIAEIGCgRraW5kIjMKCVN1YnNjcmliZRIMCgRyb29tGAEgASgJEhgKEHJlc3VtZV9hZnRlcl9yZXYYAiABKAQiGwoLVW5zdWJzY3JpYmUSDAoEcm9vbRgBIAEoCSJDCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSDAoEYm9keRgDIAEoCSJJCg9QdWJsaXNoUmVzcG9uc2USIwoHbWVzc2FnZRgBIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIh0KDEF1dGhlbnRpY2F0ZRINCgV0b2tlbhgBIAEoCSLAAgoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoBBIhCgVldmVudBgCIAEoCzIQLnBhcmxleS52MS5FdmVudEgAEisKCnN1YnNjcmliZWQYAyABKAsyFS5wYXJsZXkudjEuU3Vic2NyaWJlZEgAEh0KA2FjaxgEIAEoCzIOLnBhcmxleS52MS5BY2tIABIhCgVlcnJvchgFIAEoCzIQLnBhcmxleS52MS5FcnJvckgAEh8KBHBvbmcYBiABKAsyDy5wYXJsZXkudjEuUG9uZ0gAEi8KDHVuc3Vic2NyaWJlZBgHIAEoCzIXLnBhcmxleS52MS5VbnN1YnNjcmliZWRIABIxCg1hdXRoZW50aWNhdGVkGAggASgLMhgucGFybGV5LnYxLkF1dGhlbnRpY2F0ZWRIAEIGCgRraW5kImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJKCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgiFQoEUG9uZxINCgVub25jZRgBIAEoBCIwCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
+  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEigwIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIAEIGCgRraW5kIjMKCVN1YnNjcmliZRIMCgRyb29tGAEgASgJEhgKEHJlc3VtZV9hZnRlcl9yZXYYAiABKAQiGwoLVW5zdWJzY3JpYmUSDAoEcm9vbRgBIAEoCSJDCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSDAoEYm9keRgDIAEoCSJJCg9QdWJsaXNoUmVzcG9uc2USIwoHbWVzc2FnZRgBIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIh0KDEF1dGhlbnRpY2F0ZRINCgV0b2tlbhgBIAEoCSLAAgoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoBBIhCgVldmVudBgCIAEoCzIQLnBhcmxleS52MS5FdmVudEgAEisKCnN1YnNjcmliZWQYAyABKAsyFS5wYXJsZXkudjEuU3Vic2NyaWJlZEgAEh0KA2FjaxgEIAEoCzIOLnBhcmxleS52MS5BY2tIABIhCgVlcnJvchgFIAEoCzIQLnBhcmxleS52MS5FcnJvckgAEh8KBHBvbmcYBiABKAsyDy5wYXJsZXkudjEuUG9uZ0gAEi8KDHVuc3Vic2NyaWJlZBgHIAEoCzIXLnBhcmxleS52MS5VbnN1YnNjcmliZWRIABIxCg1hdXRoZW50aWNhdGVkGAggASgLMhgucGFybGV5LnYxLkF1dGhlbnRpY2F0ZWRIAEIGCgRraW5kImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJKCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgiFQoEUG9uZxINCgVub25jZRgBIAEoBCJTCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yEiEKBmxpbWl0cxgCIAEoCzIRLnBhcmxleS52MS5MaW1pdHMiSgoGTGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRISCgpmcmFtZV9yYXRlGAIgASgBEhMKC2ZyYW1lX2J1cnN0GAMgASgBKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ClientFrame
@@ -415,6 +415,9 @@ export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
   messageDesc(file_parley_v1_stream, 13);
 
 /**
+ * Authenticated confirms the token of a WebSocket session (the answer to
+ * Authenticate) and states the limits the gateway enforces on it.
+ *
  * @generated from message parley.v1.Authenticated
  */
 export type Authenticated = Message<"parley.v1.Authenticated"> & {
@@ -422,6 +425,11 @@ export type Authenticated = Message<"parley.v1.Authenticated"> & {
    * @generated from field: parley.v1.Author user = 1;
    */
   user?: Author | undefined;
+
+  /**
+   * @generated from field: parley.v1.Limits limits = 2;
+   */
+  limits?: Limits | undefined;
 };
 
 /**
@@ -430,6 +438,46 @@ export type Authenticated = Message<"parley.v1.Authenticated"> & {
  */
 export const AuthenticatedSchema: GenMessage<Authenticated> = /*@__PURE__*/
   messageDesc(file_parley_v1_stream, 14);
+
+/**
+ * Limits are what the gateway enforces on one WebSocket session, so a client
+ * can stay inside them instead of learning them from a closed connection.
+ * A field left 0 is not stated (an older gateway): the client keeps its own
+ * default. The body limit is the core's and comes with the Room
+ * (Room.max_body_bytes).
+ *
+ * @generated from message parley.v1.Limits
+ */
+export type Limits = Message<"parley.v1.Limits"> & {
+  /**
+   * The largest WebSocket message the gateway accepts (--max-frame); above
+   * it the connection is closed with 1009.
+   *
+   * @generated from field: uint32 max_frame_bytes = 1;
+   */
+  maxFrameBytes: number;
+
+  /**
+   * A token bucket over every frame the client sends on the connection
+   * (publish, subscribe, ping...): refilled at frame_rate per second, holding
+   * at most frame_burst (--rate, --burst). An empty bucket closes with 4429.
+   *
+   * @generated from field: double frame_rate = 2;
+   */
+  frameRate: number;
+
+  /**
+   * @generated from field: double frame_burst = 3;
+   */
+  frameBurst: number;
+};
+
+/**
+ * Describes the message parley.v1.Limits.
+ * Use `create(LimitsSchema)` to create a new message.
+ */
+export const LimitsSchema: GenMessage<Limits> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 15);
 
 /**
  * @generated from enum parley.v1.EventType
