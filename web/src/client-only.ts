@@ -16,4 +16,5 @@ export { HistoryClient, HttpError, type FetchLike, type CatchUpResult, type List
 export { Outbox, type Pending, newClientMsgId } from "./outbox.js";
 export { RoomState, type Change, type ChangeKind } from "./room-state.js";
 export { Transport, type WebSocketConstructor, type WebSocketLike } from "./transport.js";
+export * from "./constants.js";
 export * as proto from "./protocol.js";

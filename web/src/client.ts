@@ -15,6 +15,19 @@
 import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { type Clock, type TimerHandle, systemClock } from "./clock.js";
+import {
+  CLOSE_CLIENT_GAVE_UP,
+  CLOSE_NORMAL,
+  CLOSE_UNAUTH,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_HISTORY_LIMIT,
+  DEFAULT_MAX_FRAME_BYTES,
+  HTTP_UNAUTHORIZED,
+  SEND_RETRY_MAX_STEP,
+  SEND_RETRY_MIN_DELAY_MS,
+} from "./constants.js";
 import { Emitter } from "./emitter.js";
 import { type Author, ErrorCode, type Message } from "./gen/parley/v1/message_pb.js";
 import {
@@ -249,7 +262,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (this.stopped) throw new Error("parley: client is closed");
     const p = this.outbox.add(room, body, clientMsgId, this.clock.now());
     this.emit("pending", { room, pending: p });
-    if (this.frameSize(p) > (this.opts.maxFrameBytes ?? 65_536)) {
+    if (this.frameSize(p) > (this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)) {
       this.outbox.settle(p.clientMsgId);
       this.emit("send-error", { room, pending: p, code: "BODY_TOO_LONG", detail: "larger than the gateway's frame limit" });
       return p;
@@ -259,7 +272,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   }
 
   /** Loads the page before the oldest loaded message; false when none is left. */
-  async loadOlder(room: string, limit = this.opts.historyLimit ?? 50): Promise<boolean> {
+  async loadOlder(room: string, limit = this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT): Promise<boolean> {
     const e = this.rooms.get(room);
     if (!e || !e.state.loaded) return false;
     const oldest = e.state.oldestSeq();
@@ -283,7 +296,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.conn = null;
     if (c) {
       this.teardown(c);
-      c.transport.abandon(1000, "client closed");
+      c.transport.abandon(CLOSE_NORMAL, "client closed");
     }
     this.setState("closed");
   }
@@ -321,8 +334,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     }
     conn.transport = transport;
     conn.connectTimer = this.clock.setTimeout(() => {
-      if (this.conn === conn && !conn.authenticated) transport.abandon(4000, "connect timeout");
-    }, this.opts.connectTimeoutMs ?? 8000);
+      if (this.conn === conn && !conn.authenticated) transport.abandon(CLOSE_CLIENT_GAVE_UP, "connect timeout");
+    }, this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     this.conn = conn as Connection;
   }
 
@@ -331,7 +344,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     try {
       token = await this.token();
     } catch (e) {
-      if (this.conn === c) c.transport.abandon(4000, `token: ${e instanceof Error ? e.message : e}`);
+      if (this.conn === c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `token: ${e instanceof Error ? e.message : e}`);
       return;
     }
     if (this.conn !== c) return;
@@ -382,12 +395,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.emit("authenticated", { user });
     }
     c.heartbeat = new Heartbeat({
-      intervalMs: this.opts.heartbeatIntervalMs ?? 5000,
-      timeoutMs: this.opts.heartbeatTimeoutMs ?? 5000,
+      intervalMs: this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      timeoutMs: this.opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
       clock: this.clock,
       sendPing: (nonce) => this.sendFrame(c, { case: "ping", value: { nonce } }),
       onTimeout: () => {
-        if (this.conn === c) c.transport.abandon(4000, "heartbeat timeout");
+        if (this.conn === c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, "heartbeat timeout");
       },
     });
     c.heartbeat.start();
@@ -401,7 +414,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (e.state.loaded) return Promise.resolve();
     if (!e.historyLoad) {
       const room = e.state.name;
-      e.historyLoad = this.history.latest(room, this.opts.historyLimit ?? 50).then(
+      e.historyLoad = this.history.latest(room, this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT).then(
         (page) => {
           const changes = e.state.loadLatest(page.messages, page.room?.headRev ?? 0n, page.hasMore);
           this.emitChanges(room, changes, false, true);
@@ -435,12 +448,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       const code = err instanceof HttpError ? err.code : "NETWORK";
       const detail = err instanceof Error ? err.message : String(err);
       this.emit("error", { room, code, detail, fatal: false });
-      if (err instanceof HttpError && !err.transient && err.status !== 401) {
+      if (err instanceof HttpError && !err.transient && err.status !== HTTP_UNAUTHORIZED) {
         e.phase = "failed";
         this.maybeLive();
       } else {
         // The database is not reachable right now: treat it like a lost link.
-        c.transport.abandon(4000, `catch-up failed: ${detail}`);
+        c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `catch-up failed: ${detail}`);
       }
       return;
     }
@@ -468,7 +481,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (this.conn !== c) return;
     this.conn = null;
     this.teardown(c);
-    if (code === 4401) this.emit("error", { code: "UNAUTHENTICATED", detail: reason, fatal: true });
+    if (code === CLOSE_UNAUTH) this.emit("error", { code: "UNAUTHENTICATED", detail: reason, fatal: true });
     if (this.stopped) return;
     this.scheduleRetry(reason);
   }
@@ -494,7 +507,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private networkOffline(): void {
     // The browser knows the link is gone: do not wait for the heartbeat.
     const c = this.conn;
-    if (c) c.transport.abandon(4000, "browser offline");
+    if (c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, "browser offline");
   }
 
   private networkOnline(): void {
@@ -581,7 +594,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         // next connection if this one ends first.
         this.emit("error", { room: p.room, code, detail: err.detail, fatal: err.fatal });
         p.requestId = 0n;
-        const delay = Math.max(1000, this.backoff.ceiling(Math.min(p.attempts, 6)));
+        const delay = Math.max(SEND_RETRY_MIN_DELAY_MS, this.backoff.ceiling(Math.min(p.attempts, SEND_RETRY_MAX_STEP)));
         this.clock.setTimeout(() => {
           if (this.outbox.get(p.clientMsgId) === p && p.requestId === 0n && this.canPublish(p.room)) {
             this.publish(p);
@@ -599,7 +612,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal });
       if (room) this.maybeLive();
     }
-    if (err.fatal && this.conn === c) c.transport.abandon(4000, `fatal ${code}`);
+    if (err.fatal && this.conn === c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `fatal ${code}`);
   }
 
   private emitChanges(room: string, changes: Change[], replay: boolean, fromHistory: boolean): void {

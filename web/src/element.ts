@@ -6,6 +6,7 @@
 // ::part() selectors. Test hooks: host [data-state], [data-ready]; message
 // items carry data-seq, data-rev, data-pending, data-deleted, data-edited.
 import { type ConnectOptions, type ConnectionState, ParleyClient } from "./client.js";
+import { FOLLOW_SLACK_PX, MS_PER_SECOND, RETRY_COUNTDOWN_MIN_MS } from "./constants.js";
 import type { Message } from "./gen/parley/v1/message_pb.js";
 import type { Pending } from "./outbox.js";
 
@@ -334,8 +335,8 @@ export class ParleyChatElement extends Base {
     const shown = state === "connecting" && this.wasLive ? "reconnecting" : state;
     s.dataset.state = shown;
     let text = STATUS_TEXT[shown];
-    if (state === "offline" && retryInMs !== undefined && retryInMs >= 1000) {
-      text += ` — retrying in ${Math.round(retryInMs / 1000)} s`;
+    if (state === "offline" && retryInMs !== undefined && retryInMs >= RETRY_COUNTDOWN_MIN_MS) {
+      text += ` — retrying in ${Math.round(retryInMs / MS_PER_SECOND)} s`;
     } else if (state === "offline") {
       text += " — reconnecting…";
     }
@@ -491,7 +492,7 @@ export class ParleyChatElement extends Base {
 
   private nearEnd(): boolean {
     const l = this.els.log;
-    return l.scrollHeight - l.scrollTop - l.clientHeight < 48;
+    return l.scrollHeight - l.scrollTop - l.clientHeight < FOLLOW_SLACK_PX;
   }
 
   private scrollToEnd(force: boolean): void {

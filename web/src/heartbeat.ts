@@ -3,6 +3,7 @@
 // declares the link dead when nothing (no pong, no other frame) came back
 // within `timeoutMs` of a ping. A black-holed link is therefore detected at
 // most intervalMs + timeoutMs after it went silent.
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from "./constants.js";
 import { type Clock, type TimerHandle, systemClock } from "./clock.js";
 
 export interface HeartbeatOptions {
@@ -30,8 +31,8 @@ export class Heartbeat {
 
   constructor(options: HeartbeatOptions) {
     this.opts = options;
-    this.intervalMs = options.intervalMs ?? 5000;
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.intervalMs = options.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
     this.clock = options.clock ?? systemClock;
   }
 

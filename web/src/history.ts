@@ -1,6 +1,15 @@
 // history: the gateway's REST view of stored messages. Loads the newest page
 // of a room, scrolls back by seq, and catches up on every change after a rev
 // (paging until the server has nothing more), all with the bearer token.
+import {
+  CATCH_UP_PAGE_SIZE,
+  DEFAULT_HISTORY_LIMIT,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  HTTP_ERROR_DETAIL_CHARS,
+  HTTP_SERVER_ERROR,
+  HTTP_TIMEOUT,
+  HTTP_TOO_MANY_REQUESTS,
+} from "./constants.js";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import type { Message } from "./gen/parley/v1/message_pb.js";
 import {
@@ -37,7 +46,12 @@ export class HttpError extends Error {
   }
   /** Worth retrying later: network trouble, rate limit or server side. */
   get transient(): boolean {
-    return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
+    return (
+      this.status === 0 ||
+      this.status === HTTP_TIMEOUT ||
+      this.status === HTTP_TOO_MANY_REQUESTS ||
+      this.status >= HTTP_SERVER_ERROR
+    );
   }
 }
 
@@ -53,7 +67,7 @@ export class HistoryClient {
 
   constructor(options: HistoryOptions) {
     this.opts = options;
-    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   }
 
   /** GET /v1/rooms/{room}/messages with at most one cursor. */
@@ -69,12 +83,12 @@ export class HistoryClient {
   }
 
   /** The newest `limit` messages with the room's counters. */
-  latest(room: string, limit = 50): Promise<ListMessagesResponse> {
+  latest(room: string, limit = DEFAULT_HISTORY_LIMIT): Promise<ListMessagesResponse> {
     return this.list(room, { limit });
   }
 
   /** One page of older messages, before `beforeSeq`. */
-  older(room: string, beforeSeq: bigint, limit = 50): Promise<ListMessagesResponse> {
+  older(room: string, beforeSeq: bigint, limit = DEFAULT_HISTORY_LIMIT): Promise<ListMessagesResponse> {
     return this.list(room, { beforeSeq, limit });
   }
 
@@ -82,7 +96,7 @@ export class HistoryClient {
    * Every message changed after `afterRev`, in rev order, following pages
    * until the server reports no more.
    */
-  async catchUp(room: string, afterRev: bigint, pageSize = 500): Promise<CatchUpResult> {
+  async catchUp(room: string, afterRev: bigint, pageSize = CATCH_UP_PAGE_SIZE): Promise<CatchUpResult> {
     const messages: Message[] = [];
     let cursor = afterRev;
     for (;;) {
@@ -139,7 +153,7 @@ export class HistoryClient {
       throw new HttpError(
         res.status,
         typeof b.code === "string" ? b.code : "HTTP_ERROR",
-        typeof b.detail === "string" ? b.detail : text.slice(0, 200),
+        typeof b.detail === "string" ? b.detail : text.slice(0, HTTP_ERROR_DETAIL_CHARS),
       );
     }
     if (body === null || typeof body !== "object") {

@@ -3,6 +3,13 @@
 // It reports exactly one close per connection, also when the caller abandons a
 // link that is silently dead (a close handshake on such a link would never
 // complete, so the transport detaches from the socket at once).
+import {
+  CLOSE_BAD_UTF8,
+  CLOSE_NORMAL,
+  CLOSE_PROTOCOL_ERROR,
+  SCRIPT_CLOSE_MAX,
+  SCRIPT_CLOSE_MIN,
+} from "./constants.js";
 import type { ClientFrame, ServerFrame } from "./gen/parley/v1/stream_pb.js";
 import { SUBPROTOCOL, type WireFormat, decodeServerFrame, encodeClientFrame } from "./protocol.js";
 
@@ -33,6 +40,7 @@ export interface TransportOptions {
   WebSocket?: WebSocketConstructor;
 }
 
+/** WebSocket.OPEN (the global may be missing in Node). */
 const OPEN = 1;
 
 export class Transport {
@@ -53,7 +61,7 @@ export class Transport {
     ws.onopen = () => {
       if (this.done) return;
       if (ws.protocol && ws.protocol !== SUBPROTOCOL[this.format]) {
-        this.abandon(1002, `server chose subprotocol ${ws.protocol}`);
+        this.abandon(CLOSE_PROTOCOL_ERROR, `server chose subprotocol ${ws.protocol}`);
         return;
       }
       this.handlers.onOpen();
@@ -64,7 +72,7 @@ export class Transport {
       try {
         frame = decodeServerFrame(ev.data);
       } catch {
-        this.abandon(1007, "malformed server frame");
+        this.abandon(CLOSE_BAD_UTF8, "malformed server frame");
         return;
       }
       this.handlers.onFrame(frame);
@@ -93,12 +101,13 @@ export class Transport {
    * Closes the socket and reports the close now, without waiting for the
    * server's half of the handshake (which a dead link never delivers).
    */
-  abandon(code = 1000, reason = ""): void {
+  abandon(code = CLOSE_NORMAL, reason = ""): void {
     const ws = this.ws;
     if (ws) {
       try {
         // Browsers only accept 1000 or 3000-4999 from scripts.
-        ws.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason);
+        const scriptable = code === CLOSE_NORMAL || (code >= SCRIPT_CLOSE_MIN && code <= SCRIPT_CLOSE_MAX);
+        ws.close(scriptable ? code : CLOSE_NORMAL, reason);
       } catch {
         /* already closing */
       }

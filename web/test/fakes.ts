@@ -13,6 +13,7 @@ import {
   EventType,
   ServerFrameSchema,
 } from "../src/protocol.js";
+import { CLOSE_UPSTREAM } from "../src/constants.js";
 import type { FetchLike } from "../src/history.js";
 import type { WebSocketLike } from "../src/transport.js";
 
@@ -237,7 +238,7 @@ export class FakeSocket implements WebSocketLike {
         }
         if (this.gw.losePublishes > 0) {
           this.gw.losePublishes--;
-          setTimeout(() => this.serverClose(4503), 0);
+          setTimeout(() => this.serverClose(CLOSE_UPSTREAM), 0);
           break;
         }
         const r = this.gw.store.publish(this.user, k.value.clientMsgId, k.value.body);
