@@ -11,25 +11,32 @@
 //                   since the last rev it applied (REST ?after=rev), then
 //                   subscribes from there; the stream replays anything newer;
 //   live again      once every room confirmed its subscription, unacked sends
-//                   go out again with their original clientMsgId.
+//                   go out again with their original clientMsgId;
+//   signed out      a refused token (close 4401, REST 401) is not a network
+//                   problem: the app's tokenProvider is asked for a fresh one;
+//                   without one, state 'unauthenticated' until reconnect().
+// Frames are paced under the gateway's token bucket, and bodies checked
+// against the server's limits before they are sent (limits.ts).
 import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { type Clock, type TimerHandle, systemClock } from "./clock.js";
 import {
   CLOSE_CLIENT_GAVE_UP,
   CLOSE_NORMAL,
+  CLOSE_RATE,
   CLOSE_UNAUTH,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HISTORY_LIMIT,
-  DEFAULT_MAX_FRAME_BYTES,
   HTTP_UNAUTHORIZED,
+  MS_PER_SECOND,
+  RATE_LIMITED_MIN_DELAY_MS,
   SEND_RETRY_MAX_STEP,
   SEND_RETRY_MIN_DELAY_MS,
 } from "./constants.js";
 import { Emitter } from "./emitter.js";
-import { type Author, ErrorCode, type Message } from "./gen/parley/v1/message_pb.js";
+import { type Author, ErrorCode, type Message, type Room, Role } from "./gen/parley/v1/message_pb.js";
 import {
   ClientFrameSchema,
   type Error as ErrorFrame,
@@ -38,19 +45,34 @@ import {
 } from "./gen/parley/v1/stream_pb.js";
 import { Heartbeat } from "./heartbeat.js";
 import { type FetchLike, HistoryClient, HttpError } from "./history.js";
+import { DEFAULT_LIMITS, type Limits, type SendProblem, checkBody, mergeLimits } from "./limits.js";
 import { Outbox, type Pending } from "./outbox.js";
+import { type FramePriority, Pacer } from "./pacer.js";
 import { type WireFormat, encodeClientFrame } from "./protocol.js";
 import { type Change, RoomState } from "./room-state.js";
+import { AuthFailure, type AuthFailureReason, type TokenProvider, TokenSource } from "./token-source.js";
 import { Transport, type WebSocketConstructor } from "./transport.js";
 
-export type ConnectionState = "connecting" | "live" | "offline" | "catching-up" | "closed";
+/**
+ * connecting → catching-up → live; offline between attempts;
+ * unauthenticated when the token was refused for good (until reconnect());
+ * closed after close().
+ */
+export type ConnectionState = "connecting" | "live" | "offline" | "catching-up" | "unauthenticated" | "closed";
 
 export interface ConnectOptions {
   /** The gateway's base URL ("https://chat.example.com"); ws(s):// works too. */
   url: string;
-  /** A bearer token (JWT). Either this or getToken is required. */
+  /** A bearer token (JWT). This, tokenProvider or getToken is required. */
   token?: string;
-  /** Called before every connection and REST call, so tokens can be renewed. */
+  /**
+   * The app's source of fresh tokens: asked once per connection attempt
+   * (reason "connect") and again when the server refused the token it gave
+   * (reason "rejected"). When it throws, or hands back refused tokens, the
+   * client stops in state 'unauthenticated' and emits 'auth-error'.
+   */
+  tokenProvider?: TokenProvider;
+  /** The same as tokenProvider (the older name). */
   getToken?: () => string | Promise<string>;
   /** WebSocket subprotocol: binary protobuf (default) or JSON. */
   format?: WireFormat;
@@ -64,9 +86,10 @@ export interface ConnectOptions {
   /** REST calls are aborted after this time. Default 10 000 ms. */
   requestTimeoutMs?: number;
   /**
-   * The gateway's WebSocket message limit (it closes with 1009 above it).
-   * A send whose frame would be larger is refused at once instead of
-   * breaking the connection on every retry. Default 65 536 bytes.
+   * The gateway's WebSocket message limit (it closes with 1009 above it),
+   * used until the gateway states its own in Authenticated. A send whose
+   * frame would be larger is refused at once instead of breaking the
+   * connection on every retry. Default 65 536 bytes.
    */
   maxFrameBytes?: number;
   backoff?: BackoffOptions;
@@ -105,8 +128,16 @@ export interface ParleyEvents {
   "send-error": { room: string; pending: Pending; code: string; detail: string };
   /** An error the server reported, or a REST failure. */
   error: { room?: string; code: string; detail: string; fatal: boolean };
-  authenticated: { user: Author };
+  authenticated: { user: Author; limits: Limits };
+  /**
+   * Signing in failed for good (state 'unauthenticated'): the token was
+   * refused and no fresh one came ("rejected"), or the tokenProvider threw
+   * ("provider-failed"). Call reconnect() once the app has a new token.
+   */
+  "auth-error": { code: "UNAUTHENTICATED"; reason: AuthFailureReason; detail: string };
 }
+
+export type { SendProblem, Limits };
 
 type RoomPhase = "idle" | "syncing" | "subscribing" | "live" | "failed";
 
@@ -115,12 +146,17 @@ interface RoomEntry {
   phase: RoomPhase;
   historyLoad?: Promise<void> | undefined;
   subscribeRequest: bigint;
+  /** The core's body limit for this room (Room.maxBodyBytes); null until stated. */
+  maxBody: number | null;
 }
 
 interface Connection {
   epoch: number;
   transport: Transport;
+  pacer: Pacer;
   authenticated: boolean;
+  /** The token this connection authenticated with (known once sent). */
+  token: string | null;
   heartbeat: Heartbeat | null;
   connectTimer: TimerHandle | undefined;
 }
@@ -162,6 +198,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private readonly clock: Clock;
   private readonly backoff: Backoff;
   private readonly history: HistoryClient;
+  private readonly tokens: TokenSource;
   private readonly outbox = new Outbox();
   private readonly rooms = new Map<string, RoomEntry>();
   private readonly endpoints: { ws: string; http: string };
@@ -171,21 +208,30 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private nextRequest = 1n;
   private retryTimer: TimerHandle | undefined;
   private me: Author | null = null;
+  private stated: Limits;
   private stopped = false;
+  /** Signing in failed for good; nothing is retried until reconnect(). */
+  private signedOut = false;
   private readonly onOnline = () => this.networkOnline();
   private readonly onOffline = () => this.networkOffline();
   private readonly network: ConnectOptions["network"];
 
   constructor(options: ConnectOptions) {
     super();
-    if (!options.token && !options.getToken) throw new Error("parley: token or getToken required");
+    const provider = options.tokenProvider ?? options.getToken ?? null;
+    if (options.token === undefined && !provider) throw new Error("parley: token or tokenProvider required");
     this.opts = options;
     this.clock = options.clock ?? systemClock;
     this.backoff = new Backoff(options.backoff);
     this.endpoints = gatewayEndpoints(options.url);
+    this.tokens = new TokenSource({ token: options.token, provider });
+    this.stated = {
+      ...DEFAULT_LIMITS,
+      ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
+    };
     this.history = new HistoryClient({
       baseUrl: this.endpoints.http,
-      getToken: () => this.token(),
+      getToken: () => this.tokens.current(),
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.requestTimeoutMs ? { timeoutMs: options.requestTimeoutMs } : {}),
     });
@@ -215,6 +261,37 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return this.me;
   }
 
+  /** True when the signed-in user is an organizer (may change any message). */
+  get isOrganizer(): boolean {
+    return this.me?.role === Role.ORGANIZER;
+  }
+
+  /** The gateway's limits on this session (its defaults until it stated them). */
+  get limits(): Limits {
+    return { ...this.stated };
+  }
+
+  /** The core's body limit in a room, in bytes of UTF-8; null until the server stated it. */
+  maxBodyBytes(room: string): number | null {
+    return this.rooms.get(room)?.maxBody ?? null;
+  }
+
+  /**
+   * Whether `body` can be sent to `room` as it is: null, or why not (empty,
+   * longer than the core's body limit, larger than the gateway's frame).
+   */
+  check(room: string, body: string): SendProblem | null {
+    const frame = this.frameSize({ room, clientMsgId: "00000000-0000-0000-0000-000000000000", body });
+    return checkBody(body, this.maxBodyBytes(room), frame, this.stated.maxFrameBytes);
+  }
+
+  /** True when the signed-in user may edit or delete `message`: their own, or any as an organizer. */
+  canModify(message: Message): boolean {
+    const me = this.me;
+    if (!me || message.deleted) return false;
+    return message.author?.id === me.id || me.role === Role.ORGANIZER;
+  }
+
   get wsUrl(): string {
     return this.endpoints.ws;
   }
@@ -226,7 +303,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   subscribe(room: string): RoomState {
     const existing = this.rooms.get(room);
     if (existing) return existing.state;
-    const entry: RoomEntry = { state: new RoomState(room), phase: "idle", subscribeRequest: 0n };
+    const entry: RoomEntry = { state: new RoomState(room), phase: "idle", subscribeRequest: 0n, maxBody: null };
     this.rooms.set(room, entry);
     // History does not wait for the WebSocket: it is shown even offline.
     this.loadHistory(entry).catch(() => {});
@@ -262,13 +339,51 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (this.stopped) throw new Error("parley: client is closed");
     const p = this.outbox.add(room, body, clientMsgId, this.clock.now());
     this.emit("pending", { room, pending: p });
-    if (this.frameSize(p) > (this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)) {
+    const problem = checkBody(body, this.maxBodyBytes(room), this.frameSize(p), this.stated.maxFrameBytes);
+    if (problem) {
+      // Refused before it goes out: it could never be stored, and a frame
+      // over the gateway's limit would break the connection on every retry.
       this.outbox.settle(p.clientMsgId);
-      this.emit("send-error", { room, pending: p, code: "BODY_TOO_LONG", detail: "larger than the gateway's frame limit" });
+      this.emit("send-error", { room, pending: p, code: problem.code, detail: problem.detail });
       return p;
     }
     if (this.canPublish(room)) this.publish(p);
     return p;
+  }
+
+  /**
+   * Edits a stored message (REST PATCH; the author or an organizer). The
+   * result is applied at once; its copy on the stream then changes nothing.
+   */
+  async edit(room: string, seq: bigint, body: string): Promise<Message> {
+    const m = await this.authorized(() => this.history.edit(room, seq, body));
+    this.applyOwnChange(room, m);
+    return m;
+  }
+
+  /** Deletes a stored message, leaving a tombstone (REST DELETE; the author or an organizer). */
+  async delete(room: string, seq: bigint): Promise<Message> {
+    const m = await this.authorized(() => this.history.remove(room, seq));
+    this.applyOwnChange(room, m);
+    return m;
+  }
+
+  /**
+   * Tries again now: after a sign-in error (the app has a new token), or to
+   * skip the rest of a backoff wait. Asks the token source afresh.
+   */
+  reconnect(): void {
+    if (this.stopped) return;
+    this.signedOut = false;
+    this.tokens.reset();
+    this.backoff.reset();
+    if (this.conn) return;
+    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    for (const e of this.rooms.values()) {
+      if (!e.state.loaded) this.loadHistory(e).catch(() => {});
+    }
+    this.open();
   }
 
   /** Loads the page before the oldest loaded message; false when none is left. */
@@ -277,7 +392,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (!e || !e.state.loaded) return false;
     const oldest = e.state.oldestSeq();
     if (oldest === null || !e.state.hasOlder) return false;
-    const page = await this.history.older(room, oldest, limit);
+    const page = await this.authorized(() => this.history.older(room, oldest, limit));
     const changes = e.state.loadOlder(page.messages, page.hasMore);
     this.emitChanges(room, changes, false, true);
     this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder });
@@ -303,17 +418,44 @@ export class ParleyClient extends Emitter<ParleyEvents> {
 
   // ---- connection lifecycle ------------------------------------------------
 
-  private async token(): Promise<string> {
-    return this.opts.getToken ? await this.opts.getToken() : (this.opts.token as string);
+  /**
+   * Runs a REST call with the current token; when the server refuses it
+   * (401), asks the token source for another and tries again. An AuthFailure
+   * ends in state 'unauthenticated'.
+   */
+  private async authorized<T>(call: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const used = await this.tokens.current().catch((e: unknown) => this.failAuth(e));
+      try {
+        const result = await call();
+        this.tokens.accepted();
+        return result;
+      } catch (err) {
+        if (!(err instanceof HttpError) || err.status !== HTTP_UNAUTHORIZED) throw err;
+      }
+      await this.tokens.replace(used).catch((e: unknown) => this.failAuth(e));
+    }
+  }
+
+  /** Rethrows `e`, after ending in 'unauthenticated' when it is an AuthFailure. */
+  private failAuth(e: unknown): never {
+    if (e instanceof AuthFailure) this.signInFailed(e);
+    throw e;
   }
 
   private open(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.signedOut) return;
     this.retryTimer = undefined;
     const epoch = ++this.epoch;
     this.setState("connecting");
     let transport: Transport;
-    const conn: Partial<Connection> & { epoch: number } = { epoch, authenticated: false, heartbeat: null };
+    const conn: Partial<Connection> & { epoch: number } = {
+      epoch,
+      authenticated: false,
+      heartbeat: null,
+      token: null,
+      pacer: new Pacer({ rate: this.stated.frameRate, burst: this.stated.frameBurst, clock: this.clock }),
+    };
     try {
       transport = new Transport(
         {
@@ -342,12 +484,15 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private async authenticate(c: Connection): Promise<void> {
     let token: string;
     try {
-      token = await this.token();
+      token = await this.tokens.forConnection();
     } catch (e) {
-      if (this.conn === c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `token: ${e instanceof Error ? e.message : e}`);
+      if (this.conn !== c) return;
+      if (e instanceof AuthFailure) this.signInFailed(e);
+      else c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `token: ${e instanceof Error ? e.message : e}`);
       return;
     }
     if (this.conn !== c) return;
+    c.token = token;
     this.sendFrame(c, { case: "authenticate", value: { token } });
   }
 
@@ -357,7 +502,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const k = frame.kind;
     switch (k.case) {
       case "authenticated":
-        this.authenticated(c, k.value.user);
+        this.authenticated(c, k.value.user, k.value.limits);
         break;
       case "pong":
         c.heartbeat?.pong(k.value.nonce);
@@ -369,6 +514,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         const r = k.value.room;
         const e = r ? this.rooms.get(r.name) : undefined;
         if (!r || !e || e.phase !== "subscribing") break;
+        this.learnRoom(e, r);
         e.state.markSynced(r.headRev);
         e.phase = "live";
         this.maybeLive();
@@ -385,14 +531,17 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     }
   }
 
-  private authenticated(c: Connection, user: Author | undefined): void {
+  private authenticated(c: Connection, user: Author | undefined, limits: Parameters<typeof mergeLimits>[1]): void {
     if (c.authenticated) return;
     c.authenticated = true;
+    this.tokens.accepted();
     if (c.connectTimer !== undefined) this.clock.clearTimeout(c.connectTimer);
     c.connectTimer = undefined;
+    this.stated = mergeLimits(this.stated, limits);
+    c.pacer.setLimits(this.stated.frameRate, this.stated.frameBurst);
     if (user) {
       this.me = user;
-      this.emit("authenticated", { user });
+      this.emit("authenticated", { user, limits: this.limits });
     }
     c.heartbeat = new Heartbeat({
       intervalMs: this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -414,8 +563,10 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (e.state.loaded) return Promise.resolve();
     if (!e.historyLoad) {
       const room = e.state.name;
-      e.historyLoad = this.history.latest(room, this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT).then(
+      const limit = this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+      e.historyLoad = this.authorized(() => this.history.latest(room, limit)).then(
         (page) => {
+          if (page.room) this.learnRoom(e, page.room);
           const changes = e.state.loadLatest(page.messages, page.room?.headRev ?? 0n, page.hasMore);
           this.emitChanges(room, changes, false, true);
           this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder });
@@ -437,14 +588,16 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       if (!e.state.loaded) {
         await this.loadHistory(e);
       } else {
-        const r = await this.history.catchUp(room, e.state.syncedRev);
+        const after = e.state.syncedRev;
+        const r = await this.authorized(() => this.history.catchUp(room, after));
+        if (r.room) this.learnRoom(e, r.room);
         // Valid whatever happened to the connection meanwhile.
         const changes = e.state.applyAll(r.messages);
         e.state.markSynced(r.headRev);
         this.emitChanges(room, changes, true, false);
       }
     } catch (err) {
-      if (this.conn !== c) return;
+      if (this.conn !== c || err instanceof AuthFailure) return;
       const code = err instanceof HttpError ? err.code : "NETWORK";
       const detail = err instanceof Error ? err.message : String(err);
       this.emit("error", { room, code, detail, fatal: false });
@@ -481,12 +634,52 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (this.conn !== c) return;
     this.conn = null;
     this.teardown(c);
-    if (code === CLOSE_UNAUTH) this.emit("error", { code: "UNAUTHENTICATED", detail: reason, fatal: true });
-    if (this.stopped) return;
-    this.scheduleRetry(reason);
+    if (this.stopped || this.signedOut) return;
+    if (code === CLOSE_UNAUTH) {
+      void this.renewRejected(c.token ?? "", reason);
+    } else if (code === CLOSE_RATE) {
+      // The server's bucket is empty: coming back at once would only empty
+      // it again. Wait at least until a whole bucket refilled.
+      const refill = (this.stated.frameBurst / this.stated.frameRate) * MS_PER_SECOND;
+      this.scheduleRetry(reason, Math.max(RATE_LIMITED_MIN_DELAY_MS, Math.ceil(refill)));
+    } else {
+      this.scheduleRetry(reason);
+    }
+  }
+
+  /** The server refused the connection's token: ask for a fresh one, or stop. */
+  private async renewRejected(token: string, reason: string): Promise<void> {
+    this.setState("connecting", { reason });
+    try {
+      await this.tokens.replace(token);
+    } catch (err) {
+      if (err instanceof AuthFailure) this.signInFailed(err);
+      else this.scheduleRetry(reason);
+      return;
+    }
+    if (this.stopped || this.signedOut || this.conn || this.retryTimer !== undefined) return;
+    this.open();
+  }
+
+  /** Signing in failed for good: stop retrying until the app calls reconnect(). */
+  private signInFailed(failure: AuthFailure): void {
+    if (this.stopped || this.signedOut) return;
+    this.signedOut = true;
+    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      this.teardown(c);
+      c.transport.abandon(CLOSE_NORMAL, "signed out");
+    }
+    this.setState("unauthenticated", { reason: failure.message });
+    this.emit("error", { code: "UNAUTHENTICATED", detail: failure.message, fatal: true });
+    this.emit("auth-error", { code: "UNAUTHENTICATED", reason: failure.reason, detail: failure.message });
   }
 
   private teardown(c: Connection): void {
+    c.pacer.stop();
     c.heartbeat?.stop();
     c.heartbeat = null;
     if (c.connectTimer !== undefined) this.clock.clearTimeout(c.connectTimer);
@@ -497,9 +690,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     for (const e of this.rooms.values()) if (e.phase !== "failed") e.phase = "idle";
   }
 
-  private scheduleRetry(reason: string): void {
-    if (this.stopped || this.retryTimer !== undefined) return;
-    const delay = this.backoff.next();
+  private scheduleRetry(reason: string, minDelayMs = 0): void {
+    if (this.stopped || this.signedOut || this.retryTimer !== undefined) return;
+    const delay = Math.max(minDelayMs, this.backoff.next());
     this.setState("offline", { retryInMs: delay, reason });
     this.retryTimer = this.clock.setTimeout(() => this.open(), delay);
   }
@@ -511,7 +704,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   }
 
   private networkOnline(): void {
-    if (this.stopped || this.conn) return;
+    if (this.stopped || this.signedOut || this.conn) return;
     // The network is back: try now instead of sleeping out the backoff.
     if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -528,10 +721,27 @@ export class ParleyClient extends Emitter<ParleyEvents> {
 
   // ---- frames ---------------------------------------------------------------
 
-  private sendFrame(c: Connection, kind: MessageInitShape<typeof ClientFrameSchema>["kind"]): bigint {
+  /** Queues one frame behind the pacer; returns its request id. */
+  private sendFrame(
+    c: Connection,
+    kind: MessageInitShape<typeof ClientFrameSchema>["kind"],
+    priority: FramePriority = "control",
+  ): bigint {
     const requestId = this.nextRequest++;
-    c.transport.send(create(ClientFrameSchema, { requestId, kind }));
+    const frame = create(ClientFrameSchema, { requestId, kind });
+    c.pacer.submit(() => c.transport.send(frame), priority);
     return requestId;
+  }
+
+  /** What a Room from the server says about limits. */
+  private learnRoom(e: RoomEntry, room: Room): void {
+    if (room.maxBodyBytes > 0) e.maxBody = room.maxBodyBytes;
+  }
+
+  /** An edit or delete this client made: applied now, by rev like any copy. */
+  private applyOwnChange(room: string, m: Message): void {
+    const change = this.rooms.get(room)?.state.apply(m);
+    if (change) this.emitChanges(room, [change], false, false);
   }
 
   private canPublish(room: string): boolean {
@@ -541,7 +751,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return e === undefined || e.phase === "live";
   }
 
-  private frameSize(p: Pending): number {
+  private frameSize(p: Pick<Pending, "room" | "clientMsgId" | "body">): number {
     const frame = create(ClientFrameSchema, {
       requestId: this.nextRequest,
       kind: { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
@@ -553,10 +763,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private publish(p: Pending): void {
     const c = this.conn;
     if (!c) return;
-    const id = this.sendFrame(c, {
-      case: "publish",
-      value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body },
-    });
+    const id = this.sendFrame(
+      c,
+      { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
+      "publish",
+    );
     this.outbox.sent(p.clientMsgId, id);
   }
 
@@ -612,7 +823,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal });
       if (room) this.maybeLive();
     }
-    if (err.fatal && this.conn === c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `fatal ${code}`);
+    if (err.fatal && this.conn === c) {
+      // A refused token is followed by close 4401: handle it as that close.
+      const close = err.code === ErrorCode.UNAUTHENTICATED ? CLOSE_UNAUTH : CLOSE_CLIENT_GAVE_UP;
+      c.transport.abandon(close, `fatal ${code}`);
+    }
   }
 
   private emitChanges(room: string, changes: Change[], replay: boolean, fromHistory: boolean): void {

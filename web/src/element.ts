@@ -72,6 +72,7 @@ const STATUS_TEXT: Record<ConnectionState | "idle" | "reconnecting", string> = {
   "catching-up": "Catching up…",
   live: "Connected",
   offline: "Offline",
+  unauthenticated: "Sign-in needed",
   closed: "Disconnected",
 };
 

@@ -11,7 +11,7 @@ import {
   HTTP_TOO_MANY_REQUESTS,
 } from "./constants.js";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import type { Message } from "./gen/parley/v1/message_pb.js";
+import { type Message, MessageSchema, type Room } from "./gen/parley/v1/message_pb.js";
 import {
   type ListMessagesResponse,
   ListMessagesResponseSchema,
@@ -59,6 +59,12 @@ export interface CatchUpResult {
   messages: Message[];
   /** Every change up to this rev is in `messages` (or older than asked). */
   headRev: bigint;
+  /** The room as the last page described it (counters, limits). */
+  room?: Room;
+}
+
+function messagePath(room: string, seq: bigint): string {
+  return `/v1/rooms/${encodeURIComponent(room)}/messages/${seq.toString()}`;
 }
 
 export class HistoryClient {
@@ -78,8 +84,20 @@ export class HistoryClient {
     if (options.limit !== undefined) q.set("limit", String(options.limit));
     const qs = q.toString();
     const path = `/v1/rooms/${encodeURIComponent(room)}/messages${qs ? `?${qs}` : ""}`;
-    const json = await this.request(path);
+    const json = await this.request("GET", path);
     return fromJson(ListMessagesResponseSchema, json, { ignoreUnknownFields: true });
+  }
+
+  /** PATCH /v1/rooms/{room}/messages/{seq}: the edited message (author or organizer). */
+  async edit(room: string, seq: bigint, body: string): Promise<Message> {
+    const json = await this.request("PATCH", messagePath(room, seq), JSON.stringify({ body }));
+    return fromJson(MessageSchema, json, { ignoreUnknownFields: true });
+  }
+
+  /** DELETE /v1/rooms/{room}/messages/{seq}: the tombstone (author or organizer). */
+  async remove(room: string, seq: bigint): Promise<Message> {
+    const json = await this.request("DELETE", messagePath(room, seq));
+    return fromJson(MessageSchema, json, { ignoreUnknownFields: true });
   }
 
   /** The newest `limit` messages with the room's counters. */
@@ -104,20 +122,21 @@ export class HistoryClient {
       messages.push(...page.messages);
       let last = cursor;
       for (const m of page.messages) if (m.rev > last) last = m.rev;
+      const about = page.room ? { room: page.room } : {};
       if (!page.hasMore) {
         // The last page was read in one go: every change up to the room's
         // head at that moment is in hand.
         const head = page.room?.headRev ?? last;
-        return { messages, headRev: head > last ? head : last };
+        return { messages, headRev: head > last ? head : last, ...about };
       }
       // A page claiming more but making no progress: stop, claiming only
       // what was seen (the subscription replays the rest).
-      if (last === cursor) return { messages, headRev: last };
+      if (last === cursor) return { messages, headRev: last, ...about };
       cursor = last;
     }
   }
 
-  private async request(path: string): Promise<JsonValue> {
+  private async request(method: "GET" | "PATCH" | "DELETE", path: string, body?: string): Promise<JsonValue> {
     const f = this.opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
     if (!f) throw new Error("parley: no fetch implementation available");
     const token = await this.opts.getToken();
@@ -127,10 +146,13 @@ export class HistoryClient {
     let res: Response;
     let text: string;
     try {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+      if (body !== undefined) headers["content-type"] = "application/json";
       res = await f(url, {
-        method: "GET",
-        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+        method,
+        headers,
         cache: "no-store",
+        ...(body !== undefined ? { body } : {}),
         ...(ctl ? { signal: ctl.signal } : {}),
       });
       // The body can stall on a dead link as well as the headers.
@@ -140,25 +162,25 @@ export class HistoryClient {
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }
-    let body: unknown = null;
+    let answer: unknown = null;
     if (text) {
       try {
-        body = JSON.parse(text);
+        answer = JSON.parse(text);
       } catch {
-        body = null;
+        answer = null;
       }
     }
     if (!res.ok) {
-      const b = (body ?? {}) as { code?: unknown; detail?: unknown };
+      const b = (answer ?? {}) as { code?: unknown; detail?: unknown };
       throw new HttpError(
         res.status,
         typeof b.code === "string" ? b.code : "HTTP_ERROR",
         typeof b.detail === "string" ? b.detail : text.slice(0, HTTP_ERROR_DETAIL_CHARS),
       );
     }
-    if (body === null || typeof body !== "object") {
+    if (answer === null || typeof answer !== "object") {
       throw new HttpError(res.status, "MALFORMED", "response is not a JSON object");
     }
-    return body as JsonValue;
+    return answer as JsonValue;
   }
 }

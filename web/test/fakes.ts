@@ -11,14 +11,17 @@ import {
   type ClientFrame,
   ClientFrameSchema,
   EventType,
+  Role,
   ServerFrameSchema,
 } from "../src/protocol.js";
-import { CLOSE_UPSTREAM } from "../src/constants.js";
+import { CLOSE_RATE, CLOSE_UNAUTH, CLOSE_UPSTREAM } from "../src/constants.js";
 import type { FetchLike } from "../src/history.js";
 import type { WebSocketLike } from "../src/transport.js";
 
 export class FakeStore {
   readonly room: string;
+  /** The core's --max-body; 0 leaves Room.maxBodyBytes unstated (an older core). */
+  maxBody = 4096;
   private readonly bySeq = new Map<bigint, Message>();
   headSeq = 0n;
   headRev = 0n;
@@ -49,6 +52,14 @@ export class FakeStore {
     this.stored.push(m);
     for (const l of this.listeners) l(m, EventType.CREATED);
     return { message: m, duplicate: false };
+  }
+
+  get(seq: bigint): Message | undefined {
+    return this.bySeq.get(seq);
+  }
+
+  roomInfo(): { name: string; headSeq: bigint; headRev: bigint; maxBodyBytes: number } {
+    return { name: this.room, headSeq: this.headSeq, headRev: this.headRev, maxBodyBytes: this.maxBody };
   }
 
   edit(seq: bigint, body: string): Message {
@@ -113,6 +124,19 @@ export class FakeGateway {
   /** The next N publishes are refused with a transient error. */
   busyPublishes = 0;
   refuse = false;
+  /** Tokens the gateway refuses (expired, badly signed): error + close 4401, REST 401. */
+  readonly rejected = new Set<string>();
+  /** Limits stated in Authenticated (none: an older gateway). */
+  limits: { maxFrameBytes?: number; frameRate?: number; frameBurst?: number } | null = null;
+  /** Enforce a token bucket over every client frame, as the gateway's --rate/--burst (close 4429). */
+  enforceRate: { rate: number; burst: number } | null = null;
+  /**
+   * Live events stay queued on each socket (in flight) until releaseEvents();
+   * acks still go out at once. A socket that closes loses what it held.
+   */
+  holdEvents = false;
+  /** REST calls answered, as "METHOD path?query". */
+  readonly requests: string[] = [];
   /** Every frame any client sent, in order. */
   readonly received: ClientFrame[] = [];
 
@@ -134,25 +158,49 @@ export class FakeGateway {
     };
   }
 
-  /** Serves GET /v1/rooms/{room}/messages from the store. */
-  readonly fetch: FetchLike = async (input) => {
+  /** Releases the live events every socket holds (see holdEvents). */
+  releaseEvents(): void {
+    for (const s of this.sockets) s.release();
+  }
+
+  /** Serves the gateway's REST routes for messages from the store. */
+  readonly fetch: FetchLike = async (input, init) => {
     const u = new URL(input);
+    const method = init?.method ?? "GET";
+    this.requests.push(`${method} ${u.pathname}${u.search}`);
     if (this.blackhole || this.deafClient || this.refuse) {
       // Like a dead link, only faster: the client's timeout would fire.
       throw new TypeError("Failed to fetch");
     }
-    const m = /^\/v1\/rooms\/([^/]+)\/messages$/.exec(u.pathname);
+    const auth = new Headers(init?.headers).get("authorization") ?? "";
+    const token = auth.replace(/^Bearer /, "");
+    if (!token || this.rejected.has(token)) {
+      return jsonResponse(401, { code: "UNAUTHENTICATED", detail: "invalid, expired or badly signed token" });
+    }
+    const m = /^\/v1\/rooms\/([^/]+)\/messages(?:\/(\d+))?$/.exec(u.pathname);
     if (!m) return jsonResponse(404, { code: "NOT_FOUND", detail: u.pathname });
     if (decodeURIComponent(m[1] as string) !== this.store.room) {
       return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
     }
+    if (m[2] !== undefined) return this.oneMessage(method, BigInt(m[2]), tokenUser(token), init?.body);
     const page = this.store.list(u.searchParams);
-    const body = create(ListMessagesResponseSchema, {
-      ...page,
-      room: { name: this.store.room, headSeq: this.store.headSeq, headRev: this.store.headRev },
-    });
+    const body = create(ListMessagesResponseSchema, { ...page, room: this.store.roomInfo() });
     return jsonResponse(200, toJson(ListMessagesResponseSchema, body));
   };
+
+  /** GET, PATCH or DELETE /v1/rooms/{room}/messages/{seq}, with the core's permission rule. */
+  private oneMessage(method: string, seq: bigint, who: { id: string; organizer: boolean }, body: unknown): Response {
+    const old = this.store.get(seq);
+    if (!old) return jsonResponse(404, { code: "MESSAGE_NOT_FOUND", detail: "no such message" });
+    if (method === "GET") return jsonResponse(200, toJson(MessageSchema, old));
+    if (old.author?.id !== who.id && !who.organizer) {
+      return jsonResponse(403, { code: "PERMISSION_DENIED", detail: "only the author or an organizer" });
+    }
+    if (method === "DELETE") return jsonResponse(200, toJson(MessageSchema, this.store.remove(seq)));
+    const text = (JSON.parse(String(body)) as { body?: string }).body ?? "";
+    if (!text.trim()) return jsonResponse(400, { code: "BODY_EMPTY", detail: "empty" });
+    return jsonResponse(200, toJson(MessageSchema, this.store.edit(seq, text)));
+  }
 
   /** The socket most recently opened. */
   get last(): FakeSocket {
@@ -165,6 +213,12 @@ export class FakeGateway {
   storedCount(clientMsgId: string): number {
     return this.store.stored.filter((m) => m.clientMsgId === clientMsgId).length;
   }
+}
+
+/** Tokens of the fakes are user ids; "id@organizer" signs in an organizer. */
+export function tokenUser(token: string): { id: string; organizer: boolean } {
+  const [id, role] = token.split("@");
+  return { id: id as string, organizer: role === "organizer" };
 }
 
 function jsonResponse(status: number, body: unknown): Response {
@@ -183,6 +237,11 @@ export class FakeSocket implements WebSocketLike {
   readonly subscribed = new Set<string>();
   user = "";
   closedByClient: number | null = null;
+  closedByServer: number | null = null;
+  /** Live events held back while the gateway's holdEvents is on. */
+  private held: ArrayBuffer[] = [];
+  private tokens = 0;
+  private lastMs = 0;
   private readonly gw: FakeGateway;
 
   constructor(gw: FakeGateway, readonly url: string, protocols?: string | string[]) {
@@ -198,6 +257,8 @@ export class FakeSocket implements WebSocketLike {
       }
       this.protocol = "parley.v1.proto";
       this.readyState = 1;
+      this.tokens = gw.enforceRate?.burst ?? 0;
+      this.lastMs = Date.now();
       this.onopen?.({});
     }, 0);
   }
@@ -208,12 +269,38 @@ export class FakeSocket implements WebSocketLike {
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data as ArrayBuffer);
     const f = fromBinary(ClientFrameSchema, bytes);
     this.gw.received.push(f);
+    const rate = this.gw.enforceRate;
+    if (rate) {
+      // The gateway's token bucket (gw_ws.c rate_ok), on the fake clock.
+      const now = Date.now();
+      this.tokens = Math.min(rate.burst, this.tokens + ((now - this.lastMs) / 1000) * rate.rate);
+      this.lastMs = now;
+      if (this.tokens < 1) {
+        setTimeout(() => this.serverClose(CLOSE_RATE), 0);
+        return;
+      }
+      this.tokens -= 1;
+    }
     const k = f.kind;
     switch (k.case) {
-      case "authenticate":
-        this.user = k.value.token;
-        this.push({ requestId: f.requestId, kind: { case: "authenticated", value: { user: { id: this.user, displayName: this.user } } } });
+      case "authenticate": {
+        if (this.gw.rejected.has(k.value.token) || !k.value.token) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.UNAUTHENTICATED, detail: "token missing, invalid or expired", fatal: true } } });
+          setTimeout(() => this.serverClose(CLOSE_UNAUTH), 0);
+          break;
+        }
+        const who = tokenUser(k.value.token);
+        this.user = who.id;
+        const role = who.organizer ? Role.ORGANIZER : Role.PARTICIPANT;
+        this.push({
+          requestId: f.requestId,
+          kind: {
+            case: "authenticated",
+            value: { user: { id: this.user, displayName: this.user, role }, ...(this.gw.limits ? { limits: this.gw.limits } : {}) },
+          },
+        });
         break;
+      }
       case "ping":
         this.push({ requestId: f.requestId, kind: { case: "pong", value: { nonce: k.value.nonce } } });
         break;
@@ -222,8 +309,7 @@ export class FakeSocket implements WebSocketLike {
           this.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
-        const s = this.gw.store;
-        this.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: { name: s.room, headSeq: s.headSeq, headRev: s.headRev } } } });
+        this.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: this.gw.store.roomInfo() } } });
         break;
       }
       case "publish": {
@@ -234,6 +320,11 @@ export class FakeSocket implements WebSocketLike {
         if (this.gw.busyPublishes > 0) {
           this.gw.busyPublishes--;
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.RESOURCE_EXHAUSTED, detail: "busy" } } });
+          break;
+        }
+        const max = this.gw.store.maxBody;
+        if (max > 0 && new TextEncoder().encode(k.value.body).length > max) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.BODY_TOO_LONG, detail: "body too long" } } });
           break;
         }
         if (this.gw.losePublishes > 0) {
@@ -255,6 +346,21 @@ export class FakeSocket implements WebSocketLike {
     if (this.readyState !== 1 || this.gw.blackhole || this.gw.deafClient) return;
     const bytes = toBinary(ServerFrameSchema, create(ServerFrameSchema, init));
     const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    if (this.gw.holdEvents && init.kind?.case === "event" && !init.kind.value.replay) {
+      this.held.push(buf);
+      return;
+    }
+    this.deliver(buf);
+  }
+
+  /** Delivers the held live events, in order. */
+  release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const buf of held) this.deliver(buf);
+  }
+
+  private deliver(buf: ArrayBuffer): void {
     queueMicrotask(() => {
       if (this.readyState === 1) this.onmessage?.({ data: buf });
     });
@@ -265,6 +371,7 @@ export class FakeSocket implements WebSocketLike {
     this.closedByClient = code;
     this.readyState = 3;
     this.subscribed.clear();
+    this.held = [];
     // A dead link never completes the close handshake.
     if (!this.gw.blackhole && !this.gw.deafClient) setTimeout(() => this.onclose?.({ code, reason: "" }), 0);
   }
@@ -272,8 +379,10 @@ export class FakeSocket implements WebSocketLike {
   /** The server ends the connection (e.g. the core went down). */
   serverClose(code: number): void {
     if (this.readyState >= 2) return;
+    this.closedByServer = code;
     this.readyState = 3;
     this.subscribed.clear();
+    this.held = [];
     this.onclose?.({ code, reason: "" });
   }
 }
