@@ -11,6 +11,16 @@ export {
   connect,
   gatewayEndpoints,
 } from "./client.js";
+export { DEFAULT_LIMITS, type Limits, type SendProblem, checkBody, utf8Length } from "./limits.js";
+export { Pacer, type FramePriority, type PacerOptions } from "./pacer.js";
+export {
+  AuthFailure,
+  type AuthFailureReason,
+  type TokenProvider,
+  type TokenReason,
+  type TokenRequest,
+  TokenSource,
+} from "./token-source.js";
 export { Heartbeat, type HeartbeatOptions } from "./heartbeat.js";
 export { HistoryClient, HttpError, type FetchLike, type CatchUpResult, type ListOptions } from "./history.js";
 export { Outbox, type Pending, newClientMsgId } from "./outbox.js";

@@ -114,8 +114,11 @@ export interface StateEvent {
 
 export interface ParleyEvents {
   state: StateEvent;
-  /** A page of history was applied (the first one, or an older one). */
-  history: { room: string; messages: Message[]; hasOlder: boolean };
+  /**
+   * A page of history was applied: the first one, or (`older`) one loaded by
+   * scrolling back. `messages` is every message the room holds now.
+   */
+  history: { room: string; messages: Message[]; hasOlder: boolean; older: boolean };
   /** A new message (or one first seen as a tombstone is not reported here). */
   message: { room: string; message: Message; replay: boolean };
   edit: { room: string; message: Message; previous: Message };
@@ -393,10 +396,21 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const oldest = e.state.oldestSeq();
     if (oldest === null || !e.state.hasOlder) return false;
     const page = await this.authorized(() => this.history.older(room, oldest, limit));
+    // Trimmed meanwhile: this page would leave a gap; the caller may ask again.
+    if (this.rooms.get(room) !== e || e.state.oldestSeq() !== oldest) return e.state.hasOlder;
     const changes = e.state.loadOlder(page.messages, page.hasMore);
     this.emitChanges(room, changes, false, true);
-    this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder });
+    this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder, older: true });
     return e.state.hasOlder;
+  }
+
+  /**
+   * Forgets all but the newest `keep` messages of a room (a reader following
+   * the end does not need them; loadOlder() brings them back). Returns the
+   * seqs dropped.
+   */
+  trim(room: string, keep: number): bigint[] {
+    return this.rooms.get(room)?.state.trimTo(keep) ?? [];
   }
 
   /** Closes the WebSocket and stops reconnecting. */
@@ -569,7 +583,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
           if (page.room) this.learnRoom(e, page.room);
           const changes = e.state.loadLatest(page.messages, page.room?.headRev ?? 0n, page.hasMore);
           this.emitChanges(room, changes, false, true);
-          this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder });
+          this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder, older: false });
         },
         (err: unknown) => {
           e.historyLoad = undefined;

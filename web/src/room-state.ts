@@ -100,6 +100,22 @@ export class RoomState {
     return this.applyAll(messages);
   }
 
+  /**
+   * Keeps only the newest `keep` messages (at least one): the window starts
+   * at the oldest one kept, older ones are forgotten (changes to them are
+   * ignored, as for any message before the window) and come back by
+   * scrolling back. Returns the seqs dropped. syncedRev is not affected.
+   */
+  trimTo(keep: number): bigint[] {
+    const n = this.order.length - Math.max(1, Math.floor(keep));
+    if (n <= 0) return [];
+    const dropped = this.order.splice(0, n);
+    for (const seq of dropped) this.bySeq.delete(seq);
+    this.windowStart = this.order[0] as bigint;
+    this.more = true;
+    return dropped;
+  }
+
   /** The lowest seq loaded, or null when nothing is. */
   oldestSeq(): bigint | null {
     return this.order.length > 0 ? (this.order[0] as bigint) : null;

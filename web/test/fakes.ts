@@ -33,6 +33,9 @@ export class FakeStore {
     this.room = room;
   }
 
+  /** When the next message is stored, in ms since the epoch (default: a fixed instant + seq). */
+  createdAtMs: number | null = null;
+
   publish(authorId: string, clientMsgId: string, body: string): { message: Message; duplicate: boolean } {
     for (const m of this.bySeq.values()) {
       if (m.clientMsgId === clientMsgId && m.author?.id === authorId) return { message: m, duplicate: true };
@@ -46,7 +49,7 @@ export class FakeStore {
       clientMsgId,
       author: { id: authorId, displayName: authorId },
       body,
-      createdAtMs: 1_700_000_000_000n + this.headSeq,
+      createdAtMs: this.createdAtMs !== null ? BigInt(this.createdAtMs) : 1_700_000_000_000n + this.headSeq,
     });
     this.bySeq.set(m.seq, m);
     this.stored.push(m);

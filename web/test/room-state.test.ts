@@ -140,4 +140,26 @@ describe("room state", () => {
     s.loadLatest([], 0n, false);
     expect(s.apply(msg(1, 1))?.kind).toBe("created");
   });
+
+  it("trims to the newest messages, forgets the rest and ignores changes to them", () => {
+    const s = new RoomState("lobby");
+    s.loadLatest([msg(1, 1), msg(2, 2), msg(3, 3), msg(4, 4)], 4n, false);
+    expect(s.hasOlder).toBe(false);
+    expect(s.trimTo(10)).toEqual([]);
+    expect(s.trimTo(2)).toEqual([1n, 2n]);
+    expect(view(s)).toEqual(["3:3:m3", "4:4:m4"]);
+    expect(s.hasOlder).toBe(true);
+    expect(s.oldestSeq()).toBe(3n);
+    expect(s.syncedRev).toBe(4n);
+    // An edit of a forgotten message is not resurrected into the list.
+    expect(s.apply(msg(1, 5, "edited"))).toBeNull();
+    expect(s.get(1n)).toBeUndefined();
+    // Scrolling back brings them again.
+    s.loadOlder([msg(1, 5, "edited"), msg(2, 2)], false);
+    expect(view(s)).toEqual(["1:5:edited", "2:2:m2", "3:3:m3", "4:4:m4"]);
+    expect(s.hasOlder).toBe(false);
+    // At least one message is always kept.
+    expect(s.trimTo(0)).toEqual([1n, 2n, 3n]);
+    expect(s.size).toBe(1);
+  });
 });
