@@ -138,6 +138,8 @@ export class FakeGateway {
    * acks still go out at once. A socket that closes loses what it held.
    */
   holdEvents = false;
+  /** Subscribed answers stay queued on each socket until releaseSubscribed() (a slow replay). */
+  holdSubscribed = false;
   /** REST calls answered, as "METHOD path?query". */
   readonly requests: string[] = [];
   /** Every frame any client sent, in order. */
@@ -159,6 +161,11 @@ export class FakeGateway {
         super(gw, url, protocols);
       }
     };
+  }
+
+  /** Sends the Subscribed answers every socket holds (see holdSubscribed). */
+  releaseSubscribed(): void {
+    for (const s of this.sockets) s.release("subscribed");
   }
 
   /** Releases the live events every socket holds (see holdEvents). */
@@ -243,6 +250,7 @@ export class FakeSocket implements WebSocketLike {
   closedByServer: number | null = null;
   /** Live events held back while the gateway's holdEvents is on. */
   private held: ArrayBuffer[] = [];
+  private heldSubscribed: ArrayBuffer[] = [];
   private tokens = 0;
   private lastMs = 0;
   private readonly gw: FakeGateway;
@@ -353,13 +361,18 @@ export class FakeSocket implements WebSocketLike {
       this.held.push(buf);
       return;
     }
+    if (this.gw.holdSubscribed && init.kind?.case === "subscribed") {
+      this.heldSubscribed.push(buf);
+      return;
+    }
     this.deliver(buf);
   }
 
-  /** Delivers the held live events, in order. */
-  release(): void {
-    const held = this.held;
-    this.held = [];
+  /** Delivers the held live events (or Subscribed answers), in order. */
+  release(what: "events" | "subscribed" = "events"): void {
+    const held = what === "events" ? this.held : this.heldSubscribed;
+    if (what === "events") this.held = [];
+    else this.heldSubscribed = [];
     for (const buf of held) this.deliver(buf);
   }
 
@@ -375,6 +388,7 @@ export class FakeSocket implements WebSocketLike {
     this.readyState = 3;
     this.subscribed.clear();
     this.held = [];
+    this.heldSubscribed = [];
     // A dead link never completes the close handshake.
     if (!this.gw.blackhole && !this.gw.deafClient) setTimeout(() => this.onclose?.({ code, reason: "" }), 0);
   }
@@ -386,6 +400,7 @@ export class FakeSocket implements WebSocketLike {
     this.readyState = 3;
     this.subscribed.clear();
     this.held = [];
+    this.heldSubscribed = [];
     this.onclose?.({ code, reason: "" });
   }
 }
