@@ -1,0 +1,14 @@
+// The unit tests Stryker runs against each mutant (npm run mutate): all of
+// them except the ones that only spawn tools (tsc, vite, buf, npm pack), which
+// test the build and the package, not the code being mutated.
+import { defineConfig, mergeConfig } from "vitest/config";
+import base from "./vitest.config.js";
+
+export default mergeConfig(
+  base,
+  defineConfig({
+    test: {
+      exclude: ["test/build.test.ts", "test/gen-fresh.test.ts", "test/package.test.ts", "**/node_modules/**"],
+    },
+  }),
+);
