@@ -1,3 +1,4 @@
+// @vitest-environment node
 // A refused token is a sign-in problem, not a network one: the client stops
 // retrying with it, says so (state 'unauthenticated' + 'auth-error'), and
 // asks the app's tokenProvider for a fresh token instead.

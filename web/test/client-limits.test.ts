@@ -1,3 +1,4 @@
+// @vitest-environment node
 // The client learns the server's limits and stays inside them: the core's
 // body limit (Room.maxBodyBytes) and the gateway's frame size and rate
 // (Authenticated.limits); after a 4429 close it backs off instead of

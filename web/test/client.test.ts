@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ConnectionState, ParleyClient, connect, gatewayEndpoints } from "../src/client.js";
 import { FakeGateway, FakeNetwork } from "./fakes.js";

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { describe, expect, it } from "vitest";
 import { HistoryClient, HttpError } from "../src/history.js";
 import { FakeGateway } from "./fakes.js";

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { describe, expect, it } from "vitest";
 import { DEFAULT_FRAME_BURST, DEFAULT_FRAME_RATE, DEFAULT_MAX_FRAME_BYTES } from "../src/constants.js";
 import { DEFAULT_LIMITS, checkBody, mergeLimits, utf8Length } from "../src/limits.js";

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { PACING_BURST_MARGIN, PACING_RATE_FACTOR } from "../src/constants.js";
 import { Pacer } from "../src/pacer.js";

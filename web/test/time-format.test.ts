@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { describe, expect, it } from "vitest";
 import { dayKey, formatDay, formatFull, formatStamp } from "../src/time-format.js";
 

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { describe, expect, it } from "vitest";
 import { MAX_TOKEN_REFRESHES } from "../src/constants.js";
 import { AuthFailure, type TokenRequest, TokenSource } from "../src/token-source.js";
