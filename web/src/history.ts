@@ -20,7 +20,10 @@ import {
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 export interface HistoryOptions {
-  /** The gateway's HTTP base URL, e.g. "http://127.0.0.1:7480". */
+  /**
+   * The gateway's HTTP base URL, e.g. "http://127.0.0.1:7480" or, behind a
+   * path prefix, "https://example.org/chat/"; routes are resolved under it.
+   */
   baseUrl: string;
   getToken: () => string | Promise<string>;
   fetch?: FetchLike;
@@ -64,15 +67,19 @@ export interface CatchUpResult {
 }
 
 function messagePath(room: string, seq: bigint): string {
-  return `/v1/rooms/${encodeURIComponent(room)}/messages/${seq.toString()}`;
+  return `v1/rooms/${encodeURIComponent(room)}/messages/${seq.toString()}`;
 }
 
 export class HistoryClient {
   private readonly opts: HistoryOptions;
   private readonly timeoutMs: number;
 
+  /** baseUrl ending in "/", so "v1/..." resolves under its path. */
+  private readonly base: string;
+
   constructor(options: HistoryOptions) {
     this.opts = options;
+    this.base = options.baseUrl.endsWith("/") ? options.baseUrl : `${options.baseUrl}/`;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   }
 
@@ -83,7 +90,7 @@ export class HistoryClient {
     if (options.beforeSeq !== undefined) q.set("before", options.beforeSeq.toString());
     if (options.limit !== undefined) q.set("limit", String(options.limit));
     const qs = q.toString();
-    const path = `/v1/rooms/${encodeURIComponent(room)}/messages${qs ? `?${qs}` : ""}`;
+    const path = `v1/rooms/${encodeURIComponent(room)}/messages${qs ? `?${qs}` : ""}`;
     const json = await this.request("GET", path);
     return fromJson(ListMessagesResponseSchema, json, { ignoreUnknownFields: true });
   }
@@ -140,9 +147,9 @@ export class HistoryClient {
     const f = this.opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
     if (!f) throw new Error("parley: no fetch implementation available");
     const token = await this.opts.getToken();
-    const url = new URL(path, this.opts.baseUrl).toString();
-    const ctl = typeof AbortController === "function" ? new AbortController() : undefined;
-    const timer = ctl ? setTimeout(() => ctl.abort(), this.timeoutMs) : undefined;
+    const url = new URL(path, this.base).toString();
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
     let res: Response;
     let text: string;
     try {
@@ -153,22 +160,20 @@ export class HistoryClient {
         headers,
         cache: "no-store",
         ...(body !== undefined ? { body } : {}),
-        ...(ctl ? { signal: ctl.signal } : {}),
+        signal: ctl.signal,
       });
       // The body can stall on a dead link as well as the headers.
       text = await res.text();
     } catch (e) {
       throw new HttpError(0, "NETWORK", e instanceof Error ? e.message : String(e));
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      clearTimeout(timer);
     }
-    let answer: unknown = null;
-    if (text) {
-      try {
-        answer = JSON.parse(text);
-      } catch {
-        answer = null;
-      }
+    let answer: unknown;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      answer = null; // empty or not JSON
     }
     if (!res.ok) {
       const b = (answer ?? {}) as { code?: unknown; detail?: unknown };

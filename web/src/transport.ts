@@ -45,9 +45,9 @@ const OPEN = 1;
 
 export class Transport {
   readonly format: WireFormat;
+  /** The socket, until the close is reported (then null, handlers detached). */
   private ws: WebSocketLike | null;
   private readonly handlers: TransportHandlers;
-  private done = false;
 
   constructor(options: TransportOptions, handlers: TransportHandlers) {
     this.format = options.format ?? "proto";
@@ -59,7 +59,7 @@ export class Transport {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
-      if (this.done) return;
+      // A server that names no subprotocol is accepted; one that picked another is not.
       if (ws.protocol && ws.protocol !== SUBPROTOCOL[this.format]) {
         this.abandon(CLOSE_PROTOCOL_ERROR, `server chose subprotocol ${ws.protocol}`);
         return;
@@ -67,7 +67,6 @@ export class Transport {
       this.handlers.onOpen();
     };
     ws.onmessage = (ev) => {
-      if (this.done) return;
       let frame: ServerFrame;
       try {
         frame = decodeServerFrame(ev.data);
@@ -77,20 +76,24 @@ export class Transport {
       }
       this.handlers.onFrame(frame);
     };
-    ws.onclose = (ev) => this.finish(ev.code, ev.reason);
+    ws.onclose = (ev) => {
+      // Once only, even from an implementation that kept the handler.
+      if (this.detach()) this.handlers.onClose(ev.code, ev.reason);
+    };
     // An error is always followed by a close event; nothing to do here.
     ws.onerror = () => {};
   }
 
   get isOpen(): boolean {
-    return !this.done && this.ws !== null && this.ws.readyState === OPEN;
+    return this.ws?.readyState === OPEN;
   }
 
-  /** Sends one frame; returns false when the socket is not open. */
+  /** Sends one frame; returns false when the socket is not open (or refused it). */
   send(frame: ClientFrame): boolean {
-    if (!this.isOpen || !this.ws) return false;
+    const ws = this.ws;
+    if (ws?.readyState !== OPEN) return false;
     try {
-      this.ws.send(encodeClientFrame(frame, this.format));
+      ws.send(encodeClientFrame(frame, this.format));
       return true;
     } catch {
       return false;
@@ -98,34 +101,32 @@ export class Transport {
   }
 
   /**
-   * Closes the socket and reports the close now, without waiting for the
-   * server's half of the handshake (which a dead link never delivers).
+   * Closes the socket and reports the close now, with `code`, without
+   * waiting for the server's half of the handshake (which a dead link never
+   * delivers). Does nothing once the close was reported.
    */
   abandon(code = CLOSE_NORMAL, reason = ""): void {
-    const ws = this.ws;
-    if (ws) {
-      try {
-        // Browsers only accept 1000 or 3000-4999 from scripts.
-        const scriptable = code === CLOSE_NORMAL || (code >= SCRIPT_CLOSE_MIN && code <= SCRIPT_CLOSE_MAX);
-        ws.close(scriptable ? code : CLOSE_NORMAL, reason);
-      } catch {
-        /* already closing */
-      }
+    const ws = this.detach();
+    if (!ws) return;
+    // Browsers only accept 1000 or 3000-4999 from scripts.
+    const scriptable = code === CLOSE_NORMAL || (code >= SCRIPT_CLOSE_MIN && code <= SCRIPT_CLOSE_MAX);
+    try {
+      ws.close(scriptable ? code : CLOSE_NORMAL, reason);
+    } catch {
+      /* already closing */
     }
-    this.finish(code, reason);
+    this.handlers.onClose(code, reason);
   }
 
-  private finish(code: number, reason: string): void {
-    if (this.done) return;
-    this.done = true;
+  /** Forgets the socket and its handlers; returns it, or null if already done. */
+  private detach(): WebSocketLike | null {
     const ws = this.ws;
-    if (ws) {
-      ws.onopen = null;
-      ws.onmessage = null;
-      ws.onclose = null;
-      ws.onerror = null;
-    }
+    if (!ws) return null;
     this.ws = null;
-    this.handlers.onClose(code, reason);
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = null;
+    return ws;
   }
 }

@@ -145,13 +145,30 @@ export class FakeGateway {
   /** Every frame any client sent, in order. */
   readonly received: ClientFrame[] = [];
 
+  /** Every room the gateway serves, by name (`store` is the first). */
+  readonly rooms = new Map<string, FakeStore>();
+  /** Subscribes to these rooms are refused with this code (the room's REST view still works). */
+  readonly refuseSubscribe = new Map<string, ErrorCode>();
+  /** Authenticate frames get no answer (a gateway stuck before Authenticated). */
+  silentAuth = false;
+  /** Pongs are answered this much later (a slow link), in ms. */
+  pongDelayMs = 0;
+
   constructor(store = new FakeStore()) {
     this.store = store;
-    store.listeners.add((m, type) => {
+    this.addRoom(store);
+  }
+
+  /** Serves another room. */
+  addRoom(store: FakeStore | string): FakeStore {
+    const st = typeof store === "string" ? new FakeStore(store) : store;
+    this.rooms.set(st.room, st);
+    st.listeners.add((m, type) => {
       for (const s of this.sockets) {
         if (s.subscribed.has(m.room)) s.push({ kind: { case: "event", value: { type, message: m } } });
       }
     });
+    return st;
   }
 
   get WebSocket(): new (url: string, protocols?: string | string[]) => WebSocketLike {
@@ -189,27 +206,32 @@ export class FakeGateway {
     }
     const m = /^\/v1\/rooms\/([^/]+)\/messages(?:\/(\d+))?$/.exec(u.pathname);
     if (!m) return jsonResponse(404, { code: "NOT_FOUND", detail: u.pathname });
-    if (decodeURIComponent(m[1] as string) !== this.store.room) {
-      return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
-    }
-    if (m[2] !== undefined) return this.oneMessage(method, BigInt(m[2]), tokenUser(token), init?.body);
-    const page = this.store.list(u.searchParams);
-    const body = create(ListMessagesResponseSchema, { ...page, room: this.store.roomInfo() });
+    const store = this.rooms.get(decodeURIComponent(m[1] as string));
+    if (!store) return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
+    if (m[2] !== undefined) return this.oneMessage(store, method, BigInt(m[2]), tokenUser(token), init?.body);
+    const page = store.list(u.searchParams);
+    const body = create(ListMessagesResponseSchema, { ...page, room: store.roomInfo() });
     return jsonResponse(200, toJson(ListMessagesResponseSchema, body));
   };
 
   /** GET, PATCH or DELETE /v1/rooms/{room}/messages/{seq}, with the core's permission rule. */
-  private oneMessage(method: string, seq: bigint, who: { id: string; organizer: boolean }, body: unknown): Response {
-    const old = this.store.get(seq);
+  private oneMessage(
+    store: FakeStore,
+    method: string,
+    seq: bigint,
+    who: { id: string; organizer: boolean },
+    body: unknown,
+  ): Response {
+    const old = store.get(seq);
     if (!old) return jsonResponse(404, { code: "MESSAGE_NOT_FOUND", detail: "no such message" });
     if (method === "GET") return jsonResponse(200, toJson(MessageSchema, old));
     if (old.author?.id !== who.id && !who.organizer) {
       return jsonResponse(403, { code: "PERMISSION_DENIED", detail: "only the author or an organizer" });
     }
-    if (method === "DELETE") return jsonResponse(200, toJson(MessageSchema, this.store.remove(seq)));
+    if (method === "DELETE") return jsonResponse(200, toJson(MessageSchema, store.remove(seq)));
     const text = (JSON.parse(String(body)) as { body?: string }).body ?? "";
     if (!text.trim()) return jsonResponse(400, { code: "BODY_EMPTY", detail: "empty" });
-    return jsonResponse(200, toJson(MessageSchema, this.store.edit(seq, text)));
+    return jsonResponse(200, toJson(MessageSchema, store.edit(seq, text)));
   }
 
   /** The socket most recently opened. */
@@ -295,6 +317,7 @@ export class FakeSocket implements WebSocketLike {
     const k = f.kind;
     switch (k.case) {
       case "authenticate": {
+        if (this.gw.silentAuth) break;
         if (this.gw.rejected.has(k.value.token) || !k.value.token) {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.UNAUTHENTICATED, detail: "token missing, invalid or expired", fatal: true } } });
           setTimeout(() => this.serverClose(CLOSE_UNAUTH), 0);
@@ -312,15 +335,24 @@ export class FakeSocket implements WebSocketLike {
         });
         break;
       }
-      case "ping":
-        this.push({ requestId: f.requestId, kind: { case: "pong", value: { nonce: k.value.nonce } } });
+      case "ping": {
+        const pong: FrameInit = { requestId: f.requestId, kind: { case: "pong", value: { nonce: k.value.nonce } } };
+        if (this.gw.pongDelayMs > 0) setTimeout(() => this.push(pong), this.gw.pongDelayMs);
+        else this.push(pong);
         break;
+      }
       case "subscribe": {
-        for (const m of this.gw.store.changedAfter(k.value.resumeAfterRev)) {
+        const store = this.gw.rooms.get(k.value.room);
+        const refused = store ? this.gw.refuseSubscribe.get(k.value.room) : ErrorCode.ROOM_NOT_FOUND;
+        if (!store || refused !== undefined) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: refused, detail: "refused" } } });
+          break;
+        }
+        for (const m of store.changedAfter(k.value.resumeAfterRev)) {
           this.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
-        this.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: this.gw.store.roomInfo() } } });
+        this.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: store.roomInfo() } } });
         break;
       }
       case "publish": {
@@ -333,7 +365,12 @@ export class FakeSocket implements WebSocketLike {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.RESOURCE_EXHAUSTED, detail: "busy" } } });
           break;
         }
-        const max = this.gw.store.maxBody;
+        const target = this.gw.rooms.get(k.value.room);
+        if (!target) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.ROOM_NOT_FOUND, detail: "no room" } } });
+          break;
+        }
+        const max = target.maxBody;
         if (max > 0 && new TextEncoder().encode(k.value.body).length > max) {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.BODY_TOO_LONG, detail: "body too long" } } });
           break;
@@ -343,7 +380,7 @@ export class FakeSocket implements WebSocketLike {
           setTimeout(() => this.serverClose(CLOSE_UPSTREAM), 0);
           break;
         }
-        const r = this.gw.store.publish(this.user, k.value.clientMsgId, k.value.body);
+        const r = target.publish(this.user, k.value.clientMsgId, k.value.body);
         this.push({ requestId: f.requestId, kind: { case: "ack", value: { clientMsgId: k.value.clientMsgId, message: r.message, duplicate: r.duplicate } } });
         break;
       }
