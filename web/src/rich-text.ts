@@ -9,12 +9,16 @@ const URL_RUN = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const TRAILING = /[.,;:!?'"]+$/;
 const SAFE_PROTOCOLS = new Set(["http:", "https:"]);
 
+function count(text: string, ch: string): number {
+  return text.split(ch).length - 1;
+}
+
 /** Cuts what most likely is not part of the URL off its end. */
 function trimUrl(run: string): string {
   let url = run.replace(TRAILING, "");
   // "(see http://x/y)": the closing bracket belongs to the sentence, unless
   // the URL opened one itself (as in wiki links).
-  while (url.endsWith(")") && (url.match(/\(/g)?.length ?? 0) < (url.match(/\)/g)?.length ?? 0)) {
+  while (url.endsWith(")") && count(url, "(") < count(url, ")")) {
     url = url.slice(0, -1).replace(TRAILING, "");
   }
   return url;

@@ -40,6 +40,10 @@ describe("rich text", () => {
     expect(render("https://example.org/wiki/A_(b)").links[0]?.[0]).toBe("https://example.org/wiki/A_(b)");
     expect(render("x https://example.org/d) y").text).toBe("x https://example.org/d) y");
     expect(render('"https://example.org/e"').links[0]?.[0]).toBe("https://example.org/e");
+    // A bracket closed inside the URL is part of it; punctuation before a closing one is not.
+    expect(render("https://example.org/a)b").links[0]?.[0]).toBe("https://example.org/a)b");
+    expect(render("(see https://example.org/f.)").links[0]?.[0]).toBe("https://example.org/f");
+    expect(render("(see https://example.org/g.)").text).toBe("(see https://example.org/g.)");
   });
 
   it("does not link a URL that does not parse, and keeps its text", () => {
