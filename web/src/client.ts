@@ -26,8 +26,6 @@ import {
   CLOSE_RATE,
   CLOSE_UNAUTH,
   DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HEARTBEAT_INTERVAL_MS,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HISTORY_LIMIT,
   HTTP_UNAUTHORIZED,
   MS_PER_SECOND,
@@ -164,6 +162,9 @@ interface Connection {
   connectTimer: TimerHandle | undefined;
 }
 
+/** A client id as long as newClientMsgId()'s, to size a publish frame before there is one. */
+const SIZING_CLIENT_MSG_ID = "0".repeat(32);
+
 /** Errors after which the same publish will never succeed. */
 const PERMANENT_SEND_ERRORS = new Set<ErrorCode>([
   ErrorCode.MALFORMED,
@@ -179,8 +180,8 @@ const PERMANENT_SEND_ERRORS = new Set<ErrorCode>([
 
 /** Derives the WebSocket and REST endpoints from the gateway's base URL. */
 export function gatewayEndpoints(url: string): { ws: string; http: string } {
-  const base =
-    typeof location !== "undefined" && typeof location.href === "string" ? location.href : undefined;
+  // Relative to the page in a browser ("/chat/"); absolute elsewhere.
+  const base = typeof location !== "undefined" ? location.href : undefined;
   const u = new URL(url, base);
   if (u.protocol === "ws:") u.protocol = "http:";
   else if (u.protocol === "wss:") u.protocol = "https:";
@@ -198,6 +199,7 @@ export function gatewayEndpoints(url: string): { ws: string; http: string } {
 
 export class ParleyClient extends Emitter<ParleyEvents> {
   private readonly opts: ConnectOptions;
+  private readonly format: WireFormat;
   private readonly clock: Clock;
   private readonly backoff: Backoff;
   private readonly history: HistoryClient;
@@ -224,6 +226,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const provider = options.tokenProvider ?? options.getToken ?? null;
     if (options.token === undefined && !provider) throw new Error("parley: token or tokenProvider required");
     this.opts = options;
+    this.format = options.format ?? "proto";
     this.clock = options.clock ?? systemClock;
     this.backoff = new Backoff(options.backoff);
     this.endpoints = gatewayEndpoints(options.url);
@@ -284,7 +287,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
    * longer than the core's body limit, larger than the gateway's frame).
    */
   check(room: string, body: string): SendProblem | null {
-    const frame = this.frameSize({ room, clientMsgId: "00000000-0000-0000-0000-000000000000", body });
+    // Sized with an id as long as the ones send() makes.
+    const frame = this.frameSize({ room, clientMsgId: SIZING_CLIENT_MSG_ID, body });
     return checkBody(body, this.maxBodyBytes(room), frame, this.stated.maxFrameBytes);
   }
 
@@ -474,7 +478,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       transport = new Transport(
         {
           url: this.endpoints.ws,
-          format: this.opts.format ?? "proto",
+          format: this.format,
           ...(this.opts.WebSocket ? { WebSocket: this.opts.WebSocket } : {}),
         },
         {
@@ -510,8 +514,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.sendFrame(c, { case: "authenticate", value: { token } });
   }
 
+  /** A frame of the current connection (the transport reports none after its close). */
   private onFrame(c: Connection, frame: ServerFrame): void {
-    if (this.conn !== c) return;
     c.heartbeat?.heard();
     const k = frame.kind;
     switch (k.case) {
@@ -558,8 +562,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.emit("authenticated", { user, limits: this.limits });
     }
     c.heartbeat = new Heartbeat({
-      intervalMs: this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
-      timeoutMs: this.opts.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      intervalMs: this.opts.heartbeatIntervalMs,
+      timeoutMs: this.opts.heartbeatTimeoutMs,
       clock: this.clock,
       sendPing: (nonce) => this.sendFrame(c, { case: "ping", value: { nonce } }),
       onTimeout: () => {
@@ -770,7 +774,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       requestId: this.nextRequest,
       kind: { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
     });
-    const encoded = encodeClientFrame(frame, this.opts.format ?? "proto");
+    const encoded = encodeClientFrame(frame, this.format);
     return typeof encoded === "string" ? new TextEncoder().encode(encoded).length : encoded.length;
   }
 
