@@ -270,6 +270,8 @@ export class FakeSocket implements WebSocketLike {
   user = "";
   closedByClient: number | null = null;
   closedByServer: number | null = null;
+  /** The subprotocols the client offered. */
+  offered: string[] = [];
   /** Live events held back while the gateway's holdEvents is on. */
   private held: ArrayBuffer[] = [];
   private heldSubscribed: ArrayBuffer[] = [];
@@ -281,6 +283,7 @@ export class FakeSocket implements WebSocketLike {
     this.gw = gw;
     gw.sockets.push(this);
     const offered = typeof protocols === "string" ? [protocols] : (protocols ?? []);
+    this.offered = offered;
     setTimeout(() => {
       if (gw.blackhole || gw.deafClient) return; // the handshake never completes
       if (gw.refuse || !offered.includes("parley.v1.proto")) {
