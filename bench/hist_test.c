@@ -6,15 +6,24 @@
 
 #include "hist.h"
 
-static int cmp_u64(const void *a, const void *b) {
+static int cmp_u64(const void *a, const void *b)
+{
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
 static int fails;
-#define CHECK(c, ...) do { if (!(c)) { fails++; printf("FAIL: " __VA_ARGS__); printf("\n"); } } while (0)
+#define CHECK(c, ...)                     \
+    do {                                  \
+        if (!(c)) {                       \
+            fails++;                      \
+            printf("FAIL: " __VA_ARGS__); \
+            printf("\n");                 \
+        }                                 \
+    } while (0)
 
-int main(void) {
+int main(void)
+{
     hist *h = hist_new();
     CHECK(h != NULL, "hist_new");
     if (!h) return 1;
@@ -24,7 +33,9 @@ int main(void) {
         size_t b = hist_bucket_of(v);
         CHECK(hist_bucket_low(b) <= v && v < hist_bucket_high(b),
               "value %llu outside its bucket", (unsigned long long)v);
-        if (b > 0) CHECK(hist_bucket_high(b - 1) == hist_bucket_low(b), "gap before bucket %zu", b);
+        if (b > 0)
+            CHECK(hist_bucket_high(b - 1) == hist_bucket_low(b),
+                  "gap before bucket %zu", b);
         if (fails > 5) break;
     }
     /* a heavy-tailed sample: exact vs reported percentiles */
@@ -32,9 +43,12 @@ int main(void) {
     uint64_t *v = malloc(N * sizeof *v);
     uint64_t s = 88172645463325252ULL;
     for (int i = 0; i < N; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
         double u = (double)(s >> 11) / 9007199254740992.0;
-        v[i] = (uint64_t)(20000.0 / pow(1.0 - u * 0.9999, 0.8)); /* ns, Pareto-ish */
+        v[i] = (uint64_t)(20000.0 /
+                          pow(1.0 - u * 0.9999, 0.8)); /* ns, Pareto-ish */
         hist_record(h, v[i]);
     }
     qsort(v, N, sizeof *v, cmp_u64);
@@ -44,8 +58,9 @@ int main(void) {
         uint64_t exact = v[rank - 1];
         uint64_t got = hist_percentile(h, ps[i]);
         double rel = fabs((double)got - (double)exact) / (double)exact;
-        CHECK(rel <= 1.0 / (1 << HIST_SUB_BITS), "p%.1f exact %llu got %llu (rel %.4f)",
-              ps[i], (unsigned long long)exact, (unsigned long long)got, rel);
+        CHECK(rel <= 1.0 / (1 << HIST_SUB_BITS),
+              "p%.1f exact %llu got %llu (rel %.4f)", ps[i],
+              (unsigned long long)exact, (unsigned long long)got, rel);
     }
     CHECK(hist_count(h) == N, "count");
     CHECK(hist_max(h) == v[N - 1] && hist_min(h) == v[0], "min/max");

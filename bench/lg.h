@@ -31,8 +31,10 @@ typedef struct lg_conn {
     uint64_t pub_seq;     /* messages this connection published */
     uint64_t recv_count;  /* deliveries (all) */
     uint8_t *seen;        /* reconnect mode: one bit per expected seq */
+    uint64_t *next;       /* fanout/rooms: per publisher slot, the next seq
+                           * expected from it (NULL: not checked) */
     uint32_t seen_distinct;
-    uint32_t epoch;       /* bumps on every (re)connect */
+    uint32_t epoch; /* bumps on every (re)connect */
 } lg_conn;
 
 typedef struct lg_proto {

@@ -13,7 +13,8 @@ int64_t lg_proc_cpu_ns(pid_t pid);
 int lg_proc_mem_kb(pid_t pid, int64_t *hwm_kb, int64_t *rss_kb);
 /* This process's own user+system CPU in nanoseconds. */
 int64_t lg_self_cpu_ns(void);
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t lg_now_ns(void);
+/* The process ids of a comma list ("12,34") into pids (at most max, the
+ * rest ignored); their count, or -1 for an item that is no process id. */
+int lg_proc_parse_pids(const char *list, pid_t *pids, int max);
 
 #endif

@@ -10,13 +10,15 @@
 
 enum { LGM_CONNACK_WAIT = 0, LGM_SUBACK_WAIT = 1, LGM_LIVE = 2 };
 
-static void lgm_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n) {
+static void lgm_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
+{
     (void)x;
     (void)c;
     snprintf(out, n, "/mqtt");
 }
 
-static size_t lgm_varint(uint8_t *p, size_t v) {
+static size_t lgm_varint(uint8_t *p, size_t v)
+{
     size_t i = 0;
     do {
         uint8_t b = v & 0x7f;
@@ -27,7 +29,8 @@ static size_t lgm_varint(uint8_t *p, size_t v) {
     return i;
 }
 
-static size_t lgm_str(uint8_t *p, const char *s, size_t n) {
+static size_t lgm_str(uint8_t *p, const char *s, size_t n)
+{
     p[0] = (uint8_t)(n >> 8);
     p[1] = (uint8_t)n;
     memcpy(p + 2, s, n);
@@ -35,7 +38,8 @@ static size_t lgm_str(uint8_t *p, const char *s, size_t n) {
 }
 
 /* Packet = type byte, remaining length, body. */
-static int lgm_send(lg_conn *c, uint8_t type, const uint8_t *body, size_t n) {
+static int lgm_send(lg_conn *c, uint8_t type, const uint8_t *body, size_t n)
+{
     uint8_t buf[4200];
     if (n + 5 > sizeof buf) return -1;
     size_t h = 0;
@@ -45,7 +49,8 @@ static int lgm_send(lg_conn *c, uint8_t type, const uint8_t *body, size_t n) {
     return lg_ws_send(&c->ws, LG_WS_BINARY, buf, h + n) ? -1 : 0;
 }
 
-static int lgm_on_open(lg_ctx *x, lg_conn *c) {
+static int lgm_on_open(lg_ctx *x, lg_conn *c)
+{
     (void)x;
     uint8_t b[128];
     size_t n = 0;
@@ -62,7 +67,8 @@ static int lgm_on_open(lg_ctx *x, lg_conn *c) {
     return lgm_send(c, 0x10, b, n);
 }
 
-static int lgm_subscribe(lg_ctx *x, lg_conn *c) {
+static int lgm_subscribe(lg_ctx *x, lg_conn *c)
+{
     char room[64];
     lg_room_name(x, c->room, room, sizeof room);
     uint8_t b[128];
@@ -77,7 +83,8 @@ static int lgm_subscribe(lg_ctx *x, lg_conn *c) {
 }
 
 static int lgm_packet(lg_ctx *x, lg_conn *c, uint8_t type, const uint8_t *p,
-                      size_t n) {
+                      size_t n)
+{
     switch (type >> 4) {
     case 2: /* CONNACK */
         if (n < 2 || p[1] != 0) {
@@ -104,13 +111,13 @@ static int lgm_packet(lg_ctx *x, lg_conn *c, uint8_t type, const uint8_t *p,
         lg_on_deliver(x, c, (const char *)p + off, n - off, 0);
         return 0;
     }
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
 static int lgm_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
-                          size_t n) {
+                          size_t n)
+{
     (void)opcode;
     const uint8_t *p = d;
     size_t len = n;
@@ -149,7 +156,8 @@ static int lgm_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
     return 0;
 }
 
-static int lgm_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n) {
+static int lgm_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
+{
     char room[64];
     lg_room_name(x, c->room, room, sizeof room);
     uint8_t b[4200];

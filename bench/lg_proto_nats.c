@@ -12,24 +12,28 @@
 
 enum { LGN_INFO_WAIT = 0, LGN_PONG_WAIT = 1, LGN_LIVE = 2 };
 
-static void lgn_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n) {
+static void lgn_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
+{
     (void)x;
     (void)c;
     snprintf(out, n, "/");
 }
 
-static int lgn_send(lg_conn *c, const char *s, size_t n) {
+static int lgn_send(lg_conn *c, const char *s, size_t n)
+{
     return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
 }
 
-static int lgn_on_open(lg_ctx *x, lg_conn *c) {
+static int lgn_on_open(lg_ctx *x, lg_conn *c)
+{
     (void)x;
     c->pstate = LGN_INFO_WAIT;
     c->app.len = c->app.off = 0;
     return 0;
 }
 
-static int lgn_after_info(lg_ctx *x, lg_conn *c) {
+static int lgn_after_info(lg_ctx *x, lg_conn *c)
+{
     char b[256], room[64];
     lg_room_name(x, c->room, room, sizeof room);
     int n = snprintf(b, sizeof b,
@@ -43,7 +47,8 @@ static int lgn_after_info(lg_ctx *x, lg_conn *c) {
 }
 
 /* Handles complete commands at p; returns bytes used or -1. */
-static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len) {
+static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
+{
     size_t used = 0;
     while (used < len) {
         const char *s = (const char *)p + used;
@@ -79,22 +84,26 @@ static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len) {
 }
 
 static int lgn_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
-                          size_t n) {
+                          size_t n)
+{
     (void)opcode;
     if (c->app.len > c->app.off) {
         if (lg_buf_append(&c->app, d, n)) return -1;
-        long u = lgn_parse(x, c, c->app.p + c->app.off, c->app.len - c->app.off);
+        long u =
+            lgn_parse(x, c, c->app.p + c->app.off, c->app.len - c->app.off);
         if (u < 0) return -1;
         lg_buf_consume(&c->app, (size_t)u);
         return 0;
     }
     long u = lgn_parse(x, c, d, n);
     if (u < 0) return -1;
-    if ((size_t)u < n && lg_buf_append(&c->app, d + u, n - (size_t)u)) return -1;
+    if ((size_t)u < n && lg_buf_append(&c->app, d + u, n - (size_t)u))
+        return -1;
     return 0;
 }
 
-static int lgn_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n) {
+static int lgn_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
+{
     char b[4300], room[64];
     lg_room_name(x, c->room, room, sizeof room);
     int h = snprintf(b, sizeof b, "PUB %s %zu\r\n", room, n);

@@ -21,7 +21,8 @@ enum { LGP_AUTH_WAIT = 0, LGP_SUB_WAIT = 1, LGP_LIVE = 2 };
 static unsigned char lgp_arena[LGP_ARENA_BYTES] __attribute__((aligned(16)));
 static size_t lgp_arena_used;
 
-static void *lgp_alloc(void *ud, size_t n) {
+static void *lgp_alloc(void *ud, size_t n)
+{
     (void)ud;
     size_t need = (n + 15) & ~(size_t)15;
     if (need <= LGP_ARENA_BYTES - lgp_arena_used) {
@@ -32,7 +33,8 @@ static void *lgp_alloc(void *ud, size_t n) {
     return malloc(n);
 }
 
-static void lgp_free(void *ud, void *p) {
+static void lgp_free(void *ud, void *p)
+{
     (void)ud;
     unsigned char *c = p;
     if (c >= lgp_arena && c < lgp_arena + LGP_ARENA_BYTES) return;
@@ -41,13 +43,15 @@ static void lgp_free(void *ud, void *p) {
 
 static ProtobufCAllocator lgp_allocator = {lgp_alloc, lgp_free, NULL};
 
-static void lgp_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n) {
+static void lgp_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
+{
     (void)x;
     (void)c;
     snprintf(out, n, "/v1/stream");
 }
 
-static int lgp_send(lg_conn *c, const Parley__V1__ClientFrame *f) {
+static int lgp_send(lg_conn *c, const Parley__V1__ClientFrame *f)
+{
     uint8_t buf[4096];
     size_t need = parley__v1__client_frame__get_packed_size(f);
     if (need > sizeof buf) return -1;
@@ -55,7 +59,8 @@ static int lgp_send(lg_conn *c, const Parley__V1__ClientFrame *f) {
     return lg_ws_send(&c->ws, LG_WS_BINARY, buf, n) ? -1 : 0;
 }
 
-static int lgp_on_open(lg_ctx *x, lg_conn *c) {
+static int lgp_on_open(lg_ctx *x, lg_conn *c)
+{
     const char *tok = lg_token(x, c);
     if (!tok) return -1;
     Parley__V1__Authenticate a = PARLEY__V1__AUTHENTICATE__INIT;
@@ -68,7 +73,8 @@ static int lgp_on_open(lg_ctx *x, lg_conn *c) {
     return lgp_send(c, &f);
 }
 
-static int lgp_subscribe(lg_ctx *x, lg_conn *c) {
+static int lgp_subscribe(lg_ctx *x, lg_conn *c)
+{
     char room[64];
     lg_room_name(x, c->room, room, sizeof room);
     Parley__V1__Subscribe s = PARLEY__V1__SUBSCRIBE__INIT;
@@ -83,7 +89,8 @@ static int lgp_subscribe(lg_ctx *x, lg_conn *c) {
 }
 
 static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
-                          size_t n) {
+                          size_t n)
+{
     if (opcode != LG_WS_BINARY) return -1;
     lgp_arena_used = 0;
     Parley__V1__ServerFrame *f =
@@ -116,21 +123,19 @@ static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
         c->pstate = LGP_LIVE;
         lg_on_ready(x, c);
         break;
-    case PARLEY__V1__SERVER_FRAME__KIND_ACK:
-        lg_on_ack(x, c);
-        break;
+    case PARLEY__V1__SERVER_FRAME__KIND_ACK: lg_on_ack(x, c); break;
     case PARLEY__V1__SERVER_FRAME__KIND_ERROR:
         lg_on_error(x, c, (int)f->error->code, f->error->detail);
         if (f->error->fatal) rc = -1;
         break;
-    default:
-        break;
+    default: break;
     }
     parley__v1__server_frame__free_unpacked(f, &lgp_allocator);
     return rc;
 }
 
-static int lgp_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n) {
+static int lgp_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
+{
     (void)n;
     char room[64], cid[64];
     lg_room_name(x, c->room, room, sizeof room);

@@ -6,25 +6,29 @@
 
 #include <stdio.h>
 
-static void lgw_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n) {
+static void lgw_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
+{
     char room[64];
     lg_room_name(x, c->room, room, sizeof room);
     snprintf(out, n, "/%s", room);
 }
 
-static int lgw_on_open(lg_ctx *x, lg_conn *c) {
+static int lgw_on_open(lg_ctx *x, lg_conn *c)
+{
     lg_on_ready(x, c);
     return 0;
 }
 
 static int lgw_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
-                          size_t n) {
+                          size_t n)
+{
     (void)opcode;
     lg_on_deliver(x, c, (const char *)d, n, 0);
     return 0;
 }
 
-static int lgw_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n) {
+static int lgw_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
+{
     (void)x;
     return lg_ws_send(&c->ws, LG_WS_TEXT, body, n) ? -1 : 0;
 }

@@ -1,4 +1,4 @@
-/* lg_token.c: mints the parley adapter's tokens with src/auth.h. */
+/* lg_token.c: mints the parley adapter's tokens with src/core/auth.h. */
 #include "lg_token.h"
 
 #include <stdio.h>
@@ -6,18 +6,12 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef LG_NO_AUTH
-char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
-    (void)secret;
-    (void)n;
-    snprintf(errmsg, errlen, "built without the parley core (src/auth.c)");
-    return NULL;
-}
-#else
 #include "auth.h"
-#include "store.h"
+#include "model.h"
+#include "secrets.h"
 
-char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) {
+char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen)
+{
     auth *a = NULL;
     parley_err e = auth_new(secret, strlen(secret), &a);
     if (e != PARLEY_OK) {
@@ -36,7 +30,7 @@ char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) 
         memset(&id, 0, sizeof id);
         snprintf(id.id, sizeof id.id, "lg-%zu", i);
         snprintf(id.display_name, sizeof id.display_name, "Load %zu", i);
-        id.role = STORE_ROLE_PARTICIPANT;
+        id.role = PARLEY_ROLE_PARTICIPANT;
         t[i] = auth_mint(a, &id, now, 3600);
         if (!t[i]) {
             lg_token_free(t, n);
@@ -49,9 +43,21 @@ char **lg_token_mint(const char *secret, size_t n, char *errmsg, size_t errlen) 
     return t;
 }
 
-#endif
+char **lg_token_mint_from(const char *secret_file, const char *secret, size_t n,
+                          char *errmsg, size_t errlen)
+{
+    char buf[512];
+    int created;
+    secrets_source src = {secret_file, secret, 0, NULL};
+    if (secrets_load(&src, buf, sizeof buf, &created, errmsg, errlen) != 0)
+        return NULL;
+    char **t = lg_token_mint(buf, n, errmsg, errlen);
+    explicit_bzero(buf, sizeof buf);
+    return t;
+}
 
-void lg_token_free(char **t, size_t n) {
+void lg_token_free(char **t, size_t n)
+{
     if (!t) return;
     for (size_t i = 0; i < n; i++) free(t[i]);
     free(t);

@@ -14,7 +14,8 @@
 
 #define LG_WS_MAX_MSG (16u << 20)
 
-int lg_buf_reserve(lg_buf *b, size_t extra) {
+int lg_buf_reserve(lg_buf *b, size_t extra)
+{
     if (b->off && b->off == b->len) b->off = b->len = 0;
     if (b->len + extra <= b->cap) return 0;
     if (b->off) {
@@ -32,26 +33,30 @@ int lg_buf_reserve(lg_buf *b, size_t extra) {
     return 0;
 }
 
-int lg_buf_append(lg_buf *b, const void *p, size_t n) {
+int lg_buf_append(lg_buf *b, const void *p, size_t n)
+{
     if (lg_buf_reserve(b, n)) return -ENOMEM;
     memcpy(b->p + b->len, p, n);
     b->len += n;
     return 0;
 }
 
-void lg_buf_consume(lg_buf *b, size_t n) {
+void lg_buf_consume(lg_buf *b, size_t n)
+{
     b->off += n;
     if (b->off >= b->len) b->off = b->len = 0;
 }
 
-void lg_buf_free(lg_buf *b) {
+void lg_buf_free(lg_buf *b)
+{
     free(b->p);
     memset(b, 0, sizeof *b);
 }
 
 int lg_ws_connect(lg_ws *w, const struct sockaddr_in *src,
                   const struct sockaddr_in *dst, const char *host_hdr,
-                  const char *path, const char *subprotocol) {
+                  const char *path, const char *subprotocol)
+{
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
@@ -93,7 +98,8 @@ int lg_ws_connect(lg_ws *w, const struct sockaddr_in *src,
     return lg_buf_append(&w->tx, req, (size_t)n);
 }
 
-static uint32_t lg_ws_next_mask(lg_ws *w) {
+static uint32_t lg_ws_next_mask(lg_ws *w)
+{
     uint32_t x = w->mask_seed ? w->mask_seed : 0x9e3779b9u;
     x ^= x << 13;
     x ^= x >> 17;
@@ -102,7 +108,8 @@ static uint32_t lg_ws_next_mask(lg_ws *w) {
     return x;
 }
 
-int lg_ws_send(lg_ws *w, int opcode, const void *data, size_t len) {
+int lg_ws_send(lg_ws *w, int opcode, const void *data, size_t len)
+{
     if (lg_buf_reserve(&w->tx, len + 14)) return -ENOMEM;
     uint8_t *p = w->tx.p + w->tx.len;
     size_t h = 0;
@@ -115,7 +122,8 @@ int lg_ws_send(lg_ws *w, int opcode, const void *data, size_t len) {
         p[h++] = (uint8_t)len;
     } else {
         p[h++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--) p[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+        for (int i = 7; i >= 0; i--)
+            p[h++] = (uint8_t)((uint64_t)len >> (8 * i));
     }
     uint32_t m = lg_ws_next_mask(w);
     uint8_t mk[4] = {(uint8_t)(m >> 24), (uint8_t)(m >> 16), (uint8_t)(m >> 8),
@@ -130,7 +138,8 @@ int lg_ws_send(lg_ws *w, int opcode, const void *data, size_t len) {
 
 int lg_ws_pending(const lg_ws *w) { return w->tx.len > w->tx.off; }
 
-int lg_ws_flush(lg_ws *w) {
+int lg_ws_flush(lg_ws *w)
+{
     if (w->fd < 0) return -EBADF;
     if (w->state == LG_WS_CONNECTING) {
         int err = 0;
@@ -161,7 +170,8 @@ int lg_ws_flush(lg_ws *w) {
 }
 
 /* Parses the 101 answer. 1 when done, 0 when more bytes are needed, -1 bad. */
-static int lg_ws_parse_upgrade(lg_ws *w) {
+static int lg_ws_parse_upgrade(lg_ws *w)
+{
     const char *s = (const char *)w->rx.p + w->rx.off;
     size_t n = w->rx.len - w->rx.off;
     const char *end = memmem(s, n, "\r\n\r\n", 4);
@@ -178,7 +188,8 @@ static int lg_ws_parse_upgrade(lg_ws *w) {
 }
 
 /* Parses complete frames in rx. 0 to go on, -1 to close. */
-static int lg_ws_parse_frames(lg_ws *w, lg_ws_msg_fn fn, void *ud) {
+static int lg_ws_parse_frames(lg_ws *w, lg_ws_msg_fn fn, void *ud)
+{
     for (;;) {
         const uint8_t *p = w->rx.p + w->rx.off;
         size_t n = w->rx.len - w->rx.off;
@@ -241,7 +252,8 @@ static int lg_ws_parse_frames(lg_ws *w, lg_ws_msg_fn fn, void *ud) {
     }
 }
 
-int lg_ws_read(lg_ws *w, lg_ws_msg_fn fn, void *ud) {
+int lg_ws_read(lg_ws *w, lg_ws_msg_fn fn, void *ud)
+{
     if (w->fd < 0 || w->state == LG_WS_CLOSED) return -1;
     for (;;) {
         if (lg_buf_reserve(&w->rx, 16384)) goto fail;
@@ -275,7 +287,8 @@ fail:
     return -1;
 }
 
-void lg_ws_drop(lg_ws *w) {
+void lg_ws_drop(lg_ws *w)
+{
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     w->state = LG_WS_IDLE;

@@ -15,13 +15,19 @@ enum lg_ws_state {
     LG_WS_CONNECTING, /* TCP connect in progress */
     LG_WS_UPGRADING,  /* request sent, waiting for 101 */
     LG_WS_OPEN,
-    LG_WS_CLOSED      /* peer closed, error, or local close */
+    LG_WS_CLOSED /* peer closed, error, or local close */
 };
 
 /* LG_WS_OPENED is not a wire opcode: lg_ws_read passes it to the message
  * callback once, when the upgrade succeeded, before any frame. */
-enum { LG_WS_OPENED = 256, LG_WS_TEXT = 1, LG_WS_BINARY = 2, LG_WS_CLOSE = 8, LG_WS_PING = 9,
-       LG_WS_PONG = 10 };
+enum {
+    LG_WS_OPENED = 256,
+    LG_WS_TEXT = 1,
+    LG_WS_BINARY = 2,
+    LG_WS_CLOSE = 8,
+    LG_WS_PING = 9,
+    LG_WS_PONG = 10
+};
 
 typedef struct lg_buf {
     uint8_t *p;
@@ -31,12 +37,12 @@ typedef struct lg_buf {
 typedef struct lg_ws {
     int fd;
     int state;
-    int close_code;       /* from a close frame, 0 if none */
-    int err;              /* errno of the failure, 0 if none */
+    int close_code; /* from a close frame, 0 if none */
+    int err;        /* errno of the failure, 0 if none */
     uint32_t mask_seed;
-    lg_buf rx;            /* raw bytes read, not yet parsed */
-    lg_buf tx;            /* bytes to write */
-    lg_buf frag;          /* a fragmented message being reassembled */
+    lg_buf rx;   /* raw bytes read, not yet parsed */
+    lg_buf tx;   /* bytes to write */
+    lg_buf frag; /* a fragmented message being reassembled */
     int frag_opcode;
 } lg_ws;
 

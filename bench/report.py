@@ -2,8 +2,9 @@
 """bench/report.py: turns bench/run's result rows (JSON lines) into the
 report: <out>.json (rows, machine, conditions), <out>.md (one table per
 scenario) and <out>.plot.dat (gnuplot input for bench/plot.gp). With
---check-smoke it only checks a smoke run: a parley row per scenario, and
-zero lost / duplicated for parley in the reconnect scenario. Stdlib only."""
+--check-smoke it only checks a smoke run: every promise parley makes in
+each scenario (SMOKE_CHECKS: no failed or bad call, nothing missing, lost
+or duplicated, every ack stored), and counts the checks. Stdlib only."""
 import argparse
 import json
 import os
@@ -80,7 +81,7 @@ def render(rows, args):
     md = []
     if "fanout" in by:
         h = ["server", "delivered msgs/s", "p50 ms", "p99 ms", "p99.9 ms", "server CPU %",
-             "server peak RSS MB", "loadgen CPU %", "missing"]
+             "server peak RSS MB", "loadgen CPU %", "missing", "lost", "duplicated"]
         b = []
         for r in by["fanout"]:
             if "error" in r:
@@ -88,13 +89,14 @@ def render(rows, args):
                 continue
             b.append([name(r), num(r["delivered_per_s"]), ms(r["p50_us"]), ms(r["p99_us"]),
                       ms(r["p999_us"]), num(r["srv_cpu_pct"]), mb(r["srv_rss_peak_kb"]),
-                      num(r["lg_cpu_pct"]), num(r["missing"])])
+                      num(r["lg_cpu_pct"]), num(r["missing"]), num(r.get("lost")),
+                      num(r.get("dup"))])
         s = by["fanout"][0]
         md += ["## 1. Fan-out: one room, %s subscribers, one publisher flat out" % s.get("subs", "?"),
                "", table(h, b), ""]
     if "rooms" in by:
         h = ["server", "connections", "published/s", "delivered/s", "p50 ms", "p99 ms",
-             "p99.9 ms", "server CPU %", "loadgen CPU %", "missing"]
+             "p99.9 ms", "server CPU %", "loadgen CPU %", "missing", "lost", "duplicated"]
         b = []
         for r in by["rooms"]:
             if "error" in r:
@@ -102,7 +104,8 @@ def render(rows, args):
                 continue
             b.append([name(r), num(r["ready"]), num(r["published_per_s"]), num(r["delivered_per_s"]),
                       ms(r["p50_us"]), ms(r["p99_us"]), ms(r["p999_us"]), num(r["srv_cpu_pct"]),
-                      num(r["lg_cpu_pct"]), num(r["missing"])])
+                      num(r["lg_cpu_pct"]), num(r["missing"]), num(r.get("lost")),
+                      num(r.get("dup"))])
         md += ["## 2. Many rooms: connections in rooms of %s, each publishing at a fixed rate"
                % by["rooms"][0].get("room_size", "?"), "", table(h, b), ""]
     if "idle" in by:
@@ -181,31 +184,66 @@ def plot_data(rows, path):
     return True
 
 
+# What parley promises in each scenario, as (what, test) pairs over its
+# result row: every check must hold in a smoke run.
+def _common(r):
+    return [("every connection ready", r.get("ready") == r.get("conns") and r.get("gave_up") == 0),
+            ("no connection dropped", r.get("drops") == 0),
+            ("no error frame", r.get("errors") == 0)]
+
+
+def _delivery(r):
+    return _common(r) + [
+        ("published something", r.get("published", 0) > 0),
+        ("every publish acked", r.get("acked") == r.get("published")),
+        ("delivered something", r.get("delivered", 0) > 0),
+        ("nothing missing", r.get("missing") == 0),
+        ("nothing lost", r.get("lost") == 0),
+        ("nothing duplicated", r.get("dup") == 0)]
+
+
+SMOKE_CHECKS = {
+    "fanout": _delivery,
+    "rooms": _delivery,
+    "idle": _common,
+    "history": lambda r: [("answered", r.get("ok", 0) > 0), ("no failed call", r.get("failed") == 0),
+                          ("no bad answer", r.get("bad") == 0)],
+    "durable": lambda r: [("acked something", r.get("ok", 0) > 0), ("no failed call", r.get("failed") == 0),
+                          ("no bad answer", r.get("bad") == 0), ("no duplicate", r.get("dup") == 0),
+                          ("every ack stored once", r.get("stored") == r.get("ok"))],
+    "reconnect": lambda r: _common(r) + [
+        ("everyone had the first messages", r.get("pre_ok") == 1),
+        ("the witness had every message", r.get("witness_ok") == 1),
+        ("every subscriber caught up", r.get("all_caught_up") == 1),
+        ("nothing lost", r.get("lost") == 0), ("nothing duplicated", r.get("dup") == 0)],
+}
+
+
 def check_smoke(rows, scenarios):
-    ok = True
+    """Checks every parley row of a smoke run against SMOKE_CHECKS; prints
+    each failure and a closing line counting what was really checked."""
+    passed = failed = 0
     for sc in scenarios.split():
-        pr = [r for r in rows if r["scenario"] == sc and r["server"] == "parley"]
+        pr = [r for r in rows if r["scenario"] == sc and r["server"] in ("parley", "sqlite")]
         if not pr or any("error" in r for r in pr):
-            print("smoke: no parley result for %s: %s" % (sc, pr[0].get("error") if pr else "missing"))
-            ok = False
+            print("smoke: %s: no parley result: %s" % (sc, pr[0].get("error") if pr else "missing"))
+            failed += 1
             continue
-        r = pr[0]
-        if sc == "reconnect":
-            if r["lost"] != 0 or r["dup"] != 0 or not r["all_caught_up"]:
-                print("smoke: parley reconnect lost %s duplicated %s caught up %s" % (
-                    r["lost"], r["dup"], r["all_caught_up"]))
-                ok = False
-        if sc in ("fanout", "rooms") and r.get("delivered", 0) == 0:
-            print("smoke: parley %s delivered nothing" % sc)
-            ok = False
-        if sc in ("history", "durable") and r.get("ok", 0) == 0:
-            print("smoke: parley %s answered nothing" % sc)
-            ok = False
-        if sc == "idle" and r.get("ready", 0) < r.get("conns", 1):
-            print("smoke: parley idle held %s of %s" % (r.get("ready"), r.get("conns")))
-            ok = False
-    print("%d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
-    return ok
+        for r in pr:
+            if sc == "history" and r["server"] == "sqlite":
+                checks = [("read something", r.get("ok", 0) > 0), ("no bad page", r.get("bad") == 0)]
+            else:
+                checks = SMOKE_CHECKS[sc](r)
+            for what, ok in checks:
+                if ok:
+                    passed += 1
+                else:
+                    failed += 1
+                    print("smoke: %s %s: %s fails: %s" % (sc, r["server"], what, json.dumps(
+                        {k: v for k, v in r.items() if not k.endswith("_us") and not k.endswith("_pct")})))
+    print("smoke: %d checks passed, %d failed, over %d scenarios (%s)" % (
+        passed, failed, len(scenarios.split()), scenarios))
+    return failed == 0 and passed > 0
 
 
 def main():

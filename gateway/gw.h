@@ -4,7 +4,8 @@
  * hands completions over through a mutex-protected queue (gw_upstream.c).
  *
  * Modules:
- *   gw_main.c      flags, secret, lws context, signals, shutdown
+ *   gw_main.c      secret, lws context, signals, shutdown
+ *   gw_config.c    the settings table (flags, environment, config file)
  *   gw_http.c      HTTP routing, static files, /healthz, /metrics, dev token,
  *                  the upgrade checks (origin, subprotocol, max connections)
  *   gw_rest.c      REST routes to History calls
@@ -43,15 +44,20 @@ enum {
     GW_CLOSE_SLOW = 4508
 };
 
+/* The settings (gw_config.c's table) and what is derived from them. */
 typedef struct gw_config {
-    char listen_host[128];
-    int listen_port;
-    char **upstreams;
+    char listen[160];      /* HOST:PORT as given */
+    char listen_host[128]; /* derived from listen */
+    int listen_port;       /* derived; the bound port once listening */
+    char upstream[2048];   /* comma list as given */
+    char **upstreams;      /* derived from upstream */
     int n_upstreams;
-    const char *static_dir;
-    const char *jwt_secret_file;
+    char static_dir[512];
+    char jwt_secret_file[512];
+    char jwt_secret[512];
     int dev;
-    char **origins;
+    char origin[2048];     /* comma list as given */
+    char **origins;        /* derived from origin */
     int n_origins;
     size_t max_frame;      /* bytes of one WS message */
     double rate;           /* messages per second per connection */
@@ -66,6 +72,16 @@ typedef struct gw_config {
     size_t replay_page;    /* History page size when replaying */
     int room_linger_s;     /* an unwatched room keeps its upstream this long */
 } gw_config;
+
+/* ---- gw_config.c ---- */
+
+/* Fills c from defaults, the config file (--config / PARLEY_GW_CONFIG), the
+ * environment and argv. 0; 1 after printing the usage text (--help); -1
+ * with a message in err. */
+int gw_config_load(gw_config *c, int argc, char **argv, char *err,
+                   size_t errlen);
+/* Frees the derived lists and wipes the secret. */
+void gw_config_free(gw_config *c);
 
 /* ---- gw_buf.c ---- */
 

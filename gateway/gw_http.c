@@ -1,13 +1,30 @@
 /* gw_http.c: the HTTP side of the one lws context. Routes each request:
  * /healthz, /metrics, the dev token endpoint (--dev only), REST under
- * /v1/rooms (gw_rest.c), and static files from --static (the demo page).
- * Answers are written from the writable callback, so REST answers can come
- * later from upstream. Also checks every WebSocket upgrade before lws
- * accepts it: path /v1/stream, a parley subprotocol offered (else 400), the
- * Origin allow-list (else 403) and the connection limit (else 503). And it
- * runs upstream completions when the grpc thread wakes the lws thread. */
+ * /v1/rooms (gw_rest.c), and static files from --static (the demo page and
+ * the bundles). Answers are written from the writable callback, so REST
+ * answers can come later from upstream. Also checks every WebSocket upgrade
+ * before lws accepts it: path /v1/stream, a parley subprotocol offered (else
+ * 400), the Origin allow-list (else 403) and the connection limit (else
+ * 503). And it runs upstream completions when the grpc thread wakes the lws
+ * thread.
+ *
+ * CORS. One allow-list (--origin, plus the gateway's own origin) decides
+ * both who may open a WebSocket and which other origins may use HTTP:
+ *   - a preflight (OPTIONS with Origin and Access-Control-Request-Method)
+ *     from an allowed origin gets 204 with the methods and headers the REST
+ *     routes take; from any other origin 403 with a JSON error;
+ *   - any other request carrying a disallowed Origin is refused with 403
+ *     and a JSON error (code ORIGIN_NOT_ALLOWED) before it is routed; that
+ *     refusal is itself readable by the page (it holds nothing but the
+ *     reason), so a chat embedded on a wrong origin can say why it is not
+ *     working instead of retrying forever;
+ *   - every answer to an allowed Origin carries Access-Control-Allow-Origin
+ *     with that origin (REST, static bundles, health), and every answer
+ *     carries Vary: Origin since it depends on the header.
+ * Tokens travel in Authorization, never in cookies: no Allow-Credentials. */
 #include "gw.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <fnmatch.h>
 #include <jansson.h>
@@ -17,6 +34,19 @@
 #include <sys/stat.h>
 
 #define GW_HTTP_BODY_MAX (64 * 1024)
+#define GW_ORIGIN_MAX 256
+/* How long a browser may reuse a preflight answer; Chromium caps it at 2 h.
+ * A later refusal still holds: every request is checked again. */
+#define GW_CORS_MAX_AGE "7200"
+#define GW_CORS_METHODS "GET, POST, PATCH, DELETE"
+#define GW_CORS_HEADERS "authorization, content-type"
+
+/* The request's Origin header, as far as CORS is concerned. */
+typedef enum {
+    GW_ORIGIN_NONE = 0, /* no Origin header: not a cross-origin browser call */
+    GW_ORIGIN_ALLOWED,
+    GW_ORIGIN_REFUSED
+} gw_origin_verdict;
 
 struct gw_http {
     struct lws *wsi;
@@ -28,6 +58,9 @@ struct gw_http {
     size_t body_len;
     int body_too_big;
     char *bearer;
+    char origin[GW_ORIGIN_MAX]; /* the Origin header, "" when none */
+    gw_origin_verdict verdict;
+    int preflight;              /* OPTIONS + Origin + A-C-Request-Method */
     /* the answer */
     int have_resp;
     int headers_sent;
@@ -36,6 +69,8 @@ struct gw_http {
     unsigned char *resp; /* LWS_PRE + len */
     size_t resp_len;
 };
+
+static int origin_allowed(gw_server *s, struct lws *wsi, const char *origin);
 
 gw_server *gw_http_server(gw_http *h) { return h->srv; }
 gw_handle *gw_http_handle(gw_http *h) { return h->h; }
@@ -111,6 +146,94 @@ static void respond_json_error_name(gw_http *h, int status, const char *code,
     free(s);
 }
 
+/* ---- CORS ---- */
+
+/* An Origin is echoed back only if it is plain printable ASCII (as every
+ * real origin is), so no header can be forged through it. */
+static int origin_printable(const char *o)
+{
+    for (; *o; o++)
+        if (*o < 0x21 || *o > 0x7e)
+            return 0;
+    return 1;
+}
+
+/* Reads the request's Origin and classifies it; called once per request. */
+static void read_origin(gw_http *h, struct lws *wsi)
+{
+    h->origin[0] = '\0';
+    h->verdict = GW_ORIGIN_NONE;
+    h->preflight = 0;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return;
+    if (lws_hdr_copy(wsi, h->origin, sizeof h->origin, WSI_TOKEN_ORIGIN) < 0 ||
+        !origin_printable(h->origin)) {
+        h->origin[0] = '\0'; /* refused, and never echoed */
+        h->verdict = GW_ORIGIN_REFUSED;
+    } else {
+        h->verdict = origin_allowed(h->srv, wsi, h->origin) ? GW_ORIGIN_ALLOWED
+                                                            : GW_ORIGIN_REFUSED;
+    }
+    h->preflight = strcmp(h->method, "OPTIONS") == 0 &&
+                   lws_hdr_custom_length(wsi, "access-control-request-method:",
+                                         30) > 0;
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value,
+                      unsigned char **p, unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value,
+                                       (int)strlen(value), p, end);
+}
+
+/* The CORS headers of h's answer. Vary: Origin on every answer (each one
+ * depends on the header); Access-Control-Allow-Origin for an allowed origin
+ * and on the refusal of a disallowed one (so the page can read why), never
+ * on a refused preflight; the grants only on an allowed preflight. */
+static int add_cors_headers(gw_http *h, unsigned char **p, unsigned char *end)
+{
+    struct lws *wsi = h->wsi;
+    if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_VARY,
+                                     (const unsigned char *)"Origin", 6, p, end))
+        return -1;
+    if (h->verdict == GW_ORIGIN_NONE || !h->origin[0] ||
+        (h->verdict == GW_ORIGIN_REFUSED && h->preflight))
+        return 0;
+    if (lws_add_http_header_by_token(
+            wsi, WSI_TOKEN_HTTP_ACCESS_CONTROL_ALLOW_ORIGIN,
+            (const unsigned char *)h->origin, (int)strlen(h->origin), p, end))
+        return -1;
+    if (h->verdict != GW_ORIGIN_ALLOWED || !h->preflight)
+        return 0;
+    if (add_header(wsi, "access-control-allow-methods:", GW_CORS_METHODS, p, end) ||
+        add_header(wsi, "access-control-allow-headers:", GW_CORS_HEADERS, p, end) ||
+        add_header(wsi, "access-control-max-age:", GW_CORS_MAX_AGE, p, end))
+        return -1;
+    return 0;
+}
+
+/* Answers a preflight, or refuses a request from a disallowed origin.
+ * 1 if answered, 0 if the request goes on to its route. */
+static int cors_gate(gw_http *h)
+{
+    if (h->verdict == GW_ORIGIN_REFUSED) {
+        char detail[GW_ORIGIN_MAX + 128];
+        h->srv->m.refused_origin++;
+        snprintf(detail, sizeof detail,
+                 "origin %s is not in this gateway's --origin allow-list",
+                 h->origin[0] ? h->origin : "(unreadable)");
+        respond_json_error_name(h, 403, "ORIGIN_NOT_ALLOWED", detail);
+        return 1;
+    }
+    if (h->preflight) {
+        assert(h->verdict == GW_ORIGIN_ALLOWED);
+        gw_http_respond(h, 204, "text/plain", "", 0);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- static files ---- */
 
 static const char *mime_of(const char *path)
@@ -154,7 +277,12 @@ static int serve_static(gw_http *h, const char *path)
         respond_text(h, 404, "not found\n");
         return 0;
     }
-    int n = lws_serve_http_file(h->wsi, file, mime_of(file), NULL, 0);
+    /* lws writes the status line and its own headers; ours go along. */
+    unsigned char extra[GW_ORIGIN_MAX + 128], *p = extra;
+    if (add_cors_headers(h, &p, extra + sizeof extra))
+        return -1;
+    int n = lws_serve_http_file(h->wsi, file, mime_of(file),
+                                (const char *)extra, (int)(p - extra));
     if (n < 0 || (n > 0 && lws_http_transaction_completed(h->wsi)))
         return -1;
     return 0;
@@ -177,16 +305,13 @@ static void dev_token(gw_http *h)
     snprintf(id.id, sizeof id.id, "%s", user);
     snprintf(id.display_name, sizeof id.display_name, "%s",
              name && *name ? name : user);
-    if (!role || !*role || strcmp(role, "participant") == 0)
-        id.role = STORE_ROLE_PARTICIPANT;
-    else if (strcmp(role, "organizer") == 0)
-        id.role = STORE_ROLE_ORGANIZER;
-    else {
+    id.role = role && *role ? parley_role_parse(role) : PARLEY_ROLE_PARTICIPANT;
+    if (!id.role) {
         respond_json_error_name(h, 400, "AUTHOR_INVALID",
                                 "role is participant or organizer");
         return;
     }
-    store_author a = auth_author(&id);
+    parley_author a = auth_author(&id);
     parley_err e = rules_author(&a);
     if (e != PARLEY_OK) {
         gw_http_respond_error(h, e, 400, NULL);
@@ -211,6 +336,8 @@ static int dispatch(gw_http *h)
     gw_server *s = h->srv;
     const char *p = h->path;
     s->m.http_requests++;
+    if (cors_gate(h))
+        return 0;
     if (h->body_too_big) {
         respond_json_error_name(h, 413, "RESOURCE_EXHAUSTED", "body too large");
         return 0;
@@ -316,10 +443,12 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
     if (!offers_parley_protocol(wsi))
         return refuse(wsi, 400, "offer subprotocol " GW_PROTO_BIN " or "
                                 GW_PROTO_JSON);
-    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 &&
-        !origin_allowed(s, wsi, origin)) {
+    /* An Origin too long to read is refused like any unknown one. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+        (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0 ||
+         !origin_allowed(s, wsi, origin))) {
         s->m.refused_origin++;
-        return refuse(wsi, 403, "origin not allowed");
+        return refuse(wsi, 403, "origin not in the --origin allow-list");
     }
     if (s->shutting_down || (int)s->n_conns >= s->cfg.max_conns) {
         s->m.refused_full++;
@@ -369,6 +498,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 break;
             }
         }
+        read_origin(h, wsi);
         int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
         if (alen > 0) {
             h->bearer = malloc((size_t)alen + 1);
@@ -396,7 +526,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             if (!nb)
                 return -1;
             h->body = nb;
-            memcpy(h->body + h->body_len, in, len);
+            if (len) /* an empty body comes as (NULL, 0) */
+                memcpy(h->body + h->body_len, in, len);
             h->body_len += len;
             h->body[h->body_len] = '\0';
         }
@@ -417,6 +548,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 lws_add_http_header_by_token(
                     wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                     (const unsigned char *)"no-store", 8, &p, end) ||
+                add_cors_headers(h, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;
             h->headers_sent = 1;

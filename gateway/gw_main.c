@@ -1,24 +1,20 @@
-/* gw_main.c: parley-gateway's entry point. Reads flags (getopt_long) and
- * the JWT secret, mints the gateway's service token, starts the upstream
- * client and the one lws context (HTTP + the two WebSocket subprotocols),
+/* gw_main.c: parley-gateway's entry point. Reads its settings
+ * (gw_config.c) and the JWT secret, mints the gateway's service token,
+ * starts the upstream client and the one lws context (HTTP + the two
+ * WebSocket subprotocols),
  * serves until SIGTERM/SIGINT, then closes every socket with 1001 and
  * exits 0. */
 #include "gw.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#define GW_DEV_SECRET "var/dev-secret"
+#include "defaults.h"
+#include "secrets.h"
 
 static volatile sig_atomic_t g_stop;
 static struct lws_context *g_ctx;
@@ -41,251 +37,25 @@ int64_t gw_now_s(void)
     return (int64_t)time(NULL);
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-"usage: parley-gateway [options]\n"
-"  --listen HOST:PORT      HTTP + WebSocket address (default 127.0.0.1:7480; port 0 picks one)\n"
-"  --upstream ADDRS        parleyd gRPC addresses, comma-separated; the first\n"
-"                          healthy one is used (default unix:var/parleyd.sock)\n"
-"  --static DIR            demo page files (default web/dist)\n"
-"  --jwt-secret-file FILE  HS256 secret (else env PARLEY_JWT_SECRET, else --dev)\n"
-"  --dev                   development mode: secret from " GW_DEV_SECRET " (shared with\n"
-"                          parleyd --dev, created if missing) and GET /v1/dev/token\n"
-"  --origin PATTERN        allowed WebSocket Origin, repeatable, '*' wildcards\n"
-"                          (default http://localhost:*, http://127.0.0.1:*; the\n"
-"                          gateway's own origin is always allowed)\n"
-"  --max-frame BYTES       largest WebSocket message (default 65536; close 1009)\n"
-"  --rate N                messages per second per connection (default 20)\n"
-"  --burst N               token bucket size (default 40; over it close 4429)\n"
-"  --max-conns N           WebSocket sessions (default 10000; then HTTP 503)\n"
-"  --sendq-bytes BYTES     per-connection send queue bound (default 1048576)\n"
-"  --sendq-frames N        per-connection send queue bound (default 1024;\n"
-"                          over either bound close 4508)\n"
-"  --auth-timeout SECS     time to authenticate (default 10; close 4401)\n"
-"  --ping-secs SECS        idle seconds before a WebSocket ping (default 5)\n"
-"  --hangup-secs SECS      idle seconds before hanging up (default 10)\n"
-"  --ring N                recent events kept per room (default 4096)\n"
-"  --replay-page N         History page size when a resume misses the ring\n"
-"                          (default 1000, the most the core gives)\n"
-"  --room-linger SECS      an unwatched room keeps its upstream subscription\n"
-"                          and ring this long (default 60)\n"
-"  --help\n");
-}
-
-static int parse_listen(gw_config *c, const char *v)
-{
-    const char *colon = strrchr(v, ':');
-    if (!colon || colon == v || (size_t)(colon - v) >= sizeof c->listen_host)
-        return -1;
-    memcpy(c->listen_host, v, (size_t)(colon - v));
-    c->listen_host[colon - v] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535)
-        return -1;
-    c->listen_port = (int)p;
-    return 0;
-}
-
-static int push_str(char ***arr, int *n, const char *v)
-{
-    char **na = realloc(*arr, (size_t)(*n + 1) * sizeof *na);
-    if (!na)
-        return -1;
-    *arr = na;
-    if (!(na[*n] = strdup(v)))
-        return -1;
-    (*n)++;
-    return 0;
-}
-
-static int num(const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || *end || !*v || d < lo || d > hi)
-        return -1;
-    *out = d;
-    return 0;
-}
-
-/* Reads a secret file: its bytes up to the first newline. */
-static int read_secret(const char *path, char *out, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(out, 1, cap - 1, f);
-    fclose(f);
-    out[n] = '\0';
-    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        out[--n] = '\0';
-    return 0;
-}
-
-/* The dev secret: shared with parleyd --dev (same file, same format: 64 hex
- * digits and a newline), created when neither side made it yet. */
-static int dev_secret(char *out, size_t cap)
-{
-    if (read_secret(GW_DEV_SECRET, out, cap) == 0)
-        return 0;
-    if (errno != ENOENT)
-        return -1;
-    unsigned char raw[32];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return -1;
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(out + 2 * i, cap - 2 * i, "%02x", raw[i]);
-    mkdir("var", 0755);
-    int fd = open(GW_DEV_SECRET, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) /* parleyd may have made it meanwhile */
-        return read_secret(GW_DEV_SECRET, out, cap);
-    int ok = write(fd, out, strlen(out)) == (ssize_t)strlen(out) &&
-             write(fd, "\n", 1) == 1;
-    close(fd);
-    fprintf(stderr, "parley-gateway: dev mode: new secret written to %s\n",
-            GW_DEV_SECRET);
-    return ok ? 0 : -1;
-}
-
-enum {
-    O_LISTEN = 1, O_UPSTREAM, O_STATIC, O_SECRET_FILE, O_DEV, O_ORIGIN,
-    O_MAX_FRAME, O_RATE, O_BURST, O_MAX_CONNS, O_SENDQ_BYTES, O_SENDQ_FRAMES,
-    O_AUTH_TIMEOUT, O_PING, O_HANGUP, O_RING, O_REPLAY_PAGE, O_LINGER, O_HELP
-};
-
-static int parse_flags(gw_config *c, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"upstream", required_argument, NULL, O_UPSTREAM},
-        {"static", required_argument, NULL, O_STATIC},
-        {"jwt-secret-file", required_argument, NULL, O_SECRET_FILE},
-        {"dev", no_argument, NULL, O_DEV},
-        {"origin", required_argument, NULL, O_ORIGIN},
-        {"max-frame", required_argument, NULL, O_MAX_FRAME},
-        {"rate", required_argument, NULL, O_RATE},
-        {"burst", required_argument, NULL, O_BURST},
-        {"max-conns", required_argument, NULL, O_MAX_CONNS},
-        {"sendq-bytes", required_argument, NULL, O_SENDQ_BYTES},
-        {"sendq-frames", required_argument, NULL, O_SENDQ_FRAMES},
-        {"auth-timeout", required_argument, NULL, O_AUTH_TIMEOUT},
-        {"ping-secs", required_argument, NULL, O_PING},
-        {"hangup-secs", required_argument, NULL, O_HANGUP},
-        {"ring", required_argument, NULL, O_RING},
-        {"replay-page", required_argument, NULL, O_REPLAY_PAGE},
-        {"room-linger", required_argument, NULL, O_LINGER},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    double d;
-    const char *upstream = "unix:var/parleyd.sock";
-    snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
-    c->listen_port = 7480;
-    c->static_dir = "web/dist";
-    c->max_frame = 64 * 1024;
-    c->rate = 20;
-    c->burst = 40;
-    c->max_conns = 10000;
-    c->sendq_bytes = 1024 * 1024;
-    c->sendq_frames = 1024;
-    c->auth_timeout_s = 10;
-    c->ping_s = 5;
-    c->hangup_s = 10;
-    c->ring_size = 4096;
-    c->replay_page = 1000;
-    c->room_linger_s = 60;
-
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const char *v = optarg;
-        int bad = 0;
-        switch (ch) {
-        case O_LISTEN: bad = parse_listen(c, v); break;
-        case O_UPSTREAM: upstream = v; break;
-        case O_STATIC: c->static_dir = v; break;
-        case O_SECRET_FILE: c->jwt_secret_file = v; break;
-        case O_DEV: c->dev = 1; break;
-        case O_ORIGIN: bad = push_str(&c->origins, &c->n_origins, v); break;
-        case O_MAX_FRAME: bad = num(v, 16, 64 << 20, &d); c->max_frame = (size_t)d; break;
-        case O_RATE: bad = num(v, 0.01, 1e9, &d); c->rate = d; break;
-        case O_BURST: bad = num(v, 1, 1e9, &d); c->burst = d; break;
-        case O_MAX_CONNS: bad = num(v, 1, 1e7, &d); c->max_conns = (int)d; break;
-        case O_SENDQ_BYTES: bad = num(v, 1024, 1e12, &d); c->sendq_bytes = (size_t)d; break;
-        case O_SENDQ_FRAMES: bad = num(v, 1, 1e9, &d); c->sendq_frames = (size_t)d; break;
-        case O_AUTH_TIMEOUT: bad = num(v, 1, 3600, &d); c->auth_timeout_s = (int)d; break;
-        case O_PING: bad = num(v, 1, 3600, &d); c->ping_s = (int)d; break;
-        case O_HANGUP: bad = num(v, 1, 3600, &d); c->hangup_s = (int)d; break;
-        case O_RING: bad = num(v, 1, 1e7, &d); c->ring_size = (size_t)d; break;
-        case O_REPLAY_PAGE: bad = num(v, 1, 1000, &d); c->replay_page = (size_t)d; break;
-        case O_LINGER: bad = num(v, 0, 86400, &d); c->room_linger_s = (int)d; break;
-        case O_HELP: case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
-        }
-        if (bad) {
-            fprintf(stderr, "parley-gateway: bad value for --%s: %s\n",
-                    opts[ch - 1].name, v);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "parley-gateway: unexpected argument %s\n", argv[optind]);
-        return -1;
-    }
-    if (c->hangup_s <= c->ping_s)
-        c->ping_s = c->hangup_s > 1 ? c->hangup_s / 2 : 1;
-    if (!c->n_origins && (push_str(&c->origins, &c->n_origins, "http://localhost:*") ||
-                          push_str(&c->origins, &c->n_origins, "http://127.0.0.1:*")))
-        return -1;
-    char *list = strdup(upstream), *save = NULL;
-    if (!list)
-        return -1;
-    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (*t && push_str(&c->upstreams, &c->n_upstreams, t) < 0) {
-            free(list);
-            return -1;
-        }
-    free(list);
-    if (!c->n_upstreams) {
-        fprintf(stderr, "parley-gateway: --upstream is empty\n");
-        return -1;
-    }
-    return 0;
-}
-
-static void free_strs(char **a, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(a[i]);
-    free(a);
-}
-
+/* The secret (base/secrets.h: file, else PARLEY_JWT_SECRET, else in dev
+ * mode the dev secret beside parleyd's default database), the auth handle
+ * and the gateway's service token. */
 static int load_auth(gw_server *s)
 {
-    char secret[1024];
-    const char *file = s->cfg.jwt_secret_file;
-    const char *env = getenv("PARLEY_JWT_SECRET");
-    if (file) {
-        if (read_secret(file, secret, sizeof secret) < 0) {
-            fprintf(stderr, "parley-gateway: cannot read %s: %s\n", file,
-                    strerror(errno));
-            return -1;
-        }
-    } else if (env && *env) {
-        snprintf(secret, sizeof secret, "%s", env);
-    } else if (s->cfg.dev) {
-        if (dev_secret(secret, sizeof secret) < 0) {
-            fprintf(stderr, "parley-gateway: cannot read or create %s\n",
-                    GW_DEV_SECRET);
-            return -1;
-        }
-    } else {
-        fprintf(stderr, "parley-gateway: no JWT secret: set PARLEY_JWT_SECRET, "
-                        "--jwt-secret-file, or run with --dev\n");
+    char secret[1024], dev_path[256], err[700];
+    int created;
+    if (secrets_dev_path(PARLEY_DB_DEFAULT, dev_path, sizeof dev_path) != 0)
+        return -1;
+    secrets_source src = {s->cfg.jwt_secret_file, s->cfg.jwt_secret,
+                          s->cfg.dev, dev_path};
+    if (secrets_load(&src, secret, sizeof secret, &created, err,
+                     sizeof err) != 0) {
+        fprintf(stderr, "parley-gateway: %s\n", err);
         return -1;
     }
+    if (created)
+        fprintf(stderr, "parley-gateway: dev mode: new secret written to %s\n",
+                dev_path);
     parley_err e = auth_new(secret, strlen(secret), &s->auth);
     memset(secret, 0, sizeof secret);
     if (e != PARLEY_OK) {
@@ -297,7 +67,7 @@ static int load_auth(gw_server *s)
     memset(&svc, 0, sizeof svc);
     snprintf(svc.id, sizeof svc.id, "gateway");
     snprintf(svc.display_name, sizeof svc.display_name, "parley-gateway");
-    svc.role = STORE_ROLE_ORGANIZER;
+    svc.role = PARLEY_ROLE_ORGANIZER;
     s->service_token = auth_mint(s->auth, &svc, gw_now_s(), 365LL * 24 * 3600);
     if (!s->service_token) {
         fprintf(stderr, "parley-gateway: cannot mint the service token\n");
@@ -312,8 +82,13 @@ int main(int argc, char **argv)
     gw_server *s = &srv;
     int rc = 1;
 
-    if (parse_flags(&s->cfg, argc, argv) < 0)
-        return 2;
+    char err[700];
+    int r = gw_config_load(&s->cfg, argc, argv, err, sizeof err);
+    if (r != 0) {
+        if (r < 0) fprintf(stderr, "parley-gateway: %s\n", err);
+        gw_config_free(&s->cfg);
+        return r > 0 ? 0 : 2;
+    }
     if (load_auth(s) < 0)
         goto out;
 
@@ -413,7 +188,6 @@ out:
         free(s->service_token);
     }
     auth_free(s->auth);
-    free_strs(s->cfg.upstreams, s->cfg.n_upstreams);
-    free_strs(s->cfg.origins, s->cfg.n_origins);
+    gw_config_free(&s->cfg);
     return rc;
 }

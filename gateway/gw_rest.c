@@ -154,9 +154,8 @@ int gw_rest_route(gw_http *h, const char *method, const char *path,
              (kind == 3 && (!strcmp(method, "GET") || !strcmp(method, "PATCH") ||
                             !strcmp(method, "DELETE")));
     if (!ok) {
-        gw_http_respond(h, 405, "application/json",
-                        "{\"code\":\"MALFORMED\",\"detail\":\"method not allowed\"}",
-                        51);
+        gw_http_respond_error(h, PARLEY_ERR_MALFORMED, 405,
+                              "method not allowed");
         return 0;
     }
 

@@ -16,7 +16,6 @@
  * keeps a queue of encoded frames and sends the next when the last went. */
 #include "gw.h"
 #include "parley/v1/stream.grpc.h"
-#include "rpc.h"
 #include "rpc_client.h"
 
 #include <grpc/grpc.h>

@@ -1,9 +1,10 @@
 // ws-broadcast.mjs: the "plain Node ws" peer of the benchmark. Rooms by URL
 // path; every message is sent to the other connections of the same room.
-// Usage: node bench/peers/ws-broadcast.mjs PORT  (listens on 127.0.0.1)
+// Usage: node bench/peers/ws-broadcast.mjs PORT  (listens on 127.0.0.1; port
+// 0 picks one; prints "listening PORT" with the port it got)
 import { WebSocketServer } from 'ws';
 
-const port = Number(process.argv[2] || 8080);
+const port = Number(process.argv[2] ?? 8080);
 const rooms = new Map();
 const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false });
 wss.on('connection', (ws, req) => {
@@ -17,4 +18,4 @@ wss.on('connection', (ws, req) => {
   ws.on('close', () => { peers.delete(ws); if (!peers.size) rooms.delete(room); });
   ws.on('error', () => {});
 });
-wss.on('listening', () => console.log(`listening ${port}`));
+wss.on('listening', () => console.log(`listening ${wss.address().port}`));

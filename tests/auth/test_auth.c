@@ -111,7 +111,7 @@ static void test_secret_length(void)
 
 static void test_mint_verify_roundtrip(void)
 {
-    auth_identity in = ident("u-1", "Grace Hopper", STORE_ROLE_ORGANIZER);
+    auth_identity in = ident("u-1", "Grace Hopper", PARLEY_ROLE_ORGANIZER);
     char *t = auth_mint(A, &in, NOW, 600);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     auth_identity out;
@@ -119,35 +119,35 @@ static void test_mint_verify_roundtrip(void)
     CU_ASSERT_EQUAL(auth_verify(A, t, NOW, &out), PARLEY_OK);
     CU_ASSERT_STRING_EQUAL(out.id, "u-1");
     CU_ASSERT_STRING_EQUAL(out.display_name, "Grace Hopper");
-    CU_ASSERT_EQUAL(out.role, STORE_ROLE_ORGANIZER);
-    store_author a = auth_author(&out);
+    CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_ORGANIZER);
+    parley_author a = auth_author(&out);
     CU_ASSERT_PTR_EQUAL(a.id, out.id);
     CU_ASSERT_PTR_EQUAL(a.display_name, out.display_name);
-    CU_ASSERT_EQUAL(a.role, STORE_ROLE_ORGANIZER);
+    CU_ASSERT_EQUAL(a.role, PARLEY_ROLE_ORGANIZER);
 
     /* exp = NOW + 600: valid up to and including that second. */
     CU_ASSERT_EQUAL(verify(t, NOW + 600), PARLEY_OK);
     CU_ASSERT_EQUAL(verify(t, NOW + 601), PARLEY_ERR_UNAUTHENTICATED);
     free(t);
 
-    in = ident("p-7", "Überraschung ✓", STORE_ROLE_PARTICIPANT);
+    in = ident("p-7", "Überraschung ✓", PARLEY_ROLE_PARTICIPANT);
     t = auth_mint(A, &in, NOW, 60);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_EQUAL(auth_verify(A, t, NOW, &out), PARLEY_OK);
     CU_ASSERT_STRING_EQUAL(out.display_name, "Überraschung ✓");
-    CU_ASSERT_EQUAL(out.role, STORE_ROLE_PARTICIPANT);
+    CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_PARTICIPANT);
     free(t);
 }
 
 static void test_mint_rejects_bad_input(void)
 {
-    auth_identity in = ident("u-1", "Grace", STORE_ROLE_ORGANIZER);
+    auth_identity in = ident("u-1", "Grace", PARLEY_ROLE_ORGANIZER);
     CU_ASSERT_PTR_NULL(auth_mint(A, &in, NOW, 0));
     CU_ASSERT_PTR_NULL(auth_mint(A, &in, NOW, -5));
     CU_ASSERT_PTR_NULL(auth_mint(A, NULL, NOW, 60));
     in.role = 7;
     CU_ASSERT_PTR_NULL(auth_mint(A, &in, NOW, 60));
-    in = ident("", "Grace", STORE_ROLE_ORGANIZER);
+    in = ident("", "Grace", PARLEY_ROLE_ORGANIZER);
     CU_ASSERT_PTR_NULL(auth_mint(A, &in, NOW, 60));
 }
 
@@ -163,7 +163,7 @@ static void test_bearer_prefix(void)
         CU_ASSERT_EQUAL(auth_verify(A, buf, NOW, &out), PARLEY_OK);
         CU_ASSERT_STRING_EQUAL(out.id, "u-42");
         CU_ASSERT_STRING_EQUAL(out.display_name, "Ada L");
-        CU_ASSERT_EQUAL(out.role, STORE_ROLE_PARTICIPANT);
+        CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_PARTICIPANT);
     }
     char buf[2048];
     snprintf(buf, sizeof buf, "Basic %s", t);
@@ -392,7 +392,7 @@ static void test_python_interop(void)
     CU_ASSERT_EQUAL(auth_verify(A, t, NOW, &out), PARLEY_OK);
     CU_ASSERT_STRING_EQUAL(out.id, "py-1");
     CU_ASSERT_STRING_EQUAL(out.display_name, "Monty P");
-    CU_ASSERT_EQUAL(out.role, STORE_ROLE_ORGANIZER);
+    CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_ORGANIZER);
     CU_ASSERT_EQUAL(verify(t, NOW + 301), PARLEY_ERR_UNAUTHENTICATED);
     free(t);
 
@@ -407,7 +407,7 @@ static void test_python_interop(void)
     free(t);
 
     /* And the other way: PyJWT verifies what auth_mint makes. */
-    auth_identity in = ident("c-9", "From C", STORE_ROLE_PARTICIPANT);
+    auth_identity in = ident("c-9", "From C", PARLEY_ROLE_PARTICIPANT);
     char *mine = auth_mint(A, &in, NOW, 120);
     CU_ASSERT_PTR_NOT_NULL_FATAL(mine);
     CU_ASSERT_FATAL(setenv("PARLEY_TEST_TOKEN", mine, 1) == 0);

@@ -6,24 +6,35 @@
 //   PARLEYD=path/to/parleyd PARLEY_GATEWAY=path/to/parley-gateway \
 //     node --test tests/browser/chat.e2e.test.mjs
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { CutProxy } from "./cut-proxy.mjs";
 import {
+  CHROMIUM_ARGS,
   Core,
   Gateway,
   buildWeb,
   mintToken,
   newSecret,
+  postAs as postAsUser,
   removeDir,
   repoRoot,
   sleep,
   tempDir,
   waitFor,
 } from "./harness.mjs";
+import {
+  composerDisabled,
+  converged as pagesConverged,
+  firstStateAfter,
+  items,
+  pendingItems,
+  recorder,
+  retryGapAfter,
+  say,
+} from "./pages.mjs";
 
 const PARLEYD = process.env.PARLEYD;
 const GATEWAY = process.env.PARLEY_GATEWAY;
@@ -33,6 +44,11 @@ const ARTIFACTS = join(repoRoot, "tests/artifacts");
 // 10 s after it died. One more second for timer slack on a busy machine.
 const DETECT_MS = 11_000;
 const ROOM = "lobby";
+const SHOTS = ["chat-connected.png", "chat-disconnected.png", "chat-core-down.png"];
+// A retry "at once" is a timer of 0 ms; leave room for a busy machine, far
+// below the first backoff step a delayed retry would take (up to 500 ms).
+const IMMEDIATE_MS = 150;
+const runStartedAt = Date.now();
 
 if (!PARLEYD || !GATEWAY) {
   console.error("set PARLEYD and PARLEY_GATEWAY to the built binaries");
@@ -49,6 +65,8 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     logDir = join(dir, "logs");
     mkdirSync(logDir);
     mkdirSync(ARTIFACTS, { recursive: true });
+    // Screenshots of an earlier run must not pass for this one's.
+    for (const f of SHOTS) rmSync(join(ARTIFACTS, f), { force: true });
     secret = newSecret();
     checker = mintToken(secret, "checker", "Checker");
     www = join(dir, "www");
@@ -63,31 +81,12 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
       executablePath: CHROMIUM,
       headless: true,
       timeout: 60_000,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-background-timer-throttling",
-        "--disable-renderer-backgrounding",
-        "--disable-backgrounding-occluded-windows",
-      ],
+      args: CHROMIUM_ARGS,
     });
     ctx.setDefaultTimeout(30_000);
-    // Record every state change of the element with the time it happened.
-    await ctx.addInitScript(() => {
-      window.__states = [];
-      window.__history = [];
-      document.addEventListener("parley-state", (e) => {
-        window.__states.push({ state: e.detail.state, reason: e.detail.reason ?? "", at: Date.now() });
-      });
-      document.addEventListener("parley-history", (e) => {
-        window.__history.push({ count: e.detail.messages.length, at: Date.now() });
-      });
-    });
+    // Record every state change, history page, message and WebSocket with
+    // the time it happened.
+    await ctx.addInitScript(recorder);
     alice = await ctx.newPage();
     bob = await ctx.newPage();
   });
@@ -214,14 +213,19 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     assert.equal(server.filter((m) => m.clientMsgId === p.clientMsgId).length, 1);
   });
 
-  test("connections reset: the first retry is immediate", async () => {
+  test("connections reset: the first retry is immediate", async (t) => {
     const t0 = Date.now();
     proxy.reset();
-    await alice.waitForFunction(() => !document.querySelector("parley-chat").hasAttribute("data-ready"), null, {
-      timeout: 5000,
-    });
+    // The reset is seen at once (no heartbeat wait), as a close.
+    const off = await waitFor(() => firstStateAfter(alice, t0, (x) => x.state === "offline"), 5000, "alice offline");
+    assert.ok(off.at - t0 < 2000, `offline ${off.at - t0} ms after the reset`);
+    assert.equal(off.retryInMs, 0, "the first retry is scheduled with no delay");
     await alice.waitForSelector("parley-chat[data-ready]", { timeout: 10_000 });
-    assert.ok(Date.now() - t0 < 10_000, `back after ${Date.now() - t0} ms`);
+    // ... and really went out at once: the page opened its next WebSocket
+    // right after the old one closed.
+    const { gapMs } = await retryGapAfter(alice, t0);
+    t.diagnostic(`next WebSocket ${gapMs} ms after the close`);
+    assert.ok(gapMs <= IMMEDIATE_MS, `next WebSocket ${gapMs} ms after the close (limit ${IMMEDIATE_MS})`);
     assert.ok(await say(bob, "after the reset"));
     await converged([alice, bob]);
   });
@@ -271,10 +275,11 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
     }
   });
 
-  test("screenshots of the connected and disconnected states were written", () => {
-    for (const f of ["chat-connected.png", "chat-disconnected.png"]) {
+  test("screenshots of the connected and disconnected states were written by this run", () => {
+    for (const f of SHOTS) {
       const st = statSync(join(ARTIFACTS, f));
       assert.ok(st.size > 1000, `${f} is ${st.size} bytes`);
+      assert.ok(st.mtimeMs >= runStartedAt - 1000, `${f} is older than this run`);
     }
   });
 });
@@ -284,49 +289,6 @@ describe("parley-chat in Chromium against parleyd + parley-gateway", { timeout: 
 async function open(page, base, name, user, format = "proto") {
   await page.goto(`${base}/?name=${encodeURIComponent(name)}&user=${user}&room=${ROOM}&format=${format}`);
   await page.waitForSelector("parley-chat[data-ready]", { timeout: 30_000 });
-}
-
-/** Types a message and presses Enter; true when the element took it (it
- * clears the input), false when the composer was disabled meanwhile. */
-async function say(page, text) {
-  const input = page.locator("parley-chat [part=input]");
-  await input.fill(text);
-  await input.press("Enter");
-  const taken = (await input.inputValue()) === "";
-  if (!taken) await input.evaluate((el) => (el.value = ""));
-  return taken;
-}
-
-function items(page) {
-  return page.evaluate(() =>
-    [...document.querySelector("parley-chat").shadowRoot.querySelectorAll("li[data-seq]")].map((li) => ({
-      seq: Number(li.dataset.seq),
-      body: li.querySelector("[part=body]").textContent,
-      clientMsgId: li.dataset.clientMsgId,
-      pending: li.dataset.pending,
-    })),
-  );
-}
-
-function pendingItems(page) {
-  return page.evaluate(() =>
-    [...document.querySelector("parley-chat").shadowRoot.querySelectorAll("li[data-pending=true]")].map((li) => ({
-      body: li.querySelector("[part=body]").textContent,
-      clientMsgId: li.dataset.clientMsgId,
-    })),
-  );
-}
-
-function composerDisabled(page) {
-  return page.evaluate(() => {
-    const r = document.querySelector("parley-chat").shadowRoot;
-    return r.querySelector("[part=input]").disabled && r.querySelector("[part=send]").disabled;
-  });
-}
-
-async function firstStateAfter(page, t, pred) {
-  const states = await page.evaluate(() => window.__states);
-  return states.find((s) => s.at >= t && pred(s));
 }
 
 async function shot(page, name) {
@@ -368,63 +330,19 @@ function keepSending(page, prefix) {
 }
 
 /**
- * Waits until every page shows exactly what the server stored: same seqs,
- * same bodies, in seq order, nothing pending, nothing twice. Returns the
- * server's list.
+ * Waits until every page shows exactly what the server stored (seq order,
+ * nothing pending, nothing twice), and checks that each body Bob's loops
+ * typed was stored once. Returns the server's list.
  */
 async function converged(pages) {
-  let server = [];
-  let lastDiff = "";
-  await waitFor(
-    async () => {
-      server = await gw.messages(ROOM, checker);
-      for (const page of pages) {
-        const shown = await items(page);
-        const pending = await pendingItems(page);
-        const a = JSON.stringify(shown.map((m) => [m.seq, m.body]));
-        const b = JSON.stringify(server.map((m) => [m.seq, m.body]));
-        if (a !== b || pending.length > 0) {
-          lastDiff = `page ${a.slice(-300)} vs server ${b.slice(-300)}, pending ${pending.length}`;
-          return false;
-        }
-      }
-      return true;
-    },
-    30_000,
-    "pages to match the server",
-    250,
-  ).catch((e) => {
-    throw new Error(`${e.message}\n${lastDiff}`);
-  });
-  // The server's own view: dense seqs, and each typed body stored once.
-  server.forEach((m, i) => assert.equal(m.seq, server[0].seq + i, "seqs are dense and ordered"));
+  const server = await pagesConverged(pages, () => gw.messages(ROOM, checker));
   const bodies = server.map((m) => m.body);
   assert.equal(new Set(bodies).size, bodies.length, "no message stored twice");
   for (const b of sent) assert.equal(bodies.filter((x) => x === b).length, 1, `"${b}" stored once`);
   return server;
 }
 
-/**
- * Messages written before the pages open, by another user through the
- * package's headless client running in Node (with `ws` as its WebSocket).
- */
-async function postAs(user, name, bodies) {
-  const { default: WebSocket } = await import("ws");
-  const lib = await import(pathToFileURL(join(www, "parley-chat.js")).href);
-  class OriginWebSocket extends WebSocket {
-    constructor(url, protocols) {
-      super(url, protocols, { origin: gw.url });
-    }
-  }
-  const client = lib.connect({ url: gw.url, token: mintToken(secret, user, name), WebSocket: OriginWebSocket, network: null });
-  try {
-    client.subscribe(ROOM);
-    await waitFor(() => client.state === "live", 15_000, `${user}'s headless client to go live`);
-    for (const body of bodies) {
-      client.send(ROOM, body);
-      await waitFor(() => client.pending().length === 0, 10_000, `"${body}" to be acked`);
-    }
-  } finally {
-    client.close();
-  }
+/** Messages written before the pages open, by another user (headless client). */
+function postAs(user, name, bodies) {
+  return postAsUser({ www, gatewayUrl: gw.url, token: mintToken(secret, user, name), room: ROOM, bodies });
 }

@@ -1,14 +1,16 @@
 // harness: starts the real parleyd and parley-gateway for the browser tests
-// (temp dir, temp database, free port, shared JWT secret), builds the web
-// bundle and demo page, and provides bounded waits. Every child process is
-// killed when the test process ends, however it ends.
+// (temp dir, temp database, a port the OS picks, shared JWT secret), builds
+// the web bundle and demo page, the @parley/chat package and the example
+// apps, serves pages from origins of their own, and provides bounded waits.
+// Every child process is killed when the test process ends, however it ends.
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { extname, join, normalize, resolve, sep } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
@@ -45,17 +47,6 @@ export function removeDir(dir) {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function freePort() {
-  const s = net.createServer();
-  await new Promise((r, j) => {
-    s.once("error", j);
-    s.listen(0, "127.0.0.1", r);
-  });
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a truthy value; throws after `timeoutMs`. */
@@ -80,6 +71,11 @@ export function startProcess(name, bin, args, { cwd, env, logDir }) {
   const child = spawn(bin, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
+  // What it printed, for waitForOutput (a server reports the port it got).
+  child.output = "";
+  child.stdout.on("data", (d) => {
+    child.output += d.toString();
+  });
   children.add(child);
   child.exited = new Promise((r) =>
     child.once("exit", (code, signal) => {
@@ -89,6 +85,19 @@ export function startProcess(name, bin, args, { cwd, env, logDir }) {
   );
   child.once("error", (e) => log.write(`spawn error: ${e.message}\n`));
   return child;
+}
+
+/** Waits until the child printed something matching `rx`; the match. */
+export async function waitForOutput(child, rx, timeoutMs, what) {
+  return waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`${what}: exited with ${child.exitCode}`);
+      return child.output.match(rx);
+    },
+    timeoutMs,
+    what,
+    50,
+  );
 }
 
 export async function stopProcess(child, signal = "SIGTERM", timeoutMs = 10_000) {
@@ -165,19 +174,36 @@ export class Core {
 
 /** parley-gateway in dev mode on a free port, serving `www`. */
 export class Gateway {
-  constructor({ bin, dir, secret, logDir, upstream, www }) {
-    Object.assign(this, { bin, dir, secret, logDir, upstream, www });
+  /** `args`: extra flags, e.g. ["--origin", "http://localhost:5173"]. */
+  constructor({ bin, dir, secret, logDir, upstream, www, args = [] }) {
+    Object.assign(this, { bin, dir, secret, logDir, upstream, www, args });
   }
 
+  /** Binds port 0: the OS picks a free port and the gateway prints it. */
   async start() {
-    this.port = await freePort();
-    this.url = `http://127.0.0.1:${this.port}`;
     this.proc = startProcess(
       "parley-gateway",
       this.bin,
-      ["--listen", `127.0.0.1:${this.port}`, "--upstream", `unix:${this.upstream}`, "--static", this.www, "--dev"],
+      [
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        `unix:${this.upstream}`,
+        "--static",
+        this.www,
+        "--dev",
+        ...(this.args ?? []),
+      ],
       { cwd: this.dir, env: { PARLEY_JWT_SECRET: this.secret }, logDir: this.logDir },
     );
+    const m = await waitForOutput(
+      this.proc,
+      /parley-gateway listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+      20_000,
+      "parley-gateway to print its port",
+    );
+    this.port = Number(m[1]);
+    this.url = `http://127.0.0.1:${this.port}`;
     await this.healthy(20_000);
   }
 
@@ -207,6 +233,7 @@ export class Gateway {
       body: m.body ?? "",
       clientMsgId: m.clientMsgId ?? "",
       author: m.author?.id ?? "",
+      deleted: m.deleted === true,
     }));
   }
 
@@ -236,3 +263,113 @@ export function buildWeb(outDir) {
 export function newSecret() {
   return randomBytes(32).toString("hex");
 }
+
+/**
+ * Builds the @parley/chat package into web/dist (tsc modules + bundles), the
+ * way `npm run build -w web` does: the example apps install the package from
+ * the workspace and import its dist like any npm consumer.
+ */
+export function buildPackage() {
+  execFileSync("npm", ["run", "--silent", "build", "-w", "web"], {
+    cwd: repoRoot,
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 180_000,
+  });
+  if (!existsSync(join(repoRoot, "web/dist/index.js"))) throw new Error("web build did not produce dist/index.js");
+}
+
+/** Builds examples/<name> (its own `npm run build`) into `outDir`. */
+export function buildExample(name, outDir) {
+  execFileSync("npm", ["run", "--silent", "build", "-w", `examples/${name}`, "--", "--outDir", outDir, "--logLevel", "warn"], {
+    cwd: repoRoot,
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 180_000,
+  });
+  if (!existsSync(join(outDir, "index.html"))) throw new Error(`examples/${name} build did not produce index.html`);
+}
+
+const MIME = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".map": "application/json",
+  ".svg": "image/svg+xml",
+  ".json": "application/json",
+};
+
+/**
+ * Serves `dir` over HTTP on 127.0.0.1 with a port the OS picks, in this
+ * process: a web app's own origin. Unknown paths get index.html (as a
+ * single-page app host does). `close()` stops it.
+ */
+export async function serveStatic(dir) {
+  const root = resolve(dir);
+  const server = http.createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    let file = normalize(join(root, path));
+    if (file !== root && !file.startsWith(root + sep)) {
+      res.writeHead(403).end();
+      return;
+    }
+    if (!existsSync(file) || statSync(file).isDirectory()) {
+      const index = join(file, "index.html");
+      file = existsSync(index) ? index : join(root, "index.html");
+    }
+    res.writeHead(200, { "content-type": MIME[extname(file)] ?? "application/octet-stream", "cache-control": "no-store" });
+    res.end(readFileSync(file));
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise((r, j) => {
+    server.once("error", j);
+    server.listen(0, "127.0.0.1", r);
+  });
+  const { port } = server.address();
+  return {
+    port,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections?.();
+        server.close(() => r());
+      }),
+  };
+}
+
+/**
+ * Messages written before the pages open, by another user through the
+ * package's headless client running in Node (the bundle built into `www`,
+ * with `ws` as its WebSocket, from the gateway's own origin).
+ */
+export async function postAs({ www, gatewayUrl, token, room, bodies }) {
+  const { default: WebSocket } = await import("ws");
+  const lib = await import(pathToFileURL(join(www, "parley-chat.js")).href);
+  class OriginWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols, { origin: gatewayUrl });
+    }
+  }
+  const client = lib.connect({ url: gatewayUrl, token, WebSocket: OriginWebSocket, network: null });
+  try {
+    client.subscribe(room);
+    await waitFor(() => client.state === "live", 15_000, "the headless client to go live");
+    for (const body of bodies) {
+      client.send(room, body);
+      await waitFor(() => client.pending().length === 0, 10_000, `"${body}" to be acked`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** Chromium flags for a quiet, unthrottled headless run. */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-background-timer-throttling",
+  "--disable-renderer-backgrounding",
+  "--disable-backgrounding-occluded-windows",
+];

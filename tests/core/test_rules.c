@@ -115,16 +115,16 @@ static void test_client_msg_id(void)
 static void test_author(void)
 {
     char big[RULES_AUTHOR_ID_MAX + 2];
-    store_author a = {"u1", "Ada", STORE_ROLE_PARTICIPANT};
+    parley_author a = {"u1", "Ada", PARLEY_ROLE_PARTICIPANT};
 
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_OK);
-    a.role = STORE_ROLE_ORGANIZER;
+    a.role = PARLEY_ROLE_ORGANIZER;
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_OK);
     a.role = 0;
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     a.role = 3;
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
-    a.role = STORE_ROLE_PARTICIPANT;
+    a.role = PARLEY_ROLE_PARTICIPANT;
 
     a.display_name = "Jos\xC3\xA9 \xF0\x9F\x98\x80"; /* UTF-8 and spaces ok */
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_OK);
@@ -213,9 +213,9 @@ static void test_body(void)
 
 static void test_may_modify(void)
 {
-    store_author ada = {"ada", "Ada", STORE_ROLE_PARTICIPANT};
-    store_author org = {"org", "Org", STORE_ROLE_ORGANIZER};
-    store_author bad = {"", "Nobody", STORE_ROLE_PARTICIPANT};
+    parley_author ada = {"ada", "Ada", PARLEY_ROLE_PARTICIPANT};
+    parley_author org = {"org", "Org", PARLEY_ROLE_ORGANIZER};
+    parley_author bad = {"", "Nobody", PARLEY_ROLE_PARTICIPANT};
 
     CU_ASSERT_EQUAL(rules_may_modify(&ada, "ada"), PARLEY_OK);
     CU_ASSERT_EQUAL(rules_may_modify(&ada, "bob"), PARLEY_ERR_PERMISSION_DENIED);

@@ -7,9 +7,12 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,9 +25,9 @@
 static char g_dir[4096];
 static int g_db_no;
 
-static const store_author ADA = {"ada", "Ada Lovelace", STORE_ROLE_PARTICIPANT};
-static const store_author BOB = {"bob", "Bob", STORE_ROLE_PARTICIPANT};
-static const store_author ORG = {"olga", "Olga (host)", STORE_ROLE_ORGANIZER};
+static const parley_author ADA = {"ada", "Ada Lovelace", PARLEY_ROLE_PARTICIPANT};
+static const parley_author BOB = {"bob", "Bob", PARLEY_ROLE_PARTICIPANT};
+static const parley_author ORG = {"olga", "Olga (host)", PARLEY_ROLE_ORGANIZER};
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -60,8 +63,8 @@ static store *fresh(char *path, size_t len, const store_opts *opts)
     return s;
 }
 
-static parley_err post(store *s, const char *room, const store_author *a,
-                       const char *id, const char *body, store_msg *out,
+static parley_err post(store *s, const char *room, const parley_author *a,
+                       const char *id, const char *body, parley_msg *out,
                        int *dup)
 {
     return store_append(s, room, a, id, body, strlen(body), 2000, out, dup);
@@ -98,7 +101,7 @@ typedef struct page {
     int room_mismatch;
 } page;
 
-static void row_from(row *r, const store_msg *m)
+static void row_from(row *r, const parley_msg *m)
 {
     memset(r, 0, sizeof *r);
     r->seq = m->seq;
@@ -113,7 +116,7 @@ static void row_from(row *r, const store_msg *m)
     r->deleted = m->deleted;
 }
 
-static int collect(const store_msg *m, void *ud)
+static int collect(const parley_msg *m, void *ud)
 {
     page *p = ud;
     if (p->n < sizeof p->rows / sizeof p->rows[0]) row_from(&p->rows[p->n], m);
@@ -123,7 +126,7 @@ static int collect(const store_msg *m, void *ud)
 }
 
 static parley_err list(store *s, store_dir dir, uint64_t cursor,
-                       unsigned limit, page *p, store_room *room, int *more)
+                       unsigned limit, page *p, parley_room *room, int *more)
 {
     memset(p, 0, sizeof *p);
     return store_list(s, "r", dir, cursor, limit, collect, p, room, more);
@@ -141,9 +144,9 @@ static int rows_equal(const row *a, const row *b)
 static void test_rooms(void)
 {
     char path[4200];
-    store_room r;
+    parley_room r;
     int created = -1, more = -1;
-    store_msg m;
+    parley_msg m;
 
     db_path(path, sizeof path);
     store *s = open_at(path, NULL);
@@ -210,8 +213,8 @@ static void test_rooms(void)
 
 static void test_seq_rev_dense(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     int dup = -1, more;
     char id[16];
     store *s = fresh(NULL, 0, NULL);
@@ -228,7 +231,7 @@ static void test_seq_rev_dense(void)
         CU_ASSERT_STRING_EQUAL(m.room, "r");
         CU_ASSERT_STRING_EQUAL(m.client_msg_id, id);
         CU_ASSERT_STRING_EQUAL(m.author.id, i % 2 ? "ada" : "bob");
-        CU_ASSERT_EQUAL(m.author.role, STORE_ROLE_PARTICIPANT);
+        CU_ASSERT_EQUAL(m.author.role, PARLEY_ROLE_PARTICIPANT);
         CU_ASSERT_EQUAL(m.body_len, 5);
         CU_ASSERT_STRING_EQUAL(m.body, "hello");
         CU_ASSERT_EQUAL(m.created_at_ms, 100 + i);
@@ -281,8 +284,8 @@ static void test_seq_rev_dense(void)
 
 static void test_idempotency(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     int dup = -1, more;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -342,7 +345,7 @@ static void expect_seqs(const page *p, uint64_t lo, uint64_t hi)
 
 static void test_list_cursors(void)
 {
-    store_room r;
+    parley_room r;
     int more = -1;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -489,7 +492,7 @@ typedef struct intruder {
 } intruder;
 
 /* While handle A pages, handle B commits a new message and an edit. */
-static int intrude(const store_msg *m, void *ud)
+static int intrude(const parley_msg *m, void *ud)
 {
     intruder *x = ud;
     (void)m;
@@ -534,7 +537,7 @@ typedef struct revcheck {
     unsigned n;
 } revcheck;
 
-static int revcheck_fn(const store_msg *m, void *ud)
+static int revcheck_fn(const parley_msg *m, void *ud)
 {
     revcheck *c = ud;
     if (m->rev > c->max_rev) c->max_rev = m->rev;
@@ -545,7 +548,7 @@ static int revcheck_fn(const store_msg *m, void *ud)
 static void test_list_snapshot(void)
 {
     char path[4200];
-    store_room r;
+    parley_room r;
     int more = -1;
     intruder x = {0};
     store *s = fresh(path, sizeof path, NULL);
@@ -582,7 +585,7 @@ static void test_list_snapshot(void)
     unsigned checks = 0, bad = 0;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, pacer_main, &p), 0);
     while (!__atomic_load_n(&p.done, __ATOMIC_SEQ_CST) && checks < 100000) {
-        store_room h;
+        parley_room h;
         revcheck c = {0, 0};
         uint64_t from = r.head_rev > 4 ? r.head_rev - 4 : 0;
         if (store_list(s, "r", STORE_AFTER_REV, from, 1000, revcheck_fn, &c, &h,
@@ -618,7 +621,7 @@ static void view_apply(view *v, const row *r)
     if (r->rev > v->last_rev) v->last_rev = r->rev;
 }
 
-static void view_apply_msg(view *v, const store_msg *m)
+static void view_apply_msg(view *v, const parley_msg *m)
 {
     row r;
     row_from(&r, m);
@@ -628,7 +631,7 @@ static void view_apply_msg(view *v, const store_msg *m)
 /* The offline reader's catch-up: pages of AFTER_REV from its last rev. */
 static void view_catch_up(store *s, view *v, unsigned page_size)
 {
-    store_room r;
+    parley_room r;
     int more = 1, pages = 0;
     while (more && pages < 100) {
         uint64_t from = v->last_rev;
@@ -657,8 +660,8 @@ static view g_live, g_offline, g_late, g_full;
 
 static void test_catch_up_converges(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     int more, dup;
     char id[16], body[32];
     store *s = fresh(NULL, 0, NULL);
@@ -743,8 +746,8 @@ static void test_catch_up_converges(void)
 
 static void test_permissions(void)
 {
-    store_msg m;
-    store_room r;
+    parley_msg m;
+    parley_room r;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(post(s, "r", &ADA, "1", "ada's", &m, NULL), PARLEY_OK);
@@ -770,7 +773,7 @@ static void test_permissions(void)
     CU_ASSERT_STRING_EQUAL(m.author.id, "ada"); /* authorship unchanged */
     CU_ASSERT_EQUAL(m.edited_at_ms, 12);
     /* An invalid actor is refused as such. */
-    store_author nobody = {"", "x", STORE_ROLE_ORGANIZER};
+    parley_author nobody = {"", "x", PARLEY_ROLE_ORGANIZER};
     CU_ASSERT_EQUAL(store_edit(s, "r", 1, &nobody, "x", 1, 13, &m),
                     PARLEY_ERR_AUTHOR_INVALID);
 
@@ -828,15 +831,15 @@ static void test_permissions(void)
 /* ---- input rules at the store --------------------------------------- */
 
 /* Fingerprint of a room: heads and the full AFTER_REV listing. */
-static void snapshot(store *s, page *p, store_room *r)
+static void snapshot(store *s, page *p, parley_room *r)
 {
     int more;
     CU_ASSERT_EQUAL(list(s, STORE_AFTER_REV, 0, 1000, p, r, &more), PARLEY_OK);
 }
 
-static void expect_unchanged(store *s, const page *before, const store_room *rb)
+static void expect_unchanged(store *s, const page *before, const parley_room *rb)
 {
-    store_room ra;
+    parley_room ra;
     snapshot(s, &g_page2, &ra);
     CU_ASSERT_EQUAL(ra.head_seq, rb->head_seq);
     CU_ASSERT_EQUAL(ra.head_rev, rb->head_rev);
@@ -849,8 +852,8 @@ static void expect_unchanged(store *s, const page *before, const store_room *rb)
 static void test_body_limits(void)
 {
     store_opts o = {.max_body_bytes = 16, .synchronous_full = 1};
-    store_room rb;
-    store_msg m;
+    parley_room rb;
+    parley_msg m;
     store *s = fresh(NULL, 0, &o);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(post(s, "r", &ADA, "keep", "kept", &m, NULL), PARLEY_OK);
@@ -912,8 +915,8 @@ static void test_invalid_input(void)
         {"\xF8\x88\x80\x80\x80", 5},  /* 5-byte form */
         {"\x80lead", 5},              /* stray continuation */
     };
-    store_room rb;
-    store_msg m;
+    parley_room rb;
+    parley_msg m;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(post(s, "r", &ADA, "keep", "kept", &m, NULL), PARLEY_OK);
@@ -927,9 +930,9 @@ static void test_invalid_input(void)
                         PARLEY_ERR_INVALID_UTF8);
     }
     /* Other refused inputs, each with its own code. */
-    store_author noid = {"", "No Id", STORE_ROLE_PARTICIPANT};
-    store_author norole = {"x", "No Role", 0};
-    store_author ctl = {"x", "bell\x07", STORE_ROLE_PARTICIPANT};
+    parley_author noid = {"", "No Id", PARLEY_ROLE_PARTICIPANT};
+    parley_author norole = {"x", "No Role", 0};
+    parley_author ctl = {"x", "bell\x07", PARLEY_ROLE_PARTICIPANT};
     CU_ASSERT_EQUAL(post(s, "r", &noid, "c", "hi", &m, NULL),
                     PARLEY_ERR_AUTHOR_INVALID);
     CU_ASSERT_EQUAL(post(s, "r", &norole, "c", "hi", &m, NULL),
@@ -992,8 +995,8 @@ static int sql_text(const char *path, const char *sql, char *out, size_t len)
 static void test_reopen(void)
 {
     char path[4200], mode[16] = "";
-    store_room r1, r2;
-    store_msg m;
+    parley_room r1, r2;
+    parley_msg m;
     int dup, v = -1, more;
     store *s = fresh(path, sizeof path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -1101,8 +1104,8 @@ static void test_open_errors(void)
 
 static void test_group_commit(void)
 {
-    store_room r;
-    store_msg m;
+    parley_room r;
+    parley_msg m;
     int more, dup;
     store *s = fresh(NULL, 0, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -1158,9 +1161,26 @@ static void test_group_commit(void)
 
 static pthread_barrier_t g_start;
 
+/* Neither writer runs more than CONC_AHEAD appends ahead of the other, so
+ * they interleave whatever the scheduler does, while both still write at
+ * the same time (each one's append may meet the other's lock). */
+#define CONC_AHEAD 3
+static pthread_mutex_t g_conc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_conc_cv = PTHREAD_COND_INITIALIZER;
+static int g_conc_done[2];
+
+static void conc_count(int me, int n)
+{
+    pthread_mutex_lock(&g_conc_mu);
+    g_conc_done[me] += n;
+    pthread_cond_broadcast(&g_conc_cv);
+    pthread_mutex_unlock(&g_conc_mu);
+}
+
 typedef struct writer {
     const char *path;
-    const store_author *author;
+    const parley_author *author;
+    int me;
     int failures;
     uint64_t last_seq;
     int out_of_order;
@@ -1172,7 +1192,7 @@ static void *writer_main(void *arg)
     writer *w = arg;
     store *s = NULL;
     char id[32];
-    store_msg m;
+    parley_msg m;
     int dup;
 
     parley_err oe = store_open(w->path, NULL, &s, w->err, sizeof w->err);
@@ -1180,12 +1200,18 @@ static void *writer_main(void *arg)
     pthread_barrier_wait(&g_start);
     if (oe != PARLEY_OK) {
         w->failures = CONC_N;
+        conc_count(w->me, 2 * CONC_N); /* never hold the other back */
         return NULL;
     }
     for (int i = 1; i <= CONC_N; i++) {
+        pthread_mutex_lock(&g_conc_mu);
+        while (g_conc_done[w->me] - g_conc_done[!w->me] >= CONC_AHEAD)
+            pthread_cond_wait(&g_conc_cv, &g_conc_mu);
+        pthread_mutex_unlock(&g_conc_mu);
         snprintf(id, sizeof id, "%s-%d", w->author->id, i);
         parley_err e = store_append(s, "r", w->author, id, id, strlen(id), i, &m,
                                     &dup);
+        conc_count(w->me, 1);
         if (e != PARLEY_OK || dup) {
             if (e != PARLEY_OK)
                 snprintf(w->err, sizeof w->err, "%s: %s", parley_err_name(e),
@@ -1195,10 +1221,6 @@ static void *writer_main(void *arg)
         }
         if (m.seq <= w->last_seq) w->out_of_order++;
         w->last_seq = m.seq;
-        /* Pacing, not synchronization: without a pause the first writer
-         * would finish its run while the other sleeps in SQLite's busy
-         * handler, and the writes would not interleave. */
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
     store_close(s);
     return NULL;
@@ -1209,7 +1231,7 @@ static void test_concurrent_writers(void)
     char path[4200];
     pthread_t t[2];
     writer w[2];
-    store_room r;
+    parley_room r;
     int more;
     static unsigned char seen[2 * CONC_N + 1];
     store *s = fresh(path, sizeof path, NULL);
@@ -1217,9 +1239,11 @@ static void test_concurrent_writers(void)
     store_close(s);
 
     memset(w, 0, sizeof w);
+    g_conc_done[0] = g_conc_done[1] = 0;
     w[0].path = w[1].path = path;
     w[0].author = &ADA;
     w[1].author = &BOB;
+    w[1].me = 1;
     CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&g_start, NULL, 2), 0);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t[0], NULL, writer_main, &w[0]), 0);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t[1], NULL, writer_main, &w[1]), 0);
@@ -1239,11 +1263,10 @@ static void test_concurrent_writers(void)
     CU_ASSERT_EQUAL(r.head_rev, 2 * CONC_N);
     CU_ASSERT_EQUAL(g_page.n, 2 * CONC_N);
     memset(seen, 0, sizeof seen);
-    int per_author[2] = {0, 0}, dups = 0, interleaved = 0;
+    int per_author[2] = {0, 0}, dups = 0, dense = 1, interleaved = 0;
     for (unsigned i = 0; i < g_page.n; i++) {
         const row *x = &g_page.rows[i];
-        CU_ASSERT_EQUAL(x->seq, i + 1);
-        CU_ASSERT_EQUAL(x->rev, x->seq);
+        if (x->seq != i + 1 || x->rev != x->seq) dense = 0;
         if (x->seq >= 1 && x->seq <= 2 * CONC_N) {
             if (seen[x->seq]) dups++;
             seen[x->seq] = 1;
@@ -1251,10 +1274,219 @@ static void test_concurrent_writers(void)
         per_author[strcmp(x->author, "ada") == 0 ? 0 : 1]++;
         if (i && strcmp(x->author, g_page.rows[i - 1].author) != 0) interleaved++;
     }
+    CU_ASSERT_TRUE(dense); /* seq 1..2N in order, rev == seq */
     CU_ASSERT_EQUAL(dups, 0);
     CU_ASSERT_EQUAL(per_author[0], CONC_N);
     CU_ASSERT_EQUAL(per_author[1], CONC_N);
+    /* A run of one author is at most about 2 * CONC_AHEAD + 1 long, so the
+     * authors switch at least this often: both really wrote in turn. */
     fprintf(stderr, "  (author switches in the sequence: %d)\n", interleaved);
+    CU_ASSERT_TRUE(interleaved >= 2 * CONC_N / (2 * CONC_AHEAD + 2));
+    store_close(s);
+}
+
+/* ---- durability: PRAGMA synchronous ------------------------------------ */
+
+/* What FULL changes, seen from below SQLite: an fsync at every commit. A
+ * VFS over the default one counts xSync calls by swapping each opened
+ * file's method table for a copy whose xSync counts and then forwards. */
+#define SYNC_TABLES 8
+static sqlite3_vfs g_count_vfs, *g_real_vfs;
+static int g_syncs;
+static struct {
+    const sqlite3_io_methods *real;
+    sqlite3_io_methods mine;
+} g_tables[SYNC_TABLES];
+static int g_n_tables;
+
+static int count_sync(sqlite3_file *f, int flags)
+{
+    for (int i = 0; i < g_n_tables; i++)
+        if (f->pMethods == &g_tables[i].mine) {
+            g_syncs++;
+            return g_tables[i].real->xSync(f, flags);
+        }
+    return SQLITE_IOERR_FSYNC;
+}
+
+static int count_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
+                      int flags, int *out_flags)
+{
+    (void)vfs;
+    int rc = g_real_vfs->xOpen(g_real_vfs, name, f, flags, out_flags);
+    if (rc != SQLITE_OK || f->pMethods == NULL) return rc;
+    int i = 0;
+    while (i < g_n_tables && g_tables[i].real != f->pMethods) i++;
+    if (i == g_n_tables) {
+        if (i == SYNC_TABLES) return SQLITE_CANTOPEN; /* never silently uncounted */
+        g_tables[i].real = f->pMethods;
+        g_tables[i].mine = *f->pMethods;
+        g_tables[i].mine.xSync = count_sync;
+        g_n_tables++;
+    }
+    f->pMethods = &g_tables[i].mine;
+    return rc;
+}
+
+/* Opens a fresh store with opts, checks the level it reports, and returns
+ * how many fsyncs 20 single commits took. */
+static int syncs_for_20_commits(const store_opts *opts, int want_level)
+{
+    store *s = fresh(NULL, 0, opts);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(store_synchronous(s), want_level);
+    int before = g_syncs;
+    CU_ASSERT_EQUAL(post_n(s, "r", "d", 20), 0);
+    int n = g_syncs - before;
+    store_close(s);
+    return n;
+}
+
+static void test_synchronous(void)
+{
+    g_real_vfs = sqlite3_vfs_find(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g_real_vfs);
+    g_count_vfs = *g_real_vfs;
+    g_count_vfs.zName = "parley-count-sync";
+    g_count_vfs.pNext = NULL;
+    g_count_vfs.xOpen = count_open;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_vfs_register(&g_count_vfs, 1), SQLITE_OK);
+
+    store_opts full = {.max_body_bytes = 0, .synchronous_full = 1};
+    store_opts normal = {.max_body_bytes = 0, .synchronous_full = 0};
+    int by_default = syncs_for_20_commits(NULL, STORE_SYNC_FULL);
+    int by_full = syncs_for_20_commits(&full, STORE_SYNC_FULL);
+    int by_normal = syncs_for_20_commits(&normal, STORE_SYNC_NORMAL);
+    fprintf(stderr, "  (fsyncs for 20 commits: default %d, FULL %d, NORMAL %d)\n",
+            by_default, by_full, by_normal);
+    CU_ASSERT_TRUE(by_default >= 20);
+    CU_ASSERT_TRUE(by_full >= 20);
+    /* The control: the counter does tell the levels apart. */
+    CU_ASSERT_TRUE(by_normal < 20);
+
+    CU_ASSERT_EQUAL(sqlite3_vfs_unregister(&g_count_vfs), SQLITE_OK);
+    CU_ASSERT_PTR_EQUAL(sqlite3_vfs_find(NULL), g_real_vfs);
+}
+
+/* ---- a commit that fails ----------------------------------------------- */
+
+/* A real full disk: a child process runs the store under RLIMIT_FSIZE
+ * (SIGXFSZ ignored, so the write past it fails with EFBIG) and commits
+ * groups of 8 appends until a commit fails. The failed group must leave
+ * nothing behind, in the handle that failed and in the file. */
+#define FAIL_LIMIT (256 * 1024)
+#define FAIL_GROUP 8
+
+typedef struct fail_report {
+    int opened, committed, commit_err, append_err;
+    uint64_t head_after;
+    unsigned listed_after;
+} fail_report;
+
+static int count_rows(const parley_msg *m, void *ud)
+{
+    (void)m;
+    (*(unsigned *)ud)++;
+    return 0;
+}
+
+static void fail_child(const char *path, int fd)
+{
+    fail_report rep;
+    char body[1001], id[32];
+    memset(&rep, 0, sizeof rep);
+    memset(body, 'b', 1000);
+    body[1000] = 0;
+    struct rlimit rl = {FAIL_LIMIT, FAIL_LIMIT};
+    signal(SIGXFSZ, SIG_IGN);
+    store *s = setrlimit(RLIMIT_FSIZE, &rl) == 0 ? open_at(path, NULL) : NULL;
+    rep.opened = s != NULL;
+    for (int g = 0; s && g < 1000; g++) {
+        if (store_begin(s) != PARLEY_OK) break;
+        for (int k = 0; k < FAIL_GROUP && !rep.append_err; k++) {
+            snprintf(id, sizeof id, "g%d-%d", g, k);
+            rep.append_err = post(s, "r", &ADA, id, body, NULL, NULL);
+        }
+        if (rep.append_err) {
+            store_rollback(s);
+            break;
+        }
+        parley_err e = store_commit(s);
+        if (e != PARLEY_OK) {
+            rep.commit_err = e;
+            break;
+        }
+        rep.committed++;
+    }
+    if (s) {
+        parley_room r;
+        if (store_list(s, "r", STORE_AFTER_REV, 0, 1000, count_rows,
+                       &rep.listed_after, &r, NULL) == PARLEY_OK)
+            rep.head_after = r.head_seq;
+        store_close(s);
+    }
+    ssize_t w = write(fd, &rep, sizeof rep);
+    _exit(w == (ssize_t)sizeof rep ? 0 : 1);
+}
+
+static void test_commit_failure(void)
+{
+    char path[4200];
+    store *s = fresh(path, sizeof path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    store_close(s);
+    int pfd[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        fail_child(path, pfd[1]);
+    }
+    close(pfd[1]);
+    fail_report rep;
+    memset(&rep, 0, sizeof rep);
+    ssize_t got = read(pfd[0], &rep, sizeof rep);
+    close(pfd[0]);
+    int st = -1;
+    waitpid(pid, &st, 0);
+    CU_ASSERT_EQUAL_FATAL(got, (ssize_t)sizeof rep);
+    CU_ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    fprintf(stderr, "  (%d groups committed under the limit, then %s)\n",
+            rep.committed, parley_err_name((parley_err)rep.commit_err));
+    CU_ASSERT_TRUE(rep.opened);
+    CU_ASSERT_EQUAL(rep.append_err, PARLEY_OK); /* nothing spilled early */
+    CU_ASSERT_TRUE(rep.committed > 0);
+    CU_ASSERT_EQUAL(rep.commit_err, PARLEY_ERR_IO);
+    /* The handle that failed sees only what was committed. */
+    CU_ASSERT_EQUAL(rep.head_after, (uint64_t)rep.committed * FAIL_GROUP);
+    CU_ASSERT_EQUAL(rep.listed_after, (unsigned)rep.committed * FAIL_GROUP);
+
+    /* So does the file, and the failed group's ids are free again. */
+    int more;
+    parley_room r;
+    parley_msg m;
+    int dup = -1;
+    s = open_at(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(list(s, STORE_AFTER_REV, 0, 1000, &g_page, &r, &more),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(r.head_seq, (uint64_t)rep.committed * FAIL_GROUP);
+    CU_ASSERT_EQUAL(g_page.n, (unsigned)rep.committed * FAIL_GROUP);
+    int bad = 0;
+    for (unsigned i = 0; i < g_page.n && i < 1100; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "g%u-%u", i / FAIL_GROUP, i % FAIL_GROUP);
+        if (g_page.rows[i].seq != i + 1 || strcmp(g_page.rows[i].client_id, want))
+            bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    char id[32];
+    snprintf(id, sizeof id, "g%d-0", rep.committed);
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, id, "retried", &m, &dup), PARLEY_OK);
+    CU_ASSERT_EQUAL(dup, 0);
+    CU_ASSERT_EQUAL(m.seq, (uint64_t)rep.committed * FAIL_GROUP + 1);
     store_close(s);
 }
 
@@ -1302,7 +1534,10 @@ int main(void)
         !CU_add_test(s, "future schema refused", test_schema_too_new) ||
         !CU_add_test(s, "open errors", test_open_errors) ||
         !CU_add_test(s, "group commit", test_group_commit) ||
-        !CU_add_test(s, "two concurrent writers", test_concurrent_writers)) {
+        !CU_add_test(s, "two concurrent writers", test_concurrent_writers) ||
+        !CU_add_test(s, "synchronous: FULL fsyncs every commit",
+                     test_synchronous) ||
+        !CU_add_test(s, "a failed commit leaves nothing", test_commit_failure)) {
         CU_cleanup_registry();
         rm_tree_dir(g_dir);
         return 2;

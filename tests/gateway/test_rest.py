@@ -10,6 +10,8 @@ import time
 import traceback
 import urllib.request
 
+import jwt
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gwharness  # noqa: E402
 
@@ -112,21 +114,31 @@ def case_bad_input(s):
     st, m = s.jrequest("GET", "/v1/rooms/lobby/messages/abc", token=ann)
     assert st == 400 and m["code"] == "MALFORMED", (st, m)
     st, m = s.jrequest("PUT", "/v1/rooms/lobby/messages/1", {"body": "x"}, ann)
-    assert st == 405, (st, m)
+    assert (st, m) == (405, {"code": "MALFORMED", "detail": "method not allowed"}), (st, m)
+    st, m = s.jrequest("POST", "/v1/rooms/lobby/messages", {"body": "x"}, ann)
+    assert (st, m) == (405, {"code": "MALFORMED", "detail": "method not allowed"}), (st, m)
     st, m = s.jrequest("GET", "/v1/nothing", token=ann)
-    assert st == 404, (st, m)
+    assert (st, m) == (404, {"code": "NOT_FOUND", "detail": "no such route"}), (st, m)
+    st, m = s.jrequest("GET", "/v1/rooms/lobby/elsewhere", token=ann)
+    assert (st, m) == (404, {"code": "NOT_FOUND", "detail": "no such route"}), (st, m)
     # no token, bad token, expired token: 401 before any upstream call
+    calls = s.metrics()["parley_gateway_upstream_unary_calls_total"]
     st, m = s.jrequest("GET", "/v1/rooms/lobby/messages")
-    assert st == 401 and m["code"] == "UNAUTHENTICATED", (st, m)
+    assert (st, m) == (401, {"code": "UNAUTHENTICATED",
+                             "detail": "Authorization: Bearer <token> required"}), (st, m)
+    bad = {"code": "UNAUTHENTICATED", "detail": "token invalid or expired"}
     st, m = s.jrequest("GET", "/v1/rooms/lobby/messages", token="garbage")
-    assert st == 401 and m["code"] == "UNAUTHENTICATED", (st, m)
+    assert (st, m) == (401, bad), (st, m)
     st, m = s.jrequest("GET", "/v1/rooms/lobby/messages", token=s.token(exp_in=-10))
-    assert st == 401, (st, m)
+    assert (st, m) == (401, bad), (st, m)
     st, m = s.jrequest("GET", "/v1/rooms/lobby/messages", token=s.token(secret="k" * 40))
-    assert st == 401, (st, m)
+    assert (st, m) == (401, bad), (st, m)
+    st, m = s.jrequest("PATCH", "/v1/rooms/lobby/messages/1", {"body": "x"}, s.token(exp_in=-10))
+    assert (st, m) == (401, bad), (st, m)
+    assert s.metrics()["parley_gateway_upstream_unary_calls_total"] == calls
     # a body over the limit
     st, m = s.jrequest("PATCH", "/v1/rooms/lobby/messages/1", b'{"body":"' + b"x" * 70000 + b'"}', ann)
-    assert st == 413, (st, m)
+    assert (st, m) == (413, {"code": "RESOURCE_EXHAUSTED", "detail": "body too large"}), (st, m)
 
 
 def case_rooms(s):
@@ -141,6 +153,8 @@ def case_rooms(s):
     st, r = s.jrequest("POST", "/v1/rooms", {"name": "bad name!"}, org)
     assert st == 400 and r["code"] == "ROOM_INVALID", (st, r)
     st, r = s.jrequest("POST", "/v1/rooms", {"name": ["x"]}, org)
+    assert st == 400 and r["code"] == "MALFORMED", (st, r)
+    st, r = s.jrequest("POST", "/v1/rooms", b"", org)  # an empty body
     assert st == 400 and r["code"] == "MALFORMED", (st, r)
     publish(s, ann, 2, room="new-room")
     st, r = s.jrequest("GET", "/v1/rooms/new-room", token=ann)
@@ -169,13 +183,15 @@ def case_misc(s):
     assert req.headers["Content-Type"].startswith("text/html")
     req = urllib.request.urlopen(s.http + "/assets/app.js", timeout=10)
     assert req.headers["Content-Type"].startswith("text/javascript"), req.headers
-    st, _ = s.get("/missing.js")
-    assert st == 404
-    st, _ = s.get("/../../etc/passwd")
-    assert st == 404
+    st, body = s.get("/missing.js")
+    assert (st, body) == (404, b"not found\n"), (st, body)
+    st, body = s.get("/../../etc/passwd")
+    assert (st, body) == (404, b"not found\n"), (st, body)
+    st, body = s.request("POST", "/index.html", b"x")
+    assert (st, body) == (405, b"method not allowed\n"), (st, body)
     # the dev token endpoint exists only with --dev
-    st, _ = s.get("/v1/dev/token?user=ann")
-    assert st == 404, st
+    st, body = s.get("/v1/dev/token?user=ann")
+    assert (st, body) == (404, b"not found\n"), (st, body)
 
 
 def case_dev_token(s):
@@ -184,22 +200,46 @@ def case_dev_token(s):
     st, room = s.jrequest("POST", "/v1/rooms", {"name": "devroom"}, r["token"])
     assert st == 200 and room["created"] is True, (st, room)
     st, r = s.jrequest("GET", "/v1/dev/token?user=zoe&role=king")
-    assert st == 400, (st, r)
+    assert (st, r) == (400, {"code": "AUTHOR_INVALID",
+                             "detail": "role is participant or organizer"}), (st, r)
+    st, r = s.jrequest("GET", "/v1/dev/token?name=Zoe")
+    assert (st, r) == (400, {"code": "AUTHOR_INVALID", "detail": "user is required"}), (st, r)
+    st, body = s.request("POST", "/v1/dev/token?user=zoe", b"")
+    assert (st, body) == (405, b"method not allowed\n"), (st, body)
+    st, r = s.jrequest("GET", "/v1/dev/token?user=zoe&role=participant")
+    assert st == 200 and jwt.decode(r["token"], options={"verify_signature": False})["role"] == "participant", r
 
 
 def case_upstream_down(s):
-    """The core stops: /healthz 503, REST 503 UNAVAILABLE-ish, then back."""
+    """The core stops: /healthz 503, REST 503 with a clear error; the core
+    comes back on the same address: /healthz 200 and REST answers 200 with
+    the history, including what was published before the stop."""
     ann = s.token("ann", "Ann")
+    publish(s, ann, 2, prefix="before")
     s.pd.terminate()
-    s.pd.wait(timeout=10)
+    assert s.pd.wait(timeout=10) == 0
     deadline = time.time() + 10
     while time.time() < deadline and s.get("/healthz")[0] != 503:
         time.sleep(0.1)
-    assert s.get("/healthz")[0] == 503
+    assert s.get("/healthz") == (503, b"upstream unavailable\n")
     st, m = s.jrequest("GET", "/v1/rooms/lobby/messages", token=ann)
-    assert st == 503, (st, m)
+    assert (st, m) == (503, {"code": "INTERNAL", "detail": "upstream core unavailable"}), (st, m)
+    st, m = s.jrequest("PATCH", "/v1/rooms/lobby/messages/1", {"body": "x"}, ann)
+    assert (st, m) == (503, {"code": "INTERNAL", "detail": "upstream core unavailable"}), (st, m)
     up = [v for k, v in s.metrics().items() if k.startswith("parley_gateway_upstream_up")]
     assert up == [0], up
+
+    s._start_parleyd()  # the same database and unix socket the gateway dials
+    deadline = time.time() + 20
+    while time.time() < deadline and s.get("/healthz")[0] != 200:
+        time.sleep(0.1)
+    assert s.get("/healthz") == (200, b"ok\n")
+    st, r = s.jrequest("GET", "/v1/rooms/lobby/messages", token=ann)
+    assert st == 200, (st, r)
+    assert [m["clientMsgId"] for m in r["messages"]] == ["before0", "before1"], r
+    st, m = s.jrequest("PATCH", "/v1/rooms/lobby/messages/1", {"body": "after"}, ann)
+    assert st == 200 and m["body"] == "after" and m["rev"] == "3", (st, m)
+    assert s.metrics()['parley_gateway_upstream_up{state="ready"}'] == 1
 
 
 CASES = {

@@ -14,8 +14,10 @@ function open(opts = {}) {
     const ws = new WebSocket(WS, opts.protocol ?? 'parley.v1.json', opts);
     const inbox = [];
     const waiters = [];
+    ws.log = []; // every frame, in arrival order
     ws.on('message', (data, isBinary) => {
       const f = isBinary ? data : JSON.parse(data.toString());
+      ws.log.push(f);
       const w = waiters.findIndex((x) => x.match(f));
       if (w >= 0) waiters.splice(w, 1)[0].resolve(f);
       else inbox.push(f);
@@ -57,9 +59,7 @@ const cases = {
   async flow() {
     const ann = await authed(process.env.TOKEN_ANN);
     const bob = await authed(process.env.TOKEN_BOB);
-    const replay = [];
-    const sub = bob.call({ subscribe: { room: 'lobby' } });
-    const s = await sub;
+    const s = await bob.call({ subscribe: { room: 'lobby' } });
     assert.equal(s.subscribed.room.name, 'lobby');
     const ack = await ann.call({ publish: { room: 'lobby', clientMsgId: 'n1', body: 'from node' } });
     assert.equal(ack.ack.message.author.id, 'ann');
@@ -76,19 +76,27 @@ const cases = {
       missed.push(a.ack.message.rev);
     }
     const bob2 = await authed(process.env.TOKEN_BOB);
-    const done = bob2.call({ subscribe: { room: 'lobby', resumeAfterRev: last } });
-    const s2 = await done;
-    // every replayed event arrived before Subscribed
-    const got = [];
-    for (;;) {
-      const i = await Promise.race([bob2.next((f) => f.event), new Promise((r) => setTimeout(() => r(null), 300))]);
-      if (!i) break;
-      got.push(i.event);
-    }
-    assert.deepEqual(got.map((e) => e.message.rev), missed);
-    assert.ok(got.every((e) => e.replay === true));
+    const from = bob2.log.length;
+    const s2 = await bob2.call({ subscribe: { room: 'lobby', resumeAfterRev: last } });
+    // Every replayed event arrived before Subscribed, in order, flagged
+    // replay; Subscribed carries the last of them.
+    const before = bob2.log.slice(from, bob2.log.indexOf(s2));
+    assert.ok(before.every((f) => f.event), JSON.stringify(before));
+    assert.deepEqual(before.map((f) => f.event.message.rev), missed);
+    assert.ok(before.every((f) => f.event.replay === true));
     assert.equal(s2.subscribed.room.headRev, missed[missed.length - 1]);
-    replay.push(...got);
+    // None after it: the Pong to a Ping sent after Subscribed is the next
+    // frame (a late replayed event would have been queued before it).
+    const at = bob2.log.length;
+    const pong = await bob2.call({ ping: { nonce: '9' } });
+    assert.equal(pong.pong.nonce, '9');
+    assert.deepEqual(bob2.log.slice(at), [pong]);
+    assert.equal(bob2.log.indexOf(s2), at - 1);
+    // and then live
+    const a = await ann.call({ publish: { room: 'lobby', clientMsgId: 'n3', body: 'live' } });
+    const live = await bob2.next((f) => f.event && f.event.message.rev === a.ack.message.rev);
+    assert.ok(!live.event.replay);
+    assert.deepEqual(bob2.log.slice(at), [pong, live]);
     ann.close();
     bob2.close();
   },
@@ -134,9 +142,14 @@ const cases = {
     let r = await fetch(HTTP + '/v1/rooms/lobby/messages?limit=2', { headers: h });
     assert.equal(r.status, 200);
     const body = await r.json();
-    assert.ok(Array.isArray(body.messages));
+    assert.ok(Array.isArray(body.messages) && body.messages.length === 2, JSON.stringify(body));
+    assert.equal(body.messages[1].seq, body.room.headSeq);
     r = await fetch(HTTP + '/v1/rooms/lobby/messages');
     assert.equal(r.status, 401);
+    assert.deepEqual(await r.json(), { code: 'UNAUTHENTICATED', detail: 'Authorization: Bearer <token> required' });
+    r = await fetch(HTTP + '/v1/rooms/lobby/messages', { headers: { authorization: 'Bearer ' + process.env.TOKEN_BAD } });
+    assert.equal(r.status, 401);
+    assert.deepEqual(await r.json(), { code: 'UNAUTHENTICATED', detail: 'token invalid or expired' });
     r = await fetch(HTTP + '/v1/rooms/nope', { headers: h });
     assert.equal(r.status, 404);
     assert.equal((await r.json()).code, 'ROOM_NOT_FOUND');

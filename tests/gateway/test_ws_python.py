@@ -3,6 +3,7 @@ client (Debian python3-websockets), against a real parleyd. Each case starts
 its own stack (gwharness.Stack). Run: /usr/bin/python3 test_ws_python.py
 [case ...]; exits non-zero on the first failure."""
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -470,6 +471,61 @@ async def case_dead_peer(s):
     c.ws.transport.abort()
 
 
+async def _raw_frame(reader):
+    """Reads one unmasked server frame: (opcode, payload); None at EOF."""
+    try:
+        h = await reader.readexactly(2)
+    except (asyncio.IncompleteReadError, ConnectionResetError):
+        return None
+    n = h[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    return h[0] & 0x0F, await reader.readexactly(n)
+
+
+def _raw_text(payload):
+    """A masked, final text frame (client to server)."""
+    data = payload.encode()
+    mask = os.urandom(4)
+    head = bytes([0x81])
+    head += bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def case_dead_peer_raw(s):
+    """The dead-peer hang-up seen from the peer, independently of the
+    gateway's metrics: a raw TCP client does the WebSocket handshake,
+    authenticates, then reads everything and answers nothing. The gateway
+    pings it and then drops the TCP connection without a close frame (a dead
+    peer would never answer one); a live idle client is kept meanwhile."""
+    alive = await Client.open(s, s.token("liv", "Liv"), ping_interval=None)
+    reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(("GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                  "Sec-WebSocket-Protocol: %s\r\n\r\n" % (s.port, key, JSON)).encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), T)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    writer.write(_raw_text(json.dumps({"requestId": "1", "authenticate": {"token": s.token("dee", "Dee")}})))
+    op, payload = await asyncio.wait_for(_raw_frame(reader), T)
+    assert op == 1 and "authenticated" in json.loads(payload), (op, payload)
+    opcodes = []
+    while True:  # until the gateway hangs up; a timeout fails the case
+        f = await asyncio.wait_for(_raw_frame(reader), 15)
+        if f is None:
+            break
+        opcodes.append(f[0])
+    writer.close()
+    assert 0x9 in opcodes, opcodes  # it was pinged
+    assert 0x8 not in opcodes, opcodes  # and dropped, not closed
+    f = await alive.call({"ping": {"nonce": "3"}})
+    assert f["pong"]["nonce"] == "3", f
+    assert s.metrics()["parley_gateway_connections"] == 1
+    await alive.close()
+
+
 async def case_idle_alive(s):
     """An idle peer that answers the gateway's WS pings (the library does)
     and sends nothing else outlives --hangup-secs several times over."""
@@ -559,6 +615,119 @@ async def case_replay_paged(s):
         await c.close()
 
 
+async def case_replay_handover(s):
+    """A subscriber resumes from rev 0 over a backlog far bigger than the
+    ring while another client keeps publishing: it receives every seq
+    exactly once, in order, replay then Subscribed then live, across the
+    History paging -> ring -> live handover. Synchronised on events: the
+    subscriber reads one replayed event and then nothing (a 4 KB receive
+    buffer and a one-message client queue hold the gateway's paging back)
+    until K more publishes are acked, so those K are committed while its
+    replay cannot have ended; the publisher stops only after the subscriber
+    has seen Subscribed and LIVE live events.
+
+    The backlog is sized so that it cannot fit in what sits between the
+    gateway and the stalled reader: the kernel's largest TCP send buffer
+    (net.ipv4.tcp_wmem max), the gateway's send queue (--sendq-frames 64)
+    and the client library's buffers. Smaller backlogs let a fast gateway
+    finish the replay into buffers before the K publishes were acked."""
+    body = "h" * 4000
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    in_between = wmem_max + 64 * (len(body) + 256) + (1 << 20)
+    backlog, k, live = in_between // len(body) + 100, 20, 10
+    pub = await Client.open(s, s.token("pub", "Pub"))
+    watch = await Client.open(s, s.token("w", "W"))
+    await watch.subscribe("lobby")  # the room's upstream stays, the ring fills
+    watched = []
+    watch_want = [None]
+    watch_done = asyncio.Event()
+
+    async def watcher():
+        while True:
+            f = await watch.recv(timeout=60)
+            if "event" in f:
+                watched.append(int(f["event"]["message"]["rev"]))
+            if watch_want[0] is not None and len(watched) >= watch_want[0]:
+                watch_done.set()
+    wtask = asyncio.create_task(watcher())  # live all along: reads as it goes
+
+    window = 32  # acks in flight, well under --sendq-frames
+    for start in range(0, backlog, window):
+        n = min(window, backlog - start)
+        for i in range(start, start + n):
+            await pub.send({"publish": {"room": "lobby", "clientMsgId": "old%d" % i,
+                                        "body": body}})
+        for _ in range(n):
+            f = await pub.recv()
+            assert "ack" in f, f
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", s.port))
+    b = Client(await websockets.connect(s.ws, subprotocols=[JSON], sock=sock, max_queue=1,
+                                       read_limit=4096, open_timeout=T))
+    f = await b.call({"authenticate": {"token": s.token("bob", "Bob")}})
+    assert "authenticated" in f, f
+    sub_rid = str(await b.send({"subscribe": {"room": "lobby", "resumeAfterRev": "0"}}))
+    f = await b.recv()
+    assert f["event"]["replay"] is True and f["event"]["message"]["rev"] == "1", f
+
+    acked = []
+    k_acked = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def publisher():
+        i = 0
+        while not stop.is_set():
+            a = await pub.publish("lobby", "new%d" % i, "new %d" % i)
+            assert "ack" in a, a
+            acked.append(int(a["ack"]["message"]["rev"]))
+            if len(acked) == k:
+                k_acked.set()
+            i += 1
+    ptask = asyncio.create_task(publisher())
+    await asyncio.wait_for(k_acked.wait(), 30)
+
+    revs, seqs, bad_flags = [1], [1], 0
+    head = None
+    lives = 0
+    final = None
+    while final is None or revs[-1] < final:
+        f = await b.recv()
+        if f.get("requestId") == sub_rid:
+            assert "subscribed" in f and head is None, f
+            head = int(f["subscribed"]["room"]["headRev"])
+            assert head == revs[-1], (head, revs[-1])
+            continue
+        assert "event" in f, f
+        ev = f["event"]
+        revs.append(int(ev["message"]["rev"]))
+        seqs.append(int(ev["message"]["seq"]))
+        bad_flags += bool(ev.get("replay")) != (head is None)
+        if head is not None:
+            lives += 1
+            if lives == live and not stop.is_set():
+                stop.set()
+                await ptask
+                final = acked[-1]
+    total = backlog + len(acked)
+    assert final == total, (final, total)
+    assert revs == list(range(1, total + 1)), [r for i, r in enumerate(revs) if r != i + 1][:10]
+    assert seqs == revs, "every seq once, in order"
+    assert bad_flags == 0, bad_flags
+    assert head >= backlog + k, (head, backlog + k)  # K were committed mid-replay
+    assert s.metrics()["parley_gateway_replay_history_total"] >= 1
+    watch_want[0] = total  # the watcher, live all along, saw the same
+    if len(watched) < total:
+        await asyncio.wait_for(watch_done.wait(), T)
+    wtask.cancel()
+    assert watched == list(range(1, total + 1)), watched[:5]
+    print("  handover at rev %d of %d; %d published during the resume" % (head, total, len(acked)))
+    for c in (pub, watch, b):
+        await c.close()
+
+
 async def case_room_linger(s):
     """One upstream subscription per room however many watch it; a room
     nobody watches drops it after --room-linger."""
@@ -570,7 +739,11 @@ async def case_room_linger(s):
     assert m["parley_gateway_rooms"] == 2, m
     for c in cs:
         await c.call({"unsubscribe": {"room": "lobby"}})
-    await asyncio.sleep(2.5)
+    m = s.metrics()
+    assert m["parley_gateway_rooms"] == 2, m  # lingers (--room-linger 2)
+    deadline = time.time() + 10
+    while s.metrics()["parley_gateway_rooms"] != 1 and time.time() < deadline:
+        await asyncio.sleep(0.1)
     m = s.metrics()
     assert m["parley_gateway_rooms"] == 1, m  # "other" is still watched
     ev, sub = await cs[1].subscribe("lobby")  # and comes back on demand
@@ -680,7 +853,10 @@ CASES = {
     "resume_from_history": (case_resume_from_history, ["--ring", "4"]),
     "replay_paged": (case_replay_paged, ["--ring", "4", "--replay-page", "10", "--sendq-frames", "16",
                                          "--rate", "1000", "--burst", "1000"]),
-    "room_linger": (case_room_linger, ["--room-linger", "1"]),
+    "replay_handover": (case_replay_handover, ["--ring", "8", "--replay-page", "10",
+                                               "--sendq-frames", "64",
+                                               "--rate", "100000", "--burst", "100000"]),
+    "room_linger": (case_room_linger, ["--room-linger", "2"]),
     "binary": (case_binary, []),
     "mixed_formats": (case_mixed_formats, []),
     "auth": (case_auth, []),
@@ -694,6 +870,7 @@ CASES = {
     "origin": (case_origin, []),
     "max_conns": (case_max_conns, ["--max-conns", "2"]),
     "dead_peer": (case_dead_peer, ["--ping-secs", "1", "--hangup-secs", "3"]),
+    "dead_peer_raw": (case_dead_peer_raw, ["--ping-secs", "1", "--hangup-secs", "3"]),
     "idle_alive": (case_idle_alive, ["--ping-secs", "1", "--hangup-secs", "3"]),
     "shutdown": (case_shutdown, []),
     "upstream_lost": (case_upstream_lost, []),

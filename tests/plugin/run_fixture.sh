@@ -49,7 +49,7 @@ objs=""
 for f in "$tmp"/out/acme/shop/v1/*.grpc.c; do
     i=$((i + 1))
     # shellcheck disable=SC2086
-    "$cc" $strict $pbc -I"$tmp/out" -I"$root/src" -c "$f" -o "$tmp/g$i.o"
+    "$cc" $strict $pbc -I"$tmp/out" -I"$root/gen-runtime" -c "$f" -o "$tmp/g$i.o"
     objs="$objs $tmp/g$i.o"
 done
 for f in "$tmp"/out/acme/shared/v2/*.pb-c.c "$tmp"/out/acme/shop/v1/*.pb-c.c; do
@@ -59,7 +59,7 @@ for f in "$tmp"/out/acme/shared/v2/*.pb-c.c "$tmp"/out/acme/shop/v1/*.pb-c.c; do
     objs="$objs $tmp/p$i.o"
 done
 # shellcheck disable=SC2086
-"$cc" $strict $pbc -I"$tmp/out" -I"$root/src" "$here/fixture_main.c" $objs \
+"$cc" $strict $pbc -I"$tmp/out" -I"$root/gen-runtime" "$here/fixture_main.c" $objs \
     $(pkg-config --libs libprotobuf-c) -o "$tmp/fixture_main"
 "$tmp/fixture_main"
 

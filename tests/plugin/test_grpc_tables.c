@@ -44,6 +44,7 @@ REQ_HANDLER(edit_message, Parley__V1__EditMessageRequest)
 REQ_HANDLER(delete_message, Parley__V1__DeleteMessageRequest)
 REQ_HANDLER(create_room, Parley__V1__CreateRoomRequest)
 REQ_HANDLER(get_room, Parley__V1__GetRoomRequest)
+REQ_HANDLER(list_rooms, Parley__V1__ListRoomsRequest)
 REQ_HANDLER(publish, Parley__V1__PublishRequest)
 
 static void connect_(rpc_call *call, void *ud) { record("connect", call, NULL, ud); }
@@ -55,6 +56,7 @@ static const parley_v1_History_handlers history_handlers = {
     .delete_message = delete_message,
     .create_room = create_room,
     .get_room = get_room,
+    .list_rooms = list_rooms,
 };
 
 static const parley_v1_Stream_handlers stream_handlers = {
@@ -115,8 +117,8 @@ static void test_history_table(void)
 {
     const rpc_service_desc *s = &parley_v1_History_service;
     CU_ASSERT_STRING_EQUAL(s->full_name, "parley.v1.History");
-    CU_ASSERT_EQUAL(s->n_methods, 6);
-    CU_ASSERT_EQUAL(PARLEY_V1_HISTORY__N_METHODS, 6);
+    CU_ASSERT_EQUAL(s->n_methods, 7);
+    CU_ASSERT_EQUAL(PARLEY_V1_HISTORY__N_METHODS, 7);
     const expect e[] = {
         { PARLEY_V1_HISTORY_LIST_MESSAGES, "ListMessages", "/parley.v1.History/ListMessages",
           RPC_UNARY, &parley__v1__list_messages_request__descriptor,
@@ -142,6 +144,10 @@ static void test_history_table(void)
           RPC_UNARY, &parley__v1__get_room_request__descriptor,
           &parley__v1__get_room_response__descriptor,
           offsetof(parley_v1_History_handlers, get_room), "get_room" },
+        { PARLEY_V1_HISTORY_LIST_ROOMS, "ListRooms", "/parley.v1.History/ListRooms",
+          RPC_UNARY, &parley__v1__list_rooms_request__descriptor,
+          &parley__v1__list_rooms_response__descriptor,
+          offsetof(parley_v1_History_handlers, list_rooms), "list_rooms" },
     };
     for (size_t i = 0; i < sizeof e / sizeof e[0]; i++)
         check_method(s, &history_handlers, &e[i]);

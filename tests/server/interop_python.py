@@ -271,6 +271,82 @@ def main():
         f = got.get(timeout=10)
         check(f is None, "stream ends after half-close (got %r)" % (f,))
 
+        # A replay of several store pages (parleyd pages by 256): every
+        # replayed event arrives before Subscribed, flagged replay, in rev
+        # order; Subscribed carries the last of them; nothing replayed
+        # follows it (the Pong answering a Ping sent after Subscribed is the
+        # very next frame); then live events.
+        create_room(H.CreateRoomRequest(name="py-big"), metadata=md(org))
+        big = 700
+        pubq = queue.Queue()
+
+        def pub_frames():
+            for i in range(big):
+                yield S.ClientFrame(request_id=i + 1, publish=S.PublishRequest(
+                    room="py-big", client_msg_id="b%d" % i, body="backlog %d" % i))
+            pubq.get()  # stay open until every ack is in
+        pub_call = connect(pub_frames(), metadata=md(quinn))
+        acks = 0
+        for f in pub_call:
+            acks += f.WhichOneof("kind") == "ack" and not f.ack.duplicate
+            if acks == big:
+                break
+        pubq.put(None)
+        pub_call.cancel()
+        check(acks == big, "%d publishes on one stream acked (got %d)" % (big, acks))
+        outq2 = queue.Queue()
+
+        def frames2():
+            while True:
+                f = outq2.get()
+                if f is None:
+                    return
+                yield f
+        call2 = connect(frames2(), metadata=md(pat))
+        got2 = queue.Queue()
+
+        def reader2():
+            try:
+                for f in call2:
+                    got2.put(f)
+            except grpc.RpcError as e:
+                got2.put(e)
+            got2.put(None)
+        threading.Thread(target=reader2, daemon=True).start()
+
+        def next2(what):
+            f = got2.get(timeout=10)
+            if f is None or isinstance(f, grpc.RpcError):
+                raise RuntimeError("stream ended while waiting for " + what + ": %r" % (f,))
+            return f
+        outq2.put(S.ClientFrame(request_id=1, subscribe=S.Subscribe(room="py-big", resume_after_rev=0)))
+        revs, flags, other = [], [], []
+        while True:
+            f = next2("replay")
+            kind = f.WhichOneof("kind")
+            if kind == "subscribed":
+                break
+            if kind == "event":
+                revs.append(f.event.message.rev)
+                flags.append(f.event.replay)
+            else:
+                other.append(kind)
+        check(revs == list(range(1, big + 1)) and all(flags) and not other,
+              "replay of %d events (3 pages) all before Subscribed, in order (got %d, first %s, last %s, other %s)"
+              % (big, len(revs), revs[:1], revs[-1:], other))
+        check(f.request_id == 1 and f.subscribed.room.head_rev == big,
+              "Subscribed after a long replay carries its last rev (%d)" % f.subscribed.room.head_rev)
+        outq2.put(S.ClientFrame(request_id=2, ping=S.Ping(nonce=5)))
+        f = next2("pong")
+        check(f.WhichOneof("kind") == "pong" and f.request_id == 2,
+              "nothing follows Subscribed but what was asked (got %s)" % f.WhichOneof("kind"))
+        publish(S.PublishRequest(room="py-big", client_msg_id="after", body="live"), metadata=md(quinn))
+        f = next2("live event")
+        check(f.WhichOneof("kind") == "event" and not f.event.replay and f.event.message.rev == big + 1,
+              "live event after the long replay")
+        outq2.put(None)
+        call2.cancel()
+
         # Connect without a token
         bad = connect(iter([S.ClientFrame(request_id=1, ping=S.Ping(nonce=1))]))
         try:

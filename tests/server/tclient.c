@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,12 +28,19 @@
 
 int tc_server_start(tc_server *s, const char *binary, const char *dir,
                     const char *const *extra) {
+    return tc_server_start_opts(s, binary, dir, extra, NULL);
+}
+
+int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
+                         const char *const *extra, const tc_server_opts *o) {
     memset(s, 0, sizeof *s);
     s->pid = -1;
     if (dir) {
         snprintf(s->dir, sizeof s->dir, "%s", dir);
     } else {
-        snprintf(s->dir, sizeof s->dir, "/tmp/parley-srvtest-XXXXXX");
+        const char *tmp = getenv("TMPDIR");
+        snprintf(s->dir, sizeof s->dir, "%s/parley-srvtest-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(s->dir)) return -1;
     }
     char db[300], sock[300], log[300];
@@ -68,6 +76,12 @@ int tc_server_start(tc_server *s, const char *binary, const char *dir,
             unsetenv("PARLEY_JWT_SECRET");
         else
             setenv("PARLEY_JWT_SECRET", TC_SECRET, 1);
+        if (o && o->fsize_limit > 0) {
+            /* An ignored signal stays ignored across exec. */
+            struct rlimit rl = {(rlim_t)o->fsize_limit, (rlim_t)o->fsize_limit};
+            signal(SIGXFSZ, SIG_IGN);
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(126);
+        }
         execv(binary, (char *const *)argv);
         _exit(127);
     }
@@ -171,6 +185,24 @@ grpc_channel *tc_channel(const char *addr) {
     a.key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
     a.value.integer = 1;
     grpc_channel_args args = {1, &a};
+    grpc_channel *ch = grpc_channel_create(addr, c, &args);
+    grpc_channel_credentials_release(c);
+    return ch;
+}
+
+grpc_channel *tc_channel_small_window(const char *addr) {
+    grpc_channel_credentials *c = grpc_insecure_credentials_create();
+    grpc_arg a[3];
+    a[0].type = GRPC_ARG_INTEGER;
+    a[0].key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+    a[0].value.integer = 1;
+    a[1].type = GRPC_ARG_INTEGER;
+    a[1].key = (char *)GRPC_ARG_HTTP2_BDP_PROBE;
+    a[1].value.integer = 0;
+    a[2].type = GRPC_ARG_INTEGER;
+    a[2].key = (char *)GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
+    a[2].value.integer = 64 * 1024;
+    grpc_channel_args args = {3, a};
     grpc_channel *ch = grpc_channel_create(addr, c, &args);
     grpc_channel_credentials_release(c);
     return ch;

@@ -25,6 +25,15 @@ typedef struct tc_server {
  * PARLEY_JWT_SECRET is TC_SECRET unless extra[0] is "--dev" (then unset). */
 int tc_server_start(tc_server *s, const char *binary, const char *dir,
                     const char *const *extra);
+/* What tc_server_start_opts can change about the process. */
+typedef struct tc_server_opts {
+    /* RLIMIT_FSIZE of parleyd in bytes (0: none), with SIGXFSZ ignored: a
+     * write past it fails with EFBIG, so SQLite meets a real full disk at
+     * the commit that crosses it, without root or a small filesystem. */
+    long long fsize_limit;
+} tc_server_opts;
+int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
+                         const char *const *extra, const tc_server_opts *o);
 /* SIGTERM (or SIGKILL if kill9) and wait; returns the exit status, or
  * 128+signal. */
 int tc_server_stop(tc_server *s, int kill9);
@@ -49,6 +58,10 @@ int tc_unary(grpc_channel *ch, const char *path, const char *token,
 void tc_result_free(tc_result *r);
 
 grpc_channel *tc_channel(const char *addr);
+/* A channel whose per-stream receive window stays at 64 KB (no BDP probing
+ * growing it): a stream the test does not read holds the server back after
+ * that much, whatever the machine's speed. */
+grpc_channel *tc_channel_small_window(const char *addr);
 
 /* A Connect stream (or any bidi call). */
 typedef struct tc_stream tc_stream;

@@ -517,9 +517,21 @@ static void test_connect(void) {
     CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED);
     free_frame(f);
     publish(g_ch, t_quinn, "c-conn", "after-unsub", "quiet", &r);
+    CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
     tc_result_free(&r);
-    f = recv_frame(st, 500);
-    CU_ASSERT_PTR_NULL(f);
+    /* The publish was answered, so its event (had it been fanned out to
+     * this stream) is queued already: the next frame must be the Pong. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 12;
+    Parley__V1__ClientFrame pf = PARLEY__V1__CLIENT_FRAME__INIT;
+    pf.request_id = 12;
+    pf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    pf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &pf.base), 0);
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_PONG);
+    CU_ASSERT_EQUAL(f->request_id, 12);
     free_frame(f);
     /* half-close with no subscriptions: the server ends the stream OK */
     CU_ASSERT_EQUAL(tc_stream_close_send(st), 0);
@@ -532,11 +544,21 @@ static void test_connect(void) {
 }
 
 /* Replay of a big backlog while another client keeps publishing: the
- * subscriber must see every rev exactly once, in order. The publisher is a
- * separate process (this binary with --publisher), as a real other client
- * would be: in one process, grpc's client threads would also serve the
- * subscriber's socket and slow the publisher down. */
-static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
+ * subscriber must see every rev exactly once, in order, with Subscribed
+ * exactly at the replay/live boundary. The publisher is a separate process
+ * (this binary with --publisher), as a real other client would be: in one
+ * process, grpc's client threads would also serve the subscriber's socket.
+ *
+ * Synchronised on events, not on time or disk speed: the subscriber reads
+ * the first replayed event (the replay is under way) and then nothing more;
+ * its stream window is fixed at 64 KB (tc_channel_small_window) and the
+ * server's send queue holds far less than the 10 MB backlog, so the server
+ * cannot finish the replay. Only then does the publisher start; once its
+ * first RACE_A publishes are acked (committed while the replay is stuck),
+ * the subscriber reads on while the publisher goes on with RACE_B more. */
+enum { RACE_BACKLOG = 5000, RACE_A = 200, RACE_B = 1000 };
+
+static pid_t spawn_publisher(const char *addr, int *ready_fd) {
     int pfd[2];
     if (pipe(pfd) != 0) return -1;
     pid_t pid = fork();
@@ -544,10 +566,8 @@ static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(pfd[1], 1);
         close(pfd[0]);
-        char nb[16];
-        snprintf(nb, sizeof nb, "%d", n);
         execl("/proc/self/exe", "test_server", "--publisher", addr, "c-race",
-              nb, (char *)NULL);
+              (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -555,52 +575,60 @@ static pid_t spawn_publisher(const char *addr, int n, int *ready_fd) {
     return pid;
 }
 
-/* test_server --publisher ADDR ROOM N: publishes N messages, printing
- * "started" after the first 20 acks; exit 0 when all were acked. */
-static int publisher_main(const char *addr, const char *room, int n) {
+/* test_server --publisher ADDR ROOM: publishes RACE_A messages, prints
+ * "a-done" once they are all acked, then RACE_B more; exit 0 when every
+ * one was acked. */
+static int publisher_main(const char *addr, const char *room) {
     grpc_init();
     char *tok = tc_token("quinn", "participant", 3600, NULL);
     grpc_channel *ch = tc_channel(addr);
-    int acked = stream_publish_many(ch, tok, room, "live", 20, 8, "before");
-    printf("started\n");
+    int acked = stream_publish_many(ch, tok, room, "live-a", RACE_A, 8,
+                                    "committed while the replay is stuck");
+    printf("a-done %d\n", acked);
     fflush(stdout);
-    acked += stream_publish_many(ch, tok, room, "live2", n - 20, 4,
-                                 "published during the replay");
+    acked += stream_publish_many(ch, tok, room, "live-b", RACE_B, 4,
+                                 "published while the subscriber catches up");
     grpc_channel_destroy(ch);
     free(tok);
     grpc_shutdown();
-    return acked == n ? 0 : 1;
+    return acked == RACE_A + RACE_B ? 0 : 1;
 }
 
 static void test_replay_races_publishes(void) {
-    enum { BACKLOG = 5000, LIVE = 1500 };
+    enum { TOTAL = RACE_BACKLOG + RACE_A + RACE_B, AFTER = 3 };
     create_room("c-race");
     /* 2 KB bodies: a 10 MB backlog. */
     static char big[2001];
     memset(big, 'r', 2000);
     CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-race", "old",
-                                              BACKLOG, 256, big),
-                          BACKLOG);
+                                              RACE_BACKLOG, 256, big),
+                          RACE_BACKLOG);
+    grpc_channel *ch = tc_channel_small_window(g_srv.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-race", 0), 0);
+    /* The replay has started: its first event is here. */
+    Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_EVENT);
+    CU_ASSERT_EQUAL(f->event->message->rev, 1);
+    CU_ASSERT_TRUE(f->event->replay);
+    free_frame(f);
+    uint64_t next = 2, head = 0;
+    int subscribed = 0, bad_order = 0, bad_flag = 0;
+
     int ready_fd = -1;
-    pid_t pub = spawn_publisher(g_srv.addr, LIVE, &ready_fd);
+    pid_t pub = spawn_publisher(g_srv.addr, &ready_fd);
     CU_ASSERT_FATAL(pub > 0);
-    /* Subscribe only once the publisher is running. */
     char line[32] = "";
     FILE *rf = fdopen(ready_fd, "r");
     CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof line, rf));
     fclose(rf);
-    CU_ASSERT_STRING_EQUAL(line, "started\n");
-    grpc_channel *ch = tc_channel(g_srv.addr);
-    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
-    CU_ASSERT_EQUAL(send_subscribe(st, 1, "c-race", 0), 0);
-    uint64_t next = 1, head = 0;
-    int subscribed = 0, bad_order = 0, bad_flag = 0;
-    /* Do not read for a while: the backlog (10 MB) is far more than the
-     * HTTP/2 windows and the send queue hold, so the server is stuck in the
-     * middle of the replay while the publisher goes on committing. */
-    usleep(300 * 1000);
-    while (next <= BACKLOG + LIVE) {
-        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+    CU_ASSERT_STRING_EQUAL(line, "a-done 200\n");
+
+    /* Read on while phase B is published; stop once Subscribed and every
+     * event of the backlog and both phases are in. */
+    while (!subscribed || next <= TOTAL) {
+        f = recv_frame(st, 20000);
         if (!f) break;
         if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
             subscribed++;
@@ -610,20 +638,40 @@ static void test_replay_races_publishes(void) {
             if (f->event->message->rev != next) bad_order++;
             if ((int)f->event->replay != !subscribed) bad_flag++;
             next = f->event->message->rev + 1;
+        } else {
+            bad_order++;
         }
         free_frame(f);
     }
     int pst = -1;
     waitpid(pub, &pst, 0);
-    fprintf(stderr, "  replay/live boundary at rev %llu of %d (%d published during the replay)\n",
-            (unsigned long long)head, BACKLOG + LIVE, (int)head - BACKLOG - 20);
+    fprintf(stderr, "  replay/live boundary at rev %llu of %d\n",
+            (unsigned long long)head, TOTAL);
     CU_ASSERT_TRUE(WIFEXITED(pst) && WEXITSTATUS(pst) == 0); /* all acked */
     CU_ASSERT_EQUAL(subscribed, 1);
     CU_ASSERT_EQUAL(bad_order, 0);
     CU_ASSERT_EQUAL(bad_flag, 0);
-    CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
-    /* publishes were committed while the replay was under way */
-    CU_ASSERT_TRUE(head > BACKLOG + 20 + 8);
+    CU_ASSERT_EQUAL(next, TOTAL + 1);
+    /* Phase A was committed while the replay could not have ended. */
+    CU_ASSERT_TRUE(head >= RACE_BACKLOG + RACE_A);
+
+    /* After Subscribed: live events, in order, flagged live. */
+    for (int i = 0; i < AFTER; i++) {
+        char id[16];
+        tc_result r;
+        snprintf(id, sizeof id, "after-%d", i);
+        publish(g_ch, t_pat, "c-race", id, "after the handover", &r);
+        CU_ASSERT_EQUAL(r.status, GRPC_STATUS_OK);
+        tc_result_free(&r);
+        f = recv_frame(st, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_EVENT);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            CU_ASSERT_EQUAL(f->event->message->rev, (uint64_t)TOTAL + 1 + i);
+            CU_ASSERT_FALSE(f->event->replay);
+        }
+        free_frame(f);
+    }
     tc_stream_free(st);
     grpc_channel_destroy(ch);
 }
@@ -803,8 +851,14 @@ static void test_sigterm_keeps_acked(void) {
             if (send_publish(st, (uint64_t)sent + 1, "term", id, "body")) break;
             sent++;
         }
-        Parley__V1__ServerFrame *f = recv_frame(st, 10000);
-        if (!f) break; /* the stream ended: server going down */
+        ProtobufCMessage *m = NULL;
+        int got = tc_stream_recv(st, &parley__v1__server_frame__descriptor,
+                                 10000, &m);
+        if (got != 1) { /* the stream ended (server going down), not a timeout */
+            CU_ASSERT_EQUAL(got, 0);
+            break;
+        }
+        Parley__V1__ServerFrame *f = (Parley__V1__ServerFrame *)m;
         if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
             acked++;
             if (f->ack->message->seq > max_seq) max_seq = f->ack->message->seq;
@@ -843,6 +897,228 @@ static void test_sigterm_keeps_acked(void) {
     grpc_channel_destroy(ch);
     CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
     tc_server_cleanup(&s2);
+}
+
+/* ---------- a commit that fails ---------- */
+
+/* A real full disk under parleyd (RLIMIT_FSIZE, see tc_server_opts): three
+ * publishers keep publishing on Connect streams while a fourth client
+ * watches the room, until the commits start failing. Then: each publish got
+ * exactly one answer; every refused one is INTERNAL "storage failure; retry"
+ * (not fatal) and reached each of the publishers; the watcher received an
+ * event for each acked publish and for nothing else; and after a restart
+ * without the limit, the database holds exactly the acked publishes, the
+ * refused ones are stored on retry as new messages (never stored before)
+ * and an acked one is a duplicate. */
+enum { CF_PUBS = 3, CF_WINDOW = 8, CF_ROUNDS = 100,
+       CF_MAX = CF_WINDOW * CF_ROUNDS };
+enum { CF_NONE, CF_ACKED, CF_REFUSED };
+
+static unsigned char cf_out[CF_PUBS][CF_MAX], cf_seen[CF_PUBS][CF_MAX];
+
+/* "w<p>-<i>" by author "cf<p>" -> p, i; -1 if it is not one of ours. */
+static int cf_parse(const char *author, const char *id, int *p, int *i) {
+    int a, b, c;
+    if (sscanf(author, "cf%d", &a) != 1 || sscanf(id, "w%d-%d", &b, &c) != 2 ||
+        a != b || a < 0 || a >= CF_PUBS || c < 0 || c >= CF_MAX)
+        return -1;
+    *p = a;
+    *i = c;
+    return 0;
+}
+
+static void test_commit_failure(void) {
+    static char body[1001];
+    memset(body, 'f', 1000);
+    memset(cf_out, 0, sizeof cf_out);
+    memset(cf_seen, 0, sizeof cf_seen);
+    tc_server s;
+    const char *extra[] = {"--rooms", "cf", NULL};
+    tc_server_opts o = {.fsize_limit = 1024 * 1024};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start_opts(&s, g_bin, NULL, extra, &o), 0);
+    grpc_channel *ch = tc_channel(s.addr);
+    char *tok[CF_PUBS];
+    tc_stream *pub[CF_PUBS];
+    for (int p = 0; p < CF_PUBS; p++) {
+        char sub[8];
+        snprintf(sub, sizeof sub, "cf%d", p);
+        tok[p] = tc_token(sub, "participant", 3600, NULL);
+        pub[p] = tc_stream_open(ch, S("Connect"), tok[p]);
+    }
+    tc_stream *watch = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(watch, 1, "cf", 0), 0);
+    Parley__V1__ServerFrame *f = recv_frame(watch, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+
+    int acked = 0, refused = 0, bad = 0, rounds = 0;
+    int refused_by[CF_PUBS] = {0};
+    while (rounds < CF_ROUNDS) {
+        int all = 1;
+        for (int p = 0; p < CF_PUBS; p++) all = all && refused_by[p];
+        if (all) break;
+        for (int p = 0; p < CF_PUBS; p++)
+            for (int k = 0; k < CF_WINDOW; k++) {
+                int i = rounds * CF_WINDOW + k;
+                char id[32];
+                snprintf(id, sizeof id, "w%d-%d", p, i);
+                CU_ASSERT_EQUAL(send_publish(pub[p], (uint64_t)i + 1, "cf", id, body), 0);
+            }
+        for (int p = 0; p < CF_PUBS; p++)
+            for (int k = 0; k < CF_WINDOW; k++) {
+                f = recv_frame(pub[p], 20000);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+                int i = (int)f->request_id - 1;
+                if (i < rounds * CF_WINDOW || i >= (rounds + 1) * CF_WINDOW ||
+                    cf_out[p][i] != CF_NONE) {
+                    bad++; /* an answer to nothing, or a second answer */
+                } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+                           !f->ack->duplicate) {
+                    cf_out[p][i] = CF_ACKED;
+                    acked++;
+                } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                           f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                           !f->error->fatal &&
+                           !strcmp(f->error->detail, "storage failure; retry")) {
+                    cf_out[p][i] = CF_REFUSED;
+                    refused++;
+                    refused_by[p]++;
+                } else {
+                    bad++;
+                }
+                free_frame(f);
+            }
+        rounds++;
+    }
+    fprintf(stderr, "  %d acked, %d refused (by publisher %d/%d/%d) in %d rounds\n",
+            acked, refused, refused_by[0], refused_by[1], refused_by[2], rounds);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(acked > 0);
+    for (int p = 0; p < CF_PUBS; p++) CU_ASSERT_TRUE(refused_by[p] > 0);
+
+    /* The unary path on a full disk: acked (a small commit may still fit)
+     * or refused the same way; either is checked below. */
+    tc_result r;
+    publish(ch, tok[0], "cf", "w0-799", body, &r);
+    if (r.status == GRPC_STATUS_OK) {
+        cf_out[0][CF_MAX - 1] = CF_ACKED;
+        acked++;
+    } else {
+        CU_ASSERT_EQUAL(r.status, GRPC_STATUS_INTERNAL);
+        CU_ASSERT_STRING_EQUAL(r.parley_code, "INTERNAL");
+        CU_ASSERT_STRING_EQUAL(r.details, "storage failure; retry");
+        cf_out[0][CF_MAX - 1] = CF_REFUSED;
+    }
+    tc_result_free(&r);
+
+    /* Everything fanned out left before the Pong: events are queued in the
+     * flush that answers their publishes, and every publish is answered. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 4242;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 2;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    cf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(watch, &cf.base), 0);
+    int events = 0, bad_events = 0;
+    uint64_t last_rev = 0;
+    for (;;) {
+        f = recv_frame(watch, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PONG) {
+            CU_ASSERT_EQUAL(f->pong->nonce, 4242);
+            free_frame(f);
+            break;
+        }
+        int p, i;
+        if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_EVENT ||
+            cf_parse(f->event->message->author->id,
+                     f->event->message->client_msg_id, &p, &i) < 0 ||
+            cf_out[p][i] != CF_ACKED || cf_seen[p][i] ||
+            f->event->message->rev <= last_rev) {
+            bad_events++;
+        } else {
+            cf_seen[p][i] = 1;
+            last_rev = f->event->message->rev;
+            events++;
+        }
+        free_frame(f);
+    }
+    CU_ASSERT_EQUAL(bad_events, 0);
+    CU_ASSERT_EQUAL(events, acked);
+    for (int p = 0; p < CF_PUBS; p++) tc_stream_free(pub[p]);
+    tc_stream_free(watch);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+
+    /* The same database without the limit. */
+    tc_server s2;
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s2, g_bin, s.dir, extra), 0);
+    ch = tc_channel(s2.addr);
+    memset(cf_seen, 0, sizeof cf_seen);
+    int stored = 0, bad_rows = 0;
+    uint64_t after = 0;
+    for (;;) {
+        Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+        lq.room = "cf";
+        lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+        lq.after_rev = after;
+        lq.limit = 1000;
+        r = call(ch, H("ListMessages"), t_org, &lq,
+                 &parley__v1__list_messages_response__descriptor);
+        CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+        Parley__V1__ListMessagesResponse *l = (void *)r.resp;
+        for (size_t k = 0; k < l->n_messages; k++) {
+            Parley__V1__Message *m = l->messages[k];
+            int p, i;
+            if (cf_parse(m->author->id, m->client_msg_id, &p, &i) < 0 ||
+                cf_out[p][i] != CF_ACKED || cf_seen[p][i] ||
+                m->seq != (uint64_t)stored + 1)
+                bad_rows++;
+            else
+                cf_seen[p][i] = 1;
+            stored++;
+            after = m->rev;
+        }
+        int more = l->has_more && l->n_messages > 0;
+        tc_result_free(&r);
+        if (!more) break;
+    }
+    fprintf(stderr, "  %d stored after the restart\n", stored);
+    CU_ASSERT_EQUAL(bad_rows, 0);
+    CU_ASSERT_EQUAL(stored, acked); /* every ack is in the database */
+    int retried = 0, retry_bad = 0, dup_seen = 0;
+    for (int p = 0; p < CF_PUBS; p++)
+        for (int i = 0; i < CF_MAX; i++) {
+            if (cf_out[p][i] == CF_NONE) continue;
+            if (cf_out[p][i] == CF_ACKED && dup_seen) continue;
+            char id[32];
+            snprintf(id, sizeof id, "w%d-%d", p, i);
+            Parley__V1__PublishResponse *pr = publish(ch, tok[p], "cf", id, body, &r);
+            if (r.status != GRPC_STATUS_OK || !pr)
+                retry_bad++;
+            else if (cf_out[p][i] == CF_REFUSED)
+                retry_bad += pr->duplicate != 0, retried++;
+            else
+                retry_bad += pr->duplicate == 0, dup_seen = 1;
+            tc_result_free(&r);
+        }
+    CU_ASSERT_EQUAL(retry_bad, 0);
+    CU_ASSERT_TRUE(dup_seen);
+    CU_ASSERT_EQUAL(retried, refused + (cf_out[0][CF_MAX - 1] == CF_REFUSED));
+    for (int p = 0; p < CF_PUBS; p++) free(tok[p]);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s2, 0), 0);
+    tc_server_cleanup(&s2);
+}
+
+/* parleyd runs its store with synchronous=FULL, as SQLite reports it back
+ * (printed in the ready line; the store refuses to open otherwise). */
+static void test_synchronous_full(void) {
+    const char *sync = strstr(g_srv.banner, "synchronous=");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sync);
+    CU_ASSERT_EQUAL(strncmp(sync, "synchronous=FULL)", 17), 0);
 }
 
 /* --dev: a 0600 secret file next to the db, and working printed tokens. */
@@ -900,8 +1176,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s PARLEYD_BINARY\n", argv[0]);
         return 2;
     }
-    if (argc == 5 && !strcmp(argv[1], "--publisher"))
-        return publisher_main(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 4 && !strcmp(argv[1], "--publisher"))
+        return publisher_main(argv[2], argv[3]);
     g_bin = argv[1];
     grpc_init();
     t_org = tc_token("olga", "organizer", 3600, NULL);
@@ -909,6 +1185,7 @@ int main(int argc, char **argv) {
     t_quinn = tc_token("quinn", "participant", 3600, NULL);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     CU_pSuite s = CU_add_suite("parleyd", suite_init, suite_clean);
+    CU_add_test(s, "store runs with synchronous=FULL", test_synchronous_full);
     CU_add_test(s, "rooms", test_rooms);
     CU_add_test(s, "publish and history", test_publish_and_history);
     CU_add_test(s, "tokens", test_tokens);
@@ -921,6 +1198,8 @@ int main(int argc, char **argv) {
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
     CU_add_test(s2, "SIGTERM keeps what was acked", test_sigterm_keeps_acked);
     CU_add_test(s2, "dev mode", test_dev_mode);
+    CU_add_test(s2, "commit failure: no ack, no event, nothing stored",
+                test_commit_failure);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures() +

@@ -10,14 +10,14 @@
 #include "text.h"
 
 typedef struct emit_file {
-    const char *name;    /* relative output path */
+    const char *name; /* relative output path */
     const char *content;
 } emit_file;
 
 typedef struct emit_result {
     emit_file *files;
     size_t n_files;
-    const char *error;   /* set when generation failed; files then empty */
+    const char *error; /* set when generation failed; files then empty */
 } emit_result;
 
 /* Fills out; all strings live in pool. Returns 0, or -1 with out->error. */

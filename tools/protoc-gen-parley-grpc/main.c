@@ -1,10 +1,11 @@
 /* main.c: protoc-gen-parley-grpc, a protoc plugin that generates parley's
- * gRPC method tables (see emit.h and src/rpc_desc.h). It reads a
+ * gRPC method tables (see emit.h and gen-runtime/rpc_desc.h). It reads a
  * CodeGeneratorRequest from stdin and writes a CodeGeneratorResponse to
  * stdout; problems with the input go in the response's error field, which
  * protoc reports. The exit status is non-zero only when no response could be
  * written. Run by protoc:
- *   protoc --plugin=protoc-gen-parley-grpc=PATH --parley-grpc_out=DIR x.proto */
+ *   protoc --plugin=protoc-gen-parley-grpc=PATH \
+ *          --parley-grpc_out=DIR x.proto */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +23,11 @@ static unsigned char *read_all(FILE *f, size_t *len)
 {
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     for (;;) {
         if (n == cap) {
-            unsigned char *p = cap < ((size_t)-1) / 2 ? realloc(buf, cap * 2) : NULL;
+            unsigned char *p =
+                cap < ((size_t)-1) / 2 ? realloc(buf, cap * 2) : NULL;
             if (!p) {
                 free(buf);
                 return NULL;
@@ -50,10 +51,11 @@ static unsigned char *read_all(FILE *f, size_t *len)
 
 static int write_response(const response *resp)
 {
-    size_t len = google__protobuf__compiler__code_generator_response__get_packed_size(resp);
+    size_t len =
+        google__protobuf__compiler__code_generator_response__get_packed_size(
+            resp);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return -1;
+    if (!buf) return -1;
     google__protobuf__compiler__code_generator_response__pack(resp, buf);
     int ok = fwrite(buf, 1, len, stdout) == len && fflush(stdout) == 0;
     free(buf);
@@ -67,8 +69,10 @@ int main(int argc, char **argv)
             puts("protoc-gen-parley-grpc 1");
             return 0;
         }
-        fprintf(stderr, "usage: protoc --plugin=protoc-gen-parley-grpc=%s "
-                        "--parley-grpc_out=DIR file.proto...\n", argv[0]);
+        fprintf(stderr,
+                "usage: protoc --plugin=protoc-gen-parley-grpc=%s "
+                "--parley-grpc_out=DIR file.proto...\n",
+                argv[0]);
         return 2;
     }
 
@@ -82,16 +86,19 @@ int main(int argc, char **argv)
     size_t len = 0;
     unsigned char *in = read_all(stdin, &len);
     int read_ok = in != NULL;
-    request *req = in ? google__protobuf__compiler__code_generator_request__unpack(NULL, len, in)
-                      : NULL;
+    request *req =
+        in ? google__protobuf__compiler__code_generator_request__unpack(NULL,
+                                                                        len, in)
+           : NULL;
     free(in);
 
     response_file *files = NULL;
     response_file **file_ptrs = NULL;
-    emit_result res = { 0 };
+    emit_result res = {0};
     if (!req) {
-        resp.error = read_ok ? "cannot parse the CodeGeneratorRequest on stdin"
-                        : "cannot read the CodeGeneratorRequest from stdin";
+        resp.error = read_ok
+                         ? "cannot parse the CodeGeneratorRequest on stdin"
+                         : "cannot read the CodeGeneratorRequest from stdin";
     } else if (emit_run(req, &pool, &res) < 0) {
         resp.error = (char *)res.error;
     } else if (res.n_files > 0) {
@@ -101,7 +108,8 @@ int main(int argc, char **argv)
             resp.error = "out of memory";
         } else {
             for (size_t i = 0; i < res.n_files; i++) {
-                google__protobuf__compiler__code_generator_response__file__init(&files[i]);
+                google__protobuf__compiler__code_generator_response__file__init(
+                    &files[i]);
                 files[i].name = (char *)res.files[i].name;
                 files[i].content = (char *)res.files[i].content;
                 file_ptrs[i] = &files[i];
@@ -117,7 +125,8 @@ int main(int argc, char **argv)
     free(files);
     free(file_ptrs);
     if (req)
-        google__protobuf__compiler__code_generator_request__free_unpacked(req, NULL);
+        google__protobuf__compiler__code_generator_request__free_unpacked(req,
+                                                                          NULL);
     text_pool_free(&pool);
     return rc < 0 ? 1 : 0;
 }

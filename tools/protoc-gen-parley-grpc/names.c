@@ -5,7 +5,10 @@
 #include <string.h>
 
 static int is_up(char c) { return c >= 'A' && c <= 'Z'; }
-static char to_up(char c) { return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c; }
+static char to_up(char c)
+{
+    return (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
+}
 static char to_low(char c) { return is_up(c) ? (char)(c - 'A' + 'a') : c; }
 static int is_alnum(char c)
 {
@@ -19,16 +22,21 @@ static char *camel_to(text_pool *p, const char *s, int upper)
     int was_upper = 1; /* no '_' before a leading capital */
     for (; *s; s++) {
         int up = is_up(*s);
-        if (up && !was_upper)
-            text_putc(&b, '_');
+        if (up && !was_upper) text_putc(&b, '_');
         text_putc(&b, upper ? to_up(*s) : to_low(*s));
         was_upper = up;
     }
     return text_pool_own(p, text_take(&b));
 }
 
-char *names_camel_to_lower(text_pool *p, const char *s) { return camel_to(p, s, 0); }
-char *names_camel_to_upper(text_pool *p, const char *s) { return camel_to(p, s, 1); }
+char *names_camel_to_lower(text_pool *p, const char *s)
+{
+    return camel_to(p, s, 0);
+}
+char *names_camel_to_upper(text_pool *p, const char *s)
+{
+    return camel_to(p, s, 1);
+}
 
 char *names_to_camel(text_pool *p, const char *s)
 {
@@ -64,34 +72,36 @@ static char *full_map(text_pool *p, const char *full,
                 text_free(&b);
                 return NULL;
             }
-            if (b.len)
-                text_puts(&b, "__");
+            if (b.len) text_puts(&b, "__");
             text_puts(&b, m);
         }
         s += n;
-        if (*s == '.')
-            s++;
+        if (*s == '.') s++;
     }
     return text_pool_own(p, text_take(&b));
 }
 
-char *names_full_to_c(text_pool *p, const char *full) { return full_map(p, full, names_to_camel); }
-char *names_full_to_lower(text_pool *p, const char *full) { return full_map(p, full, names_camel_to_lower); }
+char *names_full_to_c(text_pool *p, const char *full)
+{
+    return full_map(p, full, names_to_camel);
+}
+char *names_full_to_lower(text_pool *p, const char *full)
+{
+    return full_map(p, full, names_camel_to_lower);
+}
 
 char *names_dots_to_underscores(text_pool *p, const char *s)
 {
     char *r = text_pool_strdup(p, s);
     for (char *c = r; c && *c; c++)
-        if (*c == '.')
-            *c = '_';
+        if (*c == '.') *c = '_';
     return r;
 }
 
 char *names_upper(text_pool *p, const char *s)
 {
     char *r = text_pool_strdup(p, s);
-    for (char *c = r; c && *c; c++)
-        *c = to_up(*c);
+    for (char *c = r; c && *c; c++) *c = to_up(*c);
     return r;
 }
 
@@ -127,24 +137,99 @@ char *names_strip_proto(text_pool *p, const char *filename)
 int names_is_keyword(const char *s)
 {
     static const char *const kw[] = {
-        "_Alignas", "_Alignof", "_Atomic", "_Bool", "_Complex", "_Generic",
-        "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local",
-        "alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand",
-        "bitor", "bool", "break", "case", "catch", "char", "class", "compl",
-        "const", "const_cast", "constexpr", "continue", "default", "delete",
-        "do", "double", "dynamic_cast", "else", "enum", "explicit", "extern",
-        "false", "float", "for", "friend", "goto", "if", "inline", "int",
-        "long", "mutable", "namespace", "new", "noexcept", "not", "not_eq",
-        "nullptr", "operator", "or", "or_eq", "private", "protected",
-        "public", "register", "reinterpret_cast", "restrict", "return",
-        "short", "signed", "sizeof", "static", "static_assert", "static_cast",
-        "struct", "switch", "template", "this", "thread_local", "throw",
-        "true", "try", "typedef", "typeid", "typename", "union", "unsigned",
-        "using", "virtual", "void", "volatile", "wchar_t", "while", "xor",
+        "_Alignas",
+        "_Alignof",
+        "_Atomic",
+        "_Bool",
+        "_Complex",
+        "_Generic",
+        "_Imaginary",
+        "_Noreturn",
+        "_Static_assert",
+        "_Thread_local",
+        "alignas",
+        "alignof",
+        "and",
+        "and_eq",
+        "asm",
+        "auto",
+        "bitand",
+        "bitor",
+        "bool",
+        "break",
+        "case",
+        "catch",
+        "char",
+        "class",
+        "compl",
+        "const",
+        "const_cast",
+        "constexpr",
+        "continue",
+        "default",
+        "delete",
+        "do",
+        "double",
+        "dynamic_cast",
+        "else",
+        "enum",
+        "explicit",
+        "extern",
+        "false",
+        "float",
+        "for",
+        "friend",
+        "goto",
+        "if",
+        "inline",
+        "int",
+        "long",
+        "mutable",
+        "namespace",
+        "new",
+        "noexcept",
+        "not",
+        "not_eq",
+        "nullptr",
+        "operator",
+        "or",
+        "or_eq",
+        "private",
+        "protected",
+        "public",
+        "register",
+        "reinterpret_cast",
+        "restrict",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "static_assert",
+        "static_cast",
+        "struct",
+        "switch",
+        "template",
+        "this",
+        "thread_local",
+        "throw",
+        "true",
+        "try",
+        "typedef",
+        "typeid",
+        "typename",
+        "union",
+        "unsigned",
+        "using",
+        "virtual",
+        "void",
+        "volatile",
+        "wchar_t",
+        "while",
+        "xor",
         "xor_eq",
     };
     for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
-        if (strcmp(s, kw[i]) == 0)
-            return 1;
+        if (strcmp(s, kw[i]) == 0) return 1;
     return 0;
 }

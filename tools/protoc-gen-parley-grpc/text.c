@@ -21,10 +21,8 @@ void text_free(text_buf *b)
 
 static int text_reserve(text_buf *b, size_t extra)
 {
-    if (b->oom)
-        return 0;
-    if (b->len + extra + 1 <= b->cap)
-        return 1;
+    if (b->oom) return 0;
+    if (b->len + extra + 1 <= b->cap) return 1;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) {
         if (cap > (size_t)-1 / 2) {
@@ -46,16 +44,14 @@ static int text_reserve(text_buf *b, size_t extra)
 void text_puts(text_buf *b, const char *s)
 {
     size_t n = strlen(s);
-    if (!text_reserve(b, n))
-        return;
+    if (!text_reserve(b, n)) return;
     memcpy(b->p + b->len, s, n + 1);
     b->len += n;
 }
 
 void text_putc(text_buf *b, char c)
 {
-    if (!text_reserve(b, 1))
-        return;
+    if (!text_reserve(b, 1)) return;
     b->p[b->len++] = c;
     b->p[b->len] = '\0';
 }
@@ -70,8 +66,7 @@ static void text_vprintf(text_buf *b, const char *fmt, va_list ap)
         b->oom = 1;
         return;
     }
-    if (!text_reserve(b, (size_t)n))
-        return;
+    if (!text_reserve(b, (size_t)n)) return;
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
 }
@@ -104,8 +99,7 @@ void text_pool_init(text_pool *p)
 
 void text_pool_free(text_pool *p)
 {
-    for (size_t i = 0; i < p->n; i++)
-        free(p->items[i]);
+    for (size_t i = 0; i < p->n; i++) free(p->items[i]);
     free(p->items);
     text_pool_init(p);
 }

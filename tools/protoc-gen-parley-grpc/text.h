@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 typedef struct text_buf {
-    char *p;     /* NUL-terminated once anything was appended */
+    char *p; /* NUL-terminated once anything was appended */
     size_t len;
     size_t cap;
     int oom;

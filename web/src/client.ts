@@ -42,7 +42,7 @@ import {
   type ServerFrame,
 } from "./gen/parley/v1/stream_pb.js";
 import { Heartbeat } from "./heartbeat.js";
-import { type FetchLike, HistoryClient, HttpError } from "./history.js";
+import { type FetchLike, HistoryClient, HttpError, ORIGIN_NOT_ALLOWED } from "./history.js";
 import { DEFAULT_LIMITS, type Limits, type SendProblem, checkBody, mergeLimits } from "./limits.js";
 import { Outbox, type Pending } from "./outbox.js";
 import { type FramePriority, Pacer } from "./pacer.js";
@@ -313,7 +313,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const entry: RoomEntry = { state: new RoomState(room), phase: "idle", subscribeRequest: 0n, maxBody: null };
     this.rooms.set(room, entry);
     // History does not wait for the WebSocket: it is shown even offline.
-    this.loadHistory(entry).catch(() => {});
+    this.loadHistory(entry).catch((err: unknown) => this.originRefused(room, err));
     const c = this.conn;
     if (c?.authenticated) {
       this.setState("catching-up");
@@ -596,6 +596,17 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       );
     }
     return e.historyLoad;
+  }
+
+  /**
+   * The gateway refuses this page's origin: nothing will work from here,
+   * however often it is retried (the WebSocket upgrade is refused too), so
+   * say so once, as a fatal error, and stop.
+   */
+  private originRefused(room: string, err: unknown): void {
+    if (!(err instanceof HttpError) || err.code !== ORIGIN_NOT_ALLOWED || this.stopped) return;
+    this.emit("error", { room, code: err.code, detail: err.message, fatal: true });
+    this.close();
   }
 
   /** Catches one room up over REST, then subscribes from its synced rev. */

@@ -27,7 +27,7 @@ import type { TokenProvider } from "./token-source.js";
 export type { ParleyChatState } from "./events.js";
 
 /** Errors after which the room will not be shown, whatever the connection does. */
-const ROOM_ERRORS = new Set(["ROOM_NOT_FOUND", "ROOM_INVALID", "PERMISSION_DENIED"]);
+const ROOM_ERRORS = new Set(["ROOM_NOT_FOUND", "ROOM_INVALID", "PERMISSION_DENIED", "ORIGIN_NOT_ALLOWED"]);
 /** How many announcements the live region keeps (older ones were read out already). */
 const ANNOUNCEMENTS_KEPT = 3;
 

@@ -37,6 +37,9 @@ export interface ListOptions {
   limit?: number;
 }
 
+/** The gateway's answer to a page whose origin is not in its --origin list. */
+export const ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED";
+
 /** A refused or failed REST call. `code` is the parley ErrorCode name. */
 export class HttpError extends Error {
   readonly status: number;
@@ -165,7 +168,9 @@ export class HistoryClient {
       // The body can stall on a dead link as well as the headers.
       text = await res.text();
     } catch (e) {
-      throw new HttpError(0, "NETWORK", e instanceof Error ? e.message : String(e));
+      clearTimeout(timer);
+      const refused = ctl.signal.aborted ? null : await originRefusal(f, url, this.timeoutMs);
+      throw refused ?? new HttpError(0, "NETWORK", e instanceof Error ? e.message : String(e));
     } finally {
       clearTimeout(timer);
     }
@@ -187,5 +192,28 @@ export class HistoryClient {
       throw new HttpError(res.status, "MALFORMED", "response is not a JSON object");
     }
     return answer as JsonValue;
+  }
+}
+
+/**
+ * Why a request failed without an answer, if the gateway refused this page's
+ * origin. A browser hides a CORS refusal (fetch only rejects), so the same
+ * URL is asked again as a simple request (no credentials, no preflight):
+ * the gateway answers a disallowed origin with a readable 403
+ * ORIGIN_NOT_ALLOWED. Anything else (no answer, another status) is left to
+ * the caller as a network failure.
+ */
+async function originRefusal(f: FetchLike, url: string, timeoutMs: number): Promise<HttpError | null> {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), timeoutMs);
+  try {
+    const res = await f(url, { method: "GET", cache: "no-store", signal: ctl.signal });
+    if (res.status !== 403) return null;
+    const b = (await res.json()) as { code?: unknown; detail?: unknown };
+    return b.code === ORIGIN_NOT_ALLOWED ? new HttpError(403, ORIGIN_NOT_ALLOWED, String(b.detail ?? "")) : null;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -47,6 +47,13 @@ static void parley_v1_History_get_room_dispatch(const void *handlers, rpc_call *
     h->get_room(call, (const Parley__V1__GetRoomRequest *)req, ud);
 }
 
+static void parley_v1_History_list_rooms_dispatch(const void *handlers, rpc_call *call,
+    const ProtobufCMessage *req, void *ud)
+{
+    const parley_v1_History_handlers *h = handlers;
+    h->list_rooms(call, (const Parley__V1__ListRoomsRequest *)req, ud);
+}
+
 static const rpc_method_desc parley_v1_History_methods[PARLEY_V1_HISTORY__N_METHODS] = {
     [PARLEY_V1_HISTORY_LIST_MESSAGES] = {
         .name = "ListMessages",
@@ -101,6 +108,15 @@ static const rpc_method_desc parley_v1_History_methods[PARLEY_V1_HISTORY__N_METH
         .output = &parley__v1__get_room_response__descriptor,
         .handler_offset = offsetof(parley_v1_History_handlers, get_room),
         .dispatch = parley_v1_History_get_room_dispatch,
+    },
+    [PARLEY_V1_HISTORY_LIST_ROOMS] = {
+        .name = "ListRooms",
+        .path = "/parley.v1.History/ListRooms",
+        .kind = RPC_UNARY,
+        .input = &parley__v1__list_rooms_request__descriptor,
+        .output = &parley__v1__list_rooms_response__descriptor,
+        .handler_offset = offsetof(parley_v1_History_handlers, list_rooms),
+        .dispatch = parley_v1_History_list_rooms_dispatch,
     },
 };
 

@@ -23,6 +23,8 @@ typedef struct parley_v1_History_handlers {
     void (*create_room)(rpc_call *call, const Parley__V1__CreateRoomRequest *req, void *ud);
     /* rpc GetRoom(parley.v1.GetRoomRequest) returns (parley.v1.GetRoomResponse) */
     void (*get_room)(rpc_call *call, const Parley__V1__GetRoomRequest *req, void *ud);
+    /* rpc ListRooms(parley.v1.ListRoomsRequest) returns (parley.v1.ListRoomsResponse) */
+    void (*list_rooms)(rpc_call *call, const Parley__V1__ListRoomsRequest *req, void *ud);
 } parley_v1_History_handlers;
 
 enum {
@@ -32,7 +34,8 @@ enum {
     PARLEY_V1_HISTORY_DELETE_MESSAGE = 3,
     PARLEY_V1_HISTORY_CREATE_ROOM = 4,
     PARLEY_V1_HISTORY_GET_ROOM = 5,
-    PARLEY_V1_HISTORY__N_METHODS = 6
+    PARLEY_V1_HISTORY_LIST_ROOMS = 6,
+    PARLEY_V1_HISTORY__N_METHODS = 7
 };
 
 extern const rpc_service_desc parley_v1_History_service;

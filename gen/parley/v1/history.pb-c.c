@@ -547,6 +547,96 @@ void   parley__v1__get_room_response__free_unpacked
   assert(message->base.descriptor == &parley__v1__get_room_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__list_rooms_request__init
+                     (Parley__V1__ListRoomsRequest         *message)
+{
+  static const Parley__V1__ListRoomsRequest init_value = PARLEY__V1__LIST_ROOMS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t parley__v1__list_rooms_request__get_packed_size
+                     (const Parley__V1__ListRoomsRequest *message)
+{
+  assert(message->base.descriptor == &parley__v1__list_rooms_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__list_rooms_request__pack
+                     (const Parley__V1__ListRoomsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__list_rooms_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__list_rooms_request__pack_to_buffer
+                     (const Parley__V1__ListRoomsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__list_rooms_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ListRoomsRequest *
+       parley__v1__list_rooms_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ListRoomsRequest *)
+     protobuf_c_message_unpack (&parley__v1__list_rooms_request__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__list_rooms_request__free_unpacked
+                     (Parley__V1__ListRoomsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__list_rooms_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__list_rooms_response__init
+                     (Parley__V1__ListRoomsResponse         *message)
+{
+  static const Parley__V1__ListRoomsResponse init_value = PARLEY__V1__LIST_ROOMS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t parley__v1__list_rooms_response__get_packed_size
+                     (const Parley__V1__ListRoomsResponse *message)
+{
+  assert(message->base.descriptor == &parley__v1__list_rooms_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__list_rooms_response__pack
+                     (const Parley__V1__ListRoomsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__list_rooms_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__list_rooms_response__pack_to_buffer
+                     (const Parley__V1__ListRoomsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__list_rooms_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ListRoomsResponse *
+       parley__v1__list_rooms_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ListRoomsResponse *)
+     protobuf_c_message_unpack (&parley__v1__list_rooms_response__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__list_rooms_response__free_unpacked
+                     (Parley__V1__ListRoomsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__list_rooms_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor parley__v1__list_messages_request__field_descriptors[4] =
 {
   {
@@ -1133,7 +1223,109 @@ const ProtobufCMessageDescriptor parley__v1__get_room_response__descriptor =
   (ProtobufCMessageInit) parley__v1__get_room_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor parley__v1__history__method_descriptors[6] =
+static const ProtobufCFieldDescriptor parley__v1__list_rooms_request__field_descriptors[2] =
+{
+  {
+    "after_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ListRoomsRequest, after_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ListRoomsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__list_rooms_request__field_indices_by_name[] = {
+  0,   /* field[0] = after_name */
+  1,   /* field[1] = limit */
+};
+static const ProtobufCIntRange parley__v1__list_rooms_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor parley__v1__list_rooms_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ListRoomsRequest",
+  "ListRoomsRequest",
+  "Parley__V1__ListRoomsRequest",
+  "parley.v1",
+  sizeof(Parley__V1__ListRoomsRequest),
+  2,
+  parley__v1__list_rooms_request__field_descriptors,
+  parley__v1__list_rooms_request__field_indices_by_name,
+  1,  parley__v1__list_rooms_request__number_ranges,
+  (ProtobufCMessageInit) parley__v1__list_rooms_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_descriptors[2] =
+{
+  {
+    "rooms",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ListRoomsResponse, n_rooms),
+    offsetof(Parley__V1__ListRoomsResponse, rooms),
+    &parley__v1__room__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "has_more",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ListRoomsResponse, has_more),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__list_rooms_response__field_indices_by_name[] = {
+  1,   /* field[1] = has_more */
+  0,   /* field[0] = rooms */
+};
+static const ProtobufCIntRange parley__v1__list_rooms_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor parley__v1__list_rooms_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ListRoomsResponse",
+  "ListRoomsResponse",
+  "Parley__V1__ListRoomsResponse",
+  "parley.v1",
+  sizeof(Parley__V1__ListRoomsResponse),
+  2,
+  parley__v1__list_rooms_response__field_descriptors,
+  parley__v1__list_rooms_response__field_indices_by_name,
+  1,  parley__v1__list_rooms_response__number_ranges,
+  (ProtobufCMessageInit) parley__v1__list_rooms_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor parley__v1__history__method_descriptors[7] =
 {
   { "ListMessages", &parley__v1__list_messages_request__descriptor, &parley__v1__list_messages_response__descriptor },
   { "GetMessage", &parley__v1__get_message_request__descriptor, &parley__v1__get_message_response__descriptor },
@@ -1141,6 +1333,7 @@ static const ProtobufCMethodDescriptor parley__v1__history__method_descriptors[6
   { "DeleteMessage", &parley__v1__delete_message_request__descriptor, &parley__v1__delete_message_response__descriptor },
   { "CreateRoom", &parley__v1__create_room_request__descriptor, &parley__v1__create_room_response__descriptor },
   { "GetRoom", &parley__v1__get_room_request__descriptor, &parley__v1__get_room_response__descriptor },
+  { "ListRooms", &parley__v1__list_rooms_request__descriptor, &parley__v1__list_rooms_response__descriptor },
 };
 const unsigned parley__v1__history__method_indices_by_name[] = {
   4,        /* CreateRoom */
@@ -1148,7 +1341,8 @@ const unsigned parley__v1__history__method_indices_by_name[] = {
   2,        /* EditMessage */
   1,        /* GetMessage */
   5,        /* GetRoom */
-  0         /* ListMessages */
+  0,        /* ListMessages */
+  6         /* ListRooms */
 };
 const ProtobufCServiceDescriptor parley__v1__history__descriptor =
 {
@@ -1157,7 +1351,7 @@ const ProtobufCServiceDescriptor parley__v1__history__descriptor =
   "History",
   "Parley__V1__History",
   "parley.v1",
-  6,
+  7,
   parley__v1__history__method_descriptors,
   parley__v1__history__method_indices_by_name
 };
@@ -1208,6 +1402,14 @@ void parley__v1__history__get_room(ProtobufCService *service,
 {
   assert(service->descriptor == &parley__v1__history__descriptor);
   service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void parley__v1__history__list_rooms(ProtobufCService *service,
+                                     const Parley__V1__ListRoomsRequest *input,
+                                     Parley__V1__ListRoomsResponse_Closure closure,
+                                     void *closure_data)
+{
+  assert(service->descriptor == &parley__v1__history__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void parley__v1__history__init (Parley__V1__History_Service *service,
                                 Parley__V1__History_ServiceDestroy destroy)

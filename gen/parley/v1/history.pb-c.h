@@ -28,6 +28,8 @@ typedef struct Parley__V1__CreateRoomRequest Parley__V1__CreateRoomRequest;
 typedef struct Parley__V1__CreateRoomResponse Parley__V1__CreateRoomResponse;
 typedef struct Parley__V1__GetRoomRequest Parley__V1__GetRoomRequest;
 typedef struct Parley__V1__GetRoomResponse Parley__V1__GetRoomResponse;
+typedef struct Parley__V1__ListRoomsRequest Parley__V1__ListRoomsRequest;
+typedef struct Parley__V1__ListRoomsResponse Parley__V1__ListRoomsResponse;
 
 
 /* --- enums --- */
@@ -195,6 +197,42 @@ struct  Parley__V1__GetRoomResponse
 #define PARLEY__V1__GET_ROOM_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__get_room_response__descriptor) \
     , NULL }
+
+
+struct  Parley__V1__ListRoomsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Rooms whose name sorts after this one (byte order); "" starts at the
+   * first. Pass the last name of a page to get the next.
+   */
+  char *after_name;
+  /*
+   * 1..1000; 0 means the server default (100).
+   */
+  uint32_t limit;
+};
+#define PARLEY__V1__LIST_ROOMS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__list_rooms_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Parley__V1__ListRoomsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Ordered by name.
+   */
+  size_t n_rooms;
+  Parley__V1__Room **rooms;
+  /*
+   * More rooms sort after the last one.
+   */
+  protobuf_c_boolean has_more;
+};
+#define PARLEY__V1__LIST_ROOMS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__list_rooms_response__descriptor) \
+    , 0,NULL, 0 }
 
 
 /* Parley__V1__ListMessagesRequest methods */
@@ -425,6 +463,44 @@ Parley__V1__GetRoomResponse *
 void   parley__v1__get_room_response__free_unpacked
                      (Parley__V1__GetRoomResponse *message,
                       ProtobufCAllocator *allocator);
+/* Parley__V1__ListRoomsRequest methods */
+void   parley__v1__list_rooms_request__init
+                     (Parley__V1__ListRoomsRequest         *message);
+size_t parley__v1__list_rooms_request__get_packed_size
+                     (const Parley__V1__ListRoomsRequest   *message);
+size_t parley__v1__list_rooms_request__pack
+                     (const Parley__V1__ListRoomsRequest   *message,
+                      uint8_t             *out);
+size_t parley__v1__list_rooms_request__pack_to_buffer
+                     (const Parley__V1__ListRoomsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ListRoomsRequest *
+       parley__v1__list_rooms_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__list_rooms_request__free_unpacked
+                     (Parley__V1__ListRoomsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__ListRoomsResponse methods */
+void   parley__v1__list_rooms_response__init
+                     (Parley__V1__ListRoomsResponse         *message);
+size_t parley__v1__list_rooms_response__get_packed_size
+                     (const Parley__V1__ListRoomsResponse   *message);
+size_t parley__v1__list_rooms_response__pack
+                     (const Parley__V1__ListRoomsResponse   *message,
+                      uint8_t             *out);
+size_t parley__v1__list_rooms_response__pack_to_buffer
+                     (const Parley__V1__ListRoomsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ListRoomsResponse *
+       parley__v1__list_rooms_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__list_rooms_response__free_unpacked
+                     (Parley__V1__ListRoomsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Parley__V1__ListMessagesRequest_Closure)
@@ -463,6 +539,12 @@ typedef void (*Parley__V1__GetRoomRequest_Closure)
 typedef void (*Parley__V1__GetRoomResponse_Closure)
                  (const Parley__V1__GetRoomResponse *message,
                   void *closure_data);
+typedef void (*Parley__V1__ListRoomsRequest_Closure)
+                 (const Parley__V1__ListRoomsRequest *message,
+                  void *closure_data);
+typedef void (*Parley__V1__ListRoomsResponse_Closure)
+                 (const Parley__V1__ListRoomsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -494,6 +576,10 @@ struct Parley__V1__History_Service
                    const Parley__V1__GetRoomRequest *input,
                    Parley__V1__GetRoomResponse_Closure closure,
                    void *closure_data);
+  void (*list_rooms)(Parley__V1__History_Service *service,
+                     const Parley__V1__ListRoomsRequest *input,
+                     Parley__V1__ListRoomsResponse_Closure closure,
+                     void *closure_data);
 };
 typedef void (*Parley__V1__History_ServiceDestroy)(Parley__V1__History_Service *);
 void parley__v1__history__init (Parley__V1__History_Service *service,
@@ -507,7 +593,8 @@ void parley__v1__history__init (Parley__V1__History_Service *service,
       function_prefix__ ## edit_message,\
       function_prefix__ ## delete_message,\
       function_prefix__ ## create_room,\
-      function_prefix__ ## get_room  }
+      function_prefix__ ## get_room,\
+      function_prefix__ ## list_rooms  }
 void parley__v1__history__list_messages(ProtobufCService *service,
                                         const Parley__V1__ListMessagesRequest *input,
                                         Parley__V1__ListMessagesResponse_Closure closure,
@@ -532,6 +619,10 @@ void parley__v1__history__get_room(ProtobufCService *service,
                                    const Parley__V1__GetRoomRequest *input,
                                    Parley__V1__GetRoomResponse_Closure closure,
                                    void *closure_data);
+void parley__v1__history__list_rooms(ProtobufCService *service,
+                                     const Parley__V1__ListRoomsRequest *input,
+                                     Parley__V1__ListRoomsResponse_Closure closure,
+                                     void *closure_data);
 
 /* --- descriptors --- */
 
@@ -547,6 +638,8 @@ extern const ProtobufCMessageDescriptor parley__v1__create_room_request__descrip
 extern const ProtobufCMessageDescriptor parley__v1__create_room_response__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__get_room_request__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__get_room_response__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__list_rooms_request__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__list_rooms_response__descriptor;
 extern const ProtobufCServiceDescriptor parley__v1__history__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/history.proto.
  */
 export const file_parley_v1_history: GenFile = /*@__PURE__*/
-  fileDesc("ChdwYXJsZXkvdjEvaGlzdG9yeS5wcm90bxIJcGFybGV5LnYxImcKE0xpc3RNZXNzYWdlc1JlcXVlc3QSDAoEcm9vbRgBIAEoCRITCglhZnRlcl9yZXYYAiABKARIABIUCgpiZWZvcmVfc2VxGAMgASgESAASDQoFbGltaXQYBCABKA1CCAoGY3Vyc29yIm0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIucGFybGV5LnYxLk1lc3NhZ2USHQoEcm9vbRgCIAEoCzIPLnBhcmxleS52MS5Sb29tEhAKCGhhc19tb3JlGAMgASgIIi4KEUdldE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEIjkKEkdldE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiPQoSRWRpdE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEgwKBGJvZHkYAyABKAkiOgoTRWRpdE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiMQoURGVsZXRlTWVzc2FnZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoVRGVsZXRlTWVzc2FnZVJlc3BvbnNlEiMKB21lc3NhZ2UYASABKAsyEi5wYXJsZXkudjEuTWVzc2FnZSIhChFDcmVhdGVSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKEkNyZWF0ZVJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20SDwoHY3JlYXRlZBgCIAEoCCIeCg5HZXRSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIjAKD0dldFJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20y1AMKB0hpc3RvcnkSTwoMTGlzdE1lc3NhZ2VzEh4ucGFybGV5LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5wYXJsZXkudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USSQoKR2V0TWVzc2FnZRIcLnBhcmxleS52MS5HZXRNZXNzYWdlUmVxdWVzdBodLnBhcmxleS52MS5HZXRNZXNzYWdlUmVzcG9uc2USTAoLRWRpdE1lc3NhZ2USHS5wYXJsZXkudjEuRWRpdE1lc3NhZ2VSZXF1ZXN0Gh4ucGFybGV5LnYxLkVkaXRNZXNzYWdlUmVzcG9uc2USUgoNRGVsZXRlTWVzc2FnZRIfLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVxdWVzdBogLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVzcG9uc2USSQoKQ3JlYXRlUm9vbRIcLnBhcmxleS52MS5DcmVhdGVSb29tUmVxdWVzdBodLnBhcmxleS52MS5DcmVhdGVSb29tUmVzcG9uc2USQAoHR2V0Um9vbRIZLnBhcmxleS52MS5HZXRSb29tUmVxdWVzdBoaLnBhcmxleS52MS5HZXRSb29tUmVzcG9uc2ViBnByb3RvMw", [file_parley_v1_message]);
+  fileDesc("ChdwYXJsZXkvdjEvaGlzdG9yeS5wcm90bxIJcGFybGV5LnYxImcKE0xpc3RNZXNzYWdlc1JlcXVlc3QSDAoEcm9vbRgBIAEoCRITCglhZnRlcl9yZXYYAiABKARIABIUCgpiZWZvcmVfc2VxGAMgASgESAASDQoFbGltaXQYBCABKA1CCAoGY3Vyc29yIm0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIucGFybGV5LnYxLk1lc3NhZ2USHQoEcm9vbRgCIAEoCzIPLnBhcmxleS52MS5Sb29tEhAKCGhhc19tb3JlGAMgASgIIi4KEUdldE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEIjkKEkdldE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiPQoSRWRpdE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEgwKBGJvZHkYAyABKAkiOgoTRWRpdE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiMQoURGVsZXRlTWVzc2FnZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoVRGVsZXRlTWVzc2FnZVJlc3BvbnNlEiMKB21lc3NhZ2UYASABKAsyEi5wYXJsZXkudjEuTWVzc2FnZSIhChFDcmVhdGVSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKEkNyZWF0ZVJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20SDwoHY3JlYXRlZBgCIAEoCCIeCg5HZXRSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIjAKD0dldFJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iNQoQTGlzdFJvb21zUmVxdWVzdBISCgphZnRlcl9uYW1lGAEgASgJEg0KBWxpbWl0GAIgASgNIkUKEUxpc3RSb29tc1Jlc3BvbnNlEh4KBXJvb21zGAEgAygLMg8ucGFybGV5LnYxLlJvb20SEAoIaGFzX21vcmUYAiABKAgynAQKB0hpc3RvcnkSTwoMTGlzdE1lc3NhZ2VzEh4ucGFybGV5LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5wYXJsZXkudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USSQoKR2V0TWVzc2FnZRIcLnBhcmxleS52MS5HZXRNZXNzYWdlUmVxdWVzdBodLnBhcmxleS52MS5HZXRNZXNzYWdlUmVzcG9uc2USTAoLRWRpdE1lc3NhZ2USHS5wYXJsZXkudjEuRWRpdE1lc3NhZ2VSZXF1ZXN0Gh4ucGFybGV5LnYxLkVkaXRNZXNzYWdlUmVzcG9uc2USUgoNRGVsZXRlTWVzc2FnZRIfLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVxdWVzdBogLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVzcG9uc2USSQoKQ3JlYXRlUm9vbRIcLnBhcmxleS52MS5DcmVhdGVSb29tUmVxdWVzdBodLnBhcmxleS52MS5DcmVhdGVSb29tUmVzcG9uc2USQAoHR2V0Um9vbRIZLnBhcmxleS52MS5HZXRSb29tUmVxdWVzdBoaLnBhcmxleS52MS5HZXRSb29tUmVzcG9uc2USRgoJTGlzdFJvb21zEhsucGFybGV5LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5wYXJsZXkudjEuTGlzdFJvb21zUmVzcG9uc2ViBnByb3RvMw", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ListMessagesRequest
@@ -295,6 +295,59 @@ export const GetRoomResponseSchema: GenMessage<GetRoomResponse> = /*@__PURE__*/
   messageDesc(file_parley_v1_history, 11);
 
 /**
+ * @generated from message parley.v1.ListRoomsRequest
+ */
+export type ListRoomsRequest = Message<"parley.v1.ListRoomsRequest"> & {
+  /**
+   * Rooms whose name sorts after this one (byte order); "" starts at the
+   * first. Pass the last name of a page to get the next.
+   *
+   * @generated from field: string after_name = 1;
+   */
+  afterName: string;
+
+  /**
+   * 1..1000; 0 means the server default (100).
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message parley.v1.ListRoomsRequest.
+ * Use `create(ListRoomsRequestSchema)` to create a new message.
+ */
+export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
+  messageDesc(file_parley_v1_history, 12);
+
+/**
+ * @generated from message parley.v1.ListRoomsResponse
+ */
+export type ListRoomsResponse = Message<"parley.v1.ListRoomsResponse"> & {
+  /**
+   * Ordered by name.
+   *
+   * @generated from field: repeated parley.v1.Room rooms = 1;
+   */
+  rooms: Room[];
+
+  /**
+   * More rooms sort after the last one.
+   *
+   * @generated from field: bool has_more = 2;
+   */
+  hasMore: boolean;
+};
+
+/**
+ * Describes the message parley.v1.ListRoomsResponse.
+ * Use `create(ListRoomsResponseSchema)` to create a new message.
+ */
+export const ListRoomsResponseSchema: GenMessage<ListRoomsResponse> = /*@__PURE__*/
+  messageDesc(file_parley_v1_history, 13);
+
+/**
  * History reads and changes the stored messages of rooms.
  * Every call carries `authorization: Bearer <JWT>` metadata.
  *
@@ -361,6 +414,16 @@ export const History: GenService<{
     methodKind: "unary";
     input: typeof GetRoomRequestSchema;
     output: typeof GetRoomResponseSchema;
+  },
+  /**
+   * ListRooms pages through the rooms by name, each with its head counters.
+   *
+   * @generated from rpc parley.v1.History.ListRooms
+   */
+  listRooms: {
+    methodKind: "unary";
+    input: typeof ListRoomsRequestSchema;
+    output: typeof ListRoomsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_parley_v1_history, 0);

@@ -1,0 +1,179 @@
+/* srv_core.c: the srv object and the services it registers, identity
+ * checks on every call, conversion of store rows to parley.v1 messages,
+ * event frames and fan-out. */
+#include "srv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grpc/health/v1/health.grpc.h"
+#include "log.h"
+
+#define SRV_SAMPLE_MS 1000 /* gauges are sampled this often */
+
+srv *srv_new(store *db, const auth *au, const srv_opts *opts)
+{
+    srv *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->db = db;
+    s->au = au;
+    s->max_body =
+        opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
+    s->hub = hub_new();
+    s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
+    s->health = srv_health_new();
+    if (!s->hub || !s->metrics || !s->health) {
+        srv_free(s);
+        return NULL;
+    }
+    if (!(opts && opts->no_reflection)) {
+        char err[200];
+        s->reflection = srv_reflection_new(err, sizeof err);
+        if (!s->reflection) {
+            log_error("reflection", "%s", err);
+            srv_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+/* Registers one service, and tells the metrics and reflection of it. */
+static int add_service(srv *s, rpc_server *rs, const rpc_service_desc *d,
+                       const void *handlers, char *err, size_t errlen)
+{
+    if (rpc_server_add_service(rs, d, handlers, s, err, errlen) != 0) return -1;
+    srv_metrics_service(s->metrics, d);
+    srv_reflection_serves(s->reflection, d->full_name);
+    return 0;
+}
+
+int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
+{
+    if (add_service(s, rs, &parley_v1_History_service, &srv_history, err,
+                    errlen) != 0 ||
+        add_service(s, rs, &parley_v1_Stream_service, &srv_stream, err,
+                    errlen) != 0)
+        return -1;
+    if (srv_health_register(s, rs, err, errlen) != 0) return -1;
+    srv_metrics_service(s->metrics, &grpc_health_v1_Health_service);
+    srv_reflection_serves(s->reflection,
+                          grpc_health_v1_Health_service.full_name);
+    if (s->reflection && srv_reflection_register(s, rs, err, errlen) != 0)
+        return -1;
+    rpc_observer obs = {srv_metrics_call_done, s->metrics};
+    rpc_server_set_observer(rs, &obs);
+    return 0;
+}
+
+void srv_tick(srv *s, const rpc_server *rs)
+{
+    srv_health_tick(s);
+    int64_t now = clock_mono_ms();
+    if (now >= s->next_sample_ms) {
+        s->next_sample_ms = now + SRV_SAMPLE_MS;
+        srv_metrics_sample(s->metrics, s, rs);
+    }
+}
+
+void srv_free(srv *s)
+{
+    if (!s) return;
+    hub_free(s->hub);
+    srv_metrics_free(s->metrics);
+    srv_health_free(s->health);
+    srv_reflection_free(s->reflection);
+    free(s->batch);
+    free(s);
+}
+
+size_t srv_pending(const srv *s) { return s->n_batch; }
+
+int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
+{
+    char tok[4096];
+    if (rpc_call_metadata(c, "authorization", tok, sizeof tok) < 0) {
+        rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
+                 "missing authorization metadata (want: Bearer <jwt>)");
+        return -1;
+    }
+    if (auth_verify(s->au, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
+        rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
+                 "invalid, expired or badly signed token");
+        return -1;
+    }
+    return 0;
+}
+
+void srv_pb_message(srv_pbmsg *out, const parley_msg *m)
+{
+    parley__v1__message__init(&out->msg);
+    parley__v1__author__init(&out->author);
+    out->author.id = (char *)m->author.id;
+    out->author.display_name = (char *)m->author.display_name;
+    out->author.role = (Parley__V1__Role)m->author.role;
+    out->msg.room = (char *)m->room;
+    out->msg.seq = m->seq;
+    out->msg.rev = m->rev;
+    out->msg.client_msg_id = (char *)m->client_msg_id;
+    out->msg.author = &out->author;
+    out->msg.body = (char *)(m->body ? m->body : "");
+    out->msg.created_at_ms = m->created_at_ms;
+    out->msg.edited_at_ms = m->edited_at_ms;
+    out->msg.deleted = m->deleted ? 1 : 0;
+}
+
+void srv_pb_room(const srv *s, Parley__V1__Room *out, const parley_room *r)
+{
+    parley__v1__room__init(out);
+    out->name = (char *)r->name;
+    out->head_seq = r->head_seq;
+    out->head_rev = r->head_rev;
+    out->max_body_bytes =
+        s->max_body > UINT32_MAX ? UINT32_MAX : (uint32_t)s->max_body;
+}
+
+int srv_event_type(const parley_msg *m)
+{
+    if (m->deleted) return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED;
+    if (m->edited_at_ms) return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED;
+    return PARLEY__V1__EVENT_TYPE__EVENT_TYPE_CREATED;
+}
+
+grpc_slice srv_event_frame(int type, const parley_msg *m, int replay)
+{
+    srv_pbmsg pm;
+    srv_pb_message(&pm, m);
+    Parley__V1__Event ev = PARLEY__V1__EVENT__INIT;
+    ev.type = (Parley__V1__EventType)type;
+    ev.message = &pm.msg;
+    ev.replay = replay ? 1 : 0;
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_EVENT;
+    f.event = &ev;
+    return rpc_encode(&f.base);
+}
+
+void srv_fanout(srv *s, int type, const parley_msg *m)
+{
+    if (!hub_has_live(s->hub, m->room)) return;
+    grpc_slice f = srv_event_frame(type, m, 0);
+    hub_publish(s->hub, m->room, f);
+    grpc_slice_unref(f);
+}
+
+void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
+                    const char *detail, int fatal)
+{
+    Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
+    er.code = (Parley__V1__ErrorCode)e;
+    er.detail = (char *)(detail ? detail : parley_err_text(e));
+    er.fatal = fatal ? 1 : 0;
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    f.request_id = request_id;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_ERROR;
+    f.error = &er;
+    rpc_stream_send_msg(c, &f.base);
+}

@@ -1,0 +1,80 @@
+/* store_engine.h: what a storage engine implements behind store.h. For
+ * engines only; everyone else includes store.h.
+ *
+ * An engine's handle embeds `store` as its first member (the way an SQLite
+ * VFS file embeds sqlite3_file), and every operation receives that handle.
+ * store.c has already checked the arguments against the core's rules (room,
+ * author, client id, body, list limit and direction), made every result
+ * pointer non-NULL (but list's room_out, which is optional) and keeps the
+ * transaction state in `in_txn`; an engine only stores and reads. The
+ * promises of store.h (dense seq and rev per room taken inside the
+ * committing transaction, idempotent appends, the lifetime of returned
+ * strings) are each engine's to keep.
+ *
+ * A new engine: one file store_<name>.c exporting a `store_engine`, listed
+ * in store.c's engine table and in src/CMakeLists.txt. */
+#ifndef PARLEY_STORE_ENGINE_H
+#define PARLEY_STORE_ENGINE_H
+
+#include "store.h"
+
+typedef struct store_engine store_engine;
+
+struct store {
+    const store_engine *engine;
+    size_t max_body; /* validated body limit (store.c) */
+    int in_txn;      /* between store_begin and store_commit / rollback */
+    parley_err write_status; /* store_write_status: OK or PARLEY_ERR_IO */
+};
+
+struct store_engine {
+    const char *name; /* "sqlite" */
+    /* 1 if this engine serves target (a path or a URI). */
+    int (*serves)(const char *target);
+    /* Opens target; *out is the engine's handle, whose `store` member the
+     * engine leaves zeroed (store.c fills it). errmsg is never NULL. */
+    parley_err (*open)(const char *target, const store_opts *opts, store **out,
+                       char *errmsg, size_t errlen);
+    void (*close)(store *s);
+    const char *(*last_error)(const store *s);
+    /* The durability level in effect, read back from the engine now:
+     * STORE_SYNC_*, or -1 if it cannot be read. */
+    int (*synchronous)(store *s);
+
+    /* The transaction of a group commit; store.c calls begin only outside
+     * one and commit / rollback only inside one. */
+    parley_err (*begin)(store *s);
+    parley_err (*commit)(store *s);
+    void (*rollback)(store *s);
+
+    parley_err (*room_create)(store *s, const char *name, int64_t now_ms,
+                              parley_room *out, int *created);
+    parley_err (*room_get)(store *s, const char *name, parley_room *out);
+    /* after is "" or a valid room name; limit is 1..RULES_LIST_LIMIT_MAX. */
+    parley_err (*room_list)(store *s, const char *after, unsigned limit,
+                            store_room_fn fn, void *ud, int *has_more);
+    /* A write transaction that changes no visible data (store_probe);
+     * called outside a transaction only. */
+    parley_err (*probe)(store *s);
+    parley_err (*append)(store *s, const char *room,
+                         const parley_author *author, const char *client_msg_id,
+                         const char *body, size_t body_len, int64_t now_ms,
+                         parley_msg *out, int *duplicate);
+    parley_err (*get)(store *s, const char *room, uint64_t seq,
+                      parley_msg *out);
+    parley_err (*edit)(store *s, const char *room, uint64_t seq,
+                       const parley_author *actor, const char *body,
+                       size_t body_len, int64_t now_ms, parley_msg *out);
+    parley_err (*remove)(store *s, const char *room, uint64_t seq,
+                         const parley_author *actor, int64_t now_ms,
+                         parley_msg *out);
+    /* limit is 1..RULES_LIST_LIMIT_MAX, dir one of store_dir. */
+    parley_err (*list)(store *s, const char *room, store_dir dir,
+                       uint64_t cursor, unsigned limit, store_msg_fn fn,
+                       void *ud, parley_room *room_out, int *has_more);
+};
+
+/* The engines parley is built with. */
+extern const store_engine store_engine_sqlite;
+
+#endif
