@@ -354,7 +354,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.emit("send-error", { room, pending: p, code: problem.code, detail: problem.detail });
       return p;
     }
-    if (this.canPublish(room)) this.publish(p);
+    if (this.canPublish(this.conn, room)) this.publish(this.conn, p);
     return p;
   }
 
@@ -535,11 +535,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         this.learnRoom(e, r);
         e.state.markSynced(r.headRev);
         e.phase = "live";
-        this.maybeLive();
+        this.maybeLive(c);
         break;
       }
       case "ack":
-        this.onAck(frame.requestId, k.value.clientMsgId, k.value.message, k.value.duplicate);
+        this.onAck(frame.requestId, k.value.message, k.value.duplicate);
         break;
       case "error":
         this.onError(c, frame.requestId, k.value);
@@ -566,19 +566,16 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       timeoutMs: this.opts.heartbeatTimeoutMs,
       clock: this.clock,
       sendPing: (nonce) => this.sendFrame(c, { case: "ping", value: { nonce } }),
-      onTimeout: () => {
-        if (this.conn === c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, "heartbeat timeout");
-      },
+      onTimeout: () => c.transport.abandon(CLOSE_CLIENT_GAVE_UP, "heartbeat timeout"),
     });
     c.heartbeat.start();
     this.setState("catching-up");
     for (const e of this.rooms.values()) if (e.phase !== "failed") void this.syncRoom(e, c);
-    this.maybeLive();
+    this.maybeLive(c);
   }
 
   /** Loads the room's first history page once (shared by every caller). */
   private loadHistory(e: RoomEntry): Promise<void> {
-    if (e.state.loaded) return Promise.resolve();
     if (!e.historyLoad) {
       const room = e.state.name;
       const limit = this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
@@ -630,16 +627,17 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       const code = err instanceof HttpError ? err.code : "NETWORK";
       const detail = err instanceof Error ? err.message : String(err);
       this.emit("error", { room, code, detail, fatal: false });
-      if (err instanceof HttpError && !err.transient && err.status !== HTTP_UNAUTHORIZED) {
+      // (A refused token never gets here: authorized() turned it into an AuthFailure.)
+      if (err instanceof HttpError && !err.transient) {
         e.phase = "failed";
-        this.maybeLive();
+        this.maybeLive(c);
       } else {
         // The database is not reachable right now: treat it like a lost link.
         c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `catch-up failed: ${detail}`);
       }
       return;
     }
-    if (this.conn !== c || !c.authenticated || this.rooms.get(room) !== e) return;
+    if (this.conn !== c) return; // that connection is gone; the next one syncs again
     e.phase = "subscribing";
     e.subscribeRequest = this.sendFrame(c, {
       case: "subscribe",
@@ -647,15 +645,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     });
   }
 
-  private maybeLive(): void {
-    const c = this.conn;
-    if (!c?.authenticated) return;
+  /** On the authenticated connection `c`: live once every room is; then unsent sends go out. */
+  private maybeLive(c: Connection): void {
     for (const e of this.rooms.values()) if (e.phase !== "live" && e.phase !== "failed") return;
-    if (this.current !== "live") {
-      this.backoff.reset();
-      this.setState("live");
-    }
-    for (const p of this.outbox.pending()) if (p.requestId === 0n && this.canPublish(p.room)) this.publish(p);
+    this.backoff.reset();
+    this.setState("live");
+    for (const p of this.outbox.pending()) if (p.requestId === 0n && this.canPublish(c, p.room)) this.publish(c, p);
   }
 
   /** The connection ended (close, heartbeat, timeout, offline). */
@@ -773,8 +768,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (change) this.emitChanges(room, [change], false, false);
   }
 
-  private canPublish(room: string): boolean {
-    const c = this.conn;
+  /** A publish to `room` may go out on `c` now: authenticated, and the room (if followed) live. */
+  private canPublish(c: Connection | null, room: string): c is Connection {
     if (!c?.authenticated) return false;
     const e = this.rooms.get(room);
     return e === undefined || e.phase === "live";
@@ -789,9 +784,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return typeof encoded === "string" ? new TextEncoder().encode(encoded).length : encoded.length;
   }
 
-  private publish(p: Pending): void {
-    const c = this.conn;
-    if (!c) return;
+  private publish(c: Connection, p: Pending): void {
     const id = this.sendFrame(
       c,
       { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
@@ -809,8 +802,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.emitChanges(m.room, change ? [change] : [], ev.replay, false);
   }
 
-  private onAck(requestId: bigint, clientMsgId: string, message: Message | undefined, duplicate: boolean): void {
-    const p = this.outbox.byRequestId(requestId) ?? this.outbox.get(clientMsgId);
+  /** An ack answers the request id of the publish frame (the gateway echoes it). */
+  private onAck(requestId: bigint, message: Message | undefined, duplicate: boolean): void {
+    const p = this.outbox.byRequestId(requestId);
     if (!p) return;
     this.outbox.settle(p.clientMsgId);
     this.emit("ack", { room: p.room, pending: p, duplicate, ...(message ? { message } : {}) });
@@ -836,8 +830,10 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         p.requestId = 0n;
         const delay = Math.max(SEND_RETRY_MIN_DELAY_MS, this.backoff.ceiling(Math.min(p.attempts, SEND_RETRY_MAX_STEP)));
         this.clock.setTimeout(() => {
-          if (this.outbox.get(p.clientMsgId) === p && p.requestId === 0n && this.canPublish(p.room)) {
-            this.publish(p);
+          // Unless settled meanwhile, or already sent again on a new connection.
+          const now = this.conn;
+          if (this.outbox.get(p.clientMsgId) === p && p.requestId === 0n && this.canPublish(now, p.room)) {
+            this.publish(now, p);
           }
         }, delay);
       }
@@ -850,9 +846,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         }
       }
       this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal });
-      if (room) this.maybeLive();
+      if (room) this.maybeLive(c);
     }
-    if (err.fatal && this.conn === c) {
+    if (err.fatal) {
       // A refused token is followed by close 4401: handle it as that close.
       const close = err.code === ErrorCode.UNAUTHENTICATED ? CLOSE_UNAUTH : CLOSE_CLIENT_GAVE_UP;
       c.transport.abandon(close, `fatal ${code}`);
@@ -865,11 +861,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       if (settled) this.emit("ack", { room, pending: settled, message: ch.message, duplicate: false });
       if (fromHistory) continue; // reported as one 'history' event
       if (ch.kind === "created") this.emit("message", { room, message: ch.message, replay });
-      else if (ch.kind === "edited" && ch.previous) {
-        this.emit("edit", { room, message: ch.message, previous: ch.previous });
-      } else if (ch.kind === "deleted") {
-        this.emit("delete", { room, message: ch.message, ...(ch.previous ? { previous: ch.previous } : {}) });
-      }
+      else if (ch.kind === "edited") this.emit("edit", { room, message: ch.message, previous: ch.previous });
+      else this.emit("delete", { room, message: ch.message, ...(ch.previous ? { previous: ch.previous } : {}) });
     }
   }
 }

@@ -14,12 +14,11 @@ import type { Message } from "./gen/parley/v1/message_pb.js";
 
 export type ChangeKind = "created" | "edited" | "deleted";
 
-export interface Change {
-  kind: ChangeKind;
-  message: Message;
-  /** The state the message had before, when it was known. */
-  previous?: Message;
-}
+/** What applying a message changed; `previous` is the state it replaced, when known. */
+export type Change =
+  | { kind: "created"; message: Message }
+  | { kind: "edited"; message: Message; previous: Message }
+  | { kind: "deleted"; message: Message; previous?: Message };
 
 export class RoomState {
   readonly name: string;
@@ -150,7 +149,7 @@ export class RoomState {
     if (message.seq < this.windowStart) return null;
     this.bySeq.set(message.seq, message);
     this.order.splice(this.indexAfter(message.seq), 0, message.seq);
-    return { kind: message.deleted ? "deleted" : "created", message };
+    return message.deleted ? { kind: "deleted", message } : { kind: "created", message };
   }
 
   /**
