@@ -153,6 +153,8 @@ export class FakeGateway {
   silentAuth = false;
   /** Pongs are answered this much later (a slow link), in ms. */
   pongDelayMs = 0;
+  /** Acks go out this much later than the commit, in ms. */
+  ackDelayMs = 0;
 
   constructor(store = new FakeStore()) {
     this.store = store;
@@ -384,7 +386,12 @@ export class FakeSocket implements WebSocketLike {
           break;
         }
         const r = target.publish(this.user, k.value.clientMsgId, k.value.body);
-        this.push({ requestId: f.requestId, kind: { case: "ack", value: { clientMsgId: k.value.clientMsgId, message: r.message, duplicate: r.duplicate } } });
+        const ack: FrameInit = {
+          requestId: f.requestId,
+          kind: { case: "ack", value: { clientMsgId: k.value.clientMsgId, message: r.message, duplicate: r.duplicate } },
+        };
+        if (this.gw.ackDelayMs > 0) setTimeout(() => this.push(ack), this.gw.ackDelayMs);
+        else this.push(ack);
         break;
       }
       default:
