@@ -203,8 +203,10 @@ describe("client, more", () => {
     gw.ackDelayMs = 500;
     const { client } = start(gw, {}, ["lobby"]);
     await vi.advanceTimersByTimeAsync(50);
+    gw.holdEvents = true; // neither the ack nor our own event settles it for now
     client.send("lobby", "in flight");
     await vi.advanceTimersByTimeAsync(10);
+    expect(client.pending()).toHaveLength(1);
     client.subscribe("other"); // goes live while the ack is outstanding
     await vi.advanceTimersByTimeAsync(50);
     expect(client.state).toBe("live");
