@@ -140,7 +140,8 @@ export interface ParleyEvents {
 
 export type { SendProblem, Limits };
 
-type RoomPhase = "idle" | "syncing" | "subscribing" | "live" | "failed";
+/** idle (history and catch-up run here) → subscribing → live; failed for good. */
+type RoomPhase = "idle" | "subscribing" | "live" | "failed";
 
 interface RoomEntry {
   state: RoomState;
@@ -152,7 +153,6 @@ interface RoomEntry {
 }
 
 interface Connection {
-  epoch: number;
   transport: Transport;
   pacer: Pacer;
   authenticated: boolean;
@@ -209,7 +209,6 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private readonly endpoints: { ws: string; http: string };
   private current: ConnectionState = "connecting";
   private conn: Connection | null = null;
-  private epoch = 0;
   private nextRequest = 1n;
   private retryTimer: TimerHandle | undefined;
   private me: Author | null = null;
@@ -244,7 +243,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.network =
       options.network !== undefined
         ? options.network
-        : typeof window !== "undefined" && typeof window.addEventListener === "function"
+        : typeof window !== "undefined"
           ? window
           : null;
   }
@@ -385,11 +384,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.tokens.reset();
     this.backoff.reset();
     if (this.conn) return;
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    for (const e of this.rooms.values()) {
-      if (!e.state.loaded) this.loadHistory(e).catch(() => {});
-    }
+    // A room whose history never loaded (refused token) loads it now; for
+    // the others loadHistory() returns the page it already has.
+    for (const e of this.rooms.values()) this.loadHistory(e).catch(() => {});
     this.open();
   }
 
@@ -397,13 +396,13 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   async loadOlder(room: string, limit = this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT): Promise<boolean> {
     const e = this.rooms.get(room);
     if (!e || !e.state.loaded) return false;
-    const oldest = e.state.oldestSeq();
-    if (oldest === null || !e.state.hasOlder) return false;
+    const oldest = e.state.olderCursor();
+    if (oldest === null) return false;
     const page = await this.authorized(() => this.history.older(room, oldest, limit));
     // Trimmed meanwhile: this page would leave a gap; the caller may ask again.
-    if (this.rooms.get(room) !== e || e.state.oldestSeq() !== oldest) return e.state.hasOlder;
+    if (e.state.oldestSeq() !== oldest) return e.state.hasOlder;
     const changes = e.state.loadOlder(page.messages, page.hasMore);
-    this.emitChanges(room, changes, false, true);
+    this.emitChanges(room, changes, "history");
     this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder, older: true });
     return e.state.hasOlder;
   }
@@ -423,7 +422,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.stopped = true;
     this.network?.removeEventListener("online", this.onOnline);
     this.network?.removeEventListener("offline", this.onOffline);
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const c = this.conn;
     this.conn = null;
@@ -455,20 +454,18 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     }
   }
 
-  /** Rethrows `e`, after ending in 'unauthenticated' when it is an AuthFailure. */
+  /** Ends in 'unauthenticated' and rethrows; the token source rejects only with AuthFailure. */
   private failAuth(e: unknown): never {
-    if (e instanceof AuthFailure) this.signInFailed(e);
+    this.signInFailed(e as AuthFailure);
     throw e;
   }
 
   private open(): void {
     if (this.stopped || this.signedOut) return;
     this.retryTimer = undefined;
-    const epoch = ++this.epoch;
     this.setState("connecting");
     let transport: Transport;
-    const conn: Partial<Connection> & { epoch: number } = {
-      epoch,
+    const conn: Partial<Connection> = {
       authenticated: false,
       heartbeat: null,
       token: null,
@@ -488,14 +485,15 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         },
       );
     } catch (e) {
-      this.conn = null;
       this.scheduleRetry(e instanceof Error ? e.message : String(e));
       return;
     }
     conn.transport = transport;
-    conn.connectTimer = this.clock.setTimeout(() => {
-      if (this.conn === conn && !conn.authenticated) transport.abandon(CLOSE_CLIENT_GAVE_UP, "connect timeout");
-    }, this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    // Cleared once authenticated (or when the connection ends).
+    conn.connectTimer = this.clock.setTimeout(
+      () => transport.abandon(CLOSE_CLIENT_GAVE_UP, "connect timeout"),
+      this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    );
     this.conn = conn as Connection;
   }
 
@@ -504,12 +502,10 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     try {
       token = await this.tokens.forConnection();
     } catch (e) {
-      if (this.conn !== c) return;
-      if (e instanceof AuthFailure) this.signInFailed(e);
-      else c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `token: ${e instanceof Error ? e.message : e}`);
+      this.signInFailed(e as AuthFailure); // the token source rejects only with AuthFailure
       return;
     }
-    if (this.conn !== c) return;
+    // If the connection ended meanwhile, its pacer is stopped and drops this.
     c.token = token;
     this.sendFrame(c, { case: "authenticate", value: { token } });
   }
@@ -544,8 +540,6 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       case "error":
         this.onError(c, frame.requestId, k.value);
         break;
-      default:
-        break;
     }
   }
 
@@ -553,7 +547,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (c.authenticated) return;
     c.authenticated = true;
     this.tokens.accepted();
-    if (c.connectTimer !== undefined) this.clock.clearTimeout(c.connectTimer);
+    this.clock.clearTimeout(c.connectTimer);
     c.connectTimer = undefined;
     this.stated = mergeLimits(this.stated, limits);
     c.pacer.setLimits(this.stated.frameRate, this.stated.frameBurst);
@@ -583,7 +577,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         (page) => {
           if (page.room) this.learnRoom(e, page.room);
           const changes = e.state.loadLatest(page.messages, page.room?.headRev ?? 0n, page.hasMore);
-          this.emitChanges(room, changes, false, true);
+          this.emitChanges(room, changes, "history");
           this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder, older: false });
         },
         (err: unknown) => {
@@ -609,7 +603,6 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   /** Catches one room up over REST, then subscribes from its synced rev. */
   private async syncRoom(e: RoomEntry, c: Connection): Promise<void> {
     const room = e.state.name;
-    e.phase = "syncing";
     try {
       if (!e.state.loaded) {
         await this.loadHistory(e);
@@ -620,7 +613,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         // Valid whatever happened to the connection meanwhile.
         const changes = e.state.applyAll(r.messages);
         e.state.markSynced(r.headRev);
-        this.emitChanges(room, changes, true, false);
+        this.emitChanges(room, changes, "replay");
       }
     } catch (err) {
       if (this.conn !== c || err instanceof AuthFailure) return;
@@ -655,10 +648,10 @@ export class ParleyClient extends Emitter<ParleyEvents> {
 
   /** The connection ended (close, heartbeat, timeout, offline). */
   private lost(c: Connection, reason: string, code: number): void {
-    if (this.conn !== c) return;
+    // After close() or a sign-in error this.conn is null already, and
+    // nothing below retries (scheduleRetry and open check for that).
     this.conn = null;
     this.teardown(c);
-    if (this.stopped || this.signedOut) return;
     if (code === CLOSE_UNAUTH) {
       void this.renewRejected(c.token ?? "", reason);
     } else if (code === CLOSE_RATE) {
@@ -681,7 +674,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       else this.scheduleRetry(reason);
       return;
     }
-    if (this.stopped || this.signedOut || this.conn || this.retryTimer !== undefined) return;
+    // open() does nothing after close() or a sign-in error; the network's
+    // 'online' may have opened a connection meanwhile.
+    if (this.conn || this.retryTimer !== undefined) return;
     this.open();
   }
 
@@ -689,7 +684,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private signInFailed(failure: AuthFailure): void {
     if (this.stopped || this.signedOut) return;
     this.signedOut = true;
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const c = this.conn;
     this.conn = null;
@@ -706,9 +701,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     c.pacer.stop();
     c.heartbeat?.stop();
     c.heartbeat = null;
-    if (c.connectTimer !== undefined) this.clock.clearTimeout(c.connectTimer);
+    this.clock.clearTimeout(c.connectTimer);
     c.connectTimer = undefined;
-    c.authenticated = false;
     this.outbox.connectionLost();
     for (const p of this.outbox.pending()) p.requestId = 0n;
     for (const e of this.rooms.values()) if (e.phase !== "failed") e.phase = "idle";
@@ -730,7 +724,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private networkOnline(): void {
     if (this.stopped || this.signedOut || this.conn) return;
     // The network is back: try now instead of sleeping out the backoff.
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.backoff.reset();
     this.open();
@@ -765,7 +759,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   /** An edit or delete this client made: applied now, by rev like any copy. */
   private applyOwnChange(room: string, m: Message): void {
     const change = this.rooms.get(room)?.state.apply(m);
-    if (change) this.emitChanges(room, [change], false, false);
+    if (change) this.emitChanges(room, [change], "live");
   }
 
   /** A publish to `room` may go out on `c` now: authenticated, and the room (if followed) live. */
@@ -799,7 +793,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const e = this.rooms.get(m.room);
     if (!e || (e.phase !== "subscribing" && e.phase !== "live")) return;
     const change = e.state.applyStream(m);
-    this.emitChanges(m.room, change ? [change] : [], ev.replay, false);
+    if (change) this.emitChanges(m.room, [change], ev.replay ? "replay" : "live");
   }
 
   /** An ack answers the request id of the publish frame (the gateway echoes it). */
@@ -812,13 +806,13 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (message && e) {
       // Content only: the ack says nothing about the revs before this one.
       const change = e.state.apply(message);
-      if (change) this.emitChanges(p.room, [change], false, false);
+      if (change) this.emitChanges(p.room, [change], "live");
     }
   }
 
   private onError(c: Connection, requestId: bigint, err: ErrorFrame): void {
     const code = ErrorCode[err.code] ?? String(err.code);
-    const p = requestId !== 0n ? this.outbox.byRequestId(requestId) : undefined;
+    const p = this.outbox.byRequestId(requestId);
     if (p) {
       if (PERMANENT_SEND_ERRORS.has(err.code)) {
         this.outbox.settle(p.clientMsgId);
@@ -846,7 +840,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         }
       }
       this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal });
-      if (room) this.maybeLive(c);
+      this.maybeLive(c); // a failed room no longer holds the others back
     }
     if (err.fatal) {
       // A refused token is followed by close 4401: handle it as that close.
@@ -855,11 +849,17 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     }
   }
 
-  private emitChanges(room: string, changes: Change[], replay: boolean, fromHistory: boolean): void {
+  /**
+   * Reports applied changes: a send seen stored is acked; history pages are
+   * reported as one 'history' event by the caller; others one event each,
+   * 'replay' marking what was missed (catch-up, stream replay).
+   */
+  private emitChanges(room: string, changes: Change[], source: "history" | "replay" | "live"): void {
+    const replay = source === "replay";
     for (const ch of changes) {
       const settled = this.outbox.settleStored(ch.message, this.me?.id ?? null);
       if (settled) this.emit("ack", { room, pending: settled, message: ch.message, duplicate: false });
-      if (fromHistory) continue; // reported as one 'history' event
+      if (source === "history") continue;
       if (ch.kind === "created") this.emit("message", { room, message: ch.message, replay });
       else if (ch.kind === "edited") this.emit("edit", { room, message: ch.message, previous: ch.previous });
       else this.emit("delete", { room, message: ch.message, ...(ch.previous ? { previous: ch.previous } : {}) });

@@ -116,6 +116,11 @@ export class RoomState {
     return dropped;
   }
 
+  /** The seq to page back from (`?before=`), or null when nothing older exists. */
+  olderCursor(): bigint | null {
+    return this.more ? this.oldestSeq() : null;
+  }
+
   /** The lowest seq loaded, or null when nothing is. */
   oldestSeq(): bigint | null {
     return this.order.length > 0 ? (this.order[0] as bigint) : null;

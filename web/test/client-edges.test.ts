@@ -111,7 +111,11 @@ describe("client edges", () => {
     other.publish("bob", "o1", "in other");
     gw.holdSubscribed = true;
     const { client, states } = start(gw, {}, ["lobby", "other"]);
-    expect(client.subscribe("lobby")).toBe(client.room("lobby"));
+    const lobby = client.room("lobby");
+    expect(client.subscribe("lobby")).toBe(lobby);
+    expect(client.room("lobby")).toBe(lobby);
+    expect(client.room("nowhere")).toBeUndefined();
+    expect(client.wsUrl).toBe("ws://gw.test/v1/stream");
     client.start();
     await vi.advanceTimersByTimeAsync(50);
     expect(client.state).toBe("catching-up");
@@ -199,7 +203,13 @@ describe("client edges", () => {
     await vi.advanceTimersByTimeAsync(50);
     expect(gw.sockets.length).toBe(opened + 1);
     expect(client.state).toBe("live");
+    // The backoff timer it replaced never fires.
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(gw.sockets.length).toBe(opened + 1);
     client.close();
+    client.reconnect(); // closed: nothing
+    await vi.advanceTimersByTimeAsync(100);
+    expect(gw.sockets.length).toBe(opened + 1);
   });
 
   it("reconnect() after a sign-in error also loads the history it could not load", async () => {
@@ -212,7 +222,7 @@ describe("client edges", () => {
     expect(client.state).toBe("unauthenticated");
     expect(client.room("lobby")?.loaded).toBe(false);
     token = "alice";
-    gw.holdSubscribed = true; // stop before live: the history must come from reconnect()
+    gw.silentAuth = true; // no connection gets far: the history must come from reconnect() itself
     client.reconnect();
     await vi.advanceTimersByTimeAsync(10);
     expect(client.room("lobby")?.loaded).toBe(true);

@@ -155,6 +155,8 @@ export class FakeGateway {
   pongDelayMs = 0;
   /** Acks go out this much later than the commit, in ms. */
   ackDelayMs = 0;
+  /** Authenticated names no user (a gateway that does not say). */
+  anonymous = false;
 
   constructor(store = new FakeStore()) {
     this.store = store;
@@ -272,6 +274,8 @@ export class FakeSocket implements WebSocketLike {
   user = "";
   closedByClient: number | null = null;
   closedByServer: number | null = null;
+  /** The reason the client gave when it closed. */
+  closeReason = "";
   /** The subprotocols the client offered. */
   offered: string[] = [];
   /** Live events held back while the gateway's holdEvents is on. */
@@ -335,7 +339,10 @@ export class FakeSocket implements WebSocketLike {
           requestId: f.requestId,
           kind: {
             case: "authenticated",
-            value: { user: { id: this.user, displayName: this.user, role }, ...(this.gw.limits ? { limits: this.gw.limits } : {}) },
+            value: {
+              ...(this.gw.anonymous ? {} : { user: { id: this.user, displayName: this.user, role } }),
+              ...(this.gw.limits ? { limits: this.gw.limits } : {}),
+            },
           },
         });
         break;
@@ -429,9 +436,10 @@ export class FakeSocket implements WebSocketLike {
     });
   }
 
-  close(code = 1000): void {
+  close(code = 1000, reason = ""): void {
     if (this.readyState >= 2) return;
     this.closedByClient = code;
+    this.closeReason = reason;
     this.readyState = 3;
     this.subscribed.clear();
     this.held = [];
