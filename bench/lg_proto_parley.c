@@ -1,9 +1,11 @@
 /* lg_proto_parley.c: the load generator's adapter for parley-gateway's
  * binary subprotocol "parley.v1.proto": every WebSocket message is one
  * protobuf ClientFrame / ServerFrame (gen/parley/v1/stream.pb-c.h).
- * Authenticate first, then Subscribe{room, resumeAfterRev = last rev seen}
- * (the gateway replays what was missed, then Subscribed, then live events),
- * and Publish frames acked after commit. */
+ * Authenticate first (with SessionOptions.batch right behind it, so the
+ * gateway may send several frames as one ServerFrame{batch}, as the web
+ * client does), then Subscribe{room, resumeAfterRev = last rev seen} (the
+ * gateway replays what was missed, then Subscribed, then live events), and
+ * Publish frames acked after commit. */
 #include "lg.h"
 
 #include <stdio.h>
@@ -70,7 +72,14 @@ static int lgp_on_open(lg_ctx *x, lg_conn *c)
     f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE;
     f.authenticate = &a;
     c->pstate = LGP_AUTH_WAIT;
-    return lgp_send(c, &f);
+    if (lgp_send(c, &f) != 0) return -1;
+    Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
+    o.batch = 1;
+    Parley__V1__ClientFrame of = PARLEY__V1__CLIENT_FRAME__INIT;
+    of.request_id = ++c->next_req;
+    of.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
+    of.options = &o;
+    return lgp_send(c, &of);
 }
 
 static int lgp_subscribe(lg_ctx *x, lg_conn *c)
@@ -88,6 +97,9 @@ static int lgp_subscribe(lg_ctx *x, lg_conn *c)
     return lgp_send(c, &f);
 }
 
+static int lgp_on_frame(lg_ctx *x, lg_conn *c,
+                        const Parley__V1__ServerFrame *f);
+
 static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
                           size_t n)
 {
@@ -99,6 +111,20 @@ static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
         lg_on_error(x, c, -1, "undecodable ServerFrame");
         return -1;
     }
+    int rc = 0;
+    if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH) {
+        for (size_t i = 0; i < f->batch->n_frames && rc == 0; i++)
+            rc = lgp_on_frame(x, c, f->batch->frames[i]);
+    } else {
+        rc = lgp_on_frame(x, c, f);
+    }
+    parley__v1__server_frame__free_unpacked(f, &lgp_allocator);
+    return rc;
+}
+
+/* One ServerFrame, alone or out of a batch. */
+static int lgp_on_frame(lg_ctx *x, lg_conn *c, const Parley__V1__ServerFrame *f)
+{
     int rc = 0;
     switch (f->kind_case) {
     case PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED:
@@ -128,9 +154,8 @@ static int lgp_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
         lg_on_error(x, c, (int)f->error->code, f->error->detail);
         if (f->error->fatal) rc = -1;
         break;
-    default: break;
+    default: break; /* pong, options */
     }
-    parley__v1__server_frame__free_unpacked(f, &lgp_allocator);
     return rc;
 }
 

@@ -164,6 +164,30 @@ def render(rows, args):
                       num(r["lost"]), num(r["dup"])])
         md += ["## 6. Mass reconnect: subscribers drop at once, messages published meanwhile",
                "", table(h, b), ""]
+    if "cluster" in by:
+        h = ["cores", "store", "acked publishes/s", "ack p50 ms", "ack p99 ms", "delivered/s",
+             "same-core p50 ms", "p99 ms", "across the bus p50 ms", "p99 ms", "the bus adds (p50) ms",
+             "missing", "gaps", "duplicated"]
+        b = []
+        for r in by["cluster"]:
+            if "error" in r:
+                b.append(err_row(r, len(h)))
+                continue
+            store, n = r["server"].split("-")
+            remote = r.get("remote", 0) > 0
+            b.append([n, "SQLite" if store == "sqlite" else "PostgreSQL + NATS", num(r["acked_per_s"]),
+                      ms(r["ack_p50_us"]), ms(r["ack_p99_us"]), num(r["delivered_per_s"]),
+                      ms(r["local_p50_us"]), ms(r["local_p99_us"]),
+                      ms(r["remote_p50_us"]) if remote else "-", ms(r["remote_p99_us"]) if remote else "-",
+                      ms(r["remote_p50_us"] - r["local_p50_us"]) if remote else "-",
+                      num(r["missing"]), num(r["gaps"]), num(r["dup"])])
+        s = next((r for r in by["cluster"] if "error" not in r), {})
+        md += ["## 7. Cluster: cores on one store, events between them on NATS",
+               "", "%s publishes kept in flight over %s rooms, spread over the cores; %s subscriber "
+               "streams spread over the cores, each on every room. Same-core: events delivered by the "
+               "core that committed them; across the bus: by another core." % (
+                   s.get("pubs", "?"), s.get("rooms", "?"), s.get("subs", "?")),
+               "", table(h, b), ""]
     return md
 
 
@@ -211,6 +235,11 @@ SMOKE_CHECKS = {
     "durable": lambda r: [("acked something", r.get("ok", 0) > 0), ("no failed call", r.get("failed") == 0),
                           ("no bad answer", r.get("bad") == 0), ("no duplicate", r.get("dup") == 0),
                           ("every ack stored once", r.get("stored") == r.get("ok"))],
+    "cluster": lambda r: [("acked something", r.get("acked", 0) > 0), ("no failed call", r.get("failed") == 0),
+                          ("delivered something", r.get("delivered", 0) > 0),
+                          ("every acked change delivered to every stream", r.get("missing") == 0),
+                          ("no gap", r.get("gaps") == 0), ("no duplicate", r.get("dup") == 0),
+                          ("no bad frame", r.get("bad_frames") == 0)],
     "reconnect": lambda r: _common(r) + [
         ("everyone had the first messages", r.get("pre_ok") == 1),
         ("the witness had every message", r.get("witness_ok") == 1),
@@ -224,7 +253,8 @@ def check_smoke(rows, scenarios):
     each failure and a closing line counting what was really checked."""
     passed = failed = 0
     for sc in scenarios.split():
-        pr = [r for r in rows if r["scenario"] == sc and r["server"] in ("parley", "sqlite")]
+        pr = [r for r in rows if r["scenario"] == sc and (r["server"] in ("parley", "sqlite")
+                                                           or sc == "cluster")]
         if not pr or any("error" in r for r in pr):
             print("smoke: %s: no parley result: %s" % (sc, pr[0].get("error") if pr else "missing"))
             failed += 1

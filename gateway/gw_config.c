@@ -16,20 +16,49 @@ static const setting gw_config_rows[] = {
      0, "HOST:PORT", "HTTP + WebSocket address (port 0 picks one)", 0},
     {"upstream", "PARLEY_GW_UPSTREAM", SETTING_LIST, F(upstream),
      "unix:" PARLEY_SOCKET_DEFAULT, 0, 0, "ADDRS",
-     "parleyd gRPC addresses, comma-separated; each call uses the first "
-     "connected one",
+     "parleyd gRPC addresses, comma-separated: the cores (each room goes "
+     "to one by rendezvous hashing; a failed core's rooms move)",
+     0},
+    {"upstream-links", "PARLEY_GW_UPSTREAM_LINKS", SETTING_INT,
+     F(upstream_links), "4", 1, 256, "N",
+     "shared Stream.Connect streams per core that carry every room and "
+     "publish (a room's name picks one)",
      0},
     {"static", "PARLEY_GW_STATIC", SETTING_STR, F(static_dir), "web/dist", 0, 0,
      "DIR", "files served for GET / and other non-API paths", 0},
+    {"jwt-keys", "PARLEY_JWT_KEYS", SETTING_STR, F(jwt_keys), "", 0, 0, "FILE",
+     "the identity provider's public keys (PEM or JWKS) for RS256/ES256 "
+     "user tokens; re-read when it changes",
+     0},
+    {"jwt-issuer", "PARLEY_JWT_ISSUER", SETTING_STR, F(jwt_issuer), "", 0, 0,
+     "ISS", "required iss claim of user tokens (empty: not checked)", 0},
+    {"jwt-audience", "PARLEY_JWT_AUDIENCE", SETTING_STR, F(jwt_audience), "", 0,
+     0, "AUD", "required aud claim of user tokens (empty: not checked)", 0},
+    {"jwt-max-ttl", "PARLEY_JWT_MAX_TTL", SETTING_SIZE, F(jwt_max_ttl), "0", 0,
+     31536000, "SECS", "longest token lifetime accepted (0: no limit)", 0},
+    {"jwt-leeway", "PARLEY_JWT_LEEWAY", SETTING_SIZE, F(jwt_leeway), "0", 0,
+     3600, "SECS", "clock skew allowed on exp, nbf and iat", 0},
+    {"service-secret-file", "PARLEY_SERVICE_SECRET_FILE", SETTING_STR,
+     F(service_secret_file), "", 0, 0, "FILE",
+     "the service secret (mode 600): the gateway's own read-only credential "
+     "for its upstream subscriptions",
+     0},
+    {"service-secret", "PARLEY_SERVICE_SECRET", SETTING_STR, F(service_secret),
+     "", 0, 0, NULL,
+     "the service secret itself; environment or config file only",
+     SETTING_SECRET},
     {"jwt-secret-file", "PARLEY_JWT_SECRET_FILE", SETTING_STR,
      F(jwt_secret_file), "", 0, 0, "FILE",
-     "HS256 secret file (wins over PARLEY_JWT_SECRET)", 0},
+     "HS256 user secret file (mode 600; wins over PARLEY_JWT_SECRET); "
+     "a gateway holding it can mint users: prefer --jwt-keys",
+     0},
     {"jwt-secret", "PARLEY_JWT_SECRET", SETTING_STR, F(jwt_secret), "", 0, 0,
-     NULL, "HS256 secret; no flag, so it stays out of the process list",
-     SETTING_NO_FLAG},
+     NULL, "HS256 user secret; environment or config file only",
+     SETTING_SECRET},
     {"dev", "PARLEY_GW_DEV", SETTING_BOOL, F(dev), "0", 0, 0, NULL,
-     "development mode: the dev secret parleyd --dev uses (var/dev-secret, "
-     "created if missing) and GET /v1/dev/token",
+     "development mode: the dev secrets parleyd --dev uses (var/dev-secret, "
+     "var/dev-service-secret) and GET /v1/dev/token on loopback; refused "
+     "with any real secret or key",
      0},
     {"origin", "PARLEY_GW_ORIGIN", SETTING_LIST, F(origin),
      "http://localhost:*,http://127.0.0.1:*", 0, 0, "PATTERN",
@@ -65,6 +94,45 @@ static const setting gw_config_rows[] = {
     {"room-linger", "PARLEY_GW_ROOM_LINGER", SETTING_INT, F(room_linger_s),
      "60", 0, 86400, "SECS",
      "an unwatched room keeps its upstream subscription and ring this long", 0},
+    {"max-rooms", "PARLEY_GW_MAX_ROOMS", SETTING_INT, F(max_rooms), "100", 1,
+     1e6, "N", "rooms one WebSocket session may follow (RESOURCE_EXHAUSTED)",
+     0},
+    {"max-conns-per-ip", "PARLEY_GW_MAX_CONNS_PER_IP", SETTING_INT,
+     F(max_conns_per_ip), "256", 1, 1e7, "N",
+     "WebSocket sessions from one peer address (HTTP 429 at upgrade; behind "
+     "a proxy every user shares its address)",
+     0},
+    {"service-token-ttl", "PARLEY_GW_SERVICE_TOKEN_TTL", SETTING_INT,
+     F(service_token_ttl_s), "3600", 10, 86400, "SECS",
+     "lifetime of the gateway's service token; renewed halfway, on every "
+     "upstream subscription",
+     0},
+    {"tls-cert", "PARLEY_GW_TLS_CERT", SETTING_STR, F(tls_cert), "", 0, 0,
+     "FILE",
+     "serve https and wss with this PEM certificate (or full chain); "
+     "reloaded on SIGHUP without dropping connections",
+     0},
+    {"tls-key", "PARLEY_GW_TLS_KEY", SETTING_STR, F(tls_key), "", 0, 0, "FILE",
+     "the certificate's PEM private key (mode 600)", 0},
+    {"tls-chain", "PARLEY_GW_TLS_CHAIN", SETTING_STR, F(tls_chain), "", 0, 0,
+     "FILE", "intermediate certificates served after --tls-cert", 0},
+    {"upstream-tls-ca", "PARLEY_GW_UPSTREAM_TLS_CA", SETTING_STR,
+     F(upstream_tls_ca), "", 0, 0, "FILE",
+     "TLS to parleyd: the CA its certificate is checked against", 0},
+    {"upstream-tls-cert", "PARLEY_GW_UPSTREAM_TLS_CERT", SETTING_STR,
+     F(upstream_tls_cert), "", 0, 0, "FILE",
+     "mutual TLS to parleyd: the gateway's certificate", 0},
+    {"upstream-tls-key", "PARLEY_GW_UPSTREAM_TLS_KEY", SETTING_STR,
+     F(upstream_tls_key), "", 0, 0, "FILE",
+     "mutual TLS to parleyd: its key (mode 600)", 0},
+    {"admin-listen", "PARLEY_GW_ADMIN_LISTEN", SETTING_STR, F(admin_listen), "",
+     0, 0, "HOST:PORT",
+     "serve /healthz and /metrics here only (plain HTTP), not on --listen", 0},
+    {"allow-plaintext", "PARLEY_GW_ALLOW_PLAINTEXT", SETTING_BOOL,
+     F(allow_plaintext), "0", 0, 0, NULL,
+     "plain HTTP/WS on an address beyond loopback, or to a remote parleyd "
+     "(behind a TLS proxy)",
+     0},
 };
 #undef F
 
@@ -75,8 +143,9 @@ static const settings_spec gw_config_spec = {
     .rows = gw_config_rows,
     .n_rows = sizeof gw_config_rows / sizeof gw_config_rows[0],
     .config_env = "PARLEY_GW_CONFIG",
-    .epilog =
-        "Without --dev a JWT secret is required (PARLEY_JWT_SECRET or a file).",
+    .epilog = "Without --dev, user tokens need public keys (--jwt-keys) or a "
+              "JWT secret, and the upstream subscriptions a service secret; "
+              "docs/security.md.",
 };
 
 static int push_str(char ***arr, int *n, const char *v)
@@ -101,19 +170,24 @@ static int add_origin(const char *item, void *ud)
     return push_str(&c->origins, &c->n_origins, item);
 }
 
-/* "HOST:PORT" into listen_host and listen_port. */
-static int parse_listen(gw_config *c)
+/* "HOST:PORT" into host (cap bytes) and *port. */
+static int parse_hostport(const char *v, char *host, size_t cap, int *port)
 {
-    const char *v = c->listen, *colon = strrchr(v, ':');
-    if (!colon || colon == v || (size_t)(colon - v) >= sizeof c->listen_host)
-        return -1;
-    memcpy(c->listen_host, v, (size_t)(colon - v));
-    c->listen_host[colon - v] = '\0';
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= cap) return -1;
+    memcpy(host, v, (size_t)(colon - v));
+    host[colon - v] = '\0';
     char *end;
     long p = strtol(colon + 1, &end, 10);
     if (colon[1] == '\0' || *end || p < 0 || p > 65535) return -1;
-    c->listen_port = (int)p;
+    *port = (int)p;
     return 0;
+}
+
+static int parse_listen(gw_config *c)
+{
+    return parse_hostport(c->listen, c->listen_host, sizeof c->listen_host,
+                          &c->listen_port);
 }
 
 int gw_config_load(gw_config *c, int argc, char **argv, char *err,
@@ -126,6 +200,26 @@ int gw_config_load(gw_config *c, int argc, char **argv, char *err,
     if (parse_listen(c) != 0) {
         snprintf(err, errlen, "--listen wants HOST:PORT, got \"%s\"",
                  c->listen);
+        return -1;
+    }
+    if (*c->admin_listen &&
+        parse_hostport(c->admin_listen, c->admin_host, sizeof c->admin_host,
+                       &c->admin_port) != 0) {
+        snprintf(err, errlen, "--admin-listen wants HOST:PORT, got \"%s\"",
+                 c->admin_listen);
+        return -1;
+    }
+    if (!*c->tls_cert != !*c->tls_key) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (*c->tls_chain && !*c->tls_cert) {
+        snprintf(err, errlen, "--tls-chain needs --tls-cert");
+        return -1;
+    }
+    if (!*c->upstream_tls_cert != !*c->upstream_tls_key) {
+        snprintf(err, errlen,
+                 "--upstream-tls-cert and --upstream-tls-key go together");
         return -1;
     }
     if (c->hangup_s <= c->ping_s)
@@ -155,4 +249,5 @@ void gw_config_free(gw_config *c)
     c->upstreams = c->origins = NULL;
     c->n_upstreams = c->n_origins = 0;
     explicit_bzero(c->jwt_secret, sizeof c->jwt_secret);
+    explicit_bzero(c->service_secret, sizeof c->service_secret);
 }

@@ -21,8 +21,7 @@ void gw_json_field_name(const char *proto_name, char *out, size_t cap)
 {
     size_t o = 0;
     int up = 0;
-    if (cap == 0)
-        return;
+    if (cap == 0) return;
     for (const char *p = proto_name; *p && o + 1 < cap; p++) {
         if (*p == '_') {
             up = 1;
@@ -43,8 +42,7 @@ char *gw_base64_encode(const unsigned char *p, size_t n, size_t *outlen)
 {
     size_t len = 4 * ((n + 2) / 3);
     char *s = malloc(len + 1), *o = s;
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16;
         if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
@@ -55,8 +53,7 @@ char *gw_base64_encode(const unsigned char *p, size_t n, size_t *outlen)
         *o++ = i + 2 < n ? b64_alpha[v & 63] : '=';
     }
     *o = '\0';
-    if (outlen)
-        *outlen = len;
+    if (outlen) *outlen = len;
     return s;
 }
 
@@ -73,13 +70,10 @@ static int b64_val(char c)
 int gw_base64_decode(const char *s, size_t n, unsigned char **out,
                      size_t *outlen)
 {
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return -1;
+    while (n > 0 && s[n - 1] == '=') n--;
+    if (n % 4 == 1) return -1;
     unsigned char *b = malloc(n * 3 / 4 + 1);
-    if (!b)
-        return -1;
+    if (!b) return -1;
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
@@ -103,18 +97,15 @@ int gw_base64_decode(const char *s, size_t n, unsigned char **out,
 
 /* ---- encoding -------------------------------------------------------- */
 
-static json_t *scalar_to_json(const ProtobufCFieldDescriptor *f,
-                              const void *p)
+static json_t *scalar_to_json(const ProtobufCFieldDescriptor *f, const void *p)
 {
     char num[32];
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        return json_integer(*(const int32_t *)p);
+    case PROTOBUF_C_TYPE_SFIXED32: return json_integer(*(const int32_t *)p);
     case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        return json_integer(*(const uint32_t *)p);
+    case PROTOBUF_C_TYPE_FIXED32: return json_integer(*(const uint32_t *)p);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
@@ -147,8 +138,7 @@ static json_t *scalar_to_json(const ProtobufCFieldDescriptor *f,
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *bd = p;
         char *s = gw_base64_encode(bd->data, bd->len, NULL);
-        if (!s)
-            return NULL;
+        if (!s) return NULL;
         json_t *j = json_string(s);
         free(s);
         return j;
@@ -164,23 +154,23 @@ static json_t *scalar_to_json(const ProtobufCFieldDescriptor *f,
 static size_t elem_size(ProtobufCType t)
 {
     switch (t) {
-    case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32: case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64: case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_ENUM: return 4;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: return 8;
+    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
     }
     return 0;
 }
@@ -195,12 +185,9 @@ static int is_default(const ProtobufCFieldDescriptor *f, const void *p)
     }
     case PROTOBUF_C_TYPE_BYTES:
         return ((const ProtobufCBinaryData *)p)->len == 0;
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return *(ProtobufCMessage *const *)p == NULL;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return *(const float *)p == 0;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return *(const double *)p == 0;
+    case PROTOBUF_C_TYPE_MESSAGE: return *(ProtobufCMessage *const *)p == NULL;
+    case PROTOBUF_C_TYPE_FLOAT: return *(const float *)p == 0;
+    case PROTOBUF_C_TYPE_DOUBLE: return *(const double *)p == 0;
     default: {
         size_t n = elem_size(f->type);
         static const unsigned char zero[8];
@@ -214,8 +201,7 @@ json_t *gw_json_from_msg(const ProtobufCMessage *msg)
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     const char *base = (const char *)msg;
     json_t *obj = json_object();
-    if (!obj)
-        return NULL;
+    if (!obj) return NULL;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const void *p = base + f->offset;
@@ -224,8 +210,7 @@ json_t *gw_json_from_msg(const ProtobufCMessage *msg)
         gw_json_field_name(f->name, name, sizeof name);
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
-            if (n == 0)
-                continue;
+            if (n == 0) continue;
             const char *arr = *(char *const *)p;
             size_t es = elem_size(f->type);
             v = json_array();
@@ -261,12 +246,10 @@ json_t *gw_json_from_msg(const ProtobufCMessage *msg)
 char *gw_json_encode(const ProtobufCMessage *msg, size_t *len)
 {
     json_t *j = gw_json_from_msg(msg);
-    if (!j)
-        return NULL;
+    if (!j) return NULL;
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    if (s && len)
-        *len = strlen(s);
+    if (s && len) *len = strlen(s);
     return s;
 }
 
@@ -284,18 +267,16 @@ static parley_err bad(dctx *c, const char *field, const char *what)
     return PARLEY_ERR_MALFORMED;
 }
 
-static const ProtobufCFieldDescriptor *find_field(
-    const ProtobufCMessageDescriptor *d, const char *key)
+static const ProtobufCFieldDescriptor *
+find_field(const ProtobufCMessageDescriptor *d, const char *key)
 {
     const ProtobufCFieldDescriptor *f =
         protobuf_c_message_descriptor_get_field_by_name(d, key);
-    if (f)
-        return f;
+    if (f) return f;
     for (unsigned i = 0; i < d->n_fields; i++) {
         char name[128];
         gw_json_field_name(d->fields[i].name, name, sizeof name);
-        if (strcmp(name, key) == 0)
-            return &d->fields[i];
+        if (strcmp(name, key) == 0) return &d->fields[i];
     }
     return NULL;
 }
@@ -305,8 +286,7 @@ static int json_int(json_t *v, int is_signed, int64_t *s_out, uint64_t *u_out)
 {
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
-        if (!is_signed && i < 0)
-            return -1;
+        if (!is_signed && i < 0) return -1;
         *s_out = i;
         *u_out = (uint64_t)i;
         return 0;
@@ -316,8 +296,7 @@ static int json_int(json_t *v, int is_signed, int64_t *s_out, uint64_t *u_out)
         if (d != floor(d) || (!is_signed && d < 0) || fabs(d) > 1.8e19)
             return -1;
         if (is_signed) {
-            if (d < -9.2e18 || d > 9.2e18)
-                return -1;
+            if (d < -9.2e18 || d > 9.2e18) return -1;
             *s_out = (int64_t)d;
         } else {
             *u_out = (uint64_t)d;
@@ -327,20 +306,16 @@ static int json_int(json_t *v, int is_signed, int64_t *s_out, uint64_t *u_out)
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         char *end;
-        if (!*s || isspace((unsigned char)*s))
-            return -1;
+        if (!*s || isspace((unsigned char)*s)) return -1;
         errno = 0;
         if (is_signed) {
             long long x = strtoll(s, &end, 10);
-            if (errno || *end)
-                return -1;
+            if (errno || *end) return -1;
             *s_out = x;
         } else {
-            if (*s == '-')
-                return -1;
+            if (*s == '-') return -1;
             unsigned long long x = strtoull(s, &end, 10);
-            if (errno || *end)
-                return -1;
+            if (errno || *end) return -1;
             *u_out = x;
         }
         return 0;
@@ -387,14 +362,16 @@ static parley_err json_to_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
             d = json_number_value(v);
         } else if (json_is_string(v)) {
             const char *str = json_string_value(v);
-            if (!strcmp(str, "NaN")) d = NAN;
-            else if (!strcmp(str, "Infinity")) d = INFINITY;
-            else if (!strcmp(str, "-Infinity")) d = -INFINITY;
+            if (!strcmp(str, "NaN"))
+                d = NAN;
+            else if (!strcmp(str, "Infinity"))
+                d = INFINITY;
+            else if (!strcmp(str, "-Infinity"))
+                d = -INFINITY;
             else {
                 char *end;
                 d = strtod(str, &end);
-                if (!*str || *end)
-                    return bad(c, key, "expected a number");
+                if (!*str || *end) return bad(c, key, "expected a number");
             }
         } else {
             return bad(c, key, "expected a number");
@@ -406,8 +383,7 @@ static parley_err json_to_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
         return PARLEY_OK;
     }
     case PROTOBUF_C_TYPE_BOOL:
-        if (!json_is_boolean(v))
-            return bad(c, key, "expected true or false");
+        if (!json_is_boolean(v)) return bad(c, key, "expected true or false");
         *(protobuf_c_boolean *)p = json_is_true(v);
         return PARLEY_OK;
     case PROTOBUF_C_TYPE_ENUM: {
@@ -416,8 +392,7 @@ static parley_err json_to_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
             const ProtobufCEnumValue *ev =
                 protobuf_c_enum_descriptor_get_value_by_name(
                     ed, json_string_value(v));
-            if (!ev)
-                return bad(c, key, "unknown enum name");
+            if (!ev) return bad(c, key, "unknown enum name");
             *(int *)p = ev->value;
             return PARLEY_OK;
         }
@@ -427,19 +402,16 @@ static parley_err json_to_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
         return PARLEY_OK;
     }
     case PROTOBUF_C_TYPE_STRING: {
-        if (!json_is_string(v))
-            return bad(c, key, "expected a string");
+        if (!json_is_string(v)) return bad(c, key, "expected a string");
         char *str = malloc(json_string_length(v) + 1);
-        if (!str)
-            return PARLEY_ERR_INTERNAL;
+        if (!str) return PARLEY_ERR_INTERNAL;
         memcpy(str, json_string_value(v), json_string_length(v) + 1);
         *(char **)p = str;
         return PARLEY_OK;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         ProtobufCBinaryData *bd = p;
-        if (!json_is_string(v))
-            return bad(c, key, "expected base64 text");
+        if (!json_is_string(v)) return bad(c, key, "expected base64 text");
         if (gw_base64_decode(json_string_value(v), json_string_length(v),
                              &bd->data, &bd->len) < 0)
             return bad(c, key, "bad base64");
@@ -447,11 +419,9 @@ static parley_err json_to_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         ProtobufCMessage *m = NULL;
-        if (!json_is_object(v))
-            return bad(c, key, "expected an object");
+        if (!json_is_object(v)) return bad(c, key, "expected an object");
         parley_err e = gw_json_to_msg(f->descriptor, v, &m, c->detail, c->cap);
-        if (e == PARLEY_OK)
-            *(ProtobufCMessage **)p = m;
+        if (e == PARLEY_OK) *(ProtobufCMessage **)p = m;
         return e;
     }
     }
@@ -470,12 +440,12 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
     if (!json_is_object(obj))
         return bad(&c, d->short_name, "expected an object");
     ProtobufCMessage *msg = malloc(d->sizeof_message);
-    if (!msg)
-        return PARLEY_ERR_INTERNAL;
+    if (!msg) return PARLEY_ERR_INTERNAL;
     d->message_init(msg);
     char *base = (char *)msg;
 
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         const ProtobufCFieldDescriptor *f = find_field(d, key);
         if (!f || json_is_null(v))
             continue; /* unknown fields are ignored; null is the default */
@@ -491,8 +461,7 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
                 break;
             }
             size_t n = json_array_size(v), es = elem_size(f->type);
-            if (n == 0)
-                continue;
+            if (n == 0) continue;
             char *arr = calloc(n, es);
             if (!arr) {
                 e = PARLEY_ERR_INTERNAL;
@@ -505,8 +474,7 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
                 if (e == PARLEY_OK)
                     (*np)++; /* count only filled slots so free is exact */
             }
-            if (e != PARLEY_OK)
-                break;
+            if (e != PARLEY_OK) break;
             continue;
         }
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
@@ -515,8 +483,7 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
                 e = bad(&c, key, "more than one member of a oneof");
                 break;
             }
-            if ((e = json_to_scalar(&c, f, v, p, key)) != PARLEY_OK)
-                break;
+            if ((e = json_to_scalar(&c, f, v, p, key)) != PARLEY_OK) break;
             *cs = f->id;
             continue;
         }
@@ -535,8 +502,7 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
             e = bad(&c, key, "given twice");
             break;
         }
-        if ((e = json_to_scalar(&c, f, v, p, key)) != PARLEY_OK)
-            break;
+        if ((e = json_to_scalar(&c, f, v, p, key)) != PARLEY_OK) break;
         if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
             *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
     }
@@ -548,17 +514,19 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
     return PARLEY_OK;
 }
 
-parley_err gw_json_decode(const ProtobufCMessageDescriptor *d,
-                          const char *text, size_t len,
-                          ProtobufCMessage **out, char *detail, size_t cap)
+parley_err gw_json_decode(const ProtobufCMessageDescriptor *d, const char *text,
+                          size_t len, ProtobufCMessage **out, char *detail,
+                          size_t cap)
 {
     json_error_t err;
     *out = NULL;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
-        if (detail && cap)
-            snprintf(detail, cap, "bad JSON: %s", err.text);
-        return json_error_code(&err) == json_error_invalid_utf8
+        if (detail && cap) snprintf(detail, cap, "bad JSON: %s", err.text);
+        /* "\u0000" in a string is refused (jansson without
+         * JSON_ALLOW_NUL) with the code the binary wire gives a NUL */
+        return json_error_code(&err) == json_error_invalid_utf8 ||
+                       json_error_code(&err) == json_error_null_character
                    ? PARLEY_ERR_INVALID_UTF8
                    : PARLEY_ERR_MALFORMED;
     }

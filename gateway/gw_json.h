@@ -34,9 +34,9 @@ parley_err gw_json_to_msg(const ProtobufCMessageDescriptor *d, json_t *obj,
 
 /* Parse text then gw_json_to_msg. Text that is not JSON, or not an object,
  * is MALFORMED; a string that is not valid UTF-8 is INVALID_UTF8. */
-parley_err gw_json_decode(const ProtobufCMessageDescriptor *d,
-                          const char *text, size_t len,
-                          ProtobufCMessage **out, char *detail, size_t cap);
+parley_err gw_json_decode(const ProtobufCMessageDescriptor *d, const char *text,
+                          size_t len, ProtobufCMessage **out, char *detail,
+                          size_t cap);
 
 /* Standard base64 with padding; malloc'd, NUL-terminated. */
 char *gw_base64_encode(const unsigned char *p, size_t n, size_t *outlen);

@@ -16,6 +16,12 @@ int secrets_read_file(const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (st.st_mode & 077)) {
+        fclose(f);
+        errno = EPERM; /* readable (or writable) by others */
+        return -1;
+    }
     size_t n = fread(out, 1, cap - 1, f);
     int bad = ferror(f);
     fclose(f);
@@ -28,18 +34,24 @@ int secrets_read_file(const char *path, char *out, size_t cap)
     return 0;
 }
 
-int secrets_dev_path(const char *db_path, char *out, size_t cap)
+int secrets_dev_file(const char *db_path, const char *name, char *out,
+                     size_t cap)
 {
     const char *slash = strrchr(db_path, '/');
     int n;
     if (slash == NULL)
-        n = snprintf(out, cap, "%s", SECRETS_DEV_FILE);
+        n = snprintf(out, cap, "%s", name);
     else if (slash == db_path)
-        n = snprintf(out, cap, "/%s", SECRETS_DEV_FILE);
+        n = snprintf(out, cap, "/%s", name);
     else
         n = snprintf(out, cap, "%.*s/%s", (int)(slash - db_path), db_path,
-                     SECRETS_DEV_FILE);
+                     name);
     return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int secrets_dev_path(const char *db_path, char *out, size_t cap)
+{
+    return secrets_dev_file(db_path, SECRETS_DEV_FILE, out, cap);
 }
 
 /* Reads the dev secret, or writes a new one if there is none yet. */
@@ -60,7 +72,7 @@ static int dev_secret(const char *path, char *out, size_t cap, int *created)
     if (slash && slash != path && (size_t)(slash - path) < sizeof dir) {
         memcpy(dir, path, (size_t)(slash - path));
         dir[slash - path] = '\0';
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -1;
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
     }
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0 && errno == EEXIST) /* the other binary made it meanwhile */
@@ -80,8 +92,14 @@ int secrets_load(const secrets_source *src, char *out, size_t cap,
     *dev_created = 0;
     if (src->file && *src->file) {
         if (secrets_read_file(src->file, out, cap) == 0) return 0;
-        snprintf(err, errlen, "cannot read secret file %s: %s", src->file,
-                 strerror(errno));
+        if (errno == EPERM)
+            snprintf(err, errlen,
+                     "secret file %s can be read or changed by other users: "
+                     "chmod 600 it",
+                     src->file);
+        else
+            snprintf(err, errlen, "cannot read secret file %s: %s", src->file,
+                     strerror(errno));
         return -1;
     }
     if (src->value && *src->value) {
@@ -101,6 +119,8 @@ int secrets_load(const secrets_source *src, char *out, size_t cap,
     }
     if (dev_secret(src->dev_path, out, cap, dev_created) == 0) return 0;
     snprintf(err, errlen, "cannot read or create the dev secret %s: %s",
-             src->dev_path, strerror(errno));
+             src->dev_path,
+             errno == EPERM ? "other users can read it (chmod 600 it)"
+                            : strerror(errno));
     return -1;
 }

@@ -6,15 +6,18 @@
  * The dev secret is SECRETS_DEV_FILE in the folder of the database, so a
  * parleyd and a gateway started in the same folder with the defaults
  * (database var/parley.db) share var/dev-secret; secrets_dev_path gives it.
- * It is 64 hex digits and a newline, mode 0600, created with O_EXCL so two
- * processes starting together end up with the same secret. Nothing here
- * logs or keeps a secret. */
+ * It is 64 hex digits and a newline, mode 0600 (its folder, if made here,
+ * 0700), created with O_EXCL so two processes starting together end up
+ * with the same secret. A secret file that other users may read is
+ * refused. Nothing here logs or keeps a secret. */
 #ifndef PARLEY_SECRETS_H
 #define PARLEY_SECRETS_H
 
 #include <stddef.h>
 
 #define SECRETS_DEV_FILE "dev-secret"
+/* the service secret of development mode (parleyd and gateway share it) */
+#define SECRETS_DEV_SERVICE_FILE "dev-service-secret"
 
 typedef struct secrets_source {
     const char *file;     /* a secret file; NULL or "": none */
@@ -30,11 +33,15 @@ int secrets_load(const secrets_source *src, char *out, size_t cap,
                  int *dev_created, char *err, size_t errlen);
 
 /* The bytes of a secret file without its trailing newlines. -1 (errno set)
- * when it cannot be read. */
+ * when it cannot be read; errno EPERM when users other than its owner may
+ * read or write it (mode & 077): a secret others can read is no secret. */
 int secrets_read_file(const char *path, char *out, size_t cap);
 
-/* The dev secret file beside the database db_path:
- * "<folder of db_path>/dev-secret". -1 if it does not fit in cap. */
+/* A dev file beside the database db_path: "<folder of db_path>/name". -1
+ * if it does not fit in cap. */
+int secrets_dev_file(const char *db_path, const char *name, char *out,
+                     size_t cap);
+/* The dev secret file: secrets_dev_file(db_path, SECRETS_DEV_FILE). */
 int secrets_dev_path(const char *db_path, char *out, size_t cap);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* Values given by a source so far: a LIST replaces what an earlier source
  * gave and appends to what the same source gave. */
@@ -156,6 +157,15 @@ static int read_file(load_state *ls, const char *path)
                  strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || (st.st_mode & 022)) {
+        snprintf(ls->err, ls->errlen,
+                 "config file %s can be changed by other users (mode %03o): "
+                 "chmod go-w it",
+                 path, (unsigned)(st.st_mode & 0777));
+        fclose(f);
+        return -1;
+    }
     char line[4096];
     int ln = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -180,6 +190,16 @@ static int read_file(load_state *ls, const char *path)
         size_t row;
         if (find_row(ls->spec, k, &row) != 0) {
             snprintf(ls->err, ls->errlen, "%s: unknown key \"%s\"", src, k);
+            rc = -1;
+            break;
+        }
+        if ((ls->spec->rows[row].flags & SETTING_SECRET) == SETTING_SECRET &&
+            (st.st_mode & 044)) {
+            snprintf(ls->err, ls->errlen,
+                     "%s: holds the secret %s and other users can read the "
+                     "file (mode %03o): chmod 600 it",
+                     src, ls->spec->rows[row].name,
+                     (unsigned)(st.st_mode & 0777));
             rc = -1;
             break;
         }
@@ -289,6 +309,28 @@ int settings_load(const settings_spec *spec, void *target, int argc,
         memset((char *)target + s->offset, 0, s->size);
         if (apply(&ls, i, s->def ? s->def : "", SRC_DEFAULT, "default") != 0)
             goto out;
+    }
+
+    /* A secret given as a flag is refused before getopt_long sees it: it
+     * would take "--jwt-secret" for an abbreviation of "--jwt-secret-file"
+     * and read the secret as a path (and print it in the error). */
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--") == 0) break;
+        if (strncmp(arg, "--", 2) != 0) continue;
+        for (size_t i = 0; i < spec->n_rows; i++) {
+            const setting *s = &spec->rows[i];
+            size_t nl = strlen(s->name);
+            if ((s->flags & SETTING_SECRET) != SETTING_SECRET ||
+                strncmp(arg + 2, s->name, nl) != 0 ||
+                (arg[2 + nl] != '\0' && arg[2 + nl] != '='))
+                continue;
+            snprintf(err, errlen,
+                     "--%s: a secret on the command line shows in the "
+                     "process list; give it in %s or a secret file",
+                     s->name, s->env ? s->env : "the config file");
+            goto out;
+        }
     }
 
     /* Pass 1: --help and --config; every flag must parse. */

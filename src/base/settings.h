@@ -9,7 +9,11 @@
  * flags. Each later source overrides the earlier ones; a LIST setting given
  * by a source replaces the earlier sources' list, and a repeated flag adds
  * to it. Every value is checked against its row (type, range, length) and a
- * bad one is an error that names its source and the setting. */
+ * bad one is an error that names its source and the setting.
+ *
+ * A config file that others may write is refused (they could change what
+ * the program trusts), and so is one that sets a SETTING_SECRET while
+ * others may read it. */
 #ifndef PARLEY_SETTINGS_H
 #define PARLEY_SETTINGS_H
 
@@ -27,7 +31,11 @@ typedef enum setting_kind {
 
 /* Row flags. */
 enum {
-    SETTING_NO_FLAG = 1 /* environment and config file only (secrets) */
+    SETTING_NO_FLAG = 1, /* environment and config file only */
+    /* a secret: never a flag (the process list shows flags; "--name" on
+     * the command line is refused with a message saying so), and a config
+     * file that gives it must be readable by its owner only */
+    SETTING_SECRET = 2 | SETTING_NO_FLAG
 };
 
 typedef struct setting {

@@ -1,7 +1,8 @@
-/* errors.c: names, texts, gRPC and HTTP statuses of parley's error codes.
- * The numbers of the wire codes are checked against the generated
- * parley.v1.ErrorCode enum at compile time, so the proto and errors.h can
- * never drift apart silently. */
+/* errors.c: names, texts, gRPC and HTTP statuses of parley's error codes,
+ * and the names and texts of the access rules that a PERMISSION_DENIED
+ * carries. The numbers of the wire codes and rules are checked against the
+ * generated parley.v1.ErrorCode and parley.v1.Rule enums at compile time,
+ * so the proto and errors.h can never drift apart silently. */
 #include "errors.h"
 
 #include <string.h>
@@ -29,6 +30,7 @@ PARLEY_WIRE_EQ(RESOURCE_EXHAUSTED);
 PARLEY_WIRE_EQ(BAD_CURSOR);
 PARLEY_WIRE_EQ(SUBSCRIPTION_STATE);
 PARLEY_WIRE_EQ(AUTHOR_INVALID);
+PARLEY_WIRE_EQ(TOKEN_EXPIRED);
 _Static_assert((int)PARLEY_OK ==
                    (int)PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED,
                "PARLEY_OK must be the wire enum's zero");
@@ -109,10 +111,12 @@ static const err_info *err_lookup(parley_err e)
         [PARLEY_ERR_AUTHOR_INVALID] =
             {"AUTHOR_INVALID", "author id, display name or role invalid",
              GRPC_INVALID_ARGUMENT, 400},
+        [PARLEY_ERR_TOKEN_EXPIRED] = {"TOKEN_EXPIRED",
+                                      "the token has expired; renew it",
+                                      GRPC_UNAUTHENTICATED, 401},
     };
     /* Every wire code has its row (a missing one would read as zeros). */
-    _Static_assert(sizeof wire / sizeof wire[0] ==
-                       PARLEY_ERR_AUTHOR_INVALID + 1,
+    _Static_assert(sizeof wire / sizeof wire[0] == PARLEY_ERR_TOKEN_EXPIRED + 1,
                    "errors.c: a wire error code lacks its row");
     static const err_info schema_too_new = {
         "SCHEMA_TOO_NEW", "the database was written by a newer parley",
@@ -135,8 +139,71 @@ int parley_err_http_status(parley_err e) { return err_lookup(e)->http; }
 parley_err parley_err_from_name(const char *name)
 {
     if (strncmp(name, "ERROR_CODE_", 11) == 0) name += 11;
-    for (int e = 1; e <= PARLEY_ERR_AUTHOR_INVALID; e++)
+    for (int e = 1; e <= PARLEY_ERR_TOKEN_EXPIRED; e++)
         if (strcmp(parley_err_name((parley_err)e), name) == 0)
             return (parley_err)e;
     return PARLEY_ERR_INTERNAL;
+}
+
+/* ---- access rules ------------------------------------------------------ */
+
+#define PARLEY_RULE_EQ(name)                               \
+    _Static_assert((int)PARLEY_RULE_##name ==              \
+                       (int)PARLEY__V1__RULE__RULE_##name, \
+                   "PARLEY_RULE_" #name " differs from parley.v1.Rule")
+
+PARLEY_RULE_EQ(NOT_GRANTED);
+PARLEY_RULE_EQ(MEMBERS_ONLY);
+PARLEY_RULE_EQ(REMOVED);
+PARLEY_RULE_EQ(MUTED);
+PARLEY_RULE_EQ(ANNOUNCEMENTS);
+PARLEY_RULE_EQ(ROOM_CLOSED);
+PARLEY_RULE_EQ(ORGANIZER_ONLY);
+PARLEY_RULE_EQ(SERVICE_READ_ONLY);
+
+typedef struct rule_info {
+    const char *name;
+    const char *text;
+} rule_info;
+
+static const rule_info rule_rows[] = {
+    [PARLEY_RULE_NONE] = {"", "allowed"},
+    [PARLEY_RULE_NOT_GRANTED] = {"NOT_GRANTED",
+                                 "your token grants no role in this room"},
+    [PARLEY_RULE_MEMBERS_ONLY] = {"MEMBERS_ONLY",
+                                  "this room is for its members only"},
+    [PARLEY_RULE_REMOVED] = {"REMOVED",
+                             "an organizer removed you from this room"},
+    [PARLEY_RULE_MUTED] = {"MUTED", "an organizer muted you in this room"},
+    [PARLEY_RULE_ANNOUNCEMENTS] = {"ANNOUNCEMENTS",
+                                   "only organizers post in this room"},
+    [PARLEY_RULE_ROOM_CLOSED] = {"ROOM_CLOSED",
+                                 "this room is closed: it is read-only"},
+    [PARLEY_RULE_ORGANIZER_ONLY] = {"ORGANIZER_ONLY",
+                                    "only the room's organizers may do this"},
+    [PARLEY_RULE_SERVICE_READ_ONLY] = {"SERVICE_READ_ONLY",
+                                       "a service credential only reads"},
+};
+_Static_assert(sizeof rule_rows / sizeof rule_rows[0] == PARLEY_RULE_MAX + 1,
+               "errors.c: a rule lacks its row");
+
+const char *parley_rule_name(parley_rule r)
+{
+    if ((int)r < 0 || (int)r > PARLEY_RULE_MAX) return "UNKNOWN";
+    return rule_rows[r].name;
+}
+
+const char *parley_rule_text(parley_rule r)
+{
+    if ((int)r < 0 || (int)r > PARLEY_RULE_MAX) return "unknown rule";
+    return rule_rows[r].text;
+}
+
+parley_rule parley_rule_from_name(const char *name)
+{
+    if (name == NULL) return PARLEY_RULE_NONE;
+    if (strncmp(name, "RULE_", 5) == 0) name += 5;
+    for (int r = 1; r <= PARLEY_RULE_MAX; r++)
+        if (strcmp(rule_rows[r].name, name) == 0) return (parley_rule)r;
+    return PARLEY_RULE_NONE;
 }

@@ -23,10 +23,36 @@ typedef enum parley_err {
     PARLEY_ERR_BAD_CURSOR = 14,
     PARLEY_ERR_SUBSCRIPTION_STATE = 15,
     PARLEY_ERR_AUTHOR_INVALID = 16,
+    PARLEY_ERR_TOKEN_EXPIRED = 17,
     /* Not in the wire enum: store-level conditions. */
     PARLEY_ERR_SCHEMA_TOO_NEW = 100,
     PARLEY_ERR_IO = 101
 } parley_err;
+
+/* The access rule behind a PARLEY_ERR_PERMISSION_DENIED (core/access.h
+ * decides them). The numbers are those of parley.v1.Rule; errors.c checks
+ * the two agree. */
+typedef enum parley_rule {
+    PARLEY_RULE_NONE = 0, /* allowed */
+    PARLEY_RULE_NOT_GRANTED = 1,
+    PARLEY_RULE_MEMBERS_ONLY = 2,
+    PARLEY_RULE_REMOVED = 3,
+    PARLEY_RULE_MUTED = 4,
+    PARLEY_RULE_ANNOUNCEMENTS = 5,
+    PARLEY_RULE_ROOM_CLOSED = 6,
+    PARLEY_RULE_ORGANIZER_ONLY = 7,
+    PARLEY_RULE_SERVICE_READ_ONLY = 8
+} parley_rule;
+#define PARLEY_RULE_MAX PARLEY_RULE_SERVICE_READ_ONLY
+
+/* "MUTED" and so on ("" for PARLEY_RULE_NONE, "UNKNOWN" for a number that
+ * is no rule); never NULL. */
+const char *parley_rule_name(parley_rule r);
+/* The rule of a name, "MUTED" or "RULE_MUTED"; PARLEY_RULE_NONE for one it
+ * does not know. */
+parley_rule parley_rule_from_name(const char *name);
+/* A short English sentence for humans, saying what the rule refuses. */
+const char *parley_rule_text(parley_rule r);
 
 /* "ROOM_NOT_FOUND" and so on; never NULL. */
 const char *parley_err_name(parley_err e);

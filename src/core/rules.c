@@ -107,6 +107,28 @@ static int rules_is_control(unsigned cp)
     return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
 }
 
+/* The bidirectional formatting characters that open or close a run:
+ * embeddings and overrides (LRE RLE LRO RLO, closed by PDF) and isolates
+ * (LRI RLI FSI, closed by PDI). +1 opens, -1 closes, 0 is neither; *iso
+ * says which kind. The marks LRM, RLM and ALM change no run and are not
+ * among them. */
+static int rules_bidi(unsigned cp, int *iso)
+{
+    *iso = cp >= 0x2066;
+    switch (cp) {
+    case 0x202A: /* LRE */
+    case 0x202B: /* RLE */
+    case 0x202D: /* LRO */
+    case 0x202E: /* RLO */
+    case 0x2066: /* LRI */
+    case 0x2067: /* RLI */
+    case 0x2068: /* FSI */ return 1;
+    case 0x202C: /* PDF */
+    case 0x2069: /* PDI */ return -1;
+    default: return 0;
+    }
+}
+
 parley_err rules_room(const char *room)
 {
     size_t len;
@@ -142,19 +164,23 @@ parley_err rules_client_msg_id(const char *id)
     return PARLEY_OK;
 }
 
-/* 1..max bytes of valid UTF-8 without control characters. */
+/* 1..max bytes of valid UTF-8 without control characters or bidi
+ * embedding, override and isolate controls: a name is shown inside other
+ * text, and "\u202Eevil" would turn what follows it around. */
 static int rules_name_ok(const char *s, size_t max)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t len, i = 0;
     unsigned cp;
+    int iso;
 
     if (s == NULL) return 0;
     len = strnlen(s, max + 1);
     if (len == 0 || len > max) return 0;
     while (i < len) {
         size_t n = utf8_next(u, i, len, &cp);
-        if (n == 0 || rules_is_control(cp)) return 0;
+        if (n == 0 || rules_is_control(cp) || rules_bidi(cp, &iso) != 0)
+            return 0;
         i += n;
     }
     return 1;
@@ -172,12 +198,40 @@ parley_err rules_author(const parley_author *a)
     return PARLEY_OK;
 }
 
+parley_err rules_user_id(const char *id)
+{
+    return rules_name_ok(id, RULES_AUTHOR_ID_MAX) ? PARLEY_OK
+                                                  : PARLEY_ERR_AUTHOR_INVALID;
+}
+
+parley_err rules_text(const char *s, size_t max, int multiline)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len, i = 0;
+    unsigned cp;
+
+    if (s == NULL) return PARLEY_OK; /* absent: nothing to check */
+    len = strnlen(s, max + 1);
+    if (len > max) return PARLEY_ERR_MALFORMED;
+    while (i < len) {
+        size_t n = utf8_next(u, i, len, &cp);
+        if (n == 0) return PARLEY_ERR_INVALID_UTF8;
+        if (rules_is_control(cp) && !(multiline && cp == '\n'))
+            return PARLEY_ERR_INVALID_UTF8;
+        i += n;
+    }
+    return PARLEY_OK;
+}
+
 parley_err rules_body(const char *body, size_t len, size_t max_bytes)
 {
     const unsigned char *u = (const unsigned char *)body;
     size_t i = 0;
-    int blank = 1;
+    int blank = 1, iso;
     unsigned cp;
+    /* open embeddings/overrides and isolates, each at most
+     * RULES_BIDI_DEPTH_MAX deep */
+    int depth[2] = {0, 0};
 
     if (max_bytes == 0) max_bytes = RULES_BODY_MAX_DEFAULT;
     if (len == 0 || body == NULL) return PARLEY_ERR_BODY_EMPTY;
@@ -185,9 +239,18 @@ parley_err rules_body(const char *body, size_t len, size_t max_bytes)
     while (i < len) {
         size_t n = utf8_next(u, i, len, &cp);
         if (n == 0) return PARLEY_ERR_INVALID_UTF8;
+        if (rules_is_control(cp) && cp != '\t' && cp != '\n' && cp != '\r')
+            return PARLEY_ERR_INVALID_UTF8;
+        int b = rules_bidi(cp, &iso);
+        if (b != 0) {
+            depth[iso] += b;
+            if (depth[iso] < 0 || depth[iso] > RULES_BIDI_DEPTH_MAX)
+                return PARLEY_ERR_INVALID_UTF8;
+        }
         if (blank && !rules_is_space(cp)) blank = 0;
         i += n;
     }
+    if (depth[0] != 0 || depth[1] != 0) return PARLEY_ERR_INVALID_UTF8;
     return blank ? PARLEY_ERR_BODY_EMPTY : PARLEY_OK;
 }
 

@@ -23,9 +23,25 @@ int rules_utf8_valid(const char *s, size_t len);
 /* [A-Za-z0-9._-], 1..RULES_ROOM_MAX bytes. */
 parley_err rules_room(const char *room);
 parley_err rules_client_msg_id(const char *id);
+/* id and display name: 1..128 bytes of UTF-8 without control characters
+ * or bidi embedding/override/isolate controls; a known role. */
 parley_err rules_author(const parley_author *a);
-/* UTF-8, not only white space, at most max_bytes bytes. */
+/* Bidi runs a body may nest (embeddings and isolates, each). */
+#define RULES_BIDI_DEPTH_MAX 16
+
+/* At most max_bytes bytes (BODY_TOO_LONG), not only white space
+ * (BODY_EMPTY), and INVALID_UTF8 unless all of: well-formed UTF-8; no
+ * control character but TAB, LF and CR (no NUL, ESC, DEL, C1); every bidi
+ * embedding, override or isolate it opens closed again within the body, so
+ * that none can reach the text shown after it (docs/security.md). */
 parley_err rules_body(const char *body, size_t len, size_t max_bytes);
+/* A user id as tokens carry it in `sub` (1..RULES_AUTHOR_ID_MAX bytes of
+ * UTF-8 without control characters): AUTHOR_INVALID if not. */
+parley_err rules_user_id(const char *id);
+/* A room's title, topic or an organizer's reason: at most max bytes of
+ * UTF-8 (empty allowed), without control characters but, when multiline,
+ * line feeds. INVALID_UTF8 for bad text, MALFORMED when too long. */
+parley_err rules_text(const char *s, size_t max, int multiline);
 /* May actor change a message written by author_id? */
 parley_err rules_may_modify(const parley_author *actor, const char *author_id);
 

@@ -11,6 +11,7 @@
  * everything else is a log line on stderr (base/log.h), which never holds
  * a token or the secret. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <grpc/grpc.h>
 
 #include "auth.h"
+#include "bus.h"
 #include "clock.h"
 #include "config.h"
 #include "log.h"
@@ -37,15 +39,35 @@
 #define PARLEY_VERSION "dev"
 #endif
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGHUP)
+        reload_flag = 1;
+    else
+        stop_flag = 1;
 }
 
-/* mkdir -p of the directory holding path. */
+/* Once a second (and at once on SIGHUP): re-read the keys file if it
+ * changed. (Streams whose token expired are ended by srv_tick.) */
+static void reload_keys(auth *au, int force)
+{
+    static int64_t last;
+    int64_t now = clock_mono_ms();
+    if (!force && now - last < 1000) return;
+    last = now;
+    char err[600];
+    int r = auth_reload(au, err, sizeof err);
+    if (r > 0)
+        log_info("auth", "keys reloaded: %zu public key(s)",
+                 auth_key_count(au));
+    else if (r < 0)
+        log_error("auth", "%s", err);
+}
+
+/* mkdir -p of the directory holding path; folders made here are 0700 (the
+ * database, its WAL and the dev secrets live there). */
 static int make_parent(const char *path)
 {
     char buf[512];
@@ -55,25 +77,37 @@ static int make_parent(const char *path)
     for (char *p = d + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+        if (mkdir(d, 0700) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    if (mkdir(d, 0755) != 0 && errno != EEXIST) return -1;
+    if (mkdir(d, 0700) != 0 && errno != EEXIST) return -1;
     return 0;
+}
+
+/* Creates the database file 0600 if it does not exist yet: SQLite gives its
+ * -wal and -shm files the mode of the database file. */
+static int make_db_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return close(fd);
+    return errno == EEXIST ? 0 : -1;
 }
 
 static int disabled(const char *v) { return !*v || !strcmp(v, "none"); }
 
-/* The secret: --jwt-secret-file, else --jwt-secret, else (dev) the dev
- * secret beside the database, created if missing. */
-static int load_secret(const cfg *c, char *out, size_t outlen)
+/* One secret (user or service): its file, else its value, else in dev mode
+ * the dev file `dev_name` beside the database. 1 with the secret in out,
+ * 0 when none is configured (and not dev), -1 on an error (printed). */
+static int load_one_secret(const cfg *c, const char *file, const char *value,
+                           const char *dev_name, char *out, size_t outlen)
 {
     char dev_path[600], err[700];
-    if (secrets_dev_path(c->db, dev_path, sizeof dev_path) != 0) {
+    if (!c->dev && !*file && !*value) return 0;
+    if (secrets_dev_file(c->db, dev_name, dev_path, sizeof dev_path) != 0) {
         log_error("config", "database path too long");
         return -1;
     }
-    secrets_source src = {c->jwt_secret_file, c->jwt_secret, c->dev, dev_path};
+    secrets_source src = {file, value, c->dev, dev_path};
     int created;
     if (secrets_load(&src, out, outlen, &created, err, sizeof err) != 0) {
         log_error("config", "%s", err);
@@ -81,7 +115,58 @@ static int load_secret(const cfg *c, char *out, size_t outlen)
     }
     if (created)
         log_info("dev", "dev mode: new secret written to %s", dev_path);
-    return 0;
+    return 1;
+}
+
+/* The token verifier: public keys (--jwt-keys), the user secret, the
+ * service secret, the claims policy. Development mode makes its own
+ * secrets and is refused next to any real one: it prints tokens, and with a
+ * real secret those would be real users. */
+static auth *load_auth(const cfg *c)
+{
+    int real = *c->jwt_secret || *c->jwt_secret_file || *c->jwt_keys ||
+               *c->service_secret || *c->service_secret_file;
+    if (c->dev && real) {
+        log_error("config",
+                  "--dev refused: a real secret or key is configured "
+                  "(jwt-secret, jwt-secret-file, jwt-keys, service-secret...); "
+                  "development mode prints tokens and must never run with "
+                  "them");
+        return NULL;
+    }
+    char user[512], svc[512], err[700];
+    int hu = load_one_secret(c, c->jwt_secret_file, c->jwt_secret,
+                             SECRETS_DEV_FILE, user, sizeof user);
+    int hs = hu < 0
+                 ? -1
+                 : load_one_secret(c, c->service_secret_file, c->service_secret,
+                                   SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
+    if (hu < 0 || hs < 0) return NULL;
+    if (hu) log_redact_secret(user);
+    if (hs) log_redact_secret(svc);
+    auth_opts o = {0};
+    if (hu) o.user_secret = user, o.user_secret_len = strlen(user);
+    if (hs) o.svc_secret = svc, o.svc_secret_len = strlen(svc);
+    o.keys_file = c->jwt_keys;
+    o.issuer = c->jwt_issuer;
+    o.audience = c->jwt_audience;
+    o.max_ttl_s = (int64_t)c->jwt_max_ttl;
+    o.leeway_s = (int64_t)c->jwt_leeway;
+    auth *au = NULL;
+    parley_err e = auth_open(&o, &au, err, sizeof err);
+    explicit_bzero(user, sizeof user);
+    explicit_bzero(svc, sizeof svc);
+    if (e != PARLEY_OK) {
+        log_error("config", "%s", err);
+        return NULL;
+    }
+    if (auth_key_count(au))
+        log_info("auth", "%zu public key(s) from %s", auth_key_count(au),
+                 c->jwt_keys);
+    if (!c->dev && auth_can_mint(au))
+        log_warn("auth", "a JWT user secret is configured; whoever holds it "
+                         "can mint any user (prefer --jwt-keys)");
+    return au;
 }
 
 static void print_dev_tokens(const auth *au)
@@ -194,31 +279,40 @@ int main(int argc, char **argv)
     }
     if ((r = setup_log(&c)) != 0) return r;
     log_redact_secret(c.jwt_secret); /* whatever a line might carry */
+    log_redact_secret(c.service_secret);
+    if (c.dev)
+        log_warn("dev", "*** DEVELOPMENT MODE: generated secrets, tokens "
+                        "printed on stdout; never run --dev where others can "
+                        "reach it ***");
     if (disabled(c.listen) && disabled(c.unix_path)) {
         log_error("config", "nothing to listen on (--listen and --unix both "
                             "disabled)");
         return 2;
     }
-    if (make_parent(c.db) != 0 ||
+    /* The store: --store (an SQLite file or a postgres:// URI), else the
+     * --db file. The --db folder holds the dev secret either way. */
+    const char *target = c.store[0] ? c.store : c.db;
+    int store_is_file = strstr(target, "://") == NULL;
+    if (make_parent(c.db) != 0 || (store_is_file && make_parent(target) != 0) ||
         (!disabled(c.unix_path) && make_parent(c.unix_path) != 0)) {
-        log_error("config", "cannot create directory for %s: %s", c.db,
-                  strerror(errno));
+        log_error("config", "cannot create directory for %s: %s",
+                  store_is_file ? target : c.db, strerror(errno));
         return 1;
     }
-    char secret[512];
-    if (load_secret(&c, secret, sizeof secret) != 0) return 2;
-    log_redact_secret(secret);
-    auth *au = NULL;
-    if (auth_new(secret, strlen(secret), &au) != PARLEY_OK) {
-        log_error("config", "the JWT secret must be at least 32 bytes");
-        return 2;
+    auth *au = load_auth(&c);
+    if (!au) return 2;
+    if (make_db_file(c.db) != 0) {
+        log_error("config", "cannot create %s: %s", c.db, strerror(errno));
+        auth_free(au);
+        return 1;
     }
-    memset(secret, 0, sizeof secret);
 
     store_opts so = {c.max_body, 1};
     store *db = NULL;
-    if (store_open(c.db, &so, &db, err, sizeof err) != PARLEY_OK) {
-        log_error("store", "cannot open %s: %s", c.db, err);
+    if (store_open(target, &so, &db, err, sizeof err) != PARLEY_OK) {
+        /* A URI may hold a password: not echoed. */
+        log_error("store", "cannot open %s: %s",
+                  store_is_file ? target : "the store", err);
         auth_free(au);
         return 1;
     }
@@ -235,13 +329,20 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     grpc_init();
     int code = 1;
     metrics *reg = metrics_new();
     daemon_metrics dm;
     ops_http *http = NULL;
-    srv_opts sopt = {c.max_body, reg, c.no_reflection};
+    srv_opts sopt = {.max_body = c.max_body,
+                     .metrics = reg,
+                     .no_reflection = c.no_reflection,
+                     .user_rate = c.user_rate,
+                     .user_burst = c.user_burst,
+                     .organizer_rate = c.organizer_rate,
+                     .max_subs = c.max_subs};
     srv *sv = reg ? srv_new(db, au, &sopt) : NULL;
     size_t max_recv = c.max_body * 2 + 4096;
     if (max_recv < 64 * 1024) max_recv = 64 * 1024;
@@ -251,20 +352,39 @@ int main(int argc, char **argv)
         log_error("start", "%s", rs ? err : "out of memory");
         goto out;
     }
-    daemon_metrics_init(&dm, reg, c.db);
+    daemon_metrics_init(&dm, reg, store_is_file ? target : c.db);
     char where[700] = "";
     if (!disabled(c.listen)) {
-        int port = rpc_server_listen(rs, c.listen);
-        if (port <= 0) {
-            log_error("start", "cannot listen on %s (in use or bad address)",
+        int tls = *c.tls_cert || *c.tls_key;
+        if (!tls && !c.allow_plaintext && !rpc_addr_is_local(c.listen)) {
+            log_error("config",
+                      "%s is beyond loopback: give --tls-cert and --tls-key "
+                      "(or --allow-plaintext behind a TLS proxy)",
                       c.listen);
+            goto out;
+        }
+        if (!tls && *c.tls_client_ca) {
+            log_error("config", "--tls-client-ca needs --tls-cert and "
+                                "--tls-key");
+            goto out;
+        }
+        rpc_tls_files tf = {c.tls_cert, c.tls_key, c.tls_client_ca};
+        int port =
+            tls ? rpc_server_listen_tls(rs, c.listen, &tf, err, sizeof err)
+                : rpc_server_listen(rs, c.listen);
+        if (port <= 0) {
+            log_error("start", "cannot listen on %s: %s", c.listen,
+                      tls ? err : "in use or bad address");
             goto out;
         }
         char host[256];
         snprintf(host, sizeof host, "%s", c.listen);
         char *colon = strrchr(host, ':');
         if (colon) *colon = 0;
-        snprintf(where, sizeof where, "%s:%d", host, port);
+        snprintf(where, sizeof where, "%s:%d%s", host, port,
+                 !tls               ? ""
+                 : *c.tls_client_ca ? " (TLS, client certificates required)"
+                                    : " (TLS)");
     }
     if (!disabled(c.unix_path)) {
         char addr[300];
@@ -293,31 +413,60 @@ int main(int argc, char **argv)
         snprintf(metrics_at, sizeof metrics_at, "http://%s:%d/metrics", host,
                  ops_http_port(http));
     }
+    if (!disabled(c.bus)) {
+        char name[800];
+        snprintf(name, sizeof name, "%s", c.bus_name);
+        if (!name[0]) snprintf(name, sizeof name, "parleyd@%s", where);
+        srv_bus_opts bo = {c.bus,
+                           c.bus_prefix,
+                           name,
+                           (unsigned)c.bus_gap_wait_ms,
+                           (unsigned)c.bus_sweep_ms,
+                           (unsigned)c.bus_test_drop,
+                           reg,
+                           NULL,
+                           NULL};
+        if (!strcmp(store_engine_name(db), "sqlite"))
+            log_warn("config", "--bus with an SQLite store: other cores "
+                               "cannot share this history (use "
+                               "PostgreSQL)");
+        if (srv_bus_start(sv, &bo, err, sizeof err) != 0) {
+            log_error("start", "%s", err);
+            goto out;
+        }
+    }
     rpc_server_start(rs, err, sizeof err);
     if (c.dev) {
         log_warn("dev", "development mode: tokens are printed on stdout");
         print_dev_tokens(au);
     }
-    /* The level SQLite really runs with, read back: tests check it. */
+    /* The level the store really runs with, read back: tests check it. */
     static const char *const sync_names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
     int sync = store_synchronous(db);
-    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s\n", where, c.db,
+    /* The bus URLs may hold credentials: not echoed. */
+    printf("parleyd listening on %s (db %s, synchronous=%s)%s%s%s\n", where,
+           store_describe(db),
            sync >= 0 && sync <= 3 ? sync_names[sync] : "unknown",
-           metrics_at[0] ? "; metrics on " : "", metrics_at);
+           metrics_at[0] ? "; metrics on " : "", metrics_at,
+           disabled(c.bus) ? "" : "; bus on");
     fflush(stdout);
     {
         const char *f[] = {"grpc",    where,
-                           "db",      c.db,
+                           "db",      store_describe(db),
                            "metrics", metrics_at[0] ? metrics_at : "none",
                            NULL};
         log_event(LOG_INFO, "listening", f, "parleyd %s ready", PARLEY_VERSION);
     }
 
     while (!stop_flag) {
-        if (rpc_server_poll(rs, 150) < 0) break;
+        if (rpc_server_poll(rs, srv_bus_timeout_ms(sv, 150)) < 0) break;
+        srv_bus_poll(sv);
         srv_flush(sv);
         srv_tick(sv, rs);
         daemon_metrics_sample(&dm);
+        int force = reload_flag;
+        reload_flag = 0;
+        reload_keys(au, force);
     }
 
     /* Shutdown: health says so first, then no new calls; commit and ack
@@ -341,6 +490,7 @@ int main(int argc, char **argv)
         srv_flush(sv);
     }
     code = rpc_server_done(rs) ? 0 : 1;
+    if (sv) srv_bus_stop(sv); /* every stream is closed */
     if (code) log_error("shutdown", "calls still open after 5 s");
 out:
     ops_http_stop(http);
@@ -350,6 +500,7 @@ out:
     store_close(db);
     auth_free(au);
     if (!disabled(c.unix_path)) unlink(c.unix_path);
+    if (!disabled(c.bus)) bus_library_close();
     grpc_shutdown();
     if (code == 0) log_info("shutdown", "stopped");
     return code;

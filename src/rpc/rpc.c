@@ -52,6 +52,7 @@
 #include "rpc.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,10 @@
 /* events per rpc_server_poll: bounds the wait of a publish for its group
  * commit */
 #define RPC_POLL_BUDGET 256
+/* grpc's own receive cap: a message between max_recv_bytes and this is read
+ * and refused by too_big() with the parley-error-code trailer; above it grpc
+ * refuses it without reading it all (and without the trailer). */
+#define RPC_RECV_HARD_CAP (4u << 20)
 
 typedef struct rpc_op rpc_op;
 typedef void (*rpc_op_fn)(rpc_op *op, int ok);
@@ -110,6 +115,8 @@ struct rpc_server {
     int started, shutting_down, shutdown_notified, cq_shut;
     rpc_op shutdown_op;
     size_t n_slots_posted;
+    rpc_tls_watch *tls[4]; /* reload state of the TLS listeners */
+    size_t n_tls;
     list calls;        /* every call not yet freed (rpc_call.link) */
     rpc_observer obs;  /* obs.call_done NULL: nobody observes */
     uint64_t slow_cut; /* calls cancelled for a full send queue */
@@ -161,10 +168,11 @@ struct rpc_call {
     /* Final status, kept alive until its batch completes. */
     grpc_status_code fin_status;
     grpc_slice fin_detail;
-    grpc_metadata fin_md;
-    int fin_has_md, fin_has_detail;
+    grpc_metadata fin_md[2]; /* parley-error-code, parley-rule */
+    int fin_n_md, fin_has_detail;
     rpc_stream_cbs cbs;
     void *cb_ud;
+    rpc_merge_fn merge;   /* NULL: one frame per send */
     list_node link;       /* rs->calls */
     list_node ready_link; /* rs->ready */
 };
@@ -285,7 +293,8 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
         {GRPC_ARG_KEEPALIVE_TIME_MS, 30000},
         {GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000},
         {GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1},
-        {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000},
+        /* Gateways ping every 2 s to find a dead or cut-off core fast. */
+        {GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000},
     };
     enum { N_ARGS = sizeof iargs / sizeof iargs[0] };
     grpc_arg args[N_ARGS];
@@ -294,7 +303,10 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts)
         args[i].key = (char *)iargs[i].key;
         args[i].value.integer = iargs[i].value;
     }
-    args[0].value.integer = (int)rs->opts.max_recv_bytes;
+    size_t hard = rs->opts.max_recv_bytes * 4;
+    if (hard < RPC_RECV_HARD_CAP) hard = RPC_RECV_HARD_CAP;
+    if (hard > INT_MAX) hard = INT_MAX;
+    args[0].value.integer = (int)hard;
     grpc_channel_args ca = {N_ARGS, args};
     rs->server = grpc_server_create(&ca, NULL);
     rs->cq = grpc_completion_queue_create_for_next(NULL);
@@ -366,6 +378,30 @@ int rpc_server_listen(rpc_server *rs, const char *addr)
     return port;
 }
 
+int rpc_server_listen_tls(rpc_server *rs, const char *addr,
+                          const rpc_tls_files *tls, char *err, size_t errlen)
+{
+    if (rs->n_tls == sizeof rs->tls / sizeof rs->tls[0]) {
+        snprintf(err, errlen, "too many TLS listeners");
+        return 0;
+    }
+    rpc_tls_watch *w = NULL;
+    grpc_server_credentials *cr = rpc_tls_server_creds(tls, &w, err, errlen);
+    if (!cr) return 0;
+    rs->tls[rs->n_tls++] = w; /* freed with the server, after grpc's use */
+    int port = grpc_server_add_http2_port(rs->server, addr, cr);
+    grpc_server_credentials_release(cr);
+    if (port <= 0) snprintf(err, errlen, "cannot listen on %s", addr);
+    return port;
+}
+
+int rpc_server_tls_reloads(const rpc_server *rs)
+{
+    int n = 0;
+    for (size_t i = 0; i < rs->n_tls; i++) n += rpc_tls_reloads(rs->tls[i]);
+    return n;
+}
+
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen)
 {
     (void)err;
@@ -395,7 +431,7 @@ static void call_maybe_free(rpc_call *c)
     ring_free(&c->sendq);
     if (c->req) protobuf_c_message_free_unpacked(c->req, NULL);
     if (c->fin_has_detail) grpc_slice_unref(c->fin_detail);
-    if (c->fin_has_md) grpc_slice_unref(c->fin_md.value);
+    /* The codes' slices are static; only fin_detail was copied. */
     grpc_metadata_array_destroy(&c->md);
     grpc_call_unref(c->call);
     free(c);
@@ -442,17 +478,18 @@ static void send_status_now(rpc_call *c)
     ops[n].data.send_status_from_server.status_details =
         c->fin_has_detail ? &c->fin_detail : NULL;
     ops[n].data.send_status_from_server.trailing_metadata_count =
-        c->fin_has_md ? 1 : 0;
+        (size_t)c->fin_n_md;
     ops[n].data.send_status_from_server.trailing_metadata =
-        c->fin_has_md ? &c->fin_md : NULL;
+        c->fin_n_md ? c->fin_md : NULL;
     n++;
     start(c, ops, n, &c->op_status);
 }
 
 /* Records the final status; the slices live until the call is freed. */
-static void set_status(rpc_call *c, parley_err e, const char *detail)
+static void set_status(rpc_call *c, parley_err e, parley_rule rule,
+                       const char *detail)
 {
-    assert(!c->fin_has_detail && !c->fin_has_md); /* one final status */
+    assert(!c->fin_has_detail && c->fin_n_md == 0); /* one final status */
     c->fin_status = e == PARLEY_OK
                         ? GRPC_STATUS_OK
                         : (grpc_status_code)parley_err_grpc_status(e);
@@ -461,10 +498,16 @@ static void set_status(rpc_call *c, parley_err e, const char *detail)
         c->fin_has_detail = 1;
     }
     if (e != PARLEY_OK) {
-        c->fin_md.key = grpc_slice_from_static_string("parley-error-code");
-        c->fin_md.value = grpc_slice_from_static_string(parley_err_name(e));
-        c->fin_has_md = 1;
+        grpc_metadata *md = &c->fin_md[c->fin_n_md++];
+        md->key = grpc_slice_from_static_string("parley-error-code");
+        md->value = grpc_slice_from_static_string(parley_err_name(e));
     }
+    if (e == PARLEY_ERR_PERMISSION_DENIED && rule != PARLEY_RULE_NONE) {
+        grpc_metadata *md = &c->fin_md[c->fin_n_md++];
+        md->key = grpc_slice_from_static_string("parley-rule");
+        md->value = grpc_slice_from_static_string(parley_rule_name(rule));
+    }
+    assert(c->fin_n_md <= 2);
 }
 
 static void call_cancel(rpc_call *c, grpc_status_code status, const char *why)
@@ -507,14 +550,25 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded)
 
 void rpc_fail(rpc_call *c, parley_err e, const char *detail)
 {
+    rpc_fail_rule(c, e, PARLEY_RULE_NONE, detail);
+}
+
+void rpc_fail_rule(rpc_call *c, parley_err e, parley_rule rule,
+                   const char *detail)
+{
     if (e == PARLEY_OK) e = PARLEY_ERR_INTERNAL;
-    rpc_stream_finish(c, e, detail ? detail : parley_err_text(e));
+    if (!call_is_open(c)) return;
+    set_status(c, e, rule, detail ? detail : parley_err_text(e));
+    if (c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0)
+        call_state_to(c, RPC_CALL_DRAINING);
+    else
+        send_status_now(c);
 }
 
 void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail)
 {
     if (!call_is_open(c)) return;
-    assert(status != GRPC_STATUS_OK && !c->fin_has_detail && !c->fin_has_md);
+    assert(status != GRPC_STATUS_OK && !c->fin_has_detail && c->fin_n_md == 0);
     c->fin_status = status;
     if (detail && *detail) {
         c->fin_detail = grpc_slice_from_copied_string(detail);
@@ -529,7 +583,7 @@ void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail)
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail)
 {
     if (!call_is_open(c)) return;
-    set_status(c, e, detail);
+    set_status(c, e, PARLEY_RULE_NONE, detail);
     if (c->send != RPC_SEND_IDLE || ring_len(&c->sendq) > 0)
         call_state_to(c, RPC_CALL_DRAINING);
     else
@@ -565,13 +619,35 @@ static void on_send_op(rpc_op *op, int ok)
     rpc_call_unref(c);
 }
 
-/* Starts a SEND_MESSAGE batch with the oldest queued frame, if none is in
- * flight or held. */
+/* The next message to send: the oldest queued frame, or with a merge
+ * function every frame queued (within the RPC_MERGE_MAX_* bounds) as one. */
+static int pop_message(rpc_call *c, grpc_slice *out)
+{
+    if (ring_pop(&c->sendq, out) != 0) return -1;
+    if (!c->merge || ring_len(&c->sendq) == 0) return 0;
+    grpc_slice frames[RPC_MERGE_MAX_FRAMES];
+    size_t n = 1, bytes = GRPC_SLICE_LENGTH(*out);
+    frames[0] = *out;
+    while (n < RPC_MERGE_MAX_FRAMES) {
+        grpc_slice *next = ring_at(&c->sendq, 0);
+        if (!next || bytes + GRPC_SLICE_LENGTH(*next) > RPC_MERGE_MAX_BYTES)
+            break;
+        bytes += GRPC_SLICE_LENGTH(*next);
+        ring_pop(&c->sendq, &frames[n++]);
+    }
+    if (n == 1) return 0;
+    *out = c->merge(frames, n);
+    for (size_t i = 0; i < n; i++) grpc_slice_unref(frames[i]);
+    return 0;
+}
+
+/* Starts a SEND_MESSAGE batch with the oldest queued frame(s), if none is
+ * in flight or held. */
 static void kick_send(rpc_call *c)
 {
     if (c->send != RPC_SEND_IDLE || c->state == RPC_CALL_CLOSED) return;
     grpc_slice s;
-    if (ring_pop(&c->sendq, &s) != 0) return;
+    if (pop_message(c, &s) != 0) return;
     c->send_buf = bb_from_slice(s);
     grpc_slice_unref(s);
     grpc_op ops[2];
@@ -626,6 +702,8 @@ size_t rpc_stream_low_water(const rpc_call *c)
     return lw ? lw : 1;
 }
 
+void rpc_stream_set_merge(rpc_call *c, rpc_merge_fn merge) { c->merge = merge; }
+
 void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs, void *ud)
 {
     assert(call_is_open(c));
@@ -634,6 +712,23 @@ void rpc_stream_set_callbacks(rpc_call *c, const rpc_stream_cbs *cbs, void *ud)
 }
 
 static void post_recv(rpc_call *c);
+
+/* A request message over max_recv_bytes fails its call with
+ * RESOURCE_EXHAUSTED and the parley-error-code trailer, like every other
+ * refusal (grpc's own cap, RPC_RECV_HARD_CAP, sits above it and answers
+ * without the trailer). 1 if it did. */
+static int too_big(rpc_call *c, grpc_byte_buffer *bb)
+{
+    size_t n = grpc_byte_buffer_length(bb);
+    if (n <= c->rs->opts.max_recv_bytes) return 0;
+    char d[160];
+    snprintf(d, sizeof d,
+             "request message of %zu bytes is over this server's "
+             "limit of %zu",
+             n, c->rs->opts.max_recv_bytes);
+    rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED, d);
+    return 1;
+}
 
 static void on_recv_op(rpc_op *op, int ok)
 {
@@ -655,11 +750,16 @@ static void on_recv_op(rpc_op *op, int ok)
         return;
     }
     call_recv_to(c, RPC_RECV_IDLE);
-    ProtobufCMessage *m = rpc_decode(c->reg->m->input, bb);
+    if (too_big(c, bb)) {
+        grpc_byte_buffer_destroy(bb);
+        return; /* the stream is over; no more reads */
+    }
+    parley_err err;
+    ProtobufCMessage *m = rpc_decode_strict(c->reg->m->input, bb, &err);
     grpc_byte_buffer_destroy(bb);
     rpc_call_ref(c);
     if (c->cbs.on_message && c->state != RPC_CALL_CLOSED)
-        c->cbs.on_message(c, m, c->cb_ud);
+        c->cbs.on_message(c, m, err, c->cb_ud);
     if (m) protobuf_c_message_free_unpacked(m, NULL);
     /* Shutting down: read no more, so the last batch can be acked. */
     if (call_is_open(c) && !c->rs->shutting_down) post_recv(c);
@@ -783,13 +883,22 @@ static void on_slot_op(rpc_op *op, int ok)
     } else if (r->m->kind == RPC_UNARY || r->m->kind == RPC_SERVER_STREAMING) {
         if (!payload) {
             rpc_fail(c, PARLEY_ERR_MALFORMED, "request message missing");
+        } else if (too_big(c, payload)) {
+            /* answered */
         } else {
-            c->req = rpc_decode(r->m->input, payload);
-            if (!c->req) {
-                char d[160];
-                snprintf(d, sizeof d, "request is not a valid %s",
-                         r->m->input->name);
-                rpc_fail(c, PARLEY_ERR_MALFORMED, d);
+            parley_err err;
+            c->req = rpc_decode_strict(r->m->input, payload, &err);
+            if (err != PARLEY_OK) {
+                char d[200];
+                if (err == PARLEY_ERR_INVALID_UTF8)
+                    snprintf(d, sizeof d,
+                             "a string field of the %s holds a NUL or is "
+                             "not UTF-8",
+                             r->m->input->name);
+                else
+                    snprintf(d, sizeof d, "request is not a valid %s",
+                             r->m->input->name);
+                rpc_fail(c, err, d);
             } else {
                 r->m->dispatch(r->handlers, c, c->req, r->ud);
             }
@@ -904,6 +1013,7 @@ void rpc_server_free(rpc_server *rs)
         grpc_completion_queue_destroy(rs->cq);
     }
     for (size_t i = 0; i < rs->n_regs; i++) free(rs->regs[i]);
+    for (size_t i = 0; i < rs->n_tls; i++) rpc_tls_watch_free(rs->tls[i]);
     free(rs->regs);
     free(rs);
 }

@@ -18,6 +18,7 @@
 #include <grpc/slice.h>
 #include "errors.h"
 #include "rpc_desc.h"
+#include "rpc_tls.h"
 #include "rpc_wire.h"
 
 typedef struct rpc_server rpc_server;
@@ -43,6 +44,14 @@ int rpc_server_add_service(rpc_server *rs, const rpc_service_desc *desc,
  * without TLS. Returns the bound TCP port (> 0; the real one when asked for
  * port 0) or 0 on failure. Call before rpc_server_start. */
 int rpc_server_listen(rpc_server *rs, const char *addr);
+
+/* The same with TLS (rpc_tls.h): the certificate and key files, and a
+ * client CA for mutual TLS; the files are reloaded when they change. 0 with
+ * the reason in err on failure. */
+int rpc_server_listen_tls(rpc_server *rs, const char *addr,
+                          const rpc_tls_files *tls, char *err, size_t errlen);
+/* Certificates loaded again since the start (all TLS listeners). */
+int rpc_server_tls_reloads(const rpc_server *rs);
 
 /* Starts serving: posts requests for every registered method. */
 int rpc_server_start(rpc_server *rs, char *err, size_t errlen);
@@ -109,6 +118,10 @@ void rpc_reply_slice(rpc_call *c, grpc_slice encoded);
 /* Status from parley_err_grpc_status(e), detail as the status message, and
  * the error's name in trailing metadata `parley-error-code`. */
 void rpc_fail(rpc_call *c, parley_err e, const char *detail);
+/* rpc_fail for a PERMISSION_DENIED that names the access rule behind it,
+ * in trailing metadata `parley-rule` (its name, "MUTED"). */
+void rpc_fail_rule(rpc_call *c, parley_err e, parley_rule rule,
+                   const char *detail);
 /* A gRPC status of the caller's choosing, without a parley error code:
  * for services whose protocol is not parley's (grpc.health.v1). */
 void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail);
@@ -116,9 +129,14 @@ void rpc_fail_status(rpc_call *c, grpc_status_code status, const char *detail);
 /* ---- streams (bidi and server-streaming methods) ---- */
 
 typedef struct rpc_stream_cbs {
-    /* One decoded client message; msg is NULL when its bytes did not decode
-     * as the method's input type (the stream goes on). msg is freed after. */
-    void (*on_message)(rpc_call *c, const ProtobufCMessage *msg, void *ud);
+    /* One client message, read strictly (rpc_decode_strict). err is
+     * PARLEY_OK for a good one; MALFORMED with msg NULL when its bytes did
+     * not decode as the method's input type; INVALID_UTF8 with msg set when
+     * a string field held a NUL or was not UTF-8 (only its non-string
+     * fields may be used, to answer it). The stream goes on either way; msg
+     * is freed after. */
+    void (*on_message)(rpc_call *c, const ProtobufCMessage *msg, parley_err err,
+                       void *ud);
     /* The client finished sending. NULL: finish with OK once the queue
      * drains. */
     void (*on_half_close)(rpc_call *c, void *ud);
@@ -140,6 +158,17 @@ size_t rpc_stream_queued(const rpc_call *c);
 /* How many more frames the queue takes before the call is cut. */
 size_t rpc_stream_room(const rpc_call *c);
 size_t rpc_stream_low_water(const rpc_call *c);
+/* Merges frames[0..n) (n >= 2, the oldest queued) into one encoded
+ * message holding them all, in order; the format is the caller's (parley:
+ * ServerFrame{batch}). */
+typedef grpc_slice (*rpc_merge_fn)(const grpc_slice *frames, size_t n);
+/* With merge set, each send takes every frame queued behind it (up to
+ * RPC_MERGE_MAX_FRAMES and RPC_MERGE_MAX_BYTES) as one message, so a burst
+ * costs one grpc send instead of one per frame; NULL sends frame by frame
+ * (the default). The queue bound still counts frames. */
+void rpc_stream_set_merge(rpc_call *c, rpc_merge_fn merge);
+#define RPC_MERGE_MAX_FRAMES 512
+#define RPC_MERGE_MAX_BYTES (256 * 1024)
 /* Ends the stream with a status once what is queued has been sent.
  * e = PARLEY_OK finishes with OK. */
 void rpc_stream_finish(rpc_call *c, parley_err e, const char *detail);

@@ -154,6 +154,36 @@ size_t hub_publish(hub *h, const char *room, grpc_slice frame)
     return n;
 }
 
+size_t hub_publish_to(hub *h, const char *room, grpc_slice frame, unsigned want)
+{
+    hub_room *r = find(h, room, fnv1a(room));
+    size_t n = 0;
+    if (!r) return 0;
+    list_for_each(&r->subs, node, next)
+    {
+        hub_sub *s = list_entry(node, hub_sub, link);
+        if (s->live && (s->wants & want) &&
+            rpc_stream_send(s->call, frame) == 0)
+            n++;
+    }
+    return n;
+}
+
+size_t hub_publish_rev(hub *h, const char *room, uint64_t rev, grpc_slice frame)
+{
+    hub_room *r = find(h, room, fnv1a(room));
+    size_t n = 0;
+    if (!r) return 0;
+    list_for_each(&r->subs, node, next)
+    {
+        hub_sub *s = list_entry(node, hub_sub, link);
+        if (!s->live || s->rev >= rev) continue;
+        s->rev = rev;
+        if (rpc_stream_send(s->call, frame) == 0) n++;
+    }
+    return n;
+}
+
 size_t hub_room_count(const hub *h) { return h->n_rooms; }
 
 size_t hub_sub_count(const hub *h) { return h->n_subs; }

@@ -7,6 +7,7 @@
 #define PARLEY_HUB_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <grpc/slice.h>
 #include "list.h"
 #include "rpc.h"
@@ -20,6 +21,8 @@ typedef struct hub_room hub_room;
 typedef struct hub_sub {
     rpc_call *call;
     int live;
+    unsigned wants; /* HUB_WANT_*: the optional frames it asked for */
+    uint64_t rev;   /* hub_publish_rev: changes up to here were sent */
     list_node link; /* on its room's list while added */
 } hub_sub;
 
@@ -39,6 +42,17 @@ int hub_has_live(const hub *h, const char *room);
  * is full is cancelled by rpc (slow consumer) and the others go on. Returns
  * the number of subscribers that took the frame. */
 size_t hub_publish(hub *h, const char *room, grpc_slice frame);
+/* Optional frames a subscriber asks for (SessionOptions). */
+enum { HUB_WANT_PRESENCE = 1, HUB_WANT_TYPING = 2 };
+/* hub_publish to the live subscribers whose wants include want. */
+size_t hub_publish_to(hub *h, const char *room, grpc_slice frame,
+                      unsigned want);
+/* The same for the change rev of room, to the live subscribers that were
+ * not sent it yet (s->rev < rev), whose rev then moves to it: with several
+ * cores (srv_bus.c) a subscriber may turn live past what the room has
+ * delivered. */
+size_t hub_publish_rev(hub *h, const char *room, uint64_t rev,
+                       grpc_slice frame);
 
 size_t hub_room_count(const hub *h);
 /* Subscriptions attached, live or replaying. */

@@ -4,7 +4,9 @@
  * srv_history.c the History RPCs, srv_stream.c Connect streams
  * (subscriptions, replay then live) and Publish, srv_commit.c the group
  * commit that turns a loop iteration's publishes into one transaction,
- * srv_health.c grpc.health.v1.Health (the store's ability to commit),
+ * srv_access.c the access check of every call (core/access.h),
+ * srv_rooms.c the Rooms service (settings, members, moderation, erasure)
+ * and room events, srv_health.c grpc.health.v1.Health (the store's ability to commit),
  * srv_reflection.c grpc.reflection v1 and v1alpha (the descriptors built
  * in), srv_metrics.c the core's Prometheus series. Everything runs on the
  * loop thread, but for the two readers named thread-safe below. */
@@ -18,16 +20,22 @@
 #include "hub.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "srv_limits.h"
 #include "store.h"
 #include "parley/v1/history.grpc.h"
+#include "parley/v1/rooms.grpc.h"
 #include "parley/v1/stream.grpc.h"
 
 typedef struct srv srv;
 
 typedef struct srv_opts {
-    size_t max_body;   /* 0 = RULES_BODY_MAX_DEFAULT */
-    metrics *metrics;  /* where the core's series go; NULL: none kept */
-    int no_reflection; /* 1: do not serve grpc.reflection */
+    size_t max_body;       /* 0 = RULES_BODY_MAX_DEFAULT */
+    metrics *metrics;      /* where the core's series go; NULL: none kept */
+    int no_reflection;     /* 1: do not serve grpc.reflection */
+    double user_rate;      /* writes per second per participant; 0: no limit */
+    double user_burst;     /* the bucket's size */
+    double organizer_rate; /* the same for organizers; 0: no limit */
+    size_t max_subs;       /* rooms one Connect stream may follow; 0: 100 */
 } srv_opts;
 
 /* db and au stay owned by the caller and must outlive the srv. */
@@ -53,7 +61,38 @@ int srv_health_serving(const srv *s);
 size_t srv_flush(srv *s);
 /* Publishes waiting for the next flush. */
 size_t srv_pending(const srv *s);
+/* Ends every Connect stream whose token expired by now_s (and was not
+ * renewed by an Authenticate frame) with UNAUTHENTICATED and the
+ * parley-error-code TOKEN_EXPIRED. Call about once a second. Returns how
+ * many it ended. */
+size_t srv_expire(srv *s, int64_t now_s);
 void srv_free(srv *s);
+
+/* srv_bus.c: several cores on one store, their events on a NATS bus
+ * (bus/bus.h). Without srv_bus_start the core is a single node and none of
+ * it runs. */
+typedef struct srv_bus srv_bus;
+typedef struct srv_bus_opts {
+    const char *servers;  /* NATS URLs, comma-separated */
+    const char *prefix;   /* subject prefix; NULL: bus.h's default */
+    const char *name;     /* connection name shown by the NATS server */
+    unsigned gap_wait_ms; /* how long a gap waits for the bus, then store */
+    unsigned sweep_ms;    /* pace of the sweep over watched rooms; 0: 1000 */
+    unsigned test_drop;   /* tests: events dropped per 1000 received */
+    metrics *metrics;     /* where its series go; NULL: none */
+    /* Wakes the loop from another thread (rpc_server_wake); NULL: the loop
+     * must poll every few ms (srv_bus_timeout_ms says so). */
+    void (*wake)(void *wake_ud);
+    void *wake_ud;
+} srv_bus_opts;
+int srv_bus_start(srv *s, const srv_bus_opts *o, char *err, size_t errlen);
+/* Before srv_free, after the last stream closed. */
+void srv_bus_stop(srv *s);
+/* After each rpc_server_poll: what the bus brought, gaps due, the sweep.
+ * Returns how many items it handled. */
+size_t srv_bus_poll(srv *s);
+/* The longest the loop may wait in rpc_server_poll (at most idle_ms). */
+int srv_bus_timeout_ms(const srv *s, int idle_ms);
 
 /* ---- internal to srv_*.c ---- */
 
@@ -74,6 +113,7 @@ typedef struct srv_pending_pub {
 } srv_pending_pub;
 
 typedef struct srv_metrics srv_metrics;
+typedef struct srv_presence srv_presence;
 typedef struct srv_health srv_health;
 typedef struct srv_reflection srv_reflection;
 
@@ -81,19 +121,32 @@ struct srv {
     store *db; /* the message store, owned by the caller */
     const auth *au;
     hub *hub;
+    srv_rate *rate;     /* per-user writes (srv_limits.h), participants */
+    srv_rate *org_rate; /* and organizers */
     size_t max_body;
     srv_metrics *metrics;       /* srv_metrics.c; never NULL after srv_new */
+    srv_presence *presence;     /* srv_presence.c; never NULL after srv_new */
     srv_health *health;         /* srv_health.c */
     srv_reflection *reflection; /* srv_reflection.c; NULL when not served */
     int64_t next_sample_ms;     /* srv_tick: when the gauges are next read */
+    int64_t next_expire_ms; /* srv_tick: when tokens and rates are next swept */
+    size_t max_subs;
     srv_pending_pub *batch;
     size_t n_batch, cap_batch;
-    list conns; /* every open Connect stream (srv_conn.link) */
+    list conns;   /* every open Connect stream (srv_conn.link) */
+    srv_bus *bus; /* srv_bus.c; NULL: a single node */
 };
 
 /* Verifies `authorization` metadata; on failure fails the call
- * (UNAUTHENTICATED) and returns nonzero. */
+ * (UNAUTHENTICATED, or TOKEN_EXPIRED) and returns nonzero. */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
+/* For a call that writes: fails it with PERMISSION_DENIED and returns
+ * nonzero when who is a service token (those only read), or with
+ * RESOURCE_EXHAUSTED when the user is over the write rate. */
+int srv_refuse_service(rpc_call *c, const auth_identity *who);
+int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who);
+/* 1 if who may write now (a token of its role's bucket taken). */
+int srv_take_write(srv *s, const auth_identity *who);
 
 /* A protobuf view of a store row: pointers into m (valid while m is). */
 typedef struct srv_pbmsg {
@@ -109,9 +162,56 @@ int srv_event_type(const parley_msg *m); /* CREATED, EDITED or DELETED */
 grpc_slice srv_event_frame(int type, const parley_msg *m, int replay);
 /* Encodes the event once and queues it to the room's live subscribers. */
 void srv_fanout(srv *s, int type, const parley_msg *m);
+/* srv_bus.c: the event (frame) of a change this core committed (rev): to
+ * the room's live subscribers, in rev order with the other cores' changes,
+ * and on the bus; without a bus straight to the hub. */
+void srv_deliver(srv *s, const char *room, uint64_t rev, grpc_slice frame);
+/* A subscription to room begins (head_rev: the room's head as read for
+ * it) or ends: the bus watches the rooms that have any. -1 out of memory.
+ * No-ops without a bus. */
+int srv_bus_watch(srv *s, const char *room, uint64_t head_rev);
+void srv_bus_unwatch(srv *s, const char *room);
+/* May a subscription whose replay read room up to head_rev turn live?
+ * Not while this core already delivered past it (the replay reads on). */
+int srv_bus_live_ok(const srv *s, const char *room, uint64_t head_rev);
 /* ServerFrame{request_id, error{code, detail, fatal}} on a stream. */
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal);
+/* The same with the access rule of a PERMISSION_DENIED (Error.rule). */
+void srv_send_error_rule(rpc_call *c, uint64_t request_id, parley_err e,
+                         parley_rule rule, const char *detail, int fatal);
+
+/* srv_access.c: the access check of every call (core/access.h). */
+typedef struct srv_grant {
+    parley_room room;   /* its settings (no counters); store strings, valid
+                           until the next store call */
+    parley_standing st; /* the caller's standing there */
+    int role;           /* the caller's role there */
+    parley_rule rule;   /* with PERMISSION_DENIED: the refusing rule */
+} srv_grant;
+/* What who's token says about room (the service flag: a service token). */
+access_who srv_who(const auth_identity *who, const char *room);
+/* Reads room and who's standing there and decides op (own: the message is
+ * who's, for EDIT and DELETE). PARLEY_OK, PERMISSION_DENIED with g->rule,
+ * ROOM_NOT_FOUND (NOT_GRANTED instead when nothing grants who the name, so
+ * no room's existence leaks), or a storage error. */
+parley_err srv_check(srv *s, const auth_identity *who, const char *room,
+                     access_op op, int own, srv_grant *g);
+/* "an organizer muted you in this room until 2030-01-01T00:00:00Z (rule
+ * MUTED)" */
+void srv_rule_detail(parley_rule rule, const parley_standing *st, char *buf,
+                     size_t n);
+/* Fails a unary call with srv_check's refusal (rule trailer and detail). */
+void srv_fail_check(rpc_call *c, srv *s, parley_err e, const srv_grant *g);
+/* The same as an Error frame on a stream (not fatal). */
+void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,
+                          const srv_grant *g);
+/* who's view of room (Room.me), its unread count included (a store
+ * read), and its protobuf form. */
+#define SRV_UNREAD_CAP 1000
+void srv_view(srv *s, const auth_identity *who, const parley_room *room,
+              const parley_standing *st, access_view *out);
+void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v);
 
 /* srv_commit.c: queues a publish (copies its strings). A Connect
  * stream's publish (conn not NULL) is answered with a frame on the stream
@@ -123,6 +223,52 @@ parley_err srv_enqueue(srv *s, rpc_call *c, srv_conn *conn,
 
 extern const parley_v1_History_handlers srv_history;
 extern const parley_v1_Stream_handlers srv_stream;
+extern const parley_v1_Rooms_handlers srv_rooms;
+
+/* srv_rooms.c: an action with its own copies of the strings (store
+ * results live only until the next store call but one). */
+typedef struct srv_action_copy {
+    parley_action a;
+    char room[RULES_ROOM_MAX + 1];
+    char actor_id[RULES_AUTHOR_ID_MAX + 1];
+    char actor_name[RULES_DISPLAY_NAME_MAX + 1];
+    char target[RULES_AUTHOR_ID_MAX + 1];
+    char reason[STORE_REASON_MAX + 1];
+} srv_action_copy;
+void srv_action_keep(srv_action_copy *k, const parley_action *a);
+/* srv_rooms.c: tells the room's live watchers of action a (room: its
+ * settings and counters after it, or NULL to read them here). */
+void srv_room_event(srv *s, const parley_action *a, const parley_room *room);
+/* srv_stream.c: checks again that every subscription to room (of user_id
+ * only, unless NULL) may still read it; one that may not gets
+ * Error{PERMISSION_DENIED, rule} (ROOM_NOT_FOUND for a deleted room) with
+ * its subscribe's request_id, then Unsubscribed{room}, and ends. */
+void srv_stream_recheck(srv *s, const char *room, const char *user_id);
+
+/* srv_presence.c: presence and typing (never stored). */
+#define SRV_PRESENCE_NAMES 50   /* users named in a Presence, at most */
+#define SRV_PRESENCE_MIN_MS 500 /* a room's picture is sent this often */
+#define SRV_TYPING_MIN_MS 2000  /* one typing per user and room this often */
+typedef struct srv_presence_refs srv_presence_refs;
+srv_presence *srv_presence_new(void);
+void srv_presence_free(srv_presence *p);
+/* A stream says who is here (here = 1) or gone in room; *refs (NULL at
+ * first) remembers it for the stream, each (room, user) once. */
+parley_err srv_presence_say(srv *s, srv_presence_refs **refs, const char *room,
+                            const parley_author *who, int here);
+/* The stream ended: its users leave. */
+void srv_presence_refs_free(srv *s, srv_presence_refs *refs);
+int srv_presence_join(srv *s, const char *room, const parley_author *who);
+void srv_presence_leave(srv *s, const char *room, const char *user_id);
+/* ServerFrame{presence} of room as it is now. */
+grpc_slice srv_presence_frame(srv *s, const char *room);
+unsigned srv_presence_count(srv *s, const char *room);
+/* Sends the changed rooms' pictures (srv_tick). */
+void srv_presence_tick(srv *s, int64_t now);
+/* Passes who's typing in room on to its watchers unless they were told
+ * less than SRV_TYPING_MIN_MS ago (then 0, dropped). */
+int srv_presence_typing(srv *s, const char *room, const parley_author *who,
+                        int64_t now);
 
 /* srv_metrics.c */
 srv_metrics *srv_metrics_new(metrics *reg); /* reg NULL: counts nothing */

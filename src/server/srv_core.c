@@ -21,10 +21,17 @@ srv *srv_new(store *db, const auth *au, const srv_opts *opts)
     s->au = au;
     s->max_body =
         opts && opts->max_body ? opts->max_body : RULES_BODY_MAX_DEFAULT;
+    s->max_subs = opts && opts->max_subs ? opts->max_subs : 100;
     s->hub = hub_new();
+    s->rate =
+        srv_rate_new(opts ? opts->user_rate : 0, opts ? opts->user_burst : 1);
+    s->org_rate = srv_rate_new(opts ? opts->organizer_rate : 0,
+                               opts ? opts->user_burst : 1);
     s->metrics = srv_metrics_new(opts ? opts->metrics : NULL);
     s->health = srv_health_new();
-    if (!s->hub || !s->metrics || !s->health) {
+    s->presence = srv_presence_new();
+    if (!s->hub || !s->rate || !s->org_rate || !s->metrics || !s->health ||
+        !s->presence) {
         srv_free(s);
         return NULL;
     }
@@ -55,7 +62,9 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
     if (add_service(s, rs, &parley_v1_History_service, &srv_history, err,
                     errlen) != 0 ||
         add_service(s, rs, &parley_v1_Stream_service, &srv_stream, err,
-                    errlen) != 0)
+                    errlen) != 0 ||
+        add_service(s, rs, &parley_v1_Rooms_service, &srv_rooms, err, errlen) !=
+            0)
         return -1;
     if (srv_health_register(s, rs, err, errlen) != 0) return -1;
     srv_metrics_service(s->metrics, &grpc_health_v1_Health_service);
@@ -71,17 +80,29 @@ int srv_register(srv *s, rpc_server *rs, char *err, size_t errlen)
 void srv_tick(srv *s, const rpc_server *rs)
 {
     srv_health_tick(s);
+    srv_presence_tick(s, clock_mono_ms());
     int64_t now = clock_mono_ms();
     if (now >= s->next_sample_ms) {
         s->next_sample_ms = now + SRV_SAMPLE_MS;
         srv_metrics_sample(s->metrics, s, rs);
+    }
+    if (now >= s->next_expire_ms) { /* once a second */
+        s->next_expire_ms = now + 1000;
+        size_t n = srv_expire(s, clock_wall_ms() / 1000);
+        if (n) log_info("auth", "%zu stream(s) ended: token expired", n);
+        srv_rate_sweep(s->rate, now);
+        srv_rate_sweep(s->org_rate, now);
     }
 }
 
 void srv_free(srv *s)
 {
     if (!s) return;
+    srv_bus_stop(s);
+    srv_presence_free(s->presence);
     hub_free(s->hub);
+    srv_rate_free(s->rate);
+    srv_rate_free(s->org_rate);
     srv_metrics_free(s->metrics);
     srv_health_free(s->health);
     srv_reflection_free(s->reflection);
@@ -99,12 +120,45 @@ int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
                  "missing authorization metadata (want: Bearer <jwt>)");
         return -1;
     }
-    if (auth_verify(s->au, tok, clock_wall_ms() / 1000, who) != PARLEY_OK) {
-        rpc_fail(c, PARLEY_ERR_UNAUTHENTICATED,
-                 "invalid, expired or badly signed token");
+    parley_err e = auth_verify(s->au, tok, clock_wall_ms() / 1000, who);
+    if (e != PARLEY_OK) {
+        rpc_fail(c, e,
+                 e == PARLEY_ERR_TOKEN_EXPIRED
+                     ? "the token has expired; renew it"
+                     : "invalid or badly signed token, or claims refused");
         return -1;
     }
     return 0;
+}
+
+int srv_take_write(srv *s, const auth_identity *who)
+{
+    /* An organizer by the old role claim, or of some room by the rooms
+     * claim, writes at the organizers' rate. */
+    int org = who->role == PARLEY_ROLE_ORGANIZER;
+    for (unsigned i = 0; !org && who->grants.present && i < who->grants.n; i++)
+        org = who->grants.g[i].role == PARLEY_ROLE_ORGANIZER;
+    srv_rate *r = org ? s->org_rate : s->rate;
+    return srv_rate_take(r, who->id, clock_mono_ms());
+}
+
+int srv_refuse_write(srv *s, rpc_call *c, const auth_identity *who)
+{
+    if (srv_refuse_service(c, who)) return -1;
+    if (srv_take_write(s, who)) return 0;
+    rpc_fail(c, PARLEY_ERR_RESOURCE_EXHAUSTED,
+             "over this user's write rate; retry shortly");
+    return -1;
+}
+
+int srv_refuse_service(rpc_call *c, const auth_identity *who)
+{
+    if (!who->service) return 0;
+    rpc_fail_rule(c, PARLEY_ERR_PERMISSION_DENIED,
+                  PARLEY_RULE_SERVICE_READ_ONLY,
+                  "a service token can read, never write (rule "
+                  "SERVICE_READ_ONLY)");
+    return -1;
 }
 
 void srv_pb_message(srv_pbmsg *out, const parley_msg *m)
@@ -133,6 +187,10 @@ void srv_pb_room(const srv *s, Parley__V1__Room *out, const parley_room *r)
     out->head_rev = r->head_rev;
     out->max_body_bytes =
         s->max_body > UINT32_MAX ? UINT32_MAX : (uint32_t)s->max_body;
+    out->title = (char *)(r->title ? r->title : "");
+    out->topic = (char *)(r->topic ? r->topic : "");
+    out->visibility = (Parley__V1__Visibility)r->visibility;
+    out->mode = (Parley__V1__RoomMode)r->mode;
 }
 
 int srv_event_type(const parley_msg *m)
@@ -158,17 +216,24 @@ grpc_slice srv_event_frame(int type, const parley_msg *m, int replay)
 
 void srv_fanout(srv *s, int type, const parley_msg *m)
 {
-    if (!hub_has_live(s->hub, m->room)) return;
+    if (!s->bus && !hub_has_live(s->hub, m->room)) return;
     grpc_slice f = srv_event_frame(type, m, 0);
-    hub_publish(s->hub, m->room, f);
+    srv_deliver(s, m->room, m->rev, f);
     grpc_slice_unref(f);
 }
 
 void srv_send_error(rpc_call *c, uint64_t request_id, parley_err e,
                     const char *detail, int fatal)
 {
+    srv_send_error_rule(c, request_id, e, PARLEY_RULE_NONE, detail, fatal);
+}
+
+void srv_send_error_rule(rpc_call *c, uint64_t request_id, parley_err e,
+                         parley_rule rule, const char *detail, int fatal)
+{
     Parley__V1__Error er = PARLEY__V1__ERROR__INIT;
     er.code = (Parley__V1__ErrorCode)e;
+    er.rule = (Parley__V1__Rule)rule;
     er.detail = (char *)(detail ? detail : parley_err_text(e));
     er.fatal = fatal ? 1 : 0;
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;

@@ -1,5 +1,6 @@
-/* srv_history.c: the History service. Every RPC checks the caller's token,
- * runs one store call and answers; edits and deletes are also fanned out as
+/* srv_history.c: the History service. Every RPC checks the caller's token
+ * and their access to the room (srv_access.c), runs its store call and
+ * answers; edits and deletes are also fanned out as
  * EDITED / DELETED events. ListMessages encodes each row straight into the
  * response bytes while the store walks the page (see page_buf). */
 #include "srv.h"
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "defaults.h"
 #include "log.h"
 
 static void fail_store(rpc_call *c, srv *s, parley_err e)
@@ -19,6 +21,22 @@ static void fail_store(rpc_call *c, srv *s, parley_err e)
         return;
     }
     rpc_fail(c, e, parley_err_text(e));
+}
+
+/* The access check of a change to message seq: the caller must read the
+ * room first (so no message's existence leaks), then op is decided with
+ * whether the message is theirs (*own). */
+static parley_err srv_check_message(srv *s, const auth_identity *who,
+                                    const char *room, uint64_t seq,
+                                    access_op op, srv_grant *g, int *own)
+{
+    parley_msg m;
+    *own = 0;
+    parley_err e = srv_check(s, who, room, ACCESS_READ, 0, g);
+    if (e == PARLEY_OK) e = store_get(s->db, room, seq, &m);
+    if (e != PARLEY_OK) return e;
+    *own = strcmp(m.author.id, who->id) == 0;
+    return srv_check(s, who, room, op, *own, g);
 }
 
 /* ---- ListMessages: a response encoded row by row ---- */
@@ -35,6 +53,17 @@ typedef struct page_buf {
     uint8_t *p;
     size_t len, cap;
     int oom;
+    /* The page must fit in PARLEY_ANSWER_BYTES_MAX (what the gateway and
+     * any client accept, defaults.h). Rows come in ascending order: after
+     * a cursor (AFTER_REV) the newest would be dropped, so the walk stops
+     * there; for the newest page or one before a seq the oldest are
+     * dropped from the front, keeping the rows nearest the cursor. */
+    int drop_front;
+    size_t front; /* bytes of dropped rows at the start of p */
+    size_t first; /* index of the first kept row */
+    size_t *ends; /* end offset in p of each row */
+    size_t n_rows, cap_rows;
+    int cut; /* rows were left out: more exist */
 } page_buf;
 
 static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data)
@@ -56,8 +85,12 @@ static void page_append(ProtobufCBuffer *b, size_t n, const uint8_t *data)
     pb->len += n;
 }
 
+/* Room left for the room and has_more packed after the rows. */
+#define PAGE_TAIL_RESERVE 512
+
 static int list_row(const parley_msg *m, void *ud)
 {
+    page_buf *pb = ud;
     srv_pbmsg pm;
     srv_pb_message(&pm, m);
     Parley__V1__Message *one = &pm.msg;
@@ -65,7 +98,35 @@ static int list_row(const parley_msg *m, void *ud)
         PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     r.n_messages = 1;
     r.messages = &one;
-    protobuf_c_message_pack_to_buffer(&r.base, ud);
+    size_t start = pb->len;
+    protobuf_c_message_pack_to_buffer(&r.base, &pb->base);
+    if (pb->oom) return 1;
+    if (pb->n_rows == pb->cap_rows) {
+        size_t nc = pb->cap_rows ? pb->cap_rows * 2 : 64;
+        size_t *ne = realloc(pb->ends, nc * sizeof *ne);
+        if (!ne) {
+            pb->oom = 1;
+            return 1;
+        }
+        pb->ends = ne;
+        pb->cap_rows = nc;
+    }
+    pb->ends[pb->n_rows++] = pb->len;
+    const size_t max = PARLEY_ANSWER_BYTES_MAX - PAGE_TAIL_RESERVE;
+    if (pb->len - pb->front <= max || pb->n_rows - pb->first == 1)
+        return 0; /* within the bound, or the one row a page always has */
+    if (!pb->drop_front) { /* after a cursor: stop before this row */
+        pb->len = start;
+        pb->n_rows--;
+        pb->cut = 1;
+        return 1;
+    }
+    /* drop the oldest kept rows; the bytes go once the page is done */
+    while (pb->len - pb->front > max && pb->n_rows - pb->first > 1) {
+        pb->front = pb->ends[pb->first++];
+        pb->cut = 1;
+    }
+    assert(pb->front <= pb->len && pb->first < pb->n_rows);
     return 0;
 }
 
@@ -75,10 +136,11 @@ static void h_list_messages(rpc_call *c,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
-    parley_err e = rules_room(req->room);
+    parley_err e = srv_check(s, &who, req->room, ACCESS_READ, 0, &g);
     if (e) {
-        rpc_fail(c, e, NULL);
+        srv_fail_check(c, s, e, &g);
         return;
     }
     unsigned limit = req->limit ? req->limit : RULES_LIST_LIMIT_DEFAULT;
@@ -97,18 +159,28 @@ static void h_list_messages(rpc_call *c,
         dir = STORE_BEFORE_SEQ;
         cursor = req->before_seq;
     }
-    page_buf b = {{page_append}, NULL, 0, 0, 0};
+    page_buf b;
+    memset(&b, 0, sizeof b);
+    b.base.append = page_append;
+    b.drop_front = dir != STORE_AFTER_REV;
     parley_room room;
     int has_more = 0;
-    e = store_list(s->db, req->room, dir, cursor, limit, list_row, &b.base,
-                   &room, &has_more);
+    e = store_list(s->db, req->room, dir, cursor, limit, list_row, &b, &room,
+                   &has_more);
+    free(b.ends);
     if (e) {
         free(b.p);
         fail_store(c, s, e);
         return;
     }
+    if (b.cut) has_more = 1; /* rows left out for size: page on */
     Parley__V1__Room pr;
+    Parley__V1__RoomAccess me;
+    access_view v;
     srv_pb_room(s, &pr, &room);
+    srv_view(s, &who, &room, &g.st, &v);
+    srv_pb_access(&me, &v);
+    pr.me = &me;
     Parley__V1__ListMessagesResponse tail =
         PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     tail.room = &pr;
@@ -119,8 +191,10 @@ static void h_list_messages(rpc_call *c,
         rpc_fail(c, PARLEY_ERR_INTERNAL, "out of memory");
         return;
     }
-    /* The slice takes the buffer: the page is not copied again. */
-    grpc_slice sl = grpc_slice_new(b.p, b.len, free);
+    /* The slice takes the buffer (past the rows dropped from its front):
+     * the page is not copied again. */
+    grpc_slice sl = grpc_slice_new_with_user_data(b.p + b.front,
+                                                  b.len - b.front, free, b.p);
     rpc_reply_slice(c, sl);
     grpc_slice_unref(sl);
 }
@@ -130,9 +204,15 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
+    parley_err e = srv_check(s, &who, req->room, ACCESS_READ, 0, &g);
+    if (e) {
+        srv_fail_check(c, s, e, &g);
+        return;
+    }
     parley_msg m;
-    parley_err e = store_get(s->db, req->room, req->seq, &m);
+    e = store_get(s->db, req->room, req->seq, &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -149,11 +229,21 @@ static void h_edit_message(rpc_call *c,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
+    int own;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
+    parley_err e =
+        srv_check_message(s, &who, req->room, req->seq, ACCESS_EDIT, &g, &own);
+    if (e) {
+        srv_fail_check(c, s, e, &g);
+        return;
+    }
     parley_author actor = auth_author(&who);
+    actor.role = g.role;
     parley_msg m;
-    parley_err e = store_edit(s->db, req->room, req->seq, &actor, req->body,
-                              strlen(req->body), clock_wall_ms(), &m);
+    e = store_edit(s->db, req->room, req->seq, &actor, req->body,
+                   strlen(req->body), clock_wall_ms(), &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -172,14 +262,52 @@ static void h_delete_message(rpc_call *c,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
+    int own;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_write(s, c, &who)) return;
+    parley_err e = srv_check_message(s, &who, req->room, req->seq,
+                                     ACCESS_DELETE, &g, &own);
+    if (e) {
+        srv_fail_check(c, s, e, &g);
+        return;
+    }
     parley_author actor = auth_author(&who);
+    actor.role = g.role;
     parley_msg m;
     parley_room before;
+    parley_action act, out;
+    srv_action_copy stored;
+    int64_t now = clock_wall_ms();
+    /* An organizer deleting another's message is a moderation action,
+     * stored with the deletion in one transaction. */
+    e = store_begin(s->db);
     /* Deleting a tombstone again changes nothing and fans nothing out. */
-    parley_err e = store_room_get(s->db, req->room, &before);
+    if (e == PARLEY_OK) e = store_room_get(s->db, req->room, &before);
     uint64_t head_before = e == PARLEY_OK ? before.head_rev : 0;
-    e = store_delete(s->db, req->room, req->seq, &actor, clock_wall_ms(), &m);
+    if (e == PARLEY_OK)
+        e = store_delete(s->db, req->room, req->seq, &actor, now, &m);
+    int moderated = e == PARLEY_OK && !own && m.rev > head_before;
+    char author_id[RULES_AUTHOR_ID_MAX + 1];
+    if (e == PARLEY_OK)
+        snprintf(author_id, sizeof author_id, "%s", m.author.id);
+    if (moderated) {
+        memset(&act, 0, sizeof act);
+        act.room = req->room;
+        act.kind = PARLEY_ACTION_DELETE_MESSAGE;
+        act.actor = actor;
+        act.target_user_id = author_id;
+        act.at_ms = now;
+        act.seq = req->seq;
+        e = store_action_append(s->db, &act, &out);
+        if (e == PARLEY_OK) srv_action_keep(&stored, &out);
+    }
+    if (e == PARLEY_OK)
+        e = store_commit(s->db);
+    else
+        store_rollback(s->db);
+    /* The stored row again (the action may have reused its buffer). */
+    if (e == PARLEY_OK) e = store_get(s->db, req->room, req->seq, &m);
     if (e) {
         fail_store(c, s, e);
         return;
@@ -192,6 +320,7 @@ static void h_delete_message(rpc_call *c,
     rpc_reply(c, &r.base);
     if (m.rev > head_before)
         srv_fanout(s, PARLEY__V1__EVENT_TYPE__EVENT_TYPE_DELETED, &m);
+    if (moderated) srv_room_event(s, &stored.a, NULL);
 }
 
 static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
@@ -199,22 +328,40 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
-    if (who.role != PARLEY_ROLE_ORGANIZER) {
-        rpc_fail(c, PARLEY_ERR_PERMISSION_DENIED,
-                 "only organizers may create rooms");
+    if (srv_refuse_write(s, c, &who)) return;
+    parley_err e = rules_room(req->name);
+    if (e) {
+        rpc_fail(c, e, NULL);
         return;
     }
+    access_who w = srv_who(&who, req->name);
+    g.rule = access_decide(&w, NULL, NULL, ACCESS_CREATE, 0, 0);
+    if (g.rule != PARLEY_RULE_NONE) {
+        srv_fail_check(c, s, PARLEY_ERR_PERMISSION_DENIED, &g);
+        return;
+    }
+    parley_room_settings set = {req->title, req->topic, (int)req->visibility,
+                                (int)req->mode};
     parley_room room;
     int created = 0;
-    parley_err e =
-        store_room_create(s->db, req->name, clock_wall_ms(), &room, &created);
+    e = store_room_create_with(s->db, req->name, &set, clock_wall_ms(), &room,
+                               &created);
+    /* The caller's standing there (a room that existed may have some). */
+    if (e == PARLEY_OK) e = srv_check(s, &who, req->name, ACCESS_READ, 0, &g);
+    if (e == PARLEY_OK) e = store_room_get(s->db, req->name, &room);
     if (e) {
         fail_store(c, s, e);
         return;
     }
     Parley__V1__Room pr;
+    Parley__V1__RoomAccess me;
+    access_view v;
     srv_pb_room(s, &pr, &room);
+    srv_view(s, &who, &room, &g.st, &v);
+    srv_pb_access(&me, &v);
+    pr.me = &me;
     Parley__V1__CreateRoomResponse r = PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
     r.room = &pr;
     r.created = created ? 1 : 0;
@@ -226,44 +373,90 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
 {
     srv *s = ud;
     auth_identity who;
+    srv_grant g;
     if (srv_authenticate(s, c, &who)) return;
+    parley_err e = srv_check(s, &who, req->name, ACCESS_READ, 0, &g);
+    if (e) {
+        srv_fail_check(c, s, e, &g);
+        return;
+    }
     parley_room room;
-    parley_err e = store_room_get(s->db, req->name, &room);
+    e = store_room_get(s->db, req->name, &room);
     if (e) {
         fail_store(c, s, e);
         return;
     }
     Parley__V1__Room pr;
+    Parley__V1__RoomAccess me;
+    access_view v;
     srv_pb_room(s, &pr, &room);
+    srv_view(s, &who, &room, &g.st, &v);
+    srv_pb_access(&me, &v);
+    pr.me = &me;
     Parley__V1__GetRoomResponse r = PARLEY__V1__GET_ROOM_RESPONSE__INIT;
     r.room = &pr;
     rpc_reply(c, &r.base);
 }
 
-/* ---- ListRooms: the rooms by name, one page ---- */
+/* ---- ListRooms: the rooms the caller may read, by name, one page ---- */
 
 #define LIST_ROOMS_MAX 1000
+/* Rooms looked at per call, beyond those returned: a caller who may read
+ * few of many rooms pages on with next_after_name. */
+#define LIST_ROOMS_SCAN 5000
+
+/* One room of the page: its protobuf form and the strings it points to. */
+typedef struct rooms_entry {
+    Parley__V1__Room room;
+    Parley__V1__RoomAccess me;
+    char name[RULES_ROOM_MAX + 1];
+    char *title, *topic;
+} rooms_entry;
 
 typedef struct rooms_page {
-    Parley__V1__Room *rooms; /* LIST_ROOMS_MAX entries */
-    Parley__V1__Room **ptrs; /* into rooms */
-    char *names;             /* LIST_ROOMS_MAX names of RULES_ROOM_MAX+1 */
-    size_t n;
     const srv *s;
+    const auth_identity *who;
+    rooms_entry *e; /* limit entries */
+    Parley__V1__Room **ptrs;
+    size_t n, limit;
+    size_t scanned;                /* rooms looked at */
+    char last[RULES_ROOM_MAX + 1]; /* the last room looked at */
+    int oom;
 } rooms_page;
 
-static int rooms_row(const parley_room *r, void *ud)
+static int rooms_row(const parley_room *r, const parley_standing *st, void *ud)
 {
     rooms_page *p = ud;
-    assert(p->n < LIST_ROOMS_MAX);
-    char *name = p->names + p->n * (RULES_ROOM_MAX + 1);
-    snprintf(name, RULES_ROOM_MAX + 1, "%s", r->name);
-    parley_room copy = *r;
-    copy.name = name;
-    srv_pb_room(p->s, &p->rooms[p->n], &copy);
-    p->ptrs[p->n] = &p->rooms[p->n];
-    p->n++;
-    return 0;
+    p->scanned++;
+    snprintf(p->last, sizeof p->last, "%s", r->name);
+    access_who w = srv_who(p->who, r->name);
+    int64_t now = clock_wall_ms();
+    if (access_decide(&w, r, st, ACCESS_READ, 0, now) == PARLEY_RULE_NONE) {
+        assert(p->n < p->limit);
+        rooms_entry *e = &p->e[p->n];
+        access_view v;
+        snprintf(e->name, sizeof e->name, "%s", r->name);
+        e->title = strdup(r->title);
+        e->topic = strdup(r->topic);
+        if (!e->title || !e->topic) {
+            free(e->title);
+            free(e->topic);
+            p->oom = 1;
+            return 1;
+        }
+        parley_room copy = *r;
+        copy.name = e->name;
+        copy.title = e->title;
+        copy.topic = e->topic;
+        srv_pb_room(p->s, &e->room, &copy);
+        access_view_of(&w, r, st, now, &v);
+        srv_pb_access(&e->me, &v);
+        e->room.me = &e->me;
+        p->ptrs[p->n] = &e->room;
+        p->n++;
+    }
+    /* Stop when the page is full or the scan budget is spent. */
+    return p->n == p->limit || p->scanned >= LIST_ROOMS_SCAN;
 }
 
 static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
@@ -277,14 +470,37 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
         return;
     }
     unsigned limit = req->limit ? req->limit : 100;
-    rooms_page p = {calloc(limit, sizeof *p.rooms),
-                    calloc(limit, sizeof *p.ptrs),
-                    malloc((size_t)limit * (RULES_ROOM_MAX + 1)), 0, s};
+    rooms_page p;
+    memset(&p, 0, sizeof p);
+    p.s = s;
+    p.who = &who;
+    p.limit = limit;
+    p.e = calloc(limit, sizeof *p.e);
+    p.ptrs = calloc(limit, sizeof *p.ptrs);
     int has_more = 0;
-    parley_err e = p.rooms && p.ptrs && p.names
-                       ? store_room_list(s->db, req->after_name, limit,
-                                         rooms_row, &p, &has_more)
-                       : PARLEY_ERR_INTERNAL;
+    store_room_query q = {req->after_name, req->prefix, who.id, limit};
+    parley_err e = PARLEY_OK;
+    if (!p.e || !p.ptrs) e = PARLEY_ERR_INTERNAL;
+    /* Pages of the store until ours is full, the rooms end, or the scan
+     * budget is spent. */
+    while (e == PARLEY_OK) {
+        e = store_room_list_for(s->db, &q, rooms_row, &p, &has_more);
+        if (p.oom) e = PARLEY_ERR_INTERNAL;
+        if (e || !has_more || p.n == p.limit || p.scanned >= LIST_ROOMS_SCAN)
+            break;
+        q.after = p.last;
+        q.limit = limit - (unsigned)p.n;
+    }
+    /* Unread counts after the page was read (a list callback may not
+     * call into the store). */
+    for (size_t i = 0; e == PARLEY_OK && i < p.n; i++) {
+        Parley__V1__RoomAccess *me = &p.e[i].me;
+        unsigned n = 0;
+        if (me->role != PARLEY__V1__ROLE__ROLE_UNSPECIFIED &&
+            store_unread_count(s->db, p.e[i].name, who.id, me->last_read_seq,
+                               SRV_UNREAD_CAP, &n) == PARLEY_OK)
+            me->unread_count = n;
+    }
     if (e) {
         fail_store(c, s, e);
     } else {
@@ -292,11 +508,15 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
         r.n_rooms = p.n;
         r.rooms = p.ptrs;
         r.has_more = has_more ? 1 : 0;
+        r.next_after_name = has_more ? p.last : "";
         rpc_reply(c, &r.base);
     }
-    free(p.rooms);
+    for (size_t i = 0; i < p.n; i++) {
+        free(p.e[i].title);
+        free(p.e[i].topic);
+    }
+    free(p.e);
     free(p.ptrs);
-    free(p.names);
 }
 
 const parley_v1_History_handlers srv_history = {

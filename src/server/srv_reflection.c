@@ -414,10 +414,11 @@ static void answer(const srv_reflection *r, rpc_call *c,
     }
 }
 
-static void on_v1(rpc_call *c, const ProtobufCMessage *msg, void *ud)
+static void on_v1(rpc_call *c, const ProtobufCMessage *msg, parley_err err,
+                  void *ud)
 {
     srv *s = ud;
-    if (!msg) {
+    if (!msg || err != PARLEY_OK) { /* a bad string is no request either */
         send_error(c, NULL, REFL_INVALID_ARGUMENT,
                    "not a ServerReflectionRequest");
         return;
@@ -426,11 +427,12 @@ static void on_v1(rpc_call *c, const ProtobufCMessage *msg, void *ud)
 }
 
 /* v1alpha: the same bytes, read as v1 (see the top comment). */
-static void on_v1alpha(rpc_call *c, const ProtobufCMessage *msg, void *ud)
+static void on_v1alpha(rpc_call *c, const ProtobufCMessage *msg, parley_err err,
+                       void *ud)
 {
     srv *s = ud;
     refl_request *req = NULL;
-    if (msg) {
+    if (msg && err == PARLEY_OK) {
         grpc_slice b = rpc_encode(msg);
         req = grpc__reflection__v1__server_reflection_request__unpack(
             NULL, GRPC_SLICE_LENGTH(b), GRPC_SLICE_START_PTR(b));

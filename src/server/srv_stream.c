@@ -1,7 +1,18 @@
 /* srv_stream.c: the Stream service. Publish (unary) joins the group commit.
- * Connect is one session: subscriptions with replay then live, publishes
- * acked after commit, pings, and an Authenticate frame answered like the
- * WebSocket gateway does.
+ * Connect is one session: subscriptions with replay then live (each checked
+ * against the access rules when made, and again when a room action may
+ * have taken it away: srv_stream_recheck), publishes acked after commit,
+ * pings, and an Authenticate frame answered like the WebSocket gateway
+ * does. A stream may carry many users (the gateway's shared stream): a
+ * frame with user_token acts as that token's user, and is checked as that
+ * user.
+ *
+ * Batches (SessionOptions.batch): once a client turned them on, the send
+ * queue hands every frame waiting behind the one in flight to
+ * merge_frames, which wraps them, still encoded, into one
+ * ServerFrame{batch}; the receiver handles them in the same order. A
+ * ClientFrame{batch} is handled frame by frame exactly as if each had come
+ * alone.
  *
  * Replay then live without gap or duplicate: a new subscription starts
  * "replaying": it is in the hub but skipped by fan-out, and reads the store
@@ -26,6 +37,7 @@ typedef struct srv_subscription {
     list_node link;      /* srv_conn.subs */
     uint64_t cursor;     /* highest rev sent while replaying */
     uint64_t request_id; /* of the Subscribe */
+    access_view me;      /* the subscriber's view, for Subscribed.room.me */
     char room[RULES_ROOM_MAX + 1];
 } srv_subscription;
 
@@ -36,7 +48,10 @@ struct srv_conn {
     list subs;           /* srv_subscription.link, at most one per room */
     size_t pending_pubs; /* publishes enqueued and not yet answered */
     int closed, half_closed;
-    list_node link; /* srv.conns while the stream is open */
+    int batch;               /* SessionOptions.batch: merged sends */
+    unsigned wants;          /* HUB_WANT_*: SessionOptions.presence, .typing */
+    srv_presence_refs *pres; /* who this stream said is here, where */
+    list_node link;          /* srv.conns while the stream is open */
 };
 
 static void conn_maybe_free(srv_conn *cn)
@@ -74,6 +89,7 @@ static void sub_free(srv_conn *cn, srv_subscription *sub)
 {
     list_remove(&sub->link);
     hub_remove(cn->s->hub, &sub->hs);
+    srv_bus_unwatch(cn->s, sub->room);
     free(sub);
 }
 
@@ -86,6 +102,7 @@ typedef struct replay_ctx {
     srv_subscription *sub;
     rpc_call *call;
     int stop;
+    size_t sent;
 } replay_ctx;
 
 static int replay_row(const parley_msg *m, void *ud)
@@ -95,6 +112,7 @@ static int replay_row(const parley_msg *m, void *ud)
     int r = rpc_stream_send(rc->call, f);
     grpc_slice_unref(f);
     rc->sub->cursor = m->rev;
+    rc->sent++;
     if (r != 0) rc->stop = 1;
     return r != 0;
 }
@@ -114,7 +132,7 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
         size_t page = room_left / 2;
         if (page > REPLAY_PAGE) page = REPLAY_PAGE;
         assert(page >= 1 && page <= room_left / 2);
-        replay_ctx rc = {sub, cn->call, 0};
+        replay_ctx rc = {sub, cn->call, 0, 0};
         parley_room room;
         int has_more = 0;
         parley_err e =
@@ -127,10 +145,25 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             return;
         }
         if (rc.stop) return;
+        if (!has_more && !srv_bus_live_ok(s, sub->room, room.head_rev)) {
+            /* This core delivered changes (another core's, from the bus)
+             * that this read did not see yet: read on. A read that sent
+             * rows goes on from on_drain; one that sent none was behind
+             * what was already committed, which the store never is. */
+            if (rc.sent) return;
+            log_error("store", "replay of %s read head %llu behind %s",
+                      sub->room, (unsigned long long)room.head_rev,
+                      "what was delivered");
+            rpc_stream_finish(cn->call, PARLEY_ERR_INTERNAL, "replay failed");
+            return;
+        }
         if (!has_more) {
             Parley__V1__Room pr;
+            Parley__V1__RoomAccess me;
             srv_pb_room(s, &pr, &room);
             pr.name = sub->room;
+            srv_pb_access(&me, &sub->me);
+            pr.me = &me;
             Parley__V1__Subscribed sd = PARLEY__V1__SUBSCRIBED__INIT;
             sd.room = &pr;
             Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
@@ -138,13 +171,26 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED;
             f.subscribed = &sd;
             send_frame(cn->call, &f);
+            /* Everything up to the head it read has been sent. */
+            sub->hs.rev = room.head_rev;
             sub->hs.live = 1;
+            /* Who is here now; changes follow as they come. */
+            if ((cn->wants & HUB_WANT_PRESENCE) &&
+                srv_presence_count(s, sub->room) > 0) {
+                grpc_slice pf = srv_presence_frame(s, sub->room);
+                rpc_stream_send(cn->call, pf);
+                grpc_slice_unref(pf);
+            }
         }
     }
 }
 
+/* who: the stream's user, or the frame's user_token's: a stream that
+ * carries many users (the gateway's) subscribes only where the user it
+ * names may read. */
 static void on_subscribe(srv_conn *cn, uint64_t rid,
-                         const Parley__V1__Subscribe *sb)
+                         const Parley__V1__Subscribe *sb,
+                         const auth_identity *who)
 {
     srv *s = cn->s;
     parley_err e = rules_room(sb->room);
@@ -157,13 +203,18 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
                        "already subscribed to this room on this stream", 0);
         return;
     }
-    parley_room room;
-    e = store_room_get(s->db, sb->room, &room);
+    if (cn->subs.len >= s->max_subs) {
+        srv_send_error(cn->call, rid, PARLEY_ERR_RESOURCE_EXHAUSTED,
+                       "this stream follows as many rooms as it may", 0);
+        return;
+    }
+    srv_grant g;
+    e = srv_check(s, who, sb->room, ACCESS_READ, 0, &g);
     if (e) {
-        srv_send_error(cn->call, rid, e,
-                       e == PARLEY_ERR_ROOM_NOT_FOUND ? "no such room"
-                                                      : "storage failure",
-                       0);
+        if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO)
+            log_error("store", "subscribe to %s: %s", sb->room,
+                      store_last_error(s->db));
+        srv_send_check_error(cn->call, rid, e, &g);
         return;
     }
     srv_subscription *sub = calloc(1, sizeof *sub);
@@ -172,17 +223,81 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
         return;
     }
     strcpy(sub->room, sb->room);
+    srv_view(s, who, &g.room, &g.st, &sub->me);
+    /* srv_check reads the settings, not the counters: with a bus, the
+     * head this core delivers from is read now (srv_bus_watch). */
+    uint64_t head_rev = 0;
+    if (s->bus) {
+        parley_room cur;
+        e = store_room_get(s->db, sb->room, &cur);
+        if (e) {
+            free(sub);
+            srv_send_error(cn->call, rid, e,
+                           e == PARLEY_ERR_ROOM_NOT_FOUND ? "no such room"
+                                                          : "storage failure",
+                           0);
+            return;
+        }
+        head_rev = cur.head_rev;
+    }
     sub->cursor = sb->resume_after_rev;
     sub->request_id = rid;
     sub->hs.call = cn->call;
     sub->hs.live = 0;
+    sub->hs.wants = cn->wants;
+    if (srv_bus_watch(s, sub->room, head_rev) != 0) {
+        free(sub);
+        srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
+        return;
+    }
     if (hub_add(s->hub, sub->room, &sub->hs) != 0) {
+        srv_bus_unwatch(s, sub->room);
         free(sub);
         srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL, "out of memory", 0);
         return;
     }
     list_push_front(&cn->subs, &sub->link);
     replay_step(cn, sub);
+}
+
+static void send_unsubscribed(rpc_call *c, uint64_t rid, const char *room)
+{
+    Parley__V1__Unsubscribed us = PARLEY__V1__UNSUBSCRIBED__INIT;
+    us.room = (char *)room;
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED;
+    f.unsubscribed = &us;
+    send_frame(c, &f);
+}
+
+void srv_stream_recheck(srv *s, const char *room, const char *user_id)
+{
+    list_for_each(&s->conns, n, next)
+    {
+        srv_conn *cn = list_entry(n, srv_conn, link);
+        if (user_id && strcmp(cn->who.id, user_id) != 0) continue;
+        srv_subscription *sub = find_sub(cn, room);
+        if (!sub) continue;
+        srv_grant g;
+        parley_err e = srv_check(s, &cn->who, room, ACCESS_READ, 0, &g);
+        if (e == PARLEY_OK) {
+            srv_view(s, &cn->who, &g.room, &g.st, &sub->me);
+            continue;
+        }
+        if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
+            /* Not known to be refused: keep it, and say why in the log. */
+            log_error("store", "recheck of %s: %s", room,
+                      store_last_error(s->db));
+            continue;
+        }
+        uint64_t rid = sub->request_id;
+        srv_send_check_error(cn->call, rid, e, &g);
+        send_unsubscribed(cn->call, rid, room);
+        sub_free(cn, sub);
+        if (cn->half_closed && !cn->pending_pubs && cn->subs.len == 0)
+            rpc_stream_finish(cn->call, PARLEY_OK, NULL);
+    }
 }
 
 static void on_unsubscribe(srv_conn *cn, uint64_t rid,
@@ -195,25 +310,29 @@ static void on_unsubscribe(srv_conn *cn, uint64_t rid,
         return;
     }
     sub_free(cn, sub);
-    Parley__V1__Unsubscribed us = PARLEY__V1__UNSUBSCRIBED__INIT;
-    us.room = u->room;
-    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
-    f.request_id = rid;
-    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED;
-    f.unsubscribed = &us;
-    send_frame(cn->call, &f);
+    send_unsubscribed(cn->call, rid, u->room);
 }
 
+/* Answers like the gateway does, and renews the stream's token: a valid
+ * token of the same user (or service) replaces the one the stream was
+ * opened with, so the stream outlives the first token's expiry. */
 static void on_authenticate(srv_conn *cn, uint64_t rid,
                             const Parley__V1__Authenticate *a)
 {
     auth_identity who;
-    if (auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who) !=
-        PARLEY_OK) {
-        srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
+    parley_err e =
+        auth_verify(cn->s->au, a->token, clock_wall_ms() / 1000, &who);
+    if (e != PARLEY_OK) {
+        srv_send_error(cn->call, rid, e,
                        "invalid, expired or badly signed token", 0);
         return;
     }
+    if (strcmp(who.id, cn->who.id) != 0 || who.service != cn->who.service) {
+        srv_send_error(cn->call, rid, PARLEY_ERR_UNAUTHENTICATED,
+                       "a stream keeps its user", 0);
+        return;
+    }
+    cn->who = who;
     Parley__V1__Author au = PARLEY__V1__AUTHOR__INIT;
     au.id = who.id;
     au.display_name = who.display_name;
@@ -227,7 +346,47 @@ static void on_authenticate(srv_conn *cn, uint64_t rid,
     send_frame(cn->call, &f);
 }
 
-static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
+/* rpc_merge_fn: frames (each an encoded ServerFrame) as one encoded
+ * ServerFrame{batch{frames}}, the frames' bytes copied, not re-encoded. */
+static grpc_slice merge_frames(const grpc_slice *frames, size_t n)
+{
+    static uint32_t f_batch, f_frames;
+    if (!f_batch) {
+        f_batch =
+            rpc_wire_field(&parley__v1__server_frame__descriptor, "batch");
+        f_frames =
+            rpc_wire_field(&parley__v1__server_batch__descriptor, "frames");
+    }
+    return rpc_wire_merge(frames, n, f_batch, f_frames);
+}
+
+static void on_options(srv_conn *cn, uint64_t rid,
+                       const Parley__V1__SessionOptions *o)
+{
+    cn->batch = o->batch ? 1 : 0;
+    rpc_stream_set_merge(cn->call, cn->batch ? merge_frames : NULL);
+    cn->wants = (o->presence ? HUB_WANT_PRESENCE : 0) |
+                (o->typing ? HUB_WANT_TYPING : 0);
+    list_for_each(&cn->subs, n, next)
+    {
+        list_entry(n, srv_subscription, link)->hs.wants = cn->wants;
+    }
+    Parley__V1__SessionOptions on = PARLEY__V1__SESSION_OPTIONS__INIT;
+    on.batch = cn->batch;
+    on.presence = (cn->wants & HUB_WANT_PRESENCE) != 0;
+    on.typing = (cn->wants & HUB_WANT_TYPING) != 0;
+    Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_OPTIONS;
+    f.options = &on;
+    send_frame(cn->call, &f);
+}
+
+static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
+                     int in_batch);
+
+static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg,
+                            parley_err err, void *ud)
 {
     srv_conn *cn = ud;
     if (!msg) {
@@ -235,24 +394,113 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
                        "frame is not a valid parley.v1.ClientFrame", 0);
         return;
     }
-    const Parley__V1__ClientFrame *f = (const Parley__V1__ClientFrame *)msg;
+    if (err != PARLEY_OK) { /* refused whole, never cut at the NUL */
+        srv_send_error(c, ((const Parley__V1__ClientFrame *)msg)->request_id,
+                       err, "a string field holds a NUL or is not UTF-8", 0);
+        return;
+    }
+    on_frame(cn, (const Parley__V1__ClientFrame *)msg, 0);
+}
+
+/* ClientFrame{presence}: who (the stream's user or the frame's
+ * user_token's) is here or gone; being here needs read access. Answered
+ * only with an Error when refused. */
+static void on_presence(srv_conn *cn, uint64_t rid,
+                        const Parley__V1__PresenceUpdate *pu,
+                        const auth_identity *who)
+{
+    srv *s = cn->s;
+    srv_grant g;
+    parley_err e = PARLEY_OK;
+    memset(&g, 0, sizeof g);
+    if (who->service) {
+        /* a service is no one to count; it says so for users, with their
+         * tokens */
+        g.rule = PARLEY_RULE_SERVICE_READ_ONLY;
+        srv_send_check_error(cn->call, rid, PARLEY_ERR_PERMISSION_DENIED, &g);
+        return;
+    }
+    if (pu->here)
+        e = srv_check(s, who, pu->room, ACCESS_READ, 0, &g);
+    else
+        e = rules_room(pu->room);
+    if (e) {
+        srv_send_check_error(cn->call, rid, e, &g);
+        return;
+    }
+    parley_author a = auth_author(who);
+    if (pu->here) a.role = g.role;
+    e = srv_presence_say(s, &cn->pres, pu->room, &a, pu->here);
+    if (e) srv_send_error(cn->call, rid, e, "out of memory", 0);
+}
+
+/* ClientFrame{typing}: needs the right to post (a muted user's typing is
+ * refused); passed on at most every SRV_TYPING_MIN_MS. */
+static void on_typing(srv_conn *cn, uint64_t rid, const Parley__V1__Typing *t,
+                      const auth_identity *who)
+{
+    srv *s = cn->s;
+    srv_grant g;
+    parley_err e = srv_check(s, who, t->room, ACCESS_POST, 0, &g);
+    if (e) {
+        srv_send_check_error(cn->call, rid, e, &g);
+        return;
+    }
+    parley_author a = auth_author(who);
+    a.role = g.role;
+    srv_presence_typing(s, t->room, &a, clock_mono_ms());
+}
+
+/* One client frame, alone or out of a batch. */
+static void on_frame(srv_conn *cn, const Parley__V1__ClientFrame *f,
+                     int in_batch)
+{
+    rpc_call *c = cn->call;
     uint64_t rid = f->request_id;
+    auth_identity who = cn->who;
+    parley_err ae = PARLEY_OK;
+    if (f->user_token && *f->user_token &&
+        (ae = auth_verify(cn->s->au, f->user_token, clock_wall_ms() / 1000,
+                          &who)) != PARLEY_OK) {
+        srv_send_error(c, rid, ae,
+                       ae == PARLEY_ERR_TOKEN_EXPIRED
+                           ? "user_token expired; renew it"
+                           : "user_token invalid or badly signed",
+                       0);
+        return;
+    }
     switch (f->kind_case) {
     case PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE:
-        on_subscribe(cn, rid, f->subscribe);
+        on_subscribe(cn, rid, f->subscribe, &who);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_UNSUBSCRIBE:
         on_unsubscribe(cn, rid, f->unsubscribe);
         break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH: {
+        /* who: the frame's user_token, else the stream's; a service
+         * identity carries users' publishes only with their own tokens */
+        if (who.service) {
+            srv_send_error_rule(c, rid, PARLEY_ERR_PERMISSION_DENIED,
+                                PARLEY_RULE_SERVICE_READ_ONLY,
+                                "a service token can read, never write "
+                                "(rule SERVICE_READ_ONLY)",
+                                0);
+            break;
+        }
         parley_err e =
-            srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &cn->who, f->publish);
+            srv_enqueue(cn->s, c, cn, conn_pub_done, rid, &who, f->publish);
         if (e)
             srv_send_error(c, rid, e, parley_err_text(e), 0);
         else
             cn->pending_pubs++;
         break;
     }
+    case PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE:
+        on_presence(cn, rid, f->presence, &who);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_TYPING:
+        on_typing(cn, rid, f->typing, &who);
+        break;
     case PARLEY__V1__CLIENT_FRAME__KIND_PING: {
         Parley__V1__Pong pg = PARLEY__V1__PONG__INIT;
         pg.nonce = f->ping->nonce;
@@ -265,6 +513,18 @@ static void conn_on_message(rpc_call *c, const ProtobufCMessage *msg, void *ud)
     }
     case PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE:
         on_authenticate(cn, rid, f->authenticate);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS:
+        on_options(cn, rid, f->options);
+        break;
+    case PARLEY__V1__CLIENT_FRAME__KIND_BATCH:
+        if (in_batch) {
+            srv_send_error(c, rid, PARLEY_ERR_MALFORMED, "batches do not nest",
+                           0);
+            break;
+        }
+        for (size_t i = 0; i < f->batch->n_frames && !rpc_call_is_done(c); i++)
+            on_frame(cn, f->batch->frames[i], 1);
         break;
     default:
         srv_send_error(c, rid, PARLEY_ERR_MALFORMED,
@@ -301,6 +561,9 @@ static void conn_on_close(rpc_call *c, void *ud)
     while ((n = cn->subs.first) != NULL)
         sub_free(cn, list_entry(n, srv_subscription, link));
     assert(cn->subs.len == 0);
+    /* Everyone this stream said is here leaves with it. */
+    srv_presence_refs_free(cn->s, cn->pres);
+    cn->pres = NULL;
     list_remove(&cn->link);
     cn->closed = 1;
     conn_maybe_free(cn);
@@ -333,8 +596,26 @@ static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
+    if (srv_refuse_service(c, &who)) return;
     parley_err e = srv_enqueue(s, c, NULL, NULL, 0, &who, req);
     if (e) rpc_fail(c, e, parley_err_text(e));
+}
+
+size_t srv_expire(srv *s, int64_t now_s)
+{
+    size_t n = 0;
+    list_for_each(&s->conns, node, next)
+    {
+        srv_conn *cn = list_entry(node, srv_conn, link);
+        if (rpc_call_is_done(cn->call) || !auth_expired(s->au, &cn->who, now_s))
+            continue;
+        /* the subscriptions go with the call (conn_on_close) */
+        rpc_stream_finish(cn->call, PARLEY_ERR_TOKEN_EXPIRED,
+                          "the token of this stream has expired; renew it "
+                          "(Authenticate) before it does, or reconnect");
+        n++;
+    }
+    return n;
 }
 
 const parley_v1_Stream_handlers srv_stream = {

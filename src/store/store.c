@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "rules.h"
 
@@ -33,7 +34,8 @@ static parley_err store_note_write_outside(store *s, parley_err e)
 
 /* Tried in order; the first that serves the target opens it. */
 static const store_engine *const store_engines[] = {
-    &store_engine_sqlite,
+    &store_engine_pg,
+    &store_engine_sqlite, /* serves every target that is not a URI */
 };
 
 parley_err store_open(const char *target, const store_opts *opts, store **out,
@@ -69,6 +71,7 @@ parley_err store_open(const char *target, const store_opts *opts, store **out,
                                                : RULES_BODY_MAX_DEFAULT;
     if (s->max_body > STORE_BODY_MAX_CAP) s->max_body = STORE_BODY_MAX_CAP;
     s->in_txn = 0;
+    snprintf(s->shown, sizeof s->shown, "%s", target);
     s->write_status = PARLEY_OK;
     *out = s;
     return PARLEY_OK;
@@ -84,6 +87,17 @@ const char *store_last_error(const store *s)
 {
     if (s == NULL) return "no store";
     return s->engine->last_error(s);
+}
+
+const char *store_engine_name(const store *s)
+{
+    return s == NULL ? "none" : s->engine->name;
+}
+
+const char *store_describe(const store *s)
+{
+    if (s == NULL) return "no store";
+    return s->engine->describe ? s->engine->describe(s) : s->shown;
 }
 
 int store_synchronous(store *s)
@@ -131,17 +145,246 @@ void store_rollback(store *s)
 
 /* ---- rooms ------------------------------------------------------------- */
 
-parley_err store_room_create(store *s, const char *name, int64_t now_ms,
-                             parley_room *out, int *created)
+/* Checks settings: texts within their limits, numbers known (0 allowed
+ * when `partial`: an update that keeps them). */
+static parley_err store_check_settings(const parley_room_settings *u,
+                                       int partial)
+{
+    parley_err e;
+    if ((e = rules_text(u->title, STORE_TITLE_MAX, 0)) != PARLEY_OK) return e;
+    if ((e = rules_text(u->topic, STORE_TOPIC_MAX, 1)) != PARLEY_OK) return e;
+    if (!(partial && u->visibility == 0) &&
+        parley_visibility_name(u->visibility) == NULL)
+        return PARLEY_ERR_MALFORMED;
+    if (!(partial && u->mode == 0) && parley_mode_name(u->mode) == NULL)
+        return PARLEY_ERR_MALFORMED;
+    return PARLEY_OK;
+}
+
+parley_err store_room_create_with(store *s, const char *name,
+                                  const parley_room_settings *settings,
+                                  int64_t now_ms, parley_room *out,
+                                  int *created)
 {
     parley_room room_scratch;
     int created_scratch;
+    parley_room_settings full = {"", "", PARLEY_VIS_OPEN, PARLEY_MODE_OPEN};
     parley_err e = rules_room(name);
 
     if (e != PARLEY_OK) return e;
+    if (settings) {
+        if (settings->title) full.title = settings->title;
+        if (settings->topic) full.topic = settings->topic;
+        if (settings->visibility) full.visibility = settings->visibility;
+        if (settings->mode) full.mode = settings->mode;
+    }
+    if ((e = store_check_settings(&full, 0)) != PARLEY_OK) return e;
     return store_note_write_outside(
-        s, s->engine->room_create(s, name, now_ms, out ? out : &room_scratch,
+        s, s->engine->room_create(s, name, &full, now_ms,
+                                  out ? out : &room_scratch,
                                   created ? created : &created_scratch));
+}
+
+parley_err store_room_create(store *s, const char *name, int64_t now_ms,
+                             parley_room *out, int *created)
+{
+    return store_room_create_with(s, name, NULL, now_ms, out, created);
+}
+
+parley_err store_room_update(store *s, const char *name,
+                             const parley_room_settings *u, parley_room *out,
+                             unsigned *changed)
+{
+    parley_room room_scratch;
+    unsigned changed_scratch;
+    parley_err e;
+
+    if (changed) *changed = 0;
+    if ((e = rules_room(name)) != PARLEY_OK) return e;
+    if (u == NULL) return PARLEY_ERR_MALFORMED;
+    if ((e = store_check_settings(u, 1)) != PARLEY_OK) return e;
+    return store_note_write_outside(
+        s, s->engine->room_update(s, name, u, out ? out : &room_scratch,
+                                  changed ? changed : &changed_scratch));
+}
+
+parley_err store_room_delete(store *s, const char *name, parley_room *out,
+                             uint64_t *messages)
+{
+    parley_room room_scratch;
+    uint64_t n_scratch;
+    parley_err e = rules_room(name);
+
+    if (messages) *messages = 0;
+    if (e != PARLEY_OK) return e;
+    return store_note_write_outside(
+        s, s->engine->room_delete(s, name, out ? out : &room_scratch,
+                                  messages ? messages : &n_scratch));
+}
+
+parley_err store_room_access(store *s, const char *room, const char *user_id,
+                             parley_room *out, parley_standing *st)
+{
+    parley_room room_scratch;
+    parley_standing st_scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    return s->engine->room_access(s, room, user_id, out ? out : &room_scratch,
+                                  st ? st : &st_scratch);
+}
+
+parley_err store_member_set(store *s, const char *room, const char *user_id,
+                            int role, const char *added_by, int64_t now_ms,
+                            parley_member *out, int *changed)
+{
+    parley_member m_scratch;
+    int changed_scratch;
+    parley_err e;
+
+    if (changed) *changed = 0;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(added_by)) != PARLEY_OK) return e;
+    if (parley_role_name(role) == NULL) return PARLEY_ERR_MALFORMED;
+    return store_note_write_outside(
+        s, s->engine->member_set(s, room, user_id, role, added_by, now_ms,
+                                 out ? out : &m_scratch,
+                                 changed ? changed : &changed_scratch));
+}
+
+parley_err store_member_remove(store *s, const char *room, const char *user_id,
+                               int *removed)
+{
+    int removed_scratch;
+    parley_err e;
+
+    if (removed) *removed = 0;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    return store_note_write_outside(
+        s, s->engine->member_remove(s, room, user_id,
+                                    removed ? removed : &removed_scratch));
+}
+
+/* limit 0 -> the default; over the maximum -> BAD_CURSOR. */
+static parley_err store_page_limit(unsigned *limit)
+{
+    if (*limit == 0) *limit = STORE_ROOM_LIST_DEFAULT;
+    return *limit > RULES_LIST_LIMIT_MAX ? PARLEY_ERR_BAD_CURSOR : PARLEY_OK;
+}
+
+parley_err store_member_list(store *s, const char *room, const char *after,
+                             unsigned limit, store_member_fn fn, void *ud,
+                             int *has_more)
+{
+    int more_scratch;
+    parley_err e;
+
+    if (has_more) *has_more = 0;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if (after == NULL) after = "";
+    if (*after && (e = rules_user_id(after)) != PARLEY_OK) return e;
+    if ((e = store_page_limit(&limit)) != PARLEY_OK) return e;
+    return s->engine->member_list(s, room, after, limit, fn, ud,
+                                  has_more ? has_more : &more_scratch);
+}
+
+parley_err store_sanction_set(store *s, const char *room, const char *user_id,
+                              store_sanction kind, int active, int64_t until_ms,
+                              int *changed)
+{
+    int changed_scratch;
+    parley_err e;
+
+    if (changed) *changed = 0;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    if (kind != STORE_SANCTION_MUTE && kind != STORE_SANCTION_REMOVE)
+        return PARLEY_ERR_MALFORMED;
+    if (until_ms < 0) return PARLEY_ERR_MALFORMED;
+    return store_note_write_outside(
+        s, s->engine->sanction_set(s, room, user_id, kind, active != 0,
+                                   active ? until_ms : 0,
+                                   changed ? changed : &changed_scratch));
+}
+
+parley_err store_action_append(store *s, const parley_action *a,
+                               parley_action *out)
+{
+    parley_action scratch;
+    parley_err e;
+
+    if (a == NULL || a->kind < 1 || a->kind > PARLEY_ACTION_KIND_MAX)
+        return PARLEY_ERR_MALFORMED;
+    if ((e = rules_room(a->room)) != PARLEY_OK) return e;
+    if ((e = rules_author(&a->actor)) != PARLEY_OK) return e;
+    if (a->target_user_id && *a->target_user_id &&
+        (e = rules_user_id(a->target_user_id)) != PARLEY_OK)
+        return e;
+    if ((e = rules_text(a->reason, STORE_REASON_MAX, 1)) != PARLEY_OK) return e;
+    return store_note_write_outside(
+        s, s->engine->action_append(s, a, out ? out : &scratch));
+}
+
+parley_err store_action_list(store *s, const char *room, uint64_t after_id,
+                             unsigned limit, store_action_fn fn, void *ud,
+                             int *has_more)
+{
+    int more_scratch;
+    parley_err e;
+
+    if (has_more) *has_more = 0;
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = store_page_limit(&limit)) != PARLEY_OK) return e;
+    return s->engine->action_list(s, room, after_id, limit, fn, ud,
+                                  has_more ? has_more : &more_scratch);
+}
+
+parley_err store_read_mark(store *s, const char *room, const char *user_id,
+                           uint64_t seq, uint64_t rev, int64_t now_ms,
+                           uint64_t *out_seq, uint64_t *out_rev)
+{
+    uint64_t seq_scratch, rev_scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    if (seq > INT64_MAX || rev > INT64_MAX) return PARLEY_ERR_BAD_CURSOR;
+    return store_note_write_outside(
+        s, s->engine->read_mark(s, room, user_id, seq, rev, now_ms,
+                                out_seq ? out_seq : &seq_scratch,
+                                out_rev ? out_rev : &rev_scratch));
+}
+
+parley_err store_unread_count(store *s, const char *room, const char *user_id,
+                              uint64_t after_seq, unsigned cap, unsigned *count)
+{
+    unsigned scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    if (cap == 0 || cap > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
+    if (after_seq > INT64_MAX) after_seq = INT64_MAX;
+    return s->engine->unread_count(s, room, user_id, after_seq, cap,
+                                   count ? count : &scratch);
+}
+
+parley_err store_erase_user(store *s, const char *room, const char *user_id,
+                            int64_t now_ms, store_msg_fn fn, void *ud,
+                            uint64_t *count)
+{
+    uint64_t count_scratch;
+    parley_err e;
+
+    if (count) *count = 0;
+    if (room && (e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(user_id)) != PARLEY_OK) return e;
+    return store_note_write_outside(
+        s, s->engine->erase_user(s, room, user_id, now_ms, fn, ud,
+                                 count ? count : &count_scratch));
 }
 
 parley_err store_room_get(store *s, const char *name, parley_room *out)
@@ -153,19 +396,49 @@ parley_err store_room_get(store *s, const char *name, parley_room *out)
     return s->engine->room_get(s, name, out ? out : &scratch);
 }
 
-parley_err store_room_list(store *s, const char *after, unsigned limit,
-                           store_room_fn fn, void *ud, int *has_more)
+parley_err store_room_list_for(store *s, const store_room_query *q,
+                               store_room_access_fn fn, void *ud, int *has_more)
 {
     int more_scratch;
     parley_err e;
+    store_room_query v = *q;
 
     if (has_more) *has_more = 0;
-    if (after == NULL) after = "";
-    if (*after && (e = rules_room(after)) != PARLEY_OK) return e;
-    if (limit == 0) limit = STORE_ROOM_LIST_DEFAULT;
-    if (limit > RULES_LIST_LIMIT_MAX) return PARLEY_ERR_BAD_CURSOR;
-    return s->engine->room_list(s, after, limit, fn, ud,
-                                has_more ? has_more : &more_scratch);
+    if (v.after == NULL) v.after = "";
+    if (*v.after && (e = rules_room(v.after)) != PARLEY_OK) return e;
+    if (v.prefix == NULL) v.prefix = "";
+    /* A prefix is the start of a room name: the name rules, any length. */
+    if (*v.prefix && strlen(v.prefix) <= RULES_ROOM_MAX &&
+        (e = rules_room(v.prefix)) != PARLEY_OK)
+        return e;
+    if (strlen(v.prefix) > RULES_ROOM_MAX) return PARLEY_ERR_ROOM_INVALID;
+    if (v.user_id && (e = rules_user_id(v.user_id)) != PARLEY_OK) return e;
+    if ((e = store_page_limit(&v.limit)) != PARLEY_OK) return e;
+    return s->engine->room_list_for(s, &v, fn, ud,
+                                    has_more ? has_more : &more_scratch);
+}
+
+/* store_room_list through store_room_list_for: the callback without the
+ * standing. */
+typedef struct store_room_plain {
+    store_room_fn fn;
+    void *ud;
+} store_room_plain;
+
+static int store_room_plain_row(const parley_room *r, const parley_standing *st,
+                                void *ud)
+{
+    (void)st;
+    store_room_plain *p = ud;
+    return p->fn ? p->fn(r, p->ud) : 0;
+}
+
+parley_err store_room_list(store *s, const char *after, unsigned limit,
+                           store_room_fn fn, void *ud, int *has_more)
+{
+    store_room_query q = {after, NULL, NULL, limit};
+    store_room_plain p = {fn, ud};
+    return store_room_list_for(s, &q, store_room_plain_row, &p, has_more);
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -197,6 +470,19 @@ parley_err store_get(store *s, const char *room, uint64_t seq, parley_msg *out)
 
     if (e != PARLEY_OK) return e;
     return s->engine->get(s, room, seq, out ? out : &scratch);
+}
+
+parley_err store_find_client(store *s, const char *room, const char *author_id,
+                             const char *client_msg_id, parley_msg *out)
+{
+    parley_msg scratch;
+    parley_err e;
+
+    if ((e = rules_room(room)) != PARLEY_OK) return e;
+    if ((e = rules_user_id(author_id)) != PARLEY_OK) return e;
+    if ((e = rules_client_msg_id(client_msg_id)) != PARLEY_OK) return e;
+    return s->engine->find_client(s, room, author_id, client_msg_id,
+                                  out ? out : &scratch);
 }
 
 parley_err store_edit(store *s, const char *room, uint64_t seq,

@@ -25,10 +25,11 @@ struct store {
     size_t max_body; /* validated body limit (store.c) */
     int in_txn;      /* between store_begin and store_commit / rollback */
     parley_err write_status; /* store_write_status: OK or PARLEY_ERR_IO */
+    char shown[256]; /* the target for logs, when the engine has no describe */
 };
 
 struct store_engine {
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgres" */
     /* 1 if this engine serves target (a path or a URI). */
     int (*serves)(const char *target);
     /* Opens target; *out is the engine's handle, whose `store` member the
@@ -37,6 +38,9 @@ struct store_engine {
                        char *errmsg, size_t errlen);
     void (*close)(store *s);
     const char *(*last_error)(const store *s);
+    /* The target as it may be logged (no password); NULL: the target as
+     * given to open is shown. */
+    const char *(*describe)(const store *s);
     /* The durability level in effect, read back from the engine now:
      * STORE_SYNC_*, or -1 if it cannot be read. */
     int (*synchronous)(store *s);
@@ -47,12 +51,10 @@ struct store_engine {
     parley_err (*commit)(store *s);
     void (*rollback)(store *s);
 
-    parley_err (*room_create)(store *s, const char *name, int64_t now_ms,
-                              parley_room *out, int *created);
+    parley_err (*room_create)(store *s, const char *name,
+                              const parley_room_settings *settings,
+                              int64_t now_ms, parley_room *out, int *created);
     parley_err (*room_get)(store *s, const char *name, parley_room *out);
-    /* after is "" or a valid room name; limit is 1..RULES_LIST_LIMIT_MAX. */
-    parley_err (*room_list)(store *s, const char *after, unsigned limit,
-                            store_room_fn fn, void *ud, int *has_more);
     /* A write transaction that changes no visible data (store_probe);
      * called outside a transaction only. */
     parley_err (*probe)(store *s);
@@ -62,12 +64,55 @@ struct store_engine {
                          parley_msg *out, int *duplicate);
     parley_err (*get)(store *s, const char *room, uint64_t seq,
                       parley_msg *out);
+    parley_err (*find_client)(store *s, const char *room, const char *author_id,
+                              const char *client_msg_id, parley_msg *out);
     parley_err (*edit)(store *s, const char *room, uint64_t seq,
                        const parley_author *actor, const char *body,
                        size_t body_len, int64_t now_ms, parley_msg *out);
     parley_err (*remove)(store *s, const char *room, uint64_t seq,
                          const parley_author *actor, int64_t now_ms,
                          parley_msg *out);
+    /* Rooms' settings, access, members, sanctions and actions (store.h);
+     * store.c validated every argument, settings included, and gives
+     * limits in 1..RULES_LIST_LIMIT_MAX, after / prefix as "" when absent.
+     * room_create's settings are complete (texts non-NULL, numbers set). */
+    parley_err (*room_update)(store *s, const char *name,
+                              const parley_room_settings *u, parley_room *out,
+                              unsigned *changed);
+    parley_err (*room_delete)(store *s, const char *name, parley_room *out,
+                              uint64_t *messages);
+    parley_err (*room_access)(store *s, const char *room, const char *user_id,
+                              parley_room *out, parley_standing *st);
+    parley_err (*room_list_for)(store *s, const store_room_query *q,
+                                store_room_access_fn fn, void *ud,
+                                int *has_more);
+    parley_err (*member_set)(store *s, const char *room, const char *user_id,
+                             int role, const char *added_by, int64_t now_ms,
+                             parley_member *out, int *changed);
+    parley_err (*member_remove)(store *s, const char *room, const char *user_id,
+                                int *removed);
+    parley_err (*member_list)(store *s, const char *room, const char *after,
+                              unsigned limit, store_member_fn fn, void *ud,
+                              int *has_more);
+    parley_err (*sanction_set)(store *s, const char *room, const char *user_id,
+                               store_sanction kind, int active,
+                               int64_t until_ms, int *changed);
+    parley_err (*action_append)(store *s, const parley_action *a,
+                                parley_action *out);
+    parley_err (*action_list)(store *s, const char *room, uint64_t after_id,
+                              unsigned limit, store_action_fn fn, void *ud,
+                              int *has_more);
+    parley_err (*read_mark)(store *s, const char *room, const char *user_id,
+                            uint64_t seq, uint64_t rev, int64_t now_ms,
+                            uint64_t *out_seq, uint64_t *out_rev);
+    parley_err (*unread_count)(store *s, const char *room, const char *user_id,
+                               uint64_t after_seq, unsigned cap,
+                               unsigned *count);
+    /* room NULL: every room. */
+    parley_err (*erase_user)(store *s, const char *room, const char *user_id,
+                             int64_t now_ms, store_msg_fn fn, void *ud,
+                             uint64_t *count);
+
     /* limit is 1..RULES_LIST_LIMIT_MAX, dir one of store_dir. */
     parley_err (*list)(store *s, const char *room, store_dir dir,
                        uint64_t cursor, unsigned limit, store_msg_fn fn,
@@ -76,5 +121,6 @@ struct store_engine {
 
 /* The engines parley is built with. */
 extern const store_engine store_engine_sqlite;
+extern const store_engine store_engine_pg;
 
 #endif

@@ -57,6 +57,55 @@ static const char *const store_migrations[] = {
     "CREATE UNIQUE INDEX messages_client_id"
     "  ON messages(room_id, author_id, client_msg_id);"
     "PRAGMA user_version = 1;",
+    /* 1 -> 2: room settings, members, sanctions, actions. A deleted room
+     * keeps its row (deleted = 1, counters kept) so that creating the name
+     * again goes on counting where it stopped. */
+    "ALTER TABLE rooms ADD COLUMN title TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE rooms ADD COLUMN topic TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE rooms ADD COLUMN visibility INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE rooms ADD COLUMN mode INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE rooms ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rooms ADD COLUMN head_action INTEGER NOT NULL DEFAULT 0;"
+    /* seqs up to base_seq went with a deletion of the room */
+    "ALTER TABLE rooms ADD COLUMN base_seq INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE room_members("
+    "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    "  user_id TEXT NOT NULL,"
+    "  role INTEGER NOT NULL,"
+    "  added_by TEXT NOT NULL,"
+    "  added_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id)) WITHOUT ROWID;"
+    "CREATE TABLE room_sanctions("
+    "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    "  user_id TEXT NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  until_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id, kind)) WITHOUT ROWID;"
+    "CREATE TABLE room_actions("
+    "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    "  id INTEGER NOT NULL,"
+    "  kind INTEGER NOT NULL,"
+    "  actor_id TEXT NOT NULL,"
+    "  actor_name TEXT NOT NULL,"
+    "  actor_role INTEGER NOT NULL,"
+    "  target_user_id TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  until_ms INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  mode INTEGER NOT NULL,"
+    "  visibility INTEGER NOT NULL,"
+    "  role INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY(room_id, id)) WITHOUT ROWID;"
+    "CREATE TABLE room_reads("
+    "  room_id INTEGER NOT NULL REFERENCES rooms(id),"
+    "  user_id TEXT NOT NULL,"
+    "  last_read_seq INTEGER NOT NULL,"
+    "  last_read_rev INTEGER NOT NULL,"
+    "  at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(room_id, user_id)) WITHOUT ROWID;"
+    "PRAGMA user_version = 2;",
 };
 #define STORE_SCHEMA_VERSION \
     ((int)(sizeof store_migrations / sizeof store_migrations[0]))
@@ -80,6 +129,27 @@ enum {
     COL_DELETED
 };
 
+/* A room's settings, after its counters in every statement that reads
+ * both. */
+#define ROOM_SETTINGS "title, topic, visibility, mode"
+/* One user's standing in a room (the user id is parameter ?9, bound by
+ * store_bind_user; NULL gives NULLs): the member role, the mute's and the
+ * removal's end (NULL when none). */
+#define STANDING_COLS \
+    "m.role, mu.until_ms, rm.until_ms, rd.last_read_seq, rd.last_read_rev"
+#define STANDING_JOINS                                      \
+    " LEFT JOIN room_members m ON m.room_id = rooms.id"     \
+    " AND m.user_id = ?9"                                   \
+    " LEFT JOIN room_sanctions mu ON mu.room_id = rooms.id" \
+    " AND mu.user_id = ?9 AND mu.kind = 1"                  \
+    " LEFT JOIN room_sanctions rm ON rm.room_id = rooms.id" \
+    " AND rm.user_id = ?9 AND rm.kind = 2"                  \
+    " LEFT JOIN room_reads rd ON rd.room_id = rooms.id AND rd.user_id = ?9"
+#define MEMBER_COLS "user_id, role, added_by, added_ms"
+#define ACTION_COLS                                                      \
+    "id, kind, actor_id, actor_name, actor_role, target_user_id, at_ms," \
+    " until_ms, reason, mode, visibility, role, seq, count"
+
 enum {
     STMT_BEGIN_READ,
     STMT_BEGIN_WRITE,
@@ -99,7 +169,28 @@ enum {
     STMT_MSG_DELETE,
     STMT_LIST_SEQ_RANGE,
     STMT_LIST_AFTER_REV,
-    STMT_ROOM_LIST,
+    STMT_ROOM_UPDATE,
+    STMT_ROOM_DELETE_MESSAGES,
+    STMT_ROOM_DELETE_MEMBERS,
+    STMT_ROOM_DELETE_SANCTIONS,
+    STMT_ROOM_DELETE_ACTIONS,
+    STMT_ROOM_MARK_DELETED,
+    STMT_ROOM_ACCESS,
+    STMT_ROOM_LIST_FOR,
+    STMT_ROOM_IDS,
+    STMT_MEMBER_UPSERT,
+    STMT_MEMBER_GET,
+    STMT_MEMBER_DELETE,
+    STMT_MEMBER_LIST,
+    STMT_SANCTION_PUT,
+    STMT_SANCTION_DELETE,
+    STMT_ACTION_BUMP,
+    STMT_ACTION_INSERT,
+    STMT_ACTION_LIST,
+    STMT_ERASE_FIND,
+    STMT_ERASE_ONE,
+    STMT_READ_MARK,
+    STMT_UNREAD,
     STMT__COUNT
 };
 
@@ -111,10 +202,17 @@ static const char *const store_sql[STMT__COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT store_write",
     [STMT_RELEASE] = "RELEASE store_write",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO store_write",
-    [STMT_ROOM_INSERT] = "INSERT INTO rooms(name, created_ms) VALUES(?1, ?2)"
-                         " ON CONFLICT(name) DO NOTHING",
+    /* A deleted room's name is created again in its old row. */
+    [STMT_ROOM_INSERT] =
+        "INSERT INTO rooms(name, created_ms, title, topic, visibility, mode)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+        " ON CONFLICT(name) DO UPDATE SET deleted = 0,"
+        " created_ms = excluded.created_ms, title = excluded.title,"
+        " topic = excluded.topic, visibility = excluded.visibility,"
+        " mode = excluded.mode WHERE deleted = 1",
     [STMT_ROOM_GET] =
-        "SELECT id, name, head_seq, head_rev FROM rooms WHERE name = ?1",
+        "SELECT id, name, head_seq, head_rev, base_seq, " ROOM_SETTINGS
+        " FROM rooms WHERE name = ?1 AND deleted = 0",
     [STMT_ROOM_BUMP_SEQ] =
         "UPDATE rooms SET head_seq = head_seq + 1, head_rev = head_rev + 1"
         " WHERE id = ?1 RETURNING head_seq, head_rev",
@@ -143,9 +241,76 @@ static const char *const store_sql[STMT__COUNT] = {
     [STMT_LIST_AFTER_REV] =
         "SELECT " MSG_COLS " FROM messages INDEXED BY messages_rev"
         " WHERE room_id = ?1 AND rev > ?2 ORDER BY rev LIMIT ?3",
-    /* name is UNIQUE: its index gives the order without a sort. */
-    [STMT_ROOM_LIST] = "SELECT name, head_seq, head_rev FROM rooms"
-                       " WHERE name > ?1 ORDER BY name LIMIT ?2",
+    [STMT_ROOM_UPDATE] = "UPDATE rooms SET title = ?2, topic = ?3,"
+                         " visibility = ?4, mode = ?5 WHERE id = ?1",
+    [STMT_ROOM_DELETE_MESSAGES] = "DELETE FROM messages WHERE room_id = ?1",
+    [STMT_ROOM_DELETE_MEMBERS] = "DELETE FROM room_members WHERE room_id = ?1",
+    [STMT_ROOM_DELETE_SANCTIONS] =
+        "DELETE FROM room_sanctions WHERE room_id = ?1",
+    [STMT_ROOM_DELETE_ACTIONS] = "DELETE FROM room_actions WHERE room_id = ?1",
+    [STMT_ROOM_MARK_DELETED] =
+        "UPDATE rooms SET deleted = 1, title = '', topic = '',"
+        " visibility = 1, mode = 1, base_seq = head_seq WHERE id = ?1",
+    [STMT_ROOM_ACCESS] =
+        "SELECT " ROOM_SETTINGS ", " STANDING_COLS " FROM rooms" STANDING_JOINS
+        " WHERE name = ?1 AND deleted = 0",
+    /* name is UNIQUE: its index gives the order without a sort. The
+     * prefix is a range of it: every name starting with ?2 sorts below ?2
+     * followed by '~', above every character a room name may hold. */
+    [STMT_ROOM_LIST_FOR] =
+        "SELECT name, head_seq, head_rev, " ROOM_SETTINGS ", " STANDING_COLS
+        " FROM rooms" STANDING_JOINS
+        " WHERE name > ?1 AND name >= ?2 AND name < ?2 || '~'"
+        " AND deleted = 0 ORDER BY name LIMIT ?3",
+    [STMT_ROOM_IDS] =
+        "SELECT id, name FROM rooms WHERE deleted = 0 ORDER BY name",
+    /* An unchanged role is no change: no row comes back. */
+    [STMT_MEMBER_UPSERT] =
+        "INSERT INTO room_members(room_id, user_id, role, added_by, added_ms)"
+        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(room_id, user_id) DO UPDATE"
+        " SET role = excluded.role, added_by = excluded.added_by,"
+        " added_ms = excluded.added_ms WHERE role != excluded.role"
+        " RETURNING " MEMBER_COLS,
+    [STMT_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM room_members"
+                        " WHERE room_id = ?1 AND user_id = ?2",
+    [STMT_MEMBER_DELETE] =
+        "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2",
+    [STMT_MEMBER_LIST] = "SELECT " MEMBER_COLS " FROM room_members"
+                         " WHERE room_id = ?1 AND user_id > ?2"
+                         " ORDER BY user_id LIMIT ?3",
+    [STMT_SANCTION_PUT] =
+        "INSERT INTO room_sanctions(room_id, user_id, kind, until_ms)"
+        " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(room_id, user_id, kind)"
+        " DO UPDATE SET until_ms = excluded.until_ms",
+    [STMT_SANCTION_DELETE] =
+        "DELETE FROM room_sanctions"
+        " WHERE room_id = ?1 AND user_id = ?2 AND kind = ?3",
+    [STMT_ACTION_BUMP] = "UPDATE rooms SET head_action = head_action + 1"
+                         " WHERE id = ?1 RETURNING head_action",
+    [STMT_ACTION_INSERT] =
+        "INSERT INTO room_actions(room_id, " ACTION_COLS ")"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        " ?15)",
+    [STMT_ACTION_LIST] = "SELECT " ACTION_COLS " FROM room_actions"
+                         " WHERE room_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    /* (room_id, author_id, client_msg_id) is indexed: a prefix of it. */
+    [STMT_ERASE_FIND] = "SELECT seq FROM messages WHERE room_id = ?1"
+                        " AND author_id = ?2 AND deleted = 0 ORDER BY seq",
+    [STMT_ERASE_ONE] =
+        "UPDATE messages SET body = '', deleted = 1, author_name = '',"
+        " rev = ?3, edited_ms = ?4 WHERE room_id = ?1 AND seq = ?2"
+        " RETURNING " MSG_COLS,
+    [STMT_READ_MARK] =
+        "INSERT INTO room_reads(room_id, user_id, last_read_seq,"
+        " last_read_rev, at_ms) VALUES(?1, ?2, ?3, ?4, ?5)"
+        " ON CONFLICT(room_id, user_id) DO UPDATE SET"
+        " last_read_seq = max(last_read_seq, excluded.last_read_seq),"
+        " last_read_rev = max(last_read_rev, excluded.last_read_rev),"
+        " at_ms = excluded.at_ms RETURNING last_read_seq, last_read_rev",
+    /* A range of the primary key, counted up to a cap. */
+    [STMT_UNREAD] = "SELECT count(*) FROM (SELECT 1 FROM messages"
+                    " WHERE room_id = ?1 AND seq > ?2 AND deleted = 0"
+                    " AND author_id != ?3 LIMIT ?4)",
 };
 
 /* The engine's handle; `base` first, as store_engine.h asks. */
@@ -182,10 +347,11 @@ static parley_err store_map_rc(int rc)
     }
 }
 
-/* Records SQLite's error for store_last_error and maps it. */
+/* Records SQLite's error for store_last_error and maps it. `what` may be
+ * a whole statement: its start names it well enough. */
 static parley_err store_fail(store_sqlite *s, int rc, const char *what)
 {
-    snprintf(s->err, sizeof s->err, "%s: %s (sqlite %d)", what,
+    snprintf(s->err, sizeof s->err, "%.200s: %s (sqlite %d)", what,
              sqlite3_errmsg(s->db), rc);
     parley_err e = store_map_rc(rc);
     return e == PARLEY_OK ? PARLEY_ERR_INTERNAL : e;
@@ -302,23 +468,95 @@ static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt,
     return PARLEY_OK;
 }
 
-static parley_err store_room_copy(store_sqlite *s, const char *name,
-                                  uint64_t seq, uint64_t rev, parley_room *out)
+/* Column order of STMT_ROOM_GET: id, name, head_seq, head_rev, base_seq,
+ * then the settings. */
+enum { ROOM_COL_BASE = 4, ROOM_COL_SETTINGS = 5 };
+
+/* The settings columns of stmt from col on, as views into its row. */
+static void store_settings_view(sqlite3_stmt *stmt, int col, parley_room *r)
 {
-    size_t len = strlen(name);
-    char *p = store_buf_take(s, len + 1);
+    size_t n;
+    r->title = store_col_text(stmt, col, &n);
+    r->topic = store_col_text(stmt, col + 1, &n);
+    r->visibility = sqlite3_column_int(stmt, col + 2);
+    r->mode = sqlite3_column_int(stmt, col + 3);
+}
+
+/* Copies room v (views into a row) into a row buffer as out. */
+static parley_err store_room_keep(store_sqlite *s, const parley_room *v,
+                                  parley_room *out)
+{
+    size_t ln = strlen(v->name), lt = strlen(v->title), lp = strlen(v->topic);
+    char *p = store_buf_take(s, ln + lt + lp + 3);
     if (p == NULL)
         return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
-    out->name = store_put(&p, name, len);
-    out->head_seq = seq;
-    out->head_rev = rev;
+    *out = *v;
+    out->name = store_put(&p, v->name, ln);
+    out->title = store_put(&p, v->title, lt);
+    out->topic = store_put(&p, v->topic, lp);
     return PARLEY_OK;
 }
 
-/* Looks a room up by name (already validated). */
-static parley_err store_room_find(store_sqlite *s, const char *name,
-                                  int64_t *id, uint64_t *head_seq,
-                                  uint64_t *head_rev)
+/* Reads the whole room (counters and settings) into a row buffer; its id
+ * into *id if given. ROOM_NOT_FOUND for none (or a deleted one). */
+static parley_err store_room_read(store_sqlite *s, const char *name,
+                                  parley_room *out, int64_t *id)
+{
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_GET];
+    int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind room");
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return rc == SQLITE_DONE ? PARLEY_ERR_ROOM_NOT_FOUND
+                                 : store_fail(s, rc, "read room");
+    }
+    parley_room v;
+    size_t n;
+    if (id) *id = sqlite3_column_int64(stmt, 0);
+    v.name = store_col_text(stmt, 1, &n);
+    v.head_seq = (uint64_t)sqlite3_column_int64(stmt, 2);
+    v.head_rev = (uint64_t)sqlite3_column_int64(stmt, 3);
+    store_settings_view(stmt, ROOM_COL_SETTINGS, &v);
+    parley_err e = store_room_keep(s, &v, out);
+    parley_err f = store_finish(s, STMT_ROOM_GET);
+    return e != PARLEY_OK ? e : f;
+}
+
+/* The standing columns of stmt from col on (STANDING_COLS). */
+static void store_standing_view(sqlite3_stmt *stmt, int col,
+                                parley_standing *st)
+{
+    memset(st, 0, sizeof *st);
+    if (sqlite3_column_type(stmt, col) != SQLITE_NULL)
+        st->member_role = sqlite3_column_int(stmt, col);
+    if (sqlite3_column_type(stmt, col + 1) != SQLITE_NULL) {
+        st->muted = 1;
+        st->muted_until_ms = sqlite3_column_int64(stmt, col + 1);
+    }
+    if (sqlite3_column_type(stmt, col + 2) != SQLITE_NULL) {
+        st->removed = 1;
+        st->removed_until_ms = sqlite3_column_int64(stmt, col + 2);
+    }
+    st->last_read_seq = (uint64_t)sqlite3_column_int64(stmt, col + 3);
+    st->last_read_rev = (uint64_t)sqlite3_column_int64(stmt, col + 4);
+}
+
+/* Binds the user of a statement with STANDING_JOINS (NULL: nobody). */
+static int store_bind_user(sqlite3_stmt *stmt, const char *user_id)
+{
+    enum { USER_PARAM = 9 };
+    assert(sqlite3_bind_parameter_count(stmt) == USER_PARAM);
+    return user_id
+               ? sqlite3_bind_text(stmt, USER_PARAM, user_id, -1, SQLITE_STATIC)
+               : sqlite3_bind_null(stmt, USER_PARAM);
+}
+
+/* Looks a room up by name (already validated); base_seq (if given) is
+ * the seq below which its messages went with a deletion of the room. */
+static parley_err store_room_find_ex(store_sqlite *s, const char *name,
+                                     int64_t *id, uint64_t *head_seq,
+                                     uint64_t *head_rev, uint64_t *base_seq)
 {
     sqlite3_stmt *stmt = s->stmt[STMT_ROOM_GET];
     int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
@@ -335,7 +573,16 @@ static parley_err store_room_find(store_sqlite *s, const char *name,
     *id = sqlite3_column_int64(stmt, 0);
     if (head_seq) *head_seq = (uint64_t)sqlite3_column_int64(stmt, 2);
     if (head_rev) *head_rev = (uint64_t)sqlite3_column_int64(stmt, 3);
+    if (base_seq)
+        *base_seq = (uint64_t)sqlite3_column_int64(stmt, ROOM_COL_BASE);
     return store_finish(s, STMT_ROOM_GET);
+}
+
+static parley_err store_room_find(store_sqlite *s, const char *name,
+                                  int64_t *id, uint64_t *head_seq,
+                                  uint64_t *head_rev)
+{
+    return store_room_find_ex(s, name, id, head_seq, head_rev, NULL);
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -608,12 +855,11 @@ static const char *store_sqlite_last_error(const store *base)
 /* ---- rooms ------------------------------------------------------------- */
 
 static parley_err store_sqlite_room_create(store *base, const char *name,
+                                           const parley_room_settings *set,
                                            int64_t now_ms, parley_room *out,
                                            int *created)
 {
     store_sqlite *s = (store_sqlite *)base;
-    int64_t id;
-    uint64_t seq = 0, rev = 0;
     int fresh = 0;
 
     parley_err e = store_write_begin(s);
@@ -622,56 +868,64 @@ static parley_err store_sqlite_room_create(store *base, const char *name,
     sqlite3_stmt *stmt = s->stmt[STMT_ROOM_INSERT];
     int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, now_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 3, set->title, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 4, set->topic, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 5, set->visibility);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 6, set->mode);
     if (rc != SQLITE_OK) e = store_fail(s, rc, "bind room insert");
     if (e == PARLEY_OK) e = store_exec(s, STMT_ROOM_INSERT);
     if (e == PARLEY_OK) {
         fresh = sqlite3_changes(s->db) > 0;
-        e = store_room_find(s, name, &id, &seq, &rev);
+        e = store_room_read(s, name, out, NULL);
     }
     e = store_write_end(s, e);
     if (e != PARLEY_OK) return e;
     *created = fresh;
-    return store_room_copy(s, name, seq, rev, out);
+    return PARLEY_OK;
 }
 
 static parley_err store_sqlite_room_get(store *base, const char *name,
                                         parley_room *out)
 {
-    store_sqlite *s = (store_sqlite *)base;
-    int64_t id;
-    uint64_t seq, rev;
-
-    parley_err e = store_room_find(s, name, &id, &seq, &rev);
-    if (e != PARLEY_OK) return e;
-    return store_room_copy(s, name, seq, rev, out);
+    return store_room_read((store_sqlite *)base, name, out, NULL);
 }
 
-static parley_err store_sqlite_room_list(store *base, const char *after,
-                                         unsigned limit, store_room_fn fn,
-                                         void *ud, int *has_more)
+static parley_err store_sqlite_room_list_for(store *base,
+                                             const store_room_query *q,
+                                             store_room_access_fn fn, void *ud,
+                                             int *has_more)
 {
     store_sqlite *s = (store_sqlite *)base;
-    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_LIST];
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_LIST_FOR];
     unsigned n = 0;
     int rc, more = 0;
 
     /* One statement is one read transaction: the page is consistent. The
      * extra row asked for tells has_more. */
-    rc = sqlite3_bind_text(stmt, 1, after, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)limit + 1);
+    rc = sqlite3_bind_text(stmt, 1, q->after, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, q->prefix, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 3, (int64_t)q->limit + 1);
+    if (rc == SQLITE_OK) rc = store_bind_user(stmt, q->user_id);
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind room list");
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (n == limit) {
+        if (n == q->limit) {
             more = 1;
             break;
         }
         n++;
         parley_room r;
+        parley_standing st;
         size_t len;
         r.name = store_col_text(stmt, 0, &len);
         r.head_seq = (uint64_t)sqlite3_column_int64(stmt, 1);
         r.head_rev = (uint64_t)sqlite3_column_int64(stmt, 2);
-        if (fn && fn(&r, ud) != 0) {
+        store_settings_view(stmt, 3, &r);
+        store_standing_view(stmt, 7, &st);
+        if (fn && fn(&r, &st, ud) != 0) {
             rc = sqlite3_step(stmt);
             more = rc == SQLITE_ROW;
             break;
@@ -679,7 +933,7 @@ static parley_err store_sqlite_room_list(store *base, const char *after,
     }
     sqlite3_reset(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(s, rc, store_sql[STMT_ROOM_LIST]);
+        return store_fail(s, rc, store_sql[STMT_ROOM_LIST_FOR]);
     *has_more = more;
     return PARLEY_OK;
 }
@@ -820,6 +1074,19 @@ static parley_err store_find_client_id(store_sqlite *s, int64_t room_id,
         rc = sqlite3_bind_text(stmt, 3, client_msg_id, -1, SQLITE_STATIC);
     if (rc != SQLITE_OK) return store_fail(s, rc, "bind client id");
     return store_msg_one(s, STMT_MSG_BY_CLIENT_ID, room, out, "read client id");
+}
+
+static parley_err store_sqlite_find_client(store *base, const char *room,
+                                           const char *author_id,
+                                           const char *client_msg_id,
+                                           parley_msg *out)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t room_id;
+    parley_author a = {author_id, "", 0};
+    parley_err e = store_room_find(s, room, &room_id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    return store_find_client_id(s, room_id, room, &a, client_msg_id, out);
 }
 
 static parley_err store_sqlite_append(store *base, const char *room,
@@ -1002,7 +1269,7 @@ static parley_err store_sqlite_list(store *base, const char *room,
     store_sqlite *s = (store_sqlite *)base;
     parley_err e;
     int64_t room_id;
-    uint64_t head_seq = 0, head_rev = 0;
+    uint64_t head_seq = 0, head_rev = 0, base_seq = 0;
     int own, more = 0, rc, id;
     sqlite3_stmt *stmt;
 
@@ -1011,7 +1278,7 @@ static parley_err store_sqlite_list(store *base, const char *room,
     own = sqlite3_get_autocommit(s->db);
     if (own && (e = store_exec(s, STMT_BEGIN_READ)) != PARLEY_OK) return e;
 
-    e = store_room_find(s, room, &room_id, &head_seq, &head_rev);
+    e = store_room_find_ex(s, room, &room_id, &head_seq, &head_rev, &base_seq);
     if (e != PARLEY_OK) goto done;
 
     if (dir == STORE_AFTER_REV) {
@@ -1028,17 +1295,19 @@ static parley_err store_sqlite_list(store *base, const char *room,
         }
         e = store_list_rows(s, id, room, limit, fn, ud, &more);
     } else {
-        /* seq is dense 1..head_seq: the page is [lo, hi]. */
-        uint64_t hi = head_seq, lo;
+        /* seq is dense base_seq+1..head_seq: the page is [lo, hi]. */
+        uint64_t hi = head_seq, lo, first = base_seq + 1;
         if (dir == STORE_BEFORE_SEQ) {
             if (cursor == 0)
                 hi = 0;
             else if (cursor - 1 < hi)
                 hi = cursor - 1;
         }
+        if (hi < first) hi = 0;
         lo = hi > limit ? hi - limit + 1 : 1;
+        if (lo < first) lo = first;
         assert(hi == 0 || (lo <= hi && hi - lo < limit));
-        more = hi > 0 && lo > 1;
+        more = hi > 0 && lo > first;
         if (hi > 0) {
             int more_rows;
             id = STMT_LIST_SEQ_RANGE;
@@ -1054,6 +1323,11 @@ static parley_err store_sqlite_list(store *base, const char *room,
         }
     }
 
+    /* The room with its settings, in the same read transaction: the same
+     * counters as the page. */
+    if (e == PARLEY_OK && room_out)
+        e = store_room_read(s, room, room_out, NULL);
+
 done:
     if (own) {
         /* Ends the read transaction; on success COMMIT, else ROLLBACK. */
@@ -1062,9 +1336,616 @@ done:
         if (e == PARLEY_OK) e = f;
     }
     if (e != PARLEY_OK) return e;
+    assert(room_out == NULL || room_out->head_seq == head_seq);
     *has_more = more;
-    if (room_out) return store_room_copy(s, room, head_seq, head_rev, room_out);
     return PARLEY_OK;
+}
+
+/* ---- rooms: settings, access, members, sanctions, actions -------------- */
+
+static parley_err store_sqlite_room_update(store *base, const char *name,
+                                           const parley_room_settings *u,
+                                           parley_room *out, unsigned *changed)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    parley_room cur;
+    int64_t id;
+
+    /* u's texts may point into the previous result's buffer: cur is read
+     * into the other one, and the UPDATE binds u before the next read. */
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_read(s, name, &cur, &id);
+    if (e == PARLEY_OK) {
+        parley_room_settings v = {
+            u->title ? u->title : cur.title, u->topic ? u->topic : cur.topic,
+            u->visibility ? u->visibility : cur.visibility,
+            u->mode ? u->mode : cur.mode};
+        unsigned c = 0;
+        if (strcmp(v.title, cur.title) != 0 || strcmp(v.topic, cur.topic) != 0)
+            c |= STORE_CHANGED_TEXT;
+        if (v.visibility != cur.visibility) c |= STORE_CHANGED_VISIBILITY;
+        if (v.mode != cur.mode) c |= STORE_CHANGED_MODE;
+        if (c) {
+            sqlite3_stmt *stmt = s->stmt[STMT_ROOM_UPDATE];
+            int rc = sqlite3_bind_int64(stmt, 1, id);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(stmt, 2, v.title, -1, SQLITE_TRANSIENT);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(stmt, 3, v.topic, -1, SQLITE_TRANSIENT);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 4, v.visibility);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 5, v.mode);
+            e = rc == SQLITE_OK ? store_exec(s, STMT_ROOM_UPDATE)
+                                : store_fail(s, rc, "bind room update");
+        }
+        if (e == PARLEY_OK) e = store_room_read(s, name, out, NULL);
+        if (e == PARLEY_OK) *changed = c;
+    }
+    return store_write_end(s, e);
+}
+
+/* Steps statement id bound with room id ?1 (and nothing else). */
+static parley_err store_exec_room(store_sqlite *s, int id, int64_t room_id)
+{
+    int rc = sqlite3_bind_int64(s->stmt[id], 1, room_id);
+    if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[id]);
+    return store_exec(s, id);
+}
+
+static parley_err store_sqlite_room_delete(store *base, const char *name,
+                                           parley_room *out, uint64_t *messages)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_read(s, name, out, &id);
+    if (e == PARLEY_OK) e = store_exec_room(s, STMT_ROOM_DELETE_MESSAGES, id);
+    if (e == PARLEY_OK) *messages = (uint64_t)sqlite3_changes64(s->db);
+    static const int rest[] = {
+        STMT_ROOM_DELETE_MEMBERS, STMT_ROOM_DELETE_SANCTIONS,
+        STMT_ROOM_DELETE_ACTIONS, STMT_ROOM_MARK_DELETED};
+    for (size_t i = 0; e == PARLEY_OK && i < sizeof rest / sizeof rest[0]; i++)
+        e = store_exec_room(s, rest[i], id);
+    return store_write_end(s, e);
+}
+
+static parley_err store_sqlite_room_access(store *base, const char *room,
+                                           const char *user_id,
+                                           parley_room *out,
+                                           parley_standing *st)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_ACCESS];
+    int rc = sqlite3_bind_text(stmt, 1, room, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = store_bind_user(stmt, user_id);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind room access");
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return rc == SQLITE_DONE ? PARLEY_ERR_ROOM_NOT_FOUND
+                                 : store_fail(s, rc, "read room access");
+    }
+    parley_room v;
+    memset(&v, 0, sizeof v);
+    v.name = room;
+    store_settings_view(stmt, 0, &v);
+    store_standing_view(stmt, 4, st);
+    parley_err e = store_room_keep(s, &v, out);
+    parley_err f = store_finish(s, STMT_ROOM_ACCESS);
+    return e != PARLEY_OK ? e : f;
+}
+
+/* The columns of MEMBER_COLS as views. */
+static void store_member_view(sqlite3_stmt *stmt, parley_member *m)
+{
+    size_t n;
+    m->user_id = store_col_text(stmt, 0, &n);
+    m->role = sqlite3_column_int(stmt, 1);
+    m->added_by = store_col_text(stmt, 2, &n);
+    m->added_at_ms = sqlite3_column_int64(stmt, 3);
+}
+
+/* Copies the current member row of stmt into a row buffer. */
+static parley_err store_member_keep(store_sqlite *s, sqlite3_stmt *stmt,
+                                    parley_member *out)
+{
+    parley_member v;
+    store_member_view(stmt, &v);
+    size_t lu = strlen(v.user_id), la = strlen(v.added_by);
+    char *p = store_buf_take(s, lu + la + 2);
+    if (p == NULL)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    *out = v;
+    out->user_id = store_put(&p, v.user_id, lu);
+    out->added_by = store_put(&p, v.added_by, la);
+    return PARLEY_OK;
+}
+
+/* Steps member statement id (bound) for at most one row, kept in out;
+ * *got tells whether there was one. */
+static parley_err store_member_one(store_sqlite *s, int id, parley_member *out,
+                                   int *got)
+{
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_step(stmt);
+    *got = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return rc == SQLITE_DONE ? PARLEY_OK : store_fail(s, rc, store_sql[id]);
+    }
+    parley_err e = store_member_keep(s, stmt, out);
+    parley_err f = store_finish(s, id);
+    return e != PARLEY_OK ? e : f;
+}
+
+static parley_err store_sqlite_member_set(store *base, const char *room,
+                                          const char *user_id, int role,
+                                          const char *added_by, int64_t now_ms,
+                                          parley_member *out, int *changed)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    int got = 0;
+
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[STMT_MEMBER_UPSERT];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 3, role);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 4, added_by, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 5, now_ms);
+        e = rc == SQLITE_OK ? store_member_one(s, STMT_MEMBER_UPSERT, out, &got)
+                            : store_fail(s, rc, "bind member");
+    }
+    if (e == PARLEY_OK) *changed = got;
+    if (e == PARLEY_OK && !got) {
+        /* The same role already: the stored membership. */
+        sqlite3_stmt *stmt = s->stmt[STMT_MEMBER_GET];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+        e = rc == SQLITE_OK ? store_member_one(s, STMT_MEMBER_GET, out, &got)
+                            : store_fail(s, rc, "bind member get");
+        if (e == PARLEY_OK && !got)
+            e = store_fail_msg(s, PARLEY_ERR_INTERNAL, "member vanished");
+    }
+    return store_write_end(s, e);
+}
+
+static parley_err store_sqlite_member_remove(store *base, const char *room,
+                                             const char *user_id, int *removed)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[STMT_MEMBER_DELETE];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+        e = rc == SQLITE_OK ? store_exec(s, STMT_MEMBER_DELETE)
+                            : store_fail(s, rc, "bind member delete");
+        if (e == PARLEY_OK) *removed = sqlite3_changes(s->db) > 0;
+    }
+    return store_write_end(s, e);
+}
+
+/* Runs a bound page statement (limit + 1 rows asked for); row(stmt, ud)
+ * per row up to limit; *has_more if the extra row came, or the callback
+ * stopped early before the last. */
+static parley_err store_page(store_sqlite *s, int id, unsigned limit,
+                             int (*row)(sqlite3_stmt *, void *), void *ud,
+                             int *has_more)
+{
+    sqlite3_stmt *stmt = s->stmt[id];
+    unsigned n = 0;
+    int rc, more = 0;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == limit) {
+            more = 1;
+            break;
+        }
+        n++;
+        if (row(stmt, ud) != 0) {
+            rc = sqlite3_step(stmt);
+            more = rc == SQLITE_ROW;
+            break;
+        }
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, rc, store_sql[id]);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+typedef struct store_member_page {
+    store_member_fn fn;
+    void *ud;
+} store_member_page;
+
+static int store_member_row(sqlite3_stmt *stmt, void *ud)
+{
+    store_member_page *p = ud;
+    parley_member m;
+    store_member_view(stmt, &m);
+    return p->fn ? p->fn(&m, p->ud) : 0;
+}
+
+/* Binds ?1 room id, ?2 after (text or int64), ?3 limit + 1 of a page. */
+static parley_err store_page_room(store_sqlite *s, const char *room, int id,
+                                  const char *after_text, uint64_t after_int,
+                                  unsigned limit)
+{
+    int64_t room_id;
+    parley_err e = store_room_find(s, room, &room_id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    sqlite3_stmt *stmt = s->stmt[id];
+    int rc = sqlite3_bind_int64(stmt, 1, room_id);
+    if (rc == SQLITE_OK)
+        rc = after_text
+                 ? sqlite3_bind_text(stmt, 2, after_text, -1, SQLITE_STATIC)
+                 : sqlite3_bind_int64(stmt, 2, store_u64_to_i64(after_int));
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)limit + 1);
+    return rc == SQLITE_OK ? PARLEY_OK : store_fail(s, rc, "bind page");
+}
+
+static parley_err store_sqlite_member_list(store *base, const char *room,
+                                           const char *after, unsigned limit,
+                                           store_member_fn fn, void *ud,
+                                           int *has_more)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    /* The room lookup and the page are two statements: rooms' ids never
+     * change, so they need no common snapshot. */
+    parley_err e = store_page_room(s, room, STMT_MEMBER_LIST, after, 0, limit);
+    if (e != PARLEY_OK) return e;
+    store_member_page p = {fn, ud};
+    return store_page(s, STMT_MEMBER_LIST, limit, store_member_row, &p,
+                      has_more);
+}
+
+static parley_err store_sqlite_sanction_set(store *base, const char *room,
+                                            const char *user_id,
+                                            store_sanction kind, int active,
+                                            int64_t until_ms, int *changed)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    int stmt_id = active ? STMT_SANCTION_PUT : STMT_SANCTION_DELETE;
+
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[stmt_id];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 3, (int)kind);
+        if (rc == SQLITE_OK && active)
+            rc = sqlite3_bind_int64(stmt, 4, until_ms);
+        e = rc == SQLITE_OK ? store_exec(s, stmt_id)
+                            : store_fail(s, rc, "bind sanction");
+        if (e == PARLEY_OK) *changed = sqlite3_changes(s->db) > 0;
+    }
+    return store_write_end(s, e);
+}
+
+/* The columns of ACTION_COLS as views (room given). */
+static void store_action_view(sqlite3_stmt *stmt, const char *room,
+                              parley_action *a)
+{
+    size_t n;
+    a->id = (uint64_t)sqlite3_column_int64(stmt, 0);
+    a->room = room;
+    a->kind = sqlite3_column_int(stmt, 1);
+    a->actor.id = store_col_text(stmt, 2, &n);
+    a->actor.display_name = store_col_text(stmt, 3, &n);
+    a->actor.role = sqlite3_column_int(stmt, 4);
+    a->target_user_id = store_col_text(stmt, 5, &n);
+    a->at_ms = sqlite3_column_int64(stmt, 6);
+    a->until_ms = sqlite3_column_int64(stmt, 7);
+    a->reason = store_col_text(stmt, 8, &n);
+    a->mode = sqlite3_column_int(stmt, 9);
+    a->visibility = sqlite3_column_int(stmt, 10);
+    a->role = sqlite3_column_int(stmt, 11);
+    a->seq = (uint64_t)sqlite3_column_int64(stmt, 12);
+    a->count = (uint64_t)sqlite3_column_int64(stmt, 13);
+}
+
+/* Copies action v's strings into a row buffer as out. */
+static parley_err store_action_keep(store_sqlite *s, const parley_action *v,
+                                    parley_action *out)
+{
+    size_t lr = strlen(v->room), li = strlen(v->actor.id);
+    size_t ln = strlen(v->actor.display_name);
+    size_t lt = strlen(v->target_user_id), lw = strlen(v->reason);
+    char *p = store_buf_take(s, lr + li + ln + lt + lw + 5);
+    if (p == NULL)
+        return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    *out = *v;
+    out->room = store_put(&p, v->room, lr);
+    out->actor.id = store_put(&p, v->actor.id, li);
+    out->actor.display_name = store_put(&p, v->actor.display_name, ln);
+    out->target_user_id = store_put(&p, v->target_user_id, lt);
+    out->reason = store_put(&p, v->reason, lw);
+    return PARLEY_OK;
+}
+
+static parley_err store_sqlite_action_append(store *base,
+                                             const parley_action *a,
+                                             parley_action *out)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    parley_action v = *a;
+
+    if (v.target_user_id == NULL) v.target_user_id = "";
+    if (v.reason == NULL) v.reason = "";
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, a->room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[STMT_ACTION_BUMP];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            v.id = (uint64_t)sqlite3_column_int64(stmt, 0);
+            assert(v.id >= 1);
+            e = store_finish(s, STMT_ACTION_BUMP);
+        } else {
+            sqlite3_reset(stmt);
+            e = store_fail(s, rc, "take an action id");
+        }
+    }
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[STMT_ACTION_INSERT];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)v.id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 3, v.kind);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 4, v.actor.id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 5, v.actor.display_name, -1,
+                                   SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 6, v.actor.role);
+        if (rc == SQLITE_OK)
+            rc =
+                sqlite3_bind_text(stmt, 7, v.target_user_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 8, v.at_ms);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 9, v.until_ms);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 10, v.reason, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 11, v.mode);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 12, v.visibility);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int(stmt, 13, v.role);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(stmt, 14, store_u64_to_i64(v.seq));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(stmt, 15, store_u64_to_i64(v.count));
+        e = rc == SQLITE_OK ? store_exec(s, STMT_ACTION_INSERT)
+                            : store_fail(s, rc, "bind action");
+    }
+    /* Copied before the statement's strings (the caller's) can go. */
+    if (e == PARLEY_OK) e = store_action_keep(s, &v, out);
+    return store_write_end(s, e);
+}
+
+typedef struct store_action_page {
+    const char *room;
+    store_action_fn fn;
+    void *ud;
+} store_action_page;
+
+static int store_action_row(sqlite3_stmt *stmt, void *ud)
+{
+    store_action_page *p = ud;
+    parley_action a;
+    store_action_view(stmt, p->room, &a);
+    return p->fn ? p->fn(&a, p->ud) : 0;
+}
+
+static parley_err store_sqlite_action_list(store *base, const char *room,
+                                           uint64_t after_id, unsigned limit,
+                                           store_action_fn fn, void *ud,
+                                           int *has_more)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    parley_err e =
+        store_page_room(s, room, STMT_ACTION_LIST, NULL, after_id, limit);
+    if (e != PARLEY_OK) return e;
+    store_action_page p = {room, fn, ud};
+    return store_page(s, STMT_ACTION_LIST, limit, store_action_row, &p,
+                      has_more);
+}
+
+/* A growable array of int64 (seqs to erase, rooms to visit). */
+typedef struct store_ids {
+    int64_t *v;
+    size_t n, cap;
+} store_ids;
+
+static int store_ids_push(store_ids *ids, int64_t x)
+{
+    if (ids->n == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 64;
+        int64_t *nv = realloc(ids->v, cap * sizeof *nv);
+        if (nv == NULL) return -1;
+        ids->v = nv;
+        ids->cap = cap;
+    }
+    ids->v[ids->n++] = x;
+    return 0;
+}
+
+/* Erases user_id's messages in one room (id room_id, named room). */
+static parley_err store_erase_in(store_sqlite *s, int64_t room_id,
+                                 const char *room, const char *user_id,
+                                 int64_t now_ms, store_msg_fn fn, void *ud,
+                                 uint64_t *count)
+{
+    store_ids seqs = {NULL, 0, 0};
+    sqlite3_stmt *stmt = s->stmt[STMT_ERASE_FIND];
+    parley_err e = PARLEY_OK;
+    int rc = sqlite3_bind_int64(stmt, 1, room_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "bind erase");
+    /* The seqs first (in seq order, so the revs they take follow it): the
+     * updates below must not run under this scan. */
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        if (store_ids_push(&seqs, sqlite3_column_int64(stmt, 0)) != 0) {
+            e = store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+            break;
+        }
+    sqlite3_reset(stmt);
+    if (e == PARLEY_OK && rc != SQLITE_DONE)
+        e = store_fail(s, rc, "erase scan");
+    for (size_t i = 0; e == PARLEY_OK && i < seqs.n; i++) {
+        uint64_t rev;
+        e = store_room_bump(s, room_id, NULL, &rev);
+        if (e != PARLEY_OK) break;
+        stmt = s->stmt[STMT_ERASE_ONE];
+        rc = sqlite3_bind_int64(stmt, 1, room_id);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, seqs.v[i]);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, now_ms);
+        if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(stmt);
+            e = store_fail(s, rc, "erase message");
+            break;
+        }
+        parley_msg m;
+        store_row_view(stmt, room, &m);
+        assert(m.deleted && m.rev == rev);
+        if (fn) fn(&m, ud);
+        (*count)++;
+        e = store_finish(s, STMT_ERASE_ONE);
+    }
+    free(seqs.v);
+    return e;
+}
+
+static parley_err store_sqlite_read_mark(store *base, const char *room,
+                                         const char *user_id, uint64_t seq,
+                                         uint64_t rev, int64_t now_ms,
+                                         uint64_t *out_seq, uint64_t *out_rev)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    e = store_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK) {
+        sqlite3_stmt *stmt = s->stmt[STMT_READ_MARK];
+        int rc = sqlite3_bind_int64(stmt, 1, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 2, user_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 3, (int64_t)seq);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, (int64_t)rev);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 5, now_ms);
+        if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+            *out_seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+            *out_rev = (uint64_t)sqlite3_column_int64(stmt, 1);
+            e = store_finish(s, STMT_READ_MARK);
+        } else {
+            sqlite3_reset(stmt);
+            e = store_fail(s, rc, "mark read");
+        }
+    }
+    return store_write_end(s, e);
+}
+
+static parley_err store_sqlite_unread_count(store *base, const char *room,
+                                            const char *user_id,
+                                            uint64_t after_seq, unsigned cap,
+                                            unsigned *count)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    int64_t id;
+    parley_err e = store_room_find(s, room, &id, NULL, NULL);
+    if (e != PARLEY_OK) return e;
+    sqlite3_stmt *stmt = s->stmt[STMT_UNREAD];
+    int rc = sqlite3_bind_int64(stmt, 1, id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)after_seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 3, user_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 4, (int64_t)cap);
+    if (rc == SQLITE_OK) rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return store_fail(s, rc, "count unread");
+    }
+    *count = (unsigned)sqlite3_column_int64(stmt, 0);
+    assert(*count <= cap);
+    return store_finish(s, STMT_UNREAD);
+}
+
+static parley_err store_sqlite_erase_user(store *base, const char *room,
+                                          const char *user_id, int64_t now_ms,
+                                          store_msg_fn fn, void *ud,
+                                          uint64_t *count)
+{
+    store_sqlite *s = (store_sqlite *)base;
+    parley_err e = store_write_begin(s);
+    if (e != PARLEY_OK) return e;
+    if (room) {
+        int64_t id;
+        e = store_room_find(s, room, &id, NULL, NULL);
+        if (e == PARLEY_OK)
+            e = store_erase_in(s, id, room, user_id, now_ms, fn, ud, count);
+        return store_write_end(s, e);
+    }
+    /* Every room: their ids and names first (the names copied, since the
+     * erasing statements run after the scan). The index on (room_id,
+     * author_id, ...) finds the user's messages in each. */
+    store_ids ids = {NULL, 0, 0};
+    char *names = NULL;
+    size_t names_len = 0, names_cap = 0;
+    sqlite3_stmt *stmt = s->stmt[STMT_ROOM_IDS];
+    int rc;
+    while (e == PARLEY_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        size_t n;
+        const char *name = store_col_text(stmt, 1, &n);
+        if (names_len + n + 1 > names_cap) {
+            size_t cap = names_cap ? names_cap * 2 : 4096;
+            while (cap < names_len + n + 1) cap *= 2;
+            char *nn = realloc(names, cap);
+            if (nn == NULL) {
+                e = store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+                break;
+            }
+            names = nn;
+            names_cap = cap;
+        }
+        memcpy(names + names_len, name, n + 1);
+        names_len += n + 1;
+        if (store_ids_push(&ids, sqlite3_column_int64(stmt, 0)) != 0)
+            e = store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
+    }
+    sqlite3_reset(stmt);
+    if (e == PARLEY_OK && rc != SQLITE_DONE) e = store_fail(s, rc, "room scan");
+    const char *name = names;
+    for (size_t i = 0; e == PARLEY_OK && i < ids.n; i++) {
+        e = store_erase_in(s, ids.v[i], name, user_id, now_ms, fn, ud, count);
+        name += strlen(name) + 1;
+    }
+    free(ids.v);
+    free(names);
+    return store_write_end(s, e);
 }
 
 const store_engine store_engine_sqlite = {
@@ -1079,10 +1960,23 @@ const store_engine store_engine_sqlite = {
     .rollback = store_sqlite_rollback,
     .room_create = store_sqlite_room_create,
     .room_get = store_sqlite_room_get,
-    .room_list = store_sqlite_room_list,
+    .room_list_for = store_sqlite_room_list_for,
+    .room_update = store_sqlite_room_update,
+    .room_delete = store_sqlite_room_delete,
+    .room_access = store_sqlite_room_access,
+    .member_set = store_sqlite_member_set,
+    .member_remove = store_sqlite_member_remove,
+    .member_list = store_sqlite_member_list,
+    .sanction_set = store_sqlite_sanction_set,
+    .action_append = store_sqlite_action_append,
+    .action_list = store_sqlite_action_list,
+    .erase_user = store_sqlite_erase_user,
+    .read_mark = store_sqlite_read_mark,
+    .unread_count = store_sqlite_unread_count,
     .probe = store_sqlite_probe,
     .append = store_sqlite_append,
     .get = store_sqlite_get,
+    .find_client = store_sqlite_find_client,
     .edit = store_sqlite_edit,
     .remove = store_sqlite_delete,
     .list = store_sqlite_list,

@@ -127,7 +127,7 @@ static void test_mint_verify_roundtrip(void)
 
     /* exp = NOW + 600: valid up to and including that second. */
     CU_ASSERT_EQUAL(verify(t, NOW + 600), PARLEY_OK);
-    CU_ASSERT_EQUAL(verify(t, NOW + 601), PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 601), PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     in = ident("p-7", "Überraschung ✓", PARLEY_ROLE_PARTICIPANT);
@@ -262,8 +262,8 @@ static void test_expiry(void)
 {
     char *t = sign_claims(VALID_CLAIMS, JWT_ALG_HS256, SECRET); /* exp NOW+100 */
     CU_ASSERT_EQUAL(verify(t, NOW + 100), PARLEY_OK);
-    CU_ASSERT_EQUAL(verify(t, NOW + 101), PARLEY_ERR_UNAUTHENTICATED);
-    CU_ASSERT_EQUAL(verify(t, NOW + 86400), PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 101), PARLEY_ERR_TOKEN_EXPIRED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 86400), PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     /* Not before: honoured when present. */
@@ -393,7 +393,7 @@ static void test_python_interop(void)
     CU_ASSERT_STRING_EQUAL(out.id, "py-1");
     CU_ASSERT_STRING_EQUAL(out.display_name, "Monty P");
     CU_ASSERT_EQUAL(out.role, PARLEY_ROLE_ORGANIZER);
-    CU_ASSERT_EQUAL(verify(t, NOW + 301), PARLEY_ERR_UNAUTHENTICATED);
+    CU_ASSERT_EQUAL(verify(t, NOW + 301), PARLEY_ERR_TOKEN_EXPIRED);
     free(t);
 
     /* PyJWT with HS512 and our secret: signed right, wrong algorithm. */

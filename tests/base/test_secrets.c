@@ -28,6 +28,39 @@ static void write_file(const char *path, const char *text)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fputs(text, f);
     fclose(f);
+    CU_ASSERT_EQUAL(chmod(path, 0600), 0);
+}
+
+/* A secret file that other users may read or write is refused; the dev
+ * secret's folder is created private. */
+static void test_private_files(void)
+{
+    char file[256], out[128], err[256];
+    int created;
+    snprintf(file, sizeof file, "%s/open-secret", dir);
+    write_file(file, "0123456789abcdef0123456789abcdef");
+    secrets_source src = {file, NULL, 0, NULL};
+    CU_ASSERT_EQUAL(secrets_load(&src, out, sizeof out, &created, err,
+                                 sizeof err), 0);
+    mode_t modes[] = {0640, 0604, 0620, 0644};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        CU_ASSERT_EQUAL(chmod(file, modes[i]), 0);
+        CU_ASSERT_EQUAL(secrets_load(&src, out, sizeof out, &created, err,
+                                     sizeof err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
+    }
+    char db[256], dev[300];
+    struct stat st;
+    snprintf(db, sizeof db, "%s/newdir/parley.db", dir);
+    CU_ASSERT_EQUAL(secrets_dev_path(db, dev, sizeof dev), 0);
+    secrets_source d = {NULL, NULL, 1, dev};
+    CU_ASSERT_EQUAL(secrets_load(&d, out, sizeof out, &created, err,
+                                 sizeof err), 0);
+    CU_ASSERT_EQUAL(stat(dev, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    snprintf(db, sizeof db, "%s/newdir", dir);
+    CU_ASSERT_EQUAL(stat(db, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0700);
 }
 
 static void test_precedence(void)
@@ -107,6 +140,7 @@ int main(void)
     CU_add_test(s, "precedence", test_precedence);
     CU_add_test(s, "dev secret", test_dev_secret);
     CU_add_test(s, "dev secret path", test_dev_paths);
+    CU_add_test(s, "private files only", test_private_files);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures();

@@ -5,7 +5,7 @@
 // Every child process is killed when the test process ends, however it ends.
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -130,21 +130,33 @@ export function mintToken(secret, sub, name = sub, role = "participant", ttlS = 
   return `${head}.${body}.${sig}`;
 }
 
-/** parleyd on a unix socket in `dir`, with its database in `dir`. */
+/**
+ * Both processes run in development mode (the gateway serves
+ * /v1/dev/token), which refuses a real secret: the test's secret becomes
+ * their shared dev secret, `dir`/var/dev-secret (mode 600), where parleyd
+ * --dev (database in `dir`/var) and the gateway (cwd `dir`) look for it.
+ */
+function writeDevSecret(dir, secret) {
+  mkdirSync(join(dir, "var"), { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, "var", "dev-secret"), `${secret}\n`, { mode: 0o600 });
+}
+
+/** parleyd --dev on a unix socket in `dir`, with its database in `dir`/var. */
 export class Core {
   constructor({ bin, dir, secret, logDir }) {
     Object.assign(this, { bin, dir, secret, logDir });
     this.sock = join(dir, "parleyd.sock");
-    this.db = join(dir, "parley.db");
+    this.db = join(dir, "var", "parley.db");
   }
 
   async start() {
     rmSync(this.sock, { force: true });
+    writeDevSecret(this.dir, this.secret);
     this.proc = startProcess(
       "parleyd",
       this.bin,
-      ["--listen", "none", "--unix", this.sock, "--db", this.db, "--rooms", "lobby"],
-      { cwd: this.dir, env: { PARLEY_JWT_SECRET: this.secret }, logDir: this.logDir },
+      ["--listen", "none", "--unix", this.sock, "--db", this.db, "--rooms", "lobby", "--dev"],
+      { cwd: this.dir, env: {}, logDir: this.logDir },
     );
     await waitFor(
       async () => {
@@ -181,6 +193,7 @@ export class Gateway {
 
   /** Binds port 0: the OS picks a free port and the gateway prints it. */
   async start() {
+    writeDevSecret(this.dir, this.secret);
     this.proc = startProcess(
       "parley-gateway",
       this.bin,
@@ -194,7 +207,7 @@ export class Gateway {
         "--dev",
         ...(this.args ?? []),
       ],
-      { cwd: this.dir, env: { PARLEY_JWT_SECRET: this.secret }, logDir: this.logDir },
+      { cwd: this.dir, env: {}, logDir: this.logDir },
     );
     const m = await waitForOutput(
       this.proc,

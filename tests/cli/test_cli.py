@@ -109,6 +109,7 @@ def test_basic(srv, org, pat):
     tf = os.path.join(d, "tok")
     with open(tf, "w") as f:
         f.write(pat + "\n")
+    os.chmod(tf, 0o600)  # a token file others can read is refused
     expect("--token-file", run("send", "lobby", "from a file", "--token-file", tf), 0, out=r"^4 4\n$")
     expect("edit", run("edit", "lobby", "1", "hello, edited", env=T(pat)), 0, out=r"^1 5\n$")
     expect("edit another's message", run("edit", "lobby", "2", "mine now", env=T(pat)), 4,

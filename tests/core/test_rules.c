@@ -17,16 +17,16 @@ static void test_utf8_valid(void)
 {
     CU_ASSERT_TRUE(rules_utf8_valid("", 0));
     CU_ASSERT_TRUE(U8("hello"));
-    CU_ASSERT_TRUE(U8("caf\xC3\xA9"));             /* U+00E9 */
-    CU_ASSERT_TRUE(U8("\xC2\x80"));                /* U+0080, lowest 2-byte */
-    CU_ASSERT_TRUE(U8("\xDF\xBF"));                /* U+07FF */
-    CU_ASSERT_TRUE(U8("\xE0\xA0\x80"));            /* U+0800, lowest 3-byte */
-    CU_ASSERT_TRUE(U8("\xED\x9F\xBF"));            /* U+D7FF, below surrogates */
-    CU_ASSERT_TRUE(U8("\xEE\x80\x80"));            /* U+E000, above them */
-    CU_ASSERT_TRUE(U8("\xEF\xBF\xBF"));            /* U+FFFF */
-    CU_ASSERT_TRUE(U8("\xF0\x90\x80\x80"));        /* U+10000 */
-    CU_ASSERT_TRUE(U8("\xF0\x9F\x98\x80"));        /* U+1F600 emoji */
-    CU_ASSERT_TRUE(U8("\xF4\x8F\xBF\xBF"));        /* U+10FFFF, the last */
+    CU_ASSERT_TRUE(U8("caf\xC3\xA9"));      /* U+00E9 */
+    CU_ASSERT_TRUE(U8("\xC2\x80"));         /* U+0080, lowest 2-byte */
+    CU_ASSERT_TRUE(U8("\xDF\xBF"));         /* U+07FF */
+    CU_ASSERT_TRUE(U8("\xE0\xA0\x80"));     /* U+0800, lowest 3-byte */
+    CU_ASSERT_TRUE(U8("\xED\x9F\xBF"));     /* U+D7FF, below surrogates */
+    CU_ASSERT_TRUE(U8("\xEE\x80\x80"));     /* U+E000, above them */
+    CU_ASSERT_TRUE(U8("\xEF\xBF\xBF"));     /* U+FFFF */
+    CU_ASSERT_TRUE(U8("\xF0\x90\x80\x80")); /* U+10000 */
+    CU_ASSERT_TRUE(U8("\xF0\x9F\x98\x80")); /* U+1F600 emoji */
+    CU_ASSERT_TRUE(U8("\xF4\x8F\xBF\xBF")); /* U+10FFFF, the last */
 }
 
 static void test_utf8_invalid(void)
@@ -52,11 +52,14 @@ static void test_utf8_invalid(void)
     CU_ASSERT_FALSE(U8("\xC3"));
     CU_ASSERT_FALSE(U8("ab\xE2\x82"));
     CU_ASSERT_FALSE(U8("\xF0\x9F\x98"));
-    CU_ASSERT_FALSE(U8("\xF0\x9F\x98" "a"));
-    CU_ASSERT_FALSE(U8("\xE2" "ab"));
+    CU_ASSERT_FALSE(U8("\xF0\x9F\x98"
+                       "a"));
+    CU_ASSERT_FALSE(U8("\xE2"
+                       "ab"));
     /* stray continuation */
     CU_ASSERT_FALSE(U8("\x80"));
-    CU_ASSERT_FALSE(U8("a\xBF" "b"));
+    CU_ASSERT_FALSE(U8("a\xBF"
+                       "b"));
     /* NUL */
     CU_ASSERT_FALSE(U8("a\0b"));
     CU_ASSERT_FALSE(U8("\0"));
@@ -103,10 +106,14 @@ static void test_client_msg_id(void)
     id[RULES_CLIENT_MSG_ID_MAX + 1] = '\0';
     CU_ASSERT_EQUAL(rules_client_msg_id(id), PARLEY_ERR_CLIENT_MSG_ID_INVALID);
     CU_ASSERT_EQUAL(rules_client_msg_id(""), PARLEY_ERR_CLIENT_MSG_ID_INVALID);
-    CU_ASSERT_EQUAL(rules_client_msg_id(NULL), PARLEY_ERR_CLIENT_MSG_ID_INVALID);
-    CU_ASSERT_EQUAL(rules_client_msg_id("a b"), PARLEY_ERR_CLIENT_MSG_ID_INVALID);
-    CU_ASSERT_EQUAL(rules_client_msg_id("a\tb"), PARLEY_ERR_CLIENT_MSG_ID_INVALID);
-    CU_ASSERT_EQUAL(rules_client_msg_id("a\x7f"), PARLEY_ERR_CLIENT_MSG_ID_INVALID);
+    CU_ASSERT_EQUAL(rules_client_msg_id(NULL),
+                    PARLEY_ERR_CLIENT_MSG_ID_INVALID);
+    CU_ASSERT_EQUAL(rules_client_msg_id("a b"),
+                    PARLEY_ERR_CLIENT_MSG_ID_INVALID);
+    CU_ASSERT_EQUAL(rules_client_msg_id("a\tb"),
+                    PARLEY_ERR_CLIENT_MSG_ID_INVALID);
+    CU_ASSERT_EQUAL(rules_client_msg_id("a\x7f"),
+                    PARLEY_ERR_CLIENT_MSG_ID_INVALID);
     CU_ASSERT_EQUAL(rules_client_msg_id("\xC3\xA9"),
                     PARLEY_ERR_CLIENT_MSG_ID_INVALID);
     CU_ASSERT_EQUAL(rules_client_msg_id("x\xFF"), PARLEY_ERR_INVALID_UTF8);
@@ -136,7 +143,7 @@ static void test_author(void)
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     a.display_name = "two\nlines";
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
-    a.display_name = "c1\xC2\x85";  /* U+0085, a C1 control */
+    a.display_name = "c1\xC2\x85"; /* U+0085, a C1 control */
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     a.display_name = "bad\xC3";
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
@@ -166,6 +173,10 @@ static void test_author(void)
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     a.id = "user@example.org";
     CU_ASSERT_EQUAL(rules_author(&a), PARLEY_OK);
+    a.display_name = "Ann \xE2\x80\xAE" "nimda"; /* RLO in a name */
+    CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
+    a.display_name = "Ann \xE2\x81\xA8" "x" "\xE2\x81\xA9"; /* even balanced */
+    CU_ASSERT_EQUAL(rules_author(&a), PARLEY_ERR_AUTHOR_INVALID);
     CU_ASSERT_EQUAL(rules_author(NULL), PARLEY_ERR_AUTHOR_INVALID);
 }
 
@@ -180,23 +191,28 @@ static void test_body(void)
     CU_ASSERT_EQUAL(BODY("line\nline", 16), PARLEY_OK);
     CU_ASSERT_EQUAL(rules_body("", 0, 16), PARLEY_ERR_BODY_EMPTY);
     CU_ASSERT_EQUAL(rules_body(NULL, 0, 16), PARLEY_ERR_BODY_EMPTY);
-    CU_ASSERT_EQUAL(BODY(" \t\r\n\v\f", 16), PARLEY_ERR_BODY_EMPTY);
+    CU_ASSERT_EQUAL(BODY(" \t\r\n", 16), PARLEY_ERR_BODY_EMPTY);
     /* NBSP, ideographic space, em space, zero width space, BOM */
-    CU_ASSERT_EQUAL(BODY("\xC2\xA0\xE3\x80\x80\xE2\x80\x83\xE2\x80\x8B\xEF\xBB\xBF",
-                         64),
-                    PARLEY_ERR_BODY_EMPTY);
-    CU_ASSERT_EQUAL(BODY("\xC2\xA0" "a", 16), PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        BODY("\xC2\xA0\xE3\x80\x80\xE2\x80\x83\xE2\x80\x8B\xEF\xBB\xBF", 64),
+        PARLEY_ERR_BODY_EMPTY);
+    CU_ASSERT_EQUAL(BODY("\xC2\xA0"
+                         "a",
+                         16),
+                    PARLEY_OK);
 
     /* exact limit, limit + 1 */
     CU_ASSERT_EQUAL(BODY("0123456789abcdef", 16), PARLEY_OK);
     CU_ASSERT_EQUAL(BODY("0123456789abcdefg", 16), PARLEY_ERR_BODY_TOO_LONG);
     /* The limit counts bytes, not characters: 8 x U+00E9 = 16 bytes. */
-    CU_ASSERT_EQUAL(BODY("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9",
-                         16),
-                    PARLEY_OK);
-    CU_ASSERT_EQUAL(BODY("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9",
-                         15),
-                    PARLEY_ERR_BODY_TOO_LONG);
+    CU_ASSERT_EQUAL(
+        BODY("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9",
+             16),
+        PARLEY_OK);
+    CU_ASSERT_EQUAL(
+        BODY("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9",
+             15),
+        PARLEY_ERR_BODY_TOO_LONG);
     /* 0 means the default */
     memset(buf, 'b', sizeof buf);
     CU_ASSERT_EQUAL(rules_body(buf, RULES_BODY_MAX_DEFAULT, 0), PARLEY_OK);
@@ -209,6 +225,22 @@ static void test_body(void)
     CU_ASSERT_EQUAL(BODY("a\xF4\x90\x80\x80", 16), PARLEY_ERR_INVALID_UTF8);
     CU_ASSERT_EQUAL(BODY("a\xE2\x82", 16), PARLEY_ERR_INVALID_UTF8);
     CU_ASSERT_EQUAL(BODY(" \xFF", 16), PARLEY_ERR_INVALID_UTF8);
+
+    /* control characters: only TAB, LF, CR */
+    CU_ASSERT_EQUAL(BODY("a\tb\r\nc", 16), PARLEY_OK);
+    CU_ASSERT_EQUAL(BODY("a\x1b[31mred", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\x07", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\v", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\x7f", 16), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\xC2\x9B", 16), PARLEY_ERR_INVALID_UTF8); /* C1 CSI */
+    /* bidi: balanced runs pass, anything left open or closed twice not */
+    CU_ASSERT_EQUAL(BODY("a \xE2\x80\xAE" "olleh" "\xE2\x80\xAC b", 32), PARLEY_OK);
+    CU_ASSERT_EQUAL(BODY("\xE2\x81\xA7" "x" "\xE2\x81\xA9", 32), PARLEY_OK);
+    CU_ASSERT_EQUAL(BODY("a \xE2\x80\xAE" "gnp.exe", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a \xE2\x80\xAC", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a \xE2\x81\xA6", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("\xE2\x81\xA6" "a" "\xE2\x80\xAC", 32), PARLEY_ERR_INVALID_UTF8);
+    CU_ASSERT_EQUAL(BODY("a\xE2\x80\x8F" "b", 32), PARLEY_OK); /* RLM mark */
 }
 
 static void test_may_modify(void)
@@ -218,9 +250,11 @@ static void test_may_modify(void)
     parley_author bad = {"", "Nobody", PARLEY_ROLE_PARTICIPANT};
 
     CU_ASSERT_EQUAL(rules_may_modify(&ada, "ada"), PARLEY_OK);
-    CU_ASSERT_EQUAL(rules_may_modify(&ada, "bob"), PARLEY_ERR_PERMISSION_DENIED);
+    CU_ASSERT_EQUAL(rules_may_modify(&ada, "bob"),
+                    PARLEY_ERR_PERMISSION_DENIED);
     CU_ASSERT_EQUAL(rules_may_modify(&ada, "ad"), PARLEY_ERR_PERMISSION_DENIED);
-    CU_ASSERT_EQUAL(rules_may_modify(&ada, "adam"), PARLEY_ERR_PERMISSION_DENIED);
+    CU_ASSERT_EQUAL(rules_may_modify(&ada, "adam"),
+                    PARLEY_ERR_PERMISSION_DENIED);
     CU_ASSERT_EQUAL(rules_may_modify(&org, "bob"), PARLEY_OK);
     CU_ASSERT_EQUAL(rules_may_modify(&org, "org"), PARLEY_OK);
     CU_ASSERT_EQUAL(rules_may_modify(&bad, ""), PARLEY_ERR_AUTHOR_INVALID);
@@ -251,6 +285,7 @@ static void test_error_table(void)
         {PARLEY_ERR_BAD_CURSOR, 3, 400},
         {PARLEY_ERR_SUBSCRIPTION_STATE, 9, 409},
         {PARLEY_ERR_AUTHOR_INVALID, 3, 400},
+        {PARLEY_ERR_TOKEN_EXPIRED, 16, 401},
         {PARLEY_ERR_SCHEMA_TOO_NEW, 9, 500},
         {PARLEY_ERR_IO, 13, 500},
     };
@@ -264,7 +299,8 @@ static void test_error_table(void)
         CU_ASSERT_PTR_NOT_NULL(parley_err_text(e));
         CU_ASSERT_TRUE(strlen(parley_err_text(e)) > 0);
         CU_ASSERT_STRING_NOT_EQUAL(parley_err_name(e), "UNKNOWN");
-        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, e);
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value(d, e);
         if (e < 100) {
             char proto_name[64];
             wire++;
@@ -292,8 +328,10 @@ int main(void)
     CU_pSuite s = CU_add_suite("rules", NULL, NULL);
     if (s == NULL ||
         !CU_add_test(s, "utf8 accepts well-formed text", test_utf8_valid) ||
-        !CU_add_test(s, "utf8 refuses overlong, surrogate, >U+10FFFF, "
-                        "truncated, NUL", test_utf8_invalid) ||
+        !CU_add_test(s,
+                     "utf8 refuses overlong, surrogate, >U+10FFFF, "
+                     "truncated, NUL",
+                     test_utf8_invalid) ||
         !CU_add_test(s, "room names", test_room) ||
         !CU_add_test(s, "client message ids", test_client_msg_id) ||
         !CU_add_test(s, "authors", test_author) ||

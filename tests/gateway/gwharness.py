@@ -47,6 +47,9 @@ class Stack:
     def __init__(self, gw_args=(), rooms="lobby,other", start_gateway=True, pd_args=()):
         self.dir = tempfile.mkdtemp(prefix="parley-gw-test-")
         self.secret = secrets.token_hex(32)
+        # A gateway in --dev runs beside a parleyd --dev: neither may be
+        # given a real secret; they share the dev secret var/dev-secret.
+        self.dev = "--dev" in gw_args
         self.procs = []
         self.rooms = rooms
         self.gw_args = list(gw_args)
@@ -63,19 +66,27 @@ class Stack:
 
     def env(self):
         e = dict(os.environ)
-        e["PARLEY_JWT_SECRET"] = self.secret
+        if not self.dev:
+            e["PARLEY_JWT_SECRET"] = self.secret
         return e
 
     def _start_parleyd(self):
         self.sock = os.path.join(self.dir, "parleyd.sock")
+        db = os.path.join("var", "parley.db") if self.dev else os.path.join(self.dir, "parley.db")
         self.pd = subprocess.Popen(
             [os.environ["PARLEYD"], "--listen", "127.0.0.1:0", "--unix", self.sock,
-             "--db", os.path.join(self.dir, "parley.db"), "--rooms", self.rooms] + self.pd_args,
+             "--db", db, "--rooms", self.rooms,
+             # the gateway tests publish in bursts as one user; the core's
+             # per-user rate is tested in tests/security
+             "--user-rate", "0"] + self.pd_args + (["--dev"] if self.dev else []),
             stdout=subprocess.PIPE, stderr=sys.stderr, text=True, env=self.env(),
             cwd=self.dir)
         self.procs.append(self.pd)
         m = _read_line_matching(self.pd, r"parleyd listening on 127\.0\.0\.1:(\d+)", 30, "parleyd")
         self.grpc_port = int(m.group(1))
+        if self.dev:
+            with open(os.path.join(self.dir, "var", "dev-secret")) as f:
+                self.secret = f.read().strip()
 
     def start_gateway(self, upstream=None):
         up = upstream or "unix:" + self.sock

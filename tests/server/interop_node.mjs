@@ -54,7 +54,7 @@ function startServer() {
   return new Promise((res, rej) => {
     const log = openSync(join(tmp, 'parleyd.log'), 'a');
     child = spawn(binary, ['--listen', '127.0.0.1:0', '--unix', join(tmp, 'p.sock'),
-      '--db', join(tmp, 'parley.db'), '--rooms', 'lobby'],
+      '--db', join(tmp, 'parley.db'), '--rooms', 'lobby', '--user-rate', '0'],
     { env: { ...process.env, PARLEY_JWT_SECRET: SECRET }, stdio: ['ignore', 'pipe', log] });
     const timer = setTimeout(() => rej(new Error('parleyd not ready in time')), 20000);
     child.on('exit', (c) => rej(new Error('parleyd exited early: ' + c)));
@@ -148,7 +148,7 @@ async function main() {
   // Tokens and malformed requests
   expectError(await unary(history, 'GetRoom', { name: 'node-room' }, md(null)), S.UNAUTHENTICATED, 'UNAUTHENTICATED', 'no token');
   expectError(await unary(history, 'GetRoom', { name: 'node-room' }, md(token('pat', 'participant', 3600, 'wrong-secret-wrong-secret-wrong-secret'))), S.UNAUTHENTICATED, 'UNAUTHENTICATED', 'wrong secret');
-  expectError(await unary(history, 'GetRoom', { name: 'node-room' }, md(token('pat', 'participant', -10))), S.UNAUTHENTICATED, 'UNAUTHENTICATED', 'expired token');
+  expectError(await unary(history, 'GetRoom', { name: 'node-room' }, md(token('pat', 'participant', -10))), S.UNAUTHENTICATED, 'TOKEN_EXPIRED', 'expired token');
   const rawCall = (path, bytes) => new Promise((res) => raw.makeUnaryRequest(path, (b) => b, (b) => b, bytes, md(pat), (err, resp) => res({ err, resp })));
   expectError(await rawCall('/parley.v1.History/GetMessage', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])), S.INVALID_ARGUMENT, 'MALFORMED', 'malformed bytes');
   r = await unary(history, 'GetRoom', { name: 'node-room' }, md(pat));

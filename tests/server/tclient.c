@@ -23,6 +23,55 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <libpq-fe.h>
+
+/* ---------- the store: SQLite file or PostgreSQL database ---------- */
+
+static const char *pg_host, *pg_port, *pg_user;
+
+void tc_use_postgres(const char *host, const char *port, const char *user) {
+    pg_host = host;
+    pg_port = port;
+    pg_user = user;
+}
+
+int tc_using_postgres(void) { return pg_host != NULL; }
+
+int tc_pg_target(const tc_server *s, char *out, size_t len) {
+    if (!pg_host) return -1;
+    const char *base = strrchr(s->dir, '/');
+    base = base ? base + 1 : s->dir;
+    snprintf(out, len, "postgres://%s@/%s?host=%s&port=%s&application_name=%s",
+             pg_user, base, pg_host, pg_port, base);
+    return 0;
+}
+
+int tc_pg_admin(const char *sql, char *out, size_t len) {
+    char uri[512];
+    snprintf(uri, sizeof uri, "postgres://%s@/postgres?host=%s&port=%s",
+             pg_user, pg_host, pg_port);
+    PGconn *c = PQconnectdb(uri);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        int st = PQresultStatus(r);
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            rc = 0;
+            if (out && PQntuples(r) > 0)
+                snprintf(out, len, "%s", PQgetvalue(r, 0, 0));
+        } else if (state && !strcmp(state, "42P04")) {
+            rc = 0; /* the database exists already: a restart */
+        } else {
+            fprintf(stderr, "tclient: %s: %s", sql, PQerrorMessage(c));
+        }
+        PQclear(r);
+    } else {
+        fprintf(stderr, "tclient: connect %s: %s", uri, PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
 
 /* ---------- server process ---------- */
 
@@ -57,6 +106,20 @@ int tc_server_start_opts(tc_server *s, const char *binary, const char *dir,
     argv[n++] = sock;
     argv[n++] = "--db";
     argv[n++] = db;
+    /* load tests publish in bursts as one user; the core's per-user rate
+     * is tested in tests/security */
+    argv[n++] = "--user-rate";
+    argv[n++] = "0";
+    char target[1024];
+    if (tc_pg_target(s, target, sizeof target) == 0) {
+        /* A database of its own, named as the dir; kept across restarts. */
+        char sql[400];
+        snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"",
+                 strrchr(s->dir, '/') ? strrchr(s->dir, '/') + 1 : s->dir);
+        if (tc_pg_admin(sql, NULL, 0) != 0) return -1;
+        argv[n++] = "--store";
+        argv[n++] = target;
+    }
     for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     int pfd[2];

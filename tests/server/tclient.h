@@ -20,6 +20,16 @@ typedef struct tc_server {
     char banner[4096]; /* what parleyd printed up to its ready line */
 } tc_server;
 
+/* After tc_use_postgres, every parleyd started runs its store on a database
+ * of its own on that PostgreSQL (--store), named as its temp dir and
+ * created on its first start; its connections carry that name as
+ * application_name. tc_pg_target writes the URI; tc_pg_admin runs sql as
+ * the admin (the first value into out), 0 on success. */
+void tc_use_postgres(const char *host, const char *port, const char *user);
+int tc_using_postgres(void);
+int tc_pg_target(const tc_server *s, char *out, size_t len);
+int tc_pg_admin(const char *sql, char *out, size_t len);
+
 /* Starts parleyd with its db in a new temp dir (or in dir if given) and
  * extra args (NULL-terminated), and waits for its ready line. 0 on success.
  * PARLEY_JWT_SECRET is TC_SECRET unless extra[0] is "--dev" (then unset). */

@@ -106,7 +106,8 @@ def _has(pool, name):
         return False
 
 
-WANT_SERVICES = {"parley.v1.History", "parley.v1.Stream", "grpc.health.v1.Health",
+WANT_SERVICES = {"parley.v1.History", "parley.v1.Stream", "parley.v1.Rooms",
+                 "grpc.health.v1.Health",
                  "grpc.reflection.v1.ServerReflection",
                  "grpc.reflection.v1alpha.ServerReflection"}
 

@@ -4,7 +4,10 @@
  * replay-then-live racing concurrent publishes, a slow consumer, and
  * durability across a SIGKILL.
  *
- * usage: test_server PARLEYD_BINARY */
+ * usage: test_server PARLEYD_BINARY [postgres]
+ * With postgres, every parleyd runs with --store on the PostgreSQL that
+ * PARLEY_PG_HOST / _PORT / _USER name (tests/pg/pgtmp exec), and the full
+ * disk test (an SQLite file's) gives way to a lost PostgreSQL connection. */
 #include <CUnit/Basic.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "tclient.h"
 #include "parley/v1/history.pb-c.h"
@@ -325,7 +330,7 @@ static void test_tokens(void) {
     free(bad);
     char *expired = tc_token("pat", "participant", -60, NULL);
     r = call(g_ch, H("GetRoom"), expired, &g, NULL);
-    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
+    expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "TOKEN_EXPIRED");
     free(expired);
     r = call(g_ch, H("GetRoom"), "not.a.jwt", &g, NULL);
     expect_fail(&r, GRPC_STATUS_UNAUTHENTICATED, "UNAUTHENTICATED");
@@ -503,6 +508,16 @@ static void test_connect(void) {
     CU_ASSERT_EQUAL(f->event->message->seq, 1);
     CU_ASSERT_TRUE(f->event->message->deleted);
     free_frame(f);
+    /* An organizer deleted another's message: a moderation action, told
+     * to the room after the deletion itself. */
+    f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL_FATAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT);
+    CU_ASSERT_EQUAL(f->room_event->action->kind,
+                    PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_MESSAGE);
+    CU_ASSERT_EQUAL(f->room_event->action->seq, 1);
+    CU_ASSERT_STRING_EQUAL(f->room_event->action->actor->id, "olga");
+    free_frame(f);
 
     /* unsubscribe: no more events */
     Parley__V1__Unsubscribe us = PARLEY__V1__UNSUBSCRIBE__INIT;
@@ -674,6 +689,204 @@ static void test_replay_races_publishes(void) {
     }
     tc_stream_free(st);
     grpc_channel_destroy(ch);
+}
+
+/* ---------- batches and shared streams ---------- */
+
+/* Frames read from a stream with batches on: a ServerFrame{batch} is
+ * flattened into its frames, in order; the outer messages are kept to be
+ * freed at the end. */
+typedef struct flat_reader {
+    tc_stream *st;
+    Parley__V1__ServerFrame *outer[4096];
+    size_t n_outer;
+    Parley__V1__ServerFrame **q;
+    size_t q_head, q_len, q_cap;
+    size_t batches, batched_frames; /* how many came inside a batch */
+} flat_reader;
+
+static Parley__V1__ServerFrame *flat_next(flat_reader *r, int ms) {
+    while (r->q_head == r->q_len) {
+        Parley__V1__ServerFrame *f = recv_frame(r->st, ms);
+        if (!f) return NULL;
+        CU_ASSERT_FATAL(r->n_outer < 4096);
+        r->outer[r->n_outer++] = f;
+        size_t n = f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH
+                       ? f->batch->n_frames
+                       : 1;
+        if (r->q_len + n > r->q_cap) {
+            r->q_cap = (r->q_len + n) * 2;
+            r->q = realloc(r->q, r->q_cap * sizeof *r->q);
+        }
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_BATCH) {
+            r->batches++;
+            r->batched_frames += n;
+            for (size_t i = 0; i < n; i++) {
+                /* never nested */
+                CU_ASSERT_NOT_EQUAL(f->batch->frames[i]->kind_case,
+                                    PARLEY__V1__SERVER_FRAME__KIND_BATCH);
+                r->q[r->q_len++] = f->batch->frames[i];
+            }
+        } else {
+            r->q[r->q_len++] = f;
+        }
+    }
+    return r->q[r->q_head++];
+}
+
+static void flat_free(flat_reader *r) {
+    for (size_t i = 0; i < r->n_outer; i++) free_frame(r->outer[i]);
+    free(r->q);
+}
+
+static int send_options(tc_stream *st, uint64_t rid, int batch) {
+    Parley__V1__SessionOptions o = PARLEY__V1__SESSION_OPTIONS__INIT;
+    o.batch = batch;
+    Parley__V1__ClientFrame f = PARLEY__V1__CLIENT_FRAME__INIT;
+    f.request_id = rid;
+    f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
+    f.options = &o;
+    return tc_stream_send(st, &f.base);
+}
+
+/* With SessionOptions.batch the server sends what queues up behind one
+ * send as ServerFrame{batch}; a replay of 2,000 events racing live
+ * publishes still arrives as every rev once, in order, replay flags right,
+ * Subscribed at the boundary. */
+static void test_batches_replay_then_live(void) {
+    enum { BACKLOG = 2000, LIVE = 300 };
+    create_room("c-batch");
+    CU_ASSERT_EQUAL_FATAL(stream_publish_many(g_ch, t_pat, "c-batch", "old",
+                                              BACKLOG, 256, "backlog"),
+                          BACKLOG);
+    grpc_channel *ch = tc_channel(g_srv.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_options(st, 1, 1), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_OPTIONS);
+    CU_ASSERT_EQUAL(f->request_id, 1);
+    CU_ASSERT_TRUE(f->options->batch);
+    free_frame(f);
+    CU_ASSERT_EQUAL(send_subscribe(st, 2, "c-batch", 0), 0);
+    /* live publishes from another stream while the replay runs */
+    tc_stream *pub = tc_stream_open(g_ch, S("Connect"), t_quinn);
+    for (int i = 0; i < LIVE; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "live-%d", i);
+        CU_ASSERT_EQUAL(send_publish(pub, (uint64_t)i + 1, "c-batch", id, "live"),
+                        0);
+    }
+    flat_reader r = {.st = st};
+    uint64_t next = 1;
+    int subscribed = 0, bad_order = 0, bad_flag = 0;
+    while (next <= BACKLOG + LIVE) {
+        Parley__V1__ServerFrame *g = flat_next(&r, 20000);
+        if (!g) break;
+        if (g->kind_case == PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED) {
+            subscribed++;
+            CU_ASSERT_EQUAL(g->request_id, 2);
+            if (g->subscribed->room->head_rev != next - 1) bad_order++;
+        } else if (g->kind_case == PARLEY__V1__SERVER_FRAME__KIND_EVENT) {
+            if (g->event->message->rev != next) bad_order++;
+            if ((int)g->event->replay != !subscribed) bad_flag++;
+            next = g->event->message->rev + 1;
+        }
+    }
+    CU_ASSERT_EQUAL(subscribed, 1);
+    CU_ASSERT_EQUAL(bad_order, 0);
+    CU_ASSERT_EQUAL(bad_flag, 0);
+    CU_ASSERT_EQUAL(next, BACKLOG + LIVE + 1);
+    /* the replay pages went out merged, far fewer messages than frames */
+    CU_ASSERT_TRUE(r.batches > 0);
+    CU_ASSERT_TRUE(r.batched_frames > r.batches * 4);
+    fprintf(stderr, "  %zu frames came in %zu batches\n", r.batched_frames,
+            r.batches);
+    flat_free(&r);
+    tc_stream_free(pub);
+    tc_stream_free(st);
+    grpc_channel_destroy(ch);
+}
+
+/* A stream that carries many users: each publish with user_token is stored
+ * as that token's user; a token that does not verify is refused and stores
+ * nothing; a ClientFrame{batch} is handled frame by frame, in order. */
+static void test_shared_stream_user_token(void) {
+    create_room("c-shared");
+    tc_stream *st = tc_stream_open(g_ch, S("Connect"), t_org);
+    Parley__V1__PublishRequest p[3];
+    Parley__V1__ClientFrame inner[3], *inner_p[3];
+    const char *ids[3] = {"u-1", "u-2", "u-3"};
+    const char *toks[3] = {t_pat, "not-a-token", t_quinn};
+    for (int i = 0; i < 3; i++) {
+        parley__v1__publish_request__init(&p[i]);
+        p[i].room = "c-shared";
+        p[i].client_msg_id = (char *)ids[i];
+        p[i].body = "shared";
+        parley__v1__client_frame__init(&inner[i]);
+        inner[i].request_id = 10 + (uint64_t)i;
+        inner[i].kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH;
+        inner[i].publish = &p[i];
+        inner[i].user_token = (char *)toks[i];
+        inner_p[i] = &inner[i];
+    }
+    Parley__V1__ClientBatch cb = PARLEY__V1__CLIENT_BATCH__INIT;
+    cb.n_frames = 3;
+    cb.frames = inner_p;
+    Parley__V1__ClientFrame outer = PARLEY__V1__CLIENT_FRAME__INIT;
+    outer.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+    outer.batch = &cb;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &outer.base), 0);
+    /* batches are off on this stream: three frames, one by one; the
+     * refusal comes at once, the acks after the commit */
+    int seen[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_NOT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_BATCH);
+        if (f->request_id == 11) {
+            CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+            CU_ASSERT_EQUAL(f->error->code,
+                            PARLEY__V1__ERROR_CODE__ERROR_CODE_UNAUTHENTICATED);
+            seen[1]++;
+        } else {
+            CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ACK);
+            int i2 = f->request_id == 10 ? 0 : 2;
+            CU_ASSERT_EQUAL(f->request_id, 10 + (uint64_t)i2);
+            CU_ASSERT_STRING_EQUAL(f->ack->message->author->id,
+                                   i2 == 0 ? "pat" : "quinn");
+            seen[i2]++;
+        }
+        free_frame(f);
+    }
+    CU_ASSERT_TRUE(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    /* nothing was stored for the refused one: two messages in the room */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "c-shared";
+    tc_result r = call(g_ch, H("ListMessages"), t_org, &lq,
+                       &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *lr =
+        (Parley__V1__ListMessagesResponse *)r.resp;
+    CU_ASSERT_EQUAL(lr->n_messages, 2);
+    tc_result_free(&r);
+    /* a batch inside a batch is refused */
+    Parley__V1__ClientFrame *nest_p[1] = {&outer};
+    Parley__V1__ClientBatch nb = PARLEY__V1__CLIENT_BATCH__INIT;
+    nb.n_frames = 1;
+    nb.frames = nest_p;
+    Parley__V1__ClientFrame nest = PARLEY__V1__CLIENT_FRAME__INIT;
+    nest.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_BATCH;
+    nest.batch = &nb;
+    outer.request_id = 77;
+    CU_ASSERT_EQUAL(tc_stream_send(st, &nest.base), 0);
+    Parley__V1__ServerFrame *f = recv_frame(st, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_ERROR);
+    CU_ASSERT_EQUAL(f->request_id, 77);
+    CU_ASSERT_EQUAL(f->error->code, PARLEY__V1__ERROR_CODE__ERROR_CODE_MALFORMED);
+    free_frame(f);
+    tc_stream_free(st);
 }
 
 /* ---------- slow consumer ---------- */
@@ -1113,11 +1326,210 @@ static void test_commit_failure(void) {
     tc_server_cleanup(&s2);
 }
 
+/* ---------- a lost PostgreSQL connection ---------- */
+
+/* parleyd's connection is cut in the middle of a group commit: the test
+ * holds a lock on the rooms table, so the batch waits inside its
+ * transaction, and ends parleyd's backend there (as a PostgreSQL restart
+ * or a network cut would). The publishes of that batch are refused
+ * ("storage failure; retry"), the next ones are acked on a new connection,
+ * a refused one retried is stored as new, and the database and the
+ * watcher's events hold exactly the acked publishes, each once. */
+enum { PL_ROUND = 5, PL_MAX = 3 * PL_ROUND };
+
+static int pl_round(tc_stream *st, int first, int *out) {
+    char id[32];
+    int bad = 0;
+    for (int i = first; i < first + PL_ROUND; i++) {
+        snprintf(id, sizeof id, "l-%d", i);
+        if (send_publish(st, (uint64_t)i + 1, "loss", id, "body")) bad++;
+    }
+    for (int k = 0; k < PL_ROUND; k++) {
+        Parley__V1__ServerFrame *f = recv_frame(st, 20000);
+        if (!f) return bad + 1;
+        int i = (int)f->request_id - 1;
+        if (i < first || i >= first + PL_ROUND || out[i])
+            bad++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK &&
+                 !f->ack->duplicate)
+            out[i] = 1;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                 f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                 !f->error->fatal &&
+                 !strcmp(f->error->detail, "storage failure; retry"))
+            out[i] = 2;
+        else
+            bad++;
+        free_frame(f);
+    }
+    return bad;
+}
+
+static int pl_wait_blocked(const char *app) {
+    char sql[300], v[32];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+             "'%s' AND wait_event_type = 'Lock'", app);
+    for (int i = 0; i < 1000; i++) {
+        if (tc_pg_admin(sql, v, sizeof v) == 0 && atoi(v) == 1) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_pg_connection_lost(void) {
+    tc_server s;
+    const char *extra[] = {"--rooms", "loss", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    const char *app = strrchr(s.dir, '/') + 1;
+    grpc_channel *ch = tc_channel(s.addr);
+    tc_stream *st = tc_stream_open(ch, S("Connect"), t_pat);
+    tc_stream *watch = tc_stream_open(ch, S("Connect"), t_org);
+    CU_ASSERT_EQUAL(send_subscribe(watch, 1, "loss", 0), 0);
+    Parley__V1__ServerFrame *f = recv_frame(watch, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+    int out[PL_MAX] = {0};
+
+    CU_ASSERT_EQUAL(pl_round(st, 0, out), 0);
+    for (int i = 0; i < PL_ROUND; i++) CU_ASSERT_EQUAL(out[i], 1);
+
+    /* The lock, on parleyd's database, from a connection of the test's. */
+    char uri[1024];
+    snprintf(uri, sizeof uri, "postgres://%s@/%s?host=%s&port=%s",
+             getenv("PARLEY_PG_USER"), app, getenv("PARLEY_PG_HOST"),
+             getenv("PARLEY_PG_PORT"));
+    PGconn *lk = PQconnectdb(uri);
+    CU_ASSERT_EQUAL_FATAL(PQstatus(lk), CONNECTION_OK);
+    PGresult *res = PQexec(lk, "BEGIN; LOCK TABLE rooms IN EXCLUSIVE MODE");
+    CU_ASSERT_EQUAL(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    char id[32];
+    for (int i = PL_ROUND; i < 2 * PL_ROUND; i++) {
+        snprintf(id, sizeof id, "l-%d", i);
+        CU_ASSERT_EQUAL(send_publish(st, (uint64_t)i + 1, "loss", id, "body"), 0);
+    }
+    /* parleyd's batch waits on the lock, inside its transaction: cut it. */
+    CU_ASSERT_TRUE(pl_wait_blocked(app));
+    char sql[300], v[32] = "";
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000))"
+             " FROM (SELECT pid FROM pg_stat_activity WHERE application_name"
+             " = '%s' OFFSET 0) b", app);
+    CU_ASSERT_EQUAL(tc_pg_admin(sql, v, sizeof v), 0);
+    CU_ASSERT_STRING_EQUAL(v, "1");
+    res = PQexec(lk, "COMMIT");
+    PQclear(res);
+    PQfinish(lk);
+    int acked = 0, refused = 0, bad = 0;
+    for (int k = 0; k < PL_ROUND; k++) {
+        f = recv_frame(st, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        int i = (int)f->request_id - 1;
+        if (i < PL_ROUND || i >= 2 * PL_ROUND || out[i])
+            bad++;
+        else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ACK) {
+            out[i] = 1;
+            acked++;
+        } else if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_ERROR &&
+                   f->error->code == PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL &&
+                   !strcmp(f->error->detail, "storage failure; retry")) {
+            out[i] = 2;
+            refused++;
+        } else {
+            bad++;
+        }
+        free_frame(f);
+    }
+    fprintf(stderr, "  cut mid-batch: %d refused, %d acked\n", refused, acked);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_TRUE(refused >= 1); /* the batch that was cut */
+
+    /* The next publishes go through on a new connection. */
+    CU_ASSERT_EQUAL(pl_round(st, 2 * PL_ROUND, out), 0);
+    for (int i = 2 * PL_ROUND; i < 3 * PL_ROUND; i++) CU_ASSERT_EQUAL(out[i], 1);
+    /* A refused publish was not stored: its retry is new. */
+    int retried_bad = 0;
+    for (int i = 0; i < PL_MAX; i++) {
+        if (out[i] != 2) continue;
+        tc_result r;
+        snprintf(id, sizeof id, "l-%d", i);
+        Parley__V1__PublishResponse *p = publish(ch, t_pat, "loss", id, "body", &r);
+        if (r.status != GRPC_STATUS_OK || !p || p->duplicate) retried_bad++;
+        else out[i] = 1;
+        tc_result_free(&r);
+    }
+    CU_ASSERT_EQUAL(retried_bad, 0);
+
+    /* Stored: every publish, once, dense. */
+    Parley__V1__ListMessagesRequest lq = PARLEY__V1__LIST_MESSAGES_REQUEST__INIT;
+    lq.room = "loss";
+    lq.cursor_case = PARLEY__V1__LIST_MESSAGES_REQUEST__CURSOR_AFTER_REV;
+    lq.after_rev = 0;
+    lq.limit = 100;
+    tc_result r = call(ch, H("ListMessages"), t_org, &lq,
+                       &parley__v1__list_messages_response__descriptor);
+    CU_ASSERT_EQUAL_FATAL(r.status, GRPC_STATUS_OK);
+    Parley__V1__ListMessagesResponse *l = (void *)r.resp;
+    int seen[PL_MAX] = {0}, bad_rows = 0;
+    CU_ASSERT_EQUAL(l->n_messages, (size_t)PL_MAX);
+    for (size_t k = 0; k < l->n_messages; k++) {
+        int i = -1;
+        if (sscanf(l->messages[k]->client_msg_id, "l-%d", &i) != 1 || i < 0 ||
+            i >= PL_MAX || seen[i] || out[i] != 1 ||
+            l->messages[k]->seq != k + 1)
+            bad_rows++;
+        else
+            seen[i] = 1;
+    }
+    CU_ASSERT_EQUAL(bad_rows, 0);
+    tc_result_free(&r);
+
+    /* The watcher got an event for each stored publish, once, in order,
+     * and none for the refused attempts. */
+    Parley__V1__Ping pg = PARLEY__V1__PING__INIT;
+    pg.nonce = 77;
+    Parley__V1__ClientFrame cf = PARLEY__V1__CLIENT_FRAME__INIT;
+    cf.request_id = 2;
+    cf.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_PING;
+    cf.ping = &pg;
+    CU_ASSERT_EQUAL(tc_stream_send(watch, &cf.base), 0);
+    int events = 0, bad_events = 0;
+    uint64_t last_seq = 0;
+    for (;;) {
+        f = recv_frame(watch, 20000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        if (f->kind_case == PARLEY__V1__SERVER_FRAME__KIND_PONG) {
+            free_frame(f);
+            break;
+        }
+        if (f->kind_case != PARLEY__V1__SERVER_FRAME__KIND_EVENT ||
+            f->event->message->seq != last_seq + 1)
+            bad_events++;
+        else
+            last_seq = f->event->message->seq;
+        events++;
+        free_frame(f);
+    }
+    CU_ASSERT_EQUAL(bad_events, 0);
+    CU_ASSERT_EQUAL(events, PL_MAX);
+    tc_stream_free(st);
+    tc_stream_free(watch);
+    grpc_channel_destroy(ch);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+    tc_server_cleanup(&s);
+}
+
 /* parleyd runs its store with synchronous=FULL, as SQLite reports it back
  * (printed in the ready line; the store refuses to open otherwise). */
 static void test_synchronous_full(void) {
     const char *sync = strstr(g_srv.banner, "synchronous=");
     CU_ASSERT_PTR_NOT_NULL_FATAL(sync);
+    /* and on the engine asked for */
+    CU_ASSERT_PTR_NOT_NULL(strstr(g_srv.banner, tc_using_postgres()
+                                                    ? "(db postgres://"
+                                                    : "/parley.db, "));
     CU_ASSERT_EQUAL(strncmp(sync, "synchronous=FULL)", 17), 0);
 }
 
@@ -1173,18 +1585,30 @@ static int suite_clean(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PARLEYD_BINARY\n", argv[0]);
+        fprintf(stderr, "usage: %s PARLEYD_BINARY [postgres]\n", argv[0]);
         return 2;
     }
     if (argc == 4 && !strcmp(argv[1], "--publisher"))
         return publisher_main(argv[2], argv[3]);
     g_bin = argv[1];
+    int pg = argc > 2 && !strcmp(argv[2], "postgres");
+    if (pg) {
+        const char *h = getenv("PARLEY_PG_HOST"), *p = getenv("PARLEY_PG_PORT"),
+                   *u = getenv("PARLEY_PG_USER");
+        if (!h || !p || !u) {
+            fprintf(stderr, "%s: PARLEY_PG_HOST/_PORT/_USER unset (run under "
+                            "tests/pg/pgtmp exec)\n", argv[0]);
+            return 2;
+        }
+        tc_use_postgres(h, p, u);
+    }
     grpc_init();
     t_org = tc_token("olga", "organizer", 3600, NULL);
     t_pat = tc_token("pat", "participant", 3600, NULL);
     t_quinn = tc_token("quinn", "participant", 3600, NULL);
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("parleyd", suite_init, suite_clean);
+    CU_pSuite s = CU_add_suite(pg ? "parleyd (postgres)" : "parleyd",
+                               suite_init, suite_clean);
     CU_add_test(s, "store runs with synchronous=FULL", test_synchronous_full);
     CU_add_test(s, "rooms", test_rooms);
     CU_add_test(s, "publish and history", test_publish_and_history);
@@ -1192,14 +1616,21 @@ int main(int argc, char **argv) {
     CU_add_test(s, "malformed requests", test_malformed);
     CU_add_test(s, "connect", test_connect);
     CU_add_test(s, "replay races publishes", test_replay_races_publishes);
+    CU_add_test(s, "batches: replay then live", test_batches_replay_then_live);
+    CU_add_test(s, "shared stream: user_token", test_shared_stream_user_token);
     CU_pSuite s2 = CU_add_suite("own servers", NULL, NULL);
     CU_add_test(s2, "slow consumer", test_slow_consumer);
     CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
     CU_add_test(s2, "SIGTERM keeps what was acked", test_sigterm_keeps_acked);
     CU_add_test(s2, "dev mode", test_dev_mode);
-    CU_add_test(s2, "commit failure: no ack, no event, nothing stored",
-                test_commit_failure);
+    if (pg)
+        CU_add_test(s2, "PostgreSQL connection lost mid-batch: refused, "
+                        "reconnected, nothing lost",
+                    test_pg_connection_lost);
+    else
+        CU_add_test(s2, "commit failure: no ack, no event, nothing stored",
+                    test_commit_failure);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures() +

@@ -3,6 +3,7 @@
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export { type Clock, systemClock } from "./clock.js";
 export {
+  type AuthErrorCode,
   type ConnectOptions,
   type ConnectionState,
   type ParleyEvents,

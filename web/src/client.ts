@@ -12,8 +12,9 @@
 //                   subscribes from there; the stream replays anything newer;
 //   live again      once every room confirmed its subscription, unacked sends
 //                   go out again with their original clientMsgId;
-//   signed out      a refused token (close 4401, REST 401) is not a network
-//                   problem: the app's tokenProvider is asked for a fresh one;
+//   signed out      a refused or expired token (close 4401 / 4402, REST 401)
+//                   is not a network problem: the app's tokenProvider is
+//                   asked for a fresh one and the client reconnects at once;
 //                   without one, state 'unauthenticated' until reconnect().
 // Frames are paced under the gateway's token bucket, and bodies checked
 // against the server's limits before they are sent (limits.ts).
@@ -24,6 +25,7 @@ import {
   CLOSE_CLIENT_GAVE_UP,
   CLOSE_NORMAL,
   CLOSE_RATE,
+  CLOSE_TOKEN_EXPIRED,
   CLOSE_UNAUTH,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HISTORY_LIMIT,
@@ -135,8 +137,11 @@ export interface ParleyEvents {
    * refused and no fresh one came ("rejected"), or the tokenProvider threw
    * ("provider-failed"). Call reconnect() once the app has a new token.
    */
-  "auth-error": { code: "UNAUTHENTICATED"; reason: AuthFailureReason; detail: string };
+  "auth-error": { code: AuthErrorCode; reason: AuthFailureReason; detail: string };
 }
+
+/** What the server said of the token last refused: invalid, or expired. */
+export type AuthErrorCode = "UNAUTHENTICATED" | "TOKEN_EXPIRED";
 
 export type { SendProblem, Limits };
 
@@ -441,22 +446,24 @@ export class ParleyClient extends Emitter<ParleyEvents> {
    * ends in state 'unauthenticated'.
    */
   private async authorized<T>(call: () => Promise<T>): Promise<T> {
+    let refused: AuthErrorCode = "UNAUTHENTICATED";
     for (;;) {
-      const used = await this.tokens.current().catch((e: unknown) => this.failAuth(e));
+      const used = await this.tokens.current().catch((e: unknown) => this.failAuth(e, refused));
       try {
         const result = await call();
         this.tokens.accepted();
         return result;
       } catch (err) {
         if (!(err instanceof HttpError) || err.status !== HTTP_UNAUTHORIZED) throw err;
+        refused = err.code === "TOKEN_EXPIRED" ? "TOKEN_EXPIRED" : "UNAUTHENTICATED";
       }
-      await this.tokens.replace(used).catch((e: unknown) => this.failAuth(e));
+      await this.tokens.replace(used).catch((e: unknown) => this.failAuth(e, refused));
     }
   }
 
   /** Ends in 'unauthenticated' and rethrows; the token source rejects only with AuthFailure. */
-  private failAuth(e: unknown): never {
-    this.signInFailed(e as AuthFailure);
+  private failAuth(e: unknown, code: AuthErrorCode): never {
+    this.signInFailed(e as AuthFailure, code);
     throw e;
   }
 
@@ -508,6 +515,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     // If the connection ended meanwhile, its pacer is stopped and drops this.
     c.token = token;
     this.sendFrame(c, { case: "authenticate", value: { token } });
+    // Several frames may then come in one message (a replay, a burst): one
+    // wake-up and one decode instead of one per event.
+    this.sendFrame(c, { case: "options", value: { batch: true } });
   }
 
   /** A frame of the current connection (the transport reports none after its close). */
@@ -546,7 +556,6 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private authenticated(c: Connection, user: Author | undefined, limits: Parameters<typeof mergeLimits>[1]): void {
     if (c.authenticated) return;
     c.authenticated = true;
-    this.tokens.accepted();
     this.clock.clearTimeout(c.connectTimer);
     c.connectTimer = undefined;
     this.stated = mergeLimits(this.stated, limits);
@@ -641,6 +650,9 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   /** On the authenticated connection `c`: live once every room is; then unsent sends go out. */
   private maybeLive(c: Connection): void {
     for (const e of this.rooms.values()) if (e.phase !== "live" && e.phase !== "failed") return;
+    // The token is accepted once the core took it too (a subscribe can
+    // still be refused TOKEN_EXPIRED after the gateway's Authenticated).
+    this.tokens.accepted();
     this.backoff.reset();
     this.setState("live");
     for (const p of this.outbox.pending()) if (p.requestId === 0n && this.canPublish(c, p.room)) this.publish(c, p);
@@ -652,8 +664,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     // nothing below retries (scheduleRetry and open check for that).
     this.conn = null;
     this.teardown(c);
-    if (code === CLOSE_UNAUTH) {
-      void this.renewRejected(c.token ?? "", reason);
+    if (code === CLOSE_UNAUTH || code === CLOSE_TOKEN_EXPIRED) {
+      // Refused at authenticate, or the session outlived its token (4402):
+      // either way this token will never do again, and retrying it on a
+      // backoff would only loop. A fresh one opens a connection at once.
+      void this.renewRejected(c.token ?? "", reason, code === CLOSE_TOKEN_EXPIRED ? "TOKEN_EXPIRED" : "UNAUTHENTICATED");
     } else if (code === CLOSE_RATE) {
       // The server's bucket is empty: coming back at once would only empty
       // it again. Wait at least until a whole bucket refilled.
@@ -665,12 +680,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   }
 
   /** The server refused the connection's token: ask for a fresh one, or stop. */
-  private async renewRejected(token: string, reason: string): Promise<void> {
+  private async renewRejected(token: string, reason: string, code: AuthErrorCode): Promise<void> {
     this.setState("connecting", { reason });
     try {
       await this.tokens.replace(token);
     } catch (err) {
-      if (err instanceof AuthFailure) this.signInFailed(err);
+      if (err instanceof AuthFailure) this.signInFailed(err, code);
       else this.scheduleRetry(reason);
       return;
     }
@@ -681,7 +696,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   }
 
   /** Signing in failed for good: stop retrying until the app calls reconnect(). */
-  private signInFailed(failure: AuthFailure): void {
+  private signInFailed(failure: AuthFailure, code: AuthErrorCode = "UNAUTHENTICATED"): void {
     if (this.stopped || this.signedOut) return;
     this.signedOut = true;
     this.clock.clearTimeout(this.retryTimer);
@@ -693,8 +708,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       c.transport.abandon(CLOSE_NORMAL, "signed out");
     }
     this.setState("unauthenticated", { reason: failure.message });
-    this.emit("error", { code: "UNAUTHENTICATED", detail: failure.message, fatal: true });
-    this.emit("auth-error", { code: "UNAUTHENTICATED", reason: failure.reason, detail: failure.message });
+    this.emit("error", { code, detail: failure.message, fatal: true });
+    this.emit("auth-error", { code, reason: failure.reason, detail: failure.message });
   }
 
   private teardown(c: Connection): void {
@@ -812,6 +827,16 @@ export class ParleyClient extends Emitter<ParleyEvents> {
 
   private onError(c: Connection, requestId: bigint, err: ErrorFrame): void {
     const code = ErrorCode[err.code] ?? String(err.code);
+    if (err.code === ErrorCode.TOKEN_EXPIRED) {
+      // The session's token expired: the gateway closes 4402 (after this
+      // frame, or within a second when a request met the expiry first).
+      // Handled as that close: a fresh token, a new connection, every room
+      // subscribed and every unacked send resent there. Not a room's failure,
+      // and not reported: a renewal is routine; 'auth-error' follows if no
+      // fresh token comes.
+      c.transport.abandon(CLOSE_TOKEN_EXPIRED, `${code}: ${err.detail}`);
+      return;
+    }
     const p = this.outbox.byRequestId(requestId);
     if (p) {
       if (PERMANENT_SEND_ERRORS.has(err.code)) {

@@ -22,6 +22,11 @@ export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_CLIENT_GAVE_UP = 4000;
 /** GW_CLOSE_UNAUTH: no, invalid or expired token. Retrying with the same token is useless. */
 export const CLOSE_UNAUTH = 4401;
+/**
+ * GW_CLOSE_TOKEN_EXPIRED: the token expired (at authenticate, or the session
+ * outlived it). A fresh token is needed; the same one will never do again.
+ */
+export const CLOSE_TOKEN_EXPIRED = 4402;
 /** GW_CLOSE_RATE: the client sent faster than the gateway's token bucket allows. */
 export const CLOSE_RATE = 4429;
 /** GW_CLOSE_UPSTREAM: the core behind the gateway is unreachable. */

@@ -74,6 +74,16 @@ export class Transport {
         this.abandon(CLOSE_BAD_UTF8, "malformed server frame");
         return;
       }
+      // A batch (SessionOptions.batch) is its frames, in order, as if each
+      // had come alone; batches never nest. None is reported once a frame
+      // made the caller abandon the connection.
+      if (frame.kind.case === "batch") {
+        for (const f of frame.kind.value.frames) {
+          if (this.ws !== ws) return;
+          this.handlers.onFrame(f);
+        }
+        return;
+      }
       this.handlers.onFrame(frame);
     };
     ws.onclose = (ev) => {

@@ -4,6 +4,7 @@
 // asks the app's tokenProvider for a fresh token instead.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ConnectOptions, type ConnectionState, ParleyClient } from "../src/client.js";
+import { ErrorCode } from "../src/protocol.js";
 import { FakeGateway, FakeNetwork } from "./fakes.js";
 
 function start(gw: FakeGateway, auth: Partial<ConnectOptions>) {
@@ -17,11 +18,17 @@ function start(gw: FakeGateway, auth: Partial<ConnectOptions>) {
     backoff: { random: () => 0.5 },
     ...auth,
   });
+  const errors: { code: string; fatal: boolean }[] = [];
+  const authCodes: string[] = [];
   client.on("state", (e) => states.push(e.state));
-  client.on("auth-error", (e) => authErrors.push(e.reason));
+  client.on("auth-error", (e) => {
+    authErrors.push(e.reason);
+    authCodes.push(e.code);
+  });
+  client.on("error", (e) => errors.push({ code: e.code, fatal: e.fatal }));
   client.subscribe("lobby");
   client.start();
-  return { client, states, authErrors };
+  return { client, states, authErrors, authCodes, errors };
 }
 
 describe("client sign-in", () => {
@@ -140,6 +147,148 @@ describe("client sign-in", () => {
     gw.last.serverClose(4401);
     await vi.advanceTimersByTimeAsync(100);
     expect(client.state).toBe("live");
+    client.close();
+  });
+  it("a session that outlived its token (TOKEN_EXPIRED, close 4402) goes on with a fresh one at once, every time, quietly", async () => {
+    const gw = new FakeGateway();
+    let issued = 0;
+    const asked: { reason: string; rejected?: string }[] = [];
+    const { client, states, errors, authErrors } = start(gw, {
+      tokenProvider: (req) => {
+        asked.push({ ...req });
+        return `alice-${++issued}`;
+      },
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(client.state).toBe("live");
+    const pending = client.send("lobby", "across the renewal");
+    for (let i = 0; i < 3; i++) {
+      const old = gw.last;
+      const used = old.user;
+      // the gateway's sweep: error{TOKEN_EXPIRED} then close 4402; the
+      // last round without the error frame (close only)
+      if (i < 2) old.expire();
+      else old.serverClose(4402);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(gw.last).not.toBe(old);
+      // the provider was asked for a token to replace the expired one
+      expect(asked.at(-1)).toEqual({ reason: "rejected", rejected: used });
+      expect(gw.last.user).toBe(`alice-${issued}`);
+      expect(client.state).toBe("live");
+    }
+    // no wait between the sessions, nothing reported, nothing lost
+    expect(states).not.toContain("offline");
+    expect(errors).toEqual([]);
+    expect(authErrors).toEqual([]);
+    expect(client.pending()).toEqual([]);
+    expect(gw.storedCount(pending.clientMsgId)).toBe(1);
+    client.close();
+  });
+
+  it("a token expired already at authenticate ends in the sign-in state when no fresh one comes, not in a retry loop", async () => {
+    const gw = new FakeGateway();
+    gw.expired.add("stale");
+    let calls = 0;
+    const { client, errors, authErrors, authCodes } = start(gw, {
+      tokenProvider: () => {
+        calls++;
+        return "stale"; // an app that keeps handing out its cached token
+      },
+    });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(client.state).toBe("unauthenticated");
+    expect(authErrors).toEqual(["rejected"]);
+    expect(authCodes).toEqual(["TOKEN_EXPIRED"]);
+    expect(errors).toEqual([{ code: "TOKEN_EXPIRED", fatal: true }]);
+    // asked once to connect and once to replace it; never again on its own
+    expect(calls).toBeLessThanOrEqual(3);
+    expect(gw.sockets.length).toBeLessThanOrEqual(1);
+    client.close();
+  });
+
+  it("an expired static token over the WebSocket alone (no REST call) says TOKEN_EXPIRED once and stops", async () => {
+    const gw = new FakeGateway();
+    gw.expired.add("old");
+    const client = new ParleyClient({
+      url: "http://gw.test",
+      token: "old",
+      WebSocket: gw.WebSocket,
+      fetch: gw.fetch,
+      network: new FakeNetwork(),
+      backoff: { random: () => 0.5 },
+    });
+    const codes: string[] = [];
+    client.on("auth-error", (e) => codes.push(e.code));
+    client.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(client.state).toBe("unauthenticated");
+    expect(codes).toEqual(["TOKEN_EXPIRED"]);
+    expect(gw.sockets).toHaveLength(1);
+    client.close();
+  });
+
+  it("a token expired at authenticate is replaced by the provider's fresh one and the client goes live", async () => {
+    const gw = new FakeGateway();
+    gw.expired.add("stale");
+    const { client, errors, authErrors } = start(gw, {
+      tokenProvider: (req) => (req.reason === "rejected" ? "alice" : "stale"),
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(client.state).toBe("live");
+    expect(client.user?.id).toBe("alice");
+    expect(errors).toEqual([]);
+    expect(authErrors).toEqual([]);
+    client.close();
+  });
+
+  it("a request refused TOKEN_EXPIRED (the expiry met before the sweep) renews the session instead of failing the room", async () => {
+    const gw = new FakeGateway();
+    gw.refuseSubscribe.set("lobby", ErrorCode.TOKEN_EXPIRED);
+    let issued = 0;
+    const { client, errors } = start(gw, {
+      tokenProvider: (req) => {
+        // a fresh token is one the core takes
+        if (req.reason === "rejected") gw.refuseSubscribe.delete("lobby");
+        return `alice-${++issued}`;
+      },
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(client.state).toBe("live");
+    expect(client.isLive("lobby")).toBe(true);
+    expect(gw.sockets).toHaveLength(2);
+    expect(errors).toEqual([]);
+    client.close();
+  });
+
+  it("a REST 401 TOKEN_EXPIRED asks the provider for a fresh token", async () => {
+    const gw = new FakeGateway();
+    gw.expired.add("stale");
+    const asked: string[] = [];
+    const { client, authErrors } = start(gw, {
+      tokenProvider: (req) => {
+        asked.push(req.reason);
+        return req.reason === "rejected" ? "alice" : "stale";
+      },
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(client.room("lobby")?.loaded).toBe(true);
+    expect(asked).toContain("rejected");
+    expect(authErrors).toEqual([]);
+    client.close();
+  });
+
+  it("a core that keeps refusing fresh tokens as expired (clock skew) ends in the sign-in state, not a loop", async () => {
+    const gw = new FakeGateway();
+    // the gateway takes every token, the core calls each one expired
+    gw.coreExpired = true;
+    let issued = 0;
+    const { client, authCodes } = start(gw, { tokenProvider: () => `alice-${++issued}` });
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(client.state).toBe("unauthenticated");
+    expect(authCodes).toEqual(["TOKEN_EXPIRED"]);
+    // MAX_TOKEN_REFRESHES fresh tokens, then the app's turn
+    expect(issued).toBeLessThanOrEqual(3);
+    expect(gw.sockets.length).toBeLessThanOrEqual(3);
     client.close();
   });
 });

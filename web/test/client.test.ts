@@ -60,6 +60,34 @@ describe("client", () => {
     client.close();
   });
 
+  it("turns batches on after authenticate and takes a batch as its frames, in order", async () => {
+    const gw = new FakeGateway();
+    const { client } = start(gw);
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    const kinds = gw.received.map((f) => f.kind.case);
+    expect(kinds.slice(0, 2)).toEqual(["authenticate", "options"]);
+    const opt = gw.received[1];
+    expect(opt?.kind.case === "options" && opt.kind.value.batch).toBe(true);
+    expect(gw.last.batch).toBe(true);
+    expect(client.state).toBe("live"); // its Subscribed came inside a batch
+    // a batch of live events and an ack, as the gateway coalesces them
+    const seen: string[] = [];
+    client.on("message", (e) => seen.push(e.message.body));
+    const msgs = [1, 2, 3].map((i) => gw.store.publish("bob", `x${i}`, `burst ${i}`).message);
+    gw.last.push({
+      kind: {
+        case: "batch",
+        value: { frames: msgs.map((m) => ({ kind: { case: "event" as const, value: { type: 1, message: m } } })) },
+      },
+    });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(seen.slice(-3)).toEqual(["burst 1", "burst 2", "burst 3"]);
+    expect(seqs(client)).toEqual([1, 2, 3]);
+    client.close();
+  });
+
   it("applies live events and shows sends as pending until acked", async () => {
     const gw = new FakeGateway();
     const { client } = start(gw);

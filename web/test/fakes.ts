@@ -14,7 +14,7 @@ import {
   Role,
   ServerFrameSchema,
 } from "../src/protocol.js";
-import { CLOSE_RATE, CLOSE_UNAUTH, CLOSE_UPSTREAM } from "../src/constants.js";
+import { CLOSE_RATE, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTH, CLOSE_UPSTREAM } from "../src/constants.js";
 import type { FetchLike } from "../src/history.js";
 import type { WebSocketLike } from "../src/transport.js";
 
@@ -127,8 +127,16 @@ export class FakeGateway {
   /** The next N publishes are refused with a transient error. */
   busyPublishes = 0;
   refuse = false;
-  /** Tokens the gateway refuses (expired, badly signed): error + close 4401, REST 401. */
+  /** Tokens the gateway refuses (badly signed, unknown): error + close 4401, REST 401. */
   readonly rejected = new Set<string>();
+  /** Tokens past their exp: error{TOKEN_EXPIRED} + close 4402, REST 401 TOKEN_EXPIRED. */
+  readonly expired = new Set<string>();
+  /**
+   * The core calls every token expired while the gateway still takes it (the
+   * core's clock ahead of the gateway's): REST 401 TOKEN_EXPIRED, subscribes
+   * refused TOKEN_EXPIRED.
+   */
+  coreExpired = false;
   /** Limits stated in Authenticated (none: an older gateway). */
   limits: { maxFrameBytes?: number; frameRate?: number; frameBurst?: number } | null = null;
   /** Enforce a token bucket over every client frame, as the gateway's --rate/--burst (close 4429). */
@@ -206,8 +214,9 @@ export class FakeGateway {
     const auth = new Headers(init?.headers).get("authorization") ?? "";
     const token = auth.replace(/^Bearer /, "");
     if (!token || this.rejected.has(token)) {
-      return jsonResponse(401, { code: "UNAUTHENTICATED", detail: "invalid, expired or badly signed token" });
+      return jsonResponse(401, { code: "UNAUTHENTICATED", detail: "invalid or badly signed token" });
     }
+    if (this.expired.has(token) || this.coreExpired) return jsonResponse(401, { code: "TOKEN_EXPIRED", detail: "the token has expired; renew it" });
     const m = /^\/v1\/rooms\/([^/]+)\/messages(?:\/(\d+))?$/.exec(u.pathname);
     if (!m) return jsonResponse(404, { code: "NOT_FOUND", detail: u.pathname });
     const store = this.rooms.get(decodeURIComponent(m[1] as string));
@@ -272,6 +281,8 @@ export class FakeSocket implements WebSocketLike {
   onerror: ((ev: unknown) => unknown) | null = null;
   readonly subscribed = new Set<string>();
   user = "";
+  /** The client turned on SessionOptions.batch. */
+  batch = false;
   closedByClient: number | null = null;
   closedByServer: number | null = null;
   /** The reason the client gave when it closed. */
@@ -327,6 +338,12 @@ export class FakeSocket implements WebSocketLike {
     switch (k.case) {
       case "authenticate": {
         if (this.gw.silentAuth) break;
+        if (this.gw.expired.has(k.value.token)) {
+          // the gateway refuses a token past its exp: TOKEN_EXPIRED, close 4402
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.TOKEN_EXPIRED, detail: "the token has expired; renew it", fatal: true } } });
+          setTimeout(() => this.serverClose(CLOSE_TOKEN_EXPIRED), 0);
+          break;
+        }
         if (this.gw.rejected.has(k.value.token) || !k.value.token) {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.UNAUTHENTICATED, detail: "token missing, invalid or expired", fatal: true } } });
           setTimeout(() => this.serverClose(CLOSE_UNAUTH), 0);
@@ -353,18 +370,31 @@ export class FakeSocket implements WebSocketLike {
         else this.push(pong);
         break;
       }
+      case "options":
+        this.batch = k.value.batch;
+        this.push({ requestId: f.requestId, kind: { case: "options", value: { batch: this.batch } } });
+        break;
       case "subscribe": {
         const store = this.gw.rooms.get(k.value.room);
-        const refused = store ? this.gw.refuseSubscribe.get(k.value.room) : ErrorCode.ROOM_NOT_FOUND;
+        const refused = !store
+          ? ErrorCode.ROOM_NOT_FOUND
+          : this.gw.coreExpired
+            ? ErrorCode.TOKEN_EXPIRED
+            : this.gw.refuseSubscribe.get(k.value.room);
         if (!store || refused !== undefined) {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: refused, detail: "refused" } } });
           break;
         }
+        // as the gateway does: the replay and Subscribed in one batch when
+        // the client turned batches on (one by one while Subscribed is held)
+        const frames: FrameInit[] = [];
         for (const m of store.changedAfter(k.value.resumeAfterRev)) {
-          this.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
+          frames.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
-        this.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: store.roomInfo() } } });
+        frames.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: store.roomInfo() } } });
+        if (this.batch && !this.gw.holdSubscribed) this.push({ kind: { case: "batch", value: { frames } } });
+        else for (const fr of frames) this.push(fr);
         break;
       }
       case "publish": {
@@ -446,6 +476,15 @@ export class FakeSocket implements WebSocketLike {
     this.heldSubscribed = [];
     // A dead link never completes the close handshake.
     if (!this.gw.blackhole && !this.gw.deafClient) setTimeout(() => this.onclose?.({ code, reason: "" }), 0);
+  }
+
+  /**
+   * The session outlived its token, as the gateway's sweep ends it
+   * (gw_conn.c): error{TOKEN_EXPIRED, fatal} with request id 0, close 4402.
+   */
+  expire(): void {
+    this.push({ kind: { case: "error", value: { code: ErrorCode.TOKEN_EXPIRED, detail: "the session's token expired; renew it", fatal: true } } });
+    setTimeout(() => this.serverClose(CLOSE_TOKEN_EXPIRED), 0);
   }
 
   /** The server ends the connection (e.g. the core went down). */

@@ -57,6 +57,44 @@ const ping = create(ClientFrameSchema, { requestId: 1n, kind: { case: "ping", va
 const pongBytes = toBinary(ServerFrameSchema, create(ServerFrameSchema, { kind: { case: "pong", value: { nonce: 1n } } }));
 
 describe("transport", () => {
+  it("hands a batch on as its frames, in order, and none after one made the caller abandon", () => {
+    const frames: string[] = [];
+    let t: Transport | null = null;
+    t = new Transport(
+      { url: "ws://gw.test/v1/stream", WebSocket: RawSocket },
+      {
+        onOpen: () => {},
+        onFrame: (f) => {
+          frames.push(f.kind.case ?? "");
+          if (f.kind.case === "error") t?.abandon(4000, "fatal");
+        },
+        onClose: (code) => frames.push(`close:${code}`),
+      },
+    );
+    const ws = RawSocket.last;
+    ws.open("parley.v1.proto");
+    const batch = (kinds: ("pong" | "error")[]) =>
+      toBinary(
+        ServerFrameSchema,
+        create(ServerFrameSchema, {
+          kind: {
+            case: "batch",
+            value: {
+              frames: kinds.map((k) =>
+                k === "pong" ? { kind: { case: "pong" as const, value: { nonce: 1n } } } : { kind: { case: "error" as const, value: { fatal: true } } },
+              ),
+            },
+          },
+        }),
+      );
+    const data = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    ws.onmessage?.({ data: data(batch(["pong", "pong"])) });
+    expect(frames).toEqual(["pong", "pong"]);
+    const keep = ws.onmessage;
+    keep?.({ data: data(batch(["pong", "error", "pong"])) });
+    expect(frames).toEqual(["pong", "pong", "pong", "error", "close:4000"]);
+  });
+
   it("offers the subprotocol of its format (binary by default) and reads binary as ArrayBuffer", () => {
     const a = make();
     expect(a.t.format).toBe("proto");

@@ -1058,7 +1058,7 @@ const ProtobufCMessageDescriptor parley__v1__delete_message_response__descriptor
   (ProtobufCMessageInit) parley__v1__delete_message_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__create_room_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor parley__v1__create_room_request__field_descriptors[5] =
 {
   {
     "name",
@@ -1072,14 +1072,66 @@ static const ProtobufCFieldDescriptor parley__v1__create_room_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "title",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__CreateRoomRequest, title),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "topic",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__CreateRoomRequest, topic),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "visibility",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__CreateRoomRequest, visibility),
+    &parley__v1__visibility__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__CreateRoomRequest, mode),
+    &parley__v1__room_mode__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__create_room_request__field_indices_by_name[] = {
+  4,   /* field[4] = mode */
   0,   /* field[0] = name */
+  1,   /* field[1] = title */
+  2,   /* field[2] = topic */
+  3,   /* field[3] = visibility */
 };
 static const ProtobufCIntRange parley__v1__create_room_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor parley__v1__create_room_request__descriptor =
 {
@@ -1089,7 +1141,7 @@ const ProtobufCMessageDescriptor parley__v1__create_room_request__descriptor =
   "Parley__V1__CreateRoomRequest",
   "parley.v1",
   sizeof(Parley__V1__CreateRoomRequest),
-  1,
+  5,
   parley__v1__create_room_request__field_descriptors,
   parley__v1__create_room_request__field_indices_by_name,
   1,  parley__v1__create_room_request__number_ranges,
@@ -1223,7 +1275,7 @@ const ProtobufCMessageDescriptor parley__v1__get_room_response__descriptor =
   (ProtobufCMessageInit) parley__v1__get_room_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__list_rooms_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor parley__v1__list_rooms_request__field_descriptors[3] =
 {
   {
     "after_name",
@@ -1249,15 +1301,28 @@ static const ProtobufCFieldDescriptor parley__v1__list_rooms_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "prefix",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ListRoomsRequest, prefix),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__list_rooms_request__field_indices_by_name[] = {
   0,   /* field[0] = after_name */
   1,   /* field[1] = limit */
+  2,   /* field[2] = prefix */
 };
 static const ProtobufCIntRange parley__v1__list_rooms_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor parley__v1__list_rooms_request__descriptor =
 {
@@ -1267,14 +1332,14 @@ const ProtobufCMessageDescriptor parley__v1__list_rooms_request__descriptor =
   "Parley__V1__ListRoomsRequest",
   "parley.v1",
   sizeof(Parley__V1__ListRoomsRequest),
-  2,
+  3,
   parley__v1__list_rooms_request__field_descriptors,
   parley__v1__list_rooms_request__field_indices_by_name,
   1,  parley__v1__list_rooms_request__number_ranges,
   (ProtobufCMessageInit) parley__v1__list_rooms_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_descriptors[3] =
 {
   {
     "rooms",
@@ -1300,15 +1365,28 @@ static const ProtobufCFieldDescriptor parley__v1__list_rooms_response__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "next_after_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ListRoomsResponse, next_after_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__list_rooms_response__field_indices_by_name[] = {
   1,   /* field[1] = has_more */
+  2,   /* field[2] = next_after_name */
   0,   /* field[0] = rooms */
 };
 static const ProtobufCIntRange parley__v1__list_rooms_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor parley__v1__list_rooms_response__descriptor =
 {
@@ -1318,7 +1396,7 @@ const ProtobufCMessageDescriptor parley__v1__list_rooms_response__descriptor =
   "Parley__V1__ListRoomsResponse",
   "parley.v1",
   sizeof(Parley__V1__ListRoomsResponse),
-  2,
+  3,
   parley__v1__list_rooms_response__field_descriptors,
   parley__v1__list_rooms_response__field_indices_by_name,
   1,  parley__v1__list_rooms_response__number_ranges,

@@ -159,10 +159,23 @@ struct  Parley__V1__CreateRoomRequest
 {
   ProtobufCMessage base;
   char *name;
+  /*
+   * The settings of a new room (ignored when it exists: see UpdateRoom).
+   */
+  char *title;
+  char *topic;
+  /*
+   * UNSPECIFIED: OPEN.
+   */
+  Parley__V1__Visibility visibility;
+  /*
+   * UNSPECIFIED: OPEN.
+   */
+  Parley__V1__RoomMode mode;
 };
 #define PARLEY__V1__CREATE_ROOM_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__create_room_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED }
 
 
 struct  Parley__V1__CreateRoomResponse
@@ -211,28 +224,38 @@ struct  Parley__V1__ListRoomsRequest
    * 1..1000; 0 means the server default (100).
    */
   uint32_t limit;
+  /*
+   * Only rooms whose name starts with this ("event-42."); "" for all.
+   */
+  char *prefix;
 };
 #define PARLEY__V1__LIST_ROOMS_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__list_rooms_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Parley__V1__ListRoomsResponse
 {
   ProtobufCMessage base;
   /*
-   * Ordered by name.
+   * Ordered by name; only rooms the caller may read.
    */
   size_t n_rooms;
   Parley__V1__Room **rooms;
   /*
-   * More rooms sort after the last one.
+   * More rooms may follow.
    */
   protobuf_c_boolean has_more;
+  /*
+   * With has_more: the after_name of the next page. The server looks at a
+   * bounded number of rooms per call, skipping those the caller may not
+   * read, so it can be past the last room returned (or set with none).
+   */
+  char *next_after_name;
 };
 #define PARLEY__V1__LIST_ROOMS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__list_rooms_response__descriptor) \
-    , 0,NULL, 0 }
+    , 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 /* Parley__V1__ListMessagesRequest methods */

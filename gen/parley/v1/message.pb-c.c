@@ -142,6 +142,141 @@ void   parley__v1__room__free_unpacked
   assert(message->base.descriptor == &parley__v1__room__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__room_access__init
+                     (Parley__V1__RoomAccess         *message)
+{
+  static const Parley__V1__RoomAccess init_value = PARLEY__V1__ROOM_ACCESS__INIT;
+  *message = init_value;
+}
+size_t parley__v1__room_access__get_packed_size
+                     (const Parley__V1__RoomAccess *message)
+{
+  assert(message->base.descriptor == &parley__v1__room_access__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__room_access__pack
+                     (const Parley__V1__RoomAccess *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__room_access__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__room_access__pack_to_buffer
+                     (const Parley__V1__RoomAccess *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__room_access__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__RoomAccess *
+       parley__v1__room_access__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__RoomAccess *)
+     protobuf_c_message_unpack (&parley__v1__room_access__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__room_access__free_unpacked
+                     (Parley__V1__RoomAccess *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__room_access__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__moderation_action__init
+                     (Parley__V1__ModerationAction         *message)
+{
+  static const Parley__V1__ModerationAction init_value = PARLEY__V1__MODERATION_ACTION__INIT;
+  *message = init_value;
+}
+size_t parley__v1__moderation_action__get_packed_size
+                     (const Parley__V1__ModerationAction *message)
+{
+  assert(message->base.descriptor == &parley__v1__moderation_action__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__moderation_action__pack
+                     (const Parley__V1__ModerationAction *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__moderation_action__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__moderation_action__pack_to_buffer
+                     (const Parley__V1__ModerationAction *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__moderation_action__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ModerationAction *
+       parley__v1__moderation_action__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ModerationAction *)
+     protobuf_c_message_unpack (&parley__v1__moderation_action__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__moderation_action__free_unpacked
+                     (Parley__V1__ModerationAction *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__moderation_action__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__member__init
+                     (Parley__V1__Member         *message)
+{
+  static const Parley__V1__Member init_value = PARLEY__V1__MEMBER__INIT;
+  *message = init_value;
+}
+size_t parley__v1__member__get_packed_size
+                     (const Parley__V1__Member *message)
+{
+  assert(message->base.descriptor == &parley__v1__member__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__member__pack
+                     (const Parley__V1__Member *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__member__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__member__pack_to_buffer
+                     (const Parley__V1__Member *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__member__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__Member *
+       parley__v1__member__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__Member *)
+     protobuf_c_message_unpack (&parley__v1__member__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__member__free_unpacked
+                     (Parley__V1__Member *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__member__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor parley__v1__author__field_descriptors[3] =
 {
   {
@@ -348,7 +483,7 @@ const ProtobufCMessageDescriptor parley__v1__message__descriptor =
   (ProtobufCMessageInit) parley__v1__message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[4] =
+static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[9] =
 {
   {
     "name",
@@ -398,17 +533,83 @@ static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "title",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, title),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "topic",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, topic),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "visibility",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, visibility),
+    &parley__v1__visibility__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, mode),
+    &parley__v1__room_mode__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "me",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, me),
+    &parley__v1__room_access__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__room__field_indices_by_name[] = {
   2,   /* field[2] = head_rev */
   1,   /* field[1] = head_seq */
   3,   /* field[3] = max_body_bytes */
+  8,   /* field[8] = me */
+  7,   /* field[7] = mode */
   0,   /* field[0] = name */
+  4,   /* field[4] = title */
+  5,   /* field[5] = topic */
+  6,   /* field[6] = visibility */
 };
-static const ProtobufCIntRange parley__v1__room__number_ranges[1 + 1] =
+static const ProtobufCIntRange parley__v1__room__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 10, 4 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor parley__v1__room__descriptor =
 {
@@ -418,11 +619,424 @@ const ProtobufCMessageDescriptor parley__v1__room__descriptor =
   "Parley__V1__Room",
   "parley.v1",
   sizeof(Parley__V1__Room),
-  4,
+  9,
   parley__v1__room__field_descriptors,
   parley__v1__room__field_indices_by_name,
-  1,  parley__v1__room__number_ranges,
+  2,  parley__v1__room__number_ranges,
   (ProtobufCMessageInit) parley__v1__room__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__room_access__field_descriptors[9] =
+{
+  {
+    "role",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, role),
+    &parley__v1__role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "member",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, member),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "can_post",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, can_post),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "post_rule",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, post_rule),
+    &parley__v1__rule__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "muted",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, muted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "muted_until_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, muted_until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_read_seq",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, last_read_seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_read_rev",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, last_read_rev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unread_count",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomAccess, unread_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__room_access__field_indices_by_name[] = {
+  2,   /* field[2] = can_post */
+  7,   /* field[7] = last_read_rev */
+  6,   /* field[6] = last_read_seq */
+  1,   /* field[1] = member */
+  4,   /* field[4] = muted */
+  5,   /* field[5] = muted_until_ms */
+  3,   /* field[3] = post_rule */
+  0,   /* field[0] = role */
+  8,   /* field[8] = unread_count */
+};
+static const ProtobufCIntRange parley__v1__room_access__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor parley__v1__room_access__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.RoomAccess",
+  "RoomAccess",
+  "Parley__V1__RoomAccess",
+  "parley.v1",
+  sizeof(Parley__V1__RoomAccess),
+  9,
+  parley__v1__room_access__field_descriptors,
+  parley__v1__room_access__field_indices_by_name,
+  1,  parley__v1__room_access__number_ranges,
+  (ProtobufCMessageInit) parley__v1__room_access__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__moderation_action__field_descriptors[13] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "room",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, room),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, kind),
+    &parley__v1__action_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, actor),
+    &parley__v1__author__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "target_user_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, target_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "until_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mode",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, mode),
+    &parley__v1__room_mode__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "visibility",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, visibility),
+    &parley__v1__visibility__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, role),
+    &parley__v1__role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "seq",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ModerationAction, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__moderation_action__field_indices_by_name[] = {
+  3,   /* field[3] = actor */
+  5,   /* field[5] = at_ms */
+  12,   /* field[12] = count */
+  0,   /* field[0] = id */
+  2,   /* field[2] = kind */
+  8,   /* field[8] = mode */
+  7,   /* field[7] = reason */
+  10,   /* field[10] = role */
+  1,   /* field[1] = room */
+  11,   /* field[11] = seq */
+  4,   /* field[4] = target_user_id */
+  6,   /* field[6] = until_ms */
+  9,   /* field[9] = visibility */
+};
+static const ProtobufCIntRange parley__v1__moderation_action__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 13 }
+};
+const ProtobufCMessageDescriptor parley__v1__moderation_action__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ModerationAction",
+  "ModerationAction",
+  "Parley__V1__ModerationAction",
+  "parley.v1",
+  sizeof(Parley__V1__ModerationAction),
+  13,
+  parley__v1__moderation_action__field_descriptors,
+  parley__v1__moderation_action__field_indices_by_name,
+  1,  parley__v1__moderation_action__number_ranges,
+  (ProtobufCMessageInit) parley__v1__moderation_action__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__member__field_descriptors[4] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Member, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Member, role),
+    &parley__v1__role__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "added_by",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Member, added_by),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "added_at_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Member, added_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__member__field_indices_by_name[] = {
+  3,   /* field[3] = added_at_ms */
+  2,   /* field[2] = added_by */
+  1,   /* field[1] = role */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange parley__v1__member__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor parley__v1__member__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.Member",
+  "Member",
+  "Parley__V1__Member",
+  "parley.v1",
+  sizeof(Parley__V1__Member),
+  4,
+  parley__v1__member__field_descriptors,
+  parley__v1__member__field_indices_by_name,
+  1,  parley__v1__member__number_ranges,
+  (ProtobufCMessageInit) parley__v1__member__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue parley__v1__role__enum_values_by_number[3] =
@@ -455,7 +1069,161 @@ const ProtobufCEnumDescriptor parley__v1__role__descriptor =
   parley__v1__role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue parley__v1__error_code__enum_values_by_number[17] =
+static const ProtobufCEnumValue parley__v1__visibility__enum_values_by_number[3] =
+{
+  { "VISIBILITY_UNSPECIFIED", "PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED", 0 },
+  { "VISIBILITY_OPEN", "PARLEY__V1__VISIBILITY__VISIBILITY_OPEN", 1 },
+  { "VISIBILITY_MEMBERS", "PARLEY__V1__VISIBILITY__VISIBILITY_MEMBERS", 2 },
+};
+static const ProtobufCIntRange parley__v1__visibility__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex parley__v1__visibility__enum_values_by_name[3] =
+{
+  { "VISIBILITY_MEMBERS", 2 },
+  { "VISIBILITY_OPEN", 1 },
+  { "VISIBILITY_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor parley__v1__visibility__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "parley.v1.Visibility",
+  "Visibility",
+  "Parley__V1__Visibility",
+  "parley.v1",
+  3,
+  parley__v1__visibility__enum_values_by_number,
+  3,
+  parley__v1__visibility__enum_values_by_name,
+  1,
+  parley__v1__visibility__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue parley__v1__room_mode__enum_values_by_number[4] =
+{
+  { "ROOM_MODE_UNSPECIFIED", "PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED", 0 },
+  { "ROOM_MODE_OPEN", "PARLEY__V1__ROOM_MODE__ROOM_MODE_OPEN", 1 },
+  { "ROOM_MODE_ANNOUNCEMENTS", "PARLEY__V1__ROOM_MODE__ROOM_MODE_ANNOUNCEMENTS", 2 },
+  { "ROOM_MODE_CLOSED", "PARLEY__V1__ROOM_MODE__ROOM_MODE_CLOSED", 3 },
+};
+static const ProtobufCIntRange parley__v1__room_mode__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex parley__v1__room_mode__enum_values_by_name[4] =
+{
+  { "ROOM_MODE_ANNOUNCEMENTS", 2 },
+  { "ROOM_MODE_CLOSED", 3 },
+  { "ROOM_MODE_OPEN", 1 },
+  { "ROOM_MODE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor parley__v1__room_mode__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "parley.v1.RoomMode",
+  "RoomMode",
+  "Parley__V1__RoomMode",
+  "parley.v1",
+  4,
+  parley__v1__room_mode__enum_values_by_number,
+  4,
+  parley__v1__room_mode__enum_values_by_name,
+  1,
+  parley__v1__room_mode__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue parley__v1__rule__enum_values_by_number[9] =
+{
+  { "RULE_UNSPECIFIED", "PARLEY__V1__RULE__RULE_UNSPECIFIED", 0 },
+  { "RULE_NOT_GRANTED", "PARLEY__V1__RULE__RULE_NOT_GRANTED", 1 },
+  { "RULE_MEMBERS_ONLY", "PARLEY__V1__RULE__RULE_MEMBERS_ONLY", 2 },
+  { "RULE_REMOVED", "PARLEY__V1__RULE__RULE_REMOVED", 3 },
+  { "RULE_MUTED", "PARLEY__V1__RULE__RULE_MUTED", 4 },
+  { "RULE_ANNOUNCEMENTS", "PARLEY__V1__RULE__RULE_ANNOUNCEMENTS", 5 },
+  { "RULE_ROOM_CLOSED", "PARLEY__V1__RULE__RULE_ROOM_CLOSED", 6 },
+  { "RULE_ORGANIZER_ONLY", "PARLEY__V1__RULE__RULE_ORGANIZER_ONLY", 7 },
+  { "RULE_SERVICE_READ_ONLY", "PARLEY__V1__RULE__RULE_SERVICE_READ_ONLY", 8 },
+};
+static const ProtobufCIntRange parley__v1__rule__value_ranges[] = {
+{0, 0},{0, 9}
+};
+static const ProtobufCEnumValueIndex parley__v1__rule__enum_values_by_name[9] =
+{
+  { "RULE_ANNOUNCEMENTS", 5 },
+  { "RULE_MEMBERS_ONLY", 2 },
+  { "RULE_MUTED", 4 },
+  { "RULE_NOT_GRANTED", 1 },
+  { "RULE_ORGANIZER_ONLY", 7 },
+  { "RULE_REMOVED", 3 },
+  { "RULE_ROOM_CLOSED", 6 },
+  { "RULE_SERVICE_READ_ONLY", 8 },
+  { "RULE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor parley__v1__rule__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "parley.v1.Rule",
+  "Rule",
+  "Parley__V1__Rule",
+  "parley.v1",
+  9,
+  parley__v1__rule__enum_values_by_number,
+  9,
+  parley__v1__rule__enum_values_by_name,
+  1,
+  parley__v1__rule__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue parley__v1__action_kind__enum_values_by_number[13] =
+{
+  { "ACTION_KIND_UNSPECIFIED", "PARLEY__V1__ACTION_KIND__ACTION_KIND_UNSPECIFIED", 0 },
+  { "ACTION_KIND_MUTE", "PARLEY__V1__ACTION_KIND__ACTION_KIND_MUTE", 1 },
+  { "ACTION_KIND_UNMUTE", "PARLEY__V1__ACTION_KIND__ACTION_KIND_UNMUTE", 2 },
+  { "ACTION_KIND_REMOVE", "PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE", 3 },
+  { "ACTION_KIND_READMIT", "PARLEY__V1__ACTION_KIND__ACTION_KIND_READMIT", 4 },
+  { "ACTION_KIND_SET_MODE", "PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_MODE", 5 },
+  { "ACTION_KIND_SET_VISIBILITY", "PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_VISIBILITY", 6 },
+  { "ACTION_KIND_UPDATE_ROOM", "PARLEY__V1__ACTION_KIND__ACTION_KIND_UPDATE_ROOM", 7 },
+  { "ACTION_KIND_ADD_MEMBER", "PARLEY__V1__ACTION_KIND__ACTION_KIND_ADD_MEMBER", 8 },
+  { "ACTION_KIND_REMOVE_MEMBER", "PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE_MEMBER", 9 },
+  { "ACTION_KIND_DELETE_MESSAGE", "PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_MESSAGE", 10 },
+  { "ACTION_KIND_ERASE_USER", "PARLEY__V1__ACTION_KIND__ACTION_KIND_ERASE_USER", 11 },
+  { "ACTION_KIND_DELETE_ROOM", "PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_ROOM", 12 },
+};
+static const ProtobufCIntRange parley__v1__action_kind__value_ranges[] = {
+{0, 0},{0, 13}
+};
+static const ProtobufCEnumValueIndex parley__v1__action_kind__enum_values_by_name[13] =
+{
+  { "ACTION_KIND_ADD_MEMBER", 8 },
+  { "ACTION_KIND_DELETE_MESSAGE", 10 },
+  { "ACTION_KIND_DELETE_ROOM", 12 },
+  { "ACTION_KIND_ERASE_USER", 11 },
+  { "ACTION_KIND_MUTE", 1 },
+  { "ACTION_KIND_READMIT", 4 },
+  { "ACTION_KIND_REMOVE", 3 },
+  { "ACTION_KIND_REMOVE_MEMBER", 9 },
+  { "ACTION_KIND_SET_MODE", 5 },
+  { "ACTION_KIND_SET_VISIBILITY", 6 },
+  { "ACTION_KIND_UNMUTE", 2 },
+  { "ACTION_KIND_UNSPECIFIED", 0 },
+  { "ACTION_KIND_UPDATE_ROOM", 7 },
+};
+const ProtobufCEnumDescriptor parley__v1__action_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "parley.v1.ActionKind",
+  "ActionKind",
+  "Parley__V1__ActionKind",
+  "parley.v1",
+  13,
+  parley__v1__action_kind__enum_values_by_number,
+  13,
+  parley__v1__action_kind__enum_values_by_name,
+  1,
+  parley__v1__action_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue parley__v1__error_code__enum_values_by_number[18] =
 {
   { "ERROR_CODE_UNSPECIFIED", "PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED", 0 },
   { "ERROR_CODE_INTERNAL", "PARLEY__V1__ERROR_CODE__ERROR_CODE_INTERNAL", 1 },
@@ -474,11 +1242,12 @@ static const ProtobufCEnumValue parley__v1__error_code__enum_values_by_number[17
   { "ERROR_CODE_BAD_CURSOR", "PARLEY__V1__ERROR_CODE__ERROR_CODE_BAD_CURSOR", 14 },
   { "ERROR_CODE_SUBSCRIPTION_STATE", "PARLEY__V1__ERROR_CODE__ERROR_CODE_SUBSCRIPTION_STATE", 15 },
   { "ERROR_CODE_AUTHOR_INVALID", "PARLEY__V1__ERROR_CODE__ERROR_CODE_AUTHOR_INVALID", 16 },
+  { "ERROR_CODE_TOKEN_EXPIRED", "PARLEY__V1__ERROR_CODE__ERROR_CODE_TOKEN_EXPIRED", 17 },
 };
 static const ProtobufCIntRange parley__v1__error_code__value_ranges[] = {
-{0, 0},{0, 17}
+{0, 0},{0, 18}
 };
-static const ProtobufCEnumValueIndex parley__v1__error_code__enum_values_by_name[17] =
+static const ProtobufCEnumValueIndex parley__v1__error_code__enum_values_by_name[18] =
 {
   { "ERROR_CODE_AUTHOR_INVALID", 16 },
   { "ERROR_CODE_BAD_CURSOR", 14 },
@@ -495,6 +1264,7 @@ static const ProtobufCEnumValueIndex parley__v1__error_code__enum_values_by_name
   { "ERROR_CODE_ROOM_INVALID", 3 },
   { "ERROR_CODE_ROOM_NOT_FOUND", 4 },
   { "ERROR_CODE_SUBSCRIPTION_STATE", 15 },
+  { "ERROR_CODE_TOKEN_EXPIRED", 17 },
   { "ERROR_CODE_UNAUTHENTICATED", 12 },
   { "ERROR_CODE_UNSPECIFIED", 0 },
 };
@@ -505,9 +1275,9 @@ const ProtobufCEnumDescriptor parley__v1__error_code__descriptor =
   "ErrorCode",
   "Parley__V1__ErrorCode",
   "parley.v1",
-  17,
+  18,
   parley__v1__error_code__enum_values_by_number,
-  17,
+  18,
   parley__v1__error_code__enum_values_by_name,
   1,
   parley__v1__error_code__value_ranges,

@@ -18,25 +18,170 @@ PROTOBUF_C__BEGIN_DECLS
 typedef struct Parley__V1__Author Parley__V1__Author;
 typedef struct Parley__V1__Message Parley__V1__Message;
 typedef struct Parley__V1__Room Parley__V1__Room;
+typedef struct Parley__V1__RoomAccess Parley__V1__RoomAccess;
+typedef struct Parley__V1__ModerationAction Parley__V1__ModerationAction;
+typedef struct Parley__V1__Member Parley__V1__Member;
 
 
 /* --- enums --- */
 
 /*
- * Role decides what a user may do to messages that are not their own.
+ * Role decides what a user may do in a room (docs/api.md, "Access"). A
+ * message's Author.role is its author's role in that room when it was sent.
  */
 typedef enum _Parley__V1__Role {
   PARLEY__V1__ROLE__ROLE_UNSPECIFIED = 0,
   /*
-   * A participant edits and deletes only their own messages.
+   * A participant reads, posts, and edits and deletes only their own
+   * messages.
    */
   PARLEY__V1__ROLE__ROLE_PARTICIPANT = 1,
   /*
-   * An organizer edits and deletes any message and creates rooms.
+   * An organizer of a room also moderates it: edits and deletes any
+   * message, mutes and removes users, changes the room's settings and
+   * members, and creates rooms its patterns cover.
    */
   PARLEY__V1__ROLE__ROLE_ORGANIZER = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__ROLE)
 } Parley__V1__Role;
+/*
+ * Visibility decides who may see a room, read it and subscribe to it
+ * (docs/api.md, "Access").
+ */
+typedef enum _Parley__V1__Visibility {
+  /*
+   * Read as VISIBILITY_OPEN.
+   */
+  PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED = 0,
+  /*
+   * Everyone whose token grants the room (its `rooms` claim, or the legacy
+   * `role` claim that grants every room), and every member.
+   */
+  PARLEY__V1__VISIBILITY__VISIBILITY_OPEN = 1,
+  /*
+   * Members (AddMember) and the room's organizers only: a backstage room.
+   */
+  PARLEY__V1__VISIBILITY__VISIBILITY_MEMBERS = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__VISIBILITY)
+} Parley__V1__Visibility;
+/*
+ * RoomMode decides who may post in a room that the caller may read.
+ */
+typedef enum _Parley__V1__RoomMode {
+  /*
+   * Read as ROOM_MODE_OPEN.
+   */
+  PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED = 0,
+  /*
+   * Everyone who may read the room posts (unless muted).
+   */
+  PARLEY__V1__ROOM_MODE__ROOM_MODE_OPEN = 1,
+  /*
+   * Announcements: only the room's organizers post; everyone reads.
+   */
+  PARLEY__V1__ROOM_MODE__ROOM_MODE_ANNOUNCEMENTS = 2,
+  /*
+   * Closed (archived): read-only for everyone; messages may still be
+   * deleted (by their author or an organizer), never posted or edited.
+   */
+  PARLEY__V1__ROOM_MODE__ROOM_MODE_CLOSED = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__ROOM_MODE)
+} Parley__V1__RoomMode;
+/*
+ * Rule names the access rule that refused a request. It travels beside
+ * ERROR_CODE_PERMISSION_DENIED (Error.rule, the `parley-rule` trailer, the
+ * "rule" of a REST error), so a client that knows only the code still sees
+ * a plain permission error.
+ */
+typedef enum _Parley__V1__Rule {
+  PARLEY__V1__RULE__RULE_UNSPECIFIED = 0,
+  /*
+   * The token grants no role in this room: its `rooms` claim lists no
+   * pattern that matches the room, and the user holds no membership.
+   */
+  PARLEY__V1__RULE__RULE_NOT_GRANTED = 1,
+  /*
+   * The room is members only and the user is neither a member nor one of
+   * its organizers.
+   */
+  PARLEY__V1__RULE__RULE_MEMBERS_ONLY = 2,
+  /*
+   * An organizer removed the user from the room (for a while or until
+   * readmitted).
+   */
+  PARLEY__V1__RULE__RULE_REMOVED = 3,
+  /*
+   * An organizer muted the user in the room: reading goes on, posting and
+   * editing are refused.
+   */
+  PARLEY__V1__RULE__RULE_MUTED = 4,
+  /*
+   * The room is in announcements mode: only its organizers post.
+   */
+  PARLEY__V1__RULE__RULE_ANNOUNCEMENTS = 5,
+  /*
+   * The room is closed (archived): nothing is posted or edited.
+   */
+  PARLEY__V1__RULE__RULE_ROOM_CLOSED = 6,
+  /*
+   * Only the room's organizers may do this (moderation, room settings,
+   * changing another user's message, creating the room).
+   */
+  PARLEY__V1__RULE__RULE_ORGANIZER_ONLY = 7,
+  /*
+   * A service credential reads on behalf of users and never writes.
+   */
+  PARLEY__V1__RULE__RULE_SERVICE_READ_ONLY = 8
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__RULE)
+} Parley__V1__Rule;
+/*
+ * ActionKind is what a room action did (ModerationAction.kind).
+ */
+typedef enum _Parley__V1__ActionKind {
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_UNSPECIFIED = 0,
+  /*
+   * target_user_id may not post or edit until until_ms (0: until lifted).
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_MUTE = 1,
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_UNMUTE = 2,
+  /*
+   * target_user_id may not read or post until until_ms (0: until
+   * readmitted); their subscriptions to the room end.
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE = 3,
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_READMIT = 4,
+  /*
+   * The room's mode changed (mode).
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_MODE = 5,
+  /*
+   * The room's visibility changed (visibility).
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_SET_VISIBILITY = 6,
+  /*
+   * The room's title or topic changed (the room carries both).
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_UPDATE_ROOM = 7,
+  /*
+   * target_user_id became a member with role (or changed role).
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_ADD_MEMBER = 8,
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_REMOVE_MEMBER = 9,
+  /*
+   * An organizer deleted message seq written by target_user_id.
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_MESSAGE = 10,
+  /*
+   * Every message of target_user_id in the room became a tombstone
+   * (count of them).
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_ERASE_USER = 11,
+  /*
+   * The room and its messages were deleted.
+   */
+  PARLEY__V1__ACTION_KIND__ACTION_KIND_DELETE_ROOM = 12
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__ACTION_KIND)
+} Parley__V1__ActionKind;
 /*
  * ErrorCode is the precise reason a request was refused. Every transport
  * carries it next to its own status (gRPC status, HTTP status, close code).
@@ -107,7 +252,13 @@ typedef enum _Parley__V1__ErrorCode {
   /*
    * Author id or display name invalid.
    */
-  PARLEY__V1__ERROR_CODE__ERROR_CODE_AUTHOR_INVALID = 16
+  PARLEY__V1__ERROR_CODE__ERROR_CODE_AUTHOR_INVALID = 16,
+  /*
+   * The token was valid and has expired: get a fresh one from the identity
+   * provider and retry (gRPC UNAUTHENTICATED, HTTP 401, WebSocket close
+   * 4402). A token that is invalid in any other way is UNAUTHENTICATED.
+   */
+  PARLEY__V1__ERROR_CODE__ERROR_CODE_TOKEN_EXPIRED = 17
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__ERROR_CODE)
 } Parley__V1__ErrorCode;
 
@@ -182,15 +333,157 @@ struct  Parley__V1__Room
   /*
    * The largest message body the core stores, in bytes of UTF-8 (parleyd's
    * --max-body); a longer one is refused with BODY_TOO_LONG. Filled in every
-   * Room the core returns (ListMessages, GetRoom, CreateRoom, Subscribed), so
-   * a client knows it from the history page it loads before it can send.
+   * Room the core returns (ListMessages, GetRoom, ListRooms, CreateRoom,
+   * Subscribed, the Rooms service, RoomEvent.room), so a client knows it from
+   * the history page it loads before it can send.
    * 0 when not stated (an older server): the client keeps its own default.
    */
   uint32_t max_body_bytes;
+  /*
+   * A human title and topic, set by organizers (UpdateRoom); "" when unset.
+   */
+  char *title;
+  char *topic;
+  /*
+   * Who may see and read the room; UNSPECIFIED is read as OPEN (a core
+   * older than this field served every room to every token).
+   */
+  Parley__V1__Visibility visibility;
+  /*
+   * Who may post; UNSPECIFIED is read as OPEN.
+   */
+  Parley__V1__RoomMode mode;
+  /*
+   * The caller's own place in the room. Set when the room is returned to
+   * one caller (GetRoom, ListRooms, ListMessages, CreateRoom, UpdateRoom,
+   * Subscribed); absent in what every watcher shares (RoomEvent.room).
+   */
+  Parley__V1__RoomAccess *me;
 };
 #define PARLEY__V1__ROOM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED, NULL }
+
+
+/*
+ * RoomAccess is the caller's own view of a room.
+ */
+struct  Parley__V1__RoomAccess
+{
+  ProtobufCMessage base;
+  /*
+   * The caller's role in this room: the most specific pattern of the
+   * token's `rooms` claim that matches, the legacy `role` claim, or a
+   * membership, whichever is highest. UNSPECIFIED: none.
+   */
+  Parley__V1__Role role;
+  /*
+   * The caller holds a membership (AddMember).
+   */
+  protobuf_c_boolean member;
+  /*
+   * The rules let the caller publish here now.
+   */
+  protobuf_c_boolean can_post;
+  /*
+   * Why can_post is false (MUTED, ANNOUNCEMENTS, ROOM_CLOSED, ...).
+   */
+  Parley__V1__Rule post_rule;
+  /*
+   * Muted in this room: until muted_until_ms (ms since the epoch), or until
+   * lifted when 0.
+   */
+  protobuf_c_boolean muted;
+  int64_t muted_until_ms;
+  /*
+   * Read state (Rooms.MarkRead): the newest message seq and the room rev
+   * the caller has read up to, and how many messages of others after that
+   * seq are not deleted (counted up to 1000).
+   */
+  uint64_t last_read_seq;
+  uint64_t last_read_rev;
+  uint32_t unread_count;
+};
+#define PARLEY__V1__ROOM_ACCESS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room_access__descriptor) \
+    , PARLEY__V1__ROLE__ROLE_UNSPECIFIED, 0, 0, PARLEY__V1__RULE__RULE_UNSPECIFIED, 0, 0, 0, 0, 0 }
+
+
+/*
+ * ModerationAction is one stored room action: who did what to whom, when.
+ */
+struct  Parley__V1__ModerationAction
+{
+  ProtobufCMessage base;
+  /*
+   * Dense from 1 in each room, in the order the actions were stored.
+   */
+  uint64_t id;
+  char *room;
+  Parley__V1__ActionKind kind;
+  /*
+   * Who did it (an organizer of the room, or a backend service's user).
+   */
+  Parley__V1__Author *actor;
+  /*
+   * The user it was done to ("" for room-wide actions).
+   */
+  char *target_user_id;
+  /*
+   * When it was stored, ms since the epoch.
+   */
+  int64_t at_ms;
+  /*
+   * MUTE and REMOVE: when it ends (ms since the epoch); 0 until lifted.
+   */
+  int64_t until_ms;
+  /*
+   * Free text from the organizer ("" when none).
+   */
+  char *reason;
+  /*
+   * SET_MODE: the new mode.
+   */
+  Parley__V1__RoomMode mode;
+  /*
+   * SET_VISIBILITY: the new visibility.
+   */
+  Parley__V1__Visibility visibility;
+  /*
+   * ADD_MEMBER: the member's role.
+   */
+  Parley__V1__Role role;
+  /*
+   * DELETE_MESSAGE: the message's seq.
+   */
+  uint64_t seq;
+  /*
+   * ERASE_USER: how many messages became tombstones.
+   */
+  uint64_t count;
+};
+#define PARLEY__V1__MODERATION_ACTION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__moderation_action__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, PARLEY__V1__ACTION_KIND__ACTION_KIND_UNSPECIFIED, NULL, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED, PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, PARLEY__V1__ROLE__ROLE_UNSPECIFIED, 0, 0 }
+
+
+/*
+ * Member is one membership of a room.
+ */
+struct  Parley__V1__Member
+{
+  ProtobufCMessage base;
+  char *user_id;
+  Parley__V1__Role role;
+  /*
+   * Who added the member and when (ms since the epoch).
+   */
+  char *added_by;
+  int64_t added_at_ms;
+};
+#define PARLEY__V1__MEMBER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__member__descriptor) \
+    , (char *)protobuf_c_empty_string, PARLEY__V1__ROLE__ROLE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0 }
 
 
 /* Parley__V1__Author methods */
@@ -250,6 +543,63 @@ Parley__V1__Room *
 void   parley__v1__room__free_unpacked
                      (Parley__V1__Room *message,
                       ProtobufCAllocator *allocator);
+/* Parley__V1__RoomAccess methods */
+void   parley__v1__room_access__init
+                     (Parley__V1__RoomAccess         *message);
+size_t parley__v1__room_access__get_packed_size
+                     (const Parley__V1__RoomAccess   *message);
+size_t parley__v1__room_access__pack
+                     (const Parley__V1__RoomAccess   *message,
+                      uint8_t             *out);
+size_t parley__v1__room_access__pack_to_buffer
+                     (const Parley__V1__RoomAccess   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__RoomAccess *
+       parley__v1__room_access__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__room_access__free_unpacked
+                     (Parley__V1__RoomAccess *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__ModerationAction methods */
+void   parley__v1__moderation_action__init
+                     (Parley__V1__ModerationAction         *message);
+size_t parley__v1__moderation_action__get_packed_size
+                     (const Parley__V1__ModerationAction   *message);
+size_t parley__v1__moderation_action__pack
+                     (const Parley__V1__ModerationAction   *message,
+                      uint8_t             *out);
+size_t parley__v1__moderation_action__pack_to_buffer
+                     (const Parley__V1__ModerationAction   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ModerationAction *
+       parley__v1__moderation_action__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__moderation_action__free_unpacked
+                     (Parley__V1__ModerationAction *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__Member methods */
+void   parley__v1__member__init
+                     (Parley__V1__Member         *message);
+size_t parley__v1__member__get_packed_size
+                     (const Parley__V1__Member   *message);
+size_t parley__v1__member__pack
+                     (const Parley__V1__Member   *message,
+                      uint8_t             *out);
+size_t parley__v1__member__pack_to_buffer
+                     (const Parley__V1__Member   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__Member *
+       parley__v1__member__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__member__free_unpacked
+                     (Parley__V1__Member *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Parley__V1__Author_Closure)
@@ -261,6 +611,15 @@ typedef void (*Parley__V1__Message_Closure)
 typedef void (*Parley__V1__Room_Closure)
                  (const Parley__V1__Room *message,
                   void *closure_data);
+typedef void (*Parley__V1__RoomAccess_Closure)
+                 (const Parley__V1__RoomAccess *message,
+                  void *closure_data);
+typedef void (*Parley__V1__ModerationAction_Closure)
+                 (const Parley__V1__ModerationAction *message,
+                  void *closure_data);
+typedef void (*Parley__V1__Member_Closure)
+                 (const Parley__V1__Member *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -268,10 +627,17 @@ typedef void (*Parley__V1__Room_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    parley__v1__role__descriptor;
+extern const ProtobufCEnumDescriptor    parley__v1__visibility__descriptor;
+extern const ProtobufCEnumDescriptor    parley__v1__room_mode__descriptor;
+extern const ProtobufCEnumDescriptor    parley__v1__rule__descriptor;
+extern const ProtobufCEnumDescriptor    parley__v1__action_kind__descriptor;
 extern const ProtobufCEnumDescriptor    parley__v1__error_code__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__author__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__message__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__room__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__room_access__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__moderation_action__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__member__descriptor;
 
 PROTOBUF_C__END_DECLS
 

@@ -52,6 +52,141 @@ void   parley__v1__client_frame__free_unpacked
   assert(message->base.descriptor == &parley__v1__client_frame__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__session_options__init
+                     (Parley__V1__SessionOptions         *message)
+{
+  static const Parley__V1__SessionOptions init_value = PARLEY__V1__SESSION_OPTIONS__INIT;
+  *message = init_value;
+}
+size_t parley__v1__session_options__get_packed_size
+                     (const Parley__V1__SessionOptions *message)
+{
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__session_options__pack
+                     (const Parley__V1__SessionOptions *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__session_options__pack_to_buffer
+                     (const Parley__V1__SessionOptions *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__SessionOptions *
+       parley__v1__session_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__SessionOptions *)
+     protobuf_c_message_unpack (&parley__v1__session_options__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__session_options__free_unpacked
+                     (Parley__V1__SessionOptions *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__session_options__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__client_batch__init
+                     (Parley__V1__ClientBatch         *message)
+{
+  static const Parley__V1__ClientBatch init_value = PARLEY__V1__CLIENT_BATCH__INIT;
+  *message = init_value;
+}
+size_t parley__v1__client_batch__get_packed_size
+                     (const Parley__V1__ClientBatch *message)
+{
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__client_batch__pack
+                     (const Parley__V1__ClientBatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__client_batch__pack_to_buffer
+                     (const Parley__V1__ClientBatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ClientBatch *
+       parley__v1__client_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ClientBatch *)
+     protobuf_c_message_unpack (&parley__v1__client_batch__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__client_batch__free_unpacked
+                     (Parley__V1__ClientBatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__client_batch__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__server_batch__init
+                     (Parley__V1__ServerBatch         *message)
+{
+  static const Parley__V1__ServerBatch init_value = PARLEY__V1__SERVER_BATCH__INIT;
+  *message = init_value;
+}
+size_t parley__v1__server_batch__get_packed_size
+                     (const Parley__V1__ServerBatch *message)
+{
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__server_batch__pack
+                     (const Parley__V1__ServerBatch *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__server_batch__pack_to_buffer
+                     (const Parley__V1__ServerBatch *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__ServerBatch *
+       parley__v1__server_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__ServerBatch *)
+     protobuf_c_message_unpack (&parley__v1__server_batch__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__server_batch__free_unpacked
+                     (Parley__V1__ServerBatch *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__server_batch__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   parley__v1__subscribe__init
                      (Parley__V1__Subscribe         *message)
 {
@@ -367,6 +502,141 @@ void   parley__v1__server_frame__free_unpacked
   assert(message->base.descriptor == &parley__v1__server_frame__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__presence_update__init
+                     (Parley__V1__PresenceUpdate         *message)
+{
+  static const Parley__V1__PresenceUpdate init_value = PARLEY__V1__PRESENCE_UPDATE__INIT;
+  *message = init_value;
+}
+size_t parley__v1__presence_update__get_packed_size
+                     (const Parley__V1__PresenceUpdate *message)
+{
+  assert(message->base.descriptor == &parley__v1__presence_update__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__presence_update__pack
+                     (const Parley__V1__PresenceUpdate *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__presence_update__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__presence_update__pack_to_buffer
+                     (const Parley__V1__PresenceUpdate *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__presence_update__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__PresenceUpdate *
+       parley__v1__presence_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__PresenceUpdate *)
+     protobuf_c_message_unpack (&parley__v1__presence_update__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__presence_update__free_unpacked
+                     (Parley__V1__PresenceUpdate *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__presence_update__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__presence__init
+                     (Parley__V1__Presence         *message)
+{
+  static const Parley__V1__Presence init_value = PARLEY__V1__PRESENCE__INIT;
+  *message = init_value;
+}
+size_t parley__v1__presence__get_packed_size
+                     (const Parley__V1__Presence *message)
+{
+  assert(message->base.descriptor == &parley__v1__presence__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__presence__pack
+                     (const Parley__V1__Presence *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__presence__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__presence__pack_to_buffer
+                     (const Parley__V1__Presence *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__presence__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__Presence *
+       parley__v1__presence__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__Presence *)
+     protobuf_c_message_unpack (&parley__v1__presence__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__presence__free_unpacked
+                     (Parley__V1__Presence *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__presence__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   parley__v1__typing__init
+                     (Parley__V1__Typing         *message)
+{
+  static const Parley__V1__Typing init_value = PARLEY__V1__TYPING__INIT;
+  *message = init_value;
+}
+size_t parley__v1__typing__get_packed_size
+                     (const Parley__V1__Typing *message)
+{
+  assert(message->base.descriptor == &parley__v1__typing__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__typing__pack
+                     (const Parley__V1__Typing *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__typing__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__typing__pack_to_buffer
+                     (const Parley__V1__Typing *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__typing__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__Typing *
+       parley__v1__typing__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__Typing *)
+     protobuf_c_message_unpack (&parley__v1__typing__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__typing__free_unpacked
+                     (Parley__V1__Typing *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__typing__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   parley__v1__event__init
                      (Parley__V1__Event         *message)
 {
@@ -592,6 +862,51 @@ void   parley__v1__error__free_unpacked
   assert(message->base.descriptor == &parley__v1__error__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__room_event__init
+                     (Parley__V1__RoomEvent         *message)
+{
+  static const Parley__V1__RoomEvent init_value = PARLEY__V1__ROOM_EVENT__INIT;
+  *message = init_value;
+}
+size_t parley__v1__room_event__get_packed_size
+                     (const Parley__V1__RoomEvent *message)
+{
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__room_event__pack
+                     (const Parley__V1__RoomEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__room_event__pack_to_buffer
+                     (const Parley__V1__RoomEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__RoomEvent *
+       parley__v1__room_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__RoomEvent *)
+     protobuf_c_message_unpack (&parley__v1__room_event__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__room_event__free_unpacked
+                     (Parley__V1__RoomEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__room_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   parley__v1__pong__init
                      (Parley__V1__Pong         *message)
 {
@@ -727,7 +1042,7 @@ void   parley__v1__limits__free_unpacked
   assert(message->base.descriptor == &parley__v1__limits__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptors[6] =
+static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptors[11] =
 {
   {
     "request_id",
@@ -801,19 +1116,85 @@ static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "options",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientFrame, kind_case),
+    offsetof(Parley__V1__ClientFrame, options),
+    &parley__v1__session_options__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "batch",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientFrame, kind_case),
+    offsetof(Parley__V1__ClientFrame, batch),
+    &parley__v1__client_batch__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_token",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__ClientFrame, user_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "presence",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientFrame, kind_case),
+    offsetof(Parley__V1__ClientFrame, presence),
+    &parley__v1__presence_update__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "typing",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientFrame, kind_case),
+    offsetof(Parley__V1__ClientFrame, typing),
+    &parley__v1__typing__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__client_frame__field_indices_by_name[] = {
   5,   /* field[5] = authenticate */
+  7,   /* field[7] = batch */
+  6,   /* field[6] = options */
   4,   /* field[4] = ping */
+  9,   /* field[9] = presence */
   3,   /* field[3] = publish */
   0,   /* field[0] = request_id */
   1,   /* field[1] = subscribe */
+  10,   /* field[10] = typing */
   2,   /* field[2] = unsubscribe */
+  8,   /* field[8] = user_token */
 };
-static const ProtobufCIntRange parley__v1__client_frame__number_ranges[1 + 1] =
+static const ProtobufCIntRange parley__v1__client_frame__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 20, 9 },
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor =
 {
@@ -823,11 +1204,151 @@ const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor =
   "Parley__V1__ClientFrame",
   "parley.v1",
   sizeof(Parley__V1__ClientFrame),
-  6,
+  11,
   parley__v1__client_frame__field_descriptors,
   parley__v1__client_frame__field_indices_by_name,
-  1,  parley__v1__client_frame__number_ranges,
+  2,  parley__v1__client_frame__number_ranges,
   (ProtobufCMessageInit) parley__v1__client_frame__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__session_options__field_descriptors[3] =
+{
+  {
+    "batch",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__SessionOptions, batch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "presence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__SessionOptions, presence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "typing",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__SessionOptions, typing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__session_options__field_indices_by_name[] = {
+  0,   /* field[0] = batch */
+  1,   /* field[1] = presence */
+  2,   /* field[2] = typing */
+};
+static const ProtobufCIntRange parley__v1__session_options__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor parley__v1__session_options__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.SessionOptions",
+  "SessionOptions",
+  "Parley__V1__SessionOptions",
+  "parley.v1",
+  sizeof(Parley__V1__SessionOptions),
+  3,
+  parley__v1__session_options__field_descriptors,
+  parley__v1__session_options__field_indices_by_name,
+  1,  parley__v1__session_options__number_ranges,
+  (ProtobufCMessageInit) parley__v1__session_options__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__client_batch__field_descriptors[1] =
+{
+  {
+    "frames",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ClientBatch, n_frames),
+    offsetof(Parley__V1__ClientBatch, frames),
+    &parley__v1__client_frame__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__client_batch__field_indices_by_name[] = {
+  0,   /* field[0] = frames */
+};
+static const ProtobufCIntRange parley__v1__client_batch__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor parley__v1__client_batch__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ClientBatch",
+  "ClientBatch",
+  "Parley__V1__ClientBatch",
+  "parley.v1",
+  sizeof(Parley__V1__ClientBatch),
+  1,
+  parley__v1__client_batch__field_descriptors,
+  parley__v1__client_batch__field_indices_by_name,
+  1,  parley__v1__client_batch__number_ranges,
+  (ProtobufCMessageInit) parley__v1__client_batch__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__server_batch__field_descriptors[1] =
+{
+  {
+    "frames",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerBatch, n_frames),
+    offsetof(Parley__V1__ServerBatch, frames),
+    &parley__v1__server_frame__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__server_batch__field_indices_by_name[] = {
+  0,   /* field[0] = frames */
+};
+static const ProtobufCIntRange parley__v1__server_batch__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor parley__v1__server_batch__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.ServerBatch",
+  "ServerBatch",
+  "Parley__V1__ServerBatch",
+  "parley.v1",
+  sizeof(Parley__V1__ServerBatch),
+  1,
+  parley__v1__server_batch__field_descriptors,
+  parley__v1__server_batch__field_indices_by_name,
+  1,  parley__v1__server_batch__number_ranges,
+  (ProtobufCMessageInit) parley__v1__server_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor parley__v1__subscribe__field_descriptors[2] =
@@ -1110,7 +1631,7 @@ const ProtobufCMessageDescriptor parley__v1__authenticate__descriptor =
   (ProtobufCMessageInit) parley__v1__authenticate__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptors[8] =
+static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptors[13] =
 {
   {
     "request_id",
@@ -1208,21 +1729,87 @@ static const ProtobufCFieldDescriptor parley__v1__server_frame__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "batch",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, batch),
+    &parley__v1__server_batch__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "options",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, options),
+    &parley__v1__session_options__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "room_event",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, room_event),
+    &parley__v1__room_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "presence",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, presence),
+    &parley__v1__presence__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "typing",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__ServerFrame, kind_case),
+    offsetof(Parley__V1__ServerFrame, typing),
+    &parley__v1__typing__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__server_frame__field_indices_by_name[] = {
   3,   /* field[3] = ack */
   7,   /* field[7] = authenticated */
+  8,   /* field[8] = batch */
   4,   /* field[4] = error */
   1,   /* field[1] = event */
+  9,   /* field[9] = options */
   5,   /* field[5] = pong */
+  11,   /* field[11] = presence */
   0,   /* field[0] = request_id */
+  10,   /* field[10] = room_event */
   2,   /* field[2] = subscribed */
+  12,   /* field[12] = typing */
   6,   /* field[6] = unsubscribed */
 };
-static const ProtobufCIntRange parley__v1__server_frame__number_ranges[1 + 1] =
+static const ProtobufCIntRange parley__v1__server_frame__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 20, 10 },
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor =
 {
@@ -1232,11 +1819,190 @@ const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor =
   "Parley__V1__ServerFrame",
   "parley.v1",
   sizeof(Parley__V1__ServerFrame),
-  8,
+  13,
   parley__v1__server_frame__field_descriptors,
   parley__v1__server_frame__field_indices_by_name,
-  1,  parley__v1__server_frame__number_ranges,
+  2,  parley__v1__server_frame__number_ranges,
   (ProtobufCMessageInit) parley__v1__server_frame__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__presence_update__field_descriptors[2] =
+{
+  {
+    "room",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__PresenceUpdate, room),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "here",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__PresenceUpdate, here),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__presence_update__field_indices_by_name[] = {
+  1,   /* field[1] = here */
+  0,   /* field[0] = room */
+};
+static const ProtobufCIntRange parley__v1__presence_update__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor parley__v1__presence_update__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.PresenceUpdate",
+  "PresenceUpdate",
+  "Parley__V1__PresenceUpdate",
+  "parley.v1",
+  sizeof(Parley__V1__PresenceUpdate),
+  2,
+  parley__v1__presence_update__field_descriptors,
+  parley__v1__presence_update__field_indices_by_name,
+  1,  parley__v1__presence_update__number_ranges,
+  (ProtobufCMessageInit) parley__v1__presence_update__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__presence__field_descriptors[4] =
+{
+  {
+    "room",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Presence, room),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Presence, count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "users",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Parley__V1__Presence, n_users),
+    offsetof(Parley__V1__Presence, users),
+    &parley__v1__author__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "truncated",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Presence, truncated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__presence__field_indices_by_name[] = {
+  1,   /* field[1] = count */
+  0,   /* field[0] = room */
+  3,   /* field[3] = truncated */
+  2,   /* field[2] = users */
+};
+static const ProtobufCIntRange parley__v1__presence__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor parley__v1__presence__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.Presence",
+  "Presence",
+  "Parley__V1__Presence",
+  "parley.v1",
+  sizeof(Parley__V1__Presence),
+  4,
+  parley__v1__presence__field_descriptors,
+  parley__v1__presence__field_indices_by_name,
+  1,  parley__v1__presence__number_ranges,
+  (ProtobufCMessageInit) parley__v1__presence__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__typing__field_descriptors[2] =
+{
+  {
+    "room",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Typing, room),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Typing, user),
+    &parley__v1__author__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__typing__field_indices_by_name[] = {
+  0,   /* field[0] = room */
+  1,   /* field[1] = user */
+};
+static const ProtobufCIntRange parley__v1__typing__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor parley__v1__typing__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.Typing",
+  "Typing",
+  "Parley__V1__Typing",
+  "parley.v1",
+  sizeof(Parley__V1__Typing),
+  2,
+  parley__v1__typing__field_descriptors,
+  parley__v1__typing__field_indices_by_name,
+  1,  parley__v1__typing__number_ranges,
+  (ProtobufCMessageInit) parley__v1__typing__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor parley__v1__event__field_descriptors[3] =
@@ -1443,7 +2209,7 @@ const ProtobufCMessageDescriptor parley__v1__ack__descriptor =
   (ProtobufCMessageInit) parley__v1__ack__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__error__field_descriptors[3] =
+static const ProtobufCFieldDescriptor parley__v1__error__field_descriptors[4] =
 {
   {
     "code",
@@ -1481,16 +2247,29 @@ static const ProtobufCFieldDescriptor parley__v1__error__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rule",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Error, rule),
+    &parley__v1__rule__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__error__field_indices_by_name[] = {
   0,   /* field[0] = code */
   1,   /* field[1] = detail */
   2,   /* field[2] = fatal */
+  3,   /* field[3] = rule */
 };
 static const ProtobufCIntRange parley__v1__error__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor parley__v1__error__descriptor =
 {
@@ -1500,11 +2279,62 @@ const ProtobufCMessageDescriptor parley__v1__error__descriptor =
   "Parley__V1__Error",
   "parley.v1",
   sizeof(Parley__V1__Error),
-  3,
+  4,
   parley__v1__error__field_descriptors,
   parley__v1__error__field_indices_by_name,
   1,  parley__v1__error__number_ranges,
   (ProtobufCMessageInit) parley__v1__error__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__room_event__field_descriptors[2] =
+{
+  {
+    "action",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomEvent, action),
+    &parley__v1__moderation_action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "room",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__RoomEvent, room),
+    &parley__v1__room__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__room_event__field_indices_by_name[] = {
+  0,   /* field[0] = action */
+  1,   /* field[1] = room */
+};
+static const ProtobufCIntRange parley__v1__room_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor parley__v1__room_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.RoomEvent",
+  "RoomEvent",
+  "Parley__V1__RoomEvent",
+  "parley.v1",
+  sizeof(Parley__V1__RoomEvent),
+  2,
+  parley__v1__room_event__field_descriptors,
+  parley__v1__room_event__field_indices_by_name,
+  1,  parley__v1__room_event__number_ranges,
+  (ProtobufCMessageInit) parley__v1__room_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor parley__v1__pong__field_descriptors[1] =

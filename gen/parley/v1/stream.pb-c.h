@@ -17,6 +17,9 @@ PROTOBUF_C__BEGIN_DECLS
 #include "parley/v1/message.pb-c.h"
 
 typedef struct Parley__V1__ClientFrame Parley__V1__ClientFrame;
+typedef struct Parley__V1__SessionOptions Parley__V1__SessionOptions;
+typedef struct Parley__V1__ClientBatch Parley__V1__ClientBatch;
+typedef struct Parley__V1__ServerBatch Parley__V1__ServerBatch;
 typedef struct Parley__V1__Subscribe Parley__V1__Subscribe;
 typedef struct Parley__V1__Unsubscribe Parley__V1__Unsubscribe;
 typedef struct Parley__V1__PublishRequest Parley__V1__PublishRequest;
@@ -24,11 +27,15 @@ typedef struct Parley__V1__PublishResponse Parley__V1__PublishResponse;
 typedef struct Parley__V1__Ping Parley__V1__Ping;
 typedef struct Parley__V1__Authenticate Parley__V1__Authenticate;
 typedef struct Parley__V1__ServerFrame Parley__V1__ServerFrame;
+typedef struct Parley__V1__PresenceUpdate Parley__V1__PresenceUpdate;
+typedef struct Parley__V1__Presence Parley__V1__Presence;
+typedef struct Parley__V1__Typing Parley__V1__Typing;
 typedef struct Parley__V1__Event Parley__V1__Event;
 typedef struct Parley__V1__Subscribed Parley__V1__Subscribed;
 typedef struct Parley__V1__Unsubscribed Parley__V1__Unsubscribed;
 typedef struct Parley__V1__Ack Parley__V1__Ack;
 typedef struct Parley__V1__Error Parley__V1__Error;
+typedef struct Parley__V1__RoomEvent Parley__V1__RoomEvent;
 typedef struct Parley__V1__Pong Parley__V1__Pong;
 typedef struct Parley__V1__Authenticated Parley__V1__Authenticated;
 typedef struct Parley__V1__Limits Parley__V1__Limits;
@@ -52,7 +59,11 @@ typedef enum {
   PARLEY__V1__CLIENT_FRAME__KIND_UNSUBSCRIBE = 3,
   PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH = 4,
   PARLEY__V1__CLIENT_FRAME__KIND_PING = 5,
-  PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE = 6
+  PARLEY__V1__CLIENT_FRAME__KIND_AUTHENTICATE = 6,
+  PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS = 7,
+  PARLEY__V1__CLIENT_FRAME__KIND_BATCH = 8,
+  PARLEY__V1__CLIENT_FRAME__KIND_PRESENCE = 20,
+  PARLEY__V1__CLIENT_FRAME__KIND_TYPING = 21
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__CLIENT_FRAME__KIND__CASE)
 } Parley__V1__ClientFrame__KindCase;
 
@@ -63,6 +74,14 @@ struct  Parley__V1__ClientFrame
    * Chosen by the client; echoed in the answer that refers to this frame.
    */
   uint64_t request_id;
+  /*
+   * gRPC only, for a stream that carries many users (a gateway's): the
+   * token of the user this frame acts for. A publish is then checked and
+   * stored as that user, not as the stream's `authorization`; a frame whose
+   * token does not verify is refused with UNAUTHENTICATED and changes
+   * nothing. The WebSocket gateway ignores it (a session is its token's).
+   */
+  char *user_token;
   Parley__V1__ClientFrame__KindCase kind_case;
   union {
     Parley__V1__Subscribe *subscribe;
@@ -74,11 +93,94 @@ struct  Parley__V1__ClientFrame
      * header. gRPC calls use `authorization` metadata instead.
      */
     Parley__V1__Authenticate *authenticate;
+    /*
+     * Turns on optional behaviour for the rest of the session. A client
+     * built before an option existed never sends it and never sees what it
+     * changes. Answered with ServerFrame{options} saying what is now on.
+     */
+    Parley__V1__SessionOptions *options;
+    /*
+     * Several frames at once, handled in order exactly as if they had been
+     * sent one by one (each answered on its own request_id). Not nested.
+     */
+    Parley__V1__ClientBatch *batch;
+    /*
+     * The user is in the room now (here) or left it. Not stored. A
+     * gateway says it for each of its sessions' users (with user_token);
+     * the core counts each user once however many sessions, streams and
+     * gateways carry them, and forgets a stream's users when it ends.
+     * Needs read access; answered only by an Error when refused.
+     */
+    Parley__V1__PresenceUpdate *presence;
+    /*
+     * The user is typing in the room. Not stored; at most one every two
+     * seconds per user and room is passed on; needs the right to post.
+     * Answered only by an Error when refused.
+     */
+    Parley__V1__Typing *typing;
   };
 };
 #define PARLEY__V1__CLIENT_FRAME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__client_frame__descriptor) \
-    , 0, PARLEY__V1__CLIENT_FRAME__KIND__NOT_SET, {0} }
+    , 0, (char *)protobuf_c_empty_string, PARLEY__V1__CLIENT_FRAME__KIND__NOT_SET, {0} }
+
+
+/*
+ * Options a client opts into; every field defaults to the published
+ * behaviour.
+ */
+struct  Parley__V1__SessionOptions
+{
+  ProtobufCMessage base;
+  /*
+   * The server may send several frames in one message, as
+   * ServerFrame{batch}: on the gRPC stream, and on the WebSocket (one
+   * binary or text message holding the batch).
+   */
+  protobuf_c_boolean batch;
+  /*
+   * The server sends ServerFrame{presence} for the rooms this stream
+   * watches (after Subscribed, then on change).
+   */
+  protobuf_c_boolean presence;
+  /*
+   * The server sends ServerFrame{typing} for the rooms this stream watches.
+   */
+  protobuf_c_boolean typing;
+};
+#define PARLEY__V1__SESSION_OPTIONS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__session_options__descriptor) \
+    , 0, 0, 0 }
+
+
+/*
+ * ClientBatch holds whole ClientFrames, in the order they are handled.
+ */
+struct  Parley__V1__ClientBatch
+{
+  ProtobufCMessage base;
+  size_t n_frames;
+  Parley__V1__ClientFrame **frames;
+};
+#define PARLEY__V1__CLIENT_BATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__client_batch__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * ServerBatch holds whole ServerFrames, in the order they were sent; a
+ * receiver handles them one by one as if each had come alone. Only sent to
+ * a client that turned on SessionOptions.batch; never nested.
+ */
+struct  Parley__V1__ServerBatch
+{
+  ProtobufCMessage base;
+  size_t n_frames;
+  Parley__V1__ServerFrame **frames;
+};
+#define PARLEY__V1__SERVER_BATCH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__server_batch__descriptor) \
+    , 0,NULL }
 
 
 struct  Parley__V1__Subscribe
@@ -164,7 +266,12 @@ typedef enum {
   PARLEY__V1__SERVER_FRAME__KIND_ERROR = 5,
   PARLEY__V1__SERVER_FRAME__KIND_PONG = 6,
   PARLEY__V1__SERVER_FRAME__KIND_UNSUBSCRIBED = 7,
-  PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED = 8
+  PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED = 8,
+  PARLEY__V1__SERVER_FRAME__KIND_BATCH = 9,
+  PARLEY__V1__SERVER_FRAME__KIND_OPTIONS = 10,
+  PARLEY__V1__SERVER_FRAME__KIND_ROOM_EVENT = 20,
+  PARLEY__V1__SERVER_FRAME__KIND_PRESENCE = 21,
+  PARLEY__V1__SERVER_FRAME__KIND_TYPING = 22
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PARLEY__V1__SERVER_FRAME__KIND__CASE)
 } Parley__V1__ServerFrame__KindCase;
 
@@ -184,11 +291,86 @@ struct  Parley__V1__ServerFrame
     Parley__V1__Pong *pong;
     Parley__V1__Unsubscribed *unsubscribed;
     Parley__V1__Authenticated *authenticated;
+    /*
+     * Several frames in one message (SessionOptions.batch).
+     */
+    Parley__V1__ServerBatch *batch;
+    /*
+     * Answers ClientFrame{options}: the options now in effect (an option
+     * this server does not offer stays false).
+     */
+    Parley__V1__SessionOptions *options;
+    /*
+     * A room action (moderation, settings, members) in a room this stream
+     * watches, live. Not replayed: a resubscribe gets the room's state in
+     * Subscribed.room, and Rooms.ListActions has the stored log.
+     */
+    Parley__V1__RoomEvent *room_event;
+    /*
+     * Who is in a room this stream watches: after Subscribed, then
+     * whenever it changes (at most twice a second per room). Only to a
+     * stream that turned SessionOptions.presence on.
+     */
+    Parley__V1__Presence *presence;
+    /*
+     * Someone is typing in a room this stream watches (SessionOptions.typing).
+     */
+    Parley__V1__Typing *typing;
   };
 };
 #define PARLEY__V1__SERVER_FRAME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__server_frame__descriptor) \
     , 0, PARLEY__V1__SERVER_FRAME__KIND__NOT_SET, {0} }
+
+
+struct  Parley__V1__PresenceUpdate
+{
+  ProtobufCMessage base;
+  char *room;
+  /*
+   * true: here; false: gone.
+   */
+  protobuf_c_boolean here;
+};
+#define PARLEY__V1__PRESENCE_UPDATE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__presence_update__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * Presence is who is in a room now, as a whole (not a change to apply):
+ * the number of distinct users present, and the first of them by display
+ * name (at most 50; truncated when there are more).
+ */
+struct  Parley__V1__Presence
+{
+  ProtobufCMessage base;
+  char *room;
+  uint32_t count;
+  size_t n_users;
+  Parley__V1__Author **users;
+  protobuf_c_boolean truncated;
+};
+#define PARLEY__V1__PRESENCE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__presence__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, 0 }
+
+
+/*
+ * Typing: a client sends {room}; watchers get {room, user}.
+ */
+struct  Parley__V1__Typing
+{
+  ProtobufCMessage base;
+  char *room;
+  /*
+   * Set by the server: who is typing.
+   */
+  Parley__V1__Author *user;
+};
+#define PARLEY__V1__TYPING__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__typing__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
 
 
 /*
@@ -259,10 +441,35 @@ struct  Parley__V1__Error
   Parley__V1__ErrorCode code;
   char *detail;
   protobuf_c_boolean fatal;
+  /*
+   * With code PERMISSION_DENIED: the access rule that refused the frame.
+   */
+  Parley__V1__Rule rule;
 };
 #define PARLEY__V1__ERROR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__error__descriptor) \
-    , PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0 }
+    , PARLEY__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, PARLEY__V1__RULE__RULE_UNSPECIFIED }
+
+
+/*
+ * RoomEvent is one room action, sent live to every stream watching the
+ * room. A subscription that the action ends (its user removed, the room
+ * made members only or deleted) then gets Error{PERMISSION_DENIED, rule}
+ * or Error{ROOM_NOT_FOUND} with the subscribe's request_id, and
+ * Unsubscribed{room}.
+ */
+struct  Parley__V1__RoomEvent
+{
+  ProtobufCMessage base;
+  Parley__V1__ModerationAction *action;
+  /*
+   * The room's settings and counters after the action (no `me`).
+   */
+  Parley__V1__Room *room;
+};
+#define PARLEY__V1__ROOM_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room_event__descriptor) \
+    , NULL, NULL }
 
 
 struct  Parley__V1__Pong
@@ -336,6 +543,63 @@ Parley__V1__ClientFrame *
                       const uint8_t       *data);
 void   parley__v1__client_frame__free_unpacked
                      (Parley__V1__ClientFrame *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__SessionOptions methods */
+void   parley__v1__session_options__init
+                     (Parley__V1__SessionOptions         *message);
+size_t parley__v1__session_options__get_packed_size
+                     (const Parley__V1__SessionOptions   *message);
+size_t parley__v1__session_options__pack
+                     (const Parley__V1__SessionOptions   *message,
+                      uint8_t             *out);
+size_t parley__v1__session_options__pack_to_buffer
+                     (const Parley__V1__SessionOptions   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__SessionOptions *
+       parley__v1__session_options__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__session_options__free_unpacked
+                     (Parley__V1__SessionOptions *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__ClientBatch methods */
+void   parley__v1__client_batch__init
+                     (Parley__V1__ClientBatch         *message);
+size_t parley__v1__client_batch__get_packed_size
+                     (const Parley__V1__ClientBatch   *message);
+size_t parley__v1__client_batch__pack
+                     (const Parley__V1__ClientBatch   *message,
+                      uint8_t             *out);
+size_t parley__v1__client_batch__pack_to_buffer
+                     (const Parley__V1__ClientBatch   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ClientBatch *
+       parley__v1__client_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__client_batch__free_unpacked
+                     (Parley__V1__ClientBatch *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__ServerBatch methods */
+void   parley__v1__server_batch__init
+                     (Parley__V1__ServerBatch         *message);
+size_t parley__v1__server_batch__get_packed_size
+                     (const Parley__V1__ServerBatch   *message);
+size_t parley__v1__server_batch__pack
+                     (const Parley__V1__ServerBatch   *message,
+                      uint8_t             *out);
+size_t parley__v1__server_batch__pack_to_buffer
+                     (const Parley__V1__ServerBatch   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__ServerBatch *
+       parley__v1__server_batch__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__server_batch__free_unpacked
+                     (Parley__V1__ServerBatch *message,
                       ProtobufCAllocator *allocator);
 /* Parley__V1__Subscribe methods */
 void   parley__v1__subscribe__init
@@ -470,6 +734,63 @@ Parley__V1__ServerFrame *
 void   parley__v1__server_frame__free_unpacked
                      (Parley__V1__ServerFrame *message,
                       ProtobufCAllocator *allocator);
+/* Parley__V1__PresenceUpdate methods */
+void   parley__v1__presence_update__init
+                     (Parley__V1__PresenceUpdate         *message);
+size_t parley__v1__presence_update__get_packed_size
+                     (const Parley__V1__PresenceUpdate   *message);
+size_t parley__v1__presence_update__pack
+                     (const Parley__V1__PresenceUpdate   *message,
+                      uint8_t             *out);
+size_t parley__v1__presence_update__pack_to_buffer
+                     (const Parley__V1__PresenceUpdate   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__PresenceUpdate *
+       parley__v1__presence_update__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__presence_update__free_unpacked
+                     (Parley__V1__PresenceUpdate *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__Presence methods */
+void   parley__v1__presence__init
+                     (Parley__V1__Presence         *message);
+size_t parley__v1__presence__get_packed_size
+                     (const Parley__V1__Presence   *message);
+size_t parley__v1__presence__pack
+                     (const Parley__V1__Presence   *message,
+                      uint8_t             *out);
+size_t parley__v1__presence__pack_to_buffer
+                     (const Parley__V1__Presence   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__Presence *
+       parley__v1__presence__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__presence__free_unpacked
+                     (Parley__V1__Presence *message,
+                      ProtobufCAllocator *allocator);
+/* Parley__V1__Typing methods */
+void   parley__v1__typing__init
+                     (Parley__V1__Typing         *message);
+size_t parley__v1__typing__get_packed_size
+                     (const Parley__V1__Typing   *message);
+size_t parley__v1__typing__pack
+                     (const Parley__V1__Typing   *message,
+                      uint8_t             *out);
+size_t parley__v1__typing__pack_to_buffer
+                     (const Parley__V1__Typing   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__Typing *
+       parley__v1__typing__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__typing__free_unpacked
+                     (Parley__V1__Typing *message,
+                      ProtobufCAllocator *allocator);
 /* Parley__V1__Event methods */
 void   parley__v1__event__init
                      (Parley__V1__Event         *message);
@@ -565,6 +886,25 @@ Parley__V1__Error *
 void   parley__v1__error__free_unpacked
                      (Parley__V1__Error *message,
                       ProtobufCAllocator *allocator);
+/* Parley__V1__RoomEvent methods */
+void   parley__v1__room_event__init
+                     (Parley__V1__RoomEvent         *message);
+size_t parley__v1__room_event__get_packed_size
+                     (const Parley__V1__RoomEvent   *message);
+size_t parley__v1__room_event__pack
+                     (const Parley__V1__RoomEvent   *message,
+                      uint8_t             *out);
+size_t parley__v1__room_event__pack_to_buffer
+                     (const Parley__V1__RoomEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__RoomEvent *
+       parley__v1__room_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__room_event__free_unpacked
+                     (Parley__V1__RoomEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Parley__V1__Pong methods */
 void   parley__v1__pong__init
                      (Parley__V1__Pong         *message);
@@ -627,6 +967,15 @@ void   parley__v1__limits__free_unpacked
 typedef void (*Parley__V1__ClientFrame_Closure)
                  (const Parley__V1__ClientFrame *message,
                   void *closure_data);
+typedef void (*Parley__V1__SessionOptions_Closure)
+                 (const Parley__V1__SessionOptions *message,
+                  void *closure_data);
+typedef void (*Parley__V1__ClientBatch_Closure)
+                 (const Parley__V1__ClientBatch *message,
+                  void *closure_data);
+typedef void (*Parley__V1__ServerBatch_Closure)
+                 (const Parley__V1__ServerBatch *message,
+                  void *closure_data);
 typedef void (*Parley__V1__Subscribe_Closure)
                  (const Parley__V1__Subscribe *message,
                   void *closure_data);
@@ -648,6 +997,15 @@ typedef void (*Parley__V1__Authenticate_Closure)
 typedef void (*Parley__V1__ServerFrame_Closure)
                  (const Parley__V1__ServerFrame *message,
                   void *closure_data);
+typedef void (*Parley__V1__PresenceUpdate_Closure)
+                 (const Parley__V1__PresenceUpdate *message,
+                  void *closure_data);
+typedef void (*Parley__V1__Presence_Closure)
+                 (const Parley__V1__Presence *message,
+                  void *closure_data);
+typedef void (*Parley__V1__Typing_Closure)
+                 (const Parley__V1__Typing *message,
+                  void *closure_data);
 typedef void (*Parley__V1__Event_Closure)
                  (const Parley__V1__Event *message,
                   void *closure_data);
@@ -662,6 +1020,9 @@ typedef void (*Parley__V1__Ack_Closure)
                   void *closure_data);
 typedef void (*Parley__V1__Error_Closure)
                  (const Parley__V1__Error *message,
+                  void *closure_data);
+typedef void (*Parley__V1__RoomEvent_Closure)
+                 (const Parley__V1__RoomEvent *message,
                   void *closure_data);
 typedef void (*Parley__V1__Pong_Closure)
                  (const Parley__V1__Pong *message,
@@ -710,6 +1071,9 @@ void parley__v1__stream__publish(ProtobufCService *service,
 
 extern const ProtobufCEnumDescriptor    parley__v1__event_type__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__client_frame__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__session_options__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__client_batch__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__server_batch__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__subscribe__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__unsubscribe__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__publish_request__descriptor;
@@ -717,11 +1081,15 @@ extern const ProtobufCMessageDescriptor parley__v1__publish_response__descriptor
 extern const ProtobufCMessageDescriptor parley__v1__ping__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__authenticate__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__server_frame__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__presence_update__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__presence__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__typing__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__event__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__subscribed__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__unsubscribed__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__ack__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__error__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__room_event__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__pong__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__authenticated__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__limits__descriptor;

@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Message as Message$1, Room } from "./message_pb.js";
+import type { Message as Message$1, Room, RoomMode, Visibility } from "./message_pb.js";
 import { file_parley_v1_message } from "./message_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/history.proto.
  */
 export const file_parley_v1_history: GenFile = /*@__PURE__*/
-  fileDesc("ChdwYXJsZXkvdjEvaGlzdG9yeS5wcm90bxIJcGFybGV5LnYxImcKE0xpc3RNZXNzYWdlc1JlcXVlc3QSDAoEcm9vbRgBIAEoCRITCglhZnRlcl9yZXYYAiABKARIABIUCgpiZWZvcmVfc2VxGAMgASgESAASDQoFbGltaXQYBCABKA1CCAoGY3Vyc29yIm0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIucGFybGV5LnYxLk1lc3NhZ2USHQoEcm9vbRgCIAEoCzIPLnBhcmxleS52MS5Sb29tEhAKCGhhc19tb3JlGAMgASgIIi4KEUdldE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEIjkKEkdldE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiPQoSRWRpdE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEgwKBGJvZHkYAyABKAkiOgoTRWRpdE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiMQoURGVsZXRlTWVzc2FnZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoVRGVsZXRlTWVzc2FnZVJlc3BvbnNlEiMKB21lc3NhZ2UYASABKAsyEi5wYXJsZXkudjEuTWVzc2FnZSIhChFDcmVhdGVSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIkQKEkNyZWF0ZVJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20SDwoHY3JlYXRlZBgCIAEoCCIeCg5HZXRSb29tUmVxdWVzdBIMCgRuYW1lGAEgASgJIjAKD0dldFJvb21SZXNwb25zZRIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iNQoQTGlzdFJvb21zUmVxdWVzdBISCgphZnRlcl9uYW1lGAEgASgJEg0KBWxpbWl0GAIgASgNIkUKEUxpc3RSb29tc1Jlc3BvbnNlEh4KBXJvb21zGAEgAygLMg8ucGFybGV5LnYxLlJvb20SEAoIaGFzX21vcmUYAiABKAgynAQKB0hpc3RvcnkSTwoMTGlzdE1lc3NhZ2VzEh4ucGFybGV5LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5wYXJsZXkudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USSQoKR2V0TWVzc2FnZRIcLnBhcmxleS52MS5HZXRNZXNzYWdlUmVxdWVzdBodLnBhcmxleS52MS5HZXRNZXNzYWdlUmVzcG9uc2USTAoLRWRpdE1lc3NhZ2USHS5wYXJsZXkudjEuRWRpdE1lc3NhZ2VSZXF1ZXN0Gh4ucGFybGV5LnYxLkVkaXRNZXNzYWdlUmVzcG9uc2USUgoNRGVsZXRlTWVzc2FnZRIfLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVxdWVzdBogLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVzcG9uc2USSQoKQ3JlYXRlUm9vbRIcLnBhcmxleS52MS5DcmVhdGVSb29tUmVxdWVzdBodLnBhcmxleS52MS5DcmVhdGVSb29tUmVzcG9uc2USQAoHR2V0Um9vbRIZLnBhcmxleS52MS5HZXRSb29tUmVxdWVzdBoaLnBhcmxleS52MS5HZXRSb29tUmVzcG9uc2USRgoJTGlzdFJvb21zEhsucGFybGV5LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5wYXJsZXkudjEuTGlzdFJvb21zUmVzcG9uc2ViBnByb3RvMw", [file_parley_v1_message]);
+  fileDesc("ChdwYXJsZXkvdjEvaGlzdG9yeS5wcm90bxIJcGFybGV5LnYxImcKE0xpc3RNZXNzYWdlc1JlcXVlc3QSDAoEcm9vbRgBIAEoCRITCglhZnRlcl9yZXYYAiABKARIABIUCgpiZWZvcmVfc2VxGAMgASgESAASDQoFbGltaXQYBCABKA1CCAoGY3Vyc29yIm0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiQKCG1lc3NhZ2VzGAEgAygLMhIucGFybGV5LnYxLk1lc3NhZ2USHQoEcm9vbRgCIAEoCzIPLnBhcmxleS52MS5Sb29tEhAKCGhhc19tb3JlGAMgASgIIi4KEUdldE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEIjkKEkdldE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiPQoSRWRpdE1lc3NhZ2VSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEgwKBGJvZHkYAyABKAkiOgoTRWRpdE1lc3NhZ2VSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2UiMQoURGVsZXRlTWVzc2FnZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoVRGVsZXRlTWVzc2FnZVJlc3BvbnNlEiMKB21lc3NhZ2UYASABKAsyEi5wYXJsZXkudjEuTWVzc2FnZSKNAQoRQ3JlYXRlUm9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgV0aXRsZRgCIAEoCRINCgV0b3BpYxgDIAEoCRIpCgp2aXNpYmlsaXR5GAQgASgOMhUucGFybGV5LnYxLlZpc2liaWxpdHkSIQoEbW9kZRgFIAEoDjITLnBhcmxleS52MS5Sb29tTW9kZSJEChJDcmVhdGVSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLnBhcmxleS52MS5Sb29tEg8KB2NyZWF0ZWQYAiABKAgiHgoOR2V0Um9vbVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIwCg9HZXRSb29tUmVzcG9uc2USHQoEcm9vbRgBIAEoCzIPLnBhcmxleS52MS5Sb29tIkUKEExpc3RSb29tc1JlcXVlc3QSEgoKYWZ0ZXJfbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoDRIOCgZwcmVmaXgYAyABKAkiXgoRTGlzdFJvb21zUmVzcG9uc2USHgoFcm9vbXMYASADKAsyDy5wYXJsZXkudjEuUm9vbRIQCghoYXNfbW9yZRgCIAEoCBIXCg9uZXh0X2FmdGVyX25hbWUYAyABKAkynAQKB0hpc3RvcnkSTwoMTGlzdE1lc3NhZ2VzEh4ucGFybGV5LnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaHy5wYXJsZXkudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USSQoKR2V0TWVzc2FnZRIcLnBhcmxleS52MS5HZXRNZXNzYWdlUmVxdWVzdBodLnBhcmxleS52MS5HZXRNZXNzYWdlUmVzcG9uc2USTAoLRWRpdE1lc3NhZ2USHS5wYXJsZXkudjEuRWRpdE1lc3NhZ2VSZXF1ZXN0Gh4ucGFybGV5LnYxLkVkaXRNZXNzYWdlUmVzcG9uc2USUgoNRGVsZXRlTWVzc2FnZRIfLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVxdWVzdBogLnBhcmxleS52MS5EZWxldGVNZXNzYWdlUmVzcG9uc2USSQoKQ3JlYXRlUm9vbRIcLnBhcmxleS52MS5DcmVhdGVSb29tUmVxdWVzdBodLnBhcmxleS52MS5DcmVhdGVSb29tUmVzcG9uc2USQAoHR2V0Um9vbRIZLnBhcmxleS52MS5HZXRSb29tUmVxdWVzdBoaLnBhcmxleS52MS5HZXRSb29tUmVzcG9uc2USRgoJTGlzdFJvb21zEhsucGFybGV5LnYxLkxpc3RSb29tc1JlcXVlc3QaHC5wYXJsZXkudjEuTGlzdFJvb21zUmVzcG9uc2ViBnByb3RvMw", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ListMessagesRequest
@@ -227,6 +227,32 @@ export type CreateRoomRequest = Message<"parley.v1.CreateRoomRequest"> & {
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * The settings of a new room (ignored when it exists: see UpdateRoom).
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * @generated from field: string topic = 3;
+   */
+  topic: string;
+
+  /**
+   * UNSPECIFIED: OPEN.
+   *
+   * @generated from field: parley.v1.Visibility visibility = 4;
+   */
+  visibility: Visibility;
+
+  /**
+   * UNSPECIFIED: OPEN.
+   *
+   * @generated from field: parley.v1.RoomMode mode = 5;
+   */
+  mode: RoomMode;
 };
 
 /**
@@ -312,6 +338,13 @@ export type ListRoomsRequest = Message<"parley.v1.ListRoomsRequest"> & {
    * @generated from field: uint32 limit = 2;
    */
   limit: number;
+
+  /**
+   * Only rooms whose name starts with this ("event-42."); "" for all.
+   *
+   * @generated from field: string prefix = 3;
+   */
+  prefix: string;
 };
 
 /**
@@ -326,18 +359,27 @@ export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*
  */
 export type ListRoomsResponse = Message<"parley.v1.ListRoomsResponse"> & {
   /**
-   * Ordered by name.
+   * Ordered by name; only rooms the caller may read.
    *
    * @generated from field: repeated parley.v1.Room rooms = 1;
    */
   rooms: Room[];
 
   /**
-   * More rooms sort after the last one.
+   * More rooms may follow.
    *
    * @generated from field: bool has_more = 2;
    */
   hasMore: boolean;
+
+  /**
+   * With has_more: the after_name of the next page. The server looks at a
+   * bounded number of rooms per call, skipping those the caller may not
+   * read, so it can be past the last room returned (or set with none).
+   *
+   * @generated from field: string next_after_name = 3;
+   */
+  nextAfterName: string;
 };
 
 /**
@@ -395,8 +437,9 @@ export const History: GenService<{
     output: typeof DeleteMessageResponseSchema;
   },
   /**
-   * CreateRoom creates a room (organizers only); creating one that exists
-   * returns it unchanged.
+   * CreateRoom creates a room (organizers of the name: a token pattern that
+   * grants the organizer role for it); creating one that exists returns it
+   * unchanged.
    *
    * @generated from rpc parley.v1.History.CreateRoom
    */
@@ -416,7 +459,8 @@ export const History: GenService<{
     output: typeof GetRoomResponseSchema;
   },
   /**
-   * ListRooms pages through the rooms by name, each with its head counters.
+   * ListRooms pages through the rooms the caller may read, by name, each
+   * with its head counters, settings and the caller's access (Room.me).
    *
    * @generated from rpc parley.v1.History.ListRooms
    */

@@ -13,7 +13,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file parley/v1/message.proto.
  */
 export const file_parley_v1_message: GenFile = /*@__PURE__*/
-  fileDesc("ChdwYXJsZXkvdjEvbWVzc2FnZS5wcm90bxIJcGFybGV5LnYxIkkKBkF1dGhvchIKCgJpZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSHQoEcm9sZRgDIAEoDjIPLnBhcmxleS52MS5Sb2xlIrcBCgdNZXNzYWdlEgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEgsKA3JldhgDIAEoBBIVCg1jbGllbnRfbXNnX2lkGAQgASgJEiEKBmF1dGhvchgFIAEoCzIRLnBhcmxleS52MS5BdXRob3ISDAoEYm9keRgGIAEoCRIVCg1jcmVhdGVkX2F0X21zGAcgASgDEhQKDGVkaXRlZF9hdF9tcxgIIAEoAxIPCgdkZWxldGVkGAkgASgIIlAKBFJvb20SDAoEbmFtZRgBIAEoCRIQCghoZWFkX3NlcRgCIAEoBBIQCghoZWFkX3JldhgDIAEoBBIWCg5tYXhfYm9keV9ieXRlcxgEIAEoDSpGCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIUChBST0xFX1BBUlRJQ0lQQU5UEAESEgoOUk9MRV9PUkdBTklaRVIQAiqWBAoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEAESGAoURVJST1JfQ09ERV9NQUxGT1JNRUQQAhIbChdFUlJPUl9DT0RFX1JPT01fSU5WQUxJRBADEh0KGUVSUk9SX0NPREVfUk9PTV9OT1RfRk9VTkQQBBIZChVFUlJPUl9DT0RFX0JPRFlfRU1QVFkQBRIcChhFUlJPUl9DT0RFX0JPRFlfVE9PX0xPTkcQBhIbChdFUlJPUl9DT0RFX0lOVkFMSURfVVRGOBAHEiQKIEVSUk9SX0NPREVfQ0xJRU5UX01TR19JRF9JTlZBTElEEAgSIAocRVJST1JfQ09ERV9NRVNTQUdFX05PVF9GT1VORBAJEh4KGkVSUk9SX0NPREVfTUVTU0FHRV9ERUxFVEVEEAoSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBALEh4KGkVSUk9SX0NPREVfVU5BVVRIRU5USUNBVEVEEAwSIQodRVJST1JfQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQDRIZChVFUlJPUl9DT0RFX0JBRF9DVVJTT1IQDhIhCh1FUlJPUl9DT0RFX1NVQlNDUklQVElPTl9TVEFURRAPEh0KGUVSUk9SX0NPREVfQVVUSE9SX0lOVkFMSUQQEGIGcHJvdG8z");
+  fileDesc("ChdwYXJsZXkvdjEvbWVzc2FnZS5wcm90bxIJcGFybGV5LnYxIkkKBkF1dGhvchIKCgJpZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSHQoEcm9sZRgDIAEoDjIPLnBhcmxleS52MS5Sb2xlIrcBCgdNZXNzYWdlEgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEgsKA3JldhgDIAEoBBIVCg1jbGllbnRfbXNnX2lkGAQgASgJEiEKBmF1dGhvchgFIAEoCzIRLnBhcmxleS52MS5BdXRob3ISDAoEYm9keRgGIAEoCRIVCg1jcmVhdGVkX2F0X21zGAcgASgDEhQKDGVkaXRlZF9hdF9tcxgIIAEoAxIPCgdkZWxldGVkGAkgASgIIt8BCgRSb29tEgwKBG5hbWUYASABKAkSEAoIaGVhZF9zZXEYAiABKAQSEAoIaGVhZF9yZXYYAyABKAQSFgoObWF4X2JvZHlfYnl0ZXMYBCABKA0SDQoFdGl0bGUYCiABKAkSDQoFdG9waWMYCyABKAkSKQoKdmlzaWJpbGl0eRgMIAEoDjIVLnBhcmxleS52MS5WaXNpYmlsaXR5EiEKBG1vZGUYDSABKA4yEy5wYXJsZXkudjEuUm9vbU1vZGUSIQoCbWUYDiABKAsyFS5wYXJsZXkudjEuUm9vbUFjY2VzcyLcAQoKUm9vbUFjY2VzcxIdCgRyb2xlGAEgASgOMg8ucGFybGV5LnYxLlJvbGUSDgoGbWVtYmVyGAIgASgIEhAKCGNhbl9wb3N0GAMgASgIEiIKCXBvc3RfcnVsZRgEIAEoDjIPLnBhcmxleS52MS5SdWxlEg0KBW11dGVkGAUgASgIEhYKDm11dGVkX3VudGlsX21zGAYgASgDEhUKDWxhc3RfcmVhZF9zZXEYByABKAQSFQoNbGFzdF9yZWFkX3JldhgIIAEoBBIUCgx1bnJlYWRfY291bnQYCSABKA0ixQIKEE1vZGVyYXRpb25BY3Rpb24SCgoCaWQYASABKAQSDAoEcm9vbRgCIAEoCRIjCgRraW5kGAMgASgOMhUucGFybGV5LnYxLkFjdGlvbktpbmQSIAoFYWN0b3IYBCABKAsyES5wYXJsZXkudjEuQXV0aG9yEhYKDnRhcmdldF91c2VyX2lkGAUgASgJEg0KBWF0X21zGAYgASgDEhAKCHVudGlsX21zGAcgASgDEg4KBnJlYXNvbhgIIAEoCRIhCgRtb2RlGAkgASgOMhMucGFybGV5LnYxLlJvb21Nb2RlEikKCnZpc2liaWxpdHkYCiABKA4yFS5wYXJsZXkudjEuVmlzaWJpbGl0eRIdCgRyb2xlGAsgASgOMg8ucGFybGV5LnYxLlJvbGUSCwoDc2VxGAwgASgEEg0KBWNvdW50GA0gASgEIl8KBk1lbWJlchIPCgd1c2VyX2lkGAEgASgJEh0KBHJvbGUYAiABKA4yDy5wYXJsZXkudjEuUm9sZRIQCghhZGRlZF9ieRgDIAEoCRITCgthZGRlZF9hdF9tcxgEIAEoAypGCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIUChBST0xFX1BBUlRJQ0lQQU5UEAESEgoOUk9MRV9PUkdBTklaRVIQAipVCgpWaXNpYmlsaXR5EhoKFlZJU0lCSUxJVFlfVU5TUEVDSUZJRUQQABITCg9WSVNJQklMSVRZX09QRU4QARIWChJWSVNJQklMSVRZX01FTUJFUlMQAipsCghSb29tTW9kZRIZChVST09NX01PREVfVU5TUEVDSUZJRUQQABISCg5ST09NX01PREVfT1BFThABEhsKF1JPT01fTU9ERV9BTk5PVU5DRU1FTlRTEAISFAoQUk9PTV9NT0RFX0NMT1NFRBADKs4BCgRSdWxlEhQKEFJVTEVfVU5TUEVDSUZJRUQQABIUChBSVUxFX05PVF9HUkFOVEVEEAESFQoRUlVMRV9NRU1CRVJTX09OTFkQAhIQCgxSVUxFX1JFTU9WRUQQAxIOCgpSVUxFX01VVEVEEAQSFgoSUlVMRV9BTk5PVU5DRU1FTlRTEAUSFAoQUlVMRV9ST09NX0NMT1NFRBAGEhcKE1JVTEVfT1JHQU5JWkVSX09OTFkQBxIaChZSVUxFX1NFUlZJQ0VfUkVBRF9PTkxZEAgq8wIKCkFjdGlvbktpbmQSGwoXQUNUSU9OX0tJTkRfVU5TUEVDSUZJRUQQABIUChBBQ1RJT05fS0lORF9NVVRFEAESFgoSQUNUSU9OX0tJTkRfVU5NVVRFEAISFgoSQUNUSU9OX0tJTkRfUkVNT1ZFEAMSFwoTQUNUSU9OX0tJTkRfUkVBRE1JVBAEEhgKFEFDVElPTl9LSU5EX1NFVF9NT0RFEAUSHgoaQUNUSU9OX0tJTkRfU0VUX1ZJU0lCSUxJVFkQBhIbChdBQ1RJT05fS0lORF9VUERBVEVfUk9PTRAHEhoKFkFDVElPTl9LSU5EX0FERF9NRU1CRVIQCBIdChlBQ1RJT05fS0lORF9SRU1PVkVfTUVNQkVSEAkSHgoaQUNUSU9OX0tJTkRfREVMRVRFX01FU1NBR0UQChIaChZBQ1RJT05fS0lORF9FUkFTRV9VU0VSEAsSGwoXQUNUSU9OX0tJTkRfREVMRVRFX1JPT00QDCq0BAoJRXJyb3JDb2RlEhoKFkVSUk9SX0NPREVfVU5TUEVDSUZJRUQQABIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEAESGAoURVJST1JfQ09ERV9NQUxGT1JNRUQQAhIbChdFUlJPUl9DT0RFX1JPT01fSU5WQUxJRBADEh0KGUVSUk9SX0NPREVfUk9PTV9OT1RfRk9VTkQQBBIZChVFUlJPUl9DT0RFX0JPRFlfRU1QVFkQBRIcChhFUlJPUl9DT0RFX0JPRFlfVE9PX0xPTkcQBhIbChdFUlJPUl9DT0RFX0lOVkFMSURfVVRGOBAHEiQKIEVSUk9SX0NPREVfQ0xJRU5UX01TR19JRF9JTlZBTElEEAgSIAocRVJST1JfQ09ERV9NRVNTQUdFX05PVF9GT1VORBAJEh4KGkVSUk9SX0NPREVfTUVTU0FHRV9ERUxFVEVEEAoSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBALEh4KGkVSUk9SX0NPREVfVU5BVVRIRU5USUNBVEVEEAwSIQodRVJST1JfQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQDRIZChVFUlJPUl9DT0RFX0JBRF9DVVJTT1IQDhIhCh1FUlJPUl9DT0RFX1NVQlNDUklQVElPTl9TVEFURRAPEh0KGUVSUk9SX0NPREVfQVVUSE9SX0lOVkFMSUQQEBIcChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQEWIGcHJvdG8z");
 
 /**
  * Author is who wrote a message, as the server's identity layer saw them.
@@ -144,13 +144,50 @@ export type Room = Message$1<"parley.v1.Room"> & {
   /**
    * The largest message body the core stores, in bytes of UTF-8 (parleyd's
    * --max-body); a longer one is refused with BODY_TOO_LONG. Filled in every
-   * Room the core returns (ListMessages, GetRoom, CreateRoom, Subscribed), so
-   * a client knows it from the history page it loads before it can send.
+   * Room the core returns (ListMessages, GetRoom, ListRooms, CreateRoom,
+   * Subscribed, the Rooms service, RoomEvent.room), so a client knows it from
+   * the history page it loads before it can send.
    * 0 when not stated (an older server): the client keeps its own default.
    *
    * @generated from field: uint32 max_body_bytes = 4;
    */
   maxBodyBytes: number;
+
+  /**
+   * A human title and topic, set by organizers (UpdateRoom); "" when unset.
+   *
+   * @generated from field: string title = 10;
+   */
+  title: string;
+
+  /**
+   * @generated from field: string topic = 11;
+   */
+  topic: string;
+
+  /**
+   * Who may see and read the room; UNSPECIFIED is read as OPEN (a core
+   * older than this field served every room to every token).
+   *
+   * @generated from field: parley.v1.Visibility visibility = 12;
+   */
+  visibility: Visibility;
+
+  /**
+   * Who may post; UNSPECIFIED is read as OPEN.
+   *
+   * @generated from field: parley.v1.RoomMode mode = 13;
+   */
+  mode: RoomMode;
+
+  /**
+   * The caller's own place in the room. Set when the room is returned to
+   * one caller (GetRoom, ListRooms, ListMessages, CreateRoom, UpdateRoom,
+   * Subscribed); absent in what every watcher shares (RoomEvent.room).
+   *
+   * @generated from field: parley.v1.RoomAccess me = 14;
+   */
+  me?: RoomAccess | undefined;
 };
 
 /**
@@ -161,7 +198,221 @@ export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
   messageDesc(file_parley_v1_message, 2);
 
 /**
- * Role decides what a user may do to messages that are not their own.
+ * RoomAccess is the caller's own view of a room.
+ *
+ * @generated from message parley.v1.RoomAccess
+ */
+export type RoomAccess = Message$1<"parley.v1.RoomAccess"> & {
+  /**
+   * The caller's role in this room: the most specific pattern of the
+   * token's `rooms` claim that matches, the legacy `role` claim, or a
+   * membership, whichever is highest. UNSPECIFIED: none.
+   *
+   * @generated from field: parley.v1.Role role = 1;
+   */
+  role: Role;
+
+  /**
+   * The caller holds a membership (AddMember).
+   *
+   * @generated from field: bool member = 2;
+   */
+  member: boolean;
+
+  /**
+   * The rules let the caller publish here now.
+   *
+   * @generated from field: bool can_post = 3;
+   */
+  canPost: boolean;
+
+  /**
+   * Why can_post is false (MUTED, ANNOUNCEMENTS, ROOM_CLOSED, ...).
+   *
+   * @generated from field: parley.v1.Rule post_rule = 4;
+   */
+  postRule: Rule;
+
+  /**
+   * Muted in this room: until muted_until_ms (ms since the epoch), or until
+   * lifted when 0.
+   *
+   * @generated from field: bool muted = 5;
+   */
+  muted: boolean;
+
+  /**
+   * @generated from field: int64 muted_until_ms = 6;
+   */
+  mutedUntilMs: bigint;
+
+  /**
+   * Read state (Rooms.MarkRead): the newest message seq and the room rev
+   * the caller has read up to, and how many messages of others after that
+   * seq are not deleted (counted up to 1000).
+   *
+   * @generated from field: uint64 last_read_seq = 7;
+   */
+  lastReadSeq: bigint;
+
+  /**
+   * @generated from field: uint64 last_read_rev = 8;
+   */
+  lastReadRev: bigint;
+
+  /**
+   * @generated from field: uint32 unread_count = 9;
+   */
+  unreadCount: number;
+};
+
+/**
+ * Describes the message parley.v1.RoomAccess.
+ * Use `create(RoomAccessSchema)` to create a new message.
+ */
+export const RoomAccessSchema: GenMessage<RoomAccess> = /*@__PURE__*/
+  messageDesc(file_parley_v1_message, 3);
+
+/**
+ * ModerationAction is one stored room action: who did what to whom, when.
+ *
+ * @generated from message parley.v1.ModerationAction
+ */
+export type ModerationAction = Message$1<"parley.v1.ModerationAction"> & {
+  /**
+   * Dense from 1 in each room, in the order the actions were stored.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: string room = 2;
+   */
+  room: string;
+
+  /**
+   * @generated from field: parley.v1.ActionKind kind = 3;
+   */
+  kind: ActionKind;
+
+  /**
+   * Who did it (an organizer of the room, or a backend service's user).
+   *
+   * @generated from field: parley.v1.Author actor = 4;
+   */
+  actor?: Author | undefined;
+
+  /**
+   * The user it was done to ("" for room-wide actions).
+   *
+   * @generated from field: string target_user_id = 5;
+   */
+  targetUserId: string;
+
+  /**
+   * When it was stored, ms since the epoch.
+   *
+   * @generated from field: int64 at_ms = 6;
+   */
+  atMs: bigint;
+
+  /**
+   * MUTE and REMOVE: when it ends (ms since the epoch); 0 until lifted.
+   *
+   * @generated from field: int64 until_ms = 7;
+   */
+  untilMs: bigint;
+
+  /**
+   * Free text from the organizer ("" when none).
+   *
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+
+  /**
+   * SET_MODE: the new mode.
+   *
+   * @generated from field: parley.v1.RoomMode mode = 9;
+   */
+  mode: RoomMode;
+
+  /**
+   * SET_VISIBILITY: the new visibility.
+   *
+   * @generated from field: parley.v1.Visibility visibility = 10;
+   */
+  visibility: Visibility;
+
+  /**
+   * ADD_MEMBER: the member's role.
+   *
+   * @generated from field: parley.v1.Role role = 11;
+   */
+  role: Role;
+
+  /**
+   * DELETE_MESSAGE: the message's seq.
+   *
+   * @generated from field: uint64 seq = 12;
+   */
+  seq: bigint;
+
+  /**
+   * ERASE_USER: how many messages became tombstones.
+   *
+   * @generated from field: uint64 count = 13;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message parley.v1.ModerationAction.
+ * Use `create(ModerationActionSchema)` to create a new message.
+ */
+export const ModerationActionSchema: GenMessage<ModerationAction> = /*@__PURE__*/
+  messageDesc(file_parley_v1_message, 4);
+
+/**
+ * Member is one membership of a room.
+ *
+ * @generated from message parley.v1.Member
+ */
+export type Member = Message$1<"parley.v1.Member"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: parley.v1.Role role = 2;
+   */
+  role: Role;
+
+  /**
+   * Who added the member and when (ms since the epoch).
+   *
+   * @generated from field: string added_by = 3;
+   */
+  addedBy: string;
+
+  /**
+   * @generated from field: int64 added_at_ms = 4;
+   */
+  addedAtMs: bigint;
+};
+
+/**
+ * Describes the message parley.v1.Member.
+ * Use `create(MemberSchema)` to create a new message.
+ */
+export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
+  messageDesc(file_parley_v1_message, 5);
+
+/**
+ * Role decides what a user may do in a room (docs/api.md, "Access"). A
+ * message's Author.role is its author's role in that room when it was sent.
  *
  * @generated from enum parley.v1.Role
  */
@@ -172,14 +423,17 @@ export enum Role {
   UNSPECIFIED = 0,
 
   /**
-   * A participant edits and deletes only their own messages.
+   * A participant reads, posts, and edits and deletes only their own
+   * messages.
    *
    * @generated from enum value: ROLE_PARTICIPANT = 1;
    */
   PARTICIPANT = 1,
 
   /**
-   * An organizer edits and deletes any message and creates rooms.
+   * An organizer of a room also moderates it: edits and deletes any
+   * message, mutes and removes users, changes the room's settings and
+   * members, and creates rooms its patterns cover.
    *
    * @generated from enum value: ROLE_ORGANIZER = 2;
    */
@@ -191,6 +445,264 @@ export enum Role {
  */
 export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
   enumDesc(file_parley_v1_message, 0);
+
+/**
+ * Visibility decides who may see a room, read it and subscribe to it
+ * (docs/api.md, "Access").
+ *
+ * @generated from enum parley.v1.Visibility
+ */
+export enum Visibility {
+  /**
+   * Read as VISIBILITY_OPEN.
+   *
+   * @generated from enum value: VISIBILITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Everyone whose token grants the room (its `rooms` claim, or the legacy
+   * `role` claim that grants every room), and every member.
+   *
+   * @generated from enum value: VISIBILITY_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Members (AddMember) and the room's organizers only: a backstage room.
+   *
+   * @generated from enum value: VISIBILITY_MEMBERS = 2;
+   */
+  MEMBERS = 2,
+}
+
+/**
+ * Describes the enum parley.v1.Visibility.
+ */
+export const VisibilitySchema: GenEnum<Visibility> = /*@__PURE__*/
+  enumDesc(file_parley_v1_message, 1);
+
+/**
+ * RoomMode decides who may post in a room that the caller may read.
+ *
+ * @generated from enum parley.v1.RoomMode
+ */
+export enum RoomMode {
+  /**
+   * Read as ROOM_MODE_OPEN.
+   *
+   * @generated from enum value: ROOM_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Everyone who may read the room posts (unless muted).
+   *
+   * @generated from enum value: ROOM_MODE_OPEN = 1;
+   */
+  OPEN = 1,
+
+  /**
+   * Announcements: only the room's organizers post; everyone reads.
+   *
+   * @generated from enum value: ROOM_MODE_ANNOUNCEMENTS = 2;
+   */
+  ANNOUNCEMENTS = 2,
+
+  /**
+   * Closed (archived): read-only for everyone; messages may still be
+   * deleted (by their author or an organizer), never posted or edited.
+   *
+   * @generated from enum value: ROOM_MODE_CLOSED = 3;
+   */
+  CLOSED = 3,
+}
+
+/**
+ * Describes the enum parley.v1.RoomMode.
+ */
+export const RoomModeSchema: GenEnum<RoomMode> = /*@__PURE__*/
+  enumDesc(file_parley_v1_message, 2);
+
+/**
+ * Rule names the access rule that refused a request. It travels beside
+ * ERROR_CODE_PERMISSION_DENIED (Error.rule, the `parley-rule` trailer, the
+ * "rule" of a REST error), so a client that knows only the code still sees
+ * a plain permission error.
+ *
+ * @generated from enum parley.v1.Rule
+ */
+export enum Rule {
+  /**
+   * @generated from enum value: RULE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The token grants no role in this room: its `rooms` claim lists no
+   * pattern that matches the room, and the user holds no membership.
+   *
+   * @generated from enum value: RULE_NOT_GRANTED = 1;
+   */
+  NOT_GRANTED = 1,
+
+  /**
+   * The room is members only and the user is neither a member nor one of
+   * its organizers.
+   *
+   * @generated from enum value: RULE_MEMBERS_ONLY = 2;
+   */
+  MEMBERS_ONLY = 2,
+
+  /**
+   * An organizer removed the user from the room (for a while or until
+   * readmitted).
+   *
+   * @generated from enum value: RULE_REMOVED = 3;
+   */
+  REMOVED = 3,
+
+  /**
+   * An organizer muted the user in the room: reading goes on, posting and
+   * editing are refused.
+   *
+   * @generated from enum value: RULE_MUTED = 4;
+   */
+  MUTED = 4,
+
+  /**
+   * The room is in announcements mode: only its organizers post.
+   *
+   * @generated from enum value: RULE_ANNOUNCEMENTS = 5;
+   */
+  ANNOUNCEMENTS = 5,
+
+  /**
+   * The room is closed (archived): nothing is posted or edited.
+   *
+   * @generated from enum value: RULE_ROOM_CLOSED = 6;
+   */
+  ROOM_CLOSED = 6,
+
+  /**
+   * Only the room's organizers may do this (moderation, room settings,
+   * changing another user's message, creating the room).
+   *
+   * @generated from enum value: RULE_ORGANIZER_ONLY = 7;
+   */
+  ORGANIZER_ONLY = 7,
+
+  /**
+   * A service credential reads on behalf of users and never writes.
+   *
+   * @generated from enum value: RULE_SERVICE_READ_ONLY = 8;
+   */
+  SERVICE_READ_ONLY = 8,
+}
+
+/**
+ * Describes the enum parley.v1.Rule.
+ */
+export const RuleSchema: GenEnum<Rule> = /*@__PURE__*/
+  enumDesc(file_parley_v1_message, 3);
+
+/**
+ * ActionKind is what a room action did (ModerationAction.kind).
+ *
+ * @generated from enum parley.v1.ActionKind
+ */
+export enum ActionKind {
+  /**
+   * @generated from enum value: ACTION_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * target_user_id may not post or edit until until_ms (0: until lifted).
+   *
+   * @generated from enum value: ACTION_KIND_MUTE = 1;
+   */
+  MUTE = 1,
+
+  /**
+   * @generated from enum value: ACTION_KIND_UNMUTE = 2;
+   */
+  UNMUTE = 2,
+
+  /**
+   * target_user_id may not read or post until until_ms (0: until
+   * readmitted); their subscriptions to the room end.
+   *
+   * @generated from enum value: ACTION_KIND_REMOVE = 3;
+   */
+  REMOVE = 3,
+
+  /**
+   * @generated from enum value: ACTION_KIND_READMIT = 4;
+   */
+  READMIT = 4,
+
+  /**
+   * The room's mode changed (mode).
+   *
+   * @generated from enum value: ACTION_KIND_SET_MODE = 5;
+   */
+  SET_MODE = 5,
+
+  /**
+   * The room's visibility changed (visibility).
+   *
+   * @generated from enum value: ACTION_KIND_SET_VISIBILITY = 6;
+   */
+  SET_VISIBILITY = 6,
+
+  /**
+   * The room's title or topic changed (the room carries both).
+   *
+   * @generated from enum value: ACTION_KIND_UPDATE_ROOM = 7;
+   */
+  UPDATE_ROOM = 7,
+
+  /**
+   * target_user_id became a member with role (or changed role).
+   *
+   * @generated from enum value: ACTION_KIND_ADD_MEMBER = 8;
+   */
+  ADD_MEMBER = 8,
+
+  /**
+   * @generated from enum value: ACTION_KIND_REMOVE_MEMBER = 9;
+   */
+  REMOVE_MEMBER = 9,
+
+  /**
+   * An organizer deleted message seq written by target_user_id.
+   *
+   * @generated from enum value: ACTION_KIND_DELETE_MESSAGE = 10;
+   */
+  DELETE_MESSAGE = 10,
+
+  /**
+   * Every message of target_user_id in the room became a tombstone
+   * (count of them).
+   *
+   * @generated from enum value: ACTION_KIND_ERASE_USER = 11;
+   */
+  ERASE_USER = 11,
+
+  /**
+   * The room and its messages were deleted.
+   *
+   * @generated from enum value: ACTION_KIND_DELETE_ROOM = 12;
+   */
+  DELETE_ROOM = 12,
+}
+
+/**
+ * Describes the enum parley.v1.ActionKind.
+ */
+export const ActionKindSchema: GenEnum<ActionKind> = /*@__PURE__*/
+  enumDesc(file_parley_v1_message, 4);
 
 /**
  * ErrorCode is the precise reason a request was refused. Every transport
@@ -316,11 +828,20 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_AUTHOR_INVALID = 16;
    */
   AUTHOR_INVALID = 16,
+
+  /**
+   * The token was valid and has expired: get a fresh one from the identity
+   * provider and retry (gRPC UNAUTHENTICATED, HTTP 401, WebSocket close
+   * 4402). A token that is invalid in any other way is UNAUTHENTICATED.
+   *
+   * @generated from enum value: ERROR_CODE_TOKEN_EXPIRED = 17;
+   */
+  TOKEN_EXPIRED = 17,
 }
 
 /**
  * Describes the enum parley.v1.ErrorCode.
  */
 export const ErrorCodeSchema: GenEnum<ErrorCode> = /*@__PURE__*/
-  enumDesc(file_parley_v1_message, 1);
+  enumDesc(file_parley_v1_message, 5);
 

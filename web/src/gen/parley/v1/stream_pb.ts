@@ -6,7 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Author, ErrorCode, Message as Message$1, Room } from "./message_pb.js";
+import type { Author, ErrorCode, Message as Message$1, ModerationAction, Room, Rule } from "./message_pb.js";
 import { file_parley_v1_message } from "./message_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file parley/v1/stream.proto.
  */
 export const file_parley_v1_stream: GenFile = /*@__PURE__*/
-  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEigwIKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIAEIGCgRraW5kIjMKCVN1YnNjcmliZRIMCgRyb29tGAEgASgJEhgKEHJlc3VtZV9hZnRlcl9yZXYYAiABKAQiGwoLVW5zdWJzY3JpYmUSDAoEcm9vbRgBIAEoCSJDCg5QdWJsaXNoUmVxdWVzdBIMCgRyb29tGAEgASgJEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSDAoEYm9keRgDIAEoCSJJCg9QdWJsaXNoUmVzcG9uc2USIwoHbWVzc2FnZRgBIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCCIVCgRQaW5nEg0KBW5vbmNlGAEgASgEIh0KDEF1dGhlbnRpY2F0ZRINCgV0b2tlbhgBIAEoCSLAAgoLU2VydmVyRnJhbWUSEgoKcmVxdWVzdF9pZBgBIAEoBBIhCgVldmVudBgCIAEoCzIQLnBhcmxleS52MS5FdmVudEgAEisKCnN1YnNjcmliZWQYAyABKAsyFS5wYXJsZXkudjEuU3Vic2NyaWJlZEgAEh0KA2FjaxgEIAEoCzIOLnBhcmxleS52MS5BY2tIABIhCgVlcnJvchgFIAEoCzIQLnBhcmxleS52MS5FcnJvckgAEh8KBHBvbmcYBiABKAsyDy5wYXJsZXkudjEuUG9uZ0gAEi8KDHVuc3Vic2NyaWJlZBgHIAEoCzIXLnBhcmxleS52MS5VbnN1YnNjcmliZWRIABIxCg1hdXRoZW50aWNhdGVkGAggASgLMhgucGFybGV5LnYxLkF1dGhlbnRpY2F0ZWRIAEIGCgRraW5kImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJKCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgiFQoEUG9uZxINCgVub25jZRgBIAEoBCJTCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yEiEKBmxpbWl0cxgCIAEoCzIRLnBhcmxleS52MS5MaW1pdHMiSgoGTGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRISCgpmcmFtZV9yYXRlGAIgASgBEhMKC2ZyYW1lX2J1cnN0GAMgASgBKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
+  fileDesc("ChZwYXJsZXkvdjEvc3RyZWFtLnByb3RvEglwYXJsZXkudjEiwgMKC0NsaWVudEZyYW1lEhIKCnJlcXVlc3RfaWQYASABKAQSKQoJc3Vic2NyaWJlGAIgASgLMhQucGFybGV5LnYxLlN1YnNjcmliZUgAEi0KC3Vuc3Vic2NyaWJlGAMgASgLMhYucGFybGV5LnYxLlVuc3Vic2NyaWJlSAASLAoHcHVibGlzaBgEIAEoCzIZLnBhcmxleS52MS5QdWJsaXNoUmVxdWVzdEgAEh8KBHBpbmcYBSABKAsyDy5wYXJsZXkudjEuUGluZ0gAEi8KDGF1dGhlbnRpY2F0ZRgGIAEoCzIXLnBhcmxleS52MS5BdXRoZW50aWNhdGVIABIsCgdvcHRpb25zGAcgASgLMhkucGFybGV5LnYxLlNlc3Npb25PcHRpb25zSAASJwoFYmF0Y2gYCCABKAsyFi5wYXJsZXkudjEuQ2xpZW50QmF0Y2hIABItCghwcmVzZW5jZRgUIAEoCzIZLnBhcmxleS52MS5QcmVzZW5jZVVwZGF0ZUgAEiMKBnR5cGluZxgVIAEoCzIRLnBhcmxleS52MS5UeXBpbmdIABISCgp1c2VyX3Rva2VuGAkgASgJQgYKBGtpbmQiQQoOU2Vzc2lvbk9wdGlvbnMSDQoFYmF0Y2gYASABKAgSEAoIcHJlc2VuY2UYAiABKAgSDgoGdHlwaW5nGAMgASgIIjUKC0NsaWVudEJhdGNoEiYKBmZyYW1lcxgBIAMoCzIWLnBhcmxleS52MS5DbGllbnRGcmFtZSI1CgtTZXJ2ZXJCYXRjaBImCgZmcmFtZXMYASADKAsyFi5wYXJsZXkudjEuU2VydmVyRnJhbWUiMwoJU3Vic2NyaWJlEgwKBHJvb20YASABKAkSGAoQcmVzdW1lX2FmdGVyX3JldhgCIAEoBCIbCgtVbnN1YnNjcmliZRIMCgRyb29tGAEgASgJIkMKDlB1Ymxpc2hSZXF1ZXN0EgwKBHJvb20YASABKAkSFQoNY2xpZW50X21zZ19pZBgCIAEoCRIMCgRib2R5GAMgASgJIkkKD1B1Ymxpc2hSZXNwb25zZRIjCgdtZXNzYWdlGAEgASgLMhIucGFybGV5LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIIhUKBFBpbmcSDQoFbm9uY2UYASABKAQiHQoMQXV0aGVudGljYXRlEg0KBXRva2VuGAEgASgJIpEECgtTZXJ2ZXJGcmFtZRISCgpyZXF1ZXN0X2lkGAEgASgEEiEKBWV2ZW50GAIgASgLMhAucGFybGV5LnYxLkV2ZW50SAASKwoKc3Vic2NyaWJlZBgDIAEoCzIVLnBhcmxleS52MS5TdWJzY3JpYmVkSAASHQoDYWNrGAQgASgLMg4ucGFybGV5LnYxLkFja0gAEiEKBWVycm9yGAUgASgLMhAucGFybGV5LnYxLkVycm9ySAASHwoEcG9uZxgGIAEoCzIPLnBhcmxleS52MS5Qb25nSAASLwoMdW5zdWJzY3JpYmVkGAcgASgLMhcucGFybGV5LnYxLlVuc3Vic2NyaWJlZEgAEjEKDWF1dGhlbnRpY2F0ZWQYCCABKAsyGC5wYXJsZXkudjEuQXV0aGVudGljYXRlZEgAEicKBWJhdGNoGAkgASgLMhYucGFybGV5LnYxLlNlcnZlckJhdGNoSAASLAoHb3B0aW9ucxgKIAEoCzIZLnBhcmxleS52MS5TZXNzaW9uT3B0aW9uc0gAEioKCnJvb21fZXZlbnQYFCABKAsyFC5wYXJsZXkudjEuUm9vbUV2ZW50SAASJwoIcHJlc2VuY2UYFSABKAsyEy5wYXJsZXkudjEuUHJlc2VuY2VIABIjCgZ0eXBpbmcYFiABKAsyES5wYXJsZXkudjEuVHlwaW5nSABCBgoEa2luZCIsCg5QcmVzZW5jZVVwZGF0ZRIMCgRyb29tGAEgASgJEgwKBGhlcmUYAiABKAgiXAoIUHJlc2VuY2USDAoEcm9vbRgBIAEoCRINCgVjb3VudBgCIAEoDRIgCgV1c2VycxgDIAMoCzIRLnBhcmxleS52MS5BdXRob3ISEQoJdHJ1bmNhdGVkGAQgASgIIjcKBlR5cGluZxIMCgRyb29tGAEgASgJEh8KBHVzZXIYAiABKAsyES5wYXJsZXkudjEuQXV0aG9yImAKBUV2ZW50EiIKBHR5cGUYASABKA4yFC5wYXJsZXkudjEuRXZlbnRUeXBlEiMKB21lc3NhZ2UYAiABKAsyEi5wYXJsZXkudjEuTWVzc2FnZRIOCgZyZXBsYXkYAyABKAgiKwoKU3Vic2NyaWJlZBIdCgRyb29tGAEgASgLMg8ucGFybGV5LnYxLlJvb20iHAoMVW5zdWJzY3JpYmVkEgwKBHJvb20YASABKAkiVAoDQWNrEhUKDWNsaWVudF9tc2dfaWQYASABKAkSIwoHbWVzc2FnZRgCIAEoCzISLnBhcmxleS52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgDIAEoCCJpCgVFcnJvchIiCgRjb2RlGAEgASgOMhQucGFybGV5LnYxLkVycm9yQ29kZRIOCgZkZXRhaWwYAiABKAkSDQoFZmF0YWwYAyABKAgSHQoEcnVsZRgEIAEoDjIPLnBhcmxleS52MS5SdWxlIlcKCVJvb21FdmVudBIrCgZhY3Rpb24YASABKAsyGy5wYXJsZXkudjEuTW9kZXJhdGlvbkFjdGlvbhIdCgRyb29tGAIgASgLMg8ucGFybGV5LnYxLlJvb20iFQoEUG9uZxINCgVub25jZRgBIAEoBCJTCg1BdXRoZW50aWNhdGVkEh8KBHVzZXIYASABKAsyES5wYXJsZXkudjEuQXV0aG9yEiEKBmxpbWl0cxgCIAEoCzIRLnBhcmxleS52MS5MaW1pdHMiSgoGTGltaXRzEhcKD21heF9mcmFtZV9ieXRlcxgBIAEoDRISCgpmcmFtZV9yYXRlGAIgASgBEhMKC2ZyYW1lX2J1cnN0GAMgASgBKm4KCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSRVZFTlRfVFlQRV9DUkVBVEVEEAESFQoRRVZFTlRfVFlQRV9FRElURUQQAhIWChJFVkVOVF9UWVBFX0RFTEVURUQQAzKJAQoGU3RyZWFtEj0KB0Nvbm5lY3QSFi5wYXJsZXkudjEuQ2xpZW50RnJhbWUaFi5wYXJsZXkudjEuU2VydmVyRnJhbWUoATABEkAKB1B1Ymxpc2gSGS5wYXJsZXkudjEuUHVibGlzaFJlcXVlc3QaGi5wYXJsZXkudjEuUHVibGlzaFJlc3BvbnNlYgZwcm90bzM", [file_parley_v1_message]);
 
 /**
  * @generated from message parley.v1.ClientFrame
@@ -63,7 +63,59 @@ export type ClientFrame = Message<"parley.v1.ClientFrame"> & {
      */
     value: Authenticate;
     case: "authenticate";
+  } | {
+    /**
+     * Turns on optional behaviour for the rest of the session. A client
+     * built before an option existed never sends it and never sees what it
+     * changes. Answered with ServerFrame{options} saying what is now on.
+     *
+     * @generated from field: parley.v1.SessionOptions options = 7;
+     */
+    value: SessionOptions;
+    case: "options";
+  } | {
+    /**
+     * Several frames at once, handled in order exactly as if they had been
+     * sent one by one (each answered on its own request_id). Not nested.
+     *
+     * @generated from field: parley.v1.ClientBatch batch = 8;
+     */
+    value: ClientBatch;
+    case: "batch";
+  } | {
+    /**
+     * The user is in the room now (here) or left it. Not stored. A
+     * gateway says it for each of its sessions' users (with user_token);
+     * the core counts each user once however many sessions, streams and
+     * gateways carry them, and forgets a stream's users when it ends.
+     * Needs read access; answered only by an Error when refused.
+     *
+     * @generated from field: parley.v1.PresenceUpdate presence = 20;
+     */
+    value: PresenceUpdate;
+    case: "presence";
+  } | {
+    /**
+     * The user is typing in the room. Not stored; at most one every two
+     * seconds per user and room is passed on; needs the right to post.
+     * Answered only by an Error when refused.
+     *
+     * @generated from field: parley.v1.Typing typing = 21;
+     */
+    value: Typing;
+    case: "typing";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * gRPC only, for a stream that carries many users (a gateway's): the
+   * token of the user this frame acts for. A publish is then checked and
+   * stored as that user, not as the stream's `authorization`; a frame whose
+   * token does not verify is refused with UNAUTHENTICATED and changes
+   * nothing. The WebSocket gateway ignores it (a session is its token's).
+   *
+   * @generated from field: string user_token = 9;
+   */
+  userToken: string;
 };
 
 /**
@@ -72,6 +124,85 @@ export type ClientFrame = Message<"parley.v1.ClientFrame"> & {
  */
 export const ClientFrameSchema: GenMessage<ClientFrame> = /*@__PURE__*/
   messageDesc(file_parley_v1_stream, 0);
+
+/**
+ * Options a client opts into; every field defaults to the published
+ * behaviour.
+ *
+ * @generated from message parley.v1.SessionOptions
+ */
+export type SessionOptions = Message<"parley.v1.SessionOptions"> & {
+  /**
+   * The server may send several frames in one message, as
+   * ServerFrame{batch}: on the gRPC stream, and on the WebSocket (one
+   * binary or text message holding the batch).
+   *
+   * @generated from field: bool batch = 1;
+   */
+  batch: boolean;
+
+  /**
+   * The server sends ServerFrame{presence} for the rooms this stream
+   * watches (after Subscribed, then on change).
+   *
+   * @generated from field: bool presence = 2;
+   */
+  presence: boolean;
+
+  /**
+   * The server sends ServerFrame{typing} for the rooms this stream watches.
+   *
+   * @generated from field: bool typing = 3;
+   */
+  typing: boolean;
+};
+
+/**
+ * Describes the message parley.v1.SessionOptions.
+ * Use `create(SessionOptionsSchema)` to create a new message.
+ */
+export const SessionOptionsSchema: GenMessage<SessionOptions> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 1);
+
+/**
+ * ClientBatch holds whole ClientFrames, in the order they are handled.
+ *
+ * @generated from message parley.v1.ClientBatch
+ */
+export type ClientBatch = Message<"parley.v1.ClientBatch"> & {
+  /**
+   * @generated from field: repeated parley.v1.ClientFrame frames = 1;
+   */
+  frames: ClientFrame[];
+};
+
+/**
+ * Describes the message parley.v1.ClientBatch.
+ * Use `create(ClientBatchSchema)` to create a new message.
+ */
+export const ClientBatchSchema: GenMessage<ClientBatch> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 2);
+
+/**
+ * ServerBatch holds whole ServerFrames, in the order they were sent; a
+ * receiver handles them one by one as if each had come alone. Only sent to
+ * a client that turned on SessionOptions.batch; never nested.
+ *
+ * @generated from message parley.v1.ServerBatch
+ */
+export type ServerBatch = Message<"parley.v1.ServerBatch"> & {
+  /**
+   * @generated from field: repeated parley.v1.ServerFrame frames = 1;
+   */
+  frames: ServerFrame[];
+};
+
+/**
+ * Describes the message parley.v1.ServerBatch.
+ * Use `create(ServerBatchSchema)` to create a new message.
+ */
+export const ServerBatchSchema: GenMessage<ServerBatch> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 3);
 
 /**
  * @generated from message parley.v1.Subscribe
@@ -97,7 +228,7 @@ export type Subscribe = Message<"parley.v1.Subscribe"> & {
  * Use `create(SubscribeSchema)` to create a new message.
  */
 export const SubscribeSchema: GenMessage<Subscribe> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 1);
+  messageDesc(file_parley_v1_stream, 4);
 
 /**
  * @generated from message parley.v1.Unsubscribe
@@ -114,7 +245,7 @@ export type Unsubscribe = Message<"parley.v1.Unsubscribe"> & {
  * Use `create(UnsubscribeSchema)` to create a new message.
  */
 export const UnsubscribeSchema: GenMessage<Unsubscribe> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 2);
+  messageDesc(file_parley_v1_stream, 5);
 
 /**
  * @generated from message parley.v1.PublishRequest
@@ -143,7 +274,7 @@ export type PublishRequest = Message<"parley.v1.PublishRequest"> & {
  * Use `create(PublishRequestSchema)` to create a new message.
  */
 export const PublishRequestSchema: GenMessage<PublishRequest> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 3);
+  messageDesc(file_parley_v1_stream, 6);
 
 /**
  * @generated from message parley.v1.PublishResponse
@@ -167,7 +298,7 @@ export type PublishResponse = Message<"parley.v1.PublishResponse"> & {
  * Use `create(PublishResponseSchema)` to create a new message.
  */
 export const PublishResponseSchema: GenMessage<PublishResponse> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 4);
+  messageDesc(file_parley_v1_stream, 7);
 
 /**
  * @generated from message parley.v1.Ping
@@ -184,7 +315,7 @@ export type Ping = Message<"parley.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 5);
+  messageDesc(file_parley_v1_stream, 8);
 
 /**
  * @generated from message parley.v1.Authenticate
@@ -201,7 +332,7 @@ export type Authenticate = Message<"parley.v1.Authenticate"> & {
  * Use `create(AuthenticateSchema)` to create a new message.
  */
 export const AuthenticateSchema: GenMessage<Authenticate> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 6);
+  messageDesc(file_parley_v1_stream, 9);
 
 /**
  * @generated from message parley.v1.ServerFrame
@@ -259,6 +390,51 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
      */
     value: Authenticated;
     case: "authenticated";
+  } | {
+    /**
+     * Several frames in one message (SessionOptions.batch).
+     *
+     * @generated from field: parley.v1.ServerBatch batch = 9;
+     */
+    value: ServerBatch;
+    case: "batch";
+  } | {
+    /**
+     * Answers ClientFrame{options}: the options now in effect (an option
+     * this server does not offer stays false).
+     *
+     * @generated from field: parley.v1.SessionOptions options = 10;
+     */
+    value: SessionOptions;
+    case: "options";
+  } | {
+    /**
+     * A room action (moderation, settings, members) in a room this stream
+     * watches, live. Not replayed: a resubscribe gets the room's state in
+     * Subscribed.room, and Rooms.ListActions has the stored log.
+     *
+     * @generated from field: parley.v1.RoomEvent room_event = 20;
+     */
+    value: RoomEvent;
+    case: "roomEvent";
+  } | {
+    /**
+     * Who is in a room this stream watches: after Subscribed, then
+     * whenever it changes (at most twice a second per room). Only to a
+     * stream that turned SessionOptions.presence on.
+     *
+     * @generated from field: parley.v1.Presence presence = 21;
+     */
+    value: Presence;
+    case: "presence";
+  } | {
+    /**
+     * Someone is typing in a room this stream watches (SessionOptions.typing).
+     *
+     * @generated from field: parley.v1.Typing typing = 22;
+     */
+    value: Typing;
+    case: "typing";
   } | { case: undefined; value?: undefined };
 };
 
@@ -267,7 +443,93 @@ export type ServerFrame = Message<"parley.v1.ServerFrame"> & {
  * Use `create(ServerFrameSchema)` to create a new message.
  */
 export const ServerFrameSchema: GenMessage<ServerFrame> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 7);
+  messageDesc(file_parley_v1_stream, 10);
+
+/**
+ * @generated from message parley.v1.PresenceUpdate
+ */
+export type PresenceUpdate = Message<"parley.v1.PresenceUpdate"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * true: here; false: gone.
+   *
+   * @generated from field: bool here = 2;
+   */
+  here: boolean;
+};
+
+/**
+ * Describes the message parley.v1.PresenceUpdate.
+ * Use `create(PresenceUpdateSchema)` to create a new message.
+ */
+export const PresenceUpdateSchema: GenMessage<PresenceUpdate> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 11);
+
+/**
+ * Presence is who is in a room now, as a whole (not a change to apply):
+ * the number of distinct users present, and the first of them by display
+ * name (at most 50; truncated when there are more).
+ *
+ * @generated from message parley.v1.Presence
+ */
+export type Presence = Message<"parley.v1.Presence"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+
+  /**
+   * @generated from field: repeated parley.v1.Author users = 3;
+   */
+  users: Author[];
+
+  /**
+   * @generated from field: bool truncated = 4;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message parley.v1.Presence.
+ * Use `create(PresenceSchema)` to create a new message.
+ */
+export const PresenceSchema: GenMessage<Presence> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 12);
+
+/**
+ * Typing: a client sends {room}; watchers get {room, user}.
+ *
+ * @generated from message parley.v1.Typing
+ */
+export type Typing = Message<"parley.v1.Typing"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * Set by the server: who is typing.
+   *
+   * @generated from field: parley.v1.Author user = 2;
+   */
+  user?: Author | undefined;
+};
+
+/**
+ * Describes the message parley.v1.Typing.
+ * Use `create(TypingSchema)` to create a new message.
+ */
+export const TypingSchema: GenMessage<Typing> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 13);
 
 /**
  * Event is one change to a room. message.rev orders events in a room.
@@ -298,7 +560,7 @@ export type Event = Message<"parley.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 8);
+  messageDesc(file_parley_v1_stream, 14);
 
 /**
  * Subscribed confirms a subscription. It is sent after the replay, so every
@@ -318,7 +580,7 @@ export type Subscribed = Message<"parley.v1.Subscribed"> & {
  * Use `create(SubscribedSchema)` to create a new message.
  */
 export const SubscribedSchema: GenMessage<Subscribed> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 9);
+  messageDesc(file_parley_v1_stream, 15);
 
 /**
  * @generated from message parley.v1.Unsubscribed
@@ -335,7 +597,7 @@ export type Unsubscribed = Message<"parley.v1.Unsubscribed"> & {
  * Use `create(UnsubscribedSchema)` to create a new message.
  */
 export const UnsubscribedSchema: GenMessage<Unsubscribed> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 10);
+  messageDesc(file_parley_v1_stream, 16);
 
 /**
  * Ack answers a publish once the message is durable.
@@ -364,7 +626,7 @@ export type Ack = Message<"parley.v1.Ack"> & {
  * Use `create(AckSchema)` to create a new message.
  */
 export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 11);
+  messageDesc(file_parley_v1_stream, 17);
 
 /**
  * Error refuses one client frame (request_id says which); a fatal error
@@ -388,6 +650,13 @@ export type Error = Message<"parley.v1.Error"> & {
    * @generated from field: bool fatal = 3;
    */
   fatal: boolean;
+
+  /**
+   * With code PERMISSION_DENIED: the access rule that refused the frame.
+   *
+   * @generated from field: parley.v1.Rule rule = 4;
+   */
+  rule: Rule;
 };
 
 /**
@@ -395,7 +664,37 @@ export type Error = Message<"parley.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 12);
+  messageDesc(file_parley_v1_stream, 18);
+
+/**
+ * RoomEvent is one room action, sent live to every stream watching the
+ * room. A subscription that the action ends (its user removed, the room
+ * made members only or deleted) then gets Error{PERMISSION_DENIED, rule}
+ * or Error{ROOM_NOT_FOUND} with the subscribe's request_id, and
+ * Unsubscribed{room}.
+ *
+ * @generated from message parley.v1.RoomEvent
+ */
+export type RoomEvent = Message<"parley.v1.RoomEvent"> & {
+  /**
+   * @generated from field: parley.v1.ModerationAction action = 1;
+   */
+  action?: ModerationAction | undefined;
+
+  /**
+   * The room's settings and counters after the action (no `me`).
+   *
+   * @generated from field: parley.v1.Room room = 2;
+   */
+  room?: Room | undefined;
+};
+
+/**
+ * Describes the message parley.v1.RoomEvent.
+ * Use `create(RoomEventSchema)` to create a new message.
+ */
+export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
+  messageDesc(file_parley_v1_stream, 19);
 
 /**
  * @generated from message parley.v1.Pong
@@ -412,7 +711,7 @@ export type Pong = Message<"parley.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 13);
+  messageDesc(file_parley_v1_stream, 20);
 
 /**
  * Authenticated confirms the token of a WebSocket session (the answer to
@@ -437,7 +736,7 @@ export type Authenticated = Message<"parley.v1.Authenticated"> & {
  * Use `create(AuthenticatedSchema)` to create a new message.
  */
 export const AuthenticatedSchema: GenMessage<Authenticated> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 14);
+  messageDesc(file_parley_v1_stream, 21);
 
 /**
  * Limits are what the gateway enforces on one WebSocket session, so a client
@@ -477,7 +776,7 @@ export type Limits = Message<"parley.v1.Limits"> & {
  * Use `create(LimitsSchema)` to create a new message.
  */
 export const LimitsSchema: GenMessage<Limits> = /*@__PURE__*/
-  messageDesc(file_parley_v1_stream, 15);
+  messageDesc(file_parley_v1_stream, 22);
 
 /**
  * @generated from enum parley.v1.EventType
