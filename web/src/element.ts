@@ -173,6 +173,27 @@ export class ParleyChatElement extends Base {
     this.setAttribute("room", v);
   }
 
+  // The attributes as properties too: React 19 and Vue set a property when
+  // the element has one of that name (and the attribute otherwise), so a
+  // name the element owns must reflect to its attribute.
+
+  /** The gateway's base URL (the `gateway` attribute). */
+  get gateway(): string {
+    return this.getAttribute("gateway") ?? "";
+  }
+  set gateway(v: string) {
+    this.setAttribute("gateway", v);
+  }
+
+  /** The bearer token (the `token` attribute); null removes it. */
+  get token(): string | null {
+    return this.getAttribute("token");
+  }
+  set token(v: string | null) {
+    if (v === null || v === undefined) this.removeAttribute("token");
+    else this.setAttribute("token", v);
+  }
+
   get state(): ParleyChatState {
     return (this.dataset.state as ParleyChatState | undefined) ?? "idle";
   }
@@ -244,7 +265,7 @@ export class ParleyChatElement extends Base {
     });
   }
 
-  private token(): string | Promise<string> {
+  private attributeToken(): string | Promise<string> {
     return this.getToken ? this.getToken() : (this.getAttribute("token") ?? "");
   }
 
@@ -264,7 +285,7 @@ export class ParleyChatElement extends Base {
     const limit = Number.parseInt(this.getAttribute("history-limit") ?? "", 10);
     const client = new ParleyClient({
       url: gateway,
-      tokenProvider: (req) => (this.tokenProvider_ ? this.tokenProvider_(req) : this.token()),
+      tokenProvider: (req) => (this.tokenProvider_ ? this.tokenProvider_(req) : this.attributeToken()),
       format,
       ...(limit > 0 ? { historyLimit: limit } : {}),
       ...this.options,

@@ -228,6 +228,32 @@ describe("<parley-chat> contract", () => {
     expect(g.el.client?.user?.id).toBe("carol");
   });
 
+  it("takes room, gateway and token as properties too, as React 19 and Vue set them", async () => {
+    const gw = new FakeGateway();
+    const m = mount(gw, { token: null, room: "" });
+    const el = m.el;
+    el.removeAttribute("gateway");
+    await vi.advanceTimersByTimeAsync(50);
+    expect(el.state).toBe("idle");
+    // what a framework does when `name in el`: assign the property
+    el.room = "lobby";
+    el.gateway = "http://gw.test";
+    el.token = "alice";
+    expect([el.getAttribute("room"), el.getAttribute("gateway"), el.getAttribute("token")]).toEqual([
+      "lobby",
+      "http://gw.test",
+      "alice",
+    ]);
+    expect([el.room, el.gateway, el.token]).toEqual(["lobby", "http://gw.test", "alice"]);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(el.state).toBe("live");
+    expect(el.client?.user?.id).toBe("alice");
+    expect(gw.last.url).toBe("ws://gw.test/v1/stream");
+    el.token = null;
+    expect(el.hasAttribute("token")).toBe(false);
+    expect(el.token).toBeNull();
+  });
+
   it("names the author of a pending message: the user once known, 'me' before", async () => {
     const gw = new FakeGateway();
     gw.silentAuth = true;
