@@ -43,8 +43,10 @@
  * = head_rev, the last rev its ring has. That core replays what came after
  * it, then goes live; the ring takes each rev once (ring_add drops what it
  * has), so the room's subscribers see a pause, never a gap or a duplicate,
- * and are not told. With no other core usable the room fails as a single
- * core's did: its sessions are closed 4503, to reconnect and resume.
+ * and are not told. The new core is told who is here through this
+ * gateway (room_say_here), as the old one was. With no other core usable
+ * the room fails as a single core's did: its sessions are closed 4503, to
+ * reconnect and resume.
  *
  * Encodings per entry, made once and only when some subscriber needs them:
  * [format][replay flag]. The binary frame of the flag the core sent is the
@@ -337,10 +339,13 @@ static int add_subscribed(gw_sub *sub, gw_writer *w)
 static int sub_pull(gw_feed *fd, gw_writer *w)
 {
     gw_sub *sub = (gw_sub *)fd;
-    gw_room *r = sub->room;
-    gw_server *s = r->srv;
     gw_conn *c = sub->conn;
+    /* The connection pulls every feed when it writes anything (a pong, an
+     * ack): a subscription still being checked has no room yet. */
     if (sub->state != SUB_RING || gw_conn_closing(c)) return 0;
+    gw_room *r = sub->room;
+    assert(r);
+    gw_server *s = r->srv;
     if (sub->tail < r->first_pos) {
         /* overtaken: more waited than the bound allows */
         s->m.drops_slow++;
@@ -740,6 +745,29 @@ static void room_moved(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
     r->moving = 0;
 }
 
+/* Tells r's (new) core who is here through this gateway: each user once,
+ * with the token of one of its sessions. A core hears "here" only on a
+ * user's first session, and the one it heard it from is gone with its
+ * link, so a room that moved would otherwise count none of them. */
+static void room_say_here(gw_room *r)
+{
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->here))
+    {
+        here_user *h = lws_container_of(d, here_user, link);
+        const char *token = NULL;
+        lws_start_foreach_dll(struct lws_dll2 *, e, lws_dll2_get_head(&r->subs))
+        {
+            gw_sub *sub = lws_container_of(e, gw_sub, rlink);
+            const char *user = gw_session_user(sub->conn);
+            if (!token && sub->here && user && strcmp(user, h->id) == 0)
+                token = gw_session_token(sub->conn);
+        }
+        lws_end_foreach_dll(e);
+        presence_say(r, token, 1);
+    }
+    lws_end_foreach_dll(d);
+}
+
 /* Subscribes r again on its (new) core's link, from the last rev it has.
  * With no other core usable (a single node, or every core gone) its
  * sessions are closed 4503 as before: they reconnect and resume. */
@@ -762,6 +790,7 @@ static void room_move(gw_server *s, gw_room *r)
         return;
     }
     r->moving = r->live;
+    room_say_here(r);
     s->m.rooms_moved++;
 }
 
