@@ -347,11 +347,10 @@ static parley_err store_map_rc(int rc)
     }
 }
 
-/* Records SQLite's error for store_last_error and maps it. `what` may be
- * a whole statement: its start names it well enough. */
+/* Records SQLite's error for store_last_error and maps it. */
 static parley_err store_fail(store_sqlite *s, int rc, const char *what)
 {
-    snprintf(s->err, sizeof s->err, "%.200s: %s (sqlite %d)", what,
+    snprintf(s->err, sizeof s->err, "%s: %s (sqlite %d)", what,
              sqlite3_errmsg(s->db), rc);
     parley_err e = store_map_rc(rc);
     return e == PARLEY_OK ? PARLEY_ERR_INTERNAL : e;
