@@ -94,6 +94,7 @@ struct gw_room {
     size_t keep;   /* entries kept once no tail needs more */
     uint64_t first_pos;
     uint64_t ring_lo, head_rev, head_seq;
+    uint32_t max_body; /* the core's Room.max_body_bytes, passed on */
     lws_dll2_owner_t subs;
     lws_dll2_owner_t here; /* here_user: users present, sessions each */
     gw_buf *presence[2];   /* the core's latest Presence, [json] */
@@ -434,6 +435,7 @@ static void sub_start_ring(gw_sub *sub)
     room.name = r->name;
     room.head_seq = r->head_seq;
     room.head_rev = r->head_rev;
+    room.max_body_bytes = r->max_body;
     sub->subscribed = gw_buf_encode(&f.base, gw_conn_json(sub->conn));
     if (!sub->subscribed) {
         gw_conn_close(sub->conn, GW_CLOSE_SLOW, 0);
@@ -707,6 +709,7 @@ static void room_subscribed(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
             r->head_rev = rm->head_rev;
         }
         if (rm->head_seq > r->head_seq) r->head_seq = rm->head_seq;
+        r->max_body = rm->max_body_bytes;
     }
     r->live = 1;
     lws_start_foreach_dll_safe(struct lws_dll2 *, d, d1,
@@ -734,9 +737,11 @@ static void room_moved(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
         return;
     }
     /* Every rev up to the core's head came as replay before this. */
-    if (f->subscribed && f->subscribed->room &&
-        f->subscribed->room->head_seq > r->head_seq)
-        r->head_seq = f->subscribed->room->head_seq;
+    if (f->subscribed && f->subscribed->room) {
+        const Parley__V1__Room *rm = f->subscribed->room;
+        if (rm->head_seq > r->head_seq) r->head_seq = rm->head_seq;
+        r->max_body = rm->max_body_bytes; /* the new core's limit applies */
+    }
     r->moving = 0;
 }
 

@@ -137,10 +137,16 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
     Parley__V1__Authenticated a = PARLEY__V1__AUTHENTICATED__INIT;
     Parley__V1__Author user = PARLEY__V1__AUTHOR__INIT;
+    Parley__V1__Limits lim = PARLEY__V1__LIMITS__INIT;
     f.request_id = rid;
     f.kind_case = PARLEY__V1__SERVER_FRAME__KIND_AUTHENTICATED;
     f.authenticated = &a;
     a.user = &user;
+    a.limits = &lim; /* what gw_conn enforces on this connection */
+    lim.max_frame_bytes =
+        s->cfg.max_frame > UINT32_MAX ? UINT32_MAX : (uint32_t)s->cfg.max_frame;
+    lim.frame_rate = s->cfg.rate;
+    lim.frame_burst = s->cfg.burst;
     user.id = ss->who.id;
     user.display_name = ss->who.display_name;
     user.role = (Parley__V1__Role)ss->who.role;

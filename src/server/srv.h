@@ -262,7 +262,8 @@ typedef struct srv_pbmsg {
     Parley__V1__Author author;
 } srv_pbmsg;
 void srv_pb_message(srv_pbmsg *out, const parley_msg *m);
-void srv_pb_room(Parley__V1__Room *out, const parley_room *r);
+/* A Room with the core's body limit (max_body_bytes) for clients. */
+void srv_pb_room(const srv *s, Parley__V1__Room *out, const parley_room *r);
 int srv_event_type(const parley_msg *m); /* CREATED, EDITED or DELETED */
 
 /* An encoded ServerFrame{event{type, m, replay}}. */

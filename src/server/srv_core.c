@@ -268,12 +268,14 @@ void srv_pb_message(srv_pbmsg *out, const parley_msg *m)
     out->msg.deleted = m->deleted ? 1 : 0;
 }
 
-void srv_pb_room(Parley__V1__Room *out, const parley_room *r)
+void srv_pb_room(const srv *s, Parley__V1__Room *out, const parley_room *r)
 {
     parley__v1__room__init(out);
     out->name = (char *)r->name;
     out->head_seq = r->head_seq;
     out->head_rev = r->head_rev;
+    out->max_body_bytes =
+        s->max_body > UINT32_MAX ? UINT32_MAX : (uint32_t)s->max_body;
     out->title = (char *)(r->title ? r->title : "");
     out->topic = (char *)(r->topic ? r->topic : "");
     out->visibility = (Parley__V1__Visibility)r->visibility;

@@ -199,7 +199,7 @@ static void h_list_messages(rpc_call *c,
     Parley__V1__Room pr;
     Parley__V1__RoomAccess me;
     access_view v;
-    srv_pb_room(&pr, &room);
+    srv_pb_room(rd->s, &pr, &room);
     srv_view_on(rd->db, &who, &room, &g.st, &v);
     srv_pb_access(&me, &v);
     pr.me = &me;
@@ -316,7 +316,7 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     Parley__V1__Room pr;
     Parley__V1__RoomAccess me;
     access_view v;
-    srv_pb_room(&pr, &room);
+    srv_pb_room(s, &pr, &room);
     srv_view(s, &who, &room, &g.st, &v);
     srv_pb_access(&me, &v);
     pr.me = &me;
@@ -349,7 +349,7 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     Parley__V1__Room pr;
     Parley__V1__RoomAccess me;
     access_view v;
-    srv_pb_room(&pr, &room);
+    srv_pb_room(rd->s, &pr, &room);
     srv_view_on(rd->db, &who, &room, &g.st, &v);
     srv_pb_access(&me, &v);
     pr.me = &me;
@@ -374,6 +374,7 @@ typedef struct rooms_entry {
 } rooms_entry;
 
 typedef struct rooms_page {
+    const srv *s;
     const auth_identity *who;
     rooms_entry *e; /* limit entries */
     Parley__V1__Room **ptrs;
@@ -407,7 +408,7 @@ static int rooms_row(const parley_room *r, const parley_standing *st, void *ud)
         copy.name = e->name;
         copy.title = e->title;
         copy.topic = e->topic;
-        srv_pb_room(&e->room, &copy);
+        srv_pb_room(p->s, &e->room, &copy);
         access_view_of(&w, r, st, now, &v);
         srv_pb_access(&e->me, &v);
         e->room.me = &e->me;
@@ -431,6 +432,7 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
     unsigned limit = req->limit ? req->limit : 100;
     rooms_page p;
     memset(&p, 0, sizeof p);
+    p.s = s;
     p.who = &who;
     p.limit = limit;
     p.e = calloc(limit, sizeof *p.e);

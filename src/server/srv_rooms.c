@@ -80,7 +80,7 @@ void srv_room_event(srv *s, const parley_action *a, const parley_room *room)
     pb_action pa;
     srv_pb_action(&pa, a);
     Parley__V1__Room pr;
-    srv_pb_room(&pr, room);
+    srv_pb_room(s, &pr, room);
     Parley__V1__RoomEvent ev = PARLEY__V1__ROOM_EVENT__INIT;
     ev.action = &pa.msg;
     ev.room = &pr;
@@ -173,7 +173,7 @@ static parley_err room_for(srv *s, const auth_identity *who, const char *name,
     if (e != PARLEY_OK) return e;
     access_view v;
     srv_view(s, who, room, &st, &v);
-    srv_pb_room(&out->room, room);
+    srv_pb_room(s, &out->room, room);
     srv_pb_access(&out->me, &v);
     out->room.me = &out->me;
     return PARLEY_OK;
@@ -272,7 +272,7 @@ static void h_delete_room(rpc_call *c, const Parley__V1__DeleteRoomRequest *req,
     before.name = name;
     before.title = before.topic = "";
     Parley__V1__Room pr;
-    srv_pb_room(&pr, &before);
+    srv_pb_room(s, &pr, &before);
     Parley__V1__DeleteRoomResponse r = PARLEY__V1__DELETE_ROOM_RESPONSE__INIT;
     r.room = &pr;
     r.deleted_messages = n;
@@ -730,7 +730,7 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
         memcpy(names[i], x.rooms[i].name, sizeof names[i]);
         room_after.name = names[i];
         room_after.title = room_after.topic = ""; /* counters are the point */
-        srv_pb_room(&prs[i], &room_after);
+        srv_pb_room(s, &prs[i], &room_after);
         pptrs[i] = &prs[i];
     }
     if (e) {

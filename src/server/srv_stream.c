@@ -160,7 +160,7 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
         if (!has_more) {
             Parley__V1__Room pr;
             Parley__V1__RoomAccess me;
-            srv_pb_room(&pr, &room);
+            srv_pb_room(s, &pr, &room);
             pr.name = sub->room;
             srv_pb_access(&me, &sub->me);
             pr.me = &me;

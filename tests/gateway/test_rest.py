@@ -164,6 +164,7 @@ def case_rooms(s):
     st, r = s.jrequest("GET", "/v1/rooms/new-room", token=ann)
     assert st == 200 and (r["name"], r["headSeq"], r["headRev"]) == ("new-room", "2", "2"), (st, r)
     assert r["mode"] == "ROOM_MODE_OPEN" and r["me"]["canPost"] is True, r
+    assert r["maxBodyBytes"] == 4096, r
 
 
 def case_misc(s):

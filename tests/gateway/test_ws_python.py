@@ -363,6 +363,27 @@ async def case_rate_limit(s):
     assert s.metrics()['parley_gateway_drops_total{reason="rate"}'] >= 1
 
 
+async def case_limits(s):
+    """The session learns what it must stay inside: the gateway's frame and
+    rate limits in Authenticated, the core's body limit with every Room."""
+    c = await Client.open(s)
+    f = await c.call({"authenticate": {"token": s.token()}})
+    assert f["authenticated"]["limits"] == {"maxFrameBytes": 20000, "frameRate": 5,
+                                            "frameBurst": 10}, f
+    _, sub = await c.subscribe("lobby")
+    assert sub["subscribed"]["room"]["maxBodyBytes"] == 3000, sub
+    st, page = s.jrequest("GET", "/v1/rooms/lobby/messages?limit=1", token=s.token())
+    assert st == 200 and page["room"]["maxBodyBytes"] == 3000, (st, page)
+    st, room = s.jrequest("GET", "/v1/rooms/lobby", token=s.token())
+    assert st == 200 and room["maxBodyBytes"] == 3000, (st, room)
+    # the stated limit is the enforced one, to the byte
+    f = await c.publish("lobby", "at", "\u00e9" * 1500)
+    assert "ack" in f, f
+    f = await c.publish("lobby", "over", "\u00e9" * 1500 + "x")
+    assert f["error"]["code"] == "ERROR_CODE_BODY_TOO_LONG", f
+    await c.close()
+
+
 async def case_slow_consumer(s):
     """A client that stops reading is closed 4508; another receives all."""
     pub = await Client.open(s, s.token("p", "P"))
@@ -849,6 +870,8 @@ CASES = {
     "auth_timeout": (case_auth_timeout, ["--auth-timeout", "2"]),
     "bad_frames": (case_bad_frames, []),
     "rate_limit": (case_rate_limit, ["--rate", "5", "--burst", "10"]),
+    "limits": (case_limits, ["--rate", "5", "--burst", "10", "--max-frame", "20000"],
+               ["--max-body", "3000"]),
     "slow_consumer": (case_slow_consumer, ["--rate", "10000", "--burst", "10000",
                                            "--sendq-frames", "64"], ["--max-body", "50000"]),
     "origin": (case_origin, []),

@@ -2,6 +2,12 @@
 // retry after a loss is immediate; later ones wait an exponentially growing,
 // fully jittered delay (a uniform draw in [0, min(cap, base * factor^(n-1))]),
 // so a crowd of clients cut at once does not come back in lock step.
+import {
+  BACKOFF_MAX_EXPONENT,
+  DEFAULT_BACKOFF_BASE_MS,
+  DEFAULT_BACKOFF_FACTOR,
+  DEFAULT_BACKOFF_MAX_MS,
+} from "./constants.js";
 
 export interface BackoffOptions {
   /** Ceiling of the first jittered delay (the second retry). Default 500 ms. */
@@ -22,9 +28,9 @@ export class Backoff {
   private attempt = 0;
 
   constructor(options: BackoffOptions = {}) {
-    this.baseMs = options.baseMs ?? 500;
-    this.factor = options.factor ?? 2;
-    this.maxMs = options.maxMs ?? 30_000;
+    this.baseMs = options.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
+    this.factor = options.factor ?? DEFAULT_BACKOFF_FACTOR;
+    this.maxMs = options.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
     this.random = options.random ?? Math.random;
     if (!(this.baseMs > 0) || !(this.factor >= 1) || !(this.maxMs >= 0)) {
       throw new RangeError("backoff: baseMs > 0, factor >= 1 and maxMs >= 0 are required");
@@ -40,7 +46,7 @@ export class Backoff {
   ceiling(n: number): number {
     if (n <= 0) return 0;
     // Stop growing once past the cap so the power never overflows.
-    const exp = Math.min(n - 1, 64);
+    const exp = Math.min(n - 1, BACKOFF_MAX_EXPONENT);
     return Math.min(this.maxMs, this.baseMs * this.factor ** exp);
   }
 

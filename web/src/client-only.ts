@@ -3,6 +3,7 @@
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export { type Clock, systemClock } from "./clock.js";
 export {
+  type AuthErrorCode,
   type ConnectOptions,
   type ConnectionState,
   type ParleyEvents,
@@ -11,9 +12,20 @@ export {
   connect,
   gatewayEndpoints,
 } from "./client.js";
+export { DEFAULT_LIMITS, type Limits, type SendProblem, checkBody, utf8Length } from "./limits.js";
+export { Pacer, type FramePriority, type PacerOptions } from "./pacer.js";
+export {
+  AuthFailure,
+  type AuthFailureReason,
+  type TokenProvider,
+  type TokenReason,
+  type TokenRequest,
+  TokenSource,
+} from "./token-source.js";
 export { Heartbeat, type HeartbeatOptions } from "./heartbeat.js";
 export { HistoryClient, HttpError, type FetchLike, type CatchUpResult, type ListOptions } from "./history.js";
 export { Outbox, type Pending, newClientMsgId } from "./outbox.js";
 export { RoomState, type Change, type ChangeKind } from "./room-state.js";
 export { Transport, type WebSocketConstructor, type WebSocketLike } from "./transport.js";
+export * from "./constants.js";
 export * as proto from "./protocol.js";

@@ -11,12 +11,32 @@
 //                   since the last rev it applied (REST ?after=rev), then
 //                   subscribes from there; the stream replays anything newer;
 //   live again      once every room confirmed its subscription, unacked sends
-//                   go out again with their original clientMsgId.
+//                   go out again with their original clientMsgId;
+//   signed out      a refused or expired token (close 4401 / 4402, REST 401)
+//                   is not a network problem: the app's tokenProvider is
+//                   asked for a fresh one and the client reconnects at once;
+//                   without one, state 'unauthenticated' until reconnect().
+// Frames are paced under the gateway's token bucket, and bodies checked
+// against the server's limits before they are sent (limits.ts).
 import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { type Clock, type TimerHandle, systemClock } from "./clock.js";
+import {
+  CLOSE_CLIENT_GAVE_UP,
+  CLOSE_NORMAL,
+  CLOSE_RATE,
+  CLOSE_TOKEN_EXPIRED,
+  CLOSE_UNAUTH,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HISTORY_LIMIT,
+  HTTP_UNAUTHORIZED,
+  MS_PER_SECOND,
+  RATE_LIMITED_MIN_DELAY_MS,
+  SEND_RETRY_MAX_STEP,
+  SEND_RETRY_MIN_DELAY_MS,
+} from "./constants.js";
 import { Emitter } from "./emitter.js";
-import { type Author, ErrorCode, type Message } from "./gen/parley/v1/message_pb.js";
+import { type Author, ErrorCode, type Message, type Room, Role } from "./gen/parley/v1/message_pb.js";
 import {
   ClientFrameSchema,
   type Error as ErrorFrame,
@@ -25,19 +45,34 @@ import {
 } from "./gen/parley/v1/stream_pb.js";
 import { Heartbeat } from "./heartbeat.js";
 import { type FetchLike, HistoryClient, HttpError, ORIGIN_NOT_ALLOWED } from "./history.js";
+import { DEFAULT_LIMITS, type Limits, type SendProblem, checkBody, mergeLimits } from "./limits.js";
 import { Outbox, type Pending } from "./outbox.js";
+import { type FramePriority, Pacer } from "./pacer.js";
 import { type WireFormat, encodeClientFrame } from "./protocol.js";
 import { type Change, RoomState } from "./room-state.js";
+import { AuthFailure, type AuthFailureReason, type TokenProvider, TokenSource } from "./token-source.js";
 import { Transport, type WebSocketConstructor } from "./transport.js";
 
-export type ConnectionState = "connecting" | "live" | "offline" | "catching-up" | "closed";
+/**
+ * connecting → catching-up → live; offline between attempts;
+ * unauthenticated when the token was refused for good (until reconnect());
+ * closed after close().
+ */
+export type ConnectionState = "connecting" | "live" | "offline" | "catching-up" | "unauthenticated" | "closed";
 
 export interface ConnectOptions {
   /** The gateway's base URL ("https://chat.example.com"); ws(s):// works too. */
   url: string;
-  /** A bearer token (JWT). Either this or getToken is required. */
+  /** A bearer token (JWT). This, tokenProvider or getToken is required. */
   token?: string;
-  /** Called before every connection and REST call, so tokens can be renewed. */
+  /**
+   * The app's source of fresh tokens: asked once per connection attempt
+   * (reason "connect") and again when the server refused the token it gave
+   * (reason "rejected"). When it throws, or hands back refused tokens, the
+   * client stops in state 'unauthenticated' and emits 'auth-error'.
+   */
+  tokenProvider?: TokenProvider;
+  /** The same as tokenProvider (the older name). */
   getToken?: () => string | Promise<string>;
   /** WebSocket subprotocol: binary protobuf (default) or JSON. */
   format?: WireFormat;
@@ -51,9 +86,10 @@ export interface ConnectOptions {
   /** REST calls are aborted after this time. Default 10 000 ms. */
   requestTimeoutMs?: number;
   /**
-   * The gateway's WebSocket message limit (it closes with 1009 above it).
-   * A send whose frame would be larger is refused at once instead of
-   * breaking the connection on every retry. Default 65 536 bytes.
+   * The gateway's WebSocket message limit (it closes with 1009 above it),
+   * used until the gateway states its own in Authenticated. A send whose
+   * frame would be larger is refused at once instead of breaking the
+   * connection on every retry. Default 65 536 bytes.
    */
   maxFrameBytes?: number;
   backoff?: BackoffOptions;
@@ -78,8 +114,11 @@ export interface StateEvent {
 
 export interface ParleyEvents {
   state: StateEvent;
-  /** A page of history was applied (the first one, or an older one). */
-  history: { room: string; messages: Message[]; hasOlder: boolean };
+  /**
+   * A page of history was applied: the first one, or (`older`) one loaded by
+   * scrolling back. `messages` is every message the room holds now.
+   */
+  history: { room: string; messages: Message[]; hasOlder: boolean; older: boolean };
   /** A new message (or one first seen as a tombstone is not reported here). */
   message: { room: string; message: Message; replay: boolean };
   edit: { room: string; message: Message; previous: Message };
@@ -92,30 +131,44 @@ export interface ParleyEvents {
   "send-error": { room: string; pending: Pending; code: string; detail: string };
   /** An error the server reported, or a REST failure. */
   error: { room?: string; code: string; detail: string; fatal: boolean };
-  authenticated: { user: Author };
+  authenticated: { user: Author; limits: Limits };
+  /**
+   * Signing in failed for good (state 'unauthenticated'): the token was
+   * refused and no fresh one came ("rejected"), or the tokenProvider threw
+   * ("provider-failed"). Call reconnect() once the app has a new token.
+   */
+  "auth-error": { code: AuthErrorCode; reason: AuthFailureReason; detail: string };
 }
 
-type RoomPhase = "idle" | "syncing" | "subscribing" | "live" | "failed";
+/** What the server said of the token last refused: invalid, or expired. */
+export type AuthErrorCode = "UNAUTHENTICATED" | "TOKEN_EXPIRED";
+
+export type { SendProblem, Limits };
+
+/** idle (history and catch-up run here) → subscribing → live; failed for good. */
+type RoomPhase = "idle" | "subscribing" | "live" | "failed";
 
 interface RoomEntry {
   state: RoomState;
   phase: RoomPhase;
   historyLoad?: Promise<void> | undefined;
   subscribeRequest: bigint;
+  /** The core's body limit for this room (Room.maxBodyBytes); null until stated. */
+  maxBody: number | null;
 }
 
 interface Connection {
-  epoch: number;
   transport: Transport;
+  pacer: Pacer;
   authenticated: boolean;
+  /** The token this connection authenticated with (known once sent). */
+  token: string | null;
   heartbeat: Heartbeat | null;
   connectTimer: TimerHandle | undefined;
 }
 
-/** The gateway's close codes (docs/gateway.md) the client reacts to. */
-const CLOSE_UNAUTHENTICATED = 4401;
-/** The session's token expired (TOKEN_EXPIRED): renew it and reconnect. */
-const CLOSE_TOKEN_EXPIRED = 4402;
+/** A client id as long as newClientMsgId()'s, to size a publish frame before there is one. */
+const SIZING_CLIENT_MSG_ID = "0".repeat(32);
 
 /** Errors after which the same publish will never succeed. */
 const PERMANENT_SEND_ERRORS = new Set<ErrorCode>([
@@ -132,8 +185,8 @@ const PERMANENT_SEND_ERRORS = new Set<ErrorCode>([
 
 /** Derives the WebSocket and REST endpoints from the gateway's base URL. */
 export function gatewayEndpoints(url: string): { ws: string; http: string } {
-  const base =
-    typeof location !== "undefined" && typeof location.href === "string" ? location.href : undefined;
+  // Relative to the page in a browser ("/chat/"); absolute elsewhere.
+  const base = typeof location !== "undefined" ? location.href : undefined;
   const u = new URL(url, base);
   if (u.protocol === "ws:") u.protocol = "http:";
   else if (u.protocol === "wss:") u.protocol = "https:";
@@ -151,40 +204,51 @@ export function gatewayEndpoints(url: string): { ws: string; http: string } {
 
 export class ParleyClient extends Emitter<ParleyEvents> {
   private readonly opts: ConnectOptions;
+  private readonly format: WireFormat;
   private readonly clock: Clock;
   private readonly backoff: Backoff;
   private readonly history: HistoryClient;
+  private readonly tokens: TokenSource;
   private readonly outbox = new Outbox();
   private readonly rooms = new Map<string, RoomEntry>();
   private readonly endpoints: { ws: string; http: string };
   private current: ConnectionState = "connecting";
   private conn: Connection | null = null;
-  private epoch = 0;
   private nextRequest = 1n;
   private retryTimer: TimerHandle | undefined;
   private me: Author | null = null;
+  private stated: Limits;
   private stopped = false;
+  /** Signing in failed for good; nothing is retried until reconnect(). */
+  private signedOut = false;
   private readonly onOnline = () => this.networkOnline();
   private readonly onOffline = () => this.networkOffline();
   private readonly network: ConnectOptions["network"];
 
   constructor(options: ConnectOptions) {
     super();
-    if (!options.token && !options.getToken) throw new Error("parley: token or getToken required");
+    const provider = options.tokenProvider ?? options.getToken ?? null;
+    if (options.token === undefined && !provider) throw new Error("parley: token or tokenProvider required");
     this.opts = options;
+    this.format = options.format ?? "proto";
     this.clock = options.clock ?? systemClock;
     this.backoff = new Backoff(options.backoff);
     this.endpoints = gatewayEndpoints(options.url);
+    this.tokens = new TokenSource({ token: options.token, provider });
+    this.stated = {
+      ...DEFAULT_LIMITS,
+      ...(options.maxFrameBytes ? { maxFrameBytes: options.maxFrameBytes } : {}),
+    };
     this.history = new HistoryClient({
       baseUrl: this.endpoints.http,
-      getToken: () => this.token(),
+      getToken: () => this.tokens.current(),
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.requestTimeoutMs ? { timeoutMs: options.requestTimeoutMs } : {}),
     });
     this.network =
       options.network !== undefined
         ? options.network
-        : typeof window !== "undefined" && typeof window.addEventListener === "function"
+        : typeof window !== "undefined"
           ? window
           : null;
   }
@@ -207,6 +271,38 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return this.me;
   }
 
+  /** True when the signed-in user is an organizer (may change any message). */
+  get isOrganizer(): boolean {
+    return this.me?.role === Role.ORGANIZER;
+  }
+
+  /** The gateway's limits on this session (its defaults until it stated them). */
+  get limits(): Limits {
+    return { ...this.stated };
+  }
+
+  /** The core's body limit in a room, in bytes of UTF-8; null until the server stated it. */
+  maxBodyBytes(room: string): number | null {
+    return this.rooms.get(room)?.maxBody ?? null;
+  }
+
+  /**
+   * Whether `body` can be sent to `room` as it is: null, or why not (empty,
+   * longer than the core's body limit, larger than the gateway's frame).
+   */
+  check(room: string, body: string): SendProblem | null {
+    // Sized with an id as long as the ones send() makes.
+    const frame = this.frameSize({ room, clientMsgId: SIZING_CLIENT_MSG_ID, body });
+    return checkBody(body, this.maxBodyBytes(room), frame, this.stated.maxFrameBytes);
+  }
+
+  /** True when the signed-in user may edit or delete `message`: their own, or any as an organizer. */
+  canModify(message: Message): boolean {
+    const me = this.me;
+    if (!me || message.deleted) return false;
+    return message.author?.id === me.id || me.role === Role.ORGANIZER;
+  }
+
   get wsUrl(): string {
     return this.endpoints.ws;
   }
@@ -218,7 +314,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   subscribe(room: string): RoomState {
     const existing = this.rooms.get(room);
     if (existing) return existing.state;
-    const entry: RoomEntry = { state: new RoomState(room), phase: "idle", subscribeRequest: 0n };
+    const entry: RoomEntry = { state: new RoomState(room), phase: "idle", subscribeRequest: 0n, maxBody: null };
     this.rooms.set(room, entry);
     // History does not wait for the WebSocket: it is shown even offline.
     this.loadHistory(entry).catch((err: unknown) => this.originRefused(room, err));
@@ -254,26 +350,75 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (this.stopped) throw new Error("parley: client is closed");
     const p = this.outbox.add(room, body, clientMsgId, this.clock.now());
     this.emit("pending", { room, pending: p });
-    if (this.frameSize(p) > (this.opts.maxFrameBytes ?? 65_536)) {
+    const problem = checkBody(body, this.maxBodyBytes(room), this.frameSize(p), this.stated.maxFrameBytes);
+    if (problem) {
+      // Refused before it goes out: it could never be stored, and a frame
+      // over the gateway's limit would break the connection on every retry.
       this.outbox.settle(p.clientMsgId);
-      this.emit("send-error", { room, pending: p, code: "BODY_TOO_LONG", detail: "larger than the gateway's frame limit" });
+      this.emit("send-error", { room, pending: p, code: problem.code, detail: problem.detail });
       return p;
     }
-    if (this.canPublish(room)) this.publish(p);
+    if (this.canPublish(this.conn, room)) this.publish(this.conn, p);
     return p;
   }
 
+  /**
+   * Edits a stored message (REST PATCH; the author or an organizer). The
+   * result is applied at once; its copy on the stream then changes nothing.
+   */
+  async edit(room: string, seq: bigint, body: string): Promise<Message> {
+    const m = await this.authorized(() => this.history.edit(room, seq, body));
+    this.applyOwnChange(room, m);
+    return m;
+  }
+
+  /** Deletes a stored message, leaving a tombstone (REST DELETE; the author or an organizer). */
+  async delete(room: string, seq: bigint): Promise<Message> {
+    const m = await this.authorized(() => this.history.remove(room, seq));
+    this.applyOwnChange(room, m);
+    return m;
+  }
+
+  /**
+   * Tries again now: after a sign-in error (the app has a new token), or to
+   * skip the rest of a backoff wait. Asks the token source afresh.
+   */
+  reconnect(): void {
+    if (this.stopped) return;
+    this.signedOut = false;
+    this.tokens.reset();
+    this.backoff.reset();
+    if (this.conn) return;
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    // A room whose history never loaded (refused token) loads it now; for
+    // the others loadHistory() returns the page it already has.
+    for (const e of this.rooms.values()) this.loadHistory(e).catch(() => {});
+    this.open();
+  }
+
   /** Loads the page before the oldest loaded message; false when none is left. */
-  async loadOlder(room: string, limit = this.opts.historyLimit ?? 50): Promise<boolean> {
+  async loadOlder(room: string, limit = this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT): Promise<boolean> {
     const e = this.rooms.get(room);
     if (!e || !e.state.loaded) return false;
-    const oldest = e.state.oldestSeq();
-    if (oldest === null || !e.state.hasOlder) return false;
-    const page = await this.history.older(room, oldest, limit);
+    const oldest = e.state.olderCursor();
+    if (oldest === null) return false;
+    const page = await this.authorized(() => this.history.older(room, oldest, limit));
+    // Trimmed meanwhile: this page would leave a gap; the caller may ask again.
+    if (e.state.oldestSeq() !== oldest) return e.state.hasOlder;
     const changes = e.state.loadOlder(page.messages, page.hasMore);
-    this.emitChanges(room, changes, false, true);
-    this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder });
+    this.emitChanges(room, changes, "history");
+    this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder, older: true });
     return e.state.hasOlder;
+  }
+
+  /**
+   * Forgets all but the newest `keep` messages of a room (a reader following
+   * the end does not need them; loadOlder() brings them back). Returns the
+   * seqs dropped.
+   */
+  trim(room: string, keep: number): bigint[] {
+    return this.rooms.get(room)?.state.trimTo(keep) ?? [];
   }
 
   /** Closes the WebSocket and stops reconnecting. */
@@ -282,35 +427,62 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.stopped = true;
     this.network?.removeEventListener("online", this.onOnline);
     this.network?.removeEventListener("offline", this.onOffline);
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     const c = this.conn;
     this.conn = null;
     if (c) {
       this.teardown(c);
-      c.transport.abandon(1000, "client closed");
+      c.transport.abandon(CLOSE_NORMAL, "client closed");
     }
     this.setState("closed");
   }
 
   // ---- connection lifecycle ------------------------------------------------
 
-  private async token(): Promise<string> {
-    return this.opts.getToken ? await this.opts.getToken() : (this.opts.token as string);
+  /**
+   * Runs a REST call with the current token; when the server refuses it
+   * (401), asks the token source for another and tries again. An AuthFailure
+   * ends in state 'unauthenticated'.
+   */
+  private async authorized<T>(call: () => Promise<T>): Promise<T> {
+    let refused: AuthErrorCode = "UNAUTHENTICATED";
+    for (;;) {
+      const used = await this.tokens.current().catch((e: unknown) => this.failAuth(e, refused));
+      try {
+        const result = await call();
+        this.tokens.accepted();
+        return result;
+      } catch (err) {
+        if (!(err instanceof HttpError) || err.status !== HTTP_UNAUTHORIZED) throw err;
+        refused = err.code === "TOKEN_EXPIRED" ? "TOKEN_EXPIRED" : "UNAUTHENTICATED";
+      }
+      await this.tokens.replace(used).catch((e: unknown) => this.failAuth(e, refused));
+    }
+  }
+
+  /** Ends in 'unauthenticated' and rethrows; the token source rejects only with AuthFailure. */
+  private failAuth(e: unknown, code: AuthErrorCode): never {
+    this.signInFailed(e as AuthFailure, code);
+    throw e;
   }
 
   private open(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.signedOut) return;
     this.retryTimer = undefined;
-    const epoch = ++this.epoch;
     this.setState("connecting");
     let transport: Transport;
-    const conn: Partial<Connection> & { epoch: number } = { epoch, authenticated: false, heartbeat: null };
+    const conn: Partial<Connection> = {
+      authenticated: false,
+      heartbeat: null,
+      token: null,
+      pacer: new Pacer({ rate: this.stated.frameRate, burst: this.stated.frameBurst, clock: this.clock }),
+    };
     try {
       transport = new Transport(
         {
           url: this.endpoints.ws,
-          format: this.opts.format ?? "proto",
+          format: this.format,
           ...(this.opts.WebSocket ? { WebSocket: this.opts.WebSocket } : {}),
         },
         {
@@ -320,39 +492,41 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         },
       );
     } catch (e) {
-      this.conn = null;
       this.scheduleRetry(e instanceof Error ? e.message : String(e));
       return;
     }
     conn.transport = transport;
-    conn.connectTimer = this.clock.setTimeout(() => {
-      if (this.conn === conn && !conn.authenticated) transport.abandon(4000, "connect timeout");
-    }, this.opts.connectTimeoutMs ?? 8000);
+    // Cleared once authenticated (or when the connection ends).
+    conn.connectTimer = this.clock.setTimeout(
+      () => transport.abandon(CLOSE_CLIENT_GAVE_UP, "connect timeout"),
+      this.opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    );
     this.conn = conn as Connection;
   }
 
   private async authenticate(c: Connection): Promise<void> {
     let token: string;
     try {
-      token = await this.token();
+      token = await this.tokens.forConnection();
     } catch (e) {
-      if (this.conn === c) c.transport.abandon(4000, `token: ${e instanceof Error ? e.message : e}`);
+      this.signInFailed(e as AuthFailure); // the token source rejects only with AuthFailure
       return;
     }
-    if (this.conn !== c) return;
+    // If the connection ended meanwhile, its pacer is stopped and drops this.
+    c.token = token;
     this.sendFrame(c, { case: "authenticate", value: { token } });
     // Several frames may then come in one message (a replay, a burst): one
     // wake-up and one decode instead of one per event.
     this.sendFrame(c, { case: "options", value: { batch: true } });
   }
 
+  /** A frame of the current connection (the transport reports none after its close). */
   private onFrame(c: Connection, frame: ServerFrame): void {
-    if (this.conn !== c) return;
     c.heartbeat?.heard();
     const k = frame.kind;
     switch (k.case) {
       case "authenticated":
-        this.authenticated(c, k.value.user);
+        this.authenticated(c, k.value.user, k.value.limits);
         break;
       case "pong":
         c.heartbeat?.pong(k.value.nonce);
@@ -364,56 +538,56 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         const r = k.value.room;
         const e = r ? this.rooms.get(r.name) : undefined;
         if (!r || !e || e.phase !== "subscribing") break;
+        this.learnRoom(e, r);
         e.state.markSynced(r.headRev);
         e.phase = "live";
-        this.maybeLive();
+        this.maybeLive(c);
         break;
       }
       case "ack":
-        this.onAck(frame.requestId, k.value.clientMsgId, k.value.message, k.value.duplicate);
+        this.onAck(frame.requestId, k.value.message, k.value.duplicate);
         break;
       case "error":
         this.onError(c, frame.requestId, k.value);
         break;
-      default:
-        break;
     }
   }
 
-  private authenticated(c: Connection, user: Author | undefined): void {
+  private authenticated(c: Connection, user: Author | undefined, limits: Parameters<typeof mergeLimits>[1]): void {
     if (c.authenticated) return;
     c.authenticated = true;
-    if (c.connectTimer !== undefined) this.clock.clearTimeout(c.connectTimer);
+    this.clock.clearTimeout(c.connectTimer);
     c.connectTimer = undefined;
+    this.stated = mergeLimits(this.stated, limits);
+    c.pacer.setLimits(this.stated.frameRate, this.stated.frameBurst);
     if (user) {
       this.me = user;
-      this.emit("authenticated", { user });
+      this.emit("authenticated", { user, limits: this.limits });
     }
     c.heartbeat = new Heartbeat({
-      intervalMs: this.opts.heartbeatIntervalMs ?? 5000,
-      timeoutMs: this.opts.heartbeatTimeoutMs ?? 5000,
+      intervalMs: this.opts.heartbeatIntervalMs,
+      timeoutMs: this.opts.heartbeatTimeoutMs,
       clock: this.clock,
       sendPing: (nonce) => this.sendFrame(c, { case: "ping", value: { nonce } }),
-      onTimeout: () => {
-        if (this.conn === c) c.transport.abandon(4000, "heartbeat timeout");
-      },
+      onTimeout: () => c.transport.abandon(CLOSE_CLIENT_GAVE_UP, "heartbeat timeout"),
     });
     c.heartbeat.start();
     this.setState("catching-up");
     for (const e of this.rooms.values()) if (e.phase !== "failed") void this.syncRoom(e, c);
-    this.maybeLive();
+    this.maybeLive(c);
   }
 
   /** Loads the room's first history page once (shared by every caller). */
   private loadHistory(e: RoomEntry): Promise<void> {
-    if (e.state.loaded) return Promise.resolve();
     if (!e.historyLoad) {
       const room = e.state.name;
-      e.historyLoad = this.history.latest(room, this.opts.historyLimit ?? 50).then(
+      const limit = this.opts.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+      e.historyLoad = this.authorized(() => this.history.latest(room, limit)).then(
         (page) => {
+          if (page.room) this.learnRoom(e, page.room);
           const changes = e.state.loadLatest(page.messages, page.room?.headRev ?? 0n, page.hasMore);
-          this.emitChanges(room, changes, false, true);
-          this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder });
+          this.emitChanges(room, changes, "history");
+          this.emit("history", { room, messages: e.state.messages(), hasOlder: e.state.hasOlder, older: false });
         },
         (err: unknown) => {
           e.historyLoad = undefined;
@@ -438,32 +612,34 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   /** Catches one room up over REST, then subscribes from its synced rev. */
   private async syncRoom(e: RoomEntry, c: Connection): Promise<void> {
     const room = e.state.name;
-    e.phase = "syncing";
     try {
       if (!e.state.loaded) {
         await this.loadHistory(e);
       } else {
-        const r = await this.history.catchUp(room, e.state.syncedRev);
+        const after = e.state.syncedRev;
+        const r = await this.authorized(() => this.history.catchUp(room, after));
+        if (r.room) this.learnRoom(e, r.room);
         // Valid whatever happened to the connection meanwhile.
         const changes = e.state.applyAll(r.messages);
         e.state.markSynced(r.headRev);
-        this.emitChanges(room, changes, true, false);
+        this.emitChanges(room, changes, "replay");
       }
     } catch (err) {
-      if (this.conn !== c) return;
+      if (this.conn !== c || err instanceof AuthFailure) return;
       const code = err instanceof HttpError ? err.code : "NETWORK";
       const detail = err instanceof Error ? err.message : String(err);
       this.emit("error", { room, code, detail, fatal: false });
-      if (err instanceof HttpError && !err.transient && err.status !== 401) {
+      // (A refused token never gets here: authorized() turned it into an AuthFailure.)
+      if (err instanceof HttpError && !err.transient) {
         e.phase = "failed";
-        this.maybeLive();
+        this.maybeLive(c);
       } else {
         // The database is not reachable right now: treat it like a lost link.
-        c.transport.abandon(4000, `catch-up failed: ${detail}`);
+        c.transport.abandon(CLOSE_CLIENT_GAVE_UP, `catch-up failed: ${detail}`);
       }
       return;
     }
-    if (this.conn !== c || !c.authenticated || this.rooms.get(room) !== e) return;
+    if (this.conn !== c) return; // that connection is gone; the next one syncs again
     e.phase = "subscribing";
     e.subscribeRequest = this.sendFrame(c, {
       case: "subscribe",
@@ -471,53 +647,85 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     });
   }
 
-  private maybeLive(): void {
-    const c = this.conn;
-    if (!c?.authenticated) return;
+  /** On the authenticated connection `c`: live once every room is; then unsent sends go out. */
+  private maybeLive(c: Connection): void {
     for (const e of this.rooms.values()) if (e.phase !== "live" && e.phase !== "failed") return;
-    if (this.current !== "live") {
-      this.backoff.reset();
-      this.setState("live");
-    }
-    for (const p of this.outbox.pending()) if (p.requestId === 0n && this.canPublish(p.room)) this.publish(p);
+    // The token is accepted once the core took it too (a subscribe can
+    // still be refused TOKEN_EXPIRED after the gateway's Authenticated).
+    this.tokens.accepted();
+    this.backoff.reset();
+    this.setState("live");
+    for (const p of this.outbox.pending()) if (p.requestId === 0n && this.canPublish(c, p.room)) this.publish(c, p);
   }
 
   /** The connection ended (close, heartbeat, timeout, offline). */
   private lost(c: Connection, reason: string, code: number): void {
-    if (this.conn !== c) return;
+    // After close() or a sign-in error this.conn is null already, and
+    // nothing below retries (scheduleRetry and open check for that).
     this.conn = null;
-    const wasAuthenticated = c.authenticated;
     this.teardown(c);
-    if (code === CLOSE_UNAUTHENTICATED) this.emit("error", { code: "UNAUTHENTICATED", detail: reason, fatal: true });
-    if (this.stopped) return;
-    if (code === CLOSE_TOKEN_EXPIRED) {
-      if (wasAuthenticated) {
-        // The session outlived its token: no network trouble. Reconnect at
-        // once; getToken is asked for a fresh one.
-        this.backoff.reset();
-      } else {
-        // getToken gave a token that had already expired: say so, and back
-        // off instead of retrying a dead token in a loop.
-        this.emit("error", { code: "TOKEN_EXPIRED", detail: reason, fatal: true });
-      }
+    if (code === CLOSE_UNAUTH || code === CLOSE_TOKEN_EXPIRED) {
+      // Refused at authenticate, or the session outlived its token (4402):
+      // either way this token will never do again, and retrying it on a
+      // backoff would only loop. A fresh one opens a connection at once.
+      void this.renewRejected(c.token ?? "", reason, code === CLOSE_TOKEN_EXPIRED ? "TOKEN_EXPIRED" : "UNAUTHENTICATED");
+    } else if (code === CLOSE_RATE) {
+      // The server's bucket is empty: coming back at once would only empty
+      // it again. Wait at least until a whole bucket refilled.
+      const refill = (this.stated.frameBurst / this.stated.frameRate) * MS_PER_SECOND;
+      this.scheduleRetry(reason, Math.max(RATE_LIMITED_MIN_DELAY_MS, Math.ceil(refill)));
+    } else {
+      this.scheduleRetry(reason);
     }
-    this.scheduleRetry(reason);
+  }
+
+  /** The server refused the connection's token: ask for a fresh one, or stop. */
+  private async renewRejected(token: string, reason: string, code: AuthErrorCode): Promise<void> {
+    this.setState("connecting", { reason });
+    try {
+      await this.tokens.replace(token);
+    } catch (err) {
+      if (err instanceof AuthFailure) this.signInFailed(err, code);
+      else this.scheduleRetry(reason);
+      return;
+    }
+    // open() does nothing after close() or a sign-in error; the network's
+    // 'online' may have opened a connection meanwhile.
+    if (this.conn || this.retryTimer !== undefined) return;
+    this.open();
+  }
+
+  /** Signing in failed for good: stop retrying until the app calls reconnect(). */
+  private signInFailed(failure: AuthFailure, code: AuthErrorCode = "UNAUTHENTICATED"): void {
+    if (this.stopped || this.signedOut) return;
+    this.signedOut = true;
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const c = this.conn;
+    this.conn = null;
+    if (c) {
+      this.teardown(c);
+      c.transport.abandon(CLOSE_NORMAL, "signed out");
+    }
+    this.setState("unauthenticated", { reason: failure.message });
+    this.emit("error", { code, detail: failure.message, fatal: true });
+    this.emit("auth-error", { code, reason: failure.reason, detail: failure.message });
   }
 
   private teardown(c: Connection): void {
+    c.pacer.stop();
     c.heartbeat?.stop();
     c.heartbeat = null;
-    if (c.connectTimer !== undefined) this.clock.clearTimeout(c.connectTimer);
+    this.clock.clearTimeout(c.connectTimer);
     c.connectTimer = undefined;
-    c.authenticated = false;
     this.outbox.connectionLost();
     for (const p of this.outbox.pending()) p.requestId = 0n;
     for (const e of this.rooms.values()) if (e.phase !== "failed") e.phase = "idle";
   }
 
-  private scheduleRetry(reason: string): void {
-    if (this.stopped || this.retryTimer !== undefined) return;
-    const delay = this.backoff.next();
+  private scheduleRetry(reason: string, minDelayMs = 0): void {
+    if (this.stopped || this.signedOut || this.retryTimer !== undefined) return;
+    const delay = Math.max(minDelayMs, this.backoff.next());
     this.setState("offline", { retryInMs: delay, reason });
     this.retryTimer = this.clock.setTimeout(() => this.open(), delay);
   }
@@ -525,13 +733,13 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private networkOffline(): void {
     // The browser knows the link is gone: do not wait for the heartbeat.
     const c = this.conn;
-    if (c) c.transport.abandon(4000, "browser offline");
+    if (c) c.transport.abandon(CLOSE_CLIENT_GAVE_UP, "browser offline");
   }
 
   private networkOnline(): void {
-    if (this.stopped || this.conn) return;
+    if (this.stopped || this.signedOut || this.conn) return;
     // The network is back: try now instead of sleeping out the backoff.
-    if (this.retryTimer !== undefined) this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.backoff.reset();
     this.open();
@@ -546,35 +754,51 @@ export class ParleyClient extends Emitter<ParleyEvents> {
 
   // ---- frames ---------------------------------------------------------------
 
-  private sendFrame(c: Connection, kind: MessageInitShape<typeof ClientFrameSchema>["kind"]): bigint {
+  /** Queues one frame behind the pacer; returns its request id. */
+  private sendFrame(
+    c: Connection,
+    kind: MessageInitShape<typeof ClientFrameSchema>["kind"],
+    priority: FramePriority = "control",
+  ): bigint {
     const requestId = this.nextRequest++;
-    c.transport.send(create(ClientFrameSchema, { requestId, kind }));
+    const frame = create(ClientFrameSchema, { requestId, kind });
+    c.pacer.submit(() => c.transport.send(frame), priority);
     return requestId;
   }
 
-  private canPublish(room: string): boolean {
-    const c = this.conn;
+  /** What a Room from the server says about limits. */
+  private learnRoom(e: RoomEntry, room: Room): void {
+    if (room.maxBodyBytes > 0) e.maxBody = room.maxBodyBytes;
+  }
+
+  /** An edit or delete this client made: applied now, by rev like any copy. */
+  private applyOwnChange(room: string, m: Message): void {
+    const change = this.rooms.get(room)?.state.apply(m);
+    if (change) this.emitChanges(room, [change], "live");
+  }
+
+  /** A publish to `room` may go out on `c` now: authenticated, and the room (if followed) live. */
+  private canPublish(c: Connection | null, room: string): c is Connection {
     if (!c?.authenticated) return false;
     const e = this.rooms.get(room);
     return e === undefined || e.phase === "live";
   }
 
-  private frameSize(p: Pending): number {
+  private frameSize(p: Pick<Pending, "room" | "clientMsgId" | "body">): number {
     const frame = create(ClientFrameSchema, {
       requestId: this.nextRequest,
       kind: { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
     });
-    const encoded = encodeClientFrame(frame, this.opts.format ?? "proto");
+    const encoded = encodeClientFrame(frame, this.format);
     return typeof encoded === "string" ? new TextEncoder().encode(encoded).length : encoded.length;
   }
 
-  private publish(p: Pending): void {
-    const c = this.conn;
-    if (!c) return;
-    const id = this.sendFrame(c, {
-      case: "publish",
-      value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body },
-    });
+  private publish(c: Connection, p: Pending): void {
+    const id = this.sendFrame(
+      c,
+      { case: "publish", value: { room: p.room, clientMsgId: p.clientMsgId, body: p.body } },
+      "publish",
+    );
     this.outbox.sent(p.clientMsgId, id);
   }
 
@@ -584,11 +808,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const e = this.rooms.get(m.room);
     if (!e || (e.phase !== "subscribing" && e.phase !== "live")) return;
     const change = e.state.applyStream(m);
-    this.emitChanges(m.room, change ? [change] : [], ev.replay, false);
+    if (change) this.emitChanges(m.room, [change], ev.replay ? "replay" : "live");
   }
 
-  private onAck(requestId: bigint, clientMsgId: string, message: Message | undefined, duplicate: boolean): void {
-    const p = this.outbox.byRequestId(requestId) ?? this.outbox.get(clientMsgId);
+  /** An ack answers the request id of the publish frame (the gateway echoes it). */
+  private onAck(requestId: bigint, message: Message | undefined, duplicate: boolean): void {
+    const p = this.outbox.byRequestId(requestId);
     if (!p) return;
     this.outbox.settle(p.clientMsgId);
     this.emit("ack", { room: p.room, pending: p, duplicate, ...(message ? { message } : {}) });
@@ -596,13 +821,23 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (message && e) {
       // Content only: the ack says nothing about the revs before this one.
       const change = e.state.apply(message);
-      if (change) this.emitChanges(p.room, [change], false, false);
+      if (change) this.emitChanges(p.room, [change], "live");
     }
   }
 
   private onError(c: Connection, requestId: bigint, err: ErrorFrame): void {
     const code = ErrorCode[err.code] ?? String(err.code);
-    const p = requestId !== 0n ? this.outbox.byRequestId(requestId) : undefined;
+    if (err.code === ErrorCode.TOKEN_EXPIRED) {
+      // The session's token expired: the gateway closes 4402 (after this
+      // frame, or within a second when a request met the expiry first).
+      // Handled as that close: a fresh token, a new connection, every room
+      // subscribed and every unacked send resent there. Not a room's failure,
+      // and not reported: a renewal is routine; 'auth-error' follows if no
+      // fresh token comes.
+      c.transport.abandon(CLOSE_TOKEN_EXPIRED, `${code}: ${err.detail}`);
+      return;
+    }
+    const p = this.outbox.byRequestId(requestId);
     if (p) {
       if (PERMANENT_SEND_ERRORS.has(err.code)) {
         this.outbox.settle(p.clientMsgId);
@@ -612,10 +847,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         // next connection if this one ends first.
         this.emit("error", { room: p.room, code, detail: err.detail, fatal: err.fatal });
         p.requestId = 0n;
-        const delay = Math.max(1000, this.backoff.ceiling(Math.min(p.attempts, 6)));
+        const delay = Math.max(SEND_RETRY_MIN_DELAY_MS, this.backoff.ceiling(Math.min(p.attempts, SEND_RETRY_MAX_STEP)));
         this.clock.setTimeout(() => {
-          if (this.outbox.get(p.clientMsgId) === p && p.requestId === 0n && this.canPublish(p.room)) {
-            this.publish(p);
+          // Unless settled meanwhile, or already sent again on a new connection.
+          const now = this.conn;
+          if (this.outbox.get(p.clientMsgId) === p && p.requestId === 0n && this.canPublish(now, p.room)) {
+            this.publish(now, p);
           }
         }, delay);
       }
@@ -628,22 +865,29 @@ export class ParleyClient extends Emitter<ParleyEvents> {
         }
       }
       this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal });
-      if (room) this.maybeLive();
+      this.maybeLive(c); // a failed room no longer holds the others back
     }
-    if (err.fatal && this.conn === c) c.transport.abandon(4000, `fatal ${code}`);
+    if (err.fatal) {
+      // A refused token is followed by close 4401: handle it as that close.
+      const close = err.code === ErrorCode.UNAUTHENTICATED ? CLOSE_UNAUTH : CLOSE_CLIENT_GAVE_UP;
+      c.transport.abandon(close, `fatal ${code}`);
+    }
   }
 
-  private emitChanges(room: string, changes: Change[], replay: boolean, fromHistory: boolean): void {
+  /**
+   * Reports applied changes: a send seen stored is acked; history pages are
+   * reported as one 'history' event by the caller; others one event each,
+   * 'replay' marking what was missed (catch-up, stream replay).
+   */
+  private emitChanges(room: string, changes: Change[], source: "history" | "replay" | "live"): void {
+    const replay = source === "replay";
     for (const ch of changes) {
       const settled = this.outbox.settleStored(ch.message, this.me?.id ?? null);
       if (settled) this.emit("ack", { room, pending: settled, message: ch.message, duplicate: false });
-      if (fromHistory) continue; // reported as one 'history' event
+      if (source === "history") continue;
       if (ch.kind === "created") this.emit("message", { room, message: ch.message, replay });
-      else if (ch.kind === "edited" && ch.previous) {
-        this.emit("edit", { room, message: ch.message, previous: ch.previous });
-      } else if (ch.kind === "deleted") {
-        this.emit("delete", { room, message: ch.message, ...(ch.previous ? { previous: ch.previous } : {}) });
-      }
+      else if (ch.kind === "edited") this.emit("edit", { room, message: ch.message, previous: ch.previous });
+      else this.emit("delete", { room, message: ch.message, ...(ch.previous ? { previous: ch.previous } : {}) });
     }
   }
 }

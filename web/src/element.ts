@@ -2,94 +2,52 @@
 // custom element (shadow DOM, no framework) around one ParleyClient. It shows
 // the room's history, then live messages, the connection state, and a
 // composer that is enabled only while the history is shown and the
-// connection is live. Theming: CSS custom properties (--parley-*) and
-// ::part() selectors. Test hooks: host [data-state], [data-ready]; message
-// items carry data-seq, data-rev, data-pending, data-deleted, data-edited.
-import { type ConnectOptions, type ConnectionState, ParleyClient } from "./client.js";
+// connection is live. It owns the wiring and the page-level behaviour (the
+// status line, the composer and its errors, scrolling, the live region);
+// rows are message-list.ts / message-view.ts, texts strings.ts, the
+// stylesheet styles.ts, the event types events.ts.
+import { type ConnectOptions, ParleyClient } from "./client.js";
+import {
+  DEFAULT_MAX_RENDERED,
+  FOLLOW_SLACK_PX,
+  LOAD_OLDER_TRIGGER_PX,
+  MS_PER_SECOND,
+  RETRY_COUNTDOWN_MIN_MS,
+} from "./constants.js";
+import type { ParleyChatEventDetail, ParleyChatEventName, ParleyChatState } from "./events.js";
 import type { Message } from "./gen/parley/v1/message_pb.js";
-import type { Pending } from "./outbox.js";
+import { HttpError } from "./history.js";
+import type { SendProblem } from "./limits.js";
+import { MessageList } from "./message-list.js";
+import { type Pending, newClientMsgId } from "./outbox.js";
+import { type ParleyChatStrings, mergeStrings } from "./strings.js";
+import { STYLE } from "./styles.js";
+import type { TokenProvider } from "./token-source.js";
 
-const STYLE = `
-:host {
-  display: block;
-  box-sizing: border-box;
-  height: var(--parley-height, 28rem);
-  font-family: var(--parley-font, system-ui, -apple-system, "Segoe UI", sans-serif);
-  font-size: var(--parley-font-size, 0.95rem);
-  color: var(--parley-fg, #1d2330);
-  background: var(--parley-bg, #ffffff);
-  border: 1px solid var(--parley-border, #d5d9e0);
-  border-radius: var(--parley-radius, 8px);
-  overflow: hidden;
-}
-:host([hidden]) { display: none; }
-[hidden] { display: none !important; }
-.chat { display: flex; flex-direction: column; height: 100%; }
-header {
-  display: flex; align-items: center; justify-content: space-between; gap: 0.5rem;
-  padding: 0.5rem 0.75rem; border-bottom: 1px solid var(--parley-border, #d5d9e0);
-}
-.title { font-weight: 600; }
-.status { font-size: 0.8em; color: var(--parley-muted, #667085); display: inline-flex; align-items: center; gap: 0.35em; }
-.status::before {
-  content: ""; width: 0.55em; height: 0.55em; border-radius: 50%;
-  background: var(--parley-status-color, #98a2b3);
-}
-.status[data-state="live"] { --parley-status-color: var(--parley-online, #12b76a); }
-.status[data-state="offline"], .status[data-state="reconnecting"] { --parley-status-color: var(--parley-offline, #f04438); color: var(--parley-offline, #f04438); }
-.status[data-state="catching-up"], .status[data-state="connecting"] { --parley-status-color: var(--parley-warning, #f79009); }
-.log { flex: 1; overflow-y: auto; padding: 0.5rem 0.75rem; }
-ol { list-style: none; margin: 0; padding: 0; }
-li { padding: 0.25rem 0; line-height: 1.35; overflow-wrap: anywhere; }
-.author { font-weight: 600; margin-right: 0.4em; }
-.time { color: var(--parley-muted, #667085); font-size: 0.75em; margin-right: 0.4em; }
-.body { white-space: pre-wrap; }
-li[data-mine] .author { color: var(--parley-accent, #3559e0); }
-li[data-pending="true"] { opacity: var(--parley-pending-opacity, 0.55); }
-li[data-pending="true"] .time::after { content: "sending…"; }
-li[data-deleted] .body { font-style: italic; color: var(--parley-muted, #667085); }
-.edited { color: var(--parley-muted, #667085); font-size: 0.75em; margin-left: 0.4em; }
-.older { display: block; margin: 0 auto 0.5rem; font: inherit; font-size: 0.8em; background: none;
-  border: 1px solid var(--parley-border, #d5d9e0); border-radius: var(--parley-radius, 8px); padding: 0.2rem 0.6rem; cursor: pointer; }
-.empty { color: var(--parley-muted, #667085); font-size: 0.85em; text-align: center; padding: 1rem 0; }
-form { display: flex; gap: 0.5rem; padding: 0.5rem; border-top: 1px solid var(--parley-border, #d5d9e0); }
-textarea {
-  flex: 1; resize: none; font: inherit; color: inherit; background: var(--parley-input-bg, transparent);
-  border: 1px solid var(--parley-border, #d5d9e0); border-radius: var(--parley-radius, 8px); padding: 0.4rem 0.5rem;
-}
-button.send {
-  font: inherit; border: 0; border-radius: var(--parley-radius, 8px); padding: 0 1rem; cursor: pointer;
-  background: var(--parley-accent, #3559e0); color: var(--parley-accent-fg, #ffffff);
-}
-textarea:disabled, button:disabled { opacity: 0.5; cursor: not-allowed; }
-`;
-
-const STATUS_TEXT: Record<ConnectionState | "idle" | "reconnecting", string> = {
-  idle: "Not connected",
-  reconnecting: "Offline — reconnecting…",
-  connecting: "Connecting…",
-  "catching-up": "Catching up…",
-  live: "Connected",
-  offline: "Offline",
-  closed: "Disconnected",
-};
+export type { ParleyChatState } from "./events.js";
 
 /** Errors after which the room will not be shown, whatever the connection does. */
 const ROOM_ERRORS = new Set(["ROOM_NOT_FOUND", "ROOM_INVALID", "PERMISSION_DENIED", "ORIGIN_NOT_ALLOWED"]);
+/** How many announcements the live region keeps (older ones were read out already). */
+const ANNOUNCEMENTS_KEPT = 3;
 
 const Base: typeof HTMLElement =
   typeof HTMLElement !== "undefined" ? HTMLElement : (class {} as unknown as typeof HTMLElement);
 
-export type ParleyChatState = ConnectionState | "idle";
+type StatusShown = ParleyChatState | "reconnecting" | "error";
 
 export class ParleyChatElement extends Base {
   static readonly observedAttributes = ["room", "gateway", "token", "format", "history-limit"];
 
-  /** Supplies a token when the `token` attribute is not used. */
+  /** Supplies a token when the `token` attribute is not used (the older name of tokenProvider). */
   getToken: (() => string | Promise<string>) | null = null;
   /** Extra client options (timers, WebSocket, fetch...) applied at connect. */
   options: Partial<ConnectOptions> = {};
+  /** Message rows kept in the DOM while the reader follows the end. */
+  maxRendered = DEFAULT_MAX_RENDERED;
 
+  private tokenProvider_: TokenProvider | null = null;
+  private strings_: ParleyChatStrings = mergeStrings({});
   private client_: ParleyClient | null = null;
   private unsubscribers: Array<() => void> = [];
   private historyShown = false;
@@ -97,6 +55,7 @@ export class ParleyChatElement extends Base {
   private roomError: string | null = null;
   /** Set once live; a later 'connecting' is shown as a reconnect. */
   private wasLive = false;
+  private lastRetryInMs: number | undefined;
   private readonly root: ShadowRoot;
   private readonly els: {
     status: HTMLElement;
@@ -106,13 +65,17 @@ export class ParleyChatElement extends Base {
     list: HTMLOListElement;
     pendingList: HTMLOListElement;
     empty: HTMLElement;
+    announcer: HTMLElement;
     form: HTMLFormElement;
     input: HTMLTextAreaElement;
     send: HTMLButtonElement;
+    error: HTMLElement;
   };
-  private readonly items = new Map<bigint, HTMLLIElement>();
-  private readonly pendingItems = new Map<string, HTMLLIElement>();
+  private readonly rows: MessageList;
+  /** Sends of this element still pending, by clientMsgId: their text comes back if refused. */
+  private readonly typed = new Map<string, string>();
   private restartQueued = false;
+  private loadingOlder = false;
   /** Whether to scroll to the end after the current batch; null: no batch. */
   private follow: boolean | null = null;
 
@@ -138,27 +101,45 @@ export class ParleyChatElement extends Base {
     const log = el("div", "log");
     const older = el("button", "load-older", "older");
     older.type = "button";
-    older.textContent = "Load earlier messages";
     older.hidden = true;
     const list = el("ol", "messages");
-    list.setAttribute("aria-label", "Messages");
     const pendingList = el("ol", "pending");
     const empty = el("div", "empty");
-    empty.textContent = "No messages yet.";
     empty.hidden = true;
     log.append(older, empty, list, pendingList);
+    // New messages are read out from here, not from the list: a history
+    // page or a catch-up must not be read out as a flood.
+    const announcer = el("div", "announcer", "visually-hidden");
+    announcer.setAttribute("role", "log");
+    announcer.setAttribute("aria-live", "polite");
+    announcer.setAttribute("aria-relevant", "additions");
     const form = el("form", "composer");
     const input = el("textarea", "input");
     input.rows = 1;
-    input.placeholder = "Write a message…";
-    input.setAttribute("aria-label", "Message");
     const send = el("button", "send");
     send.type = "submit";
-    send.textContent = "Send";
-    form.append(input, send);
-    chat.append(header, log, form);
+    const error = el("p", "composer-error", "error");
+    error.id = "composer-error";
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    form.append(input, send, error);
+    chat.append(header, log, announcer, form);
     this.root.append(style, chat);
-    this.els = { status, title, log, older, list, pendingList, empty, form, input, send };
+    this.els = { status, title, log, older, list, pendingList, empty, announcer, form, input, send, error };
+    this.rows = new MessageList(list, pendingList, {
+      strings: () => this.strings_,
+      now: () => new Date(),
+      isMine: (m) => this.isMine(m),
+      canModify: (m) => this.client_?.canModify(m) ?? false,
+      check: (body) => this.problemText(this.client_?.check(this.room, body) ?? null),
+      edit: async (seq, body) => {
+        await this.client_?.edit(this.room, seq, body);
+      },
+      remove: async (seq) => {
+        await this.client_?.delete(this.room, seq);
+      },
+      failure: (err) => this.failureText(err),
+    });
 
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -170,7 +151,12 @@ export class ParleyChatElement extends Base {
         this.submit();
       }
     });
+    input.addEventListener("input", () => this.validateInput());
     older.addEventListener("click", () => void this.loadOlder());
+    log.addEventListener("scroll", () => {
+      if (log.scrollTop <= LOAD_OLDER_TRIGGER_PX && !older.hidden) void this.loadOlder();
+    });
+    this.applyStrings();
     // A constructor may not touch the host's attributes: shadow only here.
     this.render("idle", undefined, false);
   }
@@ -187,6 +173,27 @@ export class ParleyChatElement extends Base {
     this.setAttribute("room", v);
   }
 
+  // The attributes as properties too: React 19 and Vue set a property when
+  // the element has one of that name (and the attribute otherwise), so a
+  // name the element owns must reflect to its attribute.
+
+  /** The gateway's base URL (the `gateway` attribute). */
+  get gateway(): string {
+    return this.getAttribute("gateway") ?? "";
+  }
+  set gateway(v: string) {
+    this.setAttribute("gateway", v);
+  }
+
+  /** The bearer token (the `token` attribute); null removes it. */
+  get token(): string | null {
+    return this.getAttribute("token");
+  }
+  set token(v: string | null) {
+    if (v === null || v === undefined) this.removeAttribute("token");
+    else this.setAttribute("token", v);
+  }
+
   get state(): ParleyChatState {
     return (this.dataset.state as ParleyChatState | undefined) ?? "idle";
   }
@@ -194,6 +201,31 @@ export class ParleyChatElement extends Base {
   /** True when the composer accepts input. */
   get ready(): boolean {
     return !this.els.input.disabled;
+  }
+
+  /**
+   * The app's source of fresh tokens, asked on every (re)connection and again
+   * when the server refused a token; used instead of the `token` attribute.
+   * Setting it after a sign-in error tries again at once.
+   */
+  get tokenProvider(): TokenProvider | null {
+    return this.tokenProvider_;
+  }
+  set tokenProvider(fn: TokenProvider | null) {
+    this.tokenProvider_ = fn;
+    if (this.client_?.state === "unauthenticated") this.client_.reconnect();
+    else if (this.isConnected && !this.client_) this.queueRestart();
+  }
+
+  /** The texts shown (English by default); set any subset to replace them. */
+  get strings(): ParleyChatStrings {
+    return this.strings_;
+  }
+  set strings(overrides: Partial<ParleyChatStrings>) {
+    this.strings_ = mergeStrings(overrides ?? {});
+    this.applyStrings();
+    this.render(this.client_?.state ?? "idle", this.lastRetryInMs, this.isConnected);
+    this.rows.refresh();
   }
 
   connectedCallback(): void {
@@ -206,14 +238,19 @@ export class ParleyChatElement extends Base {
 
   attributeChangedCallback(name: string, oldValue: string | null, newValue: string | null): void {
     if (oldValue === newValue) return;
-    if (name === "token" && this.client_) return; // read afresh on every (re)connect
+    if (name === "token" && this.client_) {
+      // Read afresh on every (re)connect; after a sign-in error, try it now.
+      if (this.client_.state === "unauthenticated") this.client_.reconnect();
+      return;
+    }
     if (this.isConnected) this.queueRestart();
   }
 
-  /** Sends a message as if typed in the composer. */
+  /** Sends a message as if typed in the composer; null when it cannot be sent now. */
   send(body: string): Pending | null {
-    if (!this.client_ || !this.ready || body.trim() === "") return null;
-    return this.client_.send(this.room, body);
+    const c = this.client_;
+    if (!c || !this.ready || c.check(this.room, body) !== null) return null;
+    return c.send(this.room, body);
   }
 
   // ---- lifecycle -------------------------------------------------------------
@@ -228,11 +265,15 @@ export class ParleyChatElement extends Base {
     });
   }
 
+  private attributeToken(): string | Promise<string> {
+    return this.getToken ? this.getToken() : (this.getAttribute("token") ?? "");
+  }
+
   private restart(): void {
     this.stop();
     const room = this.room;
     this.els.title.textContent = room ? `#${room}` : "";
-    const hasToken = this.getToken !== null || this.hasAttribute("token");
+    const hasToken = this.tokenProvider_ !== null || this.getToken !== null || this.hasAttribute("token");
     if (!room || !hasToken) {
       this.render("idle");
       return;
@@ -244,7 +285,7 @@ export class ParleyChatElement extends Base {
     const limit = Number.parseInt(this.getAttribute("history-limit") ?? "", 10);
     const client = new ParleyClient({
       url: gateway,
-      getToken: () => (this.getToken ? this.getToken() : (this.getAttribute("token") ?? "")),
+      tokenProvider: (req) => (this.tokenProvider_ ? this.tokenProvider_(req) : this.attributeToken()),
       format,
       ...(limit > 0 ? { historyLimit: limit } : {}),
       ...this.options,
@@ -256,32 +297,46 @@ export class ParleyChatElement extends Base {
         this.render(e.state, e.retryInMs);
         this.fire("parley-state", e);
       }),
+      on("authenticated", () => this.rows.refresh()),
       on("history", (e) => {
-        this.renderAll(e.messages, e.hasOlder);
+        if (e.older) this.keepPlace(() => this.showAll(e.messages));
+        else {
+          this.showAll(e.messages);
+          this.scrollToEnd();
+        }
+        this.els.older.hidden = !e.hasOlder;
         this.historyShown = true;
         this.render(client.state);
         this.fire("parley-history", e);
       }),
       on("message", (e) => {
-        this.upsert(e.message);
+        this.show(e.message);
+        if (!e.replay && !this.isMine(e.message)) this.announce(e.message);
         this.fire("parley-message", e);
       }),
       on("edit", (e) => {
-        this.upsert(e.message);
+        this.show(e.message);
         this.fire("parley-edit", e);
       }),
       on("delete", (e) => {
-        this.upsert(e.message);
+        this.show(e.message);
         this.fire("parley-delete", e);
       }),
-      on("pending", (e) => this.addPending(e.pending)),
+      on("pending", (e) => {
+        if (e.room !== room) return;
+        this.followEnd(true); // one's own message always scrolls into view
+        this.rows.addPending(e.pending, client.user?.displayName || this.strings_.me);
+        this.els.empty.hidden = true;
+      }),
       on("ack", (e) => {
-        this.removePending(e.pending.clientMsgId);
-        if (e.message) this.upsert(client.room(e.room)?.get(e.message.seq) ?? e.message);
+        this.typed.delete(e.pending.clientMsgId);
+        this.rows.removePending(e.pending.clientMsgId);
+        if (e.message) this.show(client.room(e.room)?.get(e.message.seq) ?? e.message);
         this.fire("parley-ack", e);
       }),
       on("send-error", (e) => {
-        this.removePending(e.pending.clientMsgId);
+        this.rows.removePending(e.pending.clientMsgId);
+        this.giveBack(e.pending.clientMsgId, e.code, e.detail);
         this.fire("parley-send-error", e);
       }),
       on("error", (e) => {
@@ -292,6 +347,7 @@ export class ParleyChatElement extends Base {
         }
         this.fire("parley-error", e);
       }),
+      on("auth-error", (e) => this.fire("parley-auth-error", e)),
     ];
     client.subscribe(room);
     client.start();
@@ -305,197 +361,243 @@ export class ParleyChatElement extends Base {
     if (this.client_) this.client_.close();
     this.client_ = null;
     this.historyShown = false;
-    this.items.clear();
-    this.pendingItems.clear();
-    this.els.list.replaceChildren();
-    this.els.pendingList.replaceChildren();
+    this.typed.clear();
+    this.rows.clear();
     this.els.older.hidden = true;
     this.els.empty.hidden = true;
+    this.els.announcer.replaceChildren();
+    this.showError(null);
     this.render("idle");
   }
 
-  private fire(type: string, detail: unknown): void {
+  private fire<K extends ParleyChatEventName>(type: K, detail: ParleyChatEventDetail<K>): void {
     this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
   }
 
   // ---- rendering -------------------------------------------------------------
 
+  private applyStrings(): void {
+    const s = this.strings_;
+    this.els.older.textContent = s.loadOlder;
+    this.els.empty.textContent = s.noMessages;
+    this.els.list.setAttribute("aria-label", s.messagesLabel);
+    this.els.input.placeholder = s.inputPlaceholder;
+    this.els.input.setAttribute("aria-label", s.inputLabel);
+    this.els.send.textContent = s.send;
+  }
+
+  private statusText(shown: StatusShown, retryInMs: number | undefined): string {
+    const s = this.strings_;
+    switch (shown) {
+      case "error":
+        return this.roomError === "ROOM_NOT_FOUND" ? s.statusRoomNotFound : s.statusRoomError(this.roomError ?? "");
+      case "idle":
+        return s.statusIdle;
+      case "connecting":
+        return s.statusConnecting;
+      case "reconnecting":
+        return s.statusReconnecting;
+      case "catching-up":
+        return s.statusCatchingUp;
+      case "live":
+        return s.statusLive;
+      case "unauthenticated":
+        return s.statusUnauthenticated;
+      case "closed":
+        return s.statusClosed;
+      case "offline":
+        return (
+          s.statusOffline +
+          (retryInMs !== undefined && retryInMs >= RETRY_COUNTDOWN_MIN_MS
+            ? s.retryingIn(Math.round(retryInMs / MS_PER_SECOND))
+            : s.reconnectingSoon)
+        );
+    }
+  }
+
   private render(state: ParleyChatState, retryInMs?: number, host = true): void {
+    this.lastRetryInMs = retryInMs;
     const ready =
       state === "live" && this.historyShown && this.client_ !== null && this.client_.isLive(this.room);
     if (host) {
       this.dataset.state = state;
       if (ready) this.dataset.ready = "";
       else delete this.dataset.ready;
+      const error = this.roomError ?? (state === "unauthenticated" ? "UNAUTHENTICATED" : null);
+      if (error) this.dataset.error = error;
+      else delete this.dataset.error;
     }
     if (state === "live") this.wasLive = true;
     else if (state === "idle" || state === "closed") this.wasLive = false;
+    const shown: StatusShown = this.roomError
+      ? "error"
+      : state === "connecting" && this.wasLive
+        ? "reconnecting"
+        : state;
     const s = this.els.status;
-    const shown = state === "connecting" && this.wasLive ? "reconnecting" : state;
     s.dataset.state = shown;
-    let text = STATUS_TEXT[shown];
-    if (state === "offline" && retryInMs !== undefined && retryInMs >= 1000) {
-      text += ` — retrying in ${Math.round(retryInMs / 1000)} s`;
-    } else if (state === "offline") {
-      text += " — reconnecting…";
-    }
-    if (this.roomError) text = this.roomError === "ROOM_NOT_FOUND" ? "Room not found" : `Error: ${this.roomError}`;
-    s.textContent = text;
-    if (host) {
-      if (this.roomError) this.dataset.error = this.roomError;
-      else delete this.dataset.error;
-    }
+    s.textContent = this.statusText(shown, retryInMs);
     this.els.input.disabled = !ready;
     this.els.send.disabled = !ready;
     this.els.form.dataset.disabled = ready ? "false" : "true";
   }
 
-  private renderAll(messages: Message[], hasOlder: boolean): void {
-    for (const m of messages) this.upsert(m, false);
-    this.els.older.hidden = !hasOlder;
-    this.scrollToEnd(true);
+  private isMine(m: Message): boolean {
+    const me = this.client_?.user;
+    return me !== null && me !== undefined && m.author?.id === me.id;
   }
 
-  private upsert(m: Message, scroll = true): void {
-    if (scroll) this.followEnd(false);
-    let li = this.items.get(m.seq);
-    if (!li) {
-      li = this.ownerDocument.createElement("li");
-      li.setAttribute("part", "message");
-      li.dataset.seq = m.seq.toString();
-      li.dataset.pending = "false";
-      const author = this.ownerDocument.createElement("span");
-      author.className = "author";
-      author.setAttribute("part", "author");
-      const time = this.ownerDocument.createElement("time");
-      time.className = "time";
-      time.setAttribute("part", "time");
-      const body = this.ownerDocument.createElement("span");
-      body.className = "body";
-      body.setAttribute("part", "body");
-      li.append(author, time, body);
-      this.items.set(m.seq, li);
-      // Keep DOM order equal to seq order: insert before the first later
-      // message already rendered (a page of older ones is rendered in a batch).
-      const state = this.client_?.room(this.room);
-      let after = state?.successor(m.seq) ?? null;
-      while (after !== null && !this.items.has(after)) after = state?.successor(after) ?? null;
-      const next = after !== null ? (this.items.get(after) ?? null) : null;
-      this.els.list.insertBefore(li, next);
-    }
-    this.fill(li, m);
-    this.els.empty.hidden = this.items.size > 0 || this.pendingItems.size > 0;
+  private showAll(messages: Message[]): void {
+    for (const m of messages) this.rows.upsert(m);
+    this.rows.renderDays();
+    this.els.empty.hidden = this.rows.size > 0 || this.rows.pendingCount > 0;
   }
 
-  private fill(li: HTMLLIElement, m: Message): void {
-    li.dataset.rev = m.rev.toString();
-    li.dataset.authorId = m.author?.id ?? "";
-    li.dataset.clientMsgId = m.clientMsgId;
-    if (this.client_?.user && m.author?.id === this.client_.user.id) li.dataset.mine = "";
-    const [author, time, body] = li.children as unknown as [HTMLElement, HTMLTimeElement, HTMLElement];
-    author.textContent = m.author?.displayName || m.author?.id || "unknown";
-    const at = new Date(Number(m.createdAtMs));
-    time.dateTime = at.toISOString();
-    time.textContent = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    if (m.deleted) {
-      li.dataset.deleted = "";
-      body.textContent = "message deleted";
-    } else {
-      delete li.dataset.deleted;
-      body.textContent = m.body;
-    }
-    li.querySelector(".edited")?.remove();
-    if (m.editedAtMs > 0n && !m.deleted) {
-      li.dataset.edited = "";
-      const mark = this.ownerDocument.createElement("span");
-      mark.className = "edited";
-      mark.setAttribute("part", "edited");
-      mark.textContent = "(edited)";
-      li.append(mark);
-    } else {
-      delete li.dataset.edited;
-    }
-  }
-
-  private addPending(p: Pending): void {
-    if (p.room !== this.room || this.pendingItems.has(p.clientMsgId)) return;
-    this.followEnd(true); // one's own message always scrolls into view
-    const li = this.ownerDocument.createElement("li");
-    li.setAttribute("part", "message pending");
-    li.dataset.pending = "true";
-    li.dataset.clientMsgId = p.clientMsgId;
-    li.dataset.mine = "";
-    const author = this.ownerDocument.createElement("span");
-    author.className = "author";
-    author.setAttribute("part", "author");
-    author.textContent = this.client_?.user?.displayName || "me";
-    const time = this.ownerDocument.createElement("span");
-    time.className = "time";
-    time.setAttribute("part", "time");
-    const body = this.ownerDocument.createElement("span");
-    body.className = "body";
-    body.setAttribute("part", "body");
-    body.textContent = p.body;
-    li.append(author, time, body);
-    this.pendingItems.set(p.clientMsgId, li);
-    this.els.pendingList.append(li);
+  /** One change: rendered now, laid out (days, trimming, scrolling) once per batch. */
+  private show(m: Message): void {
+    this.followEnd(false);
+    this.rows.upsert(m);
     this.els.empty.hidden = true;
   }
 
-  private removePending(clientMsgId: string): void {
-    const li = this.pendingItems.get(clientMsgId);
-    if (!li) return;
-    li.remove();
-    this.pendingItems.delete(clientMsgId);
+  private announce(m: Message): void {
+    const s = this.strings_;
+    const p = this.ownerDocument.createElement("p");
+    p.textContent = s.announce(m.author?.displayName || m.author?.id || s.unknownAuthor, m.deleted ? s.deleted : m.body);
+    const live = this.els.announcer;
+    live.append(p);
+    while (live.childElementCount > ANNOUNCEMENTS_KEPT) live.firstElementChild?.remove();
   }
 
-  private submit(): void {
-    const body = this.els.input.value;
-    if (this.send(body)) {
-      this.els.input.value = "";
-      this.els.input.focus();
+  // ---- the composer ------------------------------------------------------------
+
+  private problemText(p: SendProblem | null): string | null {
+    if (!p) return null;
+    const s = this.strings_;
+    if (p.code === "BODY_EMPTY") return s.bodyEmpty;
+    return s.bodyTooLong(p.size ?? 0, p.limit ?? 0);
+  }
+
+  private failureText(err: unknown): string {
+    if (err instanceof HttpError) return this.strings_.actionFailed(err.code, err.message);
+    return this.strings_.actionFailed("ERROR", err instanceof Error ? err.message : String(err));
+  }
+
+  private showError(text: string | null): void {
+    const { error, input } = this.els;
+    error.hidden = text === null;
+    error.textContent = text ?? "";
+    if (text === null) {
+      input.removeAttribute("aria-invalid");
+      input.removeAttribute("aria-describedby");
+    } else {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", error.id);
     }
   }
 
+  /** While typing: says so as soon as the text is too long (an empty box is no error yet). */
+  private validateInput(): void {
+    const body = this.els.input.value;
+    const p = this.client_ && body.trim() !== "" ? this.client_.check(this.room, body) : null;
+    this.showError(this.problemText(p));
+  }
+
+  private submit(): void {
+    const c = this.client_;
+    const body = this.els.input.value;
+    if (!c || !this.ready || body.trim() === "") return;
+    const problem = this.problemText(c.check(this.room, body));
+    if (problem !== null) {
+      // Refused here, before it goes out; the text stays to be shortened.
+      this.showError(problem);
+      this.els.input.focus();
+      return;
+    }
+    this.showError(null);
+    // Remembered before it goes: a refusal, now or later, puts the text back.
+    const id = newClientMsgId();
+    this.typed.set(id, body);
+    this.els.input.value = "";
+    c.send(this.room, body, id);
+    this.els.input.focus();
+  }
+
+  /** A send the server refused: its text goes back into the composer, before anything typed since. */
+  private giveBack(clientMsgId: string, code: string, detail: string): void {
+    const body = this.typed.get(clientMsgId);
+    if (body === undefined) return;
+    this.typed.delete(clientMsgId);
+    const input = this.els.input;
+    input.value = input.value === "" ? body : `${body}\n\n${input.value}`;
+    this.showError(this.strings_.sendFailed(code, detail));
+  }
+
+  // ---- scrolling -------------------------------------------------------------
+
   private async loadOlder(): Promise<void> {
     const c = this.client_;
-    if (!c) return;
+    if (!c || this.loadingOlder) return;
+    this.loadingOlder = true;
     this.els.older.disabled = true;
     try {
       const more = await c.loadOlder(this.room);
       this.els.older.hidden = !more;
     } catch {
-      /* shown again below; the user can retry */
+      /* the button stays; the user can try again */
     } finally {
+      this.loadingOlder = false;
       this.els.older.disabled = false;
     }
+  }
+
+  /** Runs `change` (rows added above) keeping what the reader sees where it was. */
+  private keepPlace(change: () => void): void {
+    const l = this.els.log;
+    const fromEnd = l.scrollHeight - l.scrollTop;
+    change();
+    l.scrollTop = l.scrollHeight - fromEnd;
   }
 
   /**
    * Keeps the log scrolled to the end if it was there before this batch of
    * changes (or `force`). Layout is read once per batch, before the first
-   * change, and the scroll happens once after the last: a catch-up of
-   * hundreds of messages does not force a layout per message.
+   * change; after the last one the day separators are placed, rows beyond
+   * maxRendered are dropped (only while following the end: a reader scrolled
+   * up keeps their place), and the log scrolls once.
    */
   private followEnd(force: boolean): void {
     if (this.follow === null) {
       this.follow = force || this.nearEnd();
       queueMicrotask(() => {
-        if (this.follow) this.scrollToEnd(true);
+        const follow = this.follow;
         this.follow = null;
+        this.rows.renderDays();
+        if (!follow) return;
+        this.trim();
+        this.scrollToEnd();
       });
     } else if (force) {
       this.follow = true;
     }
   }
 
-  private nearEnd(): boolean {
-    const l = this.els.log;
-    return l.scrollHeight - l.scrollTop - l.clientHeight < 48;
+  private trim(): void {
+    const c = this.client_;
+    if (!c || this.rows.size <= this.maxRendered) return;
+    const dropped = c.trim(this.room, this.maxRendered);
+    if (dropped.length === 0) return;
+    this.rows.remove(dropped);
+    this.rows.renderDays();
+    this.els.older.hidden = false;
   }
 
-  private scrollToEnd(force: boolean): void {
-    if (!force) return;
+  private nearEnd(): boolean {
+    const l = this.els.log;
+    return l.scrollHeight - l.scrollTop - l.clientHeight < FOLLOW_SLACK_PX;
+  }
+
+  private scrollToEnd(): void {
     const l = this.els.log;
     l.scrollTop = l.scrollHeight;
   }

@@ -3,6 +3,10 @@
 // declares the link dead when nothing (no pong, no other frame) came back
 // within `timeoutMs` of a ping. A black-holed link is therefore detected at
 // most intervalMs + timeoutMs after it went silent.
+//
+// Invariant: a deadline is armed exactly while running with a ping
+// unanswered (awaiting != 0); stop() and the answering pong clear it.
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from "./constants.js";
 import { type Clock, type TimerHandle, systemClock } from "./clock.js";
 
 export interface HeartbeatOptions {
@@ -30,8 +34,8 @@ export class Heartbeat {
 
   constructor(options: HeartbeatOptions) {
     this.opts = options;
-    this.intervalMs = options.intervalMs ?? 5000;
-    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.intervalMs = options.intervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -47,23 +51,27 @@ export class Heartbeat {
     this.ping();
   }
 
+  /** Stops pinging; no timer is left behind. */
   stop(): void {
     this.running = false;
     this.awaiting = 0n;
-    if (this.pingTimer !== undefined) this.clock.clearTimeout(this.pingTimer);
-    if (this.deadline !== undefined) this.clock.clearTimeout(this.deadline);
+    this.clock.clearTimeout(this.pingTimer);
+    this.clock.clearTimeout(this.deadline);
     this.pingTimer = undefined;
     this.deadline = undefined;
   }
 
-  /** A pong arrived. Answers to older pings count too (they are in order). */
+  /**
+   * A pong arrived. An answer to the oldest unanswered ping or a later one
+   * (they come in order) means the link works: no deadline until the next
+   * ping, however quiet the link is meanwhile.
+   */
   pong(nonce: bigint): void {
     this.heard();
-    if (this.awaiting !== 0n && nonce >= this.awaiting) this.awaiting = 0n;
-    if (this.awaiting === 0n && this.deadline !== undefined) {
-      this.clock.clearTimeout(this.deadline);
-      this.deadline = undefined;
-    }
+    if (this.awaiting === 0n || nonce < this.awaiting) return;
+    this.awaiting = 0n;
+    this.clock.clearTimeout(this.deadline);
+    this.deadline = undefined;
   }
 
   /** Any frame arrived: the link carries data, whatever the pongs do. */
@@ -71,12 +79,15 @@ export class Heartbeat {
     this.lastHeard = this.clock.now();
   }
 
+  /** Runs only while running: start() calls it, and stop() clears its timer. */
   private ping(): void {
-    if (!this.running) return;
     this.nonce += 1n;
-    if (this.awaiting === 0n) this.awaiting = this.nonce;
+    const first = this.awaiting === 0n;
+    if (first) this.awaiting = this.nonce;
     this.opts.sendPing(this.nonce);
-    if (this.deadline === undefined) this.arm(this.timeoutMs);
+    if (!this.running) return; // sendPing stopped us
+    // The deadline runs from the oldest unanswered ping.
+    if (first) this.arm(this.timeoutMs);
     this.pingTimer = this.clock.setTimeout(() => this.ping(), this.intervalMs);
   }
 
@@ -86,7 +97,6 @@ export class Heartbeat {
 
   private expire(): void {
     this.deadline = undefined;
-    if (!this.running || this.awaiting === 0n) return;
     // Frames kept arriving (a long replay can queue a pong behind it): wait
     // until the link has been silent for a whole timeout.
     const silent = this.clock.now() - this.lastHeard;

@@ -18,19 +18,20 @@ export interface Pending {
   requestId: bigint;
 }
 
-/** A random id unique enough to be an idempotency key. */
+/**
+ * A random id unique enough to be an idempotency key: 128 random bits as 32
+ * hex digits. crypto.getRandomValues exists in every browser (secure
+ * context or not, unlike randomUUID) and in Node.
+ */
 export function newClientMsgId(): string {
-  const c = globalThis.crypto;
-  if (c && typeof c.randomUUID === "function") return c.randomUUID();
-  const bytes = new Uint8Array(16);
-  if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
-  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export class Outbox {
   private readonly entries = new Map<string, Pending>();
-  private readonly byRequest = new Map<bigint, string>();
+  /** The entry each request id of the current connection was sent for. */
+  private readonly byRequest = new Map<bigint, Pending>();
 
   get size(): number {
     return this.entries.size;
@@ -54,20 +55,19 @@ export class Outbox {
     return room === undefined ? all : all.filter((p) => p.room === room);
   }
 
-  /** Records that `p` was written to a socket as request `requestId`. */
+  /** Records that `p` was written to a socket as request `requestId` (its earlier id is forgotten). */
   sent(clientMsgId: string, requestId: bigint): void {
     const p = this.entries.get(clientMsgId);
     if (!p) return;
-    if (p.requestId !== 0n) this.byRequest.delete(p.requestId);
+    this.byRequest.delete(p.requestId);
     p.attempts += 1;
     p.requestId = requestId;
-    this.byRequest.set(requestId, clientMsgId);
+    this.byRequest.set(requestId, p);
   }
 
   /** The pending entry a request id belongs to. */
   byRequestId(requestId: bigint): Pending | undefined {
-    const id = this.byRequest.get(requestId);
-    return id === undefined ? undefined : this.entries.get(id);
+    return this.byRequest.get(requestId);
   }
 
   /** Removes and returns the entry (ack received, or refused for good). */
@@ -75,18 +75,20 @@ export class Outbox {
     const p = this.entries.get(clientMsgId);
     if (!p) return undefined;
     this.entries.delete(clientMsgId);
-    if (p.requestId !== 0n) this.byRequest.delete(p.requestId);
+    this.byRequest.delete(p.requestId);
     return p;
   }
 
   /**
    * A stored message arrived (history, stream): if it is one of ours, it was
-   * stored even if its ack got lost, so it is no longer pending.
+   * stored even if its ack got lost, so it is no longer pending. Before the
+   * user is known (myUserId null), the clientMsgId and room decide alone.
    */
   settleStored(message: Message, myUserId: string | null): Pending | undefined {
     const p = this.entries.get(message.clientMsgId);
     if (!p || p.room !== message.room) return undefined;
-    if (myUserId !== null && message.author && message.author.id !== myUserId) return undefined;
+    const author = message.author?.id;
+    if (myUserId !== null && author !== undefined && author !== myUserId) return undefined;
     return this.settle(message.clientMsgId);
   }
 

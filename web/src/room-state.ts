@@ -14,12 +14,11 @@ import type { Message } from "./gen/parley/v1/message_pb.js";
 
 export type ChangeKind = "created" | "edited" | "deleted";
 
-export interface Change {
-  kind: ChangeKind;
-  message: Message;
-  /** The state the message had before, when it was known. */
-  previous?: Message;
-}
+/** What applying a message changed; `previous` is the state it replaced, when known. */
+export type Change =
+  | { kind: "created"; message: Message }
+  | { kind: "edited"; message: Message; previous: Message }
+  | { kind: "deleted"; message: Message; previous?: Message };
 
 export class RoomState {
   readonly name: string;
@@ -27,9 +26,12 @@ export class RoomState {
   /** Seqs in ascending order (kept sorted on insert). */
   private readonly order: bigint[] = [];
   private synced = 0n;
-  private maxRev = 0n;
-  /** Lowest seq this client holds the window from; older ones are not shown. */
-  private windowStart: bigint | null = null;
+  /**
+   * Lowest seq of the window this client holds; changes to older messages are
+   * not shown (scrolling back loads them). 0: no history page yet, so every
+   * message is taken.
+   */
+  private windowStart = 0n;
   private more = false;
 
   constructor(name: string) {
@@ -41,14 +43,9 @@ export class RoomState {
     return this.synced;
   }
 
-  /** The highest rev of any change applied (may be above syncedRev). */
-  get highestRev(): bigint {
-    return this.maxRev;
-  }
-
   /** True once a history page was loaded. */
   get loaded(): boolean {
-    return this.windowStart !== null;
+    return this.windowStart > 0n;
   }
 
   /** Older messages exist before the first loaded one. */
@@ -76,28 +73,52 @@ export class RoomState {
   }
 
   /**
-   * Loads the newest page of history: its messages, whether older ones
-   * exist, and the room's headRev, which all of it is complete up to.
+   * Loads the room's first history page (once, before anything else): its
+   * messages, whether older ones exist, and the room's headRev, which all of
+   * it is complete up to.
    */
   loadLatest(messages: readonly Message[], headRev: bigint, hasMore: boolean): Change[] {
-    let low: bigint | null = null;
-    for (const m of messages) if (low === null || m.seq < low) low = m.seq;
-    if (this.windowStart === null || (low !== null && low < this.windowStart)) {
-      this.windowStart = hasMore && low !== null ? low : 1n;
-    }
-    this.more = hasMore;
-    const changes = this.applyAll(messages);
+    const changes = this.loadPage(messages, hasMore);
     this.markSynced(headRev);
     return changes;
   }
 
   /** Adds a page of older messages (scrolling back). */
   loadOlder(messages: readonly Message[], hasMore: boolean): Change[] {
-    let low: bigint | null = null;
-    for (const m of messages) if (low === null || m.seq < low) low = m.seq;
-    this.windowStart = hasMore && low !== null ? low : 1n;
+    return this.loadPage(messages, hasMore);
+  }
+
+  /** The window starts at the page's lowest seq, or at seq 1 when nothing older exists. */
+  private loadPage(messages: readonly Message[], hasMore: boolean): Change[] {
+    let low = 1n;
+    if (hasMore) {
+      low = messages[0]?.seq ?? 1n;
+      for (const m of messages) if (m.seq < low) low = m.seq;
+    }
+    this.windowStart = low;
     this.more = hasMore;
     return this.applyAll(messages);
+  }
+
+  /**
+   * Keeps only the newest `keep` messages (at least one): the window starts
+   * at the oldest one kept, older ones are forgotten (changes to them are
+   * ignored, as for any message before the window) and come back by
+   * scrolling back. Returns the seqs dropped. syncedRev is not affected.
+   */
+  trimTo(keep: number): bigint[] {
+    const n = this.order.length - Math.max(1, Math.floor(keep));
+    if (n <= 0) return [];
+    const dropped = this.order.splice(0, n);
+    for (const seq of dropped) this.bySeq.delete(seq);
+    this.windowStart = this.order[0] as bigint;
+    this.more = true;
+    return dropped;
+  }
+
+  /** The seq to page back from (`?before=`), or null when nothing older exists. */
+  olderCursor(): bigint | null {
+    return this.more ? this.oldestSeq() : null;
   }
 
   /** The lowest seq loaded, or null when nothing is. */
@@ -119,7 +140,6 @@ export class RoomState {
    * null when this rev (or a newer one) was applied already.
    */
   apply(message: Message): Change | null {
-    if (message.rev > this.maxRev) this.maxRev = message.rev;
     const previous = this.bySeq.get(message.seq);
     if (previous) {
       if (message.rev <= previous.rev) return null;
@@ -131,10 +151,10 @@ export class RoomState {
     }
     // Outside the loaded window (an edit of a message older than the first
     // page): scrolling back will load its current state.
-    if (this.windowStart !== null && message.seq < this.windowStart) return null;
+    if (message.seq < this.windowStart) return null;
     this.bySeq.set(message.seq, message);
     this.order.splice(this.indexAfter(message.seq), 0, message.seq);
-    return { kind: message.deleted ? "deleted" : "created", message };
+    return message.deleted ? { kind: "deleted", message } : { kind: "created", message };
   }
 
   /**
@@ -150,7 +170,6 @@ export class RoomState {
   /** Every change up to `rev` has been applied. */
   markSynced(rev: bigint): void {
     if (rev > this.synced) this.synced = rev;
-    if (rev > this.maxRev) this.maxRev = rev;
   }
 
   /** Index of the first seq greater than `seq` in the sorted order. */

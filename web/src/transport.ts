@@ -3,6 +3,13 @@
 // It reports exactly one close per connection, also when the caller abandons a
 // link that is silently dead (a close handshake on such a link would never
 // complete, so the transport detaches from the socket at once).
+import {
+  CLOSE_BAD_UTF8,
+  CLOSE_NORMAL,
+  CLOSE_PROTOCOL_ERROR,
+  SCRIPT_CLOSE_MAX,
+  SCRIPT_CLOSE_MIN,
+} from "./constants.js";
 import type { ClientFrame, ServerFrame } from "./gen/parley/v1/stream_pb.js";
 import { SUBPROTOCOL, type WireFormat, decodeServerFrame, encodeClientFrame } from "./protocol.js";
 
@@ -33,13 +40,14 @@ export interface TransportOptions {
   WebSocket?: WebSocketConstructor;
 }
 
+/** WebSocket.OPEN (the global may be missing in Node). */
 const OPEN = 1;
 
 export class Transport {
   readonly format: WireFormat;
+  /** The socket, until the close is reported (then null, handlers detached). */
   private ws: WebSocketLike | null;
   private readonly handlers: TransportHandlers;
-  private done = false;
 
   constructor(options: TransportOptions, handlers: TransportHandlers) {
     this.format = options.format ?? "proto";
@@ -51,47 +59,51 @@ export class Transport {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
-      if (this.done) return;
+      // A server that names no subprotocol is accepted; one that picked another is not.
       if (ws.protocol && ws.protocol !== SUBPROTOCOL[this.format]) {
-        this.abandon(1002, `server chose subprotocol ${ws.protocol}`);
+        this.abandon(CLOSE_PROTOCOL_ERROR, `server chose subprotocol ${ws.protocol}`);
         return;
       }
       this.handlers.onOpen();
     };
     ws.onmessage = (ev) => {
-      if (this.done) return;
       let frame: ServerFrame;
       try {
         frame = decodeServerFrame(ev.data);
       } catch {
-        this.abandon(1007, "malformed server frame");
+        this.abandon(CLOSE_BAD_UTF8, "malformed server frame");
         return;
       }
       // A batch (SessionOptions.batch) is its frames, in order, as if each
-      // had come alone; batches never nest.
+      // had come alone; batches never nest. None is reported once a frame
+      // made the caller abandon the connection.
       if (frame.kind.case === "batch") {
         for (const f of frame.kind.value.frames) {
-          if (this.done) return;
+          if (this.ws !== ws) return;
           this.handlers.onFrame(f);
         }
         return;
       }
       this.handlers.onFrame(frame);
     };
-    ws.onclose = (ev) => this.finish(ev.code, ev.reason);
+    ws.onclose = (ev) => {
+      // Once only, even from an implementation that kept the handler.
+      if (this.detach()) this.handlers.onClose(ev.code, ev.reason);
+    };
     // An error is always followed by a close event; nothing to do here.
     ws.onerror = () => {};
   }
 
   get isOpen(): boolean {
-    return !this.done && this.ws !== null && this.ws.readyState === OPEN;
+    return this.ws?.readyState === OPEN;
   }
 
-  /** Sends one frame; returns false when the socket is not open. */
+  /** Sends one frame; returns false when the socket is not open (or refused it). */
   send(frame: ClientFrame): boolean {
-    if (!this.isOpen || !this.ws) return false;
+    const ws = this.ws;
+    if (ws?.readyState !== OPEN) return false;
     try {
-      this.ws.send(encodeClientFrame(frame, this.format));
+      ws.send(encodeClientFrame(frame, this.format));
       return true;
     } catch {
       return false;
@@ -99,33 +111,32 @@ export class Transport {
   }
 
   /**
-   * Closes the socket and reports the close now, without waiting for the
-   * server's half of the handshake (which a dead link never delivers).
+   * Closes the socket and reports the close now, with `code`, without
+   * waiting for the server's half of the handshake (which a dead link never
+   * delivers). Does nothing once the close was reported.
    */
-  abandon(code = 1000, reason = ""): void {
-    const ws = this.ws;
-    if (ws) {
-      try {
-        // Browsers only accept 1000 or 3000-4999 from scripts.
-        ws.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000, reason);
-      } catch {
-        /* already closing */
-      }
+  abandon(code = CLOSE_NORMAL, reason = ""): void {
+    const ws = this.detach();
+    if (!ws) return;
+    // Browsers only accept 1000 or 3000-4999 from scripts.
+    const scriptable = code === CLOSE_NORMAL || (code >= SCRIPT_CLOSE_MIN && code <= SCRIPT_CLOSE_MAX);
+    try {
+      ws.close(scriptable ? code : CLOSE_NORMAL, reason);
+    } catch {
+      /* already closing */
     }
-    this.finish(code, reason);
+    this.handlers.onClose(code, reason);
   }
 
-  private finish(code: number, reason: string): void {
-    if (this.done) return;
-    this.done = true;
+  /** Forgets the socket and its handlers; returns it, or null if already done. */
+  private detach(): WebSocketLike | null {
     const ws = this.ws;
-    if (ws) {
-      ws.onopen = null;
-      ws.onmessage = null;
-      ws.onclose = null;
-      ws.onerror = null;
-    }
+    if (!ws) return null;
     this.ws = null;
-    this.handlers.onClose(code, reason);
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = null;
+    return ws;
   }
 }

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { describe, expect, it } from "vitest";
 import { Backoff } from "../src/backoff.js";
 
@@ -46,8 +47,14 @@ describe("backoff", () => {
     expect(b.next()).toBe(250);
   });
 
-  it("rejects nonsense options", () => {
+  it("rejects nonsense options, and takes the edge cases that make sense", () => {
     expect(() => new Backoff({ baseMs: 0 })).toThrow(RangeError);
-    expect(() => new Backoff({ factor: 0.5 })).toThrow(RangeError);
+    expect(() => new Backoff({ factor: 0.5 })).toThrow("backoff: baseMs > 0, factor >= 1 and maxMs >= 0 are required");
+    expect(() => new Backoff({ maxMs: -1 })).toThrow(RangeError);
+    // factor 1: a constant ceiling; maxMs 0: always at once.
+    const flat = new Backoff({ baseMs: 100, factor: 1, random: () => 0.999 });
+    expect([flat.next(), flat.next(), flat.next(), flat.next()]).toEqual([0, 99, 99, 99]);
+    const eager = new Backoff({ maxMs: 0, random: () => 0.999 });
+    expect([eager.next(), eager.next(), eager.next()]).toEqual([0, 0, 0]);
   });
 });

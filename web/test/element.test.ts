@@ -87,11 +87,11 @@ describe("<parley-chat>", () => {
     ]);
   });
 
-  it("stays disabled after reconnecting until the REST catch-up is done", async () => {
+  it("stays disabled through the whole catch-up: REST, replay and Subscribed, and only then enables", async () => {
     const gw = new FakeGateway();
     let gate: Promise<void> | null = null;
     let release!: () => void;
-    const { el, input, items } = mount(gw);
+    const { el, input, sendButton, items } = mount(gw);
     el.options.fetch = async (u, i) => {
       if (gate) await gate;
       return gw.fetch(u, i);
@@ -101,24 +101,57 @@ describe("<parley-chat>", () => {
     await vi.advanceTimersByTimeAsync(50);
     expect(el.dataset.state).toBe("live");
 
+    // Every moment the composer is enabled, record what was shown then.
+    const enabledAt: Array<{ rows: number; subscribed: boolean; state: string | undefined }> = [];
+    let subscribedSent = false;
+    const watch = new MutationObserver(() => {
+      if (!input().disabled || !sendButton().disabled || el.ready || el.hasAttribute("data-ready")) {
+        enabledAt.push({ rows: items().length, subscribed: subscribedSent, state: el.dataset.state });
+      }
+    });
+    watch.observe(el, { attributes: true });
+    watch.observe(input(), { attributes: true });
+    watch.observe(sendButton(), { attributes: true });
+    const sample = () => {
+      if (!input().disabled || el.ready) enabledAt.push({ rows: items().length, subscribed: subscribedSent, state: el.dataset.state });
+    };
+    for (const t of ["parley-state", "parley-message", "parley-history"] as const) el.addEventListener(t, sample);
+
     gw.blackhole = true;
     await vi.advanceTimersByTimeAsync(10_000);
     expect(el.dataset.state).not.toBe("live");
-    gw.store.publish("bob", "b1", "missed");
+    for (let i = 1; i <= 3; i++) gw.store.publish("bob", `b${i}`, `missed ${i}`);
     gate = new Promise<void>((r) => {
       release = r;
     });
+    gw.holdSubscribed = true;
     gw.blackhole = false;
     await vi.advanceTimersByTimeAsync(10_000);
     // Reconnected and authenticated, but the database has not answered yet.
     expect(el.dataset.state).toBe("catching-up");
     expect(input().disabled).toBe(true);
     expect(items()).toHaveLength(0);
+    // The REST catch-up is in: the missed messages are shown, the
+    // subscription is not confirmed yet, so still no typing.
     release();
+    gate = null;
     await vi.advanceTimersByTimeAsync(50);
+    expect(items().map((li) => li.dataset.seq)).toEqual(["1", "2", "3"]);
+    expect(el.dataset.state).toBe("catching-up");
+    expect(input().disabled).toBe(true);
+    expect(sendButton().disabled).toBe(true);
+    expect(el.ready).toBe(false);
+    // Subscribed arrives: live, enabled.
+    subscribedSent = true;
+    gw.holdSubscribed = false;
+    gw.releaseSubscribed();
+    await vi.advanceTimersByTimeAsync(50);
+    watch.disconnect();
     expect(el.dataset.state).toBe("live");
     expect(input().disabled).toBe(false);
-    expect(items().map((li) => li.dataset.seq)).toEqual(["1"]);
+    expect(enabledAt.length).toBeGreaterThan(0);
+    // Never enabled before that moment, nor with the catch-up incomplete.
+    for (const at of enabledAt) expect(at).toEqual({ rows: 3, subscribed: true, state: "live" });
   });
 
   it("shows a sent message as pending until acked, then in seq order", async () => {

@@ -11,13 +11,17 @@ import {
   type ClientFrame,
   ClientFrameSchema,
   EventType,
+  Role,
   ServerFrameSchema,
 } from "../src/protocol.js";
+import { CLOSE_RATE, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTH, CLOSE_UPSTREAM } from "../src/constants.js";
 import type { FetchLike } from "../src/history.js";
 import type { WebSocketLike } from "../src/transport.js";
 
 export class FakeStore {
   readonly room: string;
+  /** The core's --max-body; 0 leaves Room.maxBodyBytes unstated (an older core). */
+  maxBody = 4096;
   private readonly bySeq = new Map<bigint, Message>();
   headSeq = 0n;
   headRev = 0n;
@@ -28,6 +32,9 @@ export class FakeStore {
   constructor(room = "lobby") {
     this.room = room;
   }
+
+  /** When the next message is stored, in ms since the epoch (default: a fixed instant + seq). */
+  createdAtMs: number | null = null;
 
   publish(authorId: string, clientMsgId: string, body: string): { message: Message; duplicate: boolean } {
     for (const m of this.bySeq.values()) {
@@ -42,12 +49,20 @@ export class FakeStore {
       clientMsgId,
       author: { id: authorId, displayName: authorId },
       body,
-      createdAtMs: 1_700_000_000_000n + this.headSeq,
+      createdAtMs: this.createdAtMs !== null ? BigInt(this.createdAtMs) : 1_700_000_000_000n + this.headSeq,
     });
     this.bySeq.set(m.seq, m);
     this.stored.push(m);
     for (const l of this.listeners) l(m, EventType.CREATED);
     return { message: m, duplicate: false };
+  }
+
+  get(seq: bigint): Message | undefined {
+    return this.bySeq.get(seq);
+  }
+
+  roomInfo(): { name: string; headSeq: bigint; headRev: bigint; maxBodyBytes: number } {
+    return { name: this.room, headSeq: this.headSeq, headRev: this.headRev, maxBodyBytes: this.maxBody };
   }
 
   edit(seq: bigint, body: string): Message {
@@ -112,16 +127,60 @@ export class FakeGateway {
   /** The next N publishes are refused with a transient error. */
   busyPublishes = 0;
   refuse = false;
+  /** Tokens the gateway refuses (badly signed, unknown): error + close 4401, REST 401. */
+  readonly rejected = new Set<string>();
+  /** Tokens past their exp: error{TOKEN_EXPIRED} + close 4402, REST 401 TOKEN_EXPIRED. */
+  readonly expired = new Set<string>();
+  /**
+   * The core calls every token expired while the gateway still takes it (the
+   * core's clock ahead of the gateway's): REST 401 TOKEN_EXPIRED, subscribes
+   * refused TOKEN_EXPIRED.
+   */
+  coreExpired = false;
+  /** Limits stated in Authenticated (none: an older gateway). */
+  limits: { maxFrameBytes?: number; frameRate?: number; frameBurst?: number } | null = null;
+  /** Enforce a token bucket over every client frame, as the gateway's --rate/--burst (close 4429). */
+  enforceRate: { rate: number; burst: number } | null = null;
+  /**
+   * Live events stay queued on each socket (in flight) until releaseEvents();
+   * acks still go out at once. A socket that closes loses what it held.
+   */
+  holdEvents = false;
+  /** Subscribed answers stay queued on each socket until releaseSubscribed() (a slow replay). */
+  holdSubscribed = false;
+  /** REST calls answered, as "METHOD path?query". */
+  readonly requests: string[] = [];
   /** Every frame any client sent, in order. */
   readonly received: ClientFrame[] = [];
 
+  /** Every room the gateway serves, by name (`store` is the first). */
+  readonly rooms = new Map<string, FakeStore>();
+  /** Subscribes to these rooms are refused with this code (the room's REST view still works). */
+  readonly refuseSubscribe = new Map<string, ErrorCode>();
+  /** Authenticate frames get no answer (a gateway stuck before Authenticated). */
+  silentAuth = false;
+  /** Pongs are answered this much later (a slow link), in ms. */
+  pongDelayMs = 0;
+  /** Acks go out this much later than the commit, in ms. */
+  ackDelayMs = 0;
+  /** Authenticated names no user (a gateway that does not say). */
+  anonymous = false;
+
   constructor(store = new FakeStore()) {
     this.store = store;
-    store.listeners.add((m, type) => {
+    this.addRoom(store);
+  }
+
+  /** Serves another room. */
+  addRoom(store: FakeStore | string): FakeStore {
+    const st = typeof store === "string" ? new FakeStore(store) : store;
+    this.rooms.set(st.room, st);
+    st.listeners.add((m, type) => {
       for (const s of this.sockets) {
         if (s.subscribed.has(m.room)) s.push({ kind: { case: "event", value: { type, message: m } } });
       }
     });
+    return st;
   }
 
   get WebSocket(): new (url: string, protocols?: string | string[]) => WebSocketLike {
@@ -133,25 +192,60 @@ export class FakeGateway {
     };
   }
 
-  /** Serves GET /v1/rooms/{room}/messages from the store. */
-  readonly fetch: FetchLike = async (input) => {
+  /** Sends the Subscribed answers every socket holds (see holdSubscribed). */
+  releaseSubscribed(): void {
+    for (const s of this.sockets) s.release("subscribed");
+  }
+
+  /** Releases the live events every socket holds (see holdEvents). */
+  releaseEvents(): void {
+    for (const s of this.sockets) s.release();
+  }
+
+  /** Serves the gateway's REST routes for messages from the store. */
+  readonly fetch: FetchLike = async (input, init) => {
     const u = new URL(input);
+    const method = init?.method ?? "GET";
+    this.requests.push(`${method} ${u.pathname}${u.search}`);
     if (this.blackhole || this.deafClient || this.refuse) {
       // Like a dead link, only faster: the client's timeout would fire.
       throw new TypeError("Failed to fetch");
     }
-    const m = /^\/v1\/rooms\/([^/]+)\/messages$/.exec(u.pathname);
-    if (!m) return jsonResponse(404, { code: "NOT_FOUND", detail: u.pathname });
-    if (decodeURIComponent(m[1] as string) !== this.store.room) {
-      return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
+    const auth = new Headers(init?.headers).get("authorization") ?? "";
+    const token = auth.replace(/^Bearer /, "");
+    if (!token || this.rejected.has(token)) {
+      return jsonResponse(401, { code: "UNAUTHENTICATED", detail: "invalid or badly signed token" });
     }
-    const page = this.store.list(u.searchParams);
-    const body = create(ListMessagesResponseSchema, {
-      ...page,
-      room: { name: this.store.room, headSeq: this.store.headSeq, headRev: this.store.headRev },
-    });
+    if (this.expired.has(token) || this.coreExpired) return jsonResponse(401, { code: "TOKEN_EXPIRED", detail: "the token has expired; renew it" });
+    const m = /^\/v1\/rooms\/([^/]+)\/messages(?:\/(\d+))?$/.exec(u.pathname);
+    if (!m) return jsonResponse(404, { code: "NOT_FOUND", detail: u.pathname });
+    const store = this.rooms.get(decodeURIComponent(m[1] as string));
+    if (!store) return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
+    if (m[2] !== undefined) return this.oneMessage(store, method, BigInt(m[2]), tokenUser(token), init?.body);
+    const page = store.list(u.searchParams);
+    const body = create(ListMessagesResponseSchema, { ...page, room: store.roomInfo() });
     return jsonResponse(200, toJson(ListMessagesResponseSchema, body));
   };
+
+  /** GET, PATCH or DELETE /v1/rooms/{room}/messages/{seq}, with the core's permission rule. */
+  private oneMessage(
+    store: FakeStore,
+    method: string,
+    seq: bigint,
+    who: { id: string; organizer: boolean },
+    body: unknown,
+  ): Response {
+    const old = store.get(seq);
+    if (!old) return jsonResponse(404, { code: "MESSAGE_NOT_FOUND", detail: "no such message" });
+    if (method === "GET") return jsonResponse(200, toJson(MessageSchema, old));
+    if (old.author?.id !== who.id && !who.organizer) {
+      return jsonResponse(403, { code: "PERMISSION_DENIED", detail: "only the author or an organizer" });
+    }
+    if (method === "DELETE") return jsonResponse(200, toJson(MessageSchema, store.remove(seq)));
+    const text = (JSON.parse(String(body)) as { body?: string }).body ?? "";
+    if (!text.trim()) return jsonResponse(400, { code: "BODY_EMPTY", detail: "empty" });
+    return jsonResponse(200, toJson(MessageSchema, store.edit(seq, text)));
+  }
 
   /** The socket most recently opened. */
   get last(): FakeSocket {
@@ -164,6 +258,12 @@ export class FakeGateway {
   storedCount(clientMsgId: string): number {
     return this.store.stored.filter((m) => m.clientMsgId === clientMsgId).length;
   }
+}
+
+/** Tokens of the fakes are user ids; "id@organizer" signs in an organizer. */
+export function tokenUser(token: string): { id: string; organizer: boolean } {
+  const [id, role] = token.split("@");
+  return { id: id as string, organizer: role === "organizer" };
 }
 
 function jsonResponse(status: number, body: unknown): Response {
@@ -184,12 +284,23 @@ export class FakeSocket implements WebSocketLike {
   /** The client turned on SessionOptions.batch. */
   batch = false;
   closedByClient: number | null = null;
+  closedByServer: number | null = null;
+  /** The reason the client gave when it closed. */
+  closeReason = "";
+  /** The subprotocols the client offered. */
+  offered: string[] = [];
+  /** Live events held back while the gateway's holdEvents is on. */
+  private held: ArrayBuffer[] = [];
+  private heldSubscribed: ArrayBuffer[] = [];
+  private tokens = 0;
+  private lastMs = 0;
   private readonly gw: FakeGateway;
 
   constructor(gw: FakeGateway, readonly url: string, protocols?: string | string[]) {
     this.gw = gw;
     gw.sockets.push(this);
     const offered = typeof protocols === "string" ? [protocols] : (protocols ?? []);
+    this.offered = offered;
     setTimeout(() => {
       if (gw.blackhole || gw.deafClient) return; // the handshake never completes
       if (gw.refuse || !offered.includes("parley.v1.proto")) {
@@ -199,6 +310,8 @@ export class FakeSocket implements WebSocketLike {
       }
       this.protocol = "parley.v1.proto";
       this.readyState = 1;
+      this.tokens = gw.enforceRate?.burst ?? 0;
+      this.lastMs = Date.now();
       this.onopen?.({});
     }, 0);
   }
@@ -209,35 +322,78 @@ export class FakeSocket implements WebSocketLike {
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data as ArrayBuffer);
     const f = fromBinary(ClientFrameSchema, bytes);
     this.gw.received.push(f);
+    const rate = this.gw.enforceRate;
+    if (rate) {
+      // The gateway's token bucket (gw_ws.c rate_ok), on the fake clock.
+      const now = Date.now();
+      this.tokens = Math.min(rate.burst, this.tokens + ((now - this.lastMs) / 1000) * rate.rate);
+      this.lastMs = now;
+      if (this.tokens < 1) {
+        setTimeout(() => this.serverClose(CLOSE_RATE), 0);
+        return;
+      }
+      this.tokens -= 1;
+    }
     const k = f.kind;
     switch (k.case) {
-      case "authenticate":
-        if (k.value.token.startsWith("expired")) {
-          // the gateway refuses an expired token with close 4402
-          setTimeout(() => this.serverClose(4402), 0);
+      case "authenticate": {
+        if (this.gw.silentAuth) break;
+        if (this.gw.expired.has(k.value.token)) {
+          // the gateway refuses a token past its exp: TOKEN_EXPIRED, close 4402
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.TOKEN_EXPIRED, detail: "the token has expired; renew it", fatal: true } } });
+          setTimeout(() => this.serverClose(CLOSE_TOKEN_EXPIRED), 0);
           break;
         }
-        this.user = k.value.token;
-        this.push({ requestId: f.requestId, kind: { case: "authenticated", value: { user: { id: this.user, displayName: this.user } } } });
+        if (this.gw.rejected.has(k.value.token) || !k.value.token) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.UNAUTHENTICATED, detail: "token missing, invalid or expired", fatal: true } } });
+          setTimeout(() => this.serverClose(CLOSE_UNAUTH), 0);
+          break;
+        }
+        const who = tokenUser(k.value.token);
+        this.user = who.id;
+        const role = who.organizer ? Role.ORGANIZER : Role.PARTICIPANT;
+        this.push({
+          requestId: f.requestId,
+          kind: {
+            case: "authenticated",
+            value: {
+              ...(this.gw.anonymous ? {} : { user: { id: this.user, displayName: this.user, role } }),
+              ...(this.gw.limits ? { limits: this.gw.limits } : {}),
+            },
+          },
+        });
         break;
-      case "ping":
-        this.push({ requestId: f.requestId, kind: { case: "pong", value: { nonce: k.value.nonce } } });
+      }
+      case "ping": {
+        const pong: FrameInit = { requestId: f.requestId, kind: { case: "pong", value: { nonce: k.value.nonce } } };
+        if (this.gw.pongDelayMs > 0) setTimeout(() => this.push(pong), this.gw.pongDelayMs);
+        else this.push(pong);
         break;
+      }
       case "options":
         this.batch = k.value.batch;
         this.push({ requestId: f.requestId, kind: { case: "options", value: { batch: this.batch } } });
         break;
       case "subscribe": {
+        const store = this.gw.rooms.get(k.value.room);
+        const refused = !store
+          ? ErrorCode.ROOM_NOT_FOUND
+          : this.gw.coreExpired
+            ? ErrorCode.TOKEN_EXPIRED
+            : this.gw.refuseSubscribe.get(k.value.room);
+        if (!store || refused !== undefined) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: refused, detail: "refused" } } });
+          break;
+        }
         // as the gateway does: the replay and Subscribed in one batch when
-        // the client turned batches on
+        // the client turned batches on (one by one while Subscribed is held)
         const frames: FrameInit[] = [];
-        for (const m of this.gw.store.changedAfter(k.value.resumeAfterRev)) {
+        for (const m of store.changedAfter(k.value.resumeAfterRev)) {
           frames.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
-        const s = this.gw.store;
-        frames.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: { name: s.room, headSeq: s.headSeq, headRev: s.headRev } } } });
-        if (this.batch) this.push({ kind: { case: "batch", value: { frames } } });
+        frames.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: store.roomInfo() } } });
+        if (this.batch && !this.gw.holdSubscribed) this.push({ kind: { case: "batch", value: { frames } } });
         else for (const fr of frames) this.push(fr);
         break;
       }
@@ -251,13 +407,28 @@ export class FakeSocket implements WebSocketLike {
           this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.RESOURCE_EXHAUSTED, detail: "busy" } } });
           break;
         }
-        if (this.gw.losePublishes > 0) {
-          this.gw.losePublishes--;
-          setTimeout(() => this.serverClose(4503), 0);
+        const target = this.gw.rooms.get(k.value.room);
+        if (!target) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.ROOM_NOT_FOUND, detail: "no room" } } });
           break;
         }
-        const r = this.gw.store.publish(this.user, k.value.clientMsgId, k.value.body);
-        this.push({ requestId: f.requestId, kind: { case: "ack", value: { clientMsgId: k.value.clientMsgId, message: r.message, duplicate: r.duplicate } } });
+        const max = target.maxBody;
+        if (max > 0 && new TextEncoder().encode(k.value.body).length > max) {
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.BODY_TOO_LONG, detail: "body too long" } } });
+          break;
+        }
+        if (this.gw.losePublishes > 0) {
+          this.gw.losePublishes--;
+          setTimeout(() => this.serverClose(CLOSE_UPSTREAM), 0);
+          break;
+        }
+        const r = target.publish(this.user, k.value.clientMsgId, k.value.body);
+        const ack: FrameInit = {
+          requestId: f.requestId,
+          kind: { case: "ack", value: { clientMsgId: k.value.clientMsgId, message: r.message, duplicate: r.duplicate } },
+        };
+        if (this.gw.ackDelayMs > 0) setTimeout(() => this.push(ack), this.gw.ackDelayMs);
+        else this.push(ack);
         break;
       }
       default:
@@ -270,25 +441,60 @@ export class FakeSocket implements WebSocketLike {
     if (this.readyState !== 1 || this.gw.blackhole || this.gw.deafClient) return;
     const bytes = toBinary(ServerFrameSchema, create(ServerFrameSchema, init));
     const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    if (this.gw.holdEvents && init.kind?.case === "event" && !init.kind.value.replay) {
+      this.held.push(buf);
+      return;
+    }
+    if (this.gw.holdSubscribed && init.kind?.case === "subscribed") {
+      this.heldSubscribed.push(buf);
+      return;
+    }
+    this.deliver(buf);
+  }
+
+  /** Delivers the held live events (or Subscribed answers), in order. */
+  release(what: "events" | "subscribed" = "events"): void {
+    const held = what === "events" ? this.held : this.heldSubscribed;
+    if (what === "events") this.held = [];
+    else this.heldSubscribed = [];
+    for (const buf of held) this.deliver(buf);
+  }
+
+  private deliver(buf: ArrayBuffer): void {
     queueMicrotask(() => {
       if (this.readyState === 1) this.onmessage?.({ data: buf });
     });
   }
 
-  close(code = 1000): void {
+  close(code = 1000, reason = ""): void {
     if (this.readyState >= 2) return;
     this.closedByClient = code;
+    this.closeReason = reason;
     this.readyState = 3;
     this.subscribed.clear();
+    this.held = [];
+    this.heldSubscribed = [];
     // A dead link never completes the close handshake.
     if (!this.gw.blackhole && !this.gw.deafClient) setTimeout(() => this.onclose?.({ code, reason: "" }), 0);
+  }
+
+  /**
+   * The session outlived its token, as the gateway's sweep ends it
+   * (gw_conn.c): error{TOKEN_EXPIRED, fatal} with request id 0, close 4402.
+   */
+  expire(): void {
+    this.push({ kind: { case: "error", value: { code: ErrorCode.TOKEN_EXPIRED, detail: "the session's token expired; renew it", fatal: true } } });
+    setTimeout(() => this.serverClose(CLOSE_TOKEN_EXPIRED), 0);
   }
 
   /** The server ends the connection (e.g. the core went down). */
   serverClose(code: number): void {
     if (this.readyState >= 2) return;
+    this.closedByServer = code;
     this.readyState = 3;
     this.subscribed.clear();
+    this.held = [];
+    this.heldSubscribed = [];
     this.onclose?.({ code, reason: "" });
   }
 }

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { Outbox, newClientMsgId } from "../src/outbox.js";
@@ -46,5 +47,34 @@ describe("outbox", () => {
     expect(() => o.add("lobby", "y", "id-1")).toThrow();
     const ids = new Set(Array.from({ length: 1000 }, () => newClientMsgId()));
     expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{32}$/);
+    expect(() => o.add("lobby", "y", "id-1")).toThrow("outbox: duplicate clientMsgId id-1");
+  });
+
+  it("maps only the latest request id of an entry, and forgets it when settled", () => {
+    const o = new Outbox();
+    const a = o.add("lobby", "hello", "a", 5);
+    expect(a).toEqual({ clientMsgId: "a", room: "lobby", body: "hello", createdAtMs: 5, attempts: 0, requestId: 0n });
+    expect(o.byRequestId(0n)).toBeUndefined();
+    o.sent("a", 1n);
+    o.sent("a", 2n); // a transient refusal, tried again on the same connection
+    expect(o.byRequestId(1n)).toBeUndefined();
+    expect(o.byRequestId(2n)).toBe(a);
+    o.sent("nobody", 3n);
+    expect(o.byRequestId(3n)).toBeUndefined();
+    expect(o.settle("a")).toBe(a);
+    expect(o.byRequestId(2n)).toBeUndefined();
+    expect(o.settle("a")).toBeUndefined();
+    expect(o.get("a")).toBeUndefined();
+  });
+
+  it("settles a stored copy before the user is known, or one without an author", () => {
+    const o = new Outbox();
+    const a = o.add("lobby", "hello", "a");
+    const b = o.add("lobby", "bye", "b");
+    expect(o.settleStored(create(MessageSchema, { room: "lobby", clientMsgId: "a", author: { id: "x" } }), null)).toBe(a);
+    expect(o.settleStored(create(MessageSchema, { room: "lobby", clientMsgId: "b" }), "me")).toBe(b);
+    expect(o.settleStored(create(MessageSchema, { room: "lobby", clientMsgId: "zzz" }), "me")).toBeUndefined();
+    expect(o.pending()).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
-import { create } from "@bufbuild/protobuf";
+// @vitest-environment node
+import { create, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ClientFrameSchema, decodeServerFrame, encodeClientFrame } from "../src/protocol.js";
+import { ClientFrameSchema, ServerFrameSchema, decodeServerFrame, encodeClientFrame } from "../src/protocol.js";
 
 describe("wire encodings", () => {
   const frame = create(ClientFrameSchema, {
@@ -34,5 +35,29 @@ describe("wire encodings", () => {
     expect(bin).toBeInstanceOf(Uint8Array);
     expect(() => decodeServerFrame(new Uint8Array([0xff, 0xff, 0xff]).buffer)).toThrow();
     expect(() => decodeServerFrame("{not json")).toThrow();
+  });
+
+  it("decodes a frame from an ArrayBuffer or any view of one, and nothing else", () => {
+    const pong = create(ServerFrameSchema, { requestId: 5n, kind: { case: "pong", value: { nonce: 9n } } });
+    const bytes = toBinary(ServerFrameSchema, pong);
+    const padded = new Uint8Array(bytes.length + 6);
+    padded.set(bytes, 3);
+    const views = [
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+      padded.subarray(3, 3 + bytes.length),
+      new DataView(padded.buffer, 3, bytes.length),
+    ];
+    for (const v of views) {
+      const f = decodeServerFrame(v);
+      expect(f.requestId).toBe(5n);
+      expect(f.kind.case === "pong" && f.kind.value.nonce).toBe(9n);
+    }
+    expect(() => decodeServerFrame(42)).toThrow("parley: unexpected WebSocket message type");
+    expect(() => decodeServerFrame(null)).toThrow(TypeError);
+  });
+
+  it("ignores JSON fields it does not know (a newer server)", () => {
+    const f = decodeServerFrame(JSON.stringify({ requestId: "1", pong: { nonce: "2", later: true }, alsoLater: 1 }));
+    expect(f.kind.case === "pong" && f.kind.value.nonce).toBe(2n);
   });
 });

@@ -1,3 +1,4 @@
+// @vitest-environment node
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { type Message, MessageSchema } from "../src/protocol.js";
@@ -40,7 +41,7 @@ describe("room state", () => {
     s.apply(msg(1, 1, "hello"));
     const e = s.apply(msg(1, 3, "hello, edited"));
     expect(e?.kind).toBe("edited");
-    expect(e?.previous?.body).toBe("hello");
+    expect(e?.kind === "edited" && e.previous.body).toBe("hello");
     // A stale copy (the original creation replayed late) changes nothing.
     expect(s.apply(msg(1, 1, "hello"))).toBeNull();
     expect(s.get(1n)?.body).toBe("hello, edited");
@@ -49,7 +50,10 @@ describe("room state", () => {
     expect(s.get(1n)?.deleted).toBe(true);
     expect(s.apply(msg(1, 3, "hello, edited"))).toBeNull();
     expect(s.get(1n)?.deleted).toBe(true);
-    expect(s.highestRev).toBe(4n);
+    expect(s.get(1n)?.rev).toBe(4n);
+    // Deleted again (a repeat of the tombstone with a newer rev): nothing new to show.
+    expect(s.apply(msg(1, 5, "", true))).toBeNull();
+    expect(s.get(1n)?.rev).toBe(5n);
   });
 
   it("converges: any order, with repeats, gives the same room as watching live", () => {
@@ -115,7 +119,7 @@ describe("room state", () => {
     // Our own message acked with rev 5: revs 3 and 4 are still unseen.
     s.apply(msg(5, 5));
     expect(s.syncedRev).toBe(2n);
-    expect(s.highestRev).toBe(5n);
+    expect(s.get(5n)?.rev).toBe(5n);
     s.applyStream(msg(3, 3));
     expect(s.syncedRev).toBe(3n);
   });
@@ -139,5 +143,81 @@ describe("room state", () => {
     const s = new RoomState("lobby");
     s.loadLatest([], 0n, false);
     expect(s.apply(msg(1, 1))?.kind).toBe("created");
+  });
+
+  it("trims to the newest messages, forgets the rest and ignores changes to them", () => {
+    const s = new RoomState("lobby");
+    s.loadLatest([msg(1, 1), msg(2, 2), msg(3, 3), msg(4, 4)], 4n, false);
+    expect(s.hasOlder).toBe(false);
+    expect(s.trimTo(10)).toEqual([]);
+    expect(s.trimTo(2)).toEqual([1n, 2n]);
+    expect(view(s)).toEqual(["3:3:m3", "4:4:m4"]);
+    expect(s.hasOlder).toBe(true);
+    expect(s.oldestSeq()).toBe(3n);
+    expect(s.syncedRev).toBe(4n);
+    // An edit of a forgotten message is not resurrected into the list.
+    expect(s.apply(msg(1, 5, "edited"))).toBeNull();
+    expect(s.get(1n)).toBeUndefined();
+    // Scrolling back brings them again.
+    s.loadOlder([msg(1, 5, "edited"), msg(2, 2)], false);
+    expect(view(s)).toEqual(["1:5:edited", "2:2:m2", "3:3:m3", "4:4:m4"]);
+    expect(s.hasOlder).toBe(false);
+    // At least one message is always kept.
+    expect(s.trimTo(0)).toEqual([1n, 2n, 3n]);
+    expect(s.size).toBe(1);
+  });
+
+  it("starts the window at a page's lowest seq, or at seq 1 when nothing is older", () => {
+    // A page listed newest first, with older messages left.
+    const s = new RoomState("lobby");
+    expect(s.loaded).toBe(false);
+    expect(s.oldestSeq()).toBeNull();
+    s.loadLatest([msg(9, 9), msg(7, 7), msg(8, 8)], 9n, true);
+    expect(s.loaded).toBe(true);
+    expect(s.hasOlder).toBe(true);
+    expect(s.apply(msg(6, 10, "edited before the window"))).toBeNull();
+    expect(s.apply(msg(7, 11, "edited in the window"))?.kind).toBe("edited");
+    // Nothing older: the window reaches seq 1, whatever the page's lowest seq.
+    const all = new RoomState("lobby");
+    all.loadLatest([msg(3, 3), msg(4, 4)], 4n, false);
+    expect(all.hasOlder).toBe(false);
+    expect(all.apply(msg(2, 5, "an older one, edited"))?.kind).toBe("created");
+    const older = new RoomState("lobby");
+    older.loadLatest([msg(5, 5)], 5n, true);
+    older.loadOlder([msg(4, 4), msg(2, 2), msg(3, 3)], true);
+    expect(older.apply(msg(1, 6))).toBeNull();
+    expect(older.oldestSeq()).toBe(2n);
+    older.loadOlder([msg(1, 1)], false);
+    expect(older.hasOlder).toBe(false);
+    expect(view(older).map((v) => v.split(":")[0])).toEqual(["1", "2", "3", "4", "5"]);
+  });
+
+  it("takes everything before the first history page, and shows a tombstone seen first as deleted", () => {
+    const s = new RoomState("lobby");
+    expect(s.apply(msg(4, 4))?.kind).toBe("created");
+    expect(s.apply(msg(2, 6, "", true))?.kind).toBe("deleted");
+    expect(s.applyAll([msg(4, 4), msg(3, 3), msg(2, 2)]).map((c) => `${c.kind}:${c.message.seq}`)).toEqual(["created:3"]);
+    expect(s.oldestSeq()).toBe(2n);
+  });
+
+  it("never moves syncedRev back", () => {
+    const s = new RoomState("lobby");
+    s.markSynced(7n);
+    s.markSynced(3n);
+    s.applyStream(msg(1, 2));
+    expect(s.syncedRev).toBe(7n);
+    s.markSynced(7n);
+    s.markSynced(8n);
+    expect(s.syncedRev).toBe(8n);
+  });
+
+  it("trims nothing, and keeps hasOlder, when it holds no more than asked", () => {
+    const s = new RoomState("lobby");
+    s.loadLatest([msg(1, 1), msg(2, 2)], 2n, false);
+    expect(s.trimTo(2)).toEqual([]);
+    expect(s.trimTo(2.9)).toEqual([]);
+    expect(s.hasOlder).toBe(false);
+    expect(s.apply(msg(1, 3, "still in the window"))?.kind).toBe("edited");
+    expect(new RoomState("x").trimTo(0)).toEqual([]);
   });
 });

@@ -483,7 +483,7 @@ const ProtobufCMessageDescriptor parley__v1__message__descriptor =
   (ProtobufCMessageInit) parley__v1__message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[8] =
+static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[9] =
 {
   {
     "name",
@@ -516,6 +516,18 @@ static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[8] =
     PROTOBUF_C_TYPE_UINT64,
     0,   /* quantifier_offset */
     offsetof(Parley__V1__Room, head_rev),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_body_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Room, max_body_bytes),
     NULL,
     NULL,
     0,             /* flags */
@@ -585,18 +597,19 @@ static const ProtobufCFieldDescriptor parley__v1__room__field_descriptors[8] =
 static const unsigned parley__v1__room__field_indices_by_name[] = {
   2,   /* field[2] = head_rev */
   1,   /* field[1] = head_seq */
-  7,   /* field[7] = me */
-  6,   /* field[6] = mode */
+  3,   /* field[3] = max_body_bytes */
+  8,   /* field[8] = me */
+  7,   /* field[7] = mode */
   0,   /* field[0] = name */
-  3,   /* field[3] = title */
-  4,   /* field[4] = topic */
-  5,   /* field[5] = visibility */
+  4,   /* field[4] = title */
+  5,   /* field[5] = topic */
+  6,   /* field[6] = visibility */
 };
 static const ProtobufCIntRange parley__v1__room__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 10, 3 },
-  { 0, 8 }
+  { 10, 4 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor parley__v1__room__descriptor =
 {
@@ -606,7 +619,7 @@ const ProtobufCMessageDescriptor parley__v1__room__descriptor =
   "Parley__V1__Room",
   "parley.v1",
   sizeof(Parley__V1__Room),
-  8,
+  9,
   parley__v1__room__field_descriptors,
   parley__v1__room__field_indices_by_name,
   2,  parley__v1__room__number_ranges,

@@ -331,6 +331,15 @@ struct  Parley__V1__Room
    */
   uint64_t head_rev;
   /*
+   * The largest message body the core stores, in bytes of UTF-8 (parleyd's
+   * --max-body); a longer one is refused with BODY_TOO_LONG. Filled in every
+   * Room the core returns (ListMessages, GetRoom, ListRooms, CreateRoom,
+   * Subscribed, the Rooms service, RoomEvent.room), so a client knows it from
+   * the history page it loads before it can send.
+   * 0 when not stated (an older server): the client keeps its own default.
+   */
+  uint32_t max_body_bytes;
+  /*
    * A human title and topic, set by organizers (UpdateRoom); "" when unset.
    */
   char *title;
@@ -353,7 +362,7 @@ struct  Parley__V1__Room
 };
 #define PARLEY__V1__ROOM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__room__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED, NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PARLEY__V1__VISIBILITY__VISIBILITY_UNSPECIFIED, PARLEY__V1__ROOM_MODE__ROOM_MODE_UNSPECIFIED, NULL }
 
 
 /*

@@ -997,6 +997,51 @@ void   parley__v1__authenticated__free_unpacked
   assert(message->base.descriptor == &parley__v1__authenticated__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   parley__v1__limits__init
+                     (Parley__V1__Limits         *message)
+{
+  static const Parley__V1__Limits init_value = PARLEY__V1__LIMITS__INIT;
+  *message = init_value;
+}
+size_t parley__v1__limits__get_packed_size
+                     (const Parley__V1__Limits *message)
+{
+  assert(message->base.descriptor == &parley__v1__limits__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t parley__v1__limits__pack
+                     (const Parley__V1__Limits *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &parley__v1__limits__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t parley__v1__limits__pack_to_buffer
+                     (const Parley__V1__Limits *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &parley__v1__limits__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Parley__V1__Limits *
+       parley__v1__limits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Parley__V1__Limits *)
+     protobuf_c_message_unpack (&parley__v1__limits__descriptor,
+                                allocator, len, data);
+}
+void   parley__v1__limits__free_unpacked
+                     (Parley__V1__Limits *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &parley__v1__limits__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor parley__v1__client_frame__field_descriptors[11] =
 {
   {
@@ -2330,7 +2375,7 @@ const ProtobufCMessageDescriptor parley__v1__pong__descriptor =
   (ProtobufCMessageInit) parley__v1__pong__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor parley__v1__authenticated__field_descriptors[1] =
+static const ProtobufCFieldDescriptor parley__v1__authenticated__field_descriptors[2] =
 {
   {
     "user",
@@ -2344,14 +2389,27 @@ static const ProtobufCFieldDescriptor parley__v1__authenticated__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "limits",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Authenticated, limits),
+    &parley__v1__limits__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned parley__v1__authenticated__field_indices_by_name[] = {
+  1,   /* field[1] = limits */
   0,   /* field[0] = user */
 };
 static const ProtobufCIntRange parley__v1__authenticated__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor parley__v1__authenticated__descriptor =
 {
@@ -2361,11 +2419,75 @@ const ProtobufCMessageDescriptor parley__v1__authenticated__descriptor =
   "Parley__V1__Authenticated",
   "parley.v1",
   sizeof(Parley__V1__Authenticated),
-  1,
+  2,
   parley__v1__authenticated__field_descriptors,
   parley__v1__authenticated__field_indices_by_name,
   1,  parley__v1__authenticated__number_ranges,
   (ProtobufCMessageInit) parley__v1__authenticated__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor parley__v1__limits__field_descriptors[3] =
+{
+  {
+    "max_frame_bytes",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Limits, max_frame_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "frame_rate",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Limits, frame_rate),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "frame_burst",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Parley__V1__Limits, frame_burst),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned parley__v1__limits__field_indices_by_name[] = {
+  2,   /* field[2] = frame_burst */
+  1,   /* field[1] = frame_rate */
+  0,   /* field[0] = max_frame_bytes */
+};
+static const ProtobufCIntRange parley__v1__limits__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor parley__v1__limits__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "parley.v1.Limits",
+  "Limits",
+  "Parley__V1__Limits",
+  "parley.v1",
+  sizeof(Parley__V1__Limits),
+  3,
+  parley__v1__limits__field_descriptors,
+  parley__v1__limits__field_indices_by_name,
+  1,  parley__v1__limits__number_ranges,
+  (ProtobufCMessageInit) parley__v1__limits__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue parley__v1__event_type__enum_values_by_number[4] =

@@ -38,6 +38,7 @@ typedef struct Parley__V1__Error Parley__V1__Error;
 typedef struct Parley__V1__RoomEvent Parley__V1__RoomEvent;
 typedef struct Parley__V1__Pong Parley__V1__Pong;
 typedef struct Parley__V1__Authenticated Parley__V1__Authenticated;
+typedef struct Parley__V1__Limits Parley__V1__Limits;
 
 
 /* --- enums --- */
@@ -481,14 +482,47 @@ struct  Parley__V1__Pong
     , 0 }
 
 
+/*
+ * Authenticated confirms the token of a WebSocket session (the answer to
+ * Authenticate) and states the limits the gateway enforces on it.
+ */
 struct  Parley__V1__Authenticated
 {
   ProtobufCMessage base;
   Parley__V1__Author *user;
+  Parley__V1__Limits *limits;
 };
 #define PARLEY__V1__AUTHENTICATED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&parley__v1__authenticated__descriptor) \
-    , NULL }
+    , NULL, NULL }
+
+
+/*
+ * Limits are what the gateway enforces on one WebSocket session, so a client
+ * can stay inside them instead of learning them from a closed connection.
+ * A field left 0 is not stated (an older gateway): the client keeps its own
+ * default. The body limit is the core's and comes with the Room
+ * (Room.max_body_bytes).
+ */
+struct  Parley__V1__Limits
+{
+  ProtobufCMessage base;
+  /*
+   * The largest WebSocket message the gateway accepts (--max-frame); above
+   * it the connection is closed with 1009.
+   */
+  uint32_t max_frame_bytes;
+  /*
+   * A token bucket over every frame the client sends on the connection
+   * (publish, subscribe, ping...): refilled at frame_rate per second, holding
+   * at most frame_burst (--rate, --burst). An empty bucket closes with 4429.
+   */
+  double frame_rate;
+  double frame_burst;
+};
+#define PARLEY__V1__LIMITS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&parley__v1__limits__descriptor) \
+    , 0, 0, 0 }
 
 
 /* Parley__V1__ClientFrame methods */
@@ -909,6 +943,25 @@ Parley__V1__Authenticated *
 void   parley__v1__authenticated__free_unpacked
                      (Parley__V1__Authenticated *message,
                       ProtobufCAllocator *allocator);
+/* Parley__V1__Limits methods */
+void   parley__v1__limits__init
+                     (Parley__V1__Limits         *message);
+size_t parley__v1__limits__get_packed_size
+                     (const Parley__V1__Limits   *message);
+size_t parley__v1__limits__pack
+                     (const Parley__V1__Limits   *message,
+                      uint8_t             *out);
+size_t parley__v1__limits__pack_to_buffer
+                     (const Parley__V1__Limits   *message,
+                      ProtobufCBuffer     *buffer);
+Parley__V1__Limits *
+       parley__v1__limits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   parley__v1__limits__free_unpacked
+                     (Parley__V1__Limits *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Parley__V1__ClientFrame_Closure)
@@ -977,6 +1030,9 @@ typedef void (*Parley__V1__Pong_Closure)
 typedef void (*Parley__V1__Authenticated_Closure)
                  (const Parley__V1__Authenticated *message,
                   void *closure_data);
+typedef void (*Parley__V1__Limits_Closure)
+                 (const Parley__V1__Limits *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1036,6 +1092,7 @@ extern const ProtobufCMessageDescriptor parley__v1__error__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__room_event__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__pong__descriptor;
 extern const ProtobufCMessageDescriptor parley__v1__authenticated__descriptor;
+extern const ProtobufCMessageDescriptor parley__v1__limits__descriptor;
 extern const ProtobufCServiceDescriptor parley__v1__stream__descriptor;
 
 PROTOBUF_C__END_DECLS

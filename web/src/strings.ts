@@ -1,0 +1,112 @@
+// strings: every text <parley-chat> shows or announces, with the English
+// defaults. An app replaces any of them (another language, other words)
+// through the element's `strings` property; what it leaves out stays English.
+// Texts with values in them are functions.
+
+export interface ParleyChatStrings {
+  /** BCP 47 locale for dates and times; undefined: the browser's. */
+  locale: string | undefined;
+
+  statusIdle: string;
+  statusConnecting: string;
+  statusReconnecting: string;
+  statusCatchingUp: string;
+  statusLive: string;
+  /** Followed by retryingIn(...) or reconnectingSoon. */
+  statusOffline: string;
+  statusClosed: string;
+  /** The token was refused and no fresh one came: the user must sign in again. */
+  statusUnauthenticated: string;
+  statusRoomNotFound: string;
+  /** Another reason the room cannot be shown (code: an ErrorCode name such as PERMISSION_DENIED). */
+  statusRoomError: (code: string) => string;
+  retryingIn: (seconds: number) => string;
+  reconnectingSoon: string;
+
+  loadOlder: string;
+  noMessages: string;
+  messagesLabel: string;
+  /** A day separator for today, yesterday; other days use the locale's date. */
+  today: string;
+  yesterday: string;
+  unknownAuthor: string;
+  /** The author shown on one's own pending messages before the server named the user. */
+  me: string;
+  sending: string;
+  edited: string;
+  deleted: string;
+  /** What the live region says for a new message. */
+  announce: (author: string, body: string) => string;
+
+  inputLabel: string;
+  inputPlaceholder: string;
+  send: string;
+  bodyTooLong: (sizeBytes: number, limitBytes: number) => string;
+  bodyEmpty: string;
+  /** A send or an edit the server refused (code: an ErrorCode name). */
+  sendFailed: (code: string, detail: string) => string;
+
+  edit: string;
+  editLabel: string;
+  save: string;
+  cancel: string;
+  delete: string;
+  /** The delete button's text once clicked, waiting for a second click. */
+  confirmDelete: string;
+  actionFailed: (code: string, detail: string) => string;
+}
+
+export const DEFAULT_STRINGS: Readonly<ParleyChatStrings> = Object.freeze({
+  locale: undefined,
+
+  statusIdle: "Not connected",
+  statusConnecting: "Connecting…",
+  statusReconnecting: "Offline — reconnecting…",
+  statusCatchingUp: "Catching up…",
+  statusLive: "Connected",
+  statusOffline: "Offline",
+  statusClosed: "Disconnected",
+  statusUnauthenticated: "Please sign in again: your session has expired or is not valid",
+  statusRoomNotFound: "Room not found",
+  statusRoomError: (code: string) => `Error: ${code}`,
+  retryingIn: (seconds: number) => ` — retrying in ${seconds} s`,
+  reconnectingSoon: " — reconnecting…",
+
+  loadOlder: "Load earlier messages",
+  noMessages: "No messages yet.",
+  messagesLabel: "Messages",
+  today: "Today",
+  yesterday: "Yesterday",
+  unknownAuthor: "unknown",
+  me: "me",
+  sending: "sending…",
+  edited: "(edited)",
+  deleted: "message deleted",
+  announce: (author: string, body: string) => `${author}: ${body}`,
+
+  inputLabel: "Message",
+  inputPlaceholder: "Write a message…",
+  send: "Send",
+  bodyTooLong: (size: number, limit: number) =>
+    `This message is too long: ${size} bytes, the limit is ${limit}. Shorten it to send it.`,
+  bodyEmpty: "The message is empty.",
+  sendFailed: (code: string, detail: string) => `Not sent (${code})${detail ? `: ${detail}` : ""}. Your text is back in the box.`,
+
+  edit: "Edit",
+  editLabel: "Edit message",
+  save: "Save",
+  cancel: "Cancel",
+  delete: "Delete",
+  confirmDelete: "Delete?",
+  actionFailed: (code: string, detail: string) => `That did not work (${code})${detail ? `: ${detail}` : ""}.`,
+});
+
+/** The defaults with `overrides` on top (undefined values keep the default). */
+export function mergeStrings(overrides: Partial<ParleyChatStrings>): ParleyChatStrings {
+  const out: ParleyChatStrings = { ...DEFAULT_STRINGS };
+  for (const key of Object.keys(overrides) as Array<keyof ParleyChatStrings>) {
+    const v = overrides[key];
+    if (v !== undefined) (out as unknown as Record<string, unknown>)[key] = v;
+  }
+  return out;
+}
