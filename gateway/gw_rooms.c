@@ -336,10 +336,13 @@ static int add_subscribed(gw_sub *sub, gw_writer *w)
 static int sub_pull(gw_feed *fd, gw_writer *w)
 {
     gw_sub *sub = (gw_sub *)fd;
-    gw_room *r = sub->room;
-    gw_server *s = r->srv;
     gw_conn *c = sub->conn;
+    /* The connection pulls every feed when it writes anything (a pong, an
+     * ack): a subscription still being checked has no room yet. */
     if (sub->state != SUB_RING || gw_conn_closing(c)) return 0;
+    gw_room *r = sub->room;
+    assert(r);
+    gw_server *s = r->srv;
     if (sub->tail < r->first_pos) {
         /* overtaken: more waited than the bound allows */
         s->m.drops_slow++;

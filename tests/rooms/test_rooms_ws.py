@@ -111,6 +111,44 @@ def case_no_widening(s):
     c.close()
 
 
+def case_write_while_checking(s):
+    """A session's socket is written (a pong) while its subscribes are
+    still being checked by the core: the gateway writes what it has, the
+    subscriptions go on, nothing breaks. (The writer used to pull from a
+    subscription with no room yet, and the gateway crashed: the cluster's
+    clients ping every second while they subscribe.)"""
+    c = H.Client(s)
+    setup_rooms(s, c)
+    ada = token(s, "ada", rooms={"ev.*": "participant"})
+    rooms = ["ev.main", "ev.news", "ev.old"]
+
+    async def go():
+        a = await WS(s, ada).open()
+        subs, pings = {}, set()
+        for i, r in enumerate(rooms):  # no waiting: each pong is written at once
+            subs[await a.send(subscribe={"room": r, "resumeAfterRev": "0"})] = r
+            pings.add(await a.send(ping={"nonce": str(i + 1)}))
+        got = set()
+        while not (pings <= got and set(subs) <= got):
+            f = await a.recv(10)
+            if f is None:
+                break
+            if (wkind(f) == "pong" and f.get("requestId") in pings) or (
+                    wkind(f) == "subscribed" and f.get("requestId") in subs):
+                got.add(f["requestId"])
+        check(pings <= got, "every ping answered while the subscribes were checked")
+        check(set(subs) <= got, "every subscribe answered Subscribed: %s" % sorted(
+            subs[x] for x in set(subs) - got))
+        check(s.gw.poll() is None, "the gateway is still running")
+        c.ok("Stream", "Publish", token(s, "olga", role="organizer"), room="ev.main", client_msg_id="w1",
+             body="after")
+        f, _ = await a.until(lambda f: wkind(f) == "event", what="a live event")
+        check(f["event"]["message"]["body"] == "after", "and the subscriptions are live")
+        await a.close()
+    run(go())
+    c.close()
+
+
 def case_publish_rules(s):
     c = H.Client(s)
     p = c.p
