@@ -53,6 +53,8 @@
 #define GW_PROTO_JSON "parley.v1.json"
 /* bytes lws keeps for one request head (request line and headers) */
 #define GW_HTTP_HEADER_SPACE 16384
+/* The browser listener's lws mounts (gw_http_mounts). */
+#define GW_HTTP_MOUNTS 4
 
 /* Close codes of the wire contract (docs/gateway.md). */
 enum {
@@ -76,6 +78,8 @@ typedef struct gw_config {
     int n_upstreams;
     int upstream_links; /* shared Connect streams per core */
     char static_dir[512];
+    char log_level[16];  /* debug, info, warn, error */
+    char log_format[16]; /* text, json */
     char jwt_secret_file[512];
     char jwt_secret[512];
     char jwt_keys[512]; /* PEM or JWKS public keys (RS256/ES256) */
@@ -166,6 +170,7 @@ typedef struct gw_server {
     gw_config cfg;
     struct lws_context *ctx;
     struct lws_vhost *vh;
+    struct lws_http_mount mounts[GW_HTTP_MOUNTS]; /* vh's, gw_http_mounts */
     struct lws_vhost *admin_vh; /* NULL: /healthz, /metrics on vh */
     char tls_cert_path[600];    /* what lws serves: tls_cert (+ tls_chain) */
     char tls_tmpdir[64];        /* private folder of the joined chain, or "" */
@@ -203,6 +208,10 @@ static inline int64_t gw_now_s(void) { return (int64_t)time(NULL); }
 /* ---- gw_http.c / gw_rest.c ---- */
 
 extern const struct lws_protocols gw_http_protocol;
+/* Fills m (room for n) with the browser listener's mounts: --static at "/"
+ * and gw_http_protocol at its own paths, chained; the array and s's config
+ * must outlive the vhost. Returns how many, or -1 if n is too small. */
+int gw_http_mounts(gw_server *s, struct lws_http_mount *m, size_t n);
 
 typedef struct gw_http gw_http;
 /* Answer an HTTP request (body copied). */

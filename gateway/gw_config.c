@@ -24,6 +24,10 @@ static const setting gw_config_rows[] = {
      "shared Stream.Connect streams per core that carry every room and "
      "publish (a room's name picks one)",
      0},
+    {"log-level", "PARLEY_GW_LOG_LEVEL", SETTING_STR, F(log_level), "info", 0,
+     0, "LEVEL", "debug, info, warn or error", 0},
+    {"log-format", "PARLEY_GW_LOG_FORMAT", SETTING_STR, F(log_format), "text",
+     0, 0, "FORMAT", "text, or json (one JSON object per line)", 0},
     {"static", "PARLEY_GW_STATIC", SETTING_STR, F(static_dir), "web/dist", 0, 0,
      "DIR", "files served for GET / and other non-API paths", 0},
     {"jwt-keys", "PARLEY_JWT_KEYS", SETTING_STR, F(jwt_keys), "", 0, 0, "FILE",

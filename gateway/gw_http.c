@@ -2,7 +2,18 @@
  * /healthz, /metrics, the dev token endpoint (--dev only), REST under
  * /v1/rooms (gw_rest.c), and static files from --static (the demo page and
  * the bundles). Answers are written from the writable callback, so REST
- * answers can come later from upstream. Also checks every WebSocket upgrade
+ * answers can come later from upstream.
+ *
+ * Static files are lws's: gw_http_mounts() mounts --static at "/" (lws
+ * opens, stats and streams the file, picks its MIME type, answers ETag /
+ * If-None-Match, appends index.html to a directory and keeps requests
+ * inside the directory), and mounts this protocol's callback at /v1,
+ * /healthz and /metrics. lws asks this protocol before serving a file
+ * (LWS_CALLBACK_CHECK_ACCESS_RIGHTS: a refused origin, a preflight, a NUL
+ * or an over-long target, a method other than GET/HEAD are answered here
+ * instead) and while writing its headers (LWS_CALLBACK_ADD_HEADERS: the
+ * CORS headers); a file it does not find comes back as LWS_CALLBACK_HTTP
+ * and is answered 404. Also checks every WebSocket upgrade
  * before lws accepts it: path /v1/stream, a parley subprotocol offered (else
  * 400), the Origin allow-list (else 403) and the connection limit (else
  * 503).
@@ -30,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define GW_HTTP_BODY_MAX (64 * 1024)
 /* The longest request target the gateway reads: path and query together,
@@ -53,6 +63,13 @@ typedef enum {
     GW_ORIGIN_REFUSED
 } gw_origin_verdict;
 
+/* What CORS makes of one request. */
+typedef struct gw_cors {
+    char origin[GW_ORIGIN_MAX]; /* the Origin header, "" when none */
+    gw_origin_verdict verdict;
+    int preflight; /* OPTIONS + Origin + A-C-Request-Method */
+} gw_cors;
+
 struct gw_http {
     struct lws *wsi;
     gw_server *srv;
@@ -64,9 +81,7 @@ struct gw_http {
     size_t body_len;
     int body_too_big;
     char *bearer;
-    char origin[GW_ORIGIN_MAX]; /* the Origin header, "" when none */
-    gw_origin_verdict verdict;
-    int preflight; /* OPTIONS + Origin + A-C-Request-Method */
+    gw_cors cors;
     /* the answer */
     int have_resp;
     int headers_sent;
@@ -175,23 +190,24 @@ static int origin_printable(const char *o)
     return 1;
 }
 
-/* Reads the request's Origin and classifies it; called once per request. */
-static void read_origin(gw_http *h, struct lws *wsi)
+/* Reads a request's Origin and classifies it. */
+static void cors_read(gw_cors *c, gw_server *s, struct lws *wsi,
+                      const char *method)
 {
-    h->origin[0] = '\0';
-    h->verdict = GW_ORIGIN_NONE;
-    h->preflight = 0;
+    c->origin[0] = '\0';
+    c->verdict = GW_ORIGIN_NONE;
+    c->preflight = 0;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0) return;
-    if (lws_hdr_copy(wsi, h->origin, sizeof h->origin, WSI_TOKEN_ORIGIN) < 0 ||
-        !origin_printable(h->origin)) {
-        h->origin[0] = '\0'; /* refused, and never echoed */
-        h->verdict = GW_ORIGIN_REFUSED;
+    if (lws_hdr_copy(wsi, c->origin, sizeof c->origin, WSI_TOKEN_ORIGIN) < 0 ||
+        !origin_printable(c->origin)) {
+        c->origin[0] = '\0'; /* refused, and never echoed */
+        c->verdict = GW_ORIGIN_REFUSED;
     } else {
-        h->verdict = origin_allowed(h->srv, wsi, h->origin) ? GW_ORIGIN_ALLOWED
-                                                            : GW_ORIGIN_REFUSED;
+        c->verdict = origin_allowed(s, wsi, c->origin) ? GW_ORIGIN_ALLOWED
+                                                       : GW_ORIGIN_REFUSED;
     }
-    h->preflight =
-        strcmp(h->method, "OPTIONS") == 0 &&
+    c->preflight =
+        strcmp(method, "OPTIONS") == 0 &&
         lws_hdr_custom_length(wsi, "access-control-request-method:", 30) > 0;
 }
 
@@ -203,25 +219,25 @@ static int add_header(struct lws *wsi, const char *name, const char *value,
                                        (int)strlen(value), p, end);
 }
 
-/* The CORS headers of h's answer. Vary: Origin on every answer (each one
+/* The CORS headers of an answer. Vary: Origin on every answer (each one
  * depends on the header); Access-Control-Allow-Origin for an allowed origin
  * and on the refusal of a disallowed one (so the page can read why), never
  * on a refused preflight; the grants only on an allowed preflight. */
-static int add_cors_headers(gw_http *h, unsigned char **p, unsigned char *end)
+static int cors_headers(const gw_cors *c, struct lws *wsi, unsigned char **p,
+                        unsigned char *end)
 {
-    struct lws *wsi = h->wsi;
     if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_VARY,
                                      (const unsigned char *)"Origin", 6, p,
                                      end))
         return -1;
-    if (h->verdict == GW_ORIGIN_NONE || !h->origin[0] ||
-        (h->verdict == GW_ORIGIN_REFUSED && h->preflight))
+    if (c->verdict == GW_ORIGIN_NONE || !c->origin[0] ||
+        (c->verdict == GW_ORIGIN_REFUSED && c->preflight))
         return 0;
     if (lws_add_http_header_by_token(
             wsi, WSI_TOKEN_HTTP_ACCESS_CONTROL_ALLOW_ORIGIN,
-            (const unsigned char *)h->origin, (int)strlen(h->origin), p, end))
+            (const unsigned char *)c->origin, (int)strlen(c->origin), p, end))
         return -1;
-    if (h->verdict != GW_ORIGIN_ALLOWED || !h->preflight) return 0;
+    if (c->verdict != GW_ORIGIN_ALLOWED || !c->preflight) return 0;
     if (add_header(wsi, "access-control-allow-methods:", GW_CORS_METHODS, p,
                    end) ||
         add_header(wsi, "access-control-allow-headers:", GW_CORS_HEADERS, p,
@@ -235,74 +251,60 @@ static int add_cors_headers(gw_http *h, unsigned char **p, unsigned char *end)
  * 1 if answered, 0 if the request goes on to its route. */
 static int cors_gate(gw_http *h)
 {
-    if (h->verdict == GW_ORIGIN_REFUSED) {
+    const gw_cors *c = &h->cors;
+    if (c->verdict == GW_ORIGIN_REFUSED) {
         char detail[GW_ORIGIN_MAX + 128];
         h->srv->m.refused_origin++;
         snprintf(detail, sizeof detail,
                  "origin %s is not in this gateway's --origin allow-list",
-                 h->origin[0] ? h->origin : "(unreadable)");
+                 c->origin[0] ? c->origin : "(unreadable)");
         respond_json_error_name(h, 403, "ORIGIN_NOT_ALLOWED", detail);
         return 1;
     }
-    if (h->preflight) {
-        assert(h->verdict == GW_ORIGIN_ALLOWED);
+    if (c->preflight) {
+        assert(c->verdict == GW_ORIGIN_ALLOWED);
         gw_http_respond(h, 204, "text/plain", "", 0);
         return 1;
     }
     return 0;
 }
 
-/* ---- static files ---- */
+/* ---- static files (lws mounts) ---- */
 
-static const char *mime_of(const char *path)
-{
-    static const struct {
-        const char *ext, *mime;
-    } t[] = {
-        {".html", "text/html; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},
-        {".json", "application/json"},
-        {".map", "application/json"},
-        {".svg", "image/svg+xml"},
-        {".png", "image/png"},
-        {".ico", "image/x-icon"},
-        {".wasm", "application/wasm"},
-        {".txt", "text/plain; charset=utf-8"},
-    };
-    const char *dot = strrchr(path, '.');
-    for (size_t i = 0; dot && i < sizeof t / sizeof t[0]; i++)
-        if (strcmp(dot, t[i].ext) == 0) return t[i].mime;
-    return "application/octet-stream";
-}
+/* MIME types lws's own table lacks; lws matches these first. */
+static const struct lws_protocol_vhost_options mime_any = {
+    NULL, NULL, "*", "application/octet-stream"};
+static const struct lws_protocol_vhost_options mime_wasm = {
+    &mime_any, NULL, ".wasm", "application/wasm"};
+static const struct lws_protocol_vhost_options mime_map = {
+    &mime_wasm, NULL, ".map", "application/json"};
+static const struct lws_protocol_vhost_options mime_mjs = {
+    &mime_map, NULL, ".mjs", "text/javascript"};
 
-/* <0: close, 0: serving or answered. */
-static int serve_static(gw_http *h, const char *path)
+/* The paths this protocol answers itself; every other one is a file. */
+static const char *const own_roots[] = {"/v1", "/healthz", "/metrics"};
+
+int gw_http_mounts(gw_server *s, struct lws_http_mount *m, size_t n)
 {
-    char file[1024];
-    struct stat st;
-    if (strstr(path, "..") || strchr(path, '\\')) {
-        respond_text(h, 404, "not found\n");
-        return 0;
+    size_t k = sizeof own_roots / sizeof own_roots[0];
+    if (n < k + 1) return -1;
+    memset(m, 0, (k + 1) * sizeof *m);
+    for (size_t i = 0; i < k; i++) {
+        m[i].mount_next = &m[i + 1];
+        m[i].mountpoint = own_roots[i];
+        m[i].mountpoint_len = (unsigned char)strlen(own_roots[i]);
+        m[i].origin = gw_http_protocol.name;
+        m[i].origin_protocol = LWSMPRO_CALLBACK;
     }
-    snprintf(file, sizeof file, "%s%s%s", h->srv->cfg.static_dir, path,
-             path[strlen(path) - 1] == '/' ? "index.html" : "");
-    if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
-        size_t n = strlen(file);
-        snprintf(file + n, sizeof file - n, "/index.html");
-    }
-    if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
-        respond_text(h, 404, "not found\n");
-        return 0;
-    }
-    /* lws writes the status line and its own headers; ours go along. */
-    unsigned char extra[GW_ORIGIN_MAX + 128], *p = extra;
-    if (add_cors_headers(h, &p, extra + sizeof extra)) return -1;
-    int n = lws_serve_http_file(h->wsi, file, mime_of(file),
-                                (const char *)extra, (int)(p - extra));
-    if (n < 0 || (n > 0 && lws_http_transaction_completed(h->wsi))) return -1;
-    return 0;
+    m[k].mountpoint = "/";
+    m[k].mountpoint_len = 1;
+    m[k].origin = s->cfg.static_dir;
+    m[k].origin_protocol = LWSMPRO_FILE;
+    m[k].def = "index.html";
+    /* lws asks this protocol before and while serving a file */
+    m[k].protocol = gw_http_protocol.name;
+    m[k].extra_mimetypes = &mime_mjs;
+    return (int)(k + 1);
 }
 
 /* ---- small endpoints ---- */
@@ -413,11 +415,12 @@ static int dispatch(gw_http *h)
                       h->bearer);
         return 0;
     }
-    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0) {
+    /* a file lws did not find (or the admin listener, which has none) */
+    if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "HEAD") != 0)
         respond_text(h, 405, "method not allowed\n");
-        return 0;
-    }
-    return serve_static(h, p);
+    else
+        respond_text(h, 404, "not found\n");
+    return 0;
 }
 
 /* ---- upgrade checks ---- */
@@ -499,7 +502,7 @@ static int confirm_upgrade(gw_server *s, struct lws *wsi)
     return 0;
 }
 
-/* ---- the protocol callback ---- */
+/* ---- a request's head ---- */
 
 static const struct {
     enum lws_token_indexes tok;
@@ -511,6 +514,72 @@ static const struct {
     {WSI_TOKEN_HEAD_URI, "HEAD"},
 };
 
+/* 1 if uri is under one of the mounts this protocol answers itself. */
+static int own_root(const char *uri)
+{
+    for (size_t i = 0; i < sizeof own_roots / sizeof own_roots[0]; i++) {
+        size_t n = strlen(own_roots[i]);
+        if (strncmp(uri, own_roots[i], n) == 0 &&
+            (uri[n] == '\0' || uri[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Reads a request's head into h: the method, the whole path from the
+ * request line (lws hands a mount's callback only the part past the
+ * mountpoint, and only for some methods), the Origin and the bearer. A
+ * NUL in the path and an over-long target are answered here, before any
+ * route and with any body unread. 0: go on; 1: answered; -1: close. */
+static int begin(gw_http *h, gw_server *s, struct lws *wsi)
+{
+    if (!h->h) {
+        h->wsi = wsi;
+        h->srv = s;
+        if (!(h->h = gw_handle_new(h))) return -1;
+    }
+    http_reset(h);
+    h->method[0] = h->path[0] = '\0';
+    int ulen = 0;
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if ((ulen = lws_hdr_total_length(wsi, methods[i].tok)) > 0) {
+            snprintf(h->method, sizeof h->method, "%s", methods[i].name);
+            if (ulen <= GW_PATH_MAX &&
+                lws_hdr_copy(wsi, h->path, sizeof h->path, methods[i].tok) < 0)
+                return -1;
+            break;
+        }
+    }
+    cors_read(&h->cors, s, wsi, h->method);
+    int qlen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (ulen > GW_PATH_MAX || ulen + (qlen > 0 ? qlen : 0) > GW_URL_MAX) {
+        s->m.http_requests++;
+        respond_json_error_name(h, 414, "MALFORMED", "request target too long");
+        return 1;
+    }
+    /* lws decodes %00 after a '/' into the path, which then reads cut at
+     * the NUL ("/v1/rooms/lobby/%00" would read as GET room lobby): a path
+     * whose stored length is longer than its string is refused whole. (A
+     * %00 elsewhere in the target makes lws 4.1 drop the connection before
+     * any callback: docs/security.md.) */
+    if (ulen > 0 && (size_t)ulen != strlen(h->path)) {
+        s->m.http_requests++;
+        respond_json_error_name(h, 400, "INVALID_UTF8",
+                                "the path holds a NUL (%00)");
+        return 1;
+    }
+    int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (alen > 0) {
+        h->bearer = malloc((size_t)alen + 1);
+        if (!h->bearer || lws_hdr_copy(wsi, h->bearer, alen + 1,
+                                       WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- the protocol callback ---- */
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                          void *user, void *in, size_t len)
 {
@@ -520,52 +589,45 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return confirm_upgrade(s, wsi);
 
+    case LWS_CALLBACK_CHECK_ACCESS_RIGHTS: {
+        /* lws is about to serve a file (the "/" mount) or to call
+         * LWS_CALLBACK_HTTP (this protocol's own mounts). */
+        struct lws_process_html_args *args = in;
+        if (!h) return -1;
+        if (own_root(args->p)) return 0;
+        int rc = begin(h, s, wsi);
+        if (rc) {
+            args->final = 1; /* answered (or rc < 0: close) */
+            return rc < 0 ? -1 : 0;
+        }
+        if (h->cors.verdict != GW_ORIGIN_REFUSED && !h->cors.preflight &&
+            (strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0))
+            return 0; /* lws serves it, or calls back if there is none */
+        if (strcmp(h->method, "POST") == 0)
+            return 0; /* LWS_CALLBACK_HTTP follows, then the body */
+        args->final = 1;
+        return dispatch(h);
+    }
+
+    case LWS_CALLBACK_ADD_HEADERS: {
+        /* lws is writing the headers of a file it serves; the request
+         * state of the access check is gone (lws binds the protocol again,
+         * with fresh user space), so the Origin is read again. */
+        struct lws_process_html_args *args = in;
+        gw_cors c;
+        cors_read(&c, s, wsi, "GET");
+        unsigned char *p = (unsigned char *)args->p, *end = p + args->max_len;
+        if (cors_headers(&c, wsi, &p, end)) return -1;
+        args->max_len -= (int)(p - (unsigned char *)args->p);
+        args->p = (char *)p;
+        s->m.http_requests++;
+        return 0;
+    }
+
     case LWS_CALLBACK_HTTP: {
         if (!h) return -1;
-        if (!h->h) {
-            h->wsi = wsi;
-            h->srv = s;
-            if (!(h->h = gw_handle_new(h))) return -1;
-        }
-        http_reset(h);
-        size_t plen = strlen((const char *)in);
-        int qlen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-        snprintf(h->path, sizeof h->path, "%s", (const char *)in);
-        h->method[0] = '\0';
-        int ulen = 0;
-        for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-            if ((ulen = lws_hdr_total_length(wsi, methods[i].tok)) > 0) {
-                snprintf(h->method, sizeof h->method, "%s", methods[i].name);
-                break;
-            }
-        }
-        read_origin(h, wsi);
-        /* lws decodes %00 after a '/' into the path and hands it over cut
-         * at the NUL ("/v1/rooms/lobby/%00" would read as GET room lobby):
-         * a path whose stored length is longer than its string is refused
-         * whole. (A %00 elsewhere in the target makes lws 4.1 drop the
-         * connection before any callback: docs/security.md.) */
-        if (ulen > 0 && (size_t)ulen != plen) {
-            s->m.http_requests++;
-            respond_json_error_name(h, 400, "INVALID_UTF8",
-                                    "the path holds a NUL (%00)");
-            return 0;
-        }
-        if (plen > GW_PATH_MAX ||
-            plen + (size_t)(qlen > 0 ? qlen : 0) > GW_URL_MAX) {
-            /* answered before any route, the body (if any) unread */
-            s->m.http_requests++;
-            respond_json_error_name(h, 414, "MALFORMED",
-                                    "request target too long");
-            return 0;
-        }
-        int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-        if (alen > 0) {
-            h->bearer = malloc((size_t)alen + 1);
-            if (!h->bearer || lws_hdr_copy(wsi, h->bearer, alen + 1,
-                                           WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-                return -1;
-        }
+        int rc = begin(h, s, wsi);
+        if (rc) return rc < 0 ? -1 : 0;
         char cl[32];
         long long clen = 0;
         if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
@@ -605,7 +667,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                 lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
                                              (const unsigned char *)"no-store",
                                              8, &p, end) ||
-                add_cors_headers(h, &p, end) ||
+                cors_headers(&h->cors, wsi, &p, end) ||
                 (h->allow[0] && add_header(wsi, "allow:", h->allow, &p, end)) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;

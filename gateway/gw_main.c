@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "defaults.h"
+#include "log.h"
 #include "secrets.h"
 
 static volatile sig_atomic_t g_stop, g_reload;
@@ -46,12 +47,11 @@ static int load_one_secret(gw_server *s, const char *file, const char *value,
         return -1;
     secrets_source src = {file, value, s->cfg.dev, dev_path};
     if (secrets_load(&src, out, cap, &created, err, sizeof err) != 0) {
-        fprintf(stderr, "parley-gateway: %s\n", err);
+        log_error("config", "%s", err);
         return -1;
     }
     if (created)
-        fprintf(stderr, "parley-gateway: dev mode: new secret written to %s\n",
-                dev_path);
+        log_warn("secrets", "dev mode: new secret written to %s", dev_path);
     return 1;
 }
 
@@ -81,10 +81,10 @@ static int load_auth(gw_server *s)
     int real = *c->jwt_secret || *c->jwt_secret_file || *c->jwt_keys ||
                *c->service_secret || *c->service_secret_file;
     if (c->dev && real) {
-        fprintf(stderr,
-                "parley-gateway: --dev refused: a real secret or key is "
-                "configured; development mode mints tokens on /v1/dev/token "
-                "and must never run with them\n");
+        log_error("config",
+                  "--dev refused: a real secret or key is "
+                  "configured; development mode mints tokens on /v1/dev/token "
+                  "and must never run with them");
         return -1;
     }
     char user[1024], svc[1024], err[700];
@@ -95,11 +95,14 @@ static int load_auth(gw_server *s)
                  : load_one_secret(s, c->service_secret_file, c->service_secret,
                                    SECRETS_DEV_SERVICE_FILE, svc, sizeof svc);
     if (hu < 0 || hs < 0) return -1;
+    if (hu) log_redact_secret(user); /* whatever a line might carry */
+    if (hs) log_redact_secret(svc);
     if (!hs && !hu) {
-        fprintf(stderr, "parley-gateway: no service secret: set "
-                        "PARLEY_SERVICE_SECRET_FILE (--service-secret-file); "
-                        "the gateway follows rooms upstream with its own "
-                        "service token\n");
+        log_error("config",
+                  "no service secret: set "
+                  "PARLEY_SERVICE_SECRET_FILE (--service-secret-file); "
+                  "the gateway follows rooms upstream with its own "
+                  "service token");
         return -1;
     }
     auth_opts o;
@@ -115,15 +118,15 @@ static int load_auth(gw_server *s)
     explicit_bzero(user, sizeof user);
     explicit_bzero(svc, sizeof svc);
     if (e != PARLEY_OK) {
-        fprintf(stderr, "parley-gateway: %s\n", err);
+        log_error("config", "%s", err);
         return -1;
     }
     if (!c->dev && auth_can_mint(s->auth))
-        fprintf(stderr, "parley-gateway: warning: this gateway holds the JWT "
-                        "user secret and could mint any user; give it "
-                        "--jwt-keys and --service-secret-file instead\n");
+        log_warn("auth", "this gateway holds the JWT "
+                         "user secret and could mint any user; give it "
+                         "--jwt-keys and --service-secret-file instead");
     if (mint_service_token(s) != 0) {
-        fprintf(stderr, "parley-gateway: cannot mint the service token\n");
+        log_error("auth", "cannot mint the service token");
         return -1;
     }
     return 0;
@@ -144,14 +147,14 @@ static void housekeeping(gw_server *s, int force)
     char err[600];
     int r = auth_reload(s->auth, err, sizeof err);
     if (r > 0)
-        fprintf(stderr, "parley-gateway: keys reloaded: %zu public key(s)\n",
-                auth_key_count(s->auth));
+        log_info("auth", "keys reloaded: %zu public key(s)",
+                 auth_key_count(s->auth));
     else if (r < 0)
-        fprintf(stderr, "parley-gateway: %s\n", err);
+        log_error("config", "%s", err);
     if (now - s->service_token_at >
         (lws_usec_t)s->cfg.service_token_ttl_s * LWS_US_PER_SEC / 2) {
         if (mint_service_token(s) != 0)
-            fprintf(stderr, "parley-gateway: cannot renew the service token\n");
+            log_error("auth", "cannot renew the service token");
         else
             gw_up_renew(s);
     }
@@ -172,9 +175,9 @@ static int gw_tls_prepare(gw_server *s)
     if (!c->tls_cert[0]) return 0;
     struct stat st;
     if (stat(c->tls_key, &st) != 0 || (st.st_mode & 077)) {
-        fprintf(stderr, "parley-gateway: TLS key %s: %s\n", c->tls_key,
-                errno == ENOENT ? "missing"
-                                : "other users can read it (chmod 600 it)");
+        log_error("tls", "TLS key %s: %s", c->tls_key,
+                  errno == ENOENT ? "missing"
+                                  : "other users can read it (chmod 600 it)");
         return -1;
     }
     if (!c->tls_chain[0]) {
@@ -208,8 +211,7 @@ static int gw_tls_prepare(gw_server *s)
     }
     if (out && fclose(out) != 0) ok = 0;
     if (!ok || rename(tmp, s->tls_cert_path) != 0) {
-        fprintf(stderr, "parley-gateway: cannot join %s and %s\n", c->tls_cert,
-                c->tls_chain);
+        log_error("tls", "cannot join %s and %s", c->tls_cert, c->tls_chain);
         unlink(tmp);
         return -1;
     }
@@ -224,12 +226,12 @@ static void gw_tls_reload(gw_server *s)
     if (gw_tls_prepare(s) != 0 ||
         lws_tls_cert_updated(s->ctx, s->tls_cert_path, s->cfg.tls_key, NULL, 0,
                              NULL, 0) != 0) {
-        fprintf(stderr, "parley-gateway: TLS reload failed; the old "
-                        "certificate stays\n");
+        log_error("tls", "TLS reload failed; the old "
+                         "certificate stays");
         return;
     }
     s->tls_reloads++;
-    fprintf(stderr, "parley-gateway: TLS certificate reloaded\n");
+    log_info("tls", "TLS certificate reloaded");
 }
 
 static void gw_tls_cleanup(gw_server *s)
@@ -249,15 +251,27 @@ int main(int argc, char **argv)
     char err[700];
     int r = gw_config_load(&s->cfg, argc, argv, err, sizeof err);
     if (r != 0) {
-        if (r < 0) fprintf(stderr, "parley-gateway: %s\n", err);
+        if (r < 0) log_error("config", "%s", err);
         gw_config_free(&s->cfg);
         return r > 0 ? 0 : 2;
     }
+    log_level lv;
+    log_format fmt;
+    if (log_level_parse(s->cfg.log_level, &lv) != 0 ||
+        log_format_parse(s->cfg.log_format, &fmt) != 0) {
+        log_error("config",
+                  "--log-level is one of debug, info, warn, error and "
+                  "--log-format text or json (got \"%s\", \"%s\")",
+                  s->cfg.log_level, s->cfg.log_format);
+        gw_config_free(&s->cfg);
+        return 2;
+    }
+    log_setup("parley-gateway", lv, fmt, 2);
     if (s->cfg.dev)
-        fprintf(stderr, "parley-gateway: *** DEVELOPMENT MODE: generated "
+        log_warn("dev", "*** DEVELOPMENT MODE: generated "
                         "secrets, tokens minted on /v1/dev/token (loopback "
                         "only); never run --dev where others can reach it "
-                        "***\n");
+                        "***");
     if (load_auth(s) < 0) goto out;
 
     /* lws sizes its fd tables from the soft limit: lift it to the hard one
@@ -279,7 +293,7 @@ int main(int argc, char **argv)
     const char *ll = getenv("PARLEY_GW_LWS_LOG");
     lws_set_log_level(ll ? atoi(ll) : LLL_ERR, NULL);
     if (gw_up_new(s, &s->up) != PARLEY_OK || gw_rooms_new(s) != PARLEY_OK) {
-        fprintf(stderr, "parley-gateway: cannot start the gRPC client\n");
+        log_error("start", "cannot start the gRPC client");
         goto out;
     }
     static const gw_up_handlers up_handlers = {
@@ -304,7 +318,7 @@ int main(int argc, char **argv)
      * with 10,000 connections took a third of the gateway's time. */
     loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (!loop) {
-        fprintf(stderr, "parley-gateway: cannot create the event loop\n");
+        log_error("start", "cannot create the event loop");
         goto out;
     }
     void *foreign_loops[1] = {loop};
@@ -313,11 +327,11 @@ int main(int argc, char **argv)
     int tls = s->cfg.tls_cert[0] != '\0';
     if (!tls && !s->cfg.allow_plaintext && !s->cfg.dev &&
         !gw_host_is_loopback(s->cfg.listen_host)) {
-        fprintf(stderr,
-                "parley-gateway: %s is beyond loopback: give "
-                "--tls-cert and --tls-key (or --allow-plaintext "
-                "behind a TLS proxy)\n",
-                s->cfg.listen_host);
+        log_error("config",
+                  "%s is beyond loopback: give "
+                  "--tls-cert and --tls-key (or --allow-plaintext "
+                  "behind a TLS proxy)",
+                  s->cfg.listen_host);
         goto out;
     }
 
@@ -339,7 +353,7 @@ int main(int argc, char **argv)
     info.retry_and_idle_policy = &retry;
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        fprintf(stderr, "parley-gateway: cannot create the lws context\n");
+        log_error("start", "cannot create the lws context");
         goto out;
     }
     g_ctx = s->ctx;
@@ -356,15 +370,18 @@ int main(int argc, char **argv)
     vi.retry_and_idle_policy = &retry;
     vi.timeout_secs = 20;
     vi.vhost_name = "parley-gateway";
+    /* lws keeps the pointer: s outlives the context */
+    if (gw_http_mounts(s, s->mounts, GW_HTTP_MOUNTS) < 0) goto out;
+    vi.mounts = s->mounts;
     if (tls) {
         vi.ssl_cert_filepath = s->tls_cert_path;
         vi.ssl_private_key_filepath = s->cfg.tls_key;
     }
     s->vh = lws_create_vhost(s->ctx, &vi);
     if (!s->vh) {
-        fprintf(stderr, "parley-gateway: cannot listen on %s:%d%s\n",
-                s->cfg.listen_host, s->cfg.listen_port,
-                tls ? " (or the TLS certificate and key do not load)" : "");
+        log_error("listen", "cannot listen on %s:%d%s", s->cfg.listen_host,
+                  s->cfg.listen_port,
+                  tls ? " (or the TLS certificate and key do not load)" : "");
         goto out;
     }
     s->cfg.listen_port = lws_get_vhost_listen_port(s->vh);
@@ -384,8 +401,8 @@ int main(int argc, char **argv)
         ai.vhost_name = "parley-admin";
         s->admin_vh = lws_create_vhost(s->ctx, &ai);
         if (!s->admin_vh) {
-            fprintf(stderr, "parley-gateway: cannot listen on %s (admin)\n",
-                    s->cfg.admin_listen);
+            log_error("listen", "cannot listen on %s (admin)",
+                      s->cfg.admin_listen);
             goto out;
         }
         s->cfg.admin_port = lws_get_vhost_listen_port(s->admin_vh);
@@ -393,11 +410,11 @@ int main(int argc, char **argv)
     gw_conn_sweep_start(s);
     if (s->cfg.dev && strncmp(s->cfg.listen_host, "127.", 4) != 0 &&
         strcmp(s->cfg.listen_host, "localhost") != 0)
-        fprintf(stderr,
-                "parley-gateway: *** DEVELOPMENT MODE on %s, reachable "
-                "from other machines: /v1/dev/token still answers "
-                "loopback only ***\n",
-                s->cfg.listen_host);
+        log_warn("dev",
+                 "*** DEVELOPMENT MODE on %s, reachable "
+                 "from other machines: /v1/dev/token still answers "
+                 "loopback only ***",
+                 s->cfg.listen_host);
     if (s->admin_vh)
         printf("parley-gateway admin on http://%s:%d/ (/healthz, /metrics)\n",
                s->cfg.admin_host, s->cfg.admin_port);

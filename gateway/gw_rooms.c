@@ -43,8 +43,10 @@
  * = head_rev, the last rev its ring has. That core replays what came after
  * it, then goes live; the ring takes each rev once (ring_add drops what it
  * has), so the room's subscribers see a pause, never a gap or a duplicate,
- * and are not told. With no other core usable the room fails as a single
- * core's did: its sessions are closed 4503, to reconnect and resume.
+ * and are not told. The new core is told who is here through this
+ * gateway (room_say_here), as the old one was. With no other core usable
+ * the room fails as a single core's did: its sessions are closed 4503, to
+ * reconnect and resume.
  *
  * Encodings per entry, made once and only when some subscriber needs them:
  * [format][replay flag]. The binary frame of the flag the core sent is the
@@ -738,6 +740,29 @@ static void room_moved(gw_server *s, void *ud, Parley__V1__ServerFrame *f)
     r->moving = 0;
 }
 
+/* Tells r's (new) core who is here through this gateway: each user once,
+ * with the token of one of its sessions. A core hears "here" only on a
+ * user's first session, and the one it heard it from is gone with its
+ * link, so a room that moved would otherwise count none of them. */
+static void room_say_here(gw_room *r)
+{
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&r->here))
+    {
+        here_user *h = lws_container_of(d, here_user, link);
+        const char *token = NULL;
+        lws_start_foreach_dll(struct lws_dll2 *, e, lws_dll2_get_head(&r->subs))
+        {
+            gw_sub *sub = lws_container_of(e, gw_sub, rlink);
+            const char *user = gw_session_user(sub->conn);
+            if (!token && sub->here && user && strcmp(user, h->id) == 0)
+                token = gw_session_token(sub->conn);
+        }
+        lws_end_foreach_dll(e);
+        presence_say(r, token, 1);
+    }
+    lws_end_foreach_dll(d);
+}
+
 /* Subscribes r again on its (new) core's link, from the last rev it has.
  * With no other core usable (a single node, or every core gone) its
  * sessions are closed 4503 as before: they reconnect and resume. */
@@ -760,6 +785,7 @@ static void room_move(gw_server *s, gw_room *r)
         return;
     }
     r->moving = r->live;
+    room_say_here(r);
     s->m.rooms_moved++;
 }
 

@@ -50,6 +50,7 @@
  * from the first post until the grpc thread hands over its end. */
 #include "gw_upstream.h"
 #include "defaults.h"
+#include "log.h"
 #include "rpc_tls.h"
 
 #include <assert.h>
@@ -202,7 +203,7 @@ static up_item *item_new(void)
 {
     up_item *it = calloc(1, sizeof *it);
     if (!it) {
-        fprintf(stderr, "parley-gateway: out of memory in the grpc thread\n");
+        log_error("upstream", "out of memory in the grpc thread");
         abort();
     }
     return it;
@@ -325,15 +326,15 @@ static grpc_channel_credentials *gw_up_creds(gw_server *s)
                            c->upstream_tls_ca};
         grpc_channel_credentials *cr =
             rpc_tls_client_creds(&f, err, sizeof err);
-        if (!cr) fprintf(stderr, "parley-gateway: upstream %s\n", err);
+        if (!cr) log_error("upstream", "upstream %s", err);
         return cr;
     }
     for (int i = 0; i < c->n_upstreams; i++)
         if (!rpc_addr_is_local(c->upstreams[i]) && !c->allow_plaintext) {
-            fprintf(stderr,
-                    "parley-gateway: upstream %s is beyond loopback: "
-                    "give --upstream-tls-ca (or --allow-plaintext)\n",
-                    c->upstreams[i]);
+            log_error("config",
+                      "upstream %s is beyond loopback: "
+                      "give --upstream-tls-ca (or --allow-plaintext)",
+                      c->upstreams[i]);
             return NULL;
         }
     return grpc_insecure_credentials_create();
@@ -848,8 +849,8 @@ static void core_mark_failed(gw_server *s, int i, const char *why)
     up_core *c = &u->cores[i];
     int64_t now = clock_mono_ms();
     if (now >= c->failed_until_ms) {
-        fprintf(stderr, "parley-gateway: core %s failed (%s); its rooms move\n",
-                s->cfg.upstreams[i], why);
+        log_warn("core", "core %s failed (%s); its rooms move",
+                 s->cfg.upstreams[i], why);
         s->m.core_failures++;
     }
     c->failed_until_ms = now + GW_CORE_RETRY_MS;
@@ -900,12 +901,11 @@ static void health_done(gw_server *s, up_unary *c, int ok)
         int64_t now = clock_mono_ms();
         for (int k = 0; k < u->n_ch; k++)
             others += k != i && core_usable(u, k, now);
-        fprintf(stderr, "parley-gateway: core %s is NOT_SERVING%s\n",
-                s->cfg.upstreams[i], others ? "; its rooms move" : "");
+        log_warn("core", "core %s is NOT_SERVING%s", s->cfg.upstreams[i],
+                 others ? "; its rooms move" : "");
         if (others) core_links_down(s, i);
     } else if (serving && was == 0) {
-        fprintf(stderr, "parley-gateway: core %s is SERVING again\n",
-                s->cfg.upstreams[i]);
+        log_info("core", "core %s is SERVING again", s->cfg.upstreams[i]);
     }
 }
 
@@ -1068,8 +1068,8 @@ static void link_op_done(gw_server *s, up_op *op, int ok)
             s->m.upstream_errors++;
             char detail[256];
             rpc_client_slice_str(l->details, detail, sizeof detail);
-            fprintf(stderr, "parley-gateway: upstream stream ended: %d %s\n",
-                    (int)l->status, detail);
+            log_warn("upstream", "upstream stream ended: %d %s", (int)l->status,
+                     detail);
         }
         link_down(s, l);
         break;

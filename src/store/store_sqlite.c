@@ -932,7 +932,7 @@ static parley_err store_sqlite_room_list_for(store *base,
     }
     sqlite3_reset(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(s, rc, store_sql[STMT_ROOM_LIST_FOR]);
+        return store_fail(s, rc, "step room list");
     *has_more = more;
     return PARLEY_OK;
 }

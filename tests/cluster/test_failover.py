@@ -7,7 +7,8 @@ publishing all the time.
   1. kill -9 of the core that carries the most rooms: the gateways move its
      rooms to the other cores (resuming from the last rev they had); no
      client loses its session, none sees a gap or a duplicate, every
-     publish is acked in the end (retried with its id) and stored once;
+     publish is acked in the end (retried with its id) and stored once,
+     and presence still counts every user of both gateways in every room;
   2. the core comes back; then another core is stopped with SIGTERM (its
      health turns NOT_SERVING first): the same again.
 
@@ -42,6 +43,32 @@ def busiest(cores):
 
 def moved(gws):
     return sum(g.metrics().get("parley_gateway_rooms_moved_total", 0) for g in gws)
+
+
+def presence_counts(url, rooms, tok, secs=3):
+    """A session that asks for presence and subscribes to rooms: each
+    room's last Presence count seen within secs."""
+    import asyncio
+    import json
+    import websockets
+
+    async def go():
+        counts = {}
+        async with websockets.connect(url, subprotocols=["parley.v1.json"], max_size=None) as ws:
+            await ws.send(json.dumps({"requestId": "1", "authenticate": {"token": tok}}))
+            await ws.send(json.dumps({"requestId": "2", "options": {"presence": True}}))
+            for i, r in enumerate(rooms):
+                await ws.send(json.dumps({"requestId": str(3 + i), "subscribe": {"room": r}}))
+            deadline = time.time() + secs
+            while time.time() < deadline:
+                try:
+                    f = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.time())))
+                except asyncio.TimeoutError:
+                    break
+                if "presence" in f:
+                    counts[f["presence"]["room"]] = f["presence"].get("count", 0)
+        return counts
+    return asyncio.run(go())
 
 
 def main():
@@ -86,6 +113,14 @@ def main():
         print("kill -9 %s: longest stretch without an ack %.2fs, without an event %.2fs" % (
             victim.name, pause, dpause), flush=True)
         check(dpause < 4, "events flowed again within the 4 s after the kill (longest pause %.2fs)" % dpause)
+        # Presence after the moves (the killed core still down, so both
+        # gateways chose the same next core for each room): every room
+        # counts the clients of both gateways and the watcher, also those
+        # that moved (their new core was told who is here).
+        counts = presence_counts(gws[0].ws, ROOMS, h.token("watcher"))
+        want = {r: len(clients) + 1 for r in ROOMS}
+        check(counts == want, "presence after the rooms moved: every room counts the %d clients and the "
+              "watcher (%s)" % (len(clients), {r: counts.get(r) for r in ROOMS if counts.get(r) != want[r]}))
         victim.start()
         time.sleep(2)
 

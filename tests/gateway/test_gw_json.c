@@ -25,8 +25,7 @@ static int same_wire(const ProtobufCMessage *a, const ProtobufCMessage *b)
 {
     size_t na = protobuf_c_message_get_packed_size(a);
     size_t nb = protobuf_c_message_get_packed_size(b);
-    if (na != nb)
-        return 0;
+    if (na != nb) return 0;
     unsigned char *ba = malloc(na + 1), *bb = malloc(nb + 1);
     protobuf_c_message_pack(a, ba);
     protobuf_c_message_pack(b, bb);
@@ -50,13 +49,17 @@ static void test_field_names(void)
 static void test_client_frame_publish(void)
 {
     parley_err e;
-    ProtobufCMessage *m = dec(&parley__v1__client_frame__descriptor,
-        "{\"requestId\":\"18446744073709551615\",\"publish\":{\"room\":\"lobby\","
-        "\"clientMsgId\":\"c1\",\"body\":\"h\\u00e9llo\"}}", &e);
+    ProtobufCMessage *m =
+        dec(&parley__v1__client_frame__descriptor,
+            "{\"requestId\":\"18446744073709551615\",\"publish\":{\"room\":"
+            "\"lobby\","
+            "\"clientMsgId\":\"c1\",\"body\":\"h\\u00e9llo\"}}",
+            &e);
     CU_ASSERT_EQUAL_FATAL(e, PARLEY_OK);
     Parley__V1__ClientFrame *cf = (Parley__V1__ClientFrame *)m;
     CU_ASSERT_EQUAL(cf->request_id, UINT64_MAX);
-    CU_ASSERT_EQUAL_FATAL(cf->kind_case, PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH);
+    CU_ASSERT_EQUAL_FATAL(cf->kind_case,
+                          PARLEY__V1__CLIENT_FRAME__KIND_PUBLISH);
     CU_ASSERT_STRING_EQUAL(cf->publish->room, "lobby");
     CU_ASSERT_STRING_EQUAL(cf->publish->client_msg_id, "c1");
     CU_ASSERT_STRING_EQUAL(cf->publish->body, "h\xc3\xa9llo");
@@ -65,7 +68,8 @@ static void test_client_frame_publish(void)
     size_t len;
     char *text = gw_json_encode(m, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"requestId\":\"18446744073709551615\""));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(text, "\"requestId\":\"18446744073709551615\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"clientMsgId\":\"c1\""));
     ProtobufCMessage *m2 = dec(&parley__v1__client_frame__descriptor, text, &e);
     CU_ASSERT_EQUAL_FATAL(e, PARLEY_OK);
@@ -79,12 +83,14 @@ static void test_original_names_and_numbers(void)
 {
     parley_err e;
     ProtobufCMessage *m = dec(&parley__v1__client_frame__descriptor,
-        "{\"request_id\":7,\"subscribe\":{\"room\":\"r\",\"resume_after_rev\":42}}",
-        &e);
+                              "{\"request_id\":7,\"subscribe\":{\"room\":\"r\","
+                              "\"resume_after_rev\":42}}",
+                              &e);
     CU_ASSERT_EQUAL_FATAL(e, PARLEY_OK);
     Parley__V1__ClientFrame *cf = (Parley__V1__ClientFrame *)m;
     CU_ASSERT_EQUAL(cf->request_id, 7);
-    CU_ASSERT_EQUAL_FATAL(cf->kind_case, PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE);
+    CU_ASSERT_EQUAL_FATAL(cf->kind_case,
+                          PARLEY__V1__CLIENT_FRAME__KIND_SUBSCRIBE);
     CU_ASSERT_EQUAL(cf->subscribe->resume_after_rev, 42);
     protobuf_c_message_free_unpacked(m, NULL);
 
@@ -137,12 +143,13 @@ static void test_server_frame_event(void)
     CU_ASSERT_PTR_NULL(strstr(text, "editedAtMs"));
     CU_ASSERT_PTR_NULL(strstr(text, "requestId"));
     parley_err e;
-    ProtobufCMessage *back = dec(&parley__v1__server_frame__descriptor, text, &e);
+    ProtobufCMessage *back =
+        dec(&parley__v1__server_frame__descriptor, text, &e);
     CU_ASSERT_EQUAL_FATAL(e, PARLEY_OK);
     CU_ASSERT(same_wire(&sf.base, back));
     /* enum given as a number decodes the same */
     ProtobufCMessage *num = dec(&parley__v1__server_frame__descriptor,
-        "{\"event\":{\"type\":2}}", &e);
+                                "{\"event\":{\"type\":2}}", &e);
     CU_ASSERT_EQUAL_FATAL(e, PARLEY_OK);
     CU_ASSERT_EQUAL(((Parley__V1__ServerFrame *)num)->event->type,
                     PARLEY__V1__EVENT_TYPE__EVENT_TYPE_EDITED);
@@ -154,7 +161,8 @@ static void test_server_frame_event(void)
 
 static void test_list_messages_response(void)
 {
-    Parley__V1__ListMessagesResponse r = PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
+    Parley__V1__ListMessagesResponse r =
+        PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
     Parley__V1__Room room = PARLEY__V1__ROOM__INIT;
     Parley__V1__Message *msgs[3];
     for (int i = 0; i < 3; i++)
@@ -187,9 +195,11 @@ static void test_list_messages_response(void)
 static void test_unknown_fields_ignored(void)
 {
     parley_err e;
-    ProtobufCMessage *m = dec(&parley__v1__client_frame__descriptor,
+    ProtobufCMessage *m = dec(
+        &parley__v1__client_frame__descriptor,
         "{\"requestId\":\"5\",\"futureField\":{\"a\":[1,2]},\"authenticate\":"
-        "{\"token\":\"t\",\"extra\":true}}", &e);
+        "{\"token\":\"t\",\"extra\":true}}",
+        &e);
     CU_ASSERT_EQUAL_FATAL(e, PARLEY_OK);
     Parley__V1__ClientFrame *cf = (Parley__V1__ClientFrame *)m;
     CU_ASSERT_EQUAL(cf->request_id, 5);
@@ -215,15 +225,15 @@ static void test_wrong_types_malformed(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         parley_err e;
-        ProtobufCMessage *m = dec(&parley__v1__client_frame__descriptor, bad[i], &e);
+        ProtobufCMessage *m =
+            dec(&parley__v1__client_frame__descriptor, bad[i], &e);
         CU_ASSERT_PTR_NULL(m);
         CU_ASSERT_EQUAL(e, PARLEY_ERR_MALFORMED);
-        if (m)
-            protobuf_c_message_free_unpacked(m, NULL);
+        if (m) protobuf_c_message_free_unpacked(m, NULL);
     }
     parley_err e;
     ProtobufCMessage *m = dec(&parley__v1__server_frame__descriptor,
-        "{\"event\":{\"type\":\"EVENT_TYPE_NOPE\"}}", &e);
+                              "{\"event\":{\"type\":\"EVENT_TYPE_NOPE\"}}", &e);
     CU_ASSERT_PTR_NULL(m);
     CU_ASSERT_EQUAL(e, PARLEY_ERR_MALFORMED);
 }
@@ -232,16 +242,16 @@ static void test_invalid_utf8(void)
 {
     parley_err e;
     ProtobufCMessage *m = dec(&parley__v1__client_frame__descriptor,
-        "{\"publish\":{\"body\":\"a\xff\xfe\"}}", &e);
+                              "{\"publish\":{\"body\":\"a\xff\xfe\"}}", &e);
     CU_ASSERT_PTR_NULL(m);
     CU_ASSERT_EQUAL(e, PARLEY_ERR_INVALID_UTF8);
     m = dec(&parley__v1__client_frame__descriptor,
-        "{\"publish\":{\"body\":\"\xed\xa0\x80\"}}", &e); /* a surrogate */
+            "{\"publish\":{\"body\":\"\xed\xa0\x80\"}}", &e); /* a surrogate */
     CU_ASSERT_PTR_NULL(m);
     CU_ASSERT_EQUAL(e, PARLEY_ERR_INVALID_UTF8);
     /* an escaped NUL is refused too */
     m = dec(&parley__v1__client_frame__descriptor,
-        "{\"publish\":{\"body\":\"a\\u0000b\"}}", &e);
+            "{\"publish\":{\"body\":\"a\\u0000b\"}}", &e);
     CU_ASSERT_PTR_NULL(m);
     CU_ASSERT_NOT_EQUAL(e, PARLEY_OK);
 }
@@ -249,11 +259,11 @@ static void test_invalid_utf8(void)
 static void test_base64(void)
 {
     static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    static const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==",
-                                 "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *want[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                 "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
-        char *s = gw_base64_encode((const unsigned char *)in[i], strlen(in[i]),
-                                   NULL);
+        char *s =
+            gw_base64_encode((const unsigned char *)in[i], strlen(in[i]), NULL);
         CU_ASSERT_STRING_EQUAL(s, want[i]);
         unsigned char *b;
         size_t n;
@@ -266,25 +276,42 @@ static void test_base64(void)
     unsigned char *b;
     size_t n;
     CU_ASSERT_EQUAL(gw_base64_decode("a*bc", 4, &b, &n), -1);
+    /* URL-safe and unpadded forms read the same bytes */
+    static const char *same[] = {"+/8=", "-_8=", "-_8", "+/8"};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(
+            gw_base64_decode(same[i], strlen(same[i]), &b, &n), 0);
+        CU_ASSERT_EQUAL(n, 2);
+        CU_ASSERT(b[0] == 0xfb && b[1] == 0xff);
+        free(b);
+    }
+    /* refused, never read as something else */
+    static const char *bad[] = {"Z",    "Zg=",   "Zm9v=", "Zg==x", "Zg==Zg==",
+                                "Zm 9", "Zm9\n", "Zg===", "===="};
+    for (int i = 0; i < 9; i++)
+        CU_ASSERT_EQUAL(gw_base64_decode(bad[i], strlen(bad[i]), &b, &n), -1);
+    CU_ASSERT_EQUAL(gw_base64_decode("Zm\0v", 4, &b, &n), -1);
 }
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
+    if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite s = CU_add_suite("gw_json", NULL, NULL);
     CU_add_test(s, "field names", test_field_names);
     CU_add_test(s, "ClientFrame publish round trip", test_client_frame_publish);
-    CU_add_test(s, "original names, numbers, empty oneof", test_original_names_and_numbers);
+    CU_add_test(s, "original names, numbers, empty oneof",
+                test_original_names_and_numbers);
     CU_add_test(s, "ServerFrame event round trip", test_server_frame_event);
-    CU_add_test(s, "ListMessagesResponse round trip", test_list_messages_response);
+    CU_add_test(s, "ListMessagesResponse round trip",
+                test_list_messages_response);
     CU_add_test(s, "unknown fields ignored", test_unknown_fields_ignored);
     CU_add_test(s, "wrong types are MALFORMED", test_wrong_types_malformed);
     CU_add_test(s, "invalid UTF-8 rejected", test_invalid_utf8);
     CU_add_test(s, "base64", test_base64);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
-    unsigned fails = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
+    unsigned fails =
+        CU_get_number_of_tests_failed() + CU_get_number_of_failures();
     CU_cleanup_registry();
     return fails ? 1 : 0;
 }
