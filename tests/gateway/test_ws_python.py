@@ -192,6 +192,36 @@ async def case_resume_from_history(s):
     await watch.close()
 
 
+async def case_resume_ring_start(s):
+    """The ring starts where the room's first subscriber resumed (rev R0):
+    a later resume from R0 - 1 needs rev R0, which the ring never held, so
+    it pages History; a resume from R0 is served by the ring. Nothing is
+    skipped at that edge."""
+    ann = await Client.open(s, s.token("ann", "Ann"))
+    revs = []
+    for i in range(10):
+        ack = await ann.publish("lobby", "e%d" % i, "m%d" % i)
+        revs.append(int(ack["ack"]["message"]["rev"]))
+    r0 = revs[7]
+    first = await Client.open(s, s.token("w", "W"))
+    ev, sub = await first.subscribe("lobby", after=r0)  # the ring starts at r0
+    assert "subscribed" in sub and [rev(e) for e in ev] == revs[8:], (ev, sub)
+    for after, path in ((r0 - 1, "history"), (r0, "ring"), (r0 - 3, "history")):
+        m0 = s.metrics()
+        bob = await Client.open(s, s.token("bob", "Bob"))
+        ev, sub = await bob.subscribe("lobby", after=after)
+        got = [rev(e) for e in ev]
+        want = [r for r in revs if r > after]
+        assert "subscribed" in sub and got == want, (after, got, want)
+        m1 = s.metrics()
+        for p in ("history", "ring"):
+            k = "parley_gateway_replay_%s_total" % p
+            assert m1[k] - m0[k] == (p == path), (after, path, k, m0[k], m1[k])
+        await bob.close()
+    await first.close()
+    await ann.close()
+
+
 async def case_binary(s):
     pb = gwharness.proto_classes(s.dir)
     ws = await websockets.connect(s.ws, subprotocols=[BIN], open_timeout=T)
@@ -858,6 +888,7 @@ CASES = {
     "basic_flow": (case_basic_flow, []),
     "resume_after_cut": (case_resume_after_cut, []),
     "resume_from_history": (case_resume_from_history, ["--ring", "4"]),
+    "resume_ring_start": (case_resume_ring_start, ["--ring", "4"]),
     "replay_paged": (case_replay_paged, ["--ring", "4", "--replay-page", "10", "--sendq-frames", "16",
                                          "--rate", "1000", "--burst", "1000"]),
     "replay_handover": (case_replay_handover, ["--ring", "8", "--replay-page", "10",
