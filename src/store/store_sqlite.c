@@ -965,6 +965,28 @@ static parley_err store_setup_reader(store_sqlite *s, const char *path,
     return PARLEY_OK;
 }
 
+/* A new handle on path: a reader's, or the writer's (with its opts). On an
+ * error errmsg says why and nothing stays open. */
+static parley_err store_sqlite_new(const char *path, int reader,
+                                   const store_opts *opts, store **out,
+                                   char *errmsg, size_t errlen)
+{
+    store_sqlite *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return PARLEY_ERR_INTERNAL;
+    }
+    parley_err e = reader ? store_setup_reader(s, path, errmsg, errlen)
+                          : store_setup(s, path, opts, errmsg, errlen);
+    if (e != PARLEY_OK) {
+        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
+        store_sqlite_close(&s->base);
+        return e;
+    }
+    *out = &s->base;
+    return PARLEY_OK;
+}
+
 static parley_err store_sqlite_open_reader(store *base, store **out,
                                            char *errmsg, size_t errlen)
 {
@@ -975,19 +997,7 @@ static parley_err store_sqlite_open_reader(store *base, store **out,
                  "an in-memory database has no second handle to read with");
         return PARLEY_ERR_INTERNAL;
     }
-    store_sqlite *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        snprintf(errmsg, errlen, "out of memory");
-        return PARLEY_ERR_INTERNAL;
-    }
-    parley_err e = store_setup_reader(s, path, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        store_sqlite_close(&s->base);
-        return e;
-    }
-    *out = &s->base;
-    return PARLEY_OK;
+    return store_sqlite_new(path, 1, NULL, out, errmsg, errlen);
 }
 
 /* ---- snapshots and checkpoints ------------------------------------------ */
@@ -1065,19 +1075,7 @@ static int store_sqlite_serves(const char *target)
 static parley_err store_sqlite_open(const char *path, const store_opts *opts,
                                     store **out, char *errmsg, size_t errlen)
 {
-    store_sqlite *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        snprintf(errmsg, errlen, "out of memory");
-        return PARLEY_ERR_INTERNAL;
-    }
-    parley_err e = store_setup(s, path, opts, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        store_sqlite_close(&s->base);
-        return e;
-    }
-    *out = &s->base;
-    return PARLEY_OK;
+    return store_sqlite_new(path, 0, opts, out, errmsg, errlen);
 }
 
 static void store_sqlite_close(store *base)
