@@ -258,6 +258,10 @@ void srv_answer(rpc_call *c, store *db, parley_err e,
 /* The page size a List call asks for (0: dflt); 0 after failing c with
  * BAD_CURSOR for one above RULES_LIST_LIMIT_MAX. */
 unsigned srv_page_limit(rpc_call *c, uint32_t asked, unsigned dflt);
+/* arr (of *cap items of size bytes) reallocated to twice *cap items, or
+ * first when *cap is 0, and *cap set to that; NULL out of memory (arr and
+ * *cap unchanged then). */
+void *srv_grow(void *arr, size_t *cap, size_t first, size_t size);
 /* For a call that writes: fails it with PERMISSION_DENIED and returns
  * nonzero when who is a service token (those only read), or with
  * RESOURCE_EXHAUSTED when the user is over the write rate. */

@@ -232,6 +232,15 @@ unsigned srv_page_limit(rpc_call *c, uint32_t asked, unsigned dflt)
     return asked ? asked : dflt;
 }
 
+void *srv_grow(void *arr, size_t *cap, size_t first, size_t size)
+{
+    assert(first > 0 && size > 0);
+    size_t n = *cap ? *cap * 2 : first;
+    void *grown = realloc(arr, n * size);
+    if (grown) *cap = n;
+    return grown;
+}
+
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)
 {
     return srv_authenticate_with(s->ac, c, who);

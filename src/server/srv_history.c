@@ -110,14 +110,12 @@ static int list_row(const parley_msg *m, void *ud)
     page_pack(pb, &r.base, bound);
     if (pb->oom) return 1;
     if (pb->n_rows == pb->cap_rows) {
-        size_t nc = pb->cap_rows ? pb->cap_rows * 2 : 64;
-        size_t *ne = realloc(pb->ends, nc * sizeof *ne);
+        size_t *ne = srv_grow(pb->ends, &pb->cap_rows, 64, sizeof *ne);
         if (!ne) {
             pb->oom = 1;
             return 1;
         }
         pb->ends = ne;
-        pb->cap_rows = nc;
     }
     pb->ends[pb->n_rows++] = pb->len;
     const size_t max = PARLEY_ANSWER_BYTES_MAX - PAGE_TAIL_RESERVE;

@@ -573,14 +573,12 @@ static int erase_row(const parley_msg *m, void *ud)
     erased_room *r = x->n ? &x->rooms[x->n - 1] : NULL;
     if (!r || strcmp(r->name, m->room) != 0) {
         if (x->n == x->cap) {
-            size_t cap = x->cap ? x->cap * 2 : 8;
-            erased_room *nr = realloc(x->rooms, cap * sizeof *nr);
+            erased_room *nr = srv_grow(x->rooms, &x->cap, 8, sizeof *nr);
             if (!nr) {
                 x->oom = 1;
                 return 0;
             }
             x->rooms = nr;
-            x->cap = cap;
         }
         r = &x->rooms[x->n++];
         memset(r, 0, sizeof *r);
