@@ -1021,6 +1021,33 @@ static void pg_close(store *base)
 /* Another connection with the parameters the first one uses (PQconninfo:
  * the password included), for a reader thread (store_open_reader); its
  * application_name says "/reader". */
+/* Fails an open whose connection did not come up: errmsg says why (libpq's
+ * first line) and s is closed. */
+static parley_err pg_open_failed(store_pg *s, char *errmsg, size_t errlen)
+{
+    const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+    snprintf(errmsg, errlen, "connect: %.*s", (int)strcspn(m, "\n"), m);
+    pg_close(&s->base);
+    return PARLEY_ERR_IO;
+}
+
+/* Ends an open on a live connection: the session (with migrate, the
+ * schema brought up to date), then s in *out; on an error errmsg says why
+ * and s is closed. */
+static parley_err pg_open_end(store_pg *s, int migrate, store **out,
+                              char *errmsg, size_t errlen)
+{
+    parley_err e = pg_session(s, migrate, errmsg, errlen);
+    if (e != PARLEY_OK) {
+        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
+        pg_close(&s->base);
+        return e;
+    }
+    s->ready = 1;
+    *out = &s->base;
+    return PARLEY_OK;
+}
+
 static parley_err pg_open_reader(store *base, store **out, char *errmsg,
                                  size_t errlen)
 {
@@ -1057,22 +1084,10 @@ static parley_err pg_open_reader(store *base, store **out, char *errmsg,
     free(keys);
     free(vals);
     PQconninfoFree(info);
-    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
-        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
-        snprintf(errmsg, errlen, "connect: %.*s", (int)strcspn(m, "\n"), m);
-        pg_close(&s->base);
-        return PARLEY_ERR_IO;
-    }
+    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK)
+        return pg_open_failed(s, errmsg, errlen);
     snprintf(s->shown, sizeof s->shown, "%s", w->shown);
-    parley_err e = pg_session(s, 0, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        pg_close(&s->base);
-        return e;
-    }
-    s->ready = 1;
-    *out = &s->base;
-    return PARLEY_OK;
+    return pg_open_end(s, 0, out, errmsg, errlen);
 }
 
 /* postgres://... or postgresql://... (libpq's URI forms). */
@@ -1110,26 +1125,14 @@ static parley_err pg_open(const char *target, const store_opts *opts,
         snprintf(errmsg, errlen, "out of memory");
         return PARLEY_ERR_INTERNAL;
     }
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        const char *m = PQerrorMessage(s->conn);
-        snprintf(errmsg, errlen, "connect: %.*s", (int)strcspn(m, "\n"), m);
-        pg_close(&s->base);
-        return PARLEY_ERR_IO;
-    }
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return pg_open_failed(s, errmsg, errlen);
     const char *host = PQhost(s->conn);
     snprintf(s->shown, sizeof s->shown, "postgres://%s@%s%s%s:%s/%s",
              PQuser(s->conn), host && host[0] == '/' ? "[" : "",
              host ? host : "", host && host[0] == '/' ? "]" : "",
              PQport(s->conn), PQdb(s->conn));
-    parley_err e = pg_session(s, 1, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        pg_close(&s->base);
-        return e;
-    }
-    s->ready = 1;
-    *out = &s->base;
-    return PARLEY_OK;
+    return pg_open_end(s, 1, out, errmsg, errlen);
 }
 
 static int pg_synchronous(store *base)
