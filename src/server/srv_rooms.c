@@ -375,6 +375,18 @@ static void h_remove_member(rpc_call *c,
     }
 }
 
+/* The end of a List call of Rooms: answers with r (its page set) or e as
+ * srv_fail_store does, then frees the page's three arrays. */
+static void page_end(rpc_call *c, srv *s, parley_err e,
+                     const ProtobufCMessage *r, void *rows, void *ptrs,
+                     void *keep)
+{
+    srv_answer(c, s->db, e, r);
+    free(rows);
+    free(ptrs);
+    free(keep);
+}
+
 typedef struct members_page {
     Parley__V1__Member *m;
     Parley__V1__Member **ptrs;
@@ -420,10 +432,7 @@ static void h_list_members(rpc_call *c,
     r.n_members = p.n;
     r.members = p.ptrs;
     r.has_more = more ? 1 : 0;
-    srv_answer(c, s->db, e, &r.base);
-    free(p.m);
-    free(p.ptrs);
-    free(p.strs);
+    page_end(c, s, e, &r.base, p.m, p.ptrs, p.strs);
 }
 
 /* ---- Moderate ---- */
@@ -527,24 +536,22 @@ static void h_list_actions(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     srv_grant g;
+    parley_err e;
     if (srv_admit_on(s->ac, s->db, c, req->room, ACCESS_READ, &who, &g)) return;
     unsigned limit = srv_page_limit(c, req->limit, 100);
     if (limit == 0) return;
     actions_page p = {calloc(limit, sizeof *p.a), calloc(limit, sizeof *p.ptrs),
                       calloc(limit, sizeof *p.k), 0};
     int more = 0;
-    parley_err e = p.a && p.ptrs && p.k
-                       ? store_action_list(s->db, req->room, req->after_id,
-                                           limit, actions_row, &p, &more)
-                       : PARLEY_ERR_INTERNAL;
+    e = p.a && p.ptrs && p.k
+            ? store_action_list(s->db, req->room, req->after_id, limit,
+                                actions_row, &p, &more)
+            : PARLEY_ERR_INTERNAL;
     Parley__V1__ListActionsResponse r = PARLEY__V1__LIST_ACTIONS_RESPONSE__INIT;
     r.n_actions = p.n;
     r.actions = p.ptrs;
     r.has_more = more ? 1 : 0;
-    srv_answer(c, s->db, e, &r.base);
-    free(p.a);
-    free(p.ptrs);
-    free(p.k);
+    page_end(c, s, e, &r.base, p.a, p.ptrs, p.k);
 }
 
 /* ---- EraseUser ---- */
