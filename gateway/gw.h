@@ -234,6 +234,13 @@ void gw_http_set_allow(gw_http *h, const char *methods);
  * route's History call, or 404 / 405 with a JSON error. */
 void gw_rest_route(gw_http *h, const char *method, const char *path,
                    const char *body, size_t body_len, const char *bearer);
+/* Calls method m upstream with req and the caller's token, and answers h
+ * with the response as JSON (only its field unwrap when not NULL), the
+ * core's refusal (403 naming the rule), or 503 when the core is out of
+ * reach. Every REST route ends here. */
+void gw_rest_call(gw_http *h, const rpc_method_desc *m,
+                  const ProtobufCMessage *req, const char *token,
+                  const char *unwrap);
 
 /* ---- gw_limits.c: sessions per peer address ---- */
 

@@ -4,6 +4,8 @@
  * proto3 JSON of the History messages (gw_json.c); a route that answers
  * with one field of the response (Message, Room) names it and the field is
  * found through the descriptor.
+ * gw_rest_call makes and answers every REST call upstream, those of
+ * gw_rest_rooms.c too.
  *
  *   GET    /v1/rooms/{room}/messages?after=REV|before=SEQ&limit=N  ListMessages
  *   GET    /v1/rooms/{room}/messages/{seq}                        GetMessage
@@ -69,8 +71,9 @@ static void rest_done(gw_server *s, void *ud, parley_err e, const char *detail,
     free(rc);
 }
 
-static void call(gw_http *h, int method, const ProtobufCMessage *req,
-                 const char *token, const char *unwrap)
+void gw_rest_call(gw_http *h, const rpc_method_desc *m,
+                  const ProtobufCMessage *req, const char *token,
+                  const char *unwrap)
 {
     rest_ctx *rc = malloc(sizeof *rc);
     if (!rc) {
@@ -79,15 +82,21 @@ static void call(gw_http *h, int method, const ProtobufCMessage *req,
     }
     rc->http = gw_handle_ref(gw_http_handle(h));
     rc->unwrap = unwrap;
-    parley_err e = gw_up_unary(gw_http_server(h),
-                               &parley_v1_History_service.methods[method], req,
-                               token, rest_done, rc);
+    parley_err e = gw_up_unary(gw_http_server(h), m, req, token, rest_done, rc);
     if (e != PARLEY_OK) {
         gw_handle_unref(rc->http);
         free(rc);
         gw_http_respond_error(h, PARLEY_ERR_INTERNAL, 503,
                               "upstream core unavailable");
     }
+}
+
+/* A History call (its method's index). */
+static void call(gw_http *h, int method, const ProtobufCMessage *req,
+                 const char *token, const char *unwrap)
+{
+    gw_rest_call(h, &parley_v1_History_service.methods[method], req, token,
+                 unwrap);
 }
 
 /* ---- the routes ---- */

@@ -21,7 +21,6 @@
  *   POST   /v1/users/{user}/erase {"room": ""}       Rooms.EraseUser */
 #include "gw.h"
 #include "gw_json.h"
-#include "gw_upstream.h"
 #include "parley/v1/history.grpc.h"
 #include "parley/v1/rooms.grpc.h"
 #include "rules.h"
@@ -31,53 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct rooms_ctx {
-    gw_handle *http;
-} rooms_ctx;
-
-static void rooms_done(gw_server *s, void *ud, parley_err e, const char *detail,
-                       int unavailable, ProtobufCMessage *resp)
-{
-    rooms_ctx *rc = ud;
-    gw_http *h = rc->http->p;
-    if (h) {
-        if (unavailable) {
-            gw_http_respond_error(h, PARLEY_ERR_INTERNAL, 503,
-                                  "upstream core unavailable");
-        } else if (e != PARLEY_OK) {
-            gw_http_respond_error_rule(h, e, gw_up_unary_rule(s), 0, detail);
-        } else {
-            size_t len = 0;
-            char *txt = resp ? gw_json_encode(resp, &len) : NULL;
-            if (txt)
-                gw_http_respond(h, 200, "application/json", txt, len);
-            else
-                gw_http_respond_error(h, PARLEY_ERR_INTERNAL, 500,
-                                      "empty answer from the core");
-            free(txt);
-        }
-    }
-    if (resp) protobuf_c_message_free_unpacked(resp, NULL);
-    gw_handle_unref(rc->http);
-    free(rc);
-}
-
+/* A call whose answer is the whole response. */
 static void rooms_call(gw_http *h, const rpc_method_desc *m,
                        const ProtobufCMessage *req, const char *token)
 {
-    rooms_ctx *rc = malloc(sizeof *rc);
-    if (!rc) {
-        gw_http_respond_error(h, PARLEY_ERR_INTERNAL, 500, NULL);
-        return;
-    }
-    rc->http = gw_handle_ref(gw_http_handle(h));
-    if (gw_up_unary(gw_http_server(h), m, req, token, rooms_done, rc) !=
-        PARLEY_OK) {
-        gw_handle_unref(rc->http);
-        free(rc);
-        gw_http_respond_error(h, PARLEY_ERR_INTERNAL, 503,
-                              "upstream core unavailable");
-    }
+    gw_rest_call(h, m, req, token, NULL);
 }
 
 #define ROOMS_M(name) (&parley_v1_Rooms_service.methods[PARLEY_V1_ROOMS_##name])

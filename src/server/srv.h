@@ -248,6 +248,20 @@ int srv_read_settled(srv *s, const char *room, uint64_t head_rev);
 int srv_authenticate_with(auth_cache *ac, rpc_call *c, auth_identity *who);
 /* The same on the loop thread (the srv's cache). */
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who);
+/* Fails a unary call with a store error e (INTERNAL and IO are logged with
+ * db's last error and answered as a storage failure). */
+void srv_fail_store(rpc_call *c, store *db, parley_err e);
+/* Answers a unary call: reply when e is PARLEY_OK, else e as
+ * srv_fail_store does. */
+void srv_answer(rpc_call *c, store *db, parley_err e,
+                const ProtobufCMessage *reply);
+/* The page size a List call asks for (0: dflt); 0 after failing c with
+ * BAD_CURSOR for one above RULES_LIST_LIMIT_MAX. */
+unsigned srv_page_limit(rpc_call *c, uint32_t asked, unsigned dflt);
+/* arr (of *cap items of size bytes) reallocated to twice *cap items, or
+ * first when *cap is 0, and *cap set to that; NULL out of memory (arr and
+ * *cap unchanged then). */
+void *srv_grow(void *arr, size_t *cap, size_t first, size_t size);
 /* For a call that writes: fails it with PERMISSION_DENIED and returns
  * nonzero when who is a service token (those only read), or with
  * RESOURCE_EXHAUSTED when the user is over the write rate. */
@@ -318,6 +332,10 @@ void srv_fail_check(rpc_call *c, srv *s, parley_err e, const srv_grant *g);
 /* The same after a check through db (its error is logged). */
 void srv_fail_check_on(rpc_call *c, store *db, parley_err e,
                        const srv_grant *g);
+/* Authenticates c's caller through ac and checks op on room through db
+ * (srv_check_on, not one's own message); nonzero after failing c. */
+int srv_admit_on(auth_cache *ac, store *db, rpc_call *c, const char *room,
+                 access_op op, auth_identity *who, srv_grant *g);
 /* The same as an Error frame on a stream (not fatal). */
 void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,
                           const srv_grant *g);

@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-
 access_who srv_who(const auth_identity *who, const char *room)
 {
     access_who w = {auth_room_role(who, room), who->service};
@@ -74,12 +72,21 @@ void srv_fail_check_on(rpc_call *c, store *db, parley_err e, const srv_grant *g)
     if (e == PARLEY_ERR_PERMISSION_DENIED) {
         srv_rule_detail(g->rule, &g->st, detail, sizeof detail);
         rpc_fail_rule(c, e, g->rule, detail);
-    } else if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-        log_error("store", "store error: %s", store_last_error(db));
-        rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
     } else {
-        rpc_fail(c, e, NULL);
+        srv_fail_store(c, db, e);
     }
+}
+
+int srv_admit_on(auth_cache *ac, store *db, rpc_call *c, const char *room,
+                 access_op op, auth_identity *who, srv_grant *g)
+{
+    if (srv_authenticate_with(ac, c, who)) return -1;
+    parley_err e = srv_check_on(db, who, room, op, 0, g);
+    if (e) {
+        srv_fail_check_on(c, db, e, g);
+        return -1;
+    }
+    return 0;
 }
 
 void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,

@@ -102,11 +102,9 @@ static srv_op *op_push(srv *s, srv_op_kind kind, rpc_call *c, const char *room,
 {
     srv_ops *b = &s->batch;
     if (b->n == b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 64;
-        srv_op *nv = realloc(b->v, nc * sizeof *nv);
+        srv_op *nv = srv_grow(b->v, &b->cap, 64, sizeof *nv);
         if (!nv) return NULL;
         b->v = nv;
-        b->cap = nc;
     }
     size_t rl = strlen(room) + 1, il = cid ? strlen(cid) + 1 : 1;
     char *mem = malloc(rl + il + body_len + 1);

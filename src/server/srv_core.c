@@ -1,8 +1,10 @@
 /* srv_core.c: the srv object and the services it registers, identity
- * checks on every call, conversion of store rows to parley.v1 messages,
+ * checks on every call, the unary calls' shared answers (store errors,
+ * page sizes), conversion of store rows to parley.v1 messages,
  * event frames and fan-out. */
 #include "srv.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,49 @@ void srv_free(srv *s)
     srv_health_free(s->health);
     srv_reflection_free(s->reflection);
     free(s);
+}
+
+/* ---- answers shared by the unary calls ---- */
+
+void srv_fail_store(rpc_call *c, store *db, parley_err e)
+{
+    if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
+        log_error("store", "store error: %s", store_last_error(db));
+        rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
+        return;
+    }
+    rpc_fail(c, e, NULL);
+}
+
+void srv_answer(rpc_call *c, store *db, parley_err e,
+                const ProtobufCMessage *reply)
+{
+    if (e)
+        srv_fail_store(c, db, e);
+    else
+        rpc_reply(c, reply);
+}
+
+unsigned srv_page_limit(rpc_call *c, uint32_t asked, unsigned dflt)
+{
+    assert(dflt >= 1 && dflt <= RULES_LIST_LIMIT_MAX);
+    if (asked > RULES_LIST_LIMIT_MAX) {
+        char detail[40];
+        snprintf(detail, sizeof detail, "limit must be 1..%u",
+                 (unsigned)RULES_LIST_LIMIT_MAX);
+        rpc_fail(c, PARLEY_ERR_BAD_CURSOR, detail);
+        return 0;
+    }
+    return asked ? asked : dflt;
+}
+
+void *srv_grow(void *arr, size_t *cap, size_t first, size_t size)
+{
+    assert(first > 0 && size > 0);
+    size_t n = *cap ? *cap * 2 : first;
+    void *grown = realloc(arr, n * size);
+    if (grown) *cap = n;
+    return grown;
 }
 
 int srv_authenticate(srv *s, rpc_call *c, auth_identity *who)

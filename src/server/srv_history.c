@@ -21,17 +21,6 @@
 #include <string.h>
 
 #include "defaults.h"
-#include "log.h"
-
-static void fail_store(rpc_call *c, store *db, parley_err e)
-{
-    if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-        log_error("store", "store error: %s", store_last_error(db));
-        rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
-        return;
-    }
-    rpc_fail(c, e, parley_err_text(e));
-}
 
 /* ---- ListMessages: a response encoded row by row ---- */
 
@@ -121,14 +110,12 @@ static int list_row(const parley_msg *m, void *ud)
     page_pack(pb, &r.base, bound);
     if (pb->oom) return 1;
     if (pb->n_rows == pb->cap_rows) {
-        size_t nc = pb->cap_rows ? pb->cap_rows * 2 : 64;
-        size_t *ne = realloc(pb->ends, nc * sizeof *ne);
+        size_t *ne = srv_grow(pb->ends, &pb->cap_rows, 64, sizeof *ne);
         if (!ne) {
             pb->oom = 1;
             return 1;
         }
         pb->ends = ne;
-        pb->cap_rows = nc;
     }
     pb->ends[pb->n_rows++] = pb->len;
     const size_t max = PARLEY_ANSWER_BYTES_MAX - PAGE_TAIL_RESERVE;
@@ -156,17 +143,11 @@ static void h_list_messages(rpc_call *c,
     srv_reader *rd = ud;
     auth_identity who;
     srv_grant g;
-    if (srv_authenticate_with(rd->ac, c, &who)) return;
-    parley_err e = srv_check_on(rd->db, &who, req->room, ACCESS_READ, 0, &g);
-    if (e) {
-        srv_fail_check_on(c, rd->db, e, &g);
+    if (srv_admit_on(rd->ac, rd->db, c, req->room, ACCESS_READ, &who, &g))
         return;
-    }
-    unsigned limit = req->limit ? req->limit : RULES_LIST_LIMIT_DEFAULT;
-    if (limit > RULES_LIST_LIMIT_MAX) {
-        rpc_fail(c, PARLEY_ERR_BAD_CURSOR, "limit must be 1..1000");
-        return;
-    }
+    unsigned limit = srv_page_limit(c, req->limit, RULES_LIST_LIMIT_DEFAULT);
+    if (limit == 0) return;
+    parley_err e;
     store_dir dir = STORE_LATEST;
     uint64_t cursor = 0;
     if (req->cursor_case ==
@@ -192,7 +173,7 @@ static void h_list_messages(rpc_call *c,
     free(b.ends);
     if (e) {
         free(b.p);
-        fail_store(c, rd->db, e);
+        srv_fail_store(c, rd->db, e);
         return;
     }
     if (b.cut) has_more = 1; /* rows left out for size: page on */
@@ -227,18 +208,15 @@ static void h_get_message(rpc_call *c, const Parley__V1__GetMessageRequest *req,
     srv_reader *rd = ud;
     auth_identity who;
     srv_grant g;
-    if (srv_authenticate_with(rd->ac, c, &who)) return;
-    parley_err e = srv_check_on(rd->db, &who, req->room, ACCESS_READ, 0, &g);
-    if (e) {
-        srv_fail_check_on(c, rd->db, e, &g);
+    if (srv_admit_on(rd->ac, rd->db, c, req->room, ACCESS_READ, &who, &g))
         return;
-    }
+    parley_err e;
     parley_msg m;
     do {
         e = store_get(rd->db, req->room, req->seq, &m);
     } while (!e && !srv_read_settled(rd->s, req->room, m.rev));
     if (e) {
-        fail_store(c, rd->db, e);
+        srv_fail_store(c, rd->db, e);
         return;
     }
     srv_pbmsg pm;
@@ -303,14 +281,14 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
     e = store_room_create_with(wdb, req->name, &set, clock_wall_ms(), &room,
                                &created);
     if (e) {
-        fail_store(c, wdb, e);
+        srv_fail_store(c, wdb, e);
         return;
     }
     /* The caller's standing there (a room that existed may have some). */
     e = srv_check(s, &who, req->name, ACCESS_READ, 0, &g);
     if (e == PARLEY_OK) e = store_room_get(s->db, req->name, &room);
     if (e) {
-        fail_store(c, s->db, e);
+        srv_fail_store(c, s->db, e);
         return;
     }
     Parley__V1__Room pr;
@@ -332,18 +310,15 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
     srv_reader *rd = ud;
     auth_identity who;
     srv_grant g;
-    if (srv_authenticate_with(rd->ac, c, &who)) return;
-    parley_err e = srv_check_on(rd->db, &who, req->name, ACCESS_READ, 0, &g);
-    if (e) {
-        srv_fail_check_on(c, rd->db, e, &g);
+    if (srv_admit_on(rd->ac, rd->db, c, req->name, ACCESS_READ, &who, &g))
         return;
-    }
+    parley_err e;
     parley_room room;
     do {
         e = store_room_get(rd->db, req->name, &room);
     } while (!e && !srv_read_settled(rd->s, req->name, room.head_rev));
     if (e) {
-        fail_store(c, rd->db, e);
+        srv_fail_store(c, rd->db, e);
         return;
     }
     Parley__V1__Room pr;
@@ -360,7 +335,6 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
 
 /* ---- ListRooms: the rooms the caller may read, by name, one page ---- */
 
-#define LIST_ROOMS_MAX 1000
 /* Rooms looked at per call, beyond those returned: a caller who may read
  * few of many rooms pages on with next_after_name. */
 #define LIST_ROOMS_SCAN 5000
@@ -425,11 +399,8 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
     srv *s = ud;
     auth_identity who;
     if (srv_authenticate(s, c, &who)) return;
-    if (req->limit > LIST_ROOMS_MAX) {
-        rpc_fail(c, PARLEY_ERR_BAD_CURSOR, "limit must be 1..1000");
-        return;
-    }
-    unsigned limit = req->limit ? req->limit : 100;
+    unsigned limit = srv_page_limit(c, req->limit, 100);
+    if (limit == 0) return;
     rooms_page p;
     memset(&p, 0, sizeof p);
     p.s = s;
@@ -461,16 +432,12 @@ static void h_list_rooms(rpc_call *c, const Parley__V1__ListRoomsRequest *req,
                                SRV_UNREAD_CAP, &n) == PARLEY_OK)
             me->unread_count = n;
     }
-    if (e) {
-        fail_store(c, s->db, e);
-    } else {
-        Parley__V1__ListRoomsResponse r = PARLEY__V1__LIST_ROOMS_RESPONSE__INIT;
-        r.n_rooms = p.n;
-        r.rooms = p.ptrs;
-        r.has_more = has_more ? 1 : 0;
-        r.next_after_name = has_more ? p.last : "";
-        rpc_reply(c, &r.base);
-    }
+    Parley__V1__ListRoomsResponse r = PARLEY__V1__LIST_ROOMS_RESPONSE__INIT;
+    r.n_rooms = p.n;
+    r.rooms = p.ptrs;
+    r.has_more = has_more ? 1 : 0;
+    r.next_after_name = has_more ? p.last : "";
+    srv_answer(c, s->db, e, &r.base);
     for (size_t i = 0; i < p.n; i++) {
         free(p.e[i].title);
         free(p.e[i].topic);

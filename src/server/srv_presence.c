@@ -157,11 +157,9 @@ parley_err srv_presence_say(srv *s, srv_presence_refs **refs, const char *room,
             return PARLEY_ERR_INTERNAL;
         srv_presence_refs *r = *refs;
         if (r->n == r->cap) {
-            size_t cap = r->cap ? r->cap * 2 : 8;
-            struct pres_ref *nv = realloc(r->v, cap * sizeof *nv);
+            struct pres_ref *nv = srv_grow(r->v, &r->cap, 8, sizeof *nv);
             if (!nv) return PARLEY_ERR_INTERNAL;
             r->v = nv;
-            r->cap = cap;
         }
         if (srv_presence_join(s, room, who) != 0) return PARLEY_ERR_INTERNAL;
         snprintf(r->v[r->n].room, sizeof r->v[0].room, "%s", room);

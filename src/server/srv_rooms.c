@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-
 /* ---- actions as protobuf, and kept across store calls ---- */
 
 void srv_action_keep(srv_action_copy *k, const parley_action *a)
@@ -115,16 +113,6 @@ static int rooms_begin(srv *s, rpc_call *c, const char *room, int write,
     *actor = auth_author(who);
     actor->role = g->role;
     return 0;
-}
-
-static void fail_store(rpc_call *c, store *db, parley_err e)
-{
-    if (e == PARLEY_ERR_INTERNAL || e == PARLEY_ERR_IO) {
-        log_error("store", "store error: %s", store_last_error(db));
-        rpc_fail(c, PARLEY_ERR_INTERNAL, "storage failure");
-        return;
-    }
-    rpc_fail(c, e, NULL);
 }
 
 /* Ends the transaction of a change: commits after success, else rolls
@@ -231,7 +219,7 @@ static void h_update_room(rpc_call *c, const Parley__V1__UpdateRoomRequest *req,
     parley_room room;
     if (e == PARLEY_OK) e = room_for(s, &who, req->name, &rr, &room);
     if (e) {
-        fail_store(c, s->wdb, e);
+        srv_fail_store(c, s->wdb, e);
         return;
     }
     pb_action pa[3];
@@ -264,7 +252,7 @@ static void h_delete_room(rpc_call *c, const Parley__V1__DeleteRoomRequest *req,
     uint64_t n = 0;
     parley_err e = store_room_delete(s->wdb, req->name, &before, &n);
     if (e) {
-        fail_store(c, s->wdb, e);
+        srv_fail_store(c, s->wdb, e);
         return;
     }
     char name[RULES_ROOM_MAX + 1];
@@ -331,7 +319,7 @@ static void h_add_member(rpc_call *c, const Parley__V1__AddMemberRequest *req,
     }
     e = rooms_end(s, e);
     if (e) {
-        fail_store(c, s->wdb, e);
+        srv_fail_store(c, s->wdb, e);
         return;
     }
     Parley__V1__Member pm = PARLEY__V1__MEMBER__INIT;
@@ -369,7 +357,7 @@ static void h_remove_member(rpc_call *c,
                       req->user_id, clock_wall_ms());
     e = rooms_end(s, e);
     if (e) {
-        fail_store(c, s->wdb, e);
+        srv_fail_store(c, s->wdb, e);
         return;
     }
     pb_action pa;
@@ -387,7 +375,17 @@ static void h_remove_member(rpc_call *c,
     }
 }
 
-#define PAGE_MAX 1000
+/* The end of a List call of Rooms: answers with r (its page set) or e as
+ * srv_fail_store does, then frees the page's three arrays. */
+static void page_end(rpc_call *c, srv *s, parley_err e,
+                     const ProtobufCMessage *r, void *rows, void *ptrs,
+                     void *keep)
+{
+    srv_answer(c, s->db, e, r);
+    free(rows);
+    free(ptrs);
+    free(keep);
+}
 
 typedef struct members_page {
     Parley__V1__Member *m;
@@ -421,11 +419,8 @@ static void h_list_members(rpc_call *c,
     parley_author actor;
     srv_grant g;
     if (rooms_begin(s, c, req->room, 0, &who, &actor, &g)) return;
-    if (req->limit > PAGE_MAX) {
-        rpc_fail(c, PARLEY_ERR_BAD_CURSOR, "limit must be 1..1000");
-        return;
-    }
-    unsigned limit = req->limit ? req->limit : 100;
+    unsigned limit = srv_page_limit(c, req->limit, 100);
+    if (limit == 0) return;
     members_page p = {calloc(limit, sizeof *p.m), calloc(limit, sizeof *p.ptrs),
                       malloc((size_t)limit * 2 * (RULES_AUTHOR_ID_MAX + 1)), 0};
     int more = 0;
@@ -433,19 +428,11 @@ static void h_list_members(rpc_call *c,
                        ? store_member_list(s->db, req->room, req->after_user_id,
                                            limit, members_row, &p, &more)
                        : PARLEY_ERR_INTERNAL;
-    if (e) {
-        fail_store(c, s->db, e);
-    } else {
-        Parley__V1__ListMembersResponse r =
-            PARLEY__V1__LIST_MEMBERS_RESPONSE__INIT;
-        r.n_members = p.n;
-        r.members = p.ptrs;
-        r.has_more = more ? 1 : 0;
-        rpc_reply(c, &r.base);
-    }
-    free(p.m);
-    free(p.ptrs);
-    free(p.strs);
+    Parley__V1__ListMembersResponse r = PARLEY__V1__LIST_MEMBERS_RESPONSE__INIT;
+    r.n_members = p.n;
+    r.members = p.ptrs;
+    r.has_more = more ? 1 : 0;
+    page_end(c, s, e, &r.base, p.m, p.ptrs, p.strs);
 }
 
 /* ---- Moderate ---- */
@@ -508,7 +495,7 @@ static void h_moderate(rpc_call *c, const Parley__V1__ModerateRequest *req,
     }
     e = rooms_end(s, e);
     if (e) {
-        fail_store(c, s->wdb, e);
+        srv_fail_store(c, s->wdb, e);
         return;
     }
     pb_action pa;
@@ -549,17 +536,10 @@ static void h_list_actions(rpc_call *c,
     srv *s = ud;
     auth_identity who;
     srv_grant g;
-    if (srv_authenticate(s, c, &who)) return;
-    parley_err e = srv_check(s, &who, req->room, ACCESS_READ, 0, &g);
-    if (e) {
-        srv_fail_check(c, s, e, &g);
-        return;
-    }
-    if (req->limit > PAGE_MAX) {
-        rpc_fail(c, PARLEY_ERR_BAD_CURSOR, "limit must be 1..1000");
-        return;
-    }
-    unsigned limit = req->limit ? req->limit : 100;
+    parley_err e;
+    if (srv_admit_on(s->ac, s->db, c, req->room, ACCESS_READ, &who, &g)) return;
+    unsigned limit = srv_page_limit(c, req->limit, 100);
+    if (limit == 0) return;
     actions_page p = {calloc(limit, sizeof *p.a), calloc(limit, sizeof *p.ptrs),
                       calloc(limit, sizeof *p.k), 0};
     int more = 0;
@@ -567,19 +547,11 @@ static void h_list_actions(rpc_call *c,
             ? store_action_list(s->db, req->room, req->after_id, limit,
                                 actions_row, &p, &more)
             : PARLEY_ERR_INTERNAL;
-    if (e) {
-        fail_store(c, s->db, e);
-    } else {
-        Parley__V1__ListActionsResponse r =
-            PARLEY__V1__LIST_ACTIONS_RESPONSE__INIT;
-        r.n_actions = p.n;
-        r.actions = p.ptrs;
-        r.has_more = more ? 1 : 0;
-        rpc_reply(c, &r.base);
-    }
-    free(p.a);
-    free(p.ptrs);
-    free(p.k);
+    Parley__V1__ListActionsResponse r = PARLEY__V1__LIST_ACTIONS_RESPONSE__INIT;
+    r.n_actions = p.n;
+    r.actions = p.ptrs;
+    r.has_more = more ? 1 : 0;
+    page_end(c, s, e, &r.base, p.a, p.ptrs, p.k);
 }
 
 /* ---- EraseUser ---- */
@@ -608,14 +580,12 @@ static int erase_row(const parley_msg *m, void *ud)
     erased_room *r = x->n ? &x->rooms[x->n - 1] : NULL;
     if (!r || strcmp(r->name, m->room) != 0) {
         if (x->n == x->cap) {
-            size_t cap = x->cap ? x->cap * 2 : 8;
-            erased_room *nr = realloc(x->rooms, cap * sizeof *nr);
+            erased_room *nr = srv_grow(x->rooms, &x->cap, 8, sizeof *nr);
             if (!nr) {
                 x->oom = 1;
                 return 0;
             }
             x->rooms = nr;
-            x->cap = cap;
         }
         r = &x->rooms[x->n++];
         memset(r, 0, sizeof *r);
@@ -734,7 +704,7 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
         pptrs[i] = &prs[i];
     }
     if (e) {
-        fail_store(c, s->wdb, e);
+        srv_fail_store(c, s->wdb, e);
     } else {
         Parley__V1__EraseUserResponse r = PARLEY__V1__ERASE_USER_RESPONSE__INIT;
         r.erased = total;

@@ -938,6 +938,15 @@ static parley_err pg_write_begin(store_pg *s)
     return e;
 }
 
+/* Readies the connection and begins a write; on an error no write is open
+ * (nothing for pg_write_end to end). */
+static parley_err pg_write_open(store_pg *s)
+{
+    parley_err e = pg_ready(s);
+    if (e == PARLEY_OK) e = pg_write_begin(s);
+    return e;
+}
+
 /* Checks that COMMIT committed: in an aborted transaction PostgreSQL
  * answers COMMIT with the tag ROLLBACK. */
 static parley_err pg_commit_now(store_pg *s)
@@ -980,11 +989,8 @@ static parley_err pg_write_end(store_pg *s, parley_err e)
 
 static parley_err pg_begin(store *base)
 {
-    store_pg *s = (store_pg *)base;
-    parley_err e = pg_ready(s);
-    if (e != PARLEY_OK) return e;
     /* store.c sets in_txn after this returns: this is an own BEGIN. */
-    return pg_write_begin(s);
+    return pg_write_open((store_pg *)base);
 }
 
 /* store.c has already cleared base.in_txn. */
@@ -1015,6 +1021,33 @@ static void pg_close(store *base)
 /* Another connection with the parameters the first one uses (PQconninfo:
  * the password included), for a reader thread (store_open_reader); its
  * application_name says "/reader". */
+/* Fails an open whose connection did not come up: errmsg says why (libpq's
+ * first line) and s is closed. */
+static parley_err pg_open_failed(store_pg *s, char *errmsg, size_t errlen)
+{
+    const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+    snprintf(errmsg, errlen, "connect: %.*s", (int)strcspn(m, "\n"), m);
+    pg_close(&s->base);
+    return PARLEY_ERR_IO;
+}
+
+/* Ends an open on a live connection: the session (with migrate, the
+ * schema brought up to date), then s in *out; on an error errmsg says why
+ * and s is closed. */
+static parley_err pg_open_end(store_pg *s, int migrate, store **out,
+                              char *errmsg, size_t errlen)
+{
+    parley_err e = pg_session(s, migrate, errmsg, errlen);
+    if (e != PARLEY_OK) {
+        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
+        pg_close(&s->base);
+        return e;
+    }
+    s->ready = 1;
+    *out = &s->base;
+    return PARLEY_OK;
+}
+
 static parley_err pg_open_reader(store *base, store **out, char *errmsg,
                                  size_t errlen)
 {
@@ -1051,22 +1084,10 @@ static parley_err pg_open_reader(store *base, store **out, char *errmsg,
     free(keys);
     free(vals);
     PQconninfoFree(info);
-    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
-        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
-        snprintf(errmsg, errlen, "connect: %.*s", (int)strcspn(m, "\n"), m);
-        pg_close(&s->base);
-        return PARLEY_ERR_IO;
-    }
+    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK)
+        return pg_open_failed(s, errmsg, errlen);
     snprintf(s->shown, sizeof s->shown, "%s", w->shown);
-    parley_err e = pg_session(s, 0, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        pg_close(&s->base);
-        return e;
-    }
-    s->ready = 1;
-    *out = &s->base;
-    return PARLEY_OK;
+    return pg_open_end(s, 0, out, errmsg, errlen);
 }
 
 /* postgres://... or postgresql://... (libpq's URI forms). */
@@ -1104,26 +1125,14 @@ static parley_err pg_open(const char *target, const store_opts *opts,
         snprintf(errmsg, errlen, "out of memory");
         return PARLEY_ERR_INTERNAL;
     }
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        const char *m = PQerrorMessage(s->conn);
-        snprintf(errmsg, errlen, "connect: %.*s", (int)strcspn(m, "\n"), m);
-        pg_close(&s->base);
-        return PARLEY_ERR_IO;
-    }
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        return pg_open_failed(s, errmsg, errlen);
     const char *host = PQhost(s->conn);
     snprintf(s->shown, sizeof s->shown, "postgres://%s@%s%s%s:%s/%s",
              PQuser(s->conn), host && host[0] == '/' ? "[" : "",
              host ? host : "", host && host[0] == '/' ? "]" : "",
              PQport(s->conn), PQdb(s->conn));
-    parley_err e = pg_session(s, 1, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        pg_close(&s->base);
-        return e;
-    }
-    s->ready = 1;
-    *out = &s->base;
-    return PARLEY_OK;
+    return pg_open_end(s, 1, out, errmsg, errlen);
 }
 
 static int pg_synchronous(store *base)
@@ -1166,6 +1175,18 @@ static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
     }
     PQclear(res);
     return e;
+}
+
+/* Begins a write on room, its row id in *id. On success the caller ends
+ * the write with pg_write_end; on an error none is open (a missing room
+ * has ended it already). */
+static parley_err pg_write_room(store_pg *s, const char *room, int64_t *id)
+{
+    parley_err e = pg_write_open(s);
+    if (e != PARLEY_OK) return e;
+    e = pg_room_find(s, room, id, NULL, NULL);
+    if (e != PARLEY_OK) return pg_write_end(s, e);
+    return PARLEY_OK;
 }
 
 /* Reads the whole room (counters and settings) into a row buffer, its id
@@ -1438,8 +1459,7 @@ static parley_err pg_edit(store *base, const char *room, uint64_t seq,
     store_pg *s = (store_pg *)base;
     int64_t room_id = 0;
     parley_msg cur;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_open(s);
     if (e != PARLEY_OK) return e;
     /* The arguments may point into the previous result's buffer; the read
      * below fills the other one, and the write's copy is made after the
@@ -1463,8 +1483,7 @@ static parley_err pg_delete(store *base, const char *room, uint64_t seq,
 {
     store_pg *s = (store_pg *)base;
     int64_t room_id = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_open(s);
     if (e != PARLEY_OK) return e;
     e = pg_modify_check(s, room, seq, actor, &room_id, out);
     if (e == PARLEY_OK && out->deleted)
@@ -1577,8 +1596,7 @@ static parley_err pg_room_update(store *base, const char *name,
     store_pg *s = (store_pg *)base;
     parley_room cur;
     int64_t id = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_open(s);
     if (e != PARLEY_OK) return e;
     /* u's texts may be in the previous result's buffer: cur goes to the
      * other one, and the UPDATE is bound before the next read. */
@@ -1613,8 +1631,7 @@ static parley_err pg_room_delete(store *base, const char *name,
 {
     store_pg *s = (store_pg *)base;
     int64_t id = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_open(s);
     if (e != PARLEY_OK) return e;
     e = pg_room_read(s, name, 1, out, &id);
     if (e == PARLEY_OK) {
@@ -1658,6 +1675,51 @@ static parley_err pg_room_access(store *base, const char *room,
     return e;
 }
 
+/* One row of a page to its caller: nonzero stops the walk. */
+typedef int (*pg_row_fn)(const PGresult *res, int row, void *ctx);
+
+/* Walks the first `limit` rows of a page read with limit + 1 (the extra
+ * row tells has_more, as does a stop before the last row); clears res. */
+static parley_err pg_page_walk(PGresult *res, unsigned limit, pg_row_fn row,
+                               void *ctx, int *has_more)
+{
+    int n = PQntuples(res), more = (unsigned)n > limit;
+    if (more) n = (int)limit;
+    for (int i = 0; i < n; i++) {
+        if (row(res, i, ctx) != 0) {
+            more = more || i + 1 < n;
+            break;
+        }
+    }
+    PQclear(res);
+    *has_more = more;
+    return PARLEY_OK;
+}
+
+/* The caller's function and data, for the page rows' adapters below. */
+typedef struct pg_page_to {
+    const char *room;
+    union {
+        store_room_access_fn room_access;
+        store_member_fn member;
+        store_action_fn action;
+    } fn;
+    void *ud;
+} pg_page_to;
+
+static int pg_room_access_row(const PGresult *res, int i, void *ctx)
+{
+    const pg_page_to *to = ctx;
+    parley_room r;
+    parley_standing st;
+    r.name = PQgetvalue(res, i, 0);
+    r.head_seq = (uint64_t)pg_i64(res, i, 1);
+    r.head_rev = (uint64_t)pg_i64(res, i, 2);
+    pg_settings_view(res, i, 3, &r);
+    pg_standing_view(res, i, 7, &st);
+    return to->fn.room_access ? to->fn.room_access(&r, &st, to->ud) : 0;
+}
+
 static parley_err pg_room_list_for(store *base, const store_room_query *q,
                                    store_room_access_fn fn, void *ud,
                                    int *has_more)
@@ -1678,24 +1740,8 @@ static parley_err pg_room_list_for(store *base, const store_room_query *q,
         PQclear(res);
         return e;
     }
-    int n = PQntuples(res), more = (unsigned)n > q->limit;
-    if (more) n = (int)q->limit;
-    for (int i = 0; i < n; i++) {
-        parley_room r;
-        parley_standing st;
-        r.name = PQgetvalue(res, i, 0);
-        r.head_seq = (uint64_t)pg_i64(res, i, 1);
-        r.head_rev = (uint64_t)pg_i64(res, i, 2);
-        pg_settings_view(res, i, 3, &r);
-        pg_standing_view(res, i, 7, &st);
-        if (fn && fn(&r, &st, ud) != 0) {
-            more = more || i + 1 < n;
-            break;
-        }
-    }
-    PQclear(res);
-    *has_more = more;
-    return PARLEY_OK;
+    pg_page_to to = {.fn.room_access = fn, .ud = ud};
+    return pg_page_walk(res, q->limit, pg_room_access_row, &to, has_more);
 }
 
 /* The member row `row` of res as views. */
@@ -1742,19 +1788,15 @@ static parley_err pg_member_set(store *base, const char *room,
     store_pg *s = (store_pg *)base;
     int64_t id = 0;
     int got = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_room(s, room, &id);
     if (e != PARLEY_OK) return e;
-    e = pg_room_find(s, room, &id, NULL, NULL);
-    if (e == PARLEY_OK) {
-        pg_params p = {0};
-        pg_param_i64(&p, id);
-        pg_param_text(&p, user_id);
-        pg_param_i64(&p, role);
-        pg_param_text(&p, added_by);
-        pg_param_i64(&p, now_ms);
-        e = pg_member_one(s, ST_MEMBER_UPSERT, &p, out, &got);
-    }
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_text(&p, user_id);
+    pg_param_i64(&p, role);
+    pg_param_text(&p, added_by);
+    pg_param_i64(&p, now_ms);
+    e = pg_member_one(s, ST_MEMBER_UPSERT, &p, out, &got);
     if (e == PARLEY_OK) *changed = got;
     if (e == PARLEY_OK && !got) {
         /* The same role already: the stored membership. */
@@ -1773,16 +1815,12 @@ static parley_err pg_member_remove(store *base, const char *room,
 {
     store_pg *s = (store_pg *)base;
     int64_t id = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_room(s, room, &id);
     if (e != PARLEY_OK) return e;
-    e = pg_room_find(s, room, &id, NULL, NULL);
-    if (e == PARLEY_OK) {
-        pg_params p = {0};
-        pg_param_i64(&p, id);
-        pg_param_text(&p, user_id);
-        e = pg_write_stmt(s, ST_MEMBER_DELETE, &p, removed);
-    }
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_text(&p, user_id);
+    e = pg_write_stmt(s, ST_MEMBER_DELETE, &p, removed);
     return pg_write_end(s, e);
 }
 
@@ -1813,6 +1851,14 @@ static PGresult *pg_page(store_pg *s, const char *room, int id,
     return res;
 }
 
+static int pg_member_row(const PGresult *res, int i, void *ctx)
+{
+    const pg_page_to *to = ctx;
+    parley_member m;
+    pg_member_view(res, i, &m);
+    return to->fn.member ? to->fn.member(&m, to->ud) : 0;
+}
+
 static parley_err pg_member_list(store *base, const char *room,
                                  const char *after, unsigned limit,
                                  store_member_fn fn, void *ud, int *has_more)
@@ -1821,19 +1867,8 @@ static parley_err pg_member_list(store *base, const char *room,
     parley_err e;
     PGresult *res = pg_page(s, room, ST_MEMBER_LIST, after, 0, limit, &e);
     if (res == NULL) return e;
-    int n = PQntuples(res), more = (unsigned)n > limit;
-    if (more) n = (int)limit;
-    for (int i = 0; i < n; i++) {
-        parley_member m;
-        pg_member_view(res, i, &m);
-        if (fn && fn(&m, ud) != 0) {
-            more = more || i + 1 < n;
-            break;
-        }
-    }
-    PQclear(res);
-    *has_more = more;
-    return PARLEY_OK;
+    pg_page_to to = {.fn.member = fn, .ud = ud};
+    return pg_page_walk(res, limit, pg_member_row, &to, has_more);
 }
 
 static parley_err pg_sanction_set(store *base, const char *room,
@@ -1842,19 +1877,15 @@ static parley_err pg_sanction_set(store *base, const char *room,
 {
     store_pg *s = (store_pg *)base;
     int64_t id = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_room(s, room, &id);
     if (e != PARLEY_OK) return e;
-    e = pg_room_find(s, room, &id, NULL, NULL);
-    if (e == PARLEY_OK) {
-        pg_params p = {0};
-        pg_param_i64(&p, id);
-        pg_param_text(&p, user_id);
-        pg_param_i64(&p, (int64_t)kind);
-        if (active) pg_param_i64(&p, until_ms);
-        e = pg_write_stmt(s, active ? ST_SANCTION_PUT : ST_SANCTION_DELETE, &p,
-                          changed);
-    }
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_text(&p, user_id);
+    pg_param_i64(&p, (int64_t)kind);
+    if (active) pg_param_i64(&p, until_ms);
+    e = pg_write_stmt(s, active ? ST_SANCTION_PUT : ST_SANCTION_DELETE, &p,
+                      changed);
     return pg_write_end(s, e);
 }
 
@@ -1884,40 +1915,58 @@ static parley_err pg_action_append(store *base, const parley_action *a,
     parley_action v = *a;
     if (v.target_user_id == NULL) v.target_user_id = "";
     if (v.reason == NULL) v.reason = "";
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_room(s, a->room, &id);
     if (e != PARLEY_OK) return e;
-    e = pg_room_find(s, a->room, &id, NULL, NULL);
-    if (e == PARLEY_OK) {
-        pg_params p = {0};
-        pg_param_i64(&p, id);
-        pg_param_i64(&p, v.kind);
-        pg_param_text(&p, v.actor.id);
-        pg_param_text(&p, v.actor.display_name);
-        pg_param_i64(&p, v.actor.role);
-        pg_param_text(&p, v.target_user_id);
-        pg_param_i64(&p, v.at_ms);
-        pg_param_i64(&p, v.until_ms);
-        pg_param_text(&p, v.reason);
-        pg_param_i64(&p, v.mode);
-        pg_param_i64(&p, v.visibility);
-        pg_param_i64(&p, v.role);
-        pg_param_i64(&p, pg_u64_to_i64(v.seq));
-        pg_param_i64(&p, pg_u64_to_i64(v.count));
-        PGresult *res = pg_run(s, ST_ACTION_INSERT, &p);
-        if (!pg_ok(res))
-            e = pg_fail(s, res, "store action");
-        else if (PQntuples(res) != 1)
-            e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "room vanished");
-        else
-            v.id = (uint64_t)pg_i64(res, 0, 0);
-        PQclear(res);
-    }
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_i64(&p, v.kind);
+    pg_param_text(&p, v.actor.id);
+    pg_param_text(&p, v.actor.display_name);
+    pg_param_i64(&p, v.actor.role);
+    pg_param_text(&p, v.target_user_id);
+    pg_param_i64(&p, v.at_ms);
+    pg_param_i64(&p, v.until_ms);
+    pg_param_text(&p, v.reason);
+    pg_param_i64(&p, v.mode);
+    pg_param_i64(&p, v.visibility);
+    pg_param_i64(&p, v.role);
+    pg_param_i64(&p, pg_u64_to_i64(v.seq));
+    pg_param_i64(&p, pg_u64_to_i64(v.count));
+    PGresult *res = pg_run(s, ST_ACTION_INSERT, &p);
+    if (!pg_ok(res))
+        e = pg_fail(s, res, "store action");
+    else if (PQntuples(res) != 1)
+        e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "room vanished");
+    else
+        v.id = (uint64_t)pg_i64(res, 0, 0);
+    PQclear(res);
     if (e == PARLEY_OK) {
         assert(v.id >= 1);
         e = pg_action_keep(s, &v, out);
     }
     return pg_write_end(s, e);
+}
+
+static int pg_action_row(const PGresult *res, int i, void *ctx)
+{
+    const pg_page_to *to = ctx;
+    parley_action a;
+    a.id = (uint64_t)pg_i64(res, i, 0);
+    a.room = to->room;
+    a.kind = (int)pg_i64(res, i, 1);
+    a.actor.id = PQgetvalue(res, i, 2);
+    a.actor.display_name = PQgetvalue(res, i, 3);
+    a.actor.role = (int)pg_i64(res, i, 4);
+    a.target_user_id = PQgetvalue(res, i, 5);
+    a.at_ms = pg_i64(res, i, 6);
+    a.until_ms = pg_i64(res, i, 7);
+    a.reason = PQgetvalue(res, i, 8);
+    a.mode = (int)pg_i64(res, i, 9);
+    a.visibility = (int)pg_i64(res, i, 10);
+    a.role = (int)pg_i64(res, i, 11);
+    a.seq = (uint64_t)pg_i64(res, i, 12);
+    a.count = (uint64_t)pg_i64(res, i, 13);
+    return to->fn.action ? to->fn.action(&a, to->ud) : 0;
 }
 
 static parley_err pg_action_list(store *base, const char *room,
@@ -1928,33 +1977,8 @@ static parley_err pg_action_list(store *base, const char *room,
     parley_err e;
     PGresult *res = pg_page(s, room, ST_ACTION_LIST, NULL, after_id, limit, &e);
     if (res == NULL) return e;
-    int n = PQntuples(res), more = (unsigned)n > limit;
-    if (more) n = (int)limit;
-    for (int i = 0; i < n; i++) {
-        parley_action a;
-        a.id = (uint64_t)pg_i64(res, i, 0);
-        a.room = room;
-        a.kind = (int)pg_i64(res, i, 1);
-        a.actor.id = PQgetvalue(res, i, 2);
-        a.actor.display_name = PQgetvalue(res, i, 3);
-        a.actor.role = (int)pg_i64(res, i, 4);
-        a.target_user_id = PQgetvalue(res, i, 5);
-        a.at_ms = pg_i64(res, i, 6);
-        a.until_ms = pg_i64(res, i, 7);
-        a.reason = PQgetvalue(res, i, 8);
-        a.mode = (int)pg_i64(res, i, 9);
-        a.visibility = (int)pg_i64(res, i, 10);
-        a.role = (int)pg_i64(res, i, 11);
-        a.seq = (uint64_t)pg_i64(res, i, 12);
-        a.count = (uint64_t)pg_i64(res, i, 13);
-        if (fn && fn(&a, ud) != 0) {
-            more = more || i + 1 < n;
-            break;
-        }
-    }
-    PQclear(res);
-    *has_more = more;
-    return PARLEY_OK;
+    pg_page_to to = {.room = room, .fn.action = fn, .ud = ud};
+    return pg_page_walk(res, limit, pg_action_row, &to, has_more);
 }
 
 /* Erases in one room, already validated (its name in room). */
@@ -2005,26 +2029,22 @@ static parley_err pg_read_mark(store *base, const char *room,
 {
     store_pg *s = (store_pg *)base;
     int64_t id = 0;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_room(s, room, &id);
     if (e != PARLEY_OK) return e;
-    e = pg_room_find(s, room, &id, NULL, NULL);
-    if (e == PARLEY_OK) {
-        pg_params p = {0};
-        pg_param_i64(&p, id);
-        pg_param_text(&p, user_id);
-        pg_param_i64(&p, (int64_t)seq);
-        pg_param_i64(&p, (int64_t)rev);
-        pg_param_i64(&p, now_ms);
-        PGresult *res = pg_run(s, ST_READ_MARK, &p);
-        if (!pg_ok(res) || PQntuples(res) != 1) {
-            e = pg_fail(s, res, "mark read");
-        } else {
-            *out_seq = (uint64_t)pg_i64(res, 0, 0);
-            *out_rev = (uint64_t)pg_i64(res, 0, 1);
-        }
-        PQclear(res);
+    pg_params p = {0};
+    pg_param_i64(&p, id);
+    pg_param_text(&p, user_id);
+    pg_param_i64(&p, (int64_t)seq);
+    pg_param_i64(&p, (int64_t)rev);
+    pg_param_i64(&p, now_ms);
+    PGresult *res = pg_run(s, ST_READ_MARK, &p);
+    if (!pg_ok(res) || PQntuples(res) != 1) {
+        e = pg_fail(s, res, "mark read");
+    } else {
+        *out_seq = (uint64_t)pg_i64(res, 0, 0);
+        *out_rev = (uint64_t)pg_i64(res, 0, 1);
     }
+    PQclear(res);
     return pg_write_end(s, e);
 }
 
@@ -2057,8 +2077,7 @@ static parley_err pg_erase_user(store *base, const char *room,
                                 store_msg_fn fn, void *ud, uint64_t *count)
 {
     store_pg *s = (store_pg *)base;
-    parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_write_begin(s);
+    parley_err e = pg_write_open(s);
     if (e != PARLEY_OK) return e;
     if (room) {
         e = pg_erase_in(s, room, user_id, now_ms, fn, ud, count);

@@ -840,29 +840,50 @@ static parley_err store_migrate(store_sqlite *s, char *errmsg, size_t errlen)
     return PARLEY_OK;
 }
 
-static parley_err store_setup(store_sqlite *s, const char *path,
-                              const store_opts *opts, char *errmsg,
-                              size_t errlen)
+/* Opens path (flags, no mutex: one thread per handle) with extended result
+ * codes and the busy timeout, and reads its schema version. A failed open
+ * says "open PATH<how>: why" in errmsg. */
+static parley_err store_open_file(store_sqlite *s, const char *path, int flags,
+                                  const char *how, int *version, char *errmsg,
+                                  size_t errlen)
 {
-    int rc, on = 0;
-    parley_err e;
-
-    rc = sqlite3_open_v2(
-        path, &s->db,
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        snprintf(errmsg, errlen, "open %s: %s", path,
+        snprintf(errmsg, errlen, "open %s%s: %s", path, how,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         return PARLEY_ERR_IO;
     }
     sqlite3_extended_result_codes(s->db, 1);
     rc = sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
     if (rc != SQLITE_OK) return store_fail(s, rc, "busy_timeout");
+    rc = store_pragma_int(s->db, "PRAGMA user_version", version);
+    if (rc != SQLITE_OK) return store_fail(s, rc, "read user_version");
+    return PARLEY_OK;
+}
+
+/* Prepares every statement of store_sql (kept for the handle's life). */
+static parley_err store_prepare_all(store_sqlite *s)
+{
+    for (int i = 0; i < STMT__COUNT; i++) {
+        int rc =
+            sqlite3_prepare_v3(s->db, store_sql[i], -1,
+                               SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
+        if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[i]);
+    }
+    return PARLEY_OK;
+}
+
+static parley_err store_setup(store_sqlite *s, const char *path,
+                              const store_opts *opts, char *errmsg,
+                              size_t errlen)
+{
+    int rc, on = 0, version = 0;
+    parley_err e =
+        store_open_file(s, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "",
+                        &version, errmsg, errlen);
+    if (e != PARLEY_OK) return e;
 
     /* Refuse a newer schema before changing anything in the file. */
-    int version = 0;
-    rc = store_pragma_int(s->db, "PRAGMA user_version", &version);
-    if (rc != SQLITE_OK) return store_fail(s, rc, "read user_version");
     if (version > STORE_SCHEMA_VERSION) {
         snprintf(errmsg, errlen,
                  "database schema version %d is newer than this parley "
@@ -919,12 +940,7 @@ static parley_err store_setup(store_sqlite *s, const char *path,
     e = store_migrate(s, errmsg, errlen);
     if (e != PARLEY_OK) return e;
 
-    for (int i = 0; i < STMT__COUNT; i++) {
-        rc = sqlite3_prepare_v3(s->db, store_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
-        if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[i]);
-    }
-    return PARLEY_OK;
+    return store_prepare_all(s);
 }
 
 static void store_sqlite_close(store *base);
@@ -934,19 +950,10 @@ static void store_sqlite_close(store *base);
 static parley_err store_setup_reader(store_sqlite *s, const char *path,
                                      char *errmsg, size_t errlen)
 {
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(errmsg, errlen, "open %s for reading: %s", path,
-                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        return PARLEY_ERR_IO;
-    }
-    sqlite3_extended_result_codes(s->db, 1);
-    rc = sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-    if (rc != SQLITE_OK) return store_fail(s, rc, "busy_timeout");
-    int version = 0;
-    rc = store_pragma_int(s->db, "PRAGMA user_version", &version);
-    if (rc != SQLITE_OK) return store_fail(s, rc, "read user_version");
+    int rc, version = 0;
+    parley_err e = store_open_file(s, path, SQLITE_OPEN_READONLY,
+                                   " for reading", &version, errmsg, errlen);
+    if (e != PARLEY_OK) return e;
     if (version != STORE_SCHEMA_VERSION) {
         snprintf(errmsg, errlen,
                  "database schema version %d, this build reads %d", version,
@@ -957,11 +964,28 @@ static parley_err store_setup_reader(store_sqlite *s, const char *path,
     rc = sqlite3_exec(s->db, "PRAGMA mmap_size = " STORE_READER_MMAP, NULL,
                       NULL, NULL);
     if (rc != SQLITE_OK) return store_fail(s, rc, "mmap_size");
-    for (int i = 0; i < STMT__COUNT; i++) {
-        rc = sqlite3_prepare_v3(s->db, store_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL);
-        if (rc != SQLITE_OK) return store_fail(s, rc, store_sql[i]);
+    return store_prepare_all(s);
+}
+
+/* A new handle on path: a reader's, or the writer's (with its opts). On an
+ * error errmsg says why and nothing stays open. */
+static parley_err store_sqlite_new(const char *path, int reader,
+                                   const store_opts *opts, store **out,
+                                   char *errmsg, size_t errlen)
+{
+    store_sqlite *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(errmsg, errlen, "out of memory");
+        return PARLEY_ERR_INTERNAL;
     }
+    parley_err e = reader ? store_setup_reader(s, path, errmsg, errlen)
+                          : store_setup(s, path, opts, errmsg, errlen);
+    if (e != PARLEY_OK) {
+        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
+        store_sqlite_close(&s->base);
+        return e;
+    }
+    *out = &s->base;
     return PARLEY_OK;
 }
 
@@ -975,19 +999,7 @@ static parley_err store_sqlite_open_reader(store *base, store **out,
                  "an in-memory database has no second handle to read with");
         return PARLEY_ERR_INTERNAL;
     }
-    store_sqlite *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        snprintf(errmsg, errlen, "out of memory");
-        return PARLEY_ERR_INTERNAL;
-    }
-    parley_err e = store_setup_reader(s, path, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        store_sqlite_close(&s->base);
-        return e;
-    }
-    *out = &s->base;
-    return PARLEY_OK;
+    return store_sqlite_new(path, 1, NULL, out, errmsg, errlen);
 }
 
 /* ---- snapshots and checkpoints ------------------------------------------ */
@@ -1065,19 +1077,7 @@ static int store_sqlite_serves(const char *target)
 static parley_err store_sqlite_open(const char *path, const store_opts *opts,
                                     store **out, char *errmsg, size_t errlen)
 {
-    store_sqlite *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        snprintf(errmsg, errlen, "out of memory");
-        return PARLEY_ERR_INTERNAL;
-    }
-    parley_err e = store_setup(s, path, opts, errmsg, errlen);
-    if (e != PARLEY_OK) {
-        if (errmsg[0] == '\0') snprintf(errmsg, errlen, "%s", s->err);
-        store_sqlite_close(&s->base);
-        return e;
-    }
-    *out = &s->base;
-    return PARLEY_OK;
+    return store_sqlite_new(path, 0, opts, out, errmsg, errlen);
 }
 
 static void store_sqlite_close(store *base)
