@@ -73,6 +73,15 @@ void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n);
 /* The bearer token a connection presents (parley); NULL if none. */
 const char *lg_token(const lg_ctx *x, const lg_conn *c);
 
+/* A byte-stream parser of an adapter (MQTT, NATS): how many bytes of p it
+ * took (whole frames only), or -1 on error. */
+typedef long (*lg_parse_fn)(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t n);
+/* Hands a WebSocket message's bytes to parse, after what c->app kept of
+ * the previous ones; keeps in c->app what parse left (a split frame).
+ * Bytes are copied only while a frame is split. 0, or -1 on error. */
+int lg_feed(lg_ctx *x, lg_conn *c, const uint8_t *d, size_t n,
+            lg_parse_fn parse);
+
 /* Adapter callbacks into the core. */
 void lg_on_ready(lg_ctx *x, lg_conn *c);
 /* A delivered message body (rev: parley's rev, 0 if the protocol has none). */

@@ -191,19 +191,7 @@ static int lgj_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
                           size_t n)
 {
     (void)opcode;
-    if (c->app.len > c->app.off) {
-        if (lg_buf_append(&c->app, d, n)) return -1;
-        long u =
-            lgj_parse(x, c, c->app.p + c->app.off, c->app.len - c->app.off);
-        if (u < 0) return -1;
-        lg_buf_consume(&c->app, (size_t)u);
-        return 0;
-    }
-    long u = lgj_parse(x, c, d, n);
-    if (u < 0) return -1;
-    if ((size_t)u < n && lg_buf_append(&c->app, d + u, n - (size_t)u))
-        return -1;
-    return 0;
+    return lg_feed(x, c, d, n, lgj_parse);
 }
 
 static int lgj_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)

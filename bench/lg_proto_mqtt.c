@@ -115,18 +115,9 @@ static int lgm_packet(lg_ctx *x, lg_conn *c, uint8_t type, const uint8_t *p,
     }
 }
 
-static int lgm_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
-                          size_t n)
+/* Whole MQTT packets of p[0..len): how many bytes they took, -1 if bad. */
+static long lgm_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
 {
-    (void)opcode;
-    const uint8_t *p = d;
-    size_t len = n;
-    int buffered = c->app.len > c->app.off;
-    if (buffered) {
-        if (lg_buf_append(&c->app, d, n)) return -1;
-        p = c->app.p + c->app.off;
-        len = c->app.len - c->app.off;
-    }
     size_t used = 0;
     while (len - used >= 2) {
         size_t rl = 0, h = 1;
@@ -148,12 +139,14 @@ static int lgm_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
         if (lgm_packet(x, c, p[used], p + used + h, rl)) return -1;
         used += h + rl;
     }
-    if (buffered) {
-        lg_buf_consume(&c->app, used);
-    } else if (used < len) {
-        if (lg_buf_append(&c->app, p + used, len - used)) return -1;
-    }
-    return 0;
+    return (long)used;
+}
+
+static int lgm_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
+                          size_t n)
+{
+    (void)opcode;
+    return lg_feed(x, c, d, n, lgm_parse);
 }
 
 static int lgm_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)

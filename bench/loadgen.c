@@ -180,6 +180,23 @@ static void lg_pump_connects(lg_ctx *x, uint64_t now)
     }
 }
 
+int lg_feed(lg_ctx *x, lg_conn *c, const uint8_t *d, size_t n,
+            lg_parse_fn parse)
+{
+    if (c->app.len > c->app.off) {
+        if (lg_buf_append(&c->app, d, n)) return -1;
+        long u = parse(x, c, c->app.p + c->app.off, c->app.len - c->app.off);
+        if (u < 0) return -1;
+        lg_buf_consume(&c->app, (size_t)u);
+        return 0;
+    }
+    long u = parse(x, c, d, n);
+    if (u < 0) return -1;
+    if ((size_t)u < n && lg_buf_append(&c->app, d + u, n - (size_t)u))
+        return -1;
+    return 0;
+}
+
 void lg_on_ready(lg_ctx *x, lg_conn *c)
 {
     if (c->ready) return;
