@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules.h"
@@ -651,4 +652,38 @@ parley_err store_list(store *s, const char *room, store_dir dir,
         return PARLEY_ERR_BAD_CURSOR;
     return s->engine->list(s, room, dir, cursor, limit, fn, ud, room_out,
                            has_more ? has_more : &more_scratch);
+}
+
+/* ---- row buffers of the engines ---- */
+
+char *store_rows_take(store_rows *r, size_t need)
+{
+    assert(r->cur == 0 || r->cur == 1);
+    int i = r->cur ^ 1;
+    if (r->cap[i] < need) {
+        size_t cap = r->cap[i] ? r->cap[i] : 1024;
+        while (cap < need) cap *= 2;
+        char *p = realloc(r->buf[i], cap);
+        if (p == NULL) return NULL;
+        r->buf[i] = p;
+        r->cap[i] = cap;
+    }
+    r->cur = i;
+    return r->buf[i];
+}
+
+char *store_rows_put(char **at, const char *src, size_t len)
+{
+    char *dst = *at;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    *at += len + 1;
+    return dst;
+}
+
+void store_rows_free(store_rows *r)
+{
+    free(r->buf[0]);
+    free(r->buf[1]);
+    memset(r, 0, sizeof *r);
 }

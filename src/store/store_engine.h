@@ -36,6 +36,23 @@ struct store {
     char shown[256]; /* the target for logs, when the engine has no describe */
 };
 
+/* Two row buffers an engine copies a result's strings into, in turn: the
+ * buffer of the previous result is left alone, so its strings may be this
+ * call's arguments (store.h's promise on how long returned strings live).
+ * Zeroed is empty. */
+typedef struct store_rows {
+    char *buf[2];
+    size_t cap[2];
+    int cur;
+} store_rows;
+/* Switches to the other buffer, with room for need bytes (grown only when
+ * a row is larger than any before); NULL when out of memory. */
+char *store_rows_take(store_rows *r, size_t need);
+/* Copies len bytes of src and a NUL to *at, moves *at past them, and
+ * returns where they went. */
+char *store_rows_put(char **at, const char *src, size_t len);
+void store_rows_free(store_rows *r);
+
 struct store_engine {
     const char *name; /* "sqlite", "postgres" */
     /* 1 if this engine serves target (a path or a URI). */

@@ -456,9 +456,7 @@ typedef struct store_pg {
     int sync_full; /* asked for: synchronous_commit on */
     int ready;     /* the session is set up on this connection */
     /* Two row buffers used in turn by the single-row calls. */
-    char *buf[2];
-    size_t cap[2];
-    int cur;
+    store_rows rows; /* the strings of results (store_rows_take) */
     char shown[256]; /* the target without secrets, for logs */
     char err[512];
 } store_pg;
@@ -827,34 +825,6 @@ static void pg_row_view(const PGresult *res, int row, int col0,
     m->deleted = pg_i64(res, row, col0 + COL_DELETED) != 0;
 }
 
-/* Switches to the other row buffer, with room for need bytes; the buffer
- * of the previous result stays, so its strings may be this call's
- * arguments. */
-static char *pg_buf_take(store_pg *s, size_t need)
-{
-    assert(s->cur == 0 || s->cur == 1);
-    int i = s->cur ^ 1;
-    if (s->cap[i] < need) {
-        size_t cap = s->cap[i] ? s->cap[i] : 1024;
-        while (cap < need) cap *= 2;
-        char *p = realloc(s->buf[i], cap);
-        if (p == NULL) return NULL;
-        s->buf[i] = p;
-        s->cap[i] = cap;
-    }
-    s->cur = i;
-    return s->buf[i];
-}
-
-static char *pg_put(char **at, const char *src, size_t len)
-{
-    char *dst = *at;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-    *at += len + 1;
-    return dst;
-}
-
 /* Copies row `row` of res (message columns from col0) and the room name
  * into a row buffer. */
 static parley_err pg_row_copy(store_pg *s, const PGresult *res, int row,
@@ -864,14 +834,14 @@ static parley_err pg_row_copy(store_pg *s, const PGresult *res, int row,
     pg_row_view(res, row, col0, room, &v);
     size_t lr = strlen(room), lc = strlen(v.client_msg_id),
            la = strlen(v.author.id), ln = strlen(v.author.display_name);
-    char *p = pg_buf_take(s, lr + lc + la + ln + v.body_len + 5);
+    char *p = store_rows_take(&s->rows, lr + lc + la + ln + v.body_len + 5);
     if (p == NULL) return pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *m = v;
-    m->room = pg_put(&p, room, lr);
-    m->client_msg_id = pg_put(&p, v.client_msg_id, lc);
-    m->author.id = pg_put(&p, v.author.id, la);
-    m->author.display_name = pg_put(&p, v.author.display_name, ln);
-    m->body = pg_put(&p, v.body, v.body_len);
+    m->room = store_rows_put(&p, room, lr);
+    m->client_msg_id = store_rows_put(&p, v.client_msg_id, lc);
+    m->author.id = store_rows_put(&p, v.author.id, la);
+    m->author.display_name = store_rows_put(&p, v.author.display_name, ln);
+    m->body = store_rows_put(&p, v.body, v.body_len);
     return PARLEY_OK;
 }
 
@@ -890,12 +860,12 @@ static parley_err pg_room_keep(store_pg *s, const parley_room *v,
                                parley_room *out)
 {
     size_t ln = strlen(v->name), lt = strlen(v->title), lp = strlen(v->topic);
-    char *p = pg_buf_take(s, ln + lt + lp + 3);
+    char *p = store_rows_take(&s->rows, ln + lt + lp + 3);
     if (p == NULL) return pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *out = *v;
-    out->name = pg_put(&p, v->name, ln);
-    out->title = pg_put(&p, v->title, lt);
-    out->topic = pg_put(&p, v->topic, lp);
+    out->name = store_rows_put(&p, v->name, ln);
+    out->title = store_rows_put(&p, v->title, lt);
+    out->topic = store_rows_put(&p, v->topic, lp);
     return PARLEY_OK;
 }
 
@@ -1013,8 +983,7 @@ static void pg_close(store *base)
 {
     store_pg *s = (store_pg *)base;
     PQfinish(s->conn); /* an open transaction is rolled back by the server */
-    free(s->buf[0]);
-    free(s->buf[1]);
+    store_rows_free(&s->rows);
     free(s);
 }
 
@@ -1766,13 +1735,13 @@ static parley_err pg_member_one(store_pg *s, int id, const pg_params *p,
         parley_member v;
         pg_member_view(res, 0, &v);
         size_t lu = strlen(v.user_id), la = strlen(v.added_by);
-        char *b = pg_buf_take(s, lu + la + 2);
+        char *b = store_rows_take(&s->rows, lu + la + 2);
         if (b == NULL) {
             e = pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
         } else {
             *out = v;
-            out->user_id = pg_put(&b, v.user_id, lu);
-            out->added_by = pg_put(&b, v.added_by, la);
+            out->user_id = store_rows_put(&b, v.user_id, lu);
+            out->added_by = store_rows_put(&b, v.added_by, la);
             *got = 1;
         }
     }
@@ -1896,14 +1865,14 @@ static parley_err pg_action_keep(store_pg *s, const parley_action *v,
     size_t lr = strlen(v->room), li = strlen(v->actor.id);
     size_t ln = strlen(v->actor.display_name);
     size_t lt = strlen(v->target_user_id), lw = strlen(v->reason);
-    char *p = pg_buf_take(s, lr + li + ln + lt + lw + 5);
+    char *p = store_rows_take(&s->rows, lr + li + ln + lt + lw + 5);
     if (p == NULL) return pg_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *out = *v;
-    out->room = pg_put(&p, v->room, lr);
-    out->actor.id = pg_put(&p, v->actor.id, li);
-    out->actor.display_name = pg_put(&p, v->actor.display_name, ln);
-    out->target_user_id = pg_put(&p, v->target_user_id, lt);
-    out->reason = pg_put(&p, v->reason, lw);
+    out->room = store_rows_put(&p, v->room, lr);
+    out->actor.id = store_rows_put(&p, v->actor.id, li);
+    out->actor.display_name = store_rows_put(&p, v->actor.display_name, ln);
+    out->target_user_id = store_rows_put(&p, v->target_user_id, lt);
+    out->reason = store_rows_put(&p, v->reason, lw);
     return PARLEY_OK;
 }
 

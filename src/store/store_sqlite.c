@@ -351,9 +351,7 @@ typedef struct store_sqlite {
     size_t heads_cap, heads_n;
     size_t log_pages; /* after store_own_checkpoints: the log's size */
     /* Two row buffers used in turn by the single-row calls. */
-    char *buf[2];
-    size_t cap[2];
-    int cur;
+    store_rows rows; /* the strings of results (store_rows_take) */
     char err[512];
 } store_sqlite;
 
@@ -449,34 +447,6 @@ static void store_row_view(sqlite3_stmt *stmt, const char *room, parley_msg *m)
     m->deleted = sqlite3_column_int(stmt, COL_DELETED) != 0;
 }
 
-/* Switches to the other row buffer, with room for need bytes. The buffer of
- * the previous result is left alone, so its strings may be this call's
- * arguments. Grows only when a row is larger than any before. */
-static char *store_buf_take(store_sqlite *s, size_t need)
-{
-    assert(s->cur == 0 || s->cur == 1);
-    int i = s->cur ^ 1;
-    if (s->cap[i] < need) {
-        size_t cap = s->cap[i] ? s->cap[i] : 1024;
-        while (cap < need) cap *= 2;
-        char *p = realloc(s->buf[i], cap);
-        if (p == NULL) return NULL;
-        s->buf[i] = p;
-        s->cap[i] = cap;
-    }
-    s->cur = i;
-    return s->buf[i];
-}
-
-static char *store_put(char **at, const char *src, size_t len)
-{
-    char *dst = *at;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-    *at += len + 1;
-    return dst;
-}
-
 /* Copies the current row of stmt, and the room name, into a row buffer. */
 static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt,
                                  const char *room, parley_msg *m)
@@ -487,15 +457,15 @@ static parley_err store_row_copy(store_sqlite *s, sqlite3_stmt *stmt,
     lc = strlen(v.client_msg_id);
     la = strlen(v.author.id);
     ln = strlen(v.author.display_name);
-    char *p = store_buf_take(s, lr + lc + la + ln + v.body_len + 5);
+    char *p = store_rows_take(&s->rows, lr + lc + la + ln + v.body_len + 5);
     if (p == NULL)
         return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *m = v;
-    m->room = store_put(&p, room, lr);
-    m->client_msg_id = store_put(&p, v.client_msg_id, lc);
-    m->author.id = store_put(&p, v.author.id, la);
-    m->author.display_name = store_put(&p, v.author.display_name, ln);
-    m->body = store_put(&p, v.body, v.body_len);
+    m->room = store_rows_put(&p, room, lr);
+    m->client_msg_id = store_rows_put(&p, v.client_msg_id, lc);
+    m->author.id = store_rows_put(&p, v.author.id, la);
+    m->author.display_name = store_rows_put(&p, v.author.display_name, ln);
+    m->body = store_rows_put(&p, v.body, v.body_len);
     return PARLEY_OK;
 }
 
@@ -518,13 +488,13 @@ static parley_err store_room_keep(store_sqlite *s, const parley_room *v,
                                   parley_room *out)
 {
     size_t ln = strlen(v->name), lt = strlen(v->title), lp = strlen(v->topic);
-    char *p = store_buf_take(s, ln + lt + lp + 3);
+    char *p = store_rows_take(&s->rows, ln + lt + lp + 3);
     if (p == NULL)
         return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *out = *v;
-    out->name = store_put(&p, v->name, ln);
-    out->title = store_put(&p, v->title, lt);
-    out->topic = store_put(&p, v->topic, lp);
+    out->name = store_rows_put(&p, v->name, ln);
+    out->title = store_rows_put(&p, v->title, lt);
+    out->topic = store_rows_put(&p, v->topic, lp);
     return PARLEY_OK;
 }
 
@@ -1094,8 +1064,7 @@ static void store_sqlite_close(store *base)
             sqlite3_close_v2(s->db);
         }
     }
-    free(s->buf[0]);
-    free(s->buf[1]);
+    store_rows_free(&s->rows);
     free(s->heads);
     free(s);
 }
@@ -1353,17 +1322,17 @@ static parley_err store_row_new(store_sqlite *s, const char *room, uint64_t seq,
 {
     size_t lr = strlen(room), lc = strlen(client_msg_id);
     size_t la = strlen(author->id), ln = strlen(author->display_name);
-    char *p = store_buf_take(s, lr + lc + la + ln + body_len + 5);
+    char *p = store_rows_take(&s->rows, lr + lc + la + ln + body_len + 5);
     if (p == NULL)
         return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
-    m->room = store_put(&p, room, lr);
+    m->room = store_rows_put(&p, room, lr);
     m->seq = seq;
     m->rev = rev;
-    m->client_msg_id = store_put(&p, client_msg_id, lc);
-    m->author.id = store_put(&p, author->id, la);
-    m->author.display_name = store_put(&p, author->display_name, ln);
+    m->client_msg_id = store_rows_put(&p, client_msg_id, lc);
+    m->author.id = store_rows_put(&p, author->id, la);
+    m->author.display_name = store_rows_put(&p, author->display_name, ln);
     m->author.role = author->role;
-    m->body = store_put(&p, body, body_len);
+    m->body = store_rows_put(&p, body, body_len);
     m->body_len = body_len;
     m->created_at_ms = now_ms;
     m->edited_at_ms = 0;
@@ -1785,12 +1754,12 @@ static parley_err store_member_keep(store_sqlite *s, sqlite3_stmt *stmt,
     parley_member v;
     store_member_view(stmt, &v);
     size_t lu = strlen(v.user_id), la = strlen(v.added_by);
-    char *p = store_buf_take(s, lu + la + 2);
+    char *p = store_rows_take(&s->rows, lu + la + 2);
     if (p == NULL)
         return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *out = v;
-    out->user_id = store_put(&p, v.user_id, lu);
-    out->added_by = store_put(&p, v.added_by, la);
+    out->user_id = store_rows_put(&p, v.user_id, lu);
+    out->added_by = store_rows_put(&p, v.added_by, la);
     return PARLEY_OK;
 }
 
@@ -2002,15 +1971,15 @@ static parley_err store_action_keep(store_sqlite *s, const parley_action *v,
     size_t lr = strlen(v->room), li = strlen(v->actor.id);
     size_t ln = strlen(v->actor.display_name);
     size_t lt = strlen(v->target_user_id), lw = strlen(v->reason);
-    char *p = store_buf_take(s, lr + li + ln + lt + lw + 5);
+    char *p = store_rows_take(&s->rows, lr + li + ln + lt + lw + 5);
     if (p == NULL)
         return store_fail_msg(s, PARLEY_ERR_INTERNAL, "out of memory");
     *out = *v;
-    out->room = store_put(&p, v->room, lr);
-    out->actor.id = store_put(&p, v->actor.id, li);
-    out->actor.display_name = store_put(&p, v->actor.display_name, ln);
-    out->target_user_id = store_put(&p, v->target_user_id, lt);
-    out->reason = store_put(&p, v->reason, lw);
+    out->room = store_rows_put(&p, v->room, lr);
+    out->actor.id = store_rows_put(&p, v->actor.id, li);
+    out->actor.display_name = store_rows_put(&p, v->actor.display_name, ln);
+    out->target_user_id = store_rows_put(&p, v->target_user_id, lt);
+    out->reason = store_rows_put(&p, v->reason, lw);
     return PARLEY_OK;
 }
 
