@@ -79,6 +79,19 @@ describe("message list", () => {
     expect(seen().at(-1)).toBe("m5");
   });
 
+  it("puts a late message between two of its day, also before the days are laid out", () => {
+    const { rows, seen } = setup();
+    // no renderDays() yet: the rows have no headings above them
+    rows.upsert(msg(3, day(10, 11)));
+    rows.upsert(msg(1, day(10, 9)));
+    rows.upsert(msg(2, day(10, 10)));
+    expect(seen()).toEqual(["m1", "m2", "m3"]);
+    rows.renderDays();
+    rows.upsert(msg(5, day(10, 13)));
+    rows.upsert(msg(4, day(10, 12)));
+    expect(seen()).toEqual(["day:Today", "m1", "m2", "m3", "m4", "m5"]);
+  });
+
   it("keeps one heading per day: it moves up to an older message of its day and goes with the day's last message", () => {
     const { rows, seen, list } = setup();
     rows.upsert(msg(5, day(9)));
