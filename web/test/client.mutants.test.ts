@@ -3,7 +3,7 @@
 // catch-up starts, what an ack shows, what a closed client still does, the
 // window's network events by default, and the reasons it gives.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type ConnectionState, ParleyClient } from "../src/client.js";
+import { type ConnectionState, ParleyClient, connect } from "../src/client.js";
 import { FakeGateway, FakeNetwork } from "./fakes.js";
 
 function start(gw: FakeGateway, extra: Partial<ConstructorParameters<typeof ParleyClient>[0]> = {}) {
@@ -181,6 +181,116 @@ describe("client (mutants)", () => {
     await vi.advanceTimersByTimeAsync(10_500);
     const off = states.find((s) => s.state === "offline");
     expect(off?.reason).toContain("heartbeat timeout");
+    client.close();
+  });
+
+  it("reports the first history page as such, not as an older page", async () => {
+    const gw = new FakeGateway();
+    gw.store.publish("bob", "b1", "hello");
+    const { client } = start(gw);
+    const older: boolean[] = [];
+    client.on("history", (e) => older.push(e.older));
+    client.subscribe("lobby");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(older).toEqual([false]);
+    client.close();
+  });
+
+  it("loads only the newest page, even when the link is up before the page arrives", async () => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 80; i++) gw.store.publish("bob", `b${i}`, `hello ${i}`);
+    // REST answers take 100 ms; the WebSocket is up within a few
+    const slow: typeof gw.fetch = (u, i) => new Promise((r) => setTimeout(() => r(gw.fetch(u, i)), 100));
+    const { client } = start(gw, { fetch: slow });
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(client.state).toBe("live");
+    const room = client.room("lobby");
+    expect(room?.size).toBe(50);
+    expect(room?.hasOlder).toBe(true);
+    expect(room?.messages()[0]?.seq).toBe(31n);
+    client.close();
+  });
+
+  it("misses nothing stored between its catch-up and its subscription: the replay brings it", async () => {
+    const gw = new FakeGateway();
+    gw.store.publish("bob", "b1", "before");
+    let inGap = false;
+    const fetch: typeof gw.fetch = async (u, i) => {
+      const r = await gw.fetch(u, i);
+      // stored right after the catch-up page was read, before the subscribe
+      if (inGap && u.includes("after=")) {
+        inGap = false;
+        gw.store.publish("bob", "gap", "in the gap");
+      }
+      return r;
+    };
+    const { client } = start(gw, { fetch });
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(client.state).toBe("live");
+    const seen: Array<[string, boolean]> = [];
+    client.on("message", (e) => seen.push([e.message.body, e.replay]));
+    inGap = true;
+    gw.last.serverClose(1011);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(client.state).toBe("live");
+    expect(seen).toEqual([["in the gap", true]]);
+    expect(client.room("lobby")?.messages().map((m) => m.body)).toEqual(["before", "in the gap"]);
+    client.close();
+  });
+
+  it("calls a token refused over the WebSocket UNAUTHENTICATED, not expired", async () => {
+    const gw = new FakeGateway();
+    gw.rejected.add("alice");
+    const { client } = start(gw);
+    const codes: string[] = [];
+    client.on("auth-error", (e) => codes.push(e.code));
+    client.start(); // no room: only the WebSocket sees the token
+    await vi.advanceTimersByTimeAsync(50);
+    expect(client.state).toBe("unauthenticated");
+    expect(codes).toEqual(["UNAUTHENTICATED"]);
+    client.close();
+  });
+
+  it("calls a provider that fails for a connection UNAUTHENTICATED", async () => {
+    const gw = new FakeGateway();
+    const { client } = start(gw, {
+      token: undefined,
+      tokenProvider: async () => {
+        throw new Error("logged out");
+      },
+    });
+    const codes: string[] = [];
+    client.on("auth-error", (e) => codes.push(e.code));
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(codes).toEqual(["UNAUTHENTICATED"]);
+    client.close();
+  });
+
+  it("goes straight to 'closed' on close(): no offline state, no retry left behind", async () => {
+    const gw = new FakeGateway();
+    const { client, states } = start(gw);
+    client.subscribe("lobby");
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    const before = states.length;
+    client.close();
+    expect(states.slice(before).map((s) => s.state)).toEqual(["closed"]);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(gw.sockets).toHaveLength(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("connect() hands back a client that is already connecting", async () => {
+    const gw = new FakeGateway();
+    const client = connect({ url: "http://gw.test", token: "alice", WebSocket: gw.WebSocket, fetch: gw.fetch, network: null });
+    expect(client).toBeInstanceOf(ParleyClient);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(client.state).toBe("live");
     client.close();
   });
 });
