@@ -11,7 +11,7 @@ import { mergeStrings } from "../src/strings.js";
 const NOW = new Date(2024, 2, 10, 12, 0);
 const day = (d: number, h = 9) => BigInt(new Date(2024, 2, d, h, 0).getTime());
 
-function msg(seq: number, createdAtMs: bigint, body = `m${seq}`, extra: Partial<Message> = {}): Message {
+function msg(seq: number, createdAtMs: bigint, body = `m${seq}`, extra: { rev?: bigint; editedAtMs?: bigint } = {}): Message {
   return create(MessageSchema, {
     room: "lobby",
     seq: BigInt(seq),
