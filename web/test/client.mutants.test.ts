@@ -210,6 +210,8 @@ describe("client (mutants)", () => {
     expect(room?.size).toBe(50);
     expect(room?.hasOlder).toBe(true);
     expect(room?.messages()[0]?.seq).toBe(31n);
+    // the page is what the connection waited for: no catch-up from rev 0
+    expect(gw.requests.filter((r) => r.includes("after=0"))).toEqual([]);
     client.close();
   });
 
