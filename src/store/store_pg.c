@@ -247,7 +247,7 @@ static const struct {
                         " visibility = excluded.visibility,"
                         " mode = excluded.mode WHERE rooms.deleted"},
     [ST_ROOM_GET] = {"parley_room_get", 1,
-                     "SELECT id, head_seq, head_rev FROM rooms"
+                     "SELECT id, head_seq, head_rev, base_seq FROM rooms"
                      " WHERE name = $1::text AND NOT deleted"},
     [ST_ROOM_LOCK] = {"parley_room_lock", 1,
                       "SELECT id FROM rooms WHERE name = $1::text"
@@ -1125,8 +1125,9 @@ static const char *pg_describe(const store *base)
 /* ---- rooms ------------------------------------------------------------- */
 
 /* Reads the room's id and heads: ROOM_NOT_FOUND if absent. */
-static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
-                               uint64_t *head_seq, uint64_t *head_rev)
+static parley_err pg_room_find_ex(store_pg *s, const char *name, int64_t *id,
+                                  uint64_t *head_seq, uint64_t *head_rev,
+                                  uint64_t *base_seq)
 {
     pg_params p = {0};
     pg_param_text(&p, name);
@@ -1141,9 +1142,16 @@ static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
         *id = pg_i64(res, 0, 0);
         if (head_seq) *head_seq = (uint64_t)pg_i64(res, 0, 1);
         if (head_rev) *head_rev = (uint64_t)pg_i64(res, 0, 2);
+        if (base_seq) *base_seq = (uint64_t)pg_i64(res, 0, 3);
     }
     PQclear(res);
     return e;
+}
+
+static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
+                               uint64_t *head_seq, uint64_t *head_rev)
+{
+    return pg_room_find_ex(s, name, id, head_seq, head_rev, NULL);
 }
 
 /* Begins a write on room, its row id in *id. On success the caller ends
@@ -2022,12 +2030,16 @@ static parley_err pg_unread_count(store *base, const char *room,
                                   unsigned cap, unsigned *count)
 {
     store_pg *s = (store_pg *)base;
-    int64_t id = 0;
+    store_unread_key k = {
+        .user_id = user_id, .after_seq = after_seq, .cap = cap};
     parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK)
+        e = pg_room_find_ex(s, room, &k.room_id, &k.head_seq, &k.head_rev,
+                            &k.base_seq);
     if (e != PARLEY_OK) return e;
+    if (store_unread_recall(base, &k, count)) return PARLEY_OK;
     pg_params p = {0};
-    pg_param_i64(&p, id);
+    pg_param_i64(&p, k.room_id);
     pg_param_i64(&p, (int64_t)after_seq);
     pg_param_text(&p, user_id);
     pg_param_i64(&p, (int64_t)cap);
@@ -2035,8 +2047,10 @@ static parley_err pg_unread_count(store *base, const char *room,
     if (res == NULL) return PARLEY_ERR_IO;
     if (!pg_ok(res) || PQntuples(res) != 1)
         e = pg_fail(s, res, "count unread");
-    else
+    else {
         *count = (unsigned)pg_i64(res, 0, 0);
+        store_unread_keep(base, &k, *count);
+    }
     PQclear(res);
     return e;
 }
