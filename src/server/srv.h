@@ -323,6 +323,13 @@ parley_err srv_check(srv *s, const auth_identity *who, const char *room,
  * (the commit's checks), or a reader thread's. */
 parley_err srv_check_on(store *db, const auth_identity *who, const char *room,
                         access_op op, int own, srv_grant *g);
+/* The decision of srv_check_on from the rows it read: found is what
+ * store_room_access returned, r and st what it read (used when found is
+ * PARLEY_OK). For a caller that read them before (the group commit). */
+parley_err srv_check_rows(const auth_identity *who, const char *room,
+                          parley_err found, const parley_room *r,
+                          const parley_standing *st, access_op op, int own,
+                          srv_grant *g);
 /* "an organizer muted you in this room until 2030-01-01T00:00:00Z (rule
  * MUTED)" */
 void srv_rule_detail(parley_rule rule, const parley_standing *st, char *buf,
