@@ -355,6 +355,16 @@ void srv_view(srv *s, const auth_identity *who, const parley_room *room,
 void srv_view_on(store *db, const auth_identity *who, const parley_room *room,
                  const parley_standing *st, access_view *out);
 void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v);
+/* A room as one caller sees it, for a reply: the room and its `me`. */
+typedef struct srv_room_pb {
+    Parley__V1__Room room;
+    Parley__V1__RoomAccess me;
+} srv_room_pb;
+/* Fills out with room and who's view of it (standing st, the unread count
+ * read through db); out->room.me points into out. */
+void srv_pb_room_as(const srv *s, store *db, const auth_identity *who,
+                    const parley_room *room, const parley_standing *st,
+                    srv_room_pb *out);
 
 /* srv_commit.c: queues a publish (copies its strings). A Connect
  * stream's publish (conn not NULL) is answered with a frame on the stream
@@ -391,6 +401,15 @@ typedef struct srv_action_copy {
     char reason[STORE_REASON_MAX + 1];
 } srv_action_copy;
 void srv_action_keep(srv_action_copy *k, const parley_action *a);
+/* An action of kind by actor in room about target (a user id, or NULL) at
+ * now; the caller sets what else its kind records (mode, until, ...). */
+parley_action srv_action_of(const char *room, int kind,
+                            const parley_author *actor, const char *target,
+                            int64_t now);
+/* Stores a through db (inside the caller's transaction) and keeps what was
+ * stored, its id given, in k. */
+parley_err srv_action_store(store *db, const parley_action *a,
+                            srv_action_copy *k);
 /* srv_rooms.c: tells the room's live watchers of action a (room: its
  * settings and counters after it, or NULL to read them here). */
 void srv_room_event(srv *s, const parley_action *a, const parley_room *room);

@@ -123,6 +123,17 @@ void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,
     }
 }
 
+void srv_pb_room_as(const srv *s, store *db, const auth_identity *who,
+                    const parley_room *room, const parley_standing *st,
+                    srv_room_pb *out)
+{
+    access_view v;
+    srv_view_on(db, who, room, st, &v);
+    srv_pb_room(s, &out->room, room);
+    srv_pb_access(&out->me, &v);
+    out->room.me = &out->me;
+}
+
 void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v)
 {
     parley__v1__room_access__init(out);

@@ -430,21 +430,15 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w,
          * stored with the deletion in this transaction. */
         char author_id[RULES_AUTHOR_ID_MAX + 1];
         snprintf(author_id, sizeof author_id, "%s", m.author.id);
-        parley_action act, out;
-        memset(&act, 0, sizeof act);
-        act.room = op->room;
-        act.kind = PARLEY_ACTION_DELETE_MESSAGE;
-        act.actor = a;
-        act.target_user_id = author_id;
-        act.at_ms = now;
+        parley_action act = srv_action_of(
+            op->room, PARLEY_ACTION_DELETE_MESSAGE, &a, author_id, now);
         act.seq = op->seq;
         op->action = malloc(sizeof *op->action);
         if (!op->action) return PARLEY_ERR_INTERNAL;
-        e = store_action_append(db, &act, &out);
+        e = srv_action_store(db, &act, op->action);
         /* The deletion must not be stored without its action: any
          * refusal here fails the group. */
         if (e) return e == PARLEY_ERR_IO ? e : PARLEY_ERR_INTERNAL;
-        srv_action_keep(op->action, &out);
         break;
     }
     case SRV_OP_MARK_READ: {
