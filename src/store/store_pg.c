@@ -503,6 +503,16 @@ static int pg_ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* What a statement meant to read one row gave (res may be NULL: pg_read
+ * could not reach the server): PARLEY_OK when it holds a row, none when
+ * it holds none, else the failure, told with what. */
+static parley_err pg_one(store_pg *s, const PGresult *res, const char *what,
+                         parley_err none)
+{
+    if (!pg_ok(res)) return pg_fail(s, res, what);
+    return PQntuples(res) == 0 ? none : PARLEY_OK;
+}
+
 /* The SQLSTATE of a failed result, or "". */
 static const char *pg_state(const PGresult *res)
 {
@@ -1133,12 +1143,8 @@ static parley_err pg_room_find_ex(store_pg *s, const char *name, int64_t *id,
     pg_param_text(&p, name);
     PGresult *res = pg_read(s, ST_ROOM_GET, &p);
     parley_err e = PARLEY_OK;
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         *id = pg_i64(res, 0, 0);
         if (head_seq) *head_seq = (uint64_t)pg_i64(res, 0, 1);
         if (head_rev) *head_rev = (uint64_t)pg_i64(res, 0, 2);
@@ -1177,12 +1183,8 @@ static parley_err pg_room_read(store_pg *s, const char *name, int lock,
     int st = lock ? ST_ROOM_READ_LOCK : ST_ROOM_READ;
     PGresult *res = lock ? pg_run(s, st, &p) : pg_read(s, st, &p);
     parley_err e = PARLEY_OK;
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         parley_room v;
         v.name = name;
         if (id) *id = pg_i64(res, 0, 0);
@@ -1265,12 +1267,8 @@ static parley_err pg_append_find(store_pg *s, const char *room,
     PGresult *res = pg_read(s, ST_APPEND_FIND, &p);
     parley_err e = PARLEY_OK;
     *found = 0;
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read client id");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read client id", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         assert(PQntuples(res) == 1); /* the index is unique */
         *room_id = pg_i64(res, 0, 0);
         if (!PQgetisnull(res, 0, 1 + COL_SEQ)) {
@@ -1365,14 +1363,10 @@ static parley_err pg_get(store *base, const char *room, uint64_t seq,
     pg_param_text(&p, room);
     pg_param_i64(&p, pg_u64_to_i64(seq));
     PGresult *res = pg_read(s, ST_MSG_GET, &p);
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read message");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else if (PQgetisnull(res, 0, 1 + COL_SEQ))
+    e = pg_one(s, res, "read message", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK && PQgetisnull(res, 0, 1 + COL_SEQ))
         e = PARLEY_ERR_MESSAGE_NOT_FOUND;
-    else
+    else if (e == PARLEY_OK)
         e = pg_row_copy(s, res, 0, 1, room, out);
     PQclear(res);
     return e;
@@ -1389,12 +1383,8 @@ static parley_err pg_modify_check(store_pg *s, const char *room, uint64_t seq,
     parley_err e = PARLEY_OK;
     pg_param_text(&p, room);
     PGresult *res = pg_run(s, ST_ROOM_LOCK, &p);
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "lock room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else
-        *room_id = pg_i64(res, 0, 0);
+    e = pg_one(s, res, "lock room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) *room_id = pg_i64(res, 0, 0);
     PQclear(res);
     if (e != PARLEY_OK) return e;
 
@@ -1402,12 +1392,8 @@ static parley_err pg_modify_check(store_pg *s, const char *room, uint64_t seq,
     pg_param_i64(&q, *room_id);
     pg_param_i64(&q, pg_u64_to_i64(seq));
     res = pg_run(s, ST_MSG_READ, &q);
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read message");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_MESSAGE_NOT_FOUND;
-    else
-        e = pg_row_copy(s, res, 0, 0, room, out);
+    e = pg_one(s, res, "read message", PARLEY_ERR_MESSAGE_NOT_FOUND);
+    if (e == PARLEY_OK) e = pg_row_copy(s, res, 0, 0, room, out);
     PQclear(res);
     if (e == PARLEY_OK) e = rules_may_modify(actor, out->author.id);
     return e;
@@ -1635,12 +1621,8 @@ static parley_err pg_room_access(store *base, const char *room,
     pg_param_text(&p, room);
     pg_param_text(&p, user_id);
     PGresult *res = pg_read(s, ST_ROOM_ACCESS, &p);
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read room access");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read room access", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         parley_room v;
         memset(&v, 0, sizeof v);
         v.name = room;
@@ -1970,12 +1952,8 @@ static parley_err pg_erase_in(store_pg *s, const char *room,
     pg_param_text(&l, room);
     PGresult *res = pg_run(s, ST_ROOM_LOCK, &l);
     parley_err e = PARLEY_OK;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "lock room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else
-        id = pg_i64(res, 0, 0);
+    e = pg_one(s, res, "lock room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) id = pg_i64(res, 0, 0);
     PQclear(res);
     if (e != PARLEY_OK) return e;
     pg_params p = {0};
