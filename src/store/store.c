@@ -705,6 +705,23 @@ void store_unread_keep(store *s, const store_unread_key *k, unsigned count)
     memcpy(u->user, k->user_id, len + 1);
 }
 
+unsigned store_settings_merge(const parley_room *cur,
+                              const parley_room_settings *u,
+                              parley_room_settings *out)
+{
+    out->title = u->title ? u->title : cur->title;
+    out->topic = u->topic ? u->topic : cur->topic;
+    out->visibility = u->visibility ? u->visibility : cur->visibility;
+    out->mode = u->mode ? u->mode : cur->mode;
+    unsigned c = 0;
+    if (strcmp(out->title, cur->title) != 0 ||
+        strcmp(out->topic, cur->topic) != 0)
+        c |= STORE_CHANGED_TEXT;
+    if (out->visibility != cur->visibility) c |= STORE_CHANGED_VISIBILITY;
+    if (out->mode != cur->mode) c |= STORE_CHANGED_MODE;
+    return c;
+}
+
 /* ---- row buffers of the engines ---- */
 
 char *store_rows_take(store_rows *r, size_t need)

@@ -68,6 +68,13 @@ int store_unread_recall(store *s, const store_unread_key *k, unsigned *count);
 /* Keeps the count an engine read for k (not inside a transaction). */
 void store_unread_keep(store *s, const store_unread_key *k, unsigned count);
 
+/* The settings a room gets from update u over what it has (cur): u's NULL
+ * texts and 0 numbers keep cur's. Returns what changed
+ * (STORE_CHANGED_* bits, 0: nothing to write). */
+unsigned store_settings_merge(const parley_room *cur,
+                              const parley_room_settings *u,
+                              parley_room_settings *out);
+
 /* Two row buffers an engine copies a result's strings into, in turn: the
  * buffer of the previous result is left alone, so its strings may be this
  * call's arguments (store.h's promise on how long returned strings live).

@@ -1565,15 +1565,8 @@ static parley_err pg_room_update(store *base, const char *name,
      * other one, and the UPDATE is bound before the next read. */
     e = pg_room_read(s, name, 1, &cur, &id);
     if (e == PARLEY_OK) {
-        parley_room_settings v = {
-            u->title ? u->title : cur.title, u->topic ? u->topic : cur.topic,
-            u->visibility ? u->visibility : cur.visibility,
-            u->mode ? u->mode : cur.mode};
-        unsigned c = 0;
-        if (strcmp(v.title, cur.title) != 0 || strcmp(v.topic, cur.topic) != 0)
-            c |= STORE_CHANGED_TEXT;
-        if (v.visibility != cur.visibility) c |= STORE_CHANGED_VISIBILITY;
-        if (v.mode != cur.mode) c |= STORE_CHANGED_MODE;
+        parley_room_settings v;
+        unsigned c = store_settings_merge(&cur, u, &v);
         if (c) {
             pg_params p = {0};
             pg_param_i64(&p, id);

@@ -1657,15 +1657,8 @@ static parley_err store_sqlite_room_update(store *base, const char *name,
     if (e != PARLEY_OK) return e;
     e = store_room_read(s, name, &cur, &id);
     if (e == PARLEY_OK) {
-        parley_room_settings v = {
-            u->title ? u->title : cur.title, u->topic ? u->topic : cur.topic,
-            u->visibility ? u->visibility : cur.visibility,
-            u->mode ? u->mode : cur.mode};
-        unsigned c = 0;
-        if (strcmp(v.title, cur.title) != 0 || strcmp(v.topic, cur.topic) != 0)
-            c |= STORE_CHANGED_TEXT;
-        if (v.visibility != cur.visibility) c |= STORE_CHANGED_VISIBILITY;
-        if (v.mode != cur.mode) c |= STORE_CHANGED_MODE;
+        parley_room_settings v;
+        unsigned c = store_settings_merge(&cur, u, &v);
         if (c) {
             sqlite3_stmt *stmt = s->stmt[STMT_ROOM_UPDATE];
             int rc = sqlite3_bind_int64(stmt, 1, id);
