@@ -5,6 +5,7 @@
  * MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n; publishes are
  * PUB <room> <size>\r\n<payload>\r\n. The server's PINGs are answered. */
 #include "lg.h"
+#include "lg_nats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,37 +51,31 @@ static int lgn_after_info(lg_ctx *x, lg_conn *c)
 static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
 {
     size_t used = 0;
-    while (used < len) {
-        const char *s = (const char *)p + used;
-        const char *eol = memmem(s, len - used, "\r\n", 2);
-        if (!eol) break;
-        size_t ll = (size_t)(eol - s);
-        if (ll >= 4 && memcmp(s, "MSG ", 4) == 0) {
-            /* size is the last token of the line */
-            const char *q = eol;
-            while (q > s && q[-1] != ' ') q--;
-            size_t sz = strtoul(q, NULL, 10);
-            size_t need = ll + 2 + sz + 2;
-            if (len - used < need) break;
-            lg_on_deliver(x, c, eol + 2, sz, 0);
-            used += need;
-            continue;
-        }
-        if (ll >= 4 && memcmp(s, "PING", 4) == 0) {
+    lg_nats_cmd m;
+    long n;
+    while ((n = lg_nats_next(p + used, len - used, &m)) > 0) {
+        used += (size_t)n;
+        switch (m.kind) {
+        case LG_NATS_MSG:
+            lg_on_deliver(x, c, m.payload, m.payload_len, 0);
+            break;
+        case LG_NATS_PING:
             if (lgn_send(c, "PONG\r\n", 6)) return -1;
-        } else if (ll >= 4 && memcmp(s, "PONG", 4) == 0) {
+            break;
+        case LG_NATS_PONG:
             if (c->pstate == LGN_PONG_WAIT) {
                 c->pstate = LGN_LIVE;
                 lg_on_ready(x, c);
             }
-        } else if (ll >= 4 && memcmp(s, "INFO", 4) == 0) {
+            break;
+        case LG_NATS_INFO:
             if (c->pstate == LGN_INFO_WAIT && lgn_after_info(x, c)) return -1;
-        } else if (ll >= 4 && memcmp(s, "-ERR", 4) == 0) {
-            lg_on_error(x, c, -1, "NATS -ERR");
+            break;
+        case LG_NATS_ERR: lg_on_error(x, c, -1, "NATS -ERR"); break;
+        case LG_NATS_OTHER: break;
         }
-        used += ll + 2;
     }
-    return (long)used;
+    return n < 0 ? -1 : (long)used;
 }
 
 static int lgn_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
