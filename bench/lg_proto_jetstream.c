@@ -26,18 +26,6 @@ enum {
     LGJ_LIVE = 3
 };
 
-static void lgj_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
-{
-    (void)x;
-    (void)c;
-    snprintf(out, n, "/");
-}
-
-static int lgj_send(lg_conn *c, const char *s, size_t n)
-{
-    return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
-}
-
 static int lgj_on_open(lg_ctx *x, lg_conn *c)
 {
     (void)x;
@@ -54,7 +42,7 @@ static int lgj_request(lg_conn *c, const char *subject, char tag,
     int n = snprintf(b, sizeof b, "PUB %s _INBOX.lg%u.%c %zu\r\n%s\r\n",
                      subject, c->id, tag, strlen(json), json);
     if (n < 0 || (size_t)n >= sizeof b) return -1;
-    return lgj_send(c, b, (size_t)n);
+    return lg_send_binary(c, b, (size_t)n);
 }
 
 static int lgj_after_info(lg_ctx *x, lg_conn *c)
@@ -66,7 +54,7 @@ static int lgj_after_info(lg_ctx *x, lg_conn *c)
                      "\"lang\":\"c\",\"version\":\"0\",\"protocol\":1,"
                      "\"headers\":false}\r\nSUB _INBOX.lg%u.* 1\r\n",
                      c->id);
-    if (lgj_send(c, b, (size_t)n)) return -1;
+    if (lg_send_binary(c, b, (size_t)n)) return -1;
     c->pstate = LGJ_STREAM_WAIT;
     return lgj_request(c, "$JS.API.STREAM.CREATE." LG_JS_STREAM, 's',
                        LG_JS_STREAM_CONFIG);
@@ -78,7 +66,7 @@ static int lgj_consume(lg_ctx *x, lg_conn *c)
     char room[64], b[256], cfg[640], from[96];
     lg_room_name(x, c->room, room, sizeof room);
     int n = snprintf(b, sizeof b, "SUB _DLV.lg%u.%u 2\r\n", c->id, c->epoch);
-    if (lgj_send(c, b, (size_t)n)) return -1;
+    if (lg_send_binary(c, b, (size_t)n)) return -1;
     if (c->last_rev)
         snprintf(from, sizeof from,
                  "\"deliver_policy\":\"by_start_sequence\","
@@ -158,7 +146,7 @@ static long lgj_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
                 return -1;
             break;
         case LG_NATS_PING:
-            if (lgj_send(c, "PONG\r\n", 6)) return -1;
+            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
             break;
         case LG_NATS_INFO:
             if (c->pstate == LGJ_INFO_WAIT && lgj_after_info(x, c)) return -1;
@@ -188,13 +176,13 @@ static int lgj_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
     if ((size_t)h + n + 2 > sizeof b) return -1;
     memcpy(b + h, body, n);
     memcpy(b + h + n, "\r\n", 2);
-    return lgj_send(c, b, (size_t)h + n + 2);
+    return lg_send_binary(c, b, (size_t)h + n + 2);
 }
 
 const lg_proto lg_proto_jetstream = {
     .name = "jetstream",
     .subprotocol = NULL,
-    .path = lgj_path,
+    .path = lg_path_root,
     .on_open = lgj_on_open,
     .on_message = lgj_on_message,
     .publish = lgj_publish,

@@ -13,18 +13,6 @@
 
 enum { LGN_INFO_WAIT = 0, LGN_PONG_WAIT = 1, LGN_LIVE = 2 };
 
-static void lgn_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
-{
-    (void)x;
-    (void)c;
-    snprintf(out, n, "/");
-}
-
-static int lgn_send(lg_conn *c, const char *s, size_t n)
-{
-    return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
-}
-
 static int lgn_on_open(lg_ctx *x, lg_conn *c)
 {
     (void)x;
@@ -44,7 +32,7 @@ static int lgn_after_info(lg_ctx *x, lg_conn *c)
         n += snprintf(b + n, sizeof b - (size_t)n, "SUB %s 1\r\n", room);
     n += snprintf(b + n, sizeof b - (size_t)n, "PING\r\n");
     c->pstate = LGN_PONG_WAIT;
-    return lgn_send(c, b, (size_t)n);
+    return lg_send_binary(c, b, (size_t)n);
 }
 
 /* Handles complete commands at p; returns bytes used or -1. */
@@ -60,7 +48,7 @@ static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
             lg_on_deliver(x, c, m.payload, m.payload_len, 0);
             break;
         case LG_NATS_PING:
-            if (lgn_send(c, "PONG\r\n", 6)) return -1;
+            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
             break;
         case LG_NATS_PONG:
             if (c->pstate == LGN_PONG_WAIT) {
@@ -93,13 +81,13 @@ static int lgn_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
     if ((size_t)h + n + 2 > sizeof b) return -1;
     memcpy(b + h, body, n);
     memcpy(b + h + n, "\r\n", 2);
-    return lgn_send(c, b, (size_t)h + n + 2);
+    return lg_send_binary(c, b, (size_t)h + n + 2);
 }
 
 const lg_proto lg_proto_nats = {
     .name = "nats",
     .subprotocol = NULL,
-    .path = lgn_path,
+    .path = lg_path_root,
     .on_open = lgn_on_open,
     .on_message = lgn_on_message,
     .publish = lgn_publish,
