@@ -593,6 +593,10 @@ static void h_connect(rpc_call *c, void *ud)
     static const rpc_stream_cbs cbs = {conn_on_message, conn_on_half_close,
                                        conn_on_drain, conn_on_close};
     rpc_stream_set_callbacks(c, &cbs, cn);
+    /* A service's stream (a gateway's shared link) carries the frames of
+     * every session the gateway holds in its rooms: a short stall of the
+     * gateway must not cut them all. */
+    if (who.service) rpc_stream_scale_queue(c, SRV_SERVICE_QUEUE_FACTOR);
 }
 
 static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,
