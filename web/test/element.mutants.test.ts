@@ -98,4 +98,13 @@ describe("<parley-chat> (mutants)", () => {
     expect(log.scrollHeight).toBeGreaterThan(log.clientHeight);
     expect(log.scrollTop).toBe(log.scrollHeight);
   });
+
+  it("relabels its status line when given strings before it has a client", () => {
+    const gw = new FakeGateway();
+    const m = mount(gw, { token: null }); // no token: it waits idle, without a client
+    m.el.strings = { statusIdle: "Pas connecté" };
+    expect(m.el.client).toBeNull();
+    expect(m.status().textContent).toBe("Pas connecté");
+    expect(m.el.state).toBe("idle");
+  });
 });
