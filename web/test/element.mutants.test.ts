@@ -107,4 +107,18 @@ describe("<parley-chat> (mutants)", () => {
     expect(m.status().textContent).toBe("Pas connecté");
     expect(m.el.state).toBe("idle");
   });
+
+  it("keeps the reader's place below the top when older messages load above", async () => {
+    const gw = new FakeGateway();
+    for (let i = 1; i <= 30; i++) gw.store.publish("bob", `b${i}`, `m${i}`);
+    const m = mount(gw, { before: (el) => el.setAttribute("history-limit", "10") });
+    fakeLayout(m.log());
+    await vi.advanceTimersByTimeAsync(50);
+    m.log().scrollTop = 60; // a few rows below the top
+    const fromEnd = m.log().scrollHeight - m.log().scrollTop;
+    m.older().click();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(m.items()).toHaveLength(20);
+    expect(m.log().scrollHeight - m.log().scrollTop).toBe(fromEnd);
+  });
 });
