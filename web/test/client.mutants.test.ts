@@ -295,4 +295,21 @@ describe("client (mutants)", () => {
     expect(client.state).toBe("live");
     client.close();
   });
+
+  it("sends its next ping ahead of a long queue of sends", async () => {
+    const gw = new FakeGateway();
+    gw.limits = { frameRate: 2, frameBurst: 4 };
+    const { client } = start(gw);
+    client.start();
+    await vi.advanceTimersByTimeAsync(50);
+    const from = gw.received.length;
+    for (let i = 0; i < 40; i++) client.send("lobby", `slow ${i}`);
+    await vi.advanceTimersByTimeAsync(6_000); // the next ping is due at 5 s
+    const kinds = gw.received.slice(from).map((f) => f.kind.case);
+    const ping = kinds.indexOf("ping");
+    expect(ping).toBeGreaterThan(0);
+    // it went out when due, not after the ~20 s the whole queue takes
+    expect(kinds.slice(0, ping).filter((k) => k === "publish").length).toBeLessThan(15);
+    client.close();
+  });
 });
