@@ -70,12 +70,15 @@ function view(page) {
 
 /** Clicks an organizer button on the newest message by `authorId` in the organizer's page. */
 async function moderateLatest(authorId, part) {
+  // The front tab: a background one gets no animation frames to settle in.
+  await olga.bringToFront();
   const row = olga.locator(`parley-chat li[data-seq][data-author-id="${authorId}"]`).last();
   await row.hover();
-  await row.locator(`[part=${part}]`).click();
+  await row.locator(`[part=${part}]`).click({ timeout: 5000 });
 }
 
 async function setRoomMode(value) {
+  await olga.bringToFront();
   await olga.locator("parley-chat [part=room-mode]").selectOption(value);
 }
 

@@ -164,10 +164,11 @@ export class ParleyChatElement extends Base {
     announcer.setAttribute("role", "log");
     announcer.setAttribute("aria-live", "polite");
     announcer.setAttribute("aria-relevant", "additions");
-    // Who is typing: read out politely, replaced as it changes.
+    // Who is typing: read out politely, replaced as it changes. Its line
+    // keeps its height when empty, so the log does not jump under the
+    // reader's pointer each time someone starts or stops typing.
     const typing = el("p", "typing");
     typing.setAttribute("aria-live", "polite");
-    typing.hidden = true;
     const form = el("form", "composer");
     // Why the user cannot write here now (muted, read-only room).
     const notice = el("p", "composer-notice", "notice");
@@ -649,7 +650,8 @@ export class ParleyChatElement extends Base {
 
   private showTyping(users: readonly Author[]): void {
     const t = this.els.typing;
-    t.hidden = users.length === 0;
+    if (users.length > 0) t.dataset.active = "";
+    else delete t.dataset.active;
     const names = users.map((u) => u.displayName || u.id);
     t.textContent = users.length === 0 ? "" : this.strings_.typing(names.length > TYPING_NAMES_SHOWN ? [] : names);
   }

@@ -112,6 +112,6 @@ li.unread {
   color: var(--parley-error, #d92d20); font-size: 0.75em; font-weight: 600;
 }
 li.unread::after { content: ""; flex: 1; border-top: 1px solid var(--parley-error, #d92d20); }
-.typing { margin: 0; padding: 0 0.75rem; font-size: 0.8em; font-style: italic; color: var(--parley-muted, #667085); }
+.typing { margin: 0; padding: 0 0.75rem; min-height: 1.35em; line-height: 1.35; font-size: 0.8em; font-style: italic; color: var(--parley-muted, #667085); }
 .notice { flex: 1 1 100%; margin: 0; font-size: 0.85em; color: var(--parley-warning, #b54708); }
 `;

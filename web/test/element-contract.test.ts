@@ -59,7 +59,7 @@ describe("<parley-chat> contract", () => {
       "ol part=messages .messages aria-label=Messages",
       "ol part=pending .pending hidden=",
       "div part=announcer .visually-hidden role=log aria-live=polite aria-relevant=additions",
-      "p part=typing .typing aria-live=polite hidden=",
+      "p part=typing .typing aria-live=polite",
       "form part=composer .composer",
       "p part=composer-notice .notice role=status hidden=",
       "textarea part=input .input aria-label=Message placeholder=Write a message… rows=1",
