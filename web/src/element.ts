@@ -414,6 +414,7 @@ export class ParleyChatElement extends Base {
       on("authenticated", () => {
         this.rows.refresh();
         this.renderAccess();
+        this.placeUnread(client.room(room)?.messages() ?? []);
       }),
       on("access", (e) => {
         if (e.room !== room) return;
@@ -440,11 +441,11 @@ export class ParleyChatElement extends Base {
         if (e.older) this.keepPlace(() => this.showAll(e.messages));
         else {
           this.showAll(e.messages);
-          this.placeUnread(e.messages);
           this.scrollToEnd();
         }
         this.els.older.hidden = !e.hasOlder;
         this.historyShown = true;
+        if (!e.older) this.placeUnread(e.messages);
         this.render(client.state);
         this.fire("parley-history", e);
       }),
@@ -708,9 +709,10 @@ export class ParleyChatElement extends Base {
 
   /** The "new messages" divider, once, above the first message of someone else after the last one read. */
   private placeUnread(messages: readonly Message[]): void {
-    if (this.unreadPlaced) return;
+    if (this.unreadPlaced || !this.historyShown) return;
     const access = this.client_?.access(this.room);
-    if (!access) return;
+    // The user's own messages are never new to them: wait until it is known who that is.
+    if (!access || !this.client_?.user) return;
     this.unreadPlaced = true;
     const read = access.lastReadSeq;
     this.readMarker?.known(read);

@@ -236,6 +236,8 @@ export class FakeGateway {
   anonymous = false;
   /** Presence goes out to the room after every subscribe. */
   autoPresence = true;
+  /** The Rooms REST calls see no organizer (a role taken away behind the client's back). */
+  rejectModeration = false;
 
   constructor(store = new FakeStore()) {
     this.store = store;
@@ -347,7 +349,8 @@ export class FakeGateway {
    * room, POST .../moderation, POST .../read. Bodies are parsed as the
    * gateway does (proto3 JSON), so a malformed one is a 400.
    */
-  private roomCall(store: FakeStore, method: string, sub: string, who: { id: string; organizer: boolean }, body: string): Response {
+  private roomCall(store: FakeStore, method: string, sub: string, caller: { id: string; organizer: boolean }, body: string): Response {
+    const who = this.rejectModeration ? { ...caller, organizer: false } : caller;
     const organizerOnly = () =>
       jsonResponse(403, { code: "PERMISSION_DENIED", rule: "ORGANIZER_ONLY", detail: "only the room's organizers may do this (rule ORGANIZER_ONLY)" });
     try {

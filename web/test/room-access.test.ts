@@ -1,13 +1,14 @@
 // room-access: the user's own access after a room action, with the core's
 // order of write rules (closed, organizer, announcements, muted).
-import { create } from "@bufbuild/protobuf";
+import { type MessageInitShape, create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ActionKind, ModerationActionSchema, type RoomAccess, RoomAccessSchema, RoomMode, Role, Rule } from "../src/protocol.js";
+import { ActionKind, ModerationActionSchema, RoomAccessSchema, RoomMode, Role, Rule } from "../src/protocol.js";
 import { applyAction, concerns, isMuted, postRule, withPostRule } from "../src/room-access.js";
 
 const NOW = 1_767_225_600_000;
-const participant = (extra: Partial<RoomAccess> = {}) => create(RoomAccessSchema, { role: Role.PARTICIPANT, canPost: true, ...extra });
-const organizer = (extra: Partial<RoomAccess> = {}) => create(RoomAccessSchema, { role: Role.ORGANIZER, canPost: true, ...extra });
+type Init = MessageInitShape<typeof RoomAccessSchema>;
+const participant = (extra: Init = {}) => create(RoomAccessSchema, { role: Role.PARTICIPANT, canPost: true, ...extra });
+const organizer = (extra: Init = {}) => create(RoomAccessSchema, { role: Role.ORGANIZER, canPost: true, ...extra });
 const action = (kind: ActionKind, extra: Record<string, unknown> = {}) => create(ModerationActionSchema, { kind, room: "r", ...extra });
 
 describe("room-access", () => {
