@@ -1129,7 +1129,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     } else {
       let room: string | undefined;
       for (const e of this.rooms.values()) {
-        if (requestId !== 0n && e.subscribeRequest === requestId && e.phase === "subscribing") {
+        // Refused at subscribe, or ended later by the core (docs/gateway.md,
+        // "Access"): the user was removed, the room became members only or
+        // was deleted. Any other late error leaves a live room alone.
+        const ended = e.phase === "live" && (err.code === ErrorCode.PERMISSION_DENIED || err.code === ErrorCode.ROOM_NOT_FOUND);
+        if (requestId !== 0n && e.subscribeRequest === requestId && (e.phase === "subscribing" || ended)) {
           room = e.state.name;
           e.phase = "failed";
         }

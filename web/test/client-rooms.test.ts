@@ -267,6 +267,26 @@ describe("client in a moderated room", () => {
     pat.client.close();
   });
 
+  it("removed by an organizer: the room ends with PERMISSION_DENIED for that room, and no more of it arrives", async () => {
+    const gw = new FakeGateway();
+    const olga = start(gw, "olga@organizer");
+    const pat = start(gw, "pat");
+    await vi.advanceTimersByTimeAsync(50);
+    const errors: Array<{ room?: string | undefined; code: string }> = [];
+    pat.client.on("error", (e) => errors.push({ room: e.room, code: e.code }));
+    const seen: string[] = [];
+    pat.client.on("message", (e) => seen.push(e.message.body));
+    await olga.client.removeUser("lobby", "pat");
+    await vi.advanceTimersByTimeAsync(20);
+    expect(errors).toEqual([{ room: "lobby", code: "PERMISSION_DENIED" }]);
+    expect(pat.client.isLive("lobby")).toBe(false);
+    olga.client.send("lobby", "after the removal");
+    await vi.advanceTimersByTimeAsync(20);
+    expect(seen).toEqual([]);
+    olga.client.close();
+    pat.client.close();
+  });
+
   it("a room event for a room it does not follow, or without an action, changes nothing", async () => {
     const gw = new FakeGateway();
     const pat = start(gw, "pat");

@@ -380,6 +380,14 @@ export class FakeGateway {
           action = store.act({ kind: ActionKind.UNMUTE, actor, targetUserId: req.userId });
         } else if (req.action === ModerateAction.REMOVE) {
           action = store.act({ kind: ActionKind.REMOVE, actor, targetUserId: req.userId, reason: req.reason });
+          // As the gateway does: the removed user's subscriptions end.
+          for (const sock of this.sockets) {
+            const id = sock.subscribeRequests.get(store.room);
+            if (sock.user !== req.userId || id === undefined || !sock.subscribed.has(store.room)) continue;
+            sock.subscribed.delete(store.room);
+            sock.push({ requestId: id, kind: { case: "error", value: { code: ErrorCode.PERMISSION_DENIED, rule: Rule.REMOVED, detail: "an organizer removed you from this room (rule REMOVED)" } } });
+            sock.push({ requestId: id, kind: { case: "unsubscribed", value: { room: store.room } } });
+          }
         } else {
           return jsonResponse(400, { code: "MALFORMED", detail: "action" });
         }
@@ -433,6 +441,8 @@ export class FakeSocket implements WebSocketLike {
   onclose: ((ev: { code: number; reason: string }) => unknown) | null = null;
   onerror: ((ev: unknown) => unknown) | null = null;
   readonly subscribed = new Set<string>();
+  /** The request id of each room's subscribe (errors that end it later carry it). */
+  readonly subscribeRequests = new Map<string, bigint>();
   user = "";
   organizer = false;
   /** The client turned on SessionOptions.presence / typing. */
@@ -565,6 +575,7 @@ export class FakeSocket implements WebSocketLike {
           frames.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
+        this.subscribeRequests.set(k.value.room, f.requestId);
         frames.push({
           requestId: f.requestId,
           kind: { case: "subscribed", value: { room: store.roomFor({ id: this.user, organizer: this.organizer }) } },
