@@ -129,11 +129,11 @@ export class ParleyChatElement extends Base {
     const status = el("span", "status");
     status.setAttribute("role", "status");
     status.setAttribute("aria-live", "polite");
-    const presence = el("span", "presence");
+    const presence = el("span", "presence", "presence-line");
     presence.hidden = true;
     header.append(title, presence, status);
     // The organizer's controls: the room's mode (mode="organizer" only).
-    const moderation = el("div", "moderation");
+    const moderation = el("div", "moderation", "moderation-bar");
     moderation.setAttribute("role", "group");
     moderation.hidden = true;
     const modeLabel = el("label", "room-mode-label");
@@ -167,11 +167,11 @@ export class ParleyChatElement extends Base {
     // Who is typing: read out politely, replaced as it changes. Its line
     // keeps its height when empty, so the log does not jump under the
     // reader's pointer each time someone starts or stops typing.
-    const typing = el("p", "typing");
+    const typing = el("p", "typing", "typing-line");
     typing.setAttribute("aria-live", "polite");
     const form = el("form", "composer");
     // Why the user cannot write here now (muted, read-only room).
-    const notice = el("p", "composer-notice", "notice");
+    const notice = el("p", "composer-notice", "composer-notice");
     notice.setAttribute("role", "status");
     notice.hidden = true;
     const input = el("textarea", "input");

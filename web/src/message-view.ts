@@ -100,11 +100,11 @@ export function fillMessageRow(li: HTMLLIElement, m: Message, ctx: RowContext): 
 /** The organizer's buttons for the author of a row: mute 15 min, mute, or unmute; remove. */
 function fillModeration(li: HTMLLIElement, ctx: RowContext): void {
   const { doc, strings } = ctx;
-  const old = child<HTMLElement>(li, "moderate");
+  const old = child<HTMLElement>(li, "moderate-actions");
   const armed = Boolean(old?.querySelector("[data-confirm]"));
   old?.remove();
   if (!ctx.moderate) return;
-  const box = span(doc, "moderate");
+  const box = span(doc, "moderate-actions", "moderate");
   box.setAttribute("role", "group");
   box.setAttribute("aria-label", strings.moderationLabel);
   if (ctx.moderate.muted) {
