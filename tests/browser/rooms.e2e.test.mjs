@@ -46,8 +46,15 @@ function roomsToken(secret, sub, name, rooms, ttlS = 3600) {
   return `${head}.${body}.${sig}`;
 }
 
-let dir, secret, core, gw, ctx, olga, pat;
+let dir, secret, core, gw, ctx, olga, pat, patToken, participantUrl;
 let sites = [];
+
+/** The user's own view of the room, from the server (GET /v1/rooms/{room}: Room.me). */
+async function me(token) {
+  const r = await fetch(`${gw.url}/v1/rooms/${ROOM}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
+  if (r.status !== 200) throw new Error(`GET room: HTTP ${r.status} ${await r.text()}`);
+  return (await r.json()).me ?? {};
+}
 
 /** What a page's element shows: composer state and its notice, presence, host attributes. */
 function view(page) {
@@ -118,7 +125,7 @@ describe("an organizer moderates a room while a participant watches", { timeout:
 
     // Olga organizes this event's rooms; Pat attends them.
     const olgaToken = roomsToken(secret, "olga", "Olga", { [ROOM]: "organizer" });
-    const patToken = roomsToken(secret, "pat", "Pat", { [ROOM]: "participant" });
+    patToken = roomsToken(secret, "pat", "Pat", { [ROOM]: "participant" });
     const page = (token, mode) => `<!doctype html><html><head><meta charset="utf-8">
 <script type="module" src="${gw.url}/parley-chat.js"></script></head>
 <body><parley-chat room="${ROOM}" gateway="${gw.url}" token="${token}" mode="${mode}"></parley-chat></body></html>`;
@@ -138,7 +145,8 @@ describe("an organizer moderates a room while a participant watches", { timeout:
     olga = await ctx.newPage();
     pat = await ctx.newPage();
     await olga.goto(`${origins.organizer}/`);
-    await pat.goto(`${origins.participant}/`);
+    participantUrl = `${origins.participant}/`;
+    await pat.goto(participantUrl);
     await waitReady(olga, 30_000);
     await waitReady(pat, 30_000);
   });
@@ -227,5 +235,38 @@ describe("an organizer moderates a room while a participant watches", { timeout:
     }, LIVE_MS, "Pat's room to open again");
     assert.ok(await say(pat, "Pat in the open room again"));
     await waitFor(async () => (await items(olga)).some((m) => m.body === "Pat in the open room again"), LIVE_MS, "olga to see it");
+  });
+
+  test("typing shows on the other page, and goes away", async () => {
+    await pat.bringToFront();
+    await pat.locator("parley-chat [part=input]").fill("I am writ");
+    const line = () => olga.evaluate(() => document.querySelector("parley-chat").shadowRoot.querySelector("[part=typing]").textContent);
+    await waitFor(async () => (await line()) === "Pat is typing…", LIVE_MS, "Olga to see Pat typing");
+    await pat.locator("parley-chat [part=input]").fill("");
+    await waitFor(async () => (await line()) === "", LIVE_MS, "the typing line to clear");
+  });
+
+  test("read state: what Pat saw is marked read; what came while away is under a new-messages divider", async () => {
+    await pat.bringToFront();
+    const last = (await items(pat)).at(-1);
+    await waitFor(async () => Number((await me(patToken)).lastReadSeq ?? 0) >= last.seq, LIVE_MS, "Pat's page to mark what it shows read");
+    await pat.close();
+    assert.ok(await say(olga, "while Pat was away 1"));
+    assert.ok(await say(olga, "while Pat was away 2"));
+    const away = await me(patToken);
+    assert.equal(away.unreadCount, 2, "two unread for Pat on the server");
+    pat = await ctx.newPage();
+    await pat.goto(participantUrl);
+    await waitReady(pat, 30_000);
+    const rows = await pat.evaluate(() =>
+      [...document.querySelector("parley-chat").shadowRoot.querySelectorAll("[part=messages] > li")]
+        .filter((li) => li.getAttribute("part") !== "day")
+        .map((li) => (li.getAttribute("part") === "unread-divider" ? "--" + li.textContent : li.querySelector("[part=body]").textContent)),
+    );
+    const at = rows.indexOf("--New messages");
+    assert.ok(at > 0, `a divider in ${JSON.stringify(rows)}`);
+    assert.deepEqual(rows.slice(at + 1), ["while Pat was away 1", "while Pat was away 2"]);
+    // Shown on screen now: marked read on the server.
+    await waitFor(async () => ((await me(patToken)).unreadCount ?? 0) === 0, LIVE_MS, "the two to be marked read");
   });
 });

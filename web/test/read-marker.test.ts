@@ -63,4 +63,33 @@ describe("ReadMarker", () => {
     await r.flush();
     expect(saved).toEqual([]);
   });
+
+  it("seeing the same message again does not postpone its save", async () => {
+    const saved: bigint[] = [];
+    const r = new ReadMarker(async (seq) => void saved.push(seq));
+    r.seen(5n, 5n);
+    await vi.advanceTimersByTimeAsync(MARK_READ_DEBOUNCE_MS - 100);
+    r.seen(5n, 5n);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(saved).toEqual([5n]);
+  });
+
+  it("never moves the read point back: not for a save overtaken by the server's word, nor when that save fails", async () => {
+    const saved: bigint[] = [];
+    const r = new ReadMarker(async (seq) => void saved.push(seq));
+    r.seen(11n, 11n);
+    r.known(12n); // another tab read further meanwhile
+    await vi.advanceTimersByTimeAsync(MARK_READ_DEBOUNCE_MS);
+    expect(saved).toEqual([]);
+    expect(r.readSeq).toBe(12n);
+
+    let fail!: (e: Error) => void;
+    const slow = new ReadMarker(() => new Promise((_, reject) => (fail = reject)));
+    slow.seen(3n, 3n);
+    const flushing = slow.flush();
+    slow.known(20n);
+    fail(new Error("offline"));
+    await flushing;
+    expect(slow.readSeq).toBe(20n);
+  });
 });

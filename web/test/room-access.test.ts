@@ -79,4 +79,9 @@ describe("room-access", () => {
     applyAction(before, action(ActionKind.MUTE, { targetUserId: "pat" }), RoomMode.OPEN, "pat", NOW);
     expect([before.muted, before.canPost]).toEqual([false, true]);
   });
+
+  it("a room-wide action (no target) never counts as one about the user, even one with no id", () => {
+    const a = applyAction(participant(), action(ActionKind.MUTE, { targetUserId: "" }), RoomMode.OPEN, "", NOW);
+    expect([a.muted, a.canPost]).toEqual([false, true]);
+  });
 });

@@ -23,6 +23,8 @@ describe("TypingTracker", () => {
     vi.advanceTimersByTime(1);
     expect(t.users()).toEqual([]);
     expect(seen).toEqual([["ann"], []]);
+    // Nobody left: no timer keeps running.
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it("expires each user on their own time, in the order they started", () => {
