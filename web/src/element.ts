@@ -103,6 +103,15 @@ export class ParleyChatElement extends Base {
   private observer: IntersectionObserver | null = null;
   /** The unread divider is placed once per connection, at the first history page. */
   private unreadPlaced = false;
+  /** A page shown again: the rows on screen are looked at afresh (nothing was marked read while hidden). */
+  private readonly onVisibility = () => {
+    const o = this.observer;
+    if (!o || this.ownerDocument.visibilityState === "hidden") return;
+    for (const li of this.els.list.querySelectorAll<HTMLElement>(":scope > li[data-seq]")) {
+      o.unobserve(li);
+      o.observe(li);
+    }
+  };
   private readonly rows: MessageList;
   /** Sends of this element still pending, by clientMsgId: their text comes back if refused. */
   private readonly typed = new Map<string, string>();
@@ -405,6 +414,7 @@ export class ParleyChatElement extends Base {
     this.client_ = client;
     this.readMarker = new ReadMarker((seq, rev) => client.markRead(room, seq, rev), this.options.clock);
     this.observer = this.watchRows();
+    if (this.observer) this.ownerDocument.addEventListener("visibilitychange", this.onVisibility);
     const on = client.on.bind(client);
     this.unsubscribers = [
       on("state", (e) => {
@@ -451,7 +461,6 @@ export class ParleyChatElement extends Base {
       }),
       on("message", (e) => {
         this.show(e.message);
-        if (!e.replay && this.isMine(e.message)) this.readMarker?.known(e.message.seq);
         if (!e.replay && !this.isMine(e.message)) this.announce(e.message);
         this.fire("parley-message", e);
       }),
@@ -501,6 +510,7 @@ export class ParleyChatElement extends Base {
     this.readMarker = null;
     this.observer?.disconnect();
     this.observer = null;
+    this.ownerDocument.removeEventListener("visibilitychange", this.onVisibility);
     this.unreadPlaced = false;
     this.mutedAuthors.clear();
     this.showPresence(0, []);

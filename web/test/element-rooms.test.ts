@@ -286,6 +286,10 @@ describe("<parley-chat> in a moderated room", () => {
     await vi.advanceTimersByTimeAsync(MARK_READ_DEBOUNCE_MS + 10);
     expect(gw.store.readBy.get("olga")?.seq).toBe(2n);
     vis.mockRestore();
+    // Shown again: the rows are looked at afresh (observed anew).
+    obs.watched.clear();
+    document.dispatchEvent(new Event("visibilitychange"));
+    expect(obs.watched.size).toBe(3);
     o.el.remove();
     expect(obs.watched.size).toBe(0);
   });
