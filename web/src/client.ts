@@ -30,6 +30,7 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HISTORY_LIMIT,
   HTTP_UNAUTHORIZED,
+  MAX_TIMER_DELAY_MS,
   MS_PER_SECOND,
   RATE_LIMITED_MIN_DELAY_MS,
   SEND_RETRY_MAX_STEP,
@@ -791,10 +792,12 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     e.muteTimer = undefined;
     const now = this.clock.now();
     if (isMuted(access, now) && access.mutedUntilMs > 0n) {
+      // A mute of weeks is looked at again after the longest timer there is
+      // (still muted then: the same access, set again).
       e.muteTimer = this.clock.setTimeout(() => {
         e.muteTimer = undefined;
         if (e.access === access) this.setAccess(e, withPostRule(access, this.modeOf(e), this.clock.now()));
-      }, Number(access.mutedUntilMs) - now);
+      }, Math.min(Number(access.mutedUntilMs) - now, MAX_TIMER_DELAY_MS));
     }
     const same =
       old !== null &&

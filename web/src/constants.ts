@@ -120,3 +120,5 @@ export const MARK_READ_DEBOUNCE_MS = 800;
 export const PRESENCE_NAMES_SHOWN = 3;
 /** Names shown in the typing line; more are said as "several people". */
 export const TYPING_NAMES_SHOWN = 2;
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
+export const MAX_TIMER_DELAY_MS = 2_147_483_647;

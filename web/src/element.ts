@@ -615,7 +615,7 @@ export class ParleyChatElement extends Base {
       if (refused) this.dataset.postRule = Rule[refused.postRule] ?? String(refused.postRule);
       else delete this.dataset.postRule;
     }
-    this.renderAccess();
+    this.renderAccess(host);
   }
 
   /** Why the user may not post, in words (rule: the server's Rule). */
@@ -638,11 +638,13 @@ export class ParleyChatElement extends Base {
   }
 
   /** The organizer's controls: shown only when moderating; the switch shows the room's mode. */
-  private renderAccess(): void {
+  private renderAccess(host = true): void {
     const on = this.moderating;
     this.els.moderation.hidden = !on;
-    if (on) this.dataset.moderating = "";
-    else delete this.dataset.moderating;
+    if (host) {
+      if (on) this.dataset.moderating = "";
+      else delete this.dataset.moderating;
+    }
     const mode = this.client_?.roomInfo(this.room)?.mode ?? RoomMode.UNSPECIFIED;
     const opt = MODE_OPTIONS.find((o) => o.mode === mode);
     if (opt && this.els.roomMode.value !== opt.value) this.els.roomMode.value = opt.value;

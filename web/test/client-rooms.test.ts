@@ -101,6 +101,22 @@ describe("client in a moderated room", () => {
     pat.client.close();
   });
 
+  it("a mute of weeks holds for weeks (longer than one timer can wait), then ends", async () => {
+    const gw = new FakeGateway();
+    const olga = start(gw, "olga@organizer", { heartbeatIntervalMs: 3_600_000, heartbeatTimeoutMs: 3_600_000 });
+    const pat = start(gw, "pat", { heartbeatIntervalMs: 3_600_000, heartbeatTimeoutMs: 3_600_000 });
+    await vi.advanceTimersByTimeAsync(50);
+    const day = 86_400_000;
+    await olga.client.mute("lobby", "pat", { durationMs: 30 * day });
+    await vi.advanceTimersByTimeAsync(10);
+    olga.client.close();
+    await vi.advanceTimersByTimeAsync(26 * day);
+    expect(pat.client.access("lobby")?.canPost).toBe(false);
+    await vi.advanceTimersByTimeAsync(4 * day);
+    expect(pat.client.access("lobby")?.canPost).toBe(true);
+    pat.client.close();
+  });
+
   it("announcements: participants may no longer post, organizers still may; the room's mode is known", async () => {
     const gw = new FakeGateway();
     const olga = start(gw, "olga@organizer");
