@@ -669,14 +669,20 @@ export class ParleyChatElement extends Base {
     t.textContent = users.length === 0 ? "" : this.strings_.typing(names.length > TYPING_NAMES_SHOWN ? [] : names);
   }
 
+  /** A room action, live: what it changes on screen, and a line for screen readers. */
   private roomEvent(a: ModerationAction): void {
+    this.noteAction(a);
+    const s = this.strings_;
+    const actor = a.actor?.displayName || a.actor?.id || s.unknownAuthor;
+    this.say(s.roomAction(actor, ActionKind[a.kind] ?? String(a.kind), a.targetUserId));
+  }
+
+  /** Who is muted (for the organizer's Unmute buttons), and the controls as the action left them. */
+  private noteAction(a: ModerationAction): void {
     if (a.kind === ActionKind.MUTE) this.mutedAuthors.set(a.targetUserId, a.untilMs);
     else if (a.kind === ActionKind.UNMUTE) this.mutedAuthors.delete(a.targetUserId);
     this.renderAccess();
     if (this.moderating && (a.kind === ActionKind.MUTE || a.kind === ActionKind.UNMUTE)) this.rows.refresh();
-    const s = this.strings_;
-    const actor = a.actor?.displayName || a.actor?.id || s.unknownAuthor;
-    this.say(s.roomAction(actor, ActionKind[a.kind] ?? String(a.kind), a.targetUserId));
   }
 
   private moderationOf(m: Message): { muted: boolean } | null {
@@ -695,8 +701,9 @@ export class ParleyChatElement extends Base {
     else if (action === "mute") done = await c.mute(room, authorId);
     else if (action === "unmute") done = await c.unmute(room, authorId);
     else done = await c.removeUser(room, authorId);
-    // The room event says the same a moment later; the buttons change now.
-    if (done) this.roomEvent(done);
+    // The room event says the same a moment later (and is read out then);
+    // the buttons change now.
+    if (done) this.noteAction(done);
   }
 
   private async changeMode(): Promise<void> {

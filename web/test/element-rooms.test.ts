@@ -109,6 +109,10 @@ describe("<parley-chat> in a moderated room", () => {
     expect(view(p)).toEqual({ disabled: false, notice: null, rule: null });
     expect(row(o, "hi from pat").querySelector("[part=mute]")).not.toBeNull();
     expect(gw.store.actions.map((a) => ActionKind[a.kind])).toEqual(["MUTE", "UNMUTE"]);
+    // Each action is read out once on each page, when its room event arrives.
+    const lines = (x: Mounted) => [...x.announcer().children].map((c) => c.textContent);
+    expect(lines(o)).toEqual(["olga: mute pat", "olga: unmute pat"]);
+    expect(lines(p)).toEqual(["olga: mute pat", "olga: unmute pat"]);
   });
 
   it("mutes until lifted, and removes only after a second click", async () => {
