@@ -70,6 +70,10 @@ extern const lg_proto lg_proto_socketio;
 
 /* Room name for an index, e.g. "bench-17" (stable across adapters). */
 void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n);
+/* An adapter's path when the server serves WebSocket at "/" (NATS). */
+void lg_path_root(const lg_ctx *x, const lg_conn *c, char *out, size_t n);
+/* Sends s as one binary WebSocket message on c; -1 on failure. */
+int lg_send_binary(lg_conn *c, const char *s, size_t n);
 /* The bearer token a connection presents (parley); NULL if none. */
 const char *lg_token(const lg_ctx *x, const lg_conn *c);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "lg_nats.h"
 #include "lg_ws.h"
 
 int lg_js_is_error(const char *json, size_t n, int *code, char *desc,
@@ -100,33 +101,22 @@ typedef void (*js_msg_fn)(void *ud, const char *subj, size_t sn,
 /* Handles the complete commands in rx; -1 on -ERR or a broken stream. */
 static int js_parse(js_conn *c, js_msg_fn fn, void *ud)
 {
-    for (;;) {
-        const char *s = (const char *)c->rx.p + c->rx.off;
-        size_t avail = c->rx.len - c->rx.off;
-        const char *eol = memmem(s, avail, "\r\n", 2);
-        if (!eol) return 0;
-        size_t ll = (size_t)(eol - s);
-        if (ll >= 4 && memcmp(s, "MSG ", 4) == 0) {
-            /* MSG <subject> <sid> [reply] <size> */
-            const char *q = eol;
-            while (q > s && q[-1] != ' ') q--;
-            size_t sz = strtoul(q, NULL, 10);
-            size_t need = ll + 2 + sz + 2;
-            if (avail < need) return 0;
-            const char *subj = s + 4;
-            const char *se = memchr(subj, ' ', (size_t)(eol - subj));
-            fn(ud, subj, se ? (size_t)(se - subj) : 0, eol + 2, sz);
-            lg_buf_consume(&c->rx, need);
-            continue;
-        }
-        if (ll >= 4 && memcmp(s, "PING", 4) == 0) {
+    lg_nats_cmd m;
+    long n;
+    while ((n = lg_nats_next(c->rx.p + c->rx.off, c->rx.len - c->rx.off, &m)) >
+           0) {
+        /* m points into rx: handled before it is consumed. */
+        if (m.kind == LG_NATS_MSG) {
+            fn(ud, m.subject, m.subject_len, m.payload, m.payload_len);
+        } else if (m.kind == LG_NATS_PING) {
             if (js_send(c, "PONG\r\n", 6)) return -1;
-        } else if (ll >= 4 && memcmp(s, "-ERR", 4) == 0) {
-            fprintf(stderr, "jetstream: %.*s\n", (int)ll, s);
+        } else if (m.kind == LG_NATS_ERR) {
+            fprintf(stderr, "jetstream: %.*s\n", (int)m.line_len, m.line);
             return -1;
         }
-        lg_buf_consume(&c->rx, ll + 2);
+        lg_buf_consume(&c->rx, (size_t)n);
     }
+    return n < 0 ? -1 : 0;
 }
 
 /* Reads what is there (non-blocking); -1 when the peer closed. */

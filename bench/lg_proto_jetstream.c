@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lg_jetstream.h"
+#include "lg_nats.h"
 
 enum {
     LGJ_INFO_WAIT = 0,
@@ -24,18 +25,6 @@ enum {
     LGJ_CONSUMER_WAIT = 2,
     LGJ_LIVE = 3
 };
-
-static void lgj_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
-{
-    (void)x;
-    (void)c;
-    snprintf(out, n, "/");
-}
-
-static int lgj_send(lg_conn *c, const char *s, size_t n)
-{
-    return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
-}
 
 static int lgj_on_open(lg_ctx *x, lg_conn *c)
 {
@@ -53,7 +42,7 @@ static int lgj_request(lg_conn *c, const char *subject, char tag,
     int n = snprintf(b, sizeof b, "PUB %s _INBOX.lg%u.%c %zu\r\n%s\r\n",
                      subject, c->id, tag, strlen(json), json);
     if (n < 0 || (size_t)n >= sizeof b) return -1;
-    return lgj_send(c, b, (size_t)n);
+    return lg_send_binary(c, b, (size_t)n);
 }
 
 static int lgj_after_info(lg_ctx *x, lg_conn *c)
@@ -65,7 +54,7 @@ static int lgj_after_info(lg_ctx *x, lg_conn *c)
                      "\"lang\":\"c\",\"version\":\"0\",\"protocol\":1,"
                      "\"headers\":false}\r\nSUB _INBOX.lg%u.* 1\r\n",
                      c->id);
-    if (lgj_send(c, b, (size_t)n)) return -1;
+    if (lg_send_binary(c, b, (size_t)n)) return -1;
     c->pstate = LGJ_STREAM_WAIT;
     return lgj_request(c, "$JS.API.STREAM.CREATE." LG_JS_STREAM, 's',
                        LG_JS_STREAM_CONFIG);
@@ -77,7 +66,7 @@ static int lgj_consume(lg_ctx *x, lg_conn *c)
     char room[64], b[256], cfg[640], from[96];
     lg_room_name(x, c->room, room, sizeof room);
     int n = snprintf(b, sizeof b, "SUB _DLV.lg%u.%u 2\r\n", c->id, c->epoch);
-    if (lgj_send(c, b, (size_t)n)) return -1;
+    if (lg_send_binary(c, b, (size_t)n)) return -1;
     if (c->last_rev)
         snprintf(from, sizeof from,
                  "\"deliver_policy\":\"by_start_sequence\","
@@ -146,45 +135,28 @@ static int lgj_msg(lg_ctx *x, lg_conn *c, const char *subj, size_t sn, int sid,
 static long lgj_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
 {
     size_t used = 0;
-    while (used < len) {
-        const char *s = (const char *)p + used;
-        const char *eol = memmem(s, len - used, "\r\n", 2);
-        if (!eol) break;
-        size_t ll = (size_t)(eol - s);
-        if (ll >= 4 && memcmp(s, "MSG ", 4) == 0) {
-            /* MSG <subject> <sid> [reply] <size> */
-            const char *t[5];
-            size_t tl[5], k = 0;
-            const char *q = s + 4;
-            while (q < eol && k < 5) {
-                const char *sp = memchr(q, ' ', (size_t)(eol - q));
-                const char *te = sp ? sp : eol;
-                t[k] = q;
-                tl[k++] = (size_t)(te - q);
-                q = sp ? sp + 1 : eol;
-            }
-            if (k < 3) return -1;
-            size_t sz = strtoul(t[k - 1], NULL, 10);
-            size_t need = ll + 2 + sz + 2;
-            if (len - used < need) break;
-            const char *reply = k == 4 ? t[2] : "";
-            size_t rn = k == 4 ? tl[2] : 0;
-            int sid = atoi(t[1]);
-            if (lgj_msg(x, c, t[0], tl[0], sid, reply, rn, eol + 2, sz))
+    lg_nats_cmd m;
+    long n;
+    while ((n = lg_nats_next(p + used, len - used, &m)) > 0) {
+        used += (size_t)n;
+        switch (m.kind) {
+        case LG_NATS_MSG:
+            if (lgj_msg(x, c, m.subject, m.subject_len, m.sid, m.reply,
+                        m.reply_len, m.payload, m.payload_len))
                 return -1;
-            used += need;
-            continue;
-        }
-        if (ll >= 4 && memcmp(s, "PING", 4) == 0) {
-            if (lgj_send(c, "PONG\r\n", 6)) return -1;
-        } else if (ll >= 4 && memcmp(s, "INFO", 4) == 0) {
+            break;
+        case LG_NATS_PING:
+            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
+            break;
+        case LG_NATS_INFO:
             if (c->pstate == LGJ_INFO_WAIT && lgj_after_info(x, c)) return -1;
-        } else if (ll >= 4 && memcmp(s, "-ERR", 4) == 0) {
-            lg_on_error(x, c, -1, "NATS -ERR");
+            break;
+        case LG_NATS_ERR: lg_on_error(x, c, -1, "NATS -ERR"); break;
+        case LG_NATS_PONG:
+        case LG_NATS_OTHER: break;
         }
-        used += ll + 2;
     }
-    return (long)used;
+    return n < 0 ? -1 : (long)used;
 }
 
 static int lgj_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
@@ -204,13 +176,13 @@ static int lgj_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
     if ((size_t)h + n + 2 > sizeof b) return -1;
     memcpy(b + h, body, n);
     memcpy(b + h + n, "\r\n", 2);
-    return lgj_send(c, b, (size_t)h + n + 2);
+    return lg_send_binary(c, b, (size_t)h + n + 2);
 }
 
 const lg_proto lg_proto_jetstream = {
     .name = "jetstream",
     .subprotocol = NULL,
-    .path = lgj_path,
+    .path = lg_path_root,
     .on_open = lgj_on_open,
     .on_message = lgj_on_message,
     .publish = lgj_publish,

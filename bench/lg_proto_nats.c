@@ -5,24 +5,13 @@
  * MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n; publishes are
  * PUB <room> <size>\r\n<payload>\r\n. The server's PINGs are answered. */
 #include "lg.h"
+#include "lg_nats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { LGN_INFO_WAIT = 0, LGN_PONG_WAIT = 1, LGN_LIVE = 2 };
-
-static void lgn_path(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
-{
-    (void)x;
-    (void)c;
-    snprintf(out, n, "/");
-}
-
-static int lgn_send(lg_conn *c, const char *s, size_t n)
-{
-    return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
-}
 
 static int lgn_on_open(lg_ctx *x, lg_conn *c)
 {
@@ -43,44 +32,38 @@ static int lgn_after_info(lg_ctx *x, lg_conn *c)
         n += snprintf(b + n, sizeof b - (size_t)n, "SUB %s 1\r\n", room);
     n += snprintf(b + n, sizeof b - (size_t)n, "PING\r\n");
     c->pstate = LGN_PONG_WAIT;
-    return lgn_send(c, b, (size_t)n);
+    return lg_send_binary(c, b, (size_t)n);
 }
 
 /* Handles complete commands at p; returns bytes used or -1. */
 static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
 {
     size_t used = 0;
-    while (used < len) {
-        const char *s = (const char *)p + used;
-        const char *eol = memmem(s, len - used, "\r\n", 2);
-        if (!eol) break;
-        size_t ll = (size_t)(eol - s);
-        if (ll >= 4 && memcmp(s, "MSG ", 4) == 0) {
-            /* size is the last token of the line */
-            const char *q = eol;
-            while (q > s && q[-1] != ' ') q--;
-            size_t sz = strtoul(q, NULL, 10);
-            size_t need = ll + 2 + sz + 2;
-            if (len - used < need) break;
-            lg_on_deliver(x, c, eol + 2, sz, 0);
-            used += need;
-            continue;
-        }
-        if (ll >= 4 && memcmp(s, "PING", 4) == 0) {
-            if (lgn_send(c, "PONG\r\n", 6)) return -1;
-        } else if (ll >= 4 && memcmp(s, "PONG", 4) == 0) {
+    lg_nats_cmd m;
+    long n;
+    while ((n = lg_nats_next(p + used, len - used, &m)) > 0) {
+        used += (size_t)n;
+        switch (m.kind) {
+        case LG_NATS_MSG:
+            lg_on_deliver(x, c, m.payload, m.payload_len, 0);
+            break;
+        case LG_NATS_PING:
+            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
+            break;
+        case LG_NATS_PONG:
             if (c->pstate == LGN_PONG_WAIT) {
                 c->pstate = LGN_LIVE;
                 lg_on_ready(x, c);
             }
-        } else if (ll >= 4 && memcmp(s, "INFO", 4) == 0) {
+            break;
+        case LG_NATS_INFO:
             if (c->pstate == LGN_INFO_WAIT && lgn_after_info(x, c)) return -1;
-        } else if (ll >= 4 && memcmp(s, "-ERR", 4) == 0) {
-            lg_on_error(x, c, -1, "NATS -ERR");
+            break;
+        case LG_NATS_ERR: lg_on_error(x, c, -1, "NATS -ERR"); break;
+        case LG_NATS_OTHER: break;
         }
-        used += ll + 2;
     }
-    return (long)used;
+    return n < 0 ? -1 : (long)used;
 }
 
 static int lgn_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,
@@ -98,13 +81,13 @@ static int lgn_publish(lg_ctx *x, lg_conn *c, const char *body, size_t n)
     if ((size_t)h + n + 2 > sizeof b) return -1;
     memcpy(b + h, body, n);
     memcpy(b + h + n, "\r\n", 2);
-    return lgn_send(c, b, (size_t)h + n + 2);
+    return lg_send_binary(c, b, (size_t)h + n + 2);
 }
 
 const lg_proto lg_proto_nats = {
     .name = "nats",
     .subprotocol = NULL,
-    .path = lgn_path,
+    .path = lg_path_root,
     .on_open = lgn_on_open,
     .on_message = lgn_on_message,
     .publish = lgn_publish,

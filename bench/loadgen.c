@@ -93,6 +93,18 @@ void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n)
     snprintf(out, n, "%s-%u", x->room_prefix, room);
 }
 
+void lg_path_root(const lg_ctx *x, const lg_conn *c, char *out, size_t n)
+{
+    (void)x;
+    (void)c;
+    snprintf(out, n, "/");
+}
+
+int lg_send_binary(lg_conn *c, const char *s, size_t n)
+{
+    return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
+}
+
 const char *lg_token(const lg_ctx *x, const lg_conn *c)
 {
     if (!x->n_tokens) return NULL;

@@ -319,6 +319,25 @@ static void lgg_publish_frame(lgg_stream *st, uint64_t id,
     st->t0[id % g->window] = clock_mono_ns();
 }
 
+/* Sends st->send_bb (one ClientFrame) on the stream; -1 (the buffer
+ * freed) when the call would not take it. */
+static int lgg_stream_send(lgg_stream *st)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = st->send_bb;
+    if (grpc_call_start_batch(st->call, &op, 1, &st->t_send, NULL) !=
+        GRPC_CALL_OK) {
+        grpc_byte_buffer_destroy(st->send_bb);
+        st->send_bb = NULL;
+        return -1;
+    }
+    st->sending = 1;
+    st->ops++;
+    return 0;
+}
+
 /* Sends what the window has room for if no send is in flight (one
  * SEND_MESSAGE at a time: grpc's rule): one publish frame, or with batches
  * on up to LGG_BATCH_MAX of them in one ClientFrame{batch}. */
@@ -350,20 +369,11 @@ static void lgg_stream_kick(lgg_stream *st, int publishing)
         f.batch = &cb;
         st->send_bb = rpc_client_pack(&f.base);
     }
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = st->send_bb;
-    if (grpc_call_start_batch(st->call, &op, 1, &st->t_send, NULL) !=
-        GRPC_CALL_OK) {
-        grpc_byte_buffer_destroy(st->send_bb);
-        st->send_bb = NULL;
+    if (lgg_stream_send(st)) {
         st->done = 1;
         return;
     }
-    st->sending = 1;
     st->inflight += n;
-    st->ops++;
 }
 
 /* Turns batches on: ClientFrame{options{batch}}, answered by
@@ -376,16 +386,7 @@ static int lgg_stream_options(lgg_stream *st)
     f.kind_case = PARLEY__V1__CLIENT_FRAME__KIND_OPTIONS;
     f.options = &o;
     st->send_bb = rpc_client_pack(&f.base);
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = st->send_bb;
-    if (grpc_call_start_batch(st->call, &op, 1, &st->t_send, NULL) !=
-        GRPC_CALL_OK)
-        return -1;
-    st->sending = 1;
-    st->ops++;
-    return 0;
+    return lgg_stream_send(st);
 }
 
 static void lgg_stream_recv(lgg_stream *st)

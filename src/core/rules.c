@@ -237,6 +237,13 @@ parley_err rules_body(const char *body, size_t len, size_t max_bytes)
     if (len == 0 || body == NULL) return PARLEY_ERR_BODY_EMPTY;
     if (len > max_bytes) return PARLEY_ERR_BODY_TOO_LONG;
     while (i < len) {
+        /* Printable ASCII, most of any chat: no control, no bidi, and
+         * nothing but the space is white space. */
+        if (u[i] >= 0x20 && u[i] < 0x7F) {
+            if (u[i] != ' ') blank = 0;
+            i++;
+            continue;
+        }
         size_t n = utf8_next(u, i, len, &cp);
         if (n == 0) return PARLEY_ERR_INVALID_UTF8;
         if (rules_is_control(cp) && cp != '\t' && cp != '\n' && cp != '\r')

@@ -323,6 +323,13 @@ parley_err srv_check(srv *s, const auth_identity *who, const char *room,
  * (the commit's checks), or a reader thread's. */
 parley_err srv_check_on(store *db, const auth_identity *who, const char *room,
                         access_op op, int own, srv_grant *g);
+/* The decision of srv_check_on from the rows it read: found is what
+ * store_room_access returned, r and st what it read (used when found is
+ * PARLEY_OK). For a caller that read them before (the group commit). */
+parley_err srv_check_rows(const auth_identity *who, const char *room,
+                          parley_err found, const parley_room *r,
+                          const parley_standing *st, access_op op, int own,
+                          srv_grant *g);
 /* "an organizer muted you in this room until 2030-01-01T00:00:00Z (rule
  * MUTED)" */
 void srv_rule_detail(parley_rule rule, const parley_standing *st, char *buf,
@@ -348,6 +355,16 @@ void srv_view(srv *s, const auth_identity *who, const parley_room *room,
 void srv_view_on(store *db, const auth_identity *who, const parley_room *room,
                  const parley_standing *st, access_view *out);
 void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v);
+/* A room as one caller sees it, for a reply: the room and its `me`. */
+typedef struct srv_room_pb {
+    Parley__V1__Room room;
+    Parley__V1__RoomAccess me;
+} srv_room_pb;
+/* Fills out with room and who's view of it (standing st, the unread count
+ * read through db); out->room.me points into out. */
+void srv_pb_room_as(const srv *s, store *db, const auth_identity *who,
+                    const parley_room *room, const parley_standing *st,
+                    srv_room_pb *out);
 
 /* srv_commit.c: queues a publish (copies its strings). A Connect
  * stream's publish (conn not NULL) is answered with a frame on the stream
@@ -384,6 +401,15 @@ typedef struct srv_action_copy {
     char reason[STORE_REASON_MAX + 1];
 } srv_action_copy;
 void srv_action_keep(srv_action_copy *k, const parley_action *a);
+/* An action of kind by actor in room about target (a user id, or NULL) at
+ * now; the caller sets what else its kind records (mode, until, ...). */
+parley_action srv_action_of(const char *room, int kind,
+                            const parley_author *actor, const char *target,
+                            int64_t now);
+/* Stores a through db (inside the caller's transaction) and keeps what was
+ * stored, its id given, in k. */
+parley_err srv_action_store(store *db, const parley_action *a,
+                            srv_action_copy *k);
 /* srv_rooms.c: tells the room's live watchers of action a (room: its
  * settings and counters after it, or NULL to read them here). */
 void srv_room_event(srv *s, const parley_action *a, const parley_room *room);

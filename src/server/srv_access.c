@@ -26,9 +26,26 @@ parley_err srv_check(srv *s, const auth_identity *who, const char *room,
 parley_err srv_check_on(store *db, const auth_identity *who, const char *room,
                         access_op op, int own, srv_grant *g)
 {
+    parley_room r;
+    parley_standing st;
+    memset(&r, 0, sizeof r);
+    memset(&st, 0, sizeof st);
+    parley_err e = store_room_access(db, room, who->id, &r, &st);
+    return srv_check_rows(who, room, e, &r, &st, op, own, g);
+}
+
+parley_err srv_check_rows(const auth_identity *who, const char *room,
+                          parley_err found, const parley_room *r,
+                          const parley_standing *st, access_op op, int own,
+                          srv_grant *g)
+{
     memset(g, 0, sizeof *g);
+    if (found == PARLEY_OK) {
+        g->room = *r;
+        g->st = *st;
+    }
     access_who w = srv_who(who, room);
-    parley_err e = store_room_access(db, room, who->id, &g->room, &g->st);
+    parley_err e = found;
     if (e == PARLEY_ERR_ROOM_NOT_FOUND && w.token_role == 0 && !w.service) {
         /* Nothing grants this name: say so rather than whether it exists. */
         g->rule = PARLEY_RULE_NOT_GRANTED;
@@ -104,6 +121,17 @@ void srv_send_check_error(rpc_call *c, uint64_t request_id, parley_err e,
                                                              : NULL,
             0);
     }
+}
+
+void srv_pb_room_as(const srv *s, store *db, const auth_identity *who,
+                    const parley_room *room, const parley_standing *st,
+                    srv_room_pb *out)
+{
+    access_view v;
+    srv_view_on(db, who, room, st, &v);
+    srv_pb_room(s, &out->room, room);
+    srv_pb_access(&out->me, &v);
+    out->room.me = &out->me;
 }
 
 void srv_pb_access(Parley__V1__RoomAccess *out, const access_view *v)

@@ -283,9 +283,63 @@ static parley_err check_message(store *db, const auth_identity *who,
     return srv_check_on(db, who, room, op, *own, g);
 }
 
+/* The rooms and standings a group read for its publishes. Nothing a group
+ * runs changes a room's settings or anyone's standing (moderation and room
+ * changes are written outside groups, srv_write_now; a group's read marks
+ * change only the read state, which no decision looks at), so the rows of
+ * (room, user) read once in the transaction hold for the rest of it; the
+ * decision itself (op, clock) is taken again for every publish. The group
+ * runs room by room (by_room), so this holds one room's users and starts
+ * over at the next room; past GROUP_SEEN_MAX users a room's further users
+ * are read each time. The strings are the ops' own, alive for the group. */
+#define GROUP_SEEN_MAX 32
+typedef struct group_seen {
+    const char *room; /* the room of the entries; NULL: none yet */
+    size_t n;
+    struct {
+        const char *user_id;
+        parley_err found; /* store_room_access's answer */
+        parley_room room; /* settings only: strings not kept */
+        parley_standing st;
+    } e[GROUP_SEEN_MAX];
+} group_seen;
+
+static parley_err group_check(group_seen *gs, store *db,
+                              const auth_identity *who, const char *room,
+                              access_op op, srv_grant *g)
+{
+    if (gs->room == NULL || strcmp(gs->room, room) != 0) {
+        gs->room = room;
+        gs->n = 0;
+    }
+    for (size_t i = 0; i < gs->n; i++)
+        if (strcmp(gs->e[i].user_id, who->id) == 0)
+            return srv_check_rows(who, room, gs->e[i].found, &gs->e[i].room,
+                                  &gs->e[i].st, op, 0, g);
+    parley_room r;
+    parley_standing st;
+    memset(&r, 0, sizeof r);
+    memset(&st, 0, sizeof st);
+    parley_err found = store_room_access(db, room, who->id, &r, &st);
+    if (found == PARLEY_OK || found == PARLEY_ERR_ROOM_NOT_FOUND) {
+        if (gs->n < GROUP_SEEN_MAX) {
+            gs->e[gs->n].user_id = who->id;
+            gs->e[gs->n].found = found;
+            gs->e[gs->n].room = r;
+            gs->e[gs->n].room.name = room;
+            gs->e[gs->n].room.title = "";
+            gs->e[gs->n].room.topic = "";
+            gs->e[gs->n].st = st;
+            gs->n++;
+        }
+    }
+    return srv_check_rows(who, room, found, &r, &st, op, 0, g);
+}
+
 /* Runs one op inside the open transaction; a store error that is not the
  * op's own (I/O, internal) is returned: it fails the whole group. */
-static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
+static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w,
+                         group_seen *gs)
 {
     parley_author a = auth_author(&op->who);
     parley_msg m;
@@ -296,7 +350,7 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
     switch (op->kind) {
     case SRV_OP_PUBLISH: {
         int dup = 0;
-        e = srv_check_on(db, &op->who, op->room, ACCESS_POST, 0, &g);
+        e = group_check(gs, db, &op->who, op->room, ACCESS_POST, &g);
         if (e == PARLEY_ERR_PERMISSION_DENIED) {
             /* A repeat of a publish stored before the rule came (a mute
              * while its ack was lost) is acked with the original, as any
@@ -376,21 +430,15 @@ static parley_err run_op(srv_op *op, store *db, int64_t now, srv_writer *w)
          * stored with the deletion in this transaction. */
         char author_id[RULES_AUTHOR_ID_MAX + 1];
         snprintf(author_id, sizeof author_id, "%s", m.author.id);
-        parley_action act, out;
-        memset(&act, 0, sizeof act);
-        act.room = op->room;
-        act.kind = PARLEY_ACTION_DELETE_MESSAGE;
-        act.actor = a;
-        act.target_user_id = author_id;
-        act.at_ms = now;
+        parley_action act = srv_action_of(
+            op->room, PARLEY_ACTION_DELETE_MESSAGE, &a, author_id, now);
         act.seq = op->seq;
         op->action = malloc(sizeof *op->action);
         if (!op->action) return PARLEY_ERR_INTERNAL;
-        e = store_action_append(db, &act, &out);
+        e = srv_action_store(db, &act, op->action);
         /* The deletion must not be stored without its action: any
          * refusal here fails the group. */
         if (e) return e == PARLEY_ERR_IO ? e : PARLEY_ERR_INTERNAL;
-        srv_action_keep(op->action, &out);
         break;
     }
     case SRV_OP_MARK_READ: {
@@ -450,8 +498,9 @@ static int commit_ops(store *db, srv_ops *ops, srv_writer *w, uint64_t *ns)
     }
     parley_err be = order ? store_begin(db) : PARLEY_ERR_INTERNAL;
     int failed = be != PARLEY_OK;
+    group_seen gs = {NULL, 0, {{0}}};
     for (size_t k = 0; k < n && !failed; k++) {
-        if (run_op(&ops->v[order[k]], db, now, w) != PARLEY_OK) {
+        if (run_op(&ops->v[order[k]], db, now, w, &gs) != PARLEY_OK) {
             log_error("store", "write failed: %s", store_last_error(db));
             failed = 1;
         }

@@ -177,16 +177,11 @@ static void h_list_messages(rpc_call *c,
         return;
     }
     if (b.cut) has_more = 1; /* rows left out for size: page on */
-    Parley__V1__Room pr;
-    Parley__V1__RoomAccess me;
-    access_view v;
-    srv_pb_room(rd->s, &pr, &room);
-    srv_view_on(rd->db, &who, &room, &g.st, &v);
-    srv_pb_access(&me, &v);
-    pr.me = &me;
+    srv_room_pb pr;
+    srv_pb_room_as(rd->s, rd->db, &who, &room, &g.st, &pr);
     Parley__V1__ListMessagesResponse tail =
         PARLEY__V1__LIST_MESSAGES_RESPONSE__INIT;
-    tail.room = &pr;
+    tail.room = &pr.room;
     tail.has_more = has_more ? 1 : 0;
     page_pack(&b, &tail.base, protobuf_c_message_get_packed_size(&tail.base));
     if (b.oom) {
@@ -291,15 +286,10 @@ static void h_create_room(rpc_call *c, const Parley__V1__CreateRoomRequest *req,
         srv_fail_store(c, s->db, e);
         return;
     }
-    Parley__V1__Room pr;
-    Parley__V1__RoomAccess me;
-    access_view v;
-    srv_pb_room(s, &pr, &room);
-    srv_view(s, &who, &room, &g.st, &v);
-    srv_pb_access(&me, &v);
-    pr.me = &me;
+    srv_room_pb pr;
+    srv_pb_room_as(s, s->db, &who, &room, &g.st, &pr);
     Parley__V1__CreateRoomResponse r = PARLEY__V1__CREATE_ROOM_RESPONSE__INIT;
-    r.room = &pr;
+    r.room = &pr.room;
     r.created = created ? 1 : 0;
     rpc_reply(c, &r.base);
 }
@@ -321,15 +311,10 @@ static void h_get_room(rpc_call *c, const Parley__V1__GetRoomRequest *req,
         srv_fail_store(c, rd->db, e);
         return;
     }
-    Parley__V1__Room pr;
-    Parley__V1__RoomAccess me;
-    access_view v;
-    srv_pb_room(rd->s, &pr, &room);
-    srv_view_on(rd->db, &who, &room, &g.st, &v);
-    srv_pb_access(&me, &v);
-    pr.me = &me;
+    srv_room_pb pr;
+    srv_pb_room_as(rd->s, rd->db, &who, &room, &g.st, &pr);
     Parley__V1__GetRoomResponse r = PARLEY__V1__GET_ROOM_RESPONSE__INIT;
-    r.room = &pr;
+    r.room = &pr.room;
     rpc_reply(c, &r.base);
 }
 

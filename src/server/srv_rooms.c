@@ -126,30 +126,32 @@ static parley_err rooms_end(srv *s, parley_err e)
 
 /* Stores an action of actor in room (in the open transaction) and keeps a
  * copy in k. */
-static parley_err rooms_act(srv *s, srv_action_copy *k, const char *room,
-                            int kind, const parley_author *actor,
-                            const char *target, int64_t now)
+parley_action srv_action_of(const char *room, int kind,
+                            const parley_author *actor, const char *target,
+                            int64_t now)
 {
-    parley_action a, out;
+    parley_action a;
     memset(&a, 0, sizeof a);
     a.room = room;
     a.kind = kind;
     a.actor = *actor;
     a.target_user_id = target;
     a.at_ms = now;
-    parley_err e = store_action_append(s->wdb, &a, &out);
+    return a;
+}
+
+parley_err srv_action_store(store *db, const parley_action *a,
+                            srv_action_copy *k)
+{
+    parley_action out;
+    parley_err e = store_action_append(db, a, &out);
     if (e == PARLEY_OK) srv_action_keep(k, &out);
     return e;
 }
 
 /* The room as the caller sees it, for a reply. */
-typedef struct room_reply {
-    Parley__V1__Room room;
-    Parley__V1__RoomAccess me;
-} room_reply;
-
 static parley_err room_for(srv *s, const auth_identity *who, const char *name,
-                           room_reply *out, parley_room *room)
+                           srv_room_pb *out, parley_room *room)
 {
     srv_grant g;
     parley_err e = srv_check(s, who, name, ACCESS_READ, 0, &g);
@@ -159,11 +161,7 @@ static parley_err room_for(srv *s, const auth_identity *who, const char *name,
     parley_standing st = g.st;
     e = store_room_get(s->db, name, room);
     if (e != PARLEY_OK) return e;
-    access_view v;
-    srv_view(s, who, room, &st, &v);
-    srv_pb_room(s, &out->room, room);
-    srv_pb_access(&out->me, &v);
-    out->room.me = &out->me;
+    srv_pb_room_as(s, s->db, who, room, &st, out);
     return PARLEY_OK;
 }
 
@@ -189,33 +187,23 @@ static void h_update_room(rpc_call *c, const Parley__V1__UpdateRoomRequest *req,
     if (e == PARLEY_OK)
         e = store_room_update(s->wdb, req->name, &u, &after, &changed);
     int mode = after.mode, vis = after.visibility;
-    if (e == PARLEY_OK && (changed & STORE_CHANGED_TEXT))
-        e = rooms_act(s, &acts[n++], req->name, PARLEY_ACTION_UPDATE_ROOM,
-                      &actor, NULL, now);
-    if (e == PARLEY_OK && (changed & STORE_CHANGED_VISIBILITY)) {
-        parley_action a = {0};
-        a.room = req->name;
-        a.kind = PARLEY_ACTION_SET_VISIBILITY;
-        a.actor = actor;
-        a.at_ms = now;
-        a.visibility = vis;
-        parley_action out;
-        e = store_action_append(s->wdb, &a, &out);
-        if (e == PARLEY_OK) srv_action_keep(&acts[n++], &out);
-    }
-    if (e == PARLEY_OK && (changed & STORE_CHANGED_MODE)) {
-        parley_action a = {0};
-        a.room = req->name;
-        a.kind = PARLEY_ACTION_SET_MODE;
-        a.actor = actor;
-        a.at_ms = now;
-        a.mode = mode;
-        parley_action out;
-        e = store_action_append(s->wdb, &a, &out);
-        if (e == PARLEY_OK) srv_action_keep(&acts[n++], &out);
+    /* One action for each kind of change, in this order. */
+    static const struct {
+        unsigned changed;
+        int kind;
+    } kinds[] = {{STORE_CHANGED_TEXT, PARLEY_ACTION_UPDATE_ROOM},
+                 {STORE_CHANGED_VISIBILITY, PARLEY_ACTION_SET_VISIBILITY},
+                 {STORE_CHANGED_MODE, PARLEY_ACTION_SET_MODE}};
+    for (size_t i = 0; i < 3 && e == PARLEY_OK; i++) {
+        if (!(changed & kinds[i].changed)) continue;
+        parley_action a =
+            srv_action_of(req->name, kinds[i].kind, &actor, NULL, now);
+        a.visibility = kinds[i].kind == PARLEY_ACTION_SET_VISIBILITY ? vis : 0;
+        a.mode = kinds[i].kind == PARLEY_ACTION_SET_MODE ? mode : 0;
+        e = srv_action_store(s->wdb, &a, &acts[n++]);
     }
     e = rooms_end(s, e);
-    room_reply rr;
+    srv_room_pb rr;
     parley_room room;
     if (e == PARLEY_OK) e = room_for(s, &who, req->name, &rr, &room);
     if (e) {
@@ -266,11 +254,8 @@ static void h_delete_room(rpc_call *c, const Parley__V1__DeleteRoomRequest *req,
     r.deleted_messages = n;
     rpc_reply(c, &r.base);
     /* Not stored (the room's log went with it): id 0. */
-    parley_action a = {0};
-    a.room = name;
-    a.kind = PARLEY_ACTION_DELETE_ROOM;
-    a.actor = actor;
-    a.at_ms = clock_wall_ms();
+    parley_action a = srv_action_of(name, PARLEY_ACTION_DELETE_ROOM, &actor,
+                                    NULL, clock_wall_ms());
     a.count = n;
     srv_room_event(s, &a, &before);
     srv_stream_recheck(s, name, NULL);
@@ -307,15 +292,10 @@ static void h_add_member(rpc_call *c, const Parley__V1__AddMemberRequest *req,
         added_at = m.added_at_ms;
     }
     if (e == PARLEY_OK && changed) {
-        parley_action a = {0}, out;
-        a.room = req->room;
-        a.kind = PARLEY_ACTION_ADD_MEMBER;
-        a.actor = actor;
-        a.target_user_id = req->user_id;
-        a.at_ms = now;
+        parley_action a = srv_action_of(req->room, PARLEY_ACTION_ADD_MEMBER,
+                                        &actor, req->user_id, now);
         a.role = role;
-        e = store_action_append(s->wdb, &a, &out);
-        if (e == PARLEY_OK) srv_action_keep(&k, &out);
+        e = srv_action_store(s->wdb, &a, &k);
     }
     e = rooms_end(s, e);
     if (e) {
@@ -352,9 +332,11 @@ static void h_remove_member(rpc_call *c,
     parley_err e = store_begin(s->wdb);
     if (e == PARLEY_OK)
         e = store_member_remove(s->wdb, req->room, req->user_id, &removed);
-    if (e == PARLEY_OK && removed)
-        e = rooms_act(s, &k, req->room, PARLEY_ACTION_REMOVE_MEMBER, &actor,
-                      req->user_id, clock_wall_ms());
+    if (e == PARLEY_OK && removed) {
+        parley_action a = srv_action_of(req->room, PARLEY_ACTION_REMOVE_MEMBER,
+                                        &actor, req->user_id, clock_wall_ms());
+        e = srv_action_store(s->wdb, &a, &k);
+    }
     e = rooms_end(s, e);
     if (e) {
         srv_fail_store(c, s->wdb, e);
@@ -482,16 +464,11 @@ static void h_moderate(rpc_call *c, const Parley__V1__ModerateRequest *req,
     /* Placing a sanction is always an action (it may renew one); lifting
      * one that is not there changes nothing and stores nothing. */
     if (e == PARLEY_OK && changed) {
-        parley_action a = {0}, out;
-        a.room = req->room;
-        a.kind = act_kind;
-        a.actor = actor;
-        a.target_user_id = req->user_id;
-        a.at_ms = now;
+        parley_action a =
+            srv_action_of(req->room, act_kind, &actor, req->user_id, now);
         a.until_ms = until;
         a.reason = req->reason;
-        e = store_action_append(s->wdb, &a, &out);
-        if (e == PARLEY_OK) srv_action_keep(&k, &out);
+        e = srv_action_store(s->wdb, &a, &k);
     }
     e = rooms_end(s, e);
     if (e) {
@@ -671,18 +648,13 @@ static void h_erase_user(rpc_call *c, const Parley__V1__EraseUserRequest *req,
     if (e == PARLEY_OK && x.oom) e = PARLEY_ERR_INTERNAL;
     for (size_t i = 0; e == PARLEY_OK && i < x.n; i++) {
         erased_room *r = &x.rooms[i];
-        parley_action a = {0}, out;
-        a.room = r->name;
-        a.kind = PARLEY_ACTION_ERASE_USER;
-        a.actor = actor;
+        parley_action a = srv_action_of(r->name, PARLEY_ACTION_ERASE_USER,
+                                        &actor, req->user_id, now);
         /* The actor's role in this room, as every action records it. */
         a.actor.role = srv_who(&who, r->name).token_role;
         if (a.actor.role == 0) a.actor.role = who.role;
-        a.target_user_id = req->user_id;
-        a.at_ms = now;
         a.count = r->count;
-        e = store_action_append(s->wdb, &a, &out);
-        if (e == PARLEY_OK) srv_action_keep(&r->k, &out);
+        e = srv_action_store(s->wdb, &a, &r->k);
     }
     e = rooms_end(s, e);
     Parley__V1__Room *prs = NULL, **pptrs = NULL;

@@ -203,7 +203,12 @@ static void on_subscribe(srv_conn *cn, uint64_t rid,
                        "already subscribed to this room on this stream", 0);
         return;
     }
-    if (cn->subs.len >= s->max_subs) {
+    /* A user's stream follows at most max_subs rooms. A service's (a
+     * gateway's shared link) follows rooms for many users, each of whom
+     * the gateway holds to its own per-session limit, and is not capped:
+     * a gateway on --upstream-links streams must be able to follow every
+     * room its users watch. */
+    if (!cn->who.service && cn->subs.len >= s->max_subs) {
         srv_send_error(cn->call, rid, PARLEY_ERR_RESOURCE_EXHAUSTED,
                        "this stream follows as many rooms as it may", 0);
         return;

@@ -654,6 +654,74 @@ parley_err store_list(store *s, const char *room, store_dir dir,
                            has_more ? has_more : &more_scratch);
 }
 
+/* ---- unread counts remembered (store_unread_key in store_engine.h) ---- */
+
+static struct store_unread_slot *store_unread_slot(store *s,
+                                                   const store_unread_key *k)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a 64 */
+    for (int i = 0; i < 8; i++) {
+        h ^= (uint64_t)k->room_id >> (8 * i) & 0xff;
+        h *= 1099511628211u;
+    }
+    for (const char *p = k->user_id; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 1099511628211u;
+    }
+    return &s->unread[h % STORE_UNREAD_SLOTS];
+}
+
+int store_unread_recall(store *s, const store_unread_key *k, unsigned *count)
+{
+    assert(k->head_rev >= k->head_seq && k->base_seq <= k->head_seq);
+    if (k->after_seq >= k->head_seq) {
+        *count = 0;
+        return 1;
+    }
+    if (s->in_txn) return 0;
+    const struct store_unread_slot *u = store_unread_slot(s, k);
+    if (u->user[0] == '\0' || u->room_id != k->room_id ||
+        u->head_rev != k->head_rev || u->base_seq != k->base_seq ||
+        u->after_seq != k->after_seq || u->cap != k->cap ||
+        strcmp(u->user, k->user_id) != 0)
+        return 0;
+    assert(u->count <= u->cap);
+    *count = u->count;
+    return 1;
+}
+
+void store_unread_keep(store *s, const store_unread_key *k, unsigned count)
+{
+    assert(count <= k->cap);
+    size_t len = strlen(k->user_id);
+    if (s->in_txn || len >= sizeof s->unread[0].user) return;
+    struct store_unread_slot *u = store_unread_slot(s, k);
+    u->room_id = k->room_id;
+    u->head_rev = k->head_rev;
+    u->base_seq = k->base_seq;
+    u->after_seq = k->after_seq;
+    u->cap = k->cap;
+    u->count = count;
+    memcpy(u->user, k->user_id, len + 1);
+}
+
+unsigned store_settings_merge(const parley_room *cur,
+                              const parley_room_settings *u,
+                              parley_room_settings *out)
+{
+    out->title = u->title ? u->title : cur->title;
+    out->topic = u->topic ? u->topic : cur->topic;
+    out->visibility = u->visibility ? u->visibility : cur->visibility;
+    out->mode = u->mode ? u->mode : cur->mode;
+    unsigned c = 0;
+    if (strcmp(out->title, cur->title) != 0 ||
+        strcmp(out->topic, cur->topic) != 0)
+        c |= STORE_CHANGED_TEXT;
+    if (out->visibility != cur->visibility) c |= STORE_CHANGED_VISIBILITY;
+    if (out->mode != cur->mode) c |= STORE_CHANGED_MODE;
+    return c;
+}
+
 /* ---- row buffers of the engines ---- */
 
 char *store_rows_take(store_rows *r, size_t need)

@@ -16,7 +16,12 @@
 #ifndef PARLEY_STORE_ENGINE_H
 #define PARLEY_STORE_ENGINE_H
 
+#include "rules.h"
 #include "store.h"
+
+/* Unread counts remembered per handle: every History or Subscribed answer
+ * carries the caller's count, and a page reader asks again and again. */
+#define STORE_UNREAD_SLOTS 64
 
 typedef struct store_engine store_engine;
 
@@ -34,7 +39,41 @@ struct store {
     int64_t last_sync_ms;    /* -1 before store_sync_due's first call */
     parley_err write_status; /* store_write_status: OK or PARLEY_ERR_IO */
     char shown[256]; /* the target for logs, when the engine has no describe */
+    /* Unread counts this handle took, by room and user (store_unread_*):
+     * direct-mapped, an empty slot has user[0] == 0. */
+    struct store_unread_slot {
+        int64_t room_id;
+        uint64_t head_rev, base_seq, after_seq;
+        unsigned cap, count;
+        char user[RULES_AUTHOR_ID_MAX + 1];
+    } unread[STORE_UNREAD_SLOTS];
 };
+
+/* A room's counters as an engine read them for an unread count, and what
+ * is counted. Messages only come and go with a new head_rev (append, edit,
+ * delete, erase) or, when a room is deleted, a new base_seq (its counters
+ * go on; room ids are never reused), so while both stay the same a count
+ * taken before is still exact. */
+typedef struct store_unread_key {
+    int64_t room_id;
+    uint64_t head_seq, head_rev, base_seq;
+    const char *user_id;
+    uint64_t after_seq;
+    unsigned cap;
+} store_unread_key;
+/* 1 with *count set when k is answered without reading messages: nothing
+ * after after_seq, or a count this handle took at the same counters. Never
+ * inside a transaction, whose writes may still roll back. */
+int store_unread_recall(store *s, const store_unread_key *k, unsigned *count);
+/* Keeps the count an engine read for k (not inside a transaction). */
+void store_unread_keep(store *s, const store_unread_key *k, unsigned count);
+
+/* The settings a room gets from update u over what it has (cur): u's NULL
+ * texts and 0 numbers keep cur's. Returns what changed
+ * (STORE_CHANGED_* bits, 0: nothing to write). */
+unsigned store_settings_merge(const parley_room *cur,
+                              const parley_room_settings *u,
+                              parley_room_settings *out);
 
 /* Two row buffers an engine copies a result's strings into, in turn: the
  * buffer of the previous result is left alone, so its strings may be this

@@ -247,7 +247,7 @@ static const struct {
                         " visibility = excluded.visibility,"
                         " mode = excluded.mode WHERE rooms.deleted"},
     [ST_ROOM_GET] = {"parley_room_get", 1,
-                     "SELECT id, head_seq, head_rev FROM rooms"
+                     "SELECT id, head_seq, head_rev, base_seq FROM rooms"
                      " WHERE name = $1::text AND NOT deleted"},
     [ST_ROOM_LOCK] = {"parley_room_lock", 1,
                       "SELECT id FROM rooms WHERE name = $1::text"
@@ -501,6 +501,16 @@ static int pg_ok(const PGresult *res)
 {
     ExecStatusType st = PQresultStatus(res);
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* What a statement meant to read one row gave (res may be NULL: pg_read
+ * could not reach the server): PARLEY_OK when it holds a row, none when
+ * it holds none, else the failure, told with what. */
+static parley_err pg_one(store_pg *s, const PGresult *res, const char *what,
+                         parley_err none)
+{
+    if (!pg_ok(res)) return pg_fail(s, res, what);
+    return PQntuples(res) == 0 ? none : PARLEY_OK;
 }
 
 /* The SQLSTATE of a failed result, or "". */
@@ -1125,25 +1135,29 @@ static const char *pg_describe(const store *base)
 /* ---- rooms ------------------------------------------------------------- */
 
 /* Reads the room's id and heads: ROOM_NOT_FOUND if absent. */
-static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
-                               uint64_t *head_seq, uint64_t *head_rev)
+static parley_err pg_room_find_ex(store_pg *s, const char *name, int64_t *id,
+                                  uint64_t *head_seq, uint64_t *head_rev,
+                                  uint64_t *base_seq)
 {
     pg_params p = {0};
     pg_param_text(&p, name);
     PGresult *res = pg_read(s, ST_ROOM_GET, &p);
     parley_err e = PARLEY_OK;
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         *id = pg_i64(res, 0, 0);
         if (head_seq) *head_seq = (uint64_t)pg_i64(res, 0, 1);
         if (head_rev) *head_rev = (uint64_t)pg_i64(res, 0, 2);
+        if (base_seq) *base_seq = (uint64_t)pg_i64(res, 0, 3);
     }
     PQclear(res);
     return e;
+}
+
+static parley_err pg_room_find(store_pg *s, const char *name, int64_t *id,
+                               uint64_t *head_seq, uint64_t *head_rev)
+{
+    return pg_room_find_ex(s, name, id, head_seq, head_rev, NULL);
 }
 
 /* Begins a write on room, its row id in *id. On success the caller ends
@@ -1169,12 +1183,8 @@ static parley_err pg_room_read(store_pg *s, const char *name, int lock,
     int st = lock ? ST_ROOM_READ_LOCK : ST_ROOM_READ;
     PGresult *res = lock ? pg_run(s, st, &p) : pg_read(s, st, &p);
     parley_err e = PARLEY_OK;
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         parley_room v;
         v.name = name;
         if (id) *id = pg_i64(res, 0, 0);
@@ -1257,12 +1267,8 @@ static parley_err pg_append_find(store_pg *s, const char *room,
     PGresult *res = pg_read(s, ST_APPEND_FIND, &p);
     parley_err e = PARLEY_OK;
     *found = 0;
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read client id");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read client id", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         assert(PQntuples(res) == 1); /* the index is unique */
         *room_id = pg_i64(res, 0, 0);
         if (!PQgetisnull(res, 0, 1 + COL_SEQ)) {
@@ -1357,14 +1363,10 @@ static parley_err pg_get(store *base, const char *room, uint64_t seq,
     pg_param_text(&p, room);
     pg_param_i64(&p, pg_u64_to_i64(seq));
     PGresult *res = pg_read(s, ST_MSG_GET, &p);
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read message");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else if (PQgetisnull(res, 0, 1 + COL_SEQ))
+    e = pg_one(s, res, "read message", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK && PQgetisnull(res, 0, 1 + COL_SEQ))
         e = PARLEY_ERR_MESSAGE_NOT_FOUND;
-    else
+    else if (e == PARLEY_OK)
         e = pg_row_copy(s, res, 0, 1, room, out);
     PQclear(res);
     return e;
@@ -1381,12 +1383,8 @@ static parley_err pg_modify_check(store_pg *s, const char *room, uint64_t seq,
     parley_err e = PARLEY_OK;
     pg_param_text(&p, room);
     PGresult *res = pg_run(s, ST_ROOM_LOCK, &p);
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "lock room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else
-        *room_id = pg_i64(res, 0, 0);
+    e = pg_one(s, res, "lock room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) *room_id = pg_i64(res, 0, 0);
     PQclear(res);
     if (e != PARLEY_OK) return e;
 
@@ -1394,12 +1392,8 @@ static parley_err pg_modify_check(store_pg *s, const char *room, uint64_t seq,
     pg_param_i64(&q, *room_id);
     pg_param_i64(&q, pg_u64_to_i64(seq));
     res = pg_run(s, ST_MSG_READ, &q);
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read message");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_MESSAGE_NOT_FOUND;
-    else
-        e = pg_row_copy(s, res, 0, 0, room, out);
+    e = pg_one(s, res, "read message", PARLEY_ERR_MESSAGE_NOT_FOUND);
+    if (e == PARLEY_OK) e = pg_row_copy(s, res, 0, 0, room, out);
     PQclear(res);
     if (e == PARLEY_OK) e = rules_may_modify(actor, out->author.id);
     return e;
@@ -1571,15 +1565,8 @@ static parley_err pg_room_update(store *base, const char *name,
      * other one, and the UPDATE is bound before the next read. */
     e = pg_room_read(s, name, 1, &cur, &id);
     if (e == PARLEY_OK) {
-        parley_room_settings v = {
-            u->title ? u->title : cur.title, u->topic ? u->topic : cur.topic,
-            u->visibility ? u->visibility : cur.visibility,
-            u->mode ? u->mode : cur.mode};
-        unsigned c = 0;
-        if (strcmp(v.title, cur.title) != 0 || strcmp(v.topic, cur.topic) != 0)
-            c |= STORE_CHANGED_TEXT;
-        if (v.visibility != cur.visibility) c |= STORE_CHANGED_VISIBILITY;
-        if (v.mode != cur.mode) c |= STORE_CHANGED_MODE;
+        parley_room_settings v;
+        unsigned c = store_settings_merge(&cur, u, &v);
         if (c) {
             pg_params p = {0};
             pg_param_i64(&p, id);
@@ -1627,12 +1614,8 @@ static parley_err pg_room_access(store *base, const char *room,
     pg_param_text(&p, room);
     pg_param_text(&p, user_id);
     PGresult *res = pg_read(s, ST_ROOM_ACCESS, &p);
-    if (res == NULL) return PARLEY_ERR_IO;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "read room access");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else {
+    e = pg_one(s, res, "read room access", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) {
         parley_room v;
         memset(&v, 0, sizeof v);
         v.name = room;
@@ -1962,12 +1945,8 @@ static parley_err pg_erase_in(store_pg *s, const char *room,
     pg_param_text(&l, room);
     PGresult *res = pg_run(s, ST_ROOM_LOCK, &l);
     parley_err e = PARLEY_OK;
-    if (!pg_ok(res))
-        e = pg_fail(s, res, "lock room");
-    else if (PQntuples(res) == 0)
-        e = PARLEY_ERR_ROOM_NOT_FOUND;
-    else
-        id = pg_i64(res, 0, 0);
+    e = pg_one(s, res, "lock room", PARLEY_ERR_ROOM_NOT_FOUND);
+    if (e == PARLEY_OK) id = pg_i64(res, 0, 0);
     PQclear(res);
     if (e != PARLEY_OK) return e;
     pg_params p = {0};
@@ -2022,12 +2001,16 @@ static parley_err pg_unread_count(store *base, const char *room,
                                   unsigned cap, unsigned *count)
 {
     store_pg *s = (store_pg *)base;
-    int64_t id = 0;
+    store_unread_key k = {
+        .user_id = user_id, .after_seq = after_seq, .cap = cap};
     parley_err e = pg_ready(s);
-    if (e == PARLEY_OK) e = pg_room_find(s, room, &id, NULL, NULL);
+    if (e == PARLEY_OK)
+        e = pg_room_find_ex(s, room, &k.room_id, &k.head_seq, &k.head_rev,
+                            &k.base_seq);
     if (e != PARLEY_OK) return e;
+    if (store_unread_recall(base, &k, count)) return PARLEY_OK;
     pg_params p = {0};
-    pg_param_i64(&p, id);
+    pg_param_i64(&p, k.room_id);
     pg_param_i64(&p, (int64_t)after_seq);
     pg_param_text(&p, user_id);
     pg_param_i64(&p, (int64_t)cap);
@@ -2035,8 +2018,10 @@ static parley_err pg_unread_count(store *base, const char *room,
     if (res == NULL) return PARLEY_ERR_IO;
     if (!pg_ok(res) || PQntuples(res) != 1)
         e = pg_fail(s, res, "count unread");
-    else
+    else {
         *count = (unsigned)pg_i64(res, 0, 0);
+        store_unread_keep(base, &k, *count);
+    }
     PQclear(res);
     return e;
 }

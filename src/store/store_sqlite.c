@@ -1657,15 +1657,8 @@ static parley_err store_sqlite_room_update(store *base, const char *name,
     if (e != PARLEY_OK) return e;
     e = store_room_read(s, name, &cur, &id);
     if (e == PARLEY_OK) {
-        parley_room_settings v = {
-            u->title ? u->title : cur.title, u->topic ? u->topic : cur.topic,
-            u->visibility ? u->visibility : cur.visibility,
-            u->mode ? u->mode : cur.mode};
-        unsigned c = 0;
-        if (strcmp(v.title, cur.title) != 0 || strcmp(v.topic, cur.topic) != 0)
-            c |= STORE_CHANGED_TEXT;
-        if (v.visibility != cur.visibility) c |= STORE_CHANGED_VISIBILITY;
-        if (v.mode != cur.mode) c |= STORE_CHANGED_MODE;
+        parley_room_settings v;
+        unsigned c = store_settings_merge(&cur, u, &v);
         if (c) {
             sqlite3_stmt *stmt = s->stmt[STMT_ROOM_UPDATE];
             int rc = sqlite3_bind_int64(stmt, 1, id);
@@ -2175,11 +2168,14 @@ static parley_err store_sqlite_unread_count(store *base, const char *room,
                                             unsigned *count)
 {
     store_sqlite *s = (store_sqlite *)base;
-    int64_t id;
-    parley_err e = store_room_find(s, room, &id, NULL, NULL);
+    store_unread_key k = {
+        .user_id = user_id, .after_seq = after_seq, .cap = cap};
+    parley_err e = store_room_find_ex(s, room, &k.room_id, &k.head_seq,
+                                      &k.head_rev, &k.base_seq);
     if (e != PARLEY_OK) return e;
+    if (store_unread_recall(base, &k, count)) return PARLEY_OK;
     sqlite3_stmt *stmt = s->stmt[STMT_UNREAD];
-    int rc = sqlite3_bind_int64(stmt, 1, id);
+    int rc = sqlite3_bind_int64(stmt, 1, k.room_id);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(stmt, 2, (int64_t)after_seq);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(stmt, 3, user_id, -1, SQLITE_STATIC);
@@ -2191,7 +2187,9 @@ static parley_err store_sqlite_unread_count(store *base, const char *room,
     }
     *count = (unsigned)sqlite3_column_int64(stmt, 0);
     assert(*count <= cap);
-    return store_finish(s, STMT_UNREAD);
+    e = store_finish(s, STMT_UNREAD);
+    if (e == PARLEY_OK) store_unread_keep(base, &k, *count);
+    return e;
 }
 
 static parley_err store_sqlite_erase_user(store *base, const char *room,

@@ -752,6 +752,68 @@ static void test_read_state(void)
 
 /* ---- a group commit of moderation that rolls back ----------------------- */
 
+/* Unread counts are remembered per handle (store_unread_key): every kind of
+ * change must show in the next count, on this handle and on a reader. */
+static unsigned unread(store *s, const char *user, uint64_t after)
+{
+    unsigned n = 9999;
+    CU_ASSERT_EQUAL(store_unread_count(s, "r", user, after, 1000, &n),
+                    PARLEY_OK);
+    return n;
+}
+
+static void test_unread_follows_changes(void)
+{
+    store *s = fresh(), *rd = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(store_open_reader(s, &rd, err, sizeof err),
+                          PARLEY_OK);
+    parley_msg m;
+    uint64_t erased = 0;
+    CU_ASSERT_EQUAL(store_room_create(s, "r", 1, NULL, NULL), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 0);
+    CU_ASSERT_EQUAL(post(s, "r", &BOB, "b1", "m", &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 1);
+    CU_ASSERT_EQUAL(unread(rd, "ada", 0), 1);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 1); /* asked again: the same */
+    CU_ASSERT_EQUAL(post(s, "r", &BOB, "b2", "m", &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 2);
+    CU_ASSERT_EQUAL(unread(rd, "ada", 0), 2);
+    CU_ASSERT_EQUAL(unread(s, "ada", 1), 1); /* another read mark */
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, "a1", "m", &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 2); /* her own is not counted */
+    CU_ASSERT_EQUAL(unread(s, "bob", 0), 1);
+    CU_ASSERT_EQUAL(store_delete(s, "r", 1, &BOB, 3, &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 1);
+    CU_ASSERT_EQUAL(unread(rd, "ada", 0), 1);
+    /* A write rolled back is never remembered: the count taken inside the
+     * transaction must not answer for the counters reached again after. */
+    CU_ASSERT_EQUAL(store_begin(s), PARLEY_OK);
+    CU_ASSERT_EQUAL(post(s, "r", &BOB, "b3", "m", &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 2);
+    store_rollback(s);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 1);
+    CU_ASSERT_EQUAL(post(s, "r", &ADA, "a2", "m", &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 1);
+    CU_ASSERT_EQUAL(store_erase_user(s, "r", "bob", 4, NULL, NULL, &erased),
+                    PARLEY_OK);
+    CU_ASSERT_EQUAL(erased, 1);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 0);
+    CU_ASSERT_EQUAL(unread(rd, "ada", 0), 0);
+    /* A deleted room's name made again keeps its counters but not its
+     * messages. */
+    CU_ASSERT_EQUAL(post(s, "r", &BOB, "b4", "m", &m), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(rd, "ada", 0), 1);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 1);
+    CU_ASSERT_EQUAL(store_room_delete(s, "r", NULL, NULL), PARLEY_OK);
+    CU_ASSERT_EQUAL(store_room_create(s, "r", 5, NULL, NULL), PARLEY_OK);
+    CU_ASSERT_EQUAL(unread(s, "ada", 0), 0);
+    CU_ASSERT_EQUAL(unread(rd, "ada", 0), 0);
+    store_close(rd);
+    store_close(s);
+}
+
 static void test_rollback(void)
 {
     store *s = fresh();
@@ -925,6 +987,8 @@ int main(int argc, char **argv)
     CU_add_test(suite, "deleting a room, and its name again", test_room_delete);
     CU_add_test(suite, "erasing a user's messages", test_erase_user);
     CU_add_test(suite, "read state and unread counts", test_read_state);
+    CU_add_test(suite, "unread counts follow every change",
+                test_unread_follows_changes);
     CU_add_test(suite, "moderation in a group commit rolled back",
                 test_rollback);
     CU_add_test(suite, "migration from schema 1", test_migrate_v1);

@@ -335,6 +335,59 @@ def case_mute_under_load(s):
     c.close()
 
 
+def case_mixed_group(s):
+    """A muted user and a free one publish into one room at once, 32 in
+    flight each, so the writer's groups hold both: the commit reads each
+    user's standing once per group and room, and must never answer one
+    user with the other's. Every publish of the free user is acked and
+    stored, every one of the muted user refused MUTED, none stored."""
+    c = H.Client(s)
+    p = c.p
+    olga = org_token(s)
+    make_room(c, olga, "mx.main")
+    c.ok("Rooms", "Moderate", olga, room="mx.main", user_id="bob", action=p.R.MODERATE_ACTION_MUTE)
+    users = {u: c.connect(token(s, u, rooms={"mx.*": "participant"})) for u in ("ada", "bob")}
+    sent = {u: 0 for u in users}
+    pending = {u: set() for u in users}
+    acked = {u: 0 for u in users}
+    refused = {u: 0 for u in users}
+    other = []
+    deadline = time.time() + 60
+    while time.time() < deadline and any(pending[u] or sent[u] < 300 for u in users):
+        for u, cn in users.items():
+            while len(pending[u]) < 32 and sent[u] < 300:
+                sent[u] += 1
+                pending[u].add(cn.publish("mx.main", "%s%d" % (u, sent[u]), "from %s" % u))
+        for u, cn in users.items():
+            if not pending[u]:
+                continue
+            f = cn.recv(0.05)
+            for g in ([] if f is None else list(f.batch.frames) if kind(f) == "batch" else [f]):
+                if g.request_id not in pending[u]:
+                    continue
+                pending[u].discard(g.request_id)
+                if kind(g) == "ack":
+                    acked[u] += 1
+                elif kind(g) == "error" and g.error.rule == p.M.RULE_MUTED:
+                    refused[u] += 1
+                else:
+                    other.append((u, str(g)[:200]))
+    check(not other and not pending["ada"] and not pending["bob"],
+          "every publish answered (other %s, unanswered %d + %d)"
+          % (other[:2], len(pending["ada"]), len(pending["bob"])))
+    check(acked["ada"] == 300 and refused["ada"] == 0,
+          "the free user's 300 publishes all acked (%d acked, %d refused)" % (acked["ada"], refused["ada"]))
+    check(refused["bob"] == 300 and acked["bob"] == 0,
+          "the muted user's 300 publishes all refused (%d refused, %d acked)" % (refused["bob"], acked["bob"]))
+    page = c.ok("History", "ListMessages", olga, room="mx.main", limit=1000)
+    authors = {m.author.id for m in page.messages}
+    check(len(page.messages) == 300 and authors == {"ada"},
+          "exactly the free user's 300 are stored (%d stored, authors %s)" % (len(page.messages), sorted(authors)))
+    for cn in users.values():
+        cn.close()
+    c.close()
+
+
 def case_remove(s):
     c = H.Client(s)
     p = c.p

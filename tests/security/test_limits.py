@@ -112,6 +112,52 @@ def case_max_subs(d):
         expect([got[i][0] for i in (1, 2, 3)] == ["subscribed"] * 3, "three rooms followed")
         expect(got[4][0] == "error" and got[4][1].error.code == pb.M.ERROR_CODE_RESOURCE_EXHAUSTED,
                "the fourth is refused RESOURCE_EXHAUSTED")
+        # A service's stream (a gateway's shared link) carries the rooms of
+        # many users and is not held to a user's limit.
+        svc = jwt.encode({"svc": "gateway", "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
+        q = queue.Queue()
+        rooms = ["lobby", "r1", "r2", "r3", "r4"]
+        for i, room in enumerate(rooms, 1):
+            q.put(S.ClientFrame(request_id=i, subscribe=S.Subscribe(room=room)))
+        call = st.connect(iter(q.get, None), metadata=md(svc))
+        got = {}
+        for f in call:
+            got[f.request_id] = f.WhichOneof("kind")
+            if len(got) == len(rooms):
+                break
+        q.put(None)
+        call.cancel()
+        expect([got.get(i) for i in range(1, 6)] == ["subscribed"] * 5,
+               "a service stream follows 5 rooms past --max-subs 3 (%s)" % got)
+    finally:
+        s.close()
+
+
+async def ws_follow(url, tok, rooms):
+    """One session subscribes to each room; returns the answer kinds."""
+    ws = await websockets.connect(url, subprotocols=["parley.v1.json"], open_timeout=T)
+    await ws.send(json.dumps({"requestId": "1", "authenticate": {"token": tok}}))
+    assert "authenticated" in json.loads(await asyncio.wait_for(ws.recv(), T))
+    out = {}
+    for i, room in enumerate(rooms):
+        await ws.send(json.dumps({"requestId": str(10 + i), "subscribe": {"room": room}}))
+    while len(out) < len(rooms):
+        f = json.loads(await asyncio.wait_for(ws.recv(), T))
+        rid = f.get("requestId")
+        if rid and int(rid) >= 10:
+            out[rooms[int(rid) - 10]] = "subscribed" if "subscribed" in f else f.get("error", {}).get("code", "?")
+    await ws.close()
+    return out
+
+
+def case_gateway_rooms(d):
+    # One upstream link and a core that lets a user's stream follow 3
+    # rooms: the gateway still follows the 5 its users watch.
+    s = Stack(d, ["--max-subs", "3"], ["--upstream-links", "1"])
+    try:
+        got = asyncio.run(ws_follow(s.ws, token("ann"), ["lobby", "r1", "r2", "r3", "r4"]))
+        expect(list(got.values()) == ["subscribed"] * 5,
+               "a gateway on one link follows 5 rooms past the core's --max-subs 3 (%s)" % got)
     finally:
         s.close()
 
@@ -186,7 +232,8 @@ def case_page_bytes(d):
         s.close()
 
 
-CASES = {"user_rate": case_user_rate, "max_subs": case_max_subs, "page_bytes": case_page_bytes}
+CASES = {"user_rate": case_user_rate, "max_subs": case_max_subs, "gateway_rooms": case_gateway_rooms,
+         "page_bytes": case_page_bytes}
 
 
 def main():
