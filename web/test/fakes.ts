@@ -59,6 +59,8 @@ export class FakeStore {
   readonly readBy = new Map<string, { seq: bigint; rev: bigint }>();
   /** Rooms carry `me` (false: an older core that states none). */
   statesAccess = true;
+  /** A role the core gives a user here other than the token's (a membership, or none: Role.UNSPECIFIED). */
+  readonly roles = new Map<string, Role>();
 
   /** The rule that refuses a post by `who` now, or UNSPECIFIED. */
   postRule(who: { id: string; organizer: boolean }): Rule {
@@ -80,7 +82,7 @@ export class FakeStore {
     return {
       ...base,
       me: {
-        role: who.organizer ? Role.ORGANIZER : Role.PARTICIPANT,
+        role: this.roles.get(who.id) ?? (who.organizer ? Role.ORGANIZER : Role.PARTICIPANT),
         canPost: rule === Rule.UNSPECIFIED,
         postRule: rule,
         muted: rule === Rule.MUTED,
