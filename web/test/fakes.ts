@@ -76,7 +76,7 @@ export class FakeStore {
   roomFor(who?: { id: string; organizer: boolean }) {
     const base = { ...this.roomInfo(), mode: this.mode };
     if (!who || !this.statesAccess) return base;
-    const rule = this.postRule(who);
+    const rule = this.roles.get(who.id) === Role.UNSPECIFIED ? Rule.NOT_GRANTED : this.postRule(who);
     const until = this.muted.get(who.id);
     const read = this.readBy.get(who.id);
     return {
