@@ -140,4 +140,36 @@ describe("<parley-chat> in a moderated room, details", () => {
     expect(p.q("[part=composer-notice]").textContent).toBe(DEFAULT_STRINGS.cannotPost("NOT_GRANTED"));
     expect(p.el.dataset.postRule).toBe("NOT_GRANTED");
   });
+
+  it("a mute until lifted keeps its Unmute button however long it lasts", async () => {
+    const gw = new FakeGateway();
+    gw.store.publish("pat", "p1", "hi from pat");
+    const o = mount(gw, { token: "olga@organizer", before: organizer });
+    await vi.advanceTimersByTimeAsync(50);
+    (row(o, "hi from pat").querySelector("[part=mute]") as HTMLButtonElement).click();
+    await vi.advanceTimersByTimeAsync(DEFAULT_MUTE_MS * 10);
+    o.el.setAttribute("mode", "participant");
+    o.el.setAttribute("mode", "organizer");
+    expect(buttons(o, "hi from pat")).toEqual(["unmute", "remove-user"]);
+  });
+
+  it("the mode switch is off while its request runs, and an earlier refusal is cleared by the next try", async () => {
+    const gw = new FakeGateway();
+    const o = mount(gw, { token: "olga@organizer", before: organizer });
+    await vi.advanceTimersByTimeAsync(50);
+    const select = o.q<HTMLSelectElement>("[part=room-mode]");
+    const err = o.q<HTMLElement>("[part=moderation-error]");
+    gw.rejectModeration = true;
+    select.value = "closed";
+    select.dispatchEvent(new Event("change"));
+    expect(select.disabled).toBe(true);
+    await vi.advanceTimersByTimeAsync(20);
+    expect([err.hidden, select.disabled]).toEqual([false, false]);
+    gw.rejectModeration = false;
+    select.value = "announcements";
+    select.dispatchEvent(new Event("change"));
+    expect(err.hidden).toBe(true);
+    await vi.advanceTimersByTimeAsync(20);
+    expect([err.hidden, select.disabled, select.value]).toEqual([true, false, "announcements"]);
+  });
 });

@@ -43,6 +43,9 @@ class FakeObserver {
   show(els: Element[]) {
     this.cb(els.map((target) => ({ target, isIntersecting: true })));
   }
+  hide(els: Element[]) {
+    this.cb(els.map((target) => ({ target, isIntersecting: false })));
+  }
 }
 
 describe("<parley-chat> in a moderated room", () => {
@@ -277,6 +280,9 @@ describe("<parley-chat> in a moderated room", () => {
     await vi.advanceTimersByTimeAsync(50);
     const obs = FakeObserver.all.at(-1) as FakeObserver;
     expect(obs.watched.size).toBe(3);
+    obs.hide([row(o, "c")]); // leaving the screen is not reading
+    await vi.advanceTimersByTimeAsync(MARK_READ_DEBOUNCE_MS + 10);
+    expect(gw.requests.filter((r) => r.endsWith("/read"))).toHaveLength(0);
     obs.show([row(o, "a"), row(o, "b")]);
     await vi.advanceTimersByTimeAsync(MARK_READ_DEBOUNCE_MS + 10);
     expect(gw.store.readBy.get("olga")).toEqual({ seq: 2n, rev: 2n });
