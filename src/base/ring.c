@@ -23,6 +23,13 @@ void ring_init(ring *r, size_t item_size, size_t max)
     r->max = max;
 }
 
+void ring_raise_max(ring *r, size_t max)
+{
+    assert(max >= r->max);
+    r->max = max;
+    ring_check(r);
+}
+
 void ring_free(ring *r)
 {
     free(r->items);

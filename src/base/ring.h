@@ -26,6 +26,9 @@ typedef struct ring {
 /* An empty ring of items of item_size bytes (> 0), holding at most max
  * (> 0) of them. Allocates nothing. */
 void ring_init(ring *r, size_t item_size, size_t max);
+/* Lets the ring hold up to max items from now on (max >= the current
+ * max; nothing is allocated until a push needs it). */
+void ring_raise_max(ring *r, size_t max);
 /* Frees the array (not what the items point to); the ring is empty and
  * usable again afterwards. */
 void ring_free(ring *r);

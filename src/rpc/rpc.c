@@ -825,8 +825,14 @@ size_t rpc_stream_room(const rpc_call *c) { return ring_room(&c->sendq); }
 
 size_t rpc_stream_low_water(const rpc_call *c)
 {
-    size_t lw = c->rs->opts.max_queue / 4;
+    size_t lw = c->sendq.max / 4;
     return lw ? lw : 1;
+}
+
+void rpc_stream_scale_queue(rpc_call *c, unsigned factor)
+{
+    assert(factor >= 1);
+    ring_raise_max(&c->sendq, c->rs->opts.max_queue * (size_t)factor);
 }
 
 void rpc_stream_set_merge(rpc_call *c, rpc_merge_fn merge) { c->merge = merge; }

@@ -184,6 +184,9 @@ size_t rpc_stream_queued(const rpc_call *c);
 /* How many more frames the queue takes before the call is cut. */
 size_t rpc_stream_room(const rpc_call *c);
 size_t rpc_stream_low_water(const rpc_call *c);
+/* Lets c queue factor (>= 1) times the server's max_queue frames before it
+ * is cut: for a stream that carries many subscribers' frames. */
+void rpc_stream_scale_queue(rpc_call *c, unsigned factor);
 /* Merges frames[0..n) (n >= 2, the oldest queued) into one encoded
  * message holding them all, in order; the format is the caller's (parley:
  * ServerFrame{batch}). */

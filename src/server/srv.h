@@ -49,8 +49,13 @@ typedef struct srv_opts {
     double user_rate;      /* writes per second per participant; 0: no limit */
     double user_burst;     /* the bucket's size */
     double organizer_rate; /* the same for organizers; 0: no limit */
-    size_t max_subs;       /* rooms one Connect stream may follow; 0: 100 */
+    size_t max_subs;       /* rooms one user's Connect stream may follow
+                              (a service's: no limit); 0: 100 */
 } srv_opts;
+
+/* A service's Connect stream (a gateway's shared link) may queue this many
+ * times --max-queue frames before it is cut as too slow. */
+#define SRV_SERVICE_QUEUE_FACTOR 16
 
 /* db and au stay owned by the caller and must outlive the srv; db becomes
  * the writer thread's (the caller must not use it until srv_free). Opens

@@ -117,9 +117,22 @@ static int replay_row(const parley_msg *m, void *ud)
     return r != 0;
 }
 
+/* A replay that cannot read its room ends that subscription alone, with
+ * an Error frame under its request id: the stream and its other rooms go
+ * on (a gateway's shared link carries hundreds). The client subscribes
+ * again from the last rev it got. sub is freed. */
+static void replay_fail(srv_conn *cn, srv_subscription *sub, const char *why)
+{
+    log_error("store", "replay of %s failed: %s", sub->room, why);
+    uint64_t rid = sub->request_id;
+    sub_free(cn, sub);
+    srv_send_error(cn->call, rid, PARLEY_ERR_INTERNAL,
+                   "replay of this room failed; subscribe again", 0);
+}
+
 /* Sends one replay page if the send queue is low (the next page follows
  * from on_drain, so a big replay never holds the loop for long); turns live
- * at the head. */
+ * at the head. May free sub (replay_fail). */
 static void replay_step(srv_conn *cn, srv_subscription *sub)
 {
     srv *s = cn->s;
@@ -139,9 +152,7 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
             store_list(s->db, sub->room, STORE_AFTER_REV, sub->cursor,
                        (unsigned)page, replay_row, &rc, &room, &has_more);
         if (e) {
-            log_error("store", "replay of %s failed: %s", sub->room,
-                      store_last_error(s->db));
-            rpc_stream_finish(cn->call, PARLEY_ERR_INTERNAL, "replay failed");
+            replay_fail(cn, sub, store_last_error(s->db));
             return;
         }
         if (rc.stop) return;
@@ -151,10 +162,7 @@ static void replay_step(srv_conn *cn, srv_subscription *sub)
              * rows goes on from on_drain; one that sent none was behind
              * what was already committed, which the store never is. */
             if (rc.sent) return;
-            log_error("store", "replay of %s read head %llu behind %s",
-                      sub->room, (unsigned long long)room.head_rev,
-                      "what was delivered");
-            rpc_stream_finish(cn->call, PARLEY_ERR_INTERNAL, "replay failed");
+            replay_fail(cn, sub, "its read is behind what was delivered");
             return;
         }
         if (!has_more) {
@@ -593,6 +601,10 @@ static void h_connect(rpc_call *c, void *ud)
     static const rpc_stream_cbs cbs = {conn_on_message, conn_on_half_close,
                                        conn_on_drain, conn_on_close};
     rpc_stream_set_callbacks(c, &cbs, cn);
+    /* A service's stream (a gateway's shared link) carries the frames of
+     * every session the gateway holds in its rooms: a short stall of the
+     * gateway must not cut them all. */
+    if (who.service) rpc_stream_scale_queue(c, SRV_SERVICE_QUEUE_FACTOR);
 }
 
 static void h_publish(rpc_call *c, const Parley__V1__PublishRequest *req,

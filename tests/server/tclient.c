@@ -237,6 +237,18 @@ char *tc_token(const char *sub, const char *role, long ttl,
     return t;
 }
 
+char *tc_service_token(const char *name, long ttl) {
+    jwt_t *j = NULL;
+    if (jwt_new(&j)) return NULL;
+    jwt_add_grant(j, "svc", name);
+    jwt_add_grant_int(j, "exp", (long)time(NULL) + ttl);
+    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)TC_SECRET,
+                (int)strlen(TC_SECRET));
+    char *t = jwt_encode_str(j);
+    jwt_free(j);
+    return t;
+}
+
 /* ---------- client ---------- */
 
 grpc_channel *tc_channel(const char *addr) {

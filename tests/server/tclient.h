@@ -53,6 +53,10 @@ void tc_server_cleanup(tc_server *s); /* removes the temp dir */
 char *tc_token(const char *sub, const char *role, long ttl,
                const char *secret);
 
+/* A service token {svc: name} signed with TC_SECRET (no service secret
+ * set: the user secret signs them), exp = now + ttl. */
+char *tc_service_token(const char *name, long ttl);
+
 typedef struct tc_result {
     grpc_status_code status;
     char details[256];

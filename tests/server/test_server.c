@@ -976,6 +976,42 @@ static void test_slow_consumer(void) {
     tc_server_cleanup(&s);
 }
 
+/* The same flood with a service's stream (a gateway's shared link) as the
+ * slow reader: it may queue SRV_SERVICE_QUEUE_FACTOR (16) times
+ * --max-queue, so a stall that cuts a user's stream (above, the same
+ * queue and flood) leaves it whole: it gets all N, in order, once it
+ * reads. */
+static void test_slow_service_link(void) {
+    enum { N = 2000 };
+    tc_server s;
+    const char *extra[] = {"--max-queue", "256", "--rooms", "slow", NULL};
+    CU_ASSERT_EQUAL_FATAL(tc_server_start(&s, g_bin, NULL, extra), 0);
+    char *svc = tc_service_token("gateway", 3600);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(svc);
+    grpc_channel *ch_svc = tc_channel(s.addr), *ch_pub = tc_channel(s.addr);
+    tc_stream *link = tc_stream_open(ch_svc, S("Connect"), svc);
+    send_subscribe(link, 1, "slow", 0);
+    Parley__V1__ServerFrame *f = recv_frame(link, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->kind_case, PARLEY__V1__SERVER_FRAME__KIND_SUBSCRIBED);
+    free_frame(f);
+    char body[4001];
+    memset(body, 'x', 4000);
+    body[4000] = 0;
+    /* Nobody reads the link while all N are published and acked. */
+    int acked = stream_publish_many(ch_pub, t_org, "slow", "flood", N, 16, body);
+    CU_ASSERT_EQUAL(acked, N);
+    fast_reader fr = {link, N, 0, 1};
+    fast_read(&fr);
+    CU_ASSERT_EQUAL(fr.got, N);
+    CU_ASSERT_TRUE(fr.in_order);
+    tc_stream_free(link);
+    grpc_channel_destroy(ch_svc);
+    grpc_channel_destroy(ch_pub);
+    free(svc);
+    CU_ASSERT_EQUAL(tc_server_stop(&s, 0), 0);
+}
+
 /* A replay far bigger than the send queue is paced by the queue, never cut. */
 static void test_replay_small_queue(void) {
     enum { N = 700 };
@@ -1620,6 +1656,7 @@ int main(int argc, char **argv) {
     CU_add_test(s, "shared stream: user_token", test_shared_stream_user_token);
     CU_pSuite s2 = CU_add_suite("own servers", NULL, NULL);
     CU_add_test(s2, "slow consumer", test_slow_consumer);
+    CU_add_test(s2, "a slow service link is not cut", test_slow_service_link);
     CU_add_test(s2, "replay paced by a small queue", test_replay_small_queue);
     CU_add_test(s2, "restart after SIGKILL", test_restart_after_sigkill);
     CU_add_test(s2, "SIGTERM keeps what was acked", test_sigterm_keeps_acked);
