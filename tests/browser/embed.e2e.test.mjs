@@ -178,6 +178,25 @@ describe("the example apps on their own origins, with the gateway on another", {
     await converged([olga, pat]);
     // The organizer's moderation list follows the same room state.
     await waitFor(async () => (await moderationList()).includes("welcome, Pat"), 5000, "the moderation list");
+    // The Organizer app's element is in organizer mode (the room mode
+    // switch, mute and remove on Pat's messages); the Participation app's
+    // is not, and both show who is here.
+    const face = (page) =>
+      page.evaluate(() => {
+        const r = document.querySelector("parley-chat").shadowRoot;
+        return {
+          moderation: !r.querySelector("[part=moderation]").hidden,
+          muteButtons: r.querySelectorAll("[part=mute]").length,
+          presence: r.querySelector("[part=presence]").textContent,
+        };
+      });
+    await waitFor(async () => (await face(olga)).presence.startsWith("2 here"), 10_000, "olga's presence line");
+    const o = await face(olga);
+    assert.equal(o.moderation, true, "the Organizer app shows the room mode switch");
+    assert.ok(o.muteButtons >= 1, "and mute buttons on Pat's messages");
+    await waitFor(async () => (await face(pat)).presence.startsWith("2 here"), 10_000, "pat's presence line");
+    const p = await face(pat);
+    assert.deepEqual([p.moderation, p.muteButtons], [false, 0], "the Participation app shows no moderation");
     await olga.screenshot({ path: join(ARTIFACTS, "embed-organizer.png") });
     await pat.screenshot({ path: join(ARTIFACTS, "embed-participant.png") });
   });

@@ -7,6 +7,7 @@ export {
   type ConnectOptions,
   type ConnectionState,
   type ParleyEvents,
+  type PresenceInfo,
   type StateEvent,
   ParleyClient,
   connect,
@@ -24,6 +25,9 @@ export {
 } from "./token-source.js";
 export { Heartbeat, type HeartbeatOptions } from "./heartbeat.js";
 export { HistoryClient, HttpError, type FetchLike, type CatchUpResult, type ListOptions } from "./history.js";
+export { ModerateAction, type ModerateOptions, RoomsApi } from "./moderation.js";
+export { applyAction, isMuted, postRule, withPostRule } from "./room-access.js";
+export { TypingTracker } from "./typing.js";
 export { Outbox, type Pending, newClientMsgId } from "./outbox.js";
 export { RoomState, type Change, type ChangeKind } from "./room-state.js";
 export { Transport, type WebSocketConstructor, type WebSocketLike } from "./transport.js";

@@ -30,28 +30,47 @@ import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HISTORY_LIMIT,
   HTTP_UNAUTHORIZED,
+  MAX_TIMER_DELAY_MS,
   MS_PER_SECOND,
   RATE_LIMITED_MIN_DELAY_MS,
   SEND_RETRY_MAX_STEP,
   SEND_RETRY_MIN_DELAY_MS,
+  TYPING_SEND_INTERVAL_MS,
 } from "./constants.js";
 import { Emitter } from "./emitter.js";
-import { type Author, ErrorCode, type Message, type Room, Role } from "./gen/parley/v1/message_pb.js";
+import {
+  type Author,
+  ErrorCode,
+  type Message,
+  type ModerationAction,
+  type Room,
+  type RoomAccess,
+  RoomAccessSchema,
+  RoomMode,
+  Role,
+  Rule,
+} from "./gen/parley/v1/message_pb.js";
+import type { MarkReadResponse } from "./gen/parley/v1/rooms_pb.js";
 import {
   ClientFrameSchema,
   type Error as ErrorFrame,
   type Event as EventFrame,
+  type Presence as PresenceFrame,
+  type RoomEvent as RoomEventFrame,
   type ServerFrame,
 } from "./gen/parley/v1/stream_pb.js";
 import { Heartbeat } from "./heartbeat.js";
 import { type FetchLike, HistoryClient, HttpError, ORIGIN_NOT_ALLOWED } from "./history.js";
 import { DEFAULT_LIMITS, type Limits, type SendProblem, checkBody, mergeLimits } from "./limits.js";
+import { ModerateAction, type ModerateOptions, RoomsApi } from "./moderation.js";
 import { Outbox, type Pending } from "./outbox.js";
 import { type FramePriority, Pacer } from "./pacer.js";
 import { type WireFormat, encodeClientFrame } from "./protocol.js";
+import { applyAction, isMuted, withPostRule } from "./room-access.js";
 import { type Change, RoomState } from "./room-state.js";
 import { AuthFailure, type AuthFailureReason, type TokenProvider, TokenSource } from "./token-source.js";
 import { Transport, type WebSocketConstructor } from "./transport.js";
+import { TypingTracker } from "./typing.js";
 
 /**
  * connecting → catching-up → live; offline between attempts;
@@ -92,6 +111,10 @@ export interface ConnectOptions {
    * connection on every retry. Default 65 536 bytes.
    */
   maxFrameBytes?: number;
+  /** Ask for `presence` frames (who is in each room): the 'presence' event. */
+  presence?: boolean;
+  /** Ask for `typing` frames (who is typing): the 'typing' event. */
+  typing?: boolean;
   backoff?: BackoffOptions;
   clock?: Clock;
   WebSocket?: WebSocketConstructor;
@@ -128,7 +151,7 @@ export interface ParleyEvents {
   /** A pending send was stored (ack, or seen stored after a lost ack). */
   ack: { room: string; pending: Pending; message?: Message; duplicate: boolean };
   /** The server refused a send for good; it is no longer pending. */
-  "send-error": { room: string; pending: Pending; code: string; detail: string };
+  "send-error": { room: string; pending: Pending; code: string; detail: string; rule?: string };
   /** An error the server reported, or a REST failure. */
   error: { room?: string; code: string; detail: string; fatal: boolean };
   authenticated: { user: Author; limits: Limits };
@@ -138,6 +161,27 @@ export interface ParleyEvents {
    * ("provider-failed"). Call reconnect() once the app has a new token.
    */
   "auth-error": { code: AuthErrorCode; reason: AuthFailureReason; detail: string };
+  /**
+   * What the signed-in user may do in a room changed: the server stated it
+   * (a history page, Subscribed, a REST answer), a room event changed it (a
+   * mute of this user, a new mode), or a mute ran out. `access.canPost` and
+   * `access.postRule` (a Rule) say whether and why not they may post.
+   */
+  access: { room: string; access: RoomAccess; mode: RoomMode };
+  /** A room action (moderation, settings, members), live; `room` the room after it. */
+  "room-event": { room: string; action: ModerationAction; info?: Room };
+  /** Who is in the room now (with `presence: true`): a count and the first names. */
+  presence: PresenceInfo;
+  /** Who is typing in the room now (with `typing: true`); [] when nobody is. */
+  typing: { room: string; users: Author[] };
+}
+
+/** Who is in a room: `count` users, the first `users` of them by name. */
+export interface PresenceInfo {
+  room: string;
+  count: number;
+  users: Author[];
+  truncated: boolean;
 }
 
 /** What the server said of the token last refused: invalid, or expired. */
@@ -155,6 +199,16 @@ interface RoomEntry {
   subscribeRequest: bigint;
   /** The core's body limit for this room (Room.maxBodyBytes); null until stated. */
   maxBody: number | null;
+  /** The room's settings as last stated (title, topic, mode...); null until then. */
+  info: Room | null;
+  /** The user's own access (Room.me, kept up to date by room events); null until stated. */
+  access: RoomAccess | null;
+  /** Ends a timed mute of this user locally (the core ends it at the same time). */
+  muteTimer: TimerHandle | undefined;
+  presence: PresenceInfo | null;
+  typing: TypingTracker;
+  /** When this client last sent typing{room}, for the rate limit. */
+  typingSentAt: number;
 }
 
 interface Connection {
@@ -208,6 +262,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   private readonly clock: Clock;
   private readonly backoff: Backoff;
   private readonly history: HistoryClient;
+  private readonly api: RoomsApi;
   private readonly tokens: TokenSource;
   private readonly outbox = new Outbox();
   private readonly rooms = new Map<string, RoomEntry>();
@@ -245,6 +300,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.requestTimeoutMs ? { timeoutMs: options.requestTimeoutMs } : {}),
     });
+    this.api = new RoomsApi(this.history);
     this.network =
       options.network !== undefined
         ? options.network
@@ -296,11 +352,125 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return checkBody(body, this.maxBodyBytes(room), frame, this.stated.maxFrameBytes);
   }
 
-  /** True when the signed-in user may edit or delete `message`: their own, or any as an organizer. */
+  /**
+   * True when the signed-in user may edit or delete `message`: their own, or
+   * any as an organizer of its room.
+   */
   canModify(message: Message): boolean {
     const me = this.me;
     if (!me || message.deleted) return false;
-    return message.author?.id === me.id || me.role === Role.ORGANIZER;
+    return message.author?.id === me.id || this.roleIn(message.room) === Role.ORGANIZER;
+  }
+
+  /**
+   * The user's role in `room`: the server's `me.role` once a Room stated it,
+   * else the token's role as the gateway confirmed it (Role.UNSPECIFIED
+   * before that).
+   */
+  roleIn(room: string): Role {
+    const a = this.rooms.get(room)?.access;
+    if (a && a.role !== Role.UNSPECIFIED) return a.role;
+    return this.me?.role ?? Role.UNSPECIFIED;
+  }
+
+  /** True when the user may moderate `room` (mute, remove, set its mode, delete any message). */
+  canModerate(room: string): boolean {
+    return this.roleIn(room) === Role.ORGANIZER;
+  }
+
+  /**
+   * The user's own access to a followed room (Room.me from the server, kept
+   * up to date by room events); null until the server stated it.
+   */
+  access(room: string): RoomAccess | null {
+    return this.rooms.get(room)?.access ?? null;
+  }
+
+  /** A followed room's settings (mode, title, topic...) as last stated; null until then. */
+  roomInfo(room: string): Room | null {
+    return this.rooms.get(room)?.info ?? null;
+  }
+
+  /** Who is in a followed room (with `presence: true`), as last reported. */
+  presence(room: string): PresenceInfo | null {
+    return this.rooms.get(room)?.presence ?? null;
+  }
+
+  /** Who is typing in a followed room now (with `typing: true`). */
+  typingUsers(room: string): Author[] {
+    return this.rooms.get(room)?.typing.users() ?? [];
+  }
+
+  /**
+   * Tells the room's other readers that this user is typing. Rate limited:
+   * at most one frame per TYPING_SEND_INTERVAL_MS per room (the core passes
+   * on no more); nothing while the room is not live or the user may not
+   * post. True when a frame went out.
+   */
+  sendTyping(room: string): boolean {
+    const e = this.rooms.get(room);
+    const c = this.conn;
+    if (!e || e.phase !== "live" || !c?.authenticated) return false;
+    if (e.access && !e.access.canPost) return false;
+    const now = this.clock.now();
+    if (e.typingSentAt !== 0 && now - e.typingSentAt < TYPING_SEND_INTERVAL_MS) return false;
+    e.typingSentAt = now;
+    this.sendFrame(c, { case: "typing", value: { room } });
+    return true;
+  }
+
+  /** Mutes `userId` in `room` (organizers): for `durationMs`, or until unmuted. */
+  mute(room: string, userId: string, opts: ModerateOptions = {}): Promise<ModerationAction | undefined> {
+    return this.moderate(room, userId, ModerateAction.MUTE, opts);
+  }
+
+  unmute(room: string, userId: string): Promise<ModerationAction | undefined> {
+    return this.moderate(room, userId, ModerateAction.UNMUTE);
+  }
+
+  /** Removes `userId` from `room` (organizers): they may neither read nor post, for `durationMs` or until readmitted. */
+  removeUser(room: string, userId: string, opts: ModerateOptions = {}): Promise<ModerationAction | undefined> {
+    return this.moderate(room, userId, ModerateAction.REMOVE, opts);
+  }
+
+  readmit(room: string, userId: string): Promise<ModerationAction | undefined> {
+    return this.moderate(room, userId, ModerateAction.READMIT);
+  }
+
+  /** One moderation action through the gateway (REST), decided by the core as this user. */
+  moderate(room: string, userId: string, action: ModerateAction, opts: ModerateOptions = {}): Promise<ModerationAction | undefined> {
+    return this.authorized(() => this.api.moderate(room, userId, action, opts));
+  }
+
+  /** Sets a room's mode (organizers): open, announcements (only organizers post) or closed. */
+  async setMode(room: string, mode: RoomMode): Promise<Room | undefined> {
+    const r = await this.authorized(() => this.api.setMode(room, mode));
+    const e = this.rooms.get(room);
+    if (r && e) this.learnRoom(e, r);
+    return r;
+  }
+
+  /** Asks the server for the user's access to a followed room again (GET /v1/rooms/{room}). */
+  async refreshAccess(room: string): Promise<RoomAccess | null> {
+    const r = await this.authorized(() => this.api.room(room));
+    const e = this.rooms.get(room);
+    if (e) this.learnRoom(e, r);
+    return r.me ?? null;
+  }
+
+  /**
+   * Records that the user read `room` up to message `seq` (at room rev
+   * `rev`); the server keeps the newest. Its answer updates access(room).
+   */
+  async markRead(room: string, seq: bigint, rev: bigint): Promise<MarkReadResponse> {
+    const r = await this.authorized(() => this.api.markRead(room, seq, rev));
+    const a = this.rooms.get(room)?.access;
+    if (a) {
+      a.lastReadSeq = r.lastReadSeq;
+      a.lastReadRev = r.lastReadRev;
+      a.unreadCount = r.unreadCount;
+    }
+    return r;
   }
 
   get wsUrl(): string {
@@ -314,7 +484,18 @@ export class ParleyClient extends Emitter<ParleyEvents> {
   subscribe(room: string): RoomState {
     const existing = this.rooms.get(room);
     if (existing) return existing.state;
-    const entry: RoomEntry = { state: new RoomState(room), phase: "idle", subscribeRequest: 0n, maxBody: null };
+    const entry: RoomEntry = {
+      state: new RoomState(room),
+      phase: "idle",
+      subscribeRequest: 0n,
+      maxBody: null,
+      info: null,
+      access: null,
+      muteTimer: undefined,
+      presence: null,
+      typing: new TypingTracker((users) => this.emit("typing", { room, users }), this.clock),
+      typingSentAt: 0,
+    };
     this.rooms.set(room, entry);
     // History does not wait for the WebSocket: it is shown even offline.
     this.loadHistory(entry).catch((err: unknown) => this.originRefused(room, err));
@@ -435,6 +616,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       this.teardown(c);
       c.transport.abandon(CLOSE_NORMAL, "client closed");
     }
+    for (const e of this.rooms.values()) {
+      this.clock.clearTimeout(e.muteTimer);
+      e.muteTimer = undefined;
+      e.typing.clear();
+    }
     this.setState("closed");
   }
 
@@ -517,7 +703,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     this.sendFrame(c, { case: "authenticate", value: { token } });
     // Several frames may then come in one message (a replay, a burst): one
     // wake-up and one decode instead of one per event.
-    this.sendFrame(c, { case: "options", value: { batch: true } });
+    // Presence and typing frames only when the app shows them.
+    this.sendFrame(c, {
+      case: "options",
+      value: { batch: true, presence: this.opts.presence === true, typing: this.opts.typing === true },
+    });
   }
 
   /** A frame of the current connection (the transport reports none after its close). */
@@ -550,7 +740,74 @@ export class ParleyClient extends Emitter<ParleyEvents> {
       case "error":
         this.onError(c, frame.requestId, k.value);
         break;
+      case "roomEvent":
+        this.onRoomEvent(k.value);
+        break;
+      case "presence":
+        this.onPresence(k.value);
+        break;
+      case "typing": {
+        const u = k.value.user;
+        const e = this.rooms.get(k.value.room);
+        if (e && u && u.id !== this.me?.id) e.typing.typed(u);
+        break;
+      }
     }
+  }
+
+  /** A room action, live: the room's settings, and the user's access if it changed it. */
+  private onRoomEvent(ev: RoomEventFrame): void {
+    const action = ev.action;
+    const name = ev.room?.name || action?.room || "";
+    const e = this.rooms.get(name);
+    if (!e || !action) return;
+    if (ev.room) this.learnRoom(e, ev.room);
+    const me = this.me;
+    if (me) {
+      const base = e.access ?? create(RoomAccessSchema, { role: me.role, canPost: true });
+      this.setAccess(e, applyAction(base, action, this.modeOf(e), me.id, this.clock.now()));
+    }
+    this.emit("room-event", { room: name, action, ...(ev.room ? { info: ev.room } : {}) });
+  }
+
+  private onPresence(p: PresenceFrame): void {
+    const e = this.rooms.get(p.room);
+    if (!e) return;
+    e.presence = { room: p.room, count: p.count, users: p.users, truncated: p.truncated };
+    this.emit("presence", e.presence);
+  }
+
+  private modeOf(e: RoomEntry): RoomMode {
+    return e.info?.mode ?? RoomMode.UNSPECIFIED;
+  }
+
+  /**
+   * The user's access to a room is now `access`: kept, reported when it
+   * changed anything, and a timed mute ends here when its time comes.
+   */
+  private setAccess(e: RoomEntry, access: RoomAccess): void {
+    const old = e.access;
+    e.access = access;
+    this.clock.clearTimeout(e.muteTimer);
+    e.muteTimer = undefined;
+    const now = this.clock.now();
+    if (isMuted(access, now) && access.mutedUntilMs > 0n) {
+      // A mute of weeks is looked at again after the longest timer there is
+      // (still muted then: the same access, set again).
+      e.muteTimer = this.clock.setTimeout(() => {
+        e.muteTimer = undefined;
+        if (e.access === access) this.setAccess(e, withPostRule(access, this.modeOf(e), this.clock.now()));
+      }, Math.min(Number(access.mutedUntilMs) - now, MAX_TIMER_DELAY_MS));
+    }
+    const same =
+      old !== null &&
+      old.role === access.role &&
+      old.canPost === access.canPost &&
+      old.postRule === access.postRule &&
+      old.muted === access.muted &&
+      old.mutedUntilMs === access.mutedUntilMs &&
+      old.member === access.member;
+    if (!same) this.emit("access", { room: e.state.name, access, mode: this.modeOf(e) });
   }
 
   private authenticated(c: Connection, user: Author | undefined, limits: Parameters<typeof mergeLimits>[1]): void {
@@ -720,7 +977,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     c.connectTimer = undefined;
     this.outbox.connectionLost();
     for (const p of this.outbox.pending()) p.requestId = 0n;
-    for (const e of this.rooms.values()) if (e.phase !== "failed") e.phase = "idle";
+    for (const e of this.rooms.values()) {
+      if (e.phase !== "failed") e.phase = "idle";
+      // Typing is live only: nobody is shown typing across a gap.
+      e.typing.clear();
+    }
   }
 
   private scheduleRetry(reason: string, minDelayMs = 0): void {
@@ -766,9 +1027,16 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     return requestId;
   }
 
-  /** What a Room from the server says about limits. */
+  /**
+   * What a Room from the server says: limits, settings, and (when it
+   * carries `me`) the user's own access, the server's word on it.
+   */
   private learnRoom(e: RoomEntry, room: Room): void {
     if (room.maxBodyBytes > 0) e.maxBody = room.maxBodyBytes;
+    const modeChanged = e.info !== null && e.info.mode !== room.mode;
+    e.info = room;
+    if (room.me) this.setAccess(e, room.me);
+    else if (modeChanged && e.access) this.setAccess(e, withPostRule(e.access, room.mode, this.clock.now()));
   }
 
   /** An edit or delete this client made: applied now, by rev like any copy. */
@@ -808,6 +1076,7 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     const e = this.rooms.get(m.room);
     if (!e || (e.phase !== "subscribing" && e.phase !== "live")) return;
     const change = e.state.applyStream(m);
+    if (change?.kind === "created" && m.author) e.typing.stopped(m.author.id);
     if (change) this.emitChanges(m.room, [change], ev.replay ? "replay" : "live");
   }
 
@@ -841,7 +1110,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     if (p) {
       if (PERMANENT_SEND_ERRORS.has(err.code)) {
         this.outbox.settle(p.clientMsgId);
-        this.emit("send-error", { room: p.room, pending: p, code, detail: err.detail });
+        const rule = err.rule !== Rule.UNSPECIFIED ? (Rule[err.rule] ?? String(err.rule)) : undefined;
+        this.emit("send-error", { room: p.room, pending: p, code, detail: err.detail, ...(rule ? { rule } : {}) });
+        // Refused by an access rule: what the user may do changed (a mute,
+        // a mode) and the server says exactly how.
+        if (rule && this.rooms.has(p.room)) this.refreshAccess(p.room).catch(() => {});
       } else {
         // Kept, and tried again (same clientMsgId) after a pause, or on the
         // next connection if this one ends first.
@@ -859,7 +1132,11 @@ export class ParleyClient extends Emitter<ParleyEvents> {
     } else {
       let room: string | undefined;
       for (const e of this.rooms.values()) {
-        if (requestId !== 0n && e.subscribeRequest === requestId && e.phase === "subscribing") {
+        // Refused at subscribe, or ended later by the core (docs/gateway.md,
+        // "Access"): the user was removed, the room became members only or
+        // was deleted. Any other late error leaves a live room alone.
+        const ended = e.phase === "live" && (err.code === ErrorCode.PERMISSION_DENIED || err.code === ErrorCode.ROOM_NOT_FOUND);
+        if (requestId !== 0n && e.subscribeRequest === requestId && (e.phase === "subscribing" || ended)) {
           room = e.state.name;
           e.phase = "failed";
         }

@@ -105,3 +105,20 @@ export const DEFAULT_MAX_RENDERED = 500;
 /** Below this the status says "reconnecting…" instead of a countdown. */
 export const RETRY_COUNTDOWN_MIN_MS = 1000;
 export const MS_PER_SECOND = 1000;
+
+// ---- rooms: moderation, presence, typing, read state -----------------------------
+
+/** The core passes on at most one typing frame per user and room in this time; the client sends no more often. */
+export const TYPING_SEND_INTERVAL_MS = 2000;
+/** Someone is shown typing this long after their last typing frame (they repeat every TYPING_SEND_INTERVAL_MS). */
+export const TYPING_SHOWN_MS = 5000;
+/** The organizer's "mute for a while": 15 minutes. */
+export const DEFAULT_MUTE_MS = 15 * 60 * 1000;
+/** Messages seen on screen are marked read after the reader rested this long (one REST call per pause). */
+export const MARK_READ_DEBOUNCE_MS = 800;
+/** Names shown beside the presence count; the rest are counted. */
+export const PRESENCE_NAMES_SHOWN = 3;
+/** Names shown in the typing line; more are said as "several people". */
+export const TYPING_NAMES_SHOWN = 2;
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
+export const MAX_TIMER_DELAY_MS = 2_147_483_647;

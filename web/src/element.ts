@@ -1,24 +1,33 @@
-// element: <parley-chat room="..." gateway="..." token="...">, a standard
-// custom element (shadow DOM, no framework) around one ParleyClient. It shows
-// the room's history, then live messages, the connection state, and a
-// composer that is enabled only while the history is shown and the
-// connection is live. It owns the wiring and the page-level behaviour (the
-// status line, the composer and its errors, scrolling, the live region);
-// rows are message-list.ts / message-view.ts, texts strings.ts, the
-// stylesheet styles.ts, the event types events.ts.
+// element: <parley-chat room="..." gateway="..." token="..." mode="...">, a
+// standard custom element (shadow DOM, no framework) around one ParleyClient.
+// It shows the room's history, then live messages, the connection state,
+// who is here and who is typing, and a composer that is enabled only while
+// the history is shown, the connection is live and the server lets the user
+// post (a muted user, a read-only room: the reason is shown instead). With
+// mode="organizer" and the organizer role in the room (the server's word,
+// Room.me) it also shows the room's mode switch and, on each message of
+// someone else, mute, unmute and remove buttons. It owns the wiring and the
+// page-level behaviour (the status line, the composer and its errors,
+// scrolling, the live region, the "new messages" divider, marking what the
+// reader saw as read); rows are message-list.ts / message-view.ts, texts
+// strings.ts, the stylesheet styles.ts, the event types events.ts.
 import { type ConnectOptions, ParleyClient } from "./client.js";
 import {
   DEFAULT_MAX_RENDERED,
+  DEFAULT_MUTE_MS,
   FOLLOW_SLACK_PX,
   LOAD_OLDER_TRIGGER_PX,
   MS_PER_SECOND,
+  PRESENCE_NAMES_SHOWN,
   RETRY_COUNTDOWN_MIN_MS,
+  TYPING_NAMES_SHOWN,
 } from "./constants.js";
 import type { ParleyChatEventDetail, ParleyChatEventName, ParleyChatState } from "./events.js";
-import type { Message } from "./gen/parley/v1/message_pb.js";
+import { ActionKind, type Author, type Message, type ModerationAction, RoomMode, Rule } from "./gen/parley/v1/message_pb.js";
 import { HttpError } from "./history.js";
 import type { SendProblem } from "./limits.js";
-import { MessageList } from "./message-list.js";
+import { MessageList, type ModerationRequest } from "./message-list.js";
+import { ReadMarker } from "./read-marker.js";
 import { type Pending, newClientMsgId } from "./outbox.js";
 import { type ParleyChatStrings, mergeStrings } from "./strings.js";
 import { STYLE } from "./styles.js";
@@ -36,8 +45,18 @@ const Base: typeof HTMLElement =
 
 type StatusShown = ParleyChatState | "reconnecting" | "error";
 
+/** The element's two faces: an attendee's, or an organizer's with moderation. */
+export type ParleyChatMode = "participant" | "organizer";
+
+/** The room modes the organizer's switch offers, as `<option value>`s. */
+const MODE_OPTIONS: ReadonlyArray<{ value: string; mode: RoomMode }> = [
+  { value: "open", mode: RoomMode.OPEN },
+  { value: "announcements", mode: RoomMode.ANNOUNCEMENTS },
+  { value: "closed", mode: RoomMode.CLOSED },
+];
+
 export class ParleyChatElement extends Base {
-  static readonly observedAttributes = ["room", "gateway", "token", "format", "history-limit"];
+  static readonly observedAttributes = ["room", "gateway", "token", "format", "history-limit", "mode"];
 
   /** Supplies a token when the `token` attribute is not used (the older name of tokenProvider). */
   getToken: (() => string | Promise<string>) | null = null;
@@ -70,6 +89,28 @@ export class ParleyChatElement extends Base {
     input: HTMLTextAreaElement;
     send: HTMLButtonElement;
     error: HTMLElement;
+    presence: HTMLElement;
+    typing: HTMLElement;
+    notice: HTMLElement;
+    moderation: HTMLElement;
+    roomMode: HTMLSelectElement;
+    modeLabel: HTMLElement;
+    moderationError: HTMLElement;
+  };
+  /** Authors muted in the room as far as the room events seen say (for the Unmute button): id → until (0n: until lifted). */
+  private readonly mutedAuthors = new Map<string, bigint>();
+  private readMarker: ReadMarker | null = null;
+  private observer: IntersectionObserver | null = null;
+  /** The unread divider is placed once per connection, at the first history page. */
+  private unreadPlaced = false;
+  /** A page shown again: the rows on screen are looked at afresh (nothing was marked read while hidden). */
+  private readonly onVisibility = () => {
+    const o = this.observer;
+    if (!o || this.ownerDocument.visibilityState === "hidden") return;
+    for (const li of this.els.list.querySelectorAll<HTMLElement>(":scope > li[data-seq]")) {
+      o.unobserve(li);
+      o.observe(li);
+    }
   };
   private readonly rows: MessageList;
   /** Sends of this element still pending, by clientMsgId: their text comes back if refused. */
@@ -97,7 +138,26 @@ export class ParleyChatElement extends Base {
     const status = el("span", "status");
     status.setAttribute("role", "status");
     status.setAttribute("aria-live", "polite");
-    header.append(title, status);
+    const presence = el("span", "presence", "presence-line");
+    presence.hidden = true;
+    header.append(title, presence, status);
+    // The organizer's controls: the room's mode (mode="organizer" only).
+    const moderation = el("div", "moderation", "moderation-bar");
+    moderation.setAttribute("role", "group");
+    moderation.hidden = true;
+    const modeLabel = el("label", "room-mode-label");
+    const roomMode = el("select", "room-mode");
+    roomMode.id = "room-mode";
+    modeLabel.htmlFor = "room-mode";
+    for (const o of MODE_OPTIONS) {
+      const opt = doc.createElement("option");
+      opt.value = o.value;
+      roomMode.append(opt);
+    }
+    const moderationError = el("span", "moderation-error", "error");
+    moderationError.setAttribute("role", "alert");
+    moderationError.hidden = true;
+    moderation.append(modeLabel, roomMode, moderationError);
     const log = el("div", "log");
     const older = el("button", "load-older", "older");
     older.type = "button";
@@ -113,7 +173,16 @@ export class ParleyChatElement extends Base {
     announcer.setAttribute("role", "log");
     announcer.setAttribute("aria-live", "polite");
     announcer.setAttribute("aria-relevant", "additions");
+    // Who is typing: read out politely, replaced as it changes. Its line
+    // keeps its height when empty, so the log does not jump under the
+    // reader's pointer each time someone starts or stops typing.
+    const typing = el("p", "typing", "typing-line");
+    typing.setAttribute("aria-live", "polite");
     const form = el("form", "composer");
+    // Why the user cannot write here now (muted, read-only room).
+    const notice = el("p", "composer-notice", "composer-notice");
+    notice.setAttribute("role", "status");
+    notice.hidden = true;
     const input = el("textarea", "input");
     input.rows = 1;
     const send = el("button", "send");
@@ -122,10 +191,30 @@ export class ParleyChatElement extends Base {
     error.id = "composer-error";
     error.setAttribute("role", "alert");
     error.hidden = true;
-    form.append(input, send, error);
-    chat.append(header, log, announcer, form);
+    form.append(notice, input, send, error);
+    chat.append(header, moderation, log, announcer, typing, form);
     this.root.append(style, chat);
-    this.els = { status, title, log, older, list, pendingList, empty, announcer, form, input, send, error };
+    this.els = {
+      status,
+      title,
+      log,
+      older,
+      list,
+      pendingList,
+      empty,
+      announcer,
+      form,
+      input,
+      send,
+      error,
+      presence,
+      typing,
+      notice,
+      moderation,
+      roomMode,
+      modeLabel,
+      moderationError,
+    };
     this.rows = new MessageList(list, pendingList, {
       strings: () => this.strings_,
       now: () => new Date(),
@@ -139,7 +228,12 @@ export class ParleyChatElement extends Base {
         await this.client_?.delete(this.room, seq);
       },
       failure: (err) => this.failureText(err),
+      moderation: (m) => this.moderationOf(m),
+      moderate: (action, authorId) => this.moderate(action, authorId),
+      rowAdded: (li) => this.observer?.observe(li),
+      rowRemoved: (li) => this.observer?.unobserve(li),
     });
+    roomMode.addEventListener("change", () => void this.changeMode());
 
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -151,7 +245,10 @@ export class ParleyChatElement extends Base {
         this.submit();
       }
     });
-    input.addEventListener("input", () => this.validateInput());
+    input.addEventListener("input", () => {
+      this.validateInput();
+      if (input.value.trim() !== "") this.client_?.sendTyping(this.room);
+    });
     older.addEventListener("click", () => void this.loadOlder());
     log.addEventListener("scroll", () => {
       if (log.scrollTop <= LOAD_OLDER_TRIGGER_PX && !older.hidden) void this.loadOlder();
@@ -192,6 +289,22 @@ export class ParleyChatElement extends Base {
   set token(v: string | null) {
     if (v === null || v === undefined) this.removeAttribute("token");
     else this.setAttribute("token", v);
+  }
+
+  /**
+   * "organizer" shows the moderation controls, when the server says the
+   * user is an organizer of the room; anything else is "participant".
+   */
+  get mode(): ParleyChatMode {
+    return this.getAttribute("mode") === "organizer" ? "organizer" : "participant";
+  }
+  set mode(v: ParleyChatMode) {
+    this.setAttribute("mode", v);
+  }
+
+  /** True when the organizer's controls are shown: mode="organizer" and the organizer role in the room. */
+  get moderating(): boolean {
+    return this.mode === "organizer" && this.client_ !== null && this.client_.canModerate(this.room);
   }
 
   get state(): ParleyChatState {
@@ -238,6 +351,12 @@ export class ParleyChatElement extends Base {
 
   attributeChangedCallback(name: string, oldValue: string | null, newValue: string | null): void {
     if (oldValue === newValue) return;
+    if (name === "mode") {
+      // The same connection: only what is shown changes.
+      this.renderAccess();
+      this.rows.refresh();
+      return;
+    }
     if (name === "token" && this.client_) {
       // Read afresh on every (re)connect; after a sign-in error, try it now.
       if (this.client_.state === "unauthenticated") this.client_.reconnect();
@@ -287,17 +406,47 @@ export class ParleyChatElement extends Base {
       url: gateway,
       tokenProvider: (req) => (this.tokenProvider_ ? this.tokenProvider_(req) : this.attributeToken()),
       format,
+      presence: true,
+      typing: true,
       ...(limit > 0 ? { historyLimit: limit } : {}),
       ...this.options,
     });
     this.client_ = client;
+    this.readMarker = new ReadMarker((seq, rev) => client.markRead(room, seq, rev), this.options.clock);
+    this.observer = this.watchRows();
+    if (this.observer) this.ownerDocument.addEventListener("visibilitychange", this.onVisibility);
     const on = client.on.bind(client);
     this.unsubscribers = [
       on("state", (e) => {
         this.render(e.state, e.retryInMs);
         this.fire("parley-state", e);
       }),
-      on("authenticated", () => this.rows.refresh()),
+      on("authenticated", () => {
+        this.rows.refresh();
+        this.renderAccess();
+        this.placeUnread(client.room(room)?.messages() ?? []);
+      }),
+      on("access", (e) => {
+        if (e.room !== room) return;
+        this.render(client.state);
+        this.rows.refresh();
+        this.fire("parley-access", e);
+      }),
+      on("room-event", (e) => {
+        if (e.room !== room) return;
+        this.roomEvent(e.action);
+        this.fire("parley-room-event", e);
+      }),
+      on("presence", (e) => {
+        if (e.room !== room) return;
+        this.showPresence(e.count, e.users);
+        this.fire("parley-presence", e);
+      }),
+      on("typing", (e) => {
+        if (e.room !== room) return;
+        this.showTyping(e.users);
+        this.fire("parley-typing", e);
+      }),
       on("history", (e) => {
         if (e.older) this.keepPlace(() => this.showAll(e.messages));
         else {
@@ -306,6 +455,7 @@ export class ParleyChatElement extends Base {
         }
         this.els.older.hidden = !e.hasOlder;
         this.historyShown = true;
+        if (!e.older) this.placeUnread(e.messages);
         this.render(client.state);
         this.fire("parley-history", e);
       }),
@@ -356,6 +506,15 @@ export class ParleyChatElement extends Base {
 
   private stop(): void {
     this.roomError = null;
+    this.readMarker?.stop();
+    this.readMarker = null;
+    this.observer?.disconnect();
+    this.observer = null;
+    this.ownerDocument.removeEventListener("visibilitychange", this.onVisibility);
+    this.unreadPlaced = false;
+    this.mutedAuthors.clear();
+    this.showPresence(0, []);
+    this.showTyping([]);
     for (const u of this.unsubscribers) u();
     this.unsubscribers = [];
     if (this.client_) this.client_.close();
@@ -384,6 +543,11 @@ export class ParleyChatElement extends Base {
     this.els.input.placeholder = s.inputPlaceholder;
     this.els.input.setAttribute("aria-label", s.inputLabel);
     this.els.send.textContent = s.send;
+    this.els.moderation.setAttribute("aria-label", s.moderationLabel);
+    this.els.modeLabel.textContent = s.roomModeLabel;
+    const texts: Record<string, string> = { open: s.modeOpen, announcements: s.modeAnnouncements, closed: s.modeClosed };
+    for (const opt of this.els.roomMode.options) opt.textContent = texts[opt.value] ?? opt.value;
+    this.els.list.querySelector(":scope > li.unread")?.replaceChildren(s.newMessages);
   }
 
   private statusText(shown: StatusShown, retryInMs: number | undefined): string {
@@ -437,9 +601,159 @@ export class ParleyChatElement extends Base {
     const s = this.els.status;
     s.dataset.state = shown;
     s.textContent = this.statusText(shown, retryInMs);
-    this.els.input.disabled = !ready;
-    this.els.send.disabled = !ready;
-    this.els.form.dataset.disabled = ready ? "false" : "true";
+    // The server's rules: a muted user or a read-only room reads but does not write.
+    const access = this.client_?.access(this.room) ?? null;
+    const refused = access !== null && !access.canPost ? access : null;
+    const writable = ready && refused === null;
+    this.els.input.disabled = !writable;
+    this.els.send.disabled = !writable;
+    this.els.form.dataset.disabled = writable ? "false" : "true";
+    const notice = ready && refused ? this.cannotPostText(refused.postRule, refused.mutedUntilMs) : null;
+    this.els.notice.hidden = notice === null;
+    this.els.notice.textContent = notice ?? "";
+    if (host) {
+      if (refused) this.dataset.postRule = Rule[refused.postRule] ?? String(refused.postRule);
+      else delete this.dataset.postRule;
+    }
+    this.renderAccess(host);
+  }
+
+  /** Why the user may not post, in words (rule: the server's Rule). */
+  private cannotPostText(rule: Rule, mutedUntilMs: bigint): string {
+    const s = this.strings_;
+    switch (rule) {
+      case Rule.MUTED:
+        return mutedUntilMs > 0n
+          ? s.cannotPostMutedUntil(
+              new Date(Number(mutedUntilMs)).toLocaleTimeString(s.locale, { hour: "2-digit", minute: "2-digit" }),
+            )
+          : s.cannotPostMuted;
+      case Rule.ANNOUNCEMENTS:
+        return s.cannotPostAnnouncements;
+      case Rule.ROOM_CLOSED:
+        return s.cannotPostClosed;
+      default:
+        return s.cannotPost(Rule[rule] ?? String(rule));
+    }
+  }
+
+  /** The organizer's controls: shown only when moderating; the switch shows the room's mode. */
+  private renderAccess(host = true): void {
+    const on = this.moderating;
+    this.els.moderation.hidden = !on;
+    if (host) {
+      if (on) this.dataset.moderating = "";
+      else delete this.dataset.moderating;
+    }
+    const mode = this.client_?.roomInfo(this.room)?.mode ?? RoomMode.UNSPECIFIED;
+    const opt = MODE_OPTIONS.find((o) => o.mode === mode);
+    if (opt && this.els.roomMode.value !== opt.value) this.els.roomMode.value = opt.value;
+    this.els.roomMode.disabled = !opt;
+  }
+
+  // ---- live state: presence, typing, room events ------------------------------
+
+  private showPresence(count: number, users: readonly Author[]): void {
+    const p = this.els.presence;
+    p.hidden = count === 0;
+    p.dataset.count = String(count);
+    const names = users.slice(0, PRESENCE_NAMES_SHOWN).map((u) => u.displayName || u.id);
+    p.textContent = count === 0 ? "" : this.strings_.presence(count, names);
+  }
+
+  private showTyping(users: readonly Author[]): void {
+    const t = this.els.typing;
+    if (users.length > 0) t.dataset.active = "";
+    else delete t.dataset.active;
+    const names = users.map((u) => u.displayName || u.id);
+    t.textContent = users.length === 0 ? "" : this.strings_.typing(names.length > TYPING_NAMES_SHOWN ? [] : names);
+  }
+
+  /** A room action, live: what it changes on screen, and a line for screen readers. */
+  private roomEvent(a: ModerationAction): void {
+    this.noteAction(a);
+    const s = this.strings_;
+    const actor = a.actor?.displayName || a.actor?.id || s.unknownAuthor;
+    this.say(s.roomAction(actor, ActionKind[a.kind] ?? String(a.kind), a.targetUserId));
+  }
+
+  /** Who is muted (for the organizer's Unmute buttons), and the controls as the action left them. */
+  private noteAction(a: ModerationAction): void {
+    if (a.kind === ActionKind.MUTE) this.mutedAuthors.set(a.targetUserId, a.untilMs);
+    else if (a.kind === ActionKind.UNMUTE) this.mutedAuthors.delete(a.targetUserId);
+    this.renderAccess();
+    if (this.moderating && (a.kind === ActionKind.MUTE || a.kind === ActionKind.UNMUTE)) this.rows.refresh();
+  }
+
+  private moderationOf(m: Message): { muted: boolean } | null {
+    const id = m.author?.id;
+    if (!id || !this.moderating || this.isMine(m)) return null;
+    const until = this.mutedAuthors.get(id);
+    return { muted: until !== undefined && (until === 0n || Number(until) > Date.now()) };
+  }
+
+  private async moderate(action: ModerationRequest, authorId: string): Promise<void> {
+    const c = this.client_;
+    if (!c) return;
+    const room = this.room;
+    let done: ModerationAction | undefined;
+    if (action === "mute-timed") done = await c.mute(room, authorId, { durationMs: DEFAULT_MUTE_MS });
+    else if (action === "mute") done = await c.mute(room, authorId);
+    else if (action === "unmute") done = await c.unmute(room, authorId);
+    else done = await c.removeUser(room, authorId);
+    // The room event says the same a moment later (and is read out then);
+    // the buttons change now.
+    if (done) this.noteAction(done);
+  }
+
+  private async changeMode(): Promise<void> {
+    const c = this.client_;
+    const opt = MODE_OPTIONS.find((o) => o.value === this.els.roomMode.value);
+    if (!c || !opt) return;
+    const err = this.els.moderationError;
+    err.hidden = true;
+    this.els.roomMode.disabled = true;
+    try {
+      await c.setMode(this.room, opt.mode);
+    } catch (e) {
+      err.textContent = this.failureText(e);
+      err.hidden = false;
+    } finally {
+      this.els.roomMode.disabled = false;
+      this.renderAccess();
+    }
+  }
+
+  // ---- read state -------------------------------------------------------------
+
+  /** The "new messages" divider, once, above the first message of someone else after the last one read. */
+  private placeUnread(messages: readonly Message[]): void {
+    if (this.unreadPlaced || !this.historyShown) return;
+    const access = this.client_?.access(this.room);
+    // The user's own messages are never new to them: wait until it is known who that is.
+    if (!access || !this.client_?.user) return;
+    this.unreadPlaced = true;
+    const read = access.lastReadSeq;
+    this.readMarker?.known(read);
+    if (read === 0n) return; // never read here: everything is new, no divider
+    const first = messages.find((m) => m.seq > read && !m.deleted && !this.isMine(m));
+    this.rows.setUnreadFrom(first?.seq ?? null);
+  }
+
+  /** Marks rows read as they come into view (where the browser can tell). */
+  private watchRows(): IntersectionObserver | null {
+    if (typeof IntersectionObserver === "undefined") return null;
+    return new IntersectionObserver(
+      (entries) => {
+        if (this.ownerDocument.visibilityState === "hidden") return;
+        for (const en of entries) {
+          const li = en.target as HTMLElement;
+          if (!en.isIntersecting || !li.dataset.seq || !li.dataset.rev) continue;
+          this.readMarker?.seen(BigInt(li.dataset.seq), BigInt(li.dataset.rev));
+        }
+      },
+      { root: this.els.log, threshold: 0.5 },
+    );
   }
 
   private isMine(m: Message): boolean {
@@ -462,8 +776,13 @@ export class ParleyChatElement extends Base {
 
   private announce(m: Message): void {
     const s = this.strings_;
+    this.say(s.announce(m.author?.displayName || m.author?.id || s.unknownAuthor, m.deleted ? s.deleted : m.body));
+  }
+
+  /** One line for the live region. */
+  private say(text: string): void {
     const p = this.ownerDocument.createElement("p");
-    p.textContent = s.announce(m.author?.displayName || m.author?.id || s.unknownAuthor, m.deleted ? s.deleted : m.body);
+    p.textContent = text;
     const live = this.els.announcer;
     live.append(p);
     while (live.childElementCount > ANNOUNCEMENTS_KEPT) live.firstElementChild?.remove();

@@ -23,6 +23,12 @@ export interface ParleyChatEventMap {
   "parley-send-error": CustomEvent<ParleyEvents["send-error"]>;
   "parley-error": CustomEvent<ParleyEvents["error"]>;
   "parley-auth-error": CustomEvent<ParleyEvents["auth-error"]>;
+  /** What the user may do in the room changed (canPost, postRule, role). */
+  "parley-access": CustomEvent<ParleyEvents["access"]>;
+  /** A room action (moderation, mode, settings), live. */
+  "parley-room-event": CustomEvent<ParleyEvents["room-event"]>;
+  "parley-presence": CustomEvent<ParleyEvents["presence"]>;
+  "parley-typing": CustomEvent<ParleyEvents["typing"]>;
 }
 
 export type ParleyChatEventName = keyof ParleyChatEventMap;

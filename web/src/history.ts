@@ -44,11 +44,14 @@ export const ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED";
 export class HttpError extends Error {
   readonly status: number;
   readonly code: string;
-  constructor(status: number, code: string, detail: string) {
-    super(`HTTP ${status} ${code}${detail ? `: ${detail}` : ""}`);
+  /** With PERMISSION_DENIED: the access rule that refused it (a Rule name such as "MUTED"), else "". */
+  readonly rule: string;
+  constructor(status: number, code: string, detail: string, rule = "") {
+    super(`HTTP ${status} ${code}${rule ? ` (rule ${rule})` : ""}${detail ? `: ${detail}` : ""}`);
     this.name = "HttpError";
     this.status = status;
     this.code = code;
+    this.rule = rule;
   }
   /** Worth retrying later: network trouble, rate limit or server side. */
   get transient(): boolean {
@@ -146,7 +149,12 @@ export class HistoryClient {
     }
   }
 
-  private async request(method: "GET" | "PATCH" | "DELETE", path: string, body?: string): Promise<JsonValue> {
+  /**
+   * One call to the gateway's REST API (`path` relative to the base, e.g.
+   * "v1/rooms/lobby"), with the bearer token; the JSON answer, or an
+   * HttpError with the server's code, detail and rule.
+   */
+  async request(method: "GET" | "POST" | "PATCH" | "DELETE", path: string, body?: string): Promise<JsonValue> {
     const f = this.opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
     if (!f) throw new Error("parley: no fetch implementation available");
     const token = await this.opts.getToken();
@@ -181,11 +189,12 @@ export class HistoryClient {
       answer = null; // empty or not JSON
     }
     if (!res.ok) {
-      const b = (answer ?? {}) as { code?: unknown; detail?: unknown };
+      const b = (answer ?? {}) as { code?: unknown; detail?: unknown; rule?: unknown };
       throw new HttpError(
         res.status,
         typeof b.code === "string" ? b.code : "HTTP_ERROR",
         typeof b.detail === "string" ? b.detail : text.slice(0, HTTP_ERROR_DETAIL_CHARS),
+        typeof b.rule === "string" ? b.rule : "",
       );
     }
     if (answer === null || typeof answer !== "object") {

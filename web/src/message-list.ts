@@ -12,8 +12,10 @@ import {
   createEditForm,
   createMessageRow,
   createPendingRow,
+  createUnreadDivider,
   fillMessageRow,
   setDeleteConfirm,
+  setRemoveConfirm,
   setRowError,
 } from "./message-view.js";
 import type { Pending } from "./outbox.js";
@@ -32,7 +34,17 @@ export interface MessageListHooks {
   remove(seq: bigint): Promise<void>;
   /** Text for a failed edit or delete. */
   failure(err: unknown): string;
+  /** The organizer's controls for the author of `m`, or null (see RowContext.moderate). */
+  moderation(m: Message): { muted: boolean } | null;
+  /** Runs an organizer's action on the author of a message; rejects with the reason to show. */
+  moderate(action: ModerationRequest, authorId: string): Promise<void>;
+  /** A row was added to the list, or is about to leave it (to watch what the reader sees). */
+  rowAdded?(li: HTMLLIElement): void;
+  rowRemoved?(li: HTMLLIElement): void;
 }
+
+/** What an organizer's button in a row asks for. */
+export type ModerationRequest = "mute-timed" | "mute" | "unmute" | "remove-user";
 
 interface Row {
   li: HTMLLIElement;
@@ -81,6 +93,7 @@ export class MessageList {
       // Before the next message, or before the separator that heads its day.
       const anchor = next ? this.headOf(next) : null;
       this.list.insertBefore(li, anchor);
+      this.hooks.rowAdded?.(li);
     }
     row.message = m;
     if (m.deleted && row.editor) this.closeEditor(row);
@@ -93,6 +106,7 @@ export class MessageList {
     for (const seq of seqs) {
       const row = this.rows.get(seq);
       if (!row) continue;
+      this.hooks.rowRemoved?.(row.li);
       row.li.remove();
       this.rows.delete(seq);
       const i = this.order.indexOf(seq);
@@ -142,7 +156,19 @@ export class MessageList {
     }
   }
 
+  /**
+   * Puts the "new messages" divider before the row of `seq` (and its day
+   * separator), or removes it (null, or a seq not shown).
+   */
+  setUnreadFrom(seq: bigint | null): void {
+    this.list.querySelector(":scope > li.unread")?.remove();
+    const row = seq === null ? undefined : this.rows.get(seq);
+    if (!row) return;
+    this.list.insertBefore(createUnreadDivider(this.doc, this.hooks.strings().newMessages), this.headOf(row.li));
+  }
+
   clear(): void {
+    for (const row of this.rows.values()) this.hooks.rowRemoved?.(row.li);
     this.rows.clear();
     this.order.length = 0;
     this.pendingRows.clear();
@@ -180,6 +206,7 @@ export class MessageList {
       now: this.hooks.now(),
       mine: this.hooks.isMine(m),
       canModify: this.hooks.canModify(m),
+      moderate: this.hooks.moderation(m),
     };
   }
 
@@ -207,6 +234,29 @@ export class MessageList {
     if (action === "edit") this.openEditor(row);
     else if (action === "cancel-edit") this.closeEditor(row);
     else if (action === "delete") void this.delete(row, target?.closest("button") as HTMLButtonElement);
+    else if (action === "mute-timed" || action === "mute" || action === "unmute" || action === "remove-user") {
+      void this.moderate(row, action, target?.closest("button") as HTMLButtonElement);
+    }
+  }
+
+  private async moderate(row: Row, action: ModerationRequest, b: HTMLButtonElement): Promise<void> {
+    const author = row.message.author?.id;
+    if (!author) return;
+    const strings = this.hooks.strings();
+    if (action === "remove-user" && !b.hasAttribute("data-confirm")) {
+      setRemoveConfirm(b, true, strings);
+      return;
+    }
+    if (action === "remove-user") setRemoveConfirm(b, false, strings);
+    setRowError(row.li, null);
+    b.disabled = true;
+    try {
+      await this.hooks.moderate(action, author);
+    } catch (err) {
+      setRowError(row.li, this.hooks.failure(err));
+    } finally {
+      b.disabled = false;
+    }
   }
 
   private openEditor(row: Row): void {

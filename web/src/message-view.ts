@@ -20,6 +20,12 @@ export interface RowContext {
   mine: boolean;
   /** The user may edit and delete it. */
   canModify: boolean;
+  /**
+   * Organizer controls for the message's author (mode="organizer" and the
+   * server's role allow it; never on one's own): null for none, else
+   * whether the author is muted now (an Unmute button instead of the mutes).
+   */
+  moderate: { muted: boolean } | null;
 }
 
 function span(doc: Document, cls: string, part = cls): HTMLElement {
@@ -88,6 +94,41 @@ export function fillMessageRow(li: HTMLLIElement, m: Message, ctx: RowContext): 
   } else {
     actions?.remove();
   }
+  fillModeration(li, ctx);
+}
+
+/** The organizer's buttons for the author of a row: mute 15 min, mute, or unmute; remove. */
+function fillModeration(li: HTMLLIElement, ctx: RowContext): void {
+  const { doc, strings } = ctx;
+  const old = child<HTMLElement>(li, "moderate-actions");
+  const armed = Boolean(old?.querySelector("[data-confirm]"));
+  old?.remove();
+  if (!ctx.moderate) return;
+  const box = span(doc, "moderate-actions", "moderate");
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", strings.moderationLabel);
+  if (ctx.moderate.muted) {
+    const b = button(doc, "unmute", strings.unmute);
+    b.dataset.action = "unmute";
+    box.append(b);
+  } else {
+    const timed = button(doc, "mute-timed", strings.muteTimed);
+    timed.dataset.action = "mute-timed";
+    const always = button(doc, "mute", strings.muteIndefinitely);
+    always.dataset.action = "mute";
+    box.append(timed, always);
+  }
+  const remove = button(doc, "remove-user", strings.removeUser);
+  remove.dataset.action = "remove-user";
+  setRemoveConfirm(remove, armed, strings);
+  box.append(remove);
+  li.append(box);
+}
+
+/** Arms or disarms a remove button (the first click asks, the second removes). */
+export function setRemoveConfirm(b: HTMLButtonElement, armed: boolean, strings: ParleyChatStrings): void {
+  toggle(b, "confirm", armed);
+  b.textContent = armed ? strings.confirmRemove : strings.removeUser;
 }
 
 function createActions(doc: Document, strings: ParleyChatStrings): HTMLElement {
@@ -170,6 +211,16 @@ export function createPendingRow(doc: Document, p: Pending, author: string, stri
   const body = span(doc, "body");
   appendRichText(body, p.body, doc);
   li.append(who, time, body);
+  return li;
+}
+
+/** The "new messages" divider above the first message not read yet. */
+export function createUnreadDivider(doc: Document, text: string): HTMLLIElement {
+  const li = doc.createElement("li");
+  li.className = "unread";
+  li.setAttribute("part", "unread-divider");
+  li.setAttribute("role", "separator");
+  li.textContent = text;
   return li;
 }
 

@@ -11,6 +11,7 @@ import {
 export * from "./gen/parley/v1/message_pb.js";
 export * from "./gen/parley/v1/stream_pb.js";
 export * from "./gen/parley/v1/history_pb.js";
+export * from "./gen/parley/v1/rooms_pb.js";
 export { create };
 
 /** Wire format on the WebSocket: binary protobuf or proto3 JSON text. */

@@ -54,6 +54,38 @@ export interface ParleyChatStrings {
   /** The delete button's text once clicked, waiting for a second click. */
   confirmDelete: string;
   actionFailed: (code: string, detail: string) => string;
+
+  /** Who is here: `count` users in all, `names` the first few of them. */
+  presence: (count: number, names: string[]) => string;
+  /** Who is typing (one or more names). */
+  typing: (names: string[]) => string;
+  /** The divider above the first message not read yet. */
+  newMessages: string;
+
+  /** Why the composer is off (the server's access rules, docs/api.md "Access"). */
+  cannotPostMuted: string;
+  /** Muted until `time` (a time of day in the locale). */
+  cannotPostMutedUntil: (time: string) => string;
+  cannotPostAnnouncements: string;
+  cannotPostClosed: string;
+  /** Another rule (a Rule name such as NOT_GRANTED). */
+  cannotPost: (rule: string) => string;
+
+  /** The organizer's controls (mode="organizer"). */
+  moderationLabel: string;
+  roomModeLabel: string;
+  modeOpen: string;
+  modeAnnouncements: string;
+  modeClosed: string;
+  /** Per message: mute its author for DEFAULT_MUTE_MS (15 min), until lifted, lift, remove. */
+  muteTimed: string;
+  muteIndefinitely: string;
+  unmute: string;
+  removeUser: string;
+  /** The remove button's text once clicked, waiting for a second click. */
+  confirmRemove: string;
+  /** What the live region says when an organizer acted (kind: an ActionKind name). */
+  roomAction: (actor: string, kind: string, target: string) => string;
 }
 
 export const DEFAULT_STRINGS: Readonly<ParleyChatStrings> = Object.freeze({
@@ -99,6 +131,34 @@ export const DEFAULT_STRINGS: Readonly<ParleyChatStrings> = Object.freeze({
   delete: "Delete",
   confirmDelete: "Delete?",
   actionFailed: (code: string, detail: string) => `That did not work (${code})${detail ? `: ${detail}` : ""}.`,
+
+  presence: (count: number, names: string[]) =>
+    `${count} here${names.length > 0 ? `: ${names.join(", ")}${count > names.length ? ` and ${count - names.length} more` : ""}` : ""}`,
+  typing: (names: string[]) =>
+    names.length === 1
+      ? `${names[0]} is typing…`
+      : names.length === 2
+        ? `${names[0]} and ${names[1]} are typing…`
+        : "Several people are typing…",
+  newMessages: "New messages",
+
+  cannotPostMuted: "An organizer muted you in this room: you can read but not write.",
+  cannotPostMutedUntil: (time: string) => `An organizer muted you in this room until ${time}: you can read but not write.`,
+  cannotPostAnnouncements: "This room is read-only: only organizers post announcements here.",
+  cannotPostClosed: "This room is closed: it is read-only.",
+  cannotPost: (rule: string) => `You cannot write in this room (${rule}).`,
+
+  moderationLabel: "Moderation",
+  roomModeLabel: "Room mode",
+  modeOpen: "Open",
+  modeAnnouncements: "Announcements (read-only)",
+  modeClosed: "Closed",
+  muteTimed: "Mute 15 min",
+  muteIndefinitely: "Mute",
+  unmute: "Unmute",
+  removeUser: "Remove",
+  confirmRemove: "Remove?",
+  roomAction: (actor: string, kind: string, target: string) => `${actor}: ${kind.toLowerCase().replace(/_/g, " ")}${target ? ` ${target}` : ""}`,
 });
 
 /** The defaults with `overrides` on top (undefined values keep the default). */

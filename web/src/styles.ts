@@ -12,7 +12,10 @@
 // Parts: container, header, title, status, log, load-older, messages,
 // message, pending, day, author, time, body, link, edited, actions, edit,
 // delete, edit-form, edit-input, edit-save, edit-cancel, edit-error,
-// action-error, announcer, composer, input, send, composer-error.
+// action-error, announcer, composer, input, send, composer-error, presence,
+// typing, composer-notice, unread-divider, moderation, room-mode-label,
+// room-mode, moderation-error, moderate, mute-timed, mute, unmute,
+// remove-user.
 export const STYLE = `
 :host {
   display: block;
@@ -91,4 +94,24 @@ button.send {
   background: var(--parley-accent, #3559e0); color: var(--parley-accent-fg, #ffffff);
 }
 textarea:disabled, button:disabled { opacity: 0.5; cursor: not-allowed; }
+.presence-line { font-size: 0.8em; color: var(--parley-muted, #667085); margin-left: auto; }
+.moderation-bar {
+  display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem; padding: 0.35rem 0.75rem;
+  font-size: 0.85em; border-bottom: 1px solid var(--parley-border, #d5d9e0);
+}
+.moderation-bar select { font: inherit; }
+.moderate-actions { margin-left: 0.5em; visibility: hidden; }
+li:hover .moderate-actions, li:focus-within .moderate-actions { visibility: visible; }
+.moderate-actions button {
+  font: inherit; font-size: 0.75em; background: none; border: 0; padding: 0 0.3em; cursor: pointer;
+  color: var(--parley-muted, #667085); text-decoration: underline;
+}
+.moderate-actions button[data-confirm] { color: var(--parley-error, #d92d20); font-weight: 600; }
+li.unread {
+  display: flex; align-items: center; gap: 0.6em; margin: 0.4rem 0; padding: 0;
+  color: var(--parley-error, #d92d20); font-size: 0.75em; font-weight: 600;
+}
+li.unread::after { content: ""; flex: 1; border-top: 1px solid var(--parley-error, #d92d20); }
+.typing-line { margin: 0; padding: 0 0.75rem; min-height: 1.35em; line-height: 1.35; font-size: 0.8em; font-style: italic; color: var(--parley-muted, #667085); }
+.composer-notice { flex: 1 1 100%; margin: 0; font-size: 0.85em; color: var(--parley-warning, #b54708); }
 `;

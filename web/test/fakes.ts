@@ -2,8 +2,9 @@
 // rev, idempotent publish), a WebSocket double speaking the wire contract over
 // it, and a fetch double serving its REST view. The end-to-end tests in
 // tests/browser/ use the real gateway; these only drive the client's logic.
-import { create, fromBinary, toBinary, toJson, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, fromJsonString, toBinary, toJson, type MessageInitShape } from "@bufbuild/protobuf";
 import {
+  ActionKind,
   ErrorCode,
   type Message,
   MessageSchema,
@@ -11,8 +12,20 @@ import {
   type ClientFrame,
   ClientFrameSchema,
   EventType,
+  MarkReadRequestSchema,
+  MarkReadResponseSchema,
+  ModerateAction,
+  ModerateRequestSchema,
+  ModerateResponseSchema,
+  type ModerationAction,
+  ModerationActionSchema,
+  RoomMode,
+  RoomSchema,
   Role,
+  Rule,
   ServerFrameSchema,
+  UpdateRoomRequestSchema,
+  UpdateRoomResponseSchema,
 } from "../src/protocol.js";
 import { CLOSE_RATE, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTH, CLOSE_UPSTREAM } from "../src/constants.js";
 import type { FetchLike } from "../src/history.js";
@@ -35,6 +48,64 @@ export class FakeStore {
 
   /** When the next message is stored, in ms since the epoch (default: a fixed instant + seq). */
   createdAtMs: number | null = null;
+
+  // ---- access and moderation, with the core's rules (src/core/access.c) ----
+  mode: RoomMode = RoomMode.OPEN;
+  /** Muted users: id → until (ms since the epoch; 0n until lifted). */
+  readonly muted = new Map<string, bigint>();
+  /** Every room action stored, in order. */
+  readonly actions: ModerationAction[] = [];
+  /** Read state per user. */
+  readonly readBy = new Map<string, { seq: bigint; rev: bigint }>();
+  /** Rooms carry `me` (false: an older core that states none). */
+  statesAccess = true;
+  /** A role the core gives a user here other than the token's (a membership, or none: Role.UNSPECIFIED). */
+  readonly roles = new Map<string, Role>();
+
+  /** The rule that refuses a post by `who` now, or UNSPECIFIED. */
+  postRule(who: { id: string; organizer: boolean }): Rule {
+    if (this.mode === RoomMode.CLOSED) return Rule.ROOM_CLOSED;
+    if (who.organizer) return Rule.UNSPECIFIED;
+    if (this.mode === RoomMode.ANNOUNCEMENTS) return Rule.ANNOUNCEMENTS;
+    const until = this.muted.get(who.id);
+    if (until !== undefined && (until === 0n || Number(until) > Date.now())) return Rule.MUTED;
+    return Rule.UNSPECIFIED;
+  }
+
+  /** The Room as the core states it to `who` (with `me`), or to everyone (without). */
+  roomFor(who?: { id: string; organizer: boolean }) {
+    const base = { ...this.roomInfo(), mode: this.mode };
+    if (!who || !this.statesAccess) return base;
+    const rule = this.roles.get(who.id) === Role.UNSPECIFIED ? Rule.NOT_GRANTED : this.postRule(who);
+    const until = this.muted.get(who.id);
+    const read = this.readBy.get(who.id);
+    return {
+      ...base,
+      me: {
+        role: this.roles.get(who.id) ?? (who.organizer ? Role.ORGANIZER : Role.PARTICIPANT),
+        canPost: rule === Rule.UNSPECIFIED,
+        postRule: rule,
+        muted: rule === Rule.MUTED,
+        mutedUntilMs: rule === Rule.MUTED ? (until ?? 0n) : 0n,
+        lastReadSeq: read?.seq ?? 0n,
+        lastReadRev: read?.rev ?? 0n,
+      },
+    };
+  }
+
+  /** Stores an action (what the core's Rooms service does) and returns it. */
+  act(init: MessageInitShape<typeof ModerationActionSchema>): ModerationAction {
+    const a = create(ModerationActionSchema, {
+      ...init,
+      id: BigInt(this.actions.length + 1),
+      room: this.room,
+      atMs: BigInt(Date.now()),
+    });
+    this.actions.push(a);
+    for (const l of this.actionListeners) l(a);
+    return a;
+  }
+  readonly actionListeners = new Set<(a: ModerationAction) => void>();
 
   publish(authorId: string, clientMsgId: string, body: string): { message: Message; duplicate: boolean } {
     for (const m of this.bySeq.values()) {
@@ -165,6 +236,10 @@ export class FakeGateway {
   ackDelayMs = 0;
   /** Authenticated names no user (a gateway that does not say). */
   anonymous = false;
+  /** Presence goes out to the room after every subscribe. */
+  autoPresence = true;
+  /** The Rooms REST calls see no organizer (a role taken away behind the client's back). */
+  rejectModeration = false;
 
   constructor(store = new FakeStore()) {
     this.store = store;
@@ -180,7 +255,25 @@ export class FakeGateway {
         if (s.subscribed.has(m.room)) s.push({ kind: { case: "event", value: { type, message: m } } });
       }
     });
+    // Room actions go live to every session watching the room (no `me`).
+    st.actionListeners.add((action) => {
+      for (const s of this.sockets) {
+        if (s.subscribed.has(st.room)) s.push({ kind: { case: "roomEvent", value: { action, room: st.roomFor() } } });
+      }
+    });
     return st;
+  }
+
+  /** Sends every presence-watching session of `room` who is there (each subscribed user once). */
+  pushPresence(room: string): void {
+    const users = new Map<string, string>();
+    for (const s of this.sockets) if (s.subscribed.has(room)) users.set(s.user, s.user);
+    const list = [...users.keys()].sort().map((id) => ({ id, displayName: id }));
+    for (const s of this.sockets) {
+      if (s.subscribed.has(room) && s.presence) {
+        s.push({ kind: { case: "presence", value: { room, count: list.length, users: list, truncated: false } } });
+      }
+    }
   }
 
   get WebSocket(): new (url: string, protocols?: string | string[]) => WebSocketLike {
@@ -217,13 +310,19 @@ export class FakeGateway {
       return jsonResponse(401, { code: "UNAUTHENTICATED", detail: "invalid or badly signed token" });
     }
     if (this.expired.has(token) || this.coreExpired) return jsonResponse(401, { code: "TOKEN_EXPIRED", detail: "the token has expired; renew it" });
+    const r = /^\/v1\/rooms\/([^/]+)(\/moderation|\/read)?$/.exec(u.pathname);
+    if (r) {
+      const store = this.rooms.get(decodeURIComponent(r[1] as string));
+      if (!store) return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
+      return this.roomCall(store, method, r[2] ?? "", tokenUser(token), String(init?.body ?? ""));
+    }
     const m = /^\/v1\/rooms\/([^/]+)\/messages(?:\/(\d+))?$/.exec(u.pathname);
     if (!m) return jsonResponse(404, { code: "NOT_FOUND", detail: u.pathname });
     const store = this.rooms.get(decodeURIComponent(m[1] as string));
     if (!store) return jsonResponse(404, { code: "ROOM_NOT_FOUND", detail: "no room" });
     if (m[2] !== undefined) return this.oneMessage(store, method, BigInt(m[2]), tokenUser(token), init?.body);
     const page = store.list(u.searchParams);
-    const body = create(ListMessagesResponseSchema, { ...page, room: store.roomInfo() });
+    const body = create(ListMessagesResponseSchema, { ...page, room: store.roomFor(tokenUser(token)) });
     return jsonResponse(200, toJson(ListMessagesResponseSchema, body));
   };
 
@@ -245,6 +344,70 @@ export class FakeGateway {
     const text = (JSON.parse(String(body)) as { body?: string }).body ?? "";
     if (!text.trim()) return jsonResponse(400, { code: "BODY_EMPTY", detail: "empty" });
     return jsonResponse(200, toJson(MessageSchema, store.edit(seq, text)));
+  }
+
+  /**
+   * The Rooms routes of the gateway's REST API: GET and PATCH (mode) of a
+   * room, POST .../moderation, POST .../read. Bodies are parsed as the
+   * gateway does (proto3 JSON), so a malformed one is a 400.
+   */
+  private roomCall(store: FakeStore, method: string, sub: string, caller: { id: string; organizer: boolean }, body: string): Response {
+    const who = this.rejectModeration ? { ...caller, organizer: false } : caller;
+    const organizerOnly = () =>
+      jsonResponse(403, { code: "PERMISSION_DENIED", rule: "ORGANIZER_ONLY", detail: "only the room's organizers may do this (rule ORGANIZER_ONLY)" });
+    try {
+      if (sub === "" && method === "GET") return jsonResponse(200, toJson(RoomSchema, create(RoomSchema, store.roomFor(who))));
+      if (sub === "" && method === "PATCH") {
+        const req = fromJsonString(UpdateRoomRequestSchema, body);
+        if (!who.organizer) return organizerOnly();
+        const actions: ModerationAction[] = [];
+        if (req.mode !== RoomMode.UNSPECIFIED && req.mode !== store.mode) {
+          store.mode = req.mode;
+          actions.push(store.act({ kind: ActionKind.SET_MODE, mode: req.mode, actor: { id: who.id, displayName: who.id, role: Role.ORGANIZER } }));
+        }
+        const res = create(UpdateRoomResponseSchema, { room: store.roomFor(who), actions });
+        return jsonResponse(200, toJson(UpdateRoomResponseSchema, res));
+      }
+      if (sub === "/moderation" && method === "POST") {
+        const req = fromJsonString(ModerateRequestSchema, body);
+        if (!who.organizer) return organizerOnly();
+        const actor = { id: who.id, displayName: who.id, role: Role.ORGANIZER };
+        let action: ModerationAction;
+        if (req.action === ModerateAction.MUTE) {
+          const until = req.durationMs > 0n ? BigInt(Date.now()) + req.durationMs : 0n;
+          store.muted.set(req.userId, until);
+          action = store.act({ kind: ActionKind.MUTE, actor, targetUserId: req.userId, untilMs: until, reason: req.reason });
+        } else if (req.action === ModerateAction.UNMUTE) {
+          store.muted.delete(req.userId);
+          action = store.act({ kind: ActionKind.UNMUTE, actor, targetUserId: req.userId });
+        } else if (req.action === ModerateAction.REMOVE) {
+          action = store.act({ kind: ActionKind.REMOVE, actor, targetUserId: req.userId, reason: req.reason });
+          // As the gateway does: the removed user's subscriptions end.
+          for (const sock of this.sockets) {
+            const id = sock.subscribeRequests.get(store.room);
+            if (sock.user !== req.userId || id === undefined || !sock.subscribed.has(store.room)) continue;
+            sock.subscribed.delete(store.room);
+            sock.push({ requestId: id, kind: { case: "error", value: { code: ErrorCode.PERMISSION_DENIED, rule: Rule.REMOVED, detail: "an organizer removed you from this room (rule REMOVED)" } } });
+            sock.push({ requestId: id, kind: { case: "unsubscribed", value: { room: store.room } } });
+          }
+        } else {
+          return jsonResponse(400, { code: "MALFORMED", detail: "action" });
+        }
+        return jsonResponse(200, toJson(ModerateResponseSchema, create(ModerateResponseSchema, { action })));
+      }
+      if (sub === "/read" && method === "POST") {
+        const req = fromJsonString(MarkReadRequestSchema, body);
+        const old = store.readBy.get(who.id);
+        const next = old && old.seq >= req.seq ? old : { seq: req.seq, rev: req.rev };
+        store.readBy.set(who.id, next);
+        const unread = store.all().filter((m) => m.seq > next.seq && !m.deleted && m.author?.id !== who.id).length;
+        const res = create(MarkReadResponseSchema, { lastReadSeq: next.seq, lastReadRev: next.rev, unreadCount: unread });
+        return jsonResponse(200, toJson(MarkReadResponseSchema, res));
+      }
+    } catch (e) {
+      return jsonResponse(400, { code: "MALFORMED", detail: e instanceof Error ? e.message : String(e) });
+    }
+    return jsonResponse(405, { code: "MALFORMED", detail: `${method} not allowed` });
   }
 
   /** The socket most recently opened. */
@@ -280,7 +443,13 @@ export class FakeSocket implements WebSocketLike {
   onclose: ((ev: { code: number; reason: string }) => unknown) | null = null;
   onerror: ((ev: unknown) => unknown) | null = null;
   readonly subscribed = new Set<string>();
+  /** The request id of each room's subscribe (errors that end it later carry it). */
+  readonly subscribeRequests = new Map<string, bigint>();
   user = "";
+  organizer = false;
+  /** The client turned on SessionOptions.presence / typing. */
+  presence = false;
+  typing = false;
   /** The client turned on SessionOptions.batch. */
   batch = false;
   closedByClient: number | null = null;
@@ -351,6 +520,7 @@ export class FakeSocket implements WebSocketLike {
         }
         const who = tokenUser(k.value.token);
         this.user = who.id;
+        this.organizer = who.organizer;
         const role = who.organizer ? Role.ORGANIZER : Role.PARTICIPANT;
         this.push({
           requestId: f.requestId,
@@ -372,8 +542,23 @@ export class FakeSocket implements WebSocketLike {
       }
       case "options":
         this.batch = k.value.batch;
-        this.push({ requestId: f.requestId, kind: { case: "options", value: { batch: this.batch } } });
+        this.presence = k.value.presence;
+        this.typing = k.value.typing;
+        this.push({
+          requestId: f.requestId,
+          kind: { case: "options", value: { batch: this.batch, presence: this.presence, typing: this.typing } },
+        });
         break;
+      case "typing": {
+        // Passed on to the room's other sessions that asked for typing.
+        const room = k.value.room;
+        for (const s of this.gw.sockets) {
+          if (s !== this && s.typing && s.subscribed.has(room)) {
+            s.push({ kind: { case: "typing", value: { room, user: { id: this.user, displayName: this.user } } } });
+          }
+        }
+        break;
+      }
       case "subscribe": {
         const store = this.gw.rooms.get(k.value.room);
         const refused = !store
@@ -392,9 +577,14 @@ export class FakeSocket implements WebSocketLike {
           frames.push({ kind: { case: "event", value: { type: EventType.CREATED, message: m, replay: true } } });
         }
         this.subscribed.add(k.value.room);
-        frames.push({ requestId: f.requestId, kind: { case: "subscribed", value: { room: store.roomInfo() } } });
+        this.subscribeRequests.set(k.value.room, f.requestId);
+        frames.push({
+          requestId: f.requestId,
+          kind: { case: "subscribed", value: { room: store.roomFor({ id: this.user, organizer: this.organizer }) } },
+        });
         if (this.batch && !this.gw.holdSubscribed) this.push({ kind: { case: "batch", value: { frames } } });
         else for (const fr of frames) this.push(fr);
+        if (this.gw.autoPresence) this.gw.pushPresence(k.value.room);
         break;
       }
       case "publish": {
@@ -420,6 +610,12 @@ export class FakeSocket implements WebSocketLike {
         if (this.gw.losePublishes > 0) {
           this.gw.losePublishes--;
           setTimeout(() => this.serverClose(CLOSE_UPSTREAM), 0);
+          break;
+        }
+        const rule = target.postRule({ id: this.user, organizer: this.organizer });
+        if (rule !== Rule.UNSPECIFIED) {
+          const detail = `refused (rule ${Rule[rule]})`;
+          this.push({ requestId: f.requestId, kind: { case: "error", value: { code: ErrorCode.PERMISSION_DENIED, rule, detail } } });
           break;
         }
         const r = target.publish(this.user, k.value.clientMsgId, k.value.body);

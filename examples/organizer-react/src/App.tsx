@@ -73,7 +73,9 @@ export function App() {
       {error && <p className="error" role="alert">{error}</p>}
       {room && (
         <section className="room">
-          <parley-chat ref={setChat} room={room} gateway={GATEWAY} token={token} />
+          {/* mode="organizer": the room mode switch and mute / remove on each
+              message, shown when the server says this user organizes the room. */}
+          <parley-chat ref={setChat} room={room} gateway={GATEWAY} token={token} mode="organizer" />
           <Moderation chat={chat} room={room} token={token} onError={setError} />
         </section>
       )}

@@ -11,6 +11,7 @@ declare module "react" {
         token?: string;
         format?: "proto" | "json";
         "history-limit"?: number;
+        mode?: "organizer" | "participant";
       };
     }
   }
