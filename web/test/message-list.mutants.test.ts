@@ -44,6 +44,8 @@ function setup(over: Partial<MessageListHooks> = {}) {
     },
     remove: async () => {},
     failure: (err) => `failed: ${String(err)}`,
+    moderation: () => null, // a participant: no organizer controls
+    moderate: async () => {},
     ...over,
   };
   const rows = new MessageList(list, pendingList, hooks);
