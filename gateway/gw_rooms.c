@@ -117,7 +117,8 @@ typedef struct gw_sub {
     gw_feed feed;                         /* first: the connection's feed */
     gw_room *room;                        /* NULL while SUB_CHECK */
     char want[RULES_ROOM_MAX + 1];        /* the room asked for */
-    Parley__V1__GetRoomResponse *checked; /* the core's yes: Room.me */
+    Parley__V1__GetRoomResponse *checked; /* the core's yes (Room.me), until
+                                             Subscribed is encoded */
     gw_conn *conn;
     gw_handle *h; /* for History answers */
     char *token;  /* the user's, while paging */
@@ -437,6 +438,12 @@ static void sub_start_ring(gw_sub *sub)
     room.head_rev = r->head_rev;
     room.max_body_bytes = r->max_body;
     sub->subscribed = gw_buf_encode(&f.base, gw_conn_json(sub->conn));
+    /* The core's answer served this Subscribed only: not kept for the
+     * subscription's life (a few hundred bytes per idle session). */
+    if (sub->checked) {
+        protobuf_c_message_free_unpacked(&sub->checked->base, NULL);
+        sub->checked = NULL;
+    }
     if (!sub->subscribed) {
         gw_conn_close(sub->conn, GW_CLOSE_SLOW, 0);
         return;

@@ -21,8 +21,15 @@
 #include "gw_json.h"
 #include "rpc_check.h"
 
+/* What a session keeps of its user's token: the token itself (sent up
+ * with every call, where the core decides access) and what the gateway
+ * shows or checks itself. Not the whole auth_identity: its room grants
+ * (about 2.5 KB) are the core's to read, and 20,000 idle sessions would
+ * carry 50 MB of them. */
 typedef struct gw_session {
-    auth_identity who;
+    char *user_id, *display_name;
+    int role;
+    int64_t exp;
     char *token;
     int presence, typing;  /* SessionOptions the client turned on */
     lws_dll2_owner_t pubs; /* gw_pub, waiting for their answer */
@@ -112,17 +119,24 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
         gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
         return;
     }
-    if (ss && strcmp(id.id, ss->who.id) != 0) {
+    if (ss && strcmp(id.id, ss->user_id) != 0) {
         gw_conn_send_error(c, rid, PARLEY_ERR_UNAUTHENTICATED,
                            "a session keeps its user", 1);
         gw_conn_close(c, GW_CLOSE_UNAUTH, 1);
         return;
     }
     char *t = strdup(token);
-    if (!ss && t && (ss = calloc(1, sizeof *ss)) != NULL)
+    char *name = strdup(id.display_name);
+    char *uid = ss ? NULL : strdup(id.id);
+    if (!ss && t && name && uid && (ss = calloc(1, sizeof *ss)) != NULL) {
+        ss->user_id = uid;
+        uid = NULL;
         gw_conn_set_session(c, ss);
-    if (!t || !ss) {
+    }
+    if (!t || !name || !ss) {
         free(t);
+        free(name);
+        free(uid);
         gw_conn_send_error(c, rid, PARLEY_ERR_INTERNAL, NULL, 0);
         return;
     }
@@ -131,7 +145,10 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
         free(ss->token);
     }
     ss->token = t;
-    ss->who = id;
+    free(ss->display_name);
+    ss->display_name = name;
+    ss->role = id.role;
+    ss->exp = id.exp;
     gw_conn_set_authed(c);
 
     Parley__V1__ServerFrame f = PARLEY__V1__SERVER_FRAME__INIT;
@@ -147,9 +164,9 @@ static void on_authenticate(gw_conn *c, uint64_t rid, const char *token)
         s->cfg.max_frame > UINT32_MAX ? UINT32_MAX : (uint32_t)s->cfg.max_frame;
     lim.frame_rate = s->cfg.rate;
     lim.frame_burst = s->cfg.burst;
-    user.id = ss->who.id;
-    user.display_name = ss->who.display_name;
-    user.role = (Parley__V1__Role)ss->who.role;
+    user.id = ss->user_id;
+    user.display_name = ss->display_name;
+    user.role = (Parley__V1__Role)ss->role;
     gw_conn_send_msg(c, &f.base);
 }
 
@@ -297,6 +314,8 @@ static void on_close(gw_conn *c)
         explicit_bzero(ss->token, strlen(ss->token));
         free(ss->token);
     }
+    free(ss->user_id);
+    free(ss->display_name);
     free(ss);
     gw_conn_set_session(c, NULL);
 }
@@ -304,7 +323,7 @@ static void on_close(gw_conn *c)
 static int expired(gw_conn *c)
 {
     gw_session *ss = gw_conn_session(c);
-    return ss && auth_expired(gw_conn_server(c)->auth, &ss->who, gw_now_s());
+    return ss && auth_expired_at(gw_conn_server(c)->auth, ss->exp, gw_now_s());
 }
 
 const gw_conn_handlers gw_session_handlers = {on_message, on_close, expired};
@@ -330,5 +349,5 @@ int gw_session_wants_typing(const gw_conn *c)
 const char *gw_session_user(const gw_conn *c)
 {
     const gw_session *ss = gw_conn_session(c);
-    return ss ? ss->who.id : NULL;
+    return ss ? ss->user_id : NULL;
 }

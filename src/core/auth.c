@@ -226,7 +226,12 @@ int auth_can_mint(const auth *a) { return a && a->user.p != NULL; }
 
 int auth_expired(const auth *a, const auth_identity *id, int64_t now_s)
 {
-    return id->exp < INT64_MAX - a->leeway_s && now_s > id->exp + a->leeway_s;
+    return auth_expired_at(a, id->exp, now_s);
+}
+
+int auth_expired_at(const auth *a, int64_t exp, int64_t now_s)
+{
+    return exp < INT64_MAX - a->leeway_s && now_s > exp + a->leeway_s;
 }
 
 /* A string claim of 1..max bytes, without embedded NULs; NULL if not. */

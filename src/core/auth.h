@@ -86,6 +86,8 @@ parley_err auth_verify(const auth *a, const char *token, int64_t now_s,
 /* 1 once id's token has expired at now_s (exp + leeway passed): a session
  * opened with it ends then, unless it was renewed. */
 int auth_expired(const auth *a, const auth_identity *id, int64_t now_s);
+/* The same for a token that expires at exp (what a holder kept of it). */
+int auth_expired_at(const auth *a, int64_t exp, int64_t now_s);
 
 /* 1 if a holds a user secret, so it could mint user tokens. */
 int auth_can_mint(const auth *a);
