@@ -242,21 +242,40 @@ def render(rows, args):
 
 
 def plot_data(rows, path):
-    fan = {r["server"]: r for r in rows if r["scenario"] == "fanout" and "error" not in r}
-    rooms = {r["server"]: r for r in rows if r["scenario"] == "rooms" and "error" not in r}
+    """Three blocks for bench/plot.gp (gnuplot `index`): fan-out rate and
+    p99s of fan-out and many rooms; the durable peers' acked publishes/s
+    (64 x 1 and 16 x 128); the time until every subscriber caught up after
+    a mass reconnect, for the servers that keep what was missed."""
+    def ok(r):
+        return "error" not in r
+    fan = {r["server"]: r for r in rows if r["scenario"] == "fanout" and ok(r)}
+    rooms = {r["server"]: r for r in rows if r["scenario"] == "rooms" and ok(r)}
+    dur = {r["server"]: r for r in rows if r["scenario"] == "durable" and ok(r)}
+    strm = {r["server"]: r for r in rows if r["scenario"] == "stream" and ok(r)}
+    rec = {r["server"]: r for r in rows if r["scenario"] == "reconnect" and ok(r)}
+    names = {"mqtt": "mosquitto", "nats": "nats-server", "ws": "node-ws",
+             "socketio": "socket.io", "jetstream": "jetstream",
+             "parley": "parley", "parley-interval": "parley-interval"}
     servers = [s for s in ("parley", "mqtt", "nats", "ws", "socketio")
                if s in fan or s in rooms]
-    if not servers:
+    durable = [s for s in ("parley", "parley-interval", "jetstream") if s in dur or s in strm]
+    kept = [s for s in ("parley", "socketio", "jetstream")
+            if s in rec and rec[s].get("all_caught_up")]
+    if not servers and not durable and not kept:
         return False
     with open(path, "w") as f:
         f.write("# server fanout_delivered_per_s fanout_p99_ms rooms_p99_ms\n")
-        for s in servers:
+        for s in servers or ["none"]:
             fr, rr = fan.get(s, {}), rooms.get(s, {})
-            f.write('"%s" %s %s %s\n' % (
-                {"mqtt": "mosquitto", "nats": "nats-server", "ws": "node-ws",
-                 "socketio": "socket.io"}.get(s, s),
-                fr.get("delivered_per_s", 0), fr.get("p99_us", 0) / 1000,
-                rr.get("p99_us", 0) / 1000))
+            f.write('"%s" %s %s %s\n' % (names.get(s, s), fr.get("delivered_per_s", 0),
+                                         fr.get("p99_us", 0) / 1000, rr.get("p99_us", 0) / 1000))
+        f.write("\n\n# server durable_64x1_acked_per_s stream_16x128_acked_per_s\n")
+        for s in durable or ["none"]:
+            f.write('"%s" %s %s\n' % (names.get(s, s), dur.get(s, {}).get("per_s", 0),
+                                      strm.get(s, {}).get("per_s", 0)))
+        f.write("\n\n# server reconnect_caught_up_s\n")
+        for s in kept or ["none"]:
+            f.write('"%s" %s\n' % (names.get(s, s), rec[s].get("catchup_ms", 0) / 1000))
     return True
 
 
