@@ -153,7 +153,8 @@ export interface ParleyEvents {
   /** The server refused a send for good; it is no longer pending. */
   "send-error": { room: string; pending: Pending; code: string; detail: string; rule?: string };
   /** An error the server reported, or a REST failure. */
-  error: { room?: string; code: string; detail: string; fatal: boolean };
+  /** rule: the access rule of a PERMISSION_DENIED (REMOVED, MEMBERS_ONLY, ...). */
+  error: { room?: string; code: string; detail: string; fatal: boolean; rule?: string };
   authenticated: { user: Author; limits: Limits };
   /**
    * Signing in failed for good (state 'unauthenticated'): the token was
@@ -1141,7 +1142,8 @@ export class ParleyClient extends Emitter<ParleyEvents> {
           e.phase = "failed";
         }
       }
-      this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal });
+      const rule = err.rule !== Rule.UNSPECIFIED ? (Rule[err.rule] ?? String(err.rule)) : undefined;
+      this.emit("error", { ...(room ? { room } : {}), code, detail: err.detail, fatal: err.fatal, ...(rule ? { rule } : {}) });
       this.maybeLive(c); // a failed room no longer holds the others back
     }
     if (err.fatal) {

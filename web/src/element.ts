@@ -72,6 +72,7 @@ export class ParleyChatElement extends Base {
   private historyShown = false;
   /** Why the room cannot be shown (an ErrorCode name), if it cannot. */
   private roomError: string | null = null;
+  private roomRule: string | null = null; /* the access rule of roomError */
   /** Set once live; a later 'connecting' is shown as a reconnect. */
   private wasLive = false;
   private lastRetryInMs: number | undefined;
@@ -493,6 +494,7 @@ export class ParleyChatElement extends Base {
         // A room that cannot be shown (it does not exist, no permission).
         if (e.room === room && ROOM_ERRORS.has(e.code)) {
           this.roomError = e.code;
+          this.roomRule = e.rule ?? null;
           this.render(client.state);
         }
         this.fire("parley-error", e);
@@ -506,6 +508,7 @@ export class ParleyChatElement extends Base {
 
   private stop(): void {
     this.roomError = null;
+    this.roomRule = null;
     this.readMarker?.stop();
     this.readMarker = null;
     this.observer?.disconnect();
@@ -554,7 +557,11 @@ export class ParleyChatElement extends Base {
     const s = this.strings_;
     switch (shown) {
       case "error":
-        return this.roomError === "ROOM_NOT_FOUND" ? s.statusRoomNotFound : s.statusRoomError(this.roomError ?? "");
+        if (this.roomError === "ROOM_NOT_FOUND") return s.statusRoomNotFound;
+        if (this.roomRule === "REMOVED") return s.statusRoomRemoved;
+        if (this.roomRule === "MEMBERS_ONLY") return s.statusRoomMembersOnly;
+        if (this.roomRule === "NOT_GRANTED") return s.statusRoomNotGranted;
+        return s.statusRoomError(this.roomError ?? "");
       case "idle":
         return s.statusIdle;
       case "connecting":

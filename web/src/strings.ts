@@ -20,6 +20,10 @@ export interface ParleyChatStrings {
   statusRoomNotFound: string;
   /** Another reason the room cannot be shown (code: an ErrorCode name such as PERMISSION_DENIED). */
   statusRoomError: (code: string) => string;
+  /** The room refused or ended the user's subscription by an access rule. */
+  statusRoomRemoved: string;
+  statusRoomMembersOnly: string;
+  statusRoomNotGranted: string;
   retryingIn: (seconds: number) => string;
   reconnectingSoon: string;
 
@@ -101,6 +105,9 @@ export const DEFAULT_STRINGS: Readonly<ParleyChatStrings> = Object.freeze({
   statusUnauthenticated: "Please sign in again: your session has expired or is not valid",
   statusRoomNotFound: "Room not found",
   statusRoomError: (code: string) => `Error: ${code}`,
+  statusRoomRemoved: "An organizer removed you from this room",
+  statusRoomMembersOnly: "This room is for its members only",
+  statusRoomNotGranted: "You have no access to this room",
   retryingIn: (seconds: number) => ` — retrying in ${seconds} s`,
   reconnectingSoon: " — reconnecting…",
 

@@ -288,13 +288,13 @@ describe("client in a moderated room", () => {
     const olga = start(gw, "olga@organizer");
     const pat = start(gw, "pat");
     await vi.advanceTimersByTimeAsync(50);
-    const errors: Array<{ room?: string | undefined; code: string }> = [];
-    pat.client.on("error", (e) => errors.push({ room: e.room, code: e.code }));
+    const errors: Array<{ room?: string | undefined; code: string; rule?: string | undefined }> = [];
+    pat.client.on("error", (e) => errors.push({ room: e.room, code: e.code, rule: e.rule }));
     const seen: string[] = [];
     pat.client.on("message", (e) => seen.push(e.message.body));
     await olga.client.removeUser("lobby", "pat");
     await vi.advanceTimersByTimeAsync(20);
-    expect(errors).toEqual([{ room: "lobby", code: "PERMISSION_DENIED" }]);
+    expect(errors).toEqual([{ room: "lobby", code: "PERMISSION_DENIED", rule: "REMOVED" }]);
     expect(pat.client.isLive("lobby")).toBe(false);
     olga.client.send("lobby", "after the removal");
     await vi.advanceTimersByTimeAsync(20);

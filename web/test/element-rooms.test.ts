@@ -118,6 +118,18 @@ describe("<parley-chat> in a moderated room", () => {
     expect(lines(p)).toEqual(["olga: mute pat", "olga: unmute pat"]);
   });
 
+  it("tells a removed participant why the room went away, in words", async () => {
+    const gw = new FakeGateway();
+    const o = mount(gw, { token: "olga@organizer", before: (el) => el.setAttribute("mode", "organizer") });
+    const p = mount(gw, { token: "pat" });
+    await vi.advanceTimersByTimeAsync(50);
+    await o.el.client?.removeUser("lobby", "pat");
+    await vi.advanceTimersByTimeAsync(20);
+    expect(p.status().textContent).toBe(DEFAULT_STRINGS.statusRoomRemoved);
+    expect(p.el.dataset.error).toBe("PERMISSION_DENIED");
+    expect(o.status().textContent).not.toBe(DEFAULT_STRINGS.statusRoomRemoved);
+  });
+
   it("mutes until lifted, and removes only after a second click", async () => {
     const gw = new FakeGateway();
     gw.store.publish("pat", "p1", "hi from pat");
