@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "hist.h"
+#include "lg_nats.h"
 #include "lg_ws.h"
 
 typedef struct lg_ctx lg_ctx;
@@ -74,6 +75,14 @@ void lg_room_name(const lg_ctx *x, uint32_t room, char *out, size_t n);
 void lg_path_root(const lg_ctx *x, const lg_conn *c, char *out, size_t n);
 /* Sends s as one binary WebSocket message on c; -1 on failure. */
 int lg_send_binary(lg_conn *c, const char *s, size_t n);
+/* A NATS adapter's handling of one server command (PING and -ERR are
+ * answered by lg_nats_parse already); -1 ends the connection. */
+typedef int (*lg_nats_fn)(lg_ctx *x, lg_conn *c, const lg_nats_cmd *m);
+/* The NATS adapters' parser (an lg_parse_fn with the adapter's fn): splits
+ * p into commands, answers PING with PONG, reports -ERR, and hands every
+ * other command to fn. The bytes used, or -1. */
+long lg_nats_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len,
+                   lg_nats_fn fn);
 /* The bearer token a connection presents (parley); NULL if none. */
 const char *lg_token(const lg_ctx *x, const lg_conn *c);
 

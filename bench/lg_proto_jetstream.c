@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "lg_jetstream.h"
-#include "lg_nats.h"
 
 enum {
     LGJ_INFO_WAIT = 0,
@@ -131,32 +130,20 @@ static int lgj_msg(lg_ctx *x, lg_conn *c, const char *subj, size_t sn, int sid,
     return 0;
 }
 
-/* Handles complete commands at p; returns bytes used or -1. */
+/* One server command (lg_nats_parse answers PING and -ERR). */
+static int lgj_cmd(lg_ctx *x, lg_conn *c, const lg_nats_cmd *m)
+{
+    if (m->kind == LG_NATS_MSG)
+        return lgj_msg(x, c, m->subject, m->subject_len, m->sid, m->reply,
+                       m->reply_len, m->payload, m->payload_len);
+    if (m->kind == LG_NATS_INFO && c->pstate == LGJ_INFO_WAIT)
+        return lgj_after_info(x, c);
+    return 0;
+}
+
 static long lgj_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
 {
-    size_t used = 0;
-    lg_nats_cmd m;
-    long n;
-    while ((n = lg_nats_next(p + used, len - used, &m)) > 0) {
-        used += (size_t)n;
-        switch (m.kind) {
-        case LG_NATS_MSG:
-            if (lgj_msg(x, c, m.subject, m.subject_len, m.sid, m.reply,
-                        m.reply_len, m.payload, m.payload_len))
-                return -1;
-            break;
-        case LG_NATS_PING:
-            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
-            break;
-        case LG_NATS_INFO:
-            if (c->pstate == LGJ_INFO_WAIT && lgj_after_info(x, c)) return -1;
-            break;
-        case LG_NATS_ERR: lg_on_error(x, c, -1, "NATS -ERR"); break;
-        case LG_NATS_PONG:
-        case LG_NATS_OTHER: break;
-        }
-    }
-    return n < 0 ? -1 : (long)used;
+    return lg_nats_parse(x, c, p, len, lgj_cmd);
 }
 
 static int lgj_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,

@@ -5,7 +5,6 @@
  * MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n; publishes are
  * PUB <room> <size>\r\n<payload>\r\n. The server's PINGs are answered. */
 #include "lg.h"
-#include "lg_nats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,35 +34,25 @@ static int lgn_after_info(lg_ctx *x, lg_conn *c)
     return lg_send_binary(c, b, (size_t)n);
 }
 
-/* Handles complete commands at p; returns bytes used or -1. */
+/* One server command (lg_nats_parse answers PING and -ERR). */
+static int lgn_cmd(lg_ctx *x, lg_conn *c, const lg_nats_cmd *m)
+{
+    if (m->kind == LG_NATS_MSG) {
+        lg_on_deliver(x, c, m->payload, m->payload_len, 0);
+    } else if (m->kind == LG_NATS_PONG) {
+        if (c->pstate == LGN_PONG_WAIT) {
+            c->pstate = LGN_LIVE;
+            lg_on_ready(x, c);
+        }
+    } else if (m->kind == LG_NATS_INFO) {
+        if (c->pstate == LGN_INFO_WAIT) return lgn_after_info(x, c);
+    }
+    return 0;
+}
+
 static long lgn_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len)
 {
-    size_t used = 0;
-    lg_nats_cmd m;
-    long n;
-    while ((n = lg_nats_next(p + used, len - used, &m)) > 0) {
-        used += (size_t)n;
-        switch (m.kind) {
-        case LG_NATS_MSG:
-            lg_on_deliver(x, c, m.payload, m.payload_len, 0);
-            break;
-        case LG_NATS_PING:
-            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
-            break;
-        case LG_NATS_PONG:
-            if (c->pstate == LGN_PONG_WAIT) {
-                c->pstate = LGN_LIVE;
-                lg_on_ready(x, c);
-            }
-            break;
-        case LG_NATS_INFO:
-            if (c->pstate == LGN_INFO_WAIT && lgn_after_info(x, c)) return -1;
-            break;
-        case LG_NATS_ERR: lg_on_error(x, c, -1, "NATS -ERR"); break;
-        case LG_NATS_OTHER: break;
-        }
-    }
-    return n < 0 ? -1 : (long)used;
+    return lg_nats_parse(x, c, p, len, lgn_cmd);
 }
 
 static int lgn_on_message(lg_ctx *x, lg_conn *c, int opcode, const uint8_t *d,

@@ -105,6 +105,25 @@ int lg_send_binary(lg_conn *c, const char *s, size_t n)
     return lg_ws_send(&c->ws, LG_WS_BINARY, s, n) ? -1 : 0;
 }
 
+long lg_nats_parse(lg_ctx *x, lg_conn *c, const uint8_t *p, size_t len,
+                   lg_nats_fn fn)
+{
+    size_t used = 0;
+    lg_nats_cmd m;
+    long n;
+    while ((n = lg_nats_next(p + used, len - used, &m)) > 0) {
+        used += (size_t)n;
+        if (m.kind == LG_NATS_PING) {
+            if (lg_send_binary(c, "PONG\r\n", 6)) return -1;
+        } else if (m.kind == LG_NATS_ERR) {
+            lg_on_error(x, c, -1, "NATS -ERR");
+        } else if (fn(x, c, &m)) {
+            return -1;
+        }
+    }
+    return n < 0 ? -1 : (long)used;
+}
+
 const char *lg_token(const lg_ctx *x, const lg_conn *c)
 {
     if (!x->n_tokens) return NULL;
